@@ -1,0 +1,215 @@
+"""Domain vocabulary shared by every service: enums in Binance's spelling and the fixed-point scales.
+
+Scales, explained once:
+
+* A **price** is an integer number of *ticks*: ``price = ticks * market.tick_size``.
+* A **quantity** is an integer number of *lots*: ``qty = lots * market.step_size``.
+* A **notional unit** (nu) is one tick times one lot: ``price * qty = ticks * lots * tick_size * step_size``.
+* A **balance** is an integer number of *atoms*; every asset has ``ASSET_SCALE`` (8) decimals, as Binance
+  shows them. ``Market`` requires ``step_size`` and ``tick_size * step_size`` to be whole multiples of one
+  atom, so base quantities and quote notionals convert to atoms exactly.
+
+Decimals exist only at the edges (parsing requests, printing responses); the core never sees a float.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Final
+
+ASSET_SCALE: Final = 8
+ATOM: Final = Decimal(1).scaleb(-ASSET_SCALE)
+BPS: Final = 10_000  # fee rates are in basis points
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    LIMIT = "LIMIT"
+    MARKET = "MARKET"
+    LIMIT_MAKER = "LIMIT_MAKER"
+
+
+class TimeInForce(StrEnum):
+    GTC = "GTC"
+    IOC = "IOC"
+    FOK = "FOK"
+
+
+class OrderStatus(StrEnum):
+    NEW = "NEW"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
+    FILLED = "FILLED"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    EXPIRED_IN_MATCH = "EXPIRED_IN_MATCH"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+
+
+class ExecType(StrEnum):
+    NEW = "NEW"
+    TRADE = "TRADE"
+    CANCELED = "CANCELED"
+    REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+    TRADE_PREVENTION = "TRADE_PREVENTION"
+
+
+class StpMode(StrEnum):
+    """Self-trade prevention, as Binance names it; the taker is the incoming order."""
+
+    NONE = "NONE"
+    EXPIRE_TAKER = "EXPIRE_TAKER"
+    EXPIRE_MAKER = "EXPIRE_MAKER"
+    EXPIRE_BOTH = "EXPIRE_BOTH"
+
+
+class Bucket(StrEnum):
+    """Where an account's units sit: spendable, or held for an open order."""
+
+    AVAILABLE = "available"
+    HELD = "held"
+
+
+class DomainError(Exception):
+    """A request the exchange refuses; ``shared.errors`` maps each subclass to a Binance code once."""
+
+
+class FilterFailure(DomainError):
+    """A market filter refused a value (PRICE_FILTER, LOT_SIZE, NOTIONAL, ...)."""
+
+    def __init__(self, filter_type: str, detail: str) -> None:
+        super().__init__(f"Filter failure: {filter_type}")
+        self.filter_type = filter_type
+        self.detail = detail
+
+
+def to_decimal(text: str, field: str) -> Decimal:
+    """Parse a decimal string from a request; no exponents, NaN or infinities."""
+    try:
+        value = Decimal(text)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.") from None
+    if not value.is_finite() or "e" in text.lower() or value < 0:
+        raise ValueError(f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")
+    return value
+
+
+def atoms_to_decimal(atoms: int) -> Decimal:
+    return Decimal(atoms).scaleb(-ASSET_SCALE)
+
+
+def decimal_to_atoms(value: Decimal) -> int:
+    """Exact conversion; a value finer than one atom is an error, not a rounding."""
+    scaled = value.scaleb(ASSET_SCALE)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{value} has more than {ASSET_SCALE} decimals")
+    return int(scaled)
+
+
+def fmt_amount(atoms: int) -> str:
+    """Atoms as Binance prints a balance: 8 decimals."""
+    sign = "-" if atoms < 0 else ""
+    whole, frac = divmod(abs(atoms), 10**ASSET_SCALE)
+    return f"{sign}{whole}.{frac:08d}"
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """One trading pair with its filters and fee rates (a row of the ``markets`` table)."""
+
+    symbol: str
+    base: str
+    quote: str
+    tick_size: Decimal
+    step_size: Decimal
+    min_price: Decimal
+    max_price: Decimal
+    min_qty: Decimal
+    max_qty: Decimal
+    min_notional: Decimal
+    maker_fee_bps: int = 10
+    taker_fee_bps: int = 10
+    status: str = "TRADING"
+
+    def __post_init__(self) -> None:
+        for name in ("tick_size", "step_size"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{self.symbol}: {name} must be positive")
+        if (self.step_size / ATOM) % 1 or (self.tick_size * self.step_size / ATOM) % 1:
+            raise ValueError(f"{self.symbol}: step_size and tick_size*step_size must be whole atoms")
+
+    # --- scale conversions (exact; off-grid values raise FilterFailure) -------------------------------
+    @property
+    def atoms_per_lot(self) -> int:
+        """Base atoms in one lot."""
+        return int(self.step_size / ATOM)
+
+    @property
+    def atoms_per_nu(self) -> int:
+        """Quote atoms in one notional unit (one tick times one lot)."""
+        return int(self.tick_size * self.step_size / ATOM)
+
+    @property
+    def price_decimals(self) -> int:
+        return max(0, -self.tick_size.normalize().as_tuple().exponent)  # type: ignore[operator]
+
+    @property
+    def qty_decimals(self) -> int:
+        return max(0, -self.step_size.normalize().as_tuple().exponent)  # type: ignore[operator]
+
+    def price_to_ticks(self, price: Decimal) -> int:
+        if price < self.min_price or price > self.max_price:
+            raise FilterFailure("PRICE_FILTER", f"price {price} outside [{self.min_price}, {self.max_price}]")
+        ticks = price / self.tick_size
+        if ticks != ticks.to_integral_value():
+            raise FilterFailure("PRICE_FILTER", f"price {price} is not a multiple of tickSize {self.tick_size}")
+        return int(ticks)
+
+    def qty_to_lots(self, qty: Decimal, filter_type: str = "LOT_SIZE") -> int:
+        if qty < self.min_qty or qty > self.max_qty:
+            raise FilterFailure(filter_type, f"quantity {qty} outside [{self.min_qty}, {self.max_qty}]")
+        lots = qty / self.step_size
+        if lots != lots.to_integral_value():
+            raise FilterFailure(filter_type, f"quantity {qty} is not a multiple of stepSize {self.step_size}")
+        return int(lots)
+
+    def ticks_to_price(self, ticks: int) -> Decimal:
+        return ticks * self.tick_size
+
+    def lots_to_qty(self, lots: int) -> Decimal:
+        return lots * self.step_size
+
+    def fmt_price(self, ticks: int) -> str:
+        return f"{self.ticks_to_price(ticks):.8f}"
+
+    def fmt_qty(self, lots: int) -> str:
+        return f"{self.lots_to_qty(lots):.8f}"
+
+    def fmt_notional(self, nu: int) -> str:
+        return fmt_amount(nu * self.atoms_per_nu)
+
+    @property
+    def min_notional_nu(self) -> int:
+        """Smallest allowed notional, in notional units, rounded up."""
+        nu = self.min_notional / (self.tick_size * self.step_size)
+        return int(nu.to_integral_value(rounding="ROUND_CEILING"))
+
+    # --- fees ------------------------------------------------------------------------------------------
+    def fee_atoms(self, gross_atoms: int, is_maker: bool) -> int:
+        """Commission on what a side receives, rounded down so the user is never overcharged."""
+        rate = self.maker_fee_bps if is_maker else self.taker_fee_bps
+        return gross_atoms * rate // BPS
