@@ -196,7 +196,7 @@ class CommandError(msgspec.Struct, kw_only=True, frozen=True):
     msg: str
 
 
-class MatchedEvent(msgspec.Struct, kw_only=True, frozen=True):
+class MatchedEvent(msgspec.Struct, tag_field="kind", tag="matched", kw_only=True, frozen=True):
     """Everything one command did to one symbol's book, in order; ``seq`` is gap-free per symbol."""
 
     v: int = SCHEMA_VERSION
@@ -210,7 +210,7 @@ class MatchedEvent(msgspec.Struct, kw_only=True, frozen=True):
     error: CommandError | None = None
 
 
-class TradeExecution(msgspec.Struct, kw_only=True, frozen=True):
+class TradeExecution(msgspec.Struct, tag_field="kind", tag="trades", kw_only=True, frozen=True):
     """The trades of one matched event, for market data and the archive."""
 
     v: int = SCHEMA_VERSION
@@ -226,3 +226,4 @@ decode_request = msgspec.json.Decoder(OrderRequest).decode
 decode_command = msgspec.json.Decoder(MatcherCommand).decode
 decode_matched = msgspec.json.Decoder(MatchedEvent).decode
 decode_trades = msgspec.json.Decoder(TradeExecution).decode
+decode_output = msgspec.json.Decoder(MatchedEvent | TradeExecution).decode

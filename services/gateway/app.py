@@ -1,0 +1,102 @@
+"""gateway: the API Gateway of the seed. Authentication, authorization, rate limits, routing, WebSockets.
+
+Public REST under ``/api/v3`` (Binance's spot API), WebSockets under ``/ws``, ``/stream`` and
+``/ws-api/v3``. Every refusal is Binance's ``{"code", "msg"}`` with a 4xx; an unexpected fault is a 500
+with a generic message, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared import errors, postgres
+from shared import redis as sredis
+from shared.config import Settings
+from shared.http import add_error_handlers, add_health_routes
+from shared.lifecycle import Health
+
+from .deps import Gateway
+from .hub import Hub
+from .outcomes import Outcomes
+from .ratelimit import RateLimiter
+from .routes import market, orders, userstream
+from .ws import router as ws_router
+
+SERVICE = "gateway"
+MARKETS_REFRESH_S = 30
+log = logging.getLogger(SERVICE)
+
+
+async def _refresh_markets(gw: Gateway) -> None:
+    while True:
+        await asyncio.sleep(MARKETS_REFRESH_S)
+        try:
+            gw.markets.update(await postgres.load_markets(gw.db))
+        except Exception:
+            log.warning("market refresh failed; keeping the markets we have", exc_info=True)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    health = Health()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            db = await stack.enter_async_context(postgres.pool(settings, max_size=20))
+            cache = await stack.enter_async_context(sredis.client(settings))
+            pubsub_cache = await stack.enter_async_context(sredis.client(settings))
+            ingestion = httpx.AsyncClient(base_url=settings.ingestion_url, timeout=10.0,
+                                          limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+            stack.push_async_callback(ingestion.aclose)
+            outcomes = Outcomes()
+            hub = Hub(pubsub_cache, outcomes.deliver)
+            await hub.start()
+            stack.push_async_callback(hub.stop)
+            gw = Gateway(settings, db, cache, await postgres.load_markets(db),
+                         RateLimiter(cache, settings.request_weight_per_minute, settings.orders_per_10s),
+                         outcomes, hub, ingestion, {})
+            app.state.gateway = gw
+            refresher = asyncio.create_task(_refresh_markets(gw))
+            health.up()
+            try:
+                yield
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+
+    app = FastAPI(title="spot gateway", version="1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None,
+                  description="Binance-compatible spot API of the exchange fleet.")
+    add_health_routes(app, health)
+    add_error_handlers(app)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> Response:
+        return JSONResponse({"code": errors.ILLEGAL_CHARS, "msg": "Malformed request."}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
+        code = errors.UNKNOWN if exc.status_code >= 500 else -1
+        return JSONResponse({"code": code, "msg": str(exc.detail)[:200]}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        log.error("unexpected %s", type(exc).__name__, exc_info=True)
+        return JSONResponse({"code": errors.UNKNOWN, "msg": "An unknown error occurred while processing the request."},
+                            status_code=500)
+
+    app.include_router(market.router)
+    app.include_router(orders.router)
+    app.include_router(userstream.router)
+    app.include_router(ws_router)
+    return app

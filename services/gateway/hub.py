@@ -1,0 +1,108 @@
+"""Fan-out of Redis pub/sub channels to this replica's WebSocket clients.
+
+One pub/sub connection per replica, subscribed to a channel while at least one local client wants it.
+Each client has a bounded queue; a client that falls ``QUEUE_MAX`` messages behind is dropped (it can
+reconnect and resynchronise from a snapshot), so a slow reader never slows the others or grows memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter, Gauge
+
+from shared import redis as sredis
+
+log = logging.getLogger(__name__)
+QUEUE_MAX = 2000
+DROPPED = Counter("spot_ws_dropped_clients_total", "WebSocket clients dropped for falling behind")
+CONNECTIONS = Gauge("spot_ws_connections", "Open WebSocket connections")
+
+
+class Subscriber:
+    """One WebSocket client's inbox: (channel, payload) pairs."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_MAX)
+        self.overflowed = asyncio.Event()
+
+    def offer(self, channel: str, payload: bytes) -> None:
+        try:
+            self.queue.put_nowait((channel, payload))
+        except asyncio.QueueFull:
+            if not self.overflowed.is_set():
+                DROPPED.inc()
+                self.overflowed.set()
+
+
+class Hub:
+    def __init__(self, cache: aioredis.Redis, on_outcome: Callable[[bytes], None]) -> None:
+        self._pubsub = cache.pubsub(ignore_subscribe_messages=False)
+        self._subs: dict[str, set[Subscriber]] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}
+        self._on_outcome = on_outcome
+        self._task: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        await self._pubsub.subscribe(sredis.ORDER_OUTCOMES)
+        self._task = asyncio.create_task(self._read())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self._pubsub.aclose()
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                msg = await self._pubsub.get_message(timeout=1.0)
+            except (aioredis.ConnectionError, OSError) as exc:
+                log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
+                await asyncio.sleep(0.5)
+                continue
+            if msg is None:
+                continue
+            channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
+            if msg["type"] == "subscribe":
+                ev = self._confirmed.get(channel)
+                if ev:
+                    ev.set()
+                continue
+            if msg["type"] != "message":
+                continue
+            if channel == sredis.ORDER_OUTCOMES:
+                self._on_outcome(msg["data"])
+                continue
+            for sub in self._subs.get(channel, ()):
+                sub.offer(channel, msg["data"])
+
+    async def subscribe(self, channel: str, sub: Subscriber) -> None:
+        """Returns once Redis confirmed the subscription, so nothing published afterwards is missed."""
+        async with self._lock:
+            subs = self._subs.get(channel)
+            if subs is None:
+                subs = self._subs[channel] = set()
+                ev = self._confirmed[channel] = asyncio.Event()
+                await self._pubsub.subscribe(channel)
+            else:
+                ev = self._confirmed[channel]
+            subs.add(sub)
+        await asyncio.wait_for(ev.wait(), 5)
+
+    async def unsubscribe(self, channel: str, sub: Subscriber) -> None:
+        async with self._lock:
+            subs = self._subs.get(channel)
+            if subs is None:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subs[channel]
+                self._confirmed.pop(channel, None)
+                await self._pubsub.unsubscribe(channel)

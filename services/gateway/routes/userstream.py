@@ -1,0 +1,53 @@
+"""The legacy listenKey user data stream (ccxt <= 4.5.5): create, keep alive, close.
+
+A listen key lives in Redis for an hour and is refreshed by PUT; ``/ws/<listenKey>`` then streams the
+owner's events.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from fastapi import APIRouter
+
+from shared import errors
+from shared.errors import ApiError
+
+from ..deps import GatewayDep, KeyCaller
+
+router = APIRouter(prefix="/api/v3")
+LISTEN_KEY_TTL_S = 3600
+
+
+def listen_key(k: str) -> str:
+    return f"listenkey:{k}"
+
+
+@router.post("/userDataStream")
+async def create(gw: GatewayDep, caller: KeyCaller) -> dict[str, Any]:
+    k = secrets.token_hex(32)
+    await gw.cache.set(listen_key(k), caller.user_id, ex=LISTEN_KEY_TTL_S)
+    return {"listenKey": k}
+
+
+async def _owned(gw: GatewayDep, caller: KeyCaller) -> str:
+    k = caller.params.get("listenKey", "")
+    if not k:
+        raise errors.mandatory("listenKey")
+    owner = await gw.cache.get(listen_key(k[:80]))
+    if owner is None or int(owner) != caller.user_id:
+        raise ApiError(errors.INVALID_LISTEN_KEY, "This listenKey does not exist.")
+    return k
+
+
+@router.put("/userDataStream")
+async def keepalive(gw: GatewayDep, caller: KeyCaller) -> dict[str, Any]:
+    await gw.cache.expire(listen_key(await _owned(gw, caller)), LISTEN_KEY_TTL_S)
+    return {}
+
+
+@router.delete("/userDataStream")
+async def close(gw: GatewayDep, caller: KeyCaller) -> dict[str, Any]:
+    await gw.cache.delete(listen_key(await _owned(gw, caller)))
+    return {}

@@ -1,0 +1,19 @@
+"""ingestion service entry point: ``spot run ingestion``."""
+
+import uvicorn
+
+from shared.config import Settings
+from shared.lifecycle import setup_logging
+
+from .app import SERVICE, create_app
+
+
+def main() -> None:
+    settings = Settings()
+    setup_logging(SERVICE, settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port_for(SERVICE), log_level="warning",
+                access_log=False, loop="uvloop", http="httptools")
+
+
+if __name__ == "__main__":
+    main()

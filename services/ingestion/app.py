@@ -1,0 +1,104 @@
+"""ingestion: the Lambda of the seed as a service. Canonicalise a request, give it an id, publish it.
+
+Answers as soon as the broker has acknowledged the message; the outcome reaches the user later through
+the fleet. The same ``Ingestor`` backs the AWS Lambda handler (``lambda_handler.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from pydantic import BaseModel, Field
+
+from shared import errors, kafka, postgres
+from shared import redis as sredis
+from shared.config import Settings
+from shared.errors import ApiError
+from shared.http import add_error_handlers, add_health_routes
+from shared.ids import IdBlocks
+from shared.lifecycle import Health, now_ms
+from shared.messages import Topic, encode
+
+from .request import parse_cancel, parse_new_order
+
+SERVICE = "ingestion"
+CLIENT_ID_TTL_S = 24 * 3600  # a client order id stays taken for a day (Postgres keeps it unique for good)
+
+
+class NewOrderIn(BaseModel):
+    user_id: int = Field(alias="userId")
+    params: dict[str, str]
+
+
+class CancelIn(BaseModel):
+    user_id: int = Field(alias="userId")
+    order_id: int = Field(alias="orderId")
+    params: dict[str, str]
+
+
+class Ingestor:
+    """The order-request path, independent of HTTP or Lambda."""
+
+    def __init__(self, outbox: kafka.Outbox, cache: aioredis.Redis, ids: IdBlocks, symbols: set[str]) -> None:
+        self.outbox, self.cache, self.ids, self.symbols = outbox, cache, ids, symbols
+
+    async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        order_id = await self.ids.next()
+        request = parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.symbols)
+        key = f"coid:{user_id}:{request.client_order_id}"
+        if not await self.cache.set(key, order_id, nx=True, ex=CLIENT_ID_TTL_S):
+            raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+        try:
+            await self.outbox.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol)
+        except Exception:
+            await self.cache.delete(key)  # nothing was accepted: the client may retry with the same id
+            raise
+        return {"symbol": request.symbol, "orderId": order_id, "clientOrderId": request.client_order_id,
+                "transactTime": request.ts}
+
+    async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        request_id = await self.ids.next()
+        request = parse_cancel(params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(),
+                               symbols=self.symbols)
+        await self.outbox.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol)
+        return {"requestId": request_id, "transactTime": request.ts}
+
+
+@asynccontextmanager
+async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
+    async with AsyncExitStack() as stack:
+        db = await stack.enter_async_context(postgres.pool(settings, max_size=2))
+        cache = await stack.enter_async_context(sredis.client(settings))
+        outbox = await stack.enter_async_context(kafka.producer(settings))
+        symbols = set(await postgres.load_markets(db))
+        yield Ingestor(outbox, cache, IdBlocks(db), symbols)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    health = Health()
+    state: dict[str, Ingestor] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with ingestor(settings) as ing:
+            state["ingestor"] = ing
+            health.up()
+            yield
+
+    app = FastAPI(title="spot ingestion", lifespan=lifespan, docs_url=None, redoc_url=None)
+    add_health_routes(app, health)
+    add_error_handlers(app)
+
+    @app.post("/internal/orders")
+    async def new_order(body: NewOrderIn) -> dict[str, Any]:
+        return await state["ingestor"].new_order(body.user_id, body.params)
+
+    @app.post("/internal/cancels")
+    async def cancel(body: CancelIn) -> dict[str, Any]:
+        return await state["ingestor"].cancel(body.user_id, body.order_id, body.params)
+
+    return app

@@ -1,0 +1,130 @@
+"""Turn a client's order parameters (Binance names, strings) into the canonical ``order-requests`` message.
+
+Pure: no I/O. Checks only what needs no market state beyond the symbol list: mandatory and extra
+parameters, enum spellings, decimal syntax, client-id syntax. Market filters and balances are the order
+processor's job, so a filter change never needs a new ingestion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping
+from decimal import Decimal
+
+from shared import errors
+from shared.domain import OrderType, Side, StpMode, TimeInForce, to_decimal
+from shared.errors import ApiError
+from shared.messages import CancelRequest, NewOrderRequest
+
+CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
+NEW_ORDER_PARAMS = frozenset({
+    "symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price", "newClientOrderId",
+    "newOrderRespType", "selfTradePreventionMode", "timestamp", "recvWindow", "signature",
+})
+CANCEL_PARAMS = frozenset({"symbol", "orderId", "origClientOrderId", "newClientOrderId", "cancelRestrictions",
+                           "timestamp", "recvWindow", "signature"})
+RESP_TYPES = ("ACK", "RESULT", "FULL")
+
+
+def _enum(params: Mapping[str, str], name: str, enum: type, code: int, msg: str) -> str:
+    raw = params.get(name)
+    if not raw:
+        raise errors.mandatory(name)
+    try:
+        return enum(raw)  # type: ignore[no-any-return]
+    except ValueError:
+        raise ApiError(code, msg) from None
+
+
+def _decimal(params: Mapping[str, str], name: str) -> Decimal | None:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    if len(raw) > 40:
+        raise errors.illegal(name)
+    try:
+        value = to_decimal(raw, name)
+    except ValueError as exc:
+        raise ApiError(errors.ILLEGAL_CHARS, str(exc)) from None
+    if value <= 0:
+        raise ApiError(errors.ILLEGAL_CHARS, f"Parameter '{name}' must be greater than zero; got '{raw}'.")
+    return value
+
+
+def _canonical(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def check_unread(params: Mapping[str, str], allowed: frozenset[str]) -> None:
+    extra = sorted(set(params) - allowed)
+    if extra:
+        raise ApiError(errors.UNREAD_PARAMETERS, f"Not all sent parameters were read; unexpected: {', '.join(extra)[:200]}.")
+
+
+def symbol_of(params: Mapping[str, str], symbols: Collection[str]) -> str:
+    symbol = params.get("symbol", "")
+    if not symbol:
+        raise errors.mandatory("symbol")
+    if symbol not in symbols:
+        raise errors.invalid_symbol()
+    return symbol
+
+
+def parse_new_order(params: Mapping[str, str], *, user_id: int, order_id: int, ts: int,
+                    symbols: Collection[str]) -> NewOrderRequest:
+    check_unread(params, NEW_ORDER_PARAMS)
+    symbol = symbol_of(params, symbols)
+    side = Side(_enum(params, "side", Side, errors.INVALID_SIDE, "Invalid side."))
+    otype = OrderType(_enum(params, "type", OrderType, errors.INVALID_ORDER_TYPE, "Invalid orderType."))
+    price, qty, quote = _decimal(params, "price"), _decimal(params, "quantity"), _decimal(params, "quoteOrderQty")
+    tif: TimeInForce | None = None
+    if params.get("timeInForce"):
+        tif = TimeInForce(_enum(params, "timeInForce", TimeInForce, errors.INVALID_TIF, "Invalid timeInForce."))
+    if otype is OrderType.LIMIT:
+        if tif is None:
+            raise errors.mandatory("timeInForce")
+        if price is None:
+            raise errors.mandatory("price")
+        if qty is None:
+            raise errors.mandatory("quantity")
+        if quote is not None:
+            raise errors.not_required("quoteOrderQty")
+    elif otype is OrderType.LIMIT_MAKER:
+        if price is None:
+            raise errors.mandatory("price")
+        if qty is None:
+            raise errors.mandatory("quantity")
+        if tif is not None:
+            raise errors.not_required("timeInForce")
+        if quote is not None:
+            raise errors.not_required("quoteOrderQty")
+        tif = TimeInForce.GTC
+    else:  # MARKET
+        if (qty is None) == (quote is None):
+            raise ApiError(errors.MANDATORY_PARAM,
+                           "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
+                           if qty is None else "Parameters 'quantity' and 'quoteOrderQty' cannot be sent together.")
+        if price is not None:
+            raise errors.not_required("price")
+        if tif is not None:
+            raise errors.not_required("timeInForce")
+        tif = TimeInForce.IOC
+    client_id = params.get("newClientOrderId") or f"spot-{order_id}"
+    if not CLIENT_ID.match(client_id):
+        raise errors.illegal("newClientOrderId")
+    if params.get("newOrderRespType", "FULL") not in RESP_TYPES:
+        raise ApiError(errors.ILLEGAL_CHARS, "Invalid newOrderRespType; legal values are ACK, RESULT, FULL.")
+    stp = StpMode(_enum({"x": params.get("selfTradePreventionMode") or "EXPIRE_MAKER"}, "x", StpMode,
+                        errors.ILLEGAL_CHARS, "Invalid selfTradePreventionMode."))
+    return NewOrderRequest(
+        order_id=order_id, user_id=user_id, symbol=symbol, side=side, type=otype, tif=tif, price=_canonical(price),
+        quantity=_canonical(qty), quote_order_qty=_canonical(quote), client_order_id=client_id, stp=stp, ts=ts,
+    )
+
+
+def parse_cancel(params: Mapping[str, str], *, user_id: int, request_id: int, order_id: int, ts: int,
+                 symbols: Collection[str]) -> CancelRequest:
+    """``order_id`` is resolved by the caller (from ``orderId`` or ``origClientOrderId``)."""
+    check_unread(params, CANCEL_PARAMS)
+    symbol = symbol_of(params, symbols)
+    return CancelRequest(request_id=request_id, user_id=user_id, symbol=symbol, order_id=order_id, ts=ts)

@@ -1,0 +1,86 @@
+"""market-data: depth, trades, klines and the user stream, from the matcher's output.
+
+Consumes ``matched-events`` (depth deltas and order updates) and ``trade-execution`` (trades). Order
+updates go out at once as ``executionReport`` on the owner's channel; trades go out per batch with the
+candle they move; depth is pushed every ``DEPTH_INTERVAL_MS`` as one gap-free diff. Input offsets are
+committed only after the state they produced is in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import orjson
+from prometheus_client import Counter
+
+from shared import kafka, postgres
+from shared import redis as sredis
+from shared.binance import execution_report
+from shared.config import Settings
+from shared.kafka import Batch
+from shared.lifecycle import Health, now_ms, run
+from shared.messages import MatchedEvent, Topic, TradeExecution, decode_output
+
+from .streams import MarketState, publish_depth, publish_trades
+
+SERVICE = "market-data"
+DEPTH_INTERVAL_MS = 100
+PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
+
+async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
+    async with postgres.pool(settings, max_size=1) as db:
+        markets = await postgres.load_markets(db)
+    async with (
+        kafka.producer(settings) as dlq,
+        sredis.client(settings) as cache,
+        kafka.consumer(settings, [Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION], SERVICE, decode_output, dlq) as inbox,
+    ):
+        states = {s: MarketState(m) for s, m in markets.items()}
+        for state in states.values():
+            await state.load(cache)
+        health.up()
+        unflushed: list[Batch[MatchedEvent | TradeExecution]] = []
+        last_flush = time.monotonic()
+        async for batch in inbox.batches(stop, timeout_ms=DEPTH_INTERVAL_MS // 2, yield_empty=True):
+            now = now_ms()
+            users = cache.pipeline(transaction=False)
+            trades = cache.pipeline(transaction=True)
+            for record in batch.records:
+                v = record.value
+                state = states.get(v.symbol)
+                if state is None:
+                    continue
+                if isinstance(v, MatchedEvent):
+                    if state.depth.apply(v.seq, v.deltas):
+                        for u in v.updates:
+                            report = execution_report(state.market, u, v.ts)
+                            users.publish(sredis.user_channel(u.user_id), orjson.dumps(report))
+                        PUSHED.labels("order").inc(len(v.updates))
+                elif v.seq > state.trade_seq:
+                    publish_trades(trades, state, v.seq, v.trades, now)
+                    PUSHED.labels("trade").inc(len(v.trades))
+            await users.execute()
+            await trades.execute()
+            if batch.records:
+                unflushed.append(batch)
+            if (time.monotonic() - last_flush) * 1000 >= DEPTH_INTERVAL_MS:
+                last_flush = time.monotonic()
+                pipe = cache.pipeline(transaction=True)
+                for state in states.values():
+                    diff = state.depth.take_diff()
+                    if diff is not None:
+                        publish_depth(pipe, state.market, diff, now)
+                        PUSHED.labels("depth").inc()
+                await pipe.execute()
+                for done in unflushed:
+                    await inbox.commit(done)
+                unflushed.clear()
+
+
+def main() -> None:
+    run(serve, SERVICE)
+
+
+if __name__ == "__main__":
+    main()

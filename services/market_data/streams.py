@@ -1,0 +1,111 @@
+"""Redis side of market data: the state REST reads and the pub/sub channels the gateway fans out.
+
+Per symbol (hash tag ``{SYMBOL}``, so each MULTI stays in one Redis Cluster slot):
+
+* ``md:{S}:bids`` / ``md:{S}:asks``: price ticks -> lots; ``md:{S}:depth_seq``: the snapshot's lastUpdateId;
+* ``md:{S}:trades``: the last ``RECENT_TRADES`` trades, newest first, as Binance trade rows;
+* ``md:{S}:klines``: 1m kline rows scored by open time; ``md:{S}:kline_cur`` the open candle's state;
+* ``md:{S}:trade_seq``: the last trade-execution seq applied.
+
+Each write of state and its stream publication happen in one MULTI, so the depth stream and the
+snapshot never disagree, and a redelivered event (seq at or below the stored one) is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import astuple
+
+import orjson
+import redis.asyncio as aioredis
+
+from shared import redis as sredis
+from shared.binance import agg_trade_event, trade_event, trade_json
+from shared.domain import Market
+from shared.messages import Trade
+
+from .depth import Depth, Diff
+from .klines import Kline, fold
+
+RECENT_TRADES = 1000
+KLINES_KEPT = 2000  # over a day of minutes, for the 24h ticker
+
+
+def key(symbol: str, part: str) -> str:
+    return f"md:{{{symbol}}}:{part}"
+
+
+def stream_name(symbol: str, kind: str) -> str:
+    return f"{symbol.lower()}@{kind}"
+
+
+class MarketState:
+    """In-memory state of one symbol, restored from Redis at start."""
+
+    def __init__(self, market: Market) -> None:
+        self.market = market
+        self.depth = Depth()
+        self.trade_seq = 0
+        self.kline: Kline | None = None
+
+    async def load(self, cache: aioredis.Redis) -> None:
+        s = self.market.symbol
+        pipe = cache.pipeline(transaction=True)
+        pipe.hgetall(key(s, "bids"))
+        pipe.hgetall(key(s, "asks"))
+        pipe.get(key(s, "depth_seq"))
+        pipe.get(key(s, "trade_seq"))
+        pipe.get(key(s, "kline_cur"))
+        bids, asks, depth_seq, trade_seq, kline = await pipe.execute()
+        self.depth.bids = {int(p): int(q) for p, q in bids.items()}
+        self.depth.asks = {int(p): int(q) for p, q in asks.items()}
+        self.depth.seq = self.depth.pushed = int(depth_seq or 0)
+        self.trade_seq = int(trade_seq or 0)
+        self.kline = Kline(*orjson.loads(kline)) if kline else None
+
+
+def publish_depth(pipe: aioredis.client.Pipeline, m: Market, diff: Diff, event_ts: int) -> None:
+    """Persist a diff into the snapshot and push it as a ``depthUpdate``, in the caller's MULTI."""
+    s = m.symbol
+    for side, levels in (("bids", diff.bids), ("asks", diff.asks)):
+        gone = [str(p) for p, q in levels.items() if q == 0]
+        kept = {str(p): q for p, q in levels.items() if q}
+        if gone:
+            pipe.hdel(key(s, side), *gone)
+        if kept:
+            pipe.hset(key(s, side), mapping=kept)  # type: ignore[arg-type]
+    pipe.set(key(s, "depth_seq"), diff.last)
+    event = {"e": "depthUpdate", "E": event_ts, "s": s, "U": diff.first, "u": diff.last,
+             "b": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.bids.items(), reverse=True)],
+             "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())]}
+    pipe.publish(sredis.stream_channel(stream_name(s, "depth")), orjson.dumps(event))
+
+
+def publish_trades(pipe: aioredis.client.Pipeline, state: MarketState, seq: int, trades: list[Trade],
+                   event_ts: int) -> None:
+    """Record trades, roll the candle and push trade, aggTrade and kline events, in the caller's MULTI."""
+    m = state.market
+    s = m.symbol
+    rows = []
+    for t in trades:
+        rows.append(orjson.dumps(trade_json(m, t)))
+        pipe.publish(sredis.stream_channel(stream_name(s, "trade")), orjson.dumps(trade_event(m, t, event_ts)))
+        pipe.publish(sredis.stream_channel(stream_name(s, "aggTrade")), orjson.dumps(agg_trade_event(m, t, event_ts)))
+        state.kline, closed = fold(state.kline, t)
+        if closed is not None:
+            _store_kline(pipe, m, closed)
+            pipe.publish(sredis.stream_channel(stream_name(s, "kline_1m")),
+                         orjson.dumps(closed.event(m, event_ts, closed=True)))
+    pipe.lpush(key(s, "trades"), *reversed(rows))
+    pipe.ltrim(key(s, "trades"), 0, RECENT_TRADES - 1)
+    assert state.kline is not None
+    _store_kline(pipe, m, state.kline)
+    pipe.set(key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
+    pipe.publish(sredis.stream_channel(stream_name(s, "kline_1m")), orjson.dumps(state.kline.event(m, event_ts)))
+    pipe.set(key(s, "trade_seq"), seq)
+    state.trade_seq = seq
+
+
+def _store_kline(pipe: aioredis.client.Pipeline, m: Market, k: Kline) -> None:
+    pipe.zremrangebyscore(key(m.symbol, "klines"), k.open_time, k.open_time)
+    pipe.zadd(key(m.symbol, "klines"), {orjson.dumps(k.row(m)): k.open_time})
+    pipe.zremrangebyrank(key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)

@@ -1,0 +1,80 @@
+"""order-processor: check each order request, hold its funds, publish the decision.
+
+Per batch, in this order (the seed's "Aurora first"): one Postgres transaction for every order row and
+hold; then one Redis pipeline for the hot book; then the decisions to ``validated-orders``; only when the
+broker acknowledged them is the input committed. A crash between any two steps is completed by the
+redelivery, because each step is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import Counter, Histogram
+
+from shared import kafka, postgres
+from shared import redis as sredis
+from shared.config import Settings
+from shared.lifecycle import Health, now_ms, run
+from shared.messages import (
+    AcceptedOrder,
+    CancelOrder,
+    CancelRequest,
+    MatcherCommand,
+    NewOrderRequest,
+    RejectedOrder,
+    Topic,
+    decode_request,
+    encode,
+)
+
+from .holds import Holds, Located
+from .hotbook import HotBook
+
+SERVICE = "order-processor"  # also the consumer group and the Deployment
+
+DECISIONS = Counter("spot_orders_decided_total", "Order requests decided", ["outcome", "reason"])
+BATCH_SECONDS = Histogram("spot_processor_batch_seconds", "Time to decide and publish one batch")
+
+
+async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
+    async with (
+        kafka.producer(settings) as outbox,
+        kafka.consumer(settings, [Topic.ORDER_REQUESTS], SERVICE, decode_request, outbox) as inbox,
+        postgres.pool(settings) as db,
+        sredis.client(settings) as cache,
+    ):
+        holds = Holds(db, await postgres.load_markets(db), settings.open_orders_max)
+        hot = HotBook(cache)
+        health.up()
+        async for batch in inbox.batches(stop):
+            with BATCH_SECONDS.time():
+                news = [Located(r.partition, r.offset, r.value) for r in batch.records
+                        if isinstance(r.value, NewOrderRequest)]
+                decided = iter(await holds.take(news, now_ms()))
+                commands: list[MatcherCommand] = []
+                for r in batch.records:
+                    if isinstance(r.value, CancelRequest):
+                        c = r.value
+                        commands.append(CancelOrder(src_partition=r.partition, src_offset=r.offset,
+                                                    request_id=c.request_id, order_id=c.order_id, user_id=c.user_id,
+                                                    symbol=c.symbol, ts=c.ts))
+                    else:
+                        commands.append(next(decided))
+                await hot.add([c for c in commands if isinstance(c, AcceptedOrder)])
+                for c in commands:
+                    await outbox.send(Topic.VALIDATED_ORDERS, encode(c), key=c.symbol)
+                    if isinstance(c, RejectedOrder):
+                        DECISIONS.labels("rejected", str(c.code)).inc()
+                    elif isinstance(c, AcceptedOrder):
+                        DECISIONS.labels("accepted", "").inc()
+                await outbox.flush()
+                await inbox.commit(batch)
+
+
+def main() -> None:
+    run(serve, SERVICE)
+
+
+if __name__ == "__main__":
+    main()

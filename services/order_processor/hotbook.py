@@ -1,0 +1,31 @@
+"""Redis step of the order processor: the accepted order enters the hot book (ElastiCache).
+
+``hot:<symbol>`` maps order id to the accepted order until the matcher takes it into its book state
+(``services/matcher/bookstore.py`` removes the entry in the same transaction that commits the book).
+Writing the same entry twice is harmless, so a redelivery simply repeats it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from shared.messages import AcceptedOrder, encode
+
+
+def hot_key(symbol: str) -> str:
+    return f"hot:{{{symbol}}}:accepted"
+
+
+class HotBook:
+    def __init__(self, cache: aioredis.Redis) -> None:
+        self.cache = cache
+
+    async def add(self, orders: Sequence[AcceptedOrder]) -> None:
+        if not orders:
+            return
+        pipe = self.cache.pipeline(transaction=False)
+        for o in orders:
+            pipe.hset(hot_key(o.symbol), str(o.order_id), encode(o))
+        await pipe.execute()

@@ -1,0 +1,87 @@
+"""Check an order request against its market and size its hold: pure, no I/O.
+
+``check`` applies the market's filters (PRICE_FILTER, LOT_SIZE, NOTIONAL, status) and converts the
+decimal strings to ticks and lots. ``size_hold`` decides which asset and how many atoms to hold, given
+what the user has available; it never holds more than is available and never less than the order can
+spend, which is what lets settlement consume holds without ever driving a balance negative.
+
+Holds by order kind (``budget`` is what the matcher may spend: notional units for BUY, lots for SELL):
+
+=====================  =================  ==========================================================
+kind                   asset held         atoms held
+=====================  =================  ==========================================================
+LIMIT / LIMIT_MAKER    quote (BUY)        price * qty (better prices leave a remainder, released
+                                          when the order ends)
+any SELL by quantity   base               qty
+MARKET BUY by qty      quote              everything available (the fill price is unknown); the rest
+                                          is released when the order ends
+MARKET BUY by quote    quote              quoteOrderQty
+MARKET SELL by quote   base               everything available, in whole lots
+=====================  =================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from shared import errors
+from shared.domain import FilterFailure, Market, OrderType, Side
+from shared.errors import ApiError
+from shared.messages import NewOrderRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """A request that passed its market's filters, in integer units."""
+
+    price_ticks: int
+    qty_lots: int
+    quote_nu: int
+    hold_asset: str
+    hold_atoms: int | None  # None: hold everything available (market orders of unknown cost)
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    asset: str
+    atoms: int
+    budget: int  # notional units (BUY) or lots (SELL) the matcher may spend
+
+
+def check(req: NewOrderRequest, market: Market | None) -> Spec:
+    """Raise ``ApiError`` with Binance's code if a filter refuses the request."""
+    if market is None:
+        raise errors.invalid_symbol()
+    if market.status != "TRADING":
+        raise ApiError(errors.NEW_ORDER_REJECTED, "Market is closed.")
+    try:
+        price_ticks = market.price_to_ticks(Decimal(req.price)) if req.price is not None else 0
+        qty_lots = market.qty_to_lots(Decimal(req.quantity)) if req.quantity is not None else 0
+    except FilterFailure as f:
+        raise errors.from_filter(f) from None
+    quote_nu = 0
+    if req.quote_order_qty is not None:
+        quote_nu = int(Decimal(req.quote_order_qty) / (market.tick_size * market.step_size))
+        if quote_nu < market.min_notional_nu:
+            raise errors.from_filter(FilterFailure("NOTIONAL", f"quoteOrderQty below {market.min_notional}"))
+    if req.type is not OrderType.MARKET and price_ticks * qty_lots < market.min_notional_nu:
+        raise errors.from_filter(FilterFailure("NOTIONAL", f"notional below {market.min_notional}"))
+    side = req.side
+    if side is Side.BUY:
+        if req.type is OrderType.MARKET:
+            hold = quote_nu * market.atoms_per_nu if quote_nu else None
+        else:
+            hold = price_ticks * qty_lots * market.atoms_per_nu
+        return Spec(price_ticks, qty_lots, quote_nu, market.quote, hold)
+    hold = qty_lots * market.atoms_per_lot if qty_lots else None
+    return Spec(price_ticks, qty_lots, quote_nu, market.base, hold)
+
+
+def size_hold(spec: Spec, side: Side, market: Market, available: int) -> Hold:
+    """The hold to take from ``available`` atoms, or ``ApiError`` for insufficient balance."""
+    unit = market.atoms_per_nu if side is Side.BUY else market.atoms_per_lot
+    atoms = spec.hold_atoms if spec.hold_atoms is not None else available // unit * unit
+    if atoms <= 0 or atoms > available:
+        raise ApiError(errors.NEW_ORDER_REJECTED, errors.INSUFFICIENT_BALANCE_MSG)
+    return Hold(spec.hold_asset, atoms, atoms // unit)

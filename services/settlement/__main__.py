@@ -1,0 +1,66 @@
+"""settlement: turn matched events into balances, ledger rows, trades and order states, exactly once.
+
+Consumes ``matched-events`` (they carry the trades and the order states of each step in sequence, so a
+hold is released only after the trades of the same step consumed their part). After each committed
+batch it tells waiting REST calls the outcome and the owners their new balances (Redis pub/sub).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+from prometheus_client import Counter, Histogram
+
+from shared import kafka, postgres
+from shared import redis as sredis
+from shared.config import Settings
+from shared.domain import fmt_amount
+from shared.lifecycle import Health, now_ms, run
+from shared.messages import Topic, decode_matched
+
+from .accounts import Accounts
+from .outcome import outcome
+
+SERVICE = "settlement"
+SETTLED = Counter("spot_settled_events_total", "Matched events settled")
+BATCH_SECONDS = Histogram("spot_settlement_batch_seconds", "Time to settle one batch")
+
+
+async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
+    async with (
+        kafka.producer(settings) as dlq,
+        kafka.consumer(settings, [Topic.MATCHED_EVENTS], SERVICE, decode_matched, dlq) as inbox,
+        postgres.pool(settings) as db,
+        sredis.client(settings) as cache,
+    ):
+        markets = await postgres.load_markets(db)
+        accounts = Accounts(db, markets)
+        health.up()
+        async for batch in inbox.batches(stop):
+            with BATCH_SECONDS.time():
+                now = now_ms()
+                applied, balances = await accounts.apply([r.value for r in batch.records], now)
+                await inbox.commit(batch)
+                if not applied:
+                    continue
+                SETTLED.inc(len(applied))
+                pipe = cache.pipeline(transaction=False)
+                for e in applied:
+                    pipe.publish(sredis.ORDER_OUTCOMES, orjson.dumps(outcome(markets[e.symbol], e)))
+                per_user: dict[int, list[dict[str, str]]] = {}
+                for b in balances:
+                    per_user.setdefault(b["user_id"], []).append(
+                        {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])})
+                for user_id, rows in per_user.items():
+                    event = {"e": "outboundAccountPosition", "E": now, "u": now, "B": rows}
+                    pipe.publish(sredis.user_channel(user_id), orjson.dumps(event))
+                await pipe.execute()
+
+
+def main() -> None:
+    run(serve, SERVICE)
+
+
+if __name__ == "__main__":
+    main()

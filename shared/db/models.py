@@ -1,0 +1,147 @@
+"""Tables of the warm book and the accounts (Aurora / Postgres); Alembic migrations live beside them.
+
+Money columns are BIGINT in the scales of ``shared.domain``: prices in ticks, quantities in lots,
+notionals in notional units, balances and ledger amounts in atoms (1e-8 of an asset). CHECK constraints
+make a negative balance impossible rather than merely unlikely.
+"""
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+
+metadata = MetaData()
+
+FEE_USER_ID = 1  # the exchange's fee account, created by the first migration
+
+markets = Table(
+    "markets", metadata,
+    Column("symbol", Text, primary_key=True),
+    Column("base", Text, nullable=False),
+    Column("quote", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="TRADING"),
+    Column("tick_size", Numeric, nullable=False),
+    Column("step_size", Numeric, nullable=False),
+    Column("min_price", Numeric, nullable=False),
+    Column("max_price", Numeric, nullable=False),
+    Column("min_qty", Numeric, nullable=False),
+    Column("max_qty", Numeric, nullable=False),
+    Column("min_notional", Numeric, nullable=False),
+    Column("maker_fee_bps", Integer, nullable=False, server_default="10"),
+    Column("taker_fee_bps", Integer, nullable=False, server_default="10"),
+)
+
+users = Table(
+    "users", metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("name", Text, nullable=False),
+    Column("status", Text, nullable=False, server_default="ACTIVE"),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("api_key", Text, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("permissions", ARRAY(Text), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+balances = Table(
+    "balances", metadata,
+    Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
+    Column("asset", Text, nullable=False),
+    Column("available", BigInteger, nullable=False, server_default="0"),
+    Column("held", BigInteger, nullable=False, server_default="0"),
+    Column("updated_at", BigInteger, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("user_id", "asset"),
+    CheckConstraint("available >= 0", name="available_not_negative"),
+    CheckConstraint("held >= 0", name="held_not_negative"),
+)
+
+# Double entry: every row moves ``amount`` from one (user, bucket) to another; NULL user = outside world.
+ledger = Table(
+    "ledger", metadata,
+    Column("entry_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("ref", Text, nullable=False),
+    Column("asset", Text, nullable=False),
+    Column("debit_user", BigInteger),
+    Column("debit_bucket", Text),
+    Column("credit_user", BigInteger),
+    Column("credit_bucket", Text),
+    Column("amount", BigInteger, nullable=False),
+    CheckConstraint("amount > 0", name="amount_positive"),
+    Index("ledger_ref", "ref"),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("order_id", BigInteger, primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("client_order_id", Text, nullable=False),
+    Column("side", Text, nullable=False),
+    Column("type", Text, nullable=False),
+    Column("tif", Text),
+    Column("price_ticks", BigInteger, nullable=False, server_default="0"),
+    Column("qty_lots", BigInteger, nullable=False, server_default="0"),
+    Column("quote_nu", BigInteger, nullable=False, server_default="0"),
+    Column("status", Text, nullable=False),
+    Column("executed_lots", BigInteger, nullable=False, server_default="0"),
+    Column("cum_nu", BigInteger, nullable=False, server_default="0"),
+    Column("hold_asset", Text, nullable=False),
+    Column("hold_atoms", BigInteger, nullable=False, server_default="0"),
+    Column("hold_left", BigInteger, nullable=False, server_default="0"),
+    Column("stp", Text, nullable=False),
+    Column("reject_code", Integer, nullable=False, server_default="0"),
+    Column("reject_reason", Text, nullable=False, server_default=""),
+    Column("created_ts", BigInteger, nullable=False),
+    Column("updated_ts", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    CheckConstraint("hold_left >= 0", name="hold_left_not_negative"),
+    Index("orders_client_id", "user_id", "client_order_id", unique=True),
+    Index("orders_open", "user_id", "symbol", postgresql_where=text("status IN ('NEW', 'PARTIALLY_FILLED')")),
+    Index("orders_user_symbol", "user_id", "symbol", "order_id"),
+)
+
+trades = Table(
+    "trades", metadata,
+    Column("symbol", Text, nullable=False),
+    Column("trade_id", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("price_ticks", BigInteger, nullable=False),
+    Column("qty_lots", BigInteger, nullable=False),
+    Column("buyer_order_id", BigInteger, nullable=False),
+    Column("seller_order_id", BigInteger, nullable=False),
+    Column("buyer_user_id", BigInteger, nullable=False),
+    Column("seller_user_id", BigInteger, nullable=False),
+    Column("buyer_is_maker", Boolean, nullable=False),
+    Column("buyer_fee", BigInteger, nullable=False),
+    Column("seller_fee", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    PrimaryKeyConstraint("symbol", "trade_id"),
+    Index("trades_buyer", "buyer_user_id", "symbol", "trade_id"),
+    Index("trades_seller", "seller_user_id", "symbol", "trade_id"),
+)
+
+# The last matched-event sequence settlement applied per symbol: redeliveries at or below it are skipped.
+settlement_cursor = Table(
+    "settlement_cursor", metadata,
+    Column("symbol", Text, primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)

@@ -1,0 +1,245 @@
+"""Kafka wrapped once: a batching producer, a batching consumer that dead-letters poison, topic creation.
+
+Delivery is at-least-once: a service sends its outputs, waits for the broker's acks (``Outbox.flush``),
+and only then commits its input (``Inbox.commit``). Tansu (the local broker) rejects idempotent producers
+and transactions, so producers use ``acks=all`` without idempotence; consumers deduplicate instead.
+
+A record that does not decode is poison: it goes to ``<topic>.dlq`` with the reason in a header, is
+counted, and its partition keeps flowing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from prometheus_client import Counter
+
+from .config import Settings
+from .messages import Topic
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+DLQ_TOTAL = Counter("spot_dlq_messages_total", "Poison messages sent to a dead-letter topic", ["topic"])
+CONNECT_RETRY_S = 0.5
+CONNECT_RETRY_MAX_S = 5.0
+
+
+def _security(settings: Settings) -> dict[str, Any]:
+    opts: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    if settings.kafka_sasl_mechanism:
+        opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        opts["sasl_plain_username"] = settings.kafka_sasl_username
+        if settings.kafka_sasl_password is not None:
+            opts["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
+        import ssl
+
+        opts["ssl_context"] = ssl.create_default_context()
+    return opts
+
+
+async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient, what: str) -> None:
+    """A broker that is not up yet is waited for, with backoff, instead of crashing the service."""
+    delay = CONNECT_RETRY_S
+    while True:
+        try:
+            await client.start()
+            return
+        except (KafkaError, OSError) as exc:
+            log.warning("kafka %s not reachable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+
+
+class Outbox:
+    """Buffers sends; ``flush`` waits until the broker acknowledged every one of them."""
+
+    def __init__(self, producer: AIOKafkaProducer, settings: Settings) -> None:
+        self._producer = producer
+        self._settings = settings
+        self._pending: list[asyncio.Future[Any]] = []
+
+    async def send(self, topic: str, value: bytes, key: str, headers: list[tuple[str, bytes]] | None = None) -> None:
+        fut = await self._producer.send(self._settings.topic(topic), value, key=key.encode(), headers=headers)
+        self._pending.append(fut)
+
+    async def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        await asyncio.gather(*pending)
+
+    async def send_now(self, topic: str, value: bytes, key: str) -> tuple[int, int]:
+        """Send one record and wait for its ack; returns (partition, offset)."""
+        meta = await self._producer.send_and_wait(self._settings.topic(topic), value, key=key.encode())
+        return meta.partition, meta.offset
+
+
+@asynccontextmanager
+async def producer(settings: Settings, linger_ms: int = 1) -> AsyncIterator[Outbox]:
+    p = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        acks="all",
+        enable_idempotence=False,
+        linger_ms=linger_ms,
+        max_batch_size=1 << 20,
+        max_request_size=8 << 20,
+        **_security(settings),
+    )
+    await _start_with_retry(p, "producer")
+    try:
+        yield Outbox(p, settings)
+    finally:
+        await p.stop()
+
+
+@dataclass(slots=True)
+class Record(Generic[T]):
+    topic: str
+    partition: int
+    offset: int
+    value: T
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(slots=True)
+class Batch(Generic[T]):
+    """Decoded records of one poll, in offset order per partition; ``ends`` are the offsets to commit."""
+
+    records: list[Record[T]] = field(default_factory=list)
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+Assigned = Callable[[set[TopicPartition]], Awaitable[None]]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, on_assign: Assigned | None, on_revoke: Assigned | None) -> None:
+        self._on_assign = on_assign
+        self._on_revoke = on_revoke
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        if self._on_revoke:
+            await self._on_revoke(set(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        if self._on_assign:
+            await self._on_assign(set(assigned))
+
+
+class Inbox(Generic[T]):
+    def __init__(self, consumer: AIOKafkaConsumer, decode: Callable[[bytes], T], dlq: Outbox,
+                 settings: Settings) -> None:
+        self._consumer = consumer
+        self._decode = decode
+        self._dlq = dlq
+        self._settings = settings
+        self._suffix = settings.topic_suffix
+
+    @property
+    def consumer(self) -> AIOKafkaConsumer:
+        return self._consumer
+
+    def _base(self, topic: str) -> str:
+        return topic[: -len(self._suffix)] if self._suffix and topic.endswith(self._suffix) else topic
+
+    async def batches(self, stop: asyncio.Event, timeout_ms: int = 100,
+                      yield_empty: bool = False) -> AsyncIterator[Batch[T]]:
+        """Yield batches until ``stop`` is set; poison records are dead-lettered, never yielded.
+
+        With ``yield_empty`` an idle poll yields an empty batch, for services with timed work.
+        """
+        while not stop.is_set():
+            polled = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._settings.kafka_batch_max)
+            if not polled:
+                if yield_empty:
+                    yield Batch()
+                continue
+            batch: Batch[T] = Batch()
+            poisoned = False
+            for tp, raws in polled.items():
+                topic = self._base(tp.topic)
+                for raw in raws:
+                    try:
+                        value = self._decode(raw.value)
+                    except Exception as exc:  # any decode failure is poison, whatever the library raised
+                        poisoned = True
+                        await self._poison(topic, raw, exc)
+                        continue
+                    batch.records.append(Record(topic, tp.partition, raw.offset, value, tuple(raw.headers or ())))
+                batch.ends[tp] = raws[-1].offset + 1
+            if poisoned:
+                await self._dlq.flush()
+            yield batch
+
+    async def _poison(self, topic: str, raw: Any, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"[:500]
+        log.warning("poison record %s[%d]@%d sent to %s.dlq: %s", topic, raw.partition, raw.offset, topic, reason)
+        DLQ_TOTAL.labels(topic).inc()
+        headers = [("reason", reason.encode()), ("source", f"{topic}/{raw.partition}/{raw.offset}".encode())]
+        await self._dlq.send(f"{topic}.dlq", raw.value or b"", key=(raw.key or b"").decode(errors="replace"),
+                             headers=headers)
+
+    async def commit(self, batch: Batch[T]) -> None:
+        if batch.ends:
+            await self._consumer.commit(dict(batch.ends))
+
+
+@asynccontextmanager
+async def consumer(
+    settings: Settings,
+    topics: Iterable[str],
+    group: str,
+    decode: Callable[[bytes], T],
+    dlq: Outbox,
+    on_assign: Assigned | None = None,
+    on_revoke: Assigned | None = None,
+) -> AsyncIterator[Inbox[T]]:
+    c = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{group}{settings.topic_suffix}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        max_partition_fetch_bytes=4 << 20,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        **_security(settings),
+    )
+    c.subscribe([settings.topic(t) for t in topics], listener=_Listener(on_assign, on_revoke))
+    await _start_with_retry(c, f"consumer {group}")
+    try:
+        yield Inbox(c, decode, dlq, settings)
+    finally:
+        await c.stop()
+
+
+ALL_TOPICS = tuple(Topic)
+
+
+async def create_topics(settings: Settings, partitions: int | None = None) -> list[str]:
+    """Create the four topics and their dead-letter topics; existing ones are left alone."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **_security(settings))
+    await _start_with_retry(admin, "admin")
+    n = partitions or settings.kafka_partitions
+    try:
+        existing = set(await admin.list_topics())
+        names = [settings.topic(t.value) for t in ALL_TOPICS] + [settings.topic(t.dlq) for t in ALL_TOPICS]
+        wanted = [NewTopic(name, n if not name.endswith(".dlq") else 1, 1) for name in names if name not in existing]
+        if wanted:
+            try:
+                await admin.create_topics(wanted)
+            except TopicAlreadyExistsError:
+                pass
+        return [t.name for t in wanted]
+    finally:
+        await admin.close()

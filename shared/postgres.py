@@ -1,0 +1,82 @@
+"""Postgres (Aurora) access: a connection pool that waits for the database, migrations, market rows.
+
+Every statement in the project is parameterised (``$1``...); nothing is built by string formatting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+
+from .config import Settings
+from .domain import Market
+
+log = logging.getLogger(__name__)
+RETRY_S, RETRY_MAX_S = 0.5, 5.0
+ALEMBIC_INI = Path(__file__).parent / "db" / "alembic.ini"
+
+
+@asynccontextmanager
+async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
+    """A pool; an unreachable database is waited for with backoff, not a crash at start."""
+    delay = RETRY_S
+    while True:
+        try:
+            p = await asyncpg.create_pool(settings.database_url, min_size=min_size, max_size=max_size,
+                                          command_timeout=30)
+            break
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("postgres not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+def migrate(database_url: str) -> None:
+    """Run the Alembic migrations up to head (synchronous; used by ``spot admin init`` and tests)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config(str(ALEMBIC_INI))
+    cfg.cmd_opts = None
+    cfg.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    command.upgrade(cfg, "head")
+
+
+MARKET_COLUMNS = ("symbol, base, quote, status, tick_size, step_size, min_price, max_price, min_qty, max_qty, "
+                  "min_notional, maker_fee_bps, taker_fee_bps")
+
+
+async def load_markets(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Market]:
+    rows = await conn.fetch(f"SELECT {MARKET_COLUMNS} FROM markets ORDER BY symbol")  # noqa: S608 (constant)
+    return {r["symbol"]: Market(**dict(r)) for r in rows}
+
+
+async def upsert_market(conn: asyncpg.Pool | asyncpg.Connection, m: Market) -> None:
+    await conn.execute(
+        f"""INSERT INTO markets ({MARKET_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+            ON CONFLICT (symbol) DO UPDATE SET base=$2, quote=$3, status=$4, tick_size=$5, step_size=$6,
+              min_price=$7, max_price=$8, min_qty=$9, max_qty=$10, min_notional=$11, maker_fee_bps=$12,
+              taker_fee_bps=$13""",  # noqa: S608 (constant column list)
+        m.symbol, m.base, m.quote, m.status, m.tick_size, m.step_size, m.min_price, m.max_price, m.min_qty,
+        m.max_qty, m.min_notional, m.maker_fee_bps, m.taker_fee_bps,
+    )
+
+
+DEFAULT_MARKETS = (
+    Market("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
+           min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.00001"),
+           max_qty=Decimal("9000"), min_notional=Decimal("5")),
+    Market("ETHUSDT", "ETH", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.0001"),
+           min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.0001"),
+           max_qty=Decimal("9000"), min_notional=Decimal("5")),
+)

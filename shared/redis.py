@@ -1,0 +1,49 @@
+"""Redis (ElastiCache) access: one client per process that waits for the server, and the key names.
+
+Key names are gathered here so the hot book, the market-data state and the rate limiter never collide.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+RETRY_S, RETRY_MAX_S = 0.5, 5.0
+
+ORDER_OUTCOMES = "order-outcomes"  # pub/sub: settled outcome of each request, for REST waiting on it
+
+
+def user_channel(user_id: int) -> str:
+    """pub/sub channel of one user's stream events (executionReport, outboundAccountPosition)."""
+    return f"user:{user_id}"
+
+
+def stream_channel(stream: str) -> str:
+    """pub/sub channel of one market stream, e.g. ``btcusdt@trade``."""
+    return f"stream:{stream}"
+
+
+@asynccontextmanager
+async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    r = aioredis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
+    delay = RETRY_S
+    while True:
+        try:
+            await r.ping()
+            break
+        except (RedisConnectionError, OSError) as exc:
+            log.warning("redis not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+    try:
+        yield r
+    finally:
+        await r.aclose()

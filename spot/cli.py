@@ -1,0 +1,141 @@
+"""``spot``: run the local fleet, run one service, administer users and balances.
+
+    spot up                       infrastructure + init + every service; Ctrl-C stops it all
+    spot run <service>            one service in the foreground (what a container runs)
+    spot admin init               migrations, topics, markets
+    spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
+    spot admin deposit --user 2 --deposit USDT=500
+    spot admin balances [--user 2] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from shared.config import SERVICE_PORTS, Settings
+
+from . import admin
+from .fleet import MODULES, SERVICES, Fleet
+
+
+def _settings() -> Settings:
+    return Settings()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from . import infra
+
+    state = Path(args.state_dir).resolve()
+    print(f"starting infrastructure (state in {state}) ...", flush=True)
+    local = infra.start(state)
+    env = {**local.env, "KAFKA_PARTITIONS": str(args.partitions)}
+    os.environ.update(env)
+    fleet = Fleet(env)
+    try:
+        created = asyncio.run(admin.init(Settings()))
+        print(f"migrations applied; topics created: {', '.join(created) or 'none (already there)'}", flush=True)
+        fleet.start_all()
+        fleet.wait_ready(timeout=90)
+        print("\nspot exchange is up:\n", flush=True)
+        print(f"  {'REST':<16} http://127.0.0.1:{SERVICE_PORTS['gateway']}/api/v3/   (OpenAPI at /docs)")
+        print(f"  {'WebSocket':<16} ws://127.0.0.1:{SERVICE_PORTS['gateway']}/ws   /stream?streams=   /ws-api/v3")
+        for name in SERVICES:
+            print(f"  {name:<16} pid {fleet.procs[name].pid:<8} health http://127.0.0.1:{SERVICE_PORTS[name]}/readyz")
+        for key in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL"):
+            print(f"  {key:<16} {env[key]}")
+        print("\n  create a user:  spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json")
+        print("  Ctrl-C stops everything.\n", flush=True)
+        stop = False
+
+        def on_signal(*_: object) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        while not stop:
+            for name, p in fleet.procs.items():
+                if p.poll() is not None:
+                    print(f"{name} exited with code {p.returncode}; restarting", flush=True)
+                    fleet.start(name)
+            time.sleep(0.5)
+    finally:
+        print("stopping ...", flush=True)
+        fleet.stop()
+        local.stop()
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import importlib
+
+    module = importlib.import_module(f"{MODULES[args.service]}.__main__")
+    module.main()
+    return 0
+
+
+def cmd_admin(args: argparse.Namespace) -> int:
+    settings = _settings()
+    if args.admin == "init":
+        created = asyncio.run(admin.init(settings))
+        print(json.dumps({"topicsCreated": created}))
+    elif args.admin == "create-user":
+        user = asyncio.run(admin.create_user(settings, args.name, [admin.parse_deposit(d) for d in args.deposit]))
+        if args.json:
+            print(json.dumps(user.as_json()))
+        else:
+            print(f"user {user.user_id}\n  apiKey {user.api_key}\n  secret {user.secret}")
+    elif args.admin == "deposit":
+        asyncio.run(admin.credit(settings, args.user, [admin.parse_deposit(d) for d in args.deposit]))
+        print(json.dumps({"userId": args.user, "deposited": args.deposit}))
+    elif args.admin == "balances":
+        rows = asyncio.run(admin.balances(settings, args.user))
+        if args.json:
+            print(json.dumps(rows))
+        else:
+            for r in rows:
+                print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="spot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the whole local fleet")
+    up.add_argument("--state-dir", default=".spot")
+    up.add_argument("--partitions", type=int, default=int(os.environ.get("KAFKA_PARTITIONS", "4")))
+    up.set_defaults(func=cmd_up)
+    run = sub.add_parser("run", help="run one service")
+    run.add_argument("service", choices=sorted(MODULES))
+    run.set_defaults(func=cmd_run)
+    adm = sub.add_parser("admin", help="operator commands")
+    asub = adm.add_subparsers(dest="admin", required=True)
+    asub.add_parser("init", help="migrations, topics, markets")
+    cu = asub.add_parser("create-user", help="a user with an API key, and deposits")
+    cu.add_argument("--name", default="trader")
+    cu.add_argument("--deposit", action="append", default=[], metavar="ASSET=AMOUNT")
+    cu.add_argument("--json", action="store_true")
+    dep = asub.add_parser("deposit", help="credit a user")
+    dep.add_argument("--user", type=int, required=True)
+    dep.add_argument("--deposit", action="append", required=True, metavar="ASSET=AMOUNT")
+    bal = asub.add_parser("balances", help="show balances")
+    bal.add_argument("--user", type=int)
+    bal.add_argument("--json", action="store_true")
+    adm.set_defaults(func=cmd_admin)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
