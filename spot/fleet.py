@@ -35,10 +35,15 @@ class Fleet:
     env: Mapping[str, str]
     host: str = "127.0.0.1"
     log: IO[str] | None = sys.stdout
+    port_offset: int = 0  # tests run a second fleet beside a developer's `spot up`
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
+    def port(self, name: str) -> int:
+        return SERVICE_PORTS[name] + self.port_offset
+
     def start(self, name: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, **self.env, "PORT": str(SERVICE_PORTS[name]), "HOST": self.host}
+        env = {**os.environ, **self.env, "PORT": str(self.port(name)), "HOST": self.host,
+               "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}"}
         p = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT)
         color = COLORS[list(SERVICE_PORTS).index(name) % len(COLORS)]
@@ -54,7 +59,7 @@ class Fleet:
 
     def ready(self, name: str) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{SERVICE_PORTS[name]}/readyz", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port(name)}/readyz", timeout=1) as r:  # noqa: S310
                 return bool(r.status == 200)
         except OSError:
             return False

@@ -1,0 +1,45 @@
+# The table of contents: `make help` lists every target.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install dev test test-unit test-e2e test-deploy lint typecheck bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev,deploy]"
+	if [ -f scripts/install-deploy-tools.sh ]; then bash scripts/install-deploy-tools.sh; fi
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install the project with its test tools
+
+dev: $(STAMP) ## run the whole fleet locally (Tansu, Postgres, Redis, every service); Ctrl-C stops it
+	$(BIN)/spot up
+
+test: $(STAMP) ## install and run every test against real Postgres, Redis and Kafka-protocol broker
+	$(BIN)/pytest -q
+
+test-unit: $(STAMP) ## pure-core tests only (no servers)
+	$(BIN)/pytest -q tests/unit
+
+test-e2e: $(STAMP) ## the fleet as separate processes, driven over REST and WebSocket
+	$(BIN)/pytest -q tests/e2e
+
+test-deploy: $(STAMP) ## Dockerfile, compose, Helm, KEDA/VPA/Karpenter, Terraform checks, offline
+	$(BIN)/pytest -q tests/deploy
+
+lint: $(STAMP) ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(STAMP) ## benchmarks: print a table, write JSON under bench/results/
+	$(BIN)/python -m bench
+
+clean: ## remove the virtual environment and local state
+	rm -rf $(VENV) .spot .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,69 @@
+"""Real servers for the tests: Postgres, Redis and a Kafka-protocol broker.
+
+Taken from ``DATABASE_URL``, ``REDIS_URL`` and ``KAFKA_BOOTSTRAP`` when set; otherwise started once per
+session from the same local defaults ``spot up`` uses (embedded Postgres, redis-server, Tansu), on ports
+of their own so a developer's running fleet is left alone. Each test that needs isolation gets its own
+database, Redis database and topic suffix from ``fresh_env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from spot import infra as local_infra
+
+TEST_KAFKA_PORT, TEST_REDIS_PORT = 59192, 56479
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    state = Path(os.environ.get("SPOT_TEST_STATE") or tmp_path_factory.mktemp("servers"))
+    started = local_infra.start(state, kafka_port=TEST_KAFKA_PORT, redis_port=TEST_REDIS_PORT)
+    try:
+        yield started.env
+    finally:
+        started.stop()
+
+
+_redis_db = iter(range(1, 16))
+
+
+def _with_database(url: str, name: str) -> str:
+    head, _, tail = url.partition("?")
+    base = head.rsplit("/", 1)[0]
+    return f"{base}/{name}" + (f"?{tail}" if tail else "")
+
+
+@pytest.fixture
+def fresh_env(servers: dict[str, str]) -> dict[str, str]:
+    """Environment for one isolated fleet: a new database (migrated, markets seeded), Redis db, topic suffix."""
+    name = f"spot_test_{secrets.token_hex(4)}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(servers["DATABASE_URL"])
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    redis_db = next(_redis_db, 15)
+    redis_url = servers["REDIS_URL"].rsplit("/", 1)[0] + f"/{redis_db}"
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    return {
+        "DATABASE_URL": _with_database(servers["DATABASE_URL"], name),
+        "REDIS_URL": redis_url,
+        "KAFKA_BOOTSTRAP": servers["KAFKA_BOOTSTRAP"],
+        "KAFKA_PARTITIONS": "2",
+        "TOPIC_SUFFIX": f".t{secrets.token_hex(3)}",
+        "LOG_LEVEL": "WARNING",
+    }

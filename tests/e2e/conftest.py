@@ -1,0 +1,41 @@
+"""The whole fleet as separate processes, as ``spot up`` starts it, on a fresh database and topics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from shared.config import Settings
+from spot import admin
+from spot.fleet import Fleet
+
+PORT_OFFSET = 100  # 8100.. so a developer's fleet on 8000.. keeps running
+
+
+@dataclass
+class RunningFleet:
+    fleet: Fleet
+    settings: Settings
+    base: str
+
+
+@pytest.fixture
+def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
+    old = dict(os.environ)
+    os.environ.update(fresh_env)
+    settings = Settings()
+    asyncio.run(admin.init(settings))
+    f = Fleet(fresh_env, port_offset=PORT_OFFSET, log=sys.stderr if os.environ.get("SPOT_TEST_LOGS") else None)
+    try:
+        f.start_all()
+        f.wait_ready(timeout=90)
+        yield RunningFleet(f, settings, f"http://127.0.0.1:{f.port('gateway')}")
+    finally:
+        f.stop()
+        os.environ.clear()
+        os.environ.update(old)

@@ -1,0 +1,108 @@
+"""Two users trade through the real fleet; streams, depth, balances and holds all agree."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import asyncpg
+import pytest
+
+from spot import admin
+from tests.client import Client
+from tests.invariants import check_money
+
+pytestmark = pytest.mark.e2e
+
+
+def free(account: dict, asset: str) -> Decimal:
+    return next((Decimal(b["free"]) for b in account["balances"] if b["asset"] == asset), Decimal(0))
+
+
+def locked(account: dict, asset: str) -> Decimal:
+    return next((Decimal(b["locked"]) for b in account["balances"] if b["asset"] == asset), Decimal(0))
+
+
+async def _flow(base: str, settings) -> None:  # type: ignore[no-untyped-def]
+    seller_u = await admin.create_user(settings, "seller", [("BTC", 10 * 10**8), ("USDT", 100_000 * 10**8)])
+    buyer_u = await admin.create_user(settings, "buyer", [("BTC", 10 * 10**8), ("USDT", 100_000 * 10**8)])
+    seller = Client(base, seller_u.api_key, seller_u.secret)
+    buyer = Client(base, buyer_u.api_key, buyer_u.secret)
+    seller_stream, buyer_stream = await seller.user_stream(), await buyer.user_stream()
+    depth_stream = await seller.market_stream("btcusdt@depth@100ms", "btcusdt@trade")
+    snapshot = await seller.public("depth", symbol="BTCUSDT", limit=1000)
+    try:
+        # a resting sell, then a crossing buy above it: the trade happens at the maker's price
+        ask = await seller.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.5",
+                                 price="50000")
+        assert ask["status"] == "NEW"
+        bid = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.2",
+                                price="50010")
+        assert bid["status"] == "FILLED", bid
+        assert bid["fills"] == [{"price": "50000.00000000", "qty": "0.20000000", "commission": "0.00020000",
+                                 "commissionAsset": "BTC", "tradeId": 1}]
+        # the trade reaches both owners' streams
+        for stream, order_id in ((seller_stream, ask["orderId"]), (buyer_stream, bid["orderId"])):
+            report = await stream.wait_for(lambda e, o=order_id: e.get("e") == "executionReport"
+                                           and e["i"] == o and e["x"] == "TRADE")
+            assert report["L"] == "50000.00000000" and report["l"] == "0.20000000"
+        await depth_stream.wait_for(lambda e: e.get("e") == "trade" and e["t"] == 1)
+
+        # a resting buy, cancelled: its whole hold comes back
+        rest = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1",
+                                 price="49000")
+        status, canceled = await buyer.signed("DELETE", "order", symbol="BTCUSDT", orderId=rest["orderId"])
+        assert status == 200 and canceled["status"] == "CANCELED", canceled
+        # nobody cancels another user's order
+        status, refused = await buyer.signed("DELETE", "order", symbol="BTCUSDT", orderId=ask["orderId"])
+        assert (status, refused["code"]) == (400, -2011)
+        # the partly filled sell is cancelled: the unfilled 0.3 BTC is released
+        status, canceled = await seller.signed("DELETE", "order", symbol="BTCUSDT", orderId=ask["orderId"])
+        assert status == 200 and canceled["executedQty"] == "0.20000000" and canceled["status"] == "CANCELED"
+
+        _, s_acct = await seller.signed("GET", "account")
+        _, b_acct = await buyer.signed("GET", "account")
+        notional = Decimal("10000")  # 0.2 BTC at 50000: the buyer's better limit is refunded
+        assert free(s_acct, "BTC") == Decimal("9.8") and locked(s_acct, "BTC") == 0
+        assert free(s_acct, "USDT") == Decimal("100000") + notional - notional * Decimal("0.001")
+        assert free(b_acct, "BTC") == Decimal("10.2") - Decimal("0.0002") and locked(b_acct, "BTC") == 0
+        assert free(b_acct, "USDT") == Decimal("100000") - notional and locked(b_acct, "USDT") == 0
+        _, opens = await seller.signed("GET", "openOrders")
+        assert opens == []
+
+        # the local book built from the snapshot and the depth diffs equals the REST depth
+        await asyncio.sleep(0.5)
+        final = await seller.public("depth", symbol="BTCUSDT", limit=1000)
+        local = {"bids": {p: q for p, q in snapshot["bids"]}, "asks": {p: q for p, q in snapshot["asks"]}}
+        last = snapshot["lastUpdateId"]
+        for e in [e for e in depth_stream.events if e.get("e") == "depthUpdate"]:
+            if e["u"] <= last:
+                continue
+            assert e["U"] == last + 1, f"gap: {e['U']} after {last}"
+            last = e["u"]
+            for side, key in (("bids", "b"), ("asks", "a")):
+                for p, q in e[key]:
+                    if Decimal(q) == 0:
+                        local[side].pop(p, None)
+                    else:
+                        local[side][p] = q
+        assert last == final["lastUpdateId"]
+        assert sorted(local["bids"].items(), reverse=True) == [tuple(x) for x in final["bids"]]
+        assert sorted(local["asks"].items()) == [tuple(x) for x in final["asks"]]
+        assert final["bids"] == [] and final["asks"] == []
+
+        db = await asyncpg.connect(settings.database_url)
+        try:
+            totals = await check_money(db)
+        finally:
+            await db.close()
+        assert totals == {"BTC": 20 * 10**8, "USDT": 200_000 * 10**8}
+    finally:
+        for s in (seller_stream, buyer_stream, depth_stream):
+            await s.close()
+        await seller.close()
+        await buyer.close()
+
+
+def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-untyped-def]
+    asyncio.run(_flow(fleet.base, fleet.settings))

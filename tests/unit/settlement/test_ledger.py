@@ -1,0 +1,133 @@
+"""Settlement arithmetic, driven by the real pure pipeline: validation -> hold -> book -> settle.
+
+After every step: per-asset conservation, no negative balance, every ended order's hold released exactly
+once, and per (user, asset) the held balance equals the holds left on open orders.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.matcher.book import Book
+from services.order_processor.validation import check, size_hold
+from services.settlement.ledger import OrderHold, settle
+from shared.db.models import FEE_USER_ID
+from shared.domain import Bucket, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.errors import ApiError
+from shared.messages import AcceptedOrder, CancelOrder, NewOrderRequest
+
+MARKET = Market("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
+                min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.00001"),
+                max_qty=Decimal("9000"), min_notional=Decimal("5"), maker_fee_bps=7, taker_fee_bps=13)
+USERS = (2, 3, 4)
+START = {"BTC": 3 * 10**8, "USDT": 150_000 * 10**8}
+
+order_kinds = st.sampled_from([
+    (OrderType.LIMIT, TimeInForce.GTC), (OrderType.LIMIT, TimeInForce.IOC), (OrderType.LIMIT, TimeInForce.FOK),
+    (OrderType.LIMIT_MAKER, None), (OrderType.MARKET, None), (OrderType.MARKET, "quote"),
+])
+step = st.one_of(
+    st.tuples(st.just("new"), st.sampled_from(USERS), st.sampled_from(Side), order_kinds,
+              st.integers(49_900, 50_100), st.integers(1, 5_000), st.sampled_from(StpMode)),
+    st.tuples(st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60)),
+)
+
+
+class Exchange:
+    """The pure pipeline with an in-memory account book."""
+
+    def __init__(self) -> None:
+        self.book = Book(MARKET)
+        self.balances = {(u, a): [atoms, 0] for u in USERS for a, atoms in START.items()}
+        self.orders: dict[int, OrderHold] = {}
+        self.next_id = 1
+        self.offset = 0
+
+    def post(self, user: int, asset: str, bucket: Bucket, amount: int) -> None:
+        row = self.balances.setdefault((user, asset), [0, 0])
+        row[0 if bucket is Bucket.AVAILABLE else 1] += amount
+
+    def new(self, user: int, side: Side, kind: tuple, price: int, lots: int, stp: StpMode) -> None:
+        otype, tif = kind
+        price_s = str(MARKET.ticks_to_price(price)) if otype is not OrderType.MARKET else None
+        qty_s = str(MARKET.lots_to_qty(lots)) if tif != "quote" else None
+        quote_s = str(MARKET.ticks_to_price(price) * MARKET.lots_to_qty(lots)) if tif == "quote" else None
+        req = NewOrderRequest(order_id=self.next_id, user_id=user, symbol="BTCUSDT", side=side, type=otype,
+                              tif=tif if isinstance(tif, TimeInForce) else (TimeInForce.GTC if otype is OrderType.LIMIT_MAKER else TimeInForce.IOC),
+                              price=price_s, quantity=qty_s, quote_order_qty=quote_s, client_order_id=f"c{self.next_id}",
+                              stp=stp, ts=0)
+        self.next_id += 1
+        self.offset += 1
+        try:
+            spec = check(req, MARKET)
+            hold = size_hold(spec, side, MARKET, self.balances.get((user, spec.hold_asset), [0, 0])[0])
+        except ApiError:
+            return
+        self.post(user, hold.asset, Bucket.AVAILABLE, -hold.atoms)
+        self.post(user, hold.asset, Bucket.HELD, hold.atoms)
+        self.orders[req.order_id] = OrderHold(user, hold.asset, hold.atoms)
+        assert req.tif is not None
+        cmd = AcceptedOrder(src_partition=0, src_offset=self.offset, order_id=req.order_id, user_id=user,
+                            symbol="BTCUSDT", side=side, type=otype, tif=req.tif, price_ticks=spec.price_ticks,
+                            qty_lots=spec.qty_lots, quote_nu=spec.quote_nu, budget=hold.budget,
+                            client_order_id=req.client_order_id, stp=stp, ts=0)
+        self.run(cmd)
+
+    def cancel(self, user: int, order_id: int) -> None:
+        self.offset += 1
+        self.run(CancelOrder(src_partition=0, src_offset=self.offset, request_id=10**6 + self.offset,
+                             order_id=order_id, user_id=user, symbol="BTCUSDT", ts=0))
+
+    def run(self, cmd: AcceptedOrder | CancelOrder) -> None:
+        event = self.book.apply(cmd, 0)
+        assert event is not None
+        settled = settle([event], MARKET, self.orders)
+        for p in settled.postings:
+            self.post(p.debit_user, p.asset, p.debit_bucket, -p.amount)
+            self.post(p.credit_user, p.asset, p.credit_bucket, p.amount)
+
+    def assert_invariants(self) -> None:
+        for asset, atoms in START.items():
+            total = sum(a + h for (u, a_), (a, h) in self.balances.items() if a_ == asset)
+            assert total == atoms * len(USERS), f"{asset} not conserved"
+        assert all(a >= 0 and h >= 0 for a, h in self.balances.values()), self.balances
+        for oid, o in self.orders.items():
+            if not OrderStatus(o.status).is_open:
+                assert o.hold_left == 0, f"order {oid} ended holding {o.hold_left}"
+        for (user, asset), (_, held) in self.balances.items():
+            if user == FEE_USER_ID:
+                continue
+            open_holds = sum(o.hold_left for o in self.orders.values()
+                             if o.user_id == user and o.hold_asset == asset and OrderStatus(o.status).is_open)
+            assert held == open_holds, (user, asset, held, open_holds)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(step, max_size=60))
+def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
+    ex = Exchange()
+    for s in steps:
+        if s[0] == "new":
+            ex.new(*s[1:])
+        else:
+            ex.cancel(s[1], s[2])
+        ex.assert_invariants()
+
+
+def test_trade_moves_notional_and_fees_exactly() -> None:
+    ex = Exchange()
+    ex.new(2, Side.SELL, (OrderType.LIMIT, TimeInForce.GTC), 5_000_000, 20_000, StpMode.EXPIRE_MAKER)  # 0.2 @ 50000
+    ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 5_001_000, 10_000, StpMode.EXPIRE_MAKER)  # 0.1 @ 50010
+    notional = 5_000 * 10**8  # 0.1 BTC at the maker's 50000 USDT
+    taker_fee_btc = 10**7 * 13 // 10_000
+    maker_fee_usdt = notional * 7 // 10_000
+    assert ex.balances[(3, "BTC")] == [START["BTC"] + 10**7 - taker_fee_btc, 0]
+    assert ex.balances[(3, "USDT")] == [START["USDT"] - notional, 0]  # price improvement refunded at once
+    assert ex.balances[(2, "USDT")] == [START["USDT"] + notional - maker_fee_usdt, 0]
+    assert ex.balances[(2, "BTC")] == [START["BTC"] - 2 * 10**7, 10**7]  # 0.1 still held for the rest
+    assert ex.balances[(FEE_USER_ID, "BTC")] == [taker_fee_btc, 0]
+    assert ex.balances[(FEE_USER_ID, "USDT")] == [maker_fee_usdt, 0]
+    ex.assert_invariants()
