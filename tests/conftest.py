@@ -41,9 +41,8 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}" + (f"?{tail}" if tail else "")
 
 
-@pytest.fixture
-def fresh_env(servers: dict[str, str]) -> dict[str, str]:
-    """Environment for one isolated fleet: a new database (migrated, markets seeded), Redis db, topic suffix."""
+def make_env(servers: dict[str, str]) -> dict[str, str]:
+    """Environment for one isolated fleet: a new database, Redis database and topic suffix."""
     name = f"spot_test_{secrets.token_hex(4)}"
 
     async def create() -> None:
@@ -66,4 +65,15 @@ def fresh_env(servers: dict[str, str]) -> dict[str, str]:
         "KAFKA_PARTITIONS": "2",
         "TOPIC_SUFFIX": f".t{secrets.token_hex(3)}",
         "LOG_LEVEL": "WARNING",
+        "REQUEST_WEIGHT_PER_MINUTE": "600",
     }
+
+
+@pytest.fixture
+def fresh_env(servers: dict[str, str]) -> dict[str, str]:
+    return make_env(servers)
+
+
+@pytest.fixture(scope="module")
+def module_env(servers: dict[str, str]) -> dict[str, str]:
+    return make_env(servers)

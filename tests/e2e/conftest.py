@@ -24,8 +24,7 @@ class RunningFleet:
     base: str
 
 
-@pytest.fixture
-def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
+def _run(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
     old = dict(os.environ)
     os.environ.update(fresh_env)
     settings = Settings()
@@ -39,3 +38,15 @@ def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
         f.stop()
         os.environ.clear()
         os.environ.update(old)
+
+
+@pytest.fixture
+def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
+    """A fleet of its own for one test."""
+    yield from _run(fresh_env)
+
+
+@pytest.fixture(scope="module")
+def shared_fleet(module_env: dict[str, str]) -> Iterator[RunningFleet]:
+    """One fleet for every test of a module (each test creates its own users)."""
+    yield from _run(module_env)
