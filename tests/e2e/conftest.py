@@ -14,7 +14,7 @@ from shared.config import Settings
 from spot import admin
 from spot.fleet import Fleet
 
-PORT_OFFSET = 100  # 8100.. so a developer's fleet on 8000.. keeps running
+PORT_OFFSET = int(os.environ.get("SPOT_TEST_PORT_OFFSET", "100"))  # 8100.. beside a developer's fleet on 8000..
 
 
 @dataclass

@@ -1,0 +1,309 @@
+"""A slow, obviously-right model of ``services/matcher/book.py``, for the property tests only.
+
+Everything the fast book caches is recomputed here by a linear scan of one plain list:
+
+* ``self.resting`` holds the open orders in arrival order; nothing else is stored about them;
+* the next maker is the best-priced opposite order, ties broken by arrival (``_next_maker``);
+* a level's total is the sum of its orders' remaining lots, computed when a delta is reported;
+* a taker's remaining quantity, quote and budget are derived from what it executed so far, never decremented;
+* FOK is "all or nothing" taken literally: the match is tried on a deep copy and kept only if it filled.
+
+Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
+
+* a command whose ``(src_partition, src_offset)`` is not past the last one applied is a redelivery: ``None``;
+  every other command advances ``seq`` by one, errors included;
+* ``RejectedOrder`` becomes one REJECTED update; ``CancelOrder`` of an order that is not open or belongs to
+  someone else is a ``CommandError`` -2011;
+* ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
+* a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
+  filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
+* MARKET behaves as IOC whatever its ``tif``; a BUY never spends more than ``budget`` notional units, a SELL
+  never sells more than ``budget`` lots; an order sized by ``quote_nu`` is FILLED once its quote is spent
+  or the quote left no longer pays for one lot at the next maker's price (having filled something);
+* self-trade prevention follows the taker's mode and is checked before the taker's size;
+* deltas list each level touched by the step, in order of first touch, with its total after the step.
+
+Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
+hash is defined as a function of what a book holds; the tests compare those contents directly as well.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+
+import msgspec
+
+from services.matcher.book import Book, BookState, RestingOrder
+from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.messages import (
+    AcceptedOrder,
+    CancelOrder,
+    CommandError,
+    LevelDelta,
+    MatchedEvent,
+    MatcherCommand,
+    OrderUpdate,
+    RejectedOrder,
+    Trade,
+)
+
+UNKNOWN_ORDER = -2011
+WOULD_TAKE = -2010
+
+
+@dataclass
+class Order:
+    """One resting order."""
+
+    order_id: int
+    user_id: int
+    client_order_id: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    price_ticks: int
+    qty_lots: int
+    remaining: int
+    executed_lots: int
+    cum_nu: int
+    created_ts: int
+    arrival: int
+    stp: StpMode
+
+
+@dataclass
+class _Step:
+    """What one command did, collected while it runs."""
+
+    updates: list[OrderUpdate]
+    trades: list[Trade]
+    touched: list[tuple[Side, int]]  # levels in order of first touch
+
+    def touch(self, side: Side, price: int) -> None:
+        if (side, price) not in self.touched:
+            self.touched.append((side, price))
+
+
+class ReferenceBook:
+    def __init__(self, market: Market) -> None:
+        self.market = market
+        self.resting: list[Order] = []  # arrival order
+        self.seq = 0
+        self.next_trade_id = 1
+        self.last_src = (-1, -1)
+
+    # --- queries ---------------------------------------------------------------------------------------
+    def best_bid(self) -> int | None:
+        return max((o.price_ticks for o in self.resting if o.side is Side.BUY), default=None)
+
+    def best_ask(self) -> int | None:
+        return min((o.price_ticks for o in self.resting if o.side is Side.SELL), default=None)
+
+    def level_lots(self, side: Side, price: int) -> int:
+        return sum(o.remaining for o in self.resting if o.side is side and o.price_ticks == price)
+
+    def depth(self, side: Side) -> list[tuple[int, int]]:
+        prices = sorted({o.price_ticks for o in self.resting if o.side is side}, reverse=side is Side.BUY)
+        return [(p, self.level_lots(side, p)) for p in prices]
+
+    def snapshot(self) -> tuple[BookState, list[RestingOrder]]:
+        """What the model holds, in the fast book's snapshot types."""
+        state = BookState(seq=self.seq, next_trade_id=self.next_trade_id, src_partition=self.last_src[0],
+                          src_offset=self.last_src[1])
+        return state, [RestingOrder(**asdict(o)) for o in self.resting]
+
+    def state_hash(self) -> int:
+        """``Book.state_hash`` of a book restored from this model: the hash is of what is held, not how."""
+        state, orders = self.snapshot()
+        book = Book(self.market, state)
+        book.restore(orders)
+        return book.state_hash()
+
+    # --- commands --------------------------------------------------------------------------------------
+    def apply(self, command: MatcherCommand, ts: int) -> MatchedEvent | None:
+        src = (command.src_partition, command.src_offset)
+        if src <= self.last_src:
+            return None
+        self.last_src = src
+        self.seq += 1
+        step = _Step([], [], [])
+        error = None
+        if isinstance(command, RejectedOrder):
+            step.updates.append(OrderUpdate(
+                order_id=command.order_id, user_id=command.user_id, client_order_id=command.client_order_id,
+                side=command.side, type=command.type, tif=command.tif, price_ticks=command.price_ticks,
+                qty_lots=command.qty_lots, status=OrderStatus.REJECTED, exec_type=ExecType.REJECTED,
+                created_ts=command.ts, reject_code=command.code, reason=command.msg,
+            ))
+        elif isinstance(command, CancelOrder):
+            error = self._cancel(command, step)
+        else:
+            self._place(command, ts, step)
+        deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
+        return MatchedEvent(symbol=self.market.symbol, seq=self.seq, ts=ts, request_id=command.request_id,
+                            updates=step.updates, trades=step.trades, deltas=deltas, error=error)
+
+    def _cancel(self, c: CancelOrder, step: _Step) -> CommandError | None:
+        found = [o for o in self.resting if o.order_id == c.order_id and o.user_id == c.user_id]
+        if not found:
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER,
+                                msg="Unknown order sent.")
+        o = found[0]
+        self.resting.remove(o)
+        step.touch(o.side, o.price_ticks)
+        step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
+        return None
+
+    def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:
+        new = _taker_update(a, status=OrderStatus.NEW, exec_type=ExecType.NEW)
+        if a.type is OrderType.LIMIT_MAKER:
+            maker = self._next_maker(a.side)
+            if maker is not None and _acceptable(a, maker.price_ticks):
+                reason = "Order would immediately match and take."
+                step.updates.append(_replace(new, status=OrderStatus.REJECTED, exec_type=ExecType.REJECTED,
+                                             reject_code=WOULD_TAKE, reason=reason))
+                return
+        step.updates.append(new)
+        if a.type is OrderType.LIMIT and a.tif is TimeInForce.FOK:
+            trial = copy.deepcopy(self)
+            if trial._match(a, ts, _Step([], [], [])) != "FILLED":
+                step.updates.append(_replace(new, status=OrderStatus.EXPIRED, exec_type=ExecType.EXPIRED))
+                return
+        outcome = self._match(a, ts, step)
+        executed, cum_nu = _taker_totals(a, step.trades)
+        if outcome == "EXPIRED_IN_MATCH":
+            step.updates.append(_replace(new, status=OrderStatus.EXPIRED_IN_MATCH,
+                                         exec_type=ExecType.TRADE_PREVENTION, executed_lots=executed,
+                                         cum_nu=cum_nu))
+        elif outcome == "OPEN" and (a.type is OrderType.MARKET or a.tif is not TimeInForce.GTC):
+            step.updates.append(_replace(new, status=OrderStatus.EXPIRED, exec_type=ExecType.EXPIRED,
+                                         executed_lots=executed, cum_nu=cum_nu))
+        elif outcome == "OPEN":
+            self.resting.append(Order(
+                order_id=a.order_id, user_id=a.user_id, client_order_id=a.client_order_id, side=a.side,
+                type=a.type, tif=a.tif, price_ticks=a.price_ticks, qty_lots=a.qty_lots,
+                remaining=a.qty_lots - executed, executed_lots=executed, cum_nu=cum_nu, created_ts=a.ts,
+                arrival=self.seq, stp=a.stp,
+            ))
+            step.touch(a.side, a.price_ticks)
+
+    # --- matching ----------------------------------------------------------------------------------------
+    def _next_maker(self, taker_side: Side) -> Order | None:
+        """Best price first, then earliest arrival."""
+        makers = [o for o in self.resting if o.side is taker_side.opposite]
+        sign = 1 if taker_side is Side.BUY else -1  # a BUY takes the lowest ask, a SELL the highest bid
+        return min(makers, key=lambda o: (sign * o.price_ticks, o.arrival), default=None)
+
+    def _match(self, a: AcceptedOrder, ts: int, step: _Step) -> str:
+        """Fill the taker; returns FILLED, EXPIRED_IN_MATCH or OPEN (what is left may rest or expire)."""
+        m = self.market
+        while True:
+            executed, cum_nu = _taker_totals(a, step.trades)
+            if _complete(a, executed, cum_nu):
+                return "FILLED"
+            maker = self._next_maker(a.side)
+            if maker is None or not _acceptable(a, maker.price_ticks):
+                return "OPEN"
+            price = maker.price_ticks
+            if maker.user_id == a.user_id and a.stp is not StpMode.NONE:
+                if a.stp in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH):
+                    self.resting.remove(maker)
+                    step.touch(maker.side, price)
+                    step.updates.append(
+                        _maker_update(maker, OrderStatus.EXPIRED_IN_MATCH, ExecType.TRADE_PREVENTION))
+                if a.stp in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH):
+                    return "EXPIRED_IN_MATCH"
+                continue
+            caps = [maker.remaining]
+            if a.qty_lots:
+                caps.append(a.qty_lots - executed)
+            if a.quote_nu:
+                caps.append((a.quote_nu - cum_nu) // price)
+            caps.append((a.budget - cum_nu) // price if a.side is Side.BUY else a.budget - executed)
+            lots = max(0, min(caps))
+            if lots == 0:
+                if a.quote_nu and executed and a.quote_nu - cum_nu < price:
+                    _mark_taker_filled(a, step.updates)  # the quote left cannot pay for one more lot
+                    return "FILLED"
+                return "OPEN"
+
+            trade_id = self.next_trade_id
+            self.next_trade_id += 1
+            nu = lots * price
+            buyer_is_maker = maker.side is Side.BUY
+            buyer_fee = m.fee_atoms(lots * m.atoms_per_lot, is_maker=buyer_is_maker)
+            seller_fee = m.fee_atoms(nu * m.atoms_per_nu, is_maker=not buyer_is_maker)
+            maker_fee, taker_fee = (buyer_fee, seller_fee) if buyer_is_maker else (seller_fee, buyer_fee)
+            maker_side, taker_side = (maker.order_id, maker.user_id), (a.order_id, a.user_id)
+            (buyer_id, buyer_user), (seller_id, seller_user) = (
+                (maker_side, taker_side) if buyer_is_maker else (taker_side, maker_side))
+            step.trades.append(Trade(
+                trade_id=trade_id, price_ticks=price, qty_lots=lots, buyer_order_id=buyer_id,
+                seller_order_id=seller_id, buyer_user_id=buyer_user, seller_user_id=seller_user,
+                buyer_is_maker=buyer_is_maker, buyer_fee=buyer_fee, seller_fee=seller_fee, ts=ts,
+            ))
+            maker.remaining -= lots
+            maker.executed_lots += lots
+            maker.cum_nu += nu
+            if maker.remaining == 0:
+                self.resting.remove(maker)
+            step.touch(maker.side, price)
+            maker_status = OrderStatus.FILLED if maker.remaining == 0 else OrderStatus.PARTIALLY_FILLED
+            step.updates.append(_maker_update(maker, maker_status, ExecType.TRADE, last_lots=lots,
+                                              last_ticks=price, trade_id=trade_id, is_maker=True,
+                                              fee=maker_fee))
+            executed, cum_nu = _taker_totals(a, step.trades)
+            complete = _complete(a, executed, cum_nu)
+            step.updates.append(_taker_update(
+                a, status=OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED,
+                exec_type=ExecType.TRADE, executed_lots=executed, cum_nu=cum_nu, last_lots=lots,
+                last_ticks=price, trade_id=trade_id, is_maker=False, fee=taker_fee,
+            ))
+
+
+# --- plain functions ---------------------------------------------------------------------------------------
+def _acceptable(a: AcceptedOrder, maker_price: int) -> bool:
+    if a.type is OrderType.MARKET:
+        return True
+    return maker_price <= a.price_ticks if a.side is Side.BUY else maker_price >= a.price_ticks
+
+
+def _taker_totals(a: AcceptedOrder, trades: list[Trade]) -> tuple[int, int]:
+    """(executed lots, notional) of the taker, summed from its trades of this step."""
+    mine = [t for t in trades if a.order_id in (t.buyer_order_id, t.seller_order_id)]
+    return sum(t.qty_lots for t in mine), sum(t.qty_lots * t.price_ticks for t in mine)
+
+
+def _complete(a: AcceptedOrder, executed: int, cum_nu: int) -> bool:
+    return executed == a.qty_lots if a.qty_lots else cum_nu == a.quote_nu
+
+
+def _mark_taker_filled(a: AcceptedOrder, updates: list[OrderUpdate]) -> None:
+    """A quote-sized taker learns it is complete after its last fill: that fill's update says FILLED."""
+    for i in range(len(updates) - 1, -1, -1):
+        u = updates[i]
+        if u.order_id == a.order_id and u.exec_type is ExecType.TRADE:
+            updates[i] = _replace(u, status=OrderStatus.FILLED)
+            return
+
+
+def _taker_update(a: AcceptedOrder, **state: object) -> OrderUpdate:
+    """The incoming order as its owner sees it; a MARKET order reports no time in force."""
+    return OrderUpdate(
+        order_id=a.order_id, user_id=a.user_id, client_order_id=a.client_order_id, side=a.side, type=a.type,
+        tif=None if a.type is OrderType.MARKET else a.tif, price_ticks=a.price_ticks, qty_lots=a.qty_lots,
+        quote_nu=a.quote_nu, created_ts=a.ts, **state,  # type: ignore[arg-type]
+    )
+
+
+def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: object) -> OrderUpdate:
+    return OrderUpdate(
+        order_id=o.order_id, user_id=o.user_id, client_order_id=o.client_order_id, side=o.side, type=o.type,
+        tif=o.tif, price_ticks=o.price_ticks, qty_lots=o.qty_lots, status=status, exec_type=exec_type,
+        executed_lots=o.executed_lots, cum_nu=o.cum_nu, created_ts=o.created_ts, **fill,  # type: ignore[arg-type]
+    )
+
+
+def _replace(u: OrderUpdate, **changes: object) -> OrderUpdate:
+    return msgspec.structs.replace(u, **changes)

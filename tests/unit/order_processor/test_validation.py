@@ -1,0 +1,79 @@
+"""Market filters and hold sizing: exact units, Binance's filter names, never more than available."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.order_processor.validation import check, size_hold
+from shared.domain import Market, OrderType, Side, TimeInForce
+from shared.errors import ApiError
+from shared.messages import NewOrderRequest
+
+BTC = Market("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
+             min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.00001"),
+             max_qty=Decimal("9000"), min_notional=Decimal("5"))
+
+
+def req(side: Side = Side.BUY, type: OrderType = OrderType.LIMIT, price: str | None = "50000",
+        qty: str | None = "0.1", quote: str | None = None) -> NewOrderRequest:
+    return NewOrderRequest(order_id=1, user_id=2, symbol="BTCUSDT", side=side, type=type,
+                           tif=TimeInForce.GTC if type is not OrderType.MARKET else TimeInForce.IOC, price=price,
+                           quantity=qty, quote_order_qty=quote, client_order_id="c", ts=0)
+
+
+def refusal(r: NewOrderRequest) -> str:
+    with pytest.raises(ApiError) as refused:
+        check(r, BTC)
+    return refused.value.msg
+
+
+def test_limit_buy_holds_price_times_quantity_in_quote() -> None:
+    spec = check(req(), BTC)
+    assert (spec.price_ticks, spec.qty_lots, spec.hold_asset) == (5_000_000, 10_000, "USDT")
+    assert spec.hold_atoms == 5_000 * 10**8
+    hold = size_hold(spec, Side.BUY, BTC, 6_000 * 10**8)
+    assert (hold.atoms, hold.budget) == (5_000 * 10**8, 5_000_000 * 10_000)
+
+
+def test_sell_holds_the_quantity_in_base() -> None:
+    spec = check(req(Side.SELL), BTC)
+    assert (spec.hold_asset, spec.hold_atoms) == ("BTC", 10**7)
+
+
+def test_filters_refuse_with_their_names() -> None:
+    assert refusal(req(price="50000.001")) == "Filter failure: PRICE_FILTER"
+    assert refusal(req(price="2000000")) == "Filter failure: PRICE_FILTER"
+    assert refusal(req(qty="0.000001")) == "Filter failure: LOT_SIZE"
+    assert refusal(req(qty="10000")) == "Filter failure: LOT_SIZE"
+    assert refusal(req(price="1", qty="1")) == "Filter failure: NOTIONAL"
+    assert refusal(req(type=OrderType.MARKET, price=None, qty=None, quote="4.99")) == "Filter failure: NOTIONAL"
+
+
+def test_market_buy_by_quantity_holds_everything_available_in_whole_units() -> None:
+    spec = check(req(type=OrderType.MARKET, price=None), BTC)
+    assert spec.hold_atoms is None
+    hold = size_hold(spec, Side.BUY, BTC, 1234567891)
+    assert hold.atoms == 1234567890 and hold.budget == 1234567890 // BTC.atoms_per_nu
+
+
+def test_insufficient_balance_is_binances_message() -> None:
+    with pytest.raises(ApiError) as refused:
+        size_hold(check(req(), BTC), Side.BUY, BTC, 4_999 * 10**8)
+    assert (refused.value.code, refused.value.msg) == (-2010, "Account has insufficient balance for requested action.")
+
+
+@given(st.integers(1, 10**8), st.integers(1, 10**6), st.integers(0, 10**14), st.sampled_from(Side))
+def test_a_hold_never_exceeds_what_is_available(ticks: int, lots: int, available: int, side: Side) -> None:
+    r = req(side, price=str(BTC.ticks_to_price(ticks)), qty=str(BTC.lots_to_qty(lots)))
+    try:
+        spec = check(r, BTC)
+        hold = size_hold(spec, side, BTC, available)
+    except ApiError:
+        return
+    assert 0 < hold.atoms <= available
+    unit = BTC.atoms_per_nu if side is Side.BUY else BTC.atoms_per_lot
+    assert hold.budget * unit == hold.atoms
