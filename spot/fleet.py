@@ -18,6 +18,8 @@ from typing import IO
 
 from shared.config import SERVICE_PORTS
 
+from .infra import port_open
+
 SERVICES = ("ingestion", "order-processor", "matcher", "settlement", "market-data", "gateway")
 MODULES = {name: f"services.{name.replace('-', '_')}" for name in SERVICE_PORTS}
 COLORS = ("36", "33", "35", "32", "34", "31", "96")
@@ -42,6 +44,8 @@ class Fleet:
         return SERVICE_PORTS[name] + self.port_offset
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
+        if port_open(self.port(name)):
+            raise RuntimeError(f"port {self.port(name)} for {name} is taken: is another fleet still running?")
         env = {**os.environ, **self.env, "PORT": str(self.port(name)), "HOST": self.host,
                "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}"}
         p = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=env, stdout=subprocess.PIPE,
@@ -93,3 +97,4 @@ class Fleet:
                 p.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 p.kill()
+                p.wait(5)

@@ -44,7 +44,7 @@ class Infra:
                 pass
 
 
-def _port_open(port: int, host: str = "127.0.0.1") -> bool:
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
@@ -52,7 +52,7 @@ def _port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 def _wait_port(port: int, what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not _port_open(port):
+    while not port_open(port):
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not open port {port} within {timeout:.0f}s")
         time.sleep(0.1)
@@ -68,7 +68,7 @@ def tansu_binary() -> str:
 
 
 def start_kafka(infra: Infra, state: Path, port: int) -> str:
-    if _port_open(port):
+    if port_open(port):
         return f"127.0.0.1:{port}"  # one is running already (a previous `spot up` or tests)
     log = open(state / "tansu.log", "ab")  # noqa: SIM115 - the broker keeps it for its lifetime
     url = f"tcp://127.0.0.1:{port}"
@@ -110,7 +110,7 @@ def redis_binary() -> str:
 
 
 def start_redis(infra: Infra, state: Path, port: int) -> str:
-    if not _port_open(port):
+    if not port_open(port):
         p = subprocess.Popen([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                               "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(state),
                               "--logfile", str(state / "redis.log")], stdout=subprocess.DEVNULL)
