@@ -1,8 +1,8 @@
 """Point an unmodified ccxt at the local fleet: only the URLs change.
 
-    make dev                                    # in one terminal
-    spot admin create-user --deposit BTC=1 --deposit USDT=100000 --json   # note apiKey and secret
-    SPOT_API_KEY=... SPOT_SECRET=... .venv/bin/python examples/ccxt_local.py
+make dev                                    # in one terminal
+spot admin create-user --deposit BTC=1 --deposit USDT=100000 --json   # note apiKey and secret
+SPOT_API_KEY=... SPOT_SECRET=... .venv/bin/python examples/ccxt_local.py
 """
 
 import asyncio
@@ -15,12 +15,14 @@ CONFIG = {
     "apiKey": os.environ.get("SPOT_API_KEY", ""),
     "secret": os.environ.get("SPOT_SECRET", ""),
     "enableRateLimit": False,
-    "urls": {"api": {
-        "public": BASE + "/api/v3",
-        "private": BASE + "/api/v3",
-        "v1": BASE + "/api/v1",
-        "ws": {"spot": WS + "/ws", "margin": WS + "/ws", "ws-api": {"spot": WS + "/ws-api/v3"}},
-    }},
+    "urls": {
+        "api": {
+            "public": BASE + "/api/v3",
+            "private": BASE + "/api/v3",
+            "v1": BASE + "/api/v1",
+            "ws": {"spot": WS + "/ws", "margin": WS + "/ws", "ws-api": {"spot": WS + "/ws-api/v3"}},
+        }
+    },
     "options": {
         "defaultType": "spot",
         "fetchMarkets": {"types": ["spot"]},  # no futures/margin endpoints

@@ -13,9 +13,24 @@ from .domain import Market, OrderType, Side, fmt_amount
 from .messages import OrderUpdate, Trade
 
 
-def order_json(m: Market, *, order_id: int, client_order_id: str, side: str, type: str, tif: str | None,
-               price_ticks: int, qty_lots: int, quote_nu: int, status: str, executed_lots: int, cum_nu: int,
-               created_ts: int, updated_ts: int, stp: str = "EXPIRE_MAKER") -> dict[str, Any]:
+def order_json(
+    m: Market,
+    *,
+    order_id: int,
+    client_order_id: str,
+    side: str,
+    type: str,
+    tif: str | None,
+    price_ticks: int,
+    qty_lots: int,
+    quote_nu: int,
+    status: str,
+    executed_lots: int,
+    cum_nu: int,
+    created_ts: int,
+    updated_ts: int,
+    stp: str = "EXPIRE_MAKER",
+) -> dict[str, Any]:
     return {
         "symbol": m.symbol,
         "orderId": order_id,
@@ -41,18 +56,42 @@ def order_json(m: Market, *, order_id: int, client_order_id: str, side: str, typ
 
 
 def order_from_row(m: Market, row: Mapping[str, Any]) -> dict[str, Any]:
-    return order_json(m, order_id=row["order_id"], client_order_id=row["client_order_id"], side=row["side"],
-                      type=row["type"], tif=row["tif"], price_ticks=row["price_ticks"], qty_lots=row["qty_lots"],
-                      quote_nu=row["quote_nu"], status=row["status"], executed_lots=row["executed_lots"],
-                      cum_nu=row["cum_nu"], created_ts=row["created_ts"], updated_ts=row["updated_ts"],
-                      stp=row["stp"])
+    return order_json(
+        m,
+        order_id=row["order_id"],
+        client_order_id=row["client_order_id"],
+        side=row["side"],
+        type=row["type"],
+        tif=row["tif"],
+        price_ticks=row["price_ticks"],
+        qty_lots=row["qty_lots"],
+        quote_nu=row["quote_nu"],
+        status=row["status"],
+        executed_lots=row["executed_lots"],
+        cum_nu=row["cum_nu"],
+        created_ts=row["created_ts"],
+        updated_ts=row["updated_ts"],
+        stp=row["stp"],
+    )
 
 
 def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
-    return order_json(m, order_id=u.order_id, client_order_id=u.client_order_id, side=u.side, type=u.type,
-                      tif=u.tif, price_ticks=u.price_ticks, qty_lots=u.qty_lots, quote_nu=u.quote_nu,
-                      status=u.status, executed_lots=u.executed_lots, cum_nu=u.cum_nu, created_ts=u.created_ts,
-                      updated_ts=ts)
+    return order_json(
+        m,
+        order_id=u.order_id,
+        client_order_id=u.client_order_id,
+        side=u.side,
+        type=u.type,
+        tif=u.tif,
+        price_ticks=u.price_ticks,
+        qty_lots=u.qty_lots,
+        quote_nu=u.quote_nu,
+        status=u.status,
+        executed_lots=u.executed_lots,
+        cum_nu=u.cum_nu,
+        created_ts=u.created_ts,
+        updated_ts=ts,
+    )
 
 
 def fee_asset(m: Market, side: str) -> str:
@@ -61,43 +100,98 @@ def fee_asset(m: Market, side: str) -> str:
 
 
 def fill_json(m: Market, u: OrderUpdate) -> dict[str, Any]:
-    return {"price": m.fmt_price(u.last_ticks), "qty": m.fmt_qty(u.last_lots), "commission": fmt_amount(u.fee),
-            "commissionAsset": fee_asset(m, u.side), "tradeId": u.trade_id}
+    return {
+        "price": m.fmt_price(u.last_ticks),
+        "qty": m.fmt_qty(u.last_lots),
+        "commission": fmt_amount(u.fee),
+        "commissionAsset": fee_asset(m, u.side),
+        "tradeId": u.trade_id,
+    }
 
 
 def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]:
     is_trade = u.trade_id >= 0
     return {
-        "e": "executionReport", "E": event_ts, "s": m.symbol, "c": u.client_order_id, "S": u.side, "o": u.type,
-        "f": u.tif or "GTC", "q": m.fmt_qty(u.qty_lots), "p": m.fmt_price(u.price_ticks), "P": "0.00000000",
-        "F": "0.00000000", "g": -1, "C": u.orig_client_order_id, "x": u.exec_type, "X": u.status,
-        "r": u.reason or "NONE", "i": u.order_id, "l": m.fmt_qty(u.last_lots), "z": m.fmt_qty(u.executed_lots),
-        "L": m.fmt_price(u.last_ticks), "n": fmt_amount(u.fee),
-        "N": fee_asset(m, u.side) if is_trade else None, "T": event_ts, "t": u.trade_id, "I": u.order_id,
-        "w": u.status in ("NEW", "PARTIALLY_FILLED"), "m": u.is_maker, "M": False, "O": u.created_ts,
-        "Z": m.fmt_notional(u.cum_nu), "Y": m.fmt_notional(u.last_lots * u.last_ticks),
-        "Q": m.fmt_notional(u.quote_nu), "W": u.created_ts, "V": "EXPIRE_MAKER",
+        "e": "executionReport",
+        "E": event_ts,
+        "s": m.symbol,
+        "c": u.client_order_id,
+        "S": u.side,
+        "o": u.type,
+        "f": u.tif or "GTC",
+        "q": m.fmt_qty(u.qty_lots),
+        "p": m.fmt_price(u.price_ticks),
+        "P": "0.00000000",
+        "F": "0.00000000",
+        "g": -1,
+        "C": u.orig_client_order_id,
+        "x": u.exec_type,
+        "X": u.status,
+        "r": u.reason or "NONE",
+        "i": u.order_id,
+        "l": m.fmt_qty(u.last_lots),
+        "z": m.fmt_qty(u.executed_lots),
+        "L": m.fmt_price(u.last_ticks),
+        "n": fmt_amount(u.fee),
+        "N": fee_asset(m, u.side) if is_trade else None,
+        "T": event_ts,
+        "t": u.trade_id,
+        "I": u.order_id,
+        "w": u.status in ("NEW", "PARTIALLY_FILLED"),
+        "m": u.is_maker,
+        "M": False,
+        "O": u.created_ts,
+        "Z": m.fmt_notional(u.cum_nu),
+        "Y": m.fmt_notional(u.last_lots * u.last_ticks),
+        "Q": m.fmt_notional(u.quote_nu),
+        "W": u.created_ts,
+        "V": "EXPIRE_MAKER",
     }
 
 
 def trade_json(m: Market, t: Trade) -> dict[str, Any]:
     """A row of GET /api/v3/trades."""
-    return {"id": t.trade_id, "price": m.fmt_price(t.price_ticks), "qty": m.fmt_qty(t.qty_lots),
-            "quoteQty": m.fmt_notional(t.price_ticks * t.qty_lots), "time": t.ts, "isBuyerMaker": t.buyer_is_maker,
-            "isBestMatch": True}
+    return {
+        "id": t.trade_id,
+        "price": m.fmt_price(t.price_ticks),
+        "qty": m.fmt_qty(t.qty_lots),
+        "quoteQty": m.fmt_notional(t.price_ticks * t.qty_lots),
+        "time": t.ts,
+        "isBuyerMaker": t.buyer_is_maker,
+        "isBestMatch": True,
+    }
 
 
 def trade_event(m: Market, t: Trade, event_ts: int) -> dict[str, Any]:
     """The ``<symbol>@trade`` stream event."""
-    return {"e": "trade", "E": event_ts, "s": m.symbol, "t": t.trade_id, "p": m.fmt_price(t.price_ticks),
-            "q": m.fmt_qty(t.qty_lots), "T": t.ts, "m": t.buyer_is_maker, "M": True}
+    return {
+        "e": "trade",
+        "E": event_ts,
+        "s": m.symbol,
+        "t": t.trade_id,
+        "p": m.fmt_price(t.price_ticks),
+        "q": m.fmt_qty(t.qty_lots),
+        "T": t.ts,
+        "m": t.buyer_is_maker,
+        "M": True,
+    }
 
 
 def agg_trade_event(m: Market, t: Trade, event_ts: int) -> dict[str, Any]:
     """The ``<symbol>@aggTrade`` event; every trade is its own aggregate (a = f = l = trade id)."""
-    return {"e": "aggTrade", "E": event_ts, "s": m.symbol, "a": t.trade_id, "p": m.fmt_price(t.price_ticks),
-            "q": m.fmt_qty(t.qty_lots), "f": t.trade_id, "l": t.trade_id, "T": t.ts, "m": t.buyer_is_maker,
-            "M": True}
+    return {
+        "e": "aggTrade",
+        "E": event_ts,
+        "s": m.symbol,
+        "a": t.trade_id,
+        "p": m.fmt_price(t.price_ticks),
+        "q": m.fmt_qty(t.qty_lots),
+        "f": t.trade_id,
+        "l": t.trade_id,
+        "T": t.ts,
+        "m": t.buyer_is_maker,
+        "M": True,
+    }
 
 
 def is_market(order_type: str) -> bool:

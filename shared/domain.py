@@ -102,9 +102,13 @@ def to_decimal(text: str, field: str) -> Decimal:
     try:
         value = Decimal(text)
     except (InvalidOperation, TypeError, ValueError):
-        raise ValueError(f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.") from None
+        raise ValueError(
+            f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."
+        ) from None
     if not value.is_finite() or "e" in text.lower() or value < 0:
-        raise ValueError(f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'.")
+        raise ValueError(
+            f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."
+        )
     return value
 
 

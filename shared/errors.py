@@ -61,8 +61,10 @@ def mandatory(name: str) -> ApiError:
 
 
 def illegal(name: str) -> ApiError:
-    return ApiError(ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; legal range is "
-                                   "'^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.")
+    return ApiError(
+        ILLEGAL_CHARS,
+        f"Illegal characters found in parameter '{name}'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{{1,36}}$'.",
+    )
 
 
 def not_required(name: str) -> ApiError:
@@ -78,6 +80,10 @@ def invalid_symbol() -> ApiError:
 
 
 def rate_limited(retry_after_s: int, what: str, limit: int) -> ApiError:
-    return ApiError(TOO_MANY_REQUESTS, f"Too many requests; current limit of {what} is {limit}. Please use "
-                    "WebSocket Streams for live updates to avoid polling the API.", 429,
-                    {"Retry-After": str(retry_after_s)})
+    return ApiError(
+        TOO_MANY_REQUESTS,
+        f"Too many requests; current limit of {what} is {limit}. Please use "
+        "WebSocket Streams for live updates to avoid polling the API.",
+        429,
+        {"Retry-After": str(retry_after_s)},
+    )

@@ -122,7 +122,7 @@ class Batch(Generic[T]):
 Assigned = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(ConsumerRebalanceListener):
     def __init__(self, on_assign: Assigned | None, on_revoke: Assigned | None) -> None:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
@@ -137,8 +137,9 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class Inbox(Generic[T]):
-    def __init__(self, consumer: AIOKafkaConsumer, decode: Callable[[bytes], T], dlq: Outbox,
-                 settings: Settings) -> None:
+    def __init__(
+        self, consumer: AIOKafkaConsumer, decode: Callable[[bytes], T], dlq: Outbox, settings: Settings
+    ) -> None:
         self._consumer = consumer
         self._decode = decode
         self._dlq = dlq
@@ -152,8 +153,9 @@ class Inbox(Generic[T]):
     def _base(self, topic: str) -> str:
         return topic[: -len(self._suffix)] if self._suffix and topic.endswith(self._suffix) else topic
 
-    async def batches(self, stop: asyncio.Event, timeout_ms: int = 100,
-                      yield_empty: bool = False) -> AsyncIterator[Batch[T]]:
+    async def batches(
+        self, stop: asyncio.Event, timeout_ms: int = 100, yield_empty: bool = False
+    ) -> AsyncIterator[Batch[T]]:
         """Yield batches until ``stop`` is set; poison records are dead-lettered, never yielded.
 
         With ``yield_empty`` an idle poll yields an empty batch, for services with timed work.
@@ -186,8 +188,9 @@ class Inbox(Generic[T]):
         log.warning("poison record %s[%d]@%d sent to %s.dlq: %s", topic, raw.partition, raw.offset, topic, reason)
         DLQ_TOTAL.labels(topic).inc()
         headers = [("reason", reason.encode()), ("source", f"{topic}/{raw.partition}/{raw.offset}".encode())]
-        await self._dlq.send(f"{topic}.dlq", raw.value or b"", key=(raw.key or b"").decode(errors="replace"),
-                             headers=headers)
+        await self._dlq.send(
+            f"{topic}.dlq", raw.value or b"", key=(raw.key or b"").decode(errors="replace"), headers=headers
+        )
 
     async def commit(self, batch: Batch[T]) -> None:
         if batch.ends:

@@ -67,7 +67,7 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     old_factory = logging.getLogRecordFactory()
 
     def factory(*args: object, **kwargs: object) -> logging.LogRecord:
-        record = old_factory(*args, **kwargs)  # type: ignore[arg-type]
+        record = old_factory(*args, **kwargs)
         record.service = service
         return record
 
@@ -107,8 +107,9 @@ async def run_until_signal(serve: Serve, settings: Settings, service: str) -> No
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     health = Health()
-    server = await asyncio.start_server(lambda r, w: _serve_health(health, r, w), settings.host,
-                                        settings.port_for(service))
+    server = await asyncio.start_server(
+        lambda r, w: _serve_health(health, r, w), settings.host, settings.port_for(service)
+    )
     log = logging.getLogger(service)
     log.info("%s listening for health checks on %s:%d", service, settings.host, settings.port_for(service))
     gc.collect()

@@ -28,8 +28,9 @@ async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> Asy
     delay = RETRY_S
     while True:
         try:
-            p = await asyncpg.create_pool(settings.database_url, min_size=min_size, max_size=max_size,
-                                          command_timeout=30)
+            p = await asyncpg.create_pool(
+                settings.database_url, min_size=min_size, max_size=max_size, command_timeout=30
+            )
             break
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("postgres not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
@@ -52,8 +53,10 @@ def migrate(database_url: str) -> None:
     command.upgrade(cfg, "head")
 
 
-MARKET_COLUMNS = ("symbol, base, quote, status, tick_size, step_size, min_price, max_price, min_qty, max_qty, "
-                  "min_notional, maker_fee_bps, taker_fee_bps")
+MARKET_COLUMNS = (
+    "symbol, base, quote, status, tick_size, step_size, min_price, max_price, min_qty, max_qty, "
+    "min_notional, maker_fee_bps, taker_fee_bps"
+)
 
 
 async def load_markets(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Market]:
@@ -67,16 +70,45 @@ async def upsert_market(conn: asyncpg.Pool | asyncpg.Connection, m: Market) -> N
             ON CONFLICT (symbol) DO UPDATE SET base=$2, quote=$3, status=$4, tick_size=$5, step_size=$6,
               min_price=$7, max_price=$8, min_qty=$9, max_qty=$10, min_notional=$11, maker_fee_bps=$12,
               taker_fee_bps=$13""",  # noqa: S608 (constant column list)
-        m.symbol, m.base, m.quote, m.status, m.tick_size, m.step_size, m.min_price, m.max_price, m.min_qty,
-        m.max_qty, m.min_notional, m.maker_fee_bps, m.taker_fee_bps,
+        m.symbol,
+        m.base,
+        m.quote,
+        m.status,
+        m.tick_size,
+        m.step_size,
+        m.min_price,
+        m.max_price,
+        m.min_qty,
+        m.max_qty,
+        m.min_notional,
+        m.maker_fee_bps,
+        m.taker_fee_bps,
     )
 
 
 DEFAULT_MARKETS = (
-    Market("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
-           min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.00001"),
-           max_qty=Decimal("9000"), min_notional=Decimal("5")),
-    Market("ETHUSDT", "ETH", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.0001"),
-           min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.0001"),
-           max_qty=Decimal("9000"), min_notional=Decimal("5")),
+    Market(
+        "BTCUSDT",
+        "BTC",
+        "USDT",
+        tick_size=Decimal("0.01"),
+        step_size=Decimal("0.00001"),
+        min_price=Decimal("0.01"),
+        max_price=Decimal("1000000"),
+        min_qty=Decimal("0.00001"),
+        max_qty=Decimal("9000"),
+        min_notional=Decimal("5"),
+    ),
+    Market(
+        "ETHUSDT",
+        "ETH",
+        "USDT",
+        tick_size=Decimal("0.01"),
+        step_size=Decimal("0.0001"),
+        min_price=Decimal("0.01"),
+        max_price=Decimal("1000000"),
+        min_qty=Decimal("0.0001"),
+        max_qty=Decimal("9000"),
+        min_notional=Decimal("5"),
+    ),
 )

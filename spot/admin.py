@@ -40,17 +40,25 @@ def parse_deposit(text: str) -> tuple[str, int]:
     return asset.strip().upper(), decimal_to_atoms(Decimal(amount.strip()))
 
 
-async def create_user(settings: Settings, name: str, deposits: list[tuple[str, int]],
-                      permissions: tuple[str, ...] = DEFAULT_PERMISSIONS) -> NewUser:
+async def create_user(
+    settings: Settings, name: str, deposits: list[tuple[str, int]], permissions: tuple[str, ...] = DEFAULT_PERMISSIONS
+) -> NewUser:
     conn = await asyncpg.connect(settings.database_url)
     try:
         now = now_ms()
         async with conn.transaction():
-            user_id = await conn.fetchval("INSERT INTO users (name, created_at) VALUES ($1, $2) RETURNING user_id",
-                                          name, now)
+            user_id = await conn.fetchval(
+                "INSERT INTO users (name, created_at) VALUES ($1, $2) RETURNING user_id", name, now
+            )
             api_key, secret = secrets.token_urlsafe(48), secrets.token_hex(32)
-            await conn.execute("INSERT INTO api_keys (api_key, user_id, secret, permissions, created_at) "
-                               "VALUES ($1, $2, $3, $4, $5)", api_key, user_id, secret, list(permissions), now)
+            await conn.execute(
+                "INSERT INTO api_keys (api_key, user_id, secret, permissions, created_at) VALUES ($1, $2, $3, $4, $5)",
+                api_key,
+                user_id,
+                secret,
+                list(permissions),
+                now,
+            )
         for asset, atoms in deposits:
             await deposit(conn, user_id, asset, atoms, now, f"admin:{user_id}")
         return NewUser(user_id, api_key, secret)
@@ -70,10 +78,20 @@ async def credit(settings: Settings, user_id: int, deposits: list[tuple[str, int
 async def balances(settings: Settings, user_id: int | None) -> list[dict[str, object]]:
     conn = await asyncpg.connect(settings.database_url)
     try:
-        rows = await conn.fetch("SELECT user_id, asset, available, held FROM balances "
-                                "WHERE $1::bigint IS NULL OR user_id = $1 ORDER BY user_id, asset", user_id)
-        return [{"userId": r["user_id"], "asset": r["asset"], "free": fmt_amount(r["available"]),
-                 "locked": fmt_amount(r["held"])} for r in rows]
+        rows = await conn.fetch(
+            "SELECT user_id, asset, available, held FROM balances "
+            "WHERE $1::bigint IS NULL OR user_id = $1 ORDER BY user_id, asset",
+            user_id,
+        )
+        return [
+            {
+                "userId": r["user_id"],
+                "asset": r["asset"],
+                "free": fmt_amount(r["available"]),
+                "locked": fmt_amount(r["held"]),
+            }
+            for r in rows
+        ]
     finally:
         await conn.close()
 

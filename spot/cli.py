@@ -1,11 +1,11 @@
 """``spot``: run the local fleet, run one service, administer users and balances.
 
-    spot up                       infrastructure + init + every service; Ctrl-C stops it all
-    spot run <service>            one service in the foreground (what a container runs)
-    spot admin init               migrations, topics, markets
-    spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
-    spot admin deposit --user 2 --deposit USDT=500
-    spot admin balances [--user 2] [--json]
+spot up                       infrastructure + init + every service; Ctrl-C stops it all
+spot run <service>            one service in the foreground (what a container runs)
+spot admin init               migrations, topics, markets
+spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
+spot admin deposit --user 2 --deposit USDT=500
+spot admin balances [--user 2] [--json]
 """
 
 from __future__ import annotations

@@ -46,10 +46,16 @@ class Fleet:
     def start(self, name: str) -> subprocess.Popen[bytes]:
         if port_open(self.port(name)):
             raise RuntimeError(f"port {self.port(name)} for {name} is taken: is another fleet still running?")
-        env = {**os.environ, **self.env, "PORT": str(self.port(name)), "HOST": self.host,
-               "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}"}
-        p = subprocess.Popen([sys.executable, "-m", MODULES[name]], env=env, stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT)
+        env = {
+            **os.environ,
+            **self.env,
+            "PORT": str(self.port(name)),
+            "HOST": self.host,
+            "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}",
+        }
+        p = subprocess.Popen(
+            [sys.executable, "-m", MODULES[name]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
         color = COLORS[list(SERVICE_PORTS).index(name) % len(COLORS)]
         prefix = f"\033[{color}m{name:>15} |\033[0m" if self.log is not None and self.log.isatty() else f"{name:>15} |"
         assert p.stdout is not None
@@ -63,7 +69,7 @@ class Fleet:
 
     def ready(self, name: str) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port(name)}/readyz", timeout=1) as r:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port(name)}/readyz", timeout=1) as r:
                 return bool(r.status == 200)
         except OSError:
             return False

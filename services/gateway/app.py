@@ -12,11 +12,13 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import errors, postgres
@@ -34,6 +36,7 @@ from .ws import router as ws_router
 
 SERVICE = "gateway"
 MARKETS_REFRESH_S = 30
+STATIC = Path(__file__).parent / "static"  # the web trading page, built on the public API only
 log = logging.getLogger(SERVICE)
 
 
@@ -55,16 +58,27 @@ def create_app(settings: Settings) -> FastAPI:
             db = await stack.enter_async_context(postgres.pool(settings, max_size=20))
             cache = await stack.enter_async_context(sredis.client(settings))
             pubsub_cache = await stack.enter_async_context(sredis.client(settings))
-            ingestion = httpx.AsyncClient(base_url=settings.ingestion_url, timeout=10.0,
-                                          limits=httpx.Limits(max_connections=200, max_keepalive_connections=100))
+            ingestion = httpx.AsyncClient(
+                base_url=settings.ingestion_url,
+                timeout=10.0,
+                limits=httpx.Limits(max_connections=200, max_keepalive_connections=100),
+            )
             stack.push_async_callback(ingestion.aclose)
             outcomes = Outcomes()
             hub = Hub(pubsub_cache, outcomes.deliver)
             await hub.start()
             stack.push_async_callback(hub.stop)
-            gw = Gateway(settings, db, cache, await postgres.load_markets(db),
-                         RateLimiter(cache, settings.request_weight_per_minute, settings.orders_per_10s),
-                         outcomes, hub, ingestion, {})
+            gw = Gateway(
+                settings,
+                db,
+                cache,
+                await postgres.load_markets(db),
+                RateLimiter(cache, settings.request_weight_per_minute, settings.orders_per_10s),
+                outcomes,
+                hub,
+                ingestion,
+                {},
+            )
             app.state.gateway = gw
             refresher = asyncio.create_task(_refresh_markets(gw))
             health.up()
@@ -75,8 +89,14 @@ def create_app(settings: Settings) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await refresher
 
-    app = FastAPI(title="spot gateway", version="1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None,
-                  description="Binance-compatible spot API of the exchange fleet.")
+    app = FastAPI(
+        title="spot gateway",
+        version="1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        description="Binance-compatible spot API of the exchange fleet.",
+    )
     add_health_routes(app, health)
     add_error_handlers(app)
 
@@ -92,11 +112,18 @@ def create_app(settings: Settings) -> FastAPI:
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
         log.error("unexpected %s", type(exc).__name__, exc_info=True)
-        return JSONResponse({"code": errors.UNKNOWN, "msg": "An unknown error occurred while processing the request."},
-                            status_code=500)
+        return JSONResponse(
+            {"code": errors.UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500
+        )
 
     app.include_router(market.router)
     app.include_router(orders.router)
     app.include_router(userstream.router)
     app.include_router(ws_router)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -25,7 +25,7 @@ def split_signature(query: bytes, body: bytes) -> tuple[bytes, str]:
     for part, is_query in ((query, True), (body, False)):
         m = SIGNATURE.search(part)
         if m:
-            before, after = part[: m.start()], part[m.end():]
+            before, after = part[: m.start()], part[m.end() :]
             stripped = before + after if before else after.lstrip(b"&")
             payload = stripped + body if is_query else query + stripped
             return payload, m.group(2).decode("ascii", errors="replace")

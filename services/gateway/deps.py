@@ -56,9 +56,14 @@ class Gateway:
             return hit[1]
         row = await self.db.fetchrow(
             "SELECT k.user_id, k.secret, k.permissions, u.status FROM api_keys k JOIN users u USING (user_id) "
-            "WHERE k.api_key = $1", key)
-        found = None if row is None else ApiKey(row["user_id"], row["secret"], frozenset(row["permissions"]),
-                                                 row["status"] == "ACTIVE")
+            "WHERE k.api_key = $1",
+            key,
+        )
+        found = (
+            None
+            if row is None
+            else ApiKey(row["user_id"], row["secret"], frozenset(row["permissions"]), row["status"] == "ACTIVE")
+        )
         if len(self._keys) > 100_000:
             self._keys.clear()
         self._keys[key] = (time.monotonic() + KEY_CACHE_S, found)
@@ -74,7 +79,7 @@ class Gateway:
 
 
 def gateway(request: Request) -> Gateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
+    return request.app.state.gateway
 
 
 GatewayDep = Annotated[Gateway, Depends(gateway)]
@@ -111,7 +116,7 @@ async def _key_of(request: Request, gw: Gateway) -> tuple[str, ApiKey]:
     return key, found
 
 
-def signed(permission: str, weight: int = 1):  # type: ignore[no-untyped-def]
+def signed(permission: str, weight: int = 1):
     """A dependency for a SIGNED endpoint needing ``permission`` (``TRADE`` or ``USER_DATA``)."""
 
     async def dep(request: Request, gw: GatewayDep) -> Caller:
@@ -149,13 +154,16 @@ KeyCaller = Annotated[Caller, Depends(keyed)]
 PublicParams = Annotated[dict[str, str], Depends(public)]
 
 
-def int_param(params: dict[str, str], name: str, default: int | None = None, lo: int = 0,
-              hi: int = 2**62) -> int | None:
+def int_param(
+    params: dict[str, str], name: str, default: int | None = None, lo: int = 0, hi: int = 2**62
+) -> int | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return default
     if not raw.lstrip("-").isdigit() or len(raw) > 19:
-        raise ApiError(errors.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'.")
+        raise ApiError(
+            errors.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
+        )
     value = int(raw)
     if value < lo or value > hi:
         raise ApiError(errors.ILLEGAL_CHARS, f"Parameter '{name}' out of range [{lo}, {hi}]: {value}.")

@@ -123,12 +123,21 @@ async def _market_protocol(ws: WebSocket, session: Session, gw: Gateway) -> Any:
         params = msg.get("params") or []
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
             if not isinstance(params, list) or len(params) + len(session.streams) > MAX_STREAMS:
-                await ws.send_text(orjson.dumps({"error": {"code": 2, "msg": "Invalid request: params"}, "id": req_id}).decode())
+                await ws.send_text(
+                    orjson.dumps({"error": {"code": 2, "msg": "Invalid request: params"}, "id": req_id}).decode()
+                )
                 return
             for stream in params:
                 channel = channel_of(str(stream), gw)
                 if channel is None:
-                    await ws.send_text(orjson.dumps({"error": {"code": 2, "msg": f"Invalid request: unknown stream {str(stream)[:60]}"}, "id": req_id}).decode())
+                    await ws.send_text(
+                        orjson.dumps(
+                            {
+                                "error": {"code": 2, "msg": f"Invalid request: unknown stream {str(stream)[:60]}"},
+                                "id": req_id,
+                            }
+                        ).decode()
+                    )
                     return
             for stream in params:
                 if method == "SUBSCRIBE":
@@ -141,7 +150,9 @@ async def _market_protocol(ws: WebSocket, session: Session, gw: Gateway) -> Any:
         elif method == "SET_PROPERTY" or method == "GET_PROPERTY":
             await ws.send_text(orjson.dumps({"result": None, "id": req_id}).decode())
         else:
-            await ws.send_text(orjson.dumps({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": req_id}).decode())
+            await ws.send_text(
+                orjson.dumps({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": req_id}).decode()
+            )
 
     return handle
 

@@ -57,13 +57,18 @@ class Ingestor:
         except Exception:
             await self.cache.delete(key)  # nothing was accepted: the client may retry with the same id
             raise
-        return {"symbol": request.symbol, "orderId": order_id, "clientOrderId": request.client_order_id,
-                "transactTime": request.ts}
+        return {
+            "symbol": request.symbol,
+            "orderId": order_id,
+            "clientOrderId": request.client_order_id,
+            "transactTime": request.ts,
+        }
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         request_id = await self.ids.next()
-        request = parse_cancel(params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(),
-                               symbols=self.symbols)
+        request = parse_cancel(
+            params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.symbols
+        )
         await self.outbox.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol)
         return {"requestId": request_id, "transactTime": request.ts}
 

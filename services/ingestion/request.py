@@ -17,12 +17,35 @@ from shared.errors import ApiError
 from shared.messages import CancelRequest, NewOrderRequest
 
 CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
-NEW_ORDER_PARAMS = frozenset({
-    "symbol", "side", "type", "timeInForce", "quantity", "quoteOrderQty", "price", "newClientOrderId",
-    "newOrderRespType", "selfTradePreventionMode", "timestamp", "recvWindow", "signature",
-})
-CANCEL_PARAMS = frozenset({"symbol", "orderId", "origClientOrderId", "newClientOrderId", "cancelRestrictions",
-                           "timestamp", "recvWindow", "signature"})
+NEW_ORDER_PARAMS = frozenset(
+    {
+        "symbol",
+        "side",
+        "type",
+        "timeInForce",
+        "quantity",
+        "quoteOrderQty",
+        "price",
+        "newClientOrderId",
+        "newOrderRespType",
+        "selfTradePreventionMode",
+        "timestamp",
+        "recvWindow",
+        "signature",
+    }
+)
+CANCEL_PARAMS = frozenset(
+    {
+        "symbol",
+        "orderId",
+        "origClientOrderId",
+        "newClientOrderId",
+        "cancelRestrictions",
+        "timestamp",
+        "recvWindow",
+        "signature",
+    }
+)
 RESP_TYPES = ("ACK", "RESULT", "FULL")
 
 
@@ -31,7 +54,7 @@ def _enum(params: Mapping[str, str], name: str, enum: type, code: int, msg: str)
     if not raw:
         raise errors.mandatory(name)
     try:
-        return enum(raw)  # type: ignore[no-any-return]
+        return enum(raw)
     except ValueError:
         raise ApiError(code, msg) from None
 
@@ -58,7 +81,9 @@ def _canonical(value: Decimal | None) -> str | None:
 def check_unread(params: Mapping[str, str], allowed: frozenset[str]) -> None:
     extra = sorted(set(params) - allowed)
     if extra:
-        raise ApiError(errors.UNREAD_PARAMETERS, f"Not all sent parameters were read; unexpected: {', '.join(extra)[:200]}.")
+        raise ApiError(
+            errors.UNREAD_PARAMETERS, f"Not all sent parameters were read; unexpected: {', '.join(extra)[:200]}."
+        )
 
 
 def symbol_of(params: Mapping[str, str], symbols: Collection[str]) -> str:
@@ -70,8 +95,9 @@ def symbol_of(params: Mapping[str, str], symbols: Collection[str]) -> str:
     return symbol
 
 
-def parse_new_order(params: Mapping[str, str], *, user_id: int, order_id: int, ts: int,
-                    symbols: Collection[str]) -> NewOrderRequest:
+def parse_new_order(
+    params: Mapping[str, str], *, user_id: int, order_id: int, ts: int, symbols: Collection[str]
+) -> NewOrderRequest:
     check_unread(params, NEW_ORDER_PARAMS)
     symbol = symbol_of(params, symbols)
     side = Side(_enum(params, "side", Side, errors.INVALID_SIDE, "Invalid side."))
@@ -101,9 +127,12 @@ def parse_new_order(params: Mapping[str, str], *, user_id: int, order_id: int, t
         tif = TimeInForce.GTC
     else:  # MARKET
         if (qty is None) == (quote is None):
-            raise ApiError(errors.MANDATORY_PARAM,
-                           "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
-                           if qty is None else "Parameters 'quantity' and 'quoteOrderQty' cannot be sent together.")
+            raise ApiError(
+                errors.MANDATORY_PARAM,
+                "Param 'quantity' or 'quoteOrderQty' must be sent, but both were empty/null!"
+                if qty is None
+                else "Parameters 'quantity' and 'quoteOrderQty' cannot be sent together.",
+            )
         if price is not None:
             raise errors.not_required("price")
         if tif is not None:
@@ -114,16 +143,34 @@ def parse_new_order(params: Mapping[str, str], *, user_id: int, order_id: int, t
         raise errors.illegal("newClientOrderId")
     if params.get("newOrderRespType", "FULL") not in RESP_TYPES:
         raise ApiError(errors.ILLEGAL_CHARS, "Invalid newOrderRespType; legal values are ACK, RESULT, FULL.")
-    stp = StpMode(_enum({"x": params.get("selfTradePreventionMode") or "EXPIRE_MAKER"}, "x", StpMode,
-                        errors.ILLEGAL_CHARS, "Invalid selfTradePreventionMode."))
+    stp = StpMode(
+        _enum(
+            {"x": params.get("selfTradePreventionMode") or "EXPIRE_MAKER"},
+            "x",
+            StpMode,
+            errors.ILLEGAL_CHARS,
+            "Invalid selfTradePreventionMode.",
+        )
+    )
     return NewOrderRequest(
-        order_id=order_id, user_id=user_id, symbol=symbol, side=side, type=otype, tif=tif, price=_canonical(price),
-        quantity=_canonical(qty), quote_order_qty=_canonical(quote), client_order_id=client_id, stp=stp, ts=ts,
+        order_id=order_id,
+        user_id=user_id,
+        symbol=symbol,
+        side=side,
+        type=otype,
+        tif=tif,
+        price=_canonical(price),
+        quantity=_canonical(qty),
+        quote_order_qty=_canonical(quote),
+        client_order_id=client_id,
+        stp=stp,
+        ts=ts,
     )
 
 
-def parse_cancel(params: Mapping[str, str], *, user_id: int, request_id: int, order_id: int, ts: int,
-                 symbols: Collection[str]) -> CancelRequest:
+def parse_cancel(
+    params: Mapping[str, str], *, user_id: int, request_id: int, order_id: int, ts: int, symbols: Collection[str]
+) -> CancelRequest:
     """``order_id`` is resolved by the caller (from ``orderId`` or ``origClientOrderId``)."""
     check_unread(params, CANCEL_PARAMS)
     symbol = symbol_of(params, symbols)

@@ -28,6 +28,7 @@ SERVICE = "market-data"
 DEPTH_INTERVAL_MS = 100
 PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
 
+
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
     async with postgres.pool(settings, max_size=1) as db:
         markets = await postgres.load_markets(db)
@@ -37,8 +38,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         kafka.consumer(settings, [Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION], SERVICE, decode_output, dlq) as inbox,
     ):
         states = {s: MarketState(m) for s, m in markets.items()}
-        for state in states.values():
-            await state.load(cache)
+        for loading in states.values():
+            await loading.load(cache)
         health.up()
         unflushed: list[Batch[MatchedEvent | TradeExecution]] = []
         last_flush = time.monotonic()
@@ -67,10 +68,10 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             if (time.monotonic() - last_flush) * 1000 >= DEPTH_INTERVAL_MS:
                 last_flush = time.monotonic()
                 pipe = cache.pipeline(transaction=True)
-                for state in states.values():
-                    diff = state.depth.take_diff()
+                for market_state in states.values():
+                    diff = market_state.depth.take_diff()
                     if diff is not None:
-                        publish_depth(pipe, state.market, diff, now)
+                        publish_depth(pipe, market_state.market, diff, now)
                         PUSHED.labels("depth").inc()
                 await pipe.execute()
                 for done in unflushed:

@@ -74,14 +74,21 @@ def publish_depth(pipe: aioredis.client.Pipeline, m: Market, diff: Diff, event_t
         if kept:
             pipe.hset(key(s, side), mapping=kept)  # type: ignore[arg-type]
     pipe.set(key(s, "depth_seq"), diff.last)
-    event = {"e": "depthUpdate", "E": event_ts, "s": s, "U": diff.first, "u": diff.last,
-             "b": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.bids.items(), reverse=True)],
-             "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())]}
+    event = {
+        "e": "depthUpdate",
+        "E": event_ts,
+        "s": s,
+        "U": diff.first,
+        "u": diff.last,
+        "b": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.bids.items(), reverse=True)],
+        "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())],
+    }
     pipe.publish(sredis.stream_channel(stream_name(s, "depth")), orjson.dumps(event))
 
 
-def publish_trades(pipe: aioredis.client.Pipeline, state: MarketState, seq: int, trades: list[Trade],
-                   event_ts: int) -> None:
+def publish_trades(
+    pipe: aioredis.client.Pipeline, state: MarketState, seq: int, trades: list[Trade], event_ts: int
+) -> None:
     """Record trades, roll the candle and push trade, aggTrade and kline events, in the caller's MULTI."""
     m = state.market
     s = m.symbol
@@ -93,8 +100,9 @@ def publish_trades(pipe: aioredis.client.Pipeline, state: MarketState, seq: int,
         state.kline, closed = fold(state.kline, t)
         if closed is not None:
             _store_kline(pipe, m, closed)
-            pipe.publish(sredis.stream_channel(stream_name(s, "kline_1m")),
-                         orjson.dumps(closed.event(m, event_ts, closed=True)))
+            pipe.publish(
+                sredis.stream_channel(stream_name(s, "kline_1m")), orjson.dumps(closed.event(m, event_ts, closed=True))
+            )
     pipe.lpush(key(s, "trades"), *reversed(rows))
     pipe.ltrim(key(s, "trades"), 0, RECENT_TRADES - 1)
     assert state.kline is not None

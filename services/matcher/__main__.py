@@ -93,8 +93,15 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         async def on_revoke(tps: set[TopicPartition]) -> None:
             await matcher.revoked(tps, count)
 
-        async with kafka.consumer(settings, [Topic.VALIDATED_ORDERS], SERVICE, decode_command, outbox,
-                                  on_assign=on_assign, on_revoke=on_revoke) as inbox:
+        async with kafka.consumer(
+            settings,
+            [Topic.VALIDATED_ORDERS],
+            SERVICE,
+            decode_command,
+            outbox,
+            on_assign=on_assign,
+            on_revoke=on_revoke,
+        ) as inbox:
             health.up()
             async for batch in inbox.batches(stop):
                 with BATCH_SECONDS.time():

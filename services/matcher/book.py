@@ -190,15 +190,41 @@ class Book:
             return self._cancel(command, ts)
         return self._reject(command, ts)
 
-    def _event(self, command: MatcherCommand, ts: int, **parts: object) -> MatchedEvent:
-        return MatchedEvent(symbol=self.market.symbol, seq=self.state.seq, ts=ts, request_id=command.request_id,
-                            **parts)  # type: ignore[arg-type]
+    def _event(
+        self,
+        command: MatcherCommand,
+        ts: int,
+        updates: list[OrderUpdate] | None = None,
+        trades: list[Trade] | None = None,
+        deltas: list[LevelDelta] | None = None,
+        error: CommandError | None = None,
+    ) -> MatchedEvent:
+        return MatchedEvent(
+            symbol=self.market.symbol,
+            seq=self.state.seq,
+            ts=ts,
+            request_id=command.request_id,
+            updates=updates or [],
+            trades=trades or [],
+            deltas=deltas or [],
+            error=error,
+        )
 
     def _reject(self, r: RejectedOrder, ts: int) -> MatchedEvent:
         update = OrderUpdate(
-            order_id=r.order_id, user_id=r.user_id, client_order_id=r.client_order_id, side=r.side, type=r.type,
-            tif=r.tif, price_ticks=r.price_ticks, qty_lots=r.qty_lots, status=OrderStatus.REJECTED,
-            exec_type=ExecType.REJECTED, created_ts=r.ts, reject_code=r.code, reason=r.msg,
+            order_id=r.order_id,
+            user_id=r.user_id,
+            client_order_id=r.client_order_id,
+            side=r.side,
+            type=r.type,
+            tif=r.tif,
+            price_ticks=r.price_ticks,
+            qty_lots=r.qty_lots,
+            status=OrderStatus.REJECTED,
+            exec_type=ExecType.REJECTED,
+            created_ts=r.ts,
+            reject_code=r.code,
+            reason=r.msg,
         )
         return self._event(r, ts, updates=[update])
 
@@ -218,13 +244,27 @@ class Book:
         trades: list[Trade] = []
         deltas: dict[tuple[Side, int], int] = {}
         new = OrderUpdate(
-            order_id=a.order_id, user_id=a.user_id, client_order_id=a.client_order_id, side=a.side, type=a.type,
-            tif=None if a.type is OrderType.MARKET else a.tif, price_ticks=a.price_ticks, qty_lots=a.qty_lots,
-            quote_nu=a.quote_nu, status=OrderStatus.NEW, exec_type=ExecType.NEW, created_ts=a.ts,
+            order_id=a.order_id,
+            user_id=a.user_id,
+            client_order_id=a.client_order_id,
+            side=a.side,
+            type=a.type,
+            tif=None if a.type is OrderType.MARKET else a.tif,
+            price_ticks=a.price_ticks,
+            qty_lots=a.qty_lots,
+            quote_nu=a.quote_nu,
+            status=OrderStatus.NEW,
+            exec_type=ExecType.NEW,
+            created_ts=a.ts,
         )
         if a.type is OrderType.LIMIT_MAKER and self._crosses(a.side, a.price_ticks):
-            rejected = msgspec.structs.replace(new, status=OrderStatus.REJECTED, exec_type=ExecType.REJECTED,
-                                               reject_code=WOULD_TAKE, reason="Order would immediately match and take.")
+            rejected = msgspec.structs.replace(
+                new,
+                status=OrderStatus.REJECTED,
+                exec_type=ExecType.REJECTED,
+                reject_code=WOULD_TAKE,
+                reason="Order would immediately match and take.",
+            )
             return self._event(a, ts, updates=[rejected])
         updates.append(new)
         if a.tif is TimeInForce.FOK and a.type is OrderType.LIMIT and not self._fillable(taker):
@@ -242,12 +282,25 @@ class Book:
             if a.type is OrderType.MARKET or a.tif is not TimeInForce.GTC:
                 updates.append(self._taker_update(new, taker, OrderStatus.EXPIRED, ExecType.EXPIRED))
             else:
-                self._rest(RestingOrder(
-                    order_id=a.order_id, user_id=a.user_id, client_order_id=a.client_order_id, side=a.side,
-                    type=a.type, tif=a.tif, price_ticks=a.price_ticks, qty_lots=a.qty_lots, remaining=taker.remaining,
-                    executed_lots=taker.executed, cum_nu=taker.cum_nu, created_ts=a.ts, arrival=self.state.seq,
-                    stp=a.stp,
-                ), deltas)
+                self._rest(
+                    RestingOrder(
+                        order_id=a.order_id,
+                        user_id=a.user_id,
+                        client_order_id=a.client_order_id,
+                        side=a.side,
+                        type=a.type,
+                        tif=a.tif,
+                        price_ticks=a.price_ticks,
+                        qty_lots=a.qty_lots,
+                        remaining=taker.remaining,
+                        executed_lots=taker.executed,
+                        cum_nu=taker.cum_nu,
+                        created_ts=a.ts,
+                        arrival=self.state.seq,
+                        stp=a.stp,
+                    ),
+                    deltas,
+                )
         return self._event(a, ts, updates=updates, trades=trades, deltas=self._deltas(deltas))
 
     # --- matching ------------------------------------------------------------------------------------------
@@ -293,8 +346,14 @@ class Book:
                     return True
         return False
 
-    def _match(self, taker: _Taker, ts: int, updates: list[OrderUpdate], trades: list[Trade],
-               deltas: dict[tuple[Side, int], int]) -> bool:
+    def _match(
+        self,
+        taker: _Taker,
+        ts: int,
+        updates: list[OrderUpdate],
+        trades: list[Trade],
+        deltas: dict[tuple[Side, int], int],
+    ) -> bool:
         """Fill ``taker`` against the opposite side; True if self-trade prevention expired the taker."""
         a = taker.order
         m = self.market
@@ -330,23 +389,50 @@ class Book:
                 buyer_fee = m.fee_atoms(base_atoms, buyer_is_maker)
                 seller_fee = m.fee_atoms(quote_atoms, not buyer_is_maker)
                 buyer, seller = (maker, a) if buyer_is_maker else (a, maker)
-                trades.append(Trade(
-                    trade_id=trade_id, price_ticks=price, qty_lots=lots, buyer_order_id=buyer.order_id,
-                    seller_order_id=seller.order_id, buyer_user_id=buyer.user_id, seller_user_id=seller.user_id,
-                    buyer_is_maker=buyer_is_maker, buyer_fee=buyer_fee, seller_fee=seller_fee, ts=ts,
-                ))
+                trades.append(
+                    Trade(
+                        trade_id=trade_id,
+                        price_ticks=price,
+                        qty_lots=lots,
+                        buyer_order_id=buyer.order_id,
+                        seller_order_id=seller.order_id,
+                        buyer_user_id=buyer.user_id,
+                        seller_user_id=seller.user_id,
+                        buyer_is_maker=buyer_is_maker,
+                        buyer_fee=buyer_fee,
+                        seller_fee=seller_fee,
+                        ts=ts,
+                    )
+                )
                 maker_fee, taker_fee = (buyer_fee, seller_fee) if buyer_is_maker else (seller_fee, buyer_fee)
                 if maker.remaining == 0:
                     self._remove(maker, deltas)
-                updates.append(self._update(maker, maker.status, ExecType.TRADE, lots, price, trade_id, True, maker_fee))
-                updates.append(OrderUpdate(
-                    order_id=a.order_id, user_id=a.user_id, client_order_id=a.client_order_id, side=a.side,
-                    type=a.type, tif=None if a.type is OrderType.MARKET else a.tif, price_ticks=a.price_ticks,
-                    qty_lots=a.qty_lots, quote_nu=a.quote_nu,
-                    status=taker.status(OrderStatus.PARTIALLY_FILLED), exec_type=ExecType.TRADE,
-                    executed_lots=taker.executed, cum_nu=taker.cum_nu, created_ts=a.ts, last_lots=lots,
-                    last_ticks=price, trade_id=trade_id, is_maker=False, fee=taker_fee,
-                ))
+                updates.append(
+                    self._update(maker, maker.status, ExecType.TRADE, lots, price, trade_id, True, maker_fee)
+                )
+                updates.append(
+                    OrderUpdate(
+                        order_id=a.order_id,
+                        user_id=a.user_id,
+                        client_order_id=a.client_order_id,
+                        side=a.side,
+                        type=a.type,
+                        tif=None if a.type is OrderType.MARKET else a.tif,
+                        price_ticks=a.price_ticks,
+                        qty_lots=a.qty_lots,
+                        quote_nu=a.quote_nu,
+                        status=taker.status(OrderStatus.PARTIALLY_FILLED),
+                        exec_type=ExecType.TRADE,
+                        executed_lots=taker.executed,
+                        cum_nu=taker.cum_nu,
+                        created_ts=a.ts,
+                        last_lots=lots,
+                        last_ticks=price,
+                        trade_id=trade_id,
+                        is_maker=False,
+                        fee=taker_fee,
+                    )
+                )
                 if taker.done:
                     return False
         return False
@@ -386,16 +472,39 @@ class Book:
         return [LevelDelta(side, price, lots) for (side, price), lots in changed.items()]
 
     @staticmethod
-    def _update(o: RestingOrder, status: OrderStatus, exec_type: ExecType, last_lots: int = 0, last_ticks: int = 0,
-                trade_id: int = -1, is_maker: bool = False, fee: int = 0) -> OrderUpdate:
+    def _update(
+        o: RestingOrder,
+        status: OrderStatus,
+        exec_type: ExecType,
+        last_lots: int = 0,
+        last_ticks: int = 0,
+        trade_id: int = -1,
+        is_maker: bool = False,
+        fee: int = 0,
+    ) -> OrderUpdate:
         return OrderUpdate(
-            order_id=o.order_id, user_id=o.user_id, client_order_id=o.client_order_id, side=o.side, type=o.type,
-            tif=o.tif, price_ticks=o.price_ticks, qty_lots=o.qty_lots, status=status, exec_type=exec_type,
-            executed_lots=o.executed_lots, cum_nu=o.cum_nu, created_ts=o.created_ts, last_lots=last_lots,
-            last_ticks=last_ticks, trade_id=trade_id, is_maker=is_maker, fee=fee,
+            order_id=o.order_id,
+            user_id=o.user_id,
+            client_order_id=o.client_order_id,
+            side=o.side,
+            type=o.type,
+            tif=o.tif,
+            price_ticks=o.price_ticks,
+            qty_lots=o.qty_lots,
+            status=status,
+            exec_type=exec_type,
+            executed_lots=o.executed_lots,
+            cum_nu=o.cum_nu,
+            created_ts=o.created_ts,
+            last_lots=last_lots,
+            last_ticks=last_ticks,
+            trade_id=trade_id,
+            is_maker=is_maker,
+            fee=fee,
         )
 
     @staticmethod
     def _taker_update(new: OrderUpdate, taker: _Taker, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
-        return msgspec.structs.replace(new, status=status, exec_type=exec_type, executed_lots=taker.executed,
-                                       cum_nu=taker.cum_nu)
+        return msgspec.structs.replace(
+            new, status=status, exec_type=exec_type, executed_lots=taker.executed, cum_nu=taker.cum_nu
+        )

@@ -56,8 +56,9 @@ class BookStore:
         book.restore([_unpack_order(o) for o in raw_orders])
         return book, (_unpack_outbox(raw_outbox) if raw_outbox else [])
 
-    async def commit(self, book: Book, events: Iterable[MatchedEvent], outputs: list[tuple[str, bytes]],
-                     taken: Iterable[int]) -> None:
+    async def commit(
+        self, book: Book, events: Iterable[MatchedEvent], outputs: list[tuple[str, bytes]], taken: Iterable[int]
+    ) -> None:
         """Write what ``events`` changed in ``book`` and the outbox, atomically."""
         symbol = book.market.symbol
         pipe = self.cache.pipeline(transaction=True)

@@ -49,16 +49,27 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         health.up()
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time():
-                news = [Located(r.partition, r.offset, r.value) for r in batch.records
-                        if isinstance(r.value, NewOrderRequest)]
+                news = [
+                    Located(r.partition, r.offset, r.value)
+                    for r in batch.records
+                    if isinstance(r.value, NewOrderRequest)
+                ]
                 decided = iter(await holds.take(news, now_ms()))
                 commands: list[MatcherCommand] = []
                 for r in batch.records:
                     if isinstance(r.value, CancelRequest):
-                        c = r.value
-                        commands.append(CancelOrder(src_partition=r.partition, src_offset=r.offset,
-                                                    request_id=c.request_id, order_id=c.order_id, user_id=c.user_id,
-                                                    symbol=c.symbol, ts=c.ts))
+                        cancel = r.value
+                        commands.append(
+                            CancelOrder(
+                                src_partition=r.partition,
+                                src_offset=r.offset,
+                                request_id=cancel.request_id,
+                                order_id=cancel.order_id,
+                                user_id=cancel.user_id,
+                                symbol=cancel.symbol,
+                                ts=cancel.ts,
+                            )
+                        )
                     else:
                         commands.append(next(decided))
                 await hot.add([c for c in commands if isinstance(c, AcceptedOrder)])

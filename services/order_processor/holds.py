@@ -26,7 +26,10 @@ INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif,
                     status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts, updated_ts)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $17)
 """
-TAKE_HOLD = "UPDATE balances SET available = available - $3, held = held + $3, updated_at = $4 WHERE user_id = $1 AND asset = $2"
+TAKE_HOLD = (
+    "UPDATE balances SET available = available - $3, held = held + $3, updated_at = $4 "
+    "WHERE user_id = $1 AND asset = $2"
+)
 INSERT_LEDGER = """
 INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
 VALUES ($1, 'hold', $2, $3, $4, 'available', $4, 'held', $5)
@@ -45,20 +48,48 @@ class Located:
 Decision = AcceptedOrder | RejectedOrder
 
 
-def _accepted(loc: Located, r: NewOrderRequest, price_ticks: int, qty_lots: int, quote_nu: int,
-              budget: int) -> AcceptedOrder:
+def _accepted(
+    loc: Located, r: NewOrderRequest, price_ticks: int, qty_lots: int, quote_nu: int, budget: int
+) -> AcceptedOrder:
     assert r.tif is not None
-    return AcceptedOrder(src_partition=loc.partition, src_offset=loc.offset, order_id=r.order_id, user_id=r.user_id,
-                         symbol=r.symbol, side=r.side, type=r.type, tif=r.tif, price_ticks=price_ticks,
-                         qty_lots=qty_lots, quote_nu=quote_nu, budget=budget, client_order_id=r.client_order_id,
-                         stp=r.stp, ts=r.ts)
+    return AcceptedOrder(
+        src_partition=loc.partition,
+        src_offset=loc.offset,
+        order_id=r.order_id,
+        user_id=r.user_id,
+        symbol=r.symbol,
+        side=r.side,
+        type=r.type,
+        tif=r.tif,
+        price_ticks=price_ticks,
+        qty_lots=qty_lots,
+        quote_nu=quote_nu,
+        budget=budget,
+        client_order_id=r.client_order_id,
+        stp=r.stp,
+        ts=r.ts,
+    )
 
 
-def _rejected(loc: Located, r: NewOrderRequest, code: int, msg: str, price_ticks: int = 0,
-              qty_lots: int = 0) -> RejectedOrder:
-    return RejectedOrder(src_partition=loc.partition, src_offset=loc.offset, order_id=r.order_id, user_id=r.user_id,
-                         symbol=r.symbol, side=r.side, type=r.type, tif=r.tif, price_ticks=price_ticks,
-                         qty_lots=qty_lots, client_order_id=r.client_order_id, code=code, msg=msg, ts=r.ts)
+def _rejected(
+    loc: Located, r: NewOrderRequest, code: int, msg: str, price_ticks: int = 0, qty_lots: int = 0
+) -> RejectedOrder:
+    return RejectedOrder(
+        src_partition=loc.partition,
+        src_offset=loc.offset,
+        order_id=r.order_id,
+        user_id=r.user_id,
+        symbol=r.symbol,
+        side=r.side,
+        type=r.type,
+        tif=r.tif,
+        price_ticks=price_ticks,
+        qty_lots=qty_lots,
+        client_order_id=r.client_order_id,
+        code=code,
+        msg=msg,
+        ts=r.ts,
+    )
 
 
 def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decision:
@@ -83,24 +114,46 @@ class Holds:
             return []
         async with self.db.acquire() as conn, conn.transaction():
             ids = [loc.request.order_id for loc in batch]
-            stored = {row["order_id"]: row for row in await conn.fetch(
-                "SELECT order_id, status, price_ticks, qty_lots, quote_nu, hold_atoms, reject_code, reject_reason "
-                "FROM orders WHERE order_id = ANY($1::bigint[])", ids)}
+            stored = {
+                row["order_id"]: row
+                for row in await conn.fetch(
+                    "SELECT order_id, status, price_ticks, qty_lots, quote_nu, hold_atoms, reject_code, reject_reason "
+                    "FROM orders WHERE order_id = ANY($1::bigint[])",
+                    ids,
+                )
+            }
             fresh = [loc for loc in batch if loc.request.order_id not in stored]
-            taken_ids = {(row["user_id"], row["client_order_id"]) for row in await conn.fetch(
-                "SELECT o.user_id, o.client_order_id FROM orders o JOIN unnest($1::bigint[], $2::text[]) AS t(u, c) "
-                "ON o.user_id = t.u AND o.client_order_id = t.c",
-                [loc.request.user_id for loc in fresh], [loc.request.client_order_id for loc in fresh])}
+            taken_ids = {
+                (row["user_id"], row["client_order_id"])
+                for row in await conn.fetch(
+                    "SELECT o.user_id, o.client_order_id FROM orders o "
+                    "JOIN unnest($1::bigint[], $2::text[]) AS t(u, c) "
+                    "ON o.user_id = t.u AND o.client_order_id = t.c",
+                    [loc.request.user_id for loc in fresh],
+                    [loc.request.client_order_id for loc in fresh],
+                )
+            }
             users = sorted({loc.request.user_id for loc in fresh})
-            open_count = {row["user_id"]: row["n"] for row in await conn.fetch(
-                "SELECT user_id, count(*) AS n FROM orders WHERE user_id = ANY($1::bigint[]) "
-                "AND status = ANY($2::text[]) GROUP BY user_id", users, OPEN)}
+            open_count = {
+                row["user_id"]: row["n"]
+                for row in await conn.fetch(
+                    "SELECT user_id, count(*) AS n FROM orders WHERE user_id = ANY($1::bigint[]) "
+                    "AND status = ANY($2::text[]) GROUP BY user_id",
+                    users,
+                    OPEN,
+                )
+            }
             wanted = sorted({(loc.request.user_id, self._hold_asset(loc.request)) for loc in fresh})
-            available = {(row["user_id"], row["asset"]): row["available"] for row in await conn.fetch(
-                "SELECT b.user_id, b.asset, b.available FROM balances b "
-                "JOIN unnest($1::bigint[], $2::text[]) AS t(u, a) ON b.user_id = t.u AND b.asset = t.a "
-                "ORDER BY b.user_id, b.asset FOR UPDATE OF b",
-                [u for u, _ in wanted], [a for _, a in wanted])}
+            available = {
+                (row["user_id"], row["asset"]): row["available"]
+                for row in await conn.fetch(
+                    "SELECT b.user_id, b.asset, b.available FROM balances b "
+                    "JOIN unnest($1::bigint[], $2::text[]) AS t(u, a) ON b.user_id = t.u AND b.asset = t.a "
+                    "ORDER BY b.user_id, b.asset FOR UPDATE OF b",
+                    [u for u, _ in wanted],
+                    [a for _, a in wanted],
+                )
+            }
 
             decisions: list[Decision] = []
             order_rows, hold_rows, ledger_rows = [], [], []
@@ -123,16 +176,31 @@ class Holds:
                     hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
                 except ApiError as refused:
                     decisions.append(_rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots))
-                    order_rows.append(self._row(r, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0,
-                                                refused.code, refused.msg, now))
+                    order_rows.append(
+                        self._row(
+                            r, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused.code, refused.msg, now
+                        )
+                    )
                     taken_ids.add((r.user_id, r.client_order_id))
                     continue
                 available[key] -= hold.atoms
                 open_count[r.user_id] = open_count.get(r.user_id, 0) + 1
                 taken_ids.add((r.user_id, r.client_order_id))
                 decisions.append(_accepted(loc, r, spec.price_ticks, spec.qty_lots, spec.quote_nu, hold.budget))
-                order_rows.append(self._row(r, spec.price_ticks, spec.qty_lots, spec.quote_nu, OrderStatus.NEW,
-                                            hold.asset, hold.atoms, 0, "", now))
+                order_rows.append(
+                    self._row(
+                        r,
+                        spec.price_ticks,
+                        spec.qty_lots,
+                        spec.quote_nu,
+                        OrderStatus.NEW,
+                        hold.asset,
+                        hold.atoms,
+                        0,
+                        "",
+                        now,
+                    )
+                )
                 hold_rows.append((r.user_id, hold.asset, hold.atoms, now))
                 ledger_rows.append((now, f"order:{r.order_id}", hold.asset, r.user_id, hold.atoms))
             if order_rows:
@@ -149,11 +217,37 @@ class Holds:
         return market.quote if r.side is Side.BUY else market.base
 
     @staticmethod
-    def _row(r: NewOrderRequest, price_ticks: int, qty_lots: int, quote_nu: int, status: OrderStatus, hold_asset: str,
-             hold_atoms: int, code: int, reason: str, now: int) -> tuple[object, ...]:
-        return (r.order_id, r.user_id, r.symbol, r.client_order_id, r.side.value, r.type.value,
-                r.tif.value if r.tif else None, price_ticks, qty_lots, quote_nu, status.value, hold_asset, hold_atoms,
-                r.stp.value, code, reason, now)
+    def _row(
+        r: NewOrderRequest,
+        price_ticks: int,
+        qty_lots: int,
+        quote_nu: int,
+        status: OrderStatus,
+        hold_asset: str,
+        hold_atoms: int,
+        code: int,
+        reason: str,
+        now: int,
+    ) -> tuple[object, ...]:
+        return (
+            r.order_id,
+            r.user_id,
+            r.symbol,
+            r.client_order_id,
+            r.side.value,
+            r.type.value,
+            r.tif.value if r.tif else None,
+            price_ticks,
+            qty_lots,
+            quote_nu,
+            status.value,
+            hold_asset,
+            hold_atoms,
+            r.stp.value,
+            code,
+            reason,
+            now,
+        )
 
 
 __all__ = ["Decision", "Holds", "Located"]

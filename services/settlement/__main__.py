@@ -51,7 +51,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 per_user: dict[int, list[dict[str, str]]] = {}
                 for b in balances:
                     per_user.setdefault(b["user_id"], []).append(
-                        {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])})
+                        {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])}
+                    )
                 for user_id, rows in per_user.items():
                     event = {"e": "outboundAccountPosition", "E": now, "u": now, "B": rows}
                     pipe.publish(sredis.user_channel(user_id), orjson.dumps(event))

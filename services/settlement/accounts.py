@@ -41,8 +41,21 @@ FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], 
 WHERE orders.order_id = t.id
 """
 LEDGER_COLUMNS = ("ts", "kind", "ref", "asset", "debit_user", "debit_bucket", "credit_user", "credit_bucket", "amount")
-TRADE_COLUMNS = ("symbol", "trade_id", "seq", "price_ticks", "qty_lots", "buyer_order_id", "seller_order_id",
-                 "buyer_user_id", "seller_user_id", "buyer_is_maker", "buyer_fee", "seller_fee", "ts")
+TRADE_COLUMNS = (
+    "symbol",
+    "trade_id",
+    "seq",
+    "price_ticks",
+    "qty_lots",
+    "buyer_order_id",
+    "seller_order_id",
+    "buyer_user_id",
+    "seller_user_id",
+    "buyer_is_maker",
+    "buyer_fee",
+    "seller_fee",
+    "ts",
+)
 
 
 class Accounts:
@@ -57,11 +70,19 @@ class Accounts:
             by_symbol.setdefault(e.symbol, []).append(e)
         async with self.db.acquire() as conn, conn.transaction():
             symbols = sorted(by_symbol)
-            await conn.execute("INSERT INTO settlement_cursor (symbol, seq) SELECT s, 0 FROM unnest($1::text[]) AS s "
-                               "ON CONFLICT DO NOTHING", symbols)
-            cursor = {r["symbol"]: r["seq"] for r in await conn.fetch(
-                "SELECT symbol, seq FROM settlement_cursor WHERE symbol = ANY($1::text[]) ORDER BY symbol FOR UPDATE",
-                symbols)}
+            await conn.execute(
+                "INSERT INTO settlement_cursor (symbol, seq) SELECT s, 0 FROM unnest($1::text[]) AS s "
+                "ON CONFLICT DO NOTHING",
+                symbols,
+            )
+            cursor = {
+                r["symbol"]: r["seq"]
+                for r in await conn.fetch(
+                    "SELECT symbol, seq FROM settlement_cursor WHERE symbol = ANY($1::text[]) "
+                    "ORDER BY symbol FOR UPDATE",
+                    symbols,
+                )
+            }
             fresh: dict[str, list[MatchedEvent]] = {}
             for symbol, evs in by_symbol.items():
                 new = [e for e in evs if e.seq > cursor[symbol]]
@@ -72,9 +93,14 @@ class Accounts:
             if not fresh:
                 return [], []
             order_ids = sorted({oid for evs in fresh.values() for e in evs for oid in _order_ids(e)})
-            orders = {r["order_id"]: OrderHold(r["user_id"], r["hold_asset"], r["hold_left"]) for r in await conn.fetch(
-                "SELECT order_id, user_id, hold_asset, hold_left FROM orders WHERE order_id = ANY($1::bigint[]) "
-                "ORDER BY order_id FOR UPDATE", order_ids)}
+            orders = {
+                r["order_id"]: OrderHold(r["user_id"], r["hold_asset"], r["hold_left"])
+                for r in await conn.fetch(
+                    "SELECT order_id, user_id, hold_asset, hold_left FROM orders WHERE order_id = ANY($1::bigint[]) "
+                    "ORDER BY order_id FOR UPDATE",
+                    order_ids,
+                )
+            }
             settled = Settled()
             for symbol, evs in fresh.items():
                 part = settle(evs, self.markets[symbol], orders)
@@ -82,8 +108,10 @@ class Accounts:
                 settled.trades += part.trades
                 settled.touched.update(part.touched)
             balances = await self._write(conn, settled, now)
-            await conn.executemany("UPDATE settlement_cursor SET seq = $2 WHERE symbol = $1",
-                                   [(s, evs[-1].seq) for s, evs in fresh.items()])
+            await conn.executemany(
+                "UPDATE settlement_cursor SET seq = $2 WHERE symbol = $1",
+                [(s, evs[-1].seq) for s, evs in fresh.items()],
+            )
         return [e for evs in fresh.values() for e in evs], balances
 
     @staticmethod
@@ -95,22 +123,64 @@ class Accounts:
             users, assets = [k[0] for k in keys], [k[1] for k in keys]
             await conn.execute(ENSURE_BALANCES, users, assets)
             await conn.execute(LOCK_BALANCES, users, assets)
-            balances = await conn.fetch(CHANGE_BALANCES, users, assets, [deltas[k][0] for k in keys],
-                                        [deltas[k][1] for k in keys], now)
+            balances = await conn.fetch(
+                CHANGE_BALANCES, users, assets, [deltas[k][0] for k in keys], [deltas[k][1] for k in keys], now
+            )
         if s.postings:
-            await conn.copy_records_to_table("ledger", columns=LEDGER_COLUMNS, records=[
-                (now, p.kind, p.ref, p.asset, p.debit_user, p.debit_bucket.value, p.credit_user, p.credit_bucket.value,
-                 p.amount) for p in s.postings])
+            await conn.copy_records_to_table(
+                "ledger",
+                columns=LEDGER_COLUMNS,
+                records=[
+                    (
+                        now,
+                        p.kind,
+                        p.ref,
+                        p.asset,
+                        p.debit_user,
+                        p.debit_bucket.value,
+                        p.credit_user,
+                        p.credit_bucket.value,
+                        p.amount,
+                    )
+                    for p in s.postings
+                ],
+            )
         if s.trades:
-            await conn.copy_records_to_table("trades", columns=TRADE_COLUMNS, records=[
-                (sym, t.trade_id, seq, t.price_ticks, t.qty_lots, t.buyer_order_id, t.seller_order_id, t.buyer_user_id,
-                 t.seller_user_id, t.buyer_is_maker, t.buyer_fee, t.seller_fee, t.ts) for sym, seq, t in s.trades])
+            await conn.copy_records_to_table(
+                "trades",
+                columns=TRADE_COLUMNS,
+                records=[
+                    (
+                        sym,
+                        t.trade_id,
+                        seq,
+                        t.price_ticks,
+                        t.qty_lots,
+                        t.buyer_order_id,
+                        t.seller_order_id,
+                        t.buyer_user_id,
+                        t.seller_user_id,
+                        t.buyer_is_maker,
+                        t.buyer_fee,
+                        t.seller_fee,
+                        t.ts,
+                    )
+                    for sym, seq, t in s.trades
+                ],
+            )
         if s.touched:
             ids = sorted(s.touched)
             o = [s.touched[i] for i in ids]
-            await conn.execute(UPDATE_ORDERS, ids, [x.status for x in o], [x.executed_lots for x in o],
-                               [x.cum_nu for x in o], [x.hold_left for x in o], [x.updated_ts for x in o],
-                               [x.last_seq for x in o])
+            await conn.execute(
+                UPDATE_ORDERS,
+                ids,
+                [x.status for x in o],
+                [x.executed_lots for x in o],
+                [x.cum_nu for x in o],
+                [x.hold_left for x in o],
+                [x.updated_ts for x in o],
+                [x.last_seq for x in o],
+            )
         return balances
 
 
@@ -129,7 +199,17 @@ async def deposit(conn: asyncpg.Connection, user_id: int, asset: str, atoms: int
         await conn.execute(
             "INSERT INTO balances (user_id, asset, available, held, updated_at) VALUES ($1, $2, $3, 0, $4) "
             "ON CONFLICT (user_id, asset) DO UPDATE SET available = balances.available + $3, updated_at = $4",
-            user_id, asset, atoms, now)
+            user_id,
+            asset,
+            atoms,
+            now,
+        )
         await conn.execute(
             "INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount) "
-            "VALUES ($1, 'deposit', $2, $3, NULL, NULL, $4, 'available', $5)", now, ref, asset, user_id, atoms)
+            "VALUES ($1, 'deposit', $2, $3, NULL, NULL, $4, 'available', $5)",
+            now,
+            ref,
+            asset,
+            user_id,
+            atoms,
+        )

@@ -53,8 +53,17 @@ class Settled:
     trades: list[tuple[str, int, Trade]] = field(default_factory=list)  # (symbol, seq, trade)
     touched: dict[int, OrderHold] = field(default_factory=dict)
 
-    def move(self, kind: str, ref: str, asset: str, from_user: int, from_bucket: Bucket, to_user: int,
-             to_bucket: Bucket, amount: int) -> None:
+    def move(
+        self,
+        kind: str,
+        ref: str,
+        asset: str,
+        from_user: int,
+        from_bucket: Bucket,
+        to_user: int,
+        to_bucket: Bucket,
+        amount: int,
+    ) -> None:
         if amount < 0:
             raise ValueError(f"{ref}: negative posting {amount} {asset}")
         if amount:
@@ -105,8 +114,7 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
         for u in event.updates:
             o = orders[u.order_id]
             if not OrderStatus(o.status).is_open and o.hold_left:
-                out.move("release", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail,
-                         o.hold_left)
+                out.move("release", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, o.hold_left)
                 o.hold_left = 0
     return out
 

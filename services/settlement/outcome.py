@@ -15,15 +15,23 @@ from shared.messages import MatchedEvent
 
 def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
     if e.error is not None:
-        return {"requestId": e.request_id, "userId": e.error.user_id, "error": {"code": e.error.code, "msg": e.error.msg}}
+        return {
+            "requestId": e.request_id,
+            "userId": e.error.user_id,
+            "error": {"code": e.error.code, "msg": e.error.msg},
+        }
     mine = [u for u in e.updates if u.order_id == e.request_id] or [
-        u for u in e.updates if u.exec_type is ExecType.CANCELED]
+        u for u in e.updates if u.exec_type is ExecType.CANCELED
+    ]
     if not mine:
         return {"requestId": e.request_id, "userId": 0, "error": {"code": -1000, "msg": "No outcome."}}
     last = mine[-1]
     if last.exec_type is ExecType.REJECTED:
-        return {"requestId": e.request_id, "userId": last.user_id,
-                "error": {"code": last.reject_code, "msg": last.reason}}
+        return {
+            "requestId": e.request_id,
+            "userId": last.user_id,
+            "error": {"code": last.reject_code, "msg": last.reason},
+        }
     order = order_from_update(m, last, e.ts)
     order["transactTime"] = e.ts
     order["fills"] = [fill_json(m, u) for u in mine if u.exec_type is ExecType.TRADE]

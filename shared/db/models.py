@@ -27,7 +27,8 @@ metadata = MetaData()
 FEE_USER_ID = 1  # the exchange's fee account, created by the first migration
 
 markets = Table(
-    "markets", metadata,
+    "markets",
+    metadata,
     Column("symbol", Text, primary_key=True),
     Column("base", Text, nullable=False),
     Column("quote", Text, nullable=False),
@@ -44,7 +45,8 @@ markets = Table(
 )
 
 users = Table(
-    "users", metadata,
+    "users",
+    metadata,
     Column("user_id", BigInteger, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="ACTIVE"),
@@ -52,7 +54,8 @@ users = Table(
 )
 
 api_keys = Table(
-    "api_keys", metadata,
+    "api_keys",
+    metadata,
     Column("api_key", Text, primary_key=True),
     Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
     Column("secret", Text, nullable=False),
@@ -61,7 +64,8 @@ api_keys = Table(
 )
 
 balances = Table(
-    "balances", metadata,
+    "balances",
+    metadata,
     Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
     Column("asset", Text, nullable=False),
     Column("available", BigInteger, nullable=False, server_default="0"),
@@ -74,7 +78,8 @@ balances = Table(
 
 # Double entry: every row moves ``amount`` from one (user, bucket) to another; NULL user = outside world.
 ledger = Table(
-    "ledger", metadata,
+    "ledger",
+    metadata,
     Column("entry_id", BigInteger, primary_key=True, autoincrement=True),
     Column("ts", BigInteger, nullable=False),
     Column("kind", Text, nullable=False),
@@ -90,7 +95,8 @@ ledger = Table(
 )
 
 orders = Table(
-    "orders", metadata,
+    "orders",
+    metadata,
     Column("order_id", BigInteger, primary_key=True),
     Column("user_id", BigInteger, nullable=False),
     Column("symbol", Text, nullable=False),
@@ -120,7 +126,8 @@ orders = Table(
 )
 
 trades = Table(
-    "trades", metadata,
+    "trades",
+    metadata,
     Column("symbol", Text, nullable=False),
     Column("trade_id", BigInteger, nullable=False),
     Column("seq", BigInteger, nullable=False),
@@ -141,7 +148,8 @@ trades = Table(
 
 # The last matched-event sequence settlement applied per symbol: redeliveries at or below it are skipped.
 settlement_cursor = Table(
-    "settlement_cursor", metadata,
+    "settlement_cursor",
+    metadata,
     Column("symbol", Text, primary_key=True),
     Column("seq", BigInteger, nullable=False),
 )

@@ -35,39 +35,64 @@ async def _hostile(base: str, settings: Any) -> None:
         results.append((name, got_status, body))
         assert (got_status, body.get("code")) == (status, code), (name, got_status, body)
 
-    async def raw(method: str, path: str, content: bytes | str = b"", headers: dict[str, str] | None = None,
-                  ) -> tuple[int, Any]:
+    async def raw(
+        method: str,
+        path: str,
+        content: bytes | str = b"",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         r = await http.request(method, path, content=content, headers=headers or {})
         return r.status_code, r.json()
 
     try:
-        kept = await alice.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.1",
-                                 price="60000")
+        kept = await alice.order(
+            symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.1", price="60000"
+        )
         order = dict(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="50000")
         await expect("no key", 401, -2014, raw("POST", "/api/v3/order", "symbol=BTCUSDT"))
-        await expect("unknown key", 401, -2015, raw("GET", "/api/v3/account?timestamp=1&signature=00",
-                                                    headers={"X-MBX-APIKEY": "nope"}))
+        await expect(
+            "unknown key",
+            401,
+            -2015,
+            raw("GET", "/api/v3/account?timestamp=1&signature=00", headers={"X-MBX-APIKEY": "nope"}),
+        )
         bad = Client(base, u.api_key, "f" * 64)
         await expect("bad signature", 401, -1022, bad.signed("POST", "order", **order))
         other = Client(base, v.api_key, u.secret)  # alice's signature with mallory's key
         await expect("signature for another key", 401, -1022, other.signed("GET", "account"))
-        stale = "timestamp=%d&recvWindow=5000" % (int(time.time() * 1000) - 60_000)
+        stale = f"timestamp={int(time.time() * 1000) - 60_000}&recvWindow=5000"
         stale_sig = hmac.new(u.secret.encode(), stale.encode(), hashlib.sha256).hexdigest()
-        await expect("replayed outside the window", 400, -1021, raw(
-            "GET", f"/api/v3/account?{stale}&signature={stale_sig}", headers={"X-MBX-APIKEY": u.api_key}))
-        await expect("missing field", 400, -1102, alice.signed("POST", "order", symbol="BTCUSDT", side="BUY",
-                                                                type="LIMIT", quantity="1", timeInForce="GTC"))
+        await expect(
+            "replayed outside the window",
+            400,
+            -1021,
+            raw("GET", f"/api/v3/account?{stale}&signature={stale_sig}", headers={"X-MBX-APIKEY": u.api_key}),
+        )
+        await expect(
+            "missing field",
+            400,
+            -1102,
+            alice.signed("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT", quantity="1", timeInForce="GTC"),
+        )
         await expect("extra field", 400, -1104, alice.signed("POST", "order", **order, stopPrice="1"))
         await expect("negative quantity", 400, -1100, alice.signed("POST", "order", **{**order, "quantity": "-1"}))
         await expect("zero quantity", 400, -1100, alice.signed("POST", "order", **{**order, "quantity": "0"}))
         await expect("price off the tick", 400, -1013, alice.signed("POST", "order", **{**order, "price": "50000.001"}))
         await expect("unknown symbol", 400, -1121, alice.signed("POST", "order", **{**order, "symbol": "DOGEUSDT"}))
         await expect("insufficient balance", 400, -2010, alice.signed("POST", "order", **{**order, "quantity": "1"}))
-        await expect("oversized body", 413, -1101, raw("POST", "/api/v3/order", "a=" + "x" * 100_000,
-                                                       {"X-MBX-APIKEY": u.api_key}))
+        await expect(
+            "oversized body",
+            413,
+            -1101,
+            raw("POST", "/api/v3/order", "a=" + "x" * 100_000, {"X-MBX-APIKEY": u.api_key}),
+        )
         nested = "[" * 5_000 + "]" * 5_000
-        await expect("deep JSON body", 400, -1102, raw("POST", "/api/v3/order", nested, {
-            "X-MBX-APIKEY": u.api_key, "Content-Type": "application/json"}))
+        await expect(
+            "deep JSON body",
+            400,
+            -1102,
+            raw("POST", "/api/v3/order", nested, {"X-MBX-APIKEY": u.api_key, "Content-Type": "application/json"}),
+        )
         for field in ("symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId"):
             status, body = await alice.signed("POST", "order", **{**order, field: SQLISH})
             assert 400 <= status < 500 and body["code"] < 0, (field, status, body)
@@ -76,26 +101,43 @@ async def _hostile(base: str, settings: Any) -> None:
         status, body = await alice.signed("GET", "order", symbol="BTCUSDT", orderId=SQLISH)
         assert (status, body["code"]) == (400, -1100)
         # another user's order: invisible and uncancellable, by id and by client id
-        await expect("foreign order by id", 400, -2013, mallory.signed("GET", "order", symbol="BTCUSDT",
-                                                                        orderId=kept["orderId"]))
-        await expect("foreign order by client id", 400, -2013, mallory.signed(
-            "GET", "order", symbol="BTCUSDT", origClientOrderId=kept["clientOrderId"]))
-        await expect("foreign cancel", 400, -2011, mallory.signed("DELETE", "order", symbol="BTCUSDT",
-                                                                  orderId=kept["orderId"]))
+        await expect(
+            "foreign order by id", 400, -2013, mallory.signed("GET", "order", symbol="BTCUSDT", orderId=kept["orderId"])
+        )
+        await expect(
+            "foreign order by client id",
+            400,
+            -2013,
+            mallory.signed("GET", "order", symbol="BTCUSDT", origClientOrderId=kept["clientOrderId"]),
+        )
+        await expect(
+            "foreign cancel", 400, -2011, mallory.signed("DELETE", "order", symbol="BTCUSDT", orderId=kept["orderId"])
+        )
         _, foreign = await mallory.signed("GET", "openOrders")
         assert foreign == []
         # duplicate client order id
         await alice.order(**order, newClientOrderId="dup-1")
-        await expect("duplicate client id", 400, -2010, alice.signed("POST", "order", **order, newClientOrderId="dup-1"))
+        await expect(
+            "duplicate client id", 400, -2010, alice.signed("POST", "order", **order, newClientOrderId="dup-1")
+        )
         # public endpoints
-        for path in ("/api/v3/depth?symbol=BTCUSDT&limit=abc", "/api/v3/klines?symbol=BTCUSDT&interval=7m",
-                     "/api/v3/depth", "/api/v3/trades?symbol=" + SQLISH, "/api/v3/nothing"):
+        for path in (
+            "/api/v3/depth?symbol=BTCUSDT&limit=abc",
+            "/api/v3/klines?symbol=BTCUSDT&interval=7m",
+            "/api/v3/depth",
+            "/api/v3/trades?symbol=" + SQLISH,
+            "/api/v3/nothing",
+        ):
             r = await http.get(path)
             assert 400 <= r.status_code < 500 and "code" in r.json(), (path, r.status_code, r.text)
         # WebSocket garbage
         async with websockets.connect(base.replace("http", "ws") + "/ws") as ws:
-            for junk in ("not json", nested, json.dumps({"method": "SUBSCRIBE", "params": [SQLISH], "id": 1}),
-                         json.dumps({"method": "SUBSCRIBE", "params": "x", "id": 2})):
+            for junk in (
+                "not json",
+                nested,
+                json.dumps({"method": "SUBSCRIBE", "params": [SQLISH], "id": 1}),
+                json.dumps({"method": "SUBSCRIBE", "params": "x", "id": 2}),
+            ):
                 await ws.send(junk)
                 reply = json.loads(await asyncio.wait_for(ws.recv(), 5))
                 assert "error" in reply, reply
@@ -127,14 +169,24 @@ async def _streams(base: str, settings: Any) -> None:
         status, created = await bob.signed("POST", "userDataStream")  # signature is ignored, key is enough
         assert status == 200 and len(created["listenKey"]) == 64
         listen = created["listenKey"]
-        async with websockets.connect(f"{ws_base}/ws/{listen}") as user_ws, \
-                websockets.connect(f"{ws_base}/stream?streams=btcusdt@trade/btcusdt@depth@100ms") as combined, \
-                websockets.connect(f"{ws_base}/ws/btcusdt@aggTrade") as raw_ws:
+        async with (
+            websockets.connect(f"{ws_base}/ws/{listen}") as user_ws,
+            websockets.connect(f"{ws_base}/stream?streams=btcusdt@trade/btcusdt@depth@100ms") as combined,
+            websockets.connect(f"{ws_base}/ws/btcusdt@aggTrade") as raw_ws,
+        ):
             await asyncio.sleep(0.3)
-            sell = await bob.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01",
-                                   price="50000")
-            await bob.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01",
-                            price="50000", selfTradePreventionMode="NONE")
+            sell = await bob.order(
+                symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01", price="50000"
+            )
+            await bob.order(
+                symbol="BTCUSDT",
+                side="BUY",
+                type="LIMIT",
+                timeInForce="GTC",
+                quantity="0.01",
+                price="50000",
+                selfTradePreventionMode="NONE",
+            )
             events = [json.loads(await asyncio.wait_for(user_ws.recv(), 5)) for _ in range(3)]
             assert {e["e"] for e in events} <= {"executionReport", "outboundAccountPosition"}
             assert any(e.get("i") == sell["orderId"] for e in events)

@@ -24,12 +24,26 @@ pytestmark = pytest.mark.e2e
 def config(base: str, api_key: str = "", secret: str = "") -> dict[str, Any]:
     ws = base.replace("http://", "ws://")
     return {
-        "apiKey": api_key, "secret": secret, "enableRateLimit": False,
-        "urls": {"api": {"public": base + "/api/v3", "private": base + "/api/v3", "v1": base + "/api/v1",
-                         "ws": {"spot": ws + "/ws", "margin": ws + "/ws", "ws-api": {"spot": ws + "/ws-api/v3"}}}},
-        "options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}, "fetchCurrencies": False,
-                    "fetchMargins": False, "adjustForTimeDifference": False,
-                    "fetchOpenOrders": {"warnWithoutSymbol": False}, "warnOnFetchOpenOrdersWithoutSymbol": False},
+        "apiKey": api_key,
+        "secret": secret,
+        "enableRateLimit": False,
+        "urls": {
+            "api": {
+                "public": base + "/api/v3",
+                "private": base + "/api/v3",
+                "v1": base + "/api/v1",
+                "ws": {"spot": ws + "/ws", "margin": ws + "/ws", "ws-api": {"spot": ws + "/ws-api/v3"}},
+            }
+        },
+        "options": {
+            "defaultType": "spot",
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+            "adjustForTimeDifference": False,
+            "fetchOpenOrders": {"warnWithoutSymbol": False},
+            "warnOnFetchOpenOrdersWithoutSymbol": False,
+        },
     }
 
 
@@ -68,7 +82,9 @@ async def _trade_flow(base: str, settings: Any) -> None:
         loops = [asyncio.create_task(f()) for f in (trades_loop, orders_loop, book_loop)]
         await asyncio.sleep(1.0)  # subscriptions in place
 
-        asks = [await maker.create_order("BTC/USDT", "limit", "sell", 0.01 * (i + 1), 50_000 + i * 10) for i in range(3)]
+        asks = [
+            await maker.create_order("BTC/USDT", "limit", "sell", 0.01 * (i + 1), 50_000 + i * 10) for i in range(3)
+        ]
         assert all(o["status"] == "open" for o in asks)
         bid = await maker.create_order("BTC/USDT", "limit", "buy", 0.02, 49_000)
         bought = await taker.create_order("BTC/USDT", "market", "buy", 0.015)  # takes 0.01 @ 50000, 0.005 @ 50010

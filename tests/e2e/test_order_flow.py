@@ -33,24 +33,35 @@ async def _flow(base: str, settings) -> None:  # type: ignore[no-untyped-def]
     snapshot = await seller.public("depth", symbol="BTCUSDT", limit=1000)
     try:
         # a resting sell, then a crossing buy above it: the trade happens at the maker's price
-        ask = await seller.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.5",
-                                 price="50000")
+        ask = await seller.order(
+            symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.5", price="50000"
+        )
         assert ask["status"] == "NEW"
-        bid = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.2",
-                                price="50010")
+        bid = await buyer.order(
+            symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.2", price="50010"
+        )
         assert bid["status"] == "FILLED", bid
-        assert bid["fills"] == [{"price": "50000.00000000", "qty": "0.20000000", "commission": "0.00020000",
-                                 "commissionAsset": "BTC", "tradeId": 1}]
+        assert bid["fills"] == [
+            {
+                "price": "50000.00000000",
+                "qty": "0.20000000",
+                "commission": "0.00020000",
+                "commissionAsset": "BTC",
+                "tradeId": 1,
+            }
+        ]
         # the trade reaches both owners' streams
         for stream, order_id in ((seller_stream, ask["orderId"]), (buyer_stream, bid["orderId"])):
-            report = await stream.wait_for(lambda e, o=order_id: e.get("e") == "executionReport"
-                                           and e["i"] == o and e["x"] == "TRADE")
+            report = await stream.wait_for(
+                lambda e, o=order_id: e.get("e") == "executionReport" and e["i"] == o and e["x"] == "TRADE"
+            )
             assert report["L"] == "50000.00000000" and report["l"] == "0.20000000"
         await depth_stream.wait_for(lambda e: e.get("e") == "trade" and e["t"] == 1)
 
         # a resting buy, cancelled: its whole hold comes back
-        rest = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1",
-                                 price="49000")
+        rest = await buyer.order(
+            symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1", price="49000"
+        )
         status, canceled = await buyer.signed("DELETE", "order", symbol="BTCUSDT", orderId=rest["orderId"])
         assert status == 200 and canceled["status"] == "CANCELED", canceled
         # nobody cancels another user's order

@@ -7,7 +7,7 @@ markets table (cached in the replica).
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from fastapi import APIRouter
@@ -41,24 +41,55 @@ async def server_time(_: PublicParams) -> dict[str, Any]:
 
 def _symbol_info(m: Market) -> dict[str, Any]:
     return {
-        "symbol": m.symbol, "status": m.status, "baseAsset": m.base, "baseAssetPrecision": 8,
-        "quoteAsset": m.quote, "quotePrecision": 8, "quoteAssetPrecision": 8, "baseCommissionPrecision": 8,
-        "quoteCommissionPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-        "icebergAllowed": False, "ocoAllowed": False, "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": False, "cancelReplaceAllowed": False, "isSpotTradingAllowed": True,
+        "symbol": m.symbol,
+        "status": m.status,
+        "baseAsset": m.base,
+        "baseAssetPrecision": 8,
+        "quoteAsset": m.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "baseCommissionPrecision": 8,
+        "quoteCommissionPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+        "icebergAllowed": False,
+        "ocoAllowed": False,
+        "quoteOrderQtyMarketAllowed": True,
+        "allowTrailingStop": False,
+        "cancelReplaceAllowed": False,
+        "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
         "filters": [
-            {"filterType": "PRICE_FILTER", "minPrice": f"{m.min_price:.8f}", "maxPrice": f"{m.max_price:.8f}",
-             "tickSize": f"{m.tick_size:.8f}"},
-            {"filterType": "LOT_SIZE", "minQty": f"{m.min_qty:.8f}", "maxQty": f"{m.max_qty:.8f}",
-             "stepSize": f"{m.step_size:.8f}"},
-            {"filterType": "MARKET_LOT_SIZE", "minQty": f"{m.min_qty:.8f}", "maxQty": f"{m.max_qty:.8f}",
-             "stepSize": f"{m.step_size:.8f}"},
-            {"filterType": "NOTIONAL", "minNotional": f"{m.min_notional:.8f}", "applyMinToMarket": True,
-             "maxNotional": "9000000000.00000000", "applyMaxToMarket": False, "avgPriceMins": 0},
+            {
+                "filterType": "PRICE_FILTER",
+                "minPrice": f"{m.min_price:.8f}",
+                "maxPrice": f"{m.max_price:.8f}",
+                "tickSize": f"{m.tick_size:.8f}",
+            },
+            {
+                "filterType": "LOT_SIZE",
+                "minQty": f"{m.min_qty:.8f}",
+                "maxQty": f"{m.max_qty:.8f}",
+                "stepSize": f"{m.step_size:.8f}",
+            },
+            {
+                "filterType": "MARKET_LOT_SIZE",
+                "minQty": f"{m.min_qty:.8f}",
+                "maxQty": f"{m.max_qty:.8f}",
+                "stepSize": f"{m.step_size:.8f}",
+            },
+            {
+                "filterType": "NOTIONAL",
+                "minNotional": f"{m.min_notional:.8f}",
+                "applyMinToMarket": True,
+                "maxNotional": "9000000000.00000000",
+                "applyMaxToMarket": False,
+                "avgPriceMins": 0,
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
         ],
-        "permissions": [], "permissionSets": [["SPOT"]], "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+        "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
         "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
     }
 
@@ -76,12 +107,19 @@ async def exchange_info(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
     markets = [gw.market(s) for s in wanted] if wanted else list(gw.markets.values())
     s = gw.settings
     return {
-        "timezone": "UTC", "serverTime": now_ms(),
+        "timezone": "UTC",
+        "serverTime": now_ms(),
         "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": s.request_weight_per_minute},
+            {
+                "rateLimitType": "REQUEST_WEIGHT",
+                "interval": "MINUTE",
+                "intervalNum": 1,
+                "limit": s.request_weight_per_minute,
+            },
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": s.orders_per_10s},
         ],
-        "exchangeFilters": [], "symbols": [_symbol_info(m) for m in markets],
+        "exchangeFilters": [],
+        "symbols": [_symbol_info(m) for m in markets],
     }
 
 
@@ -93,9 +131,11 @@ async def _depth(gw: GatewayDep, m: Market, limit: int) -> dict[str, Any]:
     seq, bids, asks = await pipe.execute()
     top_bids = sorted(((int(p), int(q)) for p, q in bids.items()), reverse=True)[:limit]
     top_asks = sorted((int(p), int(q)) for p, q in asks.items())[:limit]
-    return {"lastUpdateId": int(seq or 0),
-            "bids": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_bids],
-            "asks": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_asks]}
+    return {
+        "lastUpdateId": int(seq or 0),
+        "bids": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_bids],
+        "asks": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_asks],
+    }
 
 
 @router.get("/depth")
@@ -107,7 +147,7 @@ async def depth(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
 
 
 async def _recent(gw: GatewayDep, m: Market, limit: int) -> list[dict[str, Any]]:
-    rows = await gw.cache.lrange(key(m.symbol, "trades"), 0, limit - 1)
+    rows = cast(list[bytes], await gw.cache.lrange(key(m.symbol, "trades"), 0, limit - 1))
     return [orjson.loads(r) for r in reversed(rows)]
 
 
@@ -116,7 +156,7 @@ async def trades(gw: GatewayDep, params: PublicParams) -> Response:
     m = gw.market(params.get("symbol"))
     limit = int_param(params, "limit", 500, 1, 1000)
     assert limit is not None
-    rows = await gw.cache.lrange(key(m.symbol, "trades"), 0, limit - 1)
+    rows = cast(list[bytes], await gw.cache.lrange(key(m.symbol, "trades"), 0, limit - 1))
     return raw_json(b"[" + b",".join(reversed(rows)) + b"]")
 
 
@@ -133,8 +173,18 @@ async def agg_trades(gw: GatewayDep, params: PublicParams) -> list[dict[str, Any
             continue
         if (start is not None and t["time"] < start) or (end is not None and t["time"] > end):
             continue
-        out.append({"a": t["id"], "p": t["price"], "q": t["qty"], "f": t["id"], "l": t["id"], "T": t["time"],
-                    "m": t["isBuyerMaker"], "M": True})
+        out.append(
+            {
+                "a": t["id"],
+                "p": t["price"],
+                "q": t["qty"],
+                "f": t["id"],
+                "l": t["id"],
+                "T": t["time"],
+                "m": t["isBuyerMaker"],
+                "M": True,
+            }
+        )
     return out[:limit] if from_id is not None or start is not None else out[-limit:]
 
 
@@ -149,11 +199,15 @@ async def klines(gw: GatewayDep, params: PublicParams) -> Response:
     limit = int_param(params, "limit", 500, 1, 1000)
     start = int_param(params, "startTime", 0)
     end = int_param(params, "endTime", 2**62)
-    assert limit is not None
+    assert limit is not None and start is not None and end is not None
+    rows: list[bytes]
     if params.get("startTime"):
-        rows = await gw.cache.zrangebyscore(key(m.symbol, "klines"), start, end, start=0, num=limit)
+        rows = cast(list[bytes], await gw.cache.zrangebyscore(key(m.symbol, "klines"), start, end, start=0, num=limit))
     else:
-        rows = list(reversed(await gw.cache.zrevrangebyscore(key(m.symbol, "klines"), end, start, start=0, num=limit)))
+        newest = cast(
+            list[bytes], await gw.cache.zrevrangebyscore(key(m.symbol, "klines"), end, start, start=0, num=limit)
+        )
+        rows = list(reversed(newest))
     return raw_json(b"[" + b",".join(rows) + b"]")
 
 
@@ -181,12 +235,27 @@ async def _ticker(gw: GatewayDep, m: Market) -> dict[str, Any]:
     pct = (change / open_ * 100) if open_ else zero
     wavg = (quote_volume / volume) if volume else zero
     return {
-        "symbol": m.symbol, "priceChange": f"{change:.8f}", "priceChangePercent": f"{pct:.3f}",
-        "weightedAvgPrice": f"{wavg:.8f}", "prevClosePrice": f"{open_:.8f}", "lastPrice": f"{last:.8f}",
-        "lastQty": "0.00000000", "bidPrice": bid[0], "bidQty": bid[1], "askPrice": ask[0], "askQty": ask[1],
-        "openPrice": f"{open_:.8f}", "highPrice": f"{high:.8f}", "lowPrice": f"{low:.8f}",
-        "volume": f"{volume:.8f}", "quoteVolume": f"{quote_volume:.8f}", "openTime": open_time, "closeTime": now,
-        "firstId": -1, "lastId": -1, "count": count,
+        "symbol": m.symbol,
+        "priceChange": f"{change:.8f}",
+        "priceChangePercent": f"{pct:.3f}",
+        "weightedAvgPrice": f"{wavg:.8f}",
+        "prevClosePrice": f"{open_:.8f}",
+        "lastPrice": f"{last:.8f}",
+        "lastQty": "0.00000000",
+        "bidPrice": bid[0],
+        "bidQty": bid[1],
+        "askPrice": ask[0],
+        "askQty": ask[1],
+        "openPrice": f"{open_:.8f}",
+        "highPrice": f"{high:.8f}",
+        "lowPrice": f"{low:.8f}",
+        "volume": f"{volume:.8f}",
+        "quoteVolume": f"{quote_volume:.8f}",
+        "openTime": open_time,
+        "closeTime": now,
+        "firstId": -1,
+        "lastId": -1,
+        "count": count,
     }
 
 

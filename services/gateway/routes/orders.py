@@ -22,8 +22,10 @@ from ..deps import Caller, DataCaller, Gateway, GatewayDep, TradeCaller, int_par
 
 router = APIRouter(prefix="/api/v3")
 
-ORDER_COLUMNS = ("order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, "
-                 "status, executed_lots, cum_nu, stp, created_ts, updated_ts")
+ORDER_COLUMNS = (
+    "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, "
+    "status, executed_lots, cum_nu, stp, created_ts, updated_ts"
+)
 OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
 
 
@@ -31,14 +33,15 @@ async def _ingest(gw: Gateway, path: str, body: dict[str, Any]) -> dict[str, Any
     try:
         resp = await gw.ingestion.post(path, json=body)
     except httpx.HTTPError:
-        raise ApiError(errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.",
-                       503) from None
+        raise ApiError(
+            errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503
+        ) from None
     data = resp.json()
     if resp.status_code >= 400:
         if isinstance(data, dict) and "code" in data:
             raise ApiError(int(data["code"]), str(data["msg"]), resp.status_code if resp.status_code < 500 else 503)
         raise ApiError(errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503)
-    return data  # type: ignore[no-any-return]
+    return data
 
 
 def _raise_refusal(outcome: dict[str, Any]) -> None:
@@ -62,20 +65,32 @@ async def new_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
     order = outcome["order"]
     if resp_type == "RESULT":
         order.pop("fills", None)
-    return order  # type: ignore[no-any-return]
+    return order
 
 
 async def _find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None:
     order_id = int_param(caller.params, "orderId")
     client_id = caller.params.get("origClientOrderId")
     if order_id is None and not client_id:
-        raise ApiError(errors.MANDATORY_PARAM, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        raise ApiError(
+            errors.MANDATORY_PARAM, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!"
+        )
     if order_id is not None:
-        row = await gw.db.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1 AND user_id = $2 "  # noqa: S608
-                                   "AND symbol = $3", order_id, caller.user_id, m.symbol)
+        row = await gw.db.fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE order_id = $1 AND user_id = $2 "  # noqa: S608
+            "AND symbol = $3",
+            order_id,
+            caller.user_id,
+            m.symbol,
+        )
     else:
-        row = await gw.db.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2 "  # noqa: S608
-                                   "AND symbol = $3", caller.user_id, client_id, m.symbol)
+        row = await gw.db.fetchrow(
+            f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2 "  # noqa: S608
+            "AND symbol = $3",
+            caller.user_id,
+            client_id,
+            m.symbol,
+        )
     return None if row is None else dict(row)
 
 
@@ -95,11 +110,16 @@ async def cancel_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
     if row is None or not OrderStatus(row["status"]).is_open:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
     params = {k: v for k, v in caller.params.items()}
-    ack = await _ingest(gw, "/internal/cancels", {"userId": caller.user_id, "orderId": row["order_id"], "params": params})
+    ack = await _ingest(
+        gw, "/internal/cancels", {"userId": caller.user_id, "orderId": row["order_id"], "params": params}
+    )
     outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
     if outcome is None:
-        raise ApiError(errors.TIMEOUT, "Timeout waiting for response from backend server. Send status unknown; "
-                       "execution status unknown.", 503)
+        raise ApiError(
+            errors.TIMEOUT,
+            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+            503,
+        )
     _raise_refusal(outcome)
     order: dict[str, Any] = outcome["order"]
     order.pop("fills", None)
@@ -115,7 +135,11 @@ async def open_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]
         gw.market(symbol)
     rows = await gw.db.fetch(
         f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND status = ANY($2::text[]) "  # noqa: S608
-        "AND ($3::text IS NULL OR symbol = $3) ORDER BY order_id", caller.user_id, OPEN, symbol or None)
+        "AND ($3::text IS NULL OR symbol = $3) ORDER BY order_id",
+        caller.user_id,
+        OPEN,
+        symbol or None,
+    )
     return [order_from_row(gw.markets[r["symbol"]], r) for r in rows]
 
 
@@ -128,24 +152,45 @@ async def all_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]]
     rows = await gw.db.fetch(
         f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND symbol = $2 AND order_id >= $3 "  # noqa: S608
         "AND created_ts BETWEEN $4 AND $5 AND status <> 'REJECTED' ORDER BY order_id LIMIT $6",
-        caller.user_id, m.symbol, from_id, start, end, limit)
+        caller.user_id,
+        m.symbol,
+        from_id,
+        start,
+        end,
+        limit,
+    )
     return [order_from_row(m, r) for r in rows]
 
 
 @router.get("/account")
 async def account(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
-    rows = await gw.db.fetch("SELECT asset, available, held, updated_at FROM balances WHERE user_id = $1 "
-                             "ORDER BY asset", caller.user_id)
+    rows = await gw.db.fetch(
+        "SELECT asset, available, held, updated_at FROM balances WHERE user_id = $1 ORDER BY asset", caller.user_id
+    )
     return {
-        "makerCommission": 10, "takerCommission": 10, "buyerCommission": 0, "sellerCommission": 0,
-        "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000",
-                            "seller": "0.00000000"},
-        "canTrade": True, "canWithdraw": False, "canDeposit": False, "brokered": False,
-        "requireSelfTradePrevention": False, "preventSor": False,
-        "updateTime": max((r["updated_at"] for r in rows), default=0), "accountType": "SPOT",
-        "balances": [{"asset": r["asset"], "free": fmt_amount(r["available"]), "locked": fmt_amount(r["held"])}
-                     for r in rows],
-        "permissions": ["SPOT"], "uid": caller.user_id,
+        "makerCommission": 10,
+        "takerCommission": 10,
+        "buyerCommission": 0,
+        "sellerCommission": 0,
+        "commissionRates": {
+            "maker": "0.00100000",
+            "taker": "0.00100000",
+            "buyer": "0.00000000",
+            "seller": "0.00000000",
+        },
+        "canTrade": True,
+        "canWithdraw": False,
+        "canDeposit": False,
+        "brokered": False,
+        "requireSelfTradePrevention": False,
+        "preventSor": False,
+        "updateTime": max((r["updated_at"] for r in rows), default=0),
+        "accountType": "SPOT",
+        "balances": [
+            {"asset": r["asset"], "free": fmt_amount(r["available"]), "locked": fmt_amount(r["held"])} for r in rows
+        ],
+        "permissions": ["SPOT"],
+        "uid": caller.user_id,
     }
 
 
@@ -159,21 +204,40 @@ async def my_trades(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]]:
     rows = await gw.db.fetch(
         "SELECT * FROM trades WHERE symbol = $1 AND (buyer_user_id = $2 OR seller_user_id = $2) AND trade_id >= $3 "
         "AND ts BETWEEN $4 AND $5 AND ($6::bigint IS NULL OR buyer_order_id = $6 OR seller_order_id = $6) "
-        "ORDER BY trade_id LIMIT $7", m.symbol, caller.user_id, from_id, start, end, order_id, limit)
+        "ORDER BY trade_id LIMIT $7",
+        m.symbol,
+        caller.user_id,
+        from_id,
+        start,
+        end,
+        order_id,
+        limit,
+    )
     out = []
     for t in rows:
         # a self-trade is reported from the taker's side only in this list
         is_buyer = t["buyer_user_id"] == caller.user_id and (
-            t["seller_user_id"] != caller.user_id or not t["buyer_is_maker"])
+            t["seller_user_id"] != caller.user_id or not t["buyer_is_maker"]
+        )
         if order_id is not None:
             is_buyer = t["buyer_order_id"] == order_id
         is_maker = t["buyer_is_maker"] == is_buyer
         fee = t["buyer_fee"] if is_buyer else t["seller_fee"]
-        out.append({
-            "symbol": m.symbol, "id": t["trade_id"], "orderId": t["buyer_order_id"] if is_buyer else t["seller_order_id"],
-            "orderListId": -1, "price": m.fmt_price(t["price_ticks"]), "qty": m.fmt_qty(t["qty_lots"]),
-            "quoteQty": m.fmt_notional(t["price_ticks"] * t["qty_lots"]), "commission": fmt_amount(fee),
-            "commissionAsset": fee_asset(m, "BUY" if is_buyer else "SELL"), "time": t["ts"], "isBuyer": is_buyer,
-            "isMaker": is_maker, "isBestMatch": True,
-        })
+        out.append(
+            {
+                "symbol": m.symbol,
+                "id": t["trade_id"],
+                "orderId": t["buyer_order_id"] if is_buyer else t["seller_order_id"],
+                "orderListId": -1,
+                "price": m.fmt_price(t["price_ticks"]),
+                "qty": m.fmt_qty(t["qty_lots"]),
+                "quoteQty": m.fmt_notional(t["price_ticks"] * t["qty_lots"]),
+                "commission": fmt_amount(fee),
+                "commissionAsset": fee_asset(m, "BUY" if is_buyer else "SELL"),
+                "time": t["ts"],
+                "isBuyer": is_buyer,
+                "isMaker": is_maker,
+                "isBestMatch": True,
+            }
+        )
     return out

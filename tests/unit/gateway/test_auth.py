@@ -18,8 +18,10 @@ def sig(payload: bytes) -> str:
 
 
 def test_a_ccxt_body_verifies_in_the_order_it_was_sent() -> None:
-    body = (b"timestamp=1795573805473&symbol=BTCUSDT&side=BUY&newClientOrderId=x-TKT5PX2Fd3caffba772eef049e6fc6"
-            b"&newOrderRespType=FULL&type=LIMIT&quantity=0.01&price=40000&timeInForce=GTC&recvWindow=10000")
+    body = (
+        b"timestamp=1795573805473&symbol=BTCUSDT&side=BUY&newClientOrderId=x-TKT5PX2Fd3caffba772eef049e6fc6"
+        b"&newOrderRespType=FULL&type=LIMIT&quantity=0.01&price=40000&timeInForce=GTC&recvWindow=10000"
+    )
     payload, signature = split_signature(b"", body + b"&signature=" + sig(body).encode())
     assert payload == body and verify(SECRET, payload, signature)
 
@@ -44,10 +46,16 @@ def test_duplicate_parameters_are_refused() -> None:
     assert parse_params(b"a=1", b"b=2") == {"a": "1", "b": "2"}
 
 
-@pytest.mark.parametrize(("ts", "window", "ok"), [
-    (100_000, None, True), (100_000 - 5_001, None, False), (100_000 - 9_000, "10000", True),
-    (100_000 + 1_001, None, False), (100_000, "70000", False),
-])
+@pytest.mark.parametrize(
+    ("ts", "window", "ok"),
+    [
+        (100_000, None, True),
+        (100_000 - 5_001, None, False),
+        (100_000 - 9_000, "10000", True),
+        (100_000 + 1_001, None, False),
+        (100_000, "70000", False),
+    ],
+)
 def test_timestamp_window(ts: int, window: str | None, ok: bool) -> None:
     params = {"timestamp": str(ts)} | ({"recvWindow": window} if window else {})
     if ok:
@@ -59,4 +67,5 @@ def test_timestamp_window(ts: int, window: str | None, ok: bool) -> None:
 
 def test_ws_api_payload_is_sorted_and_not_percent_encoded() -> None:
     assert ws_api_payload({"timestamp": 1, "apiKey": "k/+", "recvWindow": 10000, "signature": "x"}) == (
-        b"apiKey=k/+&recvWindow=10000&timestamp=1")
+        b"apiKey=k/+&recvWindow=10000&timestamp=1"
+    )

@@ -24,9 +24,18 @@ def code_of(**params: str) -> int:
 
 
 def test_limit_order_is_canonicalised() -> None:
-    r = parse(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.0100", price="50000.00",
-              newClientOrderId="x-TKT5PX2Fd3caffba772eef049e6fc6", newOrderRespType="FULL", timestamp="1",
-              recvWindow="10000")
+    r = parse(
+        symbol="BTCUSDT",
+        side="BUY",
+        type="LIMIT",
+        timeInForce="GTC",
+        quantity="0.0100",
+        price="50000.00",
+        newClientOrderId="x-TKT5PX2Fd3caffba772eef049e6fc6",
+        newOrderRespType="FULL",
+        timestamp="1",
+        recvWindow="10000",
+    )
     assert (r.side, r.type, r.tif, r.price, r.quantity) == (Side.BUY, OrderType.LIMIT, TimeInForce.GTC, "50000", "0.01")
     assert r.client_order_id == "x-TKT5PX2Fd3caffba772eef049e6fc6" and r.stp is StpMode.EXPIRE_MAKER
 
@@ -39,31 +48,108 @@ def test_market_orders_take_quantity_or_quote_but_not_both() -> None:
     assert code_of(symbol="BTCUSDT", side="BUY", type="MARKET", quantity="1", price="5") == -1106
 
 
-@pytest.mark.parametrize(("params", "code"), [
-    ({"side": "BUY", "type": "LIMIT"}, -1102),  # no symbol
-    ({"symbol": "DOGEUSDT", "side": "BUY", "type": "LIMIT"}, -1121),
-    ({"symbol": "BTCUSDT", "side": "HOLD", "type": "LIMIT"}, -1117),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "STOP"}, -1116),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "1"}, -1102),  # no tif
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTD", "quantity": "1", "price": "1"}, -1115),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "-1", "price": "1"}, -1100),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0", "price": "1"}, -1100),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "1e3", "price": "1"}, -1100),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "NaN", "price": "1"}, -1100),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "1", "price": "1",
-      "newClientOrderId": "a' OR 1=1 --"}, -1100),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "1", "price": "1",
-      "icebergQty": "1"}, -1104),
-    ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT_MAKER", "timeInForce": "GTC", "quantity": "1", "price": "1"},
-     -1106),
-])
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"side": "BUY", "type": "LIMIT"}, -1102),  # no symbol
+        ({"symbol": "DOGEUSDT", "side": "BUY", "type": "LIMIT"}, -1121),
+        ({"symbol": "BTCUSDT", "side": "HOLD", "type": "LIMIT"}, -1117),
+        ({"symbol": "BTCUSDT", "side": "BUY", "type": "STOP"}, -1116),
+        ({"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "quantity": "1", "price": "1"}, -1102),  # no tif
+        (
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTD", "quantity": "1", "price": "1"},
+            -1115,
+        ),
+        (
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "-1", "price": "1"},
+            -1100,
+        ),
+        (
+            {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0", "price": "1"},
+            -1100,
+        ),
+        (
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "1e3",
+                "price": "1",
+            },
+            -1100,
+        ),
+        (
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "NaN",
+                "price": "1",
+            },
+            -1100,
+        ),
+        (
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "1",
+                "price": "1",
+                "newClientOrderId": "a' OR 1=1 --",
+            },
+            -1100,
+        ),
+        (
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "timeInForce": "GTC",
+                "quantity": "1",
+                "price": "1",
+                "icebergQty": "1",
+            },
+            -1104,
+        ),
+        (
+            {
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT_MAKER",
+                "timeInForce": "GTC",
+                "quantity": "1",
+                "price": "1",
+            },
+            -1106,
+        ),
+    ],
+)
 def test_bad_requests_get_binance_codes(params: dict[str, str], code: int) -> None:
     assert code_of(**params) == code
 
 
-@given(st.dictionaries(st.sampled_from(["symbol", "side", "type", "timeInForce", "quantity", "price", "quoteOrderQty",
-                                        "newClientOrderId", "selfTradePreventionMode", "junk"]),
-                       st.text(max_size=50)))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "symbol",
+                "side",
+                "type",
+                "timeInForce",
+                "quantity",
+                "price",
+                "quoteOrderQty",
+                "newClientOrderId",
+                "selfTradePreventionMode",
+                "junk",
+            ]
+        ),
+        st.text(max_size=50),
+    )
+)
 def test_any_input_is_parsed_or_refused_with_a_code(params: dict[str, str]) -> None:
     try:
         parse(**params)

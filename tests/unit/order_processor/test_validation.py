@@ -13,16 +13,40 @@ from shared.domain import Market, OrderType, Side, TimeInForce
 from shared.errors import ApiError
 from shared.messages import NewOrderRequest
 
-BTC = Market("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
-             min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.00001"),
-             max_qty=Decimal("9000"), min_notional=Decimal("5"))
+BTC = Market(
+    "BTCUSDT",
+    "BTC",
+    "USDT",
+    tick_size=Decimal("0.01"),
+    step_size=Decimal("0.00001"),
+    min_price=Decimal("0.01"),
+    max_price=Decimal("1000000"),
+    min_qty=Decimal("0.00001"),
+    max_qty=Decimal("9000"),
+    min_notional=Decimal("5"),
+)
 
 
-def req(side: Side = Side.BUY, type: OrderType = OrderType.LIMIT, price: str | None = "50000",
-        qty: str | None = "0.1", quote: str | None = None) -> NewOrderRequest:
-    return NewOrderRequest(order_id=1, user_id=2, symbol="BTCUSDT", side=side, type=type,
-                           tif=TimeInForce.GTC if type is not OrderType.MARKET else TimeInForce.IOC, price=price,
-                           quantity=qty, quote_order_qty=quote, client_order_id="c", ts=0)
+def req(
+    side: Side = Side.BUY,
+    type: OrderType = OrderType.LIMIT,
+    price: str | None = "50000",
+    qty: str | None = "0.1",
+    quote: str | None = None,
+) -> NewOrderRequest:
+    return NewOrderRequest(
+        order_id=1,
+        user_id=2,
+        symbol="BTCUSDT",
+        side=side,
+        type=type,
+        tif=TimeInForce.GTC if type is not OrderType.MARKET else TimeInForce.IOC,
+        price=price,
+        quantity=qty,
+        quote_order_qty=quote,
+        client_order_id="c",
+        ts=0,
+    )
 
 
 def refusal(r: NewOrderRequest) -> str:

@@ -19,19 +19,43 @@ from shared.domain import Bucket, Market, OrderStatus, OrderType, Side, StpMode,
 from shared.errors import ApiError
 from shared.messages import AcceptedOrder, CancelOrder, NewOrderRequest
 
-MARKET = Market("BTCUSDT", "BTC", "USDT", tick_size=Decimal("0.01"), step_size=Decimal("0.00001"),
-                min_price=Decimal("0.01"), max_price=Decimal("1000000"), min_qty=Decimal("0.00001"),
-                max_qty=Decimal("9000"), min_notional=Decimal("5"), maker_fee_bps=7, taker_fee_bps=13)
+MARKET = Market(
+    "BTCUSDT",
+    "BTC",
+    "USDT",
+    tick_size=Decimal("0.01"),
+    step_size=Decimal("0.00001"),
+    min_price=Decimal("0.01"),
+    max_price=Decimal("1000000"),
+    min_qty=Decimal("0.00001"),
+    max_qty=Decimal("9000"),
+    min_notional=Decimal("5"),
+    maker_fee_bps=7,
+    taker_fee_bps=13,
+)
 USERS = (2, 3, 4)
 START = {"BTC": 3 * 10**8, "USDT": 150_000 * 10**8}
 
-order_kinds = st.sampled_from([
-    (OrderType.LIMIT, TimeInForce.GTC), (OrderType.LIMIT, TimeInForce.IOC), (OrderType.LIMIT, TimeInForce.FOK),
-    (OrderType.LIMIT_MAKER, None), (OrderType.MARKET, None), (OrderType.MARKET, "quote"),
-])
+order_kinds = st.sampled_from(
+    [
+        (OrderType.LIMIT, TimeInForce.GTC),
+        (OrderType.LIMIT, TimeInForce.IOC),
+        (OrderType.LIMIT, TimeInForce.FOK),
+        (OrderType.LIMIT_MAKER, None),
+        (OrderType.MARKET, None),
+        (OrderType.MARKET, "quote"),
+    ]
+)
 step = st.one_of(
-    st.tuples(st.just("new"), st.sampled_from(USERS), st.sampled_from(Side), order_kinds,
-              st.integers(49_900, 50_100), st.integers(1, 5_000), st.sampled_from(StpMode)),
+    st.tuples(
+        st.just("new"),
+        st.sampled_from(USERS),
+        st.sampled_from(Side),
+        order_kinds,
+        st.integers(49_900, 50_100),
+        st.integers(1, 5_000),
+        st.sampled_from(StpMode),
+    ),
     st.tuples(st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60)),
 )
 
@@ -55,10 +79,22 @@ class Exchange:
         price_s = str(MARKET.ticks_to_price(price)) if otype is not OrderType.MARKET else None
         qty_s = str(MARKET.lots_to_qty(lots)) if tif != "quote" else None
         quote_s = str(MARKET.ticks_to_price(price) * MARKET.lots_to_qty(lots)) if tif == "quote" else None
-        req = NewOrderRequest(order_id=self.next_id, user_id=user, symbol="BTCUSDT", side=side, type=otype,
-                              tif=tif if isinstance(tif, TimeInForce) else (TimeInForce.GTC if otype is OrderType.LIMIT_MAKER else TimeInForce.IOC),
-                              price=price_s, quantity=qty_s, quote_order_qty=quote_s, client_order_id=f"c{self.next_id}",
-                              stp=stp, ts=0)
+        req = NewOrderRequest(
+            order_id=self.next_id,
+            user_id=user,
+            symbol="BTCUSDT",
+            side=side,
+            type=otype,
+            tif=tif
+            if isinstance(tif, TimeInForce)
+            else (TimeInForce.GTC if otype is OrderType.LIMIT_MAKER else TimeInForce.IOC),
+            price=price_s,
+            quantity=qty_s,
+            quote_order_qty=quote_s,
+            client_order_id=f"c{self.next_id}",
+            stp=stp,
+            ts=0,
+        )
         self.next_id += 1
         self.offset += 1
         try:
@@ -70,16 +106,38 @@ class Exchange:
         self.post(user, hold.asset, Bucket.HELD, hold.atoms)
         self.orders[req.order_id] = OrderHold(user, hold.asset, hold.atoms)
         assert req.tif is not None
-        cmd = AcceptedOrder(src_partition=0, src_offset=self.offset, order_id=req.order_id, user_id=user,
-                            symbol="BTCUSDT", side=side, type=otype, tif=req.tif, price_ticks=spec.price_ticks,
-                            qty_lots=spec.qty_lots, quote_nu=spec.quote_nu, budget=hold.budget,
-                            client_order_id=req.client_order_id, stp=stp, ts=0)
+        cmd = AcceptedOrder(
+            src_partition=0,
+            src_offset=self.offset,
+            order_id=req.order_id,
+            user_id=user,
+            symbol="BTCUSDT",
+            side=side,
+            type=otype,
+            tif=req.tif,
+            price_ticks=spec.price_ticks,
+            qty_lots=spec.qty_lots,
+            quote_nu=spec.quote_nu,
+            budget=hold.budget,
+            client_order_id=req.client_order_id,
+            stp=stp,
+            ts=0,
+        )
         self.run(cmd)
 
     def cancel(self, user: int, order_id: int) -> None:
         self.offset += 1
-        self.run(CancelOrder(src_partition=0, src_offset=self.offset, request_id=10**6 + self.offset,
-                             order_id=order_id, user_id=user, symbol="BTCUSDT", ts=0))
+        self.run(
+            CancelOrder(
+                src_partition=0,
+                src_offset=self.offset,
+                request_id=10**6 + self.offset,
+                order_id=order_id,
+                user_id=user,
+                symbol="BTCUSDT",
+                ts=0,
+            )
+        )
 
     def run(self, cmd: AcceptedOrder | CancelOrder) -> None:
         event = self.book.apply(cmd, 0)
@@ -100,8 +158,11 @@ class Exchange:
         for (user, asset), (_, held) in self.balances.items():
             if user == FEE_USER_ID:
                 continue
-            open_holds = sum(o.hold_left for o in self.orders.values()
-                             if o.user_id == user and o.hold_asset == asset and OrderStatus(o.status).is_open)
+            open_holds = sum(
+                o.hold_left
+                for o in self.orders.values()
+                if o.user_id == user and o.hold_asset == asset and OrderStatus(o.status).is_open
+            )
             assert held == open_holds, (user, asset, held, open_holds)
 
 
