@@ -32,6 +32,7 @@ test-e2e: $(STAMP) ## the fleet as separate processes, driven over REST and WebS
 	$(BIN)/pytest -q tests/e2e
 
 test-deploy: $(STAMP) ## Dockerfile, compose, Helm, KEDA/VPA/Karpenter, Terraform checks, offline
+	bash scripts/install-deploy-tools.sh
 	$(BIN)/pytest -q tests/deploy
 
 lint: $(STAMP) ## ruff and mypy

@@ -19,6 +19,7 @@ mode, as Binance does. Known limit: no price band (the processor's filters bound
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 
 import msgspec
@@ -164,7 +165,8 @@ class Book:
             (o.side, o.price_ticks, o.arrival, o.order_id, o.remaining, o.executed_lots, o.cum_nu)
             for o in sorted(self._orders.values(), key=lambda o: (o.side, o.price_ticks, o.arrival))
         )
-        return hash((rows, self.state.seq, self.state.next_trade_id))
+        digest = hashlib.blake2b(msgspec.msgpack.encode((rows, self.state.seq, self.state.next_trade_id)), digest_size=8)
+        return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
 
     # --- restore -----------------------------------------------------------------------------------------
     def restore(self, orders: list[RestingOrder]) -> None:
@@ -272,9 +274,15 @@ class Book:
             return self._event(a, ts, updates=updates)
 
         expired_in_match = self._match(taker, ts, updates, trades, deltas)
-        if taker.done and updates[-1].exec_type is ExecType.TRADE and updates[-1].order_id == a.order_id:
-            # a quote-sized order learns it is complete only when the next lot no longer fits
-            updates[-1] = msgspec.structs.replace(updates[-1], status=OrderStatus.FILLED)
+        if taker.done:
+            # a quote-sized order learns it is complete only when the next lot no longer fits, possibly after
+            # self-trade prevention expired a maker: its last fill is the one that completed it
+            for i in range(len(updates) - 1, 0, -1):
+                last = updates[i]
+                if last.order_id == a.order_id:
+                    if last.exec_type is ExecType.TRADE and last.status is not OrderStatus.FILLED:
+                        updates[i] = msgspec.structs.replace(last, status=OrderStatus.FILLED)
+                    break
         if expired_in_match:
             if not taker.done:
                 updates.append(self._taker_update(new, taker, OrderStatus.EXPIRED_IN_MATCH, ExecType.TRADE_PREVENTION))

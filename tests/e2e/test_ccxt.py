@@ -47,6 +47,10 @@ def config(base: str, api_key: str = "", secret: str = "") -> dict[str, Any]:
     }
 
 
+def balance_now(balance: dict[str, Any]) -> float:
+    return float(balance["BTC"]["total"])
+
+
 async def _exchange(base: str, settings: Any, deposits: list[tuple[str, int]]) -> Any:
     user = await admin.create_user(settings, "ccxt", deposits)
     ex = ccxt.pro.binance(config(base, user.api_key, user.secret))
@@ -79,7 +83,26 @@ async def _trade_flow(base: str, settings: Any) -> None:
             while True:
                 await watcher.watch_order_book("BTC/USDT")
 
-        loops = [asyncio.create_task(f()) for f in (trades_loop, orders_loop, book_loop)]
+        my_trades: list[dict[str, Any]] = []
+        balances: list[dict[str, Any]] = []
+        candles: list[list[Any]] = []
+
+        async def my_trades_loop() -> None:
+            while True:
+                my_trades.extend(await taker.watch_my_trades())
+
+        async def balance_loop() -> None:
+            while True:
+                balances.append(await taker.watch_balance())
+
+        async def ohlcv_loop() -> None:
+            while True:
+                candles.extend(await watcher.watch_ohlcv("BTC/USDT", "1m"))
+
+        loops = [
+            asyncio.create_task(f())
+            for f in (trades_loop, orders_loop, book_loop, my_trades_loop, balance_loop, ohlcv_loop)
+        ]
         await asyncio.sleep(1.0)  # subscriptions in place
 
         asks = [
@@ -122,6 +145,9 @@ async def _trade_flow(base: str, settings: Any) -> None:
         assert [tuple(x[:2]) for x in local["bids"]] == [tuple(x[:2]) for x in rest["bids"]]
         assert sorted(t["id"] for t in seen_trades) == sorted(t["id"] for t in agg), "each trade exactly once"
         assert seen_orders[asks[0]["id"]] == "closed" and seen_orders[bid["id"]] == "canceled"
+        assert sorted(t["id"] for t in my_trades) == sorted(t["id"] for t in mine)
+        assert balances and balances[-1]["BTC"]["total"] == pytest.approx(balance_now(await taker.fetch_balance()))
+        assert candles and candles[-1][4] == 49_000
         for task in loops:
             task.cancel()
         db = await asyncpg.connect(settings.database_url)

@@ -109,8 +109,9 @@ class ReferenceBook:
 
     def snapshot(self) -> tuple[BookState, list[RestingOrder]]:
         """What the model holds, in the fast book's snapshot types."""
-        state = BookState(seq=self.seq, next_trade_id=self.next_trade_id, src_partition=self.last_src[0],
-                          src_offset=self.last_src[1])
+        state = BookState(
+            seq=self.seq, next_trade_id=self.next_trade_id, src_partition=self.last_src[0], src_offset=self.last_src[1]
+        )
         return state, [RestingOrder(**asdict(o)) for o in self.resting]
 
     def state_hash(self) -> int:
@@ -130,25 +131,43 @@ class ReferenceBook:
         step = _Step([], [], [])
         error = None
         if isinstance(command, RejectedOrder):
-            step.updates.append(OrderUpdate(
-                order_id=command.order_id, user_id=command.user_id, client_order_id=command.client_order_id,
-                side=command.side, type=command.type, tif=command.tif, price_ticks=command.price_ticks,
-                qty_lots=command.qty_lots, status=OrderStatus.REJECTED, exec_type=ExecType.REJECTED,
-                created_ts=command.ts, reject_code=command.code, reason=command.msg,
-            ))
+            step.updates.append(
+                OrderUpdate(
+                    order_id=command.order_id,
+                    user_id=command.user_id,
+                    client_order_id=command.client_order_id,
+                    side=command.side,
+                    type=command.type,
+                    tif=command.tif,
+                    price_ticks=command.price_ticks,
+                    qty_lots=command.qty_lots,
+                    status=OrderStatus.REJECTED,
+                    exec_type=ExecType.REJECTED,
+                    created_ts=command.ts,
+                    reject_code=command.code,
+                    reason=command.msg,
+                )
+            )
         elif isinstance(command, CancelOrder):
             error = self._cancel(command, step)
         else:
             self._place(command, ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
-        return MatchedEvent(symbol=self.market.symbol, seq=self.seq, ts=ts, request_id=command.request_id,
-                            updates=step.updates, trades=step.trades, deltas=deltas, error=error)
+        return MatchedEvent(
+            symbol=self.market.symbol,
+            seq=self.seq,
+            ts=ts,
+            request_id=command.request_id,
+            updates=step.updates,
+            trades=step.trades,
+            deltas=deltas,
+            error=error,
+        )
 
     def _cancel(self, c: CancelOrder, step: _Step) -> CommandError | None:
         found = [o for o in self.resting if o.order_id == c.order_id and o.user_id == c.user_id]
         if not found:
-            return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER,
-                                msg="Unknown order sent.")
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
         o = found[0]
         self.resting.remove(o)
         step.touch(o.side, o.price_ticks)
@@ -161,8 +180,15 @@ class ReferenceBook:
             maker = self._next_maker(a.side)
             if maker is not None and _acceptable(a, maker.price_ticks):
                 reason = "Order would immediately match and take."
-                step.updates.append(_replace(new, status=OrderStatus.REJECTED, exec_type=ExecType.REJECTED,
-                                             reject_code=WOULD_TAKE, reason=reason))
+                step.updates.append(
+                    _replace(
+                        new,
+                        status=OrderStatus.REJECTED,
+                        exec_type=ExecType.REJECTED,
+                        reject_code=WOULD_TAKE,
+                        reason=reason,
+                    )
+                )
                 return
         step.updates.append(new)
         if a.type is OrderType.LIMIT and a.tif is TimeInForce.FOK:
@@ -173,19 +199,40 @@ class ReferenceBook:
         outcome = self._match(a, ts, step)
         executed, cum_nu = _taker_totals(a, step.trades)
         if outcome == "EXPIRED_IN_MATCH":
-            step.updates.append(_replace(new, status=OrderStatus.EXPIRED_IN_MATCH,
-                                         exec_type=ExecType.TRADE_PREVENTION, executed_lots=executed,
-                                         cum_nu=cum_nu))
+            step.updates.append(
+                _replace(
+                    new,
+                    status=OrderStatus.EXPIRED_IN_MATCH,
+                    exec_type=ExecType.TRADE_PREVENTION,
+                    executed_lots=executed,
+                    cum_nu=cum_nu,
+                )
+            )
         elif outcome == "OPEN" and (a.type is OrderType.MARKET or a.tif is not TimeInForce.GTC):
-            step.updates.append(_replace(new, status=OrderStatus.EXPIRED, exec_type=ExecType.EXPIRED,
-                                         executed_lots=executed, cum_nu=cum_nu))
+            step.updates.append(
+                _replace(
+                    new, status=OrderStatus.EXPIRED, exec_type=ExecType.EXPIRED, executed_lots=executed, cum_nu=cum_nu
+                )
+            )
         elif outcome == "OPEN":
-            self.resting.append(Order(
-                order_id=a.order_id, user_id=a.user_id, client_order_id=a.client_order_id, side=a.side,
-                type=a.type, tif=a.tif, price_ticks=a.price_ticks, qty_lots=a.qty_lots,
-                remaining=a.qty_lots - executed, executed_lots=executed, cum_nu=cum_nu, created_ts=a.ts,
-                arrival=self.seq, stp=a.stp,
-            ))
+            self.resting.append(
+                Order(
+                    order_id=a.order_id,
+                    user_id=a.user_id,
+                    client_order_id=a.client_order_id,
+                    side=a.side,
+                    type=a.type,
+                    tif=a.tif,
+                    price_ticks=a.price_ticks,
+                    qty_lots=a.qty_lots,
+                    remaining=a.qty_lots - executed,
+                    executed_lots=executed,
+                    cum_nu=cum_nu,
+                    created_ts=a.ts,
+                    arrival=self.seq,
+                    stp=a.stp,
+                )
+            )
             step.touch(a.side, a.price_ticks)
 
     # --- matching ----------------------------------------------------------------------------------------
@@ -210,8 +257,7 @@ class ReferenceBook:
                 if a.stp in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH):
                     self.resting.remove(maker)
                     step.touch(maker.side, price)
-                    step.updates.append(
-                        _maker_update(maker, OrderStatus.EXPIRED_IN_MATCH, ExecType.TRADE_PREVENTION))
+                    step.updates.append(_maker_update(maker, OrderStatus.EXPIRED_IN_MATCH, ExecType.TRADE_PREVENTION))
                 if a.stp in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH):
                     return "EXPIRED_IN_MATCH"
                 continue
@@ -237,12 +283,23 @@ class ReferenceBook:
             maker_fee, taker_fee = (buyer_fee, seller_fee) if buyer_is_maker else (seller_fee, buyer_fee)
             maker_side, taker_side = (maker.order_id, maker.user_id), (a.order_id, a.user_id)
             (buyer_id, buyer_user), (seller_id, seller_user) = (
-                (maker_side, taker_side) if buyer_is_maker else (taker_side, maker_side))
-            step.trades.append(Trade(
-                trade_id=trade_id, price_ticks=price, qty_lots=lots, buyer_order_id=buyer_id,
-                seller_order_id=seller_id, buyer_user_id=buyer_user, seller_user_id=seller_user,
-                buyer_is_maker=buyer_is_maker, buyer_fee=buyer_fee, seller_fee=seller_fee, ts=ts,
-            ))
+                (maker_side, taker_side) if buyer_is_maker else (taker_side, maker_side)
+            )
+            step.trades.append(
+                Trade(
+                    trade_id=trade_id,
+                    price_ticks=price,
+                    qty_lots=lots,
+                    buyer_order_id=buyer_id,
+                    seller_order_id=seller_id,
+                    buyer_user_id=buyer_user,
+                    seller_user_id=seller_user,
+                    buyer_is_maker=buyer_is_maker,
+                    buyer_fee=buyer_fee,
+                    seller_fee=seller_fee,
+                    ts=ts,
+                )
+            )
             maker.remaining -= lots
             maker.executed_lots += lots
             maker.cum_nu += nu
@@ -250,16 +307,34 @@ class ReferenceBook:
                 self.resting.remove(maker)
             step.touch(maker.side, price)
             maker_status = OrderStatus.FILLED if maker.remaining == 0 else OrderStatus.PARTIALLY_FILLED
-            step.updates.append(_maker_update(maker, maker_status, ExecType.TRADE, last_lots=lots,
-                                              last_ticks=price, trade_id=trade_id, is_maker=True,
-                                              fee=maker_fee))
+            step.updates.append(
+                _maker_update(
+                    maker,
+                    maker_status,
+                    ExecType.TRADE,
+                    last_lots=lots,
+                    last_ticks=price,
+                    trade_id=trade_id,
+                    is_maker=True,
+                    fee=maker_fee,
+                )
+            )
             executed, cum_nu = _taker_totals(a, step.trades)
             complete = _complete(a, executed, cum_nu)
-            step.updates.append(_taker_update(
-                a, status=OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED,
-                exec_type=ExecType.TRADE, executed_lots=executed, cum_nu=cum_nu, last_lots=lots,
-                last_ticks=price, trade_id=trade_id, is_maker=False, fee=taker_fee,
-            ))
+            step.updates.append(
+                _taker_update(
+                    a,
+                    status=OrderStatus.FILLED if complete else OrderStatus.PARTIALLY_FILLED,
+                    exec_type=ExecType.TRADE,
+                    executed_lots=executed,
+                    cum_nu=cum_nu,
+                    last_lots=lots,
+                    last_ticks=price,
+                    trade_id=trade_id,
+                    is_maker=False,
+                    fee=taker_fee,
+                )
+            )
 
 
 # --- plain functions ---------------------------------------------------------------------------------------
@@ -291,17 +366,36 @@ def _mark_taker_filled(a: AcceptedOrder, updates: list[OrderUpdate]) -> None:
 def _taker_update(a: AcceptedOrder, **state: object) -> OrderUpdate:
     """The incoming order as its owner sees it; a MARKET order reports no time in force."""
     return OrderUpdate(
-        order_id=a.order_id, user_id=a.user_id, client_order_id=a.client_order_id, side=a.side, type=a.type,
-        tif=None if a.type is OrderType.MARKET else a.tif, price_ticks=a.price_ticks, qty_lots=a.qty_lots,
-        quote_nu=a.quote_nu, created_ts=a.ts, **state,  # type: ignore[arg-type]
+        order_id=a.order_id,
+        user_id=a.user_id,
+        client_order_id=a.client_order_id,
+        side=a.side,
+        type=a.type,
+        tif=None if a.type is OrderType.MARKET else a.tif,
+        price_ticks=a.price_ticks,
+        qty_lots=a.qty_lots,
+        quote_nu=a.quote_nu,
+        created_ts=a.ts,
+        **state,  # type: ignore[arg-type]
     )
 
 
 def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: object) -> OrderUpdate:
     return OrderUpdate(
-        order_id=o.order_id, user_id=o.user_id, client_order_id=o.client_order_id, side=o.side, type=o.type,
-        tif=o.tif, price_ticks=o.price_ticks, qty_lots=o.qty_lots, status=status, exec_type=exec_type,
-        executed_lots=o.executed_lots, cum_nu=o.cum_nu, created_ts=o.created_ts, **fill,  # type: ignore[arg-type]
+        order_id=o.order_id,
+        user_id=o.user_id,
+        client_order_id=o.client_order_id,
+        side=o.side,
+        type=o.type,
+        tif=o.tif,
+        price_ticks=o.price_ticks,
+        qty_lots=o.qty_lots,
+        status=status,
+        exec_type=exec_type,
+        executed_lots=o.executed_lots,
+        cum_nu=o.cum_nu,
+        created_ts=o.created_ts,
+        **fill,  # type: ignore[arg-type]
     )
 
 

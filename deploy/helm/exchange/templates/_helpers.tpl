@@ -1,0 +1,143 @@
+{{/*
+Names and labels for every object of the chart. A service's objects (Deployment, Service, PDB, HPA, VPA,
+ScaledObject, ServiceMonitor) are all named "exchange.serviceName": <fullname>-<service>, where <service>
+is the key under .Values.services (order-processor, never order_processor).
+*/}}
+
+{{- define "exchange.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "exchange.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "exchange.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels shared by every object. */}}
+{{- define "exchange.labels" -}}
+helm.sh/chart: {{ include "exchange.chart" . }}
+app.kubernetes.io/name: {{ include "exchange.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: spot-exchange
+{{- end }}
+
+{{/*
+Per-service helpers take a dict: (dict "root" $ "name" "order-processor").
+*/}}
+{{- define "exchange.serviceName" -}}
+{{- printf "%s-%s" (include "exchange.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "exchange.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "exchange.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{- define "exchange.serviceLabels" -}}
+{{ include "exchange.labels" .root }}
+app.kubernetes.io/component: {{ .name }}
+{{- end }}
+
+{{/*
+One ServiceAccount per service (<fullname>-<service>) and one for the init job (<fullname>-init), so each
+gets its own least-privilege IAM role through EKS Pod Identity (infra/terraform/modules/iam). Takes
+(dict "root" $ "name" "<service>|init").
+*/}}
+{{- define "exchange.serviceAccountName" -}}
+{{- if .root.Values.serviceAccount.create }}
+{{- printf "%s-%s" (include "exchange.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- default "default" .root.Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "exchange.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s:%s@%s" .Values.image.repository $tag .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "exchange.configMapName" -}}
+{{- printf "%s-config" (include "exchange.fullname" .) }}
+{{- end }}
+
+{{- define "exchange.secretName" -}}
+{{- default (printf "%s-secrets" (include "exchange.fullname" .)) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/*
+Non-secret settings, one source for the ConfigMap (services) and the init hook's inline env (the hook runs
+before the ConfigMap exists).
+*/}}
+{{- define "exchange.configData" -}}
+KAFKA_BOOTSTRAP: {{ .Values.kafka.bootstrap | quote }}
+KAFKA_PARTITIONS: {{ .Values.kafka.partitions | quote }}
+KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | default "PLAINTEXT" | quote }}
+{{- with .Values.kafka.saslMechanism }}
+KAFKA_SASL_MECHANISM: {{ . | quote }}
+{{- end }}
+INGESTION_URL: {{ printf "http://%s:%v" (include "exchange.serviceName" (dict "root" . "name" "ingestion")) .Values.services.ingestion.port | quote }}
+HOST: "0.0.0.0"
+LOG_LEVEL: {{ .Values.config.logLevel | default "INFO" | quote }}
+{{- with .Values.config.otelExporterOtlpEndpoint }}
+OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks JSON Schema cannot express (it cannot compare two values). Called from every template that depends
+on them, so `helm template` and `helm install` both fail with the reason.
+*/}}
+{{- define "exchange.validate" -}}
+{{- range $name, $svc := .Values.services }}
+{{- if and $svc.enabled $svc.autoscaling.keda.enabled }}
+{{- if gt (int $svc.autoscaling.keda.maxReplicaCount) (int $.Values.kafka.partitions) }}
+{{- fail (printf "services.%s.autoscaling.keda.maxReplicaCount=%v exceeds kafka.partitions=%v: a consumer beyond the partition count owns no partition and sits idle" $name $svc.autoscaling.keda.maxReplicaCount $.Values.kafka.partitions) }}
+{{- end }}
+{{- if gt (int $svc.autoscaling.keda.minReplicaCount) (int $svc.autoscaling.keda.maxReplicaCount) }}
+{{- fail (printf "services.%s.autoscaling.keda.minReplicaCount=%v exceeds maxReplicaCount=%v" $name $svc.autoscaling.keda.minReplicaCount $svc.autoscaling.keda.maxReplicaCount) }}
+{{- end }}
+{{- end }}
+{{- if and $svc.enabled $svc.autoscaling.hpa.enabled }}
+{{- if gt (int $svc.autoscaling.hpa.minReplicas) (int $svc.autoscaling.hpa.maxReplicas) }}
+{{- fail (printf "services.%s.autoscaling.hpa.minReplicas=%v exceeds maxReplicas=%v" $name $svc.autoscaling.hpa.minReplicas $svc.autoscaling.hpa.maxReplicas) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.databaseUrl) }}
+{{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: every service reads DATABASE_URL" }}
+{{- end }}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.redisUrl) }}
+{{- fail "secrets.redisUrl (or secrets.existingSecret) is required: every service reads REDIS_URL" }}
+{{- end }}
+{{- end }}
+
+{{/* The pod-level settings every workload (Deployments and the init Job) shares; (dict "root" $ "name" ...). */}}
+{{- define "exchange.podSecurity" -}}
+serviceAccountName: {{ include "exchange.serviceAccountName" . }}
+automountServiceAccountToken: false
+securityContext:
+  {{- toYaml .root.Values.podSecurityContext | nindent 2 }}
+{{- with .root.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}

@@ -1,0 +1,39 @@
+output "cluster_arn" {
+  description = "ARN of the Aurora cluster."
+  value       = aws_rds_cluster.this.arn
+}
+
+output "cluster_identifier" {
+  description = "Identifier of the Aurora cluster."
+  value       = aws_rds_cluster.this.cluster_identifier
+}
+
+output "cluster_resource_id" {
+  description = "Resource ID of the cluster, for rds-db:connect IAM policies."
+  value       = aws_rds_cluster.this.cluster_resource_id
+}
+
+output "writer_endpoint" {
+  description = "Writer endpoint (host of DATABASE_URL)."
+  value       = aws_rds_cluster.this.endpoint
+}
+
+output "reader_endpoint" {
+  description = "Load-balanced reader endpoint."
+  value       = aws_rds_cluster.this.reader_endpoint
+}
+
+output "port" {
+  description = "PostgreSQL port."
+  value       = aws_rds_cluster.this.port
+}
+
+output "database_name" {
+  description = "Database the services use."
+  value       = aws_rds_cluster.this.database_name
+}
+
+output "master_user_secret_arn" {
+  description = "Secrets Manager secret holding the master credentials (External Secrets builds DATABASE_URL from it)."
+  value       = aws_rds_cluster.this.master_user_secret[0].secret_arn
+}

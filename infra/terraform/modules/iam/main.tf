@@ -1,0 +1,179 @@
+# Least-privilege IAM for the fleet, one role per service (EKS Pod Identity, one service account each):
+# a service may connect to MSK, read only the topics it consumes with only its own consumer group, and
+# write only the topics it produces. trade-archiver alone may put to Kinesis and write the archive
+# bucket's trades/ prefix. The init job may create and describe topics; the KEDA operator may only
+# describe groups and topics to read lag.
+
+data "aws_partition" "current" {}
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  kafka_arn_prefix = "arn:${data.aws_partition.current.partition}:kafka:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+  topic_arn        = "${local.kafka_arn_prefix}:topic/${var.msk_cluster_name}/${var.msk_cluster_uuid}"
+  group_arn        = "${local.kafka_arn_prefix}:group/${var.msk_cluster_name}/${var.msk_cluster_uuid}"
+}
+
+data "aws_iam_policy_document" "pod_identity_assume" {
+  statement {
+    actions = ["sts:AssumeRole", "sts:TagSession"]
+    principals {
+      type        = "Service"
+      identifiers = ["pods.eks.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "service" {
+  for_each = var.topic_access
+
+  statement {
+    sid       = "ConnectToCluster"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.read) > 0 ? [1] : []
+    content {
+      sid       = "ConsumeOwnTopics"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+      resources = [for topic in each.value.read : "${local.topic_arn}/${topic}"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.read) > 0 ? [1] : []
+    content {
+      sid       = "UseOwnConsumerGroup"
+      actions   = ["kafka-cluster:DescribeGroup", "kafka-cluster:AlterGroup"]
+      resources = ["${local.group_arn}/${each.key}", "${local.group_arn}/${each.key}-*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(each.value.write) > 0 ? [1] : []
+    content {
+      sid       = "ProduceOwnTopics"
+      actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+      resources = [for topic in each.value.write : "${local.topic_arn}/${topic}"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "trade-archiver" ? [1] : []
+    content {
+      sid       = "PutTradesToKinesis"
+      actions   = ["kinesis:PutRecord", "kinesis:PutRecords", "kinesis:DescribeStreamSummary"]
+      resources = [var.kinesis_stream_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "trade-archiver" ? [1] : []
+    content {
+      sid       = "WriteTradeParquet"
+      actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      resources = ["${var.archive_bucket_arn}/trades/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "trade-archiver" ? [1] : []
+    content {
+      sid       = "EncryptArchive"
+      actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role" "service" {
+  for_each = var.topic_access
+
+  name               = "${var.name}-${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.pod_identity_assume.json
+  tags               = merge(var.tags, { service = each.key })
+}
+
+resource "aws_iam_role_policy" "service" {
+  for_each = var.topic_access
+
+  name   = "least-privilege"
+  role   = aws_iam_role.service[each.key].id
+  policy = data.aws_iam_policy_document.service[each.key].json
+}
+
+resource "aws_eks_pod_identity_association" "service" {
+  for_each = var.topic_access
+
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = "${var.service_account_prefix}-${each.key}"
+  role_arn        = aws_iam_role.service[each.key].arn
+  tags            = var.tags
+}
+
+# --- init job: topics exist (Terraform made them); `spot admin init` checks and creates if missing ----
+
+data "aws_iam_policy_document" "init" {
+  statement {
+    sid       = "ConnectToCluster"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "EnsureTopics"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic"]
+    resources = ["${local.topic_arn}/*"]
+  }
+}
+
+resource "aws_iam_role" "init" {
+  name               = "${var.name}-init"
+  assume_role_policy = data.aws_iam_policy_document.pod_identity_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "init" {
+  name   = "ensure-topics"
+  role   = aws_iam_role.init.id
+  policy = data.aws_iam_policy_document.init.json
+}
+
+resource "aws_eks_pod_identity_association" "init" {
+  cluster_name    = var.cluster_name
+  namespace       = var.namespace
+  service_account = "${var.service_account_prefix}-init"
+  role_arn        = aws_iam_role.init.arn
+  tags            = var.tags
+}
+
+# --- KEDA operator: read consumer lag, nothing else -------------------------------------------------
+
+data "aws_iam_policy_document" "keda" {
+  statement {
+    sid       = "ConnectToCluster"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "ReadLag"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:DescribeGroup"]
+    resources = ["${local.topic_arn}/*", "${local.group_arn}/*"]
+  }
+}
+
+resource "aws_iam_role" "keda" {
+  name               = "${var.name}-keda-operator"
+  assume_role_policy = data.aws_iam_policy_document.pod_identity_assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "keda" {
+  name   = "read-consumer-lag"
+  role   = aws_iam_role.keda.id
+  policy = data.aws_iam_policy_document.keda.json
+}

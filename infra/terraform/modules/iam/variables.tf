@@ -1,0 +1,74 @@
+variable "name" {
+  description = "Name prefix of the roles (project-environment)."
+  type        = string
+}
+
+variable "cluster_name" {
+  description = "EKS cluster whose service accounts assume the roles through EKS Pod Identity."
+  type        = string
+}
+
+variable "namespace" {
+  description = "Kubernetes namespace of the Helm release."
+  type        = string
+  default     = "exchange"
+}
+
+variable "service_account_prefix" {
+  description = "Helm release full name; each service runs as <prefix>-<service> (chart serviceAccount.perService), init as <prefix>-init."
+  type        = string
+  default     = "spot-exchange"
+}
+
+variable "msk_cluster_arn" {
+  description = "ARN of the MSK cluster."
+  type        = string
+}
+
+variable "msk_cluster_name" {
+  description = "Name of the MSK cluster (part of topic and group ARNs)."
+  type        = string
+}
+
+variable "msk_cluster_uuid" {
+  description = "UUID of the MSK cluster (part of topic and group ARNs)."
+  type        = string
+}
+
+variable "topic_access" {
+  description = "Per service: the topics it reads (as consumer group = its name) and the topics it writes. Dead-letter topics are named <topic>.dlq."
+  type = map(object({
+    read  = list(string)
+    write = list(string)
+  }))
+  default = {
+    "gateway"         = { read = ["matched-events"], write = [] }
+    "ingestion"       = { read = [], write = ["order-requests"] }
+    "order-processor" = { read = ["order-requests"], write = ["validated-orders", "matched-events", "order-requests.dlq"] }
+    "matcher"         = { read = ["validated-orders"], write = ["matched-events", "trade-execution", "validated-orders.dlq"] }
+    "settlement"      = { read = ["matched-events", "trade-execution"], write = ["matched-events.dlq", "trade-execution.dlq"] }
+    "market-data"     = { read = ["matched-events", "trade-execution"], write = ["matched-events.dlq", "trade-execution.dlq"] }
+    "trade-archiver"  = { read = ["trade-execution"], write = ["trade-execution.dlq"] }
+  }
+}
+
+variable "kinesis_stream_arn" {
+  description = "Trade stream trade-archiver writes to."
+  type        = string
+}
+
+variable "archive_bucket_arn" {
+  description = "Trade archive bucket trade-archiver writes Parquet to (trades/ prefix)."
+  type        = string
+}
+
+variable "kms_key_arn" {
+  description = "KMS key of the stream and the bucket."
+  type        = string
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

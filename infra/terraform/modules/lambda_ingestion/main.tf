@@ -1,0 +1,178 @@
+# Order ingestion as an AWS Lambda (the design's "Lambda (Order Ingestion)"): the handler
+# services.ingestion.lambda_handler.handler turns a request into the canonical order message and
+# publishes it to order-requests, exactly as the ingestion service does on EKS. The zip is built from the
+# repository by archive_file (services/ and shared/ only); third-party packages come in layers. It runs
+# in the VPC to reach MSK over IAM, traced by X-Ray, with capped concurrency and a dead-letter queue.
+
+locals {
+  # Only the project's own Python (and Alembic's templates); never .venv, tests or caches.
+  code_files = setunion(
+    fileset(var.project_root, "services/**/*.py"),
+    fileset(var.project_root, "shared/**/*.{py,ini,mako}"),
+  )
+}
+
+data "archive_file" "code" {
+  type        = "zip"
+  output_path = "${path.root}/.build/${var.name}.zip"
+
+  dynamic "source" {
+    for_each = local.code_files
+    content {
+      content  = file("${var.project_root}/${source.value}")
+      filename = source.value
+    }
+  }
+}
+
+resource "aws_security_group" "this" {
+  name        = "${var.name}-lambda"
+  description = "Order ingestion Lambda of ${var.name}"
+  vpc_id      = var.vpc_id
+  tags        = var.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "kafka" {
+  security_group_id = aws_security_group.this.id
+  description       = "MSK IAM listener"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 9098
+  to_port           = 9098
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  security_group_id = aws_security_group.this.id
+  description       = "AWS APIs (STS for IAM auth, X-Ray)"
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+}
+
+resource "aws_cloudwatch_log_group" "this" {
+  name              = "/aws/lambda/${var.name}"
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = var.tags
+}
+
+resource "aws_sqs_queue" "dead_letter" {
+  name                      = "${var.name}-dlq"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = var.kms_key_arn
+  tags                      = var.tags
+}
+
+data "aws_iam_policy_document" "assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+data "aws_iam_policy_document" "this" {
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.this.arn}:*"]
+  }
+
+  statement {
+    sid       = "ConnectToCluster"
+    actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
+    resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "ProduceOrderRequests"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
+    resources = [var.order_requests_topic_arn]
+  }
+
+  statement {
+    sid       = "DeadLetter"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letter.arn]
+  }
+
+  statement {
+    sid       = "DecryptEnvironment"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [var.kms_key_arn]
+  }
+}
+
+resource "aws_iam_role" "this" {
+  name               = "${var.name}-lambda"
+  assume_role_policy = data.aws_iam_policy_document.assume.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy" "this" {
+  name   = "order-ingestion"
+  role   = aws_iam_role.this.id
+  policy = data.aws_iam_policy_document.this.json
+}
+
+# Network interfaces in the VPC and X-Ray segments cannot be scoped to a resource ARN; AWS's managed
+# policies grant exactly those actions.
+data "aws_partition" "current" {}
+
+resource "aws_iam_role_policy_attachment" "managed" {
+  for_each = toset(["service-role/AWSLambdaVPCAccessExecutionRole", "AWSXRayDaemonWriteAccess"])
+
+  role       = aws_iam_role.this.name
+  policy_arn = "arn:${data.aws_partition.current.partition}:iam::aws:policy/${each.value}"
+}
+
+resource "aws_lambda_function" "this" {
+  function_name                  = var.name
+  description                    = "Order ingestion: request -> canonical order -> order-requests"
+  role                           = aws_iam_role.this.arn
+  runtime                        = "python3.11"
+  architectures                  = ["x86_64"]
+  handler                        = var.handler
+  filename                       = data.archive_file.code.output_path
+  source_code_hash               = data.archive_file.code.output_base64sha256
+  layers                         = var.dependency_layer_arns
+  memory_size                    = var.memory_mb
+  timeout                        = var.timeout_seconds
+  reserved_concurrent_executions = var.reserved_concurrency
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = {
+      KAFKA_BOOTSTRAP         = var.kafka_bootstrap
+      KAFKA_PARTITIONS        = tostring(var.kafka_partitions)
+      KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
+      KAFKA_SASL_MECHANISM    = "OAUTHBEARER"
+      LOG_LEVEL               = "INFO"
+    }
+  }
+
+  vpc_config {
+    subnet_ids         = var.subnet_ids
+    security_group_ids = [aws_security_group.this.id]
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dead_letter.arn
+  }
+
+  logging_config {
+    log_format = "JSON"
+    log_group  = aws_cloudwatch_log_group.this.name
+  }
+
+  tags = var.tags
+
+  depends_on = [aws_iam_role_policy.this, aws_iam_role_policy_attachment.managed]
+}
