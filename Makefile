@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev,deploy]"
-	if [ -f scripts/install-deploy-tools.sh ]; then bash scripts/install-deploy-tools.sh; fi
+	bash scripts/install-deploy-tools.sh
+	bash scripts/install-browser.sh
 	touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install the project with its test tools

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     recv_window_max_ms: int = 60_000
     request_weight_per_minute: int = 6_000
     orders_per_10s: int = 300
-    order_result_timeout_ms: int = Field(3_000, description="how long REST waits for an order's outcome")
+    order_result_timeout_ms: int = Field(10_000, description="how long REST waits for an order's outcome")
     max_body_bytes: int = 16_384
     open_orders_max: int = 200
 

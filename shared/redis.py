@@ -18,17 +18,26 @@ from .config import Settings
 log = logging.getLogger(__name__)
 RETRY_S, RETRY_MAX_S = 0.5, 5.0
 
-ORDER_OUTCOMES = "order-outcomes"  # pub/sub: settled outcome of each request, for REST waiting on it
 
+class Channels:
+    """Pub/sub channel names. Channels are global to a Redis server (not per database), so every fleet
+    sharing one server gets its own namespace (``TOPIC_SUFFIX``)."""
 
-def user_channel(user_id: int) -> str:
-    """pub/sub channel of one user's stream events (executionReport, outboundAccountPosition)."""
-    return f"user:{user_id}"
+    def __init__(self, namespace: str = "") -> None:
+        self.ns = namespace
 
+    @property
+    def outcomes(self) -> str:
+        """Settled outcome of each request, for REST calls waiting on it."""
+        return f"order-outcomes{self.ns}"
 
-def stream_channel(stream: str) -> str:
-    """pub/sub channel of one market stream, e.g. ``btcusdt@trade``."""
-    return f"stream:{stream}"
+    def user(self, user_id: int) -> str:
+        """One user's stream events (executionReport, outboundAccountPosition)."""
+        return f"user:{user_id}{self.ns}"
+
+    def stream(self, stream: str) -> str:
+        """One market stream, e.g. ``btcusdt@trade``."""
+        return f"stream:{stream}{self.ns}"
 
 
 @asynccontextmanager

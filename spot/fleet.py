@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
@@ -25,10 +26,15 @@ MODULES = {name: f"services.{name.replace('-', '_')}" for name in SERVICE_PORTS}
 COLORS = ("36", "33", "35", "32", "34", "31", "96")
 
 
-def _pump(prefix: str, stream: IO[bytes], out: IO[str] | None) -> None:
-    for line in iter(stream.readline, b""):
+TAIL_LINES = 40
+
+
+def _pump(prefix: str, stream: IO[bytes], out: IO[str] | None, tail: deque[str]) -> None:
+    for raw in iter(stream.readline, b""):
+        line = raw.decode(errors="replace").rstrip()
+        tail.append(line)
         if out is not None:
-            out.write(f"{prefix} {line.decode(errors='replace').rstrip()}\n")
+            out.write(f"{prefix} {line}\n")
             out.flush()
 
 
@@ -39,6 +45,7 @@ class Fleet:
     log: IO[str] | None = sys.stdout
     port_offset: int = 0  # tests run a second fleet beside a developer's `spot up`
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    tails: dict[str, deque[str]] = field(default_factory=dict)  # the last lines of each service, for errors
 
     def port(self, name: str) -> int:
         return SERVICE_PORTS[name] + self.port_offset
@@ -59,7 +66,8 @@ class Fleet:
         color = COLORS[list(SERVICE_PORTS).index(name) % len(COLORS)]
         prefix = f"\033[{color}m{name:>15} |\033[0m" if self.log is not None and self.log.isatty() else f"{name:>15} |"
         assert p.stdout is not None
-        threading.Thread(target=_pump, args=(prefix, p.stdout, self.log), daemon=True).start()
+        tail = self.tails[name] = deque(maxlen=TAIL_LINES)
+        threading.Thread(target=_pump, args=(prefix, p.stdout, self.log, tail), daemon=True).start()
         self.procs[name] = p
         return p
 
@@ -81,7 +89,9 @@ class Fleet:
             for name in list(pending):
                 p = self.procs[name]
                 if p.poll() is not None:
-                    raise RuntimeError(f"{name} exited with code {p.returncode} during start-up")
+                    time.sleep(0.2)  # let the pump read the last words
+                    last = "\n".join(self.tails.get(name, ()))
+                    raise RuntimeError(f"{name} exited with code {p.returncode} during start-up:\n{last}")
                 if self.ready(name):
                     pending.discard(name)
             if pending and time.monotonic() > deadline:

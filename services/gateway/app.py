@@ -65,7 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             stack.push_async_callback(ingestion.aclose)
             outcomes = Outcomes()
-            hub = Hub(pubsub_cache, outcomes.deliver)
+            hub = Hub(pubsub_cache, outcomes.deliver, sredis.Channels(settings.topic_suffix))
             await hub.start()
             stack.push_async_callback(hub.stop)
             gw = Gateway(

@@ -40,7 +40,8 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, cache: aioredis.Redis, on_outcome: Callable[[bytes], None]) -> None:
+    def __init__(self, cache: aioredis.Redis, on_outcome: Callable[[bytes], None], channels: sredis.Channels) -> None:
+        self.channels = channels
         self._pubsub = cache.pubsub(ignore_subscribe_messages=False)
         self._subs: dict[str, set[Subscriber]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
@@ -49,7 +50,7 @@ class Hub:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        await self._pubsub.subscribe(sredis.ORDER_OUTCOMES)
+        await self._pubsub.subscribe(self.channels.outcomes)
         self._task = asyncio.create_task(self._read())
 
     async def stop(self) -> None:
@@ -77,7 +78,7 @@ class Hub:
                 continue
             if msg["type"] != "message":
                 continue
-            if channel == sredis.ORDER_OUTCOMES:
+            if channel == self.channels.outcomes:
                 self._on_outcome(msg["data"])
                 continue
             for sub in self._subs.get(channel, ()):

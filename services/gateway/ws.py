@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from shared import redis as sredis
 from shared.lifecycle import now_ms
 
 from .auth import check_timestamp, verify, ws_api_payload
@@ -37,7 +36,7 @@ def channel_of(stream: str, gw: Gateway) -> str | None:
     if m is None or m.group(1).upper() not in gw.markets:
         return None
     kind = "depth" if m.group(2).startswith("depth") else m.group(2)
-    return sredis.stream_channel(f"{m.group(1)}@{kind}")
+    return gw.hub.channels.stream(f"{m.group(1)}@{kind}")
 
 
 class Session:
@@ -168,7 +167,7 @@ async def market_ws(ws: WebSocket, path: str = "") -> None:
         if owner is None:
             await ws.close(code=1008, reason="invalid listenKey")
             return
-        await session.add("user", sredis.user_channel(int(owner)))
+        await session.add("user", gw.hub.channels.user(int(owner)))
         await _run(ws, session, None)
         return
     for stream in [s for s in path.split("/") if "@" in s]:
@@ -235,7 +234,7 @@ async def ws_api(ws: WebSocket) -> None:
             except Exception as exc:
                 await reply(req_id, error=(getattr(exc, "code", -1021), getattr(exc, "msg", "Bad timestamp.")))
                 return
-            await session.add("user", sredis.user_channel(found.user_id))
+            await session.add("user", gw.hub.channels.user(found.user_id))
             await reply(req_id, {"subscriptionId": 0})
         elif method == "userDataStream.unsubscribe":
             await session.remove("user")

@@ -37,7 +37,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         sredis.client(settings) as cache,
         kafka.consumer(settings, [Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION], SERVICE, decode_output, dlq) as inbox,
     ):
-        states = {s: MarketState(m) for s, m in markets.items()}
+        channels = sredis.Channels(settings.topic_suffix)
+        states = {s: MarketState(m, channels) for s, m in markets.items()}
         for loading in states.values():
             await loading.load(cache)
         health.up()
@@ -56,7 +57,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     if state.depth.apply(v.seq, v.deltas):
                         for u in v.updates:
                             report = execution_report(state.market, u, v.ts)
-                            users.publish(sredis.user_channel(u.user_id), orjson.dumps(report))
+                            users.publish(channels.user(u.user_id), orjson.dumps(report))
                         PUSHED.labels("order").inc(len(v.updates))
                 elif v.seq > state.trade_seq:
                     publish_trades(trades, state, v.seq, v.trades, now)
@@ -71,7 +72,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 for market_state in states.values():
                     diff = market_state.depth.take_diff()
                     if diff is not None:
-                        publish_depth(pipe, market_state.market, diff, now)
+                        publish_depth(pipe, market_state, diff, now)
                         PUSHED.labels("depth").inc()
                 await pipe.execute()
                 for done in unflushed:

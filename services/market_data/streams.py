@@ -41,8 +41,9 @@ def stream_name(symbol: str, kind: str) -> str:
 class MarketState:
     """In-memory state of one symbol, restored from Redis at start."""
 
-    def __init__(self, market: Market) -> None:
+    def __init__(self, market: Market, channels: sredis.Channels) -> None:
         self.market = market
+        self.channels = channels
         self.depth = Depth()
         self.trade_seq = 0
         self.kline: Kline | None = None
@@ -63,8 +64,9 @@ class MarketState:
         self.kline = Kline(*orjson.loads(kline)) if kline else None
 
 
-def publish_depth(pipe: aioredis.client.Pipeline, m: Market, diff: Diff, event_ts: int) -> None:
+def publish_depth(pipe: aioredis.client.Pipeline, state: MarketState, diff: Diff, event_ts: int) -> None:
     """Persist a diff into the snapshot and push it as a ``depthUpdate``, in the caller's MULTI."""
+    m = state.market
     s = m.symbol
     for side, levels in (("bids", diff.bids), ("asks", diff.asks)):
         gone = [str(p) for p, q in levels.items() if q == 0]
@@ -83,7 +85,7 @@ def publish_depth(pipe: aioredis.client.Pipeline, m: Market, diff: Diff, event_t
         "b": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.bids.items(), reverse=True)],
         "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())],
     }
-    pipe.publish(sredis.stream_channel(stream_name(s, "depth")), orjson.dumps(event))
+    pipe.publish(state.channels.stream(stream_name(s, "depth")), orjson.dumps(event))
 
 
 def publish_trades(
@@ -95,20 +97,20 @@ def publish_trades(
     rows = []
     for t in trades:
         rows.append(orjson.dumps(trade_json(m, t)))
-        pipe.publish(sredis.stream_channel(stream_name(s, "trade")), orjson.dumps(trade_event(m, t, event_ts)))
-        pipe.publish(sredis.stream_channel(stream_name(s, "aggTrade")), orjson.dumps(agg_trade_event(m, t, event_ts)))
+        pipe.publish(state.channels.stream(stream_name(s, "trade")), orjson.dumps(trade_event(m, t, event_ts)))
+        pipe.publish(state.channels.stream(stream_name(s, "aggTrade")), orjson.dumps(agg_trade_event(m, t, event_ts)))
         state.kline, closed = fold(state.kline, t)
         if closed is not None:
             _store_kline(pipe, m, closed)
             pipe.publish(
-                sredis.stream_channel(stream_name(s, "kline_1m")), orjson.dumps(closed.event(m, event_ts, closed=True))
+                state.channels.stream(stream_name(s, "kline_1m")), orjson.dumps(closed.event(m, event_ts, closed=True))
             )
     pipe.lpush(key(s, "trades"), *reversed(rows))
     pipe.ltrim(key(s, "trades"), 0, RECENT_TRADES - 1)
     assert state.kline is not None
     _store_kline(pipe, m, state.kline)
     pipe.set(key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
-    pipe.publish(sredis.stream_channel(stream_name(s, "kline_1m")), orjson.dumps(state.kline.event(m, event_ts)))
+    pipe.publish(state.channels.stream(stream_name(s, "kline_1m")), orjson.dumps(state.kline.event(m, event_ts)))
     pipe.set(key(s, "trade_seq"), seq)
     state.trade_seq = seq
 

@@ -165,7 +165,9 @@ class Book:
             (o.side, o.price_ticks, o.arrival, o.order_id, o.remaining, o.executed_lots, o.cum_nu)
             for o in sorted(self._orders.values(), key=lambda o: (o.side, o.price_ticks, o.arrival))
         )
-        digest = hashlib.blake2b(msgspec.msgpack.encode((rows, self.state.seq, self.state.next_trade_id)), digest_size=8)
+        digest = hashlib.blake2b(
+            msgspec.msgpack.encode((rows, self.state.seq, self.state.next_trade_id)), digest_size=8
+        )
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
 
     # --- restore -----------------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
     ):
         markets = await postgres.load_markets(db)
         accounts = Accounts(db, markets)
+        channels = sredis.Channels(settings.topic_suffix)
         health.up()
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time():
@@ -47,7 +48,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 SETTLED.inc(len(applied))
                 pipe = cache.pipeline(transaction=False)
                 for e in applied:
-                    pipe.publish(sredis.ORDER_OUTCOMES, orjson.dumps(outcome(markets[e.symbol], e)))
+                    pipe.publish(channels.outcomes, orjson.dumps(outcome(markets[e.symbol], e)))
                 per_user: dict[int, list[dict[str, str]]] = {}
                 for b in balances:
                     per_user.setdefault(b["user_id"], []).append(
@@ -55,7 +56,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     )
                 for user_id, rows in per_user.items():
                     event = {"e": "outboundAccountPosition", "E": now, "u": now, "B": rows}
-                    pipe.publish(sredis.user_channel(user_id), orjson.dumps(event))
+                    pipe.publish(channels.user(user_id), orjson.dumps(event))
                 await pipe.execute()
 
 

@@ -187,9 +187,10 @@ async def _streams(base: str, settings: Any) -> None:
                 price="50000",
                 selfTradePreventionMode="NONE",
             )
-            events = [json.loads(await asyncio.wait_for(user_ws.recv(), 5)) for _ in range(3)]
+            events: list[dict[str, Any]] = []
+            while not any(e.get("i") == sell["orderId"] and e.get("x") == "TRADE" for e in events):
+                events.append(json.loads(await asyncio.wait_for(user_ws.recv(), 10)))
             assert {e["e"] for e in events} <= {"executionReport", "outboundAccountPosition"}
-            assert any(e.get("i") == sell["orderId"] for e in events)
             wrapped = json.loads(await asyncio.wait_for(combined.recv(), 5))
             assert wrapped["stream"] in ("btcusdt@trade", "btcusdt@depth@100ms") and "data" in wrapped
             agg = json.loads(await asyncio.wait_for(raw_ws.recv(), 5))

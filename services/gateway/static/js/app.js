@@ -108,7 +108,7 @@ function selectMarket(symbol) {
   $("qty-unit").textContent = m.base;
   $("t-vol-label").textContent = `24h volume (${m.base})`;
   $("t-qvol-label").textContent = `24h volume (${m.quote})`;
-  $("price").placeholder = fmt(m.tickSize, m.pricePlaces).replace(/,/g, "");
+  $("price").placeholder = `tick ${fmt(m.tickSize, m.pricePlaces)}`;
   $("qty").placeholder = `min ${fmt(m.minQty, m.qtyPlaces)}`;
   state.trades = [];
   state.history.clear();
@@ -123,8 +123,8 @@ function selectMarket(symbol) {
   } else {
     book.generation++; // drop any snapshot still loading for the previous market
     book.reset();
+    loadTicker();
   }
-  loadTicker();
   if (state.creds) refreshAccountData();
 }
 
@@ -160,6 +160,7 @@ function setLast(price, isBuyerMaker) {
 
 /* ---------- market streams: depth, trades, klines ---------- */
 
+let tickerSoon = 0;
 let reqId = 0;
 const nextId = () => ++reqId;
 const pendingSubscribe = new Map(); // request id -> symbol whose book resyncs on the ack
@@ -174,8 +175,9 @@ function subscribeMarket() {
   const id = nextId();
   pendingSubscribe.set(id, m.symbol);
   marketSocket.send({ method: "SUBSCRIBE", params: streamsOf(m), id });
-  loadTrades();
+  loadTrades(); // REST fills whatever the streams missed while down
   chart.load();
+  loadTicker();
 }
 
 function onMarketMessage(msg) {
@@ -188,7 +190,11 @@ function onMarketMessage(msg) {
   }
   if (!state.m || msg.s !== state.m.symbol) return;
   if (msg.e === "depthUpdate") book.apply(msg);
-  else if (msg.e === "trade") addTrades([{ id: msg.t, price: msg.p, qty: msg.q, time: msg.T, isBuyerMaker: msg.m }]);
+  else if (msg.e === "trade") {
+    addTrades([{ id: msg.t, price: msg.p, qty: msg.q, time: msg.T, isBuyerMaker: msg.m }]);
+    clearTimeout(tickerSoon);
+    tickerSoon = setTimeout(loadTicker, 1000); // the 24h figures moved: do not wait for the next refresh
+  }
   else if (msg.e === "kline") chart.update(msg.k);
 }
 
@@ -322,7 +328,10 @@ function startUserStream() {
   if (userSocket) userSocket.close();
   let subscribeId = null;
   userSocket = new ReconnectingSocket(wsUrl("/ws-api/v3"), {
-    onStatus: (s) => ($("user-state").textContent = s === "open" ? "" : s === "closed" ? "" : `${s}…`),
+    onStatus: (s) => {
+      $("user-state").textContent = s === "open" || s === "closed" ? "" : `${s}…`;
+      $("user-state").dataset.live = "0"; // until the subscription is acknowledged
+    },
     onOpen: async (sock) => {
       try {
         const params = await wsApiSignature(state.creds);
@@ -350,10 +359,12 @@ function startUserStream() {
 
 function onUserEvent(e) {
   if (e.e === "outboundAccountPosition") {
+    balanceEvents += 1;
     for (const b of e.B) state.balances.set(b.a, { free: b.f, locked: b.l });
     renderBalances();
     renderEntry();
   } else if (e.e === "executionReport") {
+    orderEvents += 1;
     const order = {
       symbol: e.s, orderId: e.i, clientOrderId: e.c, side: e.S, type: e.o, timeInForce: e.f, price: e.p,
       origQty: e.q, executedQty: e.z, cummulativeQuoteQty: e.Z, status: e.X, time: e.O, updateTime: e.E,
@@ -372,9 +383,31 @@ function onUserEvent(e) {
       const verb = e.X === "FILLED" ? "filled" : "partly filled";
       toast(`${e.S === "BUY" ? "Buy" : "Sell"} #${e.i} ${verb}: ${fmt(e.l, m ? m.qtyPlaces : 8)} ${m ? m.base : ""} at ${fmt(e.L, m ? m.pricePlaces : 8)}`, "ok");
     }
+    // the stream carries no outboundAccountPosition for the hold a new order takes: read it once
+    if (e.x === "NEW") scheduleBalances();
     renderOrders();
     scheduleBook();
   }
+}
+
+let balancesTimer = 0;
+let balanceEvents = 0; // outboundAccountPosition events seen, so a slower REST read never overwrites them
+function scheduleBalances() {
+  clearTimeout(balancesTimer);
+  balancesTimer = setTimeout(async () => {
+    const creds = state.creds;
+    if (!creds) return;
+    const before = balanceEvents;
+    try {
+      const account = await signed(creds, "GET", "/api/v3/account");
+      if (state.creds !== creds) return;
+      if (balanceEvents !== before) return scheduleBalances(); // the stream was newer meanwhile: read again
+      applyAccount(account);
+      renderEntry();
+    } catch {
+      /* the next event or reconnection will tell */
+    }
+  }, 250);
 }
 
 function applyAccount(account) {
@@ -383,6 +416,7 @@ function applyAccount(account) {
   renderBalances();
 }
 
+let orderEvents = 0; // executionReports seen, so a slower REST read never overwrites them
 let refreshing = null;
 let refreshAgain = null; // a refresh asked for while one runs: run it after (the market may have changed)
 async function refreshAccountData(withBalances = false) {
@@ -394,18 +428,22 @@ async function refreshAccountData(withBalances = false) {
   const creds = state.creds;
   const m = state.m;
   refreshing = (async () => {
+    if (withBalances) scheduleBalances();
+    const before = orderEvents;
     try {
-      const [open, all, mine, account] = await Promise.all([
+      const [open, all, mine] = await Promise.all([
         signed(creds, "GET", "/api/v3/openOrders"),
         signed(creds, "GET", "/api/v3/allOrders", { symbol: m.symbol, limit: 100 }),
         signed(creds, "GET", "/api/v3/myTrades", { symbol: m.symbol, limit: 100 }),
-        withBalances ? signed(creds, "GET", "/api/v3/account") : null,
       ]);
       if (state.creds !== creds || state.m !== m) return;
+      if (orderEvents !== before) { // the stream was newer meanwhile: read again
+        refreshAgain = refreshAgain || { withBalances: false };
+        return;
+      }
       state.openOrders = new Map(open.map((o) => [o.orderId, o]));
       state.history = new Map(all.map((o) => [o.orderId, o]));
       state.fills = new Map(mine.map((t) => [t.id, t]));
-      if (account) applyAccount(account);
       renderOrders();
       renderEntry();
       scheduleBook();

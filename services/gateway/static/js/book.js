@@ -30,8 +30,8 @@ export class LocalBook {
     let snap;
     try {
       snap = await this.fetchSnapshot();
-    } catch (err) {
-      if (gen === this.generation) {
+    } catch {
+      if (gen === this.generation) { // retry unless superseded
         this.loading = false;
         setTimeout(() => gen === this.generation && this.resync(), 2000);
       }
@@ -43,7 +43,6 @@ export class LocalBook {
     this.lastUpdateId = snap.lastUpdateId;
     this.loading = false;
     this.synced = true;
-    this.resyncs = (this.resyncs || 0) + 1;
     const pending = this.buffer;
     this.buffer = [];
     for (const e of pending) if (!this.apply(e)) return;

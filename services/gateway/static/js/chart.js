@@ -25,13 +25,15 @@ export class Chart {
       },
       grid: { vertLines: { color: "rgba(139,148,158,0.08)" }, horzLines: { color: "rgba(139,148,158,0.08)" } },
       rightPriceScale: { borderColor: "rgba(139,148,158,0.2)" },
-      timeScale: { borderColor: "rgba(139,148,158,0.2)", timeVisible: true, secondsVisible: false },
+      timeScale: { borderColor: "rgba(139,148,158,0.2)", timeVisible: true, secondsVisible: false, rightOffset: 6, barSpacing: 9 },
       crosshair: { mode: 0 },
     });
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP, downColor: DOWN, wickUpColor: UP, wickDownColor: DOWN, borderVisible: false,
     });
-    this.volume = this.chart.addSeries(HistogramSeries, { priceFormat: { type: "volume" }, priceScaleId: "" });
+    this.volume = this.chart.addSeries(HistogramSeries, {
+      priceFormat: { type: "volume" }, priceScaleId: "", lastValueVisible: false, priceLineVisible: false,
+    });
     this.volume.priceScale().applyOptions({ scaleMargins: { top: 0.82, bottom: 0 } });
   }
 

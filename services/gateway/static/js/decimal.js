@@ -17,7 +17,7 @@ export function fromAtoms(atoms, places = SCALE) {
   const neg = atoms < 0n;
   const a = neg ? -atoms : atoms;
   const whole = a / ONE;
-  let frac = (a % ONE).toString().padStart(SCALE, "0").slice(0, places);
+  const frac = (a % ONE).toString().padStart(SCALE, "0").slice(0, places);
   return (neg ? "-" : "") + whole.toString() + (places > 0 ? "." + frac : "");
 }
 

@@ -1,0 +1,277 @@
+"""Kill every service in turn while orders flow; the outcome equals a replay through the pure core.
+
+A seeded flow of orders from many users on two symbols goes through the real fleet over signed REST,
+while each service is SIGKILLed at a random moment and started again. Afterwards:
+
+* every order that got an order id is in the warm book (nothing accepted is lost, nothing placed twice);
+* the trades in Postgres equal, id for id, the trades of a replay of ``validated-orders`` through the
+  pure ``Book`` (prices, quantities, order ids), and so do the final books in Redis (state hash);
+* every balance equals what the pure settlement of the replay gives from the deposits and holds;
+* the money invariants hold (conservation per asset, ledger = balances, holds released exactly once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from services.matcher.book import Book
+from services.matcher.bookstore import BookStore
+from services.settlement.ledger import OrderHold, settle
+from shared import postgres
+from shared import redis as sredis
+from shared.domain import Bucket, Side
+from shared.messages import AcceptedOrder, RejectedOrder, Topic, decode_command
+from spot import admin
+from tests.client import Client
+from tests.invariants import check_money
+
+pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+
+SEED = 20261125
+ORDERS = 2400
+USERS = 16
+CLIENTS = 12
+VICTIMS = ("order-processor", "matcher", "settlement", "market-data", "ingestion", "gateway")
+DEPOSITS = {"BTC": 2 * 10**8, "ETH": 40 * 10**8, "USDT": 400_000 * 10**8}
+MID = {"BTCUSDT": 50_000, "ETHUSDT": 3_000}
+
+
+def order_params(rng: random.Random, symbol: str) -> dict[str, str]:
+    mid = MID[symbol]
+    side = rng.choice(("BUY", "SELL"))
+    qty = f"{rng.randint(1, 40) / (1000 if symbol == 'BTCUSDT' else 100):.4f}"
+    roll = rng.random()
+    if roll < 0.12:
+        return {"symbol": symbol, "side": side, "type": "MARKET", "quantity": qty}
+    offset = rng.randint(-12, 12) * (mid // 5000)
+    price = mid + (offset if side == "SELL" else -offset)  # mostly rest, often cross
+    tif = rng.choice(("GTC", "GTC", "GTC", "IOC", "FOK"))
+    return {"symbol": symbol, "side": side, "type": "LIMIT", "timeInForce": tif, "quantity": qty, "price": str(price)}
+
+
+async def _submit(client: Client, params: dict[str, Any], acked: dict[int, int], user_id: int) -> None:
+    """Send until the fleet answers; a retry reuses the client order id, so nothing is placed twice."""
+    for _ in range(60):
+        try:
+            status, body = await client.signed("POST", "order", **params)
+        except httpx.HTTPError:
+            await asyncio.sleep(0.25)
+            continue
+        if status == 200:
+            acked[body["orderId"]] = user_id
+            return
+        if status >= 500 or body.get("code") == -1003:
+            await asyncio.sleep(0.25)
+            continue
+        return  # refused (insufficient balance, duplicate of an accepted retry, filters): fine
+
+
+async def _flow(fleet: Any) -> None:
+    settings = fleet.settings
+    rng = random.Random(SEED)
+    users = [await admin.create_user(settings, f"u{i}", list(DEPOSITS.items())) for i in range(USERS)]
+    clients = [Client(fleet.base, u.api_key, u.secret) for u in users]
+    acked: dict[int, int] = {}
+    plan = []
+    for n in range(ORDERS):
+        u = rng.randrange(USERS)
+        params = order_params(rng, rng.choice(("BTCUSDT", "ETHUSDT")))
+        params["newClientOrderId"] = f"chaos-{n}"
+        params["newOrderRespType"] = "ACK"
+        plan.append((u, params))
+    gap = ORDERS // (len(VICTIMS) + 2)
+    kill_at = [gap * (i + 1) + rng.randrange(gap // 2) for i in range(len(VICTIMS))]  # spread through the flow
+    cancel_rng = random.Random(SEED + 1)  # the workers' choices do not disturb the plan
+    queue: asyncio.Queue[tuple[int, dict[str, str]]] = asyncio.Queue()
+    for item in plan:
+        queue.put_nowait(item)
+    sent = 0
+
+    async def worker() -> None:
+        nonlocal sent
+        while not queue.empty():
+            u, params = queue.get_nowait()
+            await _submit(clients[u], params, acked, users[u].user_id)
+            sent += 1
+            if cancel_rng.random() < 0.15 and acked:  # cancel one of this user's orders, maybe already done
+                mine = [o for o, owner in acked.items() if owner == users[u].user_id]
+                if mine:
+                    try:
+                        await clients[u].signed(
+                            "DELETE", "order", symbol=params["symbol"], orderId=cancel_rng.choice(mine)
+                        )
+                    except httpx.HTTPError:
+                        pass
+
+    kills: list[tuple[str, int]] = []
+    failures: list[str] = []
+
+    async def killer(victim: str, at: int) -> None:
+        """Each victim on its own clock, so a slow restart does not push the next kill past the flow."""
+        while sent < at:
+            await asyncio.sleep(0.01)
+        at_kill = sent
+        kills.append((victim, at_kill))
+        try:
+            await asyncio.to_thread(fleet.fleet.kill, victim)
+            await asyncio.sleep(0.3)
+            await asyncio.to_thread(fleet.fleet.start, victim)
+            await asyncio.to_thread(fleet.fleet.wait_ready, [victim], 60)
+        except Exception as exc:  # reported after the flow, with the service's last log lines
+            failures.append(f"{victim}: {exc}")
+            return
+        print(f"killed {victim} after {at_kill} orders; back", flush=True)
+
+    started = time.monotonic()
+
+    async def progress() -> None:
+        while sent < ORDERS:
+            print(f"sent {sent}, acknowledged {len(acked)}", flush=True)
+            await asyncio.sleep(5)
+
+    await asyncio.gather(
+        *[killer(v, at) for v, at in zip(VICTIMS, kill_at, strict=True)],
+        progress(),
+        *[worker() for _ in range(CLIENTS)],
+    )
+    assert not failures, "a service did not come back:\n" + "\n".join(failures)
+    assert all(at < ORDERS for _, at in kills), f"every kill lands while orders flow: {kills}"
+    for c in clients:
+        await c.close()
+    await _quiesce(settings)
+    await _compare(settings, acked, time.monotonic() - started)
+
+
+async def _quiesce(settings: Any, quiet_s: float = 3.0, limit_s: float = 120.0) -> None:
+    """Wait until settlement has applied everything the matcher committed and nothing moves."""
+    db = await asyncpg.connect(settings.database_url)
+    deadline, last, stable_since = time.monotonic() + limit_s, None, time.monotonic()
+    try:
+        async with sredis.client(settings) as cache:
+            store = BookStore(cache)
+            markets = await postgres.load_markets(db)
+            while time.monotonic() < deadline:
+                seqs = tuple([(await store.load(m))[0].state.seq for m in markets.values()])
+                cursor = tuple(
+                    [
+                        await db.fetchval("SELECT coalesce(max(seq), 0) FROM settlement_cursor WHERE symbol=$1", s)
+                        for s in markets
+                    ]
+                )
+                pending = await db.fetchval("SELECT count(*) FROM orders WHERE status = 'NEW' AND last_seq = 0")
+                now = (seqs, cursor, pending)
+                if now != last:
+                    print(f"quiesce: matcher seqs {seqs}, settlement cursors {cursor}, unmatched {pending}", flush=True)
+                    last, stable_since = now, time.monotonic()
+                elif seqs == cursor and pending == 0 and time.monotonic() - stable_since > quiet_s:
+                    return
+                await asyncio.sleep(0.5)
+    finally:
+        await db.close()
+    raise AssertionError(f"fleet did not settle: matcher seqs, settlement cursors, unmatched = {last}")
+
+
+async def _validated(settings: Any) -> dict[int, list[Any]]:
+    """Every record of validated-orders, per partition in offset order."""
+    topic = settings.topic(Topic.VALIDATED_ORDERS)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
+    )
+    await consumer.start()
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        out: dict[int, list[Any]] = {tp.partition: [] for tp in parts}
+        idle = 0
+        while idle < 4:  # Tansu's end_offsets is the last batch's start + 1, so read until nothing comes
+            polled = await consumer.getmany(timeout_ms=250, max_records=5000)
+            idle = 0 if polled else idle + 1
+            for tp, records in polled.items():
+                out[tp.partition] += [decode_command(r.value) for r in records]
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None:
+    db = await asyncpg.connect(settings.database_url)
+    try:
+        markets = await postgres.load_markets(db)
+        stored = {r["order_id"] for r in await db.fetch("SELECT order_id FROM orders")}
+        lost = set(acked) - stored
+        assert not lost, f"{len(lost)} acknowledged orders missing from the warm book"
+
+        # replay validated-orders through the pure core, exactly as the matcher consumed it
+        books = {s: Book(m) for s, m in markets.items()}
+        events = []
+        for records in (await _validated(settings)).values():
+            for command in records:
+                event = books[command.symbol].apply(command, 0)
+                if event is not None:
+                    events.append((command, event))
+        replay_trades = sorted(
+            (e.symbol, t.trade_id, t.price_ticks, t.qty_lots, t.buyer_order_id, t.seller_order_id)
+            for _, e in events
+            for t in e.trades
+        )
+        db_trades = sorted(
+            tuple(r)
+            for r in await db.fetch(
+                "SELECT symbol, trade_id, price_ticks, qty_lots, buyer_order_id, seller_order_id FROM trades"
+            )
+        )
+        assert len(replay_trades) > 100, "the flow should trade a lot"
+        assert db_trades == replay_trades, "trades differ from the replay"
+
+        async with sredis.client(settings) as cache:
+            store = BookStore(cache)
+            for symbol, m in markets.items():
+                live, _ = await store.load(m)
+                assert live.state_hash() == books[symbol].state_hash(), f"{symbol} book differs from the replay"
+
+        # balances: deposits, the holds the processor took, then the pure settlement of the replay
+        expected: dict[tuple[int, str], list[int]] = {}
+        for r in await db.fetch("SELECT credit_user, asset, amount FROM ledger WHERE kind = 'deposit'"):
+            expected.setdefault((r["credit_user"], r["asset"]), [0, 0])[0] += r["amount"]
+        holds: dict[int, OrderHold] = {}
+        for command, event in events:
+            if isinstance(command, AcceptedOrder):
+                m = markets[command.symbol]
+                asset = m.quote if command.side is Side.BUY else m.base
+                atoms = command.budget * (m.atoms_per_nu if command.side is Side.BUY else m.atoms_per_lot)
+                row = expected.setdefault((command.user_id, asset), [0, 0])
+                row[0] -= atoms
+                row[1] += atoms
+                holds[command.order_id] = OrderHold(command.user_id, asset, atoms)
+            elif isinstance(command, RejectedOrder):
+                holds[command.order_id] = OrderHold(command.user_id, "", 0)
+            for p in settle([event], markets[event.symbol], holds).postings:
+                expected.setdefault((p.debit_user, p.asset), [0, 0])[p.debit_bucket is Bucket.HELD] -= p.amount
+                expected.setdefault((p.credit_user, p.asset), [0, 0])[p.credit_bucket is Bucket.HELD] += p.amount
+        actual = {
+            (r["user_id"], r["asset"]): [r["available"], r["held"]]
+            for r in await db.fetch("SELECT user_id, asset, available, held FROM balances")
+        }
+        assert {k: v for k, v in actual.items() if v != [0, 0]} == {k: v for k, v in expected.items() if v != [0, 0]}
+        totals = await check_money(db)
+        assert totals == {a: atoms * USERS for a, atoms in DEPOSITS.items()}
+        print(
+            f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events, "
+            f"{elapsed:.1f}s with {len(VICTIMS)} kills"
+        )
+    finally:
+        await db.close()
+
+
+@pytest.mark.timeout(900)
+def test_killing_each_service_changes_nothing(fleet: Any) -> None:
+    asyncio.run(_flow(fleet))
