@@ -40,8 +40,8 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP) ## benchmarks: print a table, write JSON under bench/results/
-	$(BIN)/python -m bench
+bench: $(STAMP) ## benchmarks core|matcher|processor|fleet|scaleout (ARGS="core --events 200000"): table + bench/results/*.json
+	$(BIN)/python -m bench $(ARGS)
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) .spot .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,105 @@
+"""``python -m bench [core|matcher|processor|fleet|scaleout|all] [--events N] [--messages N] [--seconds S]``.
+
+Prints a table (subject, workload, figure, target, reference figure, ratio, machine) and writes the full
+results as JSON to ``bench/results/<timestamp>.json``. ``all`` runs the four benchmarks (core, matcher,
+processor, fleet); ``scaleout`` (one vs two matcher replicas on four symbols) runs only when named.
+Servers (Tansu, embedded Postgres, Redis) are started on ports of their own and stopped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from .common import RESULTS, Row, Servers, loadavg, machine
+
+CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "all")
+
+
+def _table(rows: list[Row], mach: dict[str, Any]) -> str:
+    head = ("subject", "workload", "figure", "target", "reference", "ratio", "met")
+    body = [(r.subject, r.workload, r.figure, r.target, r.reference, r.ratio,
+             "-" if r.met is None else ("yes" if r.met else "NO")) for r in rows]
+    wrap = 70
+    widths = [max(len(h), *(min(wrap, len(b[i])) for b in body)) if body else len(h) for i, h in enumerate(head)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)),
+             "  ".join("-" * w for w in widths)]
+    for b in body:
+        cells = [[c[i:i + wrap] for i in range(0, max(1, len(c)), wrap)] for c in b]
+        for k in range(max(len(c) for c in cells)):
+            lines.append("  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)))
+    lines.append(f"machine: {mach['cpu']}, {mach['cores']} cores, Python {mach['python']} "
+                 f"({mach['implementation']}), load average at start {mach['loadavg']}, at end {loadavg()}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    ap.add_argument("which", nargs="?", default="all", choices=CHOICES)
+    ap.add_argument("--events", type=int, default=1_000_000, help="events of the pure-core flow (default 1,000,000)")
+    ap.add_argument("--messages", type=int, default=0,
+                    help="messages pre-produced for matcher/processor/scaleout (default 100,000 / 50,000 / 100,000)")
+    ap.add_argument("--seconds", type=float, default=60, help="fleet: seconds of each load phase (default 60)")
+    ap.add_argument("--profile", action="store_true",
+                    help="py-spy the service under test (matcher, processor; fleet: see --profile-service)")
+    ap.add_argument("--profile-service", default="gateway", help="fleet: which service py-spy samples")
+    ap.add_argument("--replicas", default="1,2", help="scaleout: replica counts (default 1,2)")
+    args = ap.parse_args(argv)
+
+    mach = machine()
+    started = datetime.now(UTC)
+    rows: list[Row] = []
+    raw: dict[str, Any] = {}
+    which = args.which
+    t0 = time.perf_counter()
+    try:
+        if which in ("core", "all"):
+            from . import core
+
+            print(f"core: {args.events:,} events ...", file=sys.stderr, flush=True)
+            rows += core.run(args.events)
+        if which in ("matcher", "processor", "fleet", "scaleout", "all"):
+            from . import services
+
+            with Servers() as servers:
+                if which in ("matcher", "all"):
+                    n = args.messages or 100_000
+                    print(f"matcher: {n:,} messages ...", file=sys.stderr, flush=True)
+                    res = services.run_matcher(servers, n, profile=args.profile)
+                    rows += services.matcher_rows(res)
+                if which in ("processor", "all"):
+                    n = args.messages or 50_000
+                    print(f"order-processor: {n:,} messages ...", file=sys.stderr, flush=True)
+                    res = services.run_processor(servers, n, profile=args.profile)
+                    rows += services.processor_rows(res)
+                if which in ("fleet", "all"):
+                    from . import fleet
+
+                    print(f"fleet: {args.seconds:.0f} s per phase ...", file=sys.stderr, flush=True)
+                    res = fleet.run(servers, args.seconds, args.profile_service if args.profile else None)
+                    rows += fleet.rows(res)
+                if which == "scaleout":
+                    n = args.messages or 100_000
+                    reps = tuple(int(x) for x in args.replicas.split(","))
+                    print(f"scaleout: {n:,} messages, replicas {reps} ...", file=sys.stderr, flush=True)
+                    rows += services.scaleout_rows(services.run_scaleout(servers, n, reps))
+    finally:
+        mach["loadavg_end"] = loadavg()
+        mach["wall_s"] = round(time.perf_counter() - t0, 1)
+        if rows:
+            RESULTS.mkdir(parents=True, exist_ok=True)
+            path = RESULTS / f"{started.strftime('%Y%m%dT%H%M%SZ')}-{which}.json"
+            path.write_text(json.dumps({"started": started.isoformat(), "which": which, "args": vars(args),
+                                        "machine": mach, "rows": [r.as_json() for r in rows], **raw},
+                                       indent=2, default=str))
+            print(_table(rows, mach))
+            print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

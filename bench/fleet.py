@@ -1,0 +1,166 @@
+"""Benchmark 4: the whole fleet (``spot.fleet.Fleet``, ports 8200..) driven over signed REST.
+
+Phases, each by ``bench/loadgen.py`` in a process of its own:
+
+1. reference: ``GET /api/v3/ping`` at the same concurrency (what client + gateway HTTP alone sustain);
+2. saturation for ``--seconds``: accepted orders/s (HTTP 200 with an orderId, ``newOrderRespType=ACK``);
+   then the consumer lag of every group, and how long the fleet takes to work that backlog off, which
+   gives the end-to-end figure ``accepted / (seconds + drain)``;
+3. paced for ``--seconds`` at 1,000 orders/s, or at 80% of the end-to-end figure when that is lower:
+   submit -> owner's user-stream ``executionReport`` (x=NEW) latency, p50/p99.
+
+Also printed: consumer lag per group (high watermark minus committed) and each service's RSS at the start
+and the end. The bench's environment lifts the per-key rate limits and the open-orders cap
+(``ORDERS_PER_10S``, ``REQUEST_WEIGHT_PER_MINUTE``, ``OPEN_ORDERS_MAX``) so they do not cap the figure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from typing import Any
+
+from shared.messages import Topic
+from spot.fleet import SERVICES, Fleet
+
+from . import kafkatools as kt
+from .common import (
+    PORT_OFFSET,
+    ROOT,
+    STATE,
+    Row,
+    Servers,
+    fmt_rate,
+    py_spy,
+    ratio,
+    rss_mb,
+    settings_for,
+    top_frames,
+)
+from .services import _create_users
+
+TARGET_RATE, TARGET_P50_MS, TARGET_P99_MS, PACED_RATE = 3_000, 5.0, 20.0, 1_000
+USERS, CONCURRENCY = 64, 64
+GROUP_TOPICS = {
+    "order-processor": [Topic.ORDER_REQUESTS],
+    "matcher": [Topic.VALIDATED_ORDERS],
+    "settlement": [Topic.MATCHED_EVENTS],
+    "market-data": [Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION],
+}
+
+
+def _loadgen(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
+    tag = f"{cfg['mode']}-{int(time.time() * 1000)}"
+    path, out = STATE / f"loadgen-{tag}.json", STATE / f"loadgen-{tag}.out.json"
+    path.write_text(json.dumps({**cfg, "out": str(out)}))
+    subprocess.run([sys.executable, "-m", "bench.loadgen", str(path)], cwd=ROOT, check=True, timeout=timeout)
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+async def _lag(bootstrap: str, suffix: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    async with kt.Offsets(bootstrap) as o:
+        for group, topics in GROUP_TOPICS.items():
+            lag = await o.lag(f"{group}{suffix}", [f"{t.value}{suffix}" for t in topics])
+            out[group] = {k.removesuffix(suffix): v for k, v in lag.items()}
+    return out
+
+
+def _total(lag: dict[str, dict[str, int]]) -> int:
+    return sum(sum(v.values()) for v in lag.values())
+
+
+def _rss(fleet: Fleet) -> dict[str, float | None]:
+    return {name: rss_mb(p.pid) for name, p in fleet.procs.items()}
+
+
+def run(servers: Servers, seconds: float, profile: str | None = None) -> dict[str, Any]:
+    env = servers.fresh_env(4, ORDERS_PER_10S="100000000", REQUEST_WEIGHT_PER_MINUTE="1000000000",
+                            OPEN_ORDERS_MAX="1000000")
+    st = settings_for(env)
+    users = asyncio.run(_create_users(st, USERS))
+    import asyncpg
+
+    async def keys() -> list[dict[str, Any]]:
+        conn = await asyncpg.connect(st.database_url)
+        try:
+            rows = await conn.fetch("SELECT api_key, secret, user_id FROM api_keys WHERE user_id = ANY($1::bigint[])",
+                                    users)
+            return [dict(r) for r in rows]
+        finally:
+            await conn.close()
+
+    user_keys = asyncio.run(keys())
+    log = open(STATE / f"fleet{st.topic_suffix}.log", "w")
+    fleet = Fleet(env, port_offset=PORT_OFFSET, log=log)
+    base = f"http://127.0.0.1:{fleet.port('gateway')}"
+    res: dict[str, Any] = {"seconds": seconds, "users": USERS, "concurrency": CONCURRENCY,
+                           "symbols": ["BTCUSDT", "ETHUSDT"], "env_overrides": {
+                               "ORDERS_PER_10S": env["ORDERS_PER_10S"], "OPEN_ORDERS_MAX": env["OPEN_ORDERS_MAX"],
+                               "REQUEST_WEIGHT_PER_MINUTE": env["REQUEST_WEIGHT_PER_MINUTE"]}}
+    common = {"base": base, "users": user_keys, "symbols": ["BTCUSDT", "ETHUSDT"], "concurrency": CONCURRENCY}
+    try:
+        fleet.start_all(SERVICES)
+        fleet.wait_ready(timeout=120)
+        time.sleep(1)
+        res["rss_mb_start"] = _rss(fleet)
+        res["ping"] = _loadgen({**common, "mode": "ping", "seconds": min(5.0, seconds)}, 60 + seconds)
+        spy = None
+        if profile:
+            spy_out = STATE / f"profile-fleet-{profile}-{int(time.time())}.txt"
+            spy = py_spy(fleet.procs[profile].pid, seconds, spy_out)
+        res["saturate"] = _loadgen({**common, "mode": "saturate", "seconds": seconds}, 120 + seconds)
+        t_end = time.perf_counter()
+        res["lag_after_saturation"] = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
+        drained = False
+        while time.perf_counter() - t_end < 180:
+            lag = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
+            if _total(lag) == 0:
+                drained = True
+                break
+            time.sleep(0.5)
+        drain_s = time.perf_counter() - t_end
+        if spy is not None:
+            spy.wait(60)
+            res["profile"] = {"service": profile, "file": str(spy_out), **top_frames(spy_out)}
+        accepted = res["saturate"]["accepted"]
+        e2e = accepted / (res["saturate"]["elapsed"] + drain_s)
+        res.update(drain_s=round(drain_s, 2), drained=drained, e2e_rate=e2e)
+        paced = PACED_RATE if e2e >= PACED_RATE else max(10.0, round(0.8 * e2e))
+        res["paced"] = _loadgen({**common, "mode": "paced", "seconds": seconds, "rate": paced,
+                                 "concurrency": 512}, 180 + seconds)
+        res["lag_end"] = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
+        res["rss_mb_end"] = _rss(fleet)
+    finally:
+        fleet.stop()
+        log.close()
+    return res
+
+
+def rows(res: dict[str, Any]) -> list[Row]:
+    sat, ping, paced = res["saturate"], res["ping"], res["paced"]
+    rate = sat["rate"]
+    lag = res["lag_after_saturation"]
+    lag_txt = ", ".join(f"{g} {sum(v.values()):,}" for g, v in lag.items())
+    out = [
+        Row("fleet: accepted (REST ACK)",
+            f"{res['seconds']:.0f} s, {res['users']} users, {res['concurrency']} in flight, "
+            f"2 symbols, LIMIT GTC around the mid; lag after: {lag_txt}", f"{fmt_rate(rate)} (orders)",
+            f">= {TARGET_RATE:,}/s for 60 s", f"GET /ping {fmt_rate(ping['rate'])}", ratio(rate, ping["rate"]),
+            rate, "orders/s", rate >= TARGET_RATE and res["seconds"] >= 60, {k: v for k, v in res.items()}),
+        Row("fleet: end-to-end", f"{sat['accepted']:,} accepted, backlog drained in {res['drain_s']:.1f} s"
+            + ("" if res["drained"] else " (NOT drained)"), f"{fmt_rate(res['e2e_rate'])} (orders)",
+            f">= {TARGET_RATE:,}/s", f"accepted {fmt_rate(rate)}", ratio(res["e2e_rate"], rate), res["e2e_rate"],
+            "orders/s", res["e2e_rate"] >= TARGET_RATE),
+        Row("fleet: submit -> user stream NEW", f"paced {paced['rate_target']:,.0f}/s for {res['seconds']:.0f} s "
+            f"(sent {paced['sent']:,}, confirmed {paced['confirmed']:,}, unconfirmed {paced['unconfirmed']:,})",
+            f"p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms", f"p50 <= {TARGET_P50_MS:.0f} ms, p99 <= "
+            f"{TARGET_P99_MS:.0f} ms", "-", "-", paced["p99_ms"], "ms p99",
+            bool(paced["p50_ms"] is not None and paced["p50_ms"] <= TARGET_P50_MS
+                 and paced["p99_ms"] <= TARGET_P99_MS)),
+    ]
+    return out

@@ -1,0 +1,204 @@
+"""Load generator for the fleet benchmark, run as its own process: ``python -m bench.loadgen CONFIG.json``.
+
+Signed ``POST /api/v3/order`` (Binance's HMAC-SHA256 over the exact body, as ``tests/client.py`` signs)
+with aiohttp, many users, two symbols; prices a few ticks around the mid on both sides, so about half the
+orders cross. Modes:
+
+* ``ping``: ``GET /api/v3/ping`` as fast as ``concurrency`` allows (the HTTP ceiling of client + gateway);
+* ``saturate``: orders as fast as ``concurrency`` in-flight requests allow, ``newOrderRespType=ACK``
+  (answered once ingestion has the order on ``order-requests``); counts accepted (HTTP 200 with orderId);
+* ``paced``: orders at a fixed rate; every user holds a WS-API user stream
+  (``userDataStream.subscribe.signature``), and the latency is from just before the POST is sent to the
+  owner's ``executionReport`` with ``x=NEW`` for that order, matched by its ``newClientOrderId``.
+
+Writes one JSON object to the ``out`` path of the config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import random
+import sys
+import time
+import urllib.parse
+from collections import Counter
+from typing import Any
+
+import aiohttp
+import websockets
+
+MIDS = {"BTCUSDT": (50_000, "0.00001"), "ETHUSDT": (3_000, "0.0001")}  # mid price, step size
+
+
+def _body(secret: str, params: dict[str, Any]) -> str:
+    query = urllib.parse.urlencode({**params, "timestamp": int(time.time() * 1000), "recvWindow": 10000})
+    return query + "&signature=" + hmac.new(secret.encode(), query.encode(), hashlib.sha256).hexdigest()
+
+
+def _order(rng: random.Random, symbols: list[str], coid: str) -> dict[str, Any]:
+    symbol = symbols[rng.randrange(len(symbols))]
+    mid, step = MIDS.get(symbol, (50_000, "0.00001"))
+    side = "BUY" if rng.random() < 0.5 else "SELL"
+    ticks = rng.randint(-20, 20)
+    price = f"{mid + ticks / 100:.2f}"
+    lots = rng.randint(20, 200)
+    qty = f"{lots * float(step):.8f}".rstrip("0").rstrip(".")
+    return {"symbol": symbol, "side": side, "type": "LIMIT", "timeInForce": "GTC", "quantity": qty, "price": price,
+            "newClientOrderId": coid, "newOrderRespType": "ACK"}
+
+
+class Load:
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.base = cfg["base"]
+        self.users = cfg["users"]
+        self.symbols = cfg["symbols"]
+        self.rng = random.Random(cfg.get("seed", 5))
+        self.accepted = 0
+        self.errors: Counter[str] = Counter()
+        self.per_second: Counter[int] = Counter()
+        self.sent_at: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.http: aiohttp.ClientSession | None = None
+        self.t0 = 0.0
+
+    async def post(self, user: dict[str, Any], coid: str) -> None:
+        assert self.http is not None
+        body = _body(user["secret"], _order(self.rng, self.symbols, coid))
+        self.sent_at[coid] = time.perf_counter()
+        try:
+            async with self.http.post(f"{self.base}/api/v3/order", data=body, headers={
+                    "X-MBX-APIKEY": user["api_key"], "Content-Type": "application/x-www-form-urlencoded"}) as r:
+                data = await r.json(content_type=None)
+                if r.status == 200 and "orderId" in data:
+                    self.accepted += 1
+                    self.per_second[int(time.perf_counter() - self.t0)] += 1
+                else:
+                    self.errors[f"{r.status}:{data.get('code') if isinstance(data, dict) else '?'}"] += 1
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            self.errors[type(exc).__name__] += 1
+
+    async def ping_worker(self, end: float) -> None:
+        assert self.http is not None
+        while time.perf_counter() < end:
+            try:
+                async with self.http.get(f"{self.base}/api/v3/ping") as r:
+                    await r.read()
+                    if r.status == 200:
+                        self.accepted += 1
+                    else:
+                        self.errors[str(r.status)] += 1
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                self.errors[type(exc).__name__] += 1
+
+    async def order_worker(self, w: int, end: float) -> None:
+        k = 0
+        while time.perf_counter() < end:
+            user = self.users[(w + k * self.cfg["concurrency"]) % len(self.users)]
+            await self.post(user, f"s{w}x{k}")
+            k += 1
+
+    async def stream(self, user: dict[str, Any], ready: asyncio.Event, counter: list[int]) -> None:
+        ws = await websockets.connect(self.base.replace("http://", "ws://") + "/ws-api/v3", max_queue=None)
+        params = {"apiKey": user["api_key"], "timestamp": int(time.time() * 1000), "recvWindow": 10000}
+        payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+        params["signature"] = hmac.new(user["secret"].encode(), payload.encode(), hashlib.sha256).hexdigest()
+        await ws.send(json.dumps({"id": "1", "method": "userDataStream.subscribe.signature", "params": params}))
+        ack = json.loads(await ws.recv())
+        if ack.get("status") != 200:
+            raise RuntimeError(f"user stream refused: {ack}")
+        counter[0] += 1
+        if counter[0] == len(self.users):
+            ready.set()
+        try:
+            async for raw in ws:
+                now = time.perf_counter()
+                msg = json.loads(raw)
+                e = msg.get("event", msg)
+                if e.get("e") == "executionReport" and e.get("x") == "NEW":
+                    sent = self.sent_at.pop(e.get("c"), None)
+                    if sent is not None:
+                        self.latencies.append(now - sent)
+        finally:
+            await ws.close()
+
+    async def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        mode, seconds, conc = cfg["mode"], float(cfg["seconds"]), int(cfg["concurrency"])
+        conn = aiohttp.TCPConnector(limit=conc + 8, force_close=False)
+        async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=30)) as http:
+            self.http = http
+            result: dict[str, Any] = {"mode": mode, "seconds": seconds, "concurrency": conc}
+            if mode in ("ping", "saturate"):
+                self.t0 = time.perf_counter()
+                end = self.t0 + seconds
+                worker = self.ping_worker if mode == "ping" else None
+                tasks = [asyncio.create_task(worker(end) if worker else self.order_worker(w, end))
+                         for w in range(conc)]
+                await asyncio.gather(*tasks)
+                elapsed = time.perf_counter() - self.t0
+                result.update(accepted=self.accepted, elapsed=elapsed, rate=self.accepted / elapsed,
+                              errors=dict(self.errors),
+                              per_second=[self.per_second.get(i, 0) for i in range(int(seconds))])
+                return result
+            # paced, with user streams
+            ready, counter = asyncio.Event(), [0]
+            streams = [asyncio.create_task(self.stream(u, ready, counter)) for u in self.users]
+            await asyncio.wait_for(ready.wait(), 60)
+            rate = float(cfg["rate"])
+            total = int(rate * seconds)
+            inflight: set[asyncio.Task[None]] = set()
+            self.t0 = time.perf_counter()
+            behind = 0
+            for k in range(total):
+                due = self.t0 + k / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif delay < -0.05:
+                    behind += 1
+                if len(inflight) >= conc:  # bounded: a stalled fleet is not buried under requests
+                    self.errors["skipped_inflight_cap"] += 1
+                    continue
+                t = asyncio.create_task(self.post(self.users[k % len(self.users)], f"p{k}"))
+                inflight.add(t)
+                t.add_done_callback(inflight.discard)
+            sent_s = time.perf_counter() - self.t0
+            if inflight:
+                await asyncio.wait(inflight, timeout=30)
+            wait_end = time.perf_counter() + 10
+            while self.sent_at and time.perf_counter() < wait_end:  # noqa: ASYNC110 - polled, bounded
+                await asyncio.sleep(0.05)
+            for s in streams:
+                s.cancel()
+            await asyncio.gather(*streams, return_exceptions=True)
+            lat = sorted(self.latencies)
+
+            def p(q: float) -> float | None:
+                return round(1000 * lat[min(len(lat) - 1, int(q / 100 * len(lat)))], 2) if lat else None
+
+            result.update(rate_target=rate, sent=total, send_seconds=sent_s, accepted=self.accepted,
+                          rate=self.accepted / sent_s, confirmed=len(lat), unconfirmed=len(self.sent_at),
+                          late_sends=behind, errors=dict(self.errors), p50_ms=p(50), p90_ms=p(90), p99_ms=p(99),
+                          max_ms=round(1000 * lat[-1], 2) if lat else None)
+            return result
+
+
+def main() -> None:
+    cfg = json.loads(open(sys.argv[1]).read())
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    result = asyncio.run(Load(cfg).run())
+    with open(cfg["out"], "w") as f:
+        json.dump(result, f)
+
+
+if __name__ == "__main__":
+    main()
