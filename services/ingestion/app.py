@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import asyncpg
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
@@ -43,8 +44,9 @@ class CancelIn(BaseModel):
 class Ingestor:
     """The order-request path, independent of HTTP or Lambda."""
 
-    def __init__(self, outbox: kafka.Outbox, cache: aioredis.Redis, ids: IdBlocks, symbols: set[str]) -> None:
-        self.outbox, self.cache, self.ids, self.symbols = outbox, cache, ids, symbols
+    def __init__(self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, symbols: set[str]) -> None:
+        self.outbox, self.cache, self.db, self.symbols = outbox, cache, db, symbols
+        self.ids = IdBlocks(db)
 
     async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         order_id = await self.ids.next()
@@ -80,7 +82,7 @@ async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
         cache = await stack.enter_async_context(sredis.client(settings))
         outbox = await stack.enter_async_context(kafka.producer(settings))
         symbols = set(await postgres.load_markets(db))
-        yield Ingestor(outbox, cache, IdBlocks(db), symbols)
+        yield Ingestor(outbox, cache, db, symbols)
 
 
 def create_app(settings: Settings) -> FastAPI:

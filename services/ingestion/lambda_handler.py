@@ -1,0 +1,82 @@
+"""The seed's "Lambda (Order Ingestion)": the same ingestion code behind API Gateway's HTTP API.
+
+API Gateway (payload format 2.0) routes ``POST /api/v3/order`` here without an authorizer, because
+Binance clients sign their own requests: the handler checks the API key and the HMAC signature over the
+raw query and body exactly as the gateway does (``services/gateway/auth.py``), then publishes the
+canonical message with ``Ingestor`` and answers with the order id (Binance's ACK response). Rate limits
+on this path are API Gateway's throttling. Connections are opened on the first invocation and reused
+while the execution environment lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from contextlib import AsyncExitStack
+from typing import Any
+
+from shared import errors
+from shared.config import Settings
+from shared.errors import ApiError
+from shared.lifecycle import now_ms
+
+from ..gateway.auth import check_timestamp, parse_params, split_signature, verify
+from .app import Ingestor, ingestor
+
+_loop = asyncio.new_event_loop()
+_state: dict[str, Any] = {}
+
+
+async def _ready() -> tuple[Settings, Ingestor]:
+    if "ingestor" not in _state:
+        settings = Settings()
+        stack = AsyncExitStack()
+        _state["ingestor"] = await stack.enter_async_context(ingestor(settings))
+        _state["settings"], _state["stack"] = settings, stack
+    return _state["settings"], _state["ingestor"]
+
+
+async def _user_of(ing: Ingestor, api_key: str) -> tuple[int, str, list[str]]:
+    row = await ing.db.fetchrow(
+        "SELECT k.user_id, k.secret, k.permissions FROM api_keys k JOIN users u USING (user_id) "
+        "WHERE k.api_key = $1 AND u.status = 'ACTIVE'",
+        api_key,
+    )
+    if row is None:
+        raise ApiError(errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401)
+    return row["user_id"], row["secret"], list(row["permissions"])
+
+
+async def _handle(event: dict[str, Any]) -> dict[str, Any]:
+    settings, ing = await _ready()
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    api_key = headers.get("x-mbx-apikey", "")
+    if not api_key or len(api_key) > 128:
+        raise ApiError(errors.BAD_API_KEY_FMT, "API-key format invalid.", 401)
+    raw_body = event.get("body") or ""
+    body = base64.b64decode(raw_body) if event.get("isBase64Encoded") else raw_body.encode()
+    if len(body) > settings.max_body_bytes:
+        raise ApiError(errors.TOO_MANY_PARAMETERS, f"Request body larger than {settings.max_body_bytes} bytes.", 413)
+    query = (event.get("rawQueryString") or "").encode()
+    user_id, secret, permissions = await _user_of(ing, api_key)
+    payload, signature = split_signature(query, body)
+    if not verify(secret, payload, signature):
+        raise ApiError(errors.INVALID_SIGNATURE, "Signature for this request is not valid.", 401)
+    params = parse_params(query, body)
+    check_timestamp(params, now_ms(), settings.recv_window_max_ms)
+    if "TRADE" not in permissions:
+        raise ApiError(errors.REJECTED_MBX_KEY, "Invalid API-key, IP, or permissions for action.", 401)
+    return await ing.new_order(user_id, params)
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
+    """AWS Lambda entry point (API Gateway HTTP API, payload format 2.0)."""
+    try:
+        return _response(200, _loop.run_until_complete(_handle(event)))
+    except ApiError as refused:
+        return _response(refused.http_status, refused.body())
