@@ -207,3 +207,43 @@ async def _streams(base: str, settings: Any) -> None:
 
 def test_listen_key_combined_and_raw_streams(shared_fleet: Any) -> None:
     asyncio.run(_streams(shared_fleet.base, shared_fleet.settings))
+
+
+async def _poison(base: str, settings: Any, metrics_port: int) -> None:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    from shared.messages import Topic
+
+    u = await admin.create_user(settings, "poisoned", [("USDT", 10_000 * 10**8)])
+    client = Client(base, u.api_key, u.secret)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=False, acks="all")
+    await producer.start()
+    try:
+        for junk in (b"not json", b'{"kind":"new","v":1}', b'{"kind":"bogus"}', b"\xff\xfe"):
+            await producer.send_and_wait(settings.topic(Topic.ORDER_REQUESTS), junk, key=b"BTCUSDT")
+        # the partition keeps flowing: an order behind the poison is decided
+        placed = await client.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001",
+                                    price="40000")
+        assert placed["status"] == "NEW"
+    finally:
+        await producer.stop()
+        await client.close()
+    consumer = AIOKafkaConsumer(settings.topic(Topic.ORDER_REQUESTS.dlq), bootstrap_servers=settings.kafka_bootstrap,
+                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=5)
+    await consumer.start()
+    try:
+        dead: list[Any] = []
+        deadline = time.monotonic() + 10
+        while len(dead) < 4 and time.monotonic() < deadline:
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                dead += records
+        assert [r.value for r in dead] == [b"not json", b'{"kind":"new","v":1}', b'{"kind":"bogus"}', b"\xff\xfe"]
+        assert all(dict(r.headers)["reason"] for r in dead)
+    finally:
+        await consumer.stop()
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    assert 'spot_dlq_messages_total{topic="order-requests"} 4.0' in metrics
+
+
+def test_poison_messages_go_to_the_dead_letter_topic(shared_fleet: Any) -> None:
+    asyncio.run(_poison(shared_fleet.base, shared_fleet.settings, shared_fleet.fleet.port("order-processor")))
