@@ -241,7 +241,8 @@ async def _poison(base: str, settings: Any, metrics_port: int) -> None:
         assert all(dict(r.headers)["reason"] for r in dead)
     finally:
         await consumer.stop()
-    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    async with httpx.AsyncClient() as http:
+        metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
     assert 'spot_dlq_messages_total{topic="order-requests"} 4.0' in metrics
 
 
