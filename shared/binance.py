@@ -6,7 +6,7 @@ streams agree with each other and with ``../shared/BINANCE-API-CONTRACT.md``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .domain import Market, OrderType, Side, fmt_amount
@@ -192,6 +192,16 @@ def agg_trade_event(m: Market, t: Trade, event_ts: int) -> dict[str, Any]:
         "m": t.buyer_is_maker,
         "M": True,
     }
+
+
+def account_positions(rows: Iterable[Mapping[str, Any]], event_ts: int) -> dict[int, dict[str, Any]]:
+    """``outboundAccountPosition`` per user from balance rows (user_id, asset, available, held)."""
+    per_user: dict[int, list[dict[str, str]]] = {}
+    for b in rows:
+        per_user.setdefault(b["user_id"], []).append(
+            {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])}
+        )
+    return {u: {"e": "outboundAccountPosition", "E": event_ts, "u": event_ts, "B": bs} for u, bs in per_user.items()}
 
 
 def is_market(order_type: str) -> bool:

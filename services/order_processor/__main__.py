@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from prometheus_client import Counter, Histogram
 
 from shared import kafka, postgres
 from shared import redis as sredis
+from shared.binance import account_positions
 from shared.config import Settings
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import (
@@ -46,6 +48,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
     ):
         holds = Holds(db, await postgres.load_markets(db), settings.open_orders_max)
         hot = HotBook(cache)
+        channels = sredis.Channels(settings.topic_suffix)
         health.up()
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time():
@@ -54,7 +57,9 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     for r in batch.records
                     if isinstance(r.value, NewOrderRequest)
                 ]
-                decided = iter(await holds.take(news, now_ms()))
+                now = now_ms()
+                decisions, balances = await holds.take(news, now)
+                decided = iter(decisions)
                 commands: list[MatcherCommand] = []
                 for r in batch.records:
                     if isinstance(r.value, CancelRequest):
@@ -81,6 +86,11 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         DECISIONS.labels("accepted", "").inc()
                 await outbox.flush()
                 await inbox.commit(batch)
+                if balances:  # the owners see their funds move into orders, as Binance reports it
+                    pipe = cache.pipeline(transaction=False)
+                    for user_id, event in account_positions(balances, now).items():
+                        pipe.publish(channels.user(user_id), orjson.dumps(event))
+                    await pipe.execute()
 
 
 def main() -> None:

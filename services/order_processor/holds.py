@@ -26,10 +26,12 @@ INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif,
                     status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts, updated_ts)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $17)
 """
-TAKE_HOLD = (
-    "UPDATE balances SET available = available - $3, held = held + $3, updated_at = $4 "
-    "WHERE user_id = $1 AND asset = $2"
-)
+TAKE_HOLDS = """
+UPDATE balances b SET available = b.available - t.atoms, held = b.held + t.atoms, updated_at = $4
+FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t(u, a, atoms)
+WHERE b.user_id = t.u AND b.asset = t.a
+RETURNING b.user_id, b.asset, b.available, b.held
+"""
 INSERT_LEDGER = """
 INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
 VALUES ($1, 'hold', $2, $3, $4, 'available', $4, 'held', $5)
@@ -108,10 +110,13 @@ class Holds:
         self.markets = markets
         self.open_orders_max = open_orders_max
 
-    async def take(self, batch: Sequence[Located], now: int) -> list[Decision]:
-        """Decide every request of the batch and record the decisions in one transaction."""
+    async def take(self, batch: Sequence[Located], now: int) -> tuple[list[Decision], list[asyncpg.Record]]:
+        """Decide every request of the batch and record the decisions in one transaction.
+
+        Returns the decisions in input order and the balances the new holds changed.
+        """
         if not batch:
-            return []
+            return [], []
         async with self.db.acquire() as conn, conn.transaction():
             ids = [loc.request.order_id for loc in batch]
             stored = {
@@ -156,7 +161,8 @@ class Holds:
             }
 
             decisions: list[Decision] = []
-            order_rows, hold_rows, ledger_rows = [], [], []
+            order_rows, ledger_rows = [], []
+            holds_by_key: dict[tuple[int, str], int] = {}
             for loc in batch:
                 r = loc.request
                 if r.order_id in stored:
@@ -201,14 +207,18 @@ class Holds:
                         now,
                     )
                 )
-                hold_rows.append((r.user_id, hold.asset, hold.atoms, now))
+                holds_by_key[key] = holds_by_key.get(key, 0) + hold.atoms
                 ledger_rows.append((now, f"order:{r.order_id}", hold.asset, r.user_id, hold.atoms))
             if order_rows:
                 await conn.executemany(INSERT_ORDER, order_rows)
-            if hold_rows:
-                await conn.executemany(TAKE_HOLD, hold_rows)
+            balances: list[asyncpg.Record] = []
+            if holds_by_key:
+                keys = sorted(holds_by_key)
+                balances = await conn.fetch(
+                    TAKE_HOLDS, [k[0] for k in keys], [k[1] for k in keys], [holds_by_key[k] for k in keys], now
+                )
                 await conn.executemany(INSERT_LEDGER, ledger_rows)
-        return decisions
+        return decisions, balances
 
     def _hold_asset(self, r: NewOrderRequest) -> str:
         market = self.markets.get(r.symbol)

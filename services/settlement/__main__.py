@@ -14,8 +14,8 @@ from prometheus_client import Counter, Histogram
 
 from shared import kafka, postgres
 from shared import redis as sredis
+from shared.binance import account_positions
 from shared.config import Settings
-from shared.domain import fmt_amount
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import Topic, decode_matched
 
@@ -49,13 +49,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 pipe = cache.pipeline(transaction=False)
                 for e in applied:
                     pipe.publish(channels.outcomes, orjson.dumps(outcome(markets[e.symbol], e)))
-                per_user: dict[int, list[dict[str, str]]] = {}
-                for b in balances:
-                    per_user.setdefault(b["user_id"], []).append(
-                        {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])}
-                    )
-                for user_id, rows in per_user.items():
-                    event = {"e": "outboundAccountPosition", "E": now, "u": now, "B": rows}
+                for user_id, event in account_positions(balances, now).items():
                     pipe.publish(channels.user(user_id), orjson.dumps(event))
                 await pipe.execute()
 
