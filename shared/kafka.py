@@ -31,6 +31,7 @@ T = TypeVar("T")
 DLQ_TOTAL = Counter("spot_dlq_messages_total", "Poison messages sent to a dead-letter topic", ["topic"])
 CONNECT_RETRY_S = 0.5
 CONNECT_RETRY_MAX_S = 5.0
+ASSIGNMENT_WAIT_S = 30.0
 
 
 def _security(settings: Settings) -> dict[str, Any]:
@@ -220,6 +221,11 @@ async def consumer(
     )
     c.subscribe([settings.topic(t) for t in topics], listener=_Listener(on_assign, on_revoke))
     await _start_with_retry(c, f"consumer {group}")
+    # ready means consuming: wait for the group to hand us partitions (a replica beyond the partition
+    # count legitimately gets none, hence the bound)
+    deadline = asyncio.get_running_loop().time() + ASSIGNMENT_WAIT_S
+    while not c.assignment() and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
     try:
         yield Inbox(c, decode, dlq, settings)
     finally:
