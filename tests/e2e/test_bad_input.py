@@ -222,14 +222,20 @@ async def _poison(base: str, settings: Any, metrics_port: int) -> None:
         for junk in (b"not json", b'{"kind":"new","v":1}', b'{"kind":"bogus"}', b"\xff\xfe"):
             await producer.send_and_wait(settings.topic(Topic.ORDER_REQUESTS), junk, key=b"BTCUSDT")
         # the partition keeps flowing: an order behind the poison is decided
-        placed = await client.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001",
-                                    price="40000")
+        placed = await client.order(
+            symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.001", price="40000"
+        )
         assert placed["status"] == "NEW"
     finally:
         await producer.stop()
         await client.close()
-    consumer = AIOKafkaConsumer(settings.topic(Topic.ORDER_REQUESTS.dlq), bootstrap_servers=settings.kafka_bootstrap,
-                                auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=5)
+    consumer = AIOKafkaConsumer(
+        settings.topic(Topic.ORDER_REQUESTS.dlq),
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=5,
+    )
     await consumer.start()
     try:
         dead: list[Any] = []

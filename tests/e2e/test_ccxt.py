@@ -8,6 +8,11 @@ every trade once, watch_orders sees each order reach its final state; errors map
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -208,3 +213,32 @@ async def _rate_limit(base: str, settings: Any) -> None:
 
 def test_ccxt_sees_the_rate_limit(shared_fleet: Any) -> None:
     asyncio.run(_rate_limit(shared_fleet.base, shared_fleet.settings))
+
+
+LEGACY = "4.5.5"
+
+
+def test_ccxt_455_user_stream_uses_the_listen_key(shared_fleet: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ccxt <= 4.5.5 streams user data over POST /userDataStream and /ws/<listenKey>; run the real 4.5.5."""
+    target = tmp_path_factory.getbasetemp() / f"ccxt-{LEGACY}"
+    if not (target / "ccxt").exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), f"ccxt=={LEGACY}"],
+            check=True,
+        )
+    user = asyncio.run(admin.create_user(shared_fleet.settings, "legacy", [("USDT", 1000 * 10**8)]))
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run(
+        [sys.executable, "-m", "tests.e2e.ccxt_legacy_client", shared_fleet.base, user.api_key, user.secret],
+        env={**os.environ, "PYTHONPATH": f"{target}{os.pathsep}{root}"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=root,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    assert result["version"] == LEGACY and result["listenKey"]
+    assert (result["orderId"], "open") in [tuple(x) for x in result["seen"]]
+    assert result["usdtUsed"] == 40.0 and result["open"] == [result["orderId"]] and result["canceled"] == "canceled"

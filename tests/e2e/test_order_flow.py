@@ -39,8 +39,9 @@ async def _flow(base: str, settings) -> None:  # type: ignore[no-untyped-def]
         assert ask["status"] == "NEW"
         # the hold shows on the owner's stream as Binance reports it: funds moved into the order
         await seller_stream.wait_for(
-            lambda e: e.get("e") == "outboundAccountPosition"
-            and {"a": "BTC", "f": "9.50000000", "l": "0.50000000"} in e["B"]
+            lambda e: (
+                e.get("e") == "outboundAccountPosition" and {"a": "BTC", "f": "9.50000000", "l": "0.50000000"} in e["B"]
+            )
         )
         bid = await buyer.order(
             symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.2", price="50010"
