@@ -224,7 +224,7 @@ async def consumer(
     # ready means consuming: wait for the group to hand us partitions (a replica beyond the partition
     # count legitimately gets none, hence the bound)
     deadline = asyncio.get_running_loop().time() + ASSIGNMENT_WAIT_S
-    while not c.assignment() and asyncio.get_running_loop().time() < deadline:
+    while not c.assignment() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - no event to await
         await asyncio.sleep(0.05)
     try:
         yield Inbox(c, decode, dlq, settings)
