@@ -61,7 +61,11 @@ class Fleet:
             "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}",
         }
         p = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            [sys.executable, "-m", MODULES[name]],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches `spot up` only, which stops services before servers
         )
         color = COLORS[list(SERVICE_PORTS).index(name) % len(COLORS)]
         prefix = f"\033[{color}m{name:>15} |\033[0m" if self.log is not None and self.log.isatty() else f"{name:>15} |"

@@ -88,6 +88,7 @@ def start_kafka(infra: Infra, state: Path, port: int) -> str:
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=True,  # stopped by `spot up` after the services, not by the terminal's Ctrl-C
     )
     infra.procs.append(("tansu", p))
     _wait_port(port, "tansu")
@@ -145,6 +146,7 @@ def start_redis(infra: Infra, state: Path, port: int) -> str:
                 str(state / "redis.log"),
             ],
             stdout=subprocess.DEVNULL,
+            start_new_session=True,
         )
         infra.procs.append(("redis", p))
         _wait_port(port, "redis")
