@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
+import aiohttp
 import asyncpg
-import httpx
 import redis.asyncio as aioredis
 from fastapi import Depends, Request
 
@@ -47,7 +47,7 @@ class Gateway:
     limiter: RateLimiter
     outcomes: Outcomes
     hub: Hub
-    ingestion: httpx.AsyncClient
+    ingestion: aiohttp.ClientSession
     _keys: dict[str, tuple[float, ApiKey | None]]
 
     async def api_key(self, key: str) -> ApiKey | None:

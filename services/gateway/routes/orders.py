@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+import aiohttp
+import orjson
 from fastapi import APIRouter
 
 from shared import errors
@@ -21,6 +22,7 @@ from shared.errors import ApiError
 from ..deps import Caller, DataCaller, Gateway, GatewayDep, TradeCaller, int_param
 
 router = APIRouter(prefix="/api/v3")
+JSON = {"Content-Type": "application/json"}
 
 ORDER_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, "
@@ -31,15 +33,16 @@ OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
 
 async def _ingest(gw: Gateway, path: str, body: dict[str, Any]) -> dict[str, Any]:
     try:
-        resp = await gw.ingestion.post(path, json=body)
-    except httpx.HTTPError:
+        async with gw.ingestion.post(path, data=orjson.dumps(body), headers=JSON) as resp:
+            status, raw = resp.status, await resp.read()
+        data = orjson.loads(raw)
+    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
         raise ApiError(
             errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503
         ) from None
-    data = resp.json()
-    if resp.status_code >= 400:
+    if status >= 400:
         if isinstance(data, dict) and "code" in data:
-            raise ApiError(int(data["code"]), str(data["msg"]), resp.status_code if resp.status_code < 500 else 503)
+            raise ApiError(int(data["code"]), str(data["msg"]), status if status < 500 else 503)
         raise ApiError(errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503)
     return data
 
