@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared import errors, postgres
 from shared import redis as sredis
 from shared.config import Settings
-from shared.http import add_error_handlers, add_health_routes
+from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.lifecycle import Health
 
 from .deps import Gateway
@@ -99,6 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
         description="Binance-compatible spot API of the exchange fleet.",
     )
     add_health_routes(app, health)
+    app.add_middleware(RequestMetrics)
     add_error_handlers(app)
 
     @app.exception_handler(RequestValidationError)

@@ -19,7 +19,7 @@ from shared import errors, kafka, postgres
 from shared import redis as sredis
 from shared.config import Settings
 from shared.errors import ApiError
-from shared.http import add_error_handlers, add_health_routes
+from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.ids import IdBlocks
 from shared.lifecycle import Health, now_ms
 from shared.messages import Topic, encode
@@ -98,6 +98,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="spot ingestion", lifespan=lifespan, docs_url=None, redoc_url=None)
     add_health_routes(app, health)
+    app.add_middleware(RequestMetrics)
     add_error_handlers(app)
 
     @app.post("/internal/orders")

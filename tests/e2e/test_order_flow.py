@@ -6,7 +6,9 @@ import asyncio
 from decimal import Decimal
 
 import asyncpg
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from spot import admin
 from tests.client import Client
@@ -121,5 +123,30 @@ async def _flow(base: str, settings) -> None:  # type: ignore[no-untyped-def]
         await buyer.close()
 
 
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of a service's /metrics (0 if absent)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
 def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-untyped-def]
     asyncio.run(_flow(fleet.base, fleet.settings))
+    # the counters moved by exactly what the flow did: 3 orders accepted, 1 trade, 2 cancels, 1 foreign cancel
+    port = fleet.fleet.port
+    assert metric(port("gateway"), "spot_http_requests_total", method="POST", route="/api/v3/order", status="200") == 3
+    assert (
+        metric(port("gateway"), "spot_http_requests_total", method="DELETE", route="/api/v3/order", status="200") == 2
+    )
+    assert (
+        metric(port("gateway"), "spot_http_requests_total", method="DELETE", route="/api/v3/order", status="400") == 1
+    )
+    assert metric(port("ingestion"), "spot_http_requests_total", route="/internal/orders", status="200") == 3
+    assert metric(port("order-processor"), "spot_orders_decided_total", outcome="accepted") == 3
+    assert metric(port("matcher"), "spot_trades_total", symbol="BTCUSDT") == 1
+    assert metric(port("matcher"), "spot_matcher_events_total") == 5  # 3 orders + 2 cancels
+    assert metric(port("settlement"), "spot_settled_events_total") == 5
+    assert metric(port("gateway"), "spot_http_request_seconds_count", route="/api/v3/order") == 6
