@@ -1,0 +1,62 @@
+"""Backpressure at the WebSocket fan-out: a client that stops reading is cut off, the others keep up.
+
+Real Redis pub/sub, the gateway's ``Hub``: a subscriber that never drains its queue is flagged after
+``QUEUE_MAX`` messages (the WebSocket is then closed by its session) while a reading subscriber on the
+same channel receives every message; the slow one's memory stays bounded by the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import redis.asyncio as aioredis
+
+from services.gateway.hub import DROPPED, QUEUE_MAX, Hub, Subscriber
+from shared import redis as sredis
+
+
+async def _fan_out(redis_url: str) -> None:
+    channels = sredis.Channels(".hubtest")
+    listener, publisher = aioredis.from_url(redis_url), aioredis.from_url(redis_url)
+    outcomes: list[bytes] = []
+    hub = Hub(listener, outcomes.append, channels)
+    await hub.start()
+    slow, fast = Subscriber(), Subscriber()
+    channel = channels.stream("btcusdt@trade")
+    received = 0
+    try:
+        await hub.subscribe(channel, slow)
+        await hub.subscribe(channel, fast)
+        dropped_before = DROPPED._value.get()
+        total = QUEUE_MAX + 500
+
+        async def drain() -> None:
+            nonlocal received
+            while received < total:
+                await fast.queue.get()
+                received += 1
+
+        reader = asyncio.create_task(drain())
+        for i in range(total):
+            await publisher.publish(channel, b'{"n":%d}' % i)
+        await asyncio.wait_for(reader, 20)
+        assert received == total, "the reading client missed messages"
+        assert slow.overflowed.is_set(), "the stalled client was not flagged"
+        assert slow.queue.qsize() == QUEUE_MAX, "the stalled client's backlog is bounded"
+        assert DROPPED._value.get() == dropped_before + 1
+        await publisher.publish(channels.outcomes, b'{"requestId": 7}')
+        for _ in range(100):
+            if outcomes:
+                break
+            await asyncio.sleep(0.02)
+        assert outcomes == [b'{"requestId": 7}']
+    finally:
+        await hub.unsubscribe(channel, slow)
+        await hub.unsubscribe(channel, fast)
+        await hub.stop()
+        await publisher.aclose()
+        await listener.aclose()
+
+
+def test_a_stalled_client_is_cut_off_and_others_keep_up(servers: dict[str, str]) -> None:
+    asyncio.run(_fan_out(servers["REDIS_URL"]))
