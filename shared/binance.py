@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .domain import Market, OrderType, Side, fmt_amount
+from .domain import Market, Side, fmt_amount
 from .messages import OrderUpdate, Trade
 
 
@@ -202,7 +202,3 @@ def account_positions(rows: Iterable[Mapping[str, Any]], event_ts: int) -> dict[
             {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])}
         )
     return {u: {"e": "outboundAccountPosition", "E": event_ts, "u": event_ts, "B": bs} for u, bs in per_user.items()}
-
-
-def is_market(order_type: str) -> bool:
-    return order_type == OrderType.MARKET

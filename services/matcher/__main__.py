@@ -56,12 +56,9 @@ class Matcher:
     async def assigned(self, partitions: set[TopicPartition], count: int) -> None:
         """Reload the books of the symbols these partitions carry and re-publish their outboxes."""
         mine = {tp.partition for tp in partitions}
-        for symbol, market in self.markets.items():
+        for symbol in self.markets:
             if partition_of(symbol, count) in mine:
-                book, pending = await self.store.load(market)
-                self.books[symbol] = book
-                for topic, value in pending:
-                    await self.outbox.send(topic, value, key=symbol)
+                await self._take_over(symbol)
         await self.outbox.flush()
         log.info("assigned partitions %s: books %s", sorted(mine), sorted(self.books))
 
@@ -73,10 +70,15 @@ class Matcher:
     async def book(self, symbol: str) -> Book | None:
         book = self.books.get(symbol)
         if book is None and symbol in self.markets:
-            book, pending = await self.store.load(self.markets[symbol])
-            for topic, value in pending:
-                await self.outbox.send(topic, value, key=symbol)
-            self.books[symbol] = book
+            book = await self._take_over(symbol)
+        return book
+
+    async def _take_over(self, symbol: str) -> Book:
+        """Load a symbol's committed book and queue its outbox again (sent before any new output)."""
+        book, pending = await self.store.load(self.markets[symbol])
+        for topic, value in pending:
+            await self.outbox.send(topic, value, key=symbol)
+        self.books[symbol] = book
         return book
 
 

@@ -79,10 +79,11 @@ class BookState(msgspec.Struct, array_like=True):
 class _Taker:
     """Working state of the incoming order while it matches (not part of the book)."""
 
-    __slots__ = ("budget_left", "cum_nu", "executed", "order", "quote_filled", "quote_left", "remaining")
+    __slots__ = ("budget_left", "cum_nu", "executed", "new", "order", "quote_filled", "quote_left", "remaining")
 
-    def __init__(self, order: AcceptedOrder) -> None:
+    def __init__(self, order: AcceptedOrder, new: OrderUpdate) -> None:
         self.order = order
+        self.new = new  # its NEW update: every later update of the taker is this one, moved on
         self.remaining = order.qty_lots if order.qty_lots else -1  # -1: sized by quote
         self.quote_left = order.quote_nu
         self.budget_left = order.budget
@@ -243,7 +244,6 @@ class Book:
         return self._event(c, ts, updates=[update], deltas=self._deltas(deltas))
 
     def _place(self, a: AcceptedOrder, ts: int) -> MatchedEvent:
-        taker = _Taker(a)
         updates: list[OrderUpdate] = []
         trades: list[Trade] = []
         deltas: dict[tuple[Side, int], int] = {}
@@ -261,6 +261,7 @@ class Book:
             exec_type=ExecType.NEW,
             created_ts=a.ts,
         )
+        taker = _Taker(a, new)
         if a.type is OrderType.LIMIT_MAKER and self._crosses(a.side, a.price_ticks):
             rejected = msgspec.structs.replace(
                 new,
@@ -421,25 +422,15 @@ class Book:
                     self._update(maker, maker.status, ExecType.TRADE, lots, price, trade_id, True, maker_fee)
                 )
                 updates.append(
-                    OrderUpdate(
-                        order_id=a.order_id,
-                        user_id=a.user_id,
-                        client_order_id=a.client_order_id,
-                        side=a.side,
-                        type=a.type,
-                        tif=None if a.type is OrderType.MARKET else a.tif,
-                        price_ticks=a.price_ticks,
-                        qty_lots=a.qty_lots,
-                        quote_nu=a.quote_nu,
+                    msgspec.structs.replace(
+                        taker.new,
                         status=taker.status(OrderStatus.PARTIALLY_FILLED),
                         exec_type=ExecType.TRADE,
                         executed_lots=taker.executed,
                         cum_nu=taker.cum_nu,
-                        created_ts=a.ts,
                         last_lots=lots,
                         last_ticks=price,
                         trade_id=trade_id,
-                        is_maker=False,
                         fee=taker_fee,
                     )
                 )

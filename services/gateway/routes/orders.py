@@ -112,9 +112,8 @@ async def cancel_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
     row = await _find(gw, caller, m)
     if row is None or not OrderStatus(row["status"]).is_open:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
-    params = {k: v for k, v in caller.params.items()}
     ack = await _ingest(
-        gw, "/internal/cancels", {"userId": caller.user_id, "orderId": row["order_id"], "params": params}
+        gw, "/internal/cancels", {"userId": caller.user_id, "orderId": row["order_id"], "params": caller.params}
     )
     outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
     if outcome is None:
