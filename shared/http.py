@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -9,8 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
-from .errors import ApiError
+from .errors import DISCONNECTED, UNKNOWN, ApiError
 from .lifecycle import Health
+from .resilience import outage
+
+log = logging.getLogger(__name__)
 
 
 def add_health_routes(app: FastAPI, health: Health) -> None:
@@ -20,17 +24,40 @@ def add_health_routes(app: FastAPI, health: Health) -> None:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> Response:
-        return JSONResponse({"ready": health.ready, "detail": health.detail}, status_code=200 if health.ready else 503)
+        ready, detail = await health.check()
+        return JSONResponse({"ready": ready, "detail": detail}, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
+UNAVAILABLE = {"code": DISCONNECTED, "msg": "Internal error; unable to process your request. Please try again."}
+
+
+def unavailable(exc: Exception) -> Response | None:
+    """A 503 in Binance's words when a dependency went away (a bug gets None: the caller's 500)."""
+    lost = outage(exc)
+    if lost is None:
+        return None
+    log.warning("request failed: %s unavailable (%s)", lost, type(exc).__name__)
+    return JSONResponse(UNAVAILABLE, status_code=503, headers={"Retry-After": "1"})
+
+
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
         return JSONResponse(exc.body(), status_code=exc.http_status, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> Response:
+        found = unavailable(exc)
+        if found is not None:
+            return found
+        log.error("unexpected %s", type(exc).__name__, exc_info=True)
+        return JSONResponse(
+            {"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500
+        )
 
 
 REQUESTS = Counter("spot_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])

@@ -79,6 +79,10 @@ class Outbox:
         pending, self._pending = self._pending, []
         await asyncio.gather(*pending)
 
+    async def reachable(self) -> None:
+        """Raises unless a broker answers a metadata request (the readiness probe)."""
+        await self._producer.client.fetch_all_metadata()
+
     async def send_now(self, topic: str, value: bytes, key: str) -> tuple[int, int]:
         """Send one record and wait for its ack; returns (partition, offset)."""
         meta = await self._producer.send_and_wait(self._settings.topic(topic), value, key=key.encode())

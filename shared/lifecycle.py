@@ -18,25 +18,42 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
+from . import resilience
 from .config import Settings
 
 MAX_REQUEST_LINE = 4096
+OUTAGE_RETRY_S, OUTAGE_RETRY_MAX_S = 0.5, 5.0
+OUTAGES = Counter(
+    "spot_dependency_outages_total", "Times serving stopped because a dependency went away", ["dependency"]
+)
 
 
 class Health:
-    """Readiness as the service reports it: set ``ready`` once its dependencies answer."""
+    """Readiness: the service says it is serving (``up``) and every dependency it holds answers a probe."""
 
     def __init__(self) -> None:
         self.ready = False
         self.detail = "starting"
+        self._probes: dict[str, resilience.Probe] = {}
+
+    def watch(self, probes: dict[str, resilience.Probe]) -> None:
+        """Dependencies to probe on each readiness check (replaces those of an earlier serving round)."""
+        self._probes = dict(probes)
 
     def up(self) -> None:
         self.ready, self.detail = True, "ok"
 
     def down(self, why: str) -> None:
-        self.ready, self.detail = False, why
+        self.ready, self.detail, self._probes = False, why, {}
+
+    async def check(self) -> tuple[bool, str]:
+        """(ready, detail) as ``/readyz`` reports it."""
+        if not self.ready:
+            return False, self.detail
+        failing = await resilience.failing(self._probes)
+        return (False, "not answering: " + ", ".join(failing)) if failing else (True, self.detail)
 
 
 class JsonFormatter(logging.Formatter):
@@ -85,8 +102,9 @@ async def _serve_health(health: Health, reader: asyncio.StreamReader, writer: as
         elif path == b"/healthz":
             status, ctype, body = "200 OK", "application/json", b'{"status":"alive"}'
         elif path == b"/readyz":
-            status = "200 OK" if health.ready else "503 Service Unavailable"
-            ctype, body = "application/json", json.dumps({"ready": health.ready, "detail": health.detail}).encode()
+            ready, detail = await health.check()
+            status = "200 OK" if ready else "503 Service Unavailable"
+            ctype, body = "application/json", json.dumps({"ready": ready, "detail": detail}).encode()
         else:
             status, ctype, body = "404 Not Found", "application/json", b'{"code":-1,"msg":"not found"}'
         head = f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
@@ -116,12 +134,40 @@ async def run_until_signal(serve: Serve, settings: Settings, service: str) -> No
     gc.freeze()  # start-up objects live forever; keep them out of every later collection
     started = time.monotonic()
     try:
-        await serve(settings, stop, health)
+        await serve_through_outages(serve, settings, stop, health, log)
     finally:
         server.close()
         with contextlib.suppress(Exception):
             await server.wait_closed()
         log.info("%s stopped after %.1fs", service, time.monotonic() - started)
+
+
+async def serve_through_outages(
+    serve: Serve, settings: Settings, stop: asyncio.Event, health: Health, log: logging.Logger
+) -> None:
+    """Serve; when a dependency goes away, report not-ready, wait with backoff and serve again.
+
+    Serving again is safe because every service resumes from committed state (Kafka offsets, Redis
+    books, Postgres rows) and deduplicates redelivered input. A bug is not an outage and is re-raised.
+    """
+    delay = OUTAGE_RETRY_S
+    while not stop.is_set():
+        began = time.monotonic()
+        try:
+            await serve(settings, stop, health)
+            return
+        except Exception as exc:
+            lost = resilience.outage(exc)
+            if lost is None or stop.is_set():
+                raise
+            OUTAGES.labels(lost).inc()
+            if time.monotonic() - began > OUTAGE_RETRY_MAX_S * 4:
+                delay = OUTAGE_RETRY_S  # it served a while: a new outage, not the same one
+            health.down(f"waiting for {lost}")
+            log.warning("lost %s (%s: %s); serving again in %.1fs", lost, type(exc).__name__, exc, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            delay = min(delay * 2, OUTAGE_RETRY_MAX_S)
 
 
 def run(serve: Serve, service: str) -> None:

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import errors, postgres
+from shared import errors, postgres, resilience
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
@@ -82,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.gateway = gw
             refresher = asyncio.create_task(_refresh_markets(gw))
+            health.watch(resilience.probes(db=db, cache=cache))
             health.up()
             try:
                 yield
@@ -110,13 +111,6 @@ def create_app(settings: Settings) -> FastAPI:
     async def http_error(_: Request, exc: StarletteHTTPException) -> Response:
         code = errors.UNKNOWN if exc.status_code >= 500 else -1
         return JSONResponse({"code": code, "msg": str(exc.detail)[:200]}, status_code=exc.status_code)
-
-    @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> Response:
-        log.error("unexpected %s", type(exc).__name__, exc_info=True)
-        return JSONResponse(
-            {"code": errors.UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500
-        )
 
     app.include_router(market.router)
     app.include_router(orders.router)

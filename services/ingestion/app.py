@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from shared import errors, kafka, postgres
+from shared import errors, kafka, postgres, resilience
 from shared import redis as sredis
 from shared.config import Settings
 from shared.errors import ApiError
@@ -93,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         async with ingestor(settings) as ing:
             state["ingestor"] = ing
+            health.watch(resilience.probes(db=ing.db, cache=ing.cache, outbox=ing.outbox))
             health.up()
             yield
 

@@ -14,7 +14,7 @@ import time
 import orjson
 from prometheus_client import Counter
 
-from shared import kafka, postgres
+from shared import kafka, postgres, resilience
 from shared import redis as sredis
 from shared.binance import execution_report
 from shared.config import Settings
@@ -41,6 +41,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         states = {s: MarketState(m, channels) for s, m in markets.items()}
         for loading in states.values():
             await loading.load(cache)
+        health.watch(resilience.probes(cache=cache, outbox=dlq))
         health.up()
         unflushed: list[Batch[MatchedEvent | TradeExecution]] = []
         last_flush = time.monotonic()

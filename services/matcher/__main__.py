@@ -16,7 +16,7 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Histogram
 
-from shared import kafka, postgres
+from shared import kafka, postgres, resilience
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
@@ -104,6 +104,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             on_assign=on_assign,
             on_revoke=on_revoke,
         ) as inbox:
+            health.watch(resilience.probes(cache=cache, outbox=outbox))
             health.up()
             async for batch in inbox.batches(stop):
                 with BATCH_SECONDS.time():

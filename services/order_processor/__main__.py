@@ -13,7 +13,7 @@ import asyncio
 import orjson
 from prometheus_client import Counter, Histogram
 
-from shared import kafka, postgres
+from shared import kafka, postgres, resilience
 from shared import redis as sredis
 from shared.binance import account_positions
 from shared.config import Settings
@@ -49,6 +49,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         holds = Holds(db, await postgres.load_markets(db), settings.open_orders_max)
         hot = HotBook(cache)
         channels = sredis.Channels(settings.topic_suffix)
+        health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
         health.up()
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time():

@@ -12,7 +12,7 @@ import asyncio
 import orjson
 from prometheus_client import Counter, Histogram
 
-from shared import kafka, postgres
+from shared import kafka, postgres, resilience
 from shared import redis as sredis
 from shared.binance import account_positions
 from shared.config import Settings
@@ -37,6 +37,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         markets = await postgres.load_markets(db)
         accounts = Accounts(db, markets)
         channels = sredis.Channels(settings.topic_suffix)
+        health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time():

@@ -1,0 +1,77 @@
+"""Telling a lost dependency from a bug, and probing dependencies for readiness.
+
+A database, cache or broker that goes away mid-run is an outage, not a bug: the service reports
+not-ready, waits with backoff and carries on from its committed state once the dependency answers,
+without a restart (``lifecycle.run_until_signal``). Any other exception is a bug and still stops the
+process, so the supervisor restarts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import asyncpg
+from aiokafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+    from .kafka import Outbox
+
+Probe = Callable[[], Awaitable[object]]
+PROBE_TIMEOUT_S = 2.0
+
+_OUTAGES: tuple[tuple[type[BaseException], str], ...] = (
+    (asyncpg.PostgresConnectionError, "postgres"),
+    (asyncpg.exceptions.OperatorInterventionError, "postgres"),  # shutting down, starting up
+    (asyncpg.InterfaceError, "postgres"),  # e.g. the connection was closed under a query
+    (RedisConnectionError, "redis"),
+    (RedisTimeoutError, "redis"),
+    (KafkaError, "kafka"),
+    (ConnectionError, "network"),
+    (TimeoutError, "network"),
+    (OSError, "network"),
+)
+
+
+def outage(exc: BaseException) -> str | None:
+    """The dependency an exception says went away, or None when it is not an outage."""
+    for kind, name in _OUTAGES:
+        if isinstance(exc, kind):
+            return name
+    cause = exc.__cause__ or exc.__context__
+    return outage(cause) if cause is not None and cause is not exc else None
+
+
+def probes(
+    *, db: asyncpg.Pool | None = None, cache: aioredis.Redis | None = None, outbox: Outbox | None = None
+) -> dict[str, Probe]:
+    """Cheap round trips to each dependency a service holds, for ``/readyz``."""
+    found: dict[str, Probe] = {}
+    if db is not None:
+        pool = db
+        found["postgres"] = lambda: pool.fetchval("SELECT 1")
+    if cache is not None:
+        redis_client = cache
+        found["redis"] = lambda: redis_client.ping()
+    if outbox is not None:
+        found["kafka"] = outbox.reachable
+    return found
+
+
+async def failing(checks: dict[str, Probe]) -> list[str]:
+    """Names of the dependencies that do not answer within ``PROBE_TIMEOUT_S``."""
+
+    async def one(name: str, probe: Probe) -> str | None:
+        try:
+            await asyncio.wait_for(probe(), PROBE_TIMEOUT_S)
+            return None
+        except Exception:  # any failure to answer is "not ready", whatever the client raised
+            return name
+
+    results = await asyncio.gather(*(one(n, p) for n, p in checks.items()))
+    return [name for name in results if name is not None]

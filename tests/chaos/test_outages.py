@@ -1,0 +1,162 @@
+"""Postgres, Redis and the broker each go away mid-run and come back: no service restarts.
+
+Each dependency sits behind a proxy the test cuts (connections reset, new ones refused) and restores.
+While it is gone, the services that hold it report not-ready and the API answers in Binance's words,
+never a 500; once it is back, every service is ready again in the same process, orders trade, and the
+money invariants hold (nothing accepted during the outage is lost or doubled).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from spot import admin
+from spot.infra import port_open, tansu_binary
+from tests.chaos.test_crash_replay import _quiesce
+from tests.client import Client
+from tests.conftest import make_env
+from tests.e2e.conftest import RunningFleet, _run
+from tests.faults import CuttableProxy, free_port
+from tests.invariants import check_money
+
+pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+
+HOLDERS = {
+    "postgres": ("gateway", "ingestion", "order-processor", "settlement"),
+    "redis": ("gateway", "ingestion", "order-processor", "matcher", "settlement", "market-data"),
+    "kafka": ("ingestion", "order-processor", "matcher", "settlement", "market-data"),
+}
+NOT_READY_WITHIN_S, READY_WITHIN_S = 20.0, 60.0
+
+
+@contextlib.contextmanager
+def _broker_behind(proxy_port: int) -> Iterator[str]:
+    """A broker of its own that advertises the proxy, so every client connection passes through it."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            f"tcp://127.0.0.1:{port}",
+            "--advertised-listener-url",
+            f"tcp://127.0.0.1:{proxy_port}",
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert time.monotonic() < deadline, "tansu did not start"
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def _through(url: str, proxy: CuttableProxy) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.hostname}:{proxy.port}"))
+
+
+def _target(url: str) -> int:
+    return urllib.parse.urlsplit(url).port or 0
+
+
+async def _readiness(fleet: RunningFleet) -> dict[str, bool]:
+    async with httpx.AsyncClient(timeout=5) as http:
+
+        async def one(name: str) -> bool:
+            try:
+                r = await http.get(f"http://127.0.0.1:{fleet.fleet.port(name)}/readyz")
+            except httpx.HTTPError:
+                return False
+            return r.status_code == 200
+
+        names = list(fleet.fleet.procs)
+        return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
+
+
+async def _wait(fleet: RunningFleet, want: bool, names: tuple[str, ...], within: float) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        seen = await _readiness(fleet)
+        if all(seen[n] is want for n in names):
+            return
+        assert time.monotonic() < deadline, f"readiness {seen}, wanted {want} for {names}"
+        await asyncio.sleep(0.25)
+
+
+async def _trade(seller: Client, buyer: Client, price: str) -> None:
+    sell = await seller.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01", price=price)
+    assert sell["status"] == "NEW", sell
+    buy = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price=price)
+    assert buy["status"] == "FILLED", buy
+
+
+async def _scenario(fleet: RunningFleet, proxies: dict[str, CuttableProxy]) -> None:
+    settings = fleet.settings
+    deposits = [("BTC", 10**8), ("USDT", 100_000 * 10**8)]
+    seller_user = await admin.create_user(settings, "outage-seller", deposits)
+    buyer_user = await admin.create_user(settings, "outage-buyer", deposits)
+    seller = Client(fleet.base, seller_user.api_key, seller_user.secret)
+    buyer = Client(fleet.base, buyer_user.api_key, buyer_user.secret)
+    try:
+        await _trade(seller, buyer, "50000")
+        for i, (name, proxy) in enumerate(proxies.items()):
+            proxy.cut()
+            await _wait(fleet, False, HOLDERS[name], NOT_READY_WITHIN_S)
+            status, body = await seller.signed(
+                "POST", "order", symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
+                quantity="0.01", price=str(60_000 + i),
+            )  # fmt: skip
+            assert status != 500 and set(body) >= ({"orderId"} if status == 200 else {"code", "msg"}), (name, body)
+            proxy.restore()
+            await _wait(fleet, True, tuple(fleet.fleet.procs), READY_WITHIN_S)
+            await _trade(seller, buyer, str(50_000 + i + 1))
+    finally:
+        await seller.close()
+        await buyer.close()
+    await _quiesce(settings)
+    async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=2) as db:
+        await check_money(db)
+        trades = await db.fetchval("SELECT count(*) FROM trades")
+        assert trades == 1 + len(proxies), "each trade exactly once"
+
+
+def test_a_lost_dependency_is_waited_out_without_a_restart(servers: dict[str, str]) -> None:
+    env = make_env(servers)
+    env["ORDER_RESULT_TIMEOUT_MS"] = "3000"
+    kafka_proxy_port = free_port()
+    with _broker_behind(kafka_proxy_port) as broker:
+        proxies = {
+            "postgres": CuttableProxy(_target(env["DATABASE_URL"])).start(),
+            "redis": CuttableProxy(_target(env["REDIS_URL"])).start(),
+            "kafka": CuttableProxy(int(broker.rsplit(":", 1)[1]), port=kafka_proxy_port).start(),
+        }
+        try:
+            env["DATABASE_URL"] = _through(env["DATABASE_URL"], proxies["postgres"])
+            env["REDIS_URL"] = _through(env["REDIS_URL"], proxies["redis"])
+            env["KAFKA_BOOTSTRAP"] = f"127.0.0.1:{kafka_proxy_port}"
+            with contextlib.contextmanager(_run)(env) as fleet:
+                pids: dict[str, Any] = {name: p.pid for name, p in fleet.fleet.procs.items()}
+                asyncio.run(_scenario(fleet, proxies))
+                alive = {name: p.pid for name, p in fleet.fleet.procs.items() if p.poll() is None}
+                assert alive == pids, "a service exited or was restarted"
+        finally:
+            for proxy in proxies.values():
+                proxy.stop()
