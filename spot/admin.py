@@ -1,4 +1,4 @@
-"""Operator commands: create users with API keys, deposit, show balances, initialise a database.
+"""Operator commands: create users with API keys, deposit, show balances, initialise a database, reconcile.
 
 Every balance change goes through ``services.settlement.accounts.deposit``: a ledger row and a balance
 update in one transaction.
@@ -107,3 +107,16 @@ async def init(settings: Settings) -> list[str]:
     finally:
         await conn.close()
     return created
+
+
+async def reconcile(settings: Settings, repair: bool = True) -> list[dict[str, object]]:
+    """Compare the warm book with the hot book for every market; repair what is safe (see ``reconcile.py``)."""
+    from services.order_processor.reconcile import reconcile_symbol
+    from shared import redis as sredis
+
+    async with postgres.pool(settings, max_size=2) as db, sredis.client(settings) as cache:
+        markets = await postgres.load_markets(db)
+        if not repair:
+            return [(await reconcile_symbol(m, db, cache, None)).as_json() for m in markets.values()]
+        async with kafka.producer(settings) as outbox:
+            return [(await reconcile_symbol(m, db, cache, outbox)).as_json() for m in markets.values()]

@@ -6,6 +6,7 @@ spot admin init               migrations, topics, markets
 spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
 spot admin deposit --user 2 --deposit USDT=500
 spot admin balances [--user 2] [--json]
+spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ def cmd_admin(args: argparse.Namespace) -> int:
     elif args.admin == "deposit":
         asyncio.run(admin.credit(settings, args.user, [admin.parse_deposit(d) for d in args.deposit]))
         print(json.dumps({"userId": args.user, "deposited": args.deposit}))
+    elif args.admin == "reconcile":
+        reports = asyncio.run(admin.reconcile(settings, repair=not args.report_only))
+        print(json.dumps(reports, indent=2))
+        return 1 if any(r["conflicts"] for r in reports) else 0
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -128,6 +133,8 @@ def parser() -> argparse.ArgumentParser:
     bal = asub.add_parser("balances", help="show balances")
     bal.add_argument("--user", type=int)
     bal.add_argument("--json", action="store_true")
+    rec = asub.add_parser("reconcile", help="compare the warm book (Postgres) with the hot book (Redis); repair")
+    rec.add_argument("--report-only", action="store_true", help="report differences without repairing")
     adm.set_defaults(func=cmd_admin)
     return p
 

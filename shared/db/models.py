@@ -119,6 +119,10 @@ orders = Table(
     Column("created_ts", BigInteger, nullable=False),
     Column("updated_ts", BigInteger, nullable=False),
     Column("last_seq", BigInteger, nullable=False, server_default="0"),
+    # where the request sat in incoming-orders: lets the reconciler re-send an accepted order the matcher
+    # never received with the position the matcher deduplicates by
+    Column("src_partition", BigInteger, nullable=False, server_default="-1"),
+    Column("src_offset", BigInteger, nullable=False, server_default="-1"),
     CheckConstraint("hold_left >= 0", name="hold_left_not_negative"),
     Index("orders_client_id", "user_id", "client_order_id", unique=True),
     Index("orders_open", "user_id", "symbol", postgresql_where=text("status IN ('NEW', 'PARTIALLY_FILLED')")),

@@ -1,0 +1,170 @@
+"""The reconciler: find and repair differences between the warm book (Postgres) and the hot book (Redis).
+
+Aurora is written first. An accepted order is a row in ``orders`` before it is a hot-book entry
+(``hot:{SYMBOL}:accepted``) and a ``validated-orders`` record; the matcher then moves it into its book
+(``book:{SYMBOL}:orders``) and settlement folds the matched events back into Postgres. Normally a crash
+in between is completed by the redelivery. The reconciler checks that it was, per symbol:
+
+* **stale** hot entries (the order already rests in the book, has ended, or has no row): deleted;
+* **missing** orders (open in Postgres, never matched, neither hot nor in the book, and settlement has
+  caught up with the book, so nothing is in flight): re-sent to the hot book and ``validated-orders``
+  with their original source position, which the matcher deduplicates by, so a re-send never doubles;
+* **conflicts** (a resting order Postgres says has ended, an open order the book lost, different
+  remaining quantities): reported, not guessed at; they mean a bug or lost data and need an operator.
+
+Comparisons other than stale entries need settlement at the book's sequence (``settlement_cursor`` =
+book ``seq``); a symbol in flight is reported as such and checked again on the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+
+from shared import kafka
+from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.messages import AcceptedOrder, Topic, encode
+
+from ..matcher.book import BookState, RestingOrder
+from ..matcher.bookstore import BookStore
+from .hotbook import hot_key
+
+OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
+WARM_COLUMNS = (
+    "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status, "
+    "executed_lots, hold_atoms, stp, created_ts, last_seq, src_partition, src_offset"
+)
+
+
+@dataclass(slots=True)
+class Report:
+    symbol: str
+    in_sync: bool
+    stale: list[int] = field(default_factory=list)
+    missing: list[AcceptedOrder] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.stale or self.missing or self.conflicts)
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "symbol": self.symbol,
+            "inSync": self.in_sync,
+            "staleHotEntries": self.stale,
+            "resent": [o.order_id for o in self.missing],
+            "conflicts": self.conflicts,
+        }
+
+
+def accepted_from_row(row: Mapping[str, Any], market: Market) -> AcceptedOrder:
+    """The ``AcceptedOrder`` the processor published for a row, position included."""
+    side = Side(row["side"])
+    unit = market.atoms_per_nu if side is Side.BUY else market.atoms_per_lot
+    return AcceptedOrder(
+        src_partition=int(row["src_partition"]),
+        src_offset=int(row["src_offset"]),
+        order_id=int(row["order_id"]),
+        user_id=int(row["user_id"]),
+        symbol=str(row["symbol"]),
+        side=side,
+        type=OrderType(row["type"]),
+        tif=TimeInForce(row["tif"]),
+        price_ticks=int(row["price_ticks"]),
+        qty_lots=int(row["qty_lots"]),
+        quote_nu=int(row["quote_nu"]),
+        budget=int(row["hold_atoms"]) // unit,
+        client_order_id=str(row["client_order_id"]),
+        stp=StpMode(row["stp"]),
+        ts=int(row["created_ts"]),
+    )
+
+
+def compare(
+    market: Market,
+    settled_seq: int,
+    state: BookState,
+    resting: Iterable[RestingOrder],
+    hot: Iterable[int],
+    warm: Mapping[int, Mapping[str, Any]],
+) -> Report:
+    """Classify every difference between the two books (pure).
+
+    ``warm`` holds the Postgres rows of every open order of the symbol and of every hot entry.
+    """
+    report = Report(market.symbol, in_sync=settled_seq == state.seq)
+    book = {o.order_id: o for o in resting}
+    hot_ids = set(hot)
+    for order_id in sorted(hot_ids):
+        row = warm.get(order_id)
+        if order_id in book or row is None or row["status"] not in OPEN:
+            report.stale.append(order_id)
+    if not report.in_sync:
+        return report
+    for order_id, row in sorted(warm.items()):
+        if row["status"] not in OPEN or order_id in hot_ids:
+            continue
+        o = book.get(order_id)
+        if o is None:
+            if row["last_seq"] != 0:
+                report.conflicts.append(f"order {order_id} is open in Postgres but not in the book")
+            elif (int(row["src_partition"]), int(row["src_offset"])) <= (state.src_partition, state.src_offset):
+                report.conflicts.append(f"order {order_id} was never matched and its position has passed")
+            else:
+                report.missing.append(accepted_from_row(row, market))
+            continue
+        remaining = int(row["qty_lots"]) - int(row["executed_lots"])
+        if (o.remaining, o.executed_lots, o.price_ticks, o.side.value) != (
+            remaining,
+            row["executed_lots"],
+            row["price_ticks"],
+            row["side"],
+        ):
+            report.conflicts.append(
+                f"order {order_id}: book has {o.remaining} lots left of {o.qty_lots} at {o.price_ticks}, "
+                f"Postgres {remaining} of {row['qty_lots']} at {row['price_ticks']}"
+            )
+    for order_id in sorted(book):
+        row = warm.get(order_id)
+        if row is None or row["status"] not in OPEN:
+            status = "no row" if row is None else row["status"]
+            report.conflicts.append(f"order {order_id} rests in the book but Postgres has {status}")
+    return report
+
+
+async def reconcile_symbol(
+    market: Market, db: asyncpg.Pool, cache: aioredis.Redis, outbox: kafka.Outbox | None
+) -> Report:
+    """Read both books, compare, and repair when ``outbox`` is given (without it: report only)."""
+    symbol = market.symbol
+    async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        settled_seq = await conn.fetchval("SELECT seq FROM settlement_cursor WHERE symbol = $1", symbol) or 0
+        rows = await conn.fetch(
+            f"SELECT {WARM_COLUMNS} FROM orders WHERE symbol = $1 AND status = ANY($2::text[])",  # noqa: S608
+            symbol,
+            list(OPEN),
+        )
+    book, _ = await BookStore(cache).load(market)
+    hot = [int(k) for k in await cache.hkeys(hot_key(symbol))]
+    warm: dict[int, Mapping[str, Any]] = {r["order_id"]: dict(r) for r in rows}
+    unknown = [i for i in hot if i not in warm]
+    if unknown:
+        for r in await db.fetch(
+            f"SELECT {WARM_COLUMNS} FROM orders WHERE order_id = ANY($1::bigint[])",  # noqa: S608
+            unknown,
+        ):
+            warm[r["order_id"]] = dict(r)
+    report = compare(market, settled_seq, book.state, book.orders(), hot, warm)
+    if outbox is not None:
+        if report.stale:
+            await cache.hdel(hot_key(symbol), *[str(i) for i in report.stale])
+        for order in report.missing:
+            await cache.hset(hot_key(symbol), str(order.order_id), encode(order))
+            await outbox.send(Topic.VALIDATED_ORDERS.value, encode(order), key=symbol)
+        await outbox.flush()
+    return report

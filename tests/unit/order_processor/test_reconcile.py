@@ -1,0 +1,97 @@
+"""The reconciler's classification of differences between the warm and the hot book (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.matcher.book import BookState, RestingOrder
+from services.order_processor.reconcile import accepted_from_row, compare
+from shared.domain import OrderType, Side, StpMode, TimeInForce
+from shared.postgres import DEFAULT_MARKETS
+
+BTC = DEFAULT_MARKETS[0]
+
+
+def row(order_id: int, status: str = "NEW", executed: int = 0, last_seq: int = 0, offset: int = 50) -> dict[str, Any]:
+    return {
+        "order_id": order_id,
+        "user_id": 7,
+        "symbol": BTC.symbol,
+        "client_order_id": f"c{order_id}",
+        "side": "SELL",
+        "type": "LIMIT",
+        "tif": "GTC",
+        "price_ticks": 5_000_000,
+        "qty_lots": 100,
+        "quote_nu": 0,
+        "status": status,
+        "executed_lots": executed,
+        "hold_atoms": 100 * BTC.atoms_per_lot,
+        "stp": "EXPIRE_MAKER",
+        "created_ts": 1_700_000_000_000,
+        "last_seq": last_seq,
+        "src_partition": 1,
+        "src_offset": offset,
+    }
+
+
+def resting(order_id: int, remaining: int = 100, executed: int = 0) -> RestingOrder:
+    return RestingOrder(
+        order_id=order_id,
+        user_id=7,
+        client_order_id=f"c{order_id}",
+        side=Side.SELL,
+        type=OrderType.LIMIT,
+        tif=TimeInForce.GTC,
+        price_ticks=5_000_000,
+        qty_lots=100,
+        remaining=remaining,
+        executed_lots=executed,
+        cum_nu=0,
+        created_ts=1,
+        arrival=1,
+        stp=StpMode.EXPIRE_MAKER,
+    )
+
+
+STATE = BookState(seq=10, next_trade_id=3, src_partition=1, src_offset=40)
+
+
+def test_agreeing_books_are_clean() -> None:
+    warm = {1: row(1, last_seq=4), 2: row(2, "PARTIALLY_FILLED", executed=30, last_seq=9), 3: row(3, offset=45)}
+    report = compare(BTC, 10, STATE, [resting(1), resting(2, 70, 30)], [3], warm)
+    assert report.in_sync and report.clean, report
+
+
+def test_stale_hot_entries_are_found_even_in_flight() -> None:
+    warm = {1: row(1, last_seq=4), 2: row(2, "FILLED", executed=100, last_seq=9)}
+    report = compare(BTC, 8, STATE, [resting(1)], [1, 2, 99], warm)
+    assert not report.in_sync
+    assert report.stale == [1, 2, 99]
+    assert not report.missing and not report.conflicts
+
+
+def test_an_accepted_order_the_matcher_never_got_is_resent_with_its_position() -> None:
+    report = compare(BTC, 10, STATE, [], [], {5: row(5, offset=41)})
+    assert [o.order_id for o in report.missing] == [5]
+    sent = report.missing[0]
+    assert (sent.src_partition, sent.src_offset, sent.budget) == (1, 41, 100)
+    assert sent == accepted_from_row(row(5, offset=41), BTC)
+
+
+def test_nothing_but_stale_entries_is_judged_while_settlement_lags() -> None:
+    report = compare(BTC, 9, STATE, [resting(8)], [], {5: row(5, offset=41)})
+    assert report.clean and not report.in_sync
+
+
+def test_conflicts_are_reported_not_repaired() -> None:
+    warm = {
+        1: row(1, last_seq=3),  # open, matched once, lost from the book
+        2: row(2, offset=12),  # never matched, but the matcher is past its position
+        3: row(3, "PARTIALLY_FILLED", executed=10, last_seq=6),  # book says 20 executed
+        4: row(4, "CANCELED", last_seq=7),  # ended, still resting
+    }
+    report = compare(BTC, 10, STATE, [resting(3, 80, 20), resting(4)], [], warm)
+    assert not report.missing and not report.stale
+    assert len(report.conflicts) == 4, report.conflicts
+    assert any("order 4 rests in the book but Postgres has CANCELED" in c for c in report.conflicts)
