@@ -47,7 +47,31 @@ class Settings(BaseSettings):
     orders_per_10s: int = 300
     order_result_timeout_ms: int = Field(10_000, description="how long REST waits for an order's outcome")
     max_body_bytes: int = 16_384
+    ws_queue_max: int = Field(
+        2000, ge=1, description="messages a WebSocket client may fall behind before it is dropped"
+    )
     open_orders_max: int = 200
+
+    # trade-archiver: Parquet to a local folder, or to S3 when a bucket is set; Kinesis when a stream is set.
+    # AWS credentials are never settings: boto3 takes them from its own chain (env, Pod Identity, profile).
+    archive_dir: str = Field(".spot/archive", description="local archive root, used when no S3 bucket is set")
+    archive_s3_bucket: str | None = Field(None, description="S3 bucket of the archive (Glue table location)")
+    archive_s3_prefix: str = Field("", description="key prefix inside the bucket, '' or ending in '/'")
+    aws_endpoint_url: str | None = Field(None, description="S3/Kinesis-compatible endpoint (moto, localstack)")
+    aws_region: str | None = Field(None, description="AWS region; boto3's own default chain when unset")
+    kinesis_stream: str | None = Field(None, description="Kinesis stream every archived trade is put to")
+    archive_batch_max: int = Field(10_000, ge=1, description="trades buffered before a flush to Parquet")
+    archive_flush_ms: int = Field(5_000, ge=10, description="longest a consumed trade waits for its flush")
+
+    # Tracing (shared/tracing.py), under the standard OpenTelemetry variable names. Off unless an exporter
+    # has somewhere to go: an OTLP/HTTP endpoint, or the console.
+    otel_sdk_disabled: bool = Field(False, description="the standard kill switch: no spans at all")
+    otel_traces_exporter: Literal["otlp", "console", "none"] = "otlp"
+    otel_exporter_otlp_endpoint: str = Field("", description="collector base URL (OTLP/HTTP); empty: no tracing")
+    otel_exporter_otlp_traces_endpoint: str = Field("", description="full traces URL; overrides the base URL")
+    otel_traces_sampler_arg: float = Field(
+        1.0, ge=0.0, le=1.0, description="share of new traces the gateway samples; downstream follows the parent"
+    )
 
     def port_for(self, service: str) -> int:
         return self.port or SERVICE_PORTS[service]

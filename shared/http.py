@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 
+from . import tracing
 from .errors import DISCONNECTED, UNKNOWN, ApiError
 from .lifecycle import Health
 from .resilience import outage
@@ -70,10 +71,15 @@ LATENCY = Histogram(
 
 
 class RequestMetrics:
-    """ASGI middleware: count and time every HTTP request by route template (not raw path) and status."""
+    """ASGI middleware: count and time every HTTP request by route template (not raw path) and status.
 
-    def __init__(self, app: Any) -> None:
+    With tracing on it also opens the request's SERVER span (``continue_traces``: take the caller's
+    ``traceparent``, for internal services only; see ``tracing.ServerSpan``).
+    """
+
+    def __init__(self, app: Any, continue_traces: bool = False) -> None:
         self.app = app
+        self.continue_traces = continue_traces
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -81,6 +87,7 @@ class RequestMetrics:
             return
         started = time.perf_counter()
         status = 500
+        span = tracing.server_span(scope, self.continue_traces)
 
         async def record_status(message: dict[str, Any]) -> None:
             nonlocal status
@@ -94,3 +101,5 @@ class RequestMetrics:
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(route).observe(time.perf_counter() - started)
+            if span is not None:
+                span.end(scope["method"], route, status)

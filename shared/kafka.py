@@ -6,12 +6,17 @@ and transactions, so producers use ``acks=all`` without idempotence; consumers d
 
 A record that does not decode is poison: it goes to ``<topic>.dlq`` with the reason in a header, is
 counted, and its partition keeps flowing.
+
+Metrics, observed per batch call, never per record: ``spot_kafka_call_seconds{operation}`` (fetch, flush,
+commit, send) and ``spot_kafka_consumer_lag{group,topic,partition}``, the highwater of the consumer's own last
+fetch minus its position (no extra request; Tansu answers ``end_offsets`` wrongly anyway).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -19,9 +24,10 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-from prometheus_client import Counter
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from prometheus_client import Counter, Gauge, Histogram
 
+from . import tracing
 from .config import Settings
 from .messages import Topic
 
@@ -29,6 +35,20 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DLQ_TOTAL = Counter("spot_dlq_messages_total", "Poison messages sent to a dead-letter topic", ["topic"])
+CALL_SECONDS = Histogram(
+    "spot_kafka_call_seconds",
+    "Kafka call latency per batch: fetch (a poll that returned records), flush (produce acks), commit, send",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+FETCH_SECONDS, FLUSH_SECONDS, COMMIT_SECONDS, SEND_SECONDS = (
+    CALL_SECONDS.labels(op) for op in ("fetch", "flush", "commit", "send")
+)
+LAG = Gauge(
+    "spot_kafka_consumer_lag",
+    "Records behind the partition's end: highwater of the last fetch minus the consumer's position",
+    ["group", "topic", "partition"],
+)
 CONNECT_RETRY_S = 0.5
 CONNECT_RETRY_MAX_S = 5.0
 ASSIGNMENT_WAIT_S = 30.0
@@ -77,15 +97,21 @@ class Outbox:
         if not self._pending:
             return
         pending, self._pending = self._pending, []
-        await asyncio.gather(*pending)
+        with tracing.Timed(FLUSH_SECONDS, "kafka flush"):
+            await asyncio.gather(*pending)
 
     async def reachable(self) -> None:
         """Raises unless a broker answers a metadata request (the readiness probe)."""
         await self._producer.client.fetch_all_metadata()
 
-    async def send_now(self, topic: str, value: bytes, key: str) -> tuple[int, int]:
+    async def send_now(
+        self, topic: str, value: bytes, key: str, headers: list[tuple[str, bytes]] | None = None
+    ) -> tuple[int, int]:
         """Send one record and wait for its ack; returns (partition, offset)."""
-        meta = await self._producer.send_and_wait(self._settings.topic(topic), value, key=key.encode())
+        with tracing.Timed(SEND_SECONDS, "kafka send"):
+            meta = await self._producer.send_and_wait(
+                self._settings.topic(topic), value, key=key.encode(), headers=headers
+            )
         return meta.partition, meta.offset
 
 
@@ -127,12 +153,43 @@ class Batch(Generic[T]):
 Assigned = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
+class _Lag:
+    """The lag gauge of one consumer's partitions, set from what each poll returned (no broker request)."""
+
+    def __init__(self, group: str, base: Callable[[str], str]) -> None:
+        self._group = group
+        self._base = base
+        self._gauges: dict[TopicPartition, Any] = {}
+
+    def update(self, consumer: AIOKafkaConsumer, ends: Iterable[tuple[TopicPartition, int]]) -> None:
+        """``ends``: (partition, next offset to consume) after a poll; called before any await."""
+        assigned = consumer.assignment()
+        for tp, position in ends:
+            if tp not in assigned:  # never for a fresh poll, but highwater() asserts it: a rebalance's race
+                continue
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            gauge = self._gauges.get(tp)
+            if gauge is None:
+                gauge = self._gauges[tp] = LAG.labels(self._group, self._base(tp.topic), str(tp.partition))
+            gauge.set(max(highwater - position, 0))
+
+    def forget(self, partitions: Iterable[TopicPartition]) -> None:
+        """A revoked partition is another consumer's to report."""
+        for tp in partitions:
+            if self._gauges.pop(tp, None) is not None:
+                LAG.remove(self._group, self._base(tp.topic), str(tp.partition))
+
+
 class _Listener(ConsumerRebalanceListener):
-    def __init__(self, on_assign: Assigned | None, on_revoke: Assigned | None) -> None:
+    def __init__(self, on_assign: Assigned | None, on_revoke: Assigned | None, lag: _Lag) -> None:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
+        self._lag = lag
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        self._lag.forget(revoked)
         if self._on_revoke:
             await self._on_revoke(set(revoked))
 
@@ -143,13 +200,19 @@ class _Listener(ConsumerRebalanceListener):
 
 class Inbox(Generic[T]):
     def __init__(
-        self, consumer: AIOKafkaConsumer, decode: Callable[[bytes], T], dlq: Outbox, settings: Settings
+        self,
+        consumer: AIOKafkaConsumer,
+        decode: Callable[[bytes], T],
+        dlq: Outbox,
+        settings: Settings,
+        lag: _Lag | None = None,
     ) -> None:
         self._consumer = consumer
         self._decode = decode
         self._dlq = dlq
         self._settings = settings
         self._suffix = settings.topic_suffix
+        self._lag = lag
 
     @property
     def consumer(self) -> AIOKafkaConsumer:
@@ -166,11 +229,15 @@ class Inbox(Generic[T]):
         With ``yield_empty`` an idle poll yields an empty batch, for services with timed work.
         """
         while not stop.is_set():
+            started = time.perf_counter()
             polled = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._settings.kafka_batch_max)
             if not polled:
                 if yield_empty:
                     yield Batch()
                 continue
+            FETCH_SECONDS.observe(time.perf_counter() - started)
+            if self._lag is not None:
+                self._lag.update(self._consumer, ((tp, raws[-1].offset + 1) for tp, raws in polled.items()))
             batch: Batch[T] = Batch()
             poisoned = False
             for tp, raws in polled.items():
@@ -197,9 +264,25 @@ class Inbox(Generic[T]):
             f"{topic}.dlq", raw.value or b"", key=(raw.key or b"").decode(errors="replace"), headers=headers
         )
 
+    def owns(self, record: Record[Any]) -> bool:
+        """Whether the record's partition is still assigned here (a rebalance may have moved it)."""
+        return TopicPartition(self._settings.topic(record.topic), record.partition) in self._consumer.assignment()
+
     async def commit(self, batch: Batch[T]) -> None:
-        if batch.ends:
-            await self._consumer.commit(dict(batch.ends))
+        """Commit the batch's offsets on the partitions still assigned here.
+
+        A partition moved away by a rebalance is left to its new owner, which gets the records again and
+        deduplicates them, so a commit refused for a rebalance loses nothing.
+        """
+        mine = self._consumer.assignment()
+        ends = {tp: offset for tp, offset in batch.ends.items() if tp in mine}
+        if not ends:
+            return
+        try:
+            with tracing.Timed(COMMIT_SECONDS, "kafka commit"):
+                await self._consumer.commit(ends)
+        except CommitFailedError as exc:
+            log.warning("offsets not committed, the group is rebalancing: %s", exc)
 
 
 @asynccontextmanager
@@ -223,7 +306,9 @@ async def consumer(
         heartbeat_interval_ms=1_000,
         **_security(settings),
     )
-    c.subscribe([settings.topic(t) for t in topics], listener=_Listener(on_assign, on_revoke))
+    suffix = settings.topic_suffix
+    lag = _Lag(group, lambda t: t[: -len(suffix)] if suffix and t.endswith(suffix) else t)
+    c.subscribe([settings.topic(t) for t in topics], listener=_Listener(on_assign, on_revoke, lag))
     await _start_with_retry(c, f"consumer {group}")
     # ready means consuming: wait for the group to hand us partitions (a replica beyond the partition
     # count legitimately gets none, hence the bound)
@@ -231,7 +316,7 @@ async def consumer(
     while not c.assignment() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - no event to await
         await asyncio.sleep(0.05)
     try:
-        yield Inbox(c, decode, dlq, settings)
+        yield Inbox(c, decode, dlq, settings, lag)
     finally:
         await c.stop()
 

@@ -13,6 +13,7 @@ import contextlib
 import gc
 import json
 import logging
+import re
 import signal
 import sys
 import time
@@ -20,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from . import resilience
+from . import resilience, tracing
 from .config import Settings
 
 MAX_REQUEST_LINE = 4096
@@ -56,21 +57,32 @@ class Health:
         return (False, "not answering: " + ", ".join(failing)) if failing else (True, self.detail)
 
 
+_CREDENTIALS = re.compile(r"(://[^/\s:@]*:)[^@\s/]+@")  # the password of a URL's user:password@
+
+
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, so CloudWatch and Loki can index the fields."""
+    """One JSON object per line, so CloudWatch and Loki can index the fields.
+
+    A line logged while a span is current carries its ``trace_id``/``span_id`` (X-Ray and the logs join on
+    them); a password inside a URL (a DSN in an exception) is masked, so logs hold no credentials.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
             "ts": round(record.created, 3),
             "level": record.levelname,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": _CREDENTIALS.sub(r"\1***@", record.getMessage()),
         }
         for key in ("service", "order_id", "trace_id"):
             if hasattr(record, key):
                 entry[key] = getattr(record, key)
+        if tracing.ENABLED and "trace_id" not in entry:
+            ids = tracing.current_ids()
+            if ids is not None:
+                entry["trace_id"], entry["span_id"] = ids
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = _CREDENTIALS.sub(r"\1***@", self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 
@@ -174,6 +186,7 @@ def run(serve: Serve, service: str) -> None:
     """Entry point of a consumer service: settings first, so a bad setting fails at boot."""
     settings = Settings()
     setup_logging(service, settings.log_level)
+    tracing.setup(service, settings)
     try:
         import uvloop
 

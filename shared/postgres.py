@@ -1,6 +1,7 @@
 """Postgres (Aurora) access: a connection pool that waits for the database, migrations, market rows.
 
 Every statement in the project is parameterised (``$1``...); nothing is built by string formatting.
+Each batch's transaction is timed with ``timed(operation)`` into ``spot_postgres_call_seconds``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,27 @@ from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
+from prometheus_client import Histogram
 
+from . import tracing
 from .config import Settings
 from .domain import Market
 
 log = logging.getLogger(__name__)
 RETRY_S, RETRY_MAX_S = 0.5, 5.0
+CALL_SECONDS = Histogram(
+    "spot_postgres_call_seconds",
+    "Postgres call latency per batch (a whole transaction, from acquiring the connection to commit) by operation",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def timed(operation: str) -> tracing.Timed:
+    """``async with timed("settle"), pool.acquire() as conn, conn.transaction():``, once per batch."""
+    return tracing.Timed(CALL_SECONDS.labels(operation), f"postgres {operation}")
+
+
 ALEMBIC_INI = Path(__file__).parent / "db" / "alembic.ini"
 
 

@@ -1,6 +1,7 @@
 """Redis (ElastiCache) access: one client per process that waits for the server, and the key names.
 
 Key names are gathered here so the hot book, the market-data state and the rate limiter never collide.
+Batch calls (a MULTI, a pipeline) are timed with ``timed(operation)`` into ``spot_redis_call_seconds``.
 """
 
 from __future__ import annotations
@@ -11,12 +12,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
+from prometheus_client import Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from . import tracing
 from .config import Settings
 
 log = logging.getLogger(__name__)
 RETRY_S, RETRY_MAX_S = 0.5, 5.0
+CALL_SECONDS = Histogram(
+    "spot_redis_call_seconds",
+    "Redis call latency per batch (one MULTI or pipeline) by operation",
+    ["operation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def timed(operation: str) -> tracing.Timed:
+    """``with timed("book_commit"): await pipe.execute()``: one observation per batch call."""
+    return tracing.Timed(CALL_SECONDS.labels(operation), f"redis {operation}")
 
 
 class Channels:

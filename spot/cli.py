@@ -7,6 +7,7 @@ spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
 spot admin deposit --user 2 --deposit USDT=500
 spot admin balances [--user 2] [--json]
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
+spot trades query "SQL" [--dir PATH] [--json]   the trade archive (Parquet), with DuckDB
 """
 
 from __future__ import annotations
@@ -110,6 +111,33 @@ def cmd_admin(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_trades(args: argparse.Namespace) -> int:
+    """The committed trade archive, queried with the SQL one would give Athena (table ``trades``)."""
+    from services.trade_archiver import query
+    from services.trade_archiver.layout import namespace
+
+    settings = _settings()
+    if args.dir is None and settings.archive_s3_bucket:
+        print(
+            f"the archive is in s3://{settings.archive_s3_bucket}/: query it with Athena (deploy/athena/trades.sql), "
+            "or pass --dir with a local copy",
+            file=sys.stderr,
+        )
+        return 2
+    root = Path(args.dir) if args.dir is not None else Path(settings.archive_dir) / namespace(settings.topic_suffix)
+    if not root.is_dir():
+        print(f"no archive at {root} yet: the table is empty", file=sys.stderr)
+    import duckdb
+
+    try:
+        columns, rows = query.run(args.sql, root)
+    except duckdb.Error as exc:
+        print(f"query failed: {exc}", file=sys.stderr)
+        return 1
+    print(query.as_json(columns, rows) if args.json else query.table(columns, rows))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -136,6 +164,13 @@ def parser() -> argparse.ArgumentParser:
     rec = asub.add_parser("reconcile", help="compare the warm book (Postgres) with the hot book (Redis); repair")
     rec.add_argument("--report-only", action="store_true", help="report differences without repairing")
     adm.set_defaults(func=cmd_admin)
+    trades = sub.add_parser("trades", help="the trade archive")
+    tsub = trades.add_subparsers(dest="trades", required=True)
+    tq = tsub.add_parser("query", help="SQL over the archived trades (view `trades`), locally with DuckDB")
+    tq.add_argument("sql", help='e.g. "SELECT symbol, count(*) FROM trades GROUP BY symbol"')
+    tq.add_argument("--dir", help="archive root (default: ARCHIVE_DIR)")
+    tq.add_argument("--json", action="store_true", help="rows as JSON objects")
+    tq.set_defaults(func=cmd_trades)
     return p
 
 

@@ -21,12 +21,13 @@ from shared.config import SERVICE_PORTS
 
 from .infra import port_open
 
-SERVICES = ("ingestion", "order-processor", "matcher", "settlement", "market-data", "gateway")
+SERVICES = ("ingestion", "order-processor", "matcher", "settlement", "market-data", "trade-archiver", "gateway")
 MODULES = {name: f"services.{name.replace('-', '_')}" for name in SERVICE_PORTS}
 COLORS = ("36", "33", "35", "32", "34", "31", "96")
 
 
 TAIL_LINES = 40
+REPLICA_PORT_STEP = 10
 
 
 def _pump(prefix: str, stream: IO[bytes], out: IO[str] | None, tail: deque[str]) -> None:
@@ -48,7 +49,9 @@ class Fleet:
     tails: dict[str, deque[str]] = field(default_factory=dict)  # the last lines of each service, for errors
 
     def port(self, name: str) -> int:
-        return SERVICE_PORTS[name] + self.port_offset
+        """A second replica of a service is named ``service#1`` and listens 10 ports further on."""
+        service, _, replica = name.partition("#")
+        return SERVICE_PORTS[service] + self.port_offset + REPLICA_PORT_STEP * int(replica or 0)
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         if port_open(self.port(name)):
@@ -61,13 +64,13 @@ class Fleet:
             "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}",
         }
         p = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name]],
+            [sys.executable, "-m", MODULES[name.partition("#")[0]]],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches `spot up` only, which stops services before servers
         )
-        color = COLORS[list(SERVICE_PORTS).index(name) % len(COLORS)]
+        color = COLORS[list(SERVICE_PORTS).index(name.partition("#")[0]) % len(COLORS)]
         prefix = f"\033[{color}m{name:>15} |\033[0m" if self.log is not None and self.log.isatty() else f"{name:>15} |"
         assert p.stdout is not None
         tail = self.tails[name] = deque(maxlen=TAIL_LINES)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,7 @@ def make_env(servers: dict[str, str]) -> dict[str, str]:
         "TOPIC_SUFFIX": f".t{secrets.token_hex(3)}",
         "LOG_LEVEL": "WARNING",
         "REQUEST_WEIGHT_PER_MINUTE": "600",
+        "ARCHIVE_DIR": tempfile.mkdtemp(prefix=f"{name}-archive-"),  # the trade archiver's Parquet files
     }
 
 

@@ -21,7 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import errors, postgres, resilience
+from shared import errors, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
@@ -63,10 +63,11 @@ def create_app(settings: Settings) -> FastAPI:
                 base_url=settings.ingestion_url,
                 timeout=aiohttp.ClientTimeout(total=10),
                 connector=aiohttp.TCPConnector(limit=200),
+                trace_configs=tracing.http_client_tracing(),  # [] unless tracing is on: traceparent to ingestion
             )
             stack.push_async_callback(ingestion.close)
             outcomes = Outcomes()
-            hub = Hub(pubsub_cache, outcomes.deliver, sredis.Channels(settings.topic_suffix))
+            hub = Hub(pubsub_cache, outcomes.deliver, sredis.Channels(settings.topic_suffix), settings.ws_queue_max)
             await hub.start()
             stack.push_async_callback(hub.stop)
             gw = Gateway(

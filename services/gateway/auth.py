@@ -16,6 +16,10 @@ from shared import errors
 from shared.errors import ApiError
 
 SIGNATURE = re.compile(rb"(^|&)signature=([^&]*)")
+# ASCII digits: str.isdigit() also accepts '²' (which int() refuses) and other scripts' digits (which it reads)
+TIMESTAMP = re.compile(r"[0-9]{1,16}")
+RECV_WINDOW = re.compile(r"[0-9]{1,9}")
+MAX_PARAMS = 64  # per query string or body; Binance's endpoints take far fewer
 FUTURE_TOLERANCE_MS = 1000
 DEFAULT_RECV_WINDOW_MS = 5000
 
@@ -46,8 +50,13 @@ def parse_params(query: bytes, body: bytes) -> dict[str, str]:
     for raw in (query, body):
         if not raw:
             continue
+        fields = raw.count(b"&") + 1  # as parse_qsl counts them
+        if fields > MAX_PARAMS:
+            raise ApiError(
+                errors.TOO_MANY_PARAMETERS, f"Too many parameters; expected at most {MAX_PARAMS}, got {fields}."
+            )
         try:
-            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=64)
+            pairs = parse_qsl(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=True)
         except (ValueError, UnicodeDecodeError):
             raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in a parameter.") from None
         for k, v in pairs:
@@ -61,10 +70,10 @@ def check_timestamp(params: dict[str, str], now_ms: int, recv_window_max: int) -
     ts_raw = params.get("timestamp")
     if not ts_raw:
         raise errors.mandatory("timestamp")
-    if not ts_raw.isdigit() or len(ts_raw) > 16:
+    if not TIMESTAMP.fullmatch(ts_raw):
         raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in parameter 'timestamp'.")
     window_raw = params.get("recvWindow") or str(DEFAULT_RECV_WINDOW_MS)
-    if not window_raw.isdigit() or len(window_raw) > 9:
+    if not RECV_WINDOW.fullmatch(window_raw):
         raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in parameter 'recvWindow'.")
     window = int(window_raw)
     if window > recv_window_max:

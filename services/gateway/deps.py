@@ -6,6 +6,7 @@ timestamp window, permission); ``keyed`` the USER_STREAM security (API key only)
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from typing import Annotated
@@ -13,7 +14,8 @@ from typing import Annotated
 import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
 
 from shared import errors
 from shared.config import Settings
@@ -28,6 +30,7 @@ from .ratelimit import RateLimiter
 
 KEY_CACHE_S = 30.0
 BAD_KEY = "Invalid API-key, IP, or permissions for action."
+DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '²', which int() refuses
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +100,30 @@ def client_ip(request: Request) -> str:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
+    """The body, read no further than ``limit``: a chunked body announces no length to refuse up front."""
+    too_large = ApiError(errors.TOO_MANY_PARAMETERS, f"Request body larger than {limit} bytes.", 413)
     length = request.headers.get("content-length")
-    if length and (not length.isdigit() or int(length) > limit):
-        raise ApiError(errors.TOO_MANY_PARAMETERS, f"Request body larger than {limit} bytes.", 413)
-    body = await request.body()
-    if len(body) > limit:
-        raise ApiError(errors.TOO_MANY_PARAMETERS, f"Request body larger than {limit} bytes.", 413)
-    return body
+    if length and (not DIGITS.fullmatch(length) or int(length) > limit):
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
 
 
-async def _key_of(request: Request, gw: Gateway) -> tuple[str, ApiKey]:
-    key = request.headers.get("x-mbx-apikey", "")
+# auto_error=False: a missing key is refused below with Binance's -2014, not FastAPI's own 401
+API_KEY_HEADER = APIKeyHeader(
+    name="X-MBX-APIKEY",
+    scheme_name="X-MBX-APIKEY",
+    description="The API key. SIGNED endpoints also take timestamp, recvWindow and signature.",
+    auto_error=False,
+)
+ApiKeyHeader = Annotated[str | None, Security(API_KEY_HEADER)]
+
+
+async def _key_of(key: str | None, gw: Gateway) -> tuple[str, ApiKey]:
     if not key or len(key) > 128:
         raise ApiError(errors.BAD_API_KEY_FMT, "API-key format invalid.", 401)
     found = await gw.api_key(key)
@@ -119,8 +135,8 @@ async def _key_of(request: Request, gw: Gateway) -> tuple[str, ApiKey]:
 def signed(permission: str, weight: int = 1):
     """A dependency for a SIGNED endpoint needing ``permission`` (``TRADE`` or ``USER_DATA``)."""
 
-    async def dep(request: Request, gw: GatewayDep) -> Caller:
-        key, found = await _key_of(request, gw)
+    async def dep(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
+        key, found = await _key_of(header, gw)
         await gw.limiter.weight(f"k:{key}", weight)
         query = request.url.query.encode()
         body = await read_body(request, gw.settings.max_body_bytes)
@@ -136,8 +152,8 @@ def signed(permission: str, weight: int = 1):
     return dep
 
 
-async def keyed(request: Request, gw: GatewayDep) -> Caller:
-    key, found = await _key_of(request, gw)
+async def keyed(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
+    key, found = await _key_of(header, gw)
     await gw.limiter.weight(f"k:{key}", 2)
     return Caller(found.user_id, key, parse_params(request.url.query.encode(), b""))
 
@@ -160,7 +176,7 @@ def int_param(
     raw = params.get(name)
     if raw is None or raw == "":
         return default
-    if not raw.lstrip("-").isdigit() or len(raw) > 19:
+    if len(raw) > 19 or not DIGITS.fullmatch(raw.removeprefix("-")):
         raise ApiError(
             errors.ILLEGAL_CHARS, f"Illegal characters found in parameter '{name}'; legal range is '^[0-9]{{1,20}}$'."
         )

@@ -3,6 +3,9 @@
 One pub/sub connection per replica, subscribed to a channel while at least one local client wants it.
 Each client has a bounded queue; a client that falls ``QUEUE_MAX`` messages behind is dropped (it can
 reconnect and resynchronise from a snapshot), so a slow reader never slows the others or grows memory.
+
+A payload that starts with ``tracing.MARK`` carries its order's trace: the hub strips it before anyone sees
+the payload and, with tracing on, delivers it inside a span whose child is each client's WebSocket write.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from shared import redis as sredis
+from shared import tracing
 
 log = logging.getLogger(__name__)
 QUEUE_MAX = 2000
@@ -26,22 +31,33 @@ CONNECTIONS = Gauge("spot_ws_connections", "Open WebSocket connections")
 class Subscriber:
     """One WebSocket client's inbox: (channel, payload) pairs."""
 
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(QUEUE_MAX)
+    def __init__(self, queue_max: int = QUEUE_MAX) -> None:
+        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_max)
         self.overflowed = asyncio.Event()
+        self.traced: dict[int, Any] = {}  # id(payload) -> the span its WebSocket write continues
 
-    def offer(self, channel: str, payload: bytes) -> None:
+    def offer(self, channel: str, payload: bytes, span: Any = None) -> None:
         try:
             self.queue.put_nowait((channel, payload))
         except asyncio.QueueFull:
             if not self.overflowed.is_set():
                 DROPPED.inc()
                 self.overflowed.set()
+            return
+        if span is not None:
+            self.traced[id(payload)] = span
 
 
 class Hub:
-    def __init__(self, cache: aioredis.Redis, on_outcome: Callable[[bytes], None], channels: sredis.Channels) -> None:
+    def __init__(
+        self,
+        cache: aioredis.Redis,
+        on_outcome: Callable[[bytes], None],
+        channels: sredis.Channels,
+        queue_max: int = QUEUE_MAX,
+    ) -> None:
         self.channels = channels
+        self.queue_max = queue_max  # per client: how far behind it may fall before it is dropped
         self._pubsub = cache.pubsub(ignore_subscribe_messages=False)
         self._subs: dict[str, set[Subscriber]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
@@ -78,11 +94,35 @@ class Hub:
                 continue
             if msg["type"] != "message":
                 continue
+            data = msg["data"]
+            if data and data[0] == tracing.MARK:
+                data, tp = tracing.unwrap(data)
+                span = None if tp is None else tracing.received(tp, self._span_name(channel), {"spot.channel": channel})
+                if span is not None:
+                    self._deliver_traced(channel, data, span)
+                    continue
             if channel == self.channels.outcomes:
-                self._on_outcome(msg["data"])
+                self._on_outcome(data)
                 continue
             for sub in self._subs.get(channel, ()):
-                sub.offer(channel, msg["data"])
+                sub.offer(channel, data)
+
+    def _span_name(self, channel: str) -> str:
+        if channel == self.channels.outcomes:
+            return "receive order-outcome"
+        return "push user stream" if channel.startswith("user:") else "push market stream"
+
+    def _deliver_traced(self, channel: str, data: bytes, span: Any) -> None:
+        """The same delivery as untraced, inside the message's span (ended once it is handed on)."""
+        with tracing.activated(span):
+            if channel == self.channels.outcomes:
+                self._on_outcome(data)
+            else:
+                subs = self._subs.get(channel, ())
+                span.set_attribute("spot.subscribers", len(subs))
+                for sub in subs:
+                    sub.offer(channel, data, span)
+        span.end()
 
     async def subscribe(self, channel: str, sub: Subscriber) -> None:
         """Returns once Redis confirmed the subscription, so nothing published afterwards is missed."""

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import time
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from shared import tracing
 from shared.lifecycle import now_ms
 
 from .auth import check_timestamp, verify, ws_api_payload
@@ -44,7 +46,7 @@ class Session:
 
     def __init__(self, ws: WebSocket, hub: Hub, wrap: bool = False, user_wrap: int | None = None) -> None:
         self.ws, self.hub, self.wrap, self.user_wrap = ws, hub, wrap, user_wrap
-        self.sub = Subscriber()
+        self.sub = Subscriber(hub.queue_max)
         self.streams: dict[str, str] = {}  # stream name -> channel
         self.channel_names: dict[str, str] = {}
 
@@ -77,12 +79,16 @@ class Session:
                 return
             over.cancel()
             channel, payload = get.result()
+            span = self.sub.traced.pop(id(payload), None) if self.sub.traced else None
+            started = time.time_ns() if span is not None else 0
             if self.wrap:
                 stream = self.channel_names.get(channel, channel)
                 payload = b'{"stream":' + orjson.dumps(stream) + b',"data":' + payload + b"}"
             elif self.user_wrap is not None:
                 payload = b'{"subscriptionId":' + str(self.user_wrap).encode() + b',"event":' + payload + b"}"
             await self.ws.send_text(payload.decode())
+            if span is not None:
+                tracing.record(span, "send websocket", started, time.time_ns())
 
 
 async def _run(ws: WebSocket, session: Session, handle: Any) -> None:

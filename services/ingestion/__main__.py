@@ -2,6 +2,7 @@
 
 import uvicorn
 
+from shared import tracing
 from shared.config import Settings
 from shared.lifecycle import setup_logging
 
@@ -11,6 +12,7 @@ from .app import SERVICE, create_app
 def main() -> None:
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
+    tracing.setup(SERVICE, settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -1,7 +1,8 @@
 """ingestion: the Lambda of the seed as a service. Canonicalise a request, give it an id, publish it.
 
 Answers as soon as the broker has acknowledged the message; the outcome reaches the user later through
-the fleet. The same ``Ingestor`` backs the AWS Lambda handler (``lambda_handler.py``).
+the fleet. The same ``Ingestor`` backs the AWS Lambda handler (``lambda_handler.py``). With tracing on, the
+gateway's trace continues here (``traceparent`` header) and into the record's Kafka headers.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from shared import errors, kafka, postgres, resilience
+from shared import errors, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.errors import ApiError
@@ -52,10 +53,15 @@ class Ingestor:
         order_id = await self.ids.next()
         request = parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.symbols)
         key = f"coid:{user_id}:{request.client_order_id}"
-        if not await self.cache.set(key, order_id, nx=True, ex=CLIENT_ID_TTL_S):
+        with sredis.timed("client_order_id"):
+            taken = await self.cache.set(key, order_id, nx=True, ex=CLIENT_ID_TTL_S)
+        if not taken:
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
         try:
-            await self.outbox.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol)
+            with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
+                await self.outbox.send_now(
+                    Topic.ORDER_REQUESTS, encode(request), key=request.symbol, headers=sent.headers
+                )
         except Exception:
             await self.cache.delete(key)  # nothing was accepted: the client may retry with the same id
             raise
@@ -71,7 +77,8 @@ class Ingestor:
         request = parse_cancel(
             params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.symbols
         )
-        await self.outbox.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol)
+        with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
+            await self.outbox.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol, headers=sent.headers)
         return {"requestId": request_id, "transactTime": request.ts}
 
 
@@ -99,7 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="spot ingestion", lifespan=lifespan, docs_url=None, redoc_url=None)
     add_health_routes(app, health)
-    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestMetrics, continue_traces=True)  # only the gateway calls it
     add_error_handlers(app)
 
     @app.post("/internal/orders")

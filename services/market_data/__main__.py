@@ -3,7 +3,8 @@
 Consumes ``matched-events`` (depth deltas and order updates) and ``trade-execution`` (trades). Order
 updates go out at once as ``executionReport`` on the owner's channel; trades go out per batch with the
 candle they move; depth is pushed every ``DEPTH_INTERVAL_MS`` as one gap-free diff. Input offsets are
-committed only after the state they produced is in Redis.
+committed only after the state they produced is in Redis. An order update or trade of a traced order
+goes out with its ``traceparent`` (``tracing.wrap``), so the gateway's push continues the order's trace.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import time
 import orjson
 from prometheus_client import Counter
 
-from shared import kafka, postgres, resilience
+from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import execution_report
 from shared.config import Settings
@@ -47,25 +48,32 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         last_flush = time.monotonic()
         async for batch in inbox.batches(stop, timeout_ms=DEPTH_INTERVAL_MS // 2, yield_empty=True):
             now = now_ms()
-            users = cache.pipeline(transaction=False)
-            trades = cache.pipeline(transaction=True)
-            for record in batch.records:
-                v = record.value
-                state = states.get(v.symbol)
-                if state is None:
-                    continue
-                if isinstance(v, MatchedEvent):
-                    if state.depth.apply(v.seq, v.deltas):
-                        for u in v.updates:
-                            report = execution_report(state.market, u, v.ts)
-                            users.publish(channels.user(u.user_id), orjson.dumps(report))
-                        PUSHED.labels("order").inc(len(v.updates))
-                elif v.seq > state.trade_seq:
-                    publish_trades(trades, state, v.seq, v.trades, now)
-                    PUSHED.labels("trade").inc(len(v.trades))
-            await users.execute()
-            await trades.execute()
             if batch.records:
+                with tracing.consume(batch.records) as traced:
+                    users = cache.pipeline(transaction=False)
+                    trades = cache.pipeline(transaction=True)
+                    for record in batch.records:
+                        v = record.value
+                        state = states.get(v.symbol)
+                        if state is None:
+                            continue
+                        if isinstance(v, MatchedEvent):
+                            if state.depth.apply(v.seq, v.deltas):
+                                tp = traced.traceparent(v) if traced.tracked else None
+                                for u in v.updates:
+                                    report = orjson.dumps(execution_report(state.market, u, v.ts))
+                                    if tp is not None:
+                                        report = tracing.wrap(report, tp)
+                                    users.publish(channels.user(u.user_id), report)
+                                PUSHED.labels("order").inc(len(v.updates))
+                        elif v.seq > state.trade_seq:
+                            tp = traced.traceparent(v) if traced.tracked else None
+                            publish_trades(trades, state, v.seq, v.trades, now, tp)
+                            PUSHED.labels("trade").inc(len(v.trades))
+                    with sredis.timed("publish_orders"):
+                        await users.execute()
+                    with sredis.timed("trades"):
+                        await trades.execute()
                 unflushed.append(batch)
             if (time.monotonic() - last_flush) * 1000 >= DEPTH_INTERVAL_MS:
                 last_flush = time.monotonic()
@@ -75,7 +83,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     if diff is not None:
                         publish_depth(pipe, market_state, diff, now)
                         PUSHED.labels("depth").inc()
-                await pipe.execute()
+                with sredis.timed("depth"):
+                    await pipe.execute()
                 for done in unflushed:
                     await inbox.commit(done)
                 unflushed.clear()

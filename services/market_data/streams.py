@@ -19,6 +19,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from shared import redis as sredis
+from shared import tracing
 from shared.binance import agg_trade_event, trade_event, trade_json
 from shared.domain import Market
 from shared.messages import Trade
@@ -89,15 +90,24 @@ def publish_depth(pipe: aioredis.client.Pipeline, state: MarketState, diff: Diff
 
 
 def publish_trades(
-    pipe: aioredis.client.Pipeline, state: MarketState, seq: int, trades: list[Trade], event_ts: int
+    pipe: aioredis.client.Pipeline,
+    state: MarketState,
+    seq: int,
+    trades: list[Trade],
+    event_ts: int,
+    tp: bytes | None = None,
 ) -> None:
-    """Record trades, roll the candle and push trade, aggTrade and kline events, in the caller's MULTI."""
+    """Record trades, roll the candle and push trade, aggTrade and kline events, in the caller's MULTI.
+
+    ``tp``: the traceparent of a traced order's trades, carried on its ``trade`` events to the gateway.
+    """
     m = state.market
     s = m.symbol
     rows = []
     for t in trades:
         rows.append(orjson.dumps(trade_json(m, t)))
-        pipe.publish(state.channels.stream(stream_name(s, "trade")), orjson.dumps(trade_event(m, t, event_ts)))
+        trade = orjson.dumps(trade_event(m, t, event_ts))
+        pipe.publish(state.channels.stream(stream_name(s, "trade")), trade if tp is None else tracing.wrap(trade, tp))
         pipe.publish(state.channels.stream(stream_name(s, "aggTrade")), orjson.dumps(agg_trade_event(m, t, event_ts)))
         state.kline, closed = fold(state.kline, t)
         if closed is not None:

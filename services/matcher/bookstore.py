@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import msgspec
 import redis.asyncio as aioredis
 
+from shared import redis as sredis
 from shared.domain import Market
 from shared.messages import MatchedEvent
 
@@ -51,7 +52,8 @@ class BookStore:
         pipe.get(state_key(market.symbol))
         pipe.hvals(orders_key(market.symbol))
         pipe.get(outbox_key(market.symbol))
-        raw_state, raw_orders, raw_outbox = await pipe.execute()
+        with sredis.timed("book_load"):
+            raw_state, raw_orders, raw_outbox = await pipe.execute()
         book = Book(market, _unpack_state(raw_state) if raw_state else BookState())
         book.restore([_unpack_order(o) for o in raw_orders])
         return book, (_unpack_outbox(raw_outbox) if raw_outbox else [])
@@ -78,4 +80,5 @@ class BookStore:
             pipe.hdel(hot_key(symbol), *taken_ids)
         pipe.set(state_key(symbol), _pack(book.state))
         pipe.set(outbox_key(symbol), _pack(outputs))
-        await pipe.execute()
+        with sredis.timed("book_commit"):
+            await pipe.execute()

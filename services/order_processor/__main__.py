@@ -9,11 +9,12 @@ redelivery, because each step is idempotent.
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import orjson
 from prometheus_client import Counter, Histogram
 
-from shared import kafka, postgres, resilience
+from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import account_positions
 from shared.config import Settings
@@ -32,8 +33,10 @@ from shared.messages import (
 
 from .holds import Holds, Located
 from .hotbook import HotBook
+from .reconcile import reconcile_symbol
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
+log = logging.getLogger(SERVICE)
 
 DECISIONS = Counter("spot_orders_decided_total", "Order requests decided", ["outcome", "reason"])
 BATCH_SECONDS = Histogram("spot_processor_batch_seconds", "Time to decide and publish one batch")
@@ -46,13 +49,18 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         postgres.pool(settings) as db,
         sredis.client(settings) as cache,
     ):
-        holds = Holds(db, await postgres.load_markets(db), settings.open_orders_max)
+        markets = await postgres.load_markets(db)
+        holds = Holds(db, markets, settings.open_orders_max)
         hot = HotBook(cache)
         channels = sredis.Channels(settings.topic_suffix)
+        for market in markets.values():  # the reconciler runs on start: repair what a crash left behind
+            report = await reconcile_symbol(market, db, cache, outbox)
+            if not report.clean:
+                log.warning("reconciled %s: %s", market.symbol, report.as_json())
         health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
         health.up()
         async for batch in inbox.batches(stop):
-            with BATCH_SECONDS.time():
+            with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 news = [
                     Located(r.partition, r.offset, r.value)
                     for r in batch.records
@@ -78,9 +86,11 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         )
                     else:
                         commands.append(next(decided))
-                await hot.add([c for c in commands if isinstance(c, AcceptedOrder)])
-                for c in commands:
-                    await outbox.send(Topic.VALIDATED_ORDERS, encode(c), key=c.symbol)
+                with sredis.timed("hot_book"):
+                    await hot.add([c for c in commands if isinstance(c, AcceptedOrder)])
+                for r, c in zip(batch.records, commands, strict=True):  # one command per request, in order
+                    headers = traced.headers(r.value) if traced.tracked else None  # continues the request's trace
+                    await outbox.send(Topic.VALIDATED_ORDERS, encode(c), key=c.symbol, headers=headers)
                     if isinstance(c, RejectedOrder):
                         DECISIONS.labels("rejected", str(c.code)).inc()
                     elif isinstance(c, AcceptedOrder):
@@ -91,7 +101,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     pipe = cache.pipeline(transaction=False)
                     for user_id, event in account_positions(balances, now).items():
                         pipe.publish(channels.user(user_id), orjson.dumps(event))
-                    await pipe.execute()
+                    with sredis.timed("publish_balances"):
+                        await pipe.execute()
 
 
 def main() -> None:

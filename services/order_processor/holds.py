@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared import errors
+from shared import errors, postgres
 from shared.domain import Market, OrderStatus, Side
 from shared.errors import ApiError
 from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
@@ -23,8 +23,9 @@ OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
 
 INSERT_ORDER = """
 INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu,
-                    status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts, updated_ts)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $17)
+                    status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts, updated_ts,
+                    src_partition, src_offset)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13, $14, $15, $16, $17, $17, $18, $19)
 """
 TAKE_HOLDS = """
 UPDATE balances b SET available = b.available - t.atoms, held = b.held + t.atoms, updated_at = $4
@@ -117,7 +118,7 @@ class Holds:
         """
         if not batch:
             return [], []
-        async with self.db.acquire() as conn, conn.transaction():
+        async with postgres.timed("take_holds"), self.db.acquire() as conn, conn.transaction():
             ids = [loc.request.order_id for loc in batch]
             stored = {
                 row["order_id"]: row
@@ -184,7 +185,7 @@ class Holds:
                     decisions.append(_rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots))
                     order_rows.append(
                         self._row(
-                            r, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused.code, refused.msg, now
+                            loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused.code, refused.msg, now
                         )
                     )
                     taken_ids.add((r.user_id, r.client_order_id))
@@ -195,7 +196,7 @@ class Holds:
                 decisions.append(_accepted(loc, r, spec.price_ticks, spec.qty_lots, spec.quote_nu, hold.budget))
                 order_rows.append(
                     self._row(
-                        r,
+                        loc,
                         spec.price_ticks,
                         spec.qty_lots,
                         spec.quote_nu,
@@ -228,7 +229,7 @@ class Holds:
 
     @staticmethod
     def _row(
-        r: NewOrderRequest,
+        loc: Located,
         price_ticks: int,
         qty_lots: int,
         quote_nu: int,
@@ -239,6 +240,7 @@ class Holds:
         reason: str,
         now: int,
     ) -> tuple[object, ...]:
+        r = loc.request
         return (
             r.order_id,
             r.user_id,
@@ -257,6 +259,8 @@ class Holds:
             code,
             reason,
             now,
+            loc.partition,
+            loc.offset,
         )
 
 

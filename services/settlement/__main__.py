@@ -12,7 +12,7 @@ import asyncio
 import orjson
 from prometheus_client import Counter, Histogram
 
-from shared import kafka, postgres, resilience
+from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import account_positions
 from shared.config import Settings
@@ -40,7 +40,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
         async for batch in inbox.batches(stop):
-            with BATCH_SECONDS.time():
+            with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 now = now_ms()
                 applied, balances = await accounts.apply([r.value for r in batch.records], now)
                 await inbox.commit(batch)
@@ -49,10 +49,13 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 SETTLED.inc(len(applied))
                 pipe = cache.pipeline(transaction=False)
                 for e in applied:
-                    pipe.publish(channels.outcomes, orjson.dumps(outcome(markets[e.symbol], e)))
+                    told = orjson.dumps(outcome(markets[e.symbol], e))
+                    tp = traced.traceparent(e) if traced.tracked else None
+                    pipe.publish(channels.outcomes, told if tp is None else tracing.wrap(told, tp))
                 for user_id, event in account_positions(balances, now).items():
                     pipe.publish(channels.user(user_id), orjson.dumps(event))
-                await pipe.execute()
+                with sredis.timed("publish_outcomes"):
+                    await pipe.execute()
 
 
 def main() -> None:

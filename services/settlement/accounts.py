@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from shared import postgres
 from shared.domain import Market
 from shared.messages import MatchedEvent
 
@@ -68,7 +69,7 @@ class Accounts:
         by_symbol: dict[str, list[MatchedEvent]] = {}
         for e in events:
             by_symbol.setdefault(e.symbol, []).append(e)
-        async with self.db.acquire() as conn, conn.transaction():
+        async with postgres.timed("settle"), self.db.acquire() as conn, conn.transaction():
             symbols = sorted(by_symbol)
             await conn.execute(
                 "INSERT INTO settlement_cursor (symbol, seq) SELECT s, 0 FROM unnest($1::text[]) AS s "

@@ -13,8 +13,10 @@ while each service is SIGKILLed at a random moment and started again. Afterwards
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -30,6 +32,7 @@ from shared import redis as sredis
 from shared.domain import Bucket, Side
 from shared.messages import AcceptedOrder, RejectedOrder, Topic, decode_command
 from spot import admin
+from spot.fleet import Fleet
 from tests.client import Client
 from tests.invariants import check_money
 
@@ -42,6 +45,7 @@ CLIENTS = 12
 VICTIMS = ("order-processor", "matcher", "settlement", "market-data", "ingestion", "gateway")
 DEPOSITS = {"BTC": 2 * 10**8, "ETH": 40 * 10**8, "USDT": 400_000 * 10**8}
 MID = {"BTCUSDT": 50_000, "ETHUSDT": 3_000}
+Disturbance = tuple[str, Callable[[Fleet], None]]  # what it is, and what it does to the fleet
 
 
 def order_params(rng: random.Random, symbol: str) -> dict[str, str]:
@@ -74,7 +78,24 @@ async def _submit(client: Client, params: dict[str, Any], acked: dict[int, int],
         return  # refused (insufficient balance, duplicate of an accepted retry, filters): fine
 
 
-async def _flow(fleet: Any) -> None:
+def kill_and_restart(victim: str) -> Disturbance:
+    """SIGKILL a service and start it again, as a crashed pod is restarted."""
+
+    def act(fleet: Fleet) -> None:
+        fleet.kill(victim)
+        time.sleep(0.3)
+        fleet.start(victim)
+        fleet.wait_ready([victim], 60)
+
+    return f"killed {victim}", act
+
+
+async def _flow(fleet: Any, disturbances: Sequence[Disturbance] | None = None, one_at_a_time: bool = False) -> None:
+    """The seeded flow with each disturbance at a random point of it, then the comparison with the replay.
+
+    ``one_at_a_time``: a disturbance waits until the one before it is done (when order matters).
+    """
+    disturbances = disturbances or [kill_and_restart(v) for v in VICTIMS]
     settings = fleet.settings
     rng = random.Random(SEED)
     users = [await admin.create_user(settings, f"u{i}", list(DEPOSITS.items())) for i in range(USERS)]
@@ -87,8 +108,8 @@ async def _flow(fleet: Any) -> None:
         params["newClientOrderId"] = f"chaos-{n}"
         params["newOrderRespType"] = "ACK"
         plan.append((u, params))
-    gap = ORDERS // (len(VICTIMS) + 2)
-    kill_at = [gap * (i + 1) + rng.randrange(gap // 2) for i in range(len(VICTIMS))]  # spread through the flow
+    gap = ORDERS // (len(disturbances) + 2)
+    kill_at = [gap * (i + 1) + rng.randrange(gap // 2) for i in range(len(disturbances))]  # spread through the flow
     cancel_rng = random.Random(SEED + 1)  # the workers' choices do not disturb the plan
     queue: asyncio.Queue[tuple[int, dict[str, str]]] = asyncio.Queue()
     for item in plan:
@@ -112,23 +133,23 @@ async def _flow(fleet: Any) -> None:
                         pass
 
     kills: list[tuple[str, int]] = []
+    serial = asyncio.Lock()  # FIFO: disturbances take it in the order of their points in the flow
     failures: list[str] = []
 
-    async def killer(victim: str, at: int) -> None:
-        """Each victim on its own clock, so a slow restart does not push the next kill past the flow."""
+    async def killer(disturbance: Disturbance, at: int) -> None:
+        """Each disturbance on its own clock, so a slow restart does not push the next one past the flow."""
+        what, act = disturbance
         while sent < at:  # noqa: ASYNC110 - polls a counter the workers bump
             await asyncio.sleep(0.01)
-        at_kill = sent
-        kills.append((victim, at_kill))
-        try:
-            await asyncio.to_thread(fleet.fleet.kill, victim)
-            await asyncio.sleep(0.3)
-            await asyncio.to_thread(fleet.fleet.start, victim)
-            await asyncio.to_thread(fleet.fleet.wait_ready, [victim], 60)
-        except Exception as exc:  # reported after the flow, with the service's last log lines
-            failures.append(f"{victim}: {exc}")
-            return
-        print(f"killed {victim} after {at_kill} orders; back", flush=True)
+        async with serial if one_at_a_time else contextlib.nullcontext():
+            at_kill = sent
+            kills.append((what, at_kill))
+            try:
+                await asyncio.to_thread(act, fleet.fleet)
+            except Exception as exc:  # reported after the flow, with the service's last log lines
+                failures.append(f"{what}: {exc}")
+                return
+        print(f"{what} after {at_kill} orders; done", flush=True)
 
     started = time.monotonic()
 
@@ -138,7 +159,7 @@ async def _flow(fleet: Any) -> None:
             await asyncio.sleep(5)
 
     await asyncio.gather(
-        *[killer(v, at) for v, at in zip(VICTIMS, kill_at, strict=True)],
+        *[killer(d, at) for d, at in zip(disturbances, kill_at, strict=True)],
         progress(),
         *[worker() for _ in range(CLIENTS)],
     )

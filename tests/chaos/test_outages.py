@@ -102,7 +102,9 @@ async def _wait(fleet: RunningFleet, want: bool, names: tuple[str, ...], within:
 
 
 async def _trade(seller: Client, buyer: Client, price: str) -> None:
-    sell = await seller.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01", price=price)
+    sell = await seller.order(
+        symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.01", price=price
+    )
     assert sell["status"] == "NEW", sell
     buy = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price=price)
     assert buy["status"] == "FILLED", buy

@@ -111,6 +111,14 @@ def test_glue_table_has_the_trade_columns_and_partitions():
         "seller_order_id": "bigint",
         "buyer_is_maker": "boolean",
         "ts": "timestamp",
+        "seq": "bigint",
+        "buyer_user_id": "bigint",
+        "seller_user_id": "bigint",
+        "taker_side": "string",
+        "buyer_fee": "decimal(38,8)",
+        "seller_fee": "decimal(38,8)",
+        "kafka_partition": "int",
+        "kafka_offset": "bigint",
     }
     assert "ParquetHiveSerDe" in text
 

@@ -1,10 +1,12 @@
-"""Bad and hostile input: a Binance error with a 4xx, never a 500, and nothing accepted is lost."""
+"""Bad input: a Binance error with a 4xx, never a 500, and nothing accepted is lost.
+
+Deliberately hostile clients (replays, foreign keys and orders, SQL-like strings, huge or nested bodies,
+floods, leaks) have a test each in test_hostile.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from typing import Any
@@ -23,10 +25,9 @@ pytestmark = pytest.mark.e2e
 SQLISH = "1' OR '1'='1'; DROP TABLE orders; --"
 
 
-async def _hostile(base: str, settings: Any) -> None:
+async def _bad_input(base: str, settings: Any) -> None:
     u = await admin.create_user(settings, "alice", [("BTC", 10**8), ("USDT", 10_000 * 10**8)])
-    v = await admin.create_user(settings, "mallory", [("USDT", 10_000 * 10**8)])
-    alice, mallory = Client(base, u.api_key, u.secret), Client(base, v.api_key, v.secret)
+    alice = Client(base, u.api_key, u.secret)
     http = httpx.AsyncClient(base_url=base)
     results: list[tuple[str, int, Any]] = []
 
@@ -58,16 +59,6 @@ async def _hostile(base: str, settings: Any) -> None:
         )
         bad = Client(base, u.api_key, "f" * 64)
         await expect("bad signature", 401, -1022, bad.signed("POST", "order", **order))
-        other = Client(base, v.api_key, u.secret)  # alice's signature with mallory's key
-        await expect("signature for another key", 401, -1022, other.signed("GET", "account"))
-        stale = f"timestamp={int(time.time() * 1000) - 60_000}&recvWindow=5000"
-        stale_sig = hmac.new(u.secret.encode(), stale.encode(), hashlib.sha256).hexdigest()
-        await expect(
-            "replayed outside the window",
-            400,
-            -1021,
-            raw("GET", f"/api/v3/account?{stale}&signature={stale_sig}", headers={"X-MBX-APIKEY": u.api_key}),
-        )
         await expect(
             "missing field",
             400,
@@ -80,41 +71,6 @@ async def _hostile(base: str, settings: Any) -> None:
         await expect("price off the tick", 400, -1013, alice.signed("POST", "order", **{**order, "price": "50000.001"}))
         await expect("unknown symbol", 400, -1121, alice.signed("POST", "order", **{**order, "symbol": "DOGEUSDT"}))
         await expect("insufficient balance", 400, -2010, alice.signed("POST", "order", **{**order, "quantity": "1"}))
-        await expect(
-            "oversized body",
-            413,
-            -1101,
-            raw("POST", "/api/v3/order", "a=" + "x" * 100_000, {"X-MBX-APIKEY": u.api_key}),
-        )
-        nested = "[" * 5_000 + "]" * 5_000
-        await expect(
-            "deep JSON body",
-            400,
-            -1102,
-            raw("POST", "/api/v3/order", nested, {"X-MBX-APIKEY": u.api_key, "Content-Type": "application/json"}),
-        )
-        for field in ("symbol", "side", "type", "timeInForce", "quantity", "price", "newClientOrderId"):
-            status, body = await alice.signed("POST", "order", **{**order, field: SQLISH})
-            assert 400 <= status < 500 and body["code"] < 0, (field, status, body)
-        status, body = await alice.signed("GET", "order", symbol="BTCUSDT", origClientOrderId=SQLISH)
-        assert (status, body["code"]) == (400, -2013)
-        status, body = await alice.signed("GET", "order", symbol="BTCUSDT", orderId=SQLISH)
-        assert (status, body["code"]) == (400, -1100)
-        # another user's order: invisible and uncancellable, by id and by client id
-        await expect(
-            "foreign order by id", 400, -2013, mallory.signed("GET", "order", symbol="BTCUSDT", orderId=kept["orderId"])
-        )
-        await expect(
-            "foreign order by client id",
-            400,
-            -2013,
-            mallory.signed("GET", "order", symbol="BTCUSDT", origClientOrderId=kept["clientOrderId"]),
-        )
-        await expect(
-            "foreign cancel", 400, -2011, mallory.signed("DELETE", "order", symbol="BTCUSDT", orderId=kept["orderId"])
-        )
-        _, foreign = await mallory.signed("GET", "openOrders")
-        assert foreign == []
         # duplicate client order id
         await alice.order(**order, newClientOrderId="dup-1")
         await expect(
@@ -131,6 +87,7 @@ async def _hostile(base: str, settings: Any) -> None:
             r = await http.get(path)
             assert 400 <= r.status_code < 500 and "code" in r.json(), (path, r.status_code, r.text)
         # WebSocket garbage
+        nested = "[" * 5_000 + "]" * 5_000
         async with websockets.connect(base.replace("http", "ws") + "/ws") as ws:
             for junk in (
                 "not json",
@@ -153,12 +110,11 @@ async def _hostile(base: str, settings: Any) -> None:
             await db.close()
     finally:
         await http.aclose()
-        for c in (alice, mallory):
-            await c.close()
+        await alice.close()
 
 
-def test_hostile_input_is_refused_with_binance_errors(shared_fleet: Any) -> None:
-    asyncio.run(_hostile(shared_fleet.base, shared_fleet.settings))
+def test_bad_input_is_refused_with_binance_errors(shared_fleet: Any) -> None:
+    asyncio.run(_bad_input(shared_fleet.base, shared_fleet.settings))
 
 
 async def _streams(base: str, settings: Any) -> None:

@@ -133,6 +133,17 @@ def metric(port: int, name: str, **labels: str) -> float:
     return 0.0
 
 
+def samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of one name on a service's /metrics, with its labels."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    return [
+        (dict(sample.labels), float(sample.value))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
 def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-untyped-def]
     asyncio.run(_flow(fleet.base, fleet.settings))
     # the counters moved by exactly what the flow did: 3 orders accepted, 1 trade, 2 cancels, 1 foreign cancel
@@ -150,3 +161,27 @@ def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-un
     assert metric(port("matcher"), "spot_matcher_events_total") == 5  # 3 orders + 2 cancels
     assert metric(port("settlement"), "spot_settled_events_total") == 5
     assert metric(port("gateway"), "spot_http_request_seconds_count", route="/api/v3/order") == 6
+
+    # each REST call waits for its outcome, so every order and cancel is a batch of its own downstream
+    assert metric(port("matcher"), "spot_match_latency_seconds_count") == 3  # accepted orders, not cancels
+    assert metric(port("matcher"), "spot_match_latency_seconds_bucket", le="+Inf") == 3
+    assert 0 <= metric(port("matcher"), "spot_match_latency_seconds_sum") < 3 * 10
+    assert metric(port("ingestion"), "spot_kafka_call_seconds_count", operation="send") == 5  # 3 orders, 2 cancels
+    assert metric(port("ingestion"), "spot_redis_call_seconds_count", operation="client_order_id") == 3
+    assert metric(port("order-processor"), "spot_postgres_call_seconds_count", operation="take_holds") == 3
+    assert metric(port("order-processor"), "spot_kafka_call_seconds_count", operation="flush") == 5
+    assert metric(port("matcher"), "spot_redis_call_seconds_count", operation="book_commit") == 5
+    assert metric(port("matcher"), "spot_kafka_call_seconds_count", operation="commit") == 5
+    assert metric(port("settlement"), "spot_postgres_call_seconds_count", operation="settle") == 5
+    assert metric(port("market-data"), "spot_redis_call_seconds_count", operation="depth") >= 1
+    # every consumer caught up: a lag sample for each topic it read, all zero
+    consumed = {
+        "order-processor": {"order-requests"},
+        "matcher": {"validated-orders"},
+        "settlement": {"matched-events"},
+        "market-data": {"matched-events", "trade-execution"},
+    }
+    for service, topics in consumed.items():
+        lags = samples(port(service), "spot_kafka_consumer_lag")
+        assert {labels["topic"] for labels, _ in lags} == topics, (service, lags)
+        assert all(labels["group"] == service and value == 0 for labels, value in lags), (service, lags)

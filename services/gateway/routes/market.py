@@ -20,8 +20,9 @@ from shared.lifecycle import now_ms
 
 from ...market_data.streams import key
 from ..deps import GatewayDep, PublicParams, int_param
+from . import spec
 
-router = APIRouter(prefix="/api/v3")
+router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 DAY_MS = 86_400_000
 
 
@@ -29,12 +30,12 @@ def raw_json(body: bytes) -> Response:
     return Response(body, media_type="application/json")
 
 
-@router.get("/ping")
+@router.get("/ping", **spec.returns(spec.Empty))
 async def ping(_: PublicParams) -> dict[str, Any]:
     return {}
 
 
-@router.get("/time")
+@router.get("/time", **spec.returns(spec.ServerTime))
 async def server_time(_: PublicParams) -> dict[str, Any]:
     return {"serverTime": now_ms()}
 
@@ -94,7 +95,14 @@ def _symbol_info(m: Market) -> dict[str, Any]:
     }
 
 
-@router.get("/exchangeInfo")
+@router.get(
+    "/exchangeInfo",
+    **spec.returns(spec.ExchangeInfo),
+    openapi_extra=spec.in_query(
+        spec.SYMBOL_OPTIONAL,
+        spec.SYMBOLS,
+    ),
+)
 async def exchange_info(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
     wanted: list[str] | None = None
     if params.get("symbol"):
@@ -138,7 +146,7 @@ async def _depth(gw: GatewayDep, m: Market, limit: int) -> dict[str, Any]:
     }
 
 
-@router.get("/depth")
+@router.get("/depth", **spec.returns(spec.Depth), openapi_extra=spec.in_query(spec.SYMBOL, spec.limit(100, 5000)))
 async def depth(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
     m = gw.market(params.get("symbol"))
     limit = int_param(params, "limit", 100, 1, 5000)
@@ -151,7 +159,9 @@ async def _recent(gw: GatewayDep, m: Market, limit: int) -> list[dict[str, Any]]
     return [orjson.loads(r) for r in reversed(rows)]
 
 
-@router.get("/trades")
+@router.get(
+    "/trades", **spec.returns(list[spec.Trade]), openapi_extra=spec.in_query(spec.SYMBOL, spec.limit(500, 1000))
+)
 async def trades(gw: GatewayDep, params: PublicParams) -> Response:
     m = gw.market(params.get("symbol"))
     limit = int_param(params, "limit", 500, 1, 1000)
@@ -160,7 +170,17 @@ async def trades(gw: GatewayDep, params: PublicParams) -> Response:
     return raw_json(b"[" + b",".join(reversed(rows)) + b"]")
 
 
-@router.get("/aggTrades")
+@router.get(
+    "/aggTrades",
+    **spec.returns(list[spec.AggTrade]),
+    openapi_extra=spec.in_query(
+        spec.SYMBOL,
+        spec.FROM_TRADE_ID,
+        spec.START_TIME,
+        spec.END_TIME,
+        spec.limit(500, 1000),
+    ),
+)
 async def agg_trades(gw: GatewayDep, params: PublicParams) -> list[dict[str, Any]]:
     m = gw.market(params.get("symbol"))
     limit = int_param(params, "limit", 500, 1, 1000)
@@ -188,7 +208,21 @@ async def agg_trades(gw: GatewayDep, params: PublicParams) -> list[dict[str, Any
     return out[:limit] if from_id is not None or start is not None else out[-limit:]
 
 
-@router.get("/klines")
+@router.get(
+    "/klines",
+    **spec.returns(
+        list[spec.Kline],
+        "Rows: open time, open, high, low, close, volume, close time, quote volume, trades, "
+        "taker buy volume, taker buy quote volume, unused.",
+    ),
+    openapi_extra=spec.in_query(
+        spec.SYMBOL,
+        spec.INTERVAL,
+        spec.START_TIME,
+        spec.END_TIME,
+        spec.limit(500, 1000),
+    ),
+)
 async def klines(gw: GatewayDep, params: PublicParams) -> Response:
     m = gw.market(params.get("symbol"))
     interval = params.get("interval")
@@ -259,14 +293,22 @@ async def _ticker(gw: GatewayDep, m: Market) -> dict[str, Any]:
     }
 
 
-@router.get("/ticker/24hr")
+@router.get(
+    "/ticker/24hr",
+    **spec.returns(spec.Ticker24hr | list[spec.Ticker24hr]),
+    openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL),
+)
 async def ticker_24hr(gw: GatewayDep, params: PublicParams) -> Any:
     if params.get("symbol"):
         return await _ticker(gw, gw.market(params["symbol"]))
     return [await _ticker(gw, m) for m in gw.markets.values()]
 
 
-@router.get("/ticker/price")
+@router.get(
+    "/ticker/price",
+    **spec.returns(spec.TickerPrice | list[spec.TickerPrice]),
+    openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL),
+)
 async def ticker_price(gw: GatewayDep, params: PublicParams) -> Any:
     async def one(m: Market) -> dict[str, str]:
         rows = await gw.cache.lrange(key(m.symbol, "trades"), 0, 0)
@@ -277,7 +319,11 @@ async def ticker_price(gw: GatewayDep, params: PublicParams) -> Any:
     return [await one(m) for m in gw.markets.values()]
 
 
-@router.get("/ticker/bookTicker")
+@router.get(
+    "/ticker/bookTicker",
+    **spec.returns(spec.BookTicker | list[spec.BookTicker]),
+    openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL),
+)
 async def book_ticker(gw: GatewayDep, params: PublicParams) -> Any:
     async def one(m: Market) -> dict[str, str]:
         book = await _depth(gw, m, 1)

@@ -19,9 +19,11 @@ from shared.binance import fee_asset, order_from_row
 from shared.domain import Market, OrderStatus, fmt_amount
 from shared.errors import ApiError
 
+from ...ingestion.request import CLIENT_ID
 from ..deps import Caller, DataCaller, Gateway, GatewayDep, TradeCaller, int_param
+from . import spec
 
-router = APIRouter(prefix="/api/v3")
+router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 JSON = {"Content-Type": "application/json"}
 
 ORDER_COLUMNS = (
@@ -53,7 +55,11 @@ def _raise_refusal(outcome: dict[str, Any]) -> None:
         raise ApiError(int(err["code"]), str(err["msg"]), 400)
 
 
-@router.post("/order")
+@router.post(
+    "/order",
+    **spec.returns(spec.OrderAck | spec.OrderResult),
+    openapi_extra=spec.in_form(*spec.NEW_ORDER, example=spec.NEW_ORDER_EXAMPLE),
+)
 async def new_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
     gw.market(caller.params.get("symbol"))
     await gw.limiter.order(caller.api_key)
@@ -86,7 +92,7 @@ async def _find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None
             caller.user_id,
             m.symbol,
         )
-    else:
+    elif CLIENT_ID.fullmatch(client_id or ""):
         row = await gw.db.fetchrow(
             f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND client_order_id = $2 "  # noqa: S608
             "AND symbol = $3",
@@ -94,10 +100,16 @@ async def _find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None
             client_id,
             m.symbol,
         )
+    else:
+        row = None  # no order has such a client id, and Postgres would refuse a NUL in it with a 500
     return None if row is None else dict(row)
 
 
-@router.get("/order")
+@router.get(
+    "/order",
+    **spec.returns(spec.Order),
+    openapi_extra=spec.in_query(spec.SYMBOL, spec.ORDER_ID, spec.ORIG_CLIENT_ORDER_ID, *spec.SIGNED),
+)
 async def get_order(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
     m = gw.market(caller.params.get("symbol"))
     row = await _find(gw, caller, m)
@@ -106,9 +118,12 @@ async def get_order(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
     return order_from_row(m, row)
 
 
-@router.delete("/order")
+@router.delete("/order", **spec.returns(spec.CanceledOrder), openapi_extra=spec.in_query_or_form(*spec.CANCEL_ORDER))
 async def cancel_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
     m = gw.market(caller.params.get("symbol"))
+    new_client_id = caller.params.get("newClientOrderId")
+    if new_client_id and not CLIENT_ID.fullmatch(new_client_id):  # echoed back as clientOrderId below
+        raise errors.illegal("newClientOrderId")
     row = await _find(gw, caller, m)
     if row is None or not OrderStatus(row["status"]).is_open:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
@@ -126,11 +141,13 @@ async def cancel_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
     order: dict[str, Any] = outcome["order"]
     order.pop("fills", None)
     order["origClientOrderId"] = order["clientOrderId"]
-    order["clientOrderId"] = caller.params.get("newClientOrderId") or order["clientOrderId"]
+    order["clientOrderId"] = new_client_id or order["clientOrderId"]
     return order
 
 
-@router.get("/openOrders")
+@router.get(
+    "/openOrders", **spec.returns(list[spec.Order]), openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL, *spec.SIGNED)
+)
 async def open_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]]:
     symbol = caller.params.get("symbol")
     if symbol:
@@ -145,7 +162,18 @@ async def open_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]
     return [order_from_row(gw.markets[r["symbol"]], r) for r in rows]
 
 
-@router.get("/allOrders")
+@router.get(
+    "/allOrders",
+    **spec.returns(list[spec.Order]),
+    openapi_extra=spec.in_query(
+        spec.SYMBOL,
+        spec.FROM_ORDER_ID,
+        spec.START_TIME,
+        spec.END_TIME,
+        spec.limit(500, 1000),
+        *spec.SIGNED,
+    ),
+)
 async def all_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]]:
     m = gw.market(caller.params.get("symbol"))
     limit = int_param(caller.params, "limit", 500, 1, 1000)
@@ -164,7 +192,7 @@ async def all_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]]
     return [order_from_row(m, r) for r in rows]
 
 
-@router.get("/account")
+@router.get("/account", **spec.returns(spec.Account), openapi_extra=spec.in_query(*spec.SIGNED))
 async def account(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
     rows = await gw.db.fetch(
         "SELECT asset, available, held, updated_at FROM balances WHERE user_id = $1 ORDER BY asset", caller.user_id
@@ -196,7 +224,19 @@ async def account(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
     }
 
 
-@router.get("/myTrades")
+@router.get(
+    "/myTrades",
+    **spec.returns(list[spec.MyTrade]),
+    openapi_extra=spec.in_query(
+        spec.SYMBOL,
+        spec.ORDER_ID,
+        spec.START_TIME,
+        spec.END_TIME,
+        spec.FROM_TRADE_ID,
+        spec.limit(500, 1000),
+        *spec.SIGNED,
+    ),
+)
 async def my_trades(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]]:
     m = gw.market(caller.params.get("symbol"))
     limit = int_param(caller.params, "limit", 500, 1, 1000)

@@ -15,8 +15,9 @@ from shared import errors
 from shared.errors import ApiError
 
 from ..deps import GatewayDep, KeyCaller
+from . import spec
 
-router = APIRouter(prefix="/api/v3")
+router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 LISTEN_KEY_TTL_S = 3600
 
 
@@ -24,7 +25,7 @@ def listen_key(k: str) -> str:
     return f"listenkey:{k}"
 
 
-@router.post("/userDataStream")
+@router.post("/userDataStream", **spec.returns(spec.ListenKey))
 async def create(gw: GatewayDep, caller: KeyCaller) -> dict[str, Any]:
     k = secrets.token_hex(32)
     await gw.cache.set(listen_key(k), caller.user_id, ex=LISTEN_KEY_TTL_S)
@@ -41,13 +42,13 @@ async def _owned(gw: GatewayDep, caller: KeyCaller) -> str:
     return k
 
 
-@router.put("/userDataStream")
+@router.put("/userDataStream", **spec.returns(spec.Empty), openapi_extra=spec.in_query(spec.LISTEN_KEY))
 async def keepalive(gw: GatewayDep, caller: KeyCaller) -> dict[str, Any]:
     await gw.cache.expire(listen_key(await _owned(gw, caller)), LISTEN_KEY_TTL_S)
     return {}
 
 
-@router.delete("/userDataStream")
+@router.delete("/userDataStream", **spec.returns(spec.Empty), openapi_extra=spec.in_query(spec.LISTEN_KEY))
 async def close(gw: GatewayDep, caller: KeyCaller) -> dict[str, Any]:
     await gw.cache.delete(listen_key(await _owned(gw, caller)))
     return {}

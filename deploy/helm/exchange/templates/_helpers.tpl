@@ -96,9 +96,27 @@ KAFKA_SASL_MECHANISM: {{ . | quote }}
 {{- end }}
 INGESTION_URL: {{ printf "http://%s:%v" (include "exchange.serviceName" (dict "root" . "name" "ingestion")) .Values.services.ingestion.port | quote }}
 HOST: "0.0.0.0"
+{{- with .Values.archive }}
+ARCHIVE_DIR: {{ .dir | quote }}
+ARCHIVE_BATCH_MAX: {{ .batchMax | quote }}
+ARCHIVE_FLUSH_MS: {{ .flushMs | quote }}
+{{- with .s3Bucket }}
+ARCHIVE_S3_BUCKET: {{ . | quote }}
+{{- end }}
+{{- with .s3Prefix }}
+ARCHIVE_S3_PREFIX: {{ . | quote }}
+{{- end }}
+{{- with .kinesisStream }}
+KINESIS_STREAM: {{ . | quote }}
+{{- end }}
+{{- with .awsRegion }}
+AWS_REGION: {{ . | quote }}
+{{- end }}
+{{- end }}
 LOG_LEVEL: {{ .Values.config.logLevel | default "INFO" | quote }}
 {{- with .Values.config.otelExporterOtlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
+OTEL_TRACES_SAMPLER_ARG: {{ $.Values.config.otelTracesSamplerArg | default 0 | toString | quote }}
 {{- end }}
 {{- end }}
 

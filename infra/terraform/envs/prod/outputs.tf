@@ -68,6 +68,16 @@ output "trades_table" {
   value       = "${module.glue.database_name}.${module.glue.trades_table_name}"
 }
 
+output "archive_bucket_name" {
+  description = "Bucket of the trade history; the chart's archive.s3Bucket (ARCHIVE_S3_BUCKET)."
+  value       = module.s3.bucket_name
+}
+
+output "trade_stream_name" {
+  description = "Kinesis stream of executed trades; the chart's archive.kinesisStream (KINESIS_STREAM)."
+  value       = module.kinesis.stream_name
+}
+
 output "alarm_topic_arn" {
   description = "SNS topic of the consumer lag alarms."
   value       = module.cloudwatch.alarm_topic_arn

@@ -2,7 +2,9 @@
 # trade-archiver writes, partitioned by dt (UTC date, yyyy-MM-dd) and symbol. Partition projection lets
 # Athena find new partitions without a crawler or MSCK REPAIR (symbol is injected: a query names the
 # symbols it reads, as every per-market query does). Prices and quantities are decimal(38,8),
-# never floating point.
+# never floating point. deploy/athena/trades.sql is the same table as DDL; every column of the files
+# (services/trade_archiver/parquet.py) is declared. Only files a manifest commits (s3://bucket/manifests/) are
+# final, but a range rewritten after a crash reuses its file names, so no trade is ever listed twice.
 
 resource "aws_glue_catalog_database" "this" {
   name        = var.database_name
@@ -88,6 +90,38 @@ resource "aws_glue_catalog_table" "trades" {
     columns {
       name = "ts"
       type = "timestamp"
+    }
+    columns {
+      name = "seq"
+      type = "bigint"
+    }
+    columns {
+      name = "buyer_user_id"
+      type = "bigint"
+    }
+    columns {
+      name = "seller_user_id"
+      type = "bigint"
+    }
+    columns {
+      name = "taker_side"
+      type = "string"
+    }
+    columns {
+      name = "buyer_fee"
+      type = "decimal(38,8)"
+    }
+    columns {
+      name = "seller_fee"
+      type = "decimal(38,8)"
+    }
+    columns {
+      name = "kafka_partition"
+      type = "int"
+    }
+    columns {
+      name = "kafka_offset"
+      type = "bigint"
     }
   }
 }

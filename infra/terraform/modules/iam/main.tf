@@ -1,8 +1,8 @@
 # Least-privilege IAM for the fleet, one role per service (EKS Pod Identity, one service account each):
 # a service may connect to MSK, read only the topics it consumes with only its own consumer group, and
 # write only the topics it produces. trade-archiver alone may put to Kinesis and write the archive
-# bucket's trades/ prefix. The init job may create and describe topics; the KEDA operator may only
-# describe groups and topics to read lag.
+# bucket's trades/ (Parquet) and manifests/ (its commit records) prefixes. The init job may create and
+# describe topics; the KEDA operator may only describe groups and topics to read lag.
 
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
@@ -69,12 +69,37 @@ data "aws_iam_policy_document" "service" {
     }
   }
 
+  # Data files are written and, when a range cut again after a crash writes fewer, deleted; manifests
+  # (the commit records, outside the Glue table's trades/ location) are written, read, listed, deleted.
   dynamic "statement" {
     for_each = each.key == "trade-archiver" ? [1] : []
     content {
       sid       = "WriteTradeParquet"
-      actions   = ["s3:PutObject", "s3:AbortMultipartUpload"]
+      actions   = ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
       resources = ["${var.archive_bucket_arn}/trades/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "trade-archiver" ? [1] : []
+    content {
+      sid       = "KeepArchiveManifests"
+      actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+      resources = ["${var.archive_bucket_arn}/manifests/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "trade-archiver" ? [1] : []
+    content {
+      sid       = "ListArchiveManifests"
+      actions   = ["s3:ListBucket"]
+      resources = [var.archive_bucket_arn]
+      condition {
+        test     = "StringLike"
+        variable = "s3:prefix"
+        values   = ["manifests/*"]
+      }
     }
   }
 

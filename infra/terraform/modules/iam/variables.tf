@@ -58,7 +58,7 @@ variable "kinesis_stream_arn" {
 }
 
 variable "archive_bucket_arn" {
-  description = "Trade archive bucket trade-archiver writes Parquet to (trades/ prefix)."
+  description = "Trade archive bucket trade-archiver writes to (Parquet under trades/, manifests under manifests/)."
   type        = string
 }
 

@@ -1,0 +1,203 @@
+"""trade-archiver: every executed trade, exactly once, in Parquet partitioned by date and symbol (MSK Connect's role).
+
+Consumes ``trade-execution``; per Kafka partition it keeps an open offset range (``ranges.py``), and
+every ``ARCHIVE_FLUSH_MS`` or ``ARCHIVE_BATCH_MAX`` trades it cuts the ranges and commits each one
+(``archive.py``): Kinesis records when ``KINESIS_STREAM`` is set, Parquet files under
+``trades/dt=YYYY-MM-DD/symbol=SYMBOL/`` in the local ``ARCHIVE_DIR`` or in ``ARCHIVE_S3_BUCKET``, then a
+manifest per range, then the Kafka offsets. Why a crash anywhere writes no trade twice is told in
+``manifest.py``; in short, the manifests are the truth, a newly assigned partition resumes right after
+its last manifest, and a range that crashed mid-flush is cut again at the same offsets, so it rewrites
+the same file names.
+
+A rebalance waits for the batch in hand (``lock``), so a partition is never written by two consumers of
+the group at once. Parquet is the exactly-once output; Kinesis is at least once (consumers deduplicate by
+symbol and seq, as every consumer here does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+
+import asyncpg
+from aiokafka import TopicPartition
+from prometheus_client import Counter, Histogram
+
+from shared import kafka, postgres, resilience
+from shared.config import Settings
+from shared.domain import Market
+from shared.lifecycle import Health, run
+from shared.messages import Topic, TradeExecution, decode_trades
+
+from .archive import Archive
+from .parquet import TradeRow, rows_of
+from .ranges import Cut, OpenRange
+from .sink import open_kinesis, open_store
+
+SERVICE = "trade-archiver"
+log = logging.getLogger(SERVICE)
+
+ARCHIVED = Counter("spot_archived_trades_total", "Trades committed to the Parquet archive")
+FILES = Counter("spot_archive_files_total", "Parquet files committed")
+DUPLICATES = Counter("spot_archive_duplicates_total", "Trade executions skipped as already archived (symbol, seq)")
+KINESIS_RECORDS = Counter("spot_archive_kinesis_records_total", "Trades put to Kinesis")
+REDONE = Counter("spot_archive_redone_ranges_total", "Offset ranges cut again after a crash mid-flush")
+BATCH_SECONDS = Histogram("spot_archive_batch_seconds", "Time to commit a flush: Kinesis, Parquet, manifests, offsets")
+
+
+class Archiver:
+    """The open ranges of the partitions this consumer owns, and when to cut them."""
+
+    def __init__(self, settings: Settings, archive: Archive, db: asyncpg.Pool) -> None:
+        self.topic = settings.topic(Topic.TRADE_EXECUTION)
+        self.batch_max = settings.archive_batch_max
+        self.flush_s = settings.archive_flush_ms / 1000
+        self.archive = archive
+        self.db = db
+        self.markets: dict[str, Market] = {}
+        self.ranges: dict[int, OpenRange] = {}
+        self.fresh: set[int] = set()  # assigned, not yet recovered from the manifests
+        self.lock = asyncio.Lock()  # one batch or one rebalance at a time
+        self.inbox: kafka.Inbox[TradeExecution] | None = None
+
+    async def assigned(self, tps: set[TopicPartition]) -> None:
+        """Only noted here: aiokafka swallows a listener's exceptions, so recovery runs in the batch loop."""
+        self.fresh |= {tp.partition for tp in tps if tp.topic == self.topic}
+
+    async def revoked(self, tps: set[TopicPartition]) -> None:
+        async with self.lock:  # a flush in hand finishes before the partition may move to another consumer
+            for tp in tps:
+                self.ranges.pop(tp.partition, None)  # what was not cut is consumed again by the new owner
+                self.fresh.discard(tp.partition)
+                self.archive.forget(tp.partition)
+
+    async def handle(self, batch: kafka.Batch[TradeExecution]) -> None:
+        recovered = await self._recover() if self.fresh else set()
+        await self._know_markets({r.value.symbol for r in batch.records})
+        by_partition: dict[int, list[tuple[int, TradeExecution]]] = defaultdict(list)
+        for r in batch.records:
+            by_partition[r.partition].append((r.offset, r.value))
+        now = time.monotonic()
+        cuts: list[Cut] = []
+        for tp, end in batch.ends.items():
+            open_range = self.ranges.get(tp.partition)
+            if open_range is None or tp.partition in recovered:
+                continue  # revoked, or fetched before the seek: it comes again from the recovered offset
+            cuts += open_range.feed(by_partition[tp.partition], end, self._rows_of(tp.partition), now)
+        if cuts:
+            await self._commit(cuts)  # a redone range closes at its exact boundary, at once
+        if self._due(now):
+            await self.flush()
+
+    async def flush(self) -> None:
+        cuts = [c for r in self.ranges.values() if (c := r.cut()) is not None]
+        if cuts:
+            await self._commit(cuts)
+
+    def _due(self, now: float) -> bool:
+        rows = sum(len(r.rows) for r in self.ranges.values())
+        # a range being redone closes at its own boundary, not on time
+        ages = (r.opened_at for r in self.ranges.values() if r.opened_at is not None and r.redo_until is None)
+        oldest = min(ages, default=None)
+        return rows >= self.batch_max or (oldest is not None and now - oldest >= self.flush_s)
+
+    async def _commit(self, cuts: list[Cut]) -> None:
+        by_partition: dict[int, list[Cut]] = defaultdict(list)
+        for c in cuts:
+            by_partition[c.span.partition].append(c)
+
+        async def one_partition(partition_cuts: list[Cut]) -> None:
+            for c in partition_cuts:  # one partition's ranges in order: they share its intent
+                manifest = await self.archive.commit(c)
+                ARCHIVED.inc(manifest.rows)
+                FILES.inc(len(manifest.files))
+                DUPLICATES.inc(c.duplicates)
+                if self.archive.kinesis is not None:
+                    KINESIS_RECORDS.inc(manifest.rows)
+
+        with BATCH_SECONDS.time():
+            await asyncio.gather(*(one_partition(cs) for cs in by_partition.values()))
+            assert self.inbox is not None
+            ends = {TopicPartition(self.topic, p): cs[-1].span.last + 1 for p, cs in by_partition.items()}
+            await self.inbox.commit(kafka.Batch(ends=ends))  # progress for lag metrics; the manifests decide
+
+    async def _recover(self) -> set[int]:
+        assert self.inbox is not None
+        consumer = self.inbox.consumer
+        fresh, self.fresh = self.fresh, set()
+        owned = {tp.partition for tp in consumer.assignment() if tp.topic == self.topic}
+        for partition in sorted(fresh & owned):
+            tp = TopicPartition(self.topic, partition)
+            decided = await self.archive.recover(partition)
+            start = decided.start
+            if start is None:  # nothing archived yet from this partition: where the group left off
+                start = await consumer.committed(tp)
+                if start is None:
+                    start = (await consumer.beginning_offsets([tp]))[tp]
+            consumer.seek(tp, start)
+            redo_until = decided.redo.last if decided.redo else None
+            self.ranges[partition] = OpenRange(partition, start, decided.seqs, redo_until)
+            if decided.redo:
+                REDONE.inc()
+            log.info(
+                "partition %d resumes at offset %d%s",
+                partition,
+                start,
+                f"; cutting {decided.redo.first}..{decided.redo.last} again after a crash mid-flush"
+                if decided.redo
+                else "",
+            )
+        return fresh & owned
+
+    async def _know_markets(self, symbols: Iterable[str]) -> None:
+        missing = set(symbols) - self.markets.keys()
+        if missing:
+            self.markets = await postgres.load_markets(self.db)
+            if unknown := missing - self.markets.keys():
+                raise LookupError(f"trade-execution carries trades of unknown markets {sorted(unknown)}")
+
+    def _rows_of(self, partition: int) -> Callable[[TradeExecution, int], list[TradeRow]]:
+        def rows(execution: TradeExecution, offset: int) -> list[TradeRow]:
+            return rows_of(execution, self.markets[execution.symbol], partition, offset)
+
+        return rows
+
+
+async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
+    archive = Archive(open_store(settings), open_kinesis(settings))
+    log.info(
+        "archiving to %s%s",
+        archive.store.describe(),
+        f" and Kinesis stream {settings.kinesis_stream}" if settings.kinesis_stream else "",
+    )
+    async with postgres.pool(settings, max_size=2) as db, kafka.producer(settings) as dlq:
+        archiver = Archiver(settings, archive, db)
+        async with kafka.consumer(
+            settings,
+            [Topic.TRADE_EXECUTION],
+            SERVICE,
+            decode_trades,
+            dlq,
+            on_assign=archiver.assigned,
+            on_revoke=archiver.revoked,
+        ) as inbox:
+            archiver.inbox = inbox
+            await asyncio.to_thread(archive.check)
+            health.watch({**resilience.probes(db=db, outbox=dlq), "archive": lambda: asyncio.to_thread(archive.check)})
+            health.up()
+            async for batch in inbox.batches(stop, yield_empty=True):
+                async with archiver.lock:
+                    await archiver.handle(batch)
+            async with archiver.lock:
+                await archiver.flush()  # SIGTERM: what was consumed is committed before the consumer leaves
+
+
+def main() -> None:
+    run(serve, SERVICE)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Open ranges tile the offsets, skip re-published events, and cut a redone range at its exact boundary."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.trade_archiver.layout import Span
+from services.trade_archiver.parquet import TradeRow, rows_of
+from services.trade_archiver.ranges import Cut, OpenRange
+from shared.messages import TradeExecution
+from tests.unit.trade_archiver.flows import MARKETS, T0, execution
+
+
+def rows(execution: TradeExecution, offset: int) -> list[TradeRow]:
+    return rows_of(execution, MARKETS[execution.symbol], 0, offset)
+
+
+def cut_of(r: OpenRange) -> Cut:
+    cut = r.cut()
+    assert cut is not None, "nothing to cut"
+    return cut
+
+
+def test_a_cut_covers_poison_gaps_and_the_next_range_follows_it():
+    r = OpenRange(0, 100, {})
+    r.feed([(100, execution("BTCUSDT", 1, [1], T0)), (103, execution("BTCUSDT", 2, [2, 3], T0))], 105, rows, 0.0)
+    cut = cut_of(r)
+    assert cut.span == Span(0, 100, 104)  # 101, 102 and 104 were dead-lettered: inside the range all the same
+    assert [row.trade_id for row in cut.rows] == [1, 2, 3]
+    assert r.cut() is None
+    r.feed([], 107, rows, 1.0)  # a batch of poison only
+    assert cut_of(r).span == Span(0, 105, 106)
+
+
+def test_a_re_published_event_is_skipped_across_cuts_and_restarts():
+    r = OpenRange(0, 0, {"BTCUSDT": 4})
+    r.feed([(0, execution("BTCUSDT", 4, [9], T0)), (1, execution("BTCUSDT", 5, [10], T0))], 2, rows, 0.0)
+    r.feed([(2, execution("BTCUSDT", 5, [10], T0)), (3, execution("ETHUSDT", 1, [1], T0))], 4, rows, 0.0)
+    cut = cut_of(r)
+    assert [(row.symbol, row.trade_id) for row in cut.rows] == [("BTCUSDT", 10), ("ETHUSDT", 1)]
+    assert cut.duplicates == 2 and cut.seqs == {"BTCUSDT": 5, "ETHUSDT": 1}
+
+
+def test_offsets_already_taken_are_ignored_after_a_seek():
+    r = OpenRange(0, 10, {})
+    r.feed([(8, execution("BTCUSDT", 1, [1], T0)), (10, execution("BTCUSDT", 2, [2], T0))], 11, rows, 0.0)
+    r.feed([(10, execution("BTCUSDT", 2, [2], T0)), (11, execution("BTCUSDT", 3, [3], T0))], 12, rows, 0.0)
+    assert [row.trade_id for row in cut_of(r).rows] == [2, 3]
+
+
+@given(st.lists(st.integers(1, 6), min_size=1, max_size=20), st.integers(0, 19))
+def test_a_redone_range_is_cut_at_its_boundary_however_the_batches_fall(sizes, boundary):
+    log = [execution("BTCUSDT", i + 1, [i + 1], T0) for i in range(20)]
+    r = OpenRange(0, 0, {}, redo_until=boundary)
+    cuts, pos, i = [], 0, 0
+    while pos < len(log):
+        n = sizes[i % len(sizes)]
+        cuts += r.feed(list(enumerate(log))[pos : pos + n], min(pos + n, len(log)), rows, 0.0)
+        if not cuts:
+            assert r.cut() is None, "a flush cut the redone range before its boundary"
+        pos, i = pos + n, i + 1
+    first = cuts[0]
+    assert first.span == Span(0, 0, boundary)
+    assert [row.trade_id for row in first.rows] == list(range(1, boundary + 2))
+
+
+def test_nothing_to_cut_before_anything_is_consumed():
+    assert OpenRange(0, 5, {}).cut() is None
+    assert not OpenRange(0, 5, {}).pending
