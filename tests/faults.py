@@ -25,8 +25,11 @@ def free_port() -> int:
 
 
 class CuttableProxy:
-    def __init__(self, target_port: int, target_host: str = "127.0.0.1", port: int | None = None) -> None:
+    def __init__(
+        self, target_port: int, target_host: str = "127.0.0.1", port: int | None = None, unix: str | None = None
+    ) -> None:
         self.target = (target_host, target_port)
+        self.unix = unix  # a Unix socket path to forward to instead (a socket-only Postgres)
         self.port = port or free_port()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -66,7 +69,10 @@ class CuttableProxy:
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            if self.unix:
+                up_reader, up_writer = await asyncio.open_unix_connection(self.unix)
+            else:
+                up_reader, up_writer = await asyncio.open_connection(*self.target)
         except OSError:
             writer.transport.abort()
             return

@@ -69,12 +69,19 @@ def _broker_behind(proxy_port: int) -> Iterator[str]:
 
 
 def _through(url: str, proxy: CuttableProxy) -> str:
+    """The URL with its server replaced by the proxy (over TCP, whatever the original used)."""
     parts = urllib.parse.urlsplit(url)
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.hostname}:{proxy.port}"))
+    user = f"{parts.username}@" if parts.username else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}", query=""))
 
 
-def _target(url: str) -> int:
-    return urllib.parse.urlsplit(url).port or 0
+def _proxy_to(url: str) -> CuttableProxy:
+    """A proxy to a server given by URL: host and port, or a Unix socket directory (``?host=/dir``)."""
+    parts = urllib.parse.urlsplit(url)
+    socket_dir = urllib.parse.parse_qs(parts.query).get("host", [""])[0]
+    if not parts.hostname and socket_dir.startswith("/"):
+        return CuttableProxy(0, unix=f"{socket_dir}/.s.PGSQL.{parts.port or 5432}").start()
+    return CuttableProxy(parts.port or 0, parts.hostname or "127.0.0.1").start()
 
 
 async def _readiness(fleet: RunningFleet) -> dict[str, bool]:
@@ -146,8 +153,8 @@ def test_a_lost_dependency_is_waited_out_without_a_restart(servers: dict[str, st
     kafka_proxy_port = free_port()
     with _broker_behind(kafka_proxy_port) as broker:
         proxies = {
-            "postgres": CuttableProxy(_target(env["DATABASE_URL"])).start(),
-            "redis": CuttableProxy(_target(env["REDIS_URL"])).start(),
+            "postgres": _proxy_to(env["DATABASE_URL"]),
+            "redis": _proxy_to(env["REDIS_URL"]),
             "kafka": CuttableProxy(int(broker.rsplit(":", 1)[1]), port=kafka_proxy_port).start(),
         }
         try:
