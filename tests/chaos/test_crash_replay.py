@@ -119,6 +119,10 @@ async def _flow(fleet: Any, disturbances: Sequence[Disturbance] | None = None, o
     async def worker() -> None:
         nonlocal sent
         while not queue.empty():
+            if one_at_a_time:  # the flow waits at a disturbance's point until it has begun
+                for point, ev in zip(kill_at, begun, strict=True):
+                    if sent >= point and not ev.is_set():
+                        await ev.wait()
             u, params = queue.get_nowait()
             await _submit(clients[u], params, acked, users[u].user_id)
             sent += 1
@@ -134,14 +138,16 @@ async def _flow(fleet: Any, disturbances: Sequence[Disturbance] | None = None, o
 
     kills: list[tuple[str, int]] = []
     serial = asyncio.Lock()  # FIFO: disturbances take it in the order of their points in the flow
+    begun = [asyncio.Event() for _ in disturbances]
     failures: list[str] = []
 
-    async def killer(disturbance: Disturbance, at: int) -> None:
+    async def killer(disturbance: Disturbance, at: int, begun: asyncio.Event) -> None:
         """Each disturbance on its own clock, so a slow restart does not push the next one past the flow."""
         what, act = disturbance
         while sent < at:  # noqa: ASYNC110 - polls a counter the workers bump
             await asyncio.sleep(0.01)
         async with serial if one_at_a_time else contextlib.nullcontext():
+            begun.set()
             at_kill = sent
             kills.append((what, at_kill))
             try:
@@ -159,7 +165,7 @@ async def _flow(fleet: Any, disturbances: Sequence[Disturbance] | None = None, o
             await asyncio.sleep(5)
 
     await asyncio.gather(
-        *[killer(d, at) for d, at in zip(disturbances, kill_at, strict=True)],
+        *[killer(d, at, b) for d, at, b in zip(disturbances, kill_at, begun, strict=True)],
         progress(),
         *[worker() for _ in range(CLIENTS)],
     )
