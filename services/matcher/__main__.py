@@ -156,7 +156,9 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                             if not inbox.owns(record):
                                 continue  # fetched before a rebalance moved its partition away
                             command = record.value
-                            book = await matcher.book(command.symbol)
+                            book = matcher.books.get(command.symbol)  # no await on the hot path
+                            if book is None:
+                                book = await matcher.book(command.symbol)
                             if book is None:
                                 log.warning("no market %s; command %s skipped", command.symbol, command.request_id)
                                 continue

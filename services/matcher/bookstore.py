@@ -69,12 +69,18 @@ class BookStore:
         for event in events:
             for update in event.updates:
                 touched[update.order_id] = None
-        for order_id in touched:
+        changed: dict[str, bytes] = {}
+        gone: list[str] = []
+        for order_id in touched:  # one HSET and one HDEL per symbol: a command per order costs ~10 µs in redis-py
             resting = book.order(order_id)
             if resting is None:
-                pipe.hdel(okey, str(order_id))
+                gone.append(str(order_id))
             else:
-                pipe.hset(okey, str(order_id), _pack(resting))
+                changed[str(order_id)] = _pack(resting)
+        if gone:
+            pipe.hdel(okey, *gone)
+        if changed:
+            pipe.hset(okey, mapping=changed)  # type: ignore[arg-type]  # Mapping keys are invariant
         taken_ids = [str(i) for i in taken]
         if taken_ids:
             pipe.hdel(hot_key(symbol), *taken_ids)
