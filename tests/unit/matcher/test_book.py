@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
+from unittest import mock
 
 import msgspec
 import pytest
@@ -24,9 +25,19 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bench.reference_book import ReferenceBook as BenchBook
-from services.matcher.book import Book, RestingOrder
+from services.matcher import book as book_module
+from services.matcher.book import COMPACT_SLACK, Book, RestingOrder
 from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
-from shared.messages import AcceptedOrder, CancelOrder, MatchedEvent, MatcherCommand, RejectedOrder
+from shared.messages import (
+    AcceptedOrder,
+    CancelOrder,
+    MatchedEvent,
+    MatcherCommand,
+    OrderUpdate,
+    RejectedOrder,
+    Trade,
+    encode,
+)
 from tests.unit.matcher.reference_book import ReferenceBook
 
 # Odd fee rates and a small step so fee rounding (down) is exercised on both sides of a trade.
@@ -358,6 +369,73 @@ def test_book_matches_reference_and_keeps_invariants(flow_ops: list[tuple], rest
     run_flow(flow_ops, restart_at)
 
 
+# passive books only takers cross: one deep level a side at the touch, where cancels leave dead entries behind
+# live ones, and many shallow levels behind it, which cancels empty while a live level stays on top
+deep_limits = sides.flatmap(
+    lambda side: st.tuples(
+        st.just("limit"),
+        users,
+        st.just(side),
+        st.just(TimeInForce.GTC),
+        st.just(99 if side is Side.BUY else 101),
+        lots,
+        stps,
+    )
+)
+wide_limits = sides.flatmap(
+    lambda side: st.tuples(
+        st.just("limit"),
+        users,
+        st.just(side),
+        st.just(TimeInForce.GTC),
+        st.integers(80, 98) if side is Side.BUY else st.integers(102, 120),
+        lots,
+        stps,
+    )
+)
+cancel_live = st.tuples(st.just("cancel"), st.just("live"), st.integers(0, 50), st.just(False))
+churn_ops = st.one_of(
+    deep_limits, deep_limits, wide_limits, wide_limits, cancel_live, cancel_live, cancel_live, market_ops()
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flow_ops=st.lists(churn_ops, min_size=5, max_size=80), restart_at=st.integers(0, 80))
+def test_book_matches_reference_when_it_compacts_at_every_chance(flow_ops: list[tuple], restart_at: int) -> None:
+    """Compaction of a level's queue and of a side's emptied levels changes nothing; forced on every cancel."""
+    with mock.patch.object(book_module, "COMPACT_SLACK", -(10**9)):
+        run_flow(flow_ops, restart_at)
+
+
+@pytest.mark.parametrize("side", [B, S])
+def test_cancelled_orders_and_emptied_levels_do_not_accumulate(side: Side) -> None:
+    """Dead queue entries and emptied levels are compacted away; queues and price order survive it."""
+    f = Flow()
+    book = Book(MARKET)
+    touch, away = 5000, -1 if side is B else 1
+    deep = [f.limit(1, side, touch, 1) for _ in range(1000)]
+    wide = [f.limit(2, side, touch + away * (1 + i), 1) for i in range(1000)]
+    kept = wide[99::100]  # ten levels behind the touch survive
+    for c in deep + wide:
+        book.apply(c, 0)
+    for c in deep[1:-1] + [c for c in wide if c not in kept]:
+        event = book.apply(f.cancel(c.user_id, c.order_id), 0)
+        assert event is not None and event.error is None
+    ladder = book._bids if side is B else book._asks
+    assert len(ladder.levels[touch].queue) <= 2 * 2 + COMPACT_SLACK  # dead dropped once they outnumber the live
+    live_levels = 1 + len(kept)
+    assert len(ladder.levels) == len(ladder.heap) <= live_levels + max(live_levels, COMPACT_SLACK)
+    assert book.depth(side) == [(touch, 2)] + [(c.price_ticks, 1) for c in kept]
+    taker = book.apply(f.limit(3, side.opposite, touch + away * 2000, 12, stp=NONE), 0)  # sweeps it all
+    assert taker is not None
+    assert [(t.price_ticks, t.qty_lots) for t in taker.trades] == [(touch, 1), (touch, 1)] + [
+        (c.price_ticks, 1) for c in kept
+    ]
+    maker_ids = [t.seller_order_id if side is S else t.buyer_order_id for t in taker.trades]
+    assert maker_ids[:2] == [deep[0].order_id, deep[-1].order_id]  # arrival order within the level
+    assert book.depth(side) == [] and book.best_bid() is None and book.best_ask() is None
+
+
 # --- named examples ---------------------------------------------------------------------------------------
 def apply_all(commands: list[MatcherCommand]) -> tuple[Book, list[MatchedEvent | None]]:
     """Apply to a Book and the model, asserting they agree; returns the book and its events."""
@@ -565,6 +643,32 @@ def test_restored_book_has_the_same_hash_and_future() -> None:
     taker = f.limit(3, B, 101, 3)
     assert restored.apply(taker, 1) == book.apply(taker, 1)
     assert restored.state_hash() == book.state_hash()
+
+
+def test_updates_and_trades_built_positionally_encode_as_before() -> None:
+    """The book builds them with positional fields for speed; field order, and so the wire format, is fixed."""
+    assert OrderUpdate.__struct_fields__ == (
+        "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "quote_nu",
+        "status", "exec_type", "executed_lots", "cum_nu", "created_ts", "last_lots", "last_ticks", "trade_id",
+        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id",
+    )  # fmt: skip
+    assert Trade.__struct_fields__ == (
+        "trade_id", "price_ticks", "qty_lots", "buyer_order_id", "seller_order_id", "buyer_user_id",
+        "seller_user_id", "buyer_is_maker", "buyer_fee", "seller_fee", "ts",
+    )  # fmt: skip
+    update = OrderUpdate(
+        1, 2, "c1", S, OrderType.LIMIT, GTC, 100, 3, status=OrderStatus.NEW, exec_type=ExecType.NEW, created_ts=9
+    )
+    assert encode(update) == (
+        b'{"order_id":1,"user_id":2,"client_order_id":"c1","side":"SELL","type":"LIMIT","tif":"GTC",'
+        b'"price_ticks":100,"qty_lots":3,"quote_nu":0,"status":"NEW","exec_type":"NEW","executed_lots":0,'
+        b'"cum_nu":0,"created_ts":9,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
+        b'"reject_code":0,"reason":"","orig_client_order_id":""}'
+    )
+    assert Trade(1, 100, 3, 4, 5, 6, 7, True, 8, 9, 10) == Trade(
+        trade_id=1, price_ticks=100, qty_lots=3, buyer_order_id=4, seller_order_id=5, buyer_user_id=6,
+        seller_user_id=7, buyer_is_maker=True, buyer_fee=8, seller_fee=9, ts=10,
+    )  # fmt: skip
 
 
 # --- the benchmark's reference agrees with Book where their contracts overlap ------------------------------
