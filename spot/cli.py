@@ -26,8 +26,17 @@ from shared.config import SERVICE_PORTS, Settings
 from . import admin
 from .fleet import MODULES, SERVICES, Fleet
 
+ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
+SERVER_KEYS = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")
+
 
 def _settings() -> Settings:
+    """Settings from the environment; what it leaves unset comes from a running `spot up`, if any."""
+    if ENV_FILE.exists():
+        for line in ENV_FILE.read_text().splitlines():
+            key, _, value = line.partition("=")
+            if key in SERVER_KEYS:
+                os.environ.setdefault(key, value)
     return Settings()
 
 
@@ -50,8 +59,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  {'WebSocket':<16} ws://127.0.0.1:{SERVICE_PORTS['gateway']}/ws   /stream?streams=   /ws-api/v3")
         for name in SERVICES:
             print(f"  {name:<16} pid {fleet.procs[name].pid:<8} health http://127.0.0.1:{SERVICE_PORTS[name]}/readyz")
-        for key in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL"):
+        for key in SERVER_KEYS:
             print(f"  {key:<16} {env[key]}")
+        env_file = state / "env"
+        env_file.write_text("".join(f"{key}={env[key]}\n" for key in SERVER_KEYS))
         print("\n  create a user:  spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json")
         print("  Ctrl-C stops everything.\n", flush=True)
         stop = False
@@ -70,6 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     finally:
         print("stopping ...", flush=True)
+        (state / "env").unlink(missing_ok=True)
         fleet.stop()
         local.stop()
     return 0
