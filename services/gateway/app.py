@@ -83,7 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.gateway = gw
             refresher = asyncio.create_task(_refresh_markets(gw))
-            health.watch(resilience.probes(db=db, cache=cache))
+            health.watch({**resilience.probes(db=db, cache=cache), "redis pub/sub": hub.check})
             health.up()
             try:
                 yield

@@ -58,12 +58,18 @@ class Hub:
     ) -> None:
         self.channels = channels
         self.queue_max = queue_max  # per client: how far behind it may fall before it is dropped
+        self.subscribed = False
         self._pubsub = cache.pubsub(ignore_subscribe_messages=False)
         self._subs: dict[str, set[Subscriber]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
         self._on_outcome = on_outcome
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+
+    async def check(self) -> None:
+        """Readiness probe: raises while the outcomes channel is not subscribed (after a lost connection)."""
+        if not self.subscribed:
+            raise ConnectionError("redis pub/sub not subscribed")
 
     async def start(self) -> None:
         await self._pubsub.subscribe(self.channels.outcomes)
@@ -81,6 +87,7 @@ class Hub:
             try:
                 msg = await self._pubsub.get_message(timeout=1.0)
             except (aioredis.ConnectionError, OSError) as exc:
+                self.subscribed = False  # outcomes published until the resubscription would be missed
                 log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
                 await asyncio.sleep(0.5)
                 continue
@@ -88,6 +95,8 @@ class Hub:
                 continue
             channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
             if msg["type"] == "subscribe":
+                if channel == self.channels.outcomes:
+                    self.subscribed = True  # redis-py resubscribes on reconnect; this is Redis confirming it
                 ev = self._confirmed.get(channel)
                 if ev:
                     ev.set()
