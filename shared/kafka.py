@@ -39,7 +39,7 @@ CALL_SECONDS = Histogram(
     "spot_kafka_call_seconds",
     "Kafka call latency per batch: fetch (a poll that returned records), flush (produce acks), commit, send",
     ["operation"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=tracing.CALL_BUCKETS,
 )
 FETCH_SECONDS, FLUSH_SECONDS, COMMIT_SECONDS, SEND_SECONDS = (
     CALL_SECONDS.labels(op) for op in ("fetch", "flush", "commit", "send")

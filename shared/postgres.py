@@ -26,7 +26,7 @@ CALL_SECONDS = Histogram(
     "spot_postgres_call_seconds",
     "Postgres call latency per batch (a whole transaction, from acquiring the connection to commit) by operation",
     ["operation"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=tracing.CALL_BUCKETS,
 )
 
 

@@ -24,7 +24,7 @@ CALL_SECONDS = Histogram(
     "spot_redis_call_seconds",
     "Redis call latency per batch (one MULTI or pipeline) by operation",
     ["operation"],
-    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+    buckets=tracing.CALL_BUCKETS,
 )
 
 

@@ -304,6 +304,10 @@ def _child(
     span.end(end_time=end_ns)
 
 
+# seconds, for the per-batch call latencies of Postgres, Redis and Kafka
+CALL_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
 class Timed:
     """One call's latency into its histogram; with a traced batch (or span) in hand, also a child span.
 

@@ -94,6 +94,25 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
         return OrderStatus.PARTIALLY_FILLED if self.executed_lots else OrderStatus.NEW
 
 
+
+def _ended(o: RestingOrder, side: Side, price: int, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
+    """The last update of a resting order taken out of the book without a fill (cancel, self-trade expiry)."""
+    return OrderUpdate(
+        o.order_id,
+        o.user_id,
+        o.client_order_id,
+        side,
+        o.type,
+        o.tif,
+        price,
+        o.qty_lots,
+        status=status,
+        exec_type=exec_type,
+        executed_lots=o.executed_lots,
+        cum_nu=o.cum_nu,
+        created_ts=o.created_ts,
+    )
+
 class BookState(msgspec.Struct, array_like=True):
     """Counters that must survive a restart together with the orders."""
 
@@ -266,21 +285,7 @@ class Book:
         elif len(level.queue) > 2 * level.live + COMPACT_SLACK:
             orders = self._orders
             level.queue = deque([q for q in level.queue if orders.get(q.order_id) is q])
-        update = OrderUpdate(
-            o.order_id,
-            o.user_id,
-            o.client_order_id,
-            side,
-            o.type,
-            o.tif,
-            price,
-            o.qty_lots,
-            status=_CANCELED,
-            exec_type=_X_CANCELED,
-            executed_lots=o.executed_lots,
-            cum_nu=o.cum_nu,
-            created_ts=o.created_ts,
-        )
+        update = _ended(o, side, price, _CANCELED, _X_CANCELED)
         return MatchedEvent(  # fields left out take their defaults: fresh empty lists, no error
             symbol=self._symbol,
             seq=seq,
@@ -499,23 +504,7 @@ class Book:
                         if not touched_here:
                             touched.append(level)
                             touched_here = True
-                        append_update(
-                            OrderUpdate(
-                                maker.order_id,
-                                maker.user_id,
-                                maker.client_order_id,
-                                maker_side,
-                                maker.type,
-                                maker.tif,
-                                price,
-                                maker.qty_lots,
-                                status=_EXPIRED_IN_MATCH,
-                                exec_type=_X_PREVENTION,
-                                executed_lots=maker.executed_lots,
-                                cum_nu=maker.cum_nu,
-                                created_ts=maker.created_ts,
-                            )
-                        )
+                        append_update(_ended(maker, maker_side, price, _EXPIRED_IN_MATCH, _X_PREVENTION))
                     if expire_taker:
                         stp_expired = stop = True
                         break
