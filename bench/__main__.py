@@ -47,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="py-spy the service under test (matcher, processor; fleet: see --profile-service)")
     ap.add_argument("--profile-service", default="gateway", help="fleet: which service py-spy samples")
+    ap.add_argument("--rate", type=float, default=0,
+                    help="fleet: paced rate of the latency phase (default 1,000/s, or 80%% of the sustained rate)")
+    ap.add_argument("--ingestion", choices=("service", "gateway"), default="service",
+                    help="fleet: orders reach Kafka through the ingestion service (HTTP hop) or the gateway itself")
     ap.add_argument("--replicas", default="1,2", help="scaleout: replica counts (default 1,2)")
     args = ap.parse_args(argv)
 
@@ -80,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
                     from . import fleet
 
                     print(f"fleet: {args.seconds:.0f} s per phase ...", file=sys.stderr, flush=True)
-                    res = fleet.run(servers, args.seconds, args.profile_service if args.profile else None)
+                    res = fleet.run(servers, args.seconds, args.profile_service if args.profile else None,
+                                    args.rate or None, args.ingestion)
                     rows += fleet.rows(res)
                 if which == "scaleout":
                     n = args.messages or 100_000

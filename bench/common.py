@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE = ROOT / ".spot" / "bench"
+# BENCH_* let two bench runs share a machine: each needs its own servers, state folder and service ports
+STATE = Path(os.environ.get("BENCH_STATE", ROOT / ".spot" / "bench"))
 RESULTS = Path(__file__).resolve().parent / "results"
-KAFKA_PORT, REDIS_PORT = 59292, 56579
-PORT_OFFSET = 200  # services on 8200.. beside `spot up` (8000..) and the e2e tests (8100..)
+KAFKA_PORT = int(os.environ.get("BENCH_KAFKA_PORT", "59292"))
+REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "56579"))
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "200"))  # 8200.. beside `spot up` (8000..), tests (8100..)
 
 
 def machine() -> dict[str, Any]:
@@ -264,3 +266,37 @@ def top_frames(collapsed: Path, n: int = 15) -> dict[str, list[tuple[str, float]
     return {"self": [(f, round(100 * c / total, 1)) for f, c in self_c.most_common(n)],
             "inclusive": [(f, round(100 * c / total, 1)) for f, c in inner[:n]],
             "samples": [("total", float(total))]}
+
+
+# --- where the CPU goes --------------------------------------------------------------------------------
+
+def cpu_snapshot(named: Mapping[int, str]) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of every process on the machine, labelled by role.
+
+    ``named`` labels the fleet's own pids; servers are told by name; the rest is ``other`` (whatever else
+    the machine runs, which a 2-core figure has to share the cores with).
+    """
+    import psutil
+
+    out: dict[int, tuple[str, float]] = {}
+    for p in psutil.process_iter(["pid", "name", "cmdline", "cpu_times"]):
+        info = p.info
+        times = info.get("cpu_times")
+        if times is None:
+            continue
+        pid, name = info["pid"], (info.get("name") or "")
+        cmd = " ".join(info.get("cmdline") or ())
+        label = named.get(pid) or ("tansu" if "tansu" in name else "redis" if "redis" in name
+                                   else "postgres" if "postgres" in name or "postgres" in cmd
+                                   else "loadgen" if "bench.loadgen" in cmd else "other")
+        out[pid] = (label, times.user + times.system)
+    return out
+
+
+def cpu_spent(before: Mapping[int, tuple[str, float]], after: Mapping[int, tuple[str, float]]) -> dict[str, float]:
+    """CPU seconds per label between two snapshots (a process that started in between counts whole)."""
+    spent: dict[str, float] = {}
+    for pid, (label, cpu) in after.items():
+        was = before.get(pid)
+        spent[label] = spent.get(label, 0.0) + cpu - (was[1] if was and was[0] == label else 0.0)
+    return {k: round(v, 3) for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}

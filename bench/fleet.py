@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import subprocess
 import sys
 import time
@@ -33,6 +35,8 @@ from .common import (
     STATE,
     Row,
     Servers,
+    cpu_snapshot,
+    cpu_spent,
     fmt_rate,
     py_spy,
     ratio,
@@ -56,9 +60,22 @@ def _loadgen(cfg: dict[str, Any], timeout: float) -> dict[str, Any]:
     tag = f"{cfg['mode']}-{int(time.time() * 1000)}"
     path, out = STATE / f"loadgen-{tag}.json", STATE / f"loadgen-{tag}.out.json"
     path.write_text(json.dumps({**cfg, "out": str(out)}))
+    was = resource.getrusage(resource.RUSAGE_CHILDREN)
     subprocess.run([sys.executable, "-m", "bench.loadgen", str(path)], cwd=ROOT, check=True, timeout=timeout)
+    now = resource.getrusage(resource.RUSAGE_CHILDREN)
     result: dict[str, Any] = json.loads(out.read_text())
+    result["cpu_s"] = round(now.ru_utime + now.ru_stime - was.ru_utime - was.ru_stime, 3)
     return result
+
+
+def _cpu_per_order(spent: dict[str, float], loadgen_s: float, orders: int) -> dict[str, float]:
+    """Microseconds of CPU per accepted order, by process role: where the 2 cores' budget goes."""
+    spent = {**spent, "loadgen": spent.get("loadgen", 0.0) + loadgen_s}
+    per = {k: round(1e6 * v / max(1, orders), 1) for k, v in spent.items() if k != "other"}
+    per = dict(sorted(per.items(), key=lambda kv: -kv[1]))
+    per["total (without other)"] = round(sum(per.values()), 1)
+    per["other (not the fleet)"] = round(1e6 * spent.get("other", 0.0) / max(1, orders), 1)
+    return per
 
 
 async def _lag(bootstrap: str, suffix: str) -> dict[str, dict[str, int]]:
@@ -78,9 +95,10 @@ def _rss(fleet: Fleet) -> dict[str, float | None]:
     return {name: rss_mb(p.pid) for name, p in fleet.procs.items()}
 
 
-def run(servers: Servers, seconds: float, profile: str | None = None) -> dict[str, Any]:
+def run(servers: Servers, seconds: float, profile: str | None = None, rate: float | None = None,
+        ingestion: str = "service") -> dict[str, Any]:
     env = servers.fresh_env(4, ORDERS_PER_10S="100000000", REQUEST_WEIGHT_PER_MINUTE="1000000000",
-                            OPEN_ORDERS_MAX="1000000")
+                            OPEN_ORDERS_MAX="1000000", INGESTION_IN_GATEWAY=str(ingestion == "gateway").lower())
     st = settings_for(env)
     users = asyncio.run(_create_users(st, USERS))
     import asyncpg
@@ -98,7 +116,7 @@ def run(servers: Servers, seconds: float, profile: str | None = None) -> dict[st
     log = open(STATE / f"fleet{st.topic_suffix}.log", "w")
     fleet = Fleet(env, port_offset=PORT_OFFSET, log=log)
     base = f"http://127.0.0.1:{fleet.port('gateway')}"
-    res: dict[str, Any] = {"seconds": seconds, "users": USERS, "concurrency": CONCURRENCY,
+    res: dict[str, Any] = {"seconds": seconds, "users": USERS, "concurrency": CONCURRENCY, "ingestion": ingestion,
                            "symbols": ["BTCUSDT", "ETHUSDT"], "env_overrides": {
                                "ORDERS_PER_10S": env["ORDERS_PER_10S"], "OPEN_ORDERS_MAX": env["OPEN_ORDERS_MAX"],
                                "REQUEST_WEIGHT_PER_MINUTE": env["REQUEST_WEIGHT_PER_MINUTE"]}}
@@ -113,6 +131,8 @@ def run(servers: Servers, seconds: float, profile: str | None = None) -> dict[st
         if profile:
             spy_out = STATE / f"profile-fleet-{profile}-{int(time.time())}.txt"
             spy = py_spy(fleet.procs[profile].pid, seconds, spy_out)
+        pids = {p.pid: name.split("#")[0] for name, p in fleet.procs.items()}
+        cpu_before = cpu_snapshot(pids)
         res["saturate"] = _loadgen({**common, "mode": "saturate", "seconds": seconds}, 120 + seconds)
         t_end = time.perf_counter()
         res["lag_after_saturation"] = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
@@ -124,13 +144,15 @@ def run(servers: Servers, seconds: float, profile: str | None = None) -> dict[st
                 break
             time.sleep(0.5)
         drain_s = time.perf_counter() - t_end
+        res["cpu_us_per_order"] = _cpu_per_order(cpu_spent(cpu_before, cpu_snapshot(pids)),
+                                                 res["saturate"]["cpu_s"], res["saturate"]["accepted"])
         if spy is not None:
             spy.wait(60)
             res["profile"] = {"service": profile, "file": str(spy_out), **top_frames(spy_out)}
         accepted = res["saturate"]["accepted"]
         e2e = accepted / (res["saturate"]["elapsed"] + drain_s)
         res.update(drain_s=round(drain_s, 2), drained=drained, e2e_rate=e2e)
-        paced = PACED_RATE if e2e >= PACED_RATE else max(10.0, round(0.8 * e2e))
+        paced = rate or (PACED_RATE if e2e >= PACED_RATE else max(10.0, round(0.8 * e2e)))
         res["paced"] = _loadgen({**common, "mode": "paced", "seconds": seconds, "rate": paced,
                                  "concurrency": 512}, 180 + seconds)
         res["lag_end"] = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
@@ -148,7 +170,8 @@ def rows(res: dict[str, Any]) -> list[Row]:
     lag_txt = ", ".join(f"{g} {sum(v.values()):,}" for g, v in lag.items())
     out = [
         Row("fleet: accepted (REST ACK)",
-            f"{res['seconds']:.0f} s, {res['users']} users, {res['concurrency']} in flight, "
+            f"{res['seconds']:.0f} s, {res['users']} users, {res['concurrency']} in flight, ingestion in "
+            f"{'the gateway' if res.get('ingestion') == 'gateway' else 'its service'}, "
             f"2 symbols, LIMIT GTC around the mid; lag after: {lag_txt}", f"{fmt_rate(rate)} (orders)",
             f">= {TARGET_RATE:,}/s for 60 s", f"GET /ping {fmt_rate(ping['rate'])}", ratio(rate, ping["rate"]),
             rate, "orders/s", rate >= TARGET_RATE and res["seconds"] >= 60, {k: v for k, v in res.items()}),
@@ -163,4 +186,12 @@ def rows(res: dict[str, Any]) -> list[Row]:
             bool(paced["p50_ms"] is not None and paced["p50_ms"] <= TARGET_P50_MS
                  and paced["p99_ms"] <= TARGET_P99_MS)),
     ]
+    cpu = res.get("cpu_us_per_order")
+    if cpu:
+        budget = 1e6 * (os.cpu_count() or 2) / TARGET_RATE
+        total = cpu["total (without other)"]
+        out.append(Row("fleet: CPU per order", "saturation + drain, by process: "
+                       + ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items()), f"{total:,.0f} us",
+                       f"<= {budget:,.0f} us ({TARGET_RATE:,}/s on all cores)", "-", "-", total, "us/order",
+                       total <= budget))
     return out

@@ -1,8 +1,9 @@
 """Load generator for the fleet benchmark, run as its own process: ``python -m bench.loadgen CONFIG.json``.
 
 Signed ``POST /api/v3/order`` (Binance's HMAC-SHA256 over the exact body, as ``tests/client.py`` signs)
-with aiohttp, many users, two symbols; prices a few ticks around the mid on both sides, so about half the
-orders cross. Modes:
+over plain keep-alive HTTP/1.1 connections (``Conn``, so the generator takes as little of the cores it
+shares with the fleet as it can), many users, two symbols; prices a few ticks around the mid on both
+sides, so about half the orders cross. Modes:
 
 * ``ping``: ``GET /api/v3/ping`` as fast as ``concurrency`` allows (the HTTP ceiling of client + gateway);
 * ``saturate``: orders as fast as ``concurrency`` in-flight requests allow, ``newOrderRespType=ACK``
@@ -27,7 +28,6 @@ import urllib.parse
 from collections import Counter
 from typing import Any
 
-import aiohttp
 import websockets
 
 MIDS = {"BTCUSDT": (50_000, "0.00001"), "ETHUSDT": (3_000, "0.0001")}  # mid price, step size
@@ -50,6 +50,35 @@ def _order(rng: random.Random, symbols: list[str], coid: str) -> dict[str, Any]:
             "newClientOrderId": coid, "newOrderRespType": "ACK"}
 
 
+class Conn:
+    """One keep-alive HTTP/1.1 connection: a request, then its response (Content-Length framed), in turn."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        try:
+            self.writer.write(head + body)
+            raw = await self.reader.readuntil(b"\r\n\r\n")
+            status = int(raw[9:12])
+            at = raw.lower().find(b"\r\ncontent-length:")
+            length = int(raw[at + 17:raw.index(b"\r\n", at + 2)]) if at >= 0 else 0
+            return status, await self.reader.readexactly(length)
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
 class Load:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
@@ -62,36 +91,43 @@ class Load:
         self.per_second: Counter[int] = Counter()
         self.sent_at: dict[str, float] = {}
         self.latencies: list[float] = []
-        self.http: aiohttp.ClientSession | None = None
+        url = urllib.parse.urlsplit(self.base)
+        self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
+        self.idle: list[Conn] = []  # connections between requests, reused (keep-alive)
         self.t0 = 0.0
 
+    async def _request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+        conn = self.idle.pop() if self.idle else Conn(self.host, self.port)
+        result = await asyncio.wait_for(conn.request(head, body), 30)
+        self.idle.append(conn)
+        return result
+
     async def post(self, user: dict[str, Any], coid: str) -> None:
-        assert self.http is not None
-        body = _body(user["secret"], _order(self.rng, self.symbols, coid))
+        body = _body(user["secret"], _order(self.rng, self.symbols, coid)).encode()
+        head = (f"POST /api/v3/order HTTP/1.1\r\nHost: {self.host}\r\nX-MBX-APIKEY: {user['api_key']}\r\n"
+                f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n").encode()
         self.sent_at[coid] = time.perf_counter()
         try:
-            async with self.http.post(f"{self.base}/api/v3/order", data=body, headers={
-                    "X-MBX-APIKEY": user["api_key"], "Content-Type": "application/x-www-form-urlencoded"}) as r:
-                data = await r.json(content_type=None)
-                if r.status == 200 and "orderId" in data:
-                    self.accepted += 1
-                    self.per_second[int(time.perf_counter() - self.t0)] += 1
-                else:
-                    self.errors[f"{r.status}:{data.get('code') if isinstance(data, dict) else '?'}"] += 1
-        except (TimeoutError, aiohttp.ClientError) as exc:
+            status, raw = await self._request(head, body)
+            data = json.loads(raw)
+            if status == 200 and "orderId" in data:
+                self.accepted += 1
+                self.per_second[int(time.perf_counter() - self.t0)] += 1
+            else:
+                self.errors[f"{status}:{data.get('code') if isinstance(data, dict) else '?'}"] += 1
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             self.errors[type(exc).__name__] += 1
 
     async def ping_worker(self, end: float) -> None:
-        assert self.http is not None
+        head = f"GET /api/v3/ping HTTP/1.1\r\nHost: {self.host}\r\n\r\n".encode()
         while time.perf_counter() < end:
             try:
-                async with self.http.get(f"{self.base}/api/v3/ping") as r:
-                    await r.read()
-                    if r.status == 200:
-                        self.accepted += 1
-                    else:
-                        self.errors[str(r.status)] += 1
-            except (TimeoutError, aiohttp.ClientError) as exc:
+                status, _ = await self._request(head)
+                if status == 200:
+                    self.accepted += 1
+                else:
+                    self.errors[str(status)] += 1
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
                 self.errors[type(exc).__name__] += 1
 
     async def order_worker(self, w: int, end: float) -> None:
@@ -128,9 +164,7 @@ class Load:
     async def run(self) -> dict[str, Any]:
         cfg = self.cfg
         mode, seconds, conc = cfg["mode"], float(cfg["seconds"]), int(cfg["concurrency"])
-        conn = aiohttp.TCPConnector(limit=conc + 8, force_close=False)
-        async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=30)) as http:
-            self.http = http
+        try:
             result: dict[str, Any] = {"mode": mode, "seconds": seconds, "concurrency": conc}
             if mode in ("ping", "saturate"):
                 self.t0 = time.perf_counter()
@@ -185,6 +219,9 @@ class Load:
                           late_sends=behind, errors=dict(self.errors), p50_ms=p(50), p90_ms=p(90), p99_ms=p(99),
                           max_ms=round(1000 * lat[-1], 2) if lat else None)
             return result
+        finally:
+            for conn in self.idle:
+                conn.close()
 
 
 def main() -> None:

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     topic_suffix: str = Field("", description="appended to every topic name (tests isolate runs with it)")
 
     ingestion_url: str = "http://127.0.0.1:8001"
+    ingestion_in_gateway: bool = Field(
+        False, description="the gateway runs ingestion's code itself and publishes to Kafka (no HTTP hop)"
+    )
     host: str = "127.0.0.1"
     port: int | None = None
     log_level: str = "INFO"

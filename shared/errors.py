@@ -79,6 +79,15 @@ def invalid_symbol() -> ApiError:
     return ApiError(BAD_SYMBOL, "Invalid symbol.")
 
 
+def too_many_orders(retry_after_s: int, limit: int, window_s: int) -> ApiError:
+    return ApiError(
+        TOO_MANY_ORDERS,
+        f"Too many new orders; current limit is {limit} orders per {window_s} SECOND.",
+        429,
+        {"Retry-After": str(retry_after_s)},
+    )
+
+
 def rate_limited(retry_after_s: int, what: str, limit: int) -> ApiError:
     return ApiError(
         TOO_MANY_REQUESTS,

@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-import aiohttp
 import asyncpg
 import redis.asyncio as aioredis
 from fastapi import Depends, Request, Security
@@ -25,6 +24,7 @@ from shared.lifecycle import now_ms
 
 from .auth import check_timestamp, parse_params, split_signature, verify
 from .hub import Hub
+from .ingest import Ingest
 from .outcomes import Outcomes
 from .ratelimit import RateLimiter
 
@@ -50,7 +50,7 @@ class Gateway:
     limiter: RateLimiter
     outcomes: Outcomes
     hub: Hub
-    ingestion: aiohttp.ClientSession
+    ingest: Ingest
     _keys: dict[str, tuple[float, ApiKey | None]]
 
     async def api_key(self, key: str) -> ApiKey | None:
@@ -81,7 +81,9 @@ class Gateway:
         return m
 
 
-def gateway(request: Request) -> Gateway:
+async def gateway(request: Request) -> Gateway:
+    """Async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a thread hand-off on
+    every request."""
     return request.app.state.gateway
 
 
@@ -132,12 +134,13 @@ async def _key_of(key: str | None, gw: Gateway) -> tuple[str, ApiKey]:
     return key, found
 
 
-def signed(permission: str, weight: int = 1):
-    """A dependency for a SIGNED endpoint needing ``permission`` (``TRADE`` or ``USER_DATA``)."""
+def signed(permission: str, weight: int = 1, orders: int = 0):
+    """A dependency for a SIGNED endpoint needing ``permission`` (``TRADE`` or ``USER_DATA``); ``orders``:
+    how many of the key's orders-per-10-seconds it spends (a new order: 1), in the same Redis round trip."""
 
     async def dep(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
         key, found = await _key_of(header, gw)
-        await gw.limiter.weight(f"k:{key}", weight)
+        await gw.limiter.spend(f"k:{key}", weight, orders)
         query = request.url.query.encode()
         body = await read_body(request, gw.settings.max_body_bytes)
         payload, signature = split_signature(query, body)
@@ -165,6 +168,7 @@ async def public(request: Request, gw: GatewayDep) -> dict[str, str]:
 
 
 TradeCaller = Annotated[Caller, Depends(signed("TRADE"))]
+OrderCaller = Annotated[Caller, Depends(signed("TRADE", orders=1))]
 DataCaller = Annotated[Caller, Depends(signed("USER_DATA", weight=5))]
 KeyCaller = Annotated[Caller, Depends(keyed)]
 PublicParams = Annotated[dict[str, str], Depends(public)]

@@ -7,7 +7,7 @@ gateway's trace continues here (``traceparent`` header) and into the record's Ka
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -45,7 +45,9 @@ class CancelIn(BaseModel):
 class Ingestor:
     """The order-request path, independent of HTTP or Lambda."""
 
-    def __init__(self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, symbols: set[str]) -> None:
+    def __init__(
+        self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, symbols: Collection[str]
+    ) -> None:
         self.outbox, self.cache, self.db, self.symbols = outbox, cache, db, symbols
         self.ids = IdBlocks(db)
 

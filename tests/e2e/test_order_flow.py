@@ -185,3 +185,19 @@ def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-un
         lags = samples(port(service), "spot_kafka_consumer_lag")
         assert {labels["topic"] for labels, _ in lags} == topics, (service, lags)
         assert all(labels["group"] == service and value == 0 for labels, value in lags), (service, lags)
+
+
+def test_the_same_flow_with_ingestion_in_the_gateway(fresh_env: dict[str, str]) -> None:
+    """``INGESTION_IN_GATEWAY``: the gateway publishes to ``order-requests`` itself (one HTTP hop less);
+    the flow, its answers and the money are the same, and the ingestion service is not on the path."""
+    from tests.e2e.conftest import _run
+
+    for running in _run({**fresh_env, "INGESTION_IN_GATEWAY": "true"}):
+        asyncio.run(_flow(running.base, running.settings))
+        port = running.fleet.port
+        assert metric(port("gateway"), "spot_kafka_call_seconds_count", operation="send") == 5  # 3 orders, 2 cancels
+        assert metric(port("gateway"), "spot_redis_call_seconds_count", operation="client_order_id") == 3
+        assert metric(port("ingestion"), "spot_http_requests_total", route="/internal/orders", status="200") == 0
+        assert metric(port("settlement"), "spot_settled_events_total") == 5
+        ready = httpx.get(f"http://127.0.0.1:{port('gateway')}/readyz").json()
+        assert ready["ready"], ready

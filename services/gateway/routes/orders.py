@@ -1,17 +1,15 @@
 """Signed trading and account endpoints: order (POST, GET, DELETE), openOrders, allOrders, account, myTrades.
 
-New orders and cancels go to ingestion (the seed's Lambda); the reply waits, up to
-``order_result_timeout_ms``, for the settled outcome so that ``newOrderRespType`` RESULT and FULL answer
-with the order's state and fills as Binance does. Reads come from Postgres and are always filtered by the
-caller's user id: nobody sees or cancels another user's orders.
+New orders and cancels go to ingestion (the seed's Lambda; over HTTP or in-process, see ``ingest.py``);
+the reply waits, up to ``order_result_timeout_ms``, for the settled outcome so that ``newOrderRespType``
+RESULT and FULL answer with the order's state and fills as Binance does. Reads come from Postgres and
+are always filtered by the caller's user id: nobody sees or cancels another user's orders.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-import orjson
 from fastapi import APIRouter
 
 from shared import errors
@@ -20,33 +18,16 @@ from shared.domain import Market, OrderStatus, fmt_amount
 from shared.errors import ApiError
 
 from ...ingestion.request import CLIENT_ID
-from ..deps import Caller, DataCaller, Gateway, GatewayDep, TradeCaller, int_param
+from ..deps import Caller, DataCaller, Gateway, GatewayDep, OrderCaller, TradeCaller, int_param
 from . import spec
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
-JSON = {"Content-Type": "application/json"}
 
 ORDER_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, "
     "status, executed_lots, cum_nu, stp, created_ts, updated_ts"
 )
 OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
-
-
-async def _ingest(gw: Gateway, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    try:
-        async with gw.ingestion.post(path, data=orjson.dumps(body), headers=JSON) as resp:
-            status, raw = resp.status, await resp.read()
-        data = orjson.loads(raw)
-    except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
-        raise ApiError(
-            errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503
-        ) from None
-    if status >= 400:
-        if isinstance(data, dict) and "code" in data:
-            raise ApiError(int(data["code"]), str(data["msg"]), status if status < 500 else 503)
-        raise ApiError(errors.DISCONNECTED, "Internal error; unable to process your request. Please try again.", 503)
-    return data
 
 
 def _raise_refusal(outcome: dict[str, Any]) -> None:
@@ -60,10 +41,9 @@ def _raise_refusal(outcome: dict[str, Any]) -> None:
     **spec.returns(spec.OrderAck | spec.OrderResult),
     openapi_extra=spec.in_form(*spec.NEW_ORDER, example=spec.NEW_ORDER_EXAMPLE),
 )
-async def new_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
+async def new_order(gw: GatewayDep, caller: OrderCaller) -> dict[str, Any]:
     gw.market(caller.params.get("symbol"))
-    await gw.limiter.order(caller.api_key)
-    ack = await _ingest(gw, "/internal/orders", {"userId": caller.user_id, "params": caller.params})
+    ack = await gw.ingest.new_order(caller.user_id, caller.params)
     resp_type = caller.params.get("newOrderRespType") or "FULL"
     if resp_type == "ACK":
         return ack
@@ -127,9 +107,7 @@ async def cancel_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
     row = await _find(gw, caller, m)
     if row is None or not OrderStatus(row["status"]).is_open:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
-    ack = await _ingest(
-        gw, "/internal/cancels", {"userId": caller.user_id, "orderId": row["order_id"], "params": caller.params}
-    )
+    ack = await gw.ingest.cancel(caller.user_id, row["order_id"], caller.params)
     outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
     if outcome is None:
         raise ApiError(

@@ -1,0 +1,50 @@
+"""The gateway's rate limits on a real Redis: both budgets in one round trip, each refused on its own.
+
+A new order spends request weight and one of the key's orders per 10 seconds in the same pipeline; the
+order budget runs out first here and is refused with Binance's -1015, the weight budget with -1003, each
+with a ``Retry-After`` within its window. Another key's budget is untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.gateway.ratelimit import ORDER_WINDOW_S, WEIGHT_WINDOW_S, RateLimiter
+from shared import errors
+from shared.errors import ApiError
+
+
+async def _limits(redis_url: str) -> None:
+    cache = aioredis.from_url(redis_url)
+    try:
+        limiter = RateLimiter(cache, weight_per_minute=10, orders_per_10s=3)
+        for _ in range(3):
+            await limiter.spend("k:alice", 1, orders=1)
+        with pytest.raises(ApiError) as refused:
+            await limiter.spend("k:alice", 1, orders=1)
+        assert (refused.value.code, refused.value.http_status) == (errors.TOO_MANY_ORDERS, 429)
+        assert refused.value.msg == "Too many new orders; current limit is 3 orders per 10 SECOND."
+        assert 1 <= int(refused.value.headers["Retry-After"]) <= ORDER_WINDOW_S + 1
+
+        await limiter.spend("k:bob", 1, orders=1)  # budgets are per key
+        for _ in range(6):  # weight only: alice's order budget is spent, her weight (4 of 10, the refusal too) not
+            await limiter.spend("k:alice", 1)
+        with pytest.raises(ApiError) as refused:
+            await limiter.weight("k:alice", 1)
+        assert (refused.value.code, refused.value.http_status) == (errors.TOO_MANY_REQUESTS, 429)
+        assert "request weight per minute is 10" in refused.value.msg
+        assert 1 <= int(refused.value.headers["Retry-After"]) <= WEIGHT_WINDOW_S + 1
+
+        counters = [k async for k in cache.scan_iter("rl:*")]
+        assert len(counters) == 4  # weight and orders, for alice and bob
+        ttls = [await cache.ttl(k) for k in counters]
+        assert all(0 < t <= WEIGHT_WINDOW_S + 1 for t in ttls), f"a window that never expires: {ttls}"
+    finally:
+        await cache.aclose()
+
+
+def test_a_new_order_spends_weight_and_order_budget_in_one_round_trip(fresh_env: dict[str, str]) -> None:
+    asyncio.run(_limits(fresh_env["REDIS_URL"]))
