@@ -126,6 +126,7 @@ def run(servers: Servers, seconds: float, profile: str | None = None, rate: floa
         fleet.wait_ready(timeout=120)
         time.sleep(1)
         res["rss_mb_start"] = _rss(fleet)
+        res["lag_start"] = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
         res["ping"] = _loadgen({**common, "mode": "ping", "seconds": min(5.0, seconds)}, 60 + seconds)
         spy = None
         if profile:
@@ -186,6 +187,12 @@ def rows(res: dict[str, Any]) -> list[Row]:
             bool(paced["p50_ms"] is not None and paced["p50_ms"] <= TARGET_P50_MS
                  and paced["p99_ms"] <= TARGET_P99_MS)),
     ]
+    start, end = res.get("rss_mb_start") or {}, res.get("rss_mb_end") or {}
+    if start and end:
+        mem = ", ".join(f"{k} {start[k]:.0f}->{end.get(k) or 0:.0f}" for k in start if start[k] is not None)
+        lags = (_total(res["lag_start"]) if "lag_start" in res else None, _total(res["lag_end"]))
+        out.append(Row("fleet: memory and lag", f"RSS MB start->end: {mem}", f"lag {lags[0]} -> {lags[1]}",
+                       "lag back to 0, flat memory", "-", "-", float(lags[1]), "records", lags[1] == 0))
     cpu = res.get("cpu_us_per_order")
     if cpu:
         budget = 1e6 * (os.cpu_count() or 2) / TARGET_RATE
