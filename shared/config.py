@@ -33,7 +33,9 @@ class Settings(BaseSettings):
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_fetch_max_wait_ms: int = Field(5, ge=1, description="Tansu can hang a consumer at 0")
+    # Tansu does not answer a waiting fetch as soon as data arrives, and can hang a consumer at 0. Measured on
+    # it: 5 ms keeps an idle fleet's polling at 0.86 of a core, 20 ms at 0.37, for +0.6 ms p50 per hop.
+    kafka_fetch_max_wait_ms: int = Field(20, ge=1, description="longest a fetch waits for data at the broker")
     kafka_batch_max: int = Field(2000, ge=1, description="most records handled per consumer batch")
     topic_suffix: str = Field("", description="appended to every topic name (tests isolate runs with it)")
 

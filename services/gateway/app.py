@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -95,6 +96,8 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.gateway = gw
             refresher = asyncio.create_task(_refresh_markets(gw))
             health.watch({**probes, "redis pub/sub": hub.check})
+            gc.collect()
+            gc.freeze()  # start-up objects live forever: keep them out of every later collection, as the consumers do
             health.up()
             try:
                 yield
