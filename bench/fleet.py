@@ -181,7 +181,8 @@ def rows(res: dict[str, Any]) -> list[Row]:
             f">= {TARGET_RATE:,}/s", f"accepted {fmt_rate(rate)}", ratio(res["e2e_rate"], rate), res["e2e_rate"],
             "orders/s", res["e2e_rate"] >= TARGET_RATE),
         Row("fleet: submit -> user stream NEW", f"paced {paced['rate_target']:,.0f}/s for {res['seconds']:.0f} s "
-            f"(sent {paced['sent']:,}, confirmed {paced['confirmed']:,}, unconfirmed {paced['unconfirmed']:,})",
+            f"(sent {paced['sent']:,}, confirmed {paced['confirmed']:,}, unconfirmed {paced['unconfirmed']:,}); "
+            f"REST answer alone p50 {paced.get('ack_p50_ms')} ms, p99 {paced.get('ack_p99_ms')} ms",
             f"p50 {paced['p50_ms']} ms, p99 {paced['p99_ms']} ms", f"p50 <= {TARGET_P50_MS:.0f} ms, p99 <= "
             f"{TARGET_P99_MS:.0f} ms", "-", "-", paced["p99_ms"], "ms p99",
             bool(paced["p50_ms"] is not None and paced["p50_ms"] <= TARGET_P50_MS

@@ -91,6 +91,7 @@ class Load:
         self.per_second: Counter[int] = Counter()
         self.sent_at: dict[str, float] = {}
         self.latencies: list[float] = []
+        self.acks: list[float] = []  # submit -> HTTP answer, to tell the REST hop from the rest of the path
         url = urllib.parse.urlsplit(self.base)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         self.idle: list[Conn] = []  # connections between requests, reused (keep-alive)
@@ -106,9 +107,10 @@ class Load:
         body = _body(user["secret"], _order(self.rng, self.symbols, coid)).encode()
         head = (f"POST /api/v3/order HTTP/1.1\r\nHost: {self.host}\r\nX-MBX-APIKEY: {user['api_key']}\r\n"
                 f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n\r\n").encode()
-        self.sent_at[coid] = time.perf_counter()
+        sent = self.sent_at[coid] = time.perf_counter()
         try:
             status, raw = await self._request(head, body)
+            self.acks.append(time.perf_counter() - sent)
             data = json.loads(raw)
             if status == 200 and "orderId" in data:
                 self.accepted += 1
@@ -209,15 +211,16 @@ class Load:
             for s in streams:
                 s.cancel()
             await asyncio.gather(*streams, return_exceptions=True)
-            lat = sorted(self.latencies)
+            lat, acks = sorted(self.latencies), sorted(self.acks)
 
-            def p(q: float) -> float | None:
+            def p(q: float, lat: list[float] = lat) -> float | None:
                 return round(1000 * lat[min(len(lat) - 1, int(q / 100 * len(lat)))], 2) if lat else None
 
             result.update(rate_target=rate, sent=total, send_seconds=sent_s, accepted=self.accepted,
                           rate=self.accepted / sent_s, confirmed=len(lat), unconfirmed=len(self.sent_at),
                           late_sends=behind, errors=dict(self.errors), p50_ms=p(50), p90_ms=p(90), p99_ms=p(99),
-                          max_ms=round(1000 * lat[-1], 2) if lat else None)
+                          max_ms=round(1000 * lat[-1], 2) if lat else None,
+                          ack_p50_ms=p(50, acks), ack_p99_ms=p(99, acks))
             return result
         finally:
             for conn in self.idle:

@@ -150,7 +150,27 @@ def start_redis(infra: Infra, state: Path, port: int) -> str:
         )
         infra.procs.append(("redis", p))
         _wait_port(port, "redis")
+        _wait_loaded(port)
     return f"redis://127.0.0.1:{port}/0"
+
+
+def _wait_loaded(port: int, timeout: float = 120) -> None:
+    """Redis answers LOADING while it replays its append-only file; nothing can use it until it is done."""
+    import redis
+
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.BusyLoadingError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis on {port} still loading its data after {timeout:.0f}s") from None
+                time.sleep(0.1)
+    finally:
+        client.close()
 
 
 def start(state: Path, kafka_port: int = 59092, redis_port: int = 56379) -> Infra:
