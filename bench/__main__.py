@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-service", default="gateway", help="fleet: which service py-spy samples")
     ap.add_argument("--rate", type=float, default=0,
                     help="fleet: paced rate of the latency phase (default 1,000/s, or 80%% of the sustained rate)")
-    ap.add_argument("--ingestion", choices=("service", "gateway"), default="service",
-                    help="fleet: orders reach Kafka through the ingestion service (HTTP hop) or the gateway itself")
+    ap.add_argument("--ingestion", choices=("gateway", "service"), default="gateway",
+                    help="fleet: orders reach Kafka from the gateway itself (INGESTION_IN_GATEWAY, the default "
+                         "here) or through the ingestion service's HTTP hop")
     ap.add_argument("--replicas", default="1,2", help="scaleout: replica counts (default 1,2)")
     args = ap.parse_args(argv)
 

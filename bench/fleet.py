@@ -96,7 +96,7 @@ def _rss(fleet: Fleet) -> dict[str, float | None]:
 
 
 def run(servers: Servers, seconds: float, profile: str | None = None, rate: float | None = None,
-        ingestion: str = "service") -> dict[str, Any]:
+        ingestion: str = "gateway") -> dict[str, Any]:
     env = servers.fresh_env(4, ORDERS_PER_10S="100000000", REQUEST_WEIGHT_PER_MINUTE="1000000000",
                             OPEN_ORDERS_MAX="1000000", INGESTION_IN_GATEWAY=str(ingestion == "gateway").lower())
     st = settings_for(env)
