@@ -9,6 +9,10 @@ Two passes over the same seeded flow, each on a fresh book:
   The timer's own cost (measured here, ~40 ns against ~2 µs per event) is reported and not subtracted.
   Percentiles are given overall and per kind of event (limit, market, cancel).
 
+Which core ran is part of the figure: ``book.py`` compiled by mypyc (``setup.py``, the normal install) or
+pure Python (``SPOT_PURE_PYTHON=1``, or no C compiler at install time); the row's workload and the JSON
+(``core_compiled``, ``core_module``) say which.
+
 The reference is ``bench/reference_book.py`` on the same events (pre-built argument tuples, same two
 passes). Both must make the same number of fills, which the flow generator also counted. The reference
 does less per event (no output events, fees, budgets or self-trade prevention), but its cancel is
@@ -28,7 +32,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from services.matcher.book import Book
+from services.matcher import book as book_module
+from services.matcher.book import COMPILED, Book
 from shared.domain import Market
 from shared.messages import AcceptedOrder
 from shared.postgres import DEFAULT_MARKETS
@@ -162,9 +167,11 @@ def run(events: int, seed: int = 7) -> list[Row]:
     book_fig, ref_fig = _figures(book, book_timed, events, kinds), _figures(ref, ref_timed, events, kinds)
     lat, rlat = book_fig["latency"]["all"], ref_fig["latency"]["all"]
     p50, p99, rp50, rp99 = lat["p50_us"], lat["p99_us"], rlat["p50_us"], rlat["p99_us"]
+    core = "compiled (mypyc)" if COMPILED else "pure Python"
     workload = (f"{events:,} events, seed {seed}: {flow.mix(ops)}, {expected_fills:,} fills; "
-                "1 symbol, 1000 users, STP off")
+                f"1 symbol, 1000 users, STP off; core {core}")
     extra: dict[str, Any] = {
+        "core_compiled": COMPILED, "core_module": book_module.__file__,
         "events": events, "mix": flow.mix(ops), "fills_expected": expected_fills, "fills_book": book_timed.fills,
         "fills_reference": ref_timed.fills, "fills_agree": book_timed.fills == ref_timed.fills == expected_fills,
         "flow_build_s": round(built_s, 2), "timer_overhead_ns_p50": overhead,

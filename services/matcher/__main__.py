@@ -2,20 +2,28 @@
 
 One matcher owns a symbol at a time (Kafka assigns the partition). Per batch: apply every command (pure,
 ``book.py``), commit each touched symbol's book and outbox to Redis (``bookstore.py``), publish the
-``matched-events`` and ``trade-execution`` records, wait for the acks, commit the input offsets.
-On a partition assignment, the books of the symbols it carries are reloaded from Redis and their
-outboxes re-published, so a crash anywhere loses and doubles nothing.
+``matched-events`` and ``trade-execution`` records, wait for the acks, commit the input offsets; the wait
+for one batch's acks overlaps the next batch's work (``Matcher``). On a partition assignment, the books of
+the symbols it carries are reloaded from Redis and their outboxes re-published, so a crash anywhere loses
+and doubles nothing.
 
-An event continues the trace of the command that caused it (its Kafka headers); the match latency of
-every order (ingestion's acceptance ``ts`` to the event's ``ts``) is observed once per batch.
+Outputs are envelopes (``shared.messages.MatchedEvents``, ``TradeExecutions``): per topic, one record per
+symbol per batch (more only past ``ENVELOPE_MAX_BYTES``) carries that batch's messages in order, since the
+Kafka client's cost is per record. The outbox holds exactly those records, so a re-publish after a crash
+sends the same bytes at new offsets, and consumers skip each message by ``(symbol, seq)``.
+
+An event continues the trace of the command that caused it (its ``traceparent``, inside the envelope); the
+match latency of every order (ingestion's acceptance ``ts`` to the event's ``ts``) is observed once per batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from bisect import bisect_left
 from collections import Counter as Tally
+from collections.abc import Awaitable
 
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
@@ -29,10 +37,12 @@ from shared.lifecycle import Health, now_ms, run
 from shared.messages import (
     AcceptedOrder,
     MatchedEvent,
+    MatcherCommand,
     Topic,
     TradeExecution,
     decode_command,
     encode,
+    envelopes,
 )
 
 from .book import Book
@@ -43,13 +53,21 @@ log = logging.getLogger(SERVICE)
 
 EVENTS = Counter("spot_matcher_events_total", "Matched events published")
 TRADES = Counter("spot_trades_total", "Trades executed", ["symbol"])
-BATCH_SECONDS = Histogram("spot_matcher_batch_seconds", "Time to match, commit and publish one batch")
+BATCH_SECONDS = Histogram(
+    "spot_matcher_batch_seconds",
+    "Time to match, commit and send one batch, and to see the batch before it acknowledged",
+)
 MATCH_SECONDS = Histogram(
     "spot_match_latency_seconds",
     "From ingestion accepting an order to the matcher's event for it (ms resolution; two hosts' clocks)",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 _MATCH_BOUNDS_MS = [bound * 1000 for bound in MATCH_SECONDS._upper_bounds]
+# Tracked objects allocated (net of those freed) before CPython runs a young collection; its default, 700,
+# is crossed dozens of times by every batch, whose records, commands and events all die with the batch
+# anyway (acyclic: reference counting frees them), and each collection promotes the live ones towards the
+# full collections that walk the books. Above what one batch holds, collections come from growth only.
+GC_YOUNG_THRESHOLD = 50_000
 
 
 def observe_latencies(event_ts: int, accepted_ts: list[int]) -> None:
@@ -72,8 +90,29 @@ def observe_latencies(event_ts: int, accepted_ts: list[int]) -> None:
         MATCH_SECONDS._buckets[i].inc(n)
 
 
-Heads = dict[int, list[tuple[str, bytes]] | None]  # Kafka headers by output index, for traced commands only
-Pending = tuple[list[MatchedEvent], list[tuple[str, bytes]], list[int], Heads]  # a symbol's part of a batch
+MATCHED, TRADES_OUT = Topic.MATCHED_EVENTS.value, Topic.TRADE_EXECUTION.value
+
+
+class Part:
+    """One symbol's part of a batch: its events, each encoded once with its trace, and the hot entries taken."""
+
+    __slots__ = ("events", "matched", "matched_traces", "taken", "trade_count", "trades", "trades_traces")
+
+    def __init__(self) -> None:
+        self.events: list[MatchedEvent] = []
+        self.matched: list[bytes] = []  # encoded events, in seq order
+        self.trades: list[bytes] = []  # encoded trade executions of the events that traded
+        self.matched_traces: dict[int, str] = {}  # position in ``matched`` -> traceparent
+        self.trades_traces: dict[int, str] = {}
+        self.taken: list[int] = []  # hot-book entries the book took over (or already had)
+        self.trade_count = 0
+
+    def outputs(self, symbol: str) -> list[tuple[str, bytes]]:
+        """The records to commit to the outbox and publish, in order: events first, then trades."""
+        out = [(MATCHED, value) for value in envelopes(MATCHED, symbol, self.matched, self.matched_traces)]
+        if self.trades:
+            out += [(TRADES_OUT, value) for value in envelopes(TRADES_OUT, symbol, self.trades, self.trades_traces)]
+        return out
 
 
 def partition_of(symbol: str, partitions: int) -> int:
@@ -82,6 +121,15 @@ def partition_of(symbol: str, partitions: int) -> int:
 
 
 class Matcher:
+    """The books of the symbols this replica owns, and the batch whose outputs are still being acknowledged.
+
+    Batches are pipelined one deep: batch N's outputs are sent, then batch N+1 is fetched, applied and
+    committed to Redis while the broker acknowledges N; N's acks are awaited and its input offsets
+    committed (``publishing``) before N+1's outputs are sent. The Redis outbox keeps every batch until a
+    later commit learns that its acks are in (``acked``), so a crash at any point re-publishes, in order,
+    whatever may be missing.
+    """
+
     def __init__(self, store: BookStore, markets: dict[str, Market], outbox: kafka.Outbox) -> None:
         self.store = store
         self.markets = markets
@@ -90,22 +138,35 @@ class Matcher:
         # held while a batch is applied and committed: a revoke waits for it, so the next owner of a
         # symbol loads a book no batch of ours will write again
         self.lock = asyncio.Lock()
+        self.publishing: asyncio.Task[None] | None = None  # the last batch's acks, then its offset commit
+        self.acked: dict[str, list[int]] = {}  # outbox entries acknowledged, removed at the symbol's next commit
+        self.resent: dict[str, list[int]] = {}  # outbox entries re-published at a take-over, not yet acked
 
     async def assigned(self, partitions: set[TopicPartition], count: int) -> None:
         """Reload the books of the symbols these partitions carry and re-publish their outboxes."""
         mine = {tp.partition for tp in partitions}
         async with self.lock:
+            await self.settle()
             for symbol in self.markets:
                 if partition_of(symbol, count) in mine:
                     await self._take_over(symbol)
             await self.outbox.flush()
+            resent, self.resent = self.resent, {}
+            for symbol, entries in resent.items():
+                self.acked.setdefault(symbol, []).extend(entries)
         log.info("assigned partitions %s: books %s", sorted(mine), sorted(self.books))
 
     async def revoked(self, partitions: set[TopicPartition], count: int) -> None:
         gone = {tp.partition for tp in partitions}
         async with self.lock:
+            try:
+                await self.settle()  # offsets committed while still ours, so the next owner repeats less
+            except Exception as exc:  # nothing is lost: the outbox and the uncommitted offsets remain
+                log.warning("batch in flight not acknowledged before a revoke: %s", exc)
             for symbol in [s for s in self.books if partition_of(s, count) in gone]:
                 del self.books[symbol]
+                self.acked.pop(symbol, None)
+                self.resent.pop(symbol, None)
 
     async def book(self, symbol: str) -> Book | None:
         book = self.books.get(symbol)
@@ -116,13 +177,118 @@ class Matcher:
     async def _take_over(self, symbol: str) -> Book:
         """Load a symbol's committed book and queue its outbox again (sent before any new output)."""
         book, pending = await self.store.load(self.markets[symbol])
-        for topic, value in pending:
-            await self.outbox.send(topic, value, key=symbol)
+        for _, outputs in pending:
+            for topic, value in outputs:
+                await self.outbox.send(topic, value, key=symbol)
+        self.acked.pop(symbol, None)
+        self.resent[symbol] = [entry for entry, _ in pending]
         self.books[symbol] = book
         return book
 
+    async def settle(self) -> None:
+        """Wait until the batch in flight is acknowledged and its offsets committed."""
+        task, self.publishing = self.publishing, None
+        if task is not None:
+            await task
+
+    def abandon(self) -> None:
+        """Stop waiting for the batch in flight (the service is going down on an error)."""
+        task, self.publishing = self.publishing, None
+        if task is not None:
+            task.cancel()
+
+    async def match(self, inbox: kafka.Inbox[MatcherCommand], batch: kafka.Batch[MatcherCommand]) -> None:
+        """Apply a batch and commit it to Redis, wait for the previous batch's acks, send this one's outputs
+        and leave their acks to the next call. Under the lock."""
+        with tracing.consume(batch.records) as traced:
+            parts = await self._apply(inbox, batch, traced)
+            outputs = {symbol: part.outputs(symbol) for symbol, part in parts.items()}
+            commits = []
+            for symbol, part in parts.items():
+                acked = self.acked.pop(symbol, ())
+                commits.append(self.store.commit(self.books[symbol], part.events, outputs[symbol], part.taken, acked))
+            # one Redis script per symbol (a Cluster slot each), at once
+            entries = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
+            # the previous batch's acks came in while this one was applied and committed; they are awaited
+            # before this batch's outputs are sent, so should a send fail for good, no later output of its
+            # symbols is on the broker before the outbox re-publishes it (consumers skip a seq they passed)
+            await self.settle()
+            for symbol, records in outputs.items():
+                for topic, value in records:
+                    await self.outbox.send(topic, value, key=symbol)
+                part = parts[symbol]
+                EVENTS.inc(len(part.events))
+                if part.trade_count:
+                    TRADES.labels(symbol).inc(part.trade_count)
+            acks = self.outbox.sent()
+            done = [(symbol, entry) for symbol, entry in zip(parts, entries, strict=True) if entry is not None]
+            resent, self.resent = self.resent, {}
+            done += [(symbol, entry) for symbol, resent_entries in resent.items() for entry in resent_entries]
+            self.publishing = asyncio.create_task(self._published(acks, done, inbox, batch))
+
+    async def _published(
+        self,
+        acks: Awaitable[None],
+        done: list[tuple[str, int]],
+        inbox: kafka.Inbox[MatcherCommand],
+        batch: kafka.Batch[MatcherCommand],
+    ) -> None:
+        await acks
+        for symbol, entry in done:
+            self.acked.setdefault(symbol, []).append(entry)
+        await inbox.commit(batch)
+
+    async def _apply(
+        self, inbox: kafka.Inbox[MatcherCommand], batch: kafka.Batch[MatcherCommand], traced: tracing.Consumed
+    ) -> dict[str, Part]:
+        """Apply every command of the batch to its book; each symbol's events encoded, with their traces."""
+        ts = now_ms()
+        parts: dict[str, Part] = {}
+        accepted_ts: list[int] = []
+        books = self.books
+        owned = inbox.owned()
+        tracked = traced.tracked
+        for record in batch.records:
+            if (record.topic, record.partition) not in owned:
+                continue  # fetched before a rebalance moved its partition away
+            command = record.value
+            symbol = command.symbol
+            book = books.get(symbol)  # no await on the hot path
+            if book is None:
+                book = await self.book(symbol)
+                owned = inbox.owned()  # it awaited: look again
+                if book is None:
+                    log.warning("no market %s; command %s skipped", symbol, command.request_id)
+                    continue
+                if (record.topic, record.partition) not in owned:
+                    continue
+            part = parts.get(symbol)
+            if part is None:
+                part = parts[symbol] = Part()
+            event = book.apply(command, ts)
+            if event is None:  # a redelivered command, already in the book
+                if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
+                    part.taken.append(command.order_id)
+                continue
+            part.events.append(event)
+            if tracked and (tp := traced.traceparent(command)) is not None:  # the event continues its trace
+                part.matched_traces[len(part.matched)] = tp.decode()
+                if event.trades:
+                    part.trades_traces[len(part.trades)] = tp.decode()
+            part.matched.append(encode(event))
+            if event.trades:
+                part.trades.append(encode(TradeExecution(symbol=symbol, seq=event.seq, trades=event.trades)))
+                part.trade_count += len(event.trades)
+            if isinstance(command, AcceptedOrder):
+                part.taken.append(command.order_id)
+                accepted_ts.append(command.ts)
+        if accepted_ts:
+            observe_latencies(ts, accepted_ts)
+        return parts
+
 
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     async with postgres.pool(settings, max_size=1) as db:
         markets = await postgres.load_markets(db)
     async with kafka.producer(settings) as outbox, sredis.client(settings) as cache:
@@ -146,50 +312,15 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         ) as inbox:
             health.watch(resilience.probes(cache=cache, outbox=outbox))
             health.up()
-            async for batch in inbox.batches(stop):
+            try:
+                async for batch in inbox.batches(stop):
+                    async with matcher.lock:
+                        with BATCH_SECONDS.time():
+                            await matcher.match(inbox, batch)
                 async with matcher.lock:
-                    with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
-                        ts = now_ms()
-                        per_symbol: dict[str, Pending] = {}
-                        accepted_ts: list[int] = []
-                        for record in batch.records:
-                            if not inbox.owns(record):
-                                continue  # fetched before a rebalance moved its partition away
-                            command = record.value
-                            book = matcher.books.get(command.symbol)  # no await on the hot path
-                            if book is None:
-                                book = await matcher.book(command.symbol)
-                            if book is None:
-                                log.warning("no market %s; command %s skipped", command.symbol, command.request_id)
-                                continue
-                            event = book.apply(command, ts)
-                            if event is None:  # a redelivered command, already in the book
-                                if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
-                                    per_symbol.setdefault(command.symbol, ([], [], [], {}))[2].append(command.order_id)
-                                continue
-                            events, outputs, taken, heads = per_symbol.setdefault(command.symbol, ([], [], [], {}))
-                            first = len(outputs)
-                            events.append(event)
-                            outputs.append((Topic.MATCHED_EVENTS.value, encode(event)))
-                            if event.trades:
-                                trades = TradeExecution(symbol=event.symbol, seq=event.seq, trades=event.trades)
-                                outputs.append((Topic.TRADE_EXECUTION.value, encode(trades)))
-                                TRADES.labels(event.symbol).inc(len(event.trades))
-                            if traced.tracked:  # the event continues its command's trace
-                                heads.update(dict.fromkeys(range(first, len(outputs)), traced.headers(command)))
-                            if isinstance(command, AcceptedOrder):
-                                taken.append(command.order_id)
-                                accepted_ts.append(command.ts)
-                        if accepted_ts:
-                            observe_latencies(ts, accepted_ts)
-                        for symbol, (events, outputs, taken, _) in per_symbol.items():
-                            await matcher.store.commit(matcher.books[symbol], events, outputs, taken)
-                        for symbol, (events, outputs, _, heads) in per_symbol.items():
-                            for i, (topic, value) in enumerate(outputs):
-                                await outbox.send(topic, value, key=symbol, headers=heads.get(i) if heads else None)
-                            EVENTS.inc(len(events))
-                        await outbox.flush()
-                        await inbox.commit(batch)
+                    await matcher.settle()  # stopping: the last batch's offsets committed before leaving
+            finally:
+                matcher.abandon()
 
 
 def main() -> None:

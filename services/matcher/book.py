@@ -16,22 +16,28 @@ Order types: LIMIT with GTC, IOC or FOK; LIMIT_MAKER (rejected if it would take)
 quantity or by quote notional (``quote_nu``), which behaves as IOC. Self-trade prevention uses the taker's
 mode, as Binance does. Known limit: no price band (the processor's filters bound prices).
 
-Layout, chosen for speed in CPython (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a
-dict of price levels plus a heap of their keys (best on top; bids keyed by ``-price``). A level is a FIFO
-``deque`` of ``RestingOrder`` with its live total and count. A cancel leaves its order in the deque
-(skipped when it reaches the front: it is no longer in ``Book._orders``) and a level emptied by a cancel
-stays in the heap until it reaches the top; both are compacted once the dead outnumber the live, so
-memory stays proportional to what rests. ``depth`` and the FOK pre-check sort a side's levels (O(L log L),
-off the hot path). Enum members are bound to module constants (a member lookup costs ~0.1 µs on Python
-3.11) and the hot path keeps its state in locals.
+Layout, chosen for speed (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a dict of price
+levels plus a heap of their keys (best on top; bids keyed by ``-price``) and the best level remembered. A
+level is a FIFO list of ``RestingOrder`` read from a ``head`` index, with its live total and count. A cancel
+leaves its order in the list (skipped when it reaches the head: it is no longer in ``Book._orders``) and a
+level emptied by a cancel stays in the heap until it reaches the top; both are compacted once the dead
+outnumber the live, so memory stays proportional to what rests. ``depth`` and the FOK pre-check sort a
+side's levels (O(L log L), off the hot path).
+
+Compiled: ``setup.py`` builds this module with mypyc (``COMPILED`` says whether the extension or this file
+was imported; both behave the same, and the tests run against either). What the compiler wants shapes the
+code: constants and other modules' classes are ``Final`` (C statics, not dict lookups); a command's or a
+resting order's fields are read in one ``msgspec.structs.astuple`` call; values only passed from a command
+into an event stay ``Boxed`` (untouched Python objects); the counters of ``BookState`` are plain fields. The
+msgspec records (``RestingOrder``, ``BookState``) live in ``records.py``: mypyc drops class keywords.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections import deque
 from collections.abc import Iterator
 from heapq import heapify, heappop, heappush
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -48,100 +54,140 @@ from shared.messages import (
     Trade,
 )
 
-UNKNOWN_ORDER = -2011
-WOULD_TAKE = -2010
-COMPACT_SLACK = 32  # dead queue entries / empty levels tolerated before compacting, whatever the live count
+from .records import BookState as BookState
+from .records import RestingOrder as RestingOrder
 
-_BUY, _SELL = Side.BUY, Side.SELL
-_LIMIT, _MARKET, _LIMIT_MAKER = OrderType.LIMIT, OrderType.MARKET, OrderType.LIMIT_MAKER
-_GTC, _FOK = TimeInForce.GTC, TimeInForce.FOK
-_NEW, _PARTIALLY_FILLED, _FILLED = OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.FILLED
-_CANCELED, _REJECTED, _EXPIRED = OrderStatus.CANCELED, OrderStatus.REJECTED, OrderStatus.EXPIRED
-_EXPIRED_IN_MATCH = OrderStatus.EXPIRED_IN_MATCH
-_X_NEW, _X_TRADE, _X_CANCELED = ExecType.NEW, ExecType.TRADE, ExecType.CANCELED
-_X_REJECTED, _X_EXPIRED, _X_PREVENTION = ExecType.REJECTED, ExecType.EXPIRED, ExecType.TRADE_PREVENTION
-_STP_NONE, _EXPIRE_TAKER = StpMode.NONE, StpMode.EXPIRE_TAKER
-_EXPIRE_MAKER, _EXPIRE_BOTH = StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH
-_replace = msgspec.structs.replace
+UNKNOWN_ORDER: Final = -2011
+WOULD_TAKE: Final = -2010
+COMPACT_SLACK = 32  # dead queue entries / empty levels tolerated before compacting (not Final: tests lower it)
+COMPILED: Final = not __file__.endswith(".py")  # True when this module is the extension built by setup.py
+
+Boxed = Any
+"""An int the core passes on untouched (ids, prices, timestamps from a command into an event). Compiled, a
+value typed ``int`` is unboxed and each hand-back to Python allocates a new object; ``Boxed`` keeps it as the
+object it came as. Pure Python is the same either way."""
+
+_BUY: Final = Side.BUY
+_SELL: Final = Side.SELL
+_LIMIT: Final = OrderType.LIMIT
+_MARKET: Final = OrderType.MARKET
+_LIMIT_MAKER: Final = OrderType.LIMIT_MAKER
+_GTC: Final = TimeInForce.GTC
+_FOK: Final = TimeInForce.FOK
+_NEW: Final = OrderStatus.NEW
+_PARTIALLY_FILLED: Final = OrderStatus.PARTIALLY_FILLED
+_FILLED: Final = OrderStatus.FILLED
+_CANCELED: Final = OrderStatus.CANCELED
+_REJECTED: Final = OrderStatus.REJECTED
+_EXPIRED: Final = OrderStatus.EXPIRED
+_EXPIRED_IN_MATCH: Final = OrderStatus.EXPIRED_IN_MATCH
+_X_NEW: Final = ExecType.NEW
+_X_TRADE: Final = ExecType.TRADE
+_X_CANCELED: Final = ExecType.CANCELED
+_X_REJECTED: Final = ExecType.REJECTED
+_X_EXPIRED: Final = ExecType.EXPIRED
+_X_PREVENTION: Final = ExecType.TRADE_PREVENTION
+_STP_NONE: Final = StpMode.NONE
+_EXPIRE_TAKER: Final = StpMode.EXPIRE_TAKER
+_EXPIRE_MAKER: Final = StpMode.EXPIRE_MAKER
+_EXPIRE_BOTH: Final = StpMode.EXPIRE_BOTH
+_BPS: Final = BPS
+# classes and functions of other modules, bound once: compiled, a Final is a C static, any other global a
+# dict lookup per use
+_AcceptedOrder: Final = AcceptedOrder
+_CancelOrder: Final = CancelOrder
+_CommandError: Final = CommandError
+_RestingOrder: Final = RestingOrder
+_OrderUpdate: Final = OrderUpdate
+_Trade: Final = Trade
+_LevelDelta: Final = LevelDelta
+_MatchedEvent: Final = MatchedEvent
+_astuple: Final = msgspec.structs.astuple  # one C call for all fields: cheaper than a getattr per field
+_replace: Final = msgspec.structs.replace
+_heappush: Final = heappush
+_heappop: Final = heappop
 
 
-class RestingOrder(msgspec.Struct, array_like=True, gc=False):
-    """An open order in the book; ``arrival`` (the seq that placed it) orders a level's queue.
+# Positions of fields in ``msgspec.structs.astuple`` of a command or resting order, looked up by name once.
+_ACCEPTED: Final = {name: i for i, name in enumerate(AcceptedOrder.__struct_fields__)}
+_A_PARTITION: Final = _ACCEPTED["src_partition"]
+_A_OFFSET: Final = _ACCEPTED["src_offset"]
+_A_ID: Final = _ACCEPTED["order_id"]
+_A_USER: Final = _ACCEPTED["user_id"]
+_A_SIDE: Final = _ACCEPTED["side"]
+_A_TYPE: Final = _ACCEPTED["type"]
+_A_TIF: Final = _ACCEPTED["tif"]
+_A_PRICE: Final = _ACCEPTED["price_ticks"]
+_A_QTY: Final = _ACCEPTED["qty_lots"]
+_A_QUOTE: Final = _ACCEPTED["quote_nu"]
+_A_BUDGET: Final = _ACCEPTED["budget"]
+_A_CLIENT_ID: Final = _ACCEPTED["client_order_id"]
+_A_STP: Final = _ACCEPTED["stp"]
+_A_TS: Final = _ACCEPTED["ts"]
+_CANCEL: Final = {name: i for i, name in enumerate(CancelOrder.__struct_fields__)}
+_C_PARTITION: Final = _CANCEL["src_partition"]
+_C_OFFSET: Final = _CANCEL["src_offset"]
+_C_REQUEST_ID: Final = _CANCEL["request_id"]
+_C_ORDER_ID: Final = _CANCEL["order_id"]
+_C_USER: Final = _CANCEL["user_id"]
+_RESTING: Final = {name: i for i, name in enumerate(RestingOrder.__struct_fields__)}
+_R_ID: Final = _RESTING["order_id"]
+_R_USER: Final = _RESTING["user_id"]
+_R_CLIENT_ID: Final = _RESTING["client_order_id"]
+_R_SIDE: Final = _RESTING["side"]
+_R_TYPE: Final = _RESTING["type"]
+_R_TIF: Final = _RESTING["tif"]
+_R_PRICE: Final = _RESTING["price_ticks"]
+_R_QTY: Final = _RESTING["qty_lots"]
+_R_REMAINING: Final = _RESTING["remaining"]
+_R_EXECUTED: Final = _RESTING["executed_lots"]
+_R_CUM_NU: Final = _RESTING["cum_nu"]
+_R_CREATED: Final = _RESTING["created_ts"]
 
-    Also the snapshot format (``bookstore.py``). ``gc=False``: it holds only scalars, so the collector
-    need not walk the hundreds of thousands a deep book holds.
-    """
 
-    order_id: int
-    user_id: int
-    client_order_id: str
-    side: Side
-    type: OrderType
-    tif: TimeInForce
-    price_ticks: int
-    qty_lots: int
-    remaining: int
-    executed_lots: int
-    cum_nu: int
-    created_ts: int
-    arrival: int
-    stp: StpMode
-
-    @property
-    def status(self) -> OrderStatus:
-        if self.remaining == 0:
-            return OrderStatus.FILLED
-        return OrderStatus.PARTIALLY_FILLED if self.executed_lots else OrderStatus.NEW
-
-
-
-def _ended(o: RestingOrder, side: Side, price: int, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
-    """The last update of a resting order taken out of the book without a fill (cancel, self-trade expiry)."""
-    return OrderUpdate(
-        o.order_id,
-        o.user_id,
-        o.client_order_id,
+def _ended(o: tuple[Any, ...], side: Side, price: Boxed, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
+    """The last update of a resting order (``o``: its fields) taken out without a fill (cancel, self-trade)."""
+    return _OrderUpdate(
+        o[_R_ID],
+        o[_R_USER],
+        o[_R_CLIENT_ID],
         side,
-        o.type,
-        o.tif,
+        o[_R_TYPE],
+        o[_R_TIF],
         price,
-        o.qty_lots,
+        o[_R_QTY],
         status=status,
         exec_type=exec_type,
-        executed_lots=o.executed_lots,
-        cum_nu=o.cum_nu,
-        created_ts=o.created_ts,
+        executed_lots=o[_R_EXECUTED],
+        cum_nu=o[_R_CUM_NU],
+        created_ts=o[_R_CREATED],
     )
-
-class BookState(msgspec.Struct, array_like=True):
-    """Counters that must survive a restart together with the orders."""
-
-    seq: int = 0
-    next_trade_id: int = 1
-    src_partition: int = -1
-    src_offset: int = -1
 
 
 class _Level:
-    """One price level: orders in arrival order (cancelled ones linger until skipped), live lots and count."""
+    """One price level: orders in arrival order from ``head`` on (cancelled ones linger until skipped), live
+    lots and count. Entries before ``head`` were filled or skipped; they are cut off once they are the most."""
 
-    __slots__ = ("live", "lots", "price", "queue")
+    __slots__ = ("head", "live", "lots", "price", "queue", "ticks")
 
-    def __init__(self, price: int) -> None:
+    def __init__(self, price: int, ticks: Boxed) -> None:
         self.price = price
+        self.ticks: Boxed = ticks  # the same price as the object events carry
         self.lots = 0
         self.live = 0
-        self.queue: deque[RestingOrder] = deque()
+        self.head = 0
+        self.queue: list[RestingOrder] = []
 
 
 class _Ladder:
     """One side's levels: ``levels`` by price, ``heap`` of their keys (``sign * price``, best on top).
 
     Both hold the same prices; ``empty`` counts levels whose last order left by a cancel or a fill and that
-    wait to be popped at the top (or compacted).
+    wait to be popped at the top (or compacted). ``top``, when set, is the level with the best key of all in
+    ``levels`` (it may be empty): the usual answer of ``best`` without touching the heap.
     """
 
-    __slots__ = ("empty", "heap", "levels", "side", "sign")
+    __slots__ = ("empty", "heap", "levels", "side", "sign", "top")
 
     def __init__(self, side: Side) -> None:
         self.side = side
@@ -149,18 +195,34 @@ class _Ladder:
         self.levels: dict[int, _Level] = {}
         self.heap: list[int] = []
         self.empty = 0
+        self.top: _Level | None = None
 
     def best(self) -> _Level | None:
         """The best level with an order in it, popping emptied levels off the top."""
+        top = self.top
+        if top is not None and top.live:
+            return top
         heap, levels = self.heap, self.levels
         while heap:
             level = levels[heap[0] * self.sign]
             if level.live:
+                self.top = level
                 return level
-            heappop(heap)
+            _heappop(heap)
             del levels[level.price]
             self.empty -= 1
+        self.top = None
         return None
+
+    def add(self, price: int, ticks: Boxed) -> _Level:
+        """A new, empty level at ``price`` (not yet in ``levels``)."""
+        level = self.levels[ticks] = _Level(price, ticks)
+        key = price * self.sign
+        _heappush(self.heap, key)
+        top = self.top
+        if top is not None and key < top.price * self.sign:
+            self.top = level
+        return level
 
     def sorted_levels(self) -> list[_Level]:
         """Levels with orders, best first (a sort: for depth, FOK checks and snapshots, not the hot path)."""
@@ -169,28 +231,41 @@ class _Ladder:
 
     def level_emptied(self, level: _Level) -> None:
         """Count a level whose last order left; rebuild the side once emptied levels outnumber live ones."""
-        level.queue.clear()  # only cancelled orders can be left in it
+        level.queue = []  # only cancelled orders can be left in it
+        level.head = 0
         self.empty += 1
         if self.empty > COMPACT_SLACK and 2 * self.empty > len(self.levels):
             self.levels = {p: lv for p, lv in self.levels.items() if lv.live}
             self.heap = [p * self.sign for p in self.levels]
             heapify(self.heap)
             self.empty = 0
+            self.top = None
 
 
 class Book:
+    """One symbol's book. ``state`` is read from counters kept as plain fields, so it is a fresh copy."""
+
     def __init__(self, market: Market, state: BookState | None = None) -> None:
         self.market = market
-        self.state = state or BookState()
-        self._symbol = market.symbol
+        s = state if state is not None else BookState()
+        self._seq: int = s.seq
+        self._next_trade_id: int = s.next_trade_id
+        self._src_partition: int = s.src_partition
+        self._src_offset: int = s.src_offset
+        self._symbol: str = market.symbol
         self._bids, self._asks = _Ladder(_BUY), _Ladder(_SELL)
         self._orders: dict[int, RestingOrder] = {}
         # fee arithmetic of Market.fee_atoms, folded per taker side: fee = lots * k // BPS (base, buyer)
         # or nu * k // BPS (quote, seller); Market is frozen, so these never go stale
         apl, apn = market.atoms_per_lot, market.atoms_per_nu
         mk, tk = market.maker_fee_bps, market.taker_fee_bps
-        self._buyer_k = {_BUY: apl * tk, _SELL: apl * mk}  # by taker side
-        self._seller_k = {_BUY: apn * mk, _SELL: apn * tk}
+        self._buyer_k_buy, self._buyer_k_sell = apl * tk, apl * mk  # by taker side
+        self._seller_k_buy, self._seller_k_sell = apn * mk, apn * tk
+
+    @property
+    def state(self) -> BookState:
+        """The counters that must survive a restart (a snapshot: changing it changes nothing here)."""
+        return BookState(self._seq, self._next_trade_id, self._src_partition, self._src_offset)
 
     # --- queries ---------------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -220,9 +295,7 @@ class Book:
             (o.side, o.price_ticks, o.arrival, o.order_id, o.remaining, o.executed_lots, o.cum_nu)
             for o in sorted(self._orders.values(), key=lambda o: (o.side, o.price_ticks, o.arrival))
         )
-        digest = hashlib.blake2b(
-            msgspec.msgpack.encode((rows, self.state.seq, self.state.next_trade_id)), digest_size=8
-        )
+        digest = hashlib.blake2b(msgspec.msgpack.encode((rows, self._seq, self._next_trade_id)), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
 
     # --- restore -----------------------------------------------------------------------------------------
@@ -234,24 +307,33 @@ class Book:
     # --- commands ------------------------------------------------------------------------------------------
     def is_duplicate(self, command: MatcherCommand) -> bool:
         """A redelivered command: its source position is not past the last one applied."""
-        s = self.state
-        return (command.src_partition, command.src_offset) <= (s.src_partition, s.src_offset)
+        return (command.src_partition, command.src_offset) <= (self._src_partition, self._src_offset)
 
     def apply(self, command: MatcherCommand, ts: int) -> MatchedEvent | None:
         """Apply one command; ``None`` if it was already applied (a redelivery)."""
-        s = self.state
-        partition, offset = command.src_partition, command.src_offset
-        if partition < s.src_partition or (partition == s.src_partition and offset <= s.src_offset):
-            return None
-        s.src_partition, s.src_offset = partition, offset
-        seq = s.seq = s.seq + 1
-        if isinstance(command, AcceptedOrder):
-            return self._place(command, ts, seq)
-        if isinstance(command, CancelOrder):
-            return self._cancel(command, ts, seq)
-        return self._reject(command, ts, seq)
+        # by exact type first: decoded commands are never subclasses, and a failed isinstance on a Struct
+        # class costs a call of its metaclass's __instancecheck__
+        kind = type(command)
+        if kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder)):
+            t = _astuple(command)
+            seq = self._advance(t[_A_PARTITION], t[_A_OFFSET])
+            return self._place(t, ts, seq) if seq else None
+        if kind is _CancelOrder or isinstance(command, CancelOrder):
+            t = _astuple(command)
+            seq = self._advance(t[_C_PARTITION], t[_C_OFFSET])
+            return self._cancel(t, ts, seq) if seq else None
+        seq = self._advance(command.src_partition, command.src_offset)
+        return self._reject(cast(RejectedOrder, command), ts, seq) if seq else None
 
-    def _reject(self, r: RejectedOrder, ts: int, seq: int) -> MatchedEvent:
+    def _advance(self, partition: int, offset: int) -> int:
+        """The seq of a command from this source position, or 0 if it was already applied (a redelivery)."""
+        if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):
+            return 0
+        self._src_partition, self._src_offset = partition, offset
+        self._seq += 1
+        return self._seq
+
+    def _reject(self, r: RejectedOrder, ts: Boxed, seq: Boxed) -> MatchedEvent:
         update = OrderUpdate(
             order_id=r.order_id,
             user_id=r.user_id,
@@ -267,110 +349,100 @@ class Book:
             reject_code=r.code,
             reason=r.msg,
         )
-        return MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=r.order_id, updates=[update])
+        return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=r.order_id, updates=[update])
 
-    def _cancel(self, c: CancelOrder, ts: int, seq: int) -> MatchedEvent:
-        o = self._orders.get(c.order_id)
-        if o is None or o.user_id != c.user_id:
-            error = CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
-            return MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c.request_id, error=error)
-        side, price = o.side, o.price_ticks
+    def _cancel(self, c: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """A ``CancelOrder`` (``c``: its fields)."""
+        order_id = c[_C_ORDER_ID]
+        o = self._orders.get(order_id)
+        ot = None if o is None else _astuple(o)
+        if ot is None or ot[_R_USER] != c[_C_USER]:
+            error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
+        side, price = ot[_R_SIDE], ot[_R_PRICE]
         ladder = self._bids if side is _BUY else self._asks
         level = ladder.levels[price]
-        del self._orders[o.order_id]  # its queue entry is now dead: skipped at the front, or compacted
-        level.lots -= o.remaining
+        del self._orders[order_id]  # its queue entry is now dead: skipped at the front, or compacted
+        remaining: int = ot[_R_REMAINING]
+        level.lots -= remaining
         level.live -= 1
         if not level.live:
             ladder.level_emptied(level)
-        elif len(level.queue) > 2 * level.live + COMPACT_SLACK:
+        elif len(level.queue) - level.head > 2 * level.live + COMPACT_SLACK:
             orders = self._orders
-            level.queue = deque([q for q in level.queue if orders.get(q.order_id) is q])
-        update = _ended(o, side, price, _CANCELED, _X_CANCELED)
-        return MatchedEvent(  # fields left out take their defaults: fresh empty lists, no error
+            level.queue = [q for q in level.queue[level.head :] if orders.get(q.order_id) is q]
+            level.head = 0
+        return _MatchedEvent(  # fields left out take their defaults: fresh empty lists, no error
             symbol=self._symbol,
             seq=seq,
             ts=ts,
-            request_id=c.request_id,
-            updates=[update],
-            deltas=[LevelDelta(side, price, level.lots)],
+            request_id=c[_C_REQUEST_ID],
+            updates=[_ended(ot, side, price, _CANCELED, _X_CANCELED)],
+            deltas=[_LevelDelta(side, price, level.lots)],
         )
 
-    def _place(self, a: AcceptedOrder, ts: int, seq: int) -> MatchedEvent:
-        side, otype, tif, limit = a.side, a.type, a.tif, a.price_ticks
+    def _place(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """An ``AcceptedOrder`` (``a``: its fields)."""
+        side, otype, tif, ticks = a[_A_SIDE], a[_A_TYPE], a[_A_TIF], a[_A_PRICE]
+        limit: int = ticks
         is_buy, is_market = side is _BUY, otype is _MARKET
-        new = OrderUpdate(
-            a.order_id,
-            a.user_id,
-            a.client_order_id,
+        order_id, qty = a[_A_ID], a[_A_QTY]
+        new = _OrderUpdate(
+            order_id,
+            a[_A_USER],
+            a[_A_CLIENT_ID],
             side,
             otype,
             None if is_market else tif,
-            limit,
-            a.qty_lots,
-            quote_nu=a.quote_nu,
+            ticks,
+            qty,
+            quote_nu=a[_A_QUOTE],
             status=_NEW,
             exec_type=_X_NEW,
-            created_ts=a.ts,
+            created_ts=a[_A_TS],
         )
         opposite = self._asks if is_buy else self._bids
-        heap = opposite.heap
-        best = opposite.levels[heap[0] * opposite.sign] if heap else None
-        if best is not None and not best.live:
-            best = opposite.best()
+        best = opposite.best()
         if best is not None and (is_market or (best.price <= limit if is_buy else best.price >= limit)):
             return self._take(a, ts, seq, new, opposite)
         if is_market or tif is not _GTC:  # IOC, FOK or MARKET with nothing to take: expires untouched
-            return MatchedEvent(
+            return _MatchedEvent(
                 symbol=self._symbol,
                 seq=seq,
                 ts=ts,
-                request_id=a.order_id,
+                request_id=order_id,
                 updates=[new, _replace(new, status=_EXPIRED, exec_type=_X_EXPIRED)],
             )
         # the common case, a passive GTC order: _rest, inlined
-        remaining = a.qty_lots or -1  # -1: sized by quote
-        o = RestingOrder(
-            a.order_id,
-            a.user_id,
-            a.client_order_id,
-            side,
-            otype,
-            tif,
-            limit,
-            a.qty_lots,
-            remaining,
-            0,
-            0,
-            a.ts,
-            seq,
-            a.stp,
-        )
+        remaining: int = qty or -1  # -1: sized by quote
+        user, client_id, created, stp = a[_A_USER], a[_A_CLIENT_ID], a[_A_TS], a[_A_STP]
+        o = _RestingOrder(order_id, user, client_id, side, otype, tif, ticks, qty, remaining, 0, 0, created, seq, stp)
         own = self._bids if is_buy else self._asks
-        level = own.levels.get(limit)
+        level = own.levels.get(ticks)
         if level is None:
-            level = own.levels[limit] = _Level(limit)
-            heappush(own.heap, limit * own.sign)
+            level = own.add(limit, ticks)
         elif not level.live:
             own.empty -= 1
         level.queue.append(o)
         level.live += 1
         level.lots += remaining
-        self._orders[a.order_id] = o
-        return MatchedEvent(
+        self._orders[order_id] = o
+        return _MatchedEvent(
             symbol=self._symbol,
             seq=seq,
             ts=ts,
-            request_id=a.order_id,
+            request_id=order_id,
             updates=[new],
-            deltas=[LevelDelta(side, limit, level.lots)],
+            deltas=[_LevelDelta(side, ticks, level.lots)],
         )
 
-    def _take(self, a: AcceptedOrder, ts: int, seq: int, new: OrderUpdate, opposite: _Ladder) -> MatchedEvent:
+    def _take(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed, new: OrderUpdate, opposite: _Ladder) -> MatchedEvent:
         """An order that crosses the book: match what it can, then expire or rest the rest."""
         updates = [new]
         trades: list[Trade] = []
         deltas: list[LevelDelta] = []
-        if a.type is _LIMIT_MAKER:
+        otype, tif = a[_A_TYPE], a[_A_TIF]
+        if otype is _LIMIT_MAKER:
             rejected = _replace(
                 new,
                 status=_REJECTED,
@@ -379,7 +451,7 @@ class Book:
                 reason="Order would immediately match and take.",
             )
             updates = [rejected]
-        elif a.tif is _FOK and a.type is _LIMIT and not self._fillable(a, opposite):
+        elif tif is _FOK and otype is _LIMIT and not self._fillable(a, opposite):
             updates.append(_replace(new, status=_EXPIRED, exec_type=_X_EXPIRED))
         else:
             remaining, executed, cum_nu, stp_expired = self._match(a, ts, opposite, new, updates, trades, deltas)
@@ -391,54 +463,60 @@ class Book:
                         new, status=_EXPIRED_IN_MATCH, exec_type=_X_PREVENTION, executed_lots=executed, cum_nu=cum_nu
                     )
                 )
-            elif a.type is _MARKET or a.tif is not _GTC:
+            elif otype is _MARKET or tif is not _GTC:
                 updates.append(
                     _replace(new, status=_EXPIRED, exec_type=_X_EXPIRED, executed_lots=executed, cum_nu=cum_nu)
                 )
             else:
-                o = RestingOrder(
-                    a.order_id,
-                    a.user_id,
-                    a.client_order_id,
-                    a.side,
-                    a.type,
-                    a.tif,
-                    a.price_ticks,
-                    a.qty_lots,
+                side, ticks = a[_A_SIDE], a[_A_PRICE]
+                o = _RestingOrder(
+                    a[_A_ID],
+                    a[_A_USER],
+                    a[_A_CLIENT_ID],
+                    side,
+                    otype,
+                    tif,
+                    ticks,
+                    a[_A_QTY],
                     remaining,
                     executed,
                     cum_nu,
-                    a.ts,
+                    a[_A_TS],
                     seq,
-                    a.stp,
+                    a[_A_STP],
                 )
-                deltas.append(LevelDelta(a.side, a.price_ticks, self._rest(o)))
-        return MatchedEvent(
+                deltas.append(_LevelDelta(side, ticks, self._rest(o)))
+        return _MatchedEvent(
             symbol=self._symbol,
             seq=seq,
             ts=ts,
-            request_id=a.order_id,
+            request_id=a[_A_ID],
             updates=updates,
             trades=trades,
             deltas=deltas,
         )
 
     # --- matching ------------------------------------------------------------------------------------------
-    def _fillable(self, a: AcceptedOrder, opposite: _Ladder) -> bool:
+    def _fillable(self, a: tuple[Any, ...], opposite: _Ladder) -> bool:
         """FOK pre-check: could the whole quantity fill without expiring the taker?"""
-        is_buy = a.side is _BUY
-        need = a.qty_lots or -1
-        budget = a.budget
+        is_buy = a[_A_SIDE] is _BUY
+        limit: int = a[_A_PRICE]
+        qty: int = a[_A_QTY]
+        budget: int = a[_A_BUDGET]
+        uid, stp = a[_A_USER], a[_A_STP]
+        need = qty or -1
         orders = self._orders
         for level in opposite.sorted_levels():
             price = level.price
-            if price > a.price_ticks if is_buy else price < a.price_ticks:
+            if price > limit if is_buy else price < limit:
                 return False
-            for o in level.queue:
+            queue = level.queue
+            for i in range(level.head, len(queue)):
+                o = queue[i]
                 if orders.get(o.order_id) is not o:
                     continue  # cancelled
-                if o.user_id == a.user_id and a.stp is not _STP_NONE:
-                    if a.stp is _EXPIRE_MAKER:
+                if o.user_id == uid and stp is not _STP_NONE:
+                    if stp is _EXPIRE_MAKER:
                         continue
                     return False
                 lots = min(need, o.remaining)
@@ -452,59 +530,65 @@ class Book:
 
     def _match(
         self,
-        a: AcceptedOrder,
-        ts: int,
+        a: tuple[Any, ...],
+        ts: Boxed,
         opposite: _Ladder,
         new: OrderUpdate,
         updates: list[OrderUpdate],
         trades: list[Trade],
         deltas: list[LevelDelta],
     ) -> tuple[int, int, int, bool]:
-        """Fill ``a`` against ``opposite`` best-first, appending what happened.
+        """Fill ``a`` (the taker's fields) against ``opposite`` best-first, appending what happened.
 
         Returns (remaining, executed lots, cumulative notional, expired by self-trade prevention); remaining
         is 0 once the taker is done, including a quote-sized one whose quote no longer buys one more lot.
         """
-        is_buy, is_market, limit, stp = a.side is _BUY, a.type is _MARKET, a.price_ticks, a.stp
-        uid, taker_id = a.user_id, a.order_id
+        is_buy, is_market = a[_A_SIDE] is _BUY, a[_A_TYPE] is _MARKET
+        limit: int = a[_A_PRICE]
+        qty: int = a[_A_QTY]
+        quote_left: int = a[_A_QUOTE]
+        budget: int = a[_A_BUDGET]
+        stp, uid, taker_id = a[_A_STP], a[_A_USER], a[_A_ID]
         stp_on = stp is not _STP_NONE
         expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
         expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
-        remaining = a.qty_lots or -1  # -1: sized by quote
-        quote_left, budget = a.quote_nu, a.budget
+        remaining = qty or -1  # -1: sized by quote
         executed = cum_nu = 0
         stop = completed_late = stp_expired = False
         orders = self._orders
-        state = self.state
-        trade_id = state.next_trade_id
-        buyer_k, seller_k = self._buyer_k[a.side], self._seller_k[a.side]
+        trade_id = self._next_trade_id
+        buyer_k = self._buyer_k_buy if is_buy else self._buyer_k_sell
+        seller_k = self._seller_k_buy if is_buy else self._seller_k_sell
         maker_side = opposite.side
-        buyer_is_maker = not is_buy
-        append_update, append_trade = updates.append, trades.append
         touched: list[_Level] = []
         level = opposite.best()
         while level is not None:
             price = level.price
             if not is_market and (price > limit if is_buy else price < limit):
                 break
+            ticks = level.ticks
             queue = level.queue
+            head = level.head
             touched_here = False
             while True:
-                maker = queue[0]
-                if orders.get(maker.order_id) is not maker:
-                    queue.popleft()  # cancelled while it waited
+                maker = queue[head]
+                m = _astuple(maker)
+                maker_id = m[_R_ID]
+                if orders.get(maker_id) is not maker:
+                    head += 1  # cancelled while it waited
                     continue
-                mrem = maker.remaining
-                if stp_on and maker.user_id == uid:
+                mrem: int = m[_R_REMAINING]
+                maker_uid = m[_R_USER]
+                if stp_on and maker_uid == uid:
                     if expire_maker:
-                        queue.popleft()
-                        del orders[maker.order_id]
+                        head += 1
+                        del orders[maker_id]
                         level.lots -= mrem
                         level.live -= 1
                         if not touched_here:
                             touched.append(level)
                             touched_here = True
-                        append_update(_ended(maker, maker_side, price, _EXPIRED_IN_MATCH, _X_PREVENTION))
+                        updates.append(_ended(m, maker_side, ticks, _EXPIRED_IN_MATCH, _X_PREVENTION))
                     if expire_taker:
                         stp_expired = stop = True
                         break
@@ -539,86 +623,67 @@ class Book:
                         remaining = 0
                 budget -= nu if is_buy else lots
                 mrem -= lots
+                m_executed: Boxed = m[_R_EXECUTED] + lots
+                m_cum_nu: Boxed = m[_R_CUM_NU] + nu
                 maker.remaining = mrem
-                maker.executed_lots += lots
-                maker.cum_nu += nu
+                maker.executed_lots = m_executed
+                maker.cum_nu = m_cum_nu
                 level.lots -= lots
                 if not touched_here:
                     touched.append(level)
                     touched_here = True
-                buyer_fee = lots * buyer_k // BPS
-                seller_fee = nu * seller_k // BPS
-                if buyer_is_maker:
-                    maker_fee, taker_fee = buyer_fee, seller_fee
-                    append_trade(
-                        Trade(
-                            trade_id,
-                            price,
-                            lots,
-                            maker.order_id,
-                            taker_id,
-                            maker.user_id,
-                            uid,
-                            True,
-                            buyer_fee,
-                            seller_fee,
-                            ts,
-                        )
+                tid: Boxed = trade_id  # each value boxed once, however many events carry it
+                boxed_lots: Boxed = lots
+                buyer_fee: Boxed = lots * buyer_k // _BPS
+                seller_fee: Boxed = nu * seller_k // _BPS
+                if is_buy:
+                    maker_fee, taker_fee = seller_fee, buyer_fee
+                    trade = _Trade(
+                        tid, ticks, boxed_lots, taker_id, maker_id, uid, maker_uid, False, buyer_fee, seller_fee, ts
                     )
                 else:
-                    maker_fee, taker_fee = seller_fee, buyer_fee
-                    append_trade(
-                        Trade(
-                            trade_id,
-                            price,
-                            lots,
-                            taker_id,
-                            maker.order_id,
-                            uid,
-                            maker.user_id,
-                            False,
-                            buyer_fee,
-                            seller_fee,
-                            ts,
-                        )
+                    maker_fee, taker_fee = buyer_fee, seller_fee
+                    trade = _Trade(
+                        tid, ticks, boxed_lots, maker_id, taker_id, maker_uid, uid, True, buyer_fee, seller_fee, ts
                     )
+                trades.append(trade)
                 if mrem == 0:
-                    queue.popleft()
-                    del orders[maker.order_id]
+                    head += 1
+                    del orders[maker_id]
                     level.live -= 1
-                append_update(
-                    OrderUpdate(  # 18 fields: eight positional keep it off CPython's slow path for 16+ keywords
-                        maker.order_id,
-                        maker.user_id,
-                        maker.client_order_id,
+                updates.append(
+                    _OrderUpdate(  # 18 fields: eight positional keep it off CPython's slow path for 16+ keywords
+                        maker_id,
+                        maker_uid,
+                        m[_R_CLIENT_ID],
                         maker_side,
-                        maker.type,
-                        maker.tif,
-                        price,
-                        maker.qty_lots,
+                        m[_R_TYPE],
+                        m[_R_TIF],
+                        ticks,
+                        m[_R_QTY],
                         status=_PARTIALLY_FILLED if mrem else _FILLED,
                         exec_type=_X_TRADE,
-                        executed_lots=maker.executed_lots,
-                        cum_nu=maker.cum_nu,
-                        created_ts=maker.created_ts,
-                        last_lots=lots,
-                        last_ticks=price,
-                        trade_id=trade_id,
+                        executed_lots=m_executed,
+                        cum_nu=m_cum_nu,
+                        created_ts=m[_R_CREATED],
+                        last_lots=boxed_lots,
+                        last_ticks=ticks,
+                        trade_id=tid,
                         is_maker=True,
                         fee=maker_fee,
                     )
                 )
                 stop = remaining == 0
-                append_update(
+                updates.append(
                     _replace(
                         new,
                         status=_FILLED if stop else _PARTIALLY_FILLED,
                         exec_type=_X_TRADE,
                         executed_lots=executed,
                         cum_nu=cum_nu,
-                        last_lots=lots,
-                        last_ticks=price,
-                        trade_id=trade_id,
+                        last_lots=boxed_lots,
+                        last_ticks=ticks,
+                        trade_id=tid,
                         fee=taker_fee,
                     )
                 )
@@ -627,12 +692,17 @@ class Book:
                     break
             if not level.live:
                 opposite.level_emptied(level)
+            elif 2 * head > len(queue):  # the filled and skipped are the most: cut them off
+                del queue[:head]
+                level.head = 0
+            else:
+                level.head = head
             if stop:
                 break
             level = opposite.best()
-        state.next_trade_id = trade_id
+        self._next_trade_id = trade_id
         for lv in touched:
-            deltas.append(LevelDelta(maker_side, lv.price, lv.lots))
+            deltas.append(_LevelDelta(maker_side, lv.ticks, lv.lots))
         if completed_late:
             # its last fill is the one that completed it, even if self-trade prevention expired makers after
             for i in range(len(updates) - 1, 0, -1):
@@ -651,8 +721,7 @@ class Book:
         ladder = self._bids if o.side is _BUY else self._asks
         level = ladder.levels.get(price)
         if level is None:
-            level = ladder.levels[price] = _Level(price)
-            heappush(ladder.heap, price * ladder.sign)
+            level = ladder.add(price, price)
         elif not level.live:
             ladder.empty -= 1
         level.queue.append(o)

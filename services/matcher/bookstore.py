@@ -1,13 +1,24 @@
 """Redis side of the matcher: the book snapshot and the outbox, committed together per symbol.
 
-Per symbol, one MULTI/EXEC writes the changed resting orders, the counters (``BookState``: seq, next trade
-id, last source position), removes the hot-book entries the matcher took over, and stores the outputs
-of the batch as the symbol's outbox. Outputs are published only after that commit, so:
+Per symbol and batch, one script (``COMMIT``, atomic as a MULTI/EXEC is) writes the changed resting
+orders, the counters (``BookState``: seq, next trade id, last source position), removes the hot-book
+entries the matcher took over, and adds the outputs of the batch to the symbol's outbox. Outputs are
+published only after that commit, so:
 
 * a crash before the commit loses nothing: the inputs are redelivered and applied again;
 * a crash after it re-publishes the outbox on restart; consumers skip what they saw by ``(symbol, seq)``.
 
-All keys of a symbol share the hash tag ``{SYMBOL}``, so the transaction is valid on a Redis Cluster.
+The outbox is a hash of the batches whose outputs the broker has not yet acknowledged, each under the
+``seq`` of its first event (so in order). The matcher does not wait for one batch's acks before it
+commits the next (it pipelines), so the outbox may hold two batches; a batch's entry is removed by a
+later commit, once its acks are in (``acked``). Whatever the outbox holds at a take-over is re-published.
+
+All keys of a symbol share the hash tag ``{SYMBOL}``, so the script is valid on a Redis Cluster.
+
+Why a script and not a MULTI of HSET/HDEL: redis-py packs a command's arguments in Python at ~4 µs each
+(it re-joins a growing buffer per argument), and a batch touches thousands of orders; the script takes
+them as a few msgpack arguments (ids as strings: a Lua number would round a 64-bit id) and Redis unpacks
+them in C, so a commit costs the client a few encodes whatever the size of the batch.
 """
 
 from __future__ import annotations
@@ -24,10 +35,54 @@ from shared.messages import MatchedEvent
 from ..order_processor.hotbook import hot_key
 from .book import Book, BookState, RestingOrder
 
+Outputs = list[tuple[str, bytes]]  # (topic, record value) in publishing order
+Pending = list[tuple[int, Outputs]]  # outbox entries (first seq, outputs) in order
+
 _pack = msgspec.msgpack.Encoder().encode
 _unpack_order = msgspec.msgpack.Decoder(RestingOrder).decode
 _unpack_state = msgspec.msgpack.Decoder(BookState).decode
-_unpack_outbox = msgspec.msgpack.Decoder(list[tuple[str, bytes]]).decode
+_unpack_outbox = msgspec.msgpack.Decoder(Outputs).decode
+LEGACY_ENTRY = -1  # the single-batch outbox of earlier versions (a plain string key), re-published first
+
+# KEYS: orders, hot, state, outbox (hash), legacy outbox (string).
+# ARGV: state, outbox entry id ("" for none), its outputs, then msgpack arrays (or "" for none) of the
+# order ids gone, of id/order pairs changed, of the hot entries taken, of the outbox entries acknowledged.
+# ``unpack`` goes in chunks: Lua's C stack takes at most ~8000 values at once.
+COMMIT = """
+local function each(command, key, packed)
+    if packed == "" then return end
+    local items = cmsgpack.unpack(packed)
+    local n = #items
+    for i = 1, n, 1000 do
+        redis.call(command, key, unpack(items, i, math.min(i + 999, n)))
+    end
+end
+each("HDEL", KEYS[1], ARGV[4])
+each("HSET", KEYS[1], ARGV[5])
+each("HDEL", KEYS[2], ARGV[6])
+each("HDEL", KEYS[4], ARGV[7])
+redis.call("SET", KEYS[3], ARGV[1])
+if ARGV[2] ~= "" then
+    redis.call("HSET", KEYS[4], ARGV[2], ARGV[3])
+end
+redis.call("DEL", KEYS[5])
+return 1
+"""
+
+
+def _lua_string(data: bytes) -> msgspec.Raw:
+    """``data`` as a msgpack *str* (its bytes unchanged): Redis's cmsgpack reads no *bin* type, and a Lua
+    string holds any bytes."""
+    n = len(data)
+    if n < 32:
+        head = bytes((0xA0 | n,))
+    elif n < 0x100:
+        head = bytes((0xD9, n))
+    elif n < 0x10000:
+        head = b"\xda" + n.to_bytes(2, "big")
+    else:
+        head = b"\xdb" + n.to_bytes(4, "big")
+    return msgspec.Raw(head + data)
 
 
 def orders_key(symbol: str) -> str:
@@ -39,52 +94,71 @@ def state_key(symbol: str) -> str:
 
 
 def outbox_key(symbol: str) -> str:
+    return f"book:{{{symbol}}}:unacked"
+
+
+def legacy_outbox_key(symbol: str) -> str:
     return f"book:{{{symbol}}}:outbox"
 
 
 class BookStore:
     def __init__(self, cache: aioredis.Redis) -> None:
         self.cache = cache
+        self._commit = cache.register_script(COMMIT)
 
-    async def load(self, market: Market) -> tuple[Book, list[tuple[str, bytes]]]:
-        """The committed book of a symbol and the outputs of its last committed batch."""
+    async def load(self, market: Market) -> tuple[Book, Pending]:
+        """The committed book of a symbol and its outbox: the outputs not known to be acknowledged."""
+        symbol = market.symbol
         pipe = self.cache.pipeline(transaction=True)
-        pipe.get(state_key(market.symbol))
-        pipe.hvals(orders_key(market.symbol))
-        pipe.get(outbox_key(market.symbol))
+        pipe.get(state_key(symbol))
+        pipe.hvals(orders_key(symbol))
+        pipe.get(legacy_outbox_key(symbol))
+        pipe.hgetall(outbox_key(symbol))
         with sredis.timed("book_load"):
-            raw_state, raw_orders, raw_outbox = await pipe.execute()
+            raw_state, raw_orders, raw_legacy, raw_outbox = await pipe.execute()
         book = Book(market, _unpack_state(raw_state) if raw_state else BookState())
         book.restore([_unpack_order(o) for o in raw_orders])
-        return book, (_unpack_outbox(raw_outbox) if raw_outbox else [])
+        pending = sorted((int(entry), _unpack_outbox(outputs)) for entry, outputs in raw_outbox.items())
+        if raw_legacy:
+            pending.insert(0, (LEGACY_ENTRY, _unpack_outbox(raw_legacy)))
+        return book, pending
 
     async def commit(
-        self, book: Book, events: Iterable[MatchedEvent], outputs: list[tuple[str, bytes]], taken: Iterable[int]
-    ) -> None:
-        """Write what ``events`` changed in ``book`` and the outbox, atomically."""
+        self,
+        book: Book,
+        events: list[MatchedEvent],
+        outputs: Outputs,
+        taken: Iterable[int],
+        acked: Iterable[int] = (),
+    ) -> int | None:
+        """Write what ``events`` changed in ``book`` and add ``outputs`` to the outbox, atomically; remove
+        the ``acked`` outbox entries. Returns the outbox entry of ``outputs`` (None when there are none)."""
         symbol = book.market.symbol
-        pipe = self.cache.pipeline(transaction=True)
-        okey = orders_key(symbol)
         touched: dict[int, None] = {}
         for event in events:
             for update in event.updates:
                 touched[update.order_id] = None
-        changed: dict[str, bytes] = {}
+        changed: list[str | msgspec.Raw] = []  # id, order, id, order, ...
         gone: list[str] = []
-        for order_id in touched:  # one HSET and one HDEL per symbol: a command per order costs ~10 µs in redis-py
+        for order_id in touched:
             resting = book.order(order_id)
             if resting is None:
                 gone.append(str(order_id))
             else:
-                changed[str(order_id)] = _pack(resting)
-        if gone:
-            pipe.hdel(okey, *gone)
-        if changed:
-            pipe.hset(okey, mapping=changed)  # type: ignore[arg-type]  # Mapping keys are invariant
+                changed += (str(order_id), _lua_string(_pack(resting)))
         taken_ids = [str(i) for i in taken]
-        if taken_ids:
-            pipe.hdel(hot_key(symbol), *taken_ids)
-        pipe.set(state_key(symbol), _pack(book.state))
-        pipe.set(outbox_key(symbol), _pack(outputs))
+        acked_ids = [str(i) for i in acked if i != LEGACY_ENTRY]  # the legacy key goes at every commit
+        entry = events[0].seq if outputs and events else None
+        keys = [orders_key(symbol), hot_key(symbol), state_key(symbol), outbox_key(symbol), legacy_outbox_key(symbol)]
+        args = [
+            _pack(book.state),
+            b"" if entry is None else str(entry).encode(),
+            _pack(outputs) if entry is not None else b"",
+            _pack(gone) if gone else b"",
+            _pack(changed) if changed else b"",
+            _pack(taken_ids) if taken_ids else b"",
+            _pack(acked_ids) if acked_ids else b"",
+        ]
         with sredis.timed("book_commit"):
-            await pipe.execute()
+            await self._commit(keys=keys, args=args)
+        return entry

@@ -1,0 +1,43 @@
+"""The matching core as installed: compiled when an extension was built, never older than its source, and
+with the snapshot format (``records.py``) the same either way.
+
+``setup.py`` compiles ``services/matcher/book.py`` with mypyc; the pure module is the fallback
+(``SPOT_PURE_PYTHON=1``, no C compiler). The property tests in ``test_book.py`` run against whichever was
+imported; run them against the pure one with ``SPOT_PURE_PYTHON=1 pip install --no-deps -e .`` first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from services.matcher import book
+from services.matcher.book import BookState, RestingOrder
+
+SOURCE = Path(book.__file__).with_name("book.py")
+# mypyc builds two: book.*.so, a shim that never changes, and book__mypyc.*.so, the compiled code
+EXTENSIONS = sorted(p for p in SOURCE.parent.glob("book*") if p.suffix in (".so", ".pyd"))
+
+
+def test_compiled_flag_says_which_module_was_imported() -> None:
+    assert book.COMPILED == (not book.__file__.endswith(".py")), book.__file__
+
+
+@pytest.mark.skipif(not EXTENSIONS, reason="no compiled core next to book.py (a pure-Python install)")
+def test_compiled_core_is_in_use_and_current() -> None:
+    assert book.COMPILED, f"{EXTENSIONS[0].name} was built but {book.__file__} was imported"
+    built, edited = max(p.stat().st_mtime for p in EXTENSIONS), SOURCE.stat().st_mtime
+    assert built >= edited, (
+        f"the compiled core ({', '.join(p.name for p in EXTENSIONS)}) is older than book.py, so the tests run "
+        f"the old code: rebuild it with `pip install --no-deps -e .`, or delete it to run pure Python"
+    )
+
+
+def test_snapshot_records_keep_their_wire_format() -> None:
+    """mypyc drops class keywords, which is why these live in records.py, outside the compiled module."""
+    for record in (RestingOrder, BookState):
+        assert record.__struct_config__.array_like, record
+    assert not RestingOrder.__struct_config__.gc
+    assert msgspec.msgpack.encode(BookState()) == msgspec.msgpack.encode([0, 1, -1, -1])
