@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# the mypyc-compiled matching core is no older than its source
+CORE := $(VENV)/.core-built
 
 .DEFAULT_GOAL := help
 .PHONY: help install dev test test-unit test-e2e test-deploy lint typecheck bench clean
@@ -16,20 +18,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,deploy]"
 	bash scripts/install-deploy-tools.sh
 	bash scripts/install-browser.sh
-	touch $(STAMP)
+	touch $(STAMP) $(CORE)
+
+# An editable install compiled book.py once; an edit to it would leave the old extension imported first.
+$(CORE): services/matcher/book.py services/matcher/records.py setup.py | $(STAMP)
+	$(BIN)/python setup.py -q build_ext --inplace --force
+	touch $(CORE)
 
 install: $(STAMP) ## create .venv and install the project with its test tools
 
-dev: $(STAMP) ## run the whole fleet locally (Tansu, Postgres, Redis, every service); Ctrl-C stops it
+dev: $(STAMP) $(CORE) ## run the whole fleet locally (Tansu, Postgres, Redis, every service); Ctrl-C stops it
 	$(BIN)/spot up
 
-test: $(STAMP) ## install and run every test against real Postgres, Redis and Kafka-protocol broker
+test: $(STAMP) $(CORE) ## install and run every test against real Postgres, Redis and Kafka-protocol broker
 	$(BIN)/pytest -q
 
-test-unit: $(STAMP) ## pure-core tests only (no servers)
+test-unit: $(STAMP) $(CORE) ## pure-core tests only (no servers)
 	$(BIN)/pytest -q tests/unit
 
-test-e2e: $(STAMP) ## the fleet as separate processes, driven over REST and WebSocket
+test-e2e: $(STAMP) $(CORE) ## the fleet as separate processes, driven over REST and WebSocket
 	$(BIN)/pytest -q tests/e2e
 
 test-deploy: $(STAMP) ## Dockerfile, compose, Helm, KEDA/VPA/Karpenter, Terraform checks, offline
@@ -40,7 +47,7 @@ lint: $(STAMP) ## ruff and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(STAMP) ## benchmarks core|matcher|processor|fleet|scaleout (ARGS="core --events 200000"): table + bench/results/*.json
+bench: $(STAMP) $(CORE) ## benchmarks core|matcher|processor|fleet|scaleout (ARGS="core --events 200000"): table + bench/results/*.json
 	$(BIN)/python -m bench $(ARGS)
 
 clean: ## remove the virtual environment and local state

@@ -195,7 +195,7 @@ def matcher_rows(res: dict[str, Any]) -> list[Row]:
     rate = res["rate"]
     ref = res.get("reference", {}).get("rate", 0.0)
     workload = (f"{res['messages']:,} validated-orders pre-produced ({res['mix']}), {len(res['symbols'])} symbols, "
-                f"{res['partitions']} partitions, 1 replica; outputs {res['outputs']:,} matched-events"
+                f"{res['partitions']} partitions, 1 replica; outputs {res['outputs']:,} matched-events records"
                 + ("" if res["finished"] else " (DID NOT FINISH)"))
     return [Row("matcher service", workload, f"{fmt_rate(rate)} (orders)", f">= {MATCHER_TARGET:,}/s",
                 f"raw aiokafka pipe {fmt_rate(ref)}", ratio(rate, ref), rate, "orders/s", rate >= MATCHER_TARGET,

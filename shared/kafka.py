@@ -7,6 +7,10 @@ and transactions, so producers use ``acks=all`` without idempotence; consumers d
 A record that does not decode is poison: it goes to ``<topic>.dlq`` with the reason in a header, is
 counted, and its partition keeps flowing.
 
+A topic whose records may carry several messages (the matcher's envelopes, ``shared.messages``) is read
+with an ``Envelopes`` decoder: each message becomes a ``Record`` of its own, at the offset of the record
+that carried it (so one offset may hold several, in order), with its own ``traceparent`` header.
+
 Metrics, observed per batch call, never per record: ``spot_kafka_call_seconds{operation}`` (fetch, flush,
 commit, send) and ``spot_kafka_consumer_lag{group,topic,partition}``, the highwater of the consumer's own last
 fetch minus its position (no extra request; Tansu answers ``end_offsets`` wrongly anyway).
@@ -17,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -94,9 +98,19 @@ class Outbox:
         self._pending.append(fut)
 
     async def flush(self) -> None:
-        if not self._pending:
-            return
         pending, self._pending = self._pending, []
+        await self._acks(pending)
+
+    def sent(self) -> asyncio.Future[None]:
+        """The acks of everything sent so far, to await later: a caller that pipelines takes them here and
+        goes on; a later ``flush`` or ``sent`` covers only what is sent after."""
+        pending, self._pending = self._pending, []
+        return asyncio.ensure_future(self._acks(pending))
+
+    @staticmethod
+    async def _acks(pending: list[asyncio.Future[Any]]) -> None:
+        if not pending:
+            return
         with tracing.Timed(FLUSH_SECONDS, "kafka flush"):
             await asyncio.gather(*pending)
 
@@ -153,6 +167,14 @@ class Batch(Generic[T]):
 Assigned = Callable[[set[TopicPartition]], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Envelopes(Generic[T]):
+    """A decoder for records that carry one or more messages: ``unpack(value)`` gives each message with
+    its ``traceparent`` (None: the record's own headers apply, as for a record of one message)."""
+
+    unpack: Callable[[bytes], Sequence[tuple[T, bytes | None]]]
+
+
 class _Lag:
     """The lag gauge of one consumer's partitions, set from what each poll returned (no broker request)."""
 
@@ -202,13 +224,14 @@ class Inbox(Generic[T]):
     def __init__(
         self,
         consumer: AIOKafkaConsumer,
-        decode: Callable[[bytes], T],
+        decode: Callable[[bytes], T] | Envelopes[T],
         dlq: Outbox,
         settings: Settings,
         lag: _Lag | None = None,
     ) -> None:
         self._consumer = consumer
-        self._decode = decode
+        self._decode: Callable[[bytes], T] | None = None if isinstance(decode, Envelopes) else decode
+        self._unpack = decode.unpack if isinstance(decode, Envelopes) else None
         self._dlq = dlq
         self._settings = settings
         self._suffix = settings.topic_suffix
@@ -239,17 +262,27 @@ class Inbox(Generic[T]):
             if self._lag is not None:
                 self._lag.update(self._consumer, ((tp, raws[-1].offset + 1) for tp, raws in polled.items()))
             batch: Batch[T] = Batch()
+            records = batch.records
             poisoned = False
+            decode, unpack = self._decode, self._unpack
             for tp, raws in polled.items():
                 topic = self._base(tp.topic)
+                partition = tp.partition
                 for raw in raws:
+                    headers = tuple(raw.headers) if raw.headers else ()
                     try:
-                        value = self._decode(raw.value)
+                        if decode is not None:
+                            records.append(Record(topic, partition, raw.offset, decode(raw.value), headers))
+                            continue
+                        assert unpack is not None
+                        values = unpack(raw.value)
                     except Exception as exc:  # any decode failure is poison, whatever the library raised
                         poisoned = True
                         await self._poison(topic, raw, exc)
                         continue
-                    batch.records.append(Record(topic, tp.partition, raw.offset, value, tuple(raw.headers or ())))
+                    for value, traceparent in values:  # an envelope's messages, at its offset
+                        own = headers if traceparent is None else ((tracing.HEADER, traceparent),)
+                        records.append(Record(topic, partition, raw.offset, value, own))
                 batch.ends[tp] = raws[-1].offset + 1
             if poisoned:
                 await self._dlq.flush()
@@ -267,6 +300,11 @@ class Inbox(Generic[T]):
     def owns(self, record: Record[Any]) -> bool:
         """Whether the record's partition is still assigned here (a rebalance may have moved it)."""
         return TopicPartition(self._settings.topic(record.topic), record.partition) in self._consumer.assignment()
+
+    def owned(self) -> set[tuple[str, int]]:
+        """(topic, partition) of every partition assigned here now, topics as records name them: one set
+        per batch for a hot loop, instead of ``owns`` per record (valid until the next await)."""
+        return {(self._base(tp.topic), tp.partition) for tp in self._consumer.assignment()}
 
     async def commit(self, batch: Batch[T]) -> None:
         """Commit the batch's offsets on the partitions still assigned here.
@@ -290,7 +328,7 @@ async def consumer(
     settings: Settings,
     topics: Iterable[str],
     group: str,
-    decode: Callable[[bytes], T],
+    decode: Callable[[bytes], T] | Envelopes[T],
     dlq: Outbox,
     on_assign: Assigned | None = None,
     on_revoke: Assigned | None = None,

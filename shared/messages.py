@@ -9,12 +9,19 @@ Idempotency keys, so every consumer can skip a redelivery:
 * ``order-requests``: ``order_id`` / ``request_id`` (assigned once by ingestion).
 * ``validated-orders``: ``(src_partition, src_offset)`` of the request it came from, monotonic per symbol.
 * ``matched-events`` and ``trade-execution``: ``(symbol, seq)``, the matcher's per-symbol sequence.
+
+The matcher publishes ``matched-events`` and ``trade-execution`` as envelopes (``MatchedEvents``,
+``TradeExecutions``): one Kafka record per symbol per batch, carrying that batch's messages in order, since
+the per-record cost of the Kafka client, not the messages, bounds its throughput. A consumer never sees the
+difference: ``unpack_matched`` / ``unpack_trades`` / ``unpack_output`` (through ``shared.kafka.Envelopes``)
+turn a record, envelope or single message, into its messages, each with its own trace.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -230,6 +237,68 @@ class TradeExecution(msgspec.Struct, tag_field="kind", tag="trades", kw_only=Tru
     trades: list[Trade]
 
 
+# --- envelopes: one record per symbol per matcher batch ---------------------------------------------------
+
+
+class MatchedEvents(msgspec.Struct, tag_field="kind", tag="matched-batch", kw_only=True, frozen=True):
+    """One symbol's matched events from one matcher batch, in ``seq`` order, as one Kafka record.
+
+    ``traces``: position in ``events`` -> the W3C ``traceparent`` the event continues (traced commands only;
+    a single message carries it as a Kafka header instead).
+    """
+
+    v: int = SCHEMA_VERSION
+    symbol: str
+    events: list[MatchedEvent]
+    traces: dict[int, str] = {}
+
+
+class TradeExecutions(msgspec.Struct, tag_field="kind", tag="trades-batch", kw_only=True, frozen=True):
+    """One symbol's trade executions from one matcher batch, in ``seq`` order; ``traces`` as above."""
+
+    v: int = SCHEMA_VERSION
+    symbol: str
+    executions: list[TradeExecution]
+    traces: dict[int, str] = {}
+
+
+ENVELOPE_MAX_BYTES: Final = 256 * 1024  # well under Kafka's default 1 MiB message.max.bytes
+
+
+def envelopes(
+    topic: str, symbol: str, encoded: Sequence[bytes], traces: dict[int, str], max_bytes: int = ENVELOPE_MAX_BYTES
+) -> list[bytes]:
+    """The records carrying ``encoded`` (messages of ``symbol`` for ``topic``, each ``encode``d, in order).
+
+    One record unless they exceed ``max_bytes``; then as many as it takes, each cut between messages (a
+    single message larger than the bound still goes, alone). ``traces`` are positions in ``encoded``.
+    """
+    if topic not in (Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION):
+        raise ValueError(f"{topic} carries no envelopes")
+    matched = topic == Topic.MATCHED_EVENTS
+    out: list[bytes] = []
+    start, size = 0, 0
+    for i, message in enumerate(encoded):
+        if size + len(message) > max_bytes and i > start:
+            out.append(_envelope(matched, symbol, encoded, traces, start, i))
+            start, size = i, 0
+        size += len(message) + 1
+    if start < len(encoded):
+        out.append(_envelope(matched, symbol, encoded, traces, start, len(encoded)))
+    return out
+
+
+def _envelope(
+    matched: bool, symbol: str, encoded: Sequence[bytes], traces: dict[int, str], start: int, end: int
+) -> bytes:
+    """``MatchedEvents`` / ``TradeExecutions`` JSON around messages already encoded: the bytes ``encode``
+    would give for the decoded envelope, without decoding or encoding any message again."""
+    mine = {i - start: tp for i, tp in traces.items() if start <= i < end} if traces else {}
+    tag, field = (b"matched-batch", b"events") if matched else (b"trades-batch", b"executions")
+    head = b'{"kind":"%b","v":%d,"symbol":%b,"%b":[' % (tag, SCHEMA_VERSION, encode(symbol), field)
+    return b"".join((head, b",".join(encoded[start:end]), b'],"traces":', encode(mine), b"}"))
+
+
 # --- codecs (module-level, built once: no per-message allocation of encoders) ---------------------------
 
 encode = msgspec.json.Encoder().encode
@@ -238,3 +307,36 @@ decode_command = msgspec.json.Decoder(MatcherCommand).decode
 decode_matched = msgspec.json.Decoder(MatchedEvent).decode
 decode_trades = msgspec.json.Decoder(TradeExecution).decode
 decode_output = msgspec.json.Decoder(MatchedEvent | TradeExecution).decode
+
+_decode_matched_record = msgspec.json.Decoder(MatchedEvent | MatchedEvents).decode
+_decode_trades_record = msgspec.json.Decoder(TradeExecution | TradeExecutions).decode
+_decode_output_record = msgspec.json.Decoder(MatchedEvent | TradeExecution | MatchedEvents | TradeExecutions).decode
+
+
+def _items(record: MatchedEvent | TradeExecution | MatchedEvents | TradeExecutions) -> list[tuple[Any, bytes | None]]:
+    """(message, traceparent) of a record; None: the record's own Kafka headers say (a single message)."""
+    if isinstance(record, MatchedEvents):
+        items: Sequence[MatchedEvent | TradeExecution] = record.events
+    elif isinstance(record, TradeExecutions):
+        items = record.executions
+    else:
+        return [(record, None)]
+    traces = record.traces
+    if not traces:
+        return [(m, None) for m in items]
+    return [(m, tp.encode() if (tp := traces.get(i)) else None) for i, m in enumerate(items)]
+
+
+def unpack_matched(raw: bytes) -> list[tuple[MatchedEvent, bytes | None]]:
+    """The matched events of one ``matched-events`` record (an envelope, or one event), in order."""
+    return _items(_decode_matched_record(raw))
+
+
+def unpack_trades(raw: bytes) -> list[tuple[TradeExecution, bytes | None]]:
+    """The trade executions of one ``trade-execution`` record (an envelope, or one execution), in order."""
+    return _items(_decode_trades_record(raw))
+
+
+def unpack_output(raw: bytes) -> list[tuple[MatchedEvent | TradeExecution, bytes | None]]:
+    """The messages of a record of either matcher output topic, in order."""
+    return _items(_decode_output_record(raw))

@@ -17,8 +17,9 @@ the record's ``traceparent`` and covering the batch's work; outputs caused by th
 Redis pipeline, a Kafka flush) also becomes a child span of every traced record, with the call's real start
 and end: the call was shared, and each order's trace shows where its time went.
 
-Known limits: ``tracestate`` is not carried; outputs the matcher re-publishes from its Redis outbox after a
-crash carry no trace; a trade continues the taker's trace only (the maker's command is long gone).
+Known limits: ``tracestate`` is not carried; a trade continues the taker's trace only (the maker's command is
+long gone). The matcher's envelopes carry each event's ``traceparent`` inside, so a re-publish from its
+Redis outbox after a crash keeps the traces.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from shared.binance import execution_report
 from shared.config import Settings
 from shared.kafka import Batch
 from shared.lifecycle import Health, now_ms, run
-from shared.messages import MatchedEvent, Topic, TradeExecution, decode_output
+from shared.messages import MatchedEvent, Topic, TradeExecution, unpack_output
 
 from .streams import MarketState, publish_depth, publish_trades
 
@@ -36,7 +36,9 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
     async with (
         kafka.producer(settings) as dlq,
         sredis.client(settings) as cache,
-        kafka.consumer(settings, [Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION], SERVICE, decode_output, dlq) as inbox,
+        kafka.consumer(
+            settings, [Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION], SERVICE, kafka.Envelopes(unpack_output), dlq
+        ) as inbox,
     ):
         channels = sredis.Channels(settings.topic_suffix)
         states = {s: MarketState(m, channels) for s, m in markets.items()}

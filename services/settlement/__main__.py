@@ -17,7 +17,7 @@ from shared import redis as sredis
 from shared.binance import account_positions
 from shared.config import Settings
 from shared.lifecycle import Health, now_ms, run
-from shared.messages import Topic, decode_matched
+from shared.messages import Topic, unpack_matched
 
 from .accounts import Accounts
 from .outcome import outcome
@@ -30,7 +30,7 @@ BATCH_SECONDS = Histogram("spot_settlement_batch_seconds", "Time to settle one b
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
     async with (
         kafka.producer(settings) as dlq,
-        kafka.consumer(settings, [Topic.MATCHED_EVENTS], SERVICE, decode_matched, dlq) as inbox,
+        kafka.consumer(settings, [Topic.MATCHED_EVENTS], SERVICE, kafka.Envelopes(unpack_matched), dlq) as inbox,
         postgres.pool(settings) as db,
         sredis.client(settings) as cache,
     ):

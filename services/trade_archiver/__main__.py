@@ -30,7 +30,7 @@ from shared import kafka, postgres, resilience
 from shared.config import Settings
 from shared.domain import Market
 from shared.lifecycle import Health, run
-from shared.messages import Topic, TradeExecution, decode_trades
+from shared.messages import Topic, TradeExecution, unpack_trades
 
 from .archive import Archive
 from .parquet import TradeRow, rows_of
@@ -179,7 +179,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             settings,
             [Topic.TRADE_EXECUTION],
             SERVICE,
-            decode_trades,
+            kafka.Envelopes(unpack_trades),
             dlq,
             on_assign=archiver.assigned,
             on_revoke=archiver.revoked,

@@ -1,6 +1,7 @@
 """Trade rows and their Parquet encoding. Pure: no I/O, no clock.
 
-One row per trade (a ``TradeExecution`` carries the trades of one matched event). Money stays exact:
+One row per trade (a ``TradeExecution`` carries the trades of one matched event; one Kafka record may carry
+several executions, so several rows share ``kafka_offset``, told apart by ``seq`` and ``trade_id``). Money stays exact:
 prices, quantities, notionals and fees are Parquet DECIMAL(38,8), converted from ticks, lots and atoms
 with ``Decimal`` arithmetic, never through a float. Every amount is a whole number of atoms (``Market``
 guarantees it for quantities and notionals; fees are atoms), and prices are printed with 8 decimals
@@ -90,7 +91,7 @@ def utc_date(ts_ms: int) -> str:
 
 
 def rows_of(execution: TradeExecution, market: Market, partition: int, offset: int) -> list[TradeRow]:
-    """The rows of one trade-execution record, in trade order."""
+    """The rows of one trade execution, in trade order."""
     rows = []
     for t in execution.trades:
         rows.append(

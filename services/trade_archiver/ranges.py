@@ -7,6 +7,10 @@ and a range is committed even when it produced no row.
 
 A range being redone after a crash (``redo_until``) is cut at exactly that offset, whatever batches the
 records arrive in, so it yields the same files as the attempt that crashed.
+
+One offset may carry several executions (the matcher's envelope: a symbol's executions of one batch, in
+order); they arrive together in one batch, so they are taken together, and each is deduplicated by
+``(symbol, seq)`` on its own.
 """
 
 from __future__ import annotations
@@ -44,14 +48,16 @@ class OpenRange:
         self.opened_at: float | None = None  # when the first offset of this range was consumed
 
     def feed(self, records: Iterable[tuple[int, TradeExecution]], end: int, rows_of: RowsOf, now: float) -> list[Cut]:
-        """Take one batch's records of this partition (offset order); ``end`` is one past the last consumed.
+        """Take one batch's records of this partition (offset order, an offset repeated for each execution
+        it carries); ``end`` is one past the last consumed.
 
-        Offsets at or below ``consumed`` are ignored (a re-fetch after a seek). Returns the ranges a redo
-        boundary closed on the way.
+        Offsets at or below ``consumed`` before this batch are ignored (a re-fetch after a seek). Returns
+        the ranges a redo boundary closed on the way.
         """
         cuts = []
+        taken = self.consumed
         for offset, execution in records:
-            if offset <= self.consumed:
+            if offset <= taken:
                 continue
             if self.redo_until is not None and offset > self.redo_until:
                 cuts.append(self._cut_at(self.redo_until))

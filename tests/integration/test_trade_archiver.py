@@ -4,7 +4,8 @@ on a free port) through boto3; and the archive protocol crashing at every write 
 
 The flow is published straight to ``trade-execution`` (the archiver's only input): twelve symbols over
 three UTC days, so one flush writes dozens of files and a kill lands between them; re-published events
-(the matcher's at-least-once) must be archived once.
+(the matcher's at-least-once) must be archived once. Most of it goes as the matcher publishes it, in
+envelopes of several executions per record (one offset, several rows).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from services.trade_archiver.manifest import decode_intent
 from services.trade_archiver.sink import LocalStore, S3Store, Store
 from shared import kafka, postgres
 from shared.config import SERVICE_PORTS, Settings
-from shared.messages import Topic, TradeExecution, encode
+from shared.messages import Topic, TradeExecution, encode, envelopes
 from spot import admin
 from spot.fleet import Fleet
 from tests.unit.trade_archiver.flows import (
@@ -87,7 +88,7 @@ class Flow:
         return self.published[::every]
 
     def expected(self) -> Counter[tuple[str, int]]:
-        return unique_trades(list(self.published))
+        return unique_trades([[e] for e in self.published])
 
 
 def _settings(env: dict[str, str]) -> Settings:
@@ -111,10 +112,21 @@ async def _prepare(settings: Settings) -> None:
         await conn.close()
 
 
-async def _publish(settings: Settings, executions: list[TradeExecution]) -> None:
+async def _publish(settings: Settings, executions: list[TradeExecution], per_record: int = 1) -> None:
+    """One record per execution, or as the matcher publishes: envelopes of up to ``per_record`` executions of
+    one symbol, in the symbol's order."""
     async with kafka.producer(settings) as out:
-        for e in executions:
-            await out.send(Topic.TRADE_EXECUTION.value, encode(e), key=e.symbol)
+        if per_record == 1:
+            for e in executions:
+                await out.send(Topic.TRADE_EXECUTION.value, encode(e), key=e.symbol)
+        else:
+            by_symbol: dict[str, list[bytes]] = {}
+            for e in executions:
+                by_symbol.setdefault(e.symbol, []).append(encode(e))
+            for symbol, encoded in by_symbol.items():
+                for i in range(0, len(encoded), per_record):
+                    for value in envelopes(Topic.TRADE_EXECUTION, symbol, encoded[i : i + per_record], {}):
+                        await out.send(Topic.TRADE_EXECUTION.value, value, key=symbol)
         await out.flush()
 
 
@@ -190,7 +202,7 @@ def test_sigkill_mid_flush_then_restart_archives_every_trade_exactly_once(archiv
     store = LocalStore(root)
     flow = Flow()
 
-    asyncio.run(_publish(settings, flow.new(4000)))  # a backlog: the first flushes are big
+    asyncio.run(_publish(settings, flow.new(4000), per_record=5))  # a backlog: the first flushes are big
     for _attempt in range(3):
         fleet.start(NAME)
         fleet.wait_ready([NAME], 60)
@@ -208,7 +220,8 @@ def test_sigkill_mid_flush_then_restart_archives_every_trade_exactly_once(archiv
     assert _metric(fleet, "spot_archive_redone_ranges_total") >= 1  # the killed range was cut again
 
     again = flow.again(every=7)
-    asyncio.run(_publish(settings, again + flow.new(600)))  # re-published events, then new ones
+    asyncio.run(_publish(settings, again, per_record=3))  # re-published events, as envelopes ...
+    asyncio.run(_publish(settings, flow.new(600)))  # ... then new ones, one record each
     _wait_archived(store, flow.expected(), fleet)
     assert _metric(fleet, "spot_archive_duplicates_total") == len(again)
     fleet.stop()

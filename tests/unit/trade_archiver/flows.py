@@ -44,19 +44,30 @@ def execution(
     return TradeExecution(symbol=symbol, seq=seq, trades=trades)
 
 
-def trade_log(ops: list[tuple[str, int, int]]) -> list[TradeExecution | None]:
-    """Offsets of one partition: new executions over days and symbols, poison (None), re-published events."""
-    log: list[TradeExecution | None] = []
+Entry = list[TradeExecution] | None  # what one offset carries: one execution, an envelope of several, or poison
+
+
+def trade_log(ops: list[tuple[str, int, int]]) -> list[Entry]:
+    """Offsets of one partition: new executions over days and symbols, envelopes of several (the matcher's
+    one record per symbol per batch), poison (None), re-published records (the matcher's outbox)."""
+    log: list[Entry] = []
     seqs = {"BTCUSDT": 0, "ETHUSDT": 0}
     trade_ids = dict.fromkeys(seqs, 0)
-    published: list[TradeExecution] = []
+    published: list[list[TradeExecution]] = []
+
+    def new(symbol: str, a: int, b: int) -> TradeExecution:
+        seqs[symbol] += 1 + b % 2  # trade-execution skips the seqs of events without trades
+        ids = list(range(trade_ids[symbol] + 1, trade_ids[symbol] + 2 + b % 3))
+        trade_ids[symbol] = ids[-1]
+        return execution(symbol, seqs[symbol], ids, T0 + (a % 3) * DAY_MS)
+
     for kind, a, b in ops:
         if kind == "new":
+            published.append([new(("BTCUSDT", "ETHUSDT")[a % 2], a, b)])
+            log.append(published[-1])
+        elif kind == "envelope":
             symbol = ("BTCUSDT", "ETHUSDT")[a % 2]
-            seqs[symbol] += 1 + b % 2  # trade-execution skips the seqs of events without trades
-            ids = list(range(trade_ids[symbol] + 1, trade_ids[symbol] + 2 + b % 3))
-            trade_ids[symbol] = ids[-1]
-            published.append(execution(symbol, seqs[symbol], ids, T0 + (a % 3) * DAY_MS))
+            published.append([new(symbol, a + i, b + i) for i in range(2 + b % 3)])
             log.append(published[-1])
         elif kind == "dup" and published:
             log.append(published[a % len(published)])
@@ -65,14 +76,15 @@ def trade_log(ops: list[tuple[str, int, int]]) -> list[TradeExecution | None]:
     return log
 
 
-def unique_trades(log: list[TradeExecution | None]) -> Counter[tuple[str, int]]:
+def unique_trades(log: list[Entry]) -> Counter[tuple[str, int]]:
     """Each trade of the log once: a re-published (symbol, seq) counts at its first offset only."""
     expected: Counter[tuple[str, int]] = Counter()
     seen: set[tuple[str, int]] = set()
-    for e in log:
-        if e is not None and (e.symbol, e.seq) not in seen:
-            seen.add((e.symbol, e.seq))
-            expected.update((e.symbol, t.trade_id) for t in e.trades)
+    for entry in log:
+        for e in entry or ():
+            if (e.symbol, e.seq) not in seen:
+                seen.add((e.symbol, e.seq))
+                expected.update((e.symbol, t.trade_id) for t in e.trades)
     return expected
 
 
@@ -162,7 +174,7 @@ def rows(execution: TradeExecution, offset: int) -> list[TradeRow]:
     return rows_of(execution, MARKETS[execution.symbol], PARTITION, offset)
 
 
-async def consume(store: Store, log: list[TradeExecution | None], sizes: list[int], flush_every: int) -> None:
+async def consume(store: Store, log: list[Entry], sizes: list[int], flush_every: int) -> None:
     """One life of a consumer: recover, then read the log to its end in batches, flushing now and then."""
     archive = Archive(store)
     decided = await archive.recover(PARTITION)
@@ -171,7 +183,7 @@ async def consume(store: Store, log: list[TradeExecution | None], sizes: list[in
     pos, i = start, 0
     while pos < len(log):
         end = min(pos + sizes[i % len(sizes)], len(log))
-        records = [(off, e) for off in range(pos, end) if (e := log[off]) is not None]
+        records = [(off, e) for off in range(pos, end) for e in log[off] or ()]  # an envelope: one offset, several
         for redone in open_range.feed(records, end, rows, 0.0):
             await archive.commit(redone)
         i += 1

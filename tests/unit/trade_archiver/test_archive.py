@@ -41,7 +41,11 @@ from tests.unit.trade_archiver.flows import (
 )
 
 ops = st.lists(
-    st.tuples(st.sampled_from(["new", "new", "new", "dup", "poison"]), st.integers(0, 30), st.integers(0, 5)),
+    st.tuples(
+        st.sampled_from(["new", "new", "new", "envelope", "envelope", "dup", "poison"]),
+        st.integers(0, 30),
+        st.integers(0, 5),
+    ),
     min_size=1,
     max_size=40,
 )
@@ -56,6 +60,7 @@ ops = st.lists(
 )
 @example([("new", 0, 0), ("new", 1, 2), ("new", 2, 1), ("new", 3, 0)], [[4], [1]], 1, [2])  # data file, no manifest
 @example([("new", 0, 0), ("dup", 0, 0), ("poison", 0, 0), ("new", 0, 0)], [[2]], 1, [3, 0, 1])
+@example([("envelope", 0, 1), ("new", 1, 0), ("dup", 0, 0), ("envelope", 1, 2)], [[1], [2]], 1, [1, 3, 2])
 def test_any_crash_at_any_write_leaves_each_trade_exactly_once(ops, size_plans, flush_every, crashes):
     log = trade_log(ops)
     expected = unique_trades(log)
@@ -89,7 +94,7 @@ def test_a_file_only_the_crashed_attempt_wrote_is_removed_before_the_redo_commit
         archive = Archive(store)
         await archive.recover(PARTITION)
         open_range = OpenRange(PARTITION, 0, {})
-        open_range.feed([(i, e) for i, e in enumerate(log) if e], len(log), rows, 0.0)
+        open_range.feed([(i, e) for i, entry in enumerate(log) for e in entry or ()], len(log), rows, 0.0)
         cut = open_range.cut()
         assert cut is not None
         await archive.commit(cut)

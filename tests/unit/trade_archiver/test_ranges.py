@@ -68,3 +68,32 @@ def test_a_redone_range_is_cut_at_its_boundary_however_the_batches_fall(sizes, b
 def test_nothing_to_cut_before_anything_is_consumed():
     assert OpenRange(0, 5, {}).cut() is None
     assert not OpenRange(0, 5, {}).pending
+
+
+def test_every_execution_of_an_envelope_is_taken_once_though_they_share_an_offset():
+    """The matcher's envelope: one record (offset) carries a symbol's executions of one batch."""
+    r = OpenRange(0, 0, {})
+    envelope = [execution("BTCUSDT", 1, [1], T0), execution("BTCUSDT", 3, [2, 3], T0), execution("BTCUSDT", 4, [4], T0)]
+    r.feed([(0, e) for e in envelope] + [(1, execution("ETHUSDT", 1, [1], T0))], 2, rows, 0.0)
+    r.feed([(1, execution("ETHUSDT", 1, [1], T0))] + [(2, e) for e in envelope], 3, rows, 0.0)  # seek + re-publish
+    cut = cut_of(r)
+    assert [(row.symbol, row.trade_id, row.kafka_offset) for row in cut.rows] == [
+        ("BTCUSDT", 1, 0),
+        ("BTCUSDT", 2, 0),
+        ("BTCUSDT", 3, 0),
+        ("BTCUSDT", 4, 0),
+        ("ETHUSDT", 1, 1),
+    ]
+    assert cut.duplicates == 3 and cut.seqs == {"BTCUSDT": 4, "ETHUSDT": 1}
+
+
+def test_a_redo_boundary_at_an_envelope_keeps_all_of_its_executions_in_the_redone_range():
+    r = OpenRange(0, 0, {}, redo_until=1)
+    first = [(0, execution("BTCUSDT", 1, [1], T0))]
+    envelope = [(1, execution("BTCUSDT", 2, [2], T0)), (1, execution("BTCUSDT", 3, [3], T0))]
+    after = [(2, execution("BTCUSDT", 4, [4], T0)), (2, execution("BTCUSDT", 5, [5], T0))]
+    assert r.feed(first, 1, rows, 0.0) == []
+    cuts = r.feed(envelope + after, 3, rows, 0.0)  # a batch holds all of a record's executions, never part
+    assert [c.span for c in cuts] == [Span(0, 0, 1)]
+    assert [row.trade_id for row in cuts[0].rows] == [1, 2, 3]
+    assert [row.trade_id for row in cut_of(r).rows] == [4, 5]
