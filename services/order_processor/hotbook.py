@@ -8,6 +8,7 @@ Writing the same entry twice is harmless, so a redelivery simply repeats it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis.asyncio as aioredis
 
@@ -25,7 +26,14 @@ class HotBook:
     async def add(self, orders: Sequence[AcceptedOrder]) -> None:
         if not orders:
             return
-        pipe = self.cache.pipeline(transaction=False)
+        # one HSET per symbol, not per order: redis-py's cost is per command (packing, parsing a reply)
+        by_symbol: dict[str, dict[Any, bytes]] = {}  # Any: redis-py's mapping type is invariant in its keys
         for o in orders:
-            pipe.hset(hot_key(o.symbol), str(o.order_id), encode(o))
+            entries = by_symbol.get(o.symbol)
+            if entries is None:
+                entries = by_symbol[o.symbol] = {}
+            entries[str(o.order_id)] = encode(o)
+        pipe = self.cache.pipeline(transaction=False)
+        for symbol, entries in by_symbol.items():
+            pipe.hset(hot_key(symbol), mapping=entries)
         await pipe.execute()
