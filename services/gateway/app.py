@@ -61,13 +61,12 @@ def create_app(settings: Settings) -> FastAPI:
             db = await stack.enter_async_context(postgres.pool(settings, max_size=20))
             cache = await stack.enter_async_context(sredis.client(settings))
             pubsub_cache = await stack.enter_async_context(sredis.client(settings))
-            probes = resilience.probes(db=db, cache=cache)
             markets = await postgres.load_markets(db)
             ingest: Ingest
+            outbox: kafka.Outbox | None = None  # only when the gateway publishes orders itself
             if settings.ingestion_in_gateway:
                 outbox = await stack.enter_async_context(kafka.producer(settings))
                 ingest = Ingestor(outbox, cache, db, markets.keys())  # a live view: refreshed markets count
-                probes = resilience.probes(db=db, cache=cache, outbox=outbox)
             else:
                 # aiohttp, not httpx: measured 8-10x more requests/s per core on this hop
                 session = aiohttp.ClientSession(
@@ -95,7 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
             )
             app.state.gateway = gw
             refresher = asyncio.create_task(_refresh_markets(gw))
-            health.watch({**probes, "redis pub/sub": hub.check})
+            health.watch({**resilience.probes(db=db, cache=cache, outbox=outbox), "redis pub/sub": hub.check})
             gc.collect()
             gc.freeze()  # start-up objects live forever: keep them out of every later collection, as the consumers do
             health.up()

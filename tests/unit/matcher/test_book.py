@@ -369,30 +369,25 @@ def test_book_matches_reference_and_keeps_invariants(flow_ops: list[tuple], rest
     run_flow(flow_ops, restart_at)
 
 
+def _limits_at(bid: st.SearchStrategy[int], ask: st.SearchStrategy[int]) -> st.SearchStrategy[tuple]:
+    """GTC limit orders whose price comes from ``bid`` for a buy and ``ask`` for a sell."""
+    return sides.flatmap(
+        lambda side: st.tuples(
+            st.just("limit"),
+            users,
+            st.just(side),
+            st.just(TimeInForce.GTC),
+            bid if side is Side.BUY else ask,
+            lots,
+            stps,
+        )
+    )
+
+
 # passive books only takers cross: one deep level a side at the touch, where cancels leave dead entries behind
 # live ones, and many shallow levels behind it, which cancels empty while a live level stays on top
-deep_limits = sides.flatmap(
-    lambda side: st.tuples(
-        st.just("limit"),
-        users,
-        st.just(side),
-        st.just(TimeInForce.GTC),
-        st.just(99 if side is Side.BUY else 101),
-        lots,
-        stps,
-    )
-)
-wide_limits = sides.flatmap(
-    lambda side: st.tuples(
-        st.just("limit"),
-        users,
-        st.just(side),
-        st.just(TimeInForce.GTC),
-        st.integers(80, 98) if side is Side.BUY else st.integers(102, 120),
-        lots,
-        stps,
-    )
-)
+deep_limits = _limits_at(st.just(99), st.just(101))
+wide_limits = _limits_at(st.integers(80, 98), st.integers(102, 120))
 cancel_live = st.tuples(st.just("cancel"), st.just("live"), st.integers(0, 50), st.just(False))
 churn_ops = st.one_of(
     deep_limits, deep_limits, wide_limits, wide_limits, cancel_live, cancel_live, cancel_live, market_ops()
