@@ -45,20 +45,26 @@ def unavailable(exc: Exception) -> Response | None:
     return JSONResponse(UNAVAILABLE, status_code=503, headers={"Retry-After": "1"})
 
 
+def error_response(exc: Exception) -> Response:
+    """Binance's ``{"code", "msg"}`` for any exception: the client's 4xx for an ``ApiError``, a 503 for a
+    lost dependency, else a generic 500 (the fault is logged, never sent)."""
+    if isinstance(exc, ApiError):
+        return JSONResponse(exc.body(), status_code=exc.http_status, headers=exc.headers)
+    found = unavailable(exc)
+    if found is not None:
+        return found
+    log.error("unexpected %s", type(exc).__name__, exc_info=exc)
+    return JSONResponse({"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, 500)
+
+
 def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> Response:
-        return JSONResponse(exc.body(), status_code=exc.http_status, headers=exc.headers)
+        return error_response(exc)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> Response:
-        found = unavailable(exc)
-        if found is not None:
-            return found
-        log.error("unexpected %s", type(exc).__name__, exc_info=True)
-        return JSONResponse(
-            {"code": UNKNOWN, "msg": "An unknown error occurred while processing the request."}, status_code=500
-        )
+        return error_response(exc)
 
 
 REQUESTS = Counter("spot_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"])

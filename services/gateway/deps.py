@@ -1,13 +1,15 @@
 """What every route needs: the gateway's connections and the caller, authenticated and rate limited.
 
 ``signed`` implements Binance's SIGNED endpoint security (API key, HMAC signature over the raw request,
-timestamp window, permission); ``keyed`` the USER_STREAM security (API key only).
+timestamp window, permission); ``keyed`` the USER_STREAM security (API key only). ``authenticate`` is the
+SIGNED check itself, shared with the plain ASGI route for new orders (``fastpath.py``).
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -26,7 +28,7 @@ from .auth import check_timestamp, parse_params, split_signature, verify
 from .hub import Hub
 from .ingest import Ingest
 from .outcomes import Outcomes
-from .ratelimit import RateLimiter
+from .ratelimit import RateLimiter, public_budget, signed_budget
 
 KEY_CACHE_S = 30.0
 BAD_KEY = "Invalid API-key, IP, or permissions for action."
@@ -95,20 +97,23 @@ class Caller:
     user_id: int
     api_key: str
     params: dict[str, str]
+    budget: str  # the rate-limit budget it spends (``ratelimit.signed_budget``)
 
 
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+BodyReader = Callable[[], Awaitable[bytes]]
+
+
+async def read_body(content_length: str | None, chunks: AsyncIterator[bytes], limit: int) -> bytes:
     """The body, read no further than ``limit``: a chunked body announces no length to refuse up front."""
     too_large = ApiError(errors.TOO_MANY_PARAMETERS, f"Request body larger than {limit} bytes.", 413)
-    length = request.headers.get("content-length")
-    if length and (not DIGITS.fullmatch(length) or int(length) > limit):
+    if content_length and (not DIGITS.fullmatch(content_length) or int(content_length) > limit):
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
+    async for chunk in chunks:
         body += chunk
         if len(body) > limit:
             raise too_large
@@ -134,41 +139,61 @@ async def _key_of(key: str | None, gw: Gateway) -> tuple[str, ApiKey]:
     return key, found
 
 
-def signed(permission: str, weight: int = 1, orders: int = 0):
-    """A dependency for a SIGNED endpoint needing ``permission`` (``TRADE`` or ``USER_DATA``); ``orders``:
-    how many of the key's orders-per-10-seconds it spends (a new order: 1), in the same Redis round trip."""
-
-    async def dep(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
-        key, found = await _key_of(header, gw)
-        await gw.limiter.spend(f"k:{key}", weight, orders)
-        query = request.url.query.encode()
-        body = await read_body(request, gw.settings.max_body_bytes)
-        payload, signature = split_signature(query, body)
+async def authenticate(
+    gw: Gateway, header: str | None, query: bytes, body: BodyReader, permission: str, weight: int, orders: int
+) -> Caller:
+    """The SIGNED caller, who has spent nothing yet if accepted: the caller spends ``weight`` (and
+    ``orders``) next, in one Redis call with what else it needs. A refusal once the key is known spends
+    them first, so an exhausted budget answers with its 429 before anything else, as Binance does."""
+    key, found = await _key_of(header, gw)
+    budget = signed_budget(found.user_id, key)
+    try:
+        raw = await body()
+        payload, signature = split_signature(query, raw)
         if not verify(found.secret, payload, signature):
             raise ApiError(errors.INVALID_SIGNATURE, "Signature for this request is not valid.", 401)
-        params = parse_params(query, body)
+        params = parse_params(query, raw)
         check_timestamp(params, now_ms(), gw.settings.recv_window_max_ms)
         if permission not in found.permissions:
             raise ApiError(errors.REJECTED_MBX_KEY, BAD_KEY, 401)
-        return Caller(found.user_id, key, params)
+    except ApiError:
+        await gw.limiter.spend(budget, weight, orders)
+        raise
+    return Caller(found.user_id, key, params, budget)
+
+
+def signed(permission: str, weight: int = 1, orders: int = 0, spend: bool = True):
+    """A dependency for a SIGNED endpoint needing ``permission`` (``TRADE`` or ``USER_DATA``); ``orders``:
+    how many of the key's orders-per-10-seconds it spends (a new order: 1). ``spend`` False: the route
+    spends them itself, with what else it asks of Redis (a new order: ``ingest.Budget``)."""
+
+    async def dep(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
+        def body() -> Awaitable[bytes]:
+            return read_body(request.headers.get("content-length"), request.stream(), gw.settings.max_body_bytes)
+
+        caller = await authenticate(gw, header, request.url.query.encode(), body, permission, weight, orders)
+        if spend:
+            await gw.limiter.spend(caller.budget, weight, orders)
+        return caller
 
     return dep
 
 
 async def keyed(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
     key, found = await _key_of(header, gw)
-    await gw.limiter.weight(f"k:{key}", 2)
-    return Caller(found.user_id, key, parse_params(request.url.query.encode(), b""))
+    budget = signed_budget(found.user_id, key)
+    await gw.limiter.weight(budget, 2)
+    return Caller(found.user_id, key, parse_params(request.url.query.encode(), b""), budget)
 
 
 async def public(request: Request, gw: GatewayDep) -> dict[str, str]:
     """Public endpoints: weight by client IP; the parameters come from the query string only."""
-    await gw.limiter.weight(f"ip:{client_ip(request)}", 1)
+    await gw.limiter.weight(public_budget(client_ip(request)), 1)
     return parse_params(request.url.query.encode(), b"")
 
 
 TradeCaller = Annotated[Caller, Depends(signed("TRADE"))]
-OrderCaller = Annotated[Caller, Depends(signed("TRADE", orders=1))]
+OrderCaller = Annotated[Caller, Depends(signed("TRADE", orders=1, spend=False))]  # spent with the order: ingest.Budget
 DataCaller = Annotated[Caller, Depends(signed("USER_DATA", weight=5))]
 KeyCaller = Annotated[Caller, Depends(keyed)]
 PublicParams = Annotated[dict[str, str], Depends(public)]

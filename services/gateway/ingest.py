@@ -3,27 +3,48 @@
 Both speak the same two calls and raise the same ``ApiError``s, so a route does not know which it has.
 In-process (``INGESTION_IN_GATEWAY``) the gateway runs ingestion's ``Ingestor`` itself and publishes to
 ``order-requests`` directly: one HTTP hop less per order, which on a small machine is most of what an
-order costs before Kafka. The ingestion service stays the entry point for the AWS Lambda and for other
-callers either way.
+order costs before Kafka, and its client order id is claimed in the same Redis call that spends the
+caller's rate limits (``Budget``). The ingestion service stays the entry point for the AWS Lambda and for
+other callers either way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import aiohttp
 import orjson
 
 from shared import errors
+from shared import redis as sredis
 from shared.errors import ApiError
+
+from ..ingestion.app import CLIENT_ID_TTL_S, Ingestor, client_id_key
+from .ratelimit import Claim, RateLimiter
 
 JSON = {"Content-Type": "application/json"}
 UNAVAILABLE = "Internal error; unable to process your request. Please try again."
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What a new order spends of its caller's rate limits, spent once by whoever hands the order on."""
+
+    limiter: RateLimiter
+    name: str
+    weight: int = 1
+    orders: int = 1
+
+    async def spend(self, claim: Claim | None = None) -> bool:
+        return await self.limiter.spend(self.name, self.weight, self.orders, claim)
+
+
 class Ingest(Protocol):
-    async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]: ...
+    async def new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
+        """Spend ``budget`` (also when the order is refused), then hand the order on; its ACK."""
+        ...
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]: ...
 
@@ -34,7 +55,8 @@ class HttpIngestion:
     def __init__(self, session: aiohttp.ClientSession) -> None:
         self.session = session
 
-    async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+    async def new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
+        await budget.spend()
         return await self._post("/internal/orders", {"userId": user_id, "params": params})
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
@@ -54,3 +76,26 @@ class HttpIngestion:
         if not isinstance(data, dict):
             raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503)
         return data
+
+
+class LocalIngestion:
+    """Ingestion's ``Ingestor`` in the gateway's process; the client-id claim rides on the budget's call."""
+
+    def __init__(self, ingestor: Ingestor) -> None:
+        self.ingestor = ingestor
+
+    async def new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
+        try:
+            request = await self.ingestor.prepare(user_id, params)
+        except ApiError:
+            await budget.spend()  # a refused order costs its weight too; over budget, that refusal wins
+            raise
+        claim = Claim(client_id_key(user_id, request.client_order_id), request.order_id, CLIENT_ID_TTL_S)
+        with sredis.timed("client_order_id"):  # the same series as ingestion's own claim: one per order
+            taken = await budget.spend(claim)
+        if not taken:
+            raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+        return await self.ingestor.publish(request, claim.key)
+
+    async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        return await self.ingestor.cancel(user_id, order_id, params)

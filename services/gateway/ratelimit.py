@@ -1,15 +1,18 @@
 """Rate limits shared by every gateway replica: fixed windows counted in Redis, one command per request.
 
 Two budgets, as Binance has them: request weight per minute (per IP, or per API key when signed) and
-new orders per 10 seconds (per API key). A new order spends both in one Lua script call (``SPEND``), so
-the hot path pays a single Redis command for its limits; the keys share a hash tag, so the script also
-runs on a clustered ElastiCache. Over budget: HTTP 429 with ``Retry-After``, code -1003 for weight and
--1015 for orders.
+new orders per 10 seconds (per API key). A new order spends both in one Lua script call (``SPEND``), and
+in the same call claims its client order id (``Claim``) when the gateway publishes orders itself: the
+hot path pays a single Redis command before Kafka. A caller names its budgets with a hash tag
+(``signed_budget``: the user's, which the client-id key shares), so the script also runs on a clustered
+ElastiCache. Over budget: HTTP 429 with ``Retry-After``, code -1003 for weight and -1015 for orders, and
+nothing is claimed.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
@@ -17,15 +20,46 @@ from shared import errors
 
 WEIGHT_WINDOW_S, ORDER_WINDOW_S = 60, 10
 
-# KEYS[i] is a window counter, ARGV[2i-1] the amount to add, ARGV[2i] the window's length in seconds.
+# KEYS[1..n]: window counters, ARGV[2i-1] the amount to add to KEYS[i] and ARGV[2i] its window in seconds.
+# With a claim, KEYS[n+1] is the key to SET NX with ARGV[2n+1] (the claim's value) for ARGV[2n+2] seconds,
+# ARGV[2n+3] the order budget compared to the last counter first; the reply's last item is 1 if claimed.
 SPEND = """
+local n = #KEYS
+local claim = #ARGV > 2 * n
+if claim then n = n - 1 end
 local used = {}
-for i, key in ipairs(KEYS) do
-  used[i] = redis.call('INCRBY', key, ARGV[2 * i - 1])
-  if used[i] == tonumber(ARGV[2 * i - 1]) then redis.call('EXPIRE', key, ARGV[2 * i] + 1) end
+for i = 1, n do
+  used[i] = redis.call('INCRBY', KEYS[i], ARGV[2 * i - 1])
+  if used[i] == tonumber(ARGV[2 * i - 1]) then redis.call('EXPIRE', KEYS[i], ARGV[2 * i] + 1) end
+end
+if claim then
+  local within = used[n] <= tonumber(ARGV[2 * n + 3]) and used[1] <= tonumber(ARGV[2 * n + 4])
+  used[n + 1] = 0
+  if within and redis.call('SET', KEYS[n + 1], ARGV[2 * n + 1], 'NX', 'EX', ARGV[2 * n + 2]) then
+    used[n + 1] = 1
+  end
 end
 return used
 """
+
+
+def signed_budget(user_id: int, api_key: str) -> str:
+    """A signed caller's budget name: per API key, hashed by user, as ingestion's ``client_id_key`` is, so a
+    new order's budgets and its client-id claim live in one cluster slot."""
+    return f"{{u:{user_id}}}:k:{api_key}"
+
+
+def public_budget(ip: str) -> str:
+    return f"{{ip:{ip}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A key to take with SET NX in the same call, if the budgets allow it."""
+
+    key: str
+    value: int
+    ttl_s: int
 
 
 class RateLimiter:
@@ -34,15 +68,20 @@ class RateLimiter:
         self.orders_per_10s = orders_per_10s
         self._spend = cache.register_script(SPEND)
 
-    async def spend(self, who: str, weight: int, orders: int = 0) -> None:
-        """Spend ``weight`` of ``who``'s per-minute budget and, if ``orders``, of its 10-second order budget."""
+    async def spend(self, budget: str, weight: int, orders: int = 0, claim: Claim | None = None) -> bool:
+        """Spend ``weight`` of ``budget``'s per-minute weight and, if ``orders``, of its 10-second order
+        budget; raise if either is exhausted. With a ``claim`` (only with ``orders``), take its key if
+        free: True if taken, False if someone holds it."""
         now = time.time()
         w_window, o_window = int(now // WEIGHT_WINDOW_S), int(now // ORDER_WINDOW_S)
-        keys = [f"rl:{{{who}}}:w:{w_window}"]
-        args: list[int] = [weight, WEIGHT_WINDOW_S]
+        keys = [f"rl:{budget}:w:{w_window}"]
+        args: list[int | str] = [weight, WEIGHT_WINDOW_S]
         if orders:
-            keys.append(f"rl:{{{who}}}:o:{o_window}")
+            keys.append(f"rl:{budget}:o:{o_window}")
             args += [orders, ORDER_WINDOW_S]
+            if claim is not None:
+                keys.append(claim.key)
+                args += [claim.value, claim.ttl_s, self.orders_per_10s, self.weight_per_minute]
         used = await self._spend(keys=keys, args=args)
         if orders and used[1] > self.orders_per_10s:
             retry = max(1, int((o_window + 1) * ORDER_WINDOW_S - now) + 1)
@@ -50,6 +89,7 @@ class RateLimiter:
         if used[0] > self.weight_per_minute:
             retry = max(1, int((w_window + 1) * WEIGHT_WINDOW_S - now) + 1)
             raise errors.rate_limited(retry, "request weight per minute", self.weight_per_minute)
+        return claim is None or bool(used[2])
 
-    async def weight(self, who: str, amount: int) -> None:
-        await self.spend(who, amount)
+    async def weight(self, budget: str, amount: int) -> None:
+        await self.spend(budget, amount)

@@ -23,12 +23,18 @@ from shared.errors import ApiError
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.ids import IdBlocks
 from shared.lifecycle import Health, now_ms
-from shared.messages import Topic, encode
+from shared.messages import NewOrderRequest, Topic, encode
 
 from .request import parse_cancel, parse_new_order
 
 SERVICE = "ingestion"
 CLIENT_ID_TTL_S = 24 * 3600  # a client order id stays taken for a day (Postgres keeps it unique for good)
+
+
+def client_id_key(user_id: int, client_order_id: str) -> str:
+    """Where a user's client order id is claimed. Hash-tagged by user: the gateway claims it in the same
+    Redis call as the user's rate limits (``gateway.ratelimit.signed_budget``)."""
+    return f"coid:{{u:{user_id}}}:{client_order_id}"
 
 
 class NewOrderIn(BaseModel):
@@ -52,24 +58,32 @@ class Ingestor:
         self.ids = IdBlocks(db)
 
     async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
-        order_id = await self.ids.next()
-        request = parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.symbols)
-        key = f"coid:{user_id}:{request.client_order_id}"
+        request = await self.prepare(user_id, params)
+        key = client_id_key(user_id, request.client_order_id)
         with sredis.timed("client_order_id"):
-            taken = await self.cache.set(key, order_id, nx=True, ex=CLIENT_ID_TTL_S)
+            taken = await self.cache.set(key, request.order_id, nx=True, ex=CLIENT_ID_TTL_S)
         if not taken:
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+        return await self.publish(request, key)
+
+    async def prepare(self, user_id: int, params: Mapping[str, str]) -> NewOrderRequest:
+        """The canonical request with its order id; raises the client's ``ApiError`` on bad parameters."""
+        order_id = await self.ids.next()
+        return parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.symbols)
+
+    async def publish(self, request: NewOrderRequest, claimed: str) -> dict[str, Any]:
+        """Send a prepared request whose client id is ``claimed`` (its key); the ACK once the broker has it."""
         try:
             with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
                 await self.outbox.send_now(
                     Topic.ORDER_REQUESTS, encode(request), key=request.symbol, headers=sent.headers
                 )
         except Exception:
-            await self.cache.delete(key)  # nothing was accepted: the client may retry with the same id
+            await self.cache.delete(claimed)  # nothing was accepted: the client may retry with the same id
             raise
         return {
             "symbol": request.symbol,
-            "orderId": order_id,
+            "orderId": request.order_id,
             "clientOrderId": request.client_order_id,
             "transactTime": request.ts,
         }

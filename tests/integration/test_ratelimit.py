@@ -12,7 +12,8 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from services.gateway.ratelimit import ORDER_WINDOW_S, WEIGHT_WINDOW_S, RateLimiter
+from services.gateway.ratelimit import ORDER_WINDOW_S, WEIGHT_WINDOW_S, Claim, RateLimiter, signed_budget
+from services.ingestion.app import client_id_key
 from shared import errors
 from shared.errors import ApiError
 
@@ -48,3 +49,32 @@ async def _limits(redis_url: str) -> None:
 
 def test_a_new_order_spends_weight_and_order_budget_in_one_round_trip(fresh_env: dict[str, str]) -> None:
     asyncio.run(_limits(fresh_env["REDIS_URL"]))
+
+
+async def _claims(redis_url: str) -> None:
+    cache = aioredis.from_url(redis_url)
+    try:
+        limiter = RateLimiter(cache, weight_per_minute=100, orders_per_10s=2)
+        budget = signed_budget(7, "key-a")
+        first = Claim(client_id_key(7, "my-order"), 1001, 60)
+        assert await limiter.spend(budget, 1, orders=1, claim=first)
+        assert await cache.get(first.key) == b"1001"
+        again = Claim(first.key, 1002, 60)  # the same client id: refused, the first order keeps it
+        assert not await limiter.spend(budget, 1, orders=1, claim=again)
+        assert await cache.get(first.key) == b"1001"
+        late = Claim(client_id_key(7, "too-many"), 1003, 60)
+        with pytest.raises(ApiError) as refused:  # the order budget (2) is spent: refused, nothing claimed
+            await limiter.spend(budget, 1, orders=1, claim=late)
+        assert refused.value.code == errors.TOO_MANY_ORDERS
+        assert await cache.get(late.key) is None
+        assert 0 < await cache.ttl(first.key) <= 60
+        # a cluster runs the script only if every key is in one slot: the budgets and the claim share a tag
+        tags = {k.decode().split("{", 1)[1].split("}", 1)[0] async for k in cache.scan_iter("*{u:7}*")}
+        assert tags == {"u:7"}
+        assert len([k async for k in cache.scan_iter("*{u:7}*")]) == 3  # weight, orders, the claim
+    finally:
+        await cache.aclose()
+
+
+def test_a_new_order_claims_its_client_id_in_the_same_call_only_within_budget(fresh_env: dict[str, str]) -> None:
+    asyncio.run(_claims(fresh_env["REDIS_URL"]))

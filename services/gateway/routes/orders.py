@@ -19,6 +19,7 @@ from shared.errors import ApiError
 
 from ...ingestion.request import CLIENT_ID
 from ..deps import Caller, DataCaller, Gateway, GatewayDep, OrderCaller, TradeCaller, int_param
+from ..ingest import Budget
 from . import spec
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
@@ -42,8 +43,19 @@ def _raise_refusal(outcome: dict[str, Any]) -> None:
     openapi_extra=spec.in_form(*spec.NEW_ORDER, example=spec.NEW_ORDER_EXAMPLE),
 )
 async def new_order(gw: GatewayDep, caller: OrderCaller) -> dict[str, Any]:
-    gw.market(caller.params.get("symbol"))
-    ack = await gw.ingest.new_order(caller.user_id, caller.params)
+    """Documents the endpoint; the gateway serves it from ``fastpath.OrderFastPath``, with ``place_order``."""
+    return await place_order(gw, caller)
+
+
+async def place_order(gw: Gateway, caller: Caller) -> dict[str, Any]:
+    """A new order from an authenticated caller who has not spent its budget yet; the answer Binance gives."""
+    budget = Budget(gw.limiter, caller.budget)
+    try:
+        gw.market(caller.params.get("symbol"))
+    except ApiError:
+        await budget.spend()
+        raise
+    ack = await gw.ingest.new_order(caller.user_id, caller.params, budget)
     resp_type = caller.params.get("newOrderRespType") or "FULL"
     if resp_type == "ACK":
         return ack
@@ -51,7 +63,7 @@ async def new_order(gw: GatewayDep, caller: OrderCaller) -> dict[str, Any]:
     if outcome is None:
         return ack  # still in flight: the user stream and GET /order will tell
     _raise_refusal(outcome)
-    order = outcome["order"]
+    order: dict[str, Any] = outcome["order"]
     if resp_type == "RESULT":
         order.pop("fills", None)
     return order
