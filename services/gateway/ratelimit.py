@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from shared import errors
+from shared import redis as sredis
 
 WEIGHT_WINDOW_S, ORDER_WINDOW_S = 60, 10
 
@@ -66,7 +67,7 @@ class RateLimiter:
     def __init__(self, cache: aioredis.Redis, weight_per_minute: int, orders_per_10s: int) -> None:
         self.weight_per_minute = weight_per_minute
         self.orders_per_10s = orders_per_10s
-        self._spend = cache.register_script(SPEND)
+        self._spend = sredis.BatchedScript(cache, SPEND)  # concurrent requests' calls share a pipeline
 
     async def spend(self, budget: str, weight: int, orders: int = 0, claim: Claim | None = None) -> bool:
         """Spend ``weight`` of ``budget``'s per-minute weight and, if ``orders``, of its 10-second order
