@@ -135,3 +135,37 @@ class BatchedScript:
         for call in calls:
             pipe.execute_command("EVALSHA", self.sha, *call)
         return list(await pipe.execute(raise_on_error=False))
+
+
+# Every ARGV pair is (channel, message); one script call publishes them all, in order.
+PUBLISH_ALL = "for i = 1, #ARGV, 2 do redis.call('PUBLISH', ARGV[i], ARGV[i + 1]) end return #ARGV / 2"
+
+
+class Publications:
+    """Pub/sub messages gathered over a batch and published by one command (``EVAL`` of ``PUBLISH_ALL``).
+
+    One ``PUBLISH`` per message costs redis-py its packing, a reply to read and parse, and in a MULTI a
+    ``QUEUED`` reply too, each with its own read timeout: the bulk of market-data's CPU per order. The
+    script is sent as ``EVAL`` (the server caches it by hash), so it also works inside a MULTI, where a
+    ``NOSCRIPT`` would fail one command of the transaction and not the rest.
+    """
+
+    __slots__ = ("_args",)
+
+    def __init__(self) -> None:
+        self._args: list[str | bytes] = []
+
+    def add(self, channel: str, message: bytes) -> None:
+        self._args += (channel, message)
+
+    def __len__(self) -> int:
+        return len(self._args) // 2
+
+    def queue(self, pipe: aioredis.client.Pipeline) -> None:
+        """Add the one command to ``pipe`` (a pipeline or a MULTI); nothing if there is nothing to say."""
+        if self._args:
+            pipe.execute_command("EVAL", PUBLISH_ALL, 0, *self._args)
+
+    async def send(self, cache: aioredis.Redis) -> None:
+        if self._args:
+            await cache.execute_command("EVAL", PUBLISH_ALL, 0, *self._args)

@@ -52,7 +52,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             now = now_ms()
             if batch.records:
                 with tracing.consume(batch.records) as traced:
-                    users = cache.pipeline(transaction=False)
+                    users = sredis.Publications()
                     trades = cache.pipeline(transaction=True)
                     for record in batch.records:
                         v = record.value
@@ -66,14 +66,14 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                                     report = orjson.dumps(execution_report(state.market, u, v.ts))
                                     if tp is not None:
                                         report = tracing.wrap(report, tp)
-                                    users.publish(channels.user(u.user_id), report)
+                                    users.add(channels.user(u.user_id), report)
                                 PUSHED.labels("order").inc(len(v.updates))
                         elif v.seq > state.trade_seq:
                             tp = traced.traceparent(v) if traced.tracked else None
                             publish_trades(trades, state, v.seq, v.trades, now, tp)
                             PUSHED.labels("trade").inc(len(v.trades))
                     with sredis.timed("publish_orders"):
-                        await users.execute()
+                        await users.send(cache)
                     with sredis.timed("trades"):
                         await trades.execute()
                 unflushed.append(batch)

@@ -104,23 +104,25 @@ def publish_trades(
     m = state.market
     s = m.symbol
     rows = []
+    pubs = sredis.Publications()  # one command for every trade's events, not two per trade
+    trade_channel, agg_channel = (state.channels.stream(stream_name(s, k)) for k in ("trade", "aggTrade"))
+    kline_channel = state.channels.stream(stream_name(s, "kline_1m"))
     for t in trades:
         rows.append(orjson.dumps(trade_json(m, t)))
         trade = orjson.dumps(trade_event(m, t, event_ts))
-        pipe.publish(state.channels.stream(stream_name(s, "trade")), trade if tp is None else tracing.wrap(trade, tp))
-        pipe.publish(state.channels.stream(stream_name(s, "aggTrade")), orjson.dumps(agg_trade_event(m, t, event_ts)))
+        pubs.add(trade_channel, trade if tp is None else tracing.wrap(trade, tp))
+        pubs.add(agg_channel, orjson.dumps(agg_trade_event(m, t, event_ts)))
         state.kline, closed = fold(state.kline, t)
         if closed is not None:
             _store_kline(pipe, m, closed)
-            pipe.publish(
-                state.channels.stream(stream_name(s, "kline_1m")), orjson.dumps(closed.event(m, event_ts, closed=True))
-            )
+            pubs.add(kline_channel, orjson.dumps(closed.event(m, event_ts, closed=True)))
     pipe.lpush(key(s, "trades"), *reversed(rows))
     pipe.ltrim(key(s, "trades"), 0, RECENT_TRADES - 1)
     assert state.kline is not None
     _store_kline(pipe, m, state.kline)
     pipe.set(key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
-    pipe.publish(state.channels.stream(stream_name(s, "kline_1m")), orjson.dumps(state.kline.event(m, event_ts)))
+    pubs.add(kline_channel, orjson.dumps(state.kline.event(m, event_ts)))
+    pubs.queue(pipe)
     pipe.set(key(s, "trade_seq"), seq)
     state.trade_seq = seq
 

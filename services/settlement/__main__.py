@@ -47,15 +47,15 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 if not applied:
                     continue
                 SETTLED.inc(len(applied))
-                pipe = cache.pipeline(transaction=False)
+                told = sredis.Publications()
                 for e in applied:
-                    told = orjson.dumps(outcome(markets[e.symbol], e))
+                    said = orjson.dumps(outcome(markets[e.symbol], e))
                     tp = traced.traceparent(e) if traced.tracked else None
-                    pipe.publish(channels.outcomes, told if tp is None else tracing.wrap(told, tp))
+                    told.add(channels.outcomes, said if tp is None else tracing.wrap(said, tp))
                 for user_id, event in account_positions(balances, now).items():
-                    pipe.publish(channels.user(user_id), orjson.dumps(event))
+                    told.add(channels.user(user_id), orjson.dumps(event))
                 with sredis.timed("publish_outcomes"):
-                    await pipe.execute()
+                    await told.send(cache)
 
 
 def main() -> None:

@@ -1,5 +1,9 @@
-"""``shared.redis.BatchedScript`` on a real Redis: concurrent calls share one pipeline, each gets its own
-answer (or its own error), and a script the server lost (``SCRIPT FLUSH``, as after a restart) is reloaded."""
+"""``shared.redis`` batching on a real Redis.
+
+``BatchedScript``: concurrent calls share one pipeline, each gets its own answer (or its own error), and a
+script the server lost (``SCRIPT FLUSH``, as after a restart) is reloaded. ``Publications``: a batch's
+messages go out as one command, in order, alone or inside a MULTI.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from shared.redis import BatchedScript
+from shared.redis import BatchedScript, Publications
 
 ADD = """
 if tonumber(ARGV[1]) < 0 then return redis.error_reply('negative') end
@@ -42,3 +46,36 @@ async def _batched(redis_url: str) -> None:
 
 def test_concurrent_calls_share_a_pipeline_and_survive_a_script_flush(fresh_env: dict[str, str]) -> None:
     asyncio.run(_batched(fresh_env["REDIS_URL"]))
+
+
+async def _published(redis_url: str) -> None:
+    cache, listener = aioredis.from_url(redis_url), aioredis.from_url(redis_url)
+    try:
+        sub = listener.pubsub()
+        await sub.subscribe("pub:a", "pub:b")
+        for _ in range(2):
+            await sub.get_message(timeout=1)  # the subscribe confirmations
+        lone, in_multi = Publications(), Publications()
+        for i in range(3):
+            lone.add("pub:a" if i % 2 == 0 else "pub:b", b"lone-%d" % i)
+        in_multi.add("pub:b", b"multi-0")
+        await lone.send(cache)
+        pipe = cache.pipeline(transaction=True)
+        pipe.set("pub:state", 1)
+        in_multi.queue(pipe)
+        Publications().queue(pipe)  # nothing to say: no command
+        assert len(await pipe.execute()) == 2
+        got = []
+        while len(got) < 4:
+            msg = await sub.get_message(ignore_subscribe_messages=True, timeout=2)
+            assert msg is not None, got
+            got.append((msg["channel"], msg["data"]))
+        assert got == [(b"pub:a", b"lone-0"), (b"pub:b", b"lone-1"), (b"pub:a", b"lone-2"), (b"pub:b", b"multi-0")]
+        await sub.aclose()
+    finally:
+        await cache.aclose()
+        await listener.aclose()
+
+
+def test_publications_go_out_in_order_as_one_command_alone_or_in_a_multi(fresh_env: dict[str, str]) -> None:
+    asyncio.run(_published(fresh_env["REDIS_URL"]))
