@@ -14,7 +14,7 @@ Decimals exist only at the edges (parsing requests, printing responses); the cor
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Final
@@ -148,6 +148,11 @@ class Market:
     maker_fee_bps: int = 10
     taker_fee_bps: int = 10
     status: str = "TRADING"
+    # Integer scales, derived once: every fill, report and balance line is formatted with them, and the
+    # Decimal arithmetic behind them was a visible share of market-data's and settlement's CPU per order.
+    atoms_per_lot: int = field(init=False, repr=False, compare=False)  # base atoms in one lot
+    atoms_per_nu: int = field(init=False, repr=False, compare=False)  # quote atoms in one tick times one lot
+    _atoms_per_tick: int = field(init=False, repr=False, compare=False)  # 0: a tick finer than an atom
 
     def __post_init__(self) -> None:
         for name in ("tick_size", "step_size"):
@@ -155,17 +160,12 @@ class Market:
                 raise ValueError(f"{self.symbol}: {name} must be positive")
         if (self.step_size / ATOM) % 1 or (self.tick_size * self.step_size / ATOM) % 1:
             raise ValueError(f"{self.symbol}: step_size and tick_size*step_size must be whole atoms")
+        per_tick = self.tick_size / ATOM
+        object.__setattr__(self, "atoms_per_lot", int(self.step_size / ATOM))
+        object.__setattr__(self, "atoms_per_nu", int(self.tick_size * self.step_size / ATOM))
+        object.__setattr__(self, "_atoms_per_tick", 0 if per_tick % 1 else int(per_tick))
 
     # --- scale conversions (exact; off-grid values raise FilterFailure) -------------------------------
-    @property
-    def atoms_per_lot(self) -> int:
-        """Base atoms in one lot."""
-        return int(self.step_size / ATOM)
-
-    @property
-    def atoms_per_nu(self) -> int:
-        """Quote atoms in one notional unit (one tick times one lot)."""
-        return int(self.tick_size * self.step_size / ATOM)
 
     @property
     def price_decimals(self) -> int:
@@ -198,10 +198,12 @@ class Market:
         return lots * self.step_size
 
     def fmt_price(self, ticks: int) -> str:
+        if self._atoms_per_tick:  # exact in integers: the same text as the Decimal's, without the Decimal
+            return fmt_amount(ticks * self._atoms_per_tick)
         return f"{self.ticks_to_price(ticks):.8f}"
 
     def fmt_qty(self, lots: int) -> str:
-        return f"{self.lots_to_qty(lots):.8f}"
+        return fmt_amount(lots * self.atoms_per_lot)
 
     def fmt_notional(self, nu: int) -> str:
         return fmt_amount(nu * self.atoms_per_nu)

@@ -169,3 +169,47 @@ class Publications:
     async def send(self, cache: aioredis.Redis) -> None:
         if self._args:
             await cache.execute_command("EVAL", PUBLISH_ALL, 0, *self._args)
+
+
+# ARGV is a run of commands, each as its argument count followed by its arguments; run in order.
+ATOMIC = """
+local i = 1
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 0
+"""
+ATOMIC_MAX_ARGS = 4000  # per command: Lua's unpack stops at its C stack (~8,000 values)
+
+
+class Atomic:
+    """Writes to one hash slot as one script call: all or nothing like a MULTI, with one reply instead of
+    a ``QUEUED`` and a result per command for redis-py to read and parse.
+
+    ``key`` names the slot (its hash tag) so a cluster routes the call to the node that owns every key the
+    commands touch; they must share its tag. Sent as ``EVAL`` (cached by the server by hash), so there is
+    no ``NOSCRIPT`` to recover from. A command's replies are not returned: for writes whose outcome is
+    certain (LPUSH, SET, PUBLISH, ...).
+    """
+
+    __slots__ = ("_args", "key")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self._args: list[str | bytes | int] = []
+
+    def call(self, *command: str | bytes | int) -> None:
+        if len(command) > ATOMIC_MAX_ARGS:
+            raise ValueError(f"{command[0]!r} with {len(command)} arguments: split it")
+        self._args.append(len(command))
+        self._args += command
+
+    def __bool__(self) -> bool:
+        return bool(self._args)
+
+    def queue(self, pipe: aioredis.client.Pipeline) -> None:
+        """Add the one call to ``pipe`` (not a MULTI: the script is atomic by itself)."""
+        if self._args:
+            pipe.execute_command("EVAL", ATOMIC, 1, self.key, *self._args)

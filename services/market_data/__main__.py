@@ -2,8 +2,10 @@
 
 Consumes ``matched-events`` (depth deltas and order updates) and ``trade-execution`` (trades). Order
 updates go out at once as ``executionReport`` on the owner's channel; trades go out per batch with the
-candle they move; depth is pushed every ``DEPTH_INTERVAL_MS`` as one gap-free diff. Input offsets are
-committed only after the state they produced is in Redis. An order update or trade of a traced order
+candle they move; depth is pushed every ``DEPTH_INTERVAL_MS`` as one gap-free diff. Each symbol's writes
+and publications of a batch are one atomic script call (``sredis.Atomic``), and a batch's calls one
+pipeline: one round trip, one reply per symbol. Input offsets are committed only after the state they
+produced is in Redis. An order update or trade of a traced order
 goes out with its ``traceparent`` (``tracing.wrap``), so the gateway's push continues the order's trace.
 """
 
@@ -53,7 +55,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             if batch.records:
                 with tracing.consume(batch.records) as traced:
                     users = sredis.Publications()
-                    trades = cache.pipeline(transaction=True)
+                    writes: dict[str, sredis.Atomic] = {}
                     for record in batch.records:
                         v = record.value
                         state = states.get(v.symbol)
@@ -70,20 +72,25 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                                 PUSHED.labels("order").inc(len(v.updates))
                         elif v.seq > state.trade_seq:
                             tp = traced.traceparent(v) if traced.tracked else None
-                            publish_trades(trades, state, v.seq, v.trades, now, tp)
+                            w = writes.get(v.symbol) or writes.setdefault(v.symbol, state.atomic())
+                            publish_trades(w, state, v.seq, v.trades, now, tp)
                             PUSHED.labels("trade").inc(len(v.trades))
-                    with sredis.timed("publish_orders"):
-                        await users.send(cache)
-                    with sredis.timed("trades"):
-                        await trades.execute()
+                    pipe = cache.pipeline(transaction=False)  # one round trip: order updates, then each symbol's
+                    users.queue(pipe)
+                    for w in writes.values():
+                        w.queue(pipe)
+                    with sredis.timed("publish"):
+                        await pipe.execute()
                 unflushed.append(batch)
             if (time.monotonic() - last_flush) * 1000 >= DEPTH_INTERVAL_MS:
                 last_flush = time.monotonic()
-                pipe = cache.pipeline(transaction=True)
+                pipe = cache.pipeline(transaction=False)
                 for market_state in states.values():
                     diff = market_state.depth.take_diff()
                     if diff is not None:
-                        publish_depth(pipe, market_state, diff, now)
+                        w = market_state.atomic()
+                        publish_depth(w, market_state, diff, now)
+                        w.queue(pipe)
                         PUSHED.labels("depth").inc()
                 with sredis.timed("depth"):
                     await pipe.execute()

@@ -1,19 +1,21 @@
 """Redis side of market data: the state REST reads and the pub/sub channels the gateway fans out.
 
-Per symbol (hash tag ``{SYMBOL}``, so each MULTI stays in one Redis Cluster slot):
+Per symbol (hash tag ``{SYMBOL}``, so each symbol's atomic write stays in one Redis Cluster slot):
 
 * ``md:{S}:bids`` / ``md:{S}:asks``: price ticks -> lots; ``md:{S}:depth_seq``: the snapshot's lastUpdateId;
 * ``md:{S}:trades``: the last ``RECENT_TRADES`` trades, newest first, as Binance trade rows;
 * ``md:{S}:klines``: 1m kline rows scored by open time; ``md:{S}:kline_cur`` the open candle's state;
 * ``md:{S}:trade_seq``: the last trade-execution seq applied.
 
-Each write of state and its stream publication happen in one MULTI, so the depth stream and the
-snapshot never disagree, and a redelivered event (seq at or below the stored one) is skipped.
+Each write of state and its stream publication happen in one atomic call (``sredis.Atomic``, a Lua
+script: all or nothing like a MULTI, one reply), so the depth stream and the snapshot never disagree, and
+a redelivered event (seq at or below the stored one) is skipped.
 """
 
 from __future__ import annotations
 
 from dataclasses import astuple
+from typing import TypeVar
 
 import orjson
 import redis.asyncio as aioredis
@@ -28,6 +30,8 @@ from .depth import Depth, Diff
 from .klines import Kline, fold
 
 RECENT_TRADES = 1000
+CHUNK = 1000  # fields or rows per command
+T = TypeVar("T")
 KLINES_KEPT = 2000  # over a day of minutes, for the 24h ticker
 
 
@@ -49,6 +53,10 @@ class MarketState:
         self.trade_seq = 0
         self.kline: Kline | None = None
 
+    def atomic(self) -> sredis.Atomic:
+        """An empty atomic write to this symbol's keys (routed by their hash tag)."""
+        return sredis.Atomic(key(self.market.symbol, "trade_seq"))
+
     async def load(self, cache: aioredis.Redis) -> None:
         s = self.market.symbol
         pipe = cache.pipeline(transaction=True)
@@ -65,18 +73,18 @@ class MarketState:
         self.kline = Kline(*orjson.loads(kline)) if kline else None
 
 
-def publish_depth(pipe: aioredis.client.Pipeline, state: MarketState, diff: Diff, event_ts: int) -> None:
-    """Persist a diff into the snapshot and push it as a ``depthUpdate``, in the caller's MULTI."""
+def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: int) -> None:
+    """Persist a diff into the snapshot and push it as a ``depthUpdate``, in the symbol's atomic write."""
     m = state.market
     s = m.symbol
     for side, levels in (("bids", diff.bids), ("asks", diff.asks)):
         gone = [str(p) for p, q in levels.items() if q == 0]
-        kept = {str(p): q for p, q in levels.items() if q}
-        if gone:
-            pipe.hdel(key(s, side), *gone)
-        if kept:
-            pipe.hset(key(s, side), mapping=kept)  # type: ignore[arg-type]
-    pipe.set(key(s, "depth_seq"), diff.last)
+        kept: list[str | int] = [f for p, q in levels.items() if q for f in (str(p), q)]
+        for removed in _parts(gone, CHUNK):
+            w.call("HDEL", key(s, side), *removed)
+        for pairs in _parts(kept, 2 * CHUNK):
+            w.call("HSET", key(s, side), *pairs)
+    w.call("SET", key(s, "depth_seq"), diff.last)
     event = {
         "e": "depthUpdate",
         "E": event_ts,
@@ -86,48 +94,53 @@ def publish_depth(pipe: aioredis.client.Pipeline, state: MarketState, diff: Diff
         "b": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.bids.items(), reverse=True)],
         "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())],
     }
-    pipe.publish(state.channels.stream(stream_name(s, "depth")), orjson.dumps(event))
+    w.call("PUBLISH", state.channels.stream(stream_name(s, "depth")), orjson.dumps(event))
 
 
 def publish_trades(
-    pipe: aioredis.client.Pipeline,
+    w: sredis.Atomic,
     state: MarketState,
     seq: int,
     trades: list[Trade],
     event_ts: int,
     tp: bytes | None = None,
 ) -> None:
-    """Record trades, roll the candle and push trade, aggTrade and kline events, in the caller's MULTI.
+    """Record trades, roll the candle and push trade, aggTrade and kline events, in the symbol's atomic write.
 
     ``tp``: the traceparent of a traced order's trades, carried on its ``trade`` events to the gateway.
     """
     m = state.market
     s = m.symbol
     rows = []
-    pubs = sredis.Publications()  # one command for every trade's events, not two per trade
     trade_channel, agg_channel = (state.channels.stream(stream_name(s, k)) for k in ("trade", "aggTrade"))
     kline_channel = state.channels.stream(stream_name(s, "kline_1m"))
     for t in trades:
         rows.append(orjson.dumps(trade_json(m, t)))
         trade = orjson.dumps(trade_event(m, t, event_ts))
-        pubs.add(trade_channel, trade if tp is None else tracing.wrap(trade, tp))
-        pubs.add(agg_channel, orjson.dumps(agg_trade_event(m, t, event_ts)))
+        w.call("PUBLISH", trade_channel, trade if tp is None else tracing.wrap(trade, tp))
+        w.call("PUBLISH", agg_channel, orjson.dumps(agg_trade_event(m, t, event_ts)))
         state.kline, closed = fold(state.kline, t)
         if closed is not None:
-            _store_kline(pipe, m, closed)
-            pubs.add(kline_channel, orjson.dumps(closed.event(m, event_ts, closed=True)))
-    pipe.lpush(key(s, "trades"), *reversed(rows))
-    pipe.ltrim(key(s, "trades"), 0, RECENT_TRADES - 1)
+            _store_kline(w, m, closed)
+            w.call("PUBLISH", kline_channel, orjson.dumps(closed.event(m, event_ts, closed=True)))
+    rows.reverse()  # newest first
+    for part in reversed(_parts(rows[:RECENT_TRADES], CHUNK)):  # LPUSH of the oldest part first
+        w.call("LPUSH", key(s, "trades"), *reversed(part))
+    w.call("LTRIM", key(s, "trades"), 0, RECENT_TRADES - 1)
     assert state.kline is not None
-    _store_kline(pipe, m, state.kline)
-    pipe.set(key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
-    pubs.add(kline_channel, orjson.dumps(state.kline.event(m, event_ts)))
-    pubs.queue(pipe)
-    pipe.set(key(s, "trade_seq"), seq)
+    _store_kline(w, m, state.kline)
+    w.call("SET", key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
+    w.call("PUBLISH", kline_channel, orjson.dumps(state.kline.event(m, event_ts)))
+    w.call("SET", key(s, "trade_seq"), seq)
     state.trade_seq = seq
 
 
-def _store_kline(pipe: aioredis.client.Pipeline, m: Market, k: Kline) -> None:
-    pipe.zremrangebyscore(key(m.symbol, "klines"), k.open_time, k.open_time)
-    pipe.zadd(key(m.symbol, "klines"), {orjson.dumps(k.row(m)): k.open_time})
-    pipe.zremrangebyrank(key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)
+def _store_kline(w: sredis.Atomic, m: Market, k: Kline) -> None:
+    w.call("ZREMRANGEBYSCORE", key(m.symbol, "klines"), k.open_time, k.open_time)
+    w.call("ZADD", key(m.symbol, "klines"), k.open_time, orjson.dumps(k.row(m)))
+    w.call("ZREMRANGEBYRANK", key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)
+
+
+def _parts(items: list[T], size: int) -> list[list[T]]:
+    """``items`` in runs of at most ``size``: a command's arguments within ``sredis.ATOMIC_MAX_ARGS``."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
