@@ -36,6 +36,12 @@ def timed(operation: str) -> tracing.Timed:
     return tracing.Timed(CALL_SECONDS.labels(operation), f"redis {operation}")
 
 
+# One message on the outcomes channel carries a settlement batch's outcomes, each on its own line: a
+# gateway reads one pub/sub message per batch, not one per order. JSON (orjson) never holds a raw newline,
+# nor does a ``tracing.wrap`` prefix; a single outcome is a message of one line, as before.
+OUTCOMES_SEPARATOR = b"\n"
+
+
 class Channels:
     """Pub/sub channel names. Channels are global to a Redis server (not per database), so every fleet
     sharing one server gets its own namespace (``TOPIC_SUFFIX``)."""
@@ -45,7 +51,7 @@ class Channels:
 
     @property
     def outcomes(self) -> str:
-        """Settled outcome of each request, for REST calls waiting on it."""
+        """Settled outcome of each request, for REST calls waiting on it (``OUTCOMES_SEPARATOR``)."""
         return f"order-outcomes{self.ns}"
 
     def user(self, user_id: int) -> str:

@@ -7,6 +7,7 @@ from shared.config import Settings
 from shared.lifecycle import setup_logging
 
 from .app import SERVICE, create_app
+from .fastpath import OrderFastPath
 
 
 def main() -> None:
@@ -14,7 +15,7 @@ def main() -> None:
     setup_logging(SERVICE, settings.log_level)
     tracing.setup(SERVICE, settings)
     uvicorn.run(
-        create_app(settings),
+        OrderFastPath(create_app(settings)),  # new orders without FastAPI's layers; all else through them
         host=settings.host,
         port=settings.port_for(SERVICE),
         log_level="warning",

@@ -30,7 +30,6 @@ from shared.lifecycle import Health
 
 from ..ingestion.app import Ingestor
 from .deps import Gateway
-from .fastpath import OrderFastPath
 from .hub import Hub
 from .ingest import HttpIngestion, Ingest, LocalIngestion
 from .outcomes import Outcomes
@@ -115,7 +114,6 @@ def create_app(settings: Settings) -> FastAPI:
         description="Binance-compatible spot API of the exchange fleet.",
     )
     add_health_routes(app, health)
-    app.add_middleware(OrderFastPath, api=app)  # inside RequestMetrics, which counts and times it too
     app.add_middleware(RequestMetrics)
     add_error_handlers(app)
 

@@ -103,18 +103,24 @@ class Hub:
                 continue
             if msg["type"] != "message":
                 continue
-            data = msg["data"]
-            if data and data[0] == tracing.MARK:
-                data, tp = tracing.unwrap(data)
-                span = None if tp is None else tracing.received(tp, self._span_name(channel), {"spot.channel": channel})
-                if span is not None:
-                    self._deliver_traced(channel, data, span)
-                    continue
             if channel == self.channels.outcomes:
-                self._on_outcome(data)
-                continue
-            for sub in self._subs.get(channel, ()):
-                sub.offer(channel, data)
+                for outcome in msg["data"].split(sredis.OUTCOMES_SEPARATOR):  # a settlement batch's, in order
+                    self._deliver(channel, outcome)
+            else:
+                self._deliver(channel, msg["data"])
+
+    def _deliver(self, channel: str, data: bytes) -> None:
+        if data and data[0] == tracing.MARK:
+            data, tp = tracing.unwrap(data)
+            span = None if tp is None else tracing.received(tp, self._span_name(channel), {"spot.channel": channel})
+            if span is not None:
+                self._deliver_traced(channel, data, span)
+                return
+        if channel == self.channels.outcomes:
+            self._on_outcome(data)
+            return
+        for sub in self._subs.get(channel, ()):
+            sub.offer(channel, data)
 
     def _span_name(self, channel: str) -> str:
         if channel == self.channels.outcomes:

@@ -2,7 +2,8 @@
 
 Consumes ``matched-events`` (they carry the trades and the order states of each step in sequence, so a
 hold is released only after the trades of the same step consumed their part). After each committed
-batch it tells waiting REST calls the outcome and the owners their new balances (Redis pub/sub).
+batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
+balances (Redis pub/sub).
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     continue
                 SETTLED.inc(len(applied))
                 told = sredis.Publications()
+                said = []
                 for e in applied:
-                    said = orjson.dumps(outcome(markets[e.symbol], e))
+                    one = orjson.dumps(outcome(markets[e.symbol], e))
                     tp = traced.traceparent(e) if traced.tracked else None
-                    told.add(channels.outcomes, said if tp is None else tracing.wrap(said, tp))
+                    said.append(one if tp is None else tracing.wrap(one, tp))
+                told.add(channels.outcomes, sredis.OUTCOMES_SEPARATOR.join(said))  # one message per batch
                 for user_id, event in account_positions(balances, now).items():
                     told.add(channels.user(user_id), orjson.dumps(event))
                 with sredis.timed("publish_outcomes"):

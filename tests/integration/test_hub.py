@@ -45,11 +45,12 @@ async def _fan_out(redis_url: str) -> None:
         assert slow.queue.qsize() == QUEUE_MAX, "the stalled client's backlog is bounded"
         assert DROPPED._value.get() == dropped_before + 1
         await publisher.publish(channels.outcomes, b'{"requestId": 7}')
+        await publisher.publish(channels.outcomes, b'{"requestId": 8}\n{"requestId": 9}')  # a settlement batch
         for _ in range(100):
-            if outcomes:
+            if len(outcomes) == 3:
                 break
             await asyncio.sleep(0.02)
-        assert outcomes == [b'{"requestId": 7}']
+        assert outcomes == [b'{"requestId": 7}', b'{"requestId": 8}', b'{"requestId": 9}']
     finally:
         await hub.unsubscribe(channel, slow)
         await hub.unsubscribe(channel, fast)
