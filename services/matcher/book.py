@@ -18,18 +18,20 @@ mode, as Binance does. Known limit: no price band (the processor's filters bound
 
 Layout, chosen for speed (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a dict of price
 levels plus a heap of their keys (best on top; bids keyed by ``-price``) and the best level remembered. A
-level is a FIFO list of ``RestingOrder`` read from a ``head`` index, with its live total and count. A cancel
-leaves its order in the list (skipped when it reaches the head: it is no longer in ``Book._orders``) and a
-level emptied by a cancel stays in the heap until it reaches the top; both are compacted once the dead
-outnumber the live, so memory stays proportional to what rests. ``depth`` and the FOK pre-check sort a
-side's levels (O(L log L), off the hot path).
+level is a FIFO list of ``_Order`` read from a ``head`` index, with its live total and count. A cancel
+leaves its order in the list, marked ``dead`` (skipped when it reaches the head), and a level emptied by a
+cancel stays in the heap until it reaches the top; both are compacted once the dead outnumber the live, so
+memory stays proportional to what rests. ``depth`` and the FOK pre-check sort a side's levels (O(L log L),
+off the hot path).
 
 Compiled: ``setup.py`` builds this module with mypyc (``COMPILED`` says whether the extension or this file
 was imported; both behave the same, and the tests run against either). What the compiler wants shapes the
-code: constants and other modules' classes are ``Final`` (C statics, not dict lookups); a command's or a
-resting order's fields are read in one ``msgspec.structs.astuple`` call; values only passed from a command
-into an event stay ``Boxed`` (untouched Python objects); the counters of ``BookState`` are plain fields. The
-msgspec records (``RestingOrder``, ``BookState``) live in ``records.py``: mypyc drops class keywords.
+code: constants and other modules' classes are ``Final`` (C statics, not dict lookups); a command's fields are
+read in one ``msgspec.structs.astuple`` call; resting orders are native ``_Order`` objects, converted to and
+from the snapshot's ``RestingOrder`` only by ``order``, ``orders`` and ``restore``; values only passed from a
+command into an event stay ``Boxed`` (untouched Python objects); the counters of ``BookState`` are plain
+fields. The msgspec records (``RestingOrder``, ``BookState``, and ``PlainOrder``, the uncompiled ``_Order``)
+live in ``records.py``: mypyc drops class keywords.
 """
 
 from __future__ import annotations
@@ -55,7 +57,16 @@ from shared.messages import (
 )
 
 from .records import BookState as BookState
+from .records import PlainOrder
 from .records import RestingOrder as RestingOrder
+
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # not installed at run time: only mypyc (at build time) reads the decorator
+
+    def mypyc_attr(*attrs: str, **kwattrs: object) -> Any:  # type: ignore[misc]
+        return lambda cls: cls
+
 
 UNKNOWN_ORDER: Final = -2011
 WOULD_TAKE: Final = -2010
@@ -130,37 +141,137 @@ _C_OFFSET: Final = _CANCEL["src_offset"]
 _C_REQUEST_ID: Final = _CANCEL["request_id"]
 _C_ORDER_ID: Final = _CANCEL["order_id"]
 _C_USER: Final = _CANCEL["user_id"]
-_RESTING: Final = {name: i for i, name in enumerate(RestingOrder.__struct_fields__)}
-_R_ID: Final = _RESTING["order_id"]
-_R_USER: Final = _RESTING["user_id"]
-_R_CLIENT_ID: Final = _RESTING["client_order_id"]
-_R_SIDE: Final = _RESTING["side"]
-_R_TYPE: Final = _RESTING["type"]
-_R_TIF: Final = _RESTING["tif"]
-_R_PRICE: Final = _RESTING["price_ticks"]
-_R_QTY: Final = _RESTING["qty_lots"]
-_R_REMAINING: Final = _RESTING["remaining"]
-_R_EXECUTED: Final = _RESTING["executed_lots"]
-_R_CUM_NU: Final = _RESTING["cum_nu"]
-_R_CREATED: Final = _RESTING["created_ts"]
 
 
-def _ended(o: tuple[Any, ...], side: Side, price: Boxed, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
-    """The last update of a resting order (``o``: its fields) taken out without a fill (cancel, self-trade)."""
+@mypyc_attr(acyclic=True)
+class _Order:
+    """A resting order as the book keeps it: a plain (compiled: native) object, not a ``RestingOrder``.
+
+    Matching reads and updates a maker's fields in place; compiled, those are C struct fields, where a msgspec
+    record costs a tuple (``astuple``) to read and a generic ``setattr`` per field to write. ``RestingOrder``,
+    the snapshot format, is built only at the edges (``Book.order``, ``orders``, ``restore``). Fields only
+    passed on into events (ids, prices, enums, timestamps) are ``Boxed``; ``dead`` marks a cancelled order
+    that still sits in its level's queue (skipped when it reaches the head, dropped by compaction).
+
+    ``acyclic``: it holds only scalars, so (like ``RestingOrder``'s ``gc=False``) the collector need not track
+    it; tracked, its walks over a deep book cost about a sixth of the core's work (``bench core`` flow).
+    Uncompiled, ``_Order`` is ``records.PlainOrder`` instead: a Python class would be tracked, and slower.
+    """
+
+    __slots__ = (
+        "arrival",
+        "client_order_id",
+        "created_ts",
+        "cum_nu",
+        "dead",
+        "executed_lots",
+        "order_id",
+        "price_ticks",
+        "qty_lots",
+        "remaining",
+        "side",
+        "stp",
+        "tif",
+        "type",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        order_id: Boxed,
+        user_id: Boxed,
+        client_order_id: Boxed,
+        side: Boxed,
+        type: Boxed,
+        tif: Boxed,
+        price_ticks: Boxed,
+        qty_lots: Boxed,
+        remaining: int,
+        executed_lots: int,
+        cum_nu: int,
+        created_ts: Boxed,
+        arrival: Boxed,
+        stp: Boxed,
+    ) -> None:
+        self.order_id: Boxed = order_id
+        self.user_id: Boxed = user_id
+        self.client_order_id: Boxed = client_order_id
+        self.side: Boxed = side
+        self.type: Boxed = type
+        self.tif: Boxed = tif
+        self.price_ticks: Boxed = price_ticks
+        self.qty_lots: Boxed = qty_lots
+        self.remaining = remaining
+        self.executed_lots = executed_lots
+        self.cum_nu = cum_nu
+        self.created_ts: Boxed = created_ts
+        self.arrival: Boxed = arrival
+        self.stp: Boxed = stp
+        self.dead = False
+
+
+if not COMPILED:  # pure Python: the same fields in a mutable msgspec struct (see PlainOrder)
+    _Order = PlainOrder  # type: ignore[assignment, misc]
+
+
+def _record(o: _Order) -> RestingOrder:
+    """A resting order in the snapshot format."""
+    return _RestingOrder(
+        o.order_id,
+        o.user_id,
+        o.client_order_id,
+        o.side,
+        o.type,
+        o.tif,
+        o.price_ticks,
+        o.qty_lots,
+        o.remaining,
+        o.executed_lots,
+        o.cum_nu,
+        o.created_ts,
+        o.arrival,
+        o.stp,
+    )
+
+
+def _from_record(r: RestingOrder) -> _Order:
+    """A snapshot's order as the book keeps it."""
+    return _Order(
+        r.order_id,
+        r.user_id,
+        r.client_order_id,
+        r.side,
+        r.type,
+        r.tif,
+        r.price_ticks,
+        r.qty_lots,
+        r.remaining,
+        r.executed_lots,
+        r.cum_nu,
+        r.created_ts,
+        r.arrival,
+        r.stp,
+    )
+
+
+def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
+    """The last update of a resting order taken out without a fill (cancel, self-trade)."""
+    executed: Boxed = o.executed_lots
+    cum_nu: Boxed = o.cum_nu
     return _OrderUpdate(
-        o[_R_ID],
-        o[_R_USER],
-        o[_R_CLIENT_ID],
-        side,
-        o[_R_TYPE],
-        o[_R_TIF],
-        price,
-        o[_R_QTY],
+        o.order_id,
+        o.user_id,
+        o.client_order_id,
+        o.side,
+        o.type,
+        o.tif,
+        o.price_ticks,
+        o.qty_lots,
         status=status,
         exec_type=exec_type,
-        executed_lots=o[_R_EXECUTED],
-        cum_nu=o[_R_CUM_NU],
-        created_ts=o[_R_CREATED],
+        executed_lots=executed,
+        cum_nu=cum_nu,
+        created_ts=o.created_ts,
     )
 
 
@@ -176,7 +287,7 @@ class _Level:
         self.lots = 0
         self.live = 0
         self.head = 0
-        self.queue: list[RestingOrder] = []
+        self.queue: list[_Order] = []
 
 
 class _Ladder:
@@ -254,7 +365,7 @@ class Book:
         self._src_offset: int = s.src_offset
         self._symbol: str = market.symbol
         self._bids, self._asks = _Ladder(_BUY), _Ladder(_SELL)
-        self._orders: dict[int, RestingOrder] = {}
+        self._orders: dict[int, _Order] = {}
         # fee arithmetic of Market.fee_atoms, folded per taker side: fee = lots * k // BPS (base, buyer)
         # or nu * k // BPS (quote, seller); Market is frozen, so these never go stale
         apl, apn = market.atoms_per_lot, market.atoms_per_nu
@@ -277,10 +388,13 @@ class Book:
         return None if level is None else level.price
 
     def order(self, order_id: int) -> RestingOrder | None:
-        return self._orders.get(order_id)
+        """A resting order, as a snapshot record (a copy: changing it changes nothing here)."""
+        o = self._orders.get(order_id)
+        return None if o is None else _record(o)
 
     def orders(self) -> Iterator[RestingOrder]:
-        return iter(self._orders.values())
+        """The resting orders, as snapshot records (copies)."""
+        return (_record(o) for o in self._orders.values())
 
     def depth(self, side: Side, limit: int | None = None) -> list[tuple[int, int]]:
         """(price_ticks, lots) best-first."""
@@ -293,7 +407,7 @@ class Book:
         """A hash of what the book holds, independent of how it is stored."""
         rows = tuple(
             (o.side, o.price_ticks, o.arrival, o.order_id, o.remaining, o.executed_lots, o.cum_nu)
-            for o in sorted(self._orders.values(), key=lambda o: (o.side, o.price_ticks, o.arrival))
+            for o in sorted(self.orders(), key=lambda o: (o.side, o.price_ticks, o.arrival))
         )
         digest = hashlib.blake2b(msgspec.msgpack.encode((rows, self._seq, self._next_trade_id)), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
@@ -302,15 +416,18 @@ class Book:
     def restore(self, orders: list[RestingOrder]) -> None:
         """Rebuild from a snapshot; orders may come in any order, ``arrival`` restores the queues."""
         for o in sorted(orders, key=lambda o: o.arrival):
-            self._rest(o)
+            self._rest(_from_record(o))
 
     # --- commands ------------------------------------------------------------------------------------------
     def is_duplicate(self, command: MatcherCommand) -> bool:
         """A redelivered command: its source position is not past the last one applied."""
         return (command.src_partition, command.src_offset) <= (self._src_partition, self._src_offset)
 
-    def apply(self, command: MatcherCommand, ts: int) -> MatchedEvent | None:
-        """Apply one command; ``None`` if it was already applied (a redelivery)."""
+    def apply(self, command: MatcherCommand, ts: Boxed) -> MatchedEvent | None:
+        """Apply one command at ``ts`` (an int, ms); ``None`` if it was already applied (a redelivery).
+
+        ``ts`` is ``Boxed``: compiled, an ``int`` parameter would be unboxed here and boxed again into a new
+        object for the event."""
         # by exact type first: decoded commands are never subclasses, and a failed isinstance on a Struct
         # class costs a call of its metaclass's __instancecheck__
         kind = type(command)
@@ -355,29 +472,27 @@ class Book:
         """A ``CancelOrder`` (``c``: its fields)."""
         order_id = c[_C_ORDER_ID]
         o = self._orders.get(order_id)
-        ot = None if o is None else _astuple(o)
-        if ot is None or ot[_R_USER] != c[_C_USER]:
+        if o is None or o.user_id != c[_C_USER]:
             error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
-        side, price = ot[_R_SIDE], ot[_R_PRICE]
+        side, price = o.side, o.price_ticks
         ladder = self._bids if side is _BUY else self._asks
         level = ladder.levels[price]
-        del self._orders[order_id]  # its queue entry is now dead: skipped at the front, or compacted
-        remaining: int = ot[_R_REMAINING]
-        level.lots -= remaining
+        del self._orders[order_id]
+        o.dead = True  # its queue entry lingers: skipped at the front, or compacted
+        level.lots -= o.remaining
         level.live -= 1
         if not level.live:
             ladder.level_emptied(level)
         elif len(level.queue) - level.head > 2 * level.live + COMPACT_SLACK:
-            orders = self._orders
-            level.queue = [q for q in level.queue[level.head :] if orders.get(q.order_id) is q]
+            level.queue = [q for q in level.queue[level.head :] if not q.dead]
             level.head = 0
         return _MatchedEvent(  # fields left out take their defaults: fresh empty lists, no error
             symbol=self._symbol,
             seq=seq,
             ts=ts,
             request_id=c[_C_REQUEST_ID],
-            updates=[_ended(ot, side, price, _CANCELED, _X_CANCELED)],
+            updates=[_ended(o, _CANCELED, _X_CANCELED)],
             deltas=[_LevelDelta(side, price, level.lots)],
         )
 
@@ -416,7 +531,7 @@ class Book:
         # the common case, a passive GTC order: _rest, inlined
         remaining: int = qty or -1  # -1: sized by quote
         user, client_id, created, stp = a[_A_USER], a[_A_CLIENT_ID], a[_A_TS], a[_A_STP]
-        o = _RestingOrder(order_id, user, client_id, side, otype, tif, ticks, qty, remaining, 0, 0, created, seq, stp)
+        o = _Order(order_id, user, client_id, side, otype, tif, ticks, qty, remaining, 0, 0, created, seq, stp)
         own = self._bids if is_buy else self._asks
         level = own.levels.get(ticks)
         if level is None:
@@ -454,7 +569,7 @@ class Book:
         elif tif is _FOK and otype is _LIMIT and not self._fillable(a, opposite):
             updates.append(_replace(new, status=_EXPIRED, exec_type=_X_EXPIRED))
         else:
-            remaining, executed, cum_nu, stp_expired = self._match(a, ts, opposite, new, updates, trades, deltas)
+            remaining, executed, cum_nu, stp_expired = self._match(a, ts, opposite, updates, trades, deltas)
             if remaining == 0:  # done (a quote-sized taker that completed reports remaining 0 too)
                 pass
             elif stp_expired:
@@ -469,7 +584,7 @@ class Book:
                 )
             else:
                 side, ticks = a[_A_SIDE], a[_A_PRICE]
-                o = _RestingOrder(
+                o = _Order(
                     a[_A_ID],
                     a[_A_USER],
                     a[_A_CLIENT_ID],
@@ -505,7 +620,6 @@ class Book:
         budget: int = a[_A_BUDGET]
         uid, stp = a[_A_USER], a[_A_STP]
         need = qty or -1
-        orders = self._orders
         for level in opposite.sorted_levels():
             price = level.price
             if price > limit if is_buy else price < limit:
@@ -513,7 +627,7 @@ class Book:
             queue = level.queue
             for i in range(level.head, len(queue)):
                 o = queue[i]
-                if orders.get(o.order_id) is not o:
+                if o.dead:
                     continue  # cancelled
                 if o.user_id == uid and stp is not _STP_NONE:
                     if stp is _EXPIRE_MAKER:
@@ -533,7 +647,6 @@ class Book:
         a: tuple[Any, ...],
         ts: Boxed,
         opposite: _Ladder,
-        new: OrderUpdate,
         updates: list[OrderUpdate],
         trades: list[Trade],
         deltas: list[LevelDelta],
@@ -543,12 +656,16 @@ class Book:
         Returns (remaining, executed lots, cumulative notional, expired by self-trade prevention); remaining
         is 0 once the taker is done, including a quote-sized one whose quote no longer buys one more lot.
         """
-        is_buy, is_market = a[_A_SIDE] is _BUY, a[_A_TYPE] is _MARKET
+        side, otype = a[_A_SIDE], a[_A_TYPE]
+        is_buy, is_market = side is _BUY, otype is _MARKET
         limit: int = a[_A_PRICE]
         qty: int = a[_A_QTY]
         quote_left: int = a[_A_QUOTE]
         budget: int = a[_A_BUDGET]
         stp, uid, taker_id = a[_A_STP], a[_A_USER], a[_A_ID]
+        # the taker's own fields, repeated by each of its fill updates (built whole: cheaper than a replace)
+        t_client, t_ticks, t_qty, t_quote, t_created = a[_A_CLIENT_ID], a[_A_PRICE], a[_A_QTY], a[_A_QUOTE], a[_A_TS]
+        t_tif = None if is_market else a[_A_TIF]
         stp_on = stp is not _STP_NONE
         expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
         expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
@@ -559,7 +676,6 @@ class Book:
         trade_id = self._next_trade_id
         buyer_k = self._buyer_k_buy if is_buy else self._buyer_k_sell
         seller_k = self._seller_k_buy if is_buy else self._seller_k_sell
-        maker_side = opposite.side
         touched: list[_Level] = []
         level = opposite.best()
         while level is not None:
@@ -572,23 +688,21 @@ class Book:
             touched_here = False
             while True:
                 maker = queue[head]
-                m = _astuple(maker)
-                maker_id = m[_R_ID]
-                if orders.get(maker_id) is not maker:
+                if maker.dead:
                     head += 1  # cancelled while it waited
                     continue
-                mrem: int = m[_R_REMAINING]
-                maker_uid = m[_R_USER]
+                mrem = maker.remaining
+                maker_uid = maker.user_id
                 if stp_on and maker_uid == uid:
                     if expire_maker:
                         head += 1
-                        del orders[maker_id]
+                        del orders[maker.order_id]
                         level.lots -= mrem
                         level.live -= 1
                         if not touched_here:
                             touched.append(level)
                             touched_here = True
-                        updates.append(_ended(m, maker_side, ticks, _EXPIRED_IN_MATCH, _X_PREVENTION))
+                        updates.append(_ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION))
                     if expire_taker:
                         stp_expired = stop = True
                         break
@@ -623,8 +737,8 @@ class Book:
                         remaining = 0
                 budget -= nu if is_buy else lots
                 mrem -= lots
-                m_executed: Boxed = m[_R_EXECUTED] + lots
-                m_cum_nu: Boxed = m[_R_CUM_NU] + nu
+                m_executed = maker.executed_lots + lots
+                m_cum_nu = maker.cum_nu + nu
                 maker.remaining = mrem
                 maker.executed_lots = m_executed
                 maker.cum_nu = m_cum_nu
@@ -632,6 +746,7 @@ class Book:
                 if not touched_here:
                     touched.append(level)
                     touched_here = True
+                maker_id = maker.order_id
                 tid: Boxed = trade_id  # each value boxed once, however many events carry it
                 boxed_lots: Boxed = lots
                 buyer_fee: Boxed = lots * buyer_k // _BPS
@@ -655,17 +770,17 @@ class Book:
                     _OrderUpdate(  # 18 fields: eight positional keep it off CPython's slow path for 16+ keywords
                         maker_id,
                         maker_uid,
-                        m[_R_CLIENT_ID],
-                        maker_side,
-                        m[_R_TYPE],
-                        m[_R_TIF],
+                        maker.client_order_id,
+                        maker.side,
+                        maker.type,
+                        maker.tif,
                         ticks,
-                        m[_R_QTY],
+                        maker.qty_lots,
                         status=_PARTIALLY_FILLED if mrem else _FILLED,
                         exec_type=_X_TRADE,
                         executed_lots=m_executed,
                         cum_nu=m_cum_nu,
-                        created_ts=m[_R_CREATED],
+                        created_ts=maker.created_ts,
                         last_lots=boxed_lots,
                         last_ticks=ticks,
                         trade_id=tid,
@@ -675,12 +790,21 @@ class Book:
                 )
                 stop = remaining == 0
                 updates.append(
-                    _replace(
-                        new,
+                    _OrderUpdate(
+                        taker_id,
+                        uid,
+                        t_client,
+                        side,
+                        otype,
+                        t_tif,
+                        t_ticks,
+                        t_qty,
+                        quote_nu=t_quote,
                         status=_FILLED if stop else _PARTIALLY_FILLED,
                         exec_type=_X_TRADE,
                         executed_lots=executed,
                         cum_nu=cum_nu,
+                        created_ts=t_created,
                         last_lots=boxed_lots,
                         last_ticks=ticks,
                         trade_id=tid,
@@ -701,6 +825,7 @@ class Book:
                 break
             level = opposite.best()
         self._next_trade_id = trade_id
+        maker_side = opposite.side
         for lv in touched:
             deltas.append(_LevelDelta(maker_side, lv.ticks, lv.lots))
         if completed_late:
@@ -715,7 +840,7 @@ class Book:
         return remaining, executed, cum_nu, stp_expired
 
     # --- book maintenance ------------------------------------------------------------------------------
-    def _rest(self, o: RestingOrder) -> int:
+    def _rest(self, o: _Order) -> int:
         """Queue ``o`` at the back of its level; returns the level's new total."""
         price = o.price_ticks
         ladder = self._bids if o.side is _BUY else self._asks

@@ -42,6 +42,31 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
         return OrderStatus.PARTIALLY_FILLED if self.executed_lots else OrderStatus.NEW
 
 
+class PlainOrder(msgspec.Struct, gc=False):
+    """The book's working copy of a resting order when ``book.py`` runs as pure Python (not compiled).
+
+    Compiled, the book keeps its own native ``_Order`` objects; uncompiled, a Python class with these fields
+    would be slower to build and tracked by the collector, and a mutable msgspec struct is neither. Not a wire
+    format: the fields of ``RestingOrder``, and ``dead`` (cancelled, still in its level's queue).
+    """
+
+    order_id: int
+    user_id: int
+    client_order_id: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    price_ticks: int
+    qty_lots: int
+    remaining: int
+    executed_lots: int
+    cum_nu: int
+    created_ts: int
+    arrival: int
+    stp: StpMode
+    dead: bool = False
+
+
 class BookState(msgspec.Struct, array_like=True):
     """Counters that must survive a restart together with the orders."""
 
