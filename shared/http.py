@@ -86,6 +86,7 @@ class RequestMetrics:
     def __init__(self, app: Any, continue_traces: bool = False) -> None:
         self.app = app
         self.continue_traces = continue_traces
+        self._series: dict[tuple[str, str, int], tuple[Any, Any]] = {}  # labels() takes a lock per call
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -105,7 +106,13 @@ class RequestMetrics:
             await self.app(scope, receive, record_status)
         finally:
             route = getattr(scope.get("route"), "path", "unmatched")
-            REQUESTS.labels(scope["method"], route, str(status)).inc()
-            LATENCY.labels(route).observe(time.perf_counter() - started)
+            series = self._series.get((scope["method"], route, status))
+            if series is None:  # a route template and a status: a few dozen at most
+                series = self._series[(scope["method"], route, status)] = (
+                    REQUESTS.labels(scope["method"], route, str(status)),
+                    LATENCY.labels(route),
+                )
+            series[0].inc()
+            series[1].observe(time.perf_counter() - started)
             if span is not None:
                 span.end(scope["method"], route, status)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from urllib.parse import parse_qsl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.gateway.auth import check_timestamp, parse_params, split_signature, verify, ws_api_payload
+from services.gateway.auth import check_timestamp, form_pairs, parse_params, split_signature, verify, ws_api_payload
 from shared.errors import ApiError
 
 SECRET = "testsecret"
@@ -69,3 +72,15 @@ def test_ws_api_payload_is_sorted_and_not_percent_encoded() -> None:
     assert ws_api_payload({"timestamp": 1, "apiKey": "k/+", "recvWindow": 10000, "signature": "x"}) == (
         b"apiKey=k/+&recvWindow=10000&timestamp=1"
     )
+
+
+@given(st.text(alphabet=st.sampled_from("ab=&%+2F0 é;"), max_size=30))
+def test_form_pairs_read_what_parse_qsl_reads(text: str) -> None:
+    """The hot path's own split must accept, refuse and decode exactly as ``parse_qsl`` in strict mode."""
+    try:
+        expected = parse_qsl(text, keep_blank_values=True, strict_parsing=True)
+    except ValueError:
+        with pytest.raises(ValueError):
+            form_pairs(text)
+        return
+    assert form_pairs(text) == expected
