@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import accumulate
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -20,6 +22,13 @@ BULK_BATCH_BYTES = 1 << 20
 
 async def produce_all(bootstrap: str, topic: str, records: Sequence[tuple[str, bytes]]) -> float:
     """Send every (key, value) and wait for the acks; returns records/s of the whole produce."""
+    rate, _ = await produce_placed(bootstrap, topic, records)
+    return rate
+
+
+async def produce_placed(bootstrap: str, topic: str, records: Sequence[tuple[str, bytes]],
+                         ) -> tuple[float, list[tuple[int, int]]]:
+    """``produce_all``, also returning where each record landed: (partition, offset), in ``records`` order."""
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False,
                          linger_ms=BULK_LINGER_MS, max_batch_size=BULK_BATCH_BYTES, max_request_size=16 << 20)
     await p.start()
@@ -28,10 +37,35 @@ async def produce_all(bootstrap: str, topic: str, records: Sequence[tuple[str, b
         futs = []
         for key, value in records:
             futs.append(await p.send(topic, value, key=key.encode()))
-        await asyncio.gather(*futs)
-        return len(records) / (time.perf_counter() - t0)
+        metas = await asyncio.gather(*futs)
+        return len(records) / (time.perf_counter() - t0), [(m.partition, m.offset) for m in metas]
     finally:
         await p.stop()
+
+
+class Carried:
+    """How many messages the records of a topic carry up to a committed offset: once records are envelopes,
+    committed offsets count records, and a rate must count the messages (orders) inside them."""
+
+    def __init__(self, placed: Sequence[tuple[int, int]], counts: Sequence[int]) -> None:
+        per: dict[int, list[tuple[int, int]]] = {}
+        for (partition, offset), n in zip(placed, counts, strict=True):
+            per.setdefault(partition, []).append((offset, n))
+        self._offsets: dict[int, list[int]] = {}
+        self._cumulative: dict[int, list[int]] = {}  # messages in the records before each offset, and all
+        for partition, rows in per.items():
+            rows.sort()
+            self._offsets[partition] = [o for o, _ in rows]
+            self._cumulative[partition] = [0, *accumulate(n for _, n in rows)]
+
+    def messages(self, committed: Mapping[TopicPartition, int]) -> int:
+        """Messages in the records below each partition's committed offset (the next one to consume)."""
+        done = 0
+        for tp, end in committed.items():
+            offsets = self._offsets.get(tp.partition)
+            if offsets:
+                done += self._cumulative[tp.partition][bisect_left(offsets, end)]
+        return done
 
 
 async def partitions_of(bootstrap: str, topics: Iterable[str]) -> list[TopicPartition]:
@@ -142,11 +176,12 @@ async def create_topic(bootstrap: str, name: str, partitions: int) -> None:
 
 async def raw_pipe(bootstrap: str, src: str, dst: str, group: str, total: int, decode: Callable[[bytes], Any],
                    encode: Callable[[Any], bytes], batch_max: int = 2000, limit_s: float = 300,
-                   ) -> tuple[float, int, float]:
+                   carried: Carried | None = None) -> tuple[float, int, float]:
     """The reference for a consuming service: consume, decode, re-encode, produce, wait for acks, commit.
 
     Same client settings as ``shared.kafka`` (acks=all, linger 1 ms, manual commit, batches of
-    ``batch_max``); no database, no Redis, no logic. Returns ``sustained(...)`` over its own commits.
+    ``batch_max``); no database, no Redis, no logic. Returns ``sustained(...)`` over its own commits, in
+    records, or with ``carried`` in the messages those records carry (``total`` is then messages too).
     """
     p = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=False, linger_ms=1,
                          max_batch_size=1 << 20, max_request_size=8 << 20)
@@ -156,6 +191,7 @@ async def raw_pipe(bootstrap: str, src: str, dst: str, group: str, total: int, d
     await c.start()
     samples: list[tuple[float, int]] = []
     done = 0
+    position: dict[TopicPartition, int] = {}
     try:
         deadline = time.perf_counter() + limit_s
         while done < total and time.perf_counter() < deadline:
@@ -171,6 +207,9 @@ async def raw_pipe(bootstrap: str, src: str, dst: str, group: str, total: int, d
                 done += len(raws)
             await asyncio.gather(*futs)
             await c.commit(ends)
+            if carried is not None:
+                position.update(ends)
+                done = carried.messages(position)
             samples.append((time.perf_counter(), done))
     finally:
         await c.stop()

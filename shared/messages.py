@@ -10,11 +10,12 @@ Idempotency keys, so every consumer can skip a redelivery:
 * ``validated-orders``: ``(src_partition, src_offset)`` of the request it came from, monotonic per symbol.
 * ``matched-events`` and ``trade-execution``: ``(symbol, seq)``, the matcher's per-symbol sequence.
 
-The matcher publishes ``matched-events`` and ``trade-execution`` as envelopes (``MatchedEvents``,
-``TradeExecutions``): one Kafka record per symbol per batch, carrying that batch's messages in order, since
-the per-record cost of the Kafka client, not the messages, bounds its throughput. A consumer never sees the
-difference: ``unpack_matched`` / ``unpack_trades`` / ``unpack_output`` (through ``shared.kafka.Envelopes``)
-turn a record, envelope or single message, into its messages, each with its own trace.
+The order processor publishes ``validated-orders`` and the matcher publishes ``matched-events`` and
+``trade-execution`` as envelopes (``MatcherCommands``, ``MatchedEvents``, ``TradeExecutions``): one Kafka
+record per symbol per batch, carrying that batch's messages in order, since the per-record cost of the Kafka
+client, not the messages, bounds throughput. A consumer never sees the difference: ``unpack_commands`` /
+``unpack_matched`` / ``unpack_trades`` / ``unpack_output`` (through ``shared.kafka.Envelopes``) turn a
+record, envelope or single message (as older producers wrote them), into its messages, each with its own trace.
 """
 
 from __future__ import annotations
@@ -237,7 +238,20 @@ class TradeExecution(msgspec.Struct, tag_field="kind", tag="trades", kw_only=Tru
     trades: list[Trade]
 
 
-# --- envelopes: one record per symbol per matcher batch ---------------------------------------------------
+# --- envelopes: one record per symbol per batch ----------------------------------------------------------
+
+
+class MatcherCommands(msgspec.Struct, tag_field="kind", tag="commands-batch", kw_only=True, frozen=True):
+    """One symbol's matcher commands from one order-processor batch, in input order, as one Kafka record.
+
+    ``traces``: position in ``commands`` -> the W3C ``traceparent`` the command continues (traced requests
+    only; a single command carries it as a Kafka header instead).
+    """
+
+    v: int = SCHEMA_VERSION
+    symbol: str
+    commands: list[MatcherCommand]
+    traces: dict[int, str] = {}
 
 
 class MatchedEvents(msgspec.Struct, tag_field="kind", tag="matched-batch", kw_only=True, frozen=True):
@@ -265,6 +279,14 @@ class TradeExecutions(msgspec.Struct, tag_field="kind", tag="trades-batch", kw_o
 ENVELOPE_MAX_BYTES: Final = 256 * 1024  # well under Kafka's default 1 MiB message.max.bytes
 
 
+# topic -> (envelope tag, field of its messages): what ``envelopes`` writes, ``MatcherCommands`` & co. read
+_ENVELOPE_FIELDS: Final[dict[str, tuple[bytes, bytes]]] = {
+    Topic.VALIDATED_ORDERS: (b"commands-batch", b"commands"),
+    Topic.MATCHED_EVENTS: (b"matched-batch", b"events"),
+    Topic.TRADE_EXECUTION: (b"trades-batch", b"executions"),
+}
+
+
 def envelopes(
     topic: str, symbol: str, encoded: Sequence[bytes], traces: dict[int, str], max_bytes: int = ENVELOPE_MAX_BYTES
 ) -> list[bytes]:
@@ -273,28 +295,28 @@ def envelopes(
     One record unless they exceed ``max_bytes``; then as many as it takes, each cut between messages (a
     single message larger than the bound still goes, alone). ``traces`` are positions in ``encoded``.
     """
-    if topic not in (Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION):
+    fields = _ENVELOPE_FIELDS.get(topic)
+    if fields is None:
         raise ValueError(f"{topic} carries no envelopes")
-    matched = topic == Topic.MATCHED_EVENTS
     out: list[bytes] = []
     start, size = 0, 0
     for i, message in enumerate(encoded):
         if size + len(message) > max_bytes and i > start:
-            out.append(_envelope(matched, symbol, encoded, traces, start, i))
+            out.append(_envelope(fields, symbol, encoded, traces, start, i))
             start, size = i, 0
         size += len(message) + 1
     if start < len(encoded):
-        out.append(_envelope(matched, symbol, encoded, traces, start, len(encoded)))
+        out.append(_envelope(fields, symbol, encoded, traces, start, len(encoded)))
     return out
 
 
 def _envelope(
-    matched: bool, symbol: str, encoded: Sequence[bytes], traces: dict[int, str], start: int, end: int
+    fields: tuple[bytes, bytes], symbol: str, encoded: Sequence[bytes], traces: dict[int, str], start: int, end: int
 ) -> bytes:
-    """``MatchedEvents`` / ``TradeExecutions`` JSON around messages already encoded: the bytes ``encode``
-    would give for the decoded envelope, without decoding or encoding any message again."""
+    """The envelope's JSON around messages already encoded: the bytes ``encode`` would give for the decoded
+    envelope, without decoding or encoding any message again."""
     mine = {i - start: tp for i, tp in traces.items() if start <= i < end} if traces else {}
-    tag, field = (b"matched-batch", b"events") if matched else (b"trades-batch", b"executions")
+    tag, field = fields
     head = b'{"kind":"%b","v":%d,"symbol":%b,"%b":[' % (tag, SCHEMA_VERSION, encode(symbol), field)
     return b"".join((head, b",".join(encoded[start:end]), b'],"traces":', encode(mine), b"}"))
 
@@ -308,15 +330,18 @@ decode_matched = msgspec.json.Decoder(MatchedEvent).decode
 decode_trades = msgspec.json.Decoder(TradeExecution).decode
 decode_output = msgspec.json.Decoder(MatchedEvent | TradeExecution).decode
 
+_decode_command_record = msgspec.json.Decoder(MatcherCommand | MatcherCommands).decode
 _decode_matched_record = msgspec.json.Decoder(MatchedEvent | MatchedEvents).decode
 _decode_trades_record = msgspec.json.Decoder(TradeExecution | TradeExecutions).decode
 _decode_output_record = msgspec.json.Decoder(MatchedEvent | TradeExecution | MatchedEvents | TradeExecutions).decode
 
 
-def _items(record: MatchedEvent | TradeExecution | MatchedEvents | TradeExecutions) -> list[tuple[Any, bytes | None]]:
+def _items(record: Any) -> list[tuple[Any, bytes | None]]:
     """(message, traceparent) of a record; None: the record's own Kafka headers say (a single message)."""
-    if isinstance(record, MatchedEvents):
-        items: Sequence[MatchedEvent | TradeExecution] = record.events
+    if isinstance(record, MatcherCommands):
+        items: Sequence[Any] = record.commands
+    elif isinstance(record, MatchedEvents):
+        items = record.events
     elif isinstance(record, TradeExecutions):
         items = record.executions
     else:
@@ -325,6 +350,11 @@ def _items(record: MatchedEvent | TradeExecution | MatchedEvents | TradeExecutio
     if not traces:
         return [(m, None) for m in items]
     return [(m, tp.encode() if (tp := traces.get(i)) else None) for i, m in enumerate(items)]
+
+
+def unpack_commands(raw: bytes) -> list[tuple[MatcherCommand, bytes | None]]:
+    """The commands of one ``validated-orders`` record (an envelope, or one command), in order."""
+    return _items(_decode_command_record(raw))
 
 
 def unpack_matched(raw: bytes) -> list[tuple[MatchedEvent, bytes | None]]:

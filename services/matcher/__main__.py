@@ -7,6 +7,11 @@ for one batch's acks overlaps the next batch's work (``Matcher``). On a partitio
 the symbols it carries are reloaded from Redis and their outboxes re-published, so a crash anywhere loses
 and doubles nothing.
 
+Inputs are envelopes too (``shared.messages.MatcherCommands``: one record per symbol per order-processor
+batch; single commands, as older processors wrote them, still decode). An envelope is applied whole within
+one batch, and a redelivered command is skipped by its own ``(src_partition, src_offset)`` (the request's
+position, not the record's), whatever record carried it.
+
 Outputs are envelopes (``shared.messages.MatchedEvents``, ``TradeExecutions``): per topic, one record per
 symbol per batch (more only past ``ENVELOPE_MAX_BYTES``) carries that batch's messages in order, since the
 Kafka client's cost is per record. The outbox holds exactly those records, so a re-publish after a crash
@@ -40,9 +45,9 @@ from shared.messages import (
     MatcherCommand,
     Topic,
     TradeExecution,
-    decode_command,
     encode,
     envelopes,
+    unpack_commands,
 )
 
 from .book import Book
@@ -305,7 +310,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             settings,
             [Topic.VALIDATED_ORDERS],
             SERVICE,
-            decode_command,
+            kafka.Envelopes(unpack_commands),  # the processor's envelopes, or single commands
             outbox,
             on_assign=on_assign,
             on_revoke=on_revoke,

@@ -4,12 +4,18 @@ Per batch, in this order (the seed's "Aurora first"): one Postgres transaction f
 hold; then one Redis pipeline for the hot book; then the decisions to ``validated-orders``; only when the
 broker acknowledged them is the input committed. A crash between any two steps is completed by the
 redelivery, because each step is idempotent.
+
+The decisions go as envelopes (``shared.messages.MatcherCommands``): one record per symbol per batch (more
+only past ``ENVELOPE_MAX_BYTES``), its commands in input order, each with the trace of its request inside,
+since the Kafka client's cost is per record. A redelivered batch re-sends the same commands, which the
+matcher skips by their ``(src_partition, src_offset)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 import orjson
 from prometheus_client import Counter, Histogram
@@ -25,10 +31,12 @@ from shared.messages import (
     CancelRequest,
     MatcherCommand,
     NewOrderRequest,
+    OrderRequest,
     RejectedOrder,
     Topic,
     decode_request,
     encode,
+    envelopes,
 )
 
 from .holds import Holds, Located
@@ -40,6 +48,36 @@ log = logging.getLogger(SERVICE)
 
 DECISIONS = Counter("spot_orders_decided_total", "Order requests decided", ["outcome", "reason"])
 BATCH_SECONDS = Histogram("spot_processor_batch_seconds", "Time to decide and publish one batch")
+
+
+VALIDATED = Topic.VALIDATED_ORDERS.value
+
+
+class Part:
+    """One symbol's commands of a batch, each encoded once, in input order, with the traces they continue."""
+
+    __slots__ = ("encoded", "traces")
+
+    def __init__(self) -> None:
+        self.encoded: list[bytes] = []
+        self.traces: dict[int, str] = {}  # position in ``encoded`` -> traceparent
+
+
+def by_symbol(
+    records: Sequence[kafka.Record[OrderRequest]], commands: Sequence[MatcherCommand], traced: tracing.Consumed
+) -> dict[str, Part]:
+    """The batch's commands (one per request, in order) grouped by symbol for ``envelopes``: the order of a
+    symbol's commands is its requests' order, and each continues its request's trace."""
+    parts: dict[str, Part] = {}
+    tracked = traced.tracked
+    for r, c in zip(records, commands, strict=True):
+        part = parts.get(c.symbol)
+        if part is None:
+            part = parts[c.symbol] = Part()
+        if tracked and (tp := traced.traceparent(r.value)) is not None:
+            part.traces[len(part.encoded)] = tp.decode()
+        part.encoded.append(encode(c))
+    return parts
 
 
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
@@ -88,9 +126,10 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         commands.append(next(decided))
                 with sredis.timed("hot_book"):
                     await hot.add([c for c in commands if isinstance(c, AcceptedOrder)])
-                for r, c in zip(batch.records, commands, strict=True):  # one command per request, in order
-                    headers = traced.headers(r.value) if traced.tracked else None  # continues the request's trace
-                    await outbox.send(Topic.VALIDATED_ORDERS, encode(c), key=c.symbol, headers=headers)
+                for symbol, part in by_symbol(batch.records, commands, traced).items():
+                    for value in envelopes(VALIDATED, symbol, part.encoded, part.traces):
+                        await outbox.send(VALIDATED, value, key=symbol)
+                for c in commands:
                     if isinstance(c, RejectedOrder):
                         DECISIONS.labels("rejected", str(c.code)).inc()
                     elif isinstance(c, AcceptedOrder):

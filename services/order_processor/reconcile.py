@@ -27,7 +27,7 @@ import redis.asyncio as aioredis
 
 from shared import kafka
 from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
-from shared.messages import AcceptedOrder, Topic, encode
+from shared.messages import AcceptedOrder, Topic, encode, envelopes
 
 from ..matcher.book import BookState, RestingOrder
 from ..matcher.bookstore import BookStore
@@ -163,8 +163,13 @@ async def reconcile_symbol(
     if outbox is not None:
         if report.stale:
             await cache.hdel(hot_key(symbol), *[str(i) for i in report.stale])
-        for order in report.missing:
-            await cache.hset(hot_key(symbol), str(order.order_id), encode(order))
-            await outbox.send(Topic.VALIDATED_ORDERS.value, encode(order), key=symbol)
+        # in position order, as the processor sent them (the matcher skips a position at or below its own),
+        # in one envelope like the processor's (a matcher reads single records too)
+        missing = sorted(report.missing, key=lambda o: (o.src_partition, o.src_offset))
+        encoded = [encode(order) for order in missing]
+        for order, value in zip(missing, encoded, strict=True):
+            await cache.hset(hot_key(symbol), str(order.order_id), value)
+        for record in envelopes(Topic.VALIDATED_ORDERS, symbol, encoded, {}):
+            await outbox.send(Topic.VALIDATED_ORDERS.value, record, key=symbol)
         await outbox.flush()
     return report

@@ -30,7 +30,7 @@ from services.settlement.ledger import OrderHold, settle
 from shared import postgres
 from shared import redis as sredis
 from shared.domain import Bucket, Side
-from shared.messages import AcceptedOrder, RejectedOrder, Topic, decode_command
+from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
 from spot import admin
 from spot.fleet import Fleet
 from tests.client import Client
@@ -207,7 +207,7 @@ async def _quiesce(settings: Any, quiet_s: float = 3.0, limit_s: float = 120.0) 
 
 
 async def _validated(settings: Any) -> dict[int, list[Any]]:
-    """Every record of validated-orders, per partition in offset order."""
+    """Every command of validated-orders (envelopes unpacked), per partition in offset order."""
     topic = settings.topic(Topic.VALIDATED_ORDERS)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False, fetch_max_wait_ms=5
@@ -223,7 +223,7 @@ async def _validated(settings: Any) -> dict[int, list[Any]]:
             polled = await consumer.getmany(timeout_ms=250, max_records=5000)
             idle = 0 if polled else idle + 1
             for tp, records in polled.items():
-                out[tp.partition] += [decode_command(r.value) for r in records]
+                out[tp.partition] += [command for r in records for command, _ in unpack_commands(r.value)]
         return out
     finally:
         await consumer.stop()
