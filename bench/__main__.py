@@ -47,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", action="store_true",
                     help="py-spy the service under test (matcher, processor; fleet: see --profile-service)")
     ap.add_argument("--profile-service", default="gateway", help="fleet: which service py-spy samples")
+    ap.add_argument("--profile-phase", choices=("saturate", "paced"), default="saturate",
+                    help="fleet: sample the saturation phase or the paced one (with the user streams)")
     ap.add_argument("--rate", type=float, default=0,
                     help="fleet: paced rate of the latency phase (default 1,000/s, or 80%% of the sustained rate)")
     ap.add_argument("--ingestion", choices=("gateway", "service"), default="gateway",
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
                     print(f"fleet: {args.seconds:.0f} s per phase ...", file=sys.stderr, flush=True)
                     res = fleet.run(servers, args.seconds, args.profile_service if args.profile else None,
-                                    args.rate or None, args.ingestion)
+                                    args.rate or None, args.ingestion, args.profile_phase)
                     rows += fleet.rows(res)
                 if which == "scaleout":
                     n = args.messages or 100_000

@@ -96,7 +96,7 @@ def _rss(fleet: Fleet) -> dict[str, float | None]:
 
 
 def run(servers: Servers, seconds: float, profile: str | None = None, rate: float | None = None,
-        ingestion: str = "gateway") -> dict[str, Any]:
+        ingestion: str = "gateway", profile_phase: str = "saturate") -> dict[str, Any]:
     env = servers.fresh_env(4, ORDERS_PER_10S="100000000", REQUEST_WEIGHT_PER_MINUTE="1000000000",
                             OPEN_ORDERS_MAX="1000000", INGESTION_IN_GATEWAY=str(ingestion == "gateway").lower())
     st = settings_for(env)
@@ -129,8 +129,8 @@ def run(servers: Servers, seconds: float, profile: str | None = None, rate: floa
         res["lag_start"] = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
         res["ping"] = _loadgen({**common, "mode": "ping", "seconds": min(5.0, seconds)}, 60 + seconds)
         spy = None
-        if profile:
-            spy_out = STATE / f"profile-fleet-{profile}-{int(time.time())}.txt"
+        spy_out = STATE / f"profile-fleet-{profile}-{profile_phase}-{int(time.time())}.txt"
+        if profile and profile_phase == "saturate":
             spy = py_spy(fleet.procs[profile].pid, seconds, spy_out)
         pids = {p.pid: name.split("#")[0] for name, p in fleet.procs.items()}
         cpu_before = cpu_snapshot(pids)
@@ -149,13 +149,22 @@ def run(servers: Servers, seconds: float, profile: str | None = None, rate: floa
                                                  res["saturate"]["cpu_s"], res["saturate"]["accepted"])
         if spy is not None:
             spy.wait(60)
-            res["profile"] = {"service": profile, "file": str(spy_out), **top_frames(spy_out)}
+            res["profile"] = {"service": profile, "phase": profile_phase, "file": str(spy_out), **top_frames(spy_out)}
         accepted = res["saturate"]["accepted"]
         e2e = accepted / (res["saturate"]["elapsed"] + drain_s)
         res.update(drain_s=round(drain_s, 2), drained=drained, e2e_rate=e2e)
         paced = rate or (PACED_RATE if e2e >= PACED_RATE else max(10.0, round(0.8 * e2e)))
+        if profile and profile_phase == "paced":
+            spy = py_spy(fleet.procs[profile].pid, seconds, spy_out)
+        cpu_before = cpu_snapshot(pids)
         res["paced"] = _loadgen({**common, "mode": "paced", "seconds": seconds, "rate": paced,
                                  "concurrency": 512}, 180 + seconds)
+        # the paced phase also carries every order's user-stream events to a WebSocket: its own CPU per order
+        res["paced_cpu_us_per_order"] = _cpu_per_order(cpu_spent(cpu_before, cpu_snapshot(pids)),
+                                                       res["paced"]["cpu_s"], res["paced"]["sent"])
+        if spy is not None and profile_phase == "paced":
+            spy.wait(60)
+            res["profile"] = {"service": profile, "phase": profile_phase, "file": str(spy_out), **top_frames(spy_out)}
         res["lag_end"] = asyncio.run(_lag(st.kafka_bootstrap, st.topic_suffix))
         res["rss_mb_end"] = _rss(fleet)
     finally:
@@ -194,12 +203,13 @@ def rows(res: dict[str, Any]) -> list[Row]:
         lags = (_total(res["lag_start"]) if "lag_start" in res else None, _total(res["lag_end"]))
         out.append(Row("fleet: memory and lag", f"RSS MB start->end: {mem}", f"lag {lags[0]} -> {lags[1]}",
                        "lag back to 0, flat memory", "-", "-", float(lags[1]), "records", lags[1] == 0))
-    cpu = res.get("cpu_us_per_order")
-    if cpu:
-        budget = 1e6 * (os.cpu_count() or 2) / TARGET_RATE
-        total = cpu["total (without other)"]
-        out.append(Row("fleet: CPU per order", "saturation + drain, by process: "
-                       + ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items()), f"{total:,.0f} us",
-                       f"<= {budget:,.0f} us ({TARGET_RATE:,}/s on all cores)", "-", "-", total, "us/order",
-                       total <= budget))
+    budget = 1e6 * (os.cpu_count() or 2) / TARGET_RATE
+    for phase, cpu in (("saturation + drain", res.get("cpu_us_per_order")),
+                       ("paced, with the user streams", res.get("paced_cpu_us_per_order"))):
+        if cpu:
+            total = cpu["total (without other)"]
+            out.append(Row("fleet: CPU per order", f"{phase}, by process: "
+                           + ", ".join(f"{k} {v:,.0f}" for k, v in cpu.items()), f"{total:,.0f} us",
+                           f"<= {budget:,.0f} us ({TARGET_RATE:,}/s on all cores)", "-", "-", total, "us/order",
+                           total <= budget))
     return out

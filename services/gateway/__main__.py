@@ -24,6 +24,9 @@ def main() -> None:
         http="httptools",
         ws="websockets-sansio",
         ws_max_size=65536,
+        # no permessage-deflate: compressing every small JSON event was 7% of the gateway's CPU with user
+        # streams open (py-spy, bench fleet --profile-phase paced); a client that offers it gets plain frames
+        ws_per_message_deflate=False,
     )
 
 

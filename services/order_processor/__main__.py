@@ -137,11 +137,11 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 await outbox.flush()
                 await inbox.commit(batch)
                 if balances:  # the owners see their funds move into orders, as Binance reports it
-                    pipe = cache.pipeline(transaction=False)
+                    told = sredis.Publications()
                     for user_id, event in account_positions(balances, now).items():
-                        pipe.publish(channels.user(user_id), orjson.dumps(event))
+                        told.add(channels.user(user_id), orjson.dumps(event))
                     with sredis.timed("publish_balances"):
-                        await pipe.execute()
+                        await told.send(cache)
 
 
 def main() -> None:
