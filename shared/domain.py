@@ -124,11 +124,16 @@ def decimal_to_atoms(value: Decimal) -> int:
     return int(scaled)
 
 
+_ATOMS_PER_UNIT = 10**ASSET_SCALE
+
+
 def fmt_amount(atoms: int) -> str:
-    """Atoms as Binance prints a balance: 8 decimals."""
-    sign = "-" if atoms < 0 else ""
-    whole, frac = divmod(abs(atoms), 10**ASSET_SCALE)
-    return f"{sign}{whole}.{frac:08d}"
+    """Atoms as Binance prints a balance: 8 decimals. Called several times per event on every hot path."""
+    if atoms >= 0:
+        whole, frac = divmod(atoms, _ATOMS_PER_UNIT)
+        return f"{whole}.{frac:08d}"
+    whole, frac = divmod(-atoms, _ATOMS_PER_UNIT)
+    return f"-{whole}.{frac:08d}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.domain import ATOM, Market
+from shared.domain import ATOM, Market, fmt_amount
 from shared.postgres import DEFAULT_MARKETS
 
 BASE = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
@@ -40,3 +40,8 @@ def test_markets_compare_by_their_listed_fields_only() -> None:
                                                     "max_price", "min_qty", "max_qty", "min_notional")})
     assert same == BASE
     assert "atoms_per" not in repr(BASE)
+
+
+@given(st.integers(-(10**20), 10**20))
+def test_amounts_print_as_their_decimal_with_8_places(atoms: int) -> None:
+    assert fmt_amount(atoms) == f"{Decimal(atoms).scaleb(-8):.8f}"
