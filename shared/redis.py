@@ -37,10 +37,10 @@ def timed(operation: str) -> tracing.Timed:
     return tracing.Timed(CALL_SECONDS.labels(operation), f"redis {operation}")
 
 
-# One message on the outcomes channel carries a settlement batch's outcomes, each on its own line: a
-# gateway reads one pub/sub message per batch, not one per order. JSON (orjson) never holds a raw newline,
-# nor does a ``tracing.wrap`` prefix; a single outcome is a message of one line, as before.
-OUTCOMES_SEPARATOR = b"\n"
+# A pub/sub message may carry several events of one channel, each on its own line (``Publications.add_all``):
+# a batch's outcomes, or one user's events of a batch. A gateway then reads one message, not one per event.
+# JSON (orjson) never holds a raw newline, nor does a ``tracing.wrap`` prefix; one event is one line.
+EVENTS_SEPARATOR = b"\n"
 
 
 class Channels:
@@ -52,7 +52,7 @@ class Channels:
 
     @property
     def outcomes(self) -> str:
-        """Settled outcome of each request, for REST calls waiting on it (``OUTCOMES_SEPARATOR``)."""
+        """Settled outcome of each request, for REST calls waiting on it (``EVENTS_SEPARATOR``)."""
         return f"order-outcomes{self.ns}"
 
     def user(self, user_id: int) -> str:
@@ -177,6 +177,10 @@ class Publications:
     def add(self, channel: str, message: bytes) -> None:
         """``message``: UTF-8 (JSON, or a ``tracing.wrap`` of it)."""
         self._pairs.append((channel, message.decode()))
+
+    def add_all(self, channel: str, events: list[bytes]) -> None:
+        """Several events for one channel as one message, one per line (``EVENTS_SEPARATOR``), in order."""
+        self._pairs.append((channel, EVENTS_SEPARATOR.join(events).decode()))
 
     def __len__(self) -> int:
         return len(self._pairs)

@@ -4,7 +4,9 @@ One pub/sub connection per replica, subscribed to a channel while at least one l
 Each client has a bounded queue; a client that falls ``QUEUE_MAX`` messages behind is dropped (it can
 reconnect and resynchronise from a snapshot), so a slow reader never slows the others or grows memory.
 
-A payload that starts with ``tracing.MARK`` carries its order's trace: the hub strips it before anyone sees
+A message may carry several events, one per line (``sredis.EVENTS_SEPARATOR``: a settlement batch's
+outcomes, a user's events of a batch); each is delivered on its own. An event that starts with
+``tracing.MARK`` carries its order's trace: the hub strips it before anyone sees
 the payload and, with tracing on, delivers it inside a span whose child is each client's WebSocket write.
 """
 
@@ -103,11 +105,8 @@ class Hub:
                 continue
             if msg["type"] != "message":
                 continue
-            if channel == self.channels.outcomes:
-                for outcome in msg["data"].split(sredis.OUTCOMES_SEPARATOR):  # a settlement batch's, in order
-                    self._deliver(channel, outcome)
-            else:
-                self._deliver(channel, msg["data"])
+            for event in msg["data"].split(sredis.EVENTS_SEPARATOR):  # a batch's events of the channel, in order
+                self._deliver(channel, event)
 
     def _deliver(self, channel: str, data: bytes) -> None:
         if data and data[0] == tracing.MARK:

@@ -54,7 +54,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             now = now_ms()
             if batch.records:
                 with tracing.consume(batch.records) as traced:
-                    users = sredis.Publications()
+                    users: dict[str, list[bytes]] = {}  # channel -> its executionReports, in order
                     writes: dict[str, sredis.Atomic] = {}
                     for record in batch.records:
                         v = record.value
@@ -68,15 +68,23 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                                     report = orjson.dumps(execution_report(state.market, u, v.ts))
                                     if tp is not None:
                                         report = tracing.wrap(report, tp)
-                                    users.add(channels.user(u.user_id), report)
+                                    channel = channels.user(u.user_id)
+                                    reports = users.get(channel)
+                                    if reports is None:
+                                        users[channel] = [report]
+                                    else:
+                                        reports.append(report)
                                 PUSHED.labels("order").inc(len(v.updates))
                         elif v.seq > state.trade_seq:
                             tp = traced.traceparent(v) if traced.tracked else None
                             w = writes.get(v.symbol) or writes.setdefault(v.symbol, state.atomic())
                             publish_trades(w, state, v.seq, v.trades, now, tp)
                             PUSHED.labels("trade").inc(len(v.trades))
+                    told = sredis.Publications()  # one message per user: the gateway reads one, not one per report
+                    for channel, reports in users.items():
+                        told.add_all(channel, reports)
                     pipe = cache.pipeline(transaction=False)  # one round trip: order updates, then each symbol's
-                    users.queue(pipe)
+                    told.queue(pipe)
                     for w in writes.values():
                         w.queue(pipe)
                     with sredis.timed("publish"):

@@ -54,7 +54,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     one = orjson.dumps(outcome(markets[e.symbol], e))
                     tp = traced.traceparent(e) if traced.tracked else None
                     said.append(one if tp is None else tracing.wrap(one, tp))
-                told.add(channels.outcomes, sredis.OUTCOMES_SEPARATOR.join(said))  # one message per batch
+                told.add_all(channels.outcomes, said)  # one message per batch
                 for user_id, event in account_positions(balances, now).items():
                     told.add(channels.user(user_id), orjson.dumps(event))
                 with sredis.timed("publish_outcomes"):

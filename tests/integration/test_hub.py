@@ -37,8 +37,10 @@ async def _fan_out(redis_url: str) -> None:
                 received += 1
 
         reader = asyncio.create_task(drain())
-        for i in range(total):
-            await publisher.publish(channel, b'{"n":%d}' % i)
+        for i in range(0, total - 1, 2):  # two events per message (a batch's, one per line), then one alone
+            await publisher.publish(channel, b'{"n":%d}\n{"n":%d}' % (i, i + 1))
+        if total % 2:
+            await publisher.publish(channel, b'{"n":%d}' % (total - 1))
         await asyncio.wait_for(reader, 20)
         assert received == total, "the reading client missed messages"
         assert slow.overflowed.is_set(), "the stalled client was not flagged"
