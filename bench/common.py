@@ -270,25 +270,47 @@ def top_frames(collapsed: Path, n: int = 15) -> dict[str, list[tuple[str, float]
 
 # --- where the CPU goes --------------------------------------------------------------------------------
 
-def cpu_snapshot(named: Mapping[int, str]) -> dict[int, tuple[str, float]]:
-    """CPU seconds (user + system) of every process on the machine, labelled by role.
-
-    ``named`` labels the fleet's own pids; servers are told by name; the rest is ``other`` (whatever else
-    the machine runs, which a 2-core figure has to share the cores with).
+def server_pids() -> dict[int, str]:
+    """The pids of this bench run's own servers, by role: Tansu and Redis listening on its ports, and the
+    embedded Postgres of its state folder with its backends. Other brokers, Redis and Postgres servers on
+    the machine (another run, a test session, the system's own) are not the fleet's: they count as other.
     """
     import psutil
 
+    out: dict[int, str] = {}
+    for p in psutil.process_iter(["pid", "name", "cmdline"]):
+        name, cmd = p.info.get("name") or "", " ".join(p.info.get("cmdline") or ())
+        try:
+            if "tansu" in name and f":{KAFKA_PORT}" in cmd:
+                out[p.pid] = "tansu"
+            elif "redis" in name and any(c.laddr.port == REDIS_PORT for c in p.net_connections("tcp")):
+                out[p.pid] = "redis"
+            elif "postgres" in name and str(STATE / "pg") in cmd:  # the postmaster; its backends below
+                out[p.pid] = "postgres"
+                out.update({child.pid: "postgres" for child in p.children(recursive=True)})
+        except psutil.Error:
+            continue
+    return out
+
+
+def cpu_snapshot(named: Mapping[int, str]) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of every process on the machine, labelled by role.
+
+    ``named`` labels the fleet's own pids, ``server_pids`` its servers (read again each time: Postgres
+    starts a backend per new connection), the load generator is told by its command line; the rest is
+    ``other`` (whatever else the machine runs, which a 2-core figure has to share the cores with).
+    """
+    import psutil
+
+    labels = {**server_pids(), **named}
     out: dict[int, tuple[str, float]] = {}
-    for p in psutil.process_iter(["pid", "name", "cmdline", "cpu_times"]):
+    for p in psutil.process_iter(["pid", "cmdline", "cpu_times"]):
         info = p.info
         times = info.get("cpu_times")
         if times is None:
             continue
-        pid, name = info["pid"], (info.get("name") or "")
-        cmd = " ".join(info.get("cmdline") or ())
-        label = named.get(pid) or ("tansu" if "tansu" in name else "redis" if "redis" in name
-                                   else "postgres" if "postgres" in name or "postgres" in cmd
-                                   else "loadgen" if "bench.loadgen" in cmd else "other")
+        pid, cmd = info["pid"], " ".join(info.get("cmdline") or ())
+        label = labels.get(pid) or ("loadgen" if "bench.loadgen" in cmd else "other")
         out[pid] = (label, times.user + times.system)
     return out
 

@@ -147,13 +147,14 @@ MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder
 
 
 # Construction cost matters here: the matcher builds several of these per command (issue 7). ``gc=False``:
-# they hold only scalars, so the collector never needs to walk them. ``OrderUpdate`` takes its first eight
-# fields positionally (its base class) and the rest by keyword, with the field order, and so every encoding,
-# unchanged; CPython 3.11 compiles a call with 16 or more keywords through a dict, at ~3x the cost.
+# they hold only scalars, so the collector never needs to walk them. The matcher builds ``OrderUpdate`` and
+# ``Trade`` with positional arguments only (msgspec matches each keyword against the field names, ~2x the
+# cost), so ``OrderUpdate``'s required fields come first: JSON keys follow the field order, and consumers
+# decode by name (``tests/unit/matcher/test_book.py`` pins the order).
 
 
-class _OrderFields(msgspec.Struct, frozen=True, gc=False):
-    """What an update says about the order itself; the leading, positional fields of ``OrderUpdate``."""
+class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
+    """An order's state after one step; ``last_*`` describe the fill that caused it, if any."""
 
     order_id: int
     user_id: int
@@ -163,17 +164,12 @@ class _OrderFields(msgspec.Struct, frozen=True, gc=False):
     tif: TimeInForce | None
     price_ticks: int
     qty_lots: int
-
-
-class OrderUpdate(_OrderFields, kw_only=True, frozen=True, gc=False):
-    """An order's state after one step; ``last_*`` describe the fill that caused it, if any."""
-
-    quote_nu: int = 0
     status: OrderStatus
     exec_type: ExecType
+    created_ts: int
+    quote_nu: int = 0
     executed_lots: int = 0
     cum_nu: int = 0
-    created_ts: int
     last_lots: int = 0
     last_ticks: int = 0
     trade_id: int = -1
@@ -215,10 +211,12 @@ class CommandError(msgspec.Struct, kw_only=True, frozen=True):
     msg: str
 
 
-class MatchedEvent(msgspec.Struct, tag_field="kind", tag="matched", kw_only=True, frozen=True):
-    """Everything one command did to one symbol's book, in order; ``seq`` is gap-free per symbol."""
+class MatchedEvent(msgspec.Struct, tag_field="kind", tag="matched", frozen=True, gc=False):
+    """Everything one command did to one symbol's book, in order; ``seq`` is gap-free per symbol.
 
-    v: int = SCHEMA_VERSION
+    Built positionally by the matcher, so required fields come first and ``v`` last. ``gc=False``: it holds
+    lists of scalar-only records, never a cycle, so the collector need not track one per command."""
+
     symbol: str
     seq: int
     ts: int
@@ -227,6 +225,7 @@ class MatchedEvent(msgspec.Struct, tag_field="kind", tag="matched", kw_only=True
     trades: list[Trade] = []
     deltas: list[LevelDelta] = []
     error: CommandError | None = None
+    v: int = SCHEMA_VERSION
 
 
 class TradeExecution(msgspec.Struct, tag_field="kind", tag="trades", kw_only=True, frozen=True):

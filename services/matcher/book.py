@@ -29,9 +29,11 @@ was imported; both behave the same, and the tests run against either). What the 
 code: constants and other modules' classes are ``Final`` (C statics, not dict lookups); a command's fields are
 read in one ``msgspec.structs.astuple`` call; resting orders are native ``_Order`` objects, converted to and
 from the snapshot's ``RestingOrder`` only by ``order``, ``orders`` and ``restore``; values only passed from a
-command into an event stay ``Boxed`` (untouched Python objects); the counters of ``BookState`` are plain
-fields. The msgspec records (``RestingOrder``, ``BookState``, and ``PlainOrder``, the uncompiled ``_Order``)
-live in ``records.py``: mypyc drops class keywords.
+command into an event stay ``Boxed`` (untouched Python objects); the hot paths build events and their parts
+with positional arguments (msgspec matches each keyword against the field names: ``OrderUpdate`` and
+``MatchedEvent`` put their required fields first for it); the counters of ``BookState`` are plain fields.
+The msgspec records (``RestingOrder``, ``BookState``, and ``PlainOrder``, the uncompiled ``_Order``) live in
+``records.py``: mypyc drops class keywords.
 """
 
 from __future__ import annotations
@@ -258,7 +260,7 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
     """The last update of a resting order taken out without a fill (cancel, self-trade)."""
     executed: Boxed = o.executed_lots
     cum_nu: Boxed = o.cum_nu
-    return _OrderUpdate(
+    return _OrderUpdate(  # positional: the fields in order, up to cum_nu (quote_nu: 0, a resting order's)
         o.order_id,
         o.user_id,
         o.client_order_id,
@@ -267,11 +269,12 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
         o.tif,
         o.price_ticks,
         o.qty_lots,
-        status=status,
-        exec_type=exec_type,
-        executed_lots=executed,
-        cum_nu=cum_nu,
-        created_ts=o.created_ts,
+        status,
+        exec_type,
+        o.created_ts,
+        0,
+        executed,
+        cum_nu,
     )
 
 
@@ -320,7 +323,7 @@ class _Ladder:
                 self.top = level
                 return level
             _heappop(heap)
-            del levels[level.price]
+            del levels[level.ticks]  # the key itself: found by identity, no int comparison
             self.empty -= 1
         self.top = None
         return None
@@ -478,7 +481,7 @@ class Book:
         side, price = o.side, o.price_ticks
         ladder = self._bids if side is _BUY else self._asks
         level = ladder.levels[price]
-        del self._orders[order_id]
+        del self._orders[o.order_id]  # the key itself (the command's order_id is an equal, other object)
         o.dead = True  # its queue entry lingers: skipped at the front, or compacted
         level.lots -= o.remaining
         level.live -= 1
@@ -487,13 +490,14 @@ class Book:
         elif len(level.queue) - level.head > 2 * level.live + COMPACT_SLACK:
             level.queue = [q for q in level.queue[level.head :] if not q.dead]
             level.head = 0
-        return _MatchedEvent(  # fields left out take their defaults: fresh empty lists, no error
-            symbol=self._symbol,
-            seq=seq,
-            ts=ts,
-            request_id=c[_C_REQUEST_ID],
-            updates=[_ended(o, _CANCELED, _X_CANCELED)],
-            deltas=[_LevelDelta(side, price, level.lots)],
+        return _MatchedEvent(  # positional (see MatchedEvent): updates, trades, deltas
+            self._symbol,
+            seq,
+            ts,
+            c[_C_REQUEST_ID],
+            [_ended(o, _CANCELED, _X_CANCELED)],
+            [],
+            [_LevelDelta(side, price, level.lots)],
         )
 
     def _place(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
@@ -502,7 +506,7 @@ class Book:
         limit: int = ticks
         is_buy, is_market = side is _BUY, otype is _MARKET
         order_id, qty = a[_A_ID], a[_A_QTY]
-        new = _OrderUpdate(
+        new = _OrderUpdate(  # positional (see OrderUpdate), up to quote_nu
             order_id,
             a[_A_USER],
             a[_A_CLIENT_ID],
@@ -511,10 +515,10 @@ class Book:
             None if is_market else tif,
             ticks,
             qty,
-            quote_nu=a[_A_QUOTE],
-            status=_NEW,
-            exec_type=_X_NEW,
-            created_ts=a[_A_TS],
+            _NEW,
+            _X_NEW,
+            a[_A_TS],
+            a[_A_QUOTE],
         )
         opposite = self._asks if is_buy else self._bids
         best = opposite.best()
@@ -522,34 +526,24 @@ class Book:
             return self._take(a, ts, seq, new, opposite)
         if is_market or tif is not _GTC:  # IOC, FOK or MARKET with nothing to take: expires untouched
             return _MatchedEvent(
-                symbol=self._symbol,
-                seq=seq,
-                ts=ts,
-                request_id=order_id,
-                updates=[new, _replace(new, status=_EXPIRED, exec_type=_X_EXPIRED)],
+                self._symbol, seq, ts, order_id, [new, _replace(new, status=_EXPIRED, exec_type=_X_EXPIRED)]
             )
         # the common case, a passive GTC order: _rest, inlined
         remaining: int = qty or -1  # -1: sized by quote
         user, client_id, created, stp = a[_A_USER], a[_A_CLIENT_ID], a[_A_TS], a[_A_STP]
-        o = _Order(order_id, user, client_id, side, otype, tif, ticks, qty, remaining, 0, 0, created, seq, stp)
         own = self._bids if is_buy else self._asks
         level = own.levels.get(ticks)
         if level is None:
             level = own.add(limit, ticks)
         elif not level.live:
             own.empty -= 1
+        # its price as the level's key object: a cancel then finds the level by identity
+        o = _Order(order_id, user, client_id, side, otype, tif, level.ticks, qty, remaining, 0, 0, created, seq, stp)
         level.queue.append(o)
         level.live += 1
         level.lots += remaining
         self._orders[order_id] = o
-        return _MatchedEvent(
-            symbol=self._symbol,
-            seq=seq,
-            ts=ts,
-            request_id=order_id,
-            updates=[new],
-            deltas=[_LevelDelta(side, ticks, level.lots)],
-        )
+        return _MatchedEvent(self._symbol, seq, ts, order_id, [new], [], [_LevelDelta(side, ticks, level.lots)])
 
     def _take(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed, new: OrderUpdate, opposite: _Ladder) -> MatchedEvent:
         """An order that crosses the book: match what it can, then expire or rest the rest."""
@@ -601,15 +595,7 @@ class Book:
                     a[_A_STP],
                 )
                 deltas.append(_LevelDelta(side, ticks, self._rest(o)))
-        return _MatchedEvent(
-            symbol=self._symbol,
-            seq=seq,
-            ts=ts,
-            request_id=a[_A_ID],
-            updates=updates,
-            trades=trades,
-            deltas=deltas,
-        )
+        return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], updates, trades, deltas)
 
     # --- matching ------------------------------------------------------------------------------------------
     def _fillable(self, a: tuple[Any, ...], opposite: _Ladder) -> bool:
@@ -767,7 +753,7 @@ class Book:
                     del orders[maker_id]
                     level.live -= 1
                 updates.append(
-                    _OrderUpdate(  # 18 fields: eight positional keep it off CPython's slow path for 16+ keywords
+                    _OrderUpdate(  # positional (see OrderUpdate), up to fee
                         maker_id,
                         maker_uid,
                         maker.client_order_id,
@@ -776,16 +762,17 @@ class Book:
                         maker.tif,
                         ticks,
                         maker.qty_lots,
-                        status=_PARTIALLY_FILLED if mrem else _FILLED,
-                        exec_type=_X_TRADE,
-                        executed_lots=m_executed,
-                        cum_nu=m_cum_nu,
-                        created_ts=maker.created_ts,
-                        last_lots=boxed_lots,
-                        last_ticks=ticks,
-                        trade_id=tid,
-                        is_maker=True,
-                        fee=maker_fee,
+                        _PARTIALLY_FILLED if mrem else _FILLED,
+                        _X_TRADE,
+                        maker.created_ts,
+                        0,  # quote_nu: a resting order is sized in lots
+                        m_executed,
+                        m_cum_nu,
+                        boxed_lots,  # last_lots, last_ticks, trade_id, is_maker
+                        ticks,
+                        tid,
+                        True,
+                        maker_fee,
                     )
                 )
                 stop = remaining == 0
@@ -799,16 +786,17 @@ class Book:
                         t_tif,
                         t_ticks,
                         t_qty,
-                        quote_nu=t_quote,
-                        status=_FILLED if stop else _PARTIALLY_FILLED,
-                        exec_type=_X_TRADE,
-                        executed_lots=executed,
-                        cum_nu=cum_nu,
-                        created_ts=t_created,
-                        last_lots=boxed_lots,
-                        last_ticks=ticks,
-                        trade_id=tid,
-                        fee=taker_fee,
+                        _FILLED if stop else _PARTIALLY_FILLED,
+                        _X_TRADE,
+                        t_created,
+                        t_quote,
+                        executed,
+                        cum_nu,
+                        boxed_lots,
+                        ticks,
+                        tid,
+                        False,
+                        taker_fee,
                     )
                 )
                 trade_id += 1
@@ -849,6 +837,7 @@ class Book:
             level = ladder.add(price, price)
         elif not level.live:
             ladder.empty -= 1
+        o.price_ticks = level.ticks  # the level's key object (see _place)
         level.queue.append(o)
         level.live += 1
         level.lots += o.remaining

@@ -36,6 +36,7 @@ from shared.messages import (
     OrderUpdate,
     RejectedOrder,
     Trade,
+    decode_matched,
     encode,
 )
 from tests.unit.matcher.reference_book import ReferenceBook
@@ -641,11 +642,17 @@ def test_restored_book_has_the_same_hash_and_future() -> None:
 
 
 def test_updates_and_trades_built_positionally_encode_as_before() -> None:
-    """The book builds them with positional fields for speed; field order, and so the wire format, is fixed."""
+    """The book builds them with positional fields for speed; field order, and so the JSON key order, is fixed.
+
+    Consumers decode by name, so a reorder is compatible, but one must be deliberate: the book's positional
+    calls follow this order."""
     assert OrderUpdate.__struct_fields__ == (
-        "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "quote_nu",
-        "status", "exec_type", "executed_lots", "cum_nu", "created_ts", "last_lots", "last_ticks", "trade_id",
+        "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
+        "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
         "is_maker", "fee", "reject_code", "reason", "orig_client_order_id",
+    )  # fmt: skip
+    assert MatchedEvent.__struct_fields__ == (
+        "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
     )  # fmt: skip
     assert Trade.__struct_fields__ == (
         "trade_id", "price_ticks", "qty_lots", "buyer_order_id", "seller_order_id", "buyer_user_id",
@@ -656,10 +663,18 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
     )
     assert encode(update) == (
         b'{"order_id":1,"user_id":2,"client_order_id":"c1","side":"SELL","type":"LIMIT","tif":"GTC",'
-        b'"price_ticks":100,"qty_lots":3,"quote_nu":0,"status":"NEW","exec_type":"NEW","executed_lots":0,'
-        b'"cum_nu":0,"created_ts":9,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
+        b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
+        b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
         b'"reject_code":0,"reason":"","orig_client_order_id":""}'
     )
+    assert update == OrderUpdate(
+        order_id=1, user_id=2, client_order_id="c1", side=S, type=OrderType.LIMIT, tif=GTC, price_ticks=100,
+        qty_lots=3, status=OrderStatus.NEW, exec_type=ExecType.NEW, created_ts=9,
+    )  # fmt: skip
+    event = MatchedEvent("BTCUSDT", 7, 9, 1, [update])
+    head = b'{"kind":"matched","symbol":"BTCUSDT","seq":7,"ts":9,"request_id":1,"updates":['
+    assert encode(event) == head + encode(update) + b'],"trades":[],"deltas":[],"error":null,"v":1}'
+    assert decode_matched(encode(event)) == event
     assert Trade(1, 100, 3, 4, 5, 6, 7, True, 8, 9, 10) == Trade(
         trade_id=1, price_ticks=100, qty_lots=3, buyer_order_id=4, seller_order_id=5, buyer_user_id=6,
         seller_user_id=7, buyer_is_maker=True, buyer_fee=8, seller_fee=9, ts=10,
