@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("which", nargs="?", default="all", choices=CHOICES)
     ap.add_argument("--events", type=int, default=1_000_000, help="events of the pure-core flow (default 1,000,000)")
     ap.add_argument("--messages", type=int, default=0,
-                    help="messages pre-produced for matcher/processor/scaleout (default 100,000 / 50,000 / 100,000)")
+                    help="messages pre-produced for matcher/processor/scaleout (default 100,000 / 50,000 / 400,000)")
     ap.add_argument("--seconds", type=float, default=60, help="fleet: seconds of each load phase (default 60)")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy the service under test (matcher, processor; fleet: see --profile-service)")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                                     args.rate or None, args.ingestion, args.profile_phase)
                     rows += fleet.rows(res)
                 if which == "scaleout":
-                    n = args.messages or 100_000
+                    n = args.messages or 400_000  # two replicas finish 100k in under a second: too short to sample
                     reps = tuple(int(x) for x in args.replicas.split(","))
                     print(f"scaleout: {n:,} messages, replicas {reps} ...", file=sys.stderr, flush=True)
                     rows += services.scaleout_rows(services.run_scaleout(servers, n, reps))
