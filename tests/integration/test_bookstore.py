@@ -83,3 +83,27 @@ async def _round_trip(redis_url: str) -> None:
 
 def test_a_commit_is_what_a_restart_loads_and_the_outbox_keeps_what_is_unacknowledged(fresh_env):
     asyncio.run(_round_trip(fresh_env["REDIS_URL"]))
+
+
+async def _hot(redis_url: str) -> None:
+    from msgspec.structs import replace
+
+    from services.order_processor.hotbook import HotBook
+    from shared.messages import encode
+
+    cache = aioredis.from_url(redis_url)
+    try:
+        await cache.delete(hot_key(MARKET.symbol), hot_key("ETHUSDT"))
+        btc = [order(n, Side.BUY, 5_000_000, 3) for n in range(2_007)]  # a full batch of one symbol
+        eth = [replace(order(10_000 + n, Side.SELL, 300_000, 2), symbol="ETHUSDT") for n in range(5)]
+        await HotBook(cache).add(btc + eth)
+        await HotBook(cache).add(btc[:3])  # a redelivery writes the same entries again
+        stored = await cache.hgetall(hot_key(MARKET.symbol))
+        assert stored == {str(o.order_id).encode(): encode(o) for o in btc}
+        assert await cache.hgetall(hot_key("ETHUSDT")) == {str(o.order_id).encode(): encode(o) for o in eth}
+    finally:
+        await cache.aclose()
+
+
+def test_the_processor_writes_every_accepted_order_to_the_hot_book(fresh_env: dict[str, str]) -> None:
+    asyncio.run(_hot(fresh_env["REDIS_URL"]))
