@@ -237,23 +237,8 @@ def _record(o: _Order) -> RestingOrder:
 
 
 def _from_record(r: RestingOrder) -> _Order:
-    """A snapshot's order as the book keeps it."""
-    return _Order(
-        r.order_id,
-        r.user_id,
-        r.client_order_id,
-        r.side,
-        r.type,
-        r.tif,
-        r.price_ticks,
-        r.qty_lots,
-        r.remaining,
-        r.executed_lots,
-        r.cum_nu,
-        r.created_ts,
-        r.arrival,
-        r.stp,
-    )
+    """A snapshot's order as the book keeps it (``_Order`` takes ``RestingOrder``'s fields in order)."""
+    return _Order(*_astuple(r))
 
 
 def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
