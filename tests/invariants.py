@@ -4,7 +4,8 @@
   outside (ledger rows with no debit account) minus what went out;
 * the balances table equals the ledger, per (user, asset, bucket);
 * no negative balance (also a CHECK constraint);
-* holds: an ended order holds nothing; per (user, asset), ``held`` equals the holds left on open orders.
+* holds: an ended order holds nothing; per (user, asset), ``held`` equals the holds left on open orders;
+* each user's count in ``open_order_counts`` equals their open orders.
 """
 
 from __future__ import annotations
@@ -60,4 +61,14 @@ async def check_money(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
         )
     }
     assert held == open_holds, f"held balances {held} differ from open orders' holds {open_holds}"
+
+    counted = {r["user_id"]: r["n"] for r in await db.fetch("SELECT user_id, n FROM open_order_counts WHERE n <> 0")}
+    really_open = {
+        r["user_id"]: r["n"]
+        for r in await db.fetch(
+            "SELECT user_id, count(*)::int AS n FROM orders "
+            "WHERE status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY user_id"
+        )
+    }
+    assert counted == really_open, f"open-order counts {counted} differ from the open orders {really_open}"
     return totals

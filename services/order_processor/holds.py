@@ -2,7 +2,8 @@
 
 Idempotent on ``order_id``: a redelivered request finds its row and gets the decision stored there, never
 a second hold or a fresh decision against a balance that has moved since. Balance rows are locked in
-(user_id, asset) order, the same order settlement uses, so the two never deadlock.
+(user_id, asset) order, then the open-order counts in user order, the order settlement uses too, so the
+two never deadlock.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
 
 from .validation import Hold, check, size_hold
 
-OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
-
 # rows go in with COPY: one round trip and no per-row statement for a batch of thousands
 ORDER_COLUMNS = (
     "order_id", "user_id", "symbol", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots",
@@ -33,6 +32,11 @@ UPDATE balances b SET available = b.available - t.atoms, held = b.held + t.atoms
 FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t(u, a, atoms)
 WHERE b.user_id = t.u AND b.asset = t.a
 RETURNING b.user_id, b.asset, b.available, b.held
+"""
+
+COUNT_OPENED = """
+INSERT INTO open_order_counts (user_id, n) SELECT u, k FROM unnest($1::bigint[], $2::int[]) AS t(u, k) ORDER BY u
+ON CONFLICT (user_id) DO UPDATE SET n = open_order_counts.n + excluded.n
 """
 
 
@@ -137,13 +141,11 @@ class Holds:
                 )
             }
             users = sorted({loc.request.user_id for loc in fresh})
+            # read without a lock: settlement only lowers a count, so a stale one errs on the side of the cap
             open_count = {
                 row["user_id"]: row["n"]
                 for row in await conn.fetch(
-                    "SELECT user_id, count(*) AS n FROM orders WHERE user_id = ANY($1::bigint[]) "
-                    "AND status = ANY($2::text[]) GROUP BY user_id",
-                    users,
-                    OPEN,
+                    "SELECT user_id, n FROM open_order_counts WHERE user_id = ANY($1::bigint[])", users
                 )
             }
             wanted = sorted({(loc.request.user_id, self._hold_asset(loc.request)) for loc in fresh})
@@ -161,6 +163,7 @@ class Holds:
             decisions: list[Decision] = []
             order_rows, ledger_rows = [], []
             holds_by_key: dict[tuple[int, str], int] = {}
+            opened: dict[int, int] = {}  # accepted orders per user
             for loc in batch:
                 r = loc.request
                 if r.order_id in stored:
@@ -189,6 +192,7 @@ class Holds:
                     continue
                 available[key] -= hold.atoms
                 open_count[r.user_id] = open_count.get(r.user_id, 0) + 1
+                opened[r.user_id] = opened.get(r.user_id, 0) + 1
                 taken_ids.add((r.user_id, r.client_order_id))
                 decisions.append(_accepted(loc, r, spec.price_ticks, spec.qty_lots, spec.quote_nu, hold.budget))
                 order_rows.append(
@@ -228,6 +232,9 @@ class Holds:
                     TAKE_HOLDS, [k[0] for k in keys], [k[1] for k in keys], [holds_by_key[k] for k in keys], now
                 )
                 await conn.copy_records_to_table("ledger", columns=LEDGER_COLUMNS, records=ledger_rows)
+            if opened:
+                counted = sorted(opened)  # locked after the balances, in user order, as settlement does
+                await conn.execute(COUNT_OPENED, counted, [opened[u] for u in counted])
         return decisions, balances
 
     def _hold_asset(self, r: NewOrderRequest) -> str:

@@ -2,7 +2,8 @@
 
 Exactly once per ``(symbol, seq)``: the cursor row of each symbol is locked and advanced in the same
 transaction, and events at or below it are skipped, so a redelivered event changes nothing. Locks are
-taken in a fixed order (cursor, orders by id, balances by (user, asset)) shared with the processor.
+taken in a fixed order (cursor, orders by id, balances by (user, asset), open-order counts by user) shared
+with the processor.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from collections.abc import Sequence
 import asyncpg
 
 from shared import postgres
-from shared.domain import Market
+from shared.domain import Market, OrderStatus
 from shared.messages import MatchedEvent
 
-from .ledger import OrderHold, Settled, settle
+from .ledger import OrderHold, Settled, ended_per_user, settle
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,9 @@ UPDATE orders SET status = t.s, executed_lots = t.e, cum_nu = t.c, hold_left = t
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
   AS t(id, s, e, c, h, ts, q)
 WHERE orders.order_id = t.id
+"""
+COUNT_ENDED = """
+UPDATE open_order_counts c SET n = c.n - t.k FROM unnest($1::bigint[], $2::int[]) AS t(u, k) WHERE c.user_id = t.u
 """
 LEDGER_COLUMNS = ("ts", "kind", "ref", "asset", "debit_user", "debit_bucket", "credit_user", "credit_bucket", "amount")
 TRADE_COLUMNS = (
@@ -95,13 +99,14 @@ class Accounts:
                 return [], []
             order_ids = sorted({oid for evs in fresh.values() for e in evs for oid in _order_ids(e)})
             orders = {
-                r["order_id"]: OrderHold(r["user_id"], r["hold_asset"], r["hold_left"])
+                r["order_id"]: OrderHold(r["user_id"], r["hold_asset"], r["hold_left"], r["status"])
                 for r in await conn.fetch(
-                    "SELECT order_id, user_id, hold_asset, hold_left FROM orders WHERE order_id = ANY($1::bigint[]) "
-                    "ORDER BY order_id FOR UPDATE",
+                    "SELECT order_id, user_id, hold_asset, hold_left, status FROM orders "
+                    "WHERE order_id = ANY($1::bigint[]) ORDER BY order_id FOR UPDATE",
                     order_ids,
                 )
             }
+            open_before = {oid for oid, o in orders.items() if OrderStatus(o.status).is_open}
             settled = Settled()
             for symbol, evs in fresh.items():
                 part = settle(evs, self.markets[symbol], orders)
@@ -109,6 +114,10 @@ class Accounts:
                 settled.trades += part.trades
                 settled.touched.update(part.touched)
             balances = await self._write(conn, settled, now)
+            closed = ended_per_user(open_before, settled.touched)
+            if closed:
+                users = sorted(closed)  # locked after the balances, in user order, as the processor does
+                await conn.execute(COUNT_ENDED, users, [closed[u] for u in users])
             await conn.executemany(
                 "UPDATE settlement_cursor SET seq = $2 WHERE symbol = $1",
                 [(s, evs[-1].seq) for s, evs in fresh.items()],

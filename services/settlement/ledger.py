@@ -119,6 +119,15 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
     return out
 
 
+def ended_per_user(open_before: set[int], touched: dict[int, OrderHold]) -> dict[int, int]:
+    """Per user, how many of the orders open before a batch the batch ended (for ``open_order_counts``)."""
+    out: dict[int, int] = {}
+    for order_id, o in touched.items():
+        if order_id in open_before and not OrderStatus(o.status).is_open:
+            out[o.user_id] = out.get(o.user_id, 0) + 1
+    return out
+
+
 def _order(orders: dict[int, OrderHold], order_id: int) -> OrderHold:
     try:
         return orders[order_id]
