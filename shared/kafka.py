@@ -118,6 +118,13 @@ class Outbox:
         """Raises unless a broker answers a metadata request (the readiness probe)."""
         await self._producer.client.fetch_all_metadata()
 
+    async def send_all_now(self, topic: str, values: Sequence[bytes], key: str) -> None:
+        """Send records of one key and wait for their acks; all are handed to the producer before any ack is
+        awaited, so they keep their order in the partition."""
+        with tracing.Timed(SEND_SECONDS, "kafka send"):
+            acks = [await self._producer.send(self._settings.topic(topic), v, key=key.encode()) for v in values]
+            await asyncio.gather(*acks)
+
     async def send_now(
         self, topic: str, value: bytes, key: str, headers: list[tuple[str, bytes]] | None = None
     ) -> tuple[int, int]:
@@ -154,6 +161,7 @@ class Record(Generic[T]):
     offset: int
     value: T
     headers: tuple[tuple[str, bytes], ...] = ()
+    index: int = 0  # the message's place in its record (an envelope's messages share the record's offset)
 
 
 @dataclass(slots=True)
@@ -280,9 +288,9 @@ class Inbox(Generic[T]):
                         poisoned = True
                         await self._poison(topic, raw, exc)
                         continue
-                    for value, traceparent in values:  # an envelope's messages, at its offset
+                    for index, (value, traceparent) in enumerate(values):  # an envelope's messages, at its offset
                         own = headers if traceparent is None else ((tracing.HEADER, traceparent),)
-                        records.append(Record(topic, partition, raw.offset, value, own))
+                        records.append(Record(topic, partition, raw.offset, value, own, index))
                 batch.ends[tp] = raws[-1].offset + 1
             if poisoned:
                 await self._dlq.flush()

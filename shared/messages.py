@@ -7,15 +7,18 @@ strings, because the request is canonicalised before its market's filters are ap
 Idempotency keys, so every consumer can skip a redelivery:
 
 * ``order-requests``: ``order_id`` / ``request_id`` (assigned once by ingestion).
-* ``validated-orders``: ``(src_partition, src_offset)`` of the request it came from, monotonic per symbol.
+* ``validated-orders``: ``(src_partition, src_offset)`` of the request it came from, monotonic per symbol
+  (``src_offset`` is the request's ``source_position``: its record's offset and its index in that record).
 * ``matched-events`` and ``trade-execution``: ``(symbol, seq)``, the matcher's per-symbol sequence.
 
-The order processor publishes ``validated-orders`` and the matcher publishes ``matched-events`` and
-``trade-execution`` as envelopes (``MatcherCommands``, ``MatchedEvents``, ``TradeExecutions``): one Kafka
-record per symbol per batch, carrying that batch's messages in order, since the per-record cost of the Kafka
-client, not the messages, bounds throughput. A consumer never sees the difference: ``unpack_commands`` /
-``unpack_matched`` / ``unpack_trades`` / ``unpack_output`` (through ``shared.kafka.Envelopes``) turn a
-record, envelope or single message (as older producers wrote them), into its messages, each with its own trace.
+The gateway publishes ``order-requests``, the order processor ``validated-orders`` and the matcher
+``matched-events`` and ``trade-execution`` as envelopes (``OrderRequests``, ``MatcherCommands``,
+``MatchedEvents``, ``TradeExecutions``): one Kafka record per symbol per batch, carrying that batch's messages
+in order, since the per-record cost of the Kafka client and the broker, not the messages, bounds throughput.
+A consumer never sees the difference: ``unpack_requests`` / ``unpack_commands`` / ``unpack_matched`` /
+``unpack_trades`` / ``unpack_output`` (through ``shared.kafka.Envelopes``) turn a record, envelope or single
+message (as the ingestion service, the Lambda and older producers write them), into its messages, each with
+its own trace.
 """
 
 from __future__ import annotations
@@ -75,6 +78,27 @@ class CancelRequest(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True
 
 
 OrderRequest = NewOrderRequest | CancelRequest
+
+
+class OrderRequests(msgspec.Struct, tag_field="kind", tag="requests-batch", kw_only=True, frozen=True):
+    """One symbol's order requests that the gateway took in one event-loop turn, in arrival order, as one
+    Kafka record; ``traces`` as in ``MatcherCommands``. Its requests' source positions are
+    ``source_position(offset, index)``."""
+
+    v: int = SCHEMA_VERSION
+    symbol: str
+    requests: list[OrderRequest]
+    traces: dict[int, str] = {}
+
+
+REQUEST_SLOTS: Final = 1 << 16  # most requests one order-requests record carries
+
+
+def source_position(offset: int, index: int) -> int:
+    """Where a request sat in its ``order-requests`` partition: its record's offset and its index in that
+    record, as one integer that grows with both (the ``src_offset`` of validated-orders, which the matcher
+    deduplicates by). Single-request records are index 0."""
+    return offset * REQUEST_SLOTS + index
 
 
 # --- validated-orders: order-processor -> matcher ---------------------------------------------------------
@@ -280,6 +304,7 @@ ENVELOPE_MAX_BYTES: Final = 256 * 1024  # well under Kafka's default 1 MiB messa
 
 # topic -> (envelope tag, field of its messages): what ``envelopes`` writes, ``MatcherCommands`` & co. read
 _ENVELOPE_FIELDS: Final[dict[str, tuple[bytes, bytes]]] = {
+    Topic.ORDER_REQUESTS: (b"requests-batch", b"requests"),
     Topic.VALIDATED_ORDERS: (b"commands-batch", b"commands"),
     Topic.MATCHED_EVENTS: (b"matched-batch", b"events"),
     Topic.TRADE_EXECUTION: (b"trades-batch", b"executions"),
@@ -329,6 +354,7 @@ decode_matched = msgspec.json.Decoder(MatchedEvent).decode
 decode_trades = msgspec.json.Decoder(TradeExecution).decode
 decode_output = msgspec.json.Decoder(MatchedEvent | TradeExecution).decode
 
+_decode_request_record = msgspec.json.Decoder(OrderRequest | OrderRequests).decode
 _decode_command_record = msgspec.json.Decoder(MatcherCommand | MatcherCommands).decode
 _decode_matched_record = msgspec.json.Decoder(MatchedEvent | MatchedEvents).decode
 _decode_trades_record = msgspec.json.Decoder(TradeExecution | TradeExecutions).decode
@@ -339,6 +365,8 @@ def _items(record: Any) -> list[tuple[Any, bytes | None]]:
     """(message, traceparent) of a record; None: the record's own Kafka headers say (a single message)."""
     if isinstance(record, MatcherCommands):
         items: Sequence[Any] = record.commands
+    elif isinstance(record, OrderRequests):
+        items = record.requests
     elif isinstance(record, MatchedEvents):
         items = record.events
     elif isinstance(record, TradeExecutions):
@@ -349,6 +377,14 @@ def _items(record: Any) -> list[tuple[Any, bytes | None]]:
     if not traces:
         return [(m, None) for m in items]
     return [(m, tp.encode() if (tp := traces.get(i)) else None) for i, m in enumerate(items)]
+
+
+def unpack_requests(raw: bytes) -> list[tuple[OrderRequest, bytes | None]]:
+    """The requests of one ``order-requests`` record (an envelope, or one request), in order."""
+    items = _items(_decode_request_record(raw))
+    if len(items) > REQUEST_SLOTS:  # their source positions would run into the next record's
+        raise ValueError(f"an order-requests record carries {len(items)} requests, more than {REQUEST_SLOTS}")
+    return items
 
 
 def unpack_commands(raw: bytes) -> list[tuple[MatcherCommand, bytes | None]]:

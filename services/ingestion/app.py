@@ -1,8 +1,9 @@
 """ingestion: the Lambda of the seed as a service. Canonicalise a request, give it an id, publish it.
 
 Answers as soon as the broker has acknowledged the message; the outcome reaches the user later through
-the fleet. The same ``Ingestor`` backs the AWS Lambda handler (``lambda_handler.py``). With tracing on, the
-gateway's trace continues here (``traceparent`` header) and into the record's Kafka headers.
+the fleet. Requests taken in the same event-loop turn share one record per symbol (``RequestSender``). The
+same ``Ingestor`` backs the AWS Lambda handler (``lambda_handler.py``). With tracing on, the gateway's trace
+continues here (``traceparent`` header) and into the record's Kafka headers.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from shared.errors import ApiError
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.ids import IdBlocks
 from shared.lifecycle import Health, now_ms
-from shared.messages import NewOrderRequest, Topic, encode
+from shared.messages import NewOrderRequest, Topic
 
 from .request import parse_cancel, parse_new_order
+from .sender import RequestSender
 
 SERVICE = "ingestion"
 CLIENT_ID_TTL_S = 24 * 3600  # a client order id stays taken for a day (Postgres keeps it unique for good)
@@ -51,11 +53,10 @@ class CancelIn(BaseModel):
 class Ingestor:
     """The order-request path, independent of HTTP or Lambda."""
 
-    def __init__(
-        self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, symbols: Collection[str]
-    ) -> None:
+    def __init__(self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, symbols: Collection[str]) -> None:
         self.outbox, self.cache, self.db, self.symbols = outbox, cache, db, symbols
         self.ids = IdBlocks(db)
+        self.sender = RequestSender(outbox)
 
     async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         request = await self.prepare(user_id, params)
@@ -75,9 +76,7 @@ class Ingestor:
         """Send a prepared request whose client id is ``claimed`` (its key); the ACK once the broker has it."""
         try:
             with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
-                await self.outbox.send_now(
-                    Topic.ORDER_REQUESTS, encode(request), key=request.symbol, headers=sent.headers
-                )
+                await self.sender.send(request, sent.headers)
         except Exception:
             await self.cache.delete(claimed)  # nothing was accepted: the client may retry with the same id
             raise
@@ -94,7 +93,7 @@ class Ingestor:
             params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.symbols
         )
         with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
-            await self.outbox.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol, headers=sent.headers)
+            await self.sender.send(request, sent.headers)
         return {"requestId": request_id, "transactTime": request.ts}
 
 

@@ -8,7 +8,8 @@ redelivery, because each step is idempotent.
 The decisions go as envelopes (``shared.messages.MatcherCommands``): one record per symbol per batch (more
 only past ``ENVELOPE_MAX_BYTES``), its commands in input order, each with the trace of its request inside,
 since the Kafka client's cost is per record. A redelivered batch re-sends the same commands, which the
-matcher skips by their ``(src_partition, src_offset)``.
+matcher skips by their ``(src_partition, src_offset)``: the request's partition and ``source_position`` (its
+record's offset and, since the gateway sends envelopes too, its place in that record).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ from shared.messages import (
     OrderRequest,
     RejectedOrder,
     Topic,
-    decode_request,
     encode,
     envelopes,
+    source_position,
+    unpack_requests,
 )
 
 from .holds import Holds, Located
@@ -83,7 +85,7 @@ def by_symbol(
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
     async with (
         kafka.producer(settings) as outbox,
-        kafka.consumer(settings, [Topic.ORDER_REQUESTS], SERVICE, decode_request, outbox) as inbox,
+        kafka.consumer(settings, [Topic.ORDER_REQUESTS], SERVICE, kafka.Envelopes(unpack_requests), outbox) as inbox,
         postgres.pool(settings) as db,
         sredis.client(settings) as cache,
     ):
@@ -100,7 +102,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 news = [
-                    Located(r.partition, r.offset, r.value)
+                    Located(r.partition, source_position(r.offset, r.index), r.value)
                     for r in batch.records
                     if isinstance(r.value, NewOrderRequest)
                 ]
@@ -114,7 +116,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         commands.append(
                             CancelOrder(
                                 src_partition=r.partition,
-                                src_offset=r.offset,
+                                src_offset=source_position(r.offset, r.index),
                                 request_id=cancel.request_id,
                                 order_id=cancel.order_id,
                                 user_id=cancel.user_id,

@@ -97,8 +97,11 @@ def _rejected(
 
 
 def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decision:
-    """The decision stored for a redelivered request."""
+    """The decision stored for a redelivered request, at the source position it was first decided at: the
+    matcher deduplicates by that position (a row written before positions counted the index within a
+    record holds a bare offset, which a position computed now would exceed)."""
     r = loc.request
+    loc = Located(row["src_partition"], row["src_offset"], r)
     if row["status"] == OrderStatus.REJECTED:
         return _rejected(loc, r, row["reject_code"], row["reject_reason"], row["price_ticks"], row["qty_lots"])
     assert market is not None
@@ -124,7 +127,8 @@ class Holds:
             stored = {
                 row["order_id"]: row
                 for row in await conn.fetch(
-                    "SELECT order_id, status, price_ticks, qty_lots, quote_nu, hold_atoms, reject_code, reject_reason "
+                    "SELECT order_id, status, price_ticks, qty_lots, quote_nu, hold_atoms, reject_code, reject_reason, "
+                    "src_partition, src_offset "
                     "FROM orders WHERE order_id = ANY($1::bigint[])",
                     ids,
                 )

@@ -25,7 +25,7 @@ from shared import kafka, postgres
 from shared import redis as sredis
 from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
-from shared.messages import Topic, encode
+from shared.messages import Topic, encode, source_position
 from spot import admin
 from tests.chaos.test_crash_replay import _quiesce
 from tests.client import Client
@@ -66,7 +66,7 @@ async def _half_taken_order(settings: Any, user_id: int) -> int:
         )
         partition, offset = await out.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol)
         decisions, _ = await Holds(db, await postgres.load_markets(db), 200).take(
-            [Located(partition, offset, request)], now_ms()
+            [Located(partition, source_position(offset, 0), request)], now_ms()
         )
         assert decisions[0].order_id == order_id and type(decisions[0]).__name__ == "AcceptedOrder"
     return order_id

@@ -14,7 +14,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 
 from shared.config import Settings
-from shared.messages import NewOrderRequest, Topic, decode_request
+from shared.messages import NewOrderRequest, Topic, unpack_requests
 from spot import admin
 
 
@@ -45,9 +45,9 @@ async def _published(settings: Settings, order_id: int) -> NewOrderRequest:
         while time.monotonic() < deadline:
             for records in (await consumer.getmany(timeout_ms=200)).values():
                 for r in records:
-                    message = decode_request(r.value)
-                    if isinstance(message, NewOrderRequest) and message.order_id == order_id:
-                        return message
+                    for message, _ in unpack_requests(r.value):
+                        if isinstance(message, NewOrderRequest) and message.order_id == order_id:
+                            return message
         raise AssertionError(f"order {order_id} never reached order-requests")
     finally:
         await consumer.stop()

@@ -97,9 +97,9 @@ def test_a_malformed_record_raises_so_the_consumer_dead_letters_it(raw):
         unpack_output(raw)
 
 
-def test_only_validated_orders_and_the_two_matcher_outputs_carry_envelopes():
+def test_the_dead_letter_topics_carry_no_envelopes():
     with pytest.raises(ValueError):
-        envelopes(Topic.ORDER_REQUESTS, "BTCUSDT", [b"{}"], {})
+        envelopes(Topic.ORDER_REQUESTS.dlq, "BTCUSDT", [b"{}"], {})
 
 
 def test_a_batch_part_publishes_its_events_then_its_trades_each_with_the_trace_of_its_command():

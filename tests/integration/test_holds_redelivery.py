@@ -1,0 +1,44 @@
+"""A redelivered order request gets the decision stored for it, at the source position it was first decided
+at: a row written before positions counted the index within a record holds a bare offset, and a position
+computed now would pass the matcher's deduplication and place the order a second time."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from services.ingestion.request import parse_new_order
+from services.order_processor.holds import Holds, Located
+from services.settlement.accounts import deposit
+from shared import postgres
+from shared.messages import AcceptedOrder, source_position
+from tests.invariants import check_money
+
+
+async def _flow(env: dict[str, str]) -> None:
+    url = env["DATABASE_URL"]
+    await asyncio.to_thread(postgres.migrate, url)
+    async with asyncpg.create_pool(url, min_size=1, max_size=2) as db:
+        async with db.acquire() as conn:
+            for market in postgres.DEFAULT_MARKETS:
+                await postgres.upsert_market(conn, market)
+        holds = Holds(db, await postgres.load_markets(db), 200)
+        user_id = await db.fetchval("INSERT INTO users (name, created_at) VALUES ('r', 0) RETURNING user_id")
+        async with db.acquire() as conn:
+            await deposit(conn, user_id, "USDT", 1_000 * 10**8, 0, "test")
+        params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
+                  "price": "50000"}  # fmt: skip
+        request = parse_new_order(params, user_id=user_id, order_id=77, ts=1, symbols={"BTCUSDT"})
+
+        (first,), _ = await holds.take([Located(1, 41, request)], 1)  # as a processor before positions decided it
+        (again,), _ = await holds.take([Located(1, source_position(41, 0), request)], 2)
+        assert isinstance(first, AcceptedOrder) and isinstance(again, AcceptedOrder)
+        assert (again.src_partition, again.src_offset) == (1, 41), again
+        assert again == first
+        assert await db.fetchval("SELECT n FROM open_order_counts WHERE user_id = $1", user_id) == 1, "counted once"
+        await check_money(db)
+
+
+def test_a_redelivery_is_decided_at_its_first_position(fresh_env: dict[str, str]) -> None:
+    asyncio.run(_flow(fresh_env))
