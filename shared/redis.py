@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import hiredis
 import msgspec
 import redis.asyncio as aioredis
 from prometheus_client import Histogram
@@ -64,9 +65,49 @@ class Channels:
         return f"stream:{stream}{self.ns}"
 
 
+class _PackedByHiredis:
+    """Commands packed by hiredis' C packer: redis-py's asyncio connection packs in Python, 4.6 against
+    0.7 µs for a rate-limit call, on every command of every service. Floats and what hiredis refuses
+    (redis-py raises its own ``DataError`` for those) go through redis-py's packer, so the bytes and the
+    errors are redis-py's."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
+        if isinstance(first, str) and " " in first:  # "SCRIPT LOAD": the server wants the words apart
+            args = (*first.split(), *args[1:])
+        elif isinstance(first, bytes) and b" " in first:
+            args = (*first.split(), *args[1:])
+        for arg in args:
+            if type(arg) is float:
+                return super().pack_command(*args)  # type: ignore[misc]
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            return super().pack_command(*args)  # type: ignore[misc]
+
+
+class _TcpConnection(_PackedByHiredis, aioredis.Connection):
+    pass
+
+
+class _TlsConnection(_PackedByHiredis, aioredis.SSLConnection):
+    pass
+
+
+def _connection_class(url: str) -> dict[str, Any]:
+    """The packer for TCP and TLS URLs (ElastiCache's ``rediss://``); a unix socket keeps redis-py's."""
+    if url.startswith("redis://"):
+        return {"connection_class": _TcpConnection}
+    if url.startswith("rediss://"):
+        return {"connection_class": _TlsConnection}
+    return {}
+
+
 @asynccontextmanager
 async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    r = aioredis.from_url(settings.redis_url, decode_responses=False, health_check_interval=30)
+    r = aioredis.from_url(
+        settings.redis_url, decode_responses=False, health_check_interval=30, **_connection_class(settings.redis_url)
+    )
     delay = RETRY_S
     while True:
         try:
