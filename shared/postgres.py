@@ -46,6 +46,16 @@ async def _end_transaction(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
+# How long a connection keeps a prepared statement, and so its plan, before preparing it again. Postgres
+# plans a prepared statement a few times, then keeps one generic plan; a plan made while a table was nearly
+# empty (every fresh database, the first seconds after a deployment) scans it whole, and nothing replans it
+# until an autovacuum ANALYZE, up to a minute and more later. By then ``orders`` has tens of thousands of
+# rows and each key lookup a batch makes (the processor's redelivery and client-id checks, settlement's
+# order updates) read them all: 14 ms a batch in the fleet bench, the largest share of Postgres' time.
+# Preparing again every few seconds costs a round trip per statement and gets index plans as tables grow.
+STATEMENT_REPLAN_S = 5
+
+
 @asynccontextmanager
 async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
     """A pool; an unreachable database is waited for with backoff, not a crash at start."""
@@ -53,7 +63,12 @@ async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> Asy
     while True:
         try:
             p = await asyncpg.create_pool(
-                settings.database_url, min_size=min_size, max_size=max_size, command_timeout=30, reset=_end_transaction
+                settings.database_url,
+                min_size=min_size,
+                max_size=max_size,
+                command_timeout=30,
+                reset=_end_transaction,
+                max_cached_statement_lifetime=STATEMENT_REPLAN_S,
             )
             break
         except (OSError, asyncpg.PostgresError) as exc:
