@@ -67,6 +67,9 @@ class Accounts:
     def __init__(self, db: asyncpg.Pool, markets: dict[str, Market]) -> None:
         self.db = db
         self.markets = markets
+        # balance rows known to exist (committed; none is ever deleted): only others need ENSURE_BALANCES, a
+        # statement per batch otherwise; the lock order stays the same (create, then lock)
+        self.existing: set[tuple[int, str]] = set()
 
     async def apply(self, events: Sequence[MatchedEvent], now: int) -> tuple[list[MatchedEvent], list[asyncpg.Record]]:
         """Settle the events not applied before; returns them and the new balances they touched."""
@@ -122,20 +125,25 @@ class Accounts:
                 "UPDATE settlement_cursor SET seq = $2 WHERE symbol = $1",
                 [(s, evs[-1].seq) for s, evs in fresh.items()],
             )
+        self.existing.update(settled.ensured)  # committed: those rows exist for good
         return [e for evs in fresh.values() for e in evs], balances
 
-    @staticmethod
-    async def _write(conn: asyncpg.Connection, s: Settled, now: int) -> list[asyncpg.Record]:
+    async def _write(self, conn: asyncpg.Connection, s: Settled, now: int) -> list[asyncpg.Record]:
         balances: list[asyncpg.Record] = []
         deltas = s.balance_deltas()
         if deltas:
             keys = sorted(deltas)
             users, assets = [k[0] for k in keys], [k[1] for k in keys]
-            await conn.execute(ENSURE_BALANCES, users, assets)
+            new = [k for k in keys if k not in self.existing]
+            if new:
+                await conn.execute(ENSURE_BALANCES, [k[0] for k in new], [k[1] for k in new])
             await conn.execute(LOCK_BALANCES, users, assets)
             balances = await conn.fetch(
                 CHANGE_BALANCES, users, assets, [deltas[k][0] for k in keys], [deltas[k][1] for k in keys], now
             )
+            if len(balances) != len(keys):  # a row missing here would lose its postings: never commit that
+                raise RuntimeError(f"settlement changed {len(balances)} of {len(keys)} balance rows")
+            s.ensured = new
         if s.postings:
             await conn.copy_records_to_table(
                 "ledger",
