@@ -17,11 +17,12 @@ quantity or by quote notional (``quote_nu``), which behaves as IOC. Self-trade p
 mode, as Binance does. Known limit: no price band (the processor's filters bound prices).
 
 Layout, chosen for speed (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a dict of price
-levels plus a heap of their keys (best on top; bids keyed by ``-price``) and the best level remembered. A
-level is a FIFO list of ``_Order`` read from a ``head`` index, with its live total and count. A cancel
-leaves its order in the list, marked ``dead`` (skipped when it reaches the head), and a level emptied by a
-cancel stays in the heap until it reaches the top; both are compacted once the dead outnumber the live, so
-memory stays proportional to what rests. ``depth`` and the FOK pre-check sort a side's levels (O(L log L),
+levels plus a heap of the same levels by key (best on top; bids keyed by ``-price``; sifted by our own
+functions, which compiled compare native ints) and the best level remembered. A level is a FIFO list of
+``_Order`` read from a ``head`` index, with its live total and count. A cancel leaves its order in the list,
+marked ``dead`` (skipped when it reaches the head), and a level emptied by a cancel stays in the heap until it
+reaches the top; both are compacted once the dead outnumber the live, so memory stays proportional to what
+rests. ``depth`` and the FOK pre-check sort a side's levels (O(L log L),
 off the hot path).
 
 Compiled: ``setup.py`` builds this module with mypyc (``COMPILED`` says whether the extension or this file
@@ -31,7 +32,9 @@ read in one ``msgspec.structs.astuple`` call; resting orders are native ``_Order
 from the snapshot's ``RestingOrder`` only by ``order``, ``orders`` and ``restore``; values only passed from a
 command into an event stay ``Boxed`` (untouched Python objects); the hot paths build events and their parts
 with positional arguments (msgspec matches each keyword against the field names: ``OrderUpdate`` and
-``MatchedEvent`` put their required fields first for it); the counters of ``BookState`` are plain fields.
+``MatchedEvent`` put their required fields first for it); the counters of ``BookState`` are plain fields;
+``Boxed`` ints are compared unboxed (``_same``: ``==`` on two objects is a rich comparison), and no int is
+multiplied by a negative one (mypyc does that on boxed objects).
 The msgspec records (``RestingOrder``, ``BookState``, and ``PlainOrder``, the uncompiled ``_Order``) live in
 ``records.py``: mypyc drops class keywords.
 """
@@ -40,7 +43,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from heapq import heapify, heappop, heappush
 from typing import Any, Final, cast
 
 import msgspec
@@ -72,7 +74,9 @@ except ImportError:  # not installed at run time: only mypyc (at build time) rea
 
 UNKNOWN_ORDER: Final = -2011
 WOULD_TAKE: Final = -2010
-COMPACT_SLACK = 32  # dead queue entries / empty levels tolerated before compacting (not Final: tests lower it)
+# dead queue entries / empty levels tolerated before compacting; read when a Book is built (not Final: tests
+# lower it)
+COMPACT_SLACK = 32
 COMPILED: Final = not __file__.endswith(".py")  # True when this module is the extension built by setup.py
 
 Boxed = Any
@@ -117,8 +121,6 @@ _LevelDelta: Final = LevelDelta
 _MatchedEvent: Final = MatchedEvent
 _astuple: Final = msgspec.structs.astuple  # one C call for all fields: cheaper than a getattr per field
 _replace: Final = msgspec.structs.replace
-_heappush: Final = heappush
-_heappop: Final = heappop
 
 
 # Positions of fields in ``msgspec.structs.astuple`` of a command or resting order, looked up by name once.
@@ -241,6 +243,11 @@ def _from_record(r: RestingOrder) -> _Order:
     return _Order(*_astuple(r))
 
 
+def _same(a: int, b: int) -> bool:
+    """Equal ints: compiled, a native comparison (``==`` on two int objects is a rich comparison)."""
+    return a == b
+
+
 def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
     """The last update of a resting order taken out without a fill (cancel, self-trade)."""
     executed: Boxed = o.executed_lots
@@ -265,78 +272,124 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
 
 class _Level:
     """One price level: orders in arrival order from ``head`` on (cancelled ones linger until skipped), live
-    lots and count. Entries before ``head`` were filled or skipped; they are cut off once they are the most."""
+    lots and count. Entries before ``head`` were filled or skipped; they are cut off once they are the most.
+    ``key`` is its place in its side's heap: ``sign * price``, the smallest the best."""
 
-    __slots__ = ("head", "live", "lots", "price", "queue", "ticks")
+    __slots__ = ("head", "key", "live", "lots", "price", "queue", "ticks")
 
-    def __init__(self, price: int, ticks: Boxed) -> None:
+    def __init__(self, price: int, ticks: Boxed, key: int) -> None:
         self.price = price
         self.ticks: Boxed = ticks  # the same price as the object events carry
+        self.key = key
         self.lots = 0
         self.live = 0
         self.head = 0
         self.queue: list[_Order] = []
 
 
-class _Ladder:
-    """One side's levels: ``levels`` by price, ``heap`` of their keys (``sign * price``, best on top).
+def _level_key(level: _Level) -> int:
+    return level.key
 
-    Both hold the same prices; ``empty`` counts levels whose last order left by a cancel or a fill and that
-    wait to be popped at the top (or compacted). ``top``, when set, is the level with the best key of all in
-    ``levels`` (it may be empty): the usual answer of ``best`` without touching the heap.
+
+def _heap_push(heap: list[_Level], level: _Level) -> None:
+    """``heapq.heappush`` on ``_Level.key``: compiled, native int comparisons instead of a rich comparison of
+    boxed keys per step (and the heap holds the levels themselves, so its top needs no lookup by price)."""
+    key = level.key
+    i = len(heap)
+    heap.append(level)
+    while i:
+        parent = (i - 1) >> 1
+        above = heap[parent]
+        if above.key < key:
+            break
+        heap[i] = above
+        i = parent
+    heap[i] = level
+
+
+def _heap_pop(heap: list[_Level]) -> None:
+    """Drop the top of a ``_heap_push`` heap (``heapq.heappop``; keys are distinct, one level per price)."""
+    last = heap.pop()
+    n = len(heap)
+    if not n:
+        return
+    key = last.key
+    i = 0
+    child = 1
+    while child < n:
+        below = heap[child]
+        right = child + 1
+        if right < n:
+            other = heap[right]
+            if other.key < below.key:
+                child, below = right, other
+        if key < below.key:
+            break
+        heap[i] = below
+        i = child
+        child = 2 * i + 1
+    heap[i] = last
+
+
+class _Ladder:
+    """One side's levels: ``levels`` by price, and ``heap`` of the same levels, by key (best on top).
+
+    ``empty`` counts levels whose last order left by a cancel or a fill and that wait to be popped at the top
+    (or compacted). ``top``, when set, is the level with the best key of all in ``levels`` (it may be empty):
+    the usual answer of ``best`` without touching the heap. ``slack`` is ``COMPACT_SLACK`` when the book was
+    built (compiled, a module global read is a dict lookup).
     """
 
-    __slots__ = ("empty", "heap", "levels", "side", "sign", "top")
+    __slots__ = ("empty", "heap", "levels", "side", "sign", "slack", "top")
 
     def __init__(self, side: Side) -> None:
         self.side = side
         self.sign = -1 if side is _BUY else 1
         self.levels: dict[int, _Level] = {}
-        self.heap: list[int] = []
+        self.heap: list[_Level] = []
         self.empty = 0
         self.top: _Level | None = None
+        self.slack: int = COMPACT_SLACK
 
     def best(self) -> _Level | None:
         """The best level with an order in it, popping emptied levels off the top."""
         top = self.top
         if top is not None and top.live:
             return top
-        heap, levels = self.heap, self.levels
+        heap = self.heap
         while heap:
-            level = levels[heap[0] * self.sign]
+            level = heap[0]
             if level.live:
                 self.top = level
                 return level
-            _heappop(heap)
-            del levels[level.ticks]  # the key itself: found by identity, no int comparison
+            _heap_pop(heap)
+            del self.levels[level.ticks]  # the key itself: found by identity, no int comparison
             self.empty -= 1
         self.top = None
         return None
 
     def add(self, price: int, ticks: Boxed) -> _Level:
         """A new, empty level at ``price`` (not yet in ``levels``)."""
-        level = self.levels[ticks] = _Level(price, ticks)
-        key = price * self.sign
-        _heappush(self.heap, key)
-        top = self.top
-        if top is not None and key < top.price * self.sign:
+        key = -price if self.sign < 0 else price  # not price * sign: mypyc multiplies negatives the slow way
+        level = self.levels[ticks] = _Level(price, ticks, key)
+        heap = self.heap
+        _heap_push(heap, level)
+        if heap[0] is level:  # the best key of all
             self.top = level
         return level
 
     def sorted_levels(self) -> list[_Level]:
         """Levels with orders, best first (a sort: for depth, FOK checks and snapshots, not the hot path)."""
-        sign, levels = self.sign, self.levels
-        return [lv for lv in (levels[key * sign] for key in sorted(self.heap)) if lv.live]
+        return [lv for lv in sorted(self.heap, key=_level_key) if lv.live]
 
     def level_emptied(self, level: _Level) -> None:
         """Count a level whose last order left; rebuild the side once emptied levels outnumber live ones."""
         level.queue = []  # only cancelled orders can be left in it
         level.head = 0
         self.empty += 1
-        if self.empty > COMPACT_SLACK and 2 * self.empty > len(self.levels):
+        if self.empty > self.slack and 2 * self.empty > len(self.levels):
             self.levels = {p: lv for p, lv in self.levels.items() if lv.live}
-            self.heap = [p * self.sign for p in self.levels]
-            heapify(self.heap)
+            self.heap = sorted(self.levels.values(), key=_level_key)  # sorted: a heap already
             self.empty = 0
             self.top = None
 
@@ -419,14 +472,27 @@ class Book:
         # by exact type first: decoded commands are never subclasses, and a failed isinstance on a Struct
         # class costs a call of its metaclass's __instancecheck__
         kind = type(command)
+        # _advance, inlined on the two hot paths
         if kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder)):
             t = _astuple(command)
-            seq = self._advance(t[_A_PARTITION], t[_A_OFFSET])
-            return self._place(t, ts, seq) if seq else None
+            partition: int = t[_A_PARTITION]
+            offset: int = t[_A_OFFSET]
+            if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):
+                return None
+            self._src_partition = partition
+            self._src_offset = offset
+            self._seq = seq = self._seq + 1
+            return self._place(t, ts, seq)
         if kind is _CancelOrder or isinstance(command, CancelOrder):
             t = _astuple(command)
-            seq = self._advance(t[_C_PARTITION], t[_C_OFFSET])
-            return self._cancel(t, ts, seq) if seq else None
+            partition = t[_C_PARTITION]
+            offset = t[_C_OFFSET]
+            if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):
+                return None
+            self._src_partition = partition
+            self._src_offset = offset
+            self._seq = seq = self._seq + 1
+            return self._cancel(t, ts, seq)
         seq = self._advance(command.src_partition, command.src_offset)
         return self._reject(cast(RejectedOrder, command), ts, seq) if seq else None
 
@@ -460,7 +526,7 @@ class Book:
         """A ``CancelOrder`` (``c``: its fields)."""
         order_id = c[_C_ORDER_ID]
         o = self._orders.get(order_id)
-        if o is None or o.user_id != c[_C_USER]:
+        if o is None or not _same(o.user_id, c[_C_USER]):
             error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
         side, price = o.side, o.price_ticks
@@ -472,7 +538,7 @@ class Book:
         level.live -= 1
         if not level.live:
             ladder.level_emptied(level)
-        elif len(level.queue) - level.head > 2 * level.live + COMPACT_SLACK:
+        elif len(level.queue) - level.head > 2 * level.live + ladder.slack:
             level.queue = [q for q in level.queue[level.head :] if not q.dead]
             level.head = 0
         return _MatchedEvent(  # positional (see MatchedEvent): updates, trades, deltas
@@ -490,11 +556,11 @@ class Book:
         side, otype, tif, ticks = a[_A_SIDE], a[_A_TYPE], a[_A_TIF], a[_A_PRICE]
         limit: int = ticks
         is_buy, is_market = side is _BUY, otype is _MARKET
-        order_id, qty = a[_A_ID], a[_A_QTY]
+        order_id, qty, user, client_id, created = a[_A_ID], a[_A_QTY], a[_A_USER], a[_A_CLIENT_ID], a[_A_TS]
         new = _OrderUpdate(  # positional (see OrderUpdate), up to quote_nu
             order_id,
-            a[_A_USER],
-            a[_A_CLIENT_ID],
+            user,
+            client_id,
             side,
             otype,
             None if is_market else tif,
@@ -502,11 +568,13 @@ class Book:
             qty,
             _NEW,
             _X_NEW,
-            a[_A_TS],
+            created,
             a[_A_QUOTE],
         )
         opposite = self._asks if is_buy else self._bids
-        best = opposite.best()
+        best = opposite.top  # best(), its usual answer inlined
+        if best is None or not best.live:
+            best = opposite.best()
         if best is not None and (is_market or (best.price <= limit if is_buy else best.price >= limit)):
             return self._take(a, ts, seq, new, opposite)
         if is_market or tif is not _GTC:  # IOC, FOK or MARKET with nothing to take: expires untouched
@@ -514,14 +582,27 @@ class Book:
                 self._symbol, seq, ts, order_id, [new, _replace(new, status=_EXPIRED, exec_type=_X_EXPIRED)]
             )
         # the common case, a passive GTC order: _rest, inlined
-        remaining: int = qty or -1  # -1: sized by quote
-        user, client_id, created, stp = a[_A_USER], a[_A_CLIENT_ID], a[_A_TS], a[_A_STP]
+        remaining: int = qty
+        if not remaining:
+            remaining = -1  # sized by quote
+        stp = a[_A_STP]
         own = self._bids if is_buy else self._asks
-        level = own.levels.get(ticks)
-        if level is None:
+        # its level without a lookup by price when it is the side's top, or better than the top (no level yet)
+        top = own.top
+        if top is not None and top.price == limit:
+            level = top
+            if not level.live:
+                own.empty -= 1
+        elif top is not None and (limit > top.price if is_buy else limit < top.price):
             level = own.add(limit, ticks)
-        elif not level.live:
-            own.empty -= 1
+        else:
+            found = own.levels.get(ticks)
+            if found is None:
+                level = own.add(limit, ticks)
+            else:
+                level = found
+                if not level.live:
+                    own.empty -= 1
         # its price as the level's key object: a cancel then finds the level by identity
         o = _Order(order_id, user, client_id, side, otype, tif, level.ticks, qty, remaining, 0, 0, created, seq, stp)
         level.queue.append(o)
@@ -647,7 +728,7 @@ class Book:
         trade_id = self._next_trade_id
         buyer_k = self._buyer_k_buy if is_buy else self._buyer_k_sell
         seller_k = self._seller_k_buy if is_buy else self._seller_k_sell
-        touched: list[_Level] = []
+        maker_side = opposite.side
         level = opposite.best()
         while level is not None:
             price = level.price
@@ -670,9 +751,7 @@ class Book:
                         del orders[maker.order_id]
                         level.lots -= mrem
                         level.live -= 1
-                        if not touched_here:
-                            touched.append(level)
-                            touched_here = True
+                        touched_here = True
                         updates.append(_ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION))
                     if expire_taker:
                         stp_expired = stop = True
@@ -714,9 +793,7 @@ class Book:
                 maker.executed_lots = m_executed
                 maker.cum_nu = m_cum_nu
                 level.lots -= lots
-                if not touched_here:
-                    touched.append(level)
-                    touched_here = True
+                touched_here = True
                 maker_id = maker.order_id
                 tid: Boxed = trade_id  # each value boxed once, however many events carry it
                 boxed_lots: Boxed = lots
@@ -787,6 +864,8 @@ class Book:
                 trade_id += 1
                 if stop or not level.live:
                     break
+            if touched_here:  # a level is left for good: its total is final
+                deltas.append(_LevelDelta(maker_side, ticks, level.lots))
             if not level.live:
                 opposite.level_emptied(level)
             elif 2 * head > len(queue):  # the filled and skipped are the most: cut them off
@@ -798,9 +877,6 @@ class Book:
                 break
             level = opposite.best()
         self._next_trade_id = trade_id
-        maker_side = opposite.side
-        for lv in touched:
-            deltas.append(_LevelDelta(maker_side, lv.ticks, lv.lots))
         if completed_late:
             # its last fill is the one that completed it, even if self-trade prevention expired makers after
             for i in range(len(updates) - 1, 0, -1):
