@@ -2,21 +2,24 @@
 
 ``python -m bench.instructions [--events N]`` (needs ``valgrind``: ``apt-get install valgrind``) builds the
 first N events of the core benchmark's flow (``bench.flow``, seed 7), then runs ``Book.apply`` over none
-of them and over all N, each under ``valgrind --tool=callgrind``, with the workload ``gc.freeze()``d as
-``bench/core.py`` does. The difference, divided by N, is what one event costs: interpreter start-up,
-imports and the flow's decoding cancel out. Wall-clock figures on a shared 2-core machine swing by a third
-between runs; this one moves by a few instructions.
+of them and over all N, each under ``valgrind --tool=callgrind`` with the hash seed fixed, both holding all
+N commands ``gc.freeze()``d as ``bench/core.py`` does. The difference, divided by N, is what one event
+costs: interpreter start-up, imports, the flow's decoding and the collector's walk over it cancel out.
+Wall-clock figures on a shared 2-core machine swing by a third between runs; this one moves by a few
+instructions.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+from itertools import islice
 from pathlib import Path
 
 import msgspec
@@ -31,12 +34,14 @@ def drive(flow_file: Path, events: int) -> None:
     """Apply the first ``events`` commands of ``flow_file`` to a fresh book (run under callgrind)."""
     from services.matcher.book import Book
 
-    commands = msgspec.msgpack.decode(flow_file.read_bytes(), type=list[AcceptedOrder | CancelOrder])[:events]
+    # every run decodes, collects and freezes the whole flow, then applies only its first ``events``: the
+    # collector's walk over the commands is then the same in both runs and cancels out
+    commands = msgspec.msgpack.decode(flow_file.read_bytes(), type=list[AcceptedOrder | CancelOrder])
     book = Book(next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT"))
     gc.collect()
     gc.freeze()  # the workload is input, as in bench/core.py
     apply = book.apply
-    for c in commands:
+    for c in islice(commands, events):
         apply(c, 1_700_000_000_000)
 
 
@@ -44,7 +49,7 @@ def _instructions(flow_file: Path, events: int, out: Path) -> int:
     subprocess.run(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-m", "bench.instructions",
          "--drive", str(flow_file), "--events", str(events)],
-        check=True, capture_output=True,
+        check=True, capture_output=True, env={**os.environ, "PYTHONHASHSEED": "0"},  # dict layouts: run to run alike
     )
     found = TOTALS.search(out.read_bytes())
     if found is None:
