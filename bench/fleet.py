@@ -13,7 +13,10 @@ Phases, each by ``bench/loadgen.py`` in a process of its own:
 Also printed: consumer lag per group (high watermark minus committed) and each service's RSS at the start
 and the end of the saturation fleet, and the CPU each process spent per order in both phases. The bench's
 environment lifts the per-key rate limits and the open-orders cap
-(``ORDERS_PER_10S``, ``REQUEST_WEIGHT_PER_MINUTE``, ``OPEN_ORDERS_MAX``) so they do not cap the figure.
+(``ORDERS_PER_10S``, ``REQUEST_WEIGHT_PER_MINUTE``, ``OPEN_ORDERS_MAX``) so they do not cap the figure. The
+saturation fleet is tuned for throughput (``THROUGHPUT_TUNING``): its consumers' fetches wait for 32 KiB or
+``KAFKA_FETCH_MAX_WAIT_MS``, so every service works in larger batches (~10% less CPU per order, measured);
+the paced fleet keeps the defaults, which favour latency.
 """
 
 from __future__ import annotations
@@ -97,13 +100,16 @@ def _rss(fleet: Fleet) -> dict[str, float | None]:
     return {name: rss_mb(p.pid) for name, p in fleet.procs.items()}
 
 
+# the saturation fleet's settings (the paced fleet keeps the defaults): see the module docstring
+THROUGHPUT_TUNING = {"KAFKA_FETCH_MIN_BYTES": "32768"}
+
 class _Running:
     """One fleet on fresh state (database, Redis database, topics) with the bench's users and their keys."""
 
-    def __init__(self, servers: Servers, ingestion: str, tag: str) -> None:
+    def __init__(self, servers: Servers, ingestion: str, tag: str, **tuning: str) -> None:
         in_gateway = str(ingestion == "gateway").lower()
         self.env = servers.fresh_env(4, ORDERS_PER_10S="100000000", REQUEST_WEIGHT_PER_MINUTE="1000000000",
-                                     OPEN_ORDERS_MAX="1000000", INGESTION_IN_GATEWAY=in_gateway)
+                                     OPEN_ORDERS_MAX="1000000", INGESTION_IN_GATEWAY=in_gateway, **tuning)
         self.st = st = settings_for(self.env)
         users = asyncio.run(_create_users(st, USERS))
         self.user_keys = asyncio.run(_keys(st.database_url, users))
@@ -148,8 +154,9 @@ def run(servers: Servers, seconds: float, profile: str | None = None, rate: floa
     res: dict[str, Any] = {"seconds": seconds, "users": USERS, "concurrency": CONCURRENCY, "ingestion": ingestion,
                            "symbols": ["BTCUSDT", "ETHUSDT"]}
     spy_out = STATE / f"profile-fleet-{profile}-{profile_phase}-{int(time.time())}.txt"
-    one = _Running(servers, ingestion, "saturate")
-    res["env_overrides"] = {k: one.env[k] for k in ("ORDERS_PER_10S", "OPEN_ORDERS_MAX", "REQUEST_WEIGHT_PER_MINUTE")}
+    one = _Running(servers, ingestion, "saturate", **THROUGHPUT_TUNING)
+    res["env_overrides"] = {k: one.env[k] for k in ("ORDERS_PER_10S", "OPEN_ORDERS_MAX", "REQUEST_WEIGHT_PER_MINUTE",
+                                                    *THROUGHPUT_TUNING)}
     try:
         one.start()
         res["rss_mb_start"] = _rss(one.fleet)
@@ -212,7 +219,8 @@ def rows(res: dict[str, Any]) -> list[Row]:
         Row("fleet: accepted (REST ACK)",
             f"{res['seconds']:.0f} s, {res['users']} users, {res['concurrency']} in flight, ingestion in "
             f"{'the gateway' if res.get('ingestion') == 'gateway' else 'its service'}, "
-            f"2 symbols, LIMIT GTC around the mid; lag after: {lag_txt}", f"{fmt_rate(rate)} (orders)",
+            f"2 symbols, LIMIT GTC around the mid; consumers fetch >= {THROUGHPUT_TUNING['KAFKA_FETCH_MIN_BYTES']} "
+            f"bytes or wait 20 ms; lag after: {lag_txt}", f"{fmt_rate(rate)} (orders)",
             f">= {TARGET_RATE:,}/s for 60 s", f"GET /ping {fmt_rate(ping['rate'])}", ratio(rate, ping["rate"]),
             rate, "orders/s", rate >= TARGET_RATE and res["seconds"] >= 60, {k: v for k, v in res.items()}),
         Row("fleet: end-to-end", f"{sat['accepted']:,} accepted, backlog drained in {res['drain_s']:.1f} s"

@@ -347,6 +347,7 @@ async def consumer(
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        fetch_min_bytes=settings.kafka_fetch_min_bytes,
         max_partition_fetch_bytes=4 << 20,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,

@@ -102,7 +102,7 @@ async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(postgres.pool(settings, max_size=2))
         cache = await stack.enter_async_context(sredis.client(settings))
-        outbox = await stack.enter_async_context(kafka.producer(settings))
+        outbox = await stack.enter_async_context(kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms))
         symbols = set(await postgres.load_markets(db))
         yield Ingestor(outbox, cache, db, symbols)
 
