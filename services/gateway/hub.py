@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -31,23 +32,44 @@ CONNECTIONS = Gauge("spot_ws_connections", "Open WebSocket connections")
 
 
 class Subscriber:
-    """One WebSocket client's inbox: (channel, payload) pairs."""
+    """One WebSocket client's inbox: (channel, payload) pairs, at most ``queue_max`` waiting.
+
+    A deque and one future that ``offer`` resolves while the writer waits: the writer takes what is there
+    without awaiting, and waits for the next event or the overflow with a single future, not two tasks
+    and an ``asyncio.wait`` per event (6% of the gateway's CPU with the user streams of 1,000 orders/s).
+    """
 
     def __init__(self, queue_max: int = QUEUE_MAX) -> None:
-        self.queue: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(queue_max)
-        self.overflowed = asyncio.Event()
+        self.items: deque[tuple[str, bytes]] = deque()
+        self.queue_max = queue_max
+        self.overflowed = False  # fell ``queue_max`` behind: the writer closes the connection
         self.traced: dict[int, Any] = {}  # id(payload) -> the span its WebSocket write continues
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, channel: str, payload: bytes, span: Any = None) -> None:
-        try:
-            self.queue.put_nowait((channel, payload))
-        except asyncio.QueueFull:
-            if not self.overflowed.is_set():
-                DROPPED.inc()
-                self.overflowed.set()
+        if self.overflowed:
             return
-        if span is not None:
-            self.traced[id(payload)] = span
+        if len(self.items) >= self.queue_max:
+            DROPPED.inc()
+            self.overflowed = True
+        else:
+            self.items.append((channel, payload))
+            if span is not None:
+                self.traced[id(payload)] = span
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def next(self) -> tuple[str, bytes] | None:
+        """The oldest event, waiting for one if need be; None once the client has fallen too far behind."""
+        while not self.overflowed:
+            if self.items:
+                return self.items.popleft()
+            self._waiter = waiter = asyncio.get_running_loop().create_future()
+            await waiter
+        return None
 
 
 class Hub:

@@ -70,15 +70,11 @@ class Session:
     async def pump(self) -> None:
         """Write queued events until the client goes away or falls too far behind."""
         while True:
-            get = asyncio.ensure_future(self.sub.queue.get())
-            over = asyncio.ensure_future(self.sub.overflowed.wait())
-            done, _ = await asyncio.wait({get, over}, return_when=asyncio.FIRST_COMPLETED)
-            if over in done:
-                get.cancel()
+            item = await self.sub.next()
+            if item is None:
                 await self.ws.close(code=1008, reason="client too slow")
                 return
-            over.cancel()
-            channel, payload = get.result()
+            channel, payload = item
             span = self.sub.traced.pop(id(payload), None) if self.sub.traced else None
             started = time.time_ns() if span is not None else 0
             if self.wrap:

@@ -33,7 +33,7 @@ async def _fan_out(redis_url: str) -> None:
         async def drain() -> None:
             nonlocal received
             while received < total:
-                await fast.queue.get()
+                assert await fast.next() is not None
                 received += 1
 
         reader = asyncio.create_task(drain())
@@ -43,8 +43,9 @@ async def _fan_out(redis_url: str) -> None:
             await publisher.publish(channel, b'{"n":%d}' % (total - 1))
         await asyncio.wait_for(reader, 20)
         assert received == total, "the reading client missed messages"
-        assert slow.overflowed.is_set(), "the stalled client was not flagged"
-        assert slow.queue.qsize() == QUEUE_MAX, "the stalled client's backlog is bounded"
+        assert slow.overflowed, "the stalled client was not flagged"
+        assert len(slow.items) == QUEUE_MAX, "the stalled client's backlog is bounded"
+        assert await slow.next() is None, "its writer is told to close"
         assert DROPPED._value.get() == dropped_before + 1
         await publisher.publish(channels.outcomes, b'{"requestId": 7}')
         await publisher.publish(channels.outcomes, b'{"requestId": 8}\n{"requestId": 9}')  # a settlement batch

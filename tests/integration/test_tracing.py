@@ -249,7 +249,9 @@ async def _through_hub(redis_url: str, payload: bytes) -> tuple[bytes, bytes, Su
         await publisher.publish(channel, payload)
         await publisher.publish(channels.outcomes, payload)
         async with asyncio.timeout(5):
-            _, pushed = await sub.queue.get()
+            item = await sub.next()
+            assert item is not None
+            _, pushed = item
             await told.wait()
         return pushed, outcomes[0], sub
     finally:
