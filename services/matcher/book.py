@@ -472,29 +472,20 @@ class Book:
         # by exact type first: decoded commands are never subclasses, and a failed isinstance on a Struct
         # class costs a call of its metaclass's __instancecheck__
         kind = type(command)
+        placing = kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder))
+        if not placing and not (kind is _CancelOrder or isinstance(command, CancelOrder)):
+            seq = self._advance(command.src_partition, command.src_offset)
+            return self._reject(cast(RejectedOrder, command), ts, seq) if seq else None
+        t = _astuple(command)
+        partition: int = t[_A_PARTITION] if placing else t[_C_PARTITION]
+        offset: int = t[_A_OFFSET] if placing else t[_C_OFFSET]
         # _advance, inlined on the two hot paths
-        if kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder)):
-            t = _astuple(command)
-            partition: int = t[_A_PARTITION]
-            offset: int = t[_A_OFFSET]
-            if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):
-                return None
-            self._src_partition = partition
-            self._src_offset = offset
-            self._seq = seq = self._seq + 1
-            return self._place(t, ts, seq)
-        if kind is _CancelOrder or isinstance(command, CancelOrder):
-            t = _astuple(command)
-            partition = t[_C_PARTITION]
-            offset = t[_C_OFFSET]
-            if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):
-                return None
-            self._src_partition = partition
-            self._src_offset = offset
-            self._seq = seq = self._seq + 1
-            return self._cancel(t, ts, seq)
-        seq = self._advance(command.src_partition, command.src_offset)
-        return self._reject(cast(RejectedOrder, command), ts, seq) if seq else None
+        if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):
+            return None
+        self._src_partition = partition
+        self._src_offset = offset
+        self._seq = seq = self._seq + 1
+        return self._place(t, ts, seq) if placing else self._cancel(t, ts, seq)
 
     def _advance(self, partition: int, offset: int) -> int:
         """The seq of a command from this source position, or 0 if it was already applied (a redelivery)."""
