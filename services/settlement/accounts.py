@@ -116,7 +116,7 @@ class Accounts:
                 settled.postings += part.postings
                 settled.trades += part.trades
                 settled.touched.update(part.touched)
-            balances = await self._write(conn, settled, now)
+            balances, ensured = await self._write(conn, settled, now)
             closed = ended_per_user(open_before, settled.touched)
             if closed:
                 users = sorted(closed)  # locked after the balances, in user order, as the processor does
@@ -125,11 +125,15 @@ class Accounts:
                 "UPDATE settlement_cursor SET seq = $2 WHERE symbol = $1",
                 [(s, evs[-1].seq) for s, evs in fresh.items()],
             )
-        self.existing.update(settled.ensured)  # committed: those rows exist for good
+        self.existing.update(ensured)  # committed: those rows exist for good
         return [e for evs in fresh.values() for e in evs], balances
 
-    async def _write(self, conn: asyncpg.Connection, s: Settled, now: int) -> list[asyncpg.Record]:
+    async def _write(
+        self, conn: asyncpg.Connection, s: Settled, now: int
+    ) -> tuple[list[asyncpg.Record], list[tuple[int, str]]]:
+        """Write a batch's settlement; returns the changed balances and the balance rows it made sure exist."""
         balances: list[asyncpg.Record] = []
+        new: list[tuple[int, str]] = []
         deltas = s.balance_deltas()
         if deltas:
             keys = sorted(deltas)
@@ -143,7 +147,6 @@ class Accounts:
             )
             if len(balances) != len(keys):  # a row missing here would lose its postings: never commit that
                 raise RuntimeError(f"settlement changed {len(balances)} of {len(keys)} balance rows")
-            s.ensured = new
         if s.postings:
             await conn.copy_records_to_table(
                 "ledger",
@@ -199,7 +202,7 @@ class Accounts:
                 [x.updated_ts for x in o],
                 [x.last_seq for x in o],
             )
-        return balances
+        return balances, new
 
 
 def _order_ids(e: MatchedEvent) -> list[int]:

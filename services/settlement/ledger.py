@@ -52,7 +52,6 @@ class Settled:
     postings: list[Posting] = field(default_factory=list)
     trades: list[tuple[str, int, Trade]] = field(default_factory=list)  # (symbol, seq, trade)
     touched: dict[int, OrderHold] = field(default_factory=dict)
-    ensured: list[tuple[int, str]] = field(default_factory=list)  # balance rows the batch made sure exist
 
     def move(
         self,
