@@ -22,6 +22,7 @@ async def main(base: str, api_key: str, secret: str) -> None:
         order = await ex.create_order("BTC/USDT", "limit", "buy", 0.001, 40_000)
         seen = [(o["id"], o["status"]) for o in await asyncio.wait_for(watching, 15)]  # copied: ccxt updates it
         balance = await asyncio.wait_for(balance_task, 15)
+        used = balance["USDT"]["used"]  # now: ccxt updates this dict in place, and the cancel's event frees it
         opened = await ex.fetch_open_orders()
         canceled = await ex.cancel_order(order["id"], "BTC/USDT")
         print(
@@ -31,7 +32,7 @@ async def main(base: str, api_key: str, secret: str) -> None:
                     "listenKey": ex.options["spot"].get("listenKey") is not None,
                     "orderId": order["id"],
                     "seen": seen,
-                    "usdtUsed": balance["USDT"]["used"],
+                    "usdtUsed": used,
                     "open": [o["id"] for o in opened],
                     "canceled": canceled["status"],
                 }
