@@ -25,11 +25,12 @@ import random
 import sys
 import time
 import urllib.parse
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import Any
 
 import websockets
 
+WINDOW_S = 10  # latency percentiles are also given per window of this many seconds of sending
 MIDS = {"BTCUSDT": (50_000, "0.00001"), "ETHUSDT": (3_000, "0.0001")}  # mid price, step size
 
 
@@ -92,6 +93,7 @@ class Load:
         self.sent_at: dict[str, float] = {}
         self.latencies: list[float] = []
         self.acks: list[float] = []  # submit -> HTTP answer, to tell the REST hop from the rest of the path
+        self.windows: defaultdict[int, list[float]] = defaultdict(list)  # latencies by when the order was sent
         url = urllib.parse.urlsplit(self.base)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         self.idle: list[Conn] = []  # connections between requests, reused (keep-alive)
@@ -160,6 +162,7 @@ class Load:
                     sent = self.sent_at.pop(e.get("c"), None)
                     if sent is not None:
                         self.latencies.append(now - sent)
+                        self.windows[int((sent - self.t0) // WINDOW_S)].append(now - sent)
         finally:
             await ws.close()
 
@@ -220,7 +223,9 @@ class Load:
                           rate=self.accepted / sent_s, confirmed=len(lat), unconfirmed=len(self.sent_at),
                           late_sends=behind, errors=dict(self.errors), p50_ms=p(50), p90_ms=p(90), p99_ms=p(99),
                           max_ms=round(1000 * lat[-1], 2) if lat else None,
-                          ack_p50_ms=p(50, acks), ack_p99_ms=p(99, acks))
+                          ack_p50_ms=p(50, acks), ack_p99_ms=p(99, acks),
+                          windows=[{"from_s": w * WINDOW_S, "p50_ms": p(50, sorted(v)), "p99_ms": p(99, sorted(v))}
+                                   for w, v in sorted(self.windows.items())])
             return result
         finally:
             for conn in self.idle:

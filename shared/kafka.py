@@ -340,14 +340,18 @@ async def consumer(
     dlq: Outbox,
     on_assign: Assigned | None = None,
     on_revoke: Assigned | None = None,
+    fetch: tuple[int, int] | None = None,
 ) -> AsyncIterator[Inbox[T]]:
+    """``fetch``: (max wait ms, min bytes) instead of the settings' ``kafka_fetch_*``, for a hop that must be
+    short (the order processor's, see ``kafka_request_fetch_max_wait_ms``)."""
+    max_wait_ms, min_bytes = fetch or (settings.kafka_fetch_max_wait_ms, settings.kafka_fetch_min_bytes)
     c = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=f"{group}{settings.topic_suffix}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        fetch_min_bytes=settings.kafka_fetch_min_bytes,
+        fetch_max_wait_ms=max_wait_ms,
+        fetch_min_bytes=min_bytes,
         max_partition_fetch_bytes=4 << 20,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,

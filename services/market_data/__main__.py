@@ -1,7 +1,8 @@
 """market-data: depth, trades, klines and the user stream, from the matcher's output.
 
 Consumes ``matched-events`` (depth deltas and order updates) and ``trade-execution`` (trades). Order
-updates go out at once as ``executionReport`` on the owner's channel; trades go out per batch with the
+updates go out at once as ``executionReport`` on the owner's channel (but the NEW of an order the processor
+already confirmed, see ``confirmed_on_acceptance``); trades go out per batch with the
 candle they move; depth is pushed every ``DEPTH_INTERVAL_MS`` as one gap-free diff. Each symbol's writes
 and publications of a batch are one atomic script call (``sredis.Atomic``), and a batch's calls one
 pipeline: one round trip, one reply per symbol. Input offsets are committed only after the state they
@@ -19,8 +20,9 @@ from prometheus_client import Counter
 
 from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
-from shared.binance import execution_report
+from shared.binance import confirmed_on_acceptance, execution_report
 from shared.config import Settings
+from shared.domain import ExecType
 from shared.kafka import Batch
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import MatchedEvent, Topic, TradeExecution, unpack_output
@@ -28,6 +30,7 @@ from shared.messages import MatchedEvent, Topic, TradeExecution, unpack_output
 from .streams import MarketState, publish_depth, publish_trades
 
 SERVICE = "market-data"
+NEW = ExecType.NEW
 DEPTH_INTERVAL_MS = 100
 PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
 
@@ -65,6 +68,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                             if state.depth.apply(v.seq, v.deltas):
                                 tp = traced.traceparent(v) if traced.tracked else None
                                 for u in v.updates:
+                                    if u.exec_type is NEW and confirmed_on_acceptance(u.type):
+                                        continue  # the order processor told its owner when it held the funds
                                     report = orjson.dumps(execution_report(state.market, u, v.ts))
                                     if tp is not None:
                                         report = tracing.wrap(report, tp)
@@ -74,7 +79,6 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                                         users[channel] = [report]
                                     else:
                                         reports.append(report)
-                                PUSHED.labels("order").inc(len(v.updates))
                         elif v.seq > state.trade_seq:
                             tp = traced.traceparent(v) if traced.tracked else None
                             w = writes.get(v.symbol) or writes.setdefault(v.symbol, state.atomic())
@@ -83,6 +87,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     told = sredis.Publications()  # one message per user: the gateway reads one, not one per report
                     for channel, reports in users.items():
                         told.add_all(channel, reports)
+                        PUSHED.labels("order").inc(len(reports))
                     pipe = cache.pipeline(transaction=False)  # one round trip: order updates, then each symbol's
                     told.queue(pipe)
                     for w in writes.values():

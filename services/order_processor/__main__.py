@@ -1,9 +1,15 @@
 """order-processor: check each order request, hold its funds, publish the decision.
 
 Per batch, in this order (the seed's "Aurora first"): one Postgres transaction for every order row and
-hold; then one Redis pipeline for the hot book; then the decisions to ``validated-orders``; only when the
-broker acknowledged them is the input committed. A crash between any two steps is completed by the
-redelivery, because each step is idempotent.
+hold; then one Redis pipeline for the hot book and the owners' user streams; then the decisions to
+``validated-orders``; only when the broker acknowledged them is the input committed. A crash between any
+two steps is completed by the redelivery, because each step is idempotent.
+
+The user stream hears of an accepted order here, once its hold is committed (``confirmed_on_acceptance``):
+its ``executionReport`` NEW and the owner's ``outboundAccountPosition``. Waiting for the matcher's output
+would put two more Kafka hops between the REST ACK and the confirmation; the matcher cannot refuse such an
+order, only fill or expire it, and market-data does not send its NEW again. A redelivered batch tells the
+owners again, so after a crash between the commit and this step a NEW may repeat, never go missing.
 
 The decisions go as envelopes (``shared.messages.MatcherCommands``): one record per symbol per batch (more
 only past ``ENVELOPE_MAX_BYTES``), its commands in input order, each with the trace of its request inside,
@@ -23,7 +29,7 @@ from prometheus_client import Counter, Histogram
 
 from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
-from shared.binance import account_positions
+from shared.binance import acceptance_update, account_positions, confirmed_on_acceptance, execution_report
 from shared.config import Settings
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import (
@@ -41,8 +47,8 @@ from shared.messages import (
     unpack_requests,
 )
 
+from . import hotbook
 from .holds import Holds, Located
-from .hotbook import HotBook
 from .reconcile import reconcile_symbol
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
@@ -85,13 +91,19 @@ def by_symbol(
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
     async with (
         kafka.producer(settings) as outbox,
-        kafka.consumer(settings, [Topic.ORDER_REQUESTS], SERVICE, kafka.Envelopes(unpack_requests), outbox) as inbox,
+        kafka.consumer(
+            settings,
+            [Topic.ORDER_REQUESTS],
+            SERVICE,
+            kafka.Envelopes(unpack_requests),
+            outbox,
+            fetch=(settings.kafka_request_fetch_max_wait_ms, 1),
+        ) as inbox,
         postgres.pool(settings) as db,
         sredis.client(settings) as cache,
     ):
         markets = await postgres.load_markets(db)
         holds = Holds(db, markets, settings.open_orders_max)
-        hot = HotBook(cache)
         channels = sredis.Channels(settings.topic_suffix)
         for market in markets.values():  # the reconciler runs on start: repair what a crash left behind
             report = await reconcile_symbol(market, db, cache, outbox)
@@ -110,6 +122,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 decisions, balances = await holds.take(news, now)
                 decided = iter(decisions)
                 commands: list[MatcherCommand] = []
+                accepted: list[AcceptedOrder] = []
+                told: dict[str, list[bytes]] = {}  # channel -> its events, in order: one message per user
                 for r in batch.records:
                     if isinstance(r.value, CancelRequest):
                         cancel = r.value
@@ -124,10 +138,29 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                                 ts=cancel.ts,
                             )
                         )
-                    else:
-                        commands.append(next(decided))
+                        continue
+                    decision = next(decided)
+                    commands.append(decision)
+                    if isinstance(decision, AcceptedOrder):
+                        accepted.append(decision)
+                        if confirmed_on_acceptance(decision.type):
+                            new = acceptance_update(decision)
+                            event = orjson.dumps(execution_report(markets[decision.symbol], new, now))
+                            if traced.tracked:
+                                event = tracing.wrap(event, traced.traceparent(r.value))
+                            told.setdefault(channels.user(decision.user_id), []).append(event)
+                for user_id, position in account_positions(balances, now).items():
+                    told.setdefault(channels.user(user_id), []).append(orjson.dumps(position))
+                # the hot book, and the owners told: their orders are NEW and their funds held (one round trip,
+                # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
+                pipe = cache.pipeline(transaction=False)
+                hotbook.queue(pipe, accepted)
+                publications = sredis.Publications()
+                for channel, events in told.items():
+                    publications.add_all(channel, events)
+                publications.queue(pipe)
                 with sredis.timed("hot_book"):
-                    await hot.add([c for c in commands if isinstance(c, AcceptedOrder)])
+                    await pipe.execute()
                 for symbol, part in by_symbol(batch.records, commands, traced).items():
                     for value in envelopes(VALIDATED, symbol, part.encoded, part.traces):
                         await outbox.send(VALIDATED, value, key=symbol)
@@ -138,12 +171,6 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         DECISIONS.labels("accepted", "").inc()
                 await outbox.flush()
                 await inbox.commit(batch)
-                if balances:  # the owners see their funds move into orders, as Binance reports it
-                    told = sredis.Publications()
-                    for user_id, event in account_positions(balances, now).items():
-                        told.add(channels.user(user_id), orjson.dumps(event))
-                    with sredis.timed("publish_balances"):
-                        await told.send(cache)
 
 
 def main() -> None:

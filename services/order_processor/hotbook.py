@@ -24,16 +24,20 @@ class HotBook:
         self.cache = cache
 
     async def add(self, orders: Sequence[AcceptedOrder]) -> None:
-        if not orders:
-            return
-        # one HSET per symbol, not per order: redis-py's cost is per command (packing, parsing a reply)
-        by_symbol: dict[str, dict[Any, bytes]] = {}  # Any: redis-py's mapping type is invariant in its keys
-        for o in orders:
-            entries = by_symbol.get(o.symbol)
-            if entries is None:
-                entries = by_symbol[o.symbol] = {}
-            entries[str(o.order_id)] = encode(o)
-        pipe = self.cache.pipeline(transaction=False)
-        for symbol, entries in by_symbol.items():
-            pipe.hset(hot_key(symbol), mapping=entries)
-        await pipe.execute()
+        if orders:
+            pipe = self.cache.pipeline(transaction=False)
+            queue(pipe, orders)
+            await pipe.execute()
+
+
+def queue(pipe: aioredis.client.Pipeline, orders: Sequence[AcceptedOrder]) -> None:
+    """Add the orders' entries to ``pipe``: one HSET per symbol, not per order, since redis-py's cost is per
+    command (packing, parsing a reply)."""
+    by_symbol: dict[str, dict[Any, bytes]] = {}  # Any: redis-py's mapping type is invariant in its keys
+    for o in orders:
+        entries = by_symbol.get(o.symbol)
+        if entries is None:
+            entries = by_symbol[o.symbol] = {}
+        entries[str(o.order_id)] = encode(o)
+    for symbol, entries in by_symbol.items():
+        pipe.hset(hot_key(symbol), mapping=entries)
