@@ -28,8 +28,11 @@ import urllib.parse
 from collections import Counter, defaultdict
 from typing import Any
 
+import orjson
 import websockets
 
+NEW_REPORT = '"x":"NEW"'
+KEEP_ALIVE_S = 4.0  # below uvicorn's 5 s keep-alive timeout
 WINDOW_S = 10  # latency percentiles are also given per window of this many seconds of sending
 MIDS = {"BTCUSDT": (50_000, "0.00001"), "ETHUSDT": (3_000, "0.0001")}  # mid price, step size
 
@@ -58,6 +61,7 @@ class Conn:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.idle_since = 0.0
 
     async def request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
         if self.writer is None:
@@ -101,7 +105,10 @@ class Load:
 
     async def _request(self, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
         conn = self.idle.pop() if self.idle else Conn(self.host, self.port)
+        if time.perf_counter() - conn.idle_since > KEEP_ALIVE_S:
+            conn.close()  # the server may have closed it: a new connection, not a request lost on the old one
         result = await asyncio.wait_for(conn.request(head, body), 30)
+        conn.idle_since = time.perf_counter()
         self.idle.append(conn)
         return result
 
@@ -113,7 +120,7 @@ class Load:
         try:
             status, raw = await self._request(head, body)
             self.acks.append(time.perf_counter() - sent)
-            data = json.loads(raw)
+            data = orjson.loads(raw)
             if status == 200 and "orderId" in data:
                 self.accepted += 1
                 self.per_second[int(time.perf_counter() - self.t0)] += 1
@@ -156,7 +163,9 @@ class Load:
         try:
             async for raw in ws:
                 now = time.perf_counter()
-                msg = json.loads(raw)
+                if NEW_REPORT not in raw:  # balances, trades: not timed, not parsed (the load generator's CPU
+                    continue  # competes with the fleet's on the same cores)
+                msg = orjson.loads(raw)
                 e = msg.get("event", msg)
                 if e.get("e") == "executionReport" and e.get("x") == "NEW":
                     sent = self.sent_at.pop(e.get("c"), None)
