@@ -211,7 +211,7 @@ class Load:
                 if len(inflight) >= conc:  # bounded: a stalled fleet is not buried under requests
                     self.errors["skipped_inflight_cap"] += 1
                     continue
-                t = asyncio.create_task(self.post(self.users[k % len(self.users)], f"p{k}"))
+                t = asyncio.create_task(self.post(self.users[k % len(self.users)], f"{cfg.get('prefix', 'p')}{k}"))
                 inflight.add(t)
                 t.add_done_callback(inflight.discard)
             sent_s = time.perf_counter() - self.t0
