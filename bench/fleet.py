@@ -7,15 +7,17 @@ Phases, each by ``bench/loadgen.py`` in a process of its own:
    then the consumer lag of every group, and how long the fleet takes to work that backlog off, which
    gives the end-to-end figure ``accepted / (seconds + drain)``;
 3. paced for ``--seconds`` at 1,000 orders/s, or at 80% of the end-to-end figure when that is lower:
-   submit -> owner's user-stream ``executionReport`` (x=NEW) latency, p50/p99, on a second fleet started
-   on fresh state (``run`` says why).
+   submit -> owner's user-stream ``executionReport`` (x=NEW) latency, p50/p99, also per 10 s of sending,
+   on a second fleet started on fresh state (``run`` says why), after 15 s of light load (20 orders/s) on
+   it: the same path when the cores are not the queue.
 
 Also printed: consumer lag per group (high watermark minus committed) and each service's RSS at the start
 and the end of the saturation fleet, and the CPU each process spent per order in both phases. The bench's
 environment lifts the per-key rate limits and the open-orders cap
 (``ORDERS_PER_10S``, ``REQUEST_WEIGHT_PER_MINUTE``, ``OPEN_ORDERS_MAX``) so they do not cap the figure. The
 saturation fleet is tuned for throughput (``THROUGHPUT_TUNING``): its consumers' fetches wait for 256 KiB or
-100 ms, so every service works in batches of hundreds of orders and the broker serves a fetch a tenth as
+100 ms (the order processor's too) and the gateway's produce lingers 1 ms, so every service works in
+batches of hundreds of orders and the broker serves a fetch a tenth as
 often (on Tansu each fetch that returns data costs ~1 µs per batch its partition holds); in the 60 s run
 this took the CPU per order from ~760 to ~540 µs. The paced fleet keeps the defaults, which favour latency.
 """
@@ -104,7 +106,9 @@ def _rss(fleet: Fleet) -> dict[str, float | None]:
 
 # the saturation fleet's settings, a throughput profile any deployment can use (the paced fleet keeps the
 # defaults): see the module docstring
-THROUGHPUT_TUNING = {"KAFKA_FETCH_MIN_BYTES": "262144", "KAFKA_FETCH_MAX_WAIT_MS": "100"}
+THROUGHPUT_TUNING = {"KAFKA_FETCH_MIN_BYTES": "262144", "KAFKA_FETCH_MAX_WAIT_MS": "100",
+                     "KAFKA_REQUEST_FETCH_MAX_WAIT_MS": "100", "KAFKA_REQUEST_FETCH_MIN_BYTES": "262144",
+                     "KAFKA_REQUEST_LINGER_MS": "1"}
 
 class _Running:
     """One fleet on fresh state (database, Redis database, topics) with the bench's users and their keys."""

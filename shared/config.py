@@ -37,10 +37,13 @@ class Settings(BaseSettings):
     # it: 5 ms keeps an idle fleet's polling at 0.86 of a core, 20 ms at 0.37, for +0.6 ms p50 per hop.
     kafka_fetch_max_wait_ms: int = Field(20, ge=1, description="longest a fetch waits for data at the broker")
     # The order processor's fetch of order-requests is the one Kafka hop between an order's REST ACK and its
-    # confirmation on the user stream (the processor confirms it, see services/order_processor), so it
-    # waits less and returns whatever is there; the other consumers use the two settings around this one.
+    # confirmation on the user stream (the processor confirms it, see services/order_processor), so it has
+    # settings of its own: it waits less than the others, and returns whatever is there.
     kafka_request_fetch_max_wait_ms: int = Field(
         5, ge=1, description="longest the order processor's fetch of order requests waits at the broker"
+    )
+    kafka_request_fetch_min_bytes: int = Field(
+        1, ge=1, description="least the order processor's fetch of order requests returns, unless it waited"
     )
     kafka_batch_max: int = Field(2000, ge=1, description="most records handled per consumer batch")
     # A consumer's fetch waits (up to fetch_max_wait) for this much: larger batches for every service and

@@ -97,7 +97,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             SERVICE,
             kafka.Envelopes(unpack_requests),
             outbox,
-            fetch=(settings.kafka_request_fetch_max_wait_ms, 1),
+            fetch=(settings.kafka_request_fetch_max_wait_ms, settings.kafka_request_fetch_min_bytes),
         ) as inbox,
         postgres.pool(settings) as db,
         sredis.client(settings) as cache,
