@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 import websockets
 
-NEW_REPORT = '"x":"NEW"'
+NEW_REPORT, TRADE_REPORT = '"x":"NEW"', '"x":"TRADE"'
 KEEP_ALIVE_S = 4.0  # below uvicorn's 5 s keep-alive timeout
 WINDOW_S = 10  # latency percentiles are also given per window of this many seconds of sending
 MIDS = {"BTCUSDT": (50_000, "0.00001"), "ETHUSDT": (3_000, "0.0001")}  # mid price, step size
@@ -98,6 +98,8 @@ class Load:
         self.latencies: list[float] = []
         self.acks: list[float] = []  # submit -> HTTP answer, to tell the REST hop from the rest of the path
         self.windows: defaultdict[int, list[float]] = defaultdict(list)  # latencies by when the order was sent
+        self.unfilled: dict[str, float] = {}  # confirmed orders, by client id: when they were sent
+        self.fills: list[float] = []  # submit -> the taker's first TRADE report, for orders that took on arrival
         url = urllib.parse.urlsplit(self.base)
         self.host, self.port = url.hostname or "127.0.0.1", url.port or 80
         self.idle: list[Conn] = []  # connections between requests, reused (keep-alive)
@@ -163,15 +165,22 @@ class Load:
         try:
             async for raw in ws:
                 now = time.perf_counter()
-                if NEW_REPORT not in raw:  # balances, trades: not timed, not parsed (the load generator's CPU
-                    continue  # competes with the fleet's on the same cores)
+                if NEW_REPORT not in raw and TRADE_REPORT not in raw:  # balances: not parsed (the load
+                    continue  # generator's CPU competes with the fleet's on the same cores)
                 msg = orjson.loads(raw)
                 e = msg.get("event", msg)
-                if e.get("e") == "executionReport" and e.get("x") == "NEW":
+                if e.get("e") != "executionReport":
+                    continue
+                if e.get("x") == "NEW":
                     sent = self.sent_at.pop(e.get("c"), None)
                     if sent is not None:
                         self.latencies.append(now - sent)
                         self.windows[int((sent - self.t0) // WINDOW_S)].append(now - sent)
+                        self.unfilled[e.get("c")] = sent
+                elif e.get("x") == "TRADE" and not e.get("m"):  # the taker's first fill, on arrival
+                    sent = self.unfilled.pop(e.get("c"), None)
+                    if sent is not None:
+                        self.fills.append(now - sent)
         finally:
             await ws.close()
 
@@ -232,7 +241,8 @@ class Load:
                           rate=self.accepted / sent_s, confirmed=len(lat), unconfirmed=len(self.sent_at),
                           late_sends=behind, errors=dict(self.errors), p50_ms=p(50), p90_ms=p(90), p99_ms=p(99),
                           max_ms=round(1000 * lat[-1], 2) if lat else None,
-                          ack_p50_ms=p(50, acks), ack_p99_ms=p(99, acks),
+                          ack_p50_ms=p(50, acks), ack_p99_ms=p(99, acks), fills=len(self.fills),
+                          fill_p50_ms=p(50, sorted(self.fills)), fill_p99_ms=p(99, sorted(self.fills)),
                           windows=[{"from_s": w * WINDOW_S, "p50_ms": p(50, sorted(v)), "p99_ms": p(99, sorted(v))}
                                    for w, v in sorted(self.windows.items())])
             return result

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     kafka_request_fetch_min_bytes: int = Field(
         1, ge=1, description="least the order processor's fetch of order requests returns, unless it waited"
     )
+    kafka_commit_interval_ms: int = Field(
+        100, ge=0, description="how often a consumer commits the offsets it is done with (0: after every batch)"
+    )
     kafka_batch_max: int = Field(2000, ge=1, description="most records handled per consumer batch")
     # A consumer's fetch waits (up to fetch_max_wait) for this much: larger batches for every service and
     # fewer fetches for the broker, for up to fetch_max_wait more per hop. For throughput, 262144 with a

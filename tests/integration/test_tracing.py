@@ -105,7 +105,7 @@ async def _two_hops(settings: Settings) -> None:
 def test_one_trace_crosses_kafka_and_an_untraced_record_makes_no_span(
     servers: dict[str, str], exporter: InMemorySpanExporter
 ) -> None:
-    settings = _settings(servers)
+    settings = _settings(servers, kafka_commit_interval_ms=0)  # commits per batch, inside the batch's span
     assert tracing.setup("tracing-test", settings, exporter=exporter)
     steps_before = REGISTRY.get_sample_value("spot_test_step_seconds_count") or 0
     asyncio.run(_two_hops(settings))
