@@ -8,8 +8,10 @@ two steps is completed by the redelivery, because each step is idempotent.
 The user stream hears of an accepted order here, once its hold is committed (``confirmed_on_acceptance``):
 its ``executionReport`` NEW and the owner's ``outboundAccountPosition``. Waiting for the matcher's output
 would put two more Kafka hops between the REST ACK and the confirmation; the matcher cannot refuse such an
-order, only fill or expire it, and market-data does not send its NEW again. A redelivered batch tells the
-owners again, so after a crash between the commit and this step a NEW may repeat, never go missing.
+order, only fill or expire it, and market-data does not send its NEW again. A redelivered request's NEW
+is not sent again: by then the matcher may have filled the order, and a client that saw the fill would
+take a late NEW for the order reopening. So a crash between the commit and this step loses that NEW (as
+pub/sub loses what is published while a client is away); the REST ACK and the matcher's reports remain.
 
 The decisions go as envelopes (``shared.messages.MatcherCommands``): one record per symbol per batch (more
 only past ``ENVELOPE_MAX_BYTES``), its commands in input order, each with the trace of its request inside,
@@ -119,7 +121,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     if isinstance(r.value, NewOrderRequest)
                 ]
                 now = now_ms()
-                decisions, balances = await holds.take(news, now)
+                decisions, balances, redelivered = await holds.take(news, now)
                 decided = iter(decisions)
                 commands: list[MatcherCommand] = []
                 accepted: list[AcceptedOrder] = []
@@ -143,7 +145,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     commands.append(decision)
                     if isinstance(decision, AcceptedOrder):
                         accepted.append(decision)
-                        if confirmed_on_acceptance(decision.type):
+                        if confirmed_on_acceptance(decision.type) and decision.order_id not in redelivered:
                             new = acceptance_update(decision)
                             event = orjson.dumps(execution_report(markets[decision.symbol], new, now))
                             if traced.tracked:

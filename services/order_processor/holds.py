@@ -115,13 +115,14 @@ class Holds:
         self.markets = markets
         self.open_orders_max = open_orders_max
 
-    async def take(self, batch: Sequence[Located], now: int) -> tuple[list[Decision], list[asyncpg.Record]]:
+    async def take(self, batch: Sequence[Located], now: int) -> tuple[list[Decision], list[asyncpg.Record], set[int]]:
         """Decide every request of the batch and record the decisions in one transaction.
 
-        Returns the decisions in input order and the balances the new holds changed.
+        Returns the decisions in input order, the balances the new holds changed, and the order ids decided
+        before (a redelivery: their decisions are the stored ones).
         """
         if not batch:
-            return [], []
+            return [], [], set()
         async with postgres.timed("take_holds"), self.db.acquire() as conn, conn.transaction():
             ids = [loc.request.order_id for loc in batch]
             stored = {
@@ -239,7 +240,7 @@ class Holds:
             if opened:
                 counted = sorted(opened)  # locked after the balances, in user order, as settlement does
                 await conn.execute(COUNT_OPENED, counted, [opened[u] for u in counted])
-        return decisions, balances
+        return decisions, balances, set(stored)
 
     def _hold_asset(self, r: NewOrderRequest) -> str:
         market = self.markets.get(r.symbol)

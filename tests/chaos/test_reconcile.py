@@ -65,7 +65,7 @@ async def _half_taken_order(settings: Any, user_id: int) -> int:
             symbols={"BTCUSDT", "ETHUSDT"},
         )
         partition, offset = await out.send_now(Topic.ORDER_REQUESTS, encode(request), key=request.symbol)
-        decisions, _ = await Holds(db, await postgres.load_markets(db), 200).take(
+        decisions, _, _ = await Holds(db, await postgres.load_markets(db), 200).take(
             [Located(partition, source_position(offset, 0), request)], now_ms()
         )
         assert decisions[0].order_id == order_id and type(decisions[0]).__name__ == "AcceptedOrder"

@@ -31,11 +31,13 @@ async def _flow(env: dict[str, str]) -> None:
                   "price": "50000"}  # fmt: skip
         request = parse_new_order(params, user_id=user_id, order_id=77, ts=1, symbols={"BTCUSDT"})
 
-        (first,), _ = await holds.take([Located(1, 41, request)], 1)  # as a processor before positions decided it
-        (again,), _ = await holds.take([Located(1, source_position(41, 0), request)], 2)
+        # as a processor before positions decided it
+        (first,), _, fresh = await holds.take([Located(1, 41, request)], 1)
+        (again,), _, redelivered = await holds.take([Located(1, source_position(41, 0), request)], 2)
         assert isinstance(first, AcceptedOrder) and isinstance(again, AcceptedOrder)
         assert (again.src_partition, again.src_offset) == (1, 41), again
         assert again == first
+        assert fresh == set() and redelivered == {77}  # the processor tells the owner only the first time
         assert await db.fetchval("SELECT n FROM open_order_counts WHERE user_id = $1", user_id) == 1, "counted once"
         await check_money(db)
 
