@@ -13,6 +13,15 @@ from __future__ import annotations
 import asyncpg
 
 
+async def check_money_at(database_url: str) -> dict[str, int]:
+    """``check_money`` on a connection of its own, for a scenario that holds none."""
+    db = await asyncpg.connect(database_url)
+    try:
+        return await check_money(db)
+    finally:
+        await db.close()
+
+
 async def check_money(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
     """Assert every invariant; returns the per-asset totals."""
     totals = {

@@ -11,14 +11,13 @@ import json
 import time
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import websockets
 
 from spot import admin
 from tests.client import Client
-from tests.invariants import check_money
+from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
 
@@ -103,11 +102,7 @@ async def _bad_input(base: str, settings: Any) -> None:
         # the order accepted first is still there, untouched
         _, still = await alice.signed("GET", "order", symbol="BTCUSDT", orderId=kept["orderId"])
         assert still["status"] == "NEW"
-        db = await asyncpg.connect(settings.database_url)
-        try:
-            await check_money(db)
-        finally:
-            await db.close()
+        await check_money_at(settings.database_url)
     finally:
         await http.aclose()
         await alice.close()

@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import ccxt
 import ccxt.pro
 import pytest
 
 from spot import admin
-from tests.invariants import check_money
+from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
 
@@ -155,11 +154,7 @@ async def _trade_flow(base: str, settings: Any) -> None:
         assert candles and candles[-1][4] == 49_000
         for task in loops:
             task.cancel()
-        db = await asyncpg.connect(settings.database_url)
-        try:
-            await check_money(db)
-        finally:
-            await db.close()
+        await check_money_at(settings.database_url)
     finally:
         for ex in (maker, taker, watcher):
             await ex.close()

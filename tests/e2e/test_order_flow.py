@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-import asyncpg
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from spot import admin
 from tests.client import Client
-from tests.invariants import check_money
+from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
 
@@ -110,11 +109,7 @@ async def _flow(base: str, settings) -> None:  # type: ignore[no-untyped-def]
         assert sorted(local["asks"].items()) == [tuple(x) for x in final["asks"]]
         assert final["bids"] == [] and final["asks"] == []
 
-        db = await asyncpg.connect(settings.database_url)
-        try:
-            totals = await check_money(db)
-        finally:
-            await db.close()
+        totals = await check_money_at(settings.database_url)
         assert totals == {"BTC": 20 * 10**8, "USDT": 200_000 * 10**8}
     finally:
         for s in (seller_stream, buyer_stream, depth_stream):

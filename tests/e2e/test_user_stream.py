@@ -7,12 +7,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import asyncpg
 import pytest
 
 from spot import admin
 from tests.client import Client, Stream
-from tests.invariants import check_money
+from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
 
@@ -97,11 +96,7 @@ async def _scenario(base: str, settings: Any) -> None:
                 e.get("e") == "outboundAccountPosition" and {"a": "BTC", "f": "0.90000000", "l": "0.10000000"} in e["B"]
             )
         )
-        db = await asyncpg.connect(settings.database_url)
-        try:
-            await check_money(db)
-        finally:
-            await db.close()
+        await check_money_at(settings.database_url)
     finally:
         for s in (maker_stream, taker_stream):
             await s.close()
