@@ -20,24 +20,62 @@ from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
 
 from .validation import Hold, check, size_hold
 
-# rows go in with COPY: one round trip and no per-row statement for a batch of thousands
-ORDER_COLUMNS = (
-    "order_id", "user_id", "symbol", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots",
-    "quote_nu", "status", "hold_asset", "hold_atoms", "hold_left", "stp", "reject_code", "reject_reason",
-    "created_ts", "updated_ts", "src_partition", "src_offset",
-)  # fmt: skip
-LEDGER_COLUMNS = ("ts", "kind", "ref", "asset", "debit_user", "debit_bucket", "credit_user", "credit_bucket", "amount")
-TAKE_HOLDS = """
-UPDATE balances b SET available = b.available - t.atoms, held = b.held + t.atoms, updated_at = $4
-FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS t(u, a, atoms)
-WHERE b.user_id = t.u AND b.asset = t.a
+# A batch costs five round trips whatever its size: BEGIN, LOCK, READ, WRITE, COMMIT. At moderate rates a batch is
+# a few orders, so the round trips, not the rows, were the processor's and Postgres's cost per order.
+LOCK = """
+SELECT b.user_id, b.asset, b.available FROM balances b
+JOIN (SELECT DISTINCT u, a FROM unnest($1::bigint[], $2::text[]) AS k(u, a)) AS k ON b.user_id = k.u AND b.asset = k.a
+ORDER BY b.user_id, b.asset FOR UPDATE OF b
+"""
+"""The balances the batch may hold from, locked in (user_id, asset) order, as settlement locks them. Its own
+statement: joined to READ's rows, a cached generic plan scanned it once per request."""
+
+READ = """
+SELECT o.order_id IS NOT NULL AS stored, o.status, o.price_ticks, o.qty_lots, o.quote_nu, o.hold_atoms,
+       o.reject_code, o.reject_reason, o.src_partition, o.src_offset,
+       EXISTS (SELECT 1 FROM orders d WHERE d.user_id = t.u AND d.client_order_id = t.c) AS id_taken,
+       coalesce(n.n, 0) AS open_orders
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) WITH ORDINALITY AS t(order_id, u, c, i)
+LEFT JOIN orders o ON o.order_id = t.order_id
+LEFT JOIN open_order_counts n ON n.user_id = t.u
+ORDER BY t.i
+"""
+"""Per request of the batch, in order: its stored decision if it was decided before, whether its client
+order id is taken, and its owner's open orders (read without a lock: settlement only lowers a count, so a
+stale one errs on the side of the cap)."""
+
+WRITE = """
+WITH o AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                         $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[],
+                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[])
+      AS o(order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
+           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset)
+), inserted AS (
+    INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu,
+                        status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts,
+                        updated_ts, src_partition, src_offset)
+    SELECT order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
+           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $19, $19, src_partition, src_offset
+    FROM o
+), held AS (
+    INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
+    SELECT $19, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
+    FROM o WHERE status = 'NEW'
+), counted AS (
+    INSERT INTO open_order_counts (user_id, n)
+    SELECT user_id, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id ORDER BY user_id
+    ON CONFLICT (user_id) DO UPDATE SET n = open_order_counts.n + excluded.n
+)
+UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $19
+FROM (SELECT user_id, hold_asset, sum(hold_atoms)::bigint AS atoms FROM o WHERE status = 'NEW'
+      GROUP BY user_id, hold_asset) AS h
+WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
 RETURNING b.user_id, b.asset, b.available, b.held
 """
-
-COUNT_OPENED = """
-INSERT INTO open_order_counts (user_id, n) SELECT u, k FROM unnest($1::bigint[], $2::int[]) AS t(u, k) ORDER BY u
-ON CONFLICT (user_id) DO UPDATE SET n = open_order_counts.n + excluded.n
-"""
+"""The batch's order rows, and from its accepted ones the hold ledger entries, the open-order counts and the
+balances (their rows locked by READ), in one statement: the entries and the balances come from the same
+rows, so they cannot disagree."""
 
 
 @dataclass(slots=True)
@@ -123,124 +161,54 @@ class Holds:
         """
         if not batch:
             return [], [], set()
+        requests = [loc.request for loc in batch]
         async with postgres.timed("take_holds"), self.db.acquire() as conn, conn.transaction():
-            ids = [loc.request.order_id for loc in batch]
-            stored = {
-                row["order_id"]: row
-                for row in await conn.fetch(
-                    "SELECT order_id, status, price_ticks, qty_lots, quote_nu, hold_atoms, reject_code, reject_reason, "
-                    "src_partition, src_offset "
-                    "FROM orders WHERE order_id = ANY($1::bigint[])",
-                    ids,
-                )
-            }
-            fresh = [loc for loc in batch if loc.request.order_id not in stored]
-            taken_ids = {
-                (row["user_id"], row["client_order_id"])
-                for row in await conn.fetch(
-                    "SELECT o.user_id, o.client_order_id FROM orders o "
-                    "JOIN unnest($1::bigint[], $2::text[]) AS t(u, c) "
-                    "ON o.user_id = t.u AND o.client_order_id = t.c",
-                    [loc.request.user_id for loc in fresh],
-                    [loc.request.client_order_id for loc in fresh],
-                )
-            }
-            users = sorted({loc.request.user_id for loc in fresh})
-            # read without a lock: settlement only lowers a count, so a stale one errs on the side of the cap
-            open_count = {
-                row["user_id"]: row["n"]
-                for row in await conn.fetch(
-                    "SELECT user_id, n FROM open_order_counts WHERE user_id = ANY($1::bigint[])", users
-                )
-            }
-            wanted = sorted({(loc.request.user_id, self._hold_asset(loc.request)) for loc in fresh})
-            available = {
-                (row["user_id"], row["asset"]): row["available"]
-                for row in await conn.fetch(
-                    "SELECT b.user_id, b.asset, b.available FROM balances b "
-                    "JOIN unnest($1::bigint[], $2::text[]) AS t(u, a) ON b.user_id = t.u AND b.asset = t.a "
-                    "ORDER BY b.user_id, b.asset FOR UPDATE OF b",
-                    [u for u, _ in wanted],
-                    [a for _, a in wanted],
-                )
-            }
-
+            users = [r.user_id for r in requests]
+            locked = await conn.fetch(LOCK, users, [self._hold_asset(r) for r in requests])
+            available = {(row["user_id"], row["asset"]): row["available"] for row in locked}
+            rows = await conn.fetch(READ, [r.order_id for r in requests], users, [r.client_order_id for r in requests])
             decisions: list[Decision] = []
-            order_rows, ledger_rows = [], []
-            holds_by_key: dict[tuple[int, str], int] = {}
-            opened: dict[int, int] = {}  # accepted orders per user
-            for loc in batch:
+            redelivered: set[int] = set()
+            fresh: list[tuple[object, ...]] = []
+            taken_ids: set[tuple[int, str]] = set()  # client order ids this batch has taken so far
+            open_count: dict[int, int] = {}
+            for loc, row in zip(batch, rows, strict=True):
                 r = loc.request
-                if r.order_id in stored:
-                    decisions.append(_from_row(loc, stored[r.order_id], self.markets.get(r.symbol)))
+                if row["stored"]:
+                    redelivered.add(r.order_id)
+                    decisions.append(_from_row(loc, row, self.markets.get(r.symbol)))
                     continue
+                open_count.setdefault(r.user_id, row["open_orders"])
                 market = self.markets.get(r.symbol)
+                if row["id_taken"] or (r.user_id, r.client_order_id) in taken_ids:
+                    # Redis's claim on the id lapsed or was lost. The order holding the id keeps it: this one
+                    # gets no row (the id is unique per user), and a redelivery is refused the same way.
+                    decisions.append(_rejected(loc, r, errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG))
+                    continue
                 price_ticks = qty_lots = 0
                 try:
-                    if (r.user_id, r.client_order_id) in taken_ids:
-                        raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
                     spec = check(r, market)
                     assert market is not None
                     price_ticks, qty_lots = spec.price_ticks, spec.qty_lots
-                    if open_count.get(r.user_id, 0) >= self.open_orders_max:
+                    if open_count[r.user_id] >= self.open_orders_max:
                         raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: MAX_NUM_ORDERS")
                     key = (r.user_id, spec.hold_asset)
                     hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
                 except ApiError as refused:
                     decisions.append(_rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots))
-                    order_rows.append(
-                        self._row(
-                            loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused.code, refused.msg, now
-                        )
-                    )
+                    fresh.append(self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused))
                     taken_ids.add((r.user_id, r.client_order_id))
                     continue
                 available[key] -= hold.atoms
-                open_count[r.user_id] = open_count.get(r.user_id, 0) + 1
-                opened[r.user_id] = opened.get(r.user_id, 0) + 1
+                open_count[r.user_id] += 1
                 taken_ids.add((r.user_id, r.client_order_id))
                 decisions.append(_accepted(loc, r, spec.price_ticks, spec.qty_lots, spec.quote_nu, hold.budget))
-                order_rows.append(
-                    self._row(
-                        loc,
-                        spec.price_ticks,
-                        spec.qty_lots,
-                        spec.quote_nu,
-                        OrderStatus.NEW,
-                        hold.asset,
-                        hold.atoms,
-                        0,
-                        "",
-                        now,
-                    )
-                )
-                holds_by_key[key] = holds_by_key.get(key, 0) + hold.atoms
-                ledger_rows.append(
-                    (
-                        now,
-                        "hold",
-                        f"order:{r.order_id}",
-                        hold.asset,
-                        r.user_id,
-                        "available",
-                        r.user_id,
-                        "held",
-                        hold.atoms,
-                    )
-                )
-            if order_rows:
-                await conn.copy_records_to_table("orders", columns=ORDER_COLUMNS, records=order_rows)
+                row_new = self._row(loc, price_ticks, qty_lots, spec.quote_nu, OrderStatus.NEW, hold.asset, hold.atoms)
+                fresh.append(row_new)
             balances: list[asyncpg.Record] = []
-            if holds_by_key:
-                keys = sorted(holds_by_key)
-                balances = await conn.fetch(
-                    TAKE_HOLDS, [k[0] for k in keys], [k[1] for k in keys], [holds_by_key[k] for k in keys], now
-                )
-                await conn.copy_records_to_table("ledger", columns=LEDGER_COLUMNS, records=ledger_rows)
-            if opened:
-                counted = sorted(opened)  # locked after the balances, in user order, as settlement does
-                await conn.execute(COUNT_OPENED, counted, [opened[u] for u in counted])
-        return decisions, balances, set(stored)
+            if fresh:
+                balances = await conn.fetch(WRITE, *map(list, zip(*fresh, strict=True)), now)
+        return decisions, balances, redelivered
 
     def _hold_asset(self, r: NewOrderRequest) -> str:
         market = self.markets.get(r.symbol)
@@ -257,10 +225,9 @@ class Holds:
         status: OrderStatus,
         hold_asset: str,
         hold_atoms: int,
-        code: int,
-        reason: str,
-        now: int,
+        refused: ApiError | None = None,
     ) -> tuple[object, ...]:
+        """The order's columns in WRITE's parameter order ($1..$18)."""
         r = loc.request
         return (
             r.order_id,
@@ -276,12 +243,9 @@ class Holds:
             status.value,
             hold_asset,
             hold_atoms,
-            hold_atoms,
             r.stp.value,
-            code,
-            reason,
-            now,
-            now,
+            refused.code if refused else 0,
+            refused.msg if refused else "",
             loc.partition,
             loc.offset,
         )
