@@ -15,6 +15,7 @@ from services.order_processor.holds import Holds, Located
 from services.settlement.accounts import deposit
 from shared import errors, postgres
 from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
+from tests.integration.markets_db import markets_db
 from tests.invariants import check_money
 
 USDT = 10**8  # atoms per USDT
@@ -36,12 +37,7 @@ def _buy(user_id: int, order_id: int, quantity: str, client_order_id: str, symbo
 
 
 async def _flow(env: dict[str, str]) -> None:
-    url = env["DATABASE_URL"]
-    await asyncio.to_thread(postgres.migrate, url)
-    async with asyncpg.create_pool(url, min_size=1, max_size=2) as db:
-        async with db.acquire() as conn:
-            for market in postgres.DEFAULT_MARKETS:
-                await postgres.upsert_market(conn, market)
+    async with markets_db(env["DATABASE_URL"]) as db:
         holds = Holds(db, await postgres.load_markets(db), 3)  # at most 3 open orders per user
         alice, bob, carol = await _user(db, "alice", 1_200), await _user(db, "bob", 10_000), await _user(db, "c", 0)
 

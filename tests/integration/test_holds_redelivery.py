@@ -6,23 +6,17 @@ from __future__ import annotations
 
 import asyncio
 
-import asyncpg
-
 from services.ingestion.request import parse_new_order
 from services.order_processor.holds import Holds, Located
 from services.settlement.accounts import deposit
 from shared import postgres
 from shared.messages import AcceptedOrder, source_position
+from tests.integration.markets_db import markets_db
 from tests.invariants import check_money
 
 
 async def _flow(env: dict[str, str]) -> None:
-    url = env["DATABASE_URL"]
-    await asyncio.to_thread(postgres.migrate, url)
-    async with asyncpg.create_pool(url, min_size=1, max_size=2) as db:
-        async with db.acquire() as conn:
-            for market in postgres.DEFAULT_MARKETS:
-                await postgres.upsert_market(conn, market)
+    async with markets_db(env["DATABASE_URL"]) as db:
         holds = Holds(db, await postgres.load_markets(db), 200)
         user_id = await db.fetchval("INSERT INTO users (name, created_at) VALUES ('r', 0) RETURNING user_id")
         async with db.acquire() as conn:
