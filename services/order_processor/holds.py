@@ -74,7 +74,7 @@ WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
 RETURNING b.user_id, b.asset, b.available, b.held
 """
 """The batch's order rows, and from its accepted ones the hold ledger entries, the open-order counts and the
-balances (their rows locked by READ), in one statement: the entries and the balances come from the same
+balances (their rows locked by LOCK), in one statement: the entries and the balances come from the same
 rows, so they cannot disagree."""
 
 
