@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shared.db.models import FEE_USER_ID
-from shared.domain import Bucket, Market, OrderStatus
-from shared.messages import MatchedEvent, Trade
+from shared.domain import Bucket, ExecType, Market, OrderStatus
+from shared.messages import MatchedEvent, OrderUpdate, Trade
 
 
 @dataclass(slots=True)
@@ -81,7 +81,8 @@ class Settled:
 
 
 class UnknownOrder(Exception):
-    """An event names an order settlement has no row for: a bug upstream, never silently skipped."""
+    """An event names an order settlement has no row for: a bug upstream, never silently skipped. The one
+    exception is a REJECTED update: the processor refuses a client order id already taken without a row."""
 
 
 def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, OrderHold]) -> Settled:
@@ -106,13 +107,16 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             out.touched[t.buyer_order_id] = buyer
             out.touched[t.seller_order_id] = seller
             out.trades.append((m.symbol, event.seq, t))
+        updated: list[tuple[OrderUpdate, OrderHold]] = []
         for u in event.updates:
+            if u.exec_type is ExecType.REJECTED and u.order_id not in orders:
+                continue  # refused without a row (a client order id already taken): it never held anything
             o = _order(orders, u.order_id)
             o.status, o.executed_lots, o.cum_nu = u.status.value, u.executed_lots, u.cum_nu
             o.last_seq, o.updated_ts = event.seq, event.ts
             out.touched[u.order_id] = o
-        for u in event.updates:
-            o = orders[u.order_id]
+            updated.append((u, o))
+        for u, o in updated:
             if not OrderStatus(o.status).is_open and o.hold_left:
                 out.move("release", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, o.hold_left)
                 o.hold_left = 0

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.matcher.book import Book
 from services.order_processor.validation import check, size_hold
-from services.settlement.ledger import OrderHold, settle
+from services.settlement.ledger import OrderHold, UnknownOrder, settle
+from shared import errors
 from shared.db.models import FEE_USER_ID
 from shared.domain import Bucket, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
-from shared.messages import AcceptedOrder, CancelOrder, NewOrderRequest
+from shared.messages import AcceptedOrder, CancelOrder, NewOrderRequest, RejectedOrder
 
 MARKET = Market(
     "BTCUSDT",
@@ -192,3 +194,45 @@ def test_trade_moves_notional_and_fees_exactly() -> None:
     assert ex.balances[(FEE_USER_ID, "BTC")] == [taker_fee_btc, 0]
     assert ex.balances[(FEE_USER_ID, "USDT")] == [maker_fee_usdt, 0]
     ex.assert_invariants()
+
+
+def _refusal(order_id: int) -> RejectedOrder:
+    return RejectedOrder(
+        src_partition=0,
+        src_offset=order_id,
+        order_id=order_id,
+        user_id=2,
+        symbol="BTCUSDT",
+        side=Side.BUY,
+        type=OrderType.LIMIT,
+        tif=TimeInForce.GTC,
+        client_order_id="taken",
+        code=errors.NEW_ORDER_REJECTED,
+        msg=errors.DUPLICATE_ORDER_MSG,
+        ts=0,
+    )
+
+
+def test_a_refusal_without_a_row_settles_to_nothing() -> None:
+    """The processor refuses a client order id already taken without writing a row (the id is unique per
+    user): its REJECTED update reaches settlement for an order it has no row of, and moves nothing."""
+    ex = Exchange()
+    ex.new(2, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 5_000_000, 10_000, StpMode.EXPIRE_MAKER)
+    before = {k: list(v) for k, v in ex.balances.items()}
+    event = ex.book.apply(_refusal(99), 0)
+    assert event is not None and event.updates[0].status is OrderStatus.REJECTED
+    settled = settle([event], MARKET, ex.orders)
+    assert (settled.postings, settled.touched) == ([], {})
+    assert ex.balances == before
+    ex.assert_invariants()
+
+
+def test_any_other_update_of_an_order_without_a_row_is_refused() -> None:
+    ex = Exchange()
+    ex.new(2, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 5_000_000, 10_000, StpMode.EXPIRE_MAKER)
+    event = ex.book.apply(
+        CancelOrder(src_partition=0, src_offset=50, request_id=50, order_id=1, user_id=2, symbol="BTCUSDT", ts=0), 0
+    )
+    assert event is not None and event.updates
+    with pytest.raises(UnknownOrder):
+        settle([event], MARKET, {})  # the canceled order's row is missing: a bug upstream, never skipped

@@ -1,0 +1,64 @@
+"""A client order id already taken, when Redis no longer remembers the claim (it expired or Redis lost it):
+the order processor refuses the order as Binance does (-2010 "Duplicate order sent."), the order that holds
+the id keeps it, and the fleet goes on. The refused order has no row of its own, as the id is unique per
+user; before, writing it failed the processor's whole batch, on every redelivery."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from services.ingestion.app import client_id_key
+from shared import errors
+from spot import admin
+from tests.client import Client
+from tests.invariants import check_money_at
+
+pytestmark = pytest.mark.e2e
+
+ORDER = dict(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="40000")
+
+
+async def _scenario(base: str, settings: Any) -> None:
+    user = await admin.create_user(settings, "dup-past-redis", [("USDT", 10_000 * 10**8)])
+    client = Client(base, user.api_key, user.secret)
+    stream = await client.user_stream()
+    cache = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        first = await client.order(**ORDER, newClientOrderId="kept")
+        await stream.wait_for(lambda e: e.get("e") == "executionReport" and e["i"] == first["orderId"])
+
+        assert await cache.delete(client_id_key(user.user_id, "kept")) == 1  # Redis forgets the claim
+        status, refused = await client.signed("POST", "order", **ORDER, newClientOrderId="kept")
+        assert (status, refused) == (400, {"code": -2010, "msg": errors.DUPLICATE_ORDER_MSG}), refused
+        rejected = await stream.wait_for(
+            lambda e: e.get("e") == "executionReport" and e["c"] == "kept" and e["x"] == "REJECTED"
+        )
+        assert rejected["i"] != first["orderId"] and rejected["r"] == errors.DUPLICATE_ORDER_MSG, rejected
+
+        # the id still names the first order, which is untouched and open
+        status, kept = await client.signed("GET", "order", symbol="BTCUSDT", origClientOrderId="kept")
+        assert status == 200 and (kept["orderId"], kept["status"]) == (first["orderId"], "NEW"), kept
+        status, missing = await client.signed("GET", "order", symbol="BTCUSDT", orderId=rejected["i"])
+        assert (status, missing["code"]) == (400, -2013), missing
+
+        # the processor and settlement went on: the next order is decided and settled as usual
+        after = await client.order(**ORDER, newClientOrderId="after")
+        await stream.wait_for(lambda e: e.get("e") == "executionReport" and e["i"] == after["orderId"])
+        for order_id in (first["orderId"], after["orderId"]):
+            status, canceled = await client.signed("DELETE", "order", symbol="BTCUSDT", orderId=order_id)
+            assert status == 200 and canceled["status"] == "CANCELED", canceled
+        freed = {"a": "USDT", "f": "10000.00000000", "l": "0.00000000"}
+        await stream.wait_for(lambda e: e.get("e") == "outboundAccountPosition" and freed in e["B"])
+        await check_money_at(settings.database_url)
+    finally:
+        await stream.close()
+        await client.close()
+        await cache.aclose()
+
+
+def test_a_duplicate_client_order_id_past_redis_is_refused_and_the_fleet_goes_on(shared_fleet: Any) -> None:
+    asyncio.run(_scenario(shared_fleet.base, shared_fleet.settings))
