@@ -126,6 +126,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 commands: list[MatcherCommand] = []
                 accepted: list[AcceptedOrder] = []
                 told: dict[str, list[bytes]] = {}  # channel -> its events, in order: one message per user
+                seen: set[int] = set()  # accepted order ids: a second copy of a request is told of once
                 for r in batch.records:
                     if isinstance(r.value, CancelRequest):
                         cancel = r.value
@@ -143,7 +144,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         continue
                     decision = next(decided)
                     commands.append(decision)
-                    if isinstance(decision, AcceptedOrder):
+                    if isinstance(decision, AcceptedOrder) and decision.order_id not in seen:
+                        seen.add(decision.order_id)
                         accepted.append(decision)
                         if confirmed_on_acceptance(decision.type) and decision.order_id not in redelivered:
                             new = acceptance_update(decision)

@@ -172,39 +172,46 @@ class Holds:
             fresh: list[tuple[object, ...]] = []
             taken_ids: set[tuple[int, str]] = set()  # client order ids this batch has taken so far
             open_count: dict[int, int] = {}
+            decided: dict[int, Decision] = {}  # this batch's fresh decisions by order id
             for loc, row in zip(batch, rows, strict=True):
                 r = loc.request
                 if row["stored"]:
                     redelivered.add(r.order_id)
                     decisions.append(_from_row(loc, row, self.markets.get(r.symbol)))
                     continue
+                first = decided.get(r.order_id)
+                if first is not None:  # a second copy of a request (a producer's retry): the first's decision,
+                    decisions.append(first)  # at the first's position, which the matcher then skips
+                    continue
                 open_count.setdefault(r.user_id, row["open_orders"])
                 market = self.markets.get(r.symbol)
+                decision: Decision
                 if row["id_taken"] or (r.user_id, r.client_order_id) in taken_ids:
                     # Redis's claim on the id lapsed or was lost. The order holding the id keeps it: this one
                     # gets no row (the id is unique per user), and a redelivery is refused the same way.
-                    decisions.append(_rejected(loc, r, errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG))
-                    continue
-                price_ticks = qty_lots = 0
-                try:
-                    spec = check(r, market)
-                    assert market is not None
-                    price_ticks, qty_lots = spec.price_ticks, spec.qty_lots
-                    if open_count[r.user_id] >= self.open_orders_max:
-                        raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: MAX_NUM_ORDERS")
-                    key = (r.user_id, spec.hold_asset)
-                    hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
-                except ApiError as refused:
-                    decisions.append(_rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots))
-                    fresh.append(self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused))
+                    decision = _rejected(loc, r, errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+                else:
+                    price_ticks = qty_lots = 0
+                    try:
+                        spec = check(r, market)
+                        assert market is not None
+                        price_ticks, qty_lots = spec.price_ticks, spec.qty_lots
+                        if open_count[r.user_id] >= self.open_orders_max:
+                            raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: MAX_NUM_ORDERS")
+                        key = (r.user_id, spec.hold_asset)
+                        hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
+                    except ApiError as refused:
+                        decision = _rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots)
+                        fresh.append(self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused))
+                    else:
+                        available[key] -= hold.atoms
+                        open_count[r.user_id] += 1
+                        decision = _accepted(loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget)
+                        new = OrderStatus.NEW
+                        fresh.append(self._row(loc, price_ticks, qty_lots, spec.quote_nu, new, hold.asset, hold.atoms))
                     taken_ids.add((r.user_id, r.client_order_id))
-                    continue
-                available[key] -= hold.atoms
-                open_count[r.user_id] += 1
-                taken_ids.add((r.user_id, r.client_order_id))
-                decisions.append(_accepted(loc, r, spec.price_ticks, spec.qty_lots, spec.quote_nu, hold.budget))
-                row_new = self._row(loc, price_ticks, qty_lots, spec.quote_nu, OrderStatus.NEW, hold.asset, hold.atoms)
-                fresh.append(row_new)
+                decided[r.order_id] = decision
+                decisions.append(decision)
             balances: list[asyncpg.Record] = []
             if fresh:
                 balances = await conn.fetch(WRITE, *map(list, zip(*fresh, strict=True)), now)
