@@ -23,12 +23,22 @@ from shared import errors
 from shared.lifecycle import now_ms
 from shared.messages import Topic, encode
 from spot import admin
-from tests.client import Client
+from tests.client import Client, Stream
 from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
 
 ORDER = dict(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01", price="40000")
+
+
+async def _cancel_all(client: Client, stream: Stream, settings: Any, *order_ids: int) -> None:
+    """Cancel the user's orders; all 10,000 USDT free again, and the money invariants hold."""
+    for order_id in order_ids:
+        status, canceled = await client.signed("DELETE", "order", symbol="BTCUSDT", orderId=order_id)
+        assert status == 200 and canceled["status"] == "CANCELED", canceled
+    freed = {"a": "USDT", "f": "10000.00000000", "l": "0.00000000"}
+    await stream.wait_for(lambda e: e.get("e") == "outboundAccountPosition" and freed in e["B"])
+    await check_money_at(settings.database_url)
 
 
 async def _scenario(base: str, settings: Any) -> None:
@@ -57,12 +67,7 @@ async def _scenario(base: str, settings: Any) -> None:
         # the processor and settlement went on: the next order is decided and settled as usual
         after = await client.order(**ORDER, newClientOrderId="after")
         await stream.wait_for(lambda e: e.get("e") == "executionReport" and e["i"] == after["orderId"])
-        for order_id in (first["orderId"], after["orderId"]):
-            status, canceled = await client.signed("DELETE", "order", symbol="BTCUSDT", orderId=order_id)
-            assert status == 200 and canceled["status"] == "CANCELED", canceled
-        freed = {"a": "USDT", "f": "10000.00000000", "l": "0.00000000"}
-        await stream.wait_for(lambda e: e.get("e") == "outboundAccountPosition" and freed in e["B"])
-        await check_money_at(settings.database_url)
+        await _cancel_all(client, stream, settings, first["orderId"], after["orderId"])
     finally:
         await stream.close()
         await client.close()
@@ -97,11 +102,7 @@ async def _written_twice(base: str, settings: Any) -> None:
         usdt = next(b for b in account["balances"] if b["asset"] == "USDT")
         assert (usdt["free"], usdt["locked"]) == ("9600.00000000", "400.00000000"), usdt  # held once
 
-        status, canceled = await client.signed("DELETE", "order", symbol="BTCUSDT", orderId=order_id)
-        assert status == 200 and canceled["status"] == "CANCELED", canceled
-        freed = {"a": "USDT", "f": "10000.00000000", "l": "0.00000000"}
-        await stream.wait_for(lambda e: e.get("e") == "outboundAccountPosition" and freed in e["B"])
-        await check_money_at(settings.database_url)
+        await _cancel_all(client, stream, settings, order_id)
     finally:
         await producer.stop()
         await stream.close()
