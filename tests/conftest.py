@@ -20,7 +20,9 @@ import pytest
 
 from spot import infra as local_infra
 
-TEST_KAFKA_PORT, TEST_REDIS_PORT = 59192, 56479
+# ports of their own, so a developer's fleet is left alone; two checkouts testing at once set other ones
+TEST_KAFKA_PORT = int(os.environ.get("SPOT_TEST_KAFKA_PORT", "59192"))
+TEST_REDIS_PORT = int(os.environ.get("SPOT_TEST_REDIS_PORT", "56479"))
 
 
 @pytest.fixture(scope="session")
