@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # holds. 5 and 10 ms measured no better than 1 at saturation.
     kafka_request_linger_ms: int = Field(1, ge=0, description="how long order requests gather into one produce batch")
     topic_suffix: str = Field("", description="appended to every topic name (tests isolate runs with it)")
+    # Read from the database at start (shared.identity), not set by hand: every record produced carries the
+    # fleet's id, and the processor ranks source positions by the log epoch.
+    fleet_id: str = Field("", description="this fleet's identity, once checked; records carry it")
+    log_epoch: int = Field(0, ge=0, description="the fleet's log epoch, once checked")
 
     ingestion_url: str = "http://127.0.0.1:8001"
     ingestion_in_gateway: bool = Field(

@@ -32,7 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import tracing
+from . import identity, tracing
 from .config import Settings
 from .messages import Topic
 
@@ -96,8 +96,17 @@ class Outbox:
         self._pending: list[asyncio.Future[Any]] = []
 
     async def send(self, topic: str, value: bytes, key: str, headers: list[tuple[str, bytes]] | None = None) -> None:
-        fut = await self._producer.send(self._settings.topic(topic), value, key=key.encode(), headers=headers)
+        fut = await self._producer.send(
+            self._settings.topic(topic), value, key=key.encode(), headers=self._stamped(headers)
+        )
         self._pending.append(fut)
+
+    def _stamped(self, headers: list[tuple[str, bytes]] | None) -> list[tuple[str, bytes]] | None:
+        """Every record carries the fleet's identity (``shared.identity``), once the service has checked it."""
+        fleet = self._settings.fleet_id
+        if not fleet:
+            return headers
+        return [*(headers or ()), (identity.HEADER, fleet.encode())]
 
     async def flush(self) -> None:
         pending, self._pending = self._pending, []
@@ -124,7 +133,11 @@ class Outbox:
         """Send records of one key and wait for their acks; all are handed to the producer before any ack is
         awaited, so they keep their order in the partition."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):
-            acks = [await self._producer.send(self._settings.topic(topic), v, key=key.encode()) for v in values]
+            stamp = self._stamped(None)
+            acks = [
+                await self._producer.send(self._settings.topic(topic), v, key=key.encode(), headers=stamp)
+                for v in values
+            ]
             await asyncio.gather(*acks)
 
     async def send_now(
@@ -133,7 +146,7 @@ class Outbox:
         """Send one record and wait for its ack; returns (partition, offset)."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):
             meta = await self._producer.send_and_wait(
-                self._settings.topic(topic), value, key=key.encode(), headers=headers
+                self._settings.topic(topic), value, key=key.encode(), headers=self._stamped(headers)
             )
         return meta.partition, meta.offset
 
@@ -233,6 +246,16 @@ class _Listener(ConsumerRebalanceListener):
             await self._on_assign(set(assigned))
 
 
+class ForeignRecord(ValueError):
+    """A record stamped by another fleet (``shared.identity``): poison here, whatever it holds."""
+
+
+def _same_fleet(headers: tuple[tuple[str, bytes], ...], fleet: bytes) -> None:
+    for name, value in headers:
+        if name == identity.HEADER and value != fleet:
+            raise ForeignRecord(f"a record of fleet {value.decode(errors='replace')}, this fleet is {fleet.decode()}")
+
+
 class Inbox(Generic[T]):
     def __init__(
         self,
@@ -283,12 +306,15 @@ class Inbox(Generic[T]):
             records = batch.records
             poisoned = False
             decode, unpack = self._decode, self._unpack
+            fleet = self._settings.fleet_id.encode()
             for tp, raws in polled.items():
                 topic = self._base(tp.topic)
                 partition = tp.partition
                 for raw in raws:
                     headers = tuple(raw.headers) if raw.headers else ()
                     try:
+                        if headers and fleet:
+                            _same_fleet(headers, fleet)
                         if decode is not None:
                             records.append(Record(topic, partition, raw.offset, decode(raw.value), headers))
                             continue

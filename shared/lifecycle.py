@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from . import resilience, tracing
+from . import identity, resilience, tracing
 from .config import Settings
 
 MAX_REQUEST_LINE = 4096
@@ -161,13 +161,25 @@ async def serve_through_outages(
 
     Serving again is safe because every service resumes from committed state (Kafka offsets, Redis
     books, Postgres rows) and deduplicates redelivered input. A bug is not an outage and is re-raised.
+    Before each round the fleet's identity is checked (``shared.identity``): state of another fleet or log
+    epoch keeps the service not-ready, with one line that names the way out, until it is repaired.
     """
     delay = OUTAGE_RETRY_S
+    refused = ""
     while not stop.is_set():
         began = time.monotonic()
         try:
+            await identity.verify(settings)
             await serve(settings, stop, health)
             return
+        except identity.ForeignState as exc:
+            if str(exc) != refused:  # one line, not one per retry
+                refused = str(exc)
+                log.error("refusing to serve: %s", refused)
+            health.down(f"refusing to serve: {refused}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), identity.REFUSED_RETRY_S)
+            continue
         except Exception as exc:
             lost = resilience.outage(exc)
             if lost is None or stop.is_set():

@@ -14,7 +14,7 @@ from decimal import Decimal
 import asyncpg
 
 from services.settlement.accounts import deposit
-from shared import kafka, postgres
+from shared import identity, kafka, postgres
 from shared.config import Settings
 from shared.domain import decimal_to_atoms, fmt_amount
 from shared.lifecycle import now_ms
@@ -97,7 +97,8 @@ async def balances(settings: Settings, user_id: int | None) -> list[dict[str, ob
 
 
 async def init(settings: Settings) -> list[str]:
-    """Migrations, topics, markets: everything a fresh environment needs before the services start."""
+    """Migrations, topics, markets and, on an empty database, the fleet's identity (``shared.identity``):
+    everything a fresh environment needs before the services start."""
     await asyncio.to_thread(postgres.migrate, settings.database_url)
     created = await kafka.create_topics(settings)
     conn = await asyncpg.connect(settings.database_url)
@@ -106,7 +107,16 @@ async def init(settings: Settings) -> list[str]:
             await postgres.upsert_market(conn, market)
     finally:
         await conn.close()
+    await identity.establish(settings, now_ms())
     return created
+
+
+async def reseed_positions(settings: Settings) -> dict[str, object]:
+    """Continue on a new broker log (a reset broker, a new MSK cluster): its topics are created, and the log
+    epoch goes up so that every position on it ranks after the old log's (``shared.identity``)."""
+    created = await kafka.create_topics(settings)
+    before, after = await identity.reseed_positions(settings)
+    return {"fleet": after.fleet_id, "epochBefore": before.epoch, "epoch": after.epoch, "topicsCreated": created}
 
 
 async def reconcile(settings: Settings, repair: bool = True) -> list[dict[str, object]]:

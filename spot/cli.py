@@ -7,6 +7,7 @@ spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
 spot admin deposit --user 2 --deposit USDT=500
 spot admin balances [--user 2] [--json]
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
+spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
 spot trades query "SQL" [--dir PATH] [--json]   the trade archive (Parquet), with DuckDB
 """
 
@@ -21,9 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from shared import identity
 from shared.config import SERVICE_PORTS, Settings
 
-from . import admin
+from . import admin, infra
 from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
@@ -41,17 +43,26 @@ def _settings() -> Settings:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from . import infra
 
     state = Path(args.state_dir).resolve()
     print(f"starting infrastructure (state in {state}) ...", flush=True)
     local = infra.start(state)
+    try:
+        return _up(args, state, local)
+    except identity.ForeignState as exc:
+        print(f"spot up: refusing to start: {exc}", file=sys.stderr, flush=True)
+        return 1  # the servers were stopped on the way out
+
+
+def _up(args: argparse.Namespace, state: Path, local: infra.Infra) -> int:
     env = {**local.env, "KAFKA_PARTITIONS": str(args.partitions)}
     os.environ.update(env)
     fleet = Fleet(env)
     try:
         created = asyncio.run(admin.init(Settings()))
         print(f"migrations applied; topics created: {', '.join(created) or 'none (already there)'}", flush=True)
+        found = asyncio.run(identity.verify(Settings()))
+        print(f"fleet {found.fleet_id}, log epoch {found.epoch}", flush=True)
         fleet.start_all()
         fleet.wait_ready(timeout=90)
         print("\nspot exchange is up:\n", flush=True)
@@ -109,6 +120,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
     elif args.admin == "deposit":
         asyncio.run(admin.credit(settings, args.user, [admin.parse_deposit(d) for d in args.deposit]))
         print(json.dumps({"userId": args.user, "deposited": args.deposit}))
+    elif args.admin == "reseed-positions":
+        print(json.dumps(asyncio.run(admin.reseed_positions(settings))))
     elif args.admin == "reconcile":
         reports = asyncio.run(admin.reconcile(settings, repair=not args.report_only))
         print(json.dumps(reports, indent=2))
@@ -175,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
     bal.add_argument("--json", action="store_true")
     rec = asub.add_parser("reconcile", help="compare the warm book (Postgres) with the hot book (Redis); repair")
     rec.add_argument("--report-only", action="store_true", help="report differences without repairing")
+    asub.add_parser("reseed-positions", help="continue on a new broker log: source positions restart in a higher epoch")
     adm.set_defaults(func=cmd_admin)
     trades = sub.add_parser("trades", help="the trade archive")
     tsub = trades.add_subparsers(dest="trades", required=True)

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import errors, kafka, postgres, resilience, tracing
+from shared import errors, identity, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> FastAPI:
             ingest: Ingest
             outbox: kafka.Outbox | None = None  # only when the gateway publishes orders itself
             if settings.ingestion_in_gateway:
+                await identity.verified(settings, log)  # never ACK an order onto a log the fleet does not own
                 producing = kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms)
                 outbox = await stack.enter_async_context(producing)
                 ingest = LocalIngestion(Ingestor(outbox, cache, db, markets.keys()))  # a live view of the markets

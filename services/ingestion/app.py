@@ -8,6 +8,7 @@ continues here (``traceparent`` header) and into the record's Kafka headers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -17,7 +18,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from shared import errors, kafka, postgres, resilience, tracing
+from shared import errors, identity, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.errors import ApiError
@@ -30,6 +31,7 @@ from .request import parse_cancel, parse_new_order
 from .sender import RequestSender
 
 SERVICE = "ingestion"
+log = logging.getLogger(SERVICE)
 CLIENT_ID_TTL_S = 24 * 3600  # a client order id stays taken for a day (Postgres keeps it unique for good)
 
 
@@ -99,6 +101,7 @@ class Ingestor:
 
 @asynccontextmanager
 async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
+    await identity.verified(settings, log)  # never ACK an order onto a log the fleet does not own
     async with AsyncExitStack() as stack:
         db = await stack.enter_async_context(postgres.pool(settings, max_size=2))
         cache = await stack.enter_async_context(sredis.client(settings))

@@ -123,6 +123,11 @@ class BookStore:
             pending.insert(0, (LEGACY_ENTRY, _unpack_outbox(raw_legacy)))
         return book, pending
 
+    async def sequences(self, symbols: list[str]) -> dict[str, int]:
+        """The committed seq of each symbol's book (0 for a symbol with no book yet)."""
+        raw = await self.cache.mget([state_key(s) for s in symbols])
+        return {s: _unpack_state(r).seq if isinstance(r, bytes) else 0 for s, r in zip(symbols, raw, strict=True)}
+
     async def commit(
         self,
         book: Book,

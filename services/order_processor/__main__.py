@@ -33,6 +33,7 @@ from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import acceptance_update, account_positions, confirmed_on_acceptance, execution_report
 from shared.config import Settings
+from shared.identity import source_partition
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import (
     AcceptedOrder,
@@ -113,10 +114,11 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 log.warning("reconciled %s: %s", market.symbol, report.as_json())
         health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
         health.up()
+        epoch = settings.log_epoch  # positions on a newer log rank after every older one (shared.identity)
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 news = [
-                    Located(r.partition, source_position(r.offset, r.index), r.value)
+                    Located(source_partition(epoch, r.partition), source_position(r.offset, r.index), r.value)
                     for r in batch.records
                     if isinstance(r.value, NewOrderRequest)
                 ]
@@ -132,7 +134,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         cancel = r.value
                         commands.append(
                             CancelOrder(
-                                src_partition=r.partition,
+                                src_partition=source_partition(epoch, r.partition),
                                 src_offset=source_position(r.offset, r.index),
                                 request_id=cancel.request_id,
                                 order_id=cancel.order_id,

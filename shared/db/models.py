@@ -169,3 +169,16 @@ settlement_cursor = Table(
     Column("symbol", Text, primary_key=True),
     Column("seq", BigInteger, nullable=False),
 )
+
+# The fleet's identity (``shared.identity``): one row, written when the fleet is created; ``epoch`` goes up when
+# the fleet continues on a new broker log (``spot admin reseed-positions``).
+fleet = Table(
+    "fleet",
+    metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=text("true")),
+    Column("fleet_id", Text, nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("singleton", name="fleet_one_row"),
+    CheckConstraint("epoch >= 0", name="fleet_epoch_not_negative"),
+)

@@ -1,0 +1,230 @@
+"""One identity per fleet: a broker that lost its log, or a Redis of another fleet, is refused in one line.
+
+The broker here is a Tansu of the test's own, restarted on memory storage: a real reset, its topics and
+offsets gone, as after a `make dev` restart on the old broker or a new MSK cluster under old state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from shared import identity
+from shared.config import Settings
+from spot import admin, infra
+from spot.fleet import Fleet
+from tests.client import Client
+from tests.e2e.conftest import PORT_OFFSET
+from tests.invariants import check_money_at
+
+pytestmark = pytest.mark.e2e
+
+REFUSAL_WAIT_S = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Broker:
+    """A Tansu on memory storage that the test can reset (stop and start again: everything is gone)."""
+
+    def __init__(self, state: Path) -> None:
+        self.port = _free_port()
+        self.state = state
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        url = f"tcp://{self.bootstrap}"
+        log = open(self.state / "tansu.log", "ab")  # noqa: SIM115 - the broker keeps it for its lifetime
+        self.proc = subprocess.Popen(
+            [
+                infra.tansu_binary(),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while not infra.port_open(self.port):
+            assert time.monotonic() < deadline, "tansu did not start"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def reset(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = Broker(tmp_path)
+    b.start()
+    try:
+        yield b
+    finally:
+        b.stop()
+
+
+def _readyz(fleet: Fleet, name: str) -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{fleet.port(name)}/readyz", timeout=2) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def _wait_refusing(fleet: Fleet, name: str) -> str:
+    deadline = time.monotonic() + REFUSAL_WAIT_S
+    while time.monotonic() < deadline:
+        try:
+            status, body = _readyz(fleet, name)
+        except OSError:
+            status, body = 0, {}
+        if status == 503 and str(body.get("detail", "")).startswith("refusing to serve"):
+            return str(body["detail"])
+        time.sleep(0.2)
+    raise AssertionError(f"{name} did not refuse within {REFUSAL_WAIT_S}s")
+
+
+async def _trade(base: str, settings: Settings, seller_key: tuple[str, str], buyer_key: tuple[str, str]) -> int:
+    """The buyer takes 0.1 BTC from whatever rests at 50000: returns the trade id."""
+    buyer = Client(base, *buyer_key)
+    try:
+        bid = await buyer.order(
+            symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="IOC", quantity="0.1", price="50000"
+        )
+        assert bid["status"] == "FILLED", bid
+        return int(bid["fills"][0]["tradeId"])
+    finally:
+        await buyer.close()
+
+
+def _trade_ids(database_url: str) -> list[int]:
+    async def read() -> list[int]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return [r["trade_id"] for r in await conn.fetch("SELECT trade_id FROM trades ORDER BY trade_id")]
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def test_a_reset_broker_is_refused_until_reseeded_then_trading_continues(
+    fresh_env: dict[str, str], broker: Broker
+) -> None:
+    env = {**fresh_env, "KAFKA_BOOTSTRAP": broker.bootstrap}
+    old = dict(os.environ)
+    os.environ.update(env)
+    fleet = Fleet(env, port_offset=PORT_OFFSET, log=sys.stderr if os.environ.get("SPOT_TEST_LOGS") else None)
+    base = f"http://127.0.0.1:{fleet.port('gateway')}"
+    try:
+        settings = Settings()
+        asyncio.run(admin.init(settings))
+        fleet.start_all()
+        fleet.wait_ready(timeout=90)
+        seller_u = asyncio.run(admin.create_user(settings, "seller", [("BTC", 10**8)]))
+        buyer_u = asyncio.run(admin.create_user(settings, "buyer", [("USDT", 100_000 * 10**8)]))
+        seller = (seller_u.api_key, seller_u.secret)
+        buyer = (buyer_u.api_key, buyer_u.secret)
+
+        async def rest_sell() -> None:
+            c = Client(base, *seller)
+            try:
+                ask = await c.order(
+                    symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.5", price="50000"
+                )
+                assert ask["status"] == "NEW", ask
+            finally:
+                await c.close()
+
+        asyncio.run(rest_sell())
+        assert asyncio.run(_trade(base, settings, seller, buyer)) == 1
+
+        # the broker loses its log under the running fleet's state
+        fleet.stop()
+        broker.reset()
+        asyncio.run(admin.init(Settings()))  # what `spot up` runs first: topics again, the identity is not re-stamped
+        with pytest.raises(identity.ForeignState, match="reseed-positions"):
+            asyncio.run(identity.verify(Settings()))
+        fleet.start_all()
+        detail = _wait_refusing(fleet, "order-processor")
+        assert "has no fleet identity" in detail and "spot admin reseed-positions" in detail and "make clean" in detail
+        for name in ("matcher", "settlement", "market-data", "trade-archiver"):
+            assert "reseed-positions" in _wait_refusing(fleet, name)
+        assert all(p.poll() is None for p in fleet.procs.values()), "a refusing service must not exit"
+
+        result = asyncio.run(admin.reseed_positions(Settings()))
+        assert (result["epochBefore"], result["epoch"]) == (0, 1)
+        fleet.wait_ready(timeout=60)
+
+        # the new log's first positions are not taken for redeliveries: the resting sell (from the old log) is
+        # still on the book and trades, and a new pair rests and matches
+        assert asyncio.run(_trade(base, settings, seller, buyer)) == 2
+        asyncio.run(rest_sell())
+        assert asyncio.run(_trade(base, settings, seller, buyer)) == 3
+        deadline = time.monotonic() + 10
+        while _trade_ids(env["DATABASE_URL"]) != [1, 2, 3] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _trade_ids(env["DATABASE_URL"]) == [1, 2, 3], "every trade settled once, none replayed"
+        time.sleep(0.5)
+        asyncio.run(check_money_at(env["DATABASE_URL"]))
+    finally:
+        fleet.stop()
+        os.environ.clear()
+        os.environ.update(old)
+
+
+def test_a_redis_of_another_fleet_is_refused(fresh_env: dict[str, str], broker: Broker) -> None:
+    env = {**fresh_env, "KAFKA_BOOTSTRAP": broker.bootstrap}
+    old = dict(os.environ)
+    os.environ.update(env)
+    fleet = Fleet(env, port_offset=PORT_OFFSET, log=None)
+    try:
+        settings = Settings()
+        asyncio.run(admin.init(settings))
+        redis.Redis.from_url(env["REDIS_URL"]).set(identity.REDIS_KEY, "0123456789abcdef")
+        fleet.start("matcher")
+        detail = _wait_refusing(fleet, "matcher")
+        assert "redis holds fleet 0123456789abcdef" in detail, detail
+        assert fleet.procs["matcher"].poll() is None
+        # one line in the log, not one per retry and no traceback
+        time.sleep(identity.REFUSED_RETRY_S * 2)
+        fleet.stop()
+        lines = [line for line in fleet.tails["matcher"] if "refusing to serve" in line]
+        assert len(lines) == 1, lines
+        assert not any("Traceback" in line for line in fleet.tails["matcher"])
+    finally:
+        fleet.stop()
+        os.environ.clear()
+        os.environ.update(old)
