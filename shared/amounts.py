@@ -3,10 +3,12 @@
 Binance's grammar for a decimal parameter (``quantity``, ``price``, ``quoteOrderQty``, ``stopPrice``...) is
 ``^([0-9]{1,20})(\\.[0-9]{1,20})?$``: ASCII digits with at most one dot, nothing else. Python's ``Decimal`` and
 ``int`` accept far more (signs, spaces, underscores, exponents, ``NaN``, ``Infinity``, and the digits of every
-script, Arabic-Indic or fullwidth), so the text is matched against the grammar before it is converted,
-never after. A value with more significant decimals than the asset's precision (8, Binance's
-``baseAssetPrecision`` and ``quotePrecision``) is refused with -1111, never rounded; trailing zeros are not
-precision (``1.000000000`` is 1).
+script, Arabic-Indic or fullwidth), so the text is matched before it is converted, never after. In order:
+
+1. any character but ASCII digits and one inner dot: -1100 (Illegal characters, with the legal range);
+2. more significant decimals than the asset's precision (8, Binance's ``baseAssetPrecision`` and
+   ``quotePrecision``): -1111 (too much precision), never a rounding; trailing zeros are not precision;
+3. more than 20 digits before or after the dot: -1100, as the legal range says.
 
 Whatever passes holds at most 20 + 8 = 28 significant digits, which ``Decimal``'s default context (28 digits)
 stores and compares exactly.
@@ -25,7 +27,8 @@ from . import errors
 from .domain import ASSET_SCALE, INT64_MAX
 from .errors import ApiError
 
-DECIMAL_TEXT: Final = re.compile(r"[0-9]{1,20}(?:\.[0-9]{1,20})?")  # [0-9] is ASCII only, unlike \d
+DECIMAL_CHARS: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")  # [0-9] is ASCII only, unlike \d
+MAX_DIGITS: Final = 20  # before and after the dot, as the legal range says
 LEGAL_RANGE: Final = "^([0-9]{1,20})(\\.[0-9]{1,20})?$"
 
 
@@ -41,11 +44,13 @@ def too_precise(field: str) -> ApiError:
 
 def parse_amount(text: str, field: str, decimals: int = ASSET_SCALE) -> Decimal:
     """The exact value of ``text``, or Binance's refusal: -1100 off the grammar, -1111 past ``decimals``."""
-    if not DECIMAL_TEXT.fullmatch(text):
+    if not DECIMAL_CHARS.fullmatch(text):
         raise illegal_decimal(field)
-    fraction = text.partition(".")[2].rstrip("0")
-    if len(fraction) > decimals:
+    whole, _, fraction = text.partition(".")
+    if len(fraction.rstrip("0")) > decimals:
         raise too_precise(field)
+    if len(whole) > MAX_DIGITS or len(fraction) > MAX_DIGITS:
+        raise illegal_decimal(field)
     return Decimal(text)
 
 
