@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Iterator
 from decimal import Decimal
 
 import asyncpg
@@ -113,9 +114,9 @@ class Exchange:
 
 
 @pytest.fixture
-def exchange(fresh_env: dict[str, str]) -> Exchange:
+def exchange(fresh_env: dict[str, str]) -> Iterator[Exchange]:
     ex = Exchange(fresh_env["DATABASE_URL"])
-    yield ex  # type: ignore[misc]
+    yield ex
     ex.close()
 
 
@@ -163,8 +164,7 @@ async def _decide(ex: Exchange, side: Side, kind: OrderType, tif: TimeInForce | 
         _check_decision(ex, decision, request)
         event(f"{'ingested' if request is ingested else 'raw'}: {getattr(decision, 'msg', 'accepted')}")
     if ingested is None:  # what ingestion refuses for its numbers, the processor refuses too
-        refused = decisions[-1]
-        assert isinstance(refused, RejectedOrder), (params, refused)
+        assert isinstance(decisions[-1], RejectedOrder), (params, decisions[-1])
     await check_money(ex.db)
 
 
