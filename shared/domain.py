@@ -15,13 +15,15 @@ Decimals exist only at the edges (parsing requests, printing responses); the cor
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import StrEnum
 from typing import Final
 
 ASSET_SCALE: Final = 8
 ATOM: Final = Decimal(1).scaleb(-ASSET_SCALE)
 BPS: Final = 10_000  # fee rates are in basis points
+INT64_MAX: Final = 2**63 - 1  # what a Postgres BIGINT column, and so the ledger, stores
+DEFAULT_MAX_NOTIONAL: Final = Decimal(9_000_000_000)  # Binance's NOTIONAL maxNotional on its USDT markets
 
 
 class Side(StrEnum):
@@ -97,21 +99,6 @@ class FilterFailure(DomainError):
         self.detail = detail
 
 
-def to_decimal(text: str, field: str) -> Decimal:
-    """Parse a decimal string from a request; no exponents, NaN or infinities."""
-    try:
-        value = Decimal(text)
-    except (InvalidOperation, TypeError, ValueError):
-        raise ValueError(
-            f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."
-        ) from None
-    if not value.is_finite() or "e" in text.lower() or value < 0:
-        raise ValueError(
-            f"Illegal characters found in parameter '{field}'; legal range is '^([0-9]{{1,20}})(\\.[0-9]{{1,20}})?$'."
-        )
-    return value
-
-
 def atoms_to_decimal(atoms: int) -> Decimal:
     return Decimal(atoms).scaleb(-ASSET_SCALE)
 
@@ -153,6 +140,7 @@ class Market:
     maker_fee_bps: int = 10
     taker_fee_bps: int = 10
     status: str = "TRADING"
+    max_notional: Decimal = DEFAULT_MAX_NOTIONAL  # NOTIONAL's maxNotional, for LIMIT and MARKET orders alike
     # Integer scales, derived once: every fill, report and balance line is formatted with them, and the
     # Decimal arithmetic behind them was a visible share of market-data's and settlement's CPU per order.
     atoms_per_lot: int = field(init=False, repr=False, compare=False)  # base atoms in one lot
@@ -169,6 +157,15 @@ class Market:
         object.__setattr__(self, "atoms_per_lot", int(self.step_size / ATOM))
         object.__setattr__(self, "atoms_per_nu", int(self.tick_size * self.step_size / ATOM))
         object.__setattr__(self, "_atoms_per_tick", 0 if per_tick % 1 else int(per_tick))
+        # The filters bound every order, so the largest one they let through bounds every amount derived from
+        # it (ticks, lots, notional units, atoms held); those must fit the ledger's BIGINT columns.
+        largest = (
+            self.max_price / self.tick_size,
+            self.max_qty / self.step_size * self.atoms_per_lot,
+            self.max_notional / (self.tick_size * self.step_size) * self.atoms_per_nu,
+        )
+        if max(largest) > INT64_MAX:
+            raise ValueError(f"{self.symbol}: maxPrice, maxQty or maxNotional past what a BIGINT stores")
 
     # --- scale conversions (exact; off-grid values raise FilterFailure) -------------------------------
 
@@ -218,6 +215,11 @@ class Market:
         """Smallest allowed notional, in notional units, rounded up."""
         nu = self.min_notional / (self.tick_size * self.step_size)
         return int(nu.to_integral_value(rounding="ROUND_CEILING"))
+
+    @property
+    def max_notional_nu(self) -> int:
+        """Largest allowed notional, in notional units, rounded down."""
+        return int(self.max_notional / (self.tick_size * self.step_size))
 
     # --- fees ------------------------------------------------------------------------------------------
     def fee_atoms(self, gross_atoms: int, is_maker: bool) -> int:

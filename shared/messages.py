@@ -25,11 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
-from .domain import ExecType, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from .domain import INT64_MAX, ExecType, OrderStatus, OrderType, Side, StpMode, TimeInForce
 
 SCHEMA_VERSION: Final = 1
 
@@ -47,11 +47,16 @@ class Topic(StrEnum):
 
 # --- order-requests: ingestion -> order-processor ---------------------------------------------------------
 
+Stored = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
+"""An id or time a request carries into a BIGINT column: a record with one out of range does not decode, so it
+is dead-lettered as poison (``shared.kafka``) before it reaches Postgres. Its numbers, which its owner chose,
+are decimal strings, checked by the processor and refused to the owner instead."""
+
 
 class NewOrderRequest(msgspec.Struct, tag_field="kind", tag="new", kw_only=True, frozen=True):
     v: int = SCHEMA_VERSION
-    order_id: int
-    user_id: int
+    order_id: Stored
+    user_id: Stored
     symbol: str
     side: Side
     type: OrderType
@@ -61,7 +66,7 @@ class NewOrderRequest(msgspec.Struct, tag_field="kind", tag="new", kw_only=True,
     quote_order_qty: str | None = None
     client_order_id: str
     stp: StpMode = StpMode.EXPIRE_MAKER
-    ts: int  # ms, when ingestion accepted it
+    ts: Stored  # ms, when ingestion accepted it
 
     @property
     def request_id(self) -> int:
@@ -70,11 +75,11 @@ class NewOrderRequest(msgspec.Struct, tag_field="kind", tag="new", kw_only=True,
 
 class CancelRequest(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True, frozen=True):
     v: int = SCHEMA_VERSION
-    request_id: int
-    user_id: int
+    request_id: Stored
+    user_id: Stored
     symbol: str
-    order_id: int
-    ts: int
+    order_id: Stored
+    ts: Stored
 
 
 OrderRequest = NewOrderRequest | CancelRequest

@@ -30,6 +30,15 @@ CALL_SECONDS = Histogram(
 )
 
 
+# What a statement raises for the values it was given, not for the database's health: retrying it with the same
+# values fails the same way, so a consumer isolates the request that carried them instead of waiting.
+VALUE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.DataError,  # the server's class 22: a number out of range, a NUL in a text, ...
+    asyncpg.IntegrityConstraintViolationError,  # class 23: a CHECK constraint, a unique index, a foreign key
+    asyncpg.exceptions._base.DataError,  # the client's: an argument it cannot encode (an int past int64)
+)
+
+
 def timed(operation: str) -> tracing.Timed:
     """``async with timed("settle"), pool.acquire() as conn, conn.transaction():``, once per batch."""
     return tracing.Timed(CALL_SECONDS.labels(operation), f"postgres {operation}")
@@ -94,7 +103,7 @@ def migrate(database_url: str) -> None:
 
 MARKET_COLUMNS = (
     "symbol, base, quote, status, tick_size, step_size, min_price, max_price, min_qty, max_qty, "
-    "min_notional, maker_fee_bps, taker_fee_bps"
+    "min_notional, maker_fee_bps, taker_fee_bps, max_notional"
 )
 
 
@@ -105,10 +114,10 @@ async def load_markets(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Mar
 
 async def upsert_market(conn: asyncpg.Pool | asyncpg.Connection, m: Market) -> None:
     await conn.execute(
-        f"""INSERT INTO markets ({MARKET_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13)
+        f"""INSERT INTO markets ({MARKET_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
             ON CONFLICT (symbol) DO UPDATE SET base=$2, quote=$3, status=$4, tick_size=$5, step_size=$6,
               min_price=$7, max_price=$8, min_qty=$9, max_qty=$10, min_notional=$11, maker_fee_bps=$12,
-              taker_fee_bps=$13""",  # noqa: S608 (constant column list)
+              taker_fee_bps=$13, max_notional=$14""",  # noqa: S608 (constant column list)
         m.symbol,
         m.base,
         m.quote,
@@ -122,6 +131,7 @@ async def upsert_market(conn: asyncpg.Pool | asyncpg.Connection, m: Market) -> N
         m.min_notional,
         m.maker_fee_bps,
         m.taker_fee_bps,
+        m.max_notional,
     )
 
 

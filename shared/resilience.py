@@ -17,6 +17,8 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .postgres import VALUE_ERRORS
+
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
@@ -40,6 +42,8 @@ _OUTAGES: tuple[tuple[type[BaseException], str], ...] = (
 
 def outage(exc: BaseException) -> str | None:
     """The dependency an exception says went away, or None when it is not an outage."""
+    if isinstance(exc, VALUE_ERRORS):  # asyncpg's own DataError is an InterfaceError, yet no outage
+        return None
     for kind, name in _OUTAGES:
         if isinstance(exc, kind):
             return name

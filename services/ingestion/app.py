@@ -9,7 +9,7 @@ continues here (``traceparent`` header) and into the record's Kafka headers.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -21,13 +21,14 @@ from pydantic import BaseModel, Field
 from shared import errors, identity, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
+from shared.domain import Market
 from shared.errors import ApiError
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.ids import IdBlocks
 from shared.lifecycle import Health, now_ms
 from shared.messages import NewOrderRequest, Topic
 
-from .request import parse_cancel, parse_new_order
+from .request import check_filters, parse_cancel, parse_new_order
 from .sender import RequestSender
 
 SERVICE = "ingestion"
@@ -55,8 +56,10 @@ class CancelIn(BaseModel):
 class Ingestor:
     """The order-request path, independent of HTTP or Lambda."""
 
-    def __init__(self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, symbols: Collection[str]) -> None:
-        self.outbox, self.cache, self.db, self.symbols = outbox, cache, db, symbols
+    def __init__(
+        self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, markets: Mapping[str, Market]
+    ) -> None:
+        self.outbox, self.cache, self.db, self.markets = outbox, cache, db, markets
         self.ids = IdBlocks(db)
         self.sender = RequestSender(outbox)
 
@@ -72,7 +75,9 @@ class Ingestor:
     async def prepare(self, user_id: int, params: Mapping[str, str]) -> NewOrderRequest:
         """The canonical request with its order id; raises the client's ``ApiError`` on bad parameters."""
         order_id = await self.ids.next()
-        return parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.symbols)
+        request = parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.markets)
+        check_filters(request, self.markets[request.symbol])
+        return request
 
     async def publish(self, request: NewOrderRequest, claimed: str) -> dict[str, Any]:
         """Send a prepared request whose client id is ``claimed`` (its key); the ACK once the broker has it."""
@@ -92,7 +97,7 @@ class Ingestor:
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         request_id = await self.ids.next()
         request = parse_cancel(
-            params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.symbols
+            params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.markets
         )
         with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
             await self.sender.send(request, sent.headers)
@@ -106,8 +111,7 @@ async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
         db = await stack.enter_async_context(postgres.pool(settings, max_size=2))
         cache = await stack.enter_async_context(sredis.client(settings))
         outbox = await stack.enter_async_context(kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms))
-        symbols = set(await postgres.load_markets(db))
-        yield Ingestor(outbox, cache, db, symbols)
+        yield Ingestor(outbox, cache, db, await postgres.load_markets(db))
 
 
 def create_app(settings: Settings) -> FastAPI:

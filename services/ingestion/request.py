@@ -1,8 +1,10 @@
 """Turn a client's order parameters (Binance names, strings) into the canonical ``order-requests`` message.
 
-Pure: no I/O. Checks only what needs no market state beyond the symbol list: mandatory and extra
-parameters, enum spellings, decimal syntax, client-id syntax. Market filters and balances are the order
-processor's job, so a filter change never needs a new ingestion.
+Pure: no I/O. ``parse_new_order`` checks what needs no market state beyond the symbol list: mandatory and
+extra parameters, enum spellings, Binance's decimal grammar and precision (``shared.amounts``), client-id
+syntax. ``check_filters`` then applies the market's filters (``shared.filters``), so that an order they
+refuse is refused in the REST answer; the order processor applies them again when it decides (with the
+markets it reads, which a filter change reaches first), and balances are its alone.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import re
 from collections.abc import Collection, Mapping
 from decimal import Decimal
 
-from shared import errors
-from shared.domain import OrderType, Side, StpMode, TimeInForce, to_decimal
+from shared import errors, filters
+from shared.amounts import parse_amount
+from shared.domain import Market, OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
 from shared.messages import CancelRequest, NewOrderRequest
 
@@ -63,12 +66,7 @@ def _decimal(params: Mapping[str, str], name: str) -> Decimal | None:
     raw = params.get(name)
     if raw is None or raw == "":
         return None
-    if len(raw) > 40:
-        raise errors.illegal(name)
-    try:
-        value = to_decimal(raw, name)
-    except ValueError as exc:
-        raise ApiError(errors.ILLEGAL_CHARS, str(exc)) from None
+    value = parse_amount(raw, name)  # Binance's grammar and precision, before anything converts it
     if value <= 0:
         raise ApiError(errors.ILLEGAL_CHARS, f"Parameter '{name}' must be greater than zero; got '{raw}'.")
     return value
@@ -166,6 +164,11 @@ def parse_new_order(
         stp=stp,
         ts=ts,
     )
+
+
+def check_filters(request: NewOrderRequest, market: Market) -> None:
+    """Raise the ``ApiError`` Binance answers if ``market``'s filters refuse the request's numbers."""
+    filters.size(market, request.type, request.price, request.quantity, request.quote_order_qty)
 
 
 def parse_cancel(

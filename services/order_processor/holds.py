@@ -4,14 +4,19 @@ Idempotent on ``order_id``: a redelivered request finds its row and gets the dec
 a second hold or a fresh decision against a balance that has moved since. Balance rows are locked in
 (user_id, asset) order, then the open-order counts in user order, the order settlement uses too, so the
 two never deadlock.
+
+A batch whose values a statement refuses (``postgres.VALUE_ERRORS``) is decided again one request at a time,
+so that one request's values cannot stop its partition: the one refused alone is REJECTED (``Holds.take``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+from prometheus_client import Counter
 
 from shared import errors, postgres
 from shared.domain import Market, OrderStatus, Side
@@ -88,6 +93,13 @@ class Located:
 
 
 Decision = AcceptedOrder | RejectedOrder
+Taken = tuple[list[Decision], list[asyncpg.Record], set[int]]  # decisions, balances changed, order ids redelivered
+
+UNSTORABLE = "Order rejected: its values cannot be stored."
+UNSTORABLE_TOTAL = Counter(
+    "spot_processor_unstorable_total", "Order requests Postgres refused alone (REJECTED without a row)"
+)
+log = logging.getLogger(__name__)
 
 
 def _accepted(
@@ -153,14 +165,48 @@ class Holds:
         self.markets = markets
         self.open_orders_max = open_orders_max
 
-    async def take(self, batch: Sequence[Located], now: int) -> tuple[list[Decision], list[asyncpg.Record], set[int]]:
+    async def take(self, batch: Sequence[Located], now: int) -> Taken:
         """Decide every request of the batch and record the decisions in one transaction.
 
         Returns the decisions in input order, the balances the new holds changed, and the order ids decided
         before (a redelivery: their decisions are the stored ones).
+
+        A statement that refuses the batch's values (``postgres.VALUE_ERRORS``: a number out of range, a NUL
+        in a text, a CHECK constraint) would refuse them again on every redelivery, and no order behind them
+        would ever be decided. The batch is then decided again one request at a time, each in its own
+        transaction, and a request that is refused alone is REJECTED to its owner without a row
+        (``UNSTORABLE``). A lost connection is no such error: it goes up, and the batch waits and is retried.
         """
         if not batch:
             return [], [], set()
+        try:
+            return await self._take(batch, now)
+        except postgres.VALUE_ERRORS as exc:
+            log.warning("batch of %d refused by Postgres (%s); deciding it one request at a time", len(batch), exc)
+        return await self._take_each(batch, now)
+
+    async def _take_each(self, batch: Sequence[Located], now: int) -> Taken:
+        decisions: list[Decision] = []
+        balances: dict[tuple[int, str], asyncpg.Record] = {}  # the last state of each balance changed
+        redelivered: set[int] = set()
+        decided: dict[int, Decision] = {}  # a second copy of a request gets the first's decision, as in _take
+        for loc in batch:
+            r = loc.request
+            decision = decided.get(r.order_id)
+            if decision is None:
+                try:
+                    (decision,), changed, again = await self._take([loc], now)
+                except postgres.VALUE_ERRORS as exc:
+                    log.warning("order %s of user %s refused by Postgres: %s", r.order_id, r.user_id, exc)
+                    UNSTORABLE_TOTAL.inc()
+                    decision, changed, again = _rejected(loc, r, errors.NEW_ORDER_REJECTED, UNSTORABLE), [], set()
+                balances.update(((b["user_id"], b["asset"]), b) for b in changed)
+                redelivered |= again
+                decided[r.order_id] = decision
+            decisions.append(decision)
+        return decisions, list(balances.values()), redelivered
+
+    async def _take(self, batch: Sequence[Located], now: int) -> Taken:
         requests = [loc.request for loc in batch]
         async with postgres.timed("take_holds"), self.db.acquire() as conn, conn.transaction():
             users = [r.user_id for r in requests]

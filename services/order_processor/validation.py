@@ -1,9 +1,10 @@
 """Check an order request against its market and size its hold: pure, no I/O.
 
-``check`` applies the market's filters (PRICE_FILTER, LOT_SIZE, NOTIONAL, status) and converts the
-decimal strings to ticks and lots. ``size_hold`` decides which asset and how many atoms to hold, given
-what the user has available; it never holds more than is available and never less than the order can
-spend, which is what lets settlement consume holds without ever driving a balance negative.
+``check`` applies the market's filters (``shared.filters``: PRICE_FILTER, LOT_SIZE, MARKET_LOT_SIZE,
+NOTIONAL; status) and converts the decimal strings to ticks and lots; every amount it returns fits a BIGINT.
+``size_hold`` decides which asset and how many atoms to hold, given what the user has available; it never
+holds more than is available and never less than the order can spend, which is what lets settlement
+consume holds without ever driving a balance negative.
 
 Holds by order kind (``budget`` is what the matcher may spend: notional units for BUY, lots for SELL):
 
@@ -23,10 +24,9 @@ MARKET SELL by quote   base               everything available, in whole lots
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 
-from shared import errors
-from shared.domain import FilterFailure, Market, OrderType, Side
+from shared import errors, filters
+from shared.domain import Market, OrderType, Side
 from shared.errors import ApiError
 from shared.messages import NewOrderRequest
 
@@ -50,25 +50,19 @@ class Hold:
 
 
 def check(req: NewOrderRequest, market: Market | None) -> Spec:
-    """Raise ``ApiError`` with Binance's code if a filter refuses the request."""
+    """Raise ``ApiError`` with Binance's code if a filter refuses the request.
+
+    The request is checked whole, as if it had not passed ingestion: a record produced straight to the topic
+    with absurd numbers is refused to its owner here, before any of them reaches Postgres."""
     if market is None:
         raise errors.invalid_symbol()
     if market.status != "TRADING":
         raise ApiError(errors.NEW_ORDER_REJECTED, "Market is closed.")
-    try:
-        price_ticks = market.price_to_ticks(Decimal(req.price)) if req.price is not None else 0
-        qty_lots = market.qty_to_lots(Decimal(req.quantity)) if req.quantity is not None else 0
-    except FilterFailure as f:
-        raise errors.from_filter(f) from None
-    quote_nu = 0
-    if req.quote_order_qty is not None:
-        quote_nu = int(Decimal(req.quote_order_qty) / (market.tick_size * market.step_size))
-        if quote_nu < market.min_notional_nu:
-            raise errors.from_filter(FilterFailure("NOTIONAL", f"quoteOrderQty below {market.min_notional}"))
-    if req.type is not OrderType.MARKET and price_ticks * qty_lots < market.min_notional_nu:
-        raise errors.from_filter(FilterFailure("NOTIONAL", f"notional below {market.min_notional}"))
-    side = req.side
-    if side is Side.BUY:
+    if req.tif is None:
+        raise errors.mandatory("timeInForce")
+    sized = filters.size(market, req.type, req.price, req.quantity, req.quote_order_qty)
+    price_ticks, qty_lots, quote_nu = sized.price_ticks, sized.qty_lots, sized.quote_nu
+    if req.side is Side.BUY:
         if req.type is OrderType.MARKET:
             hold = quote_nu * market.atoms_per_nu if quote_nu else None
         else:

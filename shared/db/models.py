@@ -40,6 +40,7 @@ markets = Table(
     Column("min_qty", Numeric, nullable=False),
     Column("max_qty", Numeric, nullable=False),
     Column("min_notional", Numeric, nullable=False),
+    Column("max_notional", Numeric, nullable=False, server_default="9000000000"),
     Column("maker_fee_bps", Integer, nullable=False, server_default="10"),
     Column("taker_fee_bps", Integer, nullable=False, server_default="10"),
 )

@@ -22,7 +22,7 @@ from ...ingestion.request import CLIENT_ID, RESP_TYPES
 # -- request parameters -------------------------------------------------------------------------------------
 
 MAX_ID = 2**62  # deps.int_param's ceiling
-DECIMAL_IN = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"  # shared.domain.to_decimal: no sign, no exponent
+DECIMAL_IN = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"  # shared.amounts.DECIMAL_TEXT: no sign, no exponent
 
 
 @dataclass(frozen=True, slots=True)
