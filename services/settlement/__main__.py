@@ -114,10 +114,20 @@ async def settle(
     return applied, balances
 
 
+# Postgres refusals that say nothing about the record: another transaction's conflict (deadlock, serialization),
+# a lock not granted, a full disk or too many connections. Like a bug, they stop the process, whose restart
+# settles the batch again; a halt would stop a symbol for good over a passing condition.
+TRANSIENT = (
+    asyncpg.TransactionRollbackError,
+    asyncpg.exceptions.LockNotAvailableError,
+    asyncpg.InsufficientResourcesError,
+)
+
+
 def unappliable(exc: Exception) -> bool:
-    """Whether applying a record failed for the record itself, not for a lost dependency (an outage, waited
-    out) or a conflict with another transaction (a deadlock or serialization failure, retried by a restart)."""
-    return resilience.outage(exc) is None and not isinstance(exc, asyncpg.TransactionRollbackError)
+    """Whether applying a record failed for the record itself, not for a lost dependency (an outage: waited
+    out, then settled again; a timeout is one) or a passing condition in Postgres (``TRANSIENT``)."""
+    return resilience.outage(exc) is None and not isinstance(exc, TRANSIENT)
 
 
 def main() -> None:
