@@ -221,6 +221,14 @@ class Market:
         """Largest allowed notional, in notional units, rounded down."""
         return int(self.max_notional / (self.tick_size * self.step_size))
 
+    # --- holds -----------------------------------------------------------------------------------------
+    def limit_hold_atoms(self, side: Side, price_ticks: int, lots: int) -> int:
+        """What ``lots`` of a limit order hold: the notional at its limit for a BUY (no fee reserve, since a fee
+        is taken from what a side receives), the quantity for a SELL. The processor holds it for the whole
+        order; settlement keeps an open order's hold at it for the lots left, so ``locked`` is what the open
+        orders still need, as on Binance."""
+        return price_ticks * lots * self.atoms_per_nu if side is Side.BUY else lots * self.atoms_per_lot
+
     # --- fees ------------------------------------------------------------------------------------------
     def fee_atoms(self, gross_atoms: int, is_maker: bool) -> int:
         """Commission on what a side receives, rounded down so the user is never overcharged."""

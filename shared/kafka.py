@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -350,17 +350,36 @@ class Inbox(Generic[T]):
         per batch for a hot loop, instead of ``owns`` per record (valid until the next await)."""
         return {(self._base(tp.topic), tp.partition) for tp in self._consumer.assignment()}
 
-    async def commit(self, batch: Batch[T]) -> None:
+    async def commit(self, batch: Batch[T], held: Mapping[tuple[str, int], int] | None = None) -> None:
         """Mark the batch done; its offsets are committed with the next commit, at most
         ``kafka_commit_interval_ms`` later (also when the consumer goes idle, loses the partition or stops).
 
         A commit is a broker round trip per batch, on Tansu ~110 us of its CPU and as much of ours, which at
         moderate rates (batches of a few orders) is paid by every consumer for every few orders. Every
         consumer is idempotent, so a crash redelivers at most that interval's batches, and changes nothing.
+
+        ``held``: per (topic, partition), an offset the commit must not pass, because the record there is not
+        done yet (settlement's halted records): a restart reads it again.
         """
-        self._pending.update(batch.ends)
+        ends = batch.ends
+        if held:
+            ends = {
+                tp: min(end, held.get((self._base(tp.topic), tp.partition), end)) for tp, end in batch.ends.items()
+            }
+        self._pending.update(ends)
         if time.monotonic() - self._committed_at >= self._commit_every_s:
             await self.flush_commits()
+
+    async def rewind(self, topic: str, partition: int, offset: int) -> bool:
+        """Read a partition again from ``offset`` if this consumer has read past it; False when the partition
+        is not assigned here (its owner reads it from its committed offset, which ``commit``'s ``held`` kept
+        at or before ``offset``)."""
+        tp = TopicPartition(self._settings.topic(topic), partition)
+        if tp not in self._consumer.assignment():
+            return False
+        if await self._consumer.position(tp) > offset:
+            self._consumer.seek(tp, offset)
+        return True
 
     async def flush_commits(self) -> None:
         """Commit what is done on the partitions still assigned here.

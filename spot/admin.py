@@ -1,4 +1,5 @@
-"""Operator commands: create users with API keys, deposit, show balances, initialise a database, reconcile.
+"""Operator commands: create users with API keys, deposit, show balances, initialise a database, reconcile,
+show and resolve settlement halts.
 
 Every balance change goes through ``services.settlement.accounts.deposit``: a ledger row and a balance
 update in one transaction.
@@ -130,3 +131,63 @@ async def reconcile(settings: Settings, repair: bool = True) -> list[dict[str, o
             return [(await reconcile_symbol(m, db, cache, None)).as_json() for m in markets.values()]
         async with kafka.producer(settings) as outbox:
             return [(await reconcile_symbol(m, db, cache, outbox)).as_json() for m in markets.values()]
+
+
+HALT_COLUMNS = (
+    "symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, record, halted_at, resolution, resolved_at"
+)
+
+RESOLVE = (
+    "UPDATE settlement_halts SET resolution = $2, resolved_at = $3 WHERE symbol = $1 AND resolution IS NULL "  # noqa: S608
+    f"RETURNING {HALT_COLUMNS}"
+)
+
+
+def _halt_json(r: asyncpg.Record) -> dict[str, object]:
+    return {
+        "symbol": r["symbol"],
+        "seq": r["seq"],
+        "record": {"topic": r["topic"], "partition": r["src_partition"], "offset": r["src_offset"],
+                   "index": r["src_index"], "value": r["record"]},
+        "reason": f"{r['kind']}: {r['reason']}",
+        "haltedAt": r["halted_at"],
+        "resolution": r["resolution"],
+        "resolvedAt": r["resolved_at"],
+    }  # fmt: skip
+
+
+async def settlement_halted(settings: Settings) -> list[dict[str, object]]:
+    """The symbols whose settlement is stopped at a record it cannot apply, with the record and the reason."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        rows = await conn.fetch(
+            f"SELECT {HALT_COLUMNS} FROM settlement_halts WHERE resolution IS NULL ORDER BY symbol"  # noqa: S608
+        )
+        return [_halt_json(r) for r in rows]
+    finally:
+        await conn.close()
+
+
+class NotHalted(LookupError):
+    """``resolve`` named a symbol whose settlement is not stopped."""
+
+
+async def settlement_resolve(settings: Settings, symbol: str, resolution: str) -> dict[str, object]:
+    """Record the operator's decision on ``symbol``'s halt: ``retry`` (settlement applies the record again, e.g.
+    after the data was fixed; a record that still fails stops the symbol again) or ``skip`` (settlement moves
+    past that one record without applying it). The settlement replicas notice within a second."""
+    if resolution not in ("retry", "skip"):
+        raise ValueError(f"resolution must be retry or skip, not {resolution!r}")
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        row = await conn.fetchrow(
+            RESOLVE,
+            symbol.upper(),
+            resolution,
+            now_ms(),
+        )
+        if row is None:
+            raise NotHalted(f"settlement of {symbol.upper()} is not halted")
+        return _halt_json(row)
+    finally:
+        await conn.close()

@@ -8,6 +8,8 @@ spot admin deposit --user 2 --deposit USDT=500
 spot admin balances [--user 2] [--json]
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
 spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
+spot admin settlement halted [--json]  symbols whose settlement stopped at a record, with the record and reason
+spot admin settlement resolve SYMBOL --retry|--skip   apply that record again, or move past it
 spot trades query "SQL" [--dir PATH] [--json]   the trade archive (Parquet), with DuckDB
 """
 
@@ -21,6 +23,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from shared import identity
 from shared.config import SERVICE_PORTS, Settings
@@ -126,6 +129,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
         reports = asyncio.run(admin.reconcile(settings, repair=not args.report_only))
         print(json.dumps(reports, indent=2))
         return 1 if any(r["conflicts"] for r in reports) else 0
+    elif args.admin == "settlement":
+        return _settlement(settings, args)
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -133,6 +138,27 @@ def cmd_admin(args: argparse.Namespace) -> int:
         else:
             for r in rows:
                 print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
+    return 0
+
+
+def _settlement(settings: Settings, args: argparse.Namespace) -> int:
+    if args.settlement == "halted":
+        halts = asyncio.run(admin.settlement_halted(settings))
+        if args.json:
+            print(json.dumps(halts))
+        elif not halts:
+            print("no symbol is halted")
+        for h in [] if args.json else halts:
+            r: dict[str, Any] = h["record"]  # type: ignore[assignment]
+            print(f"{h['symbol']} halted at seq {h['seq']}, {r['topic']}[{r['partition']}]@{r['offset']} #{r['index']}")
+            print(f"  reason  {h['reason']}\n  record  {r['value']}")
+        return 0
+    try:
+        resolved = asyncio.run(admin.settlement_resolve(settings, args.symbol, "skip" if args.skip else "retry"))
+    except admin.NotHalted as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(json.dumps(resolved))
     return 0
 
 
@@ -189,6 +215,15 @@ def parser() -> argparse.ArgumentParser:
     rec = asub.add_parser("reconcile", help="compare the warm book (Postgres) with the hot book (Redis); repair")
     rec.add_argument("--report-only", action="store_true", help="report differences without repairing")
     asub.add_parser("reseed-positions", help="continue on a new broker log: source positions restart in a higher epoch")
+    st = asub.add_parser("settlement", help="settlement halts: show them, resolve one")
+    ssub = st.add_subparsers(dest="settlement", required=True)
+    halted = ssub.add_parser("halted", help="symbols whose settlement stopped at a record, with the record and reason")
+    halted.add_argument("--json", action="store_true")
+    resolve = ssub.add_parser("resolve", help="resolve a symbol's halt")
+    resolve.add_argument("symbol")
+    how = resolve.add_mutually_exclusive_group(required=True)
+    how.add_argument("--retry", action="store_true", help="apply the record again (after fixing the data)")
+    how.add_argument("--skip", action="store_true", help="move past the record without applying it")
     adm.set_defaults(func=cmd_admin)
     trades = sub.add_parser("trades", help="the trade archive")
     tsub = trades.add_subparsers(dest="trades", required=True)

@@ -4,13 +4,29 @@
   outside (ledger rows with no debit account) minus what went out;
 * the balances table equals the ledger, per (user, asset, bucket);
 * no negative balance (also a CHECK constraint);
-* holds: an ended order holds nothing; per (user, asset), ``held`` equals the holds left on open orders;
+* holds: an ended order holds nothing; per (user, asset), ``held`` equals the holds left on open orders,
+  and equals what those orders still need (``REMAINING_NEED``): a hold is what the order still needs;
 * each user's count in ``open_order_counts`` equals their open orders.
 """
 
 from __future__ import annotations
 
 import asyncpg
+
+REMAINING_NEED = """
+SELECT o.user_id, o.hold_asset AS asset, sum(CASE
+    WHEN o.type = 'MARKET' THEN o.hold_atoms
+    WHEN o.side = 'BUY' THEN (o.qty_lots - o.executed_lots) * o.price_ticks * m.tick_size * m.step_size * 1e8
+    ELSE (o.qty_lots - o.executed_lots) * m.step_size * 1e8 END) AS need
+FROM orders o JOIN markets m ON m.symbol = o.symbol
+WHERE o.status IN ('NEW', 'PARTIALLY_FILLED')
+GROUP BY o.user_id, o.hold_asset
+"""
+"""Per (user, asset), what the open orders still need held, from the orders table alone. It mirrors the
+processor's hold (``validation.check``): a limit BUY holds price * qty in quote atoms (no fee reserve, a
+fee is taken from what a side receives), a SELL its quantity in base atoms; here for the lots not yet
+executed. A MARKET order is open only until the matcher takes it (it ends in that step), so it still needs
+all it held: everything available or its quote, which no formula gives back."""
 
 
 async def check_money_at(database_url: str) -> dict[str, int]:
@@ -70,6 +86,8 @@ async def check_money(db: asyncpg.Pool | asyncpg.Connection) -> dict[str, int]:
         )
     }
     assert held == open_holds, f"held balances {held} differ from open orders' holds {open_holds}"
+    needs = {(r["user_id"], r["asset"]): r["need"] for r in await db.fetch(REMAINING_NEED) if r["need"]}
+    assert held == needs, f"held balances {held} differ from what the open orders still need {needs}"
 
     counted = {r["user_id"]: r["n"] for r in await db.fetch("SELECT user_id, n FROM open_order_counts WHERE n <> 0")}
     really_open = {

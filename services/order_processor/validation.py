@@ -11,8 +11,8 @@ Holds by order kind (``budget`` is what the matcher may spend: notional units fo
 =====================  =================  ==========================================================
 kind                   asset held         atoms held
 =====================  =================  ==========================================================
-LIMIT / LIMIT_MAKER    quote (BUY)        price * qty (better prices leave a remainder, released
-                                          when the order ends)
+LIMIT / LIMIT_MAKER    quote (BUY)        price * qty (``Market.limit_hold_atoms``); a fill at a better
+                                          price frees the difference at once (settlement)
 any SELL by quantity   base               qty
 MARKET BUY by qty      quote              everything available (the fill price is unknown); the rest
                                           is released when the order ends
@@ -66,9 +66,9 @@ def check(req: NewOrderRequest, market: Market | None) -> Spec:
         if req.type is OrderType.MARKET:
             hold = quote_nu * market.atoms_per_nu if quote_nu else None
         else:
-            hold = price_ticks * qty_lots * market.atoms_per_nu
+            hold = market.limit_hold_atoms(side, price_ticks, qty_lots)
         return Spec(price_ticks, qty_lots, quote_nu, market.quote, hold)
-    hold = qty_lots * market.atoms_per_lot if qty_lots else None
+    hold = market.limit_hold_atoms(side, price_ticks, qty_lots) if qty_lots else None
     return Spec(price_ticks, qty_lots, quote_nu, market.base, hold)
 
 

@@ -102,10 +102,21 @@ class Accounts:
                 return [], []
             order_ids = sorted({oid for evs in fresh.values() for e in evs for oid in _order_ids(e)})
             orders = {
-                r["order_id"]: OrderHold(r["user_id"], r["hold_asset"], r["hold_left"], r["status"])
+                r["order_id"]: OrderHold(
+                    r["user_id"],
+                    r["hold_asset"],
+                    r["hold_left"],
+                    r["side"],
+                    r["type"],
+                    r["price_ticks"],
+                    r["qty_lots"],
+                    r["status"],
+                    r["executed_lots"],
+                    r["cum_nu"],
+                )
                 for r in await conn.fetch(
-                    "SELECT order_id, user_id, hold_asset, hold_left, status FROM orders "
-                    "WHERE order_id = ANY($1::bigint[]) ORDER BY order_id FOR UPDATE",
+                    "SELECT order_id, user_id, hold_asset, hold_left, status, side, type, price_ticks, qty_lots, "
+                    "executed_lots, cum_nu FROM orders WHERE order_id = ANY($1::bigint[]) ORDER BY order_id FOR UPDATE",
                     order_ids,
                 )
             }

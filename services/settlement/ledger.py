@@ -5,10 +5,17 @@ Each trade moves, in atoms:
 * quote: buyer ``held`` -> seller ``available`` (notional - seller fee), buyer ``held`` -> fee account (seller fee);
 * base: seller ``held`` -> buyer ``available`` (qty - buyer fee), seller ``held`` -> fee account (buyer fee).
 
-The buyer's order hold shrinks by the notional at the trade price, the seller's by the quantity; when an
-order ends (filled, canceled, expired, rejected), what is left of its hold goes back to ``available``
-exactly once (``hold_left`` becomes 0). Every posting moves units between two accounts, so the per-asset
-sum over all accounts never changes; the property tests assert it.
+The buyer's order hold shrinks by the notional at the trade price, the seller's by the quantity. A limit
+order still open after an event keeps exactly what its lots left need (``Market.limit_hold_atoms``, the
+processor's formula): a BUY that traded below its limit frees the price improvement at that event
+(``improvement``), so a user's ``held`` always equals the remaining need of their open orders, as Binance's
+``locked`` does. When an order ends (filled, canceled, expired, rejected), what is left of its hold goes
+back to ``available`` exactly once (``hold_left`` becomes 0); a MARKET order ends in the event that placed
+it, so that release is its only one. Every posting moves units between two accounts, so the per-asset sum
+over all accounts never changes; the property tests assert it.
+
+An event that cannot be applied (an order without a row, a hold smaller than what the order needs) raises
+an ``Unappliable``: never skipped here, it is the caller's to stop its symbol on.
 """
 
 from __future__ import annotations
@@ -17,17 +24,21 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from shared.db.models import FEE_USER_ID
-from shared.domain import Bucket, ExecType, Market, OrderStatus
+from shared.domain import Bucket, ExecType, Market, OrderStatus, OrderType, Side
 from shared.messages import MatchedEvent, OrderUpdate, Trade
 
 
 @dataclass(slots=True)
 class OrderHold:
-    """What settlement tracks per order: whose it is and how much of its hold is left."""
+    """What settlement tracks per order: whose it is, how much of its hold is left, and what sizes that hold."""
 
     user_id: int
     hold_asset: str
     hold_left: int
+    side: str
+    type: str
+    price_ticks: int
+    qty_lots: int
     status: str = OrderStatus.NEW.value
     executed_lots: int = 0
     cum_nu: int = 0
@@ -65,7 +76,7 @@ class Settled:
         amount: int,
     ) -> None:
         if amount < 0:
-            raise ValueError(f"{ref}: negative posting {amount} {asset}")
+            raise HoldShortfall(f"{ref}: negative posting {amount} {asset}")
         if amount:
             self.postings.append(Posting(kind, ref, asset, from_user, from_bucket, to_user, to_bucket, amount))
 
@@ -80,9 +91,25 @@ class Settled:
         return out
 
 
-class UnknownOrder(Exception):
+class Unappliable(Exception):
+    """An event settlement cannot apply as it stands: its symbol stops settling until an operator decides."""
+
+
+class UnknownOrder(Unappliable):
     """An event names an order settlement has no row for: a bug upstream, never silently skipped. The one
     exception is a REJECTED update: the processor refuses a client order id already taken without a row."""
+
+
+class HoldShortfall(Unappliable):
+    """A trade or an open order needs more than its order's hold has left: the hold was sized wrong."""
+
+
+def remaining_need(o: OrderHold, m: Market) -> int | None:
+    """What an open order's hold must still cover: its limit hold for the lots left. None for a MARKET
+    order, whose hold is sized by what was available or its quote and which ends in the step that placed it."""
+    if o.type == OrderType.MARKET.value:
+        return None
+    return m.limit_hold_atoms(Side(o.side), o.price_ticks, o.qty_lots - o.executed_lots)
 
 
 def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, OrderHold]) -> Settled:
@@ -103,7 +130,7 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             buyer.hold_left -= notional
             seller.hold_left -= base
             if buyer.hold_left < 0 or seller.hold_left < 0:
-                raise ValueError(f"{ref}: a trade consumed more than its order's hold")
+                raise HoldShortfall(f"{ref}: a trade consumed more than its order's hold")
             out.touched[t.buyer_order_id] = buyer
             out.touched[t.seller_order_id] = seller
             out.trades.append((m.symbol, event.seq, t))
@@ -116,10 +143,22 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             o.last_seq, o.updated_ts = event.seq, event.ts
             out.touched[u.order_id] = o
             updated.append((u, o))
-        for u, o in updated:
-            if not OrderStatus(o.status).is_open and o.hold_left:
-                out.move("release", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, o.hold_left)
-                o.hold_left = 0
+        for u, o in updated:  # an order updated twice in the event is seen twice: the second finds nothing to do
+            if not OrderStatus(o.status).is_open:
+                if o.hold_left:
+                    out.move(
+                        "release", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, o.hold_left
+                    )
+                    o.hold_left = 0
+                continue
+            need = remaining_need(o, m)
+            if need is None or need == o.hold_left:
+                continue
+            if need > o.hold_left:
+                raise HoldShortfall(f"order {u.order_id}: holds {o.hold_left} {o.hold_asset}, its lots need {need}")
+            freed = o.hold_left - need  # a BUY's price improvement: held at its limit, traded below it
+            out.move("improvement", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
+            o.hold_left = need
     return out
 
 

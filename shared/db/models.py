@@ -183,3 +183,28 @@ fleet = Table(
     CheckConstraint("singleton", name="fleet_one_row"),
     CheckConstraint("epoch >= 0", name="fleet_epoch_not_negative"),
 )
+
+# A matched event settlement could not apply (an order without a row, a hold that does not cover a trade, a value
+# Postgres refuses): its symbol stops settling there, the later events of that symbol wait behind it, the other
+# symbols go on. The row keeps where the record sits in its topic and the record itself, so the halt survives a
+# restart; an operator resolves it (``spot admin settlement resolve``): ``retry`` applies the record again (after
+# fixing the data), ``skip`` moves past that one record. At most one open halt per symbol.
+settlement_halts = Table(
+    "settlement_halts",
+    metadata,
+    Column("halt_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("symbol", Text, nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("src_partition", Integer, nullable=False),
+    Column("src_offset", BigInteger, nullable=False),
+    Column("src_index", Integer, nullable=False),  # the event's place in its record (an envelope)
+    Column("kind", Text, nullable=False),  # the error's class: the metric's ``reason`` label
+    Column("reason", Text, nullable=False),
+    Column("record", Text, nullable=False),  # the event, as JSON
+    Column("halted_at", BigInteger, nullable=False),
+    Column("resolution", Text),  # NULL while open; 'skip' or 'retry'
+    Column("resolved_at", BigInteger),
+    CheckConstraint("resolution IN ('skip', 'retry')", name="halt_resolution_known"),
+    Index("settlement_halts_open", "symbol", unique=True, postgresql_where=text("resolution IS NULL")),
+)

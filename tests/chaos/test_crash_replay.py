@@ -278,9 +278,13 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
                 row = expected.setdefault((command.user_id, asset), [0, 0])
                 row[0] -= atoms
                 row[1] += atoms
-                holds[command.order_id] = OrderHold(command.user_id, asset, atoms)
+                holds[command.order_id] = OrderHold(
+                    command.user_id, asset, atoms, command.side, command.type, command.price_ticks, command.qty_lots
+                )
             elif isinstance(command, RejectedOrder):
-                holds[command.order_id] = OrderHold(command.user_id, "", 0)
+                holds[command.order_id] = OrderHold(
+                    command.user_id, "", 0, command.side, command.type, command.price_ticks, command.qty_lots
+                )
             for p in settle([event], markets[event.symbol], holds).postings:
                 expected.setdefault((p.debit_user, p.asset), [0, 0])[p.debit_bucket is Bucket.HELD] -= p.amount
                 expected.setdefault((p.credit_user, p.asset), [0, 0])[p.credit_bucket is Bucket.HELD] += p.amount

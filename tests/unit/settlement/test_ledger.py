@@ -1,7 +1,8 @@
 """Settlement arithmetic, driven by the real pure pipeline: validation -> hold -> book -> settle.
 
 After every step: per-asset conservation, no negative balance, every ended order's hold released exactly
-once, and per (user, asset) the held balance equals the holds left on open orders.
+once, every open limit order holding exactly what its lots left need at its price, and per (user, asset)
+the held balance equals the holds left on open orders.
 """
 
 from __future__ import annotations
@@ -106,7 +107,9 @@ class Exchange:
             return
         self.post(user, hold.asset, Bucket.AVAILABLE, -hold.atoms)
         self.post(user, hold.asset, Bucket.HELD, hold.atoms)
-        self.orders[req.order_id] = OrderHold(user, hold.asset, hold.atoms)
+        self.orders[req.order_id] = OrderHold(
+            user, hold.asset, hold.atoms, side.value, otype.value, spec.price_ticks, spec.qty_lots
+        )
         assert req.tif is not None
         cmd = AcceptedOrder(
             src_partition=0,
@@ -157,6 +160,10 @@ class Exchange:
         for oid, o in self.orders.items():
             if not OrderStatus(o.status).is_open:
                 assert o.hold_left == 0, f"order {oid} ended holding {o.hold_left}"
+            elif o.type != OrderType.MARKET:  # a hold is what the order still needs: its limit for the lots left
+                left = o.qty_lots - o.executed_lots
+                need = left * o.price_ticks * MARKET.atoms_per_nu if o.side == Side.BUY else left * MARKET.atoms_per_lot
+                assert o.hold_left == need, f"order {oid} holds {o.hold_left}, needs {need}"
         for (user, asset), (_, held) in self.balances.items():
             if user == FEE_USER_ID:
                 continue

@@ -1,0 +1,42 @@
+"""The chart's alert rules: a PrometheusRule that the Prometheus Operator's CRD accepts, whose every expression
+queries metrics the services really expose, with SettlementHalted among them (a symbol whose settlement
+stopped at a record it cannot apply)."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import chart
+from .contract import CRD_DIR
+from .crds import CustomResourceSchemas
+from .test_observability import exposed_names, metric_names
+
+WITH_RULES = ("eks", "ci-all-features")
+
+
+@pytest.fixture(scope="module")
+def operator_crds() -> CustomResourceSchemas:
+    return CustomResourceSchemas(CRD_DIR / "operators")
+
+
+def _rules(rendered: dict, profile: str) -> list[dict]:
+    return [chart.strip(d) for d in rendered[profile] if d["kind"] == "PrometheusRule"]
+
+
+@pytest.mark.parametrize("profile", WITH_RULES)
+def test_prometheus_rule_matches_its_crd_and_queries_exposed_metrics(rendered, operator_crds, profile):
+    (rule,) = _rules(rendered, profile)
+    assert operator_crds.knows(rule)
+    assert not operator_crds.violations(rule), [str(v) for v in operator_crds.violations(rule)]
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    exposed = exposed_names()
+    for name, alert in alerts.items():
+        assert metric_names(alert["expr"]) <= exposed, (name, metric_names(alert["expr"]) - exposed)
+    halted = alerts["SettlementHalted"]
+    assert metric_names(halted["expr"]) == {"spot_settlement_halted"}
+    assert halted["labels"]["severity"] == "critical"
+    assert "spot admin settlement resolve" in halted["annotations"]["description"]
+
+
+def test_alert_rules_are_off_unless_asked_for(rendered):
+    assert not _rules(rendered, "default")
