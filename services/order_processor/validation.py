@@ -66,9 +66,9 @@ def check(req: NewOrderRequest, market: Market | None) -> Spec:
         if req.type is OrderType.MARKET:
             hold = quote_nu * market.atoms_per_nu if quote_nu else None
         else:
-            hold = market.limit_hold_atoms(side, price_ticks, qty_lots)
+            hold = market.limit_hold_atoms(Side.BUY, price_ticks, qty_lots)
         return Spec(price_ticks, qty_lots, quote_nu, market.quote, hold)
-    hold = market.limit_hold_atoms(side, price_ticks, qty_lots) if qty_lots else None
+    hold = market.limit_hold_atoms(Side.SELL, price_ticks, qty_lots) if qty_lots else None
     return Spec(price_ticks, qty_lots, quote_nu, market.base, hold)
 
 

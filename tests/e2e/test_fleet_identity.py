@@ -55,7 +55,7 @@ class Broker:
 
     def start(self) -> None:
         url = f"tcp://{self.bootstrap}"
-        log = open(self.state / "tansu.log", "ab")  # noqa: SIM115 - the broker keeps it for its lifetime
+        log = open(self.state / "tansu.log", "ab")  # the broker keeps it for its lifetime
         self.proc = subprocess.Popen(
             [
                 infra.tansu_binary(),
