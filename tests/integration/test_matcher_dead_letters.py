@@ -63,7 +63,7 @@ async def _flow(settings: Settings) -> None:
     assert headers[0][REASON].startswith(b"KeyError") and headers[1][REASON].startswith(b"OverflowError")
 
     async with sredis.client(settings) as cache:
-        book, pending = await BookStore(cache).load(MARKET)
+        book, _ = await BookStore(cache).load(MARKET)
     state = book.state
     assert (state.seq, state.src_partition, state.src_offset) == (3, 0, 4)
     assert sorted(o.order_id for o in book.orders()) == [1000, 1004]  # neither bad command left a trace
