@@ -90,9 +90,9 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                             if isinstance(v, MatchedEvent):
                                 if v.seq > state.depth.seq:
                                     tp = traced.traceparent(v) if traced.tracked else None
-                                    reports = rendered(state, v, channels, tp)  # may raise: before any change
+                                    shown = rendered(state, v, channels, tp)  # may raise: before any change
                                     state.depth.apply(v.seq, v.deltas)
-                                    for channel, report in reports:
+                                    for channel, report in shown:
                                         told_user = users.get(channel)
                                         if told_user is None:
                                             users[channel] = [report]

@@ -379,8 +379,8 @@ class Matcher:
             if failed is None:
                 self.books[symbol] = book
                 return part
-            record, exc = failed
-            await self.dead.send(record, encode(record.value), symbol, exc)
+            record, error = failed
+            await self.dead.send(record, encode(record.value), symbol, error)
             skipped.add((record.value.src_partition, record.value.src_offset))
 
 
