@@ -17,12 +17,18 @@ nothing (one transaction): the whole batch first, then halves, down to single re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from . import resilience
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from . import kafka, resilience
+from .config import Settings
 from .kafka import DLQ_TOTAL, Outbox, Record
+from .messages import Topic
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +115,118 @@ async def isolate(
     if items:
         await run(items)
     return applied, failed
+
+
+# --- reading and replaying dead letters (``spot admin dlq``) ----------------------------------------------
+
+READ_IDLE_S = 1.0  # a dead-letter topic read to its end: no record for this long after the last one
+READ_MAX_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One record of a dead-letter topic, its reason and where it came from."""
+
+    topic: str  # the dead-letter topic, as ``Topic.dlq`` names it
+    offset: int
+    key: str
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+    timestamp: int  # ms, when it was dead-lettered
+
+    def header(self, name: str) -> str:
+        return next((v.decode(errors="replace") for k, v in self.headers if k == name), "")
+
+    @property
+    def source(self) -> tuple[str, int, int] | None:
+        """(topic, partition, offset) it was taken from, or None for a record without a readable source."""
+        topic, _, rest = self.header(SOURCE).partition("/")
+        partition, _, offset = rest.partition("/")
+        return (topic, int(partition), int(offset)) if partition.isdigit() and offset.isdigit() else None
+
+    @property
+    def own_headers(self) -> list[tuple[str, bytes]]:
+        """The headers the record had at its source (a replay sends them again)."""
+        return [(k, v) for k, v in self.headers if k not in OWN_HEADERS]
+
+
+DLQ_TOPICS = tuple(t.dlq for t in Topic)
+
+
+def dlq_topic(name: str) -> Topic:
+    """The topic a dead-letter topic belongs to; ``ValueError`` names the ones there are."""
+    for topic in Topic:
+        if name == topic.dlq:
+            return topic
+    raise ValueError(f"{name!r} is not a dead-letter topic: one of {', '.join(DLQ_TOPICS)}")
+
+
+async def read(settings: Settings, name: str, offset: int | None = None) -> list[DeadLetter]:
+    """Every record of the dead-letter topic ``name`` (``validated-orders.dlq``), or the one at ``offset``."""
+    dlq_topic(name)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        **kafka.security(settings),
+    )
+    await consumer.start()
+    try:
+        full = settings.topic(name)
+        partitions = consumer.partitions_for_topic(full) or set()
+        if not partitions:
+            await consumer.client.force_metadata_update()  # a fresh client may know no topic yet
+            partitions = consumer.partitions_for_topic(full) or set()
+        tps = [TopicPartition(full, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        for tp in tps:
+            if offset is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, offset)
+        found: list[DeadLetter] = []
+        loop = asyncio.get_running_loop()
+        deadline, idle_since = loop.time() + READ_MAX_S, loop.time()
+        while loop.time() < deadline and loop.time() - idle_since < READ_IDLE_S:
+            polled = await consumer.getmany(timeout_ms=200)
+            for raws in polled.values():
+                for raw in raws:
+                    if offset is not None and raw.offset != offset:
+                        continue
+                    found.append(
+                        DeadLetter(
+                            name,
+                            raw.offset,
+                            (raw.key or b"").decode(errors="replace"),
+                            raw.value or b"",
+                            tuple(raw.headers or ()),
+                            raw.timestamp,
+                        )
+                    )
+            if polled:
+                idle_since = loop.time()
+            if offset is not None and found:
+                break
+            at_end = True
+            for tp in tps:
+                highwater = consumer.highwater(tp)
+                at_end = at_end and highwater is not None and await consumer.position(tp) >= highwater
+            if at_end:
+                break
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def replay(settings: Settings, letter: DeadLetter) -> tuple[str, int, int]:
+    """Produce a dead letter back to its source topic with its own headers; returns (topic, partition,
+    offset) where it landed. Consumers are idempotent, so replaying what was applied since changes nothing."""
+    source = letter.source
+    topic = source[0] if source is not None else dlq_topic(letter.topic).value
+    if topic not in {t.value for t in Topic}:
+        raise ValueError(f"dead letter {letter.topic}@{letter.offset} names an unknown source topic {topic!r}")
+    async with kafka.producer(settings) as out:
+        partition, offset = await out.send_now(topic, letter.value, key=letter.key, headers=letter.own_headers)
+    return topic, partition, offset

@@ -7,6 +7,9 @@ spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
 spot admin deposit --user 2 --deposit USDT=500
 spot admin balances [--user 2] [--json]
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
+spot admin dlq list                      per dead-letter topic: count, first and last offsets
+spot admin dlq show TOPIC [--offset N]   dead letters with their reason and source
+spot admin dlq replay TOPIC --offset N   produce one back to its source topic (its cause fixed)
 spot trades query "SQL" [--dir PATH] [--json]   the trade archive (Parquet), with DuckDB
 """
 
@@ -113,6 +116,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
         reports = asyncio.run(admin.reconcile(settings, repair=not args.report_only))
         print(json.dumps(reports, indent=2))
         return 1 if any(r["conflicts"] for r in reports) else 0
+    elif args.admin == "dlq":
+        return cmd_dlq(settings, args)
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -120,6 +125,21 @@ def cmd_admin(args: argparse.Namespace) -> int:
         else:
             for r in rows:
                 print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
+    return 0
+
+
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    """Dead letters: records that did not decode or could not be applied (``shared.deadletter``)."""
+    try:
+        if args.dlq == "list":
+            print(json.dumps(asyncio.run(admin.dlq_list(settings)), indent=2))
+        elif args.dlq == "show":
+            print(json.dumps(asyncio.run(admin.dlq_show(settings, args.topic, args.offset)), indent=2))
+        else:
+            print(json.dumps(asyncio.run(admin.dlq_replay(settings, args.topic, args.offset)), indent=2))
+    except (ValueError, LookupError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -175,6 +195,15 @@ def parser() -> argparse.ArgumentParser:
     bal.add_argument("--json", action="store_true")
     rec = asub.add_parser("reconcile", help="compare the warm book (Postgres) with the hot book (Redis); repair")
     rec.add_argument("--report-only", action="store_true", help="report differences without repairing")
+    dlq = asub.add_parser("dlq", help="dead letters: list, show, replay")
+    dsub = dlq.add_subparsers(dest="dlq", required=True)
+    dsub.add_parser("list", help="per dead-letter topic: count, first and last offsets")
+    show = dsub.add_parser("show", help="dead letters with their reason and source")
+    show.add_argument("topic", help="e.g. validated-orders.dlq")
+    show.add_argument("--offset", type=int, help="only the record at this offset")
+    replay = dsub.add_parser("replay", help="produce a dead letter back to its source topic")
+    replay.add_argument("topic", help="e.g. order-requests.dlq")
+    replay.add_argument("--offset", type=int, required=True)
     adm.set_defaults(func=cmd_admin)
     trades = sub.add_parser("trades", help="the trade archive")
     tsub = trades.add_subparsers(dest="trades", required=True)
