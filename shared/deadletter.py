@@ -8,8 +8,9 @@ the record's fault and stays on the outage path: wait and serve again from commi
 
 A dead letter is the message alone, as a single-message record (a message taken out of an envelope goes
 without its neighbours, which were applied), keyed by its symbol, with the record's own headers followed
-by ``reason``, ``source`` (``topic/partition/offset``, the topic without a run's suffix) and
-``source-index`` (its place in an envelope). ``spot admin dlq`` lists, shows and replays them.
+by ``reason``, ``source`` (``topic/partition/offset``, the topic without a run's suffix),
+``source-index`` (its place in an envelope) and ``consumer`` (the service that refused it: two services
+reading one topic may each dead-letter the same message). ``spot admin dlq`` lists, shows and replays them.
 
 ``isolate`` is the generic way to find the records a batch step cannot apply, for a step that is all or
 nothing (one transaction): the whole batch first, then halves, down to single records.
@@ -35,8 +36,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-REASON, SOURCE, INDEX = "reason", "source", "source-index"
-OWN_HEADERS = frozenset((REASON, SOURCE, INDEX))  # what a dead letter adds to the record's own headers
+REASON, SOURCE, INDEX, CONSUMER = "reason", "source", "source-index", "consumer"
+OWN_HEADERS = frozenset((REASON, SOURCE, INDEX, CONSUMER))  # what a dead letter adds to the record's own headers
 REASON_MAX = 500  # characters of the exception kept: a header, not a log
 
 
@@ -50,7 +51,13 @@ def reason_of(exc: BaseException) -> str:
 
 
 def headers_of(
-    own: Sequence[tuple[str, bytes]], reason: str, topic: str, partition: int, offset: int, index: int
+    own: Sequence[tuple[str, bytes]],
+    reason: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    index: int,
+    consumer: str = "",
 ) -> list[tuple[str, bytes]]:
     """The dead letter's headers: the record's own (less any of an earlier dead-lettering), then ours."""
     kept = [(k, v) for k, v in own if k not in OWN_HEADERS]
@@ -59,6 +66,7 @@ def headers_of(
         (REASON, reason.encode()),
         (SOURCE, f"{topic}/{partition}/{offset}".encode()),
         (INDEX, str(index).encode()),
+        (CONSUMER, consumer.encode()),
     ]
 
 
@@ -66,8 +74,9 @@ class DeadLetters:
     """Sends a consumer's unappliable messages to ``<topic>.dlq``, each acknowledged before ``send`` returns,
     so a caller that commits its progress afterwards never commits past a dead letter the broker lacks."""
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, consumer: str) -> None:
         self._outbox = outbox
+        self._consumer = consumer
 
     async def send(self, record: Record[Any], value: bytes, key: str, exc: BaseException | str) -> None:
         """Dead-letter one message of ``record`` (``value``: the message alone, encoded)."""
@@ -81,7 +90,9 @@ class DeadLetters:
             record.topic,
             reason,
         )
-        headers = headers_of(record.headers, reason, record.topic, record.partition, record.offset, record.index)
+        headers = headers_of(
+            record.headers, reason, record.topic, record.partition, record.offset, record.index, self._consumer
+        )
         await self._outbox.send_now(f"{record.topic}.dlq", value, key=key, headers=headers)
         DLQ_TOTAL.labels(record.topic).inc()
 

@@ -132,6 +132,7 @@ def _letter_json(letter: deadletter.DeadLetter) -> dict[str, object]:
         "reason": letter.header(deadletter.REASON),
         "source": None if source is None else {"topic": source[0], "partition": source[1], "offset": source[2]},
         "sourceIndex": int(letter.header(deadletter.INDEX) or 0),
+        "consumer": letter.header(deadletter.CONSUMER),
         "timestamp": letter.timestamp,
         "headers": {k: v.decode(errors="replace") for k, v in letter.own_headers},
         "value": letter.value.decode(errors="replace"),

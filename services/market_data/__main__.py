@@ -67,7 +67,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         ) as inbox,
     ):
         channels = sredis.Channels(settings.topic_suffix)
-        dead = deadletter.DeadLetters(dlq)
+        dead = deadletter.DeadLetters(dlq, SERVICE)
         states = {s: MarketState(m, channels) for s, m in markets.items()}
         for loading in states.values():
             await loading.load(cache)

@@ -151,7 +151,7 @@ class Matcher:
         self.store = store
         self.markets = markets
         self.outbox = outbox
-        self.dead = deadletter.DeadLetters(outbox)
+        self.dead = deadletter.DeadLetters(outbox, SERVICE)
         self.books: dict[str, Book] = {}
         # held while a batch is applied and committed: a revoke waits for it, so the next owner of a
         # symbol loads a book no batch of ours will write again

@@ -176,7 +176,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 log.warning("reconciled %s: %s", market.symbol, report.as_json())
         health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
         health.up()
-        dead = deadletter.DeadLetters(outbox)
+        dead = deadletter.DeadLetters(outbox, SERVICE)
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 news = [

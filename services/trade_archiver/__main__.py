@@ -66,7 +66,7 @@ class Archiver:
         self.fresh: set[int] = set()  # assigned, not yet recovered from the manifests
         self.lock = asyncio.Lock()  # one batch or one rebalance at a time
         self.inbox: kafka.Inbox[TradeExecution] | None = None
-        self.dead = deadletter.DeadLetters(dead_letters)
+        self.dead = deadletter.DeadLetters(dead_letters, SERVICE)
         self.refused: list[tuple[TradeExecution, Exception]] = []  # this batch's executions that cannot be archived
 
     async def assigned(self, tps: set[TopicPartition]) -> None:

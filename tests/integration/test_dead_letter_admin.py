@@ -32,7 +32,7 @@ async def _source_records(settings: Settings, topic: str, at_least: int) -> list
 async def _dead_letter_two(settings: Settings) -> None:
     await kafka.create_topics(settings, partitions=1)
     async with kafka.producer(settings) as out:
-        dead = deadletter.DeadLetters(out)
+        dead = deadletter.DeadLetters(out, "test")
         headers = ((TP[0].decode(), TP[1]),)
         first = kafka.Record(Topic.ORDER_REQUESTS.value, 0, 41, b"", headers, 0)
         second = kafka.Record(Topic.ORDER_REQUESTS.value, 0, 42, b"", (), 3)

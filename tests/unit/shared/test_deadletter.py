@@ -68,9 +68,10 @@ def test_an_error_is_the_records_fault_unless_it_says_a_dependency_went_away(exc
 
 def test_dead_letter_headers_keep_the_records_own_and_replace_an_earlier_dead_lettering():
     own = [("traceparent", b"00-ab"), ("reason", b"old"), ("source", b"old")]
-    assert headers_of(own, "ValueError: x", "matched-events", 3, 17, 2) == [
+    assert headers_of(own, "ValueError: x", "matched-events", 3, 17, 2, "market-data") == [
         ("traceparent", b"00-ab"),
         ("reason", b"ValueError: x"),
         ("source", b"matched-events/3/17"),
         ("source-index", b"2"),
+        ("consumer", b"market-data"),
     ]
