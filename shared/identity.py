@@ -106,7 +106,7 @@ def _topic(settings: Settings) -> str:
 
 async def in_broker(settings: Settings) -> list[Identity]:
     """Every identity record the broker holds, oldest first; [] for a broker with none (a new log)."""
-    from .kafka import _security
+    from .kafka import security as _security
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
@@ -137,7 +137,7 @@ async def in_broker(settings: Settings) -> list[Identity]:
 
 
 async def _stamp_broker(settings: Settings, identity: Identity) -> None:
-    from .kafka import _security
+    from .kafka import security as _security
 
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **_security(settings))
     await admin.start()

@@ -5,7 +5,8 @@ and only then commits its input (``Inbox.commit``). Tansu (the local broker) rej
 and transactions, so producers use ``acks=all`` without idempotence; consumers deduplicate instead.
 
 A record that does not decode is poison: it goes to ``<topic>.dlq`` with the reason in a header, is
-counted, and its partition keeps flowing.
+counted, and its partition keeps flowing. A record that decodes but cannot be applied is the consumer's to
+isolate, with ``shared.deadletter``, into the same topics.
 
 A topic whose records may carry several messages (the matcher's envelopes, ``shared.messages``) is read
 with an ``Envelopes`` decoder: each message becomes a ``Record`` of its own, at the offset of the record
@@ -60,7 +61,7 @@ ASSIGNMENT_WAIT_S = 30.0
 STOP_COMMIT_S = 5.0  # how long a stopping consumer tries to commit what it has done
 
 
-def _security(settings: Settings) -> dict[str, Any]:
+def security(settings: Settings) -> dict[str, Any]:
     opts: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
     if settings.kafka_sasl_mechanism:
         opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
@@ -160,7 +161,7 @@ async def producer(settings: Settings, linger_ms: int = 1) -> AsyncIterator[Outb
         linger_ms=linger_ms,
         max_batch_size=1 << 20,
         max_request_size=8 << 20,
-        **_security(settings),
+        **security(settings),
     )
     await _start_with_retry(p, "producer")
     try:
@@ -336,7 +337,8 @@ class Inbox(Generic[T]):
         reason = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("poison record %s[%d]@%d sent to %s.dlq: %s", topic, raw.partition, raw.offset, topic, reason)
         DLQ_TOTAL.labels(topic).inc()
-        headers = [("reason", reason.encode()), ("source", f"{topic}/{raw.partition}/{raw.offset}".encode())]
+        own = [(k, v) for k, v in raw.headers or () if k not in ("reason", "source")]
+        headers = [*own, ("reason", reason.encode()), ("source", f"{topic}/{raw.partition}/{raw.offset}".encode())]
         await self._dlq.send(
             f"{topic}.dlq", raw.value or b"", key=(raw.key or b"").decode(errors="replace"), headers=headers
         )
@@ -424,7 +426,7 @@ async def consumer(
         max_partition_fetch_bytes=4 << 20,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
-        **_security(settings),
+        **security(settings),
     )
     suffix = settings.topic_suffix
     lag = _Lag(group, lambda t: t[: -len(suffix)] if suffix and t.endswith(suffix) else t)
@@ -450,7 +452,7 @@ ALL_TOPICS = tuple(Topic)
 
 async def create_topics(settings: Settings, partitions: int | None = None) -> list[str]:
     """Create the four topics and their dead-letter topics; existing ones are left alone."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **_security(settings))
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security(settings))
     await _start_with_retry(admin, "admin")
     n = partitions or settings.kafka_partitions
     try:

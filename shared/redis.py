@@ -272,6 +272,14 @@ class Atomic:
     def __bool__(self) -> bool:
         return bool(self._commands)
 
+    def mark(self) -> int:
+        """Where the commands end now, for ``rollback``."""
+        return len(self._commands)
+
+    def rollback(self, mark: int) -> None:
+        """Drop the commands added since ``mark`` (a message that failed half-way through its writes)."""
+        del self._commands[mark:]
+
     def queue(self, pipe: aioredis.client.Pipeline) -> None:
         """Add the one call to ``pipe`` (not a MULTI: the script is atomic by itself)."""
         if self._commands:

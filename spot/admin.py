@@ -1,5 +1,5 @@
 """Operator commands: create users with API keys, deposit, show balances, initialise a database, reconcile,
-show and resolve settlement halts.
+show and resolve settlement halts; list, show and replay dead letters.
 
 Every balance change goes through ``services.settlement.accounts.deposit``: a ledger row and a balance
 update in one transaction.
@@ -15,7 +15,7 @@ from decimal import Decimal
 import asyncpg
 
 from services.settlement.accounts import deposit
-from shared import identity, kafka, postgres
+from shared import deadletter, identity, kafka, postgres
 from shared.config import Settings
 from shared.domain import decimal_to_atoms, fmt_amount
 from shared.lifecycle import now_ms
@@ -191,3 +191,47 @@ async def settlement_resolve(settings: Settings, symbol: str, resolution: str) -
         return _halt_json(row)
     finally:
         await conn.close()
+def _letter_json(letter: deadletter.DeadLetter) -> dict[str, object]:
+    source = letter.source
+    return {
+        "topic": letter.topic,
+        "offset": letter.offset,
+        "key": letter.key,
+        "reason": letter.header(deadletter.REASON),
+        "source": None if source is None else {"topic": source[0], "partition": source[1], "offset": source[2]},
+        "sourceIndex": int(letter.header(deadletter.INDEX) or 0),
+        "consumer": letter.header(deadletter.CONSUMER),
+        "timestamp": letter.timestamp,
+        "headers": {k: v.decode(errors="replace") for k, v in letter.own_headers},
+        "value": letter.value.decode(errors="replace"),
+    }
+
+
+async def dlq_list(settings: Settings) -> list[dict[str, object]]:
+    """Per dead-letter topic: how many records, and the first and last offsets (None when empty)."""
+    out: list[dict[str, object]] = []
+    for name in deadletter.DLQ_TOPICS:
+        letters = await deadletter.read(settings, name)
+        out.append(
+            {
+                "topic": name,
+                "count": len(letters),
+                "firstOffset": letters[0].offset if letters else None,
+                "lastOffset": letters[-1].offset if letters else None,
+            }
+        )
+    return out
+
+
+async def dlq_show(settings: Settings, topic: str, offset: int | None = None) -> list[dict[str, object]]:
+    """The records of a dead-letter topic (or the one at ``offset``): each with its reason and source."""
+    return [_letter_json(letter) for letter in await deadletter.read(settings, topic, offset)]
+
+
+async def dlq_replay(settings: Settings, topic: str, offset: int) -> dict[str, object]:
+    """Produce the dead letter at ``offset`` back to its source topic, once an operator fixed its cause."""
+    letters = await deadletter.read(settings, topic, offset)
+    if not letters:
+        raise LookupError(f"{topic} has no record at offset {offset}")
+    target, partition, landed = await deadletter.replay(settings, letters[0])
+    return {"replayed": _letter_json(letters[0]), "to": {"topic": target, "partition": partition, "offset": landed}}

@@ -10,6 +10,9 @@ spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a c
 spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
 spot admin settlement halted [--json]  symbols whose settlement stopped at a record, with the record and reason
 spot admin settlement resolve SYMBOL --retry|--skip   apply that record again, or move past it
+spot admin dlq list                      per dead-letter topic: count, first and last offsets
+spot admin dlq show TOPIC [--offset N]   dead letters with their reason and source
+spot admin dlq replay TOPIC --offset N   produce one back to its source topic (its cause fixed)
 spot trades query "SQL" [--dir PATH] [--json]   the trade archive (Parquet), with DuckDB
 """
 
@@ -131,6 +134,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return 1 if any(r["conflicts"] for r in reports) else 0
     elif args.admin == "settlement":
         return _settlement(settings, args)
+    elif args.admin == "dlq":
+        return cmd_dlq(settings, args)
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -159,6 +164,21 @@ def _settlement(settings: Settings, args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr)
         return 1
     print(json.dumps(resolved))
+    return 0
+
+
+def cmd_dlq(settings: Settings, args: argparse.Namespace) -> int:
+    """Dead letters: records that did not decode or could not be applied (``shared.deadletter``)."""
+    try:
+        if args.dlq == "list":
+            print(json.dumps(asyncio.run(admin.dlq_list(settings)), indent=2))
+        elif args.dlq == "show":
+            print(json.dumps(asyncio.run(admin.dlq_show(settings, args.topic, args.offset)), indent=2))
+        else:
+            print(json.dumps(asyncio.run(admin.dlq_replay(settings, args.topic, args.offset)), indent=2))
+    except (ValueError, LookupError) as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
     return 0
 
 
@@ -224,6 +244,15 @@ def parser() -> argparse.ArgumentParser:
     how = resolve.add_mutually_exclusive_group(required=True)
     how.add_argument("--retry", action="store_true", help="apply the record again (after fixing the data)")
     how.add_argument("--skip", action="store_true", help="move past the record without applying it")
+    dlq = asub.add_parser("dlq", help="dead letters: list, show, replay")
+    dsub = dlq.add_subparsers(dest="dlq", required=True)
+    dsub.add_parser("list", help="per dead-letter topic: count, first and last offsets")
+    show = dsub.add_parser("show", help="dead letters with their reason and source")
+    show.add_argument("topic", help="e.g. validated-orders.dlq")
+    show.add_argument("--offset", type=int, help="only the record at this offset")
+    replay = dsub.add_parser("replay", help="produce a dead letter back to its source topic")
+    replay.add_argument("topic", help="e.g. order-requests.dlq")
+    replay.add_argument("--offset", type=int, required=True)
     adm.set_defaults(func=cmd_admin)
     trades = sub.add_parser("trades", help="the trade archive")
     tsub = trades.add_subparsers(dest="trades", required=True)

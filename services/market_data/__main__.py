@@ -8,24 +8,30 @@ and publications of a batch are one atomic script call (``sredis.Atomic``), and 
 pipeline: one round trip, one reply per symbol. Input offsets are committed only after the state they
 produced is in Redis. An order update or trade of a traced order
 goes out with its ``traceparent`` (``tracing.wrap``), so the gateway's push continues the order's trace.
+
+A message that decodes but cannot be applied (a number no JSON or Redis write takes) is dead-lettered to
+``<topic>.dlq`` (``shared.deadletter``) and changes nothing: an event's reports are rendered before it moves
+the depth, and a trade execution's half-queued writes and candle are rolled back. Its ``seq`` is not taken,
+so the events after it still apply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import orjson
 from prometheus_client import Counter
 
-from shared import kafka, postgres, resilience, tracing
+from shared import deadletter, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import confirmed_on_acceptance, execution_report
 from shared.config import Settings
 from shared.domain import ExecType
 from shared.kafka import Batch
 from shared.lifecycle import Health, now_ms, run
-from shared.messages import MatchedEvent, Topic, TradeExecution, unpack_output
+from shared.messages import MatchedEvent, Topic, TradeExecution, encode, unpack_output
 
 from .streams import MarketState, publish_depth, publish_trades
 
@@ -33,6 +39,21 @@ SERVICE = "market-data"
 NEW = ExecType.NEW
 DEPTH_INTERVAL_MS = 100
 PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
+
+
+def rendered(
+    state: MarketState, event: MatchedEvent, channels: sredis.Channels, tp: bytes | None
+) -> list[tuple[str, bytes]]:
+    """The ``executionReport`` of each order update of an event, for its owner's channel (but the NEW of an
+    order the processor already confirmed). Rendered before the event changes the depth, so an event that
+    cannot be shown (a number past 64 bits) changes nothing and is dead-lettered whole."""
+    out = []
+    for u in event.updates:
+        if u.exec_type is NEW and confirmed_on_acceptance(u.type):
+            continue  # the order processor told its owner when it held the funds
+        report = orjson.dumps(execution_report(state.market, u, event.ts))
+        out.append((channels.user(u.user_id), report if tp is None else tracing.wrap(report, tp)))
+    return out
 
 
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
@@ -46,6 +67,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         ) as inbox,
     ):
         channels = sredis.Channels(settings.topic_suffix)
+        dead = deadletter.DeadLetters(dlq, SERVICE)
         states = {s: MarketState(m, channels) for s, m in markets.items()}
         for loading in states.values():
             await loading.load(cache)
@@ -64,26 +86,33 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         state = states.get(v.symbol)
                         if state is None:
                             continue
-                        if isinstance(v, MatchedEvent):
-                            if state.depth.apply(v.seq, v.deltas):
+                        try:
+                            if isinstance(v, MatchedEvent):
+                                if v.seq > state.depth.seq:
+                                    tp = traced.traceparent(v) if traced.tracked else None
+                                    shown = rendered(state, v, channels, tp)  # may raise: before any change
+                                    state.depth.apply(v.seq, v.deltas)
+                                    for channel, report in shown:
+                                        told_user = users.get(channel)
+                                        if told_user is None:
+                                            users[channel] = [report]
+                                        else:
+                                            told_user.append(report)
+                            elif v.seq > state.trade_seq:
                                 tp = traced.traceparent(v) if traced.tracked else None
-                                for u in v.updates:
-                                    if u.exec_type is NEW and confirmed_on_acceptance(u.type):
-                                        continue  # the order processor told its owner when it held the funds
-                                    report = orjson.dumps(execution_report(state.market, u, v.ts))
-                                    if tp is not None:
-                                        report = tracing.wrap(report, tp)
-                                    channel = channels.user(u.user_id)
-                                    reports = users.get(channel)
-                                    if reports is None:
-                                        users[channel] = [report]
-                                    else:
-                                        reports.append(report)
-                        elif v.seq > state.trade_seq:
-                            tp = traced.traceparent(v) if traced.tracked else None
-                            w = writes.get(v.symbol) or writes.setdefault(v.symbol, state.atomic())
-                            publish_trades(w, state, v.seq, v.trades, now, tp)
-                            PUSHED.labels("trade").inc(len(v.trades))
+                                w = writes.get(v.symbol) or writes.setdefault(v.symbol, state.atomic())
+                                mark, kline = w.mark(), replace(state.kline) if state.kline else None
+                                try:
+                                    publish_trades(w, state, v.seq, v.trades, now, tp)
+                                except Exception:
+                                    w.rollback(mark)  # the trades' half-queued writes, and the candle they moved
+                                    state.kline = kline
+                                    raise
+                                PUSHED.labels("trade").inc(len(v.trades))
+                        except Exception as exc:
+                            if not deadletter.unappliable(exc):
+                                raise
+                            await dead.send(record, encode(v), v.symbol, exc)
                     told = sredis.Publications()  # one message per user: the gateway reads one, not one per report
                     for channel, reports in users.items():
                         told.add_all(channel, reports)

@@ -35,7 +35,7 @@ from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Histogram
 
-from shared import identity, kafka, postgres, resilience, tracing
+from shared import deadletter, identity, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
@@ -113,6 +113,18 @@ class Part:
         self.taken: list[int] = []  # hot-book entries the book took over (or already had)
         self.trade_count = 0
 
+    def add(self, symbol: str, event: MatchedEvent, traceparent: bytes | None) -> None:
+        """One event and its trades, encoded (what ``Matcher._apply`` does inline on its hot path)."""
+        self.events.append(event)
+        if traceparent is not None:
+            self.matched_traces[len(self.matched)] = traceparent.decode()
+            if event.trades:
+                self.trades_traces[len(self.trades)] = traceparent.decode()
+        self.matched.append(encode(event))
+        if event.trades:
+            self.trades.append(encode(TradeExecution(symbol=symbol, seq=event.seq, trades=event.trades)))
+            self.trade_count += len(event.trades)
+
     def outputs(self, symbol: str) -> list[tuple[str, bytes]]:
         """The records to commit to the outbox and publish, in order: events first, then trades."""
         out = [(MATCHED, value) for value in envelopes(MATCHED, symbol, self.matched, self.matched_traces)]
@@ -140,6 +152,7 @@ class Matcher:
         self.store = store
         self.markets = markets
         self.outbox = outbox
+        self.dead = deadletter.DeadLetters(outbox, SERVICE)
         self.books: dict[str, Book] = {}
         # held while a batch is applied and committed: a revoke waits for it, so the next owner of a
         # symbol loads a book no batch of ours will write again
@@ -207,12 +220,24 @@ class Matcher:
         """Apply a batch and commit it to Redis, wait for the previous batch's acks, send this one's outputs
         and leave their acks to the next call. Under the lock."""
         with tracing.consume(batch.records) as traced:
-            parts = await self._apply(inbox, batch, traced)
+            ts = now_ms()
+            parts = await self._apply(inbox, batch, traced, ts)
             outputs = {symbol: part.outputs(symbol) for symbol, part in parts.items()}
-            commits = []
+            prepared = []
             for symbol, part in parts.items():
-                acked = self.acked.pop(symbol, ())
-                commits.append(self.store.commit(self.books[symbol], part.events, outputs[symbol], part.taken, acked))
+                acked = self.acked.get(symbol, ())
+                try:  # packed before any symbol is written: what cannot be stored is isolated, not half-written
+                    packed = self.store.prepare(self.books[symbol], part.events, outputs[symbol], part.taken, acked)
+                except Exception as exc:
+                    if not deadletter.unappliable(exc):
+                        raise
+                    part = parts[symbol] = await self._isolate(inbox, batch, symbol, traced, ts)
+                    outputs[symbol] = part.outputs(symbol)
+                    packed = self.store.prepare(self.books[symbol], part.events, outputs[symbol], part.taken, acked)
+                prepared.append(packed)
+            for symbol in parts:
+                self.acked.pop(symbol, None)
+            commits = [self.store.write(p) for p in prepared]
             # one Redis script per symbol (a Cluster slot each), at once
             entries = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
             # the previous batch's acks came in while this one was applied and committed; they are awaited
@@ -245,15 +270,22 @@ class Matcher:
         await inbox.commit(batch)
 
     async def _apply(
-        self, inbox: kafka.Inbox[MatcherCommand], batch: kafka.Batch[MatcherCommand], traced: tracing.Consumed
+        self,
+        inbox: kafka.Inbox[MatcherCommand],
+        batch: kafka.Batch[MatcherCommand],
+        traced: tracing.Consumed,
+        ts: int,
     ) -> dict[str, Part]:
-        """Apply every command of the batch to its book; each symbol's events encoded, with their traces."""
-        ts = now_ms()
+        """Apply every command of the batch to its book; each symbol's events encoded, with their traces.
+
+        A symbol whose command raised is left half-changed here; it is applied again from its committed book
+        one command at a time (``_isolate``), so the fast path pays nothing for it."""
         parts: dict[str, Part] = {}
         accepted_ts: list[int] = []
         books = self.books
         owned = inbox.owned()
         tracked = traced.tracked
+        broken: set[str] = set()  # symbols with a command that raised: isolated below
         for record in batch.records:
             if (record.topic, record.partition) not in owned:
                 continue  # fetched before a rebalance moved its partition away
@@ -268,29 +300,89 @@ class Matcher:
                     continue
                 if (record.topic, record.partition) not in owned:
                     continue
+            if broken and symbol in broken:
+                continue
             part = parts.get(symbol)
             if part is None:
                 part = parts[symbol] = Part()
-            event = book.apply(command, ts)
-            if event is None:  # a redelivered command, already in the book
-                if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
-                    part.taken.append(command.order_id)
-                continue
-            part.events.append(event)
-            if tracked and (tp := traced.traceparent(command)) is not None:  # the event continues its trace
-                part.matched_traces[len(part.matched)] = tp.decode()
+            try:
+                event = book.apply(command, ts)
+                if event is None:  # a redelivered command, already in the book
+                    if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
+                        part.taken.append(command.order_id)
+                    continue
+                part.events.append(event)
+                if tracked and (tp := traced.traceparent(command)) is not None:  # the event continues its trace
+                    part.matched_traces[len(part.matched)] = tp.decode()
+                    if event.trades:
+                        part.trades_traces[len(part.trades)] = tp.decode()
+                part.matched.append(encode(event))
                 if event.trades:
-                    part.trades_traces[len(part.trades)] = tp.decode()
-            part.matched.append(encode(event))
-            if event.trades:
-                part.trades.append(encode(TradeExecution(symbol=symbol, seq=event.seq, trades=event.trades)))
-                part.trade_count += len(event.trades)
+                    part.trades.append(encode(TradeExecution(symbol=symbol, seq=event.seq, trades=event.trades)))
+                    part.trade_count += len(event.trades)
+            except Exception as exc:
+                if not deadletter.unappliable(exc):
+                    raise
+                broken.add(symbol)
+                continue
             if isinstance(command, AcceptedOrder):
                 part.taken.append(command.order_id)
                 accepted_ts.append(command.ts)
+        for symbol in broken:
+            parts[symbol] = await self._isolate(inbox, batch, symbol, traced, ts)
         if accepted_ts:
             observe_latencies(ts, accepted_ts)
         return parts
+
+    async def _isolate(
+        self,
+        inbox: kafka.Inbox[MatcherCommand],
+        batch: kafka.Batch[MatcherCommand],
+        symbol: str,
+        traced: tracing.Consumed,
+        ts: int,
+    ) -> Part:
+        """One symbol's commands of the batch applied again, one at a time, from its committed book: each
+        that raises, or leaves what cannot be stored, is dead-lettered and skipped (``Book.skip``), and the
+        book is rebuilt without it, so it is never left half-changed.
+
+        Deterministic, so a replay after a crash decides the same: the book is pure and the batch keeps its
+        ``ts``; a position committed past a dead-lettered command skips it as a redelivery. Each dead letter
+        is acknowledged before the commit that skips its command (at least once: a crash before that commit
+        sends it again). A slow path, for a batch that failed: a book reload per dead letter.
+        """
+        market = self.markets[symbol]
+        owned = inbox.owned()
+        records = [r for r in batch.records if r.value.symbol == symbol and (r.topic, r.partition) in owned]
+        skipped: set[tuple[int, int]] = set()
+        while True:
+            book, _ = await self.store.load(market)  # as of the batch before: this one wrote nothing yet
+            part = Part()
+            failed: tuple[kafka.Record[MatcherCommand], Exception] | None = None
+            for record in records:
+                command = record.value
+                position = (command.src_partition, command.src_offset)
+                if position in skipped:
+                    book.skip(*position)
+                    continue
+                try:
+                    event = book.apply(command, ts)
+                    if event is not None:
+                        self.store.prepare(book, [event], [])  # what it changed can be stored
+                        part.add(symbol, event, traced.traceparent(command) if traced.tracked else None)
+                except Exception as exc:
+                    if not deadletter.unappliable(exc):
+                        raise
+                    failed = (record, exc)
+                    break
+                if isinstance(command, AcceptedOrder):
+                    part.taken.append(command.order_id)
+            if failed is None:
+                self.books[symbol] = book
+                return part
+            record, error = failed
+            await self.dead.send(record, encode(record.value), symbol, error)
+            skipped.add((record.value.src_partition, record.value.src_offset))
 
 
 async def settled_sequences(db: asyncpg.Pool) -> dict[str, int]:

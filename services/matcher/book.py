@@ -487,6 +487,15 @@ class Book:
         self._seq = seq = self._seq + 1
         return self._place(t, ts, seq) if placing else self._cancel(t, ts, seq)
 
+    def skip(self, partition: int, offset: int) -> bool:
+        """Pass over a command that cannot be applied (dead-lettered): its source position is taken, so a
+        redelivery is skipped as a duplicate, but no ``seq`` is used, so the output stays gap-free. False if
+        the position was passed already."""
+        if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):
+            return False
+        self._src_partition, self._src_offset = partition, offset
+        return True
+
     def _advance(self, partition: int, offset: int) -> int:
         """The seq of a command from this source position, or 0 if it was already applied (a redelivery)."""
         if partition < self._src_partition or (partition == self._src_partition and offset <= self._src_offset):

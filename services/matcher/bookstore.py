@@ -24,6 +24,7 @@ them in C, so a commit costs the client a few encodes whatever the size of the b
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import msgspec
 import redis.asyncio as aioredis
@@ -101,6 +102,15 @@ def legacy_outbox_key(symbol: str) -> str:
     return f"book:{{{symbol}}}:outbox"
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A symbol's commit, packed: the script's keys and arguments, and its outbox entry (None: no outputs)."""
+
+    keys: list[str]
+    args: list[bytes]
+    entry: int | None
+
+
 class BookStore:
     def __init__(self, cache: aioredis.Redis) -> None:
         self.cache = cache
@@ -138,6 +148,18 @@ class BookStore:
     ) -> int | None:
         """Write what ``events`` changed in ``book`` and add ``outputs`` to the outbox, atomically; remove
         the ``acked`` outbox entries. Returns the outbox entry of ``outputs`` (None when there are none)."""
+        return await self.write(self.prepare(book, events, outputs, taken, acked))
+
+    def prepare(
+        self,
+        book: Book,
+        events: list[MatchedEvent],
+        outputs: Outputs,
+        taken: Iterable[int] = (),
+        acked: Iterable[int] = (),
+    ) -> Prepared:
+        """``commit``'s script call, packed without I/O: what cannot be stored (a number past 64 bits) raises
+        here, before any symbol of the batch is written."""
         symbol = book.market.symbol
         touched: dict[int, None] = {}
         for event in events:
@@ -164,6 +186,10 @@ class BookStore:
             _pack(taken_ids) if taken_ids else b"",
             _pack(acked_ids) if acked_ids else b"",
         ]
+        return Prepared(keys, args, entry)
+
+    async def write(self, prepared: Prepared) -> int | None:
+        """Run a prepared commit; returns its outbox entry."""
         with sredis.timed("book_commit"):
-            await self._commit(keys=keys, args=args)
-        return entry
+            await self._commit(keys=prepared.keys, args=prepared.args)
+        return prepared.entry

@@ -18,18 +18,26 @@ only past ``ENVELOPE_MAX_BYTES``), its commands in input order, each with the tr
 since the Kafka client's cost is per record. A redelivered batch re-sends the same commands, which the
 matcher skips by their ``(src_partition, src_offset)``: the request's partition and ``source_position`` (its
 record's offset and, since the gateway sends envelopes too, its place in that record).
+
+A request that decodes but cannot be applied (its Postgres step raises for it alone: a broken invariant,
+a value no column takes) must not fail its batch forever: the batch's Postgres step is cut in halves until
+it is found (``deadletter.isolate``; each part is one transaction, so a failed one changed nothing). It is
+refused, REJECTED to its owner with the reason and holding nothing, and dead-lettered to
+``order-requests.dlq`` for an operator; an outage is waited out as before. A redelivery decides the same.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 
+import asyncpg
 import orjson
 from prometheus_client import Counter, Histogram
 
-from shared import kafka, postgres, resilience, tracing
+from shared import deadletter, errors, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import acceptance_update, account_positions, confirmed_on_acceptance, execution_report
 from shared.config import Settings
@@ -51,7 +59,7 @@ from shared.messages import (
 )
 
 from . import hotbook
-from .holds import Holds, Located
+from .holds import Decision, Holds, Located
 from .reconcile import reconcile_symbol
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
@@ -91,6 +99,61 @@ def by_symbol(
     return parts
 
 
+INT64_MAX = 2**63 - 1
+UNAPPLIED_MSG_MAX = 200  # characters of the reason a refused owner reads
+
+
+def refusal(loc: Located, exc: Exception) -> RejectedOrder | None:
+    """The REJECTED a request that cannot be applied gets (it holds nothing, it has no row), or None when its
+    ids are past what Postgres and the clients read: nobody can be told of it, it is only dead-lettered."""
+    r = loc.request
+    if not all(0 <= n <= INT64_MAX for n in (r.order_id, r.user_id, r.ts)):
+        return None
+    return RejectedOrder(
+        src_partition=loc.partition,
+        src_offset=loc.offset,
+        order_id=r.order_id,
+        user_id=r.user_id,
+        symbol=r.symbol,
+        side=r.side,
+        type=r.type,
+        tif=r.tif,
+        client_order_id=r.client_order_id,
+        code=errors.NEW_ORDER_REJECTED,
+        msg=f"Order could not be applied: {deadletter.reason_of(exc)}"[:UNAPPLIED_MSG_MAX],
+        ts=r.ts,
+    )
+
+
+def combined(
+    news: Sequence[Located],
+    taken: Sequence[tuple[Sequence[Located], tuple[list[Decision], list[asyncpg.Record], set[int]]]],
+    failed: Sequence[tuple[Located, Exception]],
+) -> tuple[list[Decision | None], list[asyncpg.Record], set[int]]:
+    """``Holds.take``'s results over the parts ``deadletter.isolate`` cut a batch into, back in input order;
+    a request that failed alone gets its ``refusal``. The balances are the last each part wrote."""
+    by_request: dict[int, Decision | None] = {}
+    balances: dict[tuple[int, str], asyncpg.Record] = {}
+    redelivered: set[int] = set()
+    for part, (decisions, written, again) in taken:
+        by_request.update((id(loc), d) for loc, d in zip(part, decisions, strict=True))
+        balances.update(((b["user_id"], b["asset"]), b) for b in written)
+        redelivered |= again
+    by_request.update((id(loc), refusal(loc, exc)) for loc, exc in failed)
+    return [by_request[id(loc)] for loc in news], list(balances.values()), redelivered
+
+
+async def dead_letter(
+    dead: deadletter.DeadLetters,
+    records: Sequence[kafka.Record[OrderRequest]],
+    failed: Sequence[tuple[Located, Exception]],
+) -> None:
+    """Each request that cannot be applied to ``order-requests.dlq``, for an operator (its owner is told too)."""
+    by_request = {id(r.value): r for r in records}
+    for loc, exc in failed:
+        await dead.send(by_request[id(loc.request)], encode(loc.request), loc.request.symbol, exc)
+
+
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
     async with (
         kafka.producer(settings) as outbox,
@@ -115,6 +178,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
         health.up()
         epoch = settings.log_epoch  # positions on a newer log rank after every older one (shared.identity)
+        dead = deadletter.DeadLetters(outbox, SERVICE)
         async for batch in inbox.batches(stop):
             with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 news = [
@@ -123,7 +187,11 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     if isinstance(r.value, NewOrderRequest)
                 ]
                 now = now_ms()
-                decisions, balances, redelivered = await holds.take(news, now)
+                taken, failed = await deadletter.isolate(news, functools.partial(holds.take, now=now))
+                decisions, balances, redelivered = combined(news, taken, failed)
+                dropped = {loc.request.order_id for loc, d in zip(news, decisions, strict=True) if d is None}
+                if failed:
+                    await dead_letter(dead, batch.records, failed)
                 decided = iter(decisions)
                 commands: list[MatcherCommand] = []
                 accepted: list[AcceptedOrder] = []
@@ -145,6 +213,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         )
                         continue
                     decision = next(decided)
+                    if decision is None:
+                        continue  # dead-lettered, and no owner to tell (an id past what any store holds)
                     commands.append(decision)
                     if isinstance(decision, AcceptedOrder) and decision.order_id not in seen:
                         seen.add(decision.order_id)
@@ -167,7 +237,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 publications.queue(pipe)
                 with sredis.timed("hot_book"):
                     await pipe.execute()
-                for symbol, part in by_symbol(batch.records, commands, traced).items():
+                sent = [r for r in batch.records if r.value.request_id not in dropped] if dropped else batch.records
+                for symbol, part in by_symbol(sent, commands, traced).items():
                     for value in envelopes(VALIDATED, symbol, part.encoded, part.traces):
                         await outbox.send(VALIDATED, value, key=symbol)
                 for c in commands:

@@ -9,6 +9,10 @@ manifest per range, then the Kafka offsets. Why a crash anywhere writes no trade
 its last manifest, and a range that crashed mid-flush is cut again at the same offsets, so it rewrites
 the same file names.
 
+An execution that decodes but cannot be archived (a number past its column, a market not known) is
+dead-lettered to ``trade-execution.dlq`` before the range that holds it is committed; the range goes on
+without it, and its ``seq`` is not taken.
+
 A rebalance waits for the batch in hand (``lock``), so a partition is never written by two consumers of
 the group at once. Parquet is the exactly-once output; Kinesis is at least once (consumers deduplicate by
 symbol and seq, as every consumer here does).
@@ -26,11 +30,11 @@ import asyncpg
 from aiokafka import TopicPartition
 from prometheus_client import Counter, Histogram
 
-from shared import kafka, postgres, resilience
+from shared import deadletter, kafka, postgres, resilience
 from shared.config import Settings
 from shared.domain import Market
 from shared.lifecycle import Health, run
-from shared.messages import Topic, TradeExecution, unpack_trades
+from shared.messages import Topic, TradeExecution, encode, unpack_trades
 
 from .archive import Archive
 from .parquet import TradeRow, rows_of
@@ -51,7 +55,7 @@ BATCH_SECONDS = Histogram("spot_archive_batch_seconds", "Time to commit a flush:
 class Archiver:
     """The open ranges of the partitions this consumer owns, and when to cut them."""
 
-    def __init__(self, settings: Settings, archive: Archive, db: asyncpg.Pool) -> None:
+    def __init__(self, settings: Settings, archive: Archive, db: asyncpg.Pool, dead_letters: kafka.Outbox) -> None:
         self.topic = settings.topic(Topic.TRADE_EXECUTION)
         self.batch_max = settings.archive_batch_max
         self.flush_s = settings.archive_flush_ms / 1000
@@ -62,6 +66,8 @@ class Archiver:
         self.fresh: set[int] = set()  # assigned, not yet recovered from the manifests
         self.lock = asyncio.Lock()  # one batch or one rebalance at a time
         self.inbox: kafka.Inbox[TradeExecution] | None = None
+        self.dead = deadletter.DeadLetters(dead_letters, SERVICE)
+        self.refused: list[tuple[TradeExecution, Exception]] = []  # this batch's executions that cannot be archived
 
     async def assigned(self, tps: set[TopicPartition]) -> None:
         """Only noted here: aiokafka swallows a listener's exceptions, so recovery runs in the batch loop."""
@@ -87,6 +93,8 @@ class Archiver:
             if open_range is None or tp.partition in recovered:
                 continue  # revoked, or fetched before the seek: it comes again from the recovered offset
             cuts += open_range.feed(by_partition[tp.partition], end, self._rows_of(tp.partition), now)
+        if self.refused:
+            await self._dead_letter(batch)
         if cuts:
             await self._commit(cuts)  # a redone range closes at its exact boundary, at once
         if self._due(now):
@@ -153,17 +161,35 @@ class Archiver:
         return fresh & owned
 
     async def _know_markets(self, symbols: Iterable[str]) -> None:
+        """Markets created since the last look (a trade of a market still unknown is dead-lettered)."""
         missing = set(symbols) - self.markets.keys()
         if missing:
             self.markets = await postgres.load_markets(self.db)
-            if unknown := missing - self.markets.keys():
-                raise LookupError(f"trade-execution carries trades of unknown markets {sorted(unknown)}")
 
-    def _rows_of(self, partition: int) -> Callable[[TradeExecution, int], list[TradeRow]]:
-        def rows(execution: TradeExecution, offset: int) -> list[TradeRow]:
-            return rows_of(execution, self.markets[execution.symbol], partition, offset)
+    def _rows_of(self, partition: int) -> Callable[[TradeExecution, int], list[TradeRow] | None]:
+        """Rows of an execution; None for one that cannot be archived, noted in ``refused`` for ``handle``."""
+
+        def rows(execution: TradeExecution, offset: int) -> list[TradeRow] | None:
+            try:
+                market = self.markets.get(execution.symbol)
+                if market is None:
+                    raise LookupError(f"trade-execution carries trades of an unknown market {execution.symbol}")
+                return rows_of(execution, market, partition, offset)
+            except Exception as exc:
+                if not deadletter.unappliable(exc):
+                    raise
+                self.refused.append((execution, exc))
+                return None
 
         return rows
+
+    async def _dead_letter(self, batch: kafka.Batch[TradeExecution]) -> None:
+        """Send the executions this batch refused to ``trade-execution.dlq``, acknowledged before any range
+        that holds them is committed (a crash before that redoes the range and refuses them again)."""
+        refused, self.refused = self.refused, []
+        by_identity = {id(r.value): r for r in batch.records}
+        for execution, exc in refused:
+            await self.dead.send(by_identity[id(execution)], encode(execution), execution.symbol, exc)
 
 
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
@@ -174,7 +200,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         f" and Kinesis stream {settings.kinesis_stream}" if settings.kinesis_stream else "",
     )
     async with postgres.pool(settings, max_size=2) as db, kafka.producer(settings) as dlq:
-        archiver = Archiver(settings, archive, db)
+        archiver = Archiver(settings, archive, db, dlq)
         async with kafka.consumer(
             settings,
             [Topic.TRADE_EXECUTION],

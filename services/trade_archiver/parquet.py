@@ -90,30 +90,56 @@ def utc_date(ts_ms: int) -> str:
     return datetime.fromtimestamp(ts_ms // 1000, UTC).date().isoformat()
 
 
+INT64_MAX: Final = 2**63 - 1
+AMOUNT_MAX: Final = Decimal(10) ** (38 - 8)  # DECIMAL(38,8): 30 digits before the point
+_INTS: Final = tuple(name for name, kind in COLUMNS if kind == pa.int64())
+_AMOUNTS: Final = tuple(name for name, kind in COLUMNS if kind == AMOUNT)
+
+
+def check(row: TradeRow) -> TradeRow:
+    """``row`` if every column fits the file schema, else ``ValueError`` naming the column: a number that
+    would fail the whole file's encoding is refused with its own trade, where it can be dead-lettered."""
+    for name in _INTS:
+        value = getattr(row, name)
+        if not -INT64_MAX - 1 <= value <= INT64_MAX:
+            raise ValueError(f"trade {row.trade_id}: {name} {value} is outside int64")
+    for name in _AMOUNTS:
+        amount: Decimal = getattr(row, name)
+        exponent = amount.as_tuple().exponent
+        if not -AMOUNT_MAX < amount < AMOUNT_MAX or not isinstance(exponent, int) or exponent < -8:
+            raise ValueError(f"trade {row.trade_id}: {name} {amount} does not fit DECIMAL(38,8)")
+    if not 0 <= row.kafka_partition < 2**31:
+        raise ValueError(f"trade {row.trade_id}: kafka_partition {row.kafka_partition} is outside int32")
+    return row
+
+
 def rows_of(execution: TradeExecution, market: Market, partition: int, offset: int) -> list[TradeRow]:
-    """The rows of one trade execution, in trade order."""
+    """The rows of one trade execution, in trade order; ``ValueError`` (or ``OverflowError`` for a date
+    past the calendar) if one cannot be stored (``check``)."""
     rows = []
     for t in execution.trades:
         rows.append(
-            TradeRow(
-                dt=utc_date(t.ts),
-                symbol=execution.symbol,
-                trade_id=t.trade_id,
-                seq=execution.seq,
-                price=market.ticks_to_price(t.price_ticks),
-                qty=market.lots_to_qty(t.qty_lots),
-                quote_qty=atoms_to_decimal(t.price_ticks * t.qty_lots * market.atoms_per_nu),
-                buyer_order_id=t.buyer_order_id,
-                seller_order_id=t.seller_order_id,
-                buyer_user_id=t.buyer_user_id,
-                seller_user_id=t.seller_user_id,
-                buyer_is_maker=t.buyer_is_maker,
-                taker_side=(Side.SELL if t.buyer_is_maker else Side.BUY).value,
-                buyer_fee=atoms_to_decimal(t.buyer_fee),
-                seller_fee=atoms_to_decimal(t.seller_fee),
-                ts=t.ts,
-                kafka_partition=partition,
-                kafka_offset=offset,
+            check(
+                TradeRow(
+                    dt=utc_date(t.ts),
+                    symbol=execution.symbol,
+                    trade_id=t.trade_id,
+                    seq=execution.seq,
+                    price=market.ticks_to_price(t.price_ticks),
+                    qty=market.lots_to_qty(t.qty_lots),
+                    quote_qty=atoms_to_decimal(t.price_ticks * t.qty_lots * market.atoms_per_nu),
+                    buyer_order_id=t.buyer_order_id,
+                    seller_order_id=t.seller_order_id,
+                    buyer_user_id=t.buyer_user_id,
+                    seller_user_id=t.seller_user_id,
+                    buyer_is_maker=t.buyer_is_maker,
+                    taker_side=(Side.SELL if t.buyer_is_maker else Side.BUY).value,
+                    buyer_fee=atoms_to_decimal(t.buyer_fee),
+                    seller_fee=atoms_to_decimal(t.seller_fee),
+                    ts=t.ts,
+                    kafka_partition=partition,
+                    kafka_offset=offset,
+                )
             )
         )
     return rows

@@ -23,7 +23,7 @@ from shared.messages import TradeExecution
 from .layout import Span
 from .parquet import TradeRow
 
-RowsOf = Callable[[TradeExecution, int], list[TradeRow]]  # (execution, offset) -> rows
+RowsOf = Callable[[TradeExecution, int], list[TradeRow] | None]  # (execution, offset) -> rows; None: refused
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +76,10 @@ class OpenRange:
         if execution.seq <= self.seqs.get(execution.symbol, -1):
             self.duplicates += 1  # the matcher re-published an event already archived
             return
-        self.rows.extend(rows_of(execution, offset))
+        rows = rows_of(execution, offset)
+        if rows is None:  # dead-lettered: in the range, but its seq not taken, so the next one still counts
+            return
+        self.rows.extend(rows)
         self.seqs[execution.symbol] = execution.seq
 
     def cut(self) -> Cut | None:

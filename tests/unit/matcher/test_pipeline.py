@@ -27,9 +27,12 @@ class Store:
     async def load(self, market: Any) -> tuple[Book, list[Any]]:
         return Book(market), []
 
-    async def commit(self, book: Book, events: list[Any], outputs: Any, taken: Any, acked: Any = ()) -> int:
-        self.commits.append((events[0].seq, list(acked)))
-        return int(events[0].seq)
+    def prepare(self, book: Book, events: list[Any], outputs: Any, taken: Any = (), acked: Any = ()) -> Any:
+        return int(events[0].seq), list(acked)
+
+    async def write(self, prepared: tuple[int, list[int]]) -> int:
+        self.commits.append(prepared)
+        return prepared[0]
 
 
 class Outbox:

@@ -36,8 +36,23 @@ def test_integer_scales_print_what_the_decimals_print(tick: Decimal, step: Decim
 
 
 def test_markets_compare_by_their_listed_fields_only() -> None:
-    same = Market(**{f: getattr(BASE, f) for f in ("symbol", "base", "quote", "tick_size", "step_size", "min_price",
-                                                    "max_price", "min_qty", "max_qty", "min_notional")})
+    same = Market(
+        **{
+            f: getattr(BASE, f)
+            for f in (
+                "symbol",
+                "base",
+                "quote",
+                "tick_size",
+                "step_size",
+                "min_price",
+                "max_price",
+                "min_qty",
+                "max_qty",
+                "min_notional",
+            )
+        }
+    )
     assert same == BASE
     assert "atoms_per" not in repr(BASE)
 

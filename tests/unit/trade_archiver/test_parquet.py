@@ -7,6 +7,7 @@ import re
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -85,9 +86,18 @@ def test_a_price_finer_than_the_column_scale_is_refused_not_rounded():
         max_qty=Decimal("1000000"),
         min_notional=Decimal("0"),
     )
-    rows = rows_of(execution("TINYUSDT", 1, [1], T0, price_ticks=12_345), fine, 0, 0)
-    with pytest.raises(pa.ArrowInvalid):
-        encode(rows)
+    with pytest.raises(ValueError, match=r"price \S+ does not fit DECIMAL\(38,8\)"):
+        rows_of(execution("TINYUSDT", 1, [1], T0, price_ticks=12_345), fine, 0, 0)  # refused with its own trade
+
+
+@pytest.mark.parametrize("trade_id", [2**63, -(2**63) - 1, 10**20])
+def test_a_trade_id_past_int64_is_refused_with_its_trade_not_in_the_files_encoding(trade_id):
+    (trade,) = execution("BTCUSDT", 1, [1], T0).trades
+    largest = TradeExecution(symbol="BTCUSDT", seq=1, trades=[msgspec.structs.replace(trade, trade_id=2**63 - 1)])
+    assert encode(rows_of(largest, BTC, 0, 0))  # the largest id fits
+    past = TradeExecution(symbol="BTCUSDT", seq=1, trades=[msgspec.structs.replace(trade, trade_id=trade_id)])
+    with pytest.raises(ValueError, match=f"trade_id {trade_id} is outside int64"):
+        rows_of(past, BTC, 0, 0)
 
 
 # --- the table definitions agree with the files ---------------------------------------------------------

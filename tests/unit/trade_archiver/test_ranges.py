@@ -33,6 +33,24 @@ def test_a_cut_covers_poison_gaps_and_the_next_range_follows_it():
     assert cut_of(r).span == Span(0, 105, 106)
 
 
+def test_an_execution_refused_by_its_rows_stays_in_the_range_without_taking_its_seq():
+    refused = execution("BTCUSDT", 10**20, [7], T0)  # a seq no real event reaches: had it been taken, ...
+
+    def rows_or_refused(e: TradeExecution, offset: int) -> list[TradeRow] | None:
+        return None if e is refused else rows(e, offset)
+
+    r = OpenRange(0, 0, {})
+    r.feed(
+        [(0, execution("BTCUSDT", 1, [1], T0)), (1, refused), (2, execution("BTCUSDT", 2, [2], T0))],
+        3,
+        rows_or_refused,
+        0.0,
+    )
+    cut = cut_of(r)
+    assert cut.span == Span(0, 0, 2) and [row.trade_id for row in cut.rows] == [1, 2]  # ... 2 would be skipped
+    assert cut.seqs == {"BTCUSDT": 2}
+
+
 def test_a_re_published_event_is_skipped_across_cuts_and_restarts():
     r = OpenRange(0, 0, {"BTCUSDT": 4})
     r.feed([(0, execution("BTCUSDT", 4, [9], T0)), (1, execution("BTCUSDT", 5, [10], T0))], 2, rows, 0.0)
