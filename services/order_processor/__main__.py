@@ -188,6 +188,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 ]
                 now = now_ms()
                 taken, failed = await deadletter.isolate(news, functools.partial(holds.take, now=now))
+                failed += holds.unstorable()  # refused alone inside the step: told and dead-lettered the same way
                 decisions, balances, redelivered = combined(news, taken, failed)
                 dropped = {loc.request.order_id for loc, d in zip(news, decisions, strict=True) if d is None}
                 if failed:

@@ -164,6 +164,13 @@ class Holds:
         self.db = db
         self.markets = markets
         self.open_orders_max = open_orders_max
+        self._unstorable: list[tuple[Located, Exception]] = []
+
+    def unstorable(self) -> list[tuple[Located, Exception]]:
+        """The requests Postgres refused alone since the last call, with why: REJECTED here (``UNSTORABLE``),
+        and for the caller to dead-letter, so an operator sees them."""
+        found, self._unstorable = self._unstorable, []
+        return found
 
     async def take(self, batch: Sequence[Located], now: int) -> Taken:
         """Decide every request of the batch and record the decisions in one transaction.
@@ -199,6 +206,7 @@ class Holds:
                 except postgres.VALUE_ERRORS as exc:
                     log.warning("order %s of user %s refused by Postgres: %s", r.order_id, r.user_id, exc)
                     UNSTORABLE_TOTAL.inc()
+                    self._unstorable.append((loc, exc))
                     decision, changed, again = _rejected(loc, r, errors.NEW_ORDER_REJECTED, UNSTORABLE), [], set()
                 balances.update(((b["user_id"], b["asset"]), b) for b in changed)
                 redelivered |= again

@@ -3,8 +3,9 @@
 On a running fleet, one record per consumer that each one fails on today (each made the service exit on
 its batch, and exit again on every restart, stopping the partition of every BTCUSDT order):
 
-* ``order-requests``: a LIMIT request without a time in force (ingestion always sets one): the processor's
-  Postgres step breaks its invariant (``AssertionError``). Its owner is told REJECTED, it holds nothing;
+* ``order-requests``: a request whose client order id holds a NUL (ingestion refuses it; a producer writing
+  straight to the topic need not): Postgres refuses the text, so the processor's step failed on its batch
+  (``DataError``). Its owner is told REJECTED, it holds nothing;
 * ``validated-orders``: a resting SELL priced past 64 bits: the matcher applies it, then cannot pack it into
   the Redis book (``OverflowError``);
 * ``trade-execution``: a trade whose id is past 64 bits: market-data cannot render it (``TypeError``) and
@@ -66,10 +67,10 @@ async def _inject(settings: Any, db: asyncpg.Pool, victim: int, maker: int) -> N
         symbol=BTC.symbol,
         side=Side.BUY,
         type=OrderType.LIMIT,
-        tif=None,  # ingestion always sets one
+        tif=TimeInForce.GTC,
         price="50000",
         quantity="0.01",
-        client_order_id="unappliable-1",
+        client_order_id="unappliable-1\x00",  # no Postgres text holds a NUL
         ts=now_ms(),
     )
     unstorable = AcceptedOrder(
@@ -142,15 +143,16 @@ async def _scenario(fleet: RunningFleet) -> None:
             await _traded(taker, buy["orderId"])  # market-data goes on
 
             refused = await stream.wait_for(
-                lambda e: e.get("e") == "executionReport" and e.get("c") == "unappliable-1", within=20
+                lambda e: e.get("e") == "executionReport" and e.get("c") == "unappliable-1\x00", within=20
             )
             assert refused["X"] == "REJECTED" and "could not be applied" in refused["r"], refused
-            assert await db.fetchval("SELECT count(*) FROM orders WHERE client_order_id = 'unappliable-1'") == 0
+            assert await db.fetchval("SELECT count(*) FROM orders WHERE client_order_id LIKE 'unappliable-1%'") == 0
             assert await _balances(victim) == before, "the refused request held nothing"
 
             (request,) = await _dead_letters(settings, Topic.ORDER_REQUESTS.dlq, 1)
-            assert request["reason"].startswith("AssertionError") and request["consumer"] == "order-processor"
-            assert request["source"]["topic"] == Topic.ORDER_REQUESTS and '"unappliable-1"' in request["value"]
+            assert "0x00" in request["reason"], request["reason"]  # Postgres' own words for the NUL
+            assert request["consumer"] == "order-processor"
+            assert request["source"]["topic"] == Topic.ORDER_REQUESTS and '"unappliable-1' in request["value"]
             (command,) = await _dead_letters(settings, Topic.VALIDATED_ORDERS.dlq, 1)
             assert command["reason"].startswith("OverflowError") and command["consumer"] == "matcher"
             assert command["source"]["partition"] == partition_of(BTC.symbol, settings.kafka_partitions)
