@@ -58,10 +58,18 @@ CONNECT_RETRY_S = 0.5
 CONNECT_RETRY_MAX_S = 5.0
 ASSIGNMENT_WAIT_S = 30.0
 STOP_COMMIT_S = 5.0  # how long a stopping consumer tries to commit what it has done
+STOP_S = 10.0  # how long a client may take to stop (leave its group, send what it holds)
 
 
 def _security(settings: Settings) -> dict[str, Any]:
-    opts: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    """Connection options of every client: security, and how long a request may go unanswered. A broker that
+    goes silent without closing (a black hole) fails the request after ``kafka_request_timeout_ms`` and the
+    client reconnects; aiokafka has no TCP keepalive option, but its connections are never idle (heartbeats
+    every second, metadata refreshes), so a dead peer is always found by a request's timeout."""
+    opts: dict[str, Any] = {
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+    }
     if settings.kafka_sasl_mechanism:
         opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
         opts["sasl_plain_username"] = settings.kafka_sasl_username
@@ -85,6 +93,15 @@ async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKaf
             log.warning("kafka %s not reachable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+
+
+async def _stop(client: AIOKafkaProducer | AIOKafkaConsumer, what: str) -> None:
+    """Stop a client within ``STOP_S``: one whose broker went silent would wait out every request's timeout
+    (a consumer's leave-group, a producer's last batch) while the service waits to serve again."""
+    try:
+        await asyncio.wait_for(client.stop(), STOP_S)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        log.warning("kafka %s not stopped cleanly (%s); dropped", what, type(exc).__name__)
 
 
 class Outbox:
@@ -153,7 +170,7 @@ async def producer(settings: Settings, linger_ms: int = 1) -> AsyncIterator[Outb
     try:
         yield Outbox(p, settings)
     finally:
-        await p.stop()
+        await _stop(p, "producer")
 
 
 @dataclass(slots=True)
@@ -397,7 +414,7 @@ async def consumer(
     finally:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):  # a broker that is gone: redelivered
             await asyncio.wait_for(inbox.flush_commits(), STOP_COMMIT_S)
-        await c.stop()
+        await _stop(c, f"consumer {group}")
 
 
 ALL_TOPICS = tuple(Topic)
