@@ -29,6 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import CloseReason
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -59,6 +60,7 @@ CONNECT_RETRY_MAX_S = 5.0
 ASSIGNMENT_WAIT_S = 30.0
 STOP_COMMIT_S = 5.0  # how long a stopping consumer tries to commit what it has done
 STOP_S = 10.0  # how long a client may take to stop (leave its group, send what it holds)
+PROBE_S = 1.5  # a readiness probe's metadata request; below resilience.PROBE_TIMEOUT_S, which gives it up
 
 
 def _security(settings: Settings) -> dict[str, Any]:
@@ -134,8 +136,19 @@ class Outbox:
             await asyncio.gather(*pending)
 
     async def reachable(self) -> None:
-        """Raises unless a broker answers a metadata request (the readiness probe)."""
-        await self._producer.client.fetch_all_metadata()
+        """Raises unless a broker answers a metadata request within ``PROBE_S`` (the readiness probe).
+
+        A connection that does not answer in time is closed: aiokafka closes one only when a request of its
+        own waits out ``kafka_request_timeout_ms``, and a probe is given up long before that, so an idle
+        producer would otherwise keep probing a connection the broker went silent on, never ready again.
+        """
+        client = self._producer.client
+        try:
+            await asyncio.wait_for(client.fetch_all_metadata(), PROBE_S)
+        except TimeoutError:
+            for conn in list(client._conns.values()):  # aiokafka has no public way to drop its connections
+                conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
+            raise
 
     async def send_all_now(self, topic: str, values: Sequence[bytes], key: str) -> None:
         """Send records of one key and wait for their acks; all are handed to the producer before any ack is
