@@ -64,6 +64,14 @@ class Settings(BaseSettings):
     # fleet's id, and the processor ranks source positions by the log epoch.
     fleet_id: str = Field("", description="this fleet's identity, once checked; records carry it")
     log_epoch: int = Field(0, ge=0, description="the fleet's log epoch, once checked")
+    # How long a call to a dependency may go unanswered before it counts as an outage (shared/resilience.py):
+    # a server that stops answering without closing the connection (a black hole) would otherwise hold a
+    # call, and the service with it, until the kernel gives the connection up, many minutes later.
+    redis_timeout_ms: int = Field(5_000, ge=100, description="longest a Redis connect or reply may take")
+    postgres_timeout_ms: int = Field(10_000, ge=100, description="longest a Postgres statement or connect may take")
+    kafka_request_timeout_ms: int = Field(
+        15_000, ge=1_000, description="longest a Kafka request may wait for its answer (above the session timeout)"
+    )
 
     ingestion_url: str = "http://127.0.0.1:8001"
     ingestion_in_gateway: bool = Field(

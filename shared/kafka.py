@@ -30,6 +30,7 @@ from typing import Any, Generic, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.conn import CloseReason
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -59,10 +60,19 @@ CONNECT_RETRY_S = 0.5
 CONNECT_RETRY_MAX_S = 5.0
 ASSIGNMENT_WAIT_S = 30.0
 STOP_COMMIT_S = 5.0  # how long a stopping consumer tries to commit what it has done
+STOP_S = 10.0  # how long a client may take to stop (leave its group, send what it holds)
+PROBE_S = 1.5  # a readiness probe's metadata request; below resilience.PROBE_TIMEOUT_S, which gives it up
 
 
 def security(settings: Settings) -> dict[str, Any]:
-    opts: dict[str, Any] = {"security_protocol": settings.kafka_security_protocol}
+    """Connection options of every client: security, and how long a request may go unanswered. A broker that
+    goes silent without closing (a black hole) fails the request after ``kafka_request_timeout_ms`` and the
+    client reconnects; aiokafka has no TCP keepalive option, but its connections are never idle (heartbeats
+    every second, metadata refreshes), so a dead peer is always found by a request's timeout."""
+    opts: dict[str, Any] = {
+        "security_protocol": settings.kafka_security_protocol,
+        "request_timeout_ms": settings.kafka_request_timeout_ms,
+    }
     if settings.kafka_sasl_mechanism:
         opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
         opts["sasl_plain_username"] = settings.kafka_sasl_username
@@ -86,6 +96,15 @@ async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKaf
             log.warning("kafka %s not reachable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+
+
+async def _stop(client: AIOKafkaProducer | AIOKafkaConsumer, what: str) -> None:
+    """Stop a client within ``STOP_S``: one whose broker went silent would wait out every request's timeout
+    (a consumer's leave-group, a producer's last batch) while the service waits to serve again."""
+    try:
+        await asyncio.wait_for(client.stop(), STOP_S)
+    except (TimeoutError, KafkaError, OSError) as exc:
+        log.warning("kafka %s not stopped cleanly (%s); dropped", what, type(exc).__name__)
 
 
 class Outbox:
@@ -127,8 +146,19 @@ class Outbox:
             await asyncio.gather(*pending)
 
     async def reachable(self) -> None:
-        """Raises unless a broker answers a metadata request (the readiness probe)."""
-        await self._producer.client.fetch_all_metadata()
+        """Raises unless a broker answers a metadata request within ``PROBE_S`` (the readiness probe).
+
+        A connection that does not answer in time is closed: aiokafka closes one only when a request of its
+        own waits out ``kafka_request_timeout_ms``, and a probe is given up long before that, so an idle
+        producer would otherwise keep probing a connection the broker went silent on, never ready again.
+        """
+        client = self._producer.client
+        try:
+            await asyncio.wait_for(client.fetch_all_metadata(), PROBE_S)
+        except TimeoutError:
+            for conn in list(client._conns.values()):  # aiokafka has no public way to drop its connections
+                conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
+            raise
 
     async def send_all_now(self, topic: str, values: Sequence[bytes], key: str) -> None:
         """Send records of one key and wait for their acks; all are handed to the producer before any ack is
@@ -167,7 +197,7 @@ async def producer(settings: Settings, linger_ms: int = 1) -> AsyncIterator[Outb
     try:
         yield Outbox(p, settings)
     finally:
-        await p.stop()
+        await _stop(p, "producer")
 
 
 @dataclass(slots=True)
@@ -444,7 +474,7 @@ async def consumer(
     finally:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):  # a broker that is gone: redelivered
             await asyncio.wait_for(inbox.flush_commits(), STOP_COMMIT_S)
-        await c.stop()
+        await _stop(c, f"consumer {group}")
 
 
 ALL_TOPICS = tuple(Topic)

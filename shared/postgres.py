@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 from prometheus_client import Histogram
 
-from . import tracing
+from . import resilience, tracing
 from .config import Settings
 from .domain import Market
 
@@ -65,9 +65,22 @@ async def _end_transaction(conn: asyncpg.Connection) -> None:
 STATEMENT_REPLAN_S = 5
 
 
+async def _keep_alive(conn: asyncpg.Connection) -> None:
+    """TCP keepalives on each new connection: asyncpg has no option for them, so on its transport's socket."""
+    resilience.keep_alive(conn._transport.get_extra_info("socket"))
+
+
+CLOSE_S = 5.0  # a pool whose server went silent cannot close politely; it is terminated after this
+
+
 @asynccontextmanager
 async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
-    """A pool; an unreachable database is waited for with backoff, not a crash at start."""
+    """A pool; an unreachable database is waited for with backoff, not a crash at start.
+
+    Every statement and connect is bounded by ``postgres_timeout_ms`` (a TimeoutError, an outage to
+    ``shared.resilience``), so a server that goes silent without closing fails the call instead of holding it.
+    """
+    timeout_s = settings.postgres_timeout_ms / 1000
     delay = RETRY_S
     while True:
         try:
@@ -75,19 +88,24 @@ async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> Asy
                 settings.database_url,
                 min_size=min_size,
                 max_size=max_size,
-                command_timeout=30,
+                timeout=timeout_s,
+                command_timeout=timeout_s,
                 reset=_end_transaction,
+                init=_keep_alive,
                 max_cached_statement_lifetime=STATEMENT_REPLAN_S,
             )
             break
-        except (OSError, asyncpg.PostgresError) as exc:
+        except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("postgres not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
     try:
         yield p
     finally:
-        await p.close()
+        try:
+            await asyncio.wait_for(p.close(), CLOSE_S)
+        except (TimeoutError, OSError, asyncpg.PostgresError):
+            p.terminate()
 
 
 def migrate(database_url: str) -> None:

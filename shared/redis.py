@@ -19,8 +19,9 @@ import redis.asyncio as aioredis
 from prometheus_client import Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import tracing
+from . import resilience, tracing
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -94,26 +95,37 @@ class _TlsConnection(_PackedByHiredis, aioredis.SSLConnection):
     pass
 
 
-def _connection_class(url: str) -> dict[str, Any]:
-    """The packer for TCP and TLS URLs (ElastiCache's ``rediss://``); a unix socket keeps redis-py's."""
+def _connection_options(url: str) -> dict[str, Any]:
+    """The packer and TCP keepalives for TCP and TLS URLs (ElastiCache's ``rediss://``); a unix socket keeps
+    redis-py's connection, which has no keepalive to set."""
+    keepalive = {"socket_keepalive": True, "socket_keepalive_options": resilience.keepalive_options()}
     if url.startswith("redis://"):
-        return {"connection_class": _TcpConnection}
+        return {"connection_class": _TcpConnection, **keepalive}
     if url.startswith("rediss://"):
-        return {"connection_class": _TlsConnection}
+        return {"connection_class": _TlsConnection, **keepalive}
     return {}
 
 
 @asynccontextmanager
 async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """One client per process. Every connect and reply is bounded by ``redis_timeout_ms`` (a TimeoutError,
+    an outage to ``shared.resilience``), so a server that goes silent without closing fails the call instead
+    of holding it; keepalives find an idle connection's peer gone. Pub/sub reads pass their own timeout."""
+    timeout_s = settings.redis_timeout_ms / 1000
     r = aioredis.from_url(
-        settings.redis_url, decode_responses=False, health_check_interval=30, **_connection_class(settings.redis_url)
+        settings.redis_url,
+        decode_responses=False,
+        health_check_interval=30,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        **_connection_options(settings.redis_url),
     )
     delay = RETRY_S
     while True:
         try:
             await r.ping()
             break
-        except (RedisConnectionError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("redis not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)

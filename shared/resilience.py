@@ -9,6 +9,7 @@ process, so the supervisor restarts it.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -38,6 +39,22 @@ _OUTAGES: tuple[tuple[type[BaseException], str], ...] = (
     (TimeoutError, "network"),
     (OSError, "network"),
 )
+
+
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive probes after 5 s idle, every 2 s, 3 unanswered: an idle connection to a server that
+    vanished without closing it is found dead in ~11 s instead of the kernel's two hours."""
+    names = (("TCP_KEEPIDLE", 5), ("TCP_KEEPINTVL", 2), ("TCP_KEEPCNT", 3))
+    return {getattr(socket, name): value for name, value in names if hasattr(socket, name)}
+
+
+def keep_alive(sock: socket.socket | None) -> None:
+    """Turn TCP keepalives on for a connected TCP socket (a Unix socket has none to turn on)."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in keepalive_options().items():
+        sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 def outage(exc: BaseException) -> str | None:

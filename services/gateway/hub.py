@@ -8,6 +8,11 @@ A message may carry several events, one per line (``sredis.EVENTS_SEPARATOR``: a
 outcomes, a user's events of a batch); each is delivered on its own. An event that starts with
 ``tracing.MARK`` carries its order's trace: the hub strips it before anyone sees
 the payload and, with tracing on, delivers it inside a span whose child is each client's WebSocket write.
+
+The reader is supervised: whatever stops it (a lost connection, a bug in a delivery), it is started again on
+a new pub/sub connection subscribed to every channel in use, and the gateway is not ready meanwhile (no
+outcome would reach a waiting REST call). A connection that goes silent without closing (a black hole) is
+found by pinging it when idle: nothing heard for ``SILENT_MAX_S`` counts as lost.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -23,12 +29,18 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge
 
 from shared import redis as sredis
-from shared import tracing
+from shared import resilience, tracing
 
 log = logging.getLogger(__name__)
 QUEUE_MAX = 2000
 DROPPED = Counter("spot_ws_dropped_clients_total", "WebSocket clients dropped for falling behind")
 CONNECTIONS = Gauge("spot_ws_connections", "Open WebSocket connections")
+RESTARTS = Counter("spot_pubsub_reader_restarts_total", "Times the gateway's pub/sub reader was started again")
+READ_WAIT_S = 1.0  # one wait for a message; the silence checks run between waits
+PING_AFTER_S = 2.0  # idle this long: ping, so a live connection always has something to say
+SILENT_MAX_S = 6.0  # nothing heard this long, pong included: the connection is dead without having closed
+RESTART_S, RESTART_MAX_S = 0.5, 5.0  # backoff between reader restarts
+CLOSE_S = 2.0  # how long closing a dead pub/sub connection may take
 
 
 class Subscriber:
@@ -82,45 +94,98 @@ class Hub:
     ) -> None:
         self.channels = channels
         self.queue_max = queue_max  # per client: how far behind it may fall before it is dropped
-        self.subscribed = False
+        self.subscribed = False  # Redis confirmed the outcomes channel on the current connection
+        self._cache = cache
         self._pubsub = cache.pubsub(ignore_subscribe_messages=False)
         self._subs: dict[str, set[Subscriber]] = {}
         self._confirmed: dict[str, asyncio.Event] = {}
         self._on_outcome = on_outcome
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._heard_at = time.monotonic()  # the last reply of any kind on the current connection
 
     async def check(self) -> None:
-        """Readiness probe: raises while the outcomes channel is not subscribed (after a lost connection)."""
+        """Readiness probe: raises while the reader is down or its connection has gone silent."""
+        if self._task is None or self._task.done():
+            raise ConnectionError("redis pub/sub reader not running")
         if not self.subscribed:
             raise ConnectionError("redis pub/sub not subscribed")
+        silent = time.monotonic() - self._heard_at
+        if silent > SILENT_MAX_S:
+            raise ConnectionError(f"redis pub/sub silent for {silent:.0f}s")
 
     async def start(self) -> None:
         await self._pubsub.subscribe(self.channels.outcomes)
-        self._task = asyncio.create_task(self._read())
+        self._heard_at = time.monotonic()
+        self._task = asyncio.create_task(self._supervise())
 
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._pubsub.aclose()
+        await self._close(self._pubsub)
+
+    async def _supervise(self) -> None:
+        """Run the reader; when it stops, start it again on a new connection, with backoff."""
+        delay = RESTART_S
+        while True:
+            began = time.monotonic()
+            try:
+                await self._read()
+            except Exception as exc:
+                self.subscribed = False  # not ready: outcomes published until the new subscription are missed
+                RESTARTS.inc()
+                if time.monotonic() - began > RESTART_MAX_S * 4:
+                    delay = RESTART_S  # it read a while: a new failure, not the same one
+                if resilience.outage(exc) is None:
+                    log.error("pub/sub reader failed; restarting in %.1fs", delay, exc_info=True)
+                else:
+                    why = f"{type(exc).__name__}: {exc}"
+                    log.warning("pub/sub connection lost (%s); reconnecting in %.1fs", why, delay)
+            while True:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RESTART_MAX_S)
+                try:
+                    await self._reconnect()
+                    break
+                except Exception as exc:  # still unreachable: try again after the next delay
+                    log.warning("pub/sub reconnect failed (%s: %s)", type(exc).__name__, exc)
+
+    async def _reconnect(self) -> None:
+        """A new pub/sub connection subscribed to the outcomes and every channel a client wants."""
+        async with self._lock:
+            old, self._pubsub = self._pubsub, self._cache.pubsub(ignore_subscribe_messages=False)
+            await self._close(old)
+            self._heard_at = time.monotonic()
+            await self._pubsub.subscribe(self.channels.outcomes, *self._subs)
+
+    @staticmethod
+    async def _close(pubsub: aioredis.client.PubSub) -> None:
+        with contextlib.suppress(Exception):  # a dead connection may fail to close; it is dropped either way
+            await asyncio.wait_for(pubsub.aclose(), CLOSE_S)
 
     async def _read(self) -> None:
+        """Deliver messages until the connection fails or stays silent past ``SILENT_MAX_S``."""
+        pubsub = self._pubsub
+        pinged_at = 0.0
         while True:
-            try:
-                msg = await self._pubsub.get_message(timeout=1.0)
-            except (aioredis.ConnectionError, OSError) as exc:
-                self.subscribed = False  # outcomes published until the resubscription would be missed
-                log.warning("pub/sub connection lost (%s); reconnecting", type(exc).__name__)
-                await asyncio.sleep(0.5)
-                continue
+            msg = await pubsub.get_message(timeout=READ_WAIT_S)
+            now = time.monotonic()
             if msg is None:
+                if now - self._heard_at > SILENT_MAX_S:
+                    raise ConnectionError(f"no reply from redis pub/sub for {now - self._heard_at:.0f}s")
+                if now - max(self._heard_at, pinged_at) > PING_AFTER_S:
+                    pinged_at = now
+                    await pubsub.ping()
+                continue
+            self._heard_at = now
+            if msg["type"] == "pong":
                 continue
             channel = msg["channel"].decode() if isinstance(msg["channel"], bytes) else msg["channel"]
             if msg["type"] == "subscribe":
                 if channel == self.channels.outcomes:
-                    self.subscribed = True  # redis-py resubscribes on reconnect; this is Redis confirming it
+                    self.subscribed = True  # Redis confirming it on this connection
                 ev = self._confirmed.get(channel)
                 if ev:
                     ev.set()

@@ -4,18 +4,28 @@ user stream, and the WS-API ``userDataStream.subscribe.signature`` (ccxt >= 4.5.
 Routes: ``/ws`` and ``/ws/<anything>`` (SUBSCRIBE protocol; ``/ws/<stream>[/<stream>...]`` subscribes at
 once; ``/ws/<listenKey>`` is a user stream), ``/stream?streams=a/b`` (events wrapped as
 ``{"stream","data"}``), ``/ws-api/v3``.
+
+Garbage is refused calmly, as Binance does, with no traceback: a binary frame closes the connection with
+1003, a message over ``MAX_MESSAGE`` with 1009 (uvicorn's ``ws_max_size`` closes larger frames itself), more
+than ``MAX_MESSAGES_PER_S`` messages in a second on a stream connection with 1008; malformed JSON and unknown
+methods get Binance's error message and the connection stays open. Every way of subscribing (the path
+``/ws/<streams>``, ``/stream?streams=``, SUBSCRIBE) counts against one cap of ``MAX_STREAMS`` per connection.
+A pub/sub failure while subscribing closes the connection with 1011 (try again later), logged in one line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import time
+from collections import deque
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from redis.exceptions import RedisError
 
 from shared import tracing
 from shared.lifecycle import now_ms
@@ -25,11 +35,27 @@ from .deps import Gateway
 from .hub import CONNECTIONS, Hub, Subscriber
 from .routes.userstream import listen_key
 
+log = logging.getLogger(__name__)
 router = APIRouter()
 STREAM = re.compile(r"^([a-z0-9]{2,20})@(depth(@\d+ms)?|trade|aggTrade|kline_1m)$")
 LISTEN_KEY = re.compile(r"^[0-9a-f]{64}$")
-MAX_STREAMS = 200
+MAX_STREAMS = 1024  # Binance: "a single connection can listen to a maximum of 1024 streams"
 MAX_MESSAGE = 64 * 1024
+MAX_MESSAGES_PER_S = 5  # Binance: a stream connection sending more is disconnected
+METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+# Binance's close codes: 1003 unsupported data, 1008 policy violation, 1009 too big, 1011 server trouble
+UNSUPPORTED, POLICY, TOO_BIG, TRY_LATER = 1003, 1008, 1009, 1011
+# what a failing Redis pub/sub raises into a subscription: an outage, not a bug
+HUB_FAILURES = (RedisError, ConnectionError, TimeoutError, OSError)
+
+
+class TooManyStreams(Exception):
+    """A subscription past ``MAX_STREAMS`` on one connection."""
+
+
+def market_error(code: int, msg: str, req_id: Any = None) -> str:
+    """Binance's reply to a bad message on a market-stream connection."""
+    return orjson.dumps({"error": {"code": code, "msg": msg}, "id": req_id}).decode()
 
 
 def channel_of(stream: str, gw: Gateway) -> str | None:
@@ -48,20 +74,31 @@ class Session:
         self.ws, self.hub, self.wrap, self.user_wrap = ws, hub, wrap, user_wrap
         self.sub = Subscriber(hub.queue_max)
         self.streams: dict[str, str] = {}  # stream name -> channel
-        self.channel_names: dict[str, str] = {}
+        self.channel_names: dict[str, str] = {}  # channel -> the stream name its events are wrapped with
+
+    def room_for(self, streams: list[str]) -> bool:
+        """Whether subscribing to ``streams`` keeps this connection within ``MAX_STREAMS``."""
+        return len(self.streams.keys() | set(streams)) <= MAX_STREAMS
 
     async def add(self, stream: str, channel: str) -> None:
         if stream in self.streams:
             return
+        if len(self.streams) >= MAX_STREAMS:
+            raise TooManyStreams(f"{stream}: this connection has {len(self.streams)} streams, at most {MAX_STREAMS}")
         self.streams[stream] = channel
         self.channel_names[channel] = stream
         await self.hub.subscribe(channel, self.sub)
 
     async def remove(self, stream: str) -> None:
         channel = self.streams.pop(stream, None)
-        if channel is not None:
-            self.channel_names.pop(channel, None)
-            await self.hub.unsubscribe(channel, self.sub)
+        if channel is None:
+            return
+        others = [name for name, ch in self.streams.items() if ch == channel]  # depth@100ms and depth share one
+        if others:
+            self.channel_names[channel] = others[0]
+            return
+        self.channel_names.pop(channel, None)
+        await self.hub.unsubscribe(channel, self.sub)
 
     async def close(self) -> None:
         for stream in list(self.streams):
@@ -87,75 +124,146 @@ class Session:
                 tracing.record(span, "send websocket", started, time.time_ns())
 
 
-async def _run(ws: WebSocket, session: Session, handle: Any) -> None:
+async def close(ws: WebSocket, code: int, reason: str) -> None:
+    """Close, if the client has not gone already."""
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
+        await ws.close(code=code, reason=reason)
+
+
+class MessageRate:
+    """At most ``MAX_MESSAGES_PER_S`` messages in any second: the times of the last few are kept."""
+
+    def __init__(self, per_second: int = MAX_MESSAGES_PER_S) -> None:
+        self._times: deque[float] = deque(maxlen=per_second)
+
+    def allows(self, now: float) -> bool:
+        if len(self._times) == self._times.maxlen and now - self._times[0] < 1.0:
+            return False
+        self._times.append(now)
+        return True
+
+
+async def _run(ws: WebSocket, session: Session, handle: Any, rate: MessageRate | None) -> None:
+    """Read messages until the client goes, the writer stops, or a message breaks the rules.
+
+    ``rate`` None: no message rate limit (the WS-API, whose requests are few and signed).
+    """
     CONNECTIONS.inc()
     pump = asyncio.create_task(session.pump())
     try:
         while True:
-            recv = asyncio.ensure_future(ws.receive_text())
+            recv = asyncio.ensure_future(ws.receive())
             done, _ = await asyncio.wait({recv, pump}, return_when=asyncio.FIRST_COMPLETED)
             if pump in done:
                 recv.cancel()
                 return
-            text = recv.result()
+            message = recv.result()
+            if message["type"] == "websocket.disconnect":
+                return
+            if rate is not None and not rate.allows(time.monotonic()):
+                await close(ws, POLICY, f"too many messages: at most {MAX_MESSAGES_PER_S} a second")
+                return
+            text = message.get("text")
+            if text is None:
+                await close(ws, UNSUPPORTED, "binary frames are not accepted: send JSON text")
+                return
             if len(text) > MAX_MESSAGE:
-                await ws.close(code=1009, reason="message too big")
+                await close(ws, TOO_BIG, f"message of {len(text)} characters, at most {MAX_MESSAGE}")
                 return
             if handle is not None:
                 await handle(text)
-    except (WebSocketDisconnect, RuntimeError):
-        pass
+    except (WebSocketDisconnect, RuntimeError, OSError):
+        pass  # the client went away mid-send: nothing to tell it
+    except HUB_FAILURES as exc:
+        log.warning("websocket closed: pub/sub failed while subscribing (%s: %s)", type(exc).__name__, exc)
+        await close(ws, TRY_LATER, "stream service unavailable, try again later")
     finally:
         CONNECTIONS.dec()
         pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await pump
-        await session.close()
+        with contextlib.suppress(*HUB_FAILURES):
+            await session.close()
+
+
+def _request(text: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The message as an object, or Binance's error for it."""
+    try:
+        msg = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        return None, market_error(3, f"Invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    if not isinstance(msg, dict):
+        return None, market_error(2, "Invalid request: expected an object with method, params and id")
+    if "method" not in msg:
+        return None, market_error(2, "Invalid request: missing field `method`", msg.get("id"))
+    if msg["method"] not in METHODS:
+        variant = str(msg["method"])[:60]
+        expected = ", ".join(f"`{m}`" for m in METHODS)
+        reason = f"Invalid request: unknown variant `{variant}`, expected one of {expected}"
+        return None, market_error(2, reason, msg.get("id"))
+    return msg, None
 
 
 async def _market_protocol(ws: WebSocket, session: Session, gw: Gateway) -> Any:
     async def handle(text: str) -> None:
-        try:
-            msg = orjson.loads(text)
-            method, req_id = msg.get("method"), msg.get("id")
-        except (orjson.JSONDecodeError, AttributeError):
-            await ws.send_text('{"error":{"code":2,"msg":"Invalid JSON"},"id":null}')
+        msg, error = _request(text)
+        if msg is None:
+            assert error is not None
+            await ws.send_text(error)
             return
+        method, req_id = msg["method"], msg.get("id")
         params = msg.get("params") or []
         if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
-            if not isinstance(params, list) or len(params) + len(session.streams) > MAX_STREAMS:
-                await ws.send_text(
-                    orjson.dumps({"error": {"code": 2, "msg": "Invalid request: params"}, "id": req_id}).decode()
-                )
+            if not isinstance(params, list):
+                await ws.send_text(market_error(2, "Invalid request: params must be a list of stream names", req_id))
                 return
-            for stream in params:
-                channel = channel_of(str(stream), gw)
-                if channel is None:
-                    await ws.send_text(
-                        orjson.dumps(
-                            {
-                                "error": {"code": 2, "msg": f"Invalid request: unknown stream {str(stream)[:60]}"},
-                                "id": req_id,
-                            }
-                        ).decode()
-                    )
-                    return
-            for stream in params:
+            streams = [str(stream) for stream in params]
+            if method == "SUBSCRIBE" and not session.room_for(streams):
+                reason = f"Invalid request: too many streams: a connection listens to at most {MAX_STREAMS}"
+                await ws.send_text(market_error(2, reason, req_id))
+                return
+            channels = {stream: channel_of(stream, gw) for stream in streams}
+            unknown = [stream for stream, channel in channels.items() if channel is None]
+            if unknown:
+                await ws.send_text(market_error(2, f"Invalid request: unknown stream {unknown[0][:60]}", req_id))
+                return
+            for stream, channel in channels.items():
                 if method == "SUBSCRIBE":
-                    await session.add(str(stream), channel_of(str(stream), gw) or "")
+                    await session.add(stream, channel or "")
                 else:
-                    await session.remove(str(stream))
+                    await session.remove(stream)
             await ws.send_text(orjson.dumps({"result": None, "id": req_id}).decode())
         elif method == "LIST_SUBSCRIPTIONS":
             await ws.send_text(orjson.dumps({"result": sorted(session.streams), "id": req_id}).decode())
-        elif method == "SET_PROPERTY" or method == "GET_PROPERTY":
+        else:  # SET_PROPERTY, GET_PROPERTY
             await ws.send_text(orjson.dumps({"result": None, "id": req_id}).decode())
-        else:
-            await ws.send_text(
-                orjson.dumps({"error": {"code": 2, "msg": "Invalid request: unknown method"}, "id": req_id}).decode()
-            )
 
     return handle
+
+
+async def _subscribe_path(ws: WebSocket, session: Session, gw: Gateway, streams: list[str]) -> bool:
+    """The streams a URL names, all or none; False when the connection was closed instead."""
+    if not session.room_for(streams):
+        await close(ws, POLICY, f"too many streams: {len(streams)}, at most {MAX_STREAMS} a connection")
+        return False
+    return await _subscribe_all(ws, session, {stream: channel_of(stream, gw) for stream in streams})
+
+
+async def _subscribe_all(ws: WebSocket, session: Session, channels: dict[str, str | None]) -> bool:
+    """Subscribe to every (stream, channel); False when the connection was closed instead."""
+    if any(channel is None for channel in channels.values()):
+        await close(ws, POLICY, "unknown stream")
+        return False
+    try:
+        for stream, channel in channels.items():
+            await session.add(stream, channel or "")
+    except HUB_FAILURES as exc:
+        log.warning("websocket closed: pub/sub failed while subscribing (%s: %s)", type(exc).__name__, exc)
+        with contextlib.suppress(*HUB_FAILURES):
+            await session.close()
+        await close(ws, TRY_LATER, "stream service unavailable, try again later")
+        return False
+    return True
 
 
 @router.websocket("/ws")
@@ -169,16 +277,11 @@ async def market_ws(ws: WebSocket, path: str = "") -> None:
         if owner is None:
             await ws.close(code=1008, reason="invalid listenKey")
             return
-        await session.add("user", gw.hub.channels.user(int(owner)))
-        await _run(ws, session, None)
+        if await _subscribe_all(ws, session, {"user": gw.hub.channels.user(int(owner))}):
+            await _run(ws, session, None, MessageRate())
         return
-    for stream in [s for s in path.split("/") if "@" in s]:
-        channel = channel_of(stream, gw)
-        if channel is None:
-            await ws.close(code=1008, reason="unknown stream")
-            return
-        await session.add(stream, channel)
-    await _run(ws, session, await _market_protocol(ws, session, gw))
+    if await _subscribe_path(ws, session, gw, [s for s in path.split("/") if "@" in s]):
+        await _run(ws, session, await _market_protocol(ws, session, gw), MessageRate())
 
 
 @router.websocket("/stream")
@@ -186,13 +289,8 @@ async def combined_ws(ws: WebSocket) -> None:
     gw: Gateway = ws.app.state.gateway
     await ws.accept()
     session = Session(ws, gw.hub, wrap=True)
-    for stream in [s for s in ws.query_params.get("streams", "").split("/") if s]:
-        channel = channel_of(stream, gw)
-        if channel is None:
-            await ws.close(code=1008, reason="unknown stream")
-            return
-        await session.add(stream, channel)
-    await _run(ws, session, await _market_protocol(ws, session, gw))
+    if await _subscribe_path(ws, session, gw, [s for s in ws.query_params.get("streams", "").split("/") if s]):
+        await _run(ws, session, await _market_protocol(ws, session, gw), MessageRate())
 
 
 @router.websocket("/ws-api/v3")
@@ -244,4 +342,4 @@ async def ws_api(ws: WebSocket) -> None:
         else:
             await reply(req_id, error=(-1100, "Unknown method."))
 
-    await _run(ws, session, handle)
+    await _run(ws, session, handle, None)

@@ -9,7 +9,7 @@ import redis.asyncio.connection as connection
 from redis.exceptions import DataError
 from redis.utils import HIREDIS_AVAILABLE
 
-from shared.redis import _connection_class, _TcpConnection
+from shared.redis import _connection_options, _TcpConnection
 
 
 def test_redis_replies_are_parsed_by_hiredis() -> None:
@@ -40,6 +40,7 @@ def test_what_hiredis_refuses_gets_redis_py_error() -> None:
 
 
 def test_tls_and_tcp_urls_get_the_packer_and_keep_their_transport() -> None:
-    assert _connection_class("redis://h:6379/0")["connection_class"] is _TcpConnection
-    assert issubclass(_connection_class("rediss://h:6379/0")["connection_class"], connection.SSLConnection)
-    assert _connection_class("unix:///tmp/redis.sock") == {}
+    assert _connection_options("redis://h:6379/0")["connection_class"] is _TcpConnection
+    assert issubclass(_connection_options("rediss://h:6379/0")["connection_class"], connection.SSLConnection)
+    assert _connection_options("redis://h:6379/0")["socket_keepalive"] is True  # a silent peer is found
+    assert _connection_options("unix:///tmp/redis.sock") == {}
