@@ -30,13 +30,7 @@ CALL_SECONDS = Histogram(
 )
 
 
-# What a statement raises for the values it was given, not for the database's health: retrying it with the same
-# values fails the same way, so a consumer isolates the request that carried them instead of waiting.
-VALUE_ERRORS: tuple[type[Exception], ...] = (
-    asyncpg.DataError,  # the server's class 22: a number out of range, a NUL in a text, ...
-    asyncpg.IntegrityConstraintViolationError,  # class 23: a CHECK constraint, a unique index, a foreign key
-    asyncpg.exceptions._base.DataError,  # the client's: an argument it cannot encode (an int past int64)
-)
+VALUE_ERRORS = resilience.POSTGRES_VALUE_ERRORS  # what a statement raises for its values, not an outage
 
 
 def timed(operation: str) -> tracing.Timed:

@@ -18,7 +18,13 @@ from aiokafka.errors import KafkaError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .postgres import VALUE_ERRORS
+# What a Postgres statement raises for the values it was given, not for the database's health: retrying it with the
+# same values fails the same way, so a consumer isolates the request that carried them instead of waiting.
+POSTGRES_VALUE_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.DataError,  # the server's class 22: a number out of range, a NUL in a text, ...
+    asyncpg.IntegrityConstraintViolationError,  # class 23: a CHECK constraint, a unique index, a foreign key
+    asyncpg.exceptions._base.DataError,  # the client's: an argument it cannot encode (an int past int64)
+)
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -59,7 +65,7 @@ def keep_alive(sock: socket.socket | None) -> None:
 
 def outage(exc: BaseException) -> str | None:
     """The dependency an exception says went away, or None when it is not an outage."""
-    if isinstance(exc, VALUE_ERRORS):  # asyncpg's own DataError is an InterfaceError, yet no outage
+    if isinstance(exc, POSTGRES_VALUE_ERRORS):  # asyncpg's own DataError is an InterfaceError, yet no outage
         return None
     for kind, name in _OUTAGES:
         if isinstance(exc, kind):
