@@ -112,6 +112,21 @@ async def init(settings: Settings) -> list[str]:
     return created
 
 
+async def continue_after_drain(settings: Settings, marker: str) -> dict[str, object] | None:
+    """``reseed_positions`` when the broker's log is new and the fleet named by ``marker`` ("<fleet> <epoch>",
+    written by a stop that drained every topic) is this one at that epoch: nothing was left on the old log.
+    None (and nothing done) otherwise: the services then refuse, and the operator decides."""
+    fleet, _, epoch = marker.strip().partition(" ")
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        now = await identity.stored(conn)
+    finally:
+        await conn.close()
+    if now is None or (now.fleet_id, str(now.epoch)) != (fleet, epoch) or await identity.in_broker(settings):
+        return None
+    return await reseed_positions(settings)
+
+
 async def reseed_positions(settings: Settings) -> dict[str, object]:
     """Continue on a new broker log (a reset broker, a new MSK cluster): its topics are created, and the log
     epoch goes up so that every position on it ranks after the old log's (``shared.identity``)."""

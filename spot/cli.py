@@ -1,6 +1,6 @@
 """``spot``: run the local fleet, run one service, administer users and balances.
 
-spot up                       infrastructure + init + every service; Ctrl-C stops it all
+spot up [--reseed-positions]  infrastructure + init + every service; Ctrl-C drains and stops it all
   [--kafka-port 59092] [--redis-port 56379] [--port-offset 0] [--state-dir .spot]
 spot run <service>            one service in the foreground (what a container runs)
 spot admin init               migrations, topics, markets
@@ -37,6 +37,9 @@ from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
 SERVER_KEYS = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")
+# Written by a `spot up` that stopped with every topic consumed: "<fleet> <epoch>". The next start on a broker that
+# kept nothing (memory storage) may then continue on the new log by itself, since nothing on the old one is lost.
+DRAINED = "drained"
 
 
 def _settings() -> Settings:
@@ -75,10 +78,19 @@ def cmd_up(args: argparse.Namespace) -> int:
         write_env(env_file, env)  # before anything reports ready: `spot admin` in another terminal finds them
         created = asyncio.run(admin.init(Settings()))
         print(f"migrations applied; topics created: {', '.join(created) or 'none (already there)'}", flush=True)
+        drained = state / DRAINED
+        if "tansu" in local.pids and drained.exists():  # our broker forgets its log; nothing on it was left behind
+            continued = asyncio.run(admin.continue_after_drain(Settings(), drained.read_text()))
+            if continued:
+                print(f"the last stop drained every topic: continuing on a new log, epoch {continued['epoch']}")
+        drained.unlink(missing_ok=True)  # good for one start only
+        if args.reseed_positions:
+            print(f"continuing on a new log: {json.dumps(asyncio.run(admin.reseed_positions(Settings())))}")
         try:
             found = asyncio.run(identity.verify(Settings()))
         except identity.ForeignState as exc:
-            print(f"spot up: refusing to start: {exc}", file=sys.stderr, flush=True)
+            way = "" if args.reseed_positions else "; here, `spot up --reseed-positions` continues on the new log"
+            print(f"spot up: refusing to start: {exc}{way}", file=sys.stderr, flush=True)
             return 1  # the servers are stopped on the way out
         print(f"fleet {found.fleet_id}, log epoch {found.epoch}", flush=True)
         fleet.start_all()
@@ -110,6 +122,16 @@ def cmd_up(args: argparse.Namespace) -> int:
             time.sleep(0.5)
     finally:
         print("stopping ...", flush=True)
+        problems = fleet.drain() if fleet.procs else ["nothing was started"]  # the entry first, then each stage
+        if not problems:
+            try:
+                found = asyncio.run(identity.verify(Settings()))
+                (state / DRAINED).write_text(f"{found.fleet_id} {found.epoch}\n")
+                print("every topic drained: the next `spot up` continues on a new log", flush=True)
+            except Exception as exc:  # no marker, no automatic continuation: the safe side
+                problems.append(f"{type(exc).__name__}: {exc}")
+        if problems:
+            print(f"not drained ({'; '.join(problems)}): the next `spot up` will ask", flush=True)
         env_file.unlink(missing_ok=True)
         fleet.stop()
         local.stop()
@@ -233,6 +255,11 @@ def parser() -> argparse.ArgumentParser:
         type=int,
         default=int(os.environ.get("SPOT_PORT_OFFSET", "0")),
         help="added to every service's port (gateway 8000)",
+    )
+    up.add_argument(
+        "--reseed-positions",
+        action="store_true",
+        help="continue on a new broker log (after a stop that did not drain it): positions restart in a higher epoch",
     )
     up.add_argument("--partitions", type=int, default=int(os.environ.get("KAFKA_PARTITIONS", "4")))
     up.set_defaults(func=cmd_up)

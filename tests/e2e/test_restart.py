@@ -1,0 +1,194 @@
+"""Stop and start again: `spot up` on the same state folder continues where it stopped.
+
+`spot up` runs as a subprocess, as a developer runs `make dev`. Its broker keeps its log in memory, so each
+start is a new log. Ctrl-C drains the fleet stage by stage before stopping it, so nothing is left on the old
+log, and the next start continues on the new one by itself (a higher epoch). A `kill -9` drains nothing: the
+next start refuses in one line, and `spot up --reseed-positions` continues.
+
+Either way the new orders rest, match and settle against the old ones; trade ids, depth update ids, open
+orders, balances and the user stream continue; the money invariants hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from spot import admin
+from spot.children import die_with_parent
+from tests.client import Client
+from tests.e2e.test_spot_up import GONE_WITHIN_S, SERVER_KEYS, UP_OFFSET, Up, alive, descendants
+from tests.faults import free_port
+from tests.invariants import check_money_at
+
+pytestmark = pytest.mark.e2e
+
+
+async def _depth(client: Client, wanted: object, within: float = 10) -> dict[str, object]:
+    """The depth once market-data has applied what ``wanted`` checks (a hop behind the REST answer)."""
+    deadline = time.monotonic() + within
+    while True:
+        depth: dict[str, object] = await client.public("depth", symbol="BTCUSDT")
+        if wanted(depth) or time.monotonic() > deadline:  # type: ignore[operator]
+            return depth
+        await asyncio.sleep(0.05)
+
+
+def _start(state: Path, kafka_port: int, redis_port: int, *flags: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in (*SERVER_KEYS, "TOPIC_SUFFIX", "PORT")}
+    env["LOG_LEVEL"] = "WARNING"
+    return subprocess.Popen(
+        [sys.executable, "-m", "spot.cli", "up", "--state-dir", str(state), "--kafka-port", str(kafka_port),
+         "--redis-port", str(redis_port), "--port-offset", str(UP_OFFSET), "--partitions", "2", *flags],
+        env=env,
+        cwd=state.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=die_with_parent(),
+    )  # fmt: skip
+
+
+def _spot_up(state: Path, kafka_port: int, redis_port: int, *flags: str) -> Up:
+    up = Up(_start(state, kafka_port, redis_port, *flags), state)
+    up.read_until("spot exchange is up")
+    return up
+
+
+def _stop(up: Up, sig: int) -> None:
+    children = descendants(up.proc.pid)
+    up.proc.send_signal(sig)
+    up.proc.wait(60)
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while left := {pid: cmd for pid, cmd in children.items() if alive(pid)}:
+        assert time.monotonic() < deadline, f"left behind: {left}"
+        time.sleep(0.2)
+
+
+def _settings(state: Path) -> Settings:
+    env = dict(line.split("=", 1) for line in (state / "env").read_text().splitlines())
+    return Settings(
+        database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"], kafka_bootstrap=env["KAFKA_BOOTSTRAP"]
+    )
+
+
+@pytest.fixture
+def ports() -> Iterator[tuple[int, int]]:
+    yield free_port(), free_port()
+
+
+async def _first_session(base: str, settings: Settings) -> dict[str, object]:
+    seller_u = await admin.create_user(settings, "seller", [("BTC", 10**8)])
+    buyer_u = await admin.create_user(settings, "buyer", [("USDT", 100_000 * 10**8)])
+    seller, buyer = Client(base, seller_u.api_key, seller_u.secret), Client(base, buyer_u.api_key, buyer_u.secret)
+    try:
+        ask = await seller.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.5",
+                                 price="50000")  # fmt: skip
+        bid = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1",
+                                price="50000")  # fmt: skip
+        assert bid["status"] == "FILLED" and bid["fills"][0]["tradeId"] == 1, bid
+        depth = await _depth(seller, lambda d: d["asks"] == [["50000.00000000", "0.40000000"]])
+        assert depth["asks"] == [["50000.00000000", "0.40000000"]], depth
+        return {"seller": (seller_u.api_key, seller_u.secret), "buyer": (buyer_u.api_key, buyer_u.secret),
+                "ask": ask["orderId"], "lastUpdateId": depth["lastUpdateId"]}  # fmt: skip
+    finally:
+        await seller.close()
+        await buyer.close()
+
+
+async def _second_session(base: str, before: dict[str, object], round_: int) -> None:
+    seller = Client(base, *before["seller"])  # type: ignore[misc]
+    buyer = Client(base, *before["buyer"])  # type: ignore[misc]
+    stream = await buyer.user_stream()
+    try:
+        # the sell resting from before the restart is still on the book, with what is left of it
+        status, open_orders = await seller.signed("GET", "openOrders", symbol="BTCUSDT")
+        assert status == 200 and [o["orderId"] for o in open_orders] == [before["ask"]], open_orders
+        depth = await seller.public("depth", symbol="BTCUSDT")
+        assert depth["lastUpdateId"] >= before["lastUpdateId"], (depth, before)
+        # a new order after the restart trades against it: the trade ids continue
+        bid = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1",
+                                price="50000")  # fmt: skip
+        assert bid["status"] == "FILLED", bid
+        assert bid["fills"][0]["tradeId"] == round_ + 1, bid
+        await stream.wait_for(
+            lambda e: e.get("e") == "executionReport" and e["i"] == bid["orderId"] and e["X"] == "FILLED"
+        )
+        # a new order rests, and is cancelled: its hold comes back
+        rest = await buyer.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1",
+                                 price="49000")  # fmt: skip
+        await stream.wait_for(
+            lambda e: e.get("e") == "executionReport" and e["i"] == rest["orderId"] and e["X"] == "NEW"
+        )
+        after = await _depth(seller, lambda d: d["bids"] == [["49000.00000000", "0.10000000"]])
+        assert after["lastUpdateId"] > depth["lastUpdateId"], "depth update ids continue"
+        assert after["bids"] == [["49000.00000000", "0.10000000"]], after
+        status, canceled = await buyer.signed("DELETE", "order", symbol="BTCUSDT", orderId=rest["orderId"])
+        assert status == 200 and canceled["status"] == "CANCELED", canceled
+        status, account = await buyer.signed("GET", "account")
+        usdt = next(b for b in account["balances"] if b["asset"] == "USDT")
+        assert Decimal(usdt["locked"]) == 0, usdt
+        before["lastUpdateId"] = after["lastUpdateId"]
+    finally:
+        await stream.close()
+        await seller.close()
+        await buyer.close()
+
+
+def test_ctrl_c_drains_and_the_next_start_continues_on_a_new_log(tmp_path: Path, ports: tuple[int, int]) -> None:
+    state = tmp_path / ".spot"
+    base = f"http://127.0.0.1:{8000 + UP_OFFSET}"
+    up = _spot_up(state, *ports)
+    try:
+        before = asyncio.run(_first_session(base, _settings(state)))
+        for round_ in (1, 2):  # twice: the second restart continues from the first's state too
+            _stop(up, signal.SIGINT)
+            assert (state / "drained").exists(), "a drained stop leaves its marker"
+            up = _spot_up(state, *ports)
+            assert any(f"log epoch {round_}" in line for line in up.lines), up.lines
+            assert not (state / "drained").exists(), "the marker is good for one start"
+            asyncio.run(_second_session(base, before, round_))
+            time.sleep(1)  # settlement catches up with the cancel
+            asyncio.run(check_money_at(_settings(state).database_url))
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait()
+
+
+def test_after_kill_9_the_next_start_refuses_in_one_line_until_told_to_reseed(
+    tmp_path: Path, ports: tuple[int, int]
+) -> None:
+    state = tmp_path / ".spot"
+    base = f"http://127.0.0.1:{8000 + UP_OFFSET}"
+    up = _spot_up(state, *ports)
+    try:
+        before = asyncio.run(_first_session(base, _settings(state)))
+        time.sleep(1)  # quiet: nothing in flight when the machine is pulled away
+        _stop(up, signal.SIGKILL)
+        refused = _start(state, *ports)
+        out, err = refused.communicate(timeout=180)
+        assert refused.returncode == 1, (out, err)
+        lines = [line for line in err.splitlines() if line.startswith("spot up:")]
+        assert len(lines) == 1 and "has no fleet identity" in lines[0], err
+        assert "--reseed-positions" in lines[0] and "make clean" in lines[0], lines
+        assert "Traceback" not in err, err
+        up = _spot_up(state, *ports, "--reseed-positions")
+        assert any("log epoch 1" in line for line in up.lines), up.lines
+        asyncio.run(_second_session(base, before, 1))
+        time.sleep(1)
+        asyncio.run(check_money_at(_settings(state).database_url))
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait()
