@@ -228,3 +228,30 @@ def test_a_redis_of_another_fleet_is_refused(fresh_env: dict[str, str], broker: 
         fleet.stop()
         os.environ.clear()
         os.environ.update(old)
+
+
+def test_a_redis_book_behind_what_settlement_committed_is_refused(fresh_env: dict[str, str], broker: Broker) -> None:
+    """As after a failover that lost writes: the book's seq is below the events settlement already applied."""
+    env = {**fresh_env, "KAFKA_BOOTSTRAP": broker.bootstrap}
+    old = dict(os.environ)
+    os.environ.update(env)
+    fleet = Fleet(env, port_offset=PORT_OFFSET, log=None)
+    try:
+        asyncio.run(admin.init(Settings()))
+
+        async def settled_ahead() -> None:
+            conn = await asyncpg.connect(env["DATABASE_URL"])
+            try:
+                await conn.execute("INSERT INTO settlement_cursor (symbol, seq) VALUES ('BTCUSDT', 7)")
+            finally:
+                await conn.close()
+
+        asyncio.run(settled_ahead())
+        fleet.start("matcher")
+        detail = _wait_refusing(fleet, "matcher")
+        assert "BTCUSDT at seq 0 (settled 7)" in detail and "redis lost writes" in detail, detail
+        assert fleet.procs["matcher"].poll() is None
+    finally:
+        fleet.stop()
+        os.environ.clear()
+        os.environ.update(old)
