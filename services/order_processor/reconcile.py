@@ -8,7 +8,9 @@ in between is completed by the redelivery. The reconciler checks that it was, pe
 * **stale** hot entries (the order already rests in the book, has ended, or has no row): deleted;
 * **missing** orders (open in Postgres, never matched, neither hot nor in the book, and settlement has
   caught up with the book, so nothing is in flight): re-sent to the hot book and ``validated-orders``
-  with their original source position, which the matcher deduplicates by, so a re-send never doubles;
+  with their original source position, which the matcher deduplicates by, so a re-send never doubles. One
+  whose position the matcher has already passed (its record was lost with a broker's log) would be taken
+  for a redelivery: it is re-sent at a free position right after the book's (``after_the_book``);
 * **conflicts** (a resting order Postgres says has ended, an open order the book lost, different
   remaining quantities): reported, not guessed at; they mean a bug or lost data and need an operator.
 
@@ -23,11 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+import msgspec
 import redis.asyncio as aioredis
 
 from shared import kafka
 from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
-from shared.messages import AcceptedOrder, Topic, encode, envelopes
+from shared.messages import REQUEST_SLOTS, AcceptedOrder, Topic, encode, envelopes
 
 from ..matcher.book import BookState, RestingOrder
 from ..matcher.bookstore import BookStore
@@ -98,6 +101,7 @@ def compare(
     ``warm`` holds the Postgres rows of every open order of the symbol and of every hot entry.
     """
     report = Report(market.symbol, in_sync=settled_seq == state.seq)
+    passed: list[AcceptedOrder] = []  # never matched, and the matcher is past their positions
     book = {o.order_id: o for o in resting}
     hot_ids = set(hot)
     for order_id in sorted(hot_ids):
@@ -114,7 +118,7 @@ def compare(
             if row["last_seq"] != 0:
                 report.conflicts.append(f"order {order_id} is open in Postgres but not in the book")
             elif (int(row["src_partition"]), int(row["src_offset"])) <= (state.src_partition, state.src_offset):
-                report.conflicts.append(f"order {order_id} was never matched and its position has passed")
+                passed.append(accepted_from_row(row, market))
             else:
                 report.missing.append(accepted_from_row(row, market))
             continue
@@ -134,7 +138,23 @@ def compare(
         if row is None or row["status"] not in OPEN:
             status = "no row" if row is None else row["status"]
             report.conflicts.append(f"order {order_id} rests in the book but Postgres has {status}")
+    passed.sort(key=lambda o: (o.src_partition, o.src_offset))  # in the order they were first sent
+    positions = after_the_book(state, len(passed))
+    for order, (partition, offset) in zip(passed, positions, strict=False):  # re-sent where the matcher applies it
+        report.missing.append(msgspec.structs.replace(order, src_partition=partition, src_offset=offset))
+    for order in passed[len(positions) :]:
+        report.conflicts.append(f"order {order.order_id} was never matched and no position after the book is free")
     return report
+
+
+def after_the_book(state: BookState, count: int) -> list[tuple[int, int]]:
+    """Positions the matcher will apply next and no request can hold: right after its last one, inside the same
+    ``order-requests`` record. The matcher commits whole records (a processor batch sends each record's requests
+    in one envelope), so its position is a record's last request, and the next request it will meet sits in a
+    later record, at ``source_position(offset, 0)`` of that record or beyond. At most the record's free slots."""
+    index = state.src_offset % REQUEST_SLOTS
+    free = REQUEST_SLOTS - 1 - index if state.src_offset >= 0 else 0
+    return [(state.src_partition, state.src_offset + k) for k in range(1, min(count, free) + 1)]
 
 
 async def reconcile_symbol(

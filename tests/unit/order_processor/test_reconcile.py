@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from services.matcher.book import BookState, RestingOrder
 from services.order_processor.reconcile import accepted_from_row, compare
 from shared.domain import OrderType, Side, StpMode, TimeInForce
+from shared.messages import REQUEST_SLOTS, source_position
 from shared.postgres import DEFAULT_MARKETS
 
 BTC = DEFAULT_MARKETS[0]
@@ -87,11 +90,36 @@ def test_nothing_but_stale_entries_is_judged_while_settlement_lags() -> None:
 def test_conflicts_are_reported_not_repaired() -> None:
     warm = {
         1: row(1, last_seq=3),  # open, matched once, lost from the book
-        2: row(2, offset=12),  # never matched, but the matcher is past its position
         3: row(3, "PARTIALLY_FILLED", executed=10, last_seq=6),  # book says 20 executed
         4: row(4, "CANCELED", last_seq=7),  # ended, still resting
     }
     report = compare(BTC, 10, STATE, [resting(3, 80, 20), resting(4)], [], warm)
     assert not report.missing and not report.stale
-    assert len(report.conflicts) == 4, report.conflicts
+    assert len(report.conflicts) == 3, report.conflicts
     assert any("order 4 rests in the book but Postgres has CANCELED" in c for c in report.conflicts)
+
+
+def test_an_order_whose_position_the_matcher_passed_is_resent_right_after_the_book() -> None:
+    """Its record was lost (a broker's log): at its own position the matcher would take it for a redelivery."""
+    state = msgspec.structs.replace(STATE, src_offset=source_position(40, 2))  # record 40's last request was #2
+    warm = {
+        2: row(2, offset=source_position(12, 0)),
+        6: row(6, offset=source_position(7, 1)),
+        5: row(5, offset=source_position(41, 0)),  # not passed yet
+    }
+    report = compare(BTC, 10, state, [], [], warm)
+    assert not report.conflicts, report.conflicts
+    positions = {o.order_id: (o.src_partition, o.src_offset) for o in report.missing}
+    assert positions[5] == (1, source_position(41, 0)), "one not yet passed keeps its own position"
+    assert positions[6] == (1, source_position(40, 3)) and positions[2] == (1, source_position(40, 4)), positions
+    by_id = {o.order_id: o for o in report.missing}
+    assert by_id[2] == msgspec.structs.replace(
+        accepted_from_row(warm[2], BTC), src_partition=1, src_offset=source_position(40, 4)
+    )
+
+
+def test_no_free_position_after_a_full_record_is_a_conflict() -> None:
+    full = msgspec.structs.replace(STATE, src_offset=source_position(3, REQUEST_SLOTS - 1))
+    report = compare(BTC, full.seq, full, [], [], {2: row(2, offset=12)})
+    assert not report.missing
+    assert report.conflicts == ["order 2 was never matched and no position after the book is free"]
