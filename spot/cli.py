@@ -1,6 +1,6 @@
 """``spot``: run the local fleet, run one service, administer users and balances.
 
-spot up [--reseed-positions]  infrastructure + init + every service; Ctrl-C drains and stops it all
+spot up [--fresh] [--reseed-positions]  infrastructure + init + every service; Ctrl-C drains and stops it all
   [--kafka-port 59092] [--redis-port 56379] [--port-offset 0] [--state-dir .spot]
 spot run <service>            one service in the foreground (what a container runs)
 spot admin init               migrations, topics, markets
@@ -23,6 +23,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -65,6 +66,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:  # every port checked before anything starts, so a refusal leaves nothing behind
         for name in SERVICES:
             infra.refuse_taken(fleet.port(name), name)
+        if args.fresh and state.exists():  # from nothing: once no server of ours still uses the folder
+            infra.refuse_running_postgres((state / "pg").resolve())
+            shutil.rmtree(state)
+            print(f"removed {state}: starting from nothing", flush=True)
         print(f"starting infrastructure (state in {state}) ...", flush=True)
         local = infra.start(state, kafka_port=args.kafka_port, redis_port=args.redis_port)
     except infra.Refused as exc:
@@ -256,6 +261,7 @@ def parser() -> argparse.ArgumentParser:
         default=int(os.environ.get("SPOT_PORT_OFFSET", "0")),
         help="added to every service's port (gateway 8000)",
     )
+    up.add_argument("--fresh", action="store_true", help="remove the state folder first: start from nothing")
     up.add_argument(
         "--reseed-positions",
         action="store_true",

@@ -192,3 +192,31 @@ def test_after_kill_9_the_next_start_refuses_in_one_line_until_told_to_reseed(
         if up.proc.poll() is None:
             up.proc.kill()
             up.proc.wait()
+
+
+def test_fresh_starts_from_nothing(tmp_path: Path, ports: tuple[int, int]) -> None:
+    state = tmp_path / ".spot"
+    base = f"http://127.0.0.1:{8000 + UP_OFFSET}"
+    up = _spot_up(state, *ports)
+    try:
+        user = asyncio.run(admin.create_user(_settings(state), "gone", [("USDT", 10**8)]))
+        _stop(up, signal.SIGINT)
+        up = _spot_up(state, *ports, "--fresh")
+        assert any("starting from nothing" in line for line in up.lines) and any(
+            "log epoch 0" in line for line in up.lines
+        ), up.lines
+
+        async def account() -> tuple[int, object]:
+            client = Client(base, user.api_key, user.secret)
+            try:
+                return await client.signed("GET", "account")
+            finally:
+                await client.close()
+
+        status, body = asyncio.run(account())
+        assert status == 401 and body["code"] == -2015, (status, body)  # type: ignore[index]
+        assert not (state / "drained").exists()
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait()
