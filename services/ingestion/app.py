@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from shared import errors, identity, kafka, postgres, resilience, tracing
+from shared import errors, identity, kafka, overload, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.errors import ApiError
@@ -122,6 +122,9 @@ async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
 def create_app(settings: Settings) -> FastAPI:
     health = Health()
     state: dict[str, Ingestor] = {}
+    # A client that gave up (the gateway's timeout) does not cancel its request here: without a bound, a
+    # stalled broker would gather every retry as one more request waiting for its ack.
+    in_flight = overload.Admission("order hand-off", settings.orders_in_flight_max, settings.pool_wait_ms / 1000)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -138,10 +141,12 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.post("/internal/orders")
     async def new_order(body: NewOrderIn) -> dict[str, Any]:
-        return await state["ingestor"].new_order(body.user_id, body.params)
+        async with in_flight:
+            return await state["ingestor"].new_order(body.user_id, body.params)
 
     @app.post("/internal/cancels")
     async def cancel(body: CancelIn) -> dict[str, Any]:
-        return await state["ingestor"].cancel(body.user_id, body.order_id, body.params)
+        async with in_flight:
+            return await state["ingestor"].cancel(body.user_id, body.order_id, body.params)
 
     return app
