@@ -25,9 +25,13 @@ from tests.e2e.conftest import PORT_OFFSET
 pytestmark = [pytest.mark.e2e, pytest.mark.soak, pytest.mark.timeout(900)]
 
 RATE, MINUTES = 50, 3
-SERVICE_GROWTH_MB_PER_MIN = 2.0
-# BROKER: at 50 requests/s Tansu grew ... MB/min in the measured runs, ~... bytes per record kept; no bound is
-# asserted until the broker trims its log (the lead's part of issue 27).
+# Measured (3 minutes at 50/s, growth over the last two): every service 0.0-0.2 MB/min. Before the gateway's
+# early outcomes had a time bound it grew 2.25 MB/min, filling a 20,000-entry map. 1 MB/min at 50 requests/s
+# is ~350 bytes per request: anything a service keeps per order, and does not let go, fails this.
+SERVICE_GROWTH_MB_PER_MIN = 1.0
+# BROKER: Tansu (memory storage) grew 19.4-19.6 MB/min at 50 requests/s in the same runs (54 -> 93 MB in
+# 3 minutes), ~6.5 KB per request across the topics: it keeps every record. No bound is asserted until the
+# broker trims its log (the lead's part of issue 27); the figure is printed with the rest.
 SERVICES = ("gateway", "ingestion", "order-processor", "matcher", "settlement", "market-data", "trade-archiver")
 
 
