@@ -105,15 +105,21 @@ def memory_mb(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dic
     return {k: None if v is None else round(v, 1) for k, v in out.items()}
 
 
-def _lag(env: Mapping[str, str]) -> int:
+def _lag(env: Mapping[str, str]) -> dict[str, int]:
+    """Records behind, per consumer group (every topic it reads)."""
     from .fleet import _lag as lag_by_group
-    from .fleet import _total
 
-    return _total(asyncio.run(lag_by_group(env["KAFKA_BOOTSTRAP"], env.get("TOPIC_SUFFIX", ""))))
+    found = asyncio.run(lag_by_group(env["KAFKA_BOOTSTRAP"], env.get("TOPIC_SUFFIX", "")))
+    return {group: sum(topics.values()) for group, topics in found.items()}
 
 
 def _ms(x: float | None) -> str:
     return "-" if x is None else f"{x:,.0f}"
+
+
+def _lags(lag: Mapping[str, int]) -> str:
+    behind = {SHORT.get(g, g): n for g, n in lag.items() if n}
+    return f"{sum(lag.values()):,}" + (f" ({', '.join(f'{g} {n:,}' for g, n in behind.items())})" if behind else "")
 
 
 def format_row(row: Mapping[str, Any]) -> str:
@@ -122,7 +128,7 @@ def format_row(row: Mapping[str, Any]) -> str:
     return (f"{row['minute'] + 1:>3}  offered {row['offered']:>6,}  acked {row['acked']:>6,}"
             f"  cancels {row['cancels_ok']:>5,}  confirmed {row['confirmed']:>6,}"
             f"  ack p50/p99 {_ms(row['ack_p50_ms'])}/{_ms(row['ack_p99_ms'])} ms"
-            f"  confirm p50/p99 {_ms(row['confirm_p50_ms'])}/{_ms(row['confirm_p99_ms'])} ms  lag {row['lag']:,}"
+            f"  confirm p50/p99 {_ms(row['confirm_p50_ms'])}/{_ms(row['confirm_p99_ms'])} ms  lag {_lags(row['lag'])}"
             f"  errors: {errors}  RSS MB: {mem}")
 
 
@@ -203,7 +209,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
             raise RuntimeError(f"the soak's load generator failed with exit code {loadgen.returncode}")
         result = json.loads(out.read_text())
         quiet = time.perf_counter()
-        while (lag := _lag(env)) and time.perf_counter() - quiet < LAG_DRAIN_S:
+        while sum((lag := _lag(env)).values()) and time.perf_counter() - quiet < LAG_DRAIN_S:
             time.sleep(0.5)
         res.update(load=result, rows=rows, lag_end=lag, rss_mb_end=memory_mb(procs, servers),
                    postgres_end=asyncio.run(_postgres_facts(st.database_url))["tables"])
@@ -237,7 +243,7 @@ def summary(res: dict[str, Any]) -> str:
             f"(5 s after the load): {res['unconfirmed']:,}; 5xx: {res['server_errors']:,}; errors: "
             f"{dict(total['errors']) or 'none'}; ack p50/p99 {_ms(total['ack_p50_ms'])}/{_ms(total['ack_p99_ms'])} "
             f"ms, confirm p50/p99 {_ms(total['confirm_p50_ms'])}/{_ms(total['confirm_p99_ms'])} ms; lag at the end "
-            f"{res['lag_end']:,}; fleet log: {res['log']}; Postgres autovacuum {res['postgres_autovacuum']}; "
+            f"{_lags(res['lag_end'])}; fleet log: {res['log']}; Postgres autovacuum {res['postgres_autovacuum']}; "
             f"RSS after the {res['warm_up_minutes']}-minute warm-up -> end: {grow}")
 
 
