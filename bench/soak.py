@@ -7,7 +7,8 @@ it: 50 users, each with a user stream, resting limits, crossing limits and cance
 the mix). Once a minute a row: requests offered, orders ACKed, cancels answered, orders confirmed on the
 user stream, errors by status and code, REST answer and confirmation p50/p99, consumer lag (every group),
 and the RSS of every process: each service, the broker, Redis, and Postgres (the proportional set size of
-the postmaster and its backends, so shared buffers count once). Then a summary: ACKed orders never
+the postmaster and its backends, so shared buffers count once) and the share of a core each used in that
+minute (Postgres: a backend that ended within the minute is not counted). Then a summary: ACKed orders never
 confirmed (5 s after the load stopped), 5xx answers, tracebacks in the fleet's log, and each process's RSS
 growth after a warm-up of 5 minutes (half the run when shorter), in MB per minute.
 
@@ -105,6 +106,29 @@ def memory_mb(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dic
     return {k: None if v is None else round(v, 1) for k, v in out.items()}
 
 
+def cpu_seconds(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) each service and server has spent so far (Postgres: every backend)."""
+    import psutil
+
+    def spent(pids: list[int]) -> float:
+        total = 0.0
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
+    return {**{name: spent([pid]) for name, pid in procs.items()},
+            **{role: spent(pids) for role, pids in servers.items()}}
+
+
+def cpu_share(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
+    """Percent of one core each process used between two ``cpu_seconds`` readings."""
+    return {k: round(100 * max(0.0, v - before.get(k, 0.0)) / seconds) for k, v in after.items()}
+
+
 def _lag(env: Mapping[str, str]) -> dict[str, int]:
     """Records behind, per consumer group (every topic it reads)."""
     from .fleet import _lag as lag_by_group
@@ -125,11 +149,12 @@ def _lags(lag: Mapping[str, int]) -> str:
 def format_row(row: Mapping[str, Any]) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in sorted(row["errors"].items())) or "none"
     mem = " ".join(f"{SHORT.get(k, k)} {_ms(v)}" for k, v in row["rss_mb"].items())
+    cpu = " ".join(f"{SHORT.get(k, k)} {v}" for k, v in row.get("cpu_pct", {}).items())
     return (f"{row['minute'] + 1:>3}  offered {row['offered']:>6,}  acked {row['acked']:>6,}"
             f"  cancels {row['cancels_ok']:>5,}  confirmed {row['confirmed']:>6,}"
             f"  ack p50/p99 {_ms(row['ack_p50_ms'])}/{_ms(row['ack_p99_ms'])} ms"
             f"  confirm p50/p99 {_ms(row['confirm_p50_ms'])}/{_ms(row['confirm_p99_ms'])} ms  lag {_lags(row['lag'])}"
-            f"  errors: {errors}  RSS MB: {mem}")
+            f"  errors: {errors}  RSS MB: {mem}  CPU % of a core: {cpu}")
 
 
 def growth(rows: list[dict[str, Any]], warm: int) -> dict[str, dict[str, float | None]]:
@@ -194,12 +219,16 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         say(f"soak: {rate:,.0f} requests/s for {minutes} min, {USERS} users with user streams, the default fleet "
             f"(gateway on :{fleet.port('gateway')}); a row per minute")
         deadline = time.monotonic() + 60 * minutes + 300
+        cpu_then, then = cpu_seconds(procs, servers), time.monotonic()
         while loadgen.poll() is None or len(rows) < _lines(progress):
             if time.monotonic() > deadline:
                 raise RuntimeError("the soak's load generator did not finish in time")
             if len(rows) < _lines(progress):
                 row = json.loads(progress.read_text().splitlines()[len(rows)])
-                row["rss_mb"] = memory_mb(procs, server_pids(env, pg["data_directory"]))
+                now_servers = server_pids(env, pg["data_directory"])
+                row["rss_mb"] = memory_mb(procs, now_servers)
+                cpu_now, now = cpu_seconds(procs, now_servers), time.monotonic()
+                row["cpu_pct"], cpu_then, then = cpu_share(cpu_then, cpu_now, now - then), cpu_now, now
                 row["lag"] = _lag(env)
                 rows.append(row)
                 say(format_row(row))
@@ -211,6 +240,15 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         quiet = time.perf_counter()
         while sum((lag := _lag(env)).values()) and time.perf_counter() - quiet < LAG_DRAIN_S:
             time.sleep(0.5)
+        if sum(lag.values()):  # a consumer that did not catch up: where each of those services is stuck
+            behind = [g for g, n in lag.items() if n and g in procs]
+            res["stacks"] = {g: _stack(procs[g]) for g in behind}
+            before = {g: _metrics(fleet.port(g)) for g in behind}
+            time.sleep(5)
+            res["metrics_moving"] = {g: _moved(before[g], _metrics(fleet.port(g))) for g in behind}
+            for group in behind:
+                say(f"{group} still {lag[group]:,} behind; its threads (py-spy dump):\n{res['stacks'][group]}\n"
+                    f"its call counters over 5 s: {res['metrics_moving'][group]}")
         res.update(load=result, rows=rows, lag_end=lag, rss_mb_end=memory_mb(procs, servers),
                    postgres_end=asyncio.run(_postgres_facts(st.database_url))["tables"])
         exited = {name: p.returncode for name, p in fleet.procs.items() if p.poll() is not None}
@@ -228,6 +266,42 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
     res["log"] = log_faults(fleet_log_path)
     say(summary(res))
     return res
+
+
+def _stack(pid: int) -> str:
+    """What a process is doing, by ``py-spy dump`` (with its locals), when py-spy is installed."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        return "py-spy not installed"
+    done = subprocess.run([str(exe), "dump", "--locals", "--pid", str(pid)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return done.stdout or done.stderr
+
+
+WATCHED = ("spot_kafka_call_seconds_count", "spot_postgres_call_seconds_count", "spot_redis_call_seconds_count",
+           "spot_kafka_consumer_lag", "spot_orders_decided_total", "spot_dependency_outages_total")
+
+
+def _metrics(port: int) -> dict[str, float]:
+    """A service's call counters and lag gauges from its ``/metrics``."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError as exc:
+        return {"unreachable": float(len(str(exc)))}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(WATCHED):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def _moved(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each series' value after, and by how much it moved (only those that exist)."""
+    return {k: v for k, v in after.items()} | {f"{k} (+)": v - before.get(k, 0.0) for k, v in after.items()}
 
 
 def _lines(path: Path) -> int:
