@@ -317,8 +317,16 @@ def summary(res: dict[str, Any]) -> str:
             f"(5 s after the load): {res['unconfirmed']:,}; 5xx: {res['server_errors']:,}; errors: "
             f"{dict(total['errors']) or 'none'}; ack p50/p99 {_ms(total['ack_p50_ms'])}/{_ms(total['ack_p99_ms'])} "
             f"ms, confirm p50/p99 {_ms(total['confirm_p50_ms'])}/{_ms(total['confirm_p99_ms'])} ms; lag at the end "
-            f"{_lags(res['lag_end'])}; fleet log: {res['log']}; Postgres autovacuum {res['postgres_autovacuum']}; "
+            f"{_lags(res['lag_end'])}; fleet log: {res['log']}; Postgres autovacuum {res['postgres_autovacuum']} ("
+            f"{_upkeep(res.get('postgres_end', {}))}); "
             f"RSS after the {res['warm_up_minutes']}-minute warm-up -> end: {grow}")
+
+
+def _upkeep(tables: Mapping[str, Mapping[str, int]]) -> str:
+    """How often autovacuum and autoanalyze ran on each growing table during the run."""
+    growing = {name: t for name, t in tables.items() if name in ("orders", "ledger", "trades")}
+    return ", ".join(f"{name} {t['n_live_tup']:,} rows, vacuumed {t['autovacuum_count']}x, analyzed "
+                     f"{t['autoanalyze_count']}x" for name, t in growing.items())
 
 
 def rows_for_table(res: dict[str, Any]) -> list[Any]:
