@@ -1,8 +1,9 @@
-"""``python -m bench [core|matcher|processor|fleet|scaleout|all] [--events N] [--messages N] [--seconds S]``.
+"""``python -m bench [core|matcher|processor|fleet|scaleout|soak|all] [--events N] [--messages N] [--seconds S]``.
 
 Prints a table (subject, workload, figure, target, reference figure, ratio, machine) and writes the full
 results as JSON to ``bench/results/<timestamp>.json``. ``all`` runs the four benchmarks (core, matcher,
-processor, fleet); ``scaleout`` (one vs two matcher replicas on four symbols) runs only when named.
+processor, fleet); ``scaleout`` (one vs two matcher replicas on four symbols) and ``soak`` (the default fleet
+for ``--minutes`` at ``--rate``, a row per minute: ``bench/soak.py``) run only when named.
 Servers (Tansu, embedded Postgres, Redis) are started on ports of their own and stopped at the end.
 """
 
@@ -17,7 +18,8 @@ from typing import Any
 
 from .common import RESULTS, Row, Servers, loadavg, machine
 
-CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "all")
+CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "soak", "all")
+SOAK_RATE = 300
 
 
 def _table(rows: list[Row], mach: dict[str, Any]) -> str:
@@ -50,7 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile-phase", choices=("saturate", "paced"), default="saturate",
                     help="fleet: sample the saturation phase or the paced one (with the user streams)")
     ap.add_argument("--rate", type=float, default=0,
-                    help="fleet: paced rate of the latency phase (default 1,000/s, or 80%% of the sustained rate)")
+                    help="fleet: paced rate of the latency phase (default 1,000/s, or 80%% of the sustained rate); "
+                         f"soak: requests/s (default {SOAK_RATE})")
+    ap.add_argument("--minutes", type=int, default=10, help="soak: minutes of load (default 10)")
     ap.add_argument("--ingestion", choices=("gateway", "service"), default="gateway",
                     help="fleet: orders reach Kafka from the gateway itself (INGESTION_IN_GATEWAY, the default "
                          "here) or through the ingestion service's HTTP hop")
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"core: {args.events:,} events ...", file=sys.stderr, flush=True)
             rows += core.run(args.events)
-        if which in ("matcher", "processor", "fleet", "scaleout", "all"):
+        if which in ("matcher", "processor", "fleet", "scaleout", "soak", "all"):
             from . import services
 
             with Servers() as servers:
@@ -90,6 +94,14 @@ def main(argv: list[str] | None = None) -> int:
                     res = fleet.run(servers, args.seconds, args.profile_service if args.profile else None,
                                     args.rate or None, args.ingestion, args.profile_phase)
                     rows += fleet.rows(res)
+                if which == "soak":
+                    from . import soak
+                    from .common import PORT_OFFSET, STATE
+
+                    env = servers.fresh_env(4, LOG_LEVEL="INFO")  # the defaults `spot up` runs with
+                    res = soak.run(env, args.rate or SOAK_RATE, args.minutes, STATE, PORT_OFFSET)
+                    raw["soak"] = res
+                    rows += soak.rows_for_table(res)
                 if which == "scaleout":
                     n = args.messages or 400_000  # two replicas finish 100k in under a second: too short to sample
                     reps = tuple(int(x) for x in args.replicas.split(","))

@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         15_000, ge=1_000, description="longest a Kafka request may wait for its answer (above the session timeout)"
     )
 
+    # Every pool a request draws on is bounded; a request waits this long at most for a connection, then is
+    # refused with -1008 (shared.overload). A healthy fleet answers an order in tens of ms: a second is
+    # queueing already, and a client is better served told to come back than kept waiting for minutes.
+    pool_wait_ms: int = Field(1000, ge=1, description="longest a request waits for a pooled connection")
+    redis_pool_max: int = Field(32, ge=2, description="Redis connections per process (calls are pipelined)")
+    orders_in_flight_max: int = Field(
+        200, ge=1, description="new orders and cancels a gateway hands on at once (its connections to ingestion)"
+    )
+
     ingestion_url: str = "http://127.0.0.1:8001"
     ingestion_in_gateway: bool = Field(
         False, description="the gateway runs ingestion's code itself and publishes to Kafka (no HTTP hop)"

@@ -1,6 +1,10 @@
 """Postgres (Aurora) access: a connection pool that waits for the database, migrations, market rows.
 
 Every statement in the project is parameterised (``$1``...); nothing is built by string formatting.
+A pool is bounded (``max_size``); a service that answers requests gives it an ``acquire_wait_s``, so a
+request that finds every connection busy waits that long at most and is refused with -1008
+(``PostgresPoolExhausted``, ``shared.overload``) instead of queueing behind the backlog. Consumers wait
+as long as it takes: their batches are sequential and hold a connection or two.
 Each batch's transaction is timed with ``timed(operation)`` into ``spot_postgres_call_seconds``.
 """
 
@@ -12,11 +16,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 from prometheus_client import Histogram
 
-from . import resilience, tracing
+from . import overload, resilience, tracing
 from .config import Settings
 from .domain import Market
 
@@ -67,9 +72,36 @@ async def _keep_alive(conn: asyncpg.Connection) -> None:
 CLOSE_S = 5.0  # a pool whose server went silent cannot close politely; it is terminated after this
 
 
+class PostgresPoolExhausted(overload.Overloaded):
+    """No pooled Postgres connection came free within the request's wait."""
+
+
+class BoundedPool(asyncpg.Pool):
+    """asyncpg's pool whose ``acquire`` (and so ``fetch``, ``fetchrow``, ...) waits ``acquire_wait_s`` at
+    most when no timeout is given, then raises ``PostgresPoolExhausted``."""
+
+    __slots__ = ("acquire_wait_s",)
+
+    def __init__(self, *args: Any, acquire_wait_s: float | None = None, **kwargs: Any) -> None:
+        self.acquire_wait_s = acquire_wait_s
+        super().__init__(*args, **kwargs)
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_wait_s if timeout is None else timeout)
+
+    async def _acquire(self, timeout: float | None) -> Any:  # noqa: ASYNC109 - asyncpg's own signature
+        try:
+            return await super()._acquire(timeout)
+        except TimeoutError:
+            raise overload.refuse("postgres connection", timeout or 0.0, PostgresPoolExhausted) from None
+
+
 @asynccontextmanager
-async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> AsyncIterator[asyncpg.Pool]:
-    """A pool; an unreachable database is waited for with backoff, not a crash at start.
+async def pool(
+    settings: Settings, min_size: int = 1, max_size: int = 10, acquire_wait_s: float | None = None
+) -> AsyncIterator[asyncpg.Pool]:
+    """A bounded pool; an unreachable database is waited for with backoff, not a crash at start.
+    ``acquire_wait_s``: how long a caller waits for a free connection (None: as long as it takes).
 
     Every statement and connect is bounded by ``postgres_timeout_ms`` (a TimeoutError, an outage to
     ``shared.resilience``), so a server that goes silent without closing fails the call instead of holding it.
@@ -78,15 +110,24 @@ async def pool(settings: Settings, min_size: int = 1, max_size: int = 10) -> Asy
     delay = RETRY_S
     while True:
         try:
-            p = await asyncpg.create_pool(
+            p = await BoundedPool(
                 settings.database_url,
                 min_size=min_size,
                 max_size=max_size,
                 timeout=timeout_s,
                 command_timeout=timeout_s,
                 reset=_end_transaction,
-                init=_keep_alive,
                 max_cached_statement_lifetime=STATEMENT_REPLAN_S,
+                acquire_wait_s=acquire_wait_s,
+                connection_class=asyncpg.Connection,
+                record_class=asyncpg.Record,
+                max_queries=50000,
+                max_inactive_connection_lifetime=300.0,
+                connect=None,
+                setup=None,
+                init=_keep_alive,
+                loop=None,
+                init_size=None,
             )
             break
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:

@@ -1,5 +1,11 @@
 """Redis (ElastiCache) access: one client per process that waits for the server, and the key names.
 
+The client's connection pool is bounded (``Settings.redis_pool_max``) and blocking: a call that finds
+every connection in use waits up to ``Settings.pool_wait_ms`` for one, then fails with
+``RedisPoolExhausted``, which is both Binance's -1008 refusal for a request (``shared.overload``) and a
+Redis ``ConnectionError`` for a consumer's outage handling. redis-py's default pool raised
+``MaxConnectionsError`` at its 100th concurrent call instead, with no wait at all.
+
 Key names are gathered here so the hot book, the market-data state and the rate limiter never collide.
 Batch calls (a MULTI, a pipeline) are timed with ``timed(operation)`` into ``spot_redis_call_seconds``.
 """
@@ -21,7 +27,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import resilience, tracing
+from . import overload, resilience, tracing
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -106,20 +112,44 @@ def _connection_options(url: str) -> dict[str, Any]:
     return {}
 
 
-@asynccontextmanager
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    """One client per process. Every connect and reply is bounded by ``redis_timeout_ms`` (a TimeoutError,
-    an outage to ``shared.resilience``), so a server that goes silent without closing fails the call instead
-    of holding it; keepalives find an idle connection's peer gone. Pub/sub reads pass their own timeout."""
+class RedisPoolExhausted(overload.Overloaded, RedisConnectionError):
+    """No pooled Redis connection came free within the wait: a -1008 for a request, an outage for a consumer."""
+
+
+class _BoundedPool(aioredis.BlockingConnectionPool):
+    """redis-py's blocking pool, whose timeout says which pool ran out (``RedisPoolExhausted``)."""
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection(*args, **kwargs)
+        except RedisConnectionError as exc:
+            if isinstance(exc.__cause__, TimeoutError) and self.timeout is not None:
+                raise overload.refuse("redis connection", self.timeout, RedisPoolExhausted) from None
+            raise
+
+
+def connection_pool(settings: Settings) -> aioredis.BlockingConnectionPool:
+    """Bounded: ``redis_pool_max`` connections, a caller waits ``pool_wait_ms`` at most for one. Every connect
+    and reply is bounded by ``redis_timeout_ms`` (a TimeoutError, an outage to ``shared.resilience``), so a
+    server that goes silent without closing fails the call instead of holding it; keepalives find an idle
+    connection's peer gone. Pub/sub reads pass their own timeout."""
     timeout_s = settings.redis_timeout_ms / 1000
-    r = aioredis.from_url(
+    return _BoundedPool.from_url(
         settings.redis_url,
+        max_connections=settings.redis_pool_max,
+        timeout=settings.pool_wait_ms / 1000,
         decode_responses=False,
         health_check_interval=30,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
         **_connection_options(settings.redis_url),
     )
+
+
+@asynccontextmanager
+async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
+    """One client per process, on a bounded pool (``connection_pool``)."""
+    r = aioredis.Redis.from_pool(connection_pool(settings))
     delay = RETRY_S
     while True:
         try:
@@ -135,28 +165,32 @@ async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
         await r.aclose()
 
 
-class BatchedScript:
-    """A Lua script whose calls, made by concurrent requests in one event-loop turn, go as one pipeline.
+class BatchedCommands:
+    """Lone commands, made by concurrent requests in one event-loop turn, sent as one pipeline.
 
     redis-py spends ~50-70 µs of CPU on a lone command outside Redis (a pool checkout, a retry wrapper,
     packing and parsing each on its own); in a pipeline the same call costs a fraction (``EVALSHA`` from
-    64 concurrent callers: 65 → 17-29 µs each, measured on this 2-core machine). The gateway makes one such
-    call per request, and under load dozens of requests are in flight per turn. A script the server does
-    not know yet (``NOSCRIPT``: a restart, a failover) is loaded and the calls that missed it are repeated.
+    64 concurrent callers: 65 → 17-29 µs each, measured on this 2-core machine). A lone command also holds
+    a pooled connection for its round trip: N concurrent requests need N connections, and ingestion's one
+    claim per order ran its pool dry (``MaxConnectionsError``) once a slow loop let a few hundred overlap.
+    Batched, one turn's commands share one connection whatever their number.
     """
 
-    def __init__(self, cache: aioredis.Redis, source: str) -> None:
-        self.cache, self.source = cache, source
-        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+    def __init__(self, cache: aioredis.Redis) -> None:
+        self.cache = cache
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
 
-    def __call__(self, keys: Sequence[str], args: Sequence[int | str]) -> asyncio.Future[Any]:
+    def __call__(self, *command: Any) -> asyncio.Future[Any]:
+        """``await batched("SET", key, value, "NX", "EX", ttl)``: the command's reply, or its error raised."""
+        return self._add(command)
+
+    def _add(self, call: tuple[Any, ...]) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._flush)  # after every callback of this turn: they join the same pipeline
-        self._pending.append(((len(keys), *keys, *args), fut))
+        self._pending.append((call, fut))
         return fut
 
     def _flush(self) -> None:
@@ -182,6 +216,30 @@ class BatchedScript:
                 fut.set_result(result)
 
     async def _run(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        return await self._pipeline(calls)
+
+    async def _pipeline(self, calls: list[tuple[Any, ...]]) -> list[Any]:
+        pipe = self.cache.pipeline(transaction=False)
+        for call in calls:
+            pipe.execute_command(*call)
+        return list(await pipe.execute(raise_on_error=False))
+
+
+class BatchedScript(BatchedCommands):
+    """A Lua script whose calls, made by concurrent requests in one event-loop turn, go as one pipeline
+    (``BatchedCommands`` says why). A script the server does not know yet (``NOSCRIPT``: a restart, a
+    failover) is loaded and the calls that missed it are repeated.
+    """
+
+    def __init__(self, cache: aioredis.Redis, source: str) -> None:
+        super().__init__(cache)
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
+
+    def __call__(self, keys: Sequence[str], args: Sequence[int | str]) -> asyncio.Future[Any]:
+        return self._add(("EVALSHA", self.sha, len(keys), *keys, *args))
+
+    async def _run(self, calls: list[tuple[Any, ...]]) -> list[Any]:
         results = await self._pipeline(calls)
         missed = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
         if missed:
@@ -189,12 +247,6 @@ class BatchedScript:
             for i, again in zip(missed, await self._pipeline([calls[i] for i in missed]), strict=True):
                 results[i] = again
         return results
-
-    async def _pipeline(self, calls: list[tuple[Any, ...]]) -> list[Any]:
-        pipe = self.cache.pipeline(transaction=False)
-        for call in calls:
-            pipe.execute_command("EVALSHA", self.sha, *call)
-        return list(await pipe.execute(raise_on_error=False))
 
 
 # Redis packs many small arguments slowly in redis-py (an ``Encoder.encode`` and a header per argument, in

@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import errors, identity, kafka, postgres, resilience, tracing
+from shared import errors, identity, kafka, overload, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
@@ -58,7 +58,9 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
-            db = await stack.enter_async_context(postgres.pool(settings, max_size=20))
+            wait_s = settings.pool_wait_ms / 1000
+            db = await stack.enter_async_context(postgres.pool(settings, max_size=20, acquire_wait_s=wait_s))
+            in_flight = overload.Admission("order hand-off", settings.orders_in_flight_max, wait_s)
             cache = await stack.enter_async_context(sredis.client(settings))
             pubsub_cache = await stack.enter_async_context(sredis.client(settings))
             markets = await postgres.load_markets(db)
@@ -68,17 +70,17 @@ def create_app(settings: Settings) -> FastAPI:
                 await identity.verified(settings, log)  # never ACK an order onto a log the fleet does not own
                 producing = kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms)
                 outbox = await stack.enter_async_context(producing)
-                ingest = LocalIngestion(Ingestor(outbox, cache, db, markets))  # the live markets
+                ingest = LocalIngestion(Ingestor(outbox, cache, db, markets), in_flight)  # the live markets
             else:
                 # aiohttp, not httpx: measured 8-10x more requests/s per core on this hop
                 session = aiohttp.ClientSession(
                     base_url=settings.ingestion_url,
                     timeout=aiohttp.ClientTimeout(total=10),
-                    connector=aiohttp.TCPConnector(limit=200),
+                    connector=aiohttp.TCPConnector(limit=settings.orders_in_flight_max),  # = the admission's
                     trace_configs=tracing.http_client_tracing(),  # [] unless tracing is on: traceparent onward
                 )
                 stack.push_async_callback(session.close)
-                ingest = HttpIngestion(session)
+                ingest = HttpIngestion(session, in_flight)
             outcomes = Outcomes()
             hub = Hub(pubsub_cache, outcomes.deliver, sredis.Channels(settings.topic_suffix), settings.ws_queue_max)
             await hub.start()

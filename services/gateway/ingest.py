@@ -6,6 +6,11 @@ In-process (``INGESTION_IN_GATEWAY``) the gateway runs ingestion's ``Ingestor`` 
 order costs before Kafka, and its client order id is claimed in the same Redis call that spends the
 caller's rate limits (``Budget``). The ingestion service stays the entry point for the AWS Lambda and for
 other callers either way.
+
+Either way at most ``orders_in_flight_max`` requests are handed on at once (``shared.overload.Admission``;
+over HTTP that is also the connection pool's size, so aiohttp never queues); a request that finds no place
+within ``pool_wait_ms`` is refused with -1008 and ``Retry-After``, so a slow fleet meets a bounded queue
+instead of every request waiting out its timeout behind the others.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from shared import errors
+from shared import errors, overload
 from shared import redis as sredis
 from shared.errors import ApiError
 
@@ -26,6 +31,8 @@ from .ratelimit import Claim, RateLimiter
 
 JSON = {"Content-Type": "application/json"}
 UNAVAILABLE = "Internal error; unable to process your request. Please try again."
+TIMED_OUT = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+RETRY_AFTER = {"Retry-After": str(overload.RETRY_AFTER_S)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +59,8 @@ class Ingest(Protocol):
 class HttpIngestion:
     """The ingestion service over HTTP; its refusals come back as the same ``ApiError``."""
 
-    def __init__(self, session: aiohttp.ClientSession) -> None:
-        self.session = session
+    def __init__(self, session: aiohttp.ClientSession, admission: overload.Admission) -> None:
+        self.session, self.admission = session, admission
 
     async def new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
         await budget.spend()
@@ -63,28 +70,39 @@ class HttpIngestion:
         return await self._post("/internal/cancels", {"userId": user_id, "orderId": order_id, "params": params})
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            async with self.session.post(path, data=orjson.dumps(body), headers=JSON) as resp:
-                status, raw = resp.status, await resp.read()
-            data = orjson.loads(raw)
-        except (aiohttp.ClientError, TimeoutError, orjson.JSONDecodeError):
-            raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503) from None
+        async with self.admission:
+            try:
+                async with self.session.post(path, data=orjson.dumps(body), headers=JSON) as resp:
+                    status, raw = resp.status, await resp.read()
+                data = orjson.loads(raw)
+            except TimeoutError:  # sent, maybe taken: Binance's "execution status unknown"
+                overload.expected("ingestion", f"ingestion did not answer {path} in time; answered 503 (-1007)")
+                raise ApiError(errors.TIMEOUT, TIMED_OUT, 503, RETRY_AFTER) from None
+            except (aiohttp.ClientError, orjson.JSONDecodeError) as exc:
+                overload.expected("ingestion", f"ingestion unreachable ({type(exc).__name__}); answered 503 (-1001)")
+                raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503, RETRY_AFTER) from None
         if status >= 400:
             if isinstance(data, dict) and "code" in data:
-                raise ApiError(int(data["code"]), str(data["msg"]), status if status < 500 else 503)
-            raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503)
+                if status < 500:
+                    raise ApiError(int(data["code"]), str(data["msg"]), status)
+                raise ApiError(int(data["code"]), str(data["msg"]), 503, RETRY_AFTER)
+            raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503, RETRY_AFTER)
         if not isinstance(data, dict):
-            raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503)
+            raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503, RETRY_AFTER)
         return data
 
 
 class LocalIngestion:
     """Ingestion's ``Ingestor`` in the gateway's process; the client-id claim rides on the budget's call."""
 
-    def __init__(self, ingestor: Ingestor) -> None:
-        self.ingestor = ingestor
+    def __init__(self, ingestor: Ingestor, admission: overload.Admission) -> None:
+        self.ingestor, self.admission = ingestor, admission
 
     async def new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
+        async with self.admission:
+            return await self._new_order(user_id, params, budget)
+
+    async def _new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
         try:
             request = await self.ingestor.prepare(user_id, params)
         except ApiError:
@@ -98,4 +116,5 @@ class LocalIngestion:
         return await self.ingestor.publish(request, claim.key)
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
-        return await self.ingestor.cancel(user_id, order_id, params)
+        async with self.admission:
+            return await self.ingestor.cancel(user_id, order_id, params)

@@ -1,0 +1,354 @@
+"""Benchmark 5: the soak. The default fleet for ``--minutes`` at ``--rate`` requests/s, open loop.
+
+``make bench ARGS="soak --rate 300 --minutes 60"``. The fleet is started exactly as ``spot up`` starts it
+(``spot.fleet``, every service, the default settings: no tuning, the default rate limits and open-order
+cap), on a fresh database, Redis database and topics of the bench's servers. ``bench/soakload.py`` drives
+it: 50 users, each with a user stream, resting limits, crossing limits and cancels (its docstring gives
+the mix). Once a minute a row: requests offered, orders ACKed, cancels answered, orders confirmed on the
+user stream, errors by status and code, REST answer and confirmation p50/p99, consumer lag (every group),
+and the RSS of every process: each service, the broker, Redis, and Postgres (the proportional set size of
+the postmaster and its backends, so shared buffers count once) and the share of a core each used in that
+minute (Postgres: a backend that ended within the minute is not counted). Then a summary: ACKed orders never
+confirmed (5 s after the load stopped), 5xx answers, tracebacks in the fleet's log, and each process's RSS
+growth after a warm-up of 5 minutes (half the run when shorter), in MB per minute.
+
+The broker is Tansu with memory storage: it keeps every record, so its RSS grows with the records
+produced whatever the rate; the table reports it beside the services, which must stay flat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+USERS = 50
+SYMBOLS = ["BTCUSDT", "ETHUSDT"]
+LAG_DRAIN_S = 30.0  # after the load: how long the consumers may take to reach the end of their topics
+SHORT = {"gateway": "gw", "ingestion": "in", "order-processor": "op", "matcher": "ma", "settlement": "se",
+         "market-data": "md", "trade-archiver": "ta", "broker": "broker", "redis": "redis", "postgres": "pg"}
+
+
+def warm_up_minutes(minutes: int) -> int:
+    """Five minutes, or half a shorter run (at least one): growth is measured from there to the end."""
+    return min(5, max(1, minutes // 2))
+
+
+def _port(url: str) -> int:
+    found = re.search(r":(\d+)(?:/|$)", url.split("@")[-1].split("?")[0])
+    if found is None:
+        raise ValueError(f"no port in {url!r}")
+    return int(found.group(1))
+
+
+async def _postgres_facts(database_url: str) -> dict[str, Any]:
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        stats = await conn.fetch(
+            "SELECT relname, n_live_tup, n_dead_tup, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
+            "WHERE relname = ANY($1::text[]) ORDER BY relname",
+            ["orders", "ledger", "trades", "balances", "open_order_counts"],
+        )
+        return {"data_directory": await conn.fetchval("SHOW data_directory"),
+                "autovacuum": await conn.fetchval("SHOW autovacuum"),
+                "tables": {r["relname"]: {k: r[k] for k in r.keys() if k != "relname"} for r in stats}}
+    finally:
+        await conn.close()
+
+
+def server_pids(env: Mapping[str, str], pg_data: str | None) -> dict[str, list[int]]:
+    """The broker and Redis listening on the fleet's ports, and the fleet's Postgres: its postmaster (from
+    ``postmaster.pid`` in its data directory, when that is on this machine) and every backend."""
+    import psutil
+
+    kafka_port, redis_port = _port("//" + env["KAFKA_BOOTSTRAP"]), _port(env["REDIS_URL"])
+    out: dict[str, list[int]] = {"broker": [], "redis": [], "postgres": []}
+    for c in psutil.net_connections("tcp"):
+        if c.status == psutil.CONN_LISTEN and c.pid:
+            if c.laddr.port == kafka_port:
+                out["broker"].append(c.pid)
+            elif c.laddr.port == redis_port:
+                out["redis"].append(c.pid)
+    pid_file = Path(pg_data or "/nonexistent") / "postmaster.pid"
+    if pid_file.exists():
+        postmaster = int(pid_file.read_text().split()[0])
+        try:
+            out["postgres"] = [postmaster, *(p.pid for p in psutil.Process(postmaster).children(recursive=True))]
+        except psutil.Error:
+            pass
+    return {k: sorted(set(v)) for k, v in out.items()}
+
+
+def memory_mb(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dict[str, float | None]:
+    """RSS of each service and server; Postgres as the sum of its processes' proportional set size."""
+    import psutil
+
+    def one(pid: int, pss: bool = False) -> float | None:
+        try:
+            p = psutil.Process(pid)
+            return (p.memory_full_info().pss if pss else p.memory_info().rss) / 2**20
+        except psutil.Error:
+            return None
+
+    out: dict[str, float | None] = {name: one(pid) for name, pid in procs.items()}
+    for role in ("broker", "redis"):
+        out[role] = one(servers[role][0]) if servers.get(role) else None
+    pg = [one(pid, pss=True) for pid in servers.get("postgres", [])]
+    out["postgres"] = sum(x for x in pg if x is not None) if pg else None
+    return {k: None if v is None else round(v, 1) for k, v in out.items()}
+
+
+def cpu_seconds(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dict[str, float]:
+    """CPU seconds (user + system) each service and server has spent so far (Postgres: every backend)."""
+    import psutil
+
+    def spent(pids: list[int]) -> float:
+        total = 0.0
+        for pid in pids:
+            try:
+                t = psutil.Process(pid).cpu_times()
+                total += t.user + t.system
+            except psutil.Error:
+                continue
+        return total
+
+    return {**{name: spent([pid]) for name, pid in procs.items()},
+            **{role: spent(pids) for role, pids in servers.items()}}
+
+
+def cpu_share(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
+    """Percent of one core each process used between two ``cpu_seconds`` readings."""
+    return {k: round(100 * max(0.0, v - before.get(k, 0.0)) / seconds) for k, v in after.items()}
+
+
+def _lag(env: Mapping[str, str]) -> dict[str, int]:
+    """Records behind, per consumer group (every topic it reads)."""
+    from .fleet import _lag as lag_by_group
+
+    found = asyncio.run(lag_by_group(env["KAFKA_BOOTSTRAP"], env.get("TOPIC_SUFFIX", "")))
+    return {group: sum(topics.values()) for group, topics in found.items()}
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def _lags(lag: Mapping[str, int]) -> str:
+    behind = {SHORT.get(g, g): n for g, n in lag.items() if n}
+    return f"{sum(lag.values()):,}" + (f" ({', '.join(f'{g} {n:,}' for g, n in behind.items())})" if behind else "")
+
+
+def format_row(row: Mapping[str, Any]) -> str:
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(row["errors"].items())) or "none"
+    mem = " ".join(f"{SHORT.get(k, k)} {_ms(v)}" for k, v in row["rss_mb"].items())
+    cpu = " ".join(f"{SHORT.get(k, k)} {v}" for k, v in row.get("cpu_pct", {}).items())
+    return (f"{row['minute'] + 1:>3}  offered {row['offered']:>6,}  acked {row['acked']:>6,}"
+            f"  cancels {row['cancels_ok']:>5,}  confirmed {row['confirmed']:>6,}"
+            f"  ack p50/p99 {_ms(row['ack_p50_ms'])}/{_ms(row['ack_p99_ms'])} ms"
+            f"  confirm p50/p99 {_ms(row['confirm_p50_ms'])}/{_ms(row['confirm_p99_ms'])} ms  lag {_lags(row['lag'])}"
+            f"  errors: {errors}  RSS MB: {mem}  CPU % of a core: {cpu}")
+
+
+def growth(rows: list[dict[str, Any]], warm: int) -> dict[str, dict[str, float | None]]:
+    """Per process: RSS at the end of the warm-up and at the end, and the growth in MB per minute between."""
+    if len(rows) <= warm:
+        return {}
+    first, last = rows[warm - 1]["rss_mb"], rows[-1]["rss_mb"]
+    span = len(rows) - warm
+    out: dict[str, dict[str, float | None]] = {}
+    for name in last:
+        a, b = first.get(name), last.get(name)
+        out[name] = {"after_warm_up": a, "end": b,
+                     "mb_per_min": None if a is None or b is None else round((b - a) / span, 2)}
+    return out
+
+
+def log_faults(log: Path) -> dict[str, int]:
+    """What the fleet's log says went wrong: tracebacks, Starlette's unhandled-exception line, warnings."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return {"tracebacks": text.count("Traceback (most recent call last)"),
+            "asgi_exceptions": text.count("Exception in ASGI application"),
+            "warning_lines": len(re.findall(r'"level": ?"WARNING"|\bWARNING\b', text))}
+
+
+def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset: int,
+        say: Callable[[str], None] = print) -> dict[str, Any]:
+    """The soak on a fresh ``env`` (database, Redis database, topic suffix; ``spot admin init`` done)."""
+    from shared.config import Settings
+    from spot.fleet import SERVICES, Fleet
+
+    from .common import ROOT, environ
+    from .fleet import _keys
+    from .services import _create_users
+
+    with environ(env):
+        st = Settings()
+    users = asyncio.run(_keys(st.database_url, asyncio.run(_create_users(st, USERS))))
+    pg = asyncio.run(_postgres_facts(st.database_url))
+    state.mkdir(parents=True, exist_ok=True)
+    tag = f"{int(time.time())}{st.topic_suffix}"
+    fleet_log_path = state / f"soak-fleet-{tag}.log"
+    progress, out = state / f"soak-{tag}.progress.jsonl", state / f"soak-{tag}.out.json"
+    res: dict[str, Any] = {"rate": rate, "minutes": minutes, "users": USERS, "symbols": SYMBOLS,
+                           "warm_up_minutes": warm_up_minutes(minutes), "postgres_autovacuum": pg["autovacuum"],
+                           "fleet_log": str(fleet_log_path)}
+    fleet_log: IO[str] = open(fleet_log_path, "w")  # closed in the finally below
+    fleet = Fleet(env, port_offset=port_offset, log=fleet_log)
+    loadgen: subprocess.Popen[bytes] | None = None
+    rows: list[dict[str, Any]] = []
+    try:
+        fleet.start_all(SERVICES)
+        fleet.wait_ready(timeout=120)
+        servers = server_pids(env, pg["data_directory"])
+        procs = {name: p.pid for name, p in fleet.procs.items()}
+        res["rss_mb_start"] = memory_mb(procs, servers)
+        cfg = {"base": f"http://127.0.0.1:{fleet.port('gateway')}", "users": users, "symbols": SYMBOLS,
+               "rate": rate, "minutes": minutes, "progress": str(progress), "out": str(out), "prefix": "s"}
+        cfg_path = state / f"soak-{tag}.json"
+        cfg_path.write_text(json.dumps(cfg))
+        progress.write_text("")
+        loadgen = subprocess.Popen([sys.executable, "-m", "bench.soakload", str(cfg_path)], cwd=ROOT)
+        say(f"soak: {rate:,.0f} requests/s for {minutes} min, {USERS} users with user streams, the default fleet "
+            f"(gateway on :{fleet.port('gateway')}); a row per minute")
+        deadline = time.monotonic() + 60 * minutes + 300
+        cpu_then, then = cpu_seconds(procs, servers), time.monotonic()
+        while loadgen.poll() is None or len(rows) < _lines(progress):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the soak's load generator did not finish in time")
+            if len(rows) < _lines(progress):
+                row = json.loads(progress.read_text().splitlines()[len(rows)])
+                now_servers = server_pids(env, pg["data_directory"])
+                row["rss_mb"] = memory_mb(procs, now_servers)
+                cpu_now, now = cpu_seconds(procs, now_servers), time.monotonic()
+                row["cpu_pct"], cpu_then, then = cpu_share(cpu_then, cpu_now, now - then), cpu_now, now
+                row["lag"] = _lag(env)
+                rows.append(row)
+                say(format_row(row))
+                continue
+            time.sleep(0.5)
+        if loadgen.returncode:
+            raise RuntimeError(f"the soak's load generator failed with exit code {loadgen.returncode}")
+        result = json.loads(out.read_text())
+        quiet = time.perf_counter()
+        while sum((lag := _lag(env)).values()) and time.perf_counter() - quiet < LAG_DRAIN_S:
+            time.sleep(0.5)
+        if sum(lag.values()):  # a consumer that did not catch up: where each of those services is stuck
+            behind = [g for g, n in lag.items() if n and g in procs]
+            res["stacks"] = {g: _stack(procs[g]) for g in behind}
+            before = {g: _metrics(fleet.port(g)) for g in behind}
+            time.sleep(5)
+            res["metrics_moving"] = {g: _moved(before[g], _metrics(fleet.port(g))) for g in behind}
+            for group in behind:
+                say(f"{group} still {lag[group]:,} behind; its threads (py-spy dump):\n{res['stacks'][group]}\n"
+                    f"its call counters over 5 s: {res['metrics_moving'][group]}")
+        res.update(load=result, rows=rows, lag_end=lag, rss_mb_end=memory_mb(procs, servers),
+                   postgres_end=asyncio.run(_postgres_facts(st.database_url))["tables"])
+        exited = {name: p.returncode for name, p in fleet.procs.items() if p.poll() is not None}
+        res["services_exited"] = exited
+    finally:
+        if loadgen is not None and loadgen.poll() is None:
+            loadgen.kill()
+            loadgen.wait(10)
+        fleet.stop()
+        fleet_log.close()
+    total = res["load"]["total"]
+    res["unconfirmed"] = res["load"]["unconfirmed"]
+    res["server_errors"] = sum(n for k, n in total["errors"].items() if k.startswith("5"))
+    res["growth"] = growth(rows, res["warm_up_minutes"])
+    res["log"] = log_faults(fleet_log_path)
+    say(summary(res))
+    return res
+
+
+def _stack(pid: int) -> str:
+    """What a process is doing, by ``py-spy dump`` (with its locals), when py-spy is installed."""
+    exe = Path(sys.executable).parent / "py-spy"
+    if not exe.exists():
+        return "py-spy not installed"
+    done = subprocess.run([str(exe), "dump", "--locals", "--pid", str(pid)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    return done.stdout or done.stderr
+
+
+WATCHED = ("spot_kafka_call_seconds_count", "spot_postgres_call_seconds_count", "spot_redis_call_seconds_count",
+           "spot_kafka_consumer_lag", "spot_orders_decided_total", "spot_dependency_outages_total")
+
+
+def _metrics(port: int) -> dict[str, float]:
+    """A service's call counters and lag gauges from its ``/metrics``."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError as exc:
+        return {"unreachable": float(len(str(exc)))}
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(WATCHED):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def _moved(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """Each series' value after, and by how much it moved (only those that exist)."""
+    return {k: v for k, v in after.items()} | {f"{k} (+)": v - before.get(k, 0.0) for k, v in after.items()}
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def summary(res: dict[str, Any]) -> str:
+    total = res["load"]["total"]
+    grow = ", ".join(f"{SHORT.get(k, k)} {_ms(v['after_warm_up'])}->{_ms(v['end'])} ({v['mb_per_min']:+} MB/min)"
+                     if v["mb_per_min"] is not None else f"{k} -" for k, v in res["growth"].items())
+    return (f"soak summary: offered {total['offered']:,}, ACKed {total['acked']:,}, confirmed {total['confirmed']:,} "
+            f"(rejected {total['rejected']:,}), cancels answered {total['cancels_ok']:,}; ACKed and never confirmed "
+            f"(5 s after the load): {res['unconfirmed']:,}; 5xx: {res['server_errors']:,}; errors: "
+            f"{dict(total['errors']) or 'none'}; ack p50/p99 {_ms(total['ack_p50_ms'])}/{_ms(total['ack_p99_ms'])} "
+            f"ms, confirm p50/p99 {_ms(total['confirm_p50_ms'])}/{_ms(total['confirm_p99_ms'])} ms; lag at the end "
+            f"{_lags(res['lag_end'])}; fleet log: {res['log']}; Postgres autovacuum {res['postgres_autovacuum']} ("
+            f"{_upkeep(res.get('postgres_end', {}))}); "
+            f"RSS after the {res['warm_up_minutes']}-minute warm-up -> end: {grow}")
+
+
+def _upkeep(tables: Mapping[str, Mapping[str, int]]) -> str:
+    """How often autovacuum and autoanalyze ran on each growing table during the run."""
+    growing = {name: t for name, t in tables.items() if name in ("orders", "ledger", "trades")}
+    return ", ".join(f"{name} {t['n_live_tup']:,} rows, vacuumed {t['autovacuum_count']}x, analyzed "
+                     f"{t['autoanalyze_count']}x" for name, t in growing.items())
+
+
+def rows_for_table(res: dict[str, Any]) -> list[Any]:
+    from .common import Row
+
+    total = res["load"]["total"]
+    services = {k: v for k, v in res["growth"].items() if k not in ("broker", "redis", "postgres")}
+    worst = max(services.items(), key=lambda kv: kv[1]["mb_per_min"] or 0.0, default=("-", {"mb_per_min": 0.0}))
+    broker = res["growth"].get("broker", {})
+    workload = (f"default fleet, {res['rate']:,.0f} requests/s open loop for {res['minutes']} min, {res['users']} "
+                "users with user streams, resting and crossing limits, cancels")
+    return [
+        Row("soak: confirmations", workload, f"{res['unconfirmed']:,} ACKed never confirmed",
+            "0", f"ACKed {total['acked']:,}", "-", float(res["unconfirmed"]), "orders", res["unconfirmed"] == 0,
+            {k: v for k, v in res.items() if k != "rows"}),
+        Row("soak: server errors", workload, f"{res['server_errors']:,} 5xx; log {res['log']}", "0 5xx, 0 tracebacks",
+            f"offered {total['offered']:,}", "-", float(res["server_errors"]), "answers",
+            res["server_errors"] == 0 and res["log"]["tracebacks"] == 0),
+        Row("soak: latency", workload, f"ack p50 {total['ack_p50_ms']} ms p99 {total['ack_p99_ms']} ms; confirm p50 "
+            f"{total['confirm_p50_ms']} ms p99 {total['confirm_p99_ms']} ms", "-", "-", "-",
+            total["confirm_p99_ms"], "ms p99", None),
+        Row("soak: memory", workload, f"fastest-growing service {worst[0]} {worst[1]['mb_per_min']} MB/min after "
+            f"{res['warm_up_minutes']} min; broker {broker.get('mb_per_min')} MB/min (Tansu keeps every record)",
+            "services flat", "-", "-", worst[1]["mb_per_min"], "MB/min", None, {"growth": res["growth"]}),
+    ]
