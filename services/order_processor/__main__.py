@@ -41,6 +41,7 @@ from shared import deadletter, errors, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import acceptance_update, account_positions, confirmed_on_acceptance, execution_report
 from shared.config import Settings
+from shared.domain import INT64_MAX
 from shared.identity import source_partition
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import (
@@ -59,7 +60,7 @@ from shared.messages import (
 )
 
 from . import hotbook
-from .holds import Decision, Holds, Located
+from .holds import Decision, Holds, Located, rejected
 from .reconcile import reconcile_symbol
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
@@ -99,7 +100,6 @@ def by_symbol(
     return parts
 
 
-INT64_MAX = 2**63 - 1
 UNAPPLIED_MSG_MAX = 200  # characters of the reason a refused owner reads
 
 
@@ -109,20 +109,8 @@ def refusal(loc: Located, exc: Exception) -> RejectedOrder | None:
     r = loc.request
     if not all(0 <= n <= INT64_MAX for n in (r.order_id, r.user_id, r.ts)):
         return None
-    return RejectedOrder(
-        src_partition=loc.partition,
-        src_offset=loc.offset,
-        order_id=r.order_id,
-        user_id=r.user_id,
-        symbol=r.symbol,
-        side=r.side,
-        type=r.type,
-        tif=r.tif,
-        client_order_id=r.client_order_id,
-        code=errors.NEW_ORDER_REJECTED,
-        msg=f"Order could not be applied: {deadletter.reason_of(exc)}"[:UNAPPLIED_MSG_MAX],
-        ts=r.ts,
-    )
+    msg = f"Order could not be applied: {deadletter.reason_of(exc)}"[:UNAPPLIED_MSG_MAX]
+    return rejected(loc, r, errors.NEW_ORDER_REJECTED, msg)
 
 
 def combined(

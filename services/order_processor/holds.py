@@ -125,9 +125,10 @@ def _accepted(
     )
 
 
-def _rejected(
+def rejected(
     loc: Located, r: NewOrderRequest, code: int, msg: str, price_ticks: int = 0, qty_lots: int = 0
 ) -> RejectedOrder:
+    """The REJECTED a request gets at its source position (the processor's refusals all take this shape)."""
     return RejectedOrder(
         src_partition=loc.partition,
         src_offset=loc.offset,
@@ -153,7 +154,7 @@ def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decis
     r = loc.request
     loc = Located(row["src_partition"], row["src_offset"], r)
     if row["status"] == OrderStatus.REJECTED:
-        return _rejected(loc, r, row["reject_code"], row["reject_reason"], row["price_ticks"], row["qty_lots"])
+        return rejected(loc, r, row["reject_code"], row["reject_reason"], row["price_ticks"], row["qty_lots"])
     assert market is not None
     unit = market.atoms_per_nu if r.side is Side.BUY else market.atoms_per_lot
     return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], row["hold_atoms"] // unit)
@@ -207,7 +208,7 @@ class Holds:
                     log.warning("order %s of user %s refused by Postgres: %s", r.order_id, r.user_id, exc)
                     UNSTORABLE_TOTAL.inc()
                     self._unstorable.append((loc, exc))
-                    decision, changed, again = _rejected(loc, r, errors.NEW_ORDER_REJECTED, UNSTORABLE), [], set()
+                    decision, changed, again = rejected(loc, r, errors.NEW_ORDER_REJECTED, UNSTORABLE), [], set()
                 balances.update(((b["user_id"], b["asset"]), b) for b in changed)
                 redelivered |= again
                 decided[r.order_id] = decision
@@ -243,7 +244,7 @@ class Holds:
                 if row["id_taken"] or (r.user_id, r.client_order_id) in taken_ids:
                     # Redis's claim on the id lapsed or was lost. The order holding the id keeps it: this one
                     # gets no row (the id is unique per user), and a redelivery is refused the same way.
-                    decision = _rejected(loc, r, errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+                    decision = rejected(loc, r, errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
                 else:
                     price_ticks = qty_lots = 0
                     try:
@@ -255,7 +256,7 @@ class Holds:
                         key = (r.user_id, spec.hold_asset)
                         hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
                     except ApiError as refused:
-                        decision = _rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots)
+                        decision = rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots)
                         fresh.append(self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused))
                     else:
                         available[key] -= hold.atoms

@@ -7,6 +7,7 @@ offsets gone, as after a `make dev` restart on the old broker or a new MSK clust
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -95,6 +96,21 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         b.stop()
 
 
+@contextlib.contextmanager
+def _fleet_on(fresh_env: dict[str, str], broker: Broker) -> Iterator[tuple[Fleet, dict[str, str]]]:
+    """A fleet (not started) on this test's broker, with its environment in place until the test ends."""
+    env = {**fresh_env, "KAFKA_BOOTSTRAP": broker.bootstrap}
+    old = dict(os.environ)
+    os.environ.update(env)
+    fleet = Fleet(env, port_offset=PORT_OFFSET, log=sys.stderr if os.environ.get("SPOT_TEST_LOGS") else None)
+    try:
+        yield fleet, env
+    finally:
+        fleet.stop()
+        os.environ.clear()
+        os.environ.update(old)
+
+
 def _readyz(fleet: Fleet, name: str) -> tuple[int, dict[str, object]]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{fleet.port(name)}/readyz", timeout=2) as r:
@@ -143,12 +159,8 @@ def _trade_ids(database_url: str) -> list[int]:
 def test_a_reset_broker_is_refused_until_reseeded_then_trading_continues(
     fresh_env: dict[str, str], broker: Broker
 ) -> None:
-    env = {**fresh_env, "KAFKA_BOOTSTRAP": broker.bootstrap}
-    old = dict(os.environ)
-    os.environ.update(env)
-    fleet = Fleet(env, port_offset=PORT_OFFSET, log=sys.stderr if os.environ.get("SPOT_TEST_LOGS") else None)
-    base = f"http://127.0.0.1:{fleet.port('gateway')}"
-    try:
+    with _fleet_on(fresh_env, broker) as (fleet, env):
+        base = f"http://127.0.0.1:{fleet.port('gateway')}"
         settings = Settings()
         asyncio.run(admin.init(settings))
         fleet.start_all()
@@ -199,18 +211,10 @@ def test_a_reset_broker_is_refused_until_reseeded_then_trading_continues(
         assert _trade_ids(env["DATABASE_URL"]) == [1, 2, 3], "every trade settled once, none replayed"
         time.sleep(0.5)
         asyncio.run(check_money_at(env["DATABASE_URL"]))
-    finally:
-        fleet.stop()
-        os.environ.clear()
-        os.environ.update(old)
 
 
 def test_a_redis_of_another_fleet_is_refused(fresh_env: dict[str, str], broker: Broker) -> None:
-    env = {**fresh_env, "KAFKA_BOOTSTRAP": broker.bootstrap}
-    old = dict(os.environ)
-    os.environ.update(env)
-    fleet = Fleet(env, port_offset=PORT_OFFSET, log=None)
-    try:
+    with _fleet_on(fresh_env, broker) as (fleet, env):
         settings = Settings()
         asyncio.run(admin.init(settings))
         redis.Redis.from_url(env["REDIS_URL"]).set(identity.REDIS_KEY, "0123456789abcdef")
@@ -224,19 +228,11 @@ def test_a_redis_of_another_fleet_is_refused(fresh_env: dict[str, str], broker: 
         lines = [line for line in fleet.tails["matcher"] if "refusing to serve" in line]
         assert len(lines) == 1, lines
         assert not any("Traceback" in line for line in fleet.tails["matcher"])
-    finally:
-        fleet.stop()
-        os.environ.clear()
-        os.environ.update(old)
 
 
 def test_a_redis_book_behind_what_settlement_committed_is_refused(fresh_env: dict[str, str], broker: Broker) -> None:
     """As after a failover that lost writes: the book's seq is below the events settlement already applied."""
-    env = {**fresh_env, "KAFKA_BOOTSTRAP": broker.bootstrap}
-    old = dict(os.environ)
-    os.environ.update(env)
-    fleet = Fleet(env, port_offset=PORT_OFFSET, log=None)
-    try:
+    with _fleet_on(fresh_env, broker) as (fleet, env):
         asyncio.run(admin.init(Settings()))
 
         async def settled_ahead() -> None:
@@ -251,7 +247,3 @@ def test_a_redis_book_behind_what_settlement_committed_is_refused(fresh_env: dic
         detail = _wait_refusing(fleet, "matcher")
         assert "BTCUSDT at seq 0 (settled 7)" in detail and "redis lost writes" in detail, detail
         assert fleet.procs["matcher"].poll() is None
-    finally:
-        fleet.stop()
-        os.environ.clear()
-        os.environ.update(old)
