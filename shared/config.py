@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # holds. 5 and 10 ms measured no better than 1 at saturation.
     kafka_request_linger_ms: int = Field(1, ge=0, description="how long order requests gather into one produce batch")
     topic_suffix: str = Field("", description="appended to every topic name (tests isolate runs with it)")
+    # The local broker keeps every record in memory and ignores retention: with segments on, each data topic
+    # is a ring of slot topics and a keeper recycles the oldest every this many seconds (shared.segments).
+    # 0: one topic per data topic and one epoch, for brokers that honour retention (MSK, apache/kafka).
+    kafka_segment_s: int = Field(0, ge=0, description="seconds per log segment of the local broker (0: off)")
     # Read from the database at start (shared.identity), not set by hand: every record produced carries the
     # fleet's id, and the processor ranks source positions by the log epoch.
     fleet_id: str = Field("", description="this fleet's identity, once checked; records carry it")

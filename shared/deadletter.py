@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from . import kafka, resilience
+from . import kafka, resilience, segment_fence, segment_store, segments
+from . import redis as sredis
 from .config import Settings
 from .kafka import DLQ_TOTAL, Outbox, Record
 from .messages import Topic
@@ -58,13 +60,16 @@ def headers_of(
     offset: int,
     index: int,
     consumer: str = "",
+    epoch: int = 0,
 ) -> list[tuple[str, bytes]]:
-    """The dead letter's headers: the record's own (less any of an earlier dead-lettering), then ours."""
+    """The dead letter's headers: the record's own (less any of an earlier dead-lettering), then ours. The
+    source names the log segment too (``topic/partition/offset@epoch``) past epoch 0: offsets repeat across
+    segments (``shared.segments``)."""
     kept = [(k, v) for k, v in own if k not in OWN_HEADERS]
     return [
         *kept,
         (REASON, reason.encode()),
-        (SOURCE, f"{topic}/{partition}/{offset}".encode()),
+        (SOURCE, (f"{topic}/{partition}/{offset}" + (f"@{epoch}" if epoch else "")).encode()),
         (INDEX, str(index).encode()),
         (CONSUMER, consumer.encode()),
     ]
@@ -91,8 +96,9 @@ class DeadLetters:
             reason,
         )
         headers = headers_of(
-            record.headers, reason, record.topic, record.partition, record.offset, record.index, self._consumer
-        )
+            record.headers, reason, record.topic, record.partition, record.offset, record.index, self._consumer,
+            record.epoch,
+        )  # fmt: skip
         await self._outbox.send_now(f"{record.topic}.dlq", value, key=key, headers=headers)
         DLQ_TOTAL.labels(record.topic).inc()
 
@@ -153,6 +159,7 @@ class DeadLetter:
         """(topic, partition, offset) it was taken from, or None for a record without a readable source."""
         topic, _, rest = self.header(SOURCE).partition("/")
         partition, _, offset = rest.partition("/")
+        offset = offset.partition("@")[0]  # the segment, if named, is not part of the offset
         return (topic, int(partition), int(offset)) if partition.isdigit() and offset.isdigit() else None
 
     @property
@@ -233,11 +240,49 @@ async def read(settings: Settings, name: str, offset: int | None = None) -> list
 
 async def replay(settings: Settings, letter: DeadLetter) -> tuple[str, int, int]:
     """Produce a dead letter back to its source topic with its own headers; returns (topic, partition,
-    offset) where it landed. Consumers are idempotent, so replaying what was applied since changes nothing."""
+    offset) where it landed. Consumers are idempotent, so replaying what was applied since changes nothing.
+
+    With the segment ring on, a request goes to ``order-requests`` as its producers send (``segment_fence``:
+    registered, so its reader waits for the seal). A record of a topic whose writer seals it goes to the
+    segment that has started; no writer seals a segment before the next one starts (the chain of seals begins
+    with ``order-requests``, completed only then), so an ack before that start is read by every group, and a
+    later one raises ``LateReplay``."""
     source = letter.source
     topic = source[0] if source is not None else dlq_topic(letter.topic).value
     if topic not in {t.value for t in Topic}:
         raise ValueError(f"dead letter {letter.topic}@{letter.offset} names an unknown source topic {topic!r}")
     async with kafka.producer(settings) as out:
-        partition, offset = await out.send_now(topic, letter.value, key=letter.key, headers=letter.own_headers)
-    return topic, partition, offset
+        if not settings.kafka_segment_s or topic not in segments.SEGMENTED:
+            partition, offset = await out.send_now(topic, letter.value, key=letter.key, headers=letter.own_headers)
+            return topic, partition, offset
+        async with sredis.client(settings) as cache:
+            if topic == segments.FENCED:
+                async with segment_fence.fence(settings, cache) as fence:
+                    assert fence is not None  # segments are on
+                    async with fence.sending() as epoch:
+                        partition, offset = await out.send_now(
+                            topic, letter.value, key=letter.key, headers=letter.own_headers, epoch=epoch
+                        )
+                return segments.slot_name(topic, segments.slot_of(epoch)), partition, offset
+            schedule = await segment_store.read_schedule(cache, settings)
+            epoch = max(schedule.epoch_at(_now_ms()) or 0, settings.log_epoch)
+            partition, offset = await out.send_now(
+                topic, letter.value, key=letter.key, headers=letter.own_headers, epoch=epoch
+            )
+            acked_ms = _now_ms()
+            next_start = (await segment_store.read_schedule(cache, settings)).start_of(epoch + 1)
+        name = segments.slot_name(topic, segments.slot_of(epoch))
+        if next_start is not None and acked_ms >= next_start:
+            raise LateReplay(
+                f"{name}[{partition}]@{offset} was acknowledged after segment {epoch} ended: it may never be "
+                "read; replay it again (a consumer skips a copy it already applied)"
+            )
+        return name, partition, offset
+
+
+class LateReplay(LookupError):
+    """A replay acknowledged after its segment's readers may have left it (``shared.segments``)."""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)

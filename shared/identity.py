@@ -20,6 +20,11 @@ way out) and stays not-ready until it is repaired; it never serves on mixed stat
 The epoch orders source positions across logs: the processor sends the matcher each request's position as
 ``(epoch * EPOCH_STRIDE + partition, offset)``, compared as a pair, so every position on a new log is past
 every position on an old one and nothing new is taken for a redelivery.
+
+With log segments (``shared.segments``) the epoch also moves while a log lives: each segment is an epoch,
+and the positions of its records rank by it the same way. So Postgres keeps two numbers: ``epoch``, the
+highest ever used (``reseed-positions`` goes past it), and ``base_epoch``, the epoch the broker's log began
+at, which is what the broker's stamp holds and what ``check`` compares (``Identity.epoch``).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ WAYS_OUT = "run `spot admin reseed-positions` to continue on it, or `make clean`
 @dataclass(frozen=True)
 class Identity:
     fleet_id: str
-    epoch: int
+    epoch: int  # the epoch the broker's log began at (its first segment)
 
     def as_json(self) -> dict[str, object]:
         return {"fleet": self.fleet_id, "epoch": self.epoch}
@@ -70,20 +75,32 @@ def source_partition(epoch: int, partition: int) -> int:
 
 
 async def stored(conn: asyncpg.Connection | asyncpg.Pool) -> Identity | None:
-    row = await conn.fetchrow("SELECT fleet_id, epoch FROM fleet")
-    return Identity(row["fleet_id"], row["epoch"]) if row else None
+    """The fleet and the epoch its current broker log began at."""
+    row = await conn.fetchrow("SELECT fleet_id, base_epoch FROM fleet")
+    return Identity(row["fleet_id"], row["base_epoch"]) if row else None
+
+
+async def highest_epoch(conn: asyncpg.Connection | asyncpg.Pool) -> int:
+    """The highest log epoch ever used (the current segment's, with segments on)."""
+    value = await conn.fetchval("SELECT epoch FROM fleet")
+    return int(value or 0)
+
+
+async def raise_epoch(conn: asyncpg.Connection | asyncpg.Pool, epoch: int) -> None:
+    """Record that segment ``epoch`` is in use (never lowers it)."""
+    await conn.execute("UPDATE fleet SET epoch = GREATEST(epoch, $1)", epoch)
 
 
 async def _create(conn: asyncpg.Connection, now_ms: int) -> tuple[Identity, bool]:
     """The fleet's identity, made now if the database has none; True when it was made by this call."""
     made = await conn.fetchrow(
-        "INSERT INTO fleet (fleet_id, epoch, created_at) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING "
-        "RETURNING fleet_id, epoch",
+        "INSERT INTO fleet (fleet_id, epoch, base_epoch, created_at) VALUES ($1, 0, 0, $2) ON CONFLICT DO NOTHING "
+        "RETURNING fleet_id, base_epoch",
         secrets.token_hex(8),
         now_ms,
     )
     if made:
-        return Identity(made["fleet_id"], made["epoch"]), True
+        return Identity(made["fleet_id"], made["base_epoch"]), True
     found = await stored(conn)
     assert found is not None  # the conflict was with the one row there is
     return found, False
@@ -229,16 +246,17 @@ async def _stamp_redis(settings: Settings, identity: Identity) -> None:
 
 
 async def reseed_positions(settings: Settings) -> tuple[Identity, Identity]:
-    """Continue on a new log: the epoch goes up in Postgres and the broker is stamped with it. Returns
-    (before, after). Positions the processor gives from now on rank after every earlier one."""
+    """Continue on a new log: it begins past the highest epoch ever used (a segment's included), in Postgres
+    and in the broker's stamp. Returns (before, after), as the bases of the two logs. Positions the processor
+    gives from now on rank after every earlier one."""
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction():
             before = await stored(conn)
             if before is None:
                 raise ForeignState("the database has no fleet identity: run `spot admin init` first")
-            after = Identity(before.fleet_id, before.epoch + 1)
-            await conn.execute("UPDATE fleet SET epoch = $1", after.epoch)
+            after = Identity(before.fleet_id, await highest_epoch(conn) + 1)
+            await conn.execute("UPDATE fleet SET epoch = $1, base_epoch = $1", after.epoch)
             await _stamp_broker(settings, after)  # before the commit: a failure leaves the epoch as it was
     finally:
         await conn.close()

@@ -31,12 +31,15 @@ from typing import Any, Generic, TypeVar
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import CloseReason
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import identity, tracing
+from . import identity, segments, tracing
 from .config import Settings
 from .messages import Topic
+from .segment_ring import Ring, SegmentDone
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +118,34 @@ class Outbox:
         self._settings = settings
         self._pending: list[asyncio.Future[Any]] = []
 
-    async def send(self, topic: str, value: bytes, key: str, headers: list[tuple[str, bytes]] | None = None) -> None:
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        key: str,
+        headers: list[tuple[str, bytes]] | None = None,
+        epoch: int | None = None,
+    ) -> None:
+        """``epoch``: the segment of the input this output comes from (``shared.segments``); None for a topic
+        outside the ring or a fleet with segments off."""
         fut = await self._producer.send(
-            self._settings.topic(topic), value, key=key.encode(), headers=self._stamped(headers)
+            self.name(topic, epoch), value, key=key.encode(), headers=self._stamped(headers)
         )
         self._pending.append(fut)
+
+    def name(self, topic: str, epoch: int | None = None) -> str:
+        """The physical topic a record of ``topic`` in segment ``epoch`` goes to."""
+        if epoch is None or not self._settings.kafka_segment_s or topic not in segments.SEGMENTED:
+            return self._settings.topic(topic)
+        return self._settings.topic(segments.slot_name(topic, segments.slot_of(epoch)))
+
+    async def seal(self, topic: str, partition: int, epoch: int) -> None:
+        """End segment ``epoch`` of ``topic`` on ``partition``: everything this writer sent to it before is
+        acknowledged (the caller flushed), so its readers may move on once they passed this record."""
+        with tracing.Timed(SEND_SECONDS, "kafka send"):
+            await self._producer.send_and_wait(
+                self.name(topic, epoch), b"", partition=partition, headers=self._stamped(segments.seal_headers(epoch))
+            )
 
     def _stamped(self, headers: list[tuple[str, bytes]] | None) -> list[tuple[str, bytes]] | None:
         """Every record carries the fleet's identity (``shared.identity``), once the service has checked it."""
@@ -160,24 +186,27 @@ class Outbox:
                 conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
             raise
 
-    async def send_all_now(self, topic: str, values: Sequence[bytes], key: str) -> None:
-        """Send records of one key and wait for their acks; all are handed to the producer before any ack is
-        awaited, so they keep their order in the partition."""
+    async def send_all_now(self, topic: str, values: Sequence[bytes], key: str, epoch: int | None = None) -> None:
+        """Send records of one key (to segment ``epoch``, see ``send``) and wait for their acks; all are handed
+        to the producer before any ack is awaited, so they keep their order in the partition."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):
             stamp = self._stamped(None)
-            acks = [
-                await self._producer.send(self._settings.topic(topic), v, key=key.encode(), headers=stamp)
-                for v in values
-            ]
+            name = self.name(topic, epoch)
+            acks = [await self._producer.send(name, v, key=key.encode(), headers=stamp) for v in values]
             await asyncio.gather(*acks)
 
     async def send_now(
-        self, topic: str, value: bytes, key: str, headers: list[tuple[str, bytes]] | None = None
+        self,
+        topic: str,
+        value: bytes,
+        key: str,
+        headers: list[tuple[str, bytes]] | None = None,
+        epoch: int | None = None,
     ) -> tuple[int, int]:
-        """Send one record and wait for its ack; returns (partition, offset)."""
+        """Send one record (to segment ``epoch``, see ``send``) and wait for its ack; returns (partition, offset)."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):
             meta = await self._producer.send_and_wait(
-                self._settings.topic(topic), value, key=key.encode(), headers=self._stamped(headers)
+                self.name(topic, epoch), value, key=key.encode(), headers=self._stamped(headers)
             )
         return meta.partition, meta.offset
 
@@ -208,6 +237,7 @@ class Record(Generic[T]):
     value: T
     headers: tuple[tuple[str, bytes], ...] = ()
     index: int = 0  # the message's place in its record (an envelope's messages share the record's offset)
+    epoch: int = 0  # the log segment it was read from (``shared.segments``; the fleet's epoch when off)
 
 
 @dataclass(slots=True)
@@ -216,6 +246,8 @@ class Batch(Generic[T]):
 
     records: list[Record[T]] = field(default_factory=list)
     ends: dict[TopicPartition, int] = field(default_factory=dict)
+    epochs: dict[TopicPartition, int] = field(default_factory=dict)  # the segment each partition's records are of
+    sealed: set[TopicPartition] = field(default_factory=set)  # partitions whose segment's seal this batch reached
 
 
 Assigned = Callable[[set[TopicPartition]], Awaitable[None]]
@@ -233,6 +265,7 @@ class _Lag:
     """The lag gauge of one consumer's partitions, set from what each poll returned (no broker request)."""
 
     def __init__(self, group: str, base: Callable[[str], str]) -> None:
+        """``base``: the logical topic of a physical name (without the run's suffix and the segment slot)."""
         self._group = group
         self._base = base
         self._gauges: dict[TopicPartition, Any] = {}
@@ -259,20 +292,25 @@ class _Lag:
 
 
 class _Listener(ConsumerRebalanceListener):
-    def __init__(self, on_assign: Assigned | None, on_revoke: Assigned | None, lag: _Lag) -> None:
+    def __init__(self, on_assign: Assigned | None, on_revoke: Assigned | None, lag: _Lag, ring: Ring | None) -> None:
         self._on_assign = on_assign
         self._on_revoke = on_revoke
         self._lag = lag
+        self._ring = ring
         self.inbox: Inbox[Any] | None = None
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         if self.inbox is not None:  # while they are still ours
             await self.inbox.flush_commits()
         self._lag.forget(revoked)
+        if self._ring is not None:
+            self._ring.revoked(revoked)
         if self._on_revoke:
             await self._on_revoke(set(revoked))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        if self._ring is not None:  # first: the service's hook may ask which segment a partition reads
+            await self._ring.assigned(assigned)
         if self._on_assign:
             await self._on_assign(set(assigned))
 
@@ -295,8 +333,10 @@ class Inbox(Generic[T]):
         dlq: Outbox,
         settings: Settings,
         lag: _Lag | None = None,
+        ring: Ring | None = None,
     ) -> None:
         self._consumer = consumer
+        self._ring = ring
         self._decode: Callable[[bytes], T] | None = None if isinstance(decode, Envelopes) else decode
         self._unpack = decode.unpack if isinstance(decode, Envelopes) else None
         self._dlq = dlq
@@ -312,7 +352,13 @@ class Inbox(Generic[T]):
         return self._consumer
 
     def _base(self, topic: str) -> str:
-        return topic[: -len(self._suffix)] if self._suffix and topic.endswith(self._suffix) else topic
+        """The logical topic of a physical name: without the run's suffix and the segment slot."""
+        name = topic[: -len(self._suffix)] if self._suffix and topic.endswith(self._suffix) else topic
+        return segments.parse_slot(name)[0] if self._ring is not None else name
+
+    def epoch_of(self, topic: str, partition: int) -> int:
+        """The segment this consumer reads on a partition: outputs of its records go to the same segment."""
+        return self._ring.epoch_of(topic, partition) if self._ring is not None else self._settings.log_epoch
 
     async def batches(
         self, stop: asyncio.Event, timeout_ms: int = 100, yield_empty: bool = False
@@ -321,7 +367,10 @@ class Inbox(Generic[T]):
 
         With ``yield_empty`` an idle poll yields an empty batch, for services with timed work.
         """
+        ring = self._ring
         while not stop.is_set():
+            if ring is not None:
+                await ring.advance(self.flush_commits)
             started = time.perf_counter()
             polled = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._settings.kafka_batch_max)
             if not polled:
@@ -341,34 +390,49 @@ class Inbox(Generic[T]):
             for tp, raws in polled.items():
                 topic = self._base(tp.topic)
                 partition = tp.partition
+                if ring is None:
+                    epoch = self._settings.log_epoch
+                else:
+                    current = ring.current(tp)
+                    if current is None:
+                        continue  # fetched before its slot was paused: read again when it is current
+                    epoch = current
                 for raw in raws:
                     headers = tuple(raw.headers) if raw.headers else ()
                     try:
                         if headers and fleet:
                             _same_fleet(headers, fleet)
+                        if ring is not None and headers and (sealed := segments.seal_epoch(headers)) is not None:
+                            ring.sealed(tp, raw.offset, sealed)  # never yielded: acted on once committed
+                            batch.sealed.add(tp)
+                            continue
                         if decode is not None:
-                            records.append(Record(topic, partition, raw.offset, decode(raw.value), headers))
+                            records.append(Record(topic, partition, raw.offset, decode(raw.value), headers, 0, epoch))
                             continue
                         assert unpack is not None
                         values = unpack(raw.value)
                     except Exception as exc:  # any decode failure is poison, whatever the library raised
                         poisoned = True
-                        await self._poison(topic, raw, exc)
+                        await self._poison(topic, raw, exc, epoch)
                         continue
                     for index, (value, traceparent) in enumerate(values):  # an envelope's messages, at its offset
                         own = headers if traceparent is None else ((tracing.HEADER, traceparent),)
-                        records.append(Record(topic, partition, raw.offset, value, own, index))
+                        records.append(Record(topic, partition, raw.offset, value, own, index, epoch))
                 batch.ends[tp] = raws[-1].offset + 1
+                batch.epochs[tp] = epoch
+                if ring is not None:
+                    ring.yielded(tp, raws[-1].offset + 1)
             if poisoned:
                 await self._dlq.flush()
             yield batch
 
-    async def _poison(self, topic: str, raw: Any, exc: Exception) -> None:
+    async def _poison(self, topic: str, raw: Any, exc: Exception, epoch: int) -> None:
         reason = f"{type(exc).__name__}: {exc}"[:500]
         log.warning("poison record %s[%d]@%d sent to %s.dlq: %s", topic, raw.partition, raw.offset, topic, reason)
         DLQ_TOTAL.labels(topic).inc()
         own = [(k, v) for k, v in raw.headers or () if k not in ("reason", "source")]
-        headers = [*own, ("reason", reason.encode()), ("source", f"{topic}/{raw.partition}/{raw.offset}".encode())]
+        source = deadletter_source(topic, raw.partition, raw.offset, epoch)
+        headers = [*own, ("reason", reason.encode()), ("source", source.encode())]
         await self._dlq.send(
             f"{topic}.dlq", raw.value or b"", key=(raw.key or b"").decode(errors="replace"), headers=headers
         )
@@ -395,18 +459,26 @@ class Inbox(Generic[T]):
         """
         ends = batch.ends
         if held:
-            ends = {
-                tp: min(end, held.get((self._base(tp.topic), tp.partition), end)) for tp, end in batch.ends.items()
-            }
+            ends = {tp: min(end, held.get((self._base(tp.topic), tp.partition), end)) for tp, end in batch.ends.items()}
         self._pending.update(ends)
+        if self._ring is not None:
+            for tp, end in ends.items():
+                self._ring.done(tp, end)
         if time.monotonic() - self._committed_at >= self._commit_every_s:
             await self.flush_commits()
 
-    async def rewind(self, topic: str, partition: int, offset: int) -> bool:
-        """Read a partition again from ``offset`` if this consumer has read past it; False when the partition
-        is not assigned here (its owner reads it from its committed offset, which ``commit``'s ``held`` kept
-        at or before ``offset``)."""
-        tp = TopicPartition(self._settings.topic(topic), partition)
+    async def rewind(self, topic: str, partition: int, offset: int, epoch: int | None = None) -> bool:
+        """Read a partition again from ``offset`` of its current segment (the one a held record is in:
+        ``held`` keeps it from completing) if this consumer has read past it; False when the partition is
+        not assigned here (its owner reads it from its committed offset, which ``commit``'s ``held`` kept at
+        or before ``offset``)."""
+        if self._ring is not None:
+            if epoch is not None and epoch != self._ring.epoch_of(topic, partition):
+                log.warning("%s[%d]@%d is in segment %d, which this consumer left", topic, partition, offset, epoch)
+                return True
+            tp = self._ring.current_partition(topic, partition)
+        else:
+            tp = TopicPartition(self._settings.topic(topic), partition)
         if tp not in self._consumer.assignment():
             return False
         if await self._consumer.position(tp) > offset:
@@ -432,6 +504,24 @@ class Inbox(Generic[T]):
             log.warning("offsets not committed, the group is rebalancing: %s", exc)
 
 
+def partition_of(key: str, partitions: int) -> int:
+    """The partition the producer's default partitioner gives a key (murmur2), e.g. a symbol's."""
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def deadletter_source(topic: str, partition: int, offset: int, epoch: int) -> str:
+    """A dead letter's ``source`` header: where its record was, with the segment (``topic/p/offset@e``) when
+    the partition is one of a ring's."""
+    return f"{topic}/{partition}/{offset}" + (f"@{epoch}" if epoch else "")
+
+
+def physical_topics(settings: Settings, topic: str) -> list[str]:
+    """Every physical topic a consumer of ``topic`` subscribes to: its slots when segments are on."""
+    if not settings.kafka_segment_s or topic not in segments.SEGMENTED:
+        return [settings.topic(topic)]
+    return [settings.topic(name) for name in segments.slot_names(topic)]
+
+
 @asynccontextmanager
 async def consumer(
     settings: Settings,
@@ -442,10 +532,50 @@ async def consumer(
     on_assign: Assigned | None = None,
     on_revoke: Assigned | None = None,
     fetch: tuple[int, int] | None = None,
+    on_segment_done: SegmentDone | None = None,
+    ring: Ring | None = None,
 ) -> AsyncIterator[Inbox[T]]:
     """``fetch``: (max wait ms, min bytes) instead of the settings' ``kafka_fetch_*``, for a hop that must be
-    short (the order processor's, see ``kafka_request_fetch_max_wait_ms``)."""
+    short (the order processor's, see ``kafka_request_fetch_max_wait_ms``). ``on_segment_done(topic, p, e)``:
+    called when segment ``e`` of an input partition is complete, before the consumer moves on (a writer
+    seals its outputs' segment there, see ``shared.segments``). ``ring``: one made by ``segment_ring`` for a
+    service that asks it which segment a partition reads before the Inbox exists (in its ``on_assign``).
+
+    The range assignor gives partition ``p`` of every subscribed topic to the same member, so one replica
+    holds all slots of a partition (and a service reading two topics keyed alike holds a symbol in both)."""
     max_wait_ms, min_bytes = fetch or (settings.kafka_fetch_max_wait_ms, settings.kafka_fetch_min_bytes)
+    topics = list(topics)
+    async with contextlib.AsyncExitStack() as stack:
+        if ring is None and settings.kafka_segment_s:
+            ring = await stack.enter_async_context(segment_ring(settings, group, on_segment_done))
+        inbox = await stack.enter_async_context(
+            _consumer(settings, topics, group, decode, dlq, on_assign, on_revoke, max_wait_ms, min_bytes, ring)
+        )
+        yield inbox
+
+
+@asynccontextmanager
+async def segment_ring(settings: Settings, group: str, on_done: SegmentDone | None = None) -> AsyncIterator[Ring]:
+    """The segment ring of a consumer of ``group`` (``shared.segment_ring``), on a Redis client of its own."""
+    from . import redis as sredis
+
+    async with sredis.client(settings) as cache:
+        yield Ring(settings, group, cache, on_done)
+
+
+@asynccontextmanager
+async def _consumer(
+    settings: Settings,
+    topics: Iterable[str],
+    group: str,
+    decode: Callable[[bytes], T] | Envelopes[T],
+    dlq: Outbox,
+    on_assign: Assigned | None,
+    on_revoke: Assigned | None,
+    max_wait_ms: int,
+    min_bytes: int,
+    ring: Ring | None,
+) -> AsyncIterator[Inbox[T]]:
     c = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=f"{group}{settings.topic_suffix}",
@@ -456,24 +586,36 @@ async def consumer(
         max_partition_fetch_bytes=4 << 20,
         session_timeout_ms=10_000,
         heartbeat_interval_ms=1_000,
+        partition_assignment_strategy=(RangePartitionAssignor,),
         **security(settings),
     )
     suffix = settings.topic_suffix
-    lag = _Lag(group, lambda t: t[: -len(suffix)] if suffix and t.endswith(suffix) else t)
-    listener = _Listener(on_assign, on_revoke, lag)
-    c.subscribe([settings.topic(t) for t in topics], listener=listener)
+
+    def base(t: str) -> str:
+        name = t[: -len(suffix)] if suffix and t.endswith(suffix) else t
+        return segments.parse_slot(name)[0] if ring is not None else name
+
+    lag = _Lag(group, base)
+    if ring is not None:
+        ring.attach(c)
+    listener = _Listener(on_assign, on_revoke, lag, ring)
+    c.subscribe([name for t in topics for name in physical_topics(settings, t)], listener=listener)
     await _start_with_retry(c, f"consumer {group}")
+    if ring is not None and segments.FENCED in topics:
+        ring.schedule.start()
     # ready means consuming: wait for the group to hand us partitions (a replica beyond the partition
     # count legitimately gets none, hence the bound)
     deadline = asyncio.get_running_loop().time() + ASSIGNMENT_WAIT_S
     while not c.assignment() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - no event to await
         await asyncio.sleep(0.05)
-    inbox = listener.inbox = Inbox(c, decode, dlq, settings, lag)
+    inbox = listener.inbox = Inbox(c, decode, dlq, settings, lag, ring)
     try:
         yield inbox
     finally:
         with contextlib.suppress(KafkaError, OSError, TimeoutError):  # a broker that is gone: redelivered
             await asyncio.wait_for(inbox.flush_commits(), STOP_COMMIT_S)
+        if ring is not None:
+            await ring.schedule.stop()
         await _stop(c, f"consumer {group}")
 
 
@@ -487,7 +629,8 @@ async def create_topics(settings: Settings, partitions: int | None = None) -> li
     n = partitions or settings.kafka_partitions
     try:
         existing = set(await admin.list_topics())
-        names = [settings.topic(t.value) for t in ALL_TOPICS] + [settings.topic(t.dlq) for t in ALL_TOPICS]
+        names = [name for t in ALL_TOPICS for name in physical_topics(settings, t.value)]
+        names += [settings.topic(t.dlq) for t in ALL_TOPICS]
         wanted = [NewTopic(name, n if not name.endswith(".dlq") else 1, 1) for name in names if name not in existing]
         if wanted:
             try:

@@ -149,7 +149,8 @@ async def reconcile(settings: Settings, repair: bool = True) -> list[dict[str, o
 
 
 HALT_COLUMNS = (
-    "symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, record, halted_at, resolution, resolved_at"
+    "symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, record, halted_at, resolution, "
+    "resolved_at, src_epoch"
 )
 
 RESOLVE = (
@@ -163,7 +164,7 @@ def _halt_json(r: asyncpg.Record) -> dict[str, object]:
         "symbol": r["symbol"],
         "seq": r["seq"],
         "record": {"topic": r["topic"], "partition": r["src_partition"], "offset": r["src_offset"],
-                   "index": r["src_index"], "value": r["record"]},
+                   "index": r["src_index"], "epoch": r["src_epoch"], "value": r["record"]},
         "reason": f"{r['kind']}: {r['reason']}",
         "haltedAt": r["halted_at"],
         "resolution": r["resolution"],

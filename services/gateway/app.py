@@ -22,7 +22,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import errors, identity, kafka, overload, postgres, resilience, tracing
+from shared import errors, identity, kafka, overload, postgres, resilience, segment_fence, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
@@ -70,7 +70,8 @@ def create_app(settings: Settings) -> FastAPI:
                 await identity.verified(settings, log)  # never ACK an order onto a log the fleet does not own
                 producing = kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms)
                 outbox = await stack.enter_async_context(producing)
-                ingest = LocalIngestion(Ingestor(outbox, cache, db, markets), in_flight)  # the live markets
+                fence = await stack.enter_async_context(segment_fence.fence(settings, cache))
+                ingest = LocalIngestion(Ingestor(outbox, cache, db, markets, fence), in_flight)  # the live markets
             else:
                 # aiohttp, not httpx: measured 8-10x more requests/s per core on this hop
                 session = aiohttp.ClientSession(

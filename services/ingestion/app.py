@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
-from shared import errors, identity, kafka, overload, postgres, resilience, tracing
+from shared import errors, identity, kafka, overload, postgres, resilience, segment_fence, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
@@ -30,6 +30,7 @@ from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.ids import IdBlocks
 from shared.lifecycle import Health, now_ms
 from shared.messages import NewOrderRequest, Topic
+from shared.segment_fence import Fence
 
 from .request import check_filters, parse_cancel, parse_new_order
 from .sender import RequestSender
@@ -64,11 +65,16 @@ class Ingestor:
     """The order-request path, independent of HTTP or Lambda."""
 
     def __init__(
-        self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, markets: Mapping[str, Market]
+        self,
+        outbox: kafka.Outbox,
+        cache: aioredis.Redis,
+        db: asyncpg.Pool,
+        markets: Mapping[str, Market],
+        fence: Fence | None = None,
     ) -> None:
         self.outbox, self.cache, self.db, self.markets = outbox, cache, db, markets
         self.ids = IdBlocks(db)
-        self.sender = RequestSender(outbox)
+        self.sender = RequestSender(outbox, fence)
         self.claims = sredis.BatchedCommands(cache)  # one pipeline per event-loop turn, one connection
 
     async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
@@ -120,7 +126,8 @@ async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
         db = await stack.enter_async_context(postgres.pool(settings, max_size=2, acquire_wait_s=wait_s))
         cache = await stack.enter_async_context(sredis.client(settings))
         outbox = await stack.enter_async_context(kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms))
-        yield Ingestor(outbox, cache, db, await postgres.load_markets(db))
+        fence = await stack.enter_async_context(segment_fence.fence(settings, cache))
+        yield Ingestor(outbox, cache, db, await postgres.load_markets(db), fence)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -15,6 +15,7 @@ from typing import Final
 
 from shared import kafka
 from shared.messages import OrderRequest, Topic, encode, envelopes
+from shared.segment_fence import Fence
 
 TOPIC: Final = Topic.ORDER_REQUESTS.value
 
@@ -31,8 +32,9 @@ class _Queued:
 
 
 class RequestSender:
-    def __init__(self, outbox: kafka.Outbox) -> None:
+    def __init__(self, outbox: kafka.Outbox, fence: Fence | None = None) -> None:
         self._outbox = outbox
+        self._fence = fence  # the log segment a turn's records go to, sealed once they are acknowledged
         self._queued: dict[str, _Queued] = {}
         self._sending: set[asyncio.Task[None]] = set()  # strong references until each is done
 
@@ -61,7 +63,12 @@ class RequestSender:
 
     async def _send(self, symbol: str, q: _Queued) -> None:
         try:
-            await self._outbox.send_all_now(TOPIC, envelopes(TOPIC, symbol, q.encoded, q.traces), key=symbol)
+            values = envelopes(TOPIC, symbol, q.encoded, q.traces)
+            if self._fence is None:
+                await self._outbox.send_all_now(TOPIC, values, key=symbol)
+            else:
+                async with self._fence.sending() as epoch:
+                    await self._outbox.send_all_now(TOPIC, values, key=symbol, epoch=epoch)
         except Exception as failed:  # every waiter raises it: none of them is acknowledged
             for w in q.waiting:
                 if not w.done():

@@ -123,6 +123,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         w.queue(pipe)
                     with sredis.timed("publish"):
                         await pipe.execute()
+            if batch.ends:  # a batch that only carries a segment's seal too: committed, so the consumer moves on
                 unflushed.append(batch)
             if (time.monotonic() - last_flush) * 1000 >= DEPTH_INTERVAL_MS:
                 last_flush = time.monotonic()

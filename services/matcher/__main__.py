@@ -24,13 +24,15 @@ match latency of every order (ingestion's acceptance ``ts`` to the event's ``ts`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 
 import asyncpg
+import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Histogram
@@ -50,6 +52,7 @@ from shared.messages import (
     envelopes,
     unpack_commands,
 )
+from shared.segment_ring import Ring
 
 from .book import Book
 from .bookstore import BookStore
@@ -97,14 +100,16 @@ def observe_latencies(event_ts: int, accepted_ts: list[int]) -> None:
 
 
 MATCHED, TRADES_OUT = Topic.MATCHED_EVENTS.value, Topic.TRADE_EXECUTION.value
+VALIDATED = Topic.VALIDATED_ORDERS.value
 
 
 class Part:
     """One symbol's part of a batch: its events, each encoded once with its trace, and the hot entries taken."""
 
-    __slots__ = ("events", "matched", "matched_traces", "taken", "trade_count", "trades", "trades_traces")
+    __slots__ = ("epoch", "events", "matched", "matched_traces", "taken", "trade_count", "trades", "trades_traces")
 
-    def __init__(self) -> None:
+    def __init__(self, epoch: int = 0) -> None:
+        self.epoch = epoch  # the log segment of its commands: its outputs go to the same one
         self.events: list[MatchedEvent] = []
         self.matched: list[bytes] = []  # encoded events, in seq order
         self.trades: list[bytes] = []  # encoded trade executions of the events that traded
@@ -148,8 +153,18 @@ class Matcher:
     whatever may be missing.
     """
 
-    def __init__(self, store: BookStore, markets: dict[str, Market], outbox: kafka.Outbox) -> None:
+    def __init__(
+        self,
+        store: BookStore,
+        markets: dict[str, Market],
+        outbox: kafka.Outbox,
+        segment_of: Callable[[int], int] = lambda partition: 0,
+    ) -> None:
         self.store = store
+        # the log segment the matcher reads on an input partition: a take-over's re-published outbox goes there
+        # (a matcher leaves a segment only once its outputs are acknowledged, so the outbox holds nothing older
+        # than acknowledged duplicates, which consumers skip by seq)
+        self.segment_of = segment_of
         self.markets = markets
         self.outbox = outbox
         self.dead = deadletter.DeadLetters(outbox, SERVICE)
@@ -160,6 +175,7 @@ class Matcher:
         self.publishing: asyncio.Task[None] | None = None  # the last batch's acks, then its offset commit
         self.acked: dict[str, list[int]] = {}  # outbox entries acknowledged, removed at the symbol's next commit
         self.resent: dict[str, list[int]] = {}  # outbox entries re-published at a take-over, not yet acked
+        self.partitions = 1  # of the input topic (set by serve)
 
     async def assigned(self, partitions: set[TopicPartition], count: int) -> None:
         """Reload the books of the symbols these partitions carry and re-publish their outboxes."""
@@ -196,9 +212,10 @@ class Matcher:
     async def _take_over(self, symbol: str) -> Book:
         """Load a symbol's committed book and queue its outbox again (sent before any new output)."""
         book, pending = await self.store.load(self.markets[symbol])
+        epoch = self.segment_of(partition_of(symbol, self.partitions))
         for _, outputs in pending:
             for topic, value in outputs:
-                await self.outbox.send(topic, value, key=symbol)
+                await self.outbox.send(topic, value, key=symbol, epoch=epoch)
         self.acked.pop(symbol, None)
         self.resent[symbol] = [entry for entry, _ in pending]
         self.books[symbol] = book
@@ -245,9 +262,9 @@ class Matcher:
             # symbols is on the broker before the outbox re-publishes it (consumers skip a seq they passed)
             await self.settle()
             for symbol, records in outputs.items():
-                for topic, value in records:
-                    await self.outbox.send(topic, value, key=symbol)
                 part = parts[symbol]
+                for topic, value in records:
+                    await self.outbox.send(topic, value, key=symbol, epoch=part.epoch)
                 EVENTS.inc(len(part.events))
                 if part.trade_count:
                     TRADES.labels(symbol).inc(part.trade_count)
@@ -304,7 +321,7 @@ class Matcher:
                 continue
             part = parts.get(symbol)
             if part is None:
-                part = parts[symbol] = Part()
+                part = parts[symbol] = Part(record.epoch)
             try:
                 event = book.apply(command, ts)
                 if event is None:  # a redelivered command, already in the book
@@ -357,7 +374,7 @@ class Matcher:
         skipped: set[tuple[int, int]] = set()
         while True:
             book, _ = await self.store.load(market)  # as of the batch before: this one wrote nothing yet
-            part = Part()
+            part = Part(records[0].epoch if records else 0)
             failed: tuple[kafka.Record[MatcherCommand], Exception] | None = None
             for record in records:
                 command = record.value
@@ -409,35 +426,67 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
     async with kafka.producer(settings) as outbox, sredis.client(settings) as cache:
         store = BookStore(cache)
         refuse_lost_writes(await store.sequences(list(markets)), settled)
-        matcher = Matcher(store, markets, outbox)
         count = settings.kafka_partitions
 
-        async def on_assign(tps: set[TopicPartition]) -> None:
-            await matcher.assigned(tps, count)
+        async def segment_done(topic: str, partition: int, epoch: int) -> None:
+            """Every command of segment ``epoch`` on this partition is matched and its outputs acknowledged
+            (its batch was committed after its acks): the readers of both outputs may leave the segment."""
+            await outbox.seal(MATCHED, partition, epoch)
+            await outbox.seal(TRADES_OUT, partition, epoch)
 
-        async def on_revoke(tps: set[TopicPartition]) -> None:
-            await matcher.revoked(tps, count)
+        async with contextlib.AsyncExitStack() as stack:
+            ring = None
+            if settings.kafka_segment_s:
+                ring = await stack.enter_async_context(kafka.segment_ring(settings, SERVICE, segment_done))
+            await match_forever(settings, stop, health, outbox, cache, store, markets, count, ring)
 
-        async with kafka.consumer(
-            settings,
-            [Topic.VALIDATED_ORDERS],
-            SERVICE,
-            kafka.Envelopes(unpack_commands),  # the processor's envelopes, or single commands
-            outbox,
-            on_assign=on_assign,
-            on_revoke=on_revoke,
-        ) as inbox:
-            health.watch(resilience.probes(cache=cache, outbox=outbox))
-            health.up()
-            try:
-                async for batch in inbox.batches(stop):
-                    async with matcher.lock:
-                        with BATCH_SECONDS.time():
-                            await matcher.match(inbox, batch)
+
+async def match_forever(
+    settings: Settings,
+    stop: asyncio.Event,
+    health: Health,
+    outbox: kafka.Outbox,
+    cache: aioredis.Redis,
+    store: BookStore,
+    markets: dict[str, Market],
+    count: int,
+    ring: Ring | None,
+) -> None:
+    """The matcher's loop over its assigned partitions, on the segment ``ring`` when segments are on."""
+
+    def segment_of(partition: int) -> int:
+        return ring.epoch_of(VALIDATED, partition) if ring is not None else settings.log_epoch
+
+    matcher = Matcher(store, markets, outbox, segment_of)
+    matcher.partitions = count
+
+    async def on_assign(tps: set[TopicPartition]) -> None:
+        await matcher.assigned(tps, count)
+
+    async def on_revoke(tps: set[TopicPartition]) -> None:
+        await matcher.revoked(tps, count)
+
+    async with kafka.consumer(
+        settings,
+        [Topic.VALIDATED_ORDERS],
+        SERVICE,
+        kafka.Envelopes(unpack_commands),  # the processor's envelopes, or single commands
+        outbox,
+        on_assign=on_assign,
+        on_revoke=on_revoke,
+        ring=ring,
+    ) as inbox:
+        health.watch(resilience.probes(cache=cache, outbox=outbox))
+        health.up()
+        try:
+            async for batch in inbox.batches(stop):
                 async with matcher.lock:
-                    await matcher.settle()  # stopping: the last batch's offsets committed before leaving
-            finally:
-                matcher.abandon()
+                    with BATCH_SECONDS.time():
+                        await matcher.match(inbox, batch)
+            async with matcher.lock:
+                await matcher.settle()  # stopping: the last batch's offsets committed before leaving
+        finally:
+            matcher.abandon()
 
 
 def main() -> None:

@@ -29,15 +29,17 @@ refused, REJECTED to its owner with the reason and holding nothing, and dead-let
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 from collections.abc import Sequence
 
 import asyncpg
 import orjson
+import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
 
-from shared import deadletter, errors, kafka, postgres, resilience, tracing
+from shared import deadletter, errors, kafka, postgres, resilience, segment_keeper, segment_store, segments, tracing
 from shared import redis as sredis
 from shared.binance import acceptance_update, account_positions, confirmed_on_acceptance, execution_report
 from shared.config import Settings
@@ -76,24 +78,27 @@ VALIDATED = Topic.VALIDATED_ORDERS.value
 class Part:
     """One symbol's commands of a batch, each encoded once, in input order, with the traces they continue."""
 
-    __slots__ = ("encoded", "traces")
+    __slots__ = ("encoded", "epoch", "traces")
 
     def __init__(self) -> None:
         self.encoded: list[bytes] = []
         self.traces: dict[int, str] = {}  # position in ``encoded`` -> traceparent
+        self.epoch = 0
 
 
 def by_symbol(
     records: Sequence[kafka.Record[OrderRequest]], commands: Sequence[MatcherCommand], traced: tracing.Consumed
 ) -> dict[str, Part]:
     """The batch's commands (one per request, in order) grouped by symbol for ``envelopes``: the order of a
-    symbol's commands is its requests' order, and each continues its request's trace."""
+    symbol's commands is its requests' order, and each continues its request's trace. A part goes to the log
+    segment its requests were read from (one partition, so one segment, per symbol)."""
     parts: dict[str, Part] = {}
     tracked = traced.tracked
     for r, c in zip(records, commands, strict=True):
         part = parts.get(c.symbol)
         if part is None:
             part = parts[c.symbol] = Part()
+            part.epoch = r.epoch
         if tracked and (tp := traced.traceparent(r.value)) is not None:
             part.traces[len(part.encoded)] = tp.decode()
         part.encoded.append(encode(c))
@@ -142,101 +147,137 @@ async def dead_letter(
         await dead.send(by_request[id(loc.request)], encode(loc.request), loc.request.symbol, exc)
 
 
+REQUESTS = Topic.ORDER_REQUESTS.value
+
+
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
-    async with (
-        kafka.producer(settings) as outbox,
-        kafka.consumer(
-            settings,
-            [Topic.ORDER_REQUESTS],
-            SERVICE,
-            kafka.Envelopes(unpack_requests),
-            outbox,
-            fetch=(settings.kafka_request_fetch_max_wait_ms, settings.kafka_request_fetch_min_bytes),
-        ) as inbox,
-        postgres.pool(settings) as db,
-        sredis.client(settings) as cache,
-    ):
-        markets = await postgres.load_markets(db)
-        holds = Holds(db, markets, settings.open_orders_max)
-        channels = sredis.Channels(settings.topic_suffix)
-        for market in markets.values():  # the reconciler runs on start: repair what a crash left behind
-            report = await reconcile_symbol(market, db, cache, outbox)
-            if not report.clean:
-                log.warning("reconciled %s: %s", market.symbol, report.as_json())
-        health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
-        health.up()
-        epoch = settings.log_epoch  # positions on a newer log rank after every older one (shared.identity)
-        dead = deadletter.DeadLetters(outbox, SERVICE)
-        async for batch in inbox.batches(stop):
-            with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
-                news = [
-                    Located(source_partition(epoch, r.partition), source_position(r.offset, r.index), r.value)
-                    for r in batch.records
-                    if isinstance(r.value, NewOrderRequest)
-                ]
-                now = now_ms()
-                taken, failed = await deadletter.isolate(news, functools.partial(holds.take, now=now))
-                failed += holds.unstorable()  # refused alone inside the step: told and dead-lettered the same way
-                decisions, balances, redelivered = combined(news, taken, failed)
-                dropped = {loc.request.order_id for loc, d in zip(news, decisions, strict=True) if d is None}
-                if failed:
-                    await dead_letter(dead, batch.records, failed)
-                decided = iter(decisions)
-                commands: list[MatcherCommand] = []
-                accepted: list[AcceptedOrder] = []
-                told: dict[str, list[bytes]] = {}  # channel -> its events, in order: one message per user
-                seen: set[int] = set()  # accepted order ids: a second copy of a request is told of once
-                for r in batch.records:
-                    if isinstance(r.value, CancelRequest):
-                        cancel = r.value
-                        commands.append(
-                            CancelOrder(
-                                src_partition=source_partition(epoch, r.partition),
-                                src_offset=source_position(r.offset, r.index),
-                                request_id=cancel.request_id,
-                                order_id=cancel.order_id,
-                                user_id=cancel.user_id,
-                                symbol=cancel.symbol,
-                                ts=cancel.ts,
-                            )
+    async with kafka.producer(settings) as outbox:
+
+        async def segment_done(topic: str, partition: int, epoch: int) -> None:
+            """Order requests of segment ``epoch`` are all decided on this partition and their commands
+            acknowledged: the matcher may leave the segment once it has read them (``shared.segments``)."""
+            await outbox.flush()
+            await segment_store.record_seal(cache, settings, VALIDATED, partition, epoch)
+            await outbox.seal(VALIDATED, partition, epoch)
+
+        async with (
+            kafka.consumer(
+                settings,
+                [Topic.ORDER_REQUESTS],
+                SERVICE,
+                kafka.Envelopes(unpack_requests),
+                outbox,
+                fetch=(settings.kafka_request_fetch_max_wait_ms, settings.kafka_request_fetch_min_bytes),
+                on_segment_done=segment_done,
+            ) as inbox,
+            postgres.pool(settings) as db,
+            sredis.client(settings) as cache,
+        ):
+            keeper = asyncio.create_task(segment_keeper.keep(settings, cache, db, stop))
+            try:
+                await decide(settings, stop, health, inbox, outbox, db, cache)
+            finally:
+                keeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keeper
+
+
+async def decide(
+    settings: Settings,
+    stop: asyncio.Event,
+    health: Health,
+    inbox: kafka.Inbox[OrderRequest],
+    outbox: kafka.Outbox,
+    db: asyncpg.Pool,
+    cache: aioredis.Redis,
+) -> None:
+    """The processor's loop: each batch decided, held, told and published, then committed."""
+    markets = await postgres.load_markets(db)
+    holds = Holds(db, markets, settings.open_orders_max)
+    channels = sredis.Channels(settings.topic_suffix)
+    for market in markets.values():  # the reconciler runs on start: repair what a crash left behind
+        partition = kafka.partition_of(market.symbol, settings.kafka_partitions)
+        segment = inbox.epoch_of(REQUESTS, partition)
+        if settings.kafka_segment_s:  # not past a seal written just before a crash: the matcher may have left
+            segment = segments.unsealed(segment, await segment_store.sealed(cache, settings, VALIDATED, partition))
+        report = await reconcile_symbol(market, db, cache, outbox, segment)
+        if not report.clean:
+            log.warning("reconciled %s: %s", market.symbol, report.as_json())
+    health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
+    health.up()
+    # positions rank by the log segment each request was read from: a newer segment or log's after every
+    # older one's (shared.identity)
+    dead = deadletter.DeadLetters(outbox, SERVICE)
+    async for batch in inbox.batches(stop):
+        with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
+            news = [
+                Located(source_partition(r.epoch, r.partition), source_position(r.offset, r.index), r.value)
+                for r in batch.records
+                if isinstance(r.value, NewOrderRequest)
+            ]
+            now = now_ms()
+            taken, failed = await deadletter.isolate(news, functools.partial(holds.take, now=now))
+            failed += holds.unstorable()  # refused alone inside the step: told and dead-lettered the same way
+            decisions, balances, redelivered = combined(news, taken, failed)
+            dropped = {loc.request.order_id for loc, d in zip(news, decisions, strict=True) if d is None}
+            if failed:
+                await dead_letter(dead, batch.records, failed)
+            decided = iter(decisions)
+            commands: list[MatcherCommand] = []
+            accepted: list[AcceptedOrder] = []
+            told: dict[str, list[bytes]] = {}  # channel -> its events, in order: one message per user
+            seen: set[int] = set()  # accepted order ids: a second copy of a request is told of once
+            for r in batch.records:
+                if isinstance(r.value, CancelRequest):
+                    cancel = r.value
+                    commands.append(
+                        CancelOrder(
+                            src_partition=source_partition(r.epoch, r.partition),
+                            src_offset=source_position(r.offset, r.index),
+                            request_id=cancel.request_id,
+                            order_id=cancel.order_id,
+                            user_id=cancel.user_id,
+                            symbol=cancel.symbol,
+                            ts=cancel.ts,
                         )
-                        continue
-                    decision = next(decided)
-                    if decision is None:
-                        continue  # dead-lettered, and no owner to tell (an id past what any store holds)
-                    commands.append(decision)
-                    if isinstance(decision, AcceptedOrder) and decision.order_id not in seen:
-                        seen.add(decision.order_id)
-                        accepted.append(decision)
-                        if confirmed_on_acceptance(decision.type) and decision.order_id not in redelivered:
-                            new = acceptance_update(decision)
-                            event = orjson.dumps(execution_report(markets[decision.symbol], new, now))
-                            if traced.tracked:
-                                event = tracing.wrap(event, traced.traceparent(r.value))
-                            told.setdefault(channels.user(decision.user_id), []).append(event)
-                for user_id, position in account_positions(balances, now).items():
-                    told.setdefault(channels.user(user_id), []).append(orjson.dumps(position))
-                # the hot book, and the owners told: their orders are NEW and their funds held (one round trip,
-                # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
-                pipe = cache.pipeline(transaction=False)
-                hotbook.queue(pipe, accepted)
-                publications = sredis.Publications()
-                for channel, events in told.items():
-                    publications.add_all(channel, events)
-                publications.queue(pipe)
-                with sredis.timed("hot_book"):
-                    await pipe.execute()
-                sent = [r for r in batch.records if r.value.request_id not in dropped] if dropped else batch.records
-                for symbol, part in by_symbol(sent, commands, traced).items():
-                    for value in envelopes(VALIDATED, symbol, part.encoded, part.traces):
-                        await outbox.send(VALIDATED, value, key=symbol)
-                for c in commands:
-                    if isinstance(c, RejectedOrder):
-                        DECISIONS.labels("rejected", str(c.code)).inc()
-                    elif isinstance(c, AcceptedOrder):
-                        DECISIONS.labels("accepted", "").inc()
-                await outbox.flush()
-                await inbox.commit(batch)
+                    )
+                    continue
+                decision = next(decided)
+                if decision is None:
+                    continue  # dead-lettered, and no owner to tell (an id past what any store holds)
+                commands.append(decision)
+                if isinstance(decision, AcceptedOrder) and decision.order_id not in seen:
+                    seen.add(decision.order_id)
+                    accepted.append(decision)
+                    if confirmed_on_acceptance(decision.type) and decision.order_id not in redelivered:
+                        new = acceptance_update(decision)
+                        event = orjson.dumps(execution_report(markets[decision.symbol], new, now))
+                        if traced.tracked:
+                            event = tracing.wrap(event, traced.traceparent(r.value))
+                        told.setdefault(channels.user(decision.user_id), []).append(event)
+            for user_id, position in account_positions(balances, now).items():
+                told.setdefault(channels.user(user_id), []).append(orjson.dumps(position))
+            # the hot book, and the owners told: their orders are NEW and their funds held (one round trip,
+            # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
+            pipe = cache.pipeline(transaction=False)
+            hotbook.queue(pipe, accepted)
+            publications = sredis.Publications()
+            for channel, events in told.items():
+                publications.add_all(channel, events)
+            publications.queue(pipe)
+            with sredis.timed("hot_book"):
+                await pipe.execute()
+            sent = [r for r in batch.records if r.value.request_id not in dropped] if dropped else batch.records
+            for symbol, part in by_symbol(sent, commands, traced).items():
+                for value in envelopes(VALIDATED, symbol, part.encoded, part.traces):
+                    await outbox.send(VALIDATED, value, key=symbol, epoch=part.epoch)
+            for c in commands:
+                if isinstance(c, RejectedOrder):
+                    DECISIONS.labels("rejected", str(c.code)).inc()
+                elif isinstance(c, AcceptedOrder):
+                    DECISIONS.labels("accepted", "").inc()
+            await outbox.flush()
+            await inbox.commit(batch)
 
 
 def main() -> None:

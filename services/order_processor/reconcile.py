@@ -158,9 +158,10 @@ def after_the_book(state: BookState, count: int) -> list[tuple[int, int]]:
 
 
 async def reconcile_symbol(
-    market: Market, db: asyncpg.Pool, cache: aioredis.Redis, outbox: kafka.Outbox | None
+    market: Market, db: asyncpg.Pool, cache: aioredis.Redis, outbox: kafka.Outbox | None, epoch: int | None = None
 ) -> Report:
-    """Read both books, compare, and repair when ``outbox`` is given (without it: report only)."""
+    """Read both books, compare, and repair when ``outbox`` is given (without it: report only). ``epoch``: the
+    log segment the re-sent orders go to (the one the processor reads on the symbol's partition)."""
     symbol = market.symbol
     async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         settled_seq = await conn.fetchval("SELECT seq FROM settlement_cursor WHERE symbol = $1", symbol) or 0
@@ -190,6 +191,6 @@ async def reconcile_symbol(
         for order, value in zip(missing, encoded, strict=True):
             await cache.hset(hot_key(symbol), str(order.order_id), value)
         for record in envelopes(Topic.VALIDATED_ORDERS, symbol, encoded, {}):
-            await outbox.send(Topic.VALIDATED_ORDERS.value, record, key=symbol)
+            await outbox.send(Topic.VALIDATED_ORDERS.value, record, key=symbol, epoch=epoch)
         await outbox.flush()
     return report

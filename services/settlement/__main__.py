@@ -53,8 +53,10 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         async for batch in inbox.batches(stop, yield_empty=True):
             if halts.due():
                 for resolved in await halts.refresh():  # read again from the record that stopped it
-                    await inbox.rewind(resolved.topic, resolved.partition, resolved.offset)
+                    await inbox.rewind(resolved.topic, resolved.partition, resolved.offset, resolved.epoch)
             if not batch.records:
+                if batch.ends:  # only a segment's seal: committed, so the consumer moves to the next segment
+                    await inbox.commit(batch, halts.held_offsets())
                 continue
             with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 now = now_ms()

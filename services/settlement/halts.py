@@ -31,17 +31,22 @@ log = logging.getLogger(__name__)
 REFRESH_S = 1.0  # how soon a resolution (or another replica's halt) is noticed
 HALTED = Gauge("spot_settlement_halted", "1 while a symbol's settlement is stopped at a record", ["symbol", "reason"])
 
-Position = tuple[str, int, int, int]  # topic, partition, offset, index in the record
+Position = tuple[str, int, int, int, int]  # topic, partition, offset, index in the record, log segment
 
 RECORD = """
-INSERT INTO settlement_halts (symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, record, halted_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+INSERT INTO settlement_halts
+    (symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, record, halted_at, src_epoch)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT (symbol) WHERE resolution IS NULL DO NOTHING
 """
-COLUMNS = "halt_id, symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, record, halted_at"
+COLUMNS = (
+    "halt_id, symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, record, halted_at, src_epoch"
+)
 OPEN = f"SELECT {COLUMNS} FROM settlement_halts WHERE resolution IS NULL ORDER BY symbol"  # noqa: S608 (constant)
 OPEN_FOR = f"SELECT {COLUMNS} FROM settlement_halts WHERE resolution IS NULL AND symbol = $1"  # noqa: S608 (constant)
-SKIPPED = "SELECT topic, src_partition, src_offset, src_index FROM settlement_halts WHERE resolution = 'skip'"
+SKIPPED = (
+    "SELECT topic, src_partition, src_offset, src_index, src_epoch FROM settlement_halts WHERE resolution = 'skip'"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class Halt:
     reason: str
     record: str
     halted_at: int
+    epoch: int  # the log segment the record is in (``shared.segments``): offsets repeat across segments
 
     @classmethod
     def from_row(cls, r: asyncpg.Record) -> Halt:
@@ -89,7 +95,7 @@ class Halts:
         async with self.db.acquire() as conn:
             await conn.execute(
                 RECORD, e.symbol, e.seq, record.topic, record.partition, record.offset, record.index, kind, reason,
-                encode(e).decode(), now,
+                encode(e).decode(), now, record.epoch,
             )  # fmt: skip
             row = await conn.fetchrow(OPEN_FOR, e.symbol)
         halt = Halt.from_row(row)
@@ -111,7 +117,7 @@ class Halts:
         self._refreshed = time.monotonic()
         async with self.db.acquire() as conn:
             now_open = {r["symbol"]: Halt.from_row(r) for r in await conn.fetch(OPEN)}
-            self.skipped = {(r[0], r[1], r[2], r[3]) for r in await conn.fetch(SKIPPED)}
+            self.skipped = {(r[0], r[1], r[2], r[3], r[4]) for r in await conn.fetch(SKIPPED)}
         resolved = [h for s, h in self.open.items() if now_open.get(s) != h]
         for h in resolved:
             HALTED.remove(h.symbol, h.kind)
@@ -131,7 +137,7 @@ class Halts:
 
 
 def _position(record: Record[MatchedEvent]) -> Position:
-    return record.topic, record.partition, record.offset, record.index
+    return record.topic, record.partition, record.offset, record.index, record.epoch
 
 
 def by_symbol(records: Iterable[Record[MatchedEvent]]) -> dict[str, list[Record[MatchedEvent]]]:

@@ -11,6 +11,8 @@ import time
 from collections import defaultdict
 from typing import Final
 
+from shared.identity import EPOCH_STRIDE
+
 from .layout import (
     MANIFESTS,
     TRADES,
@@ -21,6 +23,7 @@ from .layout import (
     manifest_key,
     manifest_prefix,
     manifest_span,
+    newest_key,
 )
 from .manifest import Intent, Manifest, Plan, decode_intent, decode_manifest, encode, latest, plan
 from .parquet import TradeRow
@@ -70,6 +73,23 @@ class Archive:
             self._redo.pop(partition, None)
         return decided
 
+    async def carried_seqs(self, label: int) -> dict[str, int]:
+        """The sequence high-water a source partition with no manifest yet starts from: its Kafka
+        partition's newest manifest in an earlier segment (segment 0's own pointer when no later one has
+        any). A stale pointer only gives an older high-water: duplicates across a segment switch are not
+        expected (the matcher re-publishes into the segment its input is in)."""
+        kafka_partition = label % EPOCH_STRIDE
+        if label == kafka_partition:
+            return {}
+        pointer = await asyncio.to_thread(self.store.get, newest_key(kafka_partition))
+        if pointer is None:
+            pointer = await asyncio.to_thread(self.store.get, latest_key(kafka_partition))
+        span = manifest_span(pointer.decode()) if pointer else None
+        if span is None or span.partition >= label:
+            return {}
+        raw = await asyncio.to_thread(self.store.get, manifest_key(span))
+        return dict(decode_manifest(raw).seqs) if raw is not None else {}
+
     def forget(self, partition: int) -> None:
         """The partition went to another consumer: its redo, if any, is theirs now."""
         self._redo.pop(partition, None)
@@ -102,6 +122,9 @@ class Archive:
         )
         await asyncio.to_thread(self.store.put, manifest_key(span), encode(manifest))
         await asyncio.to_thread(self.store.put, latest_key(span.partition), manifest_key(span).encode())
+        if span.partition >= EPOCH_STRIDE:  # past log segment 0: where the partition's high-water is now
+            kafka_partition = span.partition % EPOCH_STRIDE
+            await asyncio.to_thread(self.store.put, newest_key(kafka_partition), manifest_key(span).encode())
         if files or earlier is not None:
             await asyncio.to_thread(self.store.delete, intent_key(span.partition))
         self._redo.pop(span.partition, None)

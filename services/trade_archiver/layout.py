@@ -6,13 +6,18 @@ Keys are relative to the archive root (a local folder, or ``s3://bucket/prefix``
     manifests/p1/<first>-<last>.json                                 commit of p1's offsets first..last
     manifests/p1/intent.json                                         p1's flush in progress
     manifests/p1/latest                                              key of p1's newest manifest
+    manifests/p1/newest                                              key of the newest manifest of Kafka
+                                                                     partition 1 over its log segments
 
 with ``first`` and ``last`` zero-padded to 19 digits (``p1-0000000000000000100-0000000000000000199``).
 
-A data file is named by its (dt, symbol) partition and by the Kafka partition and inclusive offset range
-it was cut from, so rewriting a range after a crash writes the very same names (an overwrite, never a
-second copy). A data file is committed exactly when a manifest of its partition and range exists;
-``committed`` applies that rule to two listings, without reading any manifest.
+A data file is named by its (dt, symbol) partition and by the source partition and inclusive offset range
+it was cut from: the source partition is ``shared.identity.source_partition(epoch, partition)``, the Kafka
+partition itself in log segment 0 (and always with segments off), a label of its own in every later segment
+(``shared.segments``: each segment's offsets start at 0 again). So rewriting a range after a crash writes
+the very same names (an overwrite, never a second copy). A data file is committed exactly when a manifest
+of its partition and range exists; ``committed`` applies that rule to two listings, without reading any
+manifest.
 
 Tests and other isolated runs suffix their topics (``TOPIC_SUFFIX``); the archive root follows the suffix
 (``namespace``), so their offsets and files never mix with those of another run.
@@ -35,7 +40,7 @@ _MANIFEST = re.compile(r"(?:.*/)?p(\d+)/(\d+)-(\d+)\.json")
 
 @dataclass(frozen=True, slots=True, order=True)
 class Span:
-    """An inclusive Kafka offset range of one partition."""
+    """An inclusive Kafka offset range of one source partition (a Kafka partition in one log segment)."""
 
     partition: int
     first: int
@@ -65,6 +70,12 @@ def intent_key(partition: int) -> str:
 def latest_key(partition: int) -> str:
     """Names the partition's newest manifest, so recovery lists only what came after it (not a commit)."""
     return f"{manifest_prefix(partition)}latest"
+
+
+def newest_key(kafka_partition: int) -> str:
+    """Names the newest manifest of a Kafka partition over its log segments (written past segment 0), so a
+    segment with no manifest yet starts with the sequence high-water its partition reached (not a commit)."""
+    return f"{manifest_prefix(kafka_partition)}newest"
 
 
 def _range(span: Span) -> str:

@@ -171,8 +171,9 @@ settlement_cursor = Table(
     Column("seq", BigInteger, nullable=False),
 )
 
-# The fleet's identity (``shared.identity``): one row, written when the fleet is created; ``epoch`` goes up when
-# the fleet continues on a new broker log (``spot admin reseed-positions``).
+# The fleet's identity (``shared.identity``): one row, written when the fleet is created. ``epoch`` is the highest
+# log epoch ever used: it goes up with every log segment (``shared.segments``) and when the fleet continues on a
+# new broker log (``spot admin reseed-positions``), which also sets ``base_epoch``, the epoch that log began at.
 fleet = Table(
     "fleet",
     metadata,
@@ -180,8 +181,10 @@ fleet = Table(
     Column("fleet_id", Text, nullable=False),
     Column("epoch", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("base_epoch", Integer, nullable=False, server_default=text("0")),
     CheckConstraint("singleton", name="fleet_one_row"),
     CheckConstraint("epoch >= 0", name="fleet_epoch_not_negative"),
+    CheckConstraint("base_epoch >= 0 AND base_epoch <= epoch", name="fleet_base_not_past_epoch"),
 )
 
 # A matched event settlement could not apply (an order without a row, a hold that does not cover a trade, a value
@@ -199,6 +202,7 @@ settlement_halts = Table(
     Column("src_partition", Integer, nullable=False),
     Column("src_offset", BigInteger, nullable=False),
     Column("src_index", Integer, nullable=False),  # the event's place in its record (an envelope)
+    Column("src_epoch", Integer, nullable=False, server_default=text("0")),  # the log segment it is in
     Column("kind", Text, nullable=False),  # the error's class: the metric's ``reason`` label
     Column("reason", Text, nullable=False),
     Column("record", Text, nullable=False),  # the event, as JSON

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 
 import pytest
 
-from shared import deadletter, kafka
+from shared import deadletter, kafka, segment_store, segments
+from shared import redis as sredis
 from shared.config import Settings
 from shared.messages import Topic
+from shared.segments import Schedule
 from spot import admin, cli
 
 TP = (b"traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
@@ -75,3 +78,30 @@ def test_dead_letters_are_listed_shown_and_replayed_to_their_source(
     assert cli.main(["admin", "dlq", "show", "order-requests"]) == 2  # not a dead-letter topic
     assert "not a dead-letter topic" in capsys.readouterr().err
     assert cli.main(["admin", "dlq", "replay", Topic.ORDER_REQUESTS.dlq, "--offset", "7"]) == 2
+
+
+def test_replay_goes_to_the_segment_producers_write_now(
+    fresh_env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the segment ring on, a dead letter goes back to the segment whose start has passed (slot 1 for
+    segment 4), not to the plain topic, which holds another segment."""
+    for key, value in fresh_env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("KAFKA_PARTITIONS", "1")
+    monkeypatch.setenv("KAFKA_SEGMENT_S", "3")
+    settings = Settings()
+    asyncio.run(_dead_letter_two(settings))
+    now = int(time.time() * 1000)
+    schedule = Schedule().with_start(3, now - 20_000).with_start(4, now - 1_000).with_start(5, now + 600_000)
+
+    async def publish() -> None:
+        async with sredis.client(settings) as cache:
+            await segment_store.write_schedule(cache, settings, schedule)
+
+    asyncio.run(publish())
+    assert cli.main(["admin", "dlq", "replay", Topic.ORDER_REQUESTS.dlq, "--offset", "1"]) == 0
+    replayed = json.loads(capsys.readouterr().out)
+    assert replayed["to"]["topic"] == segments.slot_name(Topic.ORDER_REQUESTS.value, 1)
+    plain = settings.model_copy(update={"kafka_segment_s": 0})  # one reader of that slot topic alone
+    (back,) = asyncio.run(_source_records(plain, replayed["to"]["topic"], 1))
+    assert back.value == b'{"kind":"new","second":2}' and back.offset == replayed["to"]["offset"]

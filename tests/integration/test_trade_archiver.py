@@ -31,13 +31,24 @@ import asyncpg
 import boto3
 import pyarrow.parquet as pq
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from services.trade_archiver.archive import committed_files
-from services.trade_archiver.layout import MANIFESTS, TRADES, data_span, intent_key, manifest_key, namespace
+from services.trade_archiver.layout import (
+    MANIFESTS,
+    TRADES,
+    data_span,
+    intent_key,
+    manifest_key,
+    manifest_prefix,
+    namespace,
+)
 from services.trade_archiver.manifest import decode_intent
 from services.trade_archiver.sink import LocalStore, S3Store, Store
-from shared import kafka, postgres
+from shared import kafka, postgres, segment_store, segments
+from shared import redis as sredis
 from shared.config import SERVICE_PORTS, Settings
+from shared.identity import source_partition
 from shared.messages import Topic, TradeExecution, encode, envelopes
 from spot import admin
 from spot.fleet import Fleet
@@ -242,6 +253,99 @@ def test_sigkill_mid_flush_then_restart_archives_every_trade_exactly_once(archiv
     )
     [row] = json.loads(answer.stdout)
     assert row == {"trades": sum(expected.values()), "distinct_trades": len(expected), "symbols": len(SYMBOLS)}
+
+
+# --- the segment ring (shared.segments) ------------------------------------------------------------------
+
+SEGMENTS = 7  # slots re-created for segments 3 to 6: each slot holds three segments in turn
+KILLED_AT = {3: "once the segment's first flush began", 5: "right after the seals"}
+
+
+async def _switched(settings: Settings, epoch: int) -> bool:
+    """Whether the archiver recorded its move to segment ``epoch`` on every partition."""
+    async with sredis.client(settings) as cache:
+        found = await segment_store.positions(cache, settings, [NAME], Topic.TRADE_EXECUTION.value)
+    return all(found[NAME].get(p, -1) >= epoch for p in range(settings.kafka_partitions))
+
+
+async def _write_segment(settings: Settings, epoch: int, executions: list[TradeExecution]) -> None:
+    """As the matcher writes a segment: its executions, in envelopes, into the segment's slot."""
+    async with kafka.producer(settings) as out:
+        by_symbol: dict[str, list[bytes]] = {}
+        for e in executions:
+            by_symbol.setdefault(e.symbol, []).append(encode(e))
+        for symbol, encoded in by_symbol.items():
+            for i in range(0, len(encoded), 4):
+                for value in envelopes(Topic.TRADE_EXECUTION, symbol, encoded[i : i + 4], {}):
+                    await out.send(Topic.TRADE_EXECUTION.value, value, key=symbol, epoch=epoch)
+        await out.flush()
+
+
+async def _seal(settings: Settings, epoch: int) -> None:
+    """What the keeper and the matcher do at a switch: the next segment's slot re-created when it held an
+    older segment (the archiver left that one two switches ago), then segment ``epoch`` sealed everywhere."""
+    nxt = epoch + 1
+    if nxt >= segments.SLOTS:
+        name = settings.topic(segments.slot_name(Topic.TRADE_EXECUTION.value, segments.slot_of(nxt)))
+        client = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await client.start()
+        try:
+            await client.delete_topics([name])
+            await client.create_topics([NewTopic(name, settings.kafka_partitions, 1)])
+        finally:
+            await client.close()
+    async with kafka.producer(settings) as out:
+        for p in range(settings.kafka_partitions):
+            await out.seal(Topic.TRADE_EXECUTION.value, p, epoch)
+
+
+def _wait(check: Any, what: str, fleet: Fleet, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert fleet.procs[NAME].poll() is None, "\n".join(fleet.tails[NAME])
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+
+
+def test_segments_every_trade_archived_once_across_switches_and_kills(archiver_env):
+    """Seven segments of trade-execution (each slot re-created twice), each re-publishing some executions of
+    the one before (skipped by the sequence high-water the next segment carries), the archiver SIGKILLed
+    in two switches: every trade is in the archive once, segment 0 keeps today's names, every later segment
+    has its own source partition, and the group reached the last segment."""
+    env = {**archiver_env, "KAFKA_SEGMENT_S": "3"}
+    settings = _settings(env)
+    asyncio.run(_prepare(settings))
+    root = Path(env["ARCHIVE_DIR"]) / namespace(settings.topic_suffix)
+    store = LocalStore(root)
+    flow = Flow()
+    fleet = Fleet(env, port_offset=_free_port() - SERVICE_PORTS[NAME], log=None)
+    try:
+        fleet.start(NAME)
+        fleet.wait_ready([NAME], 60)
+        for epoch in range(SEGMENTS):
+            again = flow.published[-60::6]  # the previous segment's, once more: already archived
+            asyncio.run(_write_segment(settings, epoch, again + flow.new(300)))
+            asyncio.run(_seal(settings, epoch))
+            label = source_partition(epoch, 0)
+            if KILLED_AT.get(epoch) == "once the segment's first flush began":  # its intent, or a manifest
+                _wait(lambda at=label: bool(store.list(manifest_prefix(at))), f"no flush of segment {epoch}", fleet)
+            if epoch in KILLED_AT:
+                fleet.procs[NAME].send_signal(signal.SIGKILL)
+                fleet.procs[NAME].wait(10)
+                fleet.start(NAME)
+                fleet.wait_ready([NAME], 60)
+            _wait(lambda e=epoch: asyncio.run(_switched(settings, e + 1)), f"segment {epoch} never left", fleet)
+        _wait_archived(store, flow.expected(), fleet)
+    finally:
+        fleet.stop()
+
+    expected = flow.expected()
+    assert trades_in(store, committed_files(store)) == expected
+    assert trades_in(store, store.list(TRADES)) == expected, "a data file outside every manifest was left"
+    assert not [k for k in store.list(MANIFESTS) if k.endswith("intent.json")]
+    labels = {data_span(k).partition for k in store.list(TRADES)}  # type: ignore[union-attr]
+    assert labels == {source_partition(e, p) for e in range(SEGMENTS) for p in range(settings.kafka_partitions)}
+    assert {0, 1} <= labels  # segment 0: the Kafka partitions' own names, as with segments off
 
 
 QUERY = (

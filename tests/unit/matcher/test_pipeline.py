@@ -40,7 +40,7 @@ class Outbox:
         self.sent_values: list[bytes] = []
         self.acks: list[asyncio.Future[None]] = []
 
-    async def send(self, topic: str, value: bytes, key: str, headers: Any = None) -> None:
+    async def send(self, topic: str, value: bytes, key: str, headers: Any = None, epoch: int | None = None) -> None:
         self.sent_values.append(value)
 
     def sent(self) -> asyncio.Future[None]:
