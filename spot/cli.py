@@ -42,11 +42,10 @@ SERVER_KEYS = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")
 # kept nothing (memory storage) may then continue on the new log by itself, since nothing on the old one is lost.
 DRAINED = "drained"
 SHARED_KEYS = (*SERVER_KEYS, "KAFKA_SEGMENT_S")  # what commands in another terminal take from `spot up`
-# seconds per log segment of `spot up`'s broker (shared.segments), off by default: a request produced in the
-# first GRACE_MS of a segment waits until its reader has completed the one before (up to 2 s; measured: p99
-# 2 s at 20 orders/s with 10 s segments), which breaks the confirmation's p99. `--segment-s 10` keeps
-# partitions at <= 10 s of records (Tansu's RSS flat at ~70 MB instead of growing ~0.8 MB/s at 200 orders/s)
-LOCAL_SEGMENT_S = 0
+# seconds per log segment of `spot up`'s broker (shared.segments): Tansu keeps every record in memory and its
+# fetches slow with what a partition holds, so the ring keeps each partition to about three segments of records
+# (measured: Tansu's RSS flat at ~70 MB where it grew ~0.8 MB/s at 200 orders/s). 0 turns the ring off.
+LOCAL_SEGMENT_S = 10
 
 
 def _settings() -> Settings:
@@ -278,8 +277,8 @@ def parser() -> argparse.ArgumentParser:
         "--segment-s",
         type=int,
         default=int(os.environ.get("KAFKA_SEGMENT_S", str(LOCAL_SEGMENT_S))),
-        help="seconds per log segment of the local broker, so its partitions stay short (0, the default: never cut; "
-        "10 keeps Tansu's memory flat, at a latency cost in each switch: README)",
+        help=f"seconds per log segment of the local broker, so its partitions stay short (default {LOCAL_SEGMENT_S}; "
+        "0: one ever-growing log, for a broker that honours retention)",
     )
     up.set_defaults(func=cmd_up)
     run = sub.add_parser("run", help="run one service")

@@ -1,5 +1,5 @@
-"""The whole fleet with the segment ring on (``KAFKA_SEGMENT_S=3``, about the shortest that works: two
-seconds of grace and the seals' hop), orders resting, matching and being cancelled across at least six
+"""The whole fleet with the segment ring on (``KAFKA_SEGMENT_S=3``: a segment is published a second before it
+starts), orders resting, matching and being cancelled across at least six
 segments, and the same with the order processor and then the matcher SIGKILLed as a segment switches.
 
 Afterwards: every acknowledged order was confirmed on its owner's user stream; each symbol's trade ids run
@@ -30,7 +30,7 @@ from services.trade_archiver.layout import namespace
 from services.trade_archiver.sink import LocalStore
 from shared import segment_store
 from shared.config import Settings
-from shared.segments import GRACE_MS, Schedule
+from shared.segments import Schedule
 from spot import admin
 from spot.fleet import Fleet
 from tests.client import Client, Stream
@@ -111,15 +111,15 @@ def _schedule(settings: Settings) -> Schedule:
 
 
 def kill_at_switch(name: str) -> Disturb:
-    """SIGKILL ``name`` just after the next segment's grace ends, when the order processor completes the
-    segment before it and the seals travel downstream; then start it again."""
+    """SIGKILL ``name`` just after the next segment starts, when the producers seal the segment before it,
+    the order processor completes it and the seals travel downstream; then start it again."""
 
     def disturb(fleet: Fleet, settings: Settings) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             schedule = _schedule(settings)
             start = schedule.start_of(schedule.last) if schedule.last is not None else None
-            at = None if start is None else start + GRACE_MS + 40
+            at = None if start is None else start + 20
             now = time.time() * 1000
             if at is not None and 0 <= at - now <= 2_500:
                 time.sleep((at - now) / 1000)
