@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.segments import LOCAL_SEGMENT_S
+
 ROOT = Path(__file__).resolve().parent.parent
 # BENCH_* let two bench runs share a machine: each needs its own servers, state folder and service ports
 STATE = Path(os.environ.get("BENCH_STATE", ROOT / ".spot" / "bench"))
@@ -135,6 +137,7 @@ class Servers:
             "REDIS_URL": redis_url,
             "KAFKA_BOOTSTRAP": self.env["KAFKA_BOOTSTRAP"],
             "KAFKA_PARTITIONS": str(partitions),
+            "KAFKA_SEGMENT_S": str(LOCAL_SEGMENT_S),  # as `spot up` runs its broker
             "TOPIC_SUFFIX": f".b{secrets.token_hex(3)}",
             "LOG_LEVEL": "WARNING",
             **extra,

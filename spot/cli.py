@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared import identity
+from shared import identity, segments
 from shared.config import Settings
 
 from . import admin, infra
@@ -42,10 +42,6 @@ SERVER_KEYS = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")
 # kept nothing (memory storage) may then continue on the new log by itself, since nothing on the old one is lost.
 DRAINED = "drained"
 SHARED_KEYS = (*SERVER_KEYS, "KAFKA_SEGMENT_S")  # what commands in another terminal take from `spot up`
-# seconds per log segment of `spot up`'s broker (shared.segments): Tansu keeps every record in memory and its
-# fetches slow with what a partition holds, so the ring keeps each partition to about three segments of records
-# (measured: Tansu's RSS flat at ~70 MB where it grew ~0.8 MB/s at 200 orders/s). 0 turns the ring off.
-LOCAL_SEGMENT_S = 10
 
 
 def _settings() -> Settings:
@@ -276,9 +272,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--segment-s",
         type=int,
-        default=int(os.environ.get("KAFKA_SEGMENT_S", str(LOCAL_SEGMENT_S))),
-        help=f"seconds per log segment of the local broker, so its partitions stay short (default {LOCAL_SEGMENT_S}; "
-        "0: one ever-growing log, for a broker that honours retention)",
+        default=int(os.environ.get("KAFKA_SEGMENT_S", str(segments.LOCAL_SEGMENT_S))),
+        help=f"seconds per log segment of the local broker, so its partitions stay short "
+        f"(default {segments.LOCAL_SEGMENT_S}; 0: one ever-growing log, for a broker that honours retention)",
     )
     up.set_defaults(func=cmd_up)
     run = sub.add_parser("run", help="run one service")

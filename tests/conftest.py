@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.segments import LOCAL_SEGMENT_S
 from spot import infra as local_infra
 
 # ports of their own, so a developer's fleet is left alone; two checkouts testing at once set other ones
@@ -67,6 +68,7 @@ def make_env(servers: dict[str, str]) -> dict[str, str]:
         "REDIS_URL": redis_url,
         "KAFKA_BOOTSTRAP": servers["KAFKA_BOOTSTRAP"],
         "KAFKA_PARTITIONS": "2",
+        "KAFKA_SEGMENT_S": str(LOCAL_SEGMENT_S),  # as `spot up` runs its broker
         "TOPIC_SUFFIX": f".t{secrets.token_hex(3)}",
         "LOG_LEVEL": "WARNING",
         "REQUEST_WEIGHT_PER_MINUTE": "600",
