@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -34,7 +34,15 @@ from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
 from spot import admin
 from spot.fleet import Fleet
 from tests.client import Client
+from tests.e2e.conftest import RunningFleet, _run
 from tests.invariants import check_money
+
+
+@pytest.fixture
+def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
+    """The default fleet with one log segment for the whole test: the comparison replays validated-orders from
+    its first record, which the segment ring would have recycled (``shared.segments``)."""
+    yield from _run({**fresh_env, "KAFKA_SEGMENT_S": "3600"})
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
