@@ -41,7 +41,17 @@ SERVER_KEYS = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")
 # Written by a `spot up` that stopped with every topic consumed: "<fleet> <epoch>". The next start on a broker that
 # kept nothing (memory storage) may then continue on the new log by itself, since nothing on the old one is lost.
 DRAINED = "drained"
+HANGUP_LOG = "up-after-hangup.log"  # where `spot up` writes once its terminal has closed (SIGHUP): it still drains
 SHARED_KEYS = (*SERVER_KEYS, "KAFKA_SEGMENT_S")  # what commands in another terminal take from `spot up`
+
+
+def detach_output(path: Path) -> None:
+    """Point this process's stdout and stderr (the services' prefixed logs among them) at ``path``: a write to
+    a closed terminal fails, and the drain after a hang-up must not stop half-way for it."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for target in (1, 2):
+        os.dup2(fd, target)
+    os.close(fd)
 
 
 def _settings() -> Settings:
@@ -114,12 +124,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("  Ctrl-C stops everything.\n", flush=True)
         stop = False
 
-        def on_signal(*_: object) -> None:
+        def on_signal(signum: int, _: object) -> None:
             nonlocal stop
             stop = True
+            if signum == signal.SIGHUP:  # the terminal is gone: what the drain says goes to a file instead
+                detach_output(state / HANGUP_LOG)
 
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, on_signal)
         while not stop:
             for name, p in fleet.procs.items():
                 if p.poll() is not None:

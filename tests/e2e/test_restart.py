@@ -3,7 +3,8 @@
 `spot up` runs as a subprocess, as a developer runs `make dev`. Its broker keeps its log in memory, so each
 start is a new log. Ctrl-C drains the fleet stage by stage before stopping it, so nothing is left on the old
 log, and the next start continues on the new one by itself (a higher epoch). A `kill -9` drains nothing: the
-next start refuses in one line, and `spot up --reseed-positions` continues.
+next start refuses in one line, and `spot up --reseed-positions` continues. A closed terminal (SIGHUP) drains
+as Ctrl-C does.
 
 Either way the new orders rest, match and settle against the old ones; trade ids, depth update ids, open
 orders, balances and the user stream continue; the money invariants hold.
@@ -26,6 +27,7 @@ import pytest
 from shared.config import Settings
 from spot import admin
 from spot.children import die_with_parent
+from spot.cli import HANGUP_LOG
 from tests.client import Client
 from tests.e2e.test_spot_up import GONE_WITHIN_S, SERVER_KEYS, UP_OFFSET, Up, alive, descendants
 from tests.faults import free_port
@@ -145,15 +147,20 @@ async def _second_session(base: str, before: dict[str, object], round_: int) -> 
         await buyer.close()
 
 
-def test_ctrl_c_drains_and_the_next_start_continues_on_a_new_log(tmp_path: Path, ports: tuple[int, int]) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "terminal-closed"])
+def test_ctrl_c_drains_and_the_next_start_continues_on_a_new_log(
+    tmp_path: Path, ports: tuple[int, int], sig: signal.Signals
+) -> None:
     state = tmp_path / ".spot"
     base = f"http://127.0.0.1:{8000 + UP_OFFSET}"
     up = _spot_up(state, *ports)
     try:
         before = asyncio.run(_first_session(base, _settings(state)))
         for round_ in (1, 2):  # twice: the second restart continues from the first's state too
-            _stop(up, signal.SIGINT)
+            _stop(up, sig)
             assert (state / "drained").exists(), "a drained stop leaves its marker"
+            if sig == signal.SIGHUP:  # what it said after its terminal closed is kept
+                assert "every topic drained" in (state / HANGUP_LOG).read_text()
             up = _spot_up(state, *ports)
             assert any(f"log epoch {round_}" in line for line in up.lines), up.lines
             assert not (state / "drained").exists(), "the marker is good for one start"
