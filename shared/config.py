@@ -27,6 +27,9 @@ class Settings(BaseSettings):
 
     database_url: str = Field("postgresql://postgres@127.0.0.1:55432/spot", description="Aurora / Postgres DSN")
     redis_url: str = Field("redis://127.0.0.1:56379/0", description="ElastiCache / Redis URL")
+    redis_cluster: bool = Field(
+        False, description="ElastiCache cluster mode: REDIS_URL is the configuration endpoint of a Redis Cluster"
+    )
     kafka_bootstrap: str = Field("127.0.0.1:59092", description="MSK / Kafka bootstrap servers")
     kafka_partitions: int = Field(4, ge=1, le=1024)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

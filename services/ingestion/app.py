@@ -17,7 +17,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
@@ -64,7 +63,7 @@ class Ingestor:
     """The order-request path, independent of HTTP or Lambda."""
 
     def __init__(
-        self, outbox: kafka.Outbox, cache: aioredis.Redis, db: asyncpg.Pool, markets: Mapping[str, Market]
+        self, outbox: kafka.Outbox, cache: sredis.Client, db: asyncpg.Pool, markets: Mapping[str, Market]
     ) -> None:
         self.outbox, self.cache, self.db, self.markets = outbox, cache, db, markets
         self.ids = IdBlocks(db)

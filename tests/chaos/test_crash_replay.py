@@ -34,6 +34,7 @@ from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
 from spot import admin
 from spot.fleet import Fleet
 from tests.client import Client
+from tests.e2e.conftest import REDIS_KINDS
 from tests.invariants import check_money
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
@@ -304,5 +305,6 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("fleet", REDIS_KINDS, indirect=True)  # one Redis, and ElastiCache's cluster mode
 def test_killing_each_service_changes_nothing(fleet: Any) -> None:
     asyncio.run(_flow(fleet))

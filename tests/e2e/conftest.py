@@ -13,6 +13,7 @@ import pytest
 from shared.config import Settings
 from spot import admin
 from spot.fleet import Fleet
+from tests.conftest import make_env
 
 PORT_OFFSET = int(os.environ.get("SPOT_TEST_PORT_OFFSET", "100"))  # 8100.. beside a developer's fleet on 8000..
 
@@ -40,10 +41,16 @@ def _run(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
         os.environ.update(old)
 
 
+REDIS_KINDS = ("redis", "redis-cluster")  # ``@pytest.mark.parametrize("fleet", REDIS_KINDS, indirect=True)``
+
+
 @pytest.fixture
-def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
-    """A fleet of its own for one test."""
-    yield from _run(fresh_env)
+def fleet(request: pytest.FixtureRequest, servers: dict[str, str]) -> Iterator[RunningFleet]:
+    """A fleet of its own for one test; on a Redis Cluster when parametrized with ``"redis-cluster"``."""
+    kind = getattr(request, "param", "redis")
+    assert kind in REDIS_KINDS, kind
+    cluster = request.getfixturevalue("redis_cluster") if kind == "redis-cluster" else None
+    yield from _run(make_env(servers, cluster))
 
 
 @pytest.fixture(scope="module")
