@@ -6,6 +6,8 @@ every connection in use waits up to ``Settings.pool_wait_ms`` for one, then fail
 Redis ``ConnectionError`` for a consumer's outage handling. redis-py's default pool raised
 ``MaxConnectionsError`` at its 100th concurrent call instead, with no wait at all.
 
+Key names are gathered here so the hot book, the market-data state and the rate limiter never collide.
+
 ElastiCache in cluster mode (``REDIS_CLUSTER=true``, ``REDIS_URL`` naming its configuration endpoint) gets a
 ``RedisCluster`` instead, from the same ``client`` factory. Every service's keys carry a hash tag (``{SYMBOL}``
 per symbol, ``{u:<user>}`` per user), so each script and MULTI touches one slot; ``PUBLISH`` on a cluster
