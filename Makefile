@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,deploy]"
 	bash scripts/install-deploy-tools.sh
 	bash scripts/install-browser.sh
+	bash scripts/install-redis.sh
 	touch $(STAMP) $(CORE)
 
 # An editable install compiled book.py once; an edit to it would leave the old extension imported first.

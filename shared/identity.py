@@ -34,15 +34,18 @@ import contextlib
 import logging
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from .config import Settings
+
+if TYPE_CHECKING:
+    from .redis import Client
 
 TOPIC = "spot.fleet"
 REDIS_KEY = "spot:fleet"
@@ -109,7 +112,7 @@ async def _create(conn: asyncpg.Connection, now_ms: int) -> tuple[Identity, bool
 # --- Redis ------------------------------------------------------------------------------------------------
 
 
-async def in_redis(cache: aioredis.Redis) -> str | None:
+async def in_redis(cache: Client) -> str | None:
     raw = await cache.get(REDIS_KEY)
     return raw.decode() if isinstance(raw, bytes) else raw
 
@@ -180,7 +183,7 @@ def _where(settings: Settings) -> str:
     return f"the broker at {settings.kafka_bootstrap}"
 
 
-async def check(settings: Settings, db: asyncpg.Pool | asyncpg.Connection, cache: aioredis.Redis) -> Identity:
+async def check(settings: Settings, db: asyncpg.Pool | asyncpg.Connection, cache: Client) -> Identity:
     """The fleet's identity, once Postgres, Redis and the broker agree on it; ``ForeignState`` otherwise."""
     identity = await stored(db)
     if identity is None:
@@ -231,7 +234,9 @@ async def establish(settings: Settings, now_ms: int) -> tuple[Identity, bool]:
 
 async def _stamp_redis(settings: Settings, identity: Identity) -> None:
     """A new fleet takes an empty Redis only: one with keys holds some other fleet's books and streams."""
-    cache = aioredis.Redis.from_url(settings.redis_url)
+    from . import redis as sredis
+
+    cache = sredis.connect(settings)
     try:
         other = await in_redis(cache)
         if other is not None or await cache.dbsize():

@@ -36,7 +36,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsErr
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import identity, segments, tracing
+from . import identity, kafka_security, segments, tracing
 from .config import Settings
 from .messages import Topic
 from .segment_ring import Ring, SegmentDone
@@ -68,24 +68,12 @@ PROBE_S = 1.5  # a readiness probe's metadata request; below resilience.PROBE_TI
 
 
 def security(settings: Settings) -> dict[str, Any]:
-    """Connection options of every client: security, and how long a request may go unanswered. A broker that
-    goes silent without closing (a black hole) fails the request after ``kafka_request_timeout_ms`` and the
-    client reconnects; aiokafka has no TCP keepalive option, but its connections are never idle (heartbeats
-    every second, metadata refreshes), so a dead peer is always found by a request's timeout."""
-    opts: dict[str, Any] = {
-        "security_protocol": settings.kafka_security_protocol,
-        "request_timeout_ms": settings.kafka_request_timeout_ms,
-    }
-    if settings.kafka_sasl_mechanism:
-        opts["sasl_mechanism"] = settings.kafka_sasl_mechanism
-        opts["sasl_plain_username"] = settings.kafka_sasl_username
-        if settings.kafka_sasl_password is not None:
-            opts["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_security_protocol in ("SSL", "SASL_SSL"):
-        import ssl
-
-        opts["ssl_context"] = ssl.create_default_context()
-    return opts
+    """Connection options of every client: TLS and SASL (``shared.kafka_security``: MSK IAM, SCRAM), and how
+    long a request may go unanswered. A broker that goes silent without closing (a black hole) fails the
+    request after ``kafka_request_timeout_ms`` and the client reconnects; aiokafka has no TCP keepalive option,
+    but its connections are never idle (heartbeats every second, metadata refreshes), so a dead peer is
+    always found by a request's timeout."""
+    return {**kafka_security.options(settings), "request_timeout_ms": settings.kafka_request_timeout_ms}
 
 
 async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient, what: str) -> None:
@@ -211,9 +199,9 @@ class Outbox:
         return meta.partition, meta.offset
 
 
-@asynccontextmanager
-async def producer(settings: Settings, linger_ms: int = 1) -> AsyncIterator[Outbox]:
-    p = AIOKafkaProducer(
+def producer_client(settings: Settings, linger_ms: int = 1) -> AIOKafkaProducer:
+    """The producer every service uses, not started (``producer`` starts it)."""
+    return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
         acks="all",
         enable_idempotence=False,
@@ -222,6 +210,11 @@ async def producer(settings: Settings, linger_ms: int = 1) -> AsyncIterator[Outb
         max_request_size=8 << 20,
         **security(settings),
     )
+
+
+@asynccontextmanager
+async def producer(settings: Settings, linger_ms: int = 1) -> AsyncIterator[Outbox]:
+    p = producer_client(settings, linger_ms)
     await _start_with_retry(p, "producer")
     try:
         yield Outbox(p, settings)
@@ -522,6 +515,25 @@ def physical_topics(settings: Settings, topic: str) -> list[str]:
     return [settings.topic(name) for name in segments.slot_names(topic)]
 
 
+def consumer_client(settings: Settings, group: str, fetch: tuple[int, int] | None = None) -> AIOKafkaConsumer:
+    """The group consumer every service uses, not subscribed nor started (``consumer`` does both)."""
+    max_wait_ms, min_bytes = fetch or (settings.kafka_fetch_max_wait_ms, settings.kafka_fetch_min_bytes)
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{group}{settings.topic_suffix}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=max_wait_ms,
+        fetch_min_bytes=min_bytes,
+        max_partition_fetch_bytes=4 << 20,
+        session_timeout_ms=10_000,
+        heartbeat_interval_ms=1_000,
+        # partition p of every subscribed topic to the same member: one replica holds all slots of a partition
+        partition_assignment_strategy=(RangePartitionAssignor,),
+        **security(settings),
+    )
+
+
 @asynccontextmanager
 async def consumer(
     settings: Settings,
@@ -576,19 +588,7 @@ async def _consumer(
     min_bytes: int,
     ring: Ring | None,
 ) -> AsyncIterator[Inbox[T]]:
-    c = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{group}{settings.topic_suffix}",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=max_wait_ms,
-        fetch_min_bytes=min_bytes,
-        max_partition_fetch_bytes=4 << 20,
-        session_timeout_ms=10_000,
-        heartbeat_interval_ms=1_000,
-        partition_assignment_strategy=(RangePartitionAssignor,),
-        **security(settings),
-    )
+    c = consumer_client(settings, group, (max_wait_ms, min_bytes))
     suffix = settings.topic_suffix
 
     def base(t: str) -> str:
@@ -622,9 +622,14 @@ async def _consumer(
 ALL_TOPICS = tuple(Topic)
 
 
+def admin_client(settings: Settings) -> AIOKafkaAdminClient:
+    """The admin client (``spot admin init``'s topics), not started."""
+    return AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security(settings))
+
+
 async def create_topics(settings: Settings, partitions: int | None = None) -> list[str]:
     """Create the four topics and their dead-letter topics; existing ones are left alone."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **security(settings))
+    admin = admin_client(settings)
     await _start_with_retry(admin, "admin")
     n = partitions or settings.kafka_partitions
     try:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 
-from . import identity, resilience, tracing
+from . import config, identity, resilience, tracing
 from .config import Settings
 
 MAX_REQUEST_LINE = 4096
@@ -196,7 +196,7 @@ async def serve_through_outages(
 
 def run(serve: Serve, service: str) -> None:
     """Entry point of a consumer service: settings first, so a bad setting fails at boot."""
-    settings = Settings()
+    settings = config.load()
     setup_logging(service, settings.log_level)
     tracing.setup(service, settings)
     try:

@@ -7,6 +7,14 @@ Redis ``ConnectionError`` for a consumer's outage handling. redis-py's default p
 ``MaxConnectionsError`` at its 100th concurrent call instead, with no wait at all.
 
 Key names are gathered here so the hot book, the market-data state and the rate limiter never collide.
+
+ElastiCache in cluster mode (``REDIS_CLUSTER=true``, ``REDIS_URL`` naming its configuration endpoint) gets a
+``RedisCluster`` instead, from the same ``client`` factory. Every service's keys carry a hash tag (``{SYMBOL}``
+per symbol, ``{u:<user>}`` per user), so each script and MULTI touches one slot; ``PUBLISH`` on a cluster
+reaches every node's subscribers, so classic pub/sub works unchanged. What a cluster client does not do:
+``SELECT`` (a cluster has database 0 only) and waiting for a pooled connection: redis-py's pool per cluster
+node refuses at once past ``redis_pool_max`` (``MaxConnectionsError``, an outage rather than a -1008).
+
 Batch calls (a MULTI, a pipeline) are timed with ``timed(operation)`` into ``spot_redis_call_seconds``.
 """
 
@@ -146,10 +154,39 @@ def connection_pool(settings: Settings) -> aioredis.BlockingConnectionPool:
     )
 
 
+Client = aioredis.Redis | aioredis.RedisCluster
+"""What ``client`` gives: a single server's client, or a cluster's (``REDIS_CLUSTER``)."""
+Pipeline = aioredis.client.Pipeline | aioredis.cluster.ClusterPipeline
+
+
+def cluster_client(settings: Settings) -> aioredis.RedisCluster:
+    """A ``RedisCluster`` on ``REDIS_URL``'s host (ElastiCache's configuration endpoint, ``rediss://`` for
+    TLS): the cluster's nodes are discovered from it, and a ``MOVED`` after a resharding or failover refreshes
+    them. Bounded per node by ``redis_pool_max``, every call by ``redis_timeout_ms``, as ``connection_pool``."""
+    timeout_s = settings.redis_timeout_ms / 1000
+    return aioredis.RedisCluster.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_pool_max,
+        decode_responses=False,
+        health_check_interval=30,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        socket_keepalive=True,
+        socket_keepalive_options=resilience.keepalive_options(),
+    )
+
+
+def connect(settings: Settings) -> Client:
+    """The process's client, not yet checked to answer (``client`` waits for it)."""
+    if settings.redis_cluster:
+        return cluster_client(settings)
+    return aioredis.Redis.from_pool(connection_pool(settings))
+
+
 @asynccontextmanager
-async def client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
-    """One client per process, on a bounded pool (``connection_pool``)."""
-    r = aioredis.Redis.from_pool(connection_pool(settings))
+async def client(settings: Settings) -> AsyncIterator[Client]:
+    """One client per process, on a bounded pool (``connection_pool``), or a cluster's (``REDIS_CLUSTER``)."""
+    r = connect(settings)
     delay = RETRY_S
     while True:
         try:
@@ -176,7 +213,7 @@ class BatchedCommands:
     Batched, one turn's commands share one connection whatever their number.
     """
 
-    def __init__(self, cache: aioredis.Redis) -> None:
+    def __init__(self, cache: Client) -> None:
         self.cache = cache
         self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
         self._sending: set[asyncio.Task[None]] = set()
@@ -231,7 +268,7 @@ class BatchedScript(BatchedCommands):
     failover) is loaded and the calls that missed it are repeated.
     """
 
-    def __init__(self, cache: aioredis.Redis, source: str) -> None:
+    def __init__(self, cache: Client, source: str) -> None:
         super().__init__(cache)
         self.source = source
         self.sha = hashlib.sha1(source.encode()).hexdigest()  # noqa: S324 - Redis names scripts by SHA-1
@@ -272,6 +309,11 @@ class Publications:
     ``QUEUED`` reply too, each with its own read timeout: the bulk of market-data's CPU per order. The
     script is sent as ``EVAL`` (the server caches it by hash), so it also works inside a MULTI, where a
     ``NOSCRIPT`` would fail one command of the transaction and not the rest.
+
+    On a cluster, a channel's messages must all leave from one node: a node forwards what is published on
+    it to the other nodes' subscribers over its own bus link, in order, but two nodes' links race (a script
+    without keys goes to any node, and a user's NEW and TRADE then arrived swapped). So there, each channel's
+    messages go as one call keyed by the channel's name, to the node of its slot, whoever publishes them.
     """
 
     __slots__ = ("_pairs",)
@@ -290,14 +332,32 @@ class Publications:
     def __len__(self) -> int:
         return len(self._pairs)
 
-    def queue(self, pipe: aioredis.client.Pipeline) -> None:
-        """Add the one command to ``pipe`` (a pipeline or a MULTI); nothing if there is nothing to say."""
-        if self._pairs:
+    def queue(self, pipe: Pipeline) -> None:
+        """Add the one command to ``pipe`` (a pipeline or a MULTI), one per channel on a cluster; nothing if
+        there is nothing to say."""
+        if not self._pairs:
+            return
+        if not isinstance(pipe, aioredis.cluster.ClusterPipeline):
             pipe.execute_command("EVAL", PUBLISH_ALL, 0, _pack(self._pairs))
+            return
+        for channel, pairs in self._per_channel().items():
+            pipe.execute_command("EVAL", PUBLISH_ALL, 1, channel, _pack(pairs))
 
-    async def send(self, cache: aioredis.Redis) -> None:
-        if self._pairs:
+    async def send(self, cache: Client) -> None:
+        if not self._pairs:
+            return
+        if not isinstance(cache, aioredis.RedisCluster):
             await cache.execute_command("EVAL", PUBLISH_ALL, 0, _pack(self._pairs))
+            return
+        pipe = cache.pipeline(transaction=False)
+        self.queue(pipe)
+        await pipe.execute()
+
+    def _per_channel(self) -> dict[str, list[tuple[str, str]]]:
+        grouped: dict[str, list[tuple[str, str]]] = {}
+        for pair in self._pairs:
+            grouped.setdefault(pair[0], []).append(pair)
+        return grouped
 
 
 # ARGV[1]: a msgpack array of commands, each an array of its name and arguments; run in order.
@@ -344,7 +404,7 @@ class Atomic:
         """Drop the commands added since ``mark`` (a message that failed half-way through its writes)."""
         del self._commands[mark:]
 
-    def queue(self, pipe: aioredis.client.Pipeline) -> None:
+    def queue(self, pipe: Pipeline) -> None:
         """Add the one call to ``pipe`` (not a MULTI: the script is atomic by itself)."""
         if self._commands:
             pipe.execute_command("EVAL", ATOMIC, 1, self.key, _pack(self._commands))

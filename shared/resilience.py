@@ -27,8 +27,8 @@ POSTGRES_VALUE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 if TYPE_CHECKING:
-    import redis.asyncio as aioredis
 
+    from . import redis as sredis
     from .kafka import Outbox
 
 Probe = Callable[[], Awaitable[object]]
@@ -75,7 +75,7 @@ def outage(exc: BaseException) -> str | None:
 
 
 def probes(
-    *, db: asyncpg.Pool | None = None, cache: aioredis.Redis | None = None, outbox: Outbox | None = None
+    *, db: asyncpg.Pool | None = None, cache: sredis.Client | None = None, outbox: Outbox | None = None
 ) -> dict[str, Probe]:
     """Cheap round trips to each dependency a service holds, for ``/readyz``."""
     found: dict[str, Probe] = {}

@@ -25,7 +25,6 @@ import secrets
 import time
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from prometheus_client import Counter, Gauge
@@ -33,6 +32,7 @@ from redis.exceptions import RedisError
 
 from . import identity, segment_store
 from .config import Settings
+from .redis import Client
 from .segments import LEAD_MS, READERS, SEGMENTED, Schedule, recyclable, slot_name, slot_of, used_before
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def now_ms() -> int:
 
 
 class Keeper:
-    def __init__(self, settings: Settings, cache: aioredis.Redis, db: asyncpg.Pool, admin: AIOKafkaAdminClient) -> None:
+    def __init__(self, settings: Settings, cache: Client, db: asyncpg.Pool, admin: AIOKafkaAdminClient) -> None:
         self.settings = settings
         self.cache = cache
         self.db = db
@@ -125,7 +125,7 @@ class Keeper:
                 await asyncio.wait_for(stop.wait(), TICK_S)
 
 
-async def keep(settings: Settings, cache: aioredis.Redis, db: asyncpg.Pool, stop: asyncio.Event) -> None:
+async def keep(settings: Settings, cache: Client, db: asyncpg.Pool, stop: asyncio.Event) -> None:
     """The keeper's task (a no-op with segments off)."""
     if not settings.kafka_segment_s:
         return

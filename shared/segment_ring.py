@@ -25,13 +25,13 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 from prometheus_client import Counter
 
 from . import segment_store
 from .config import Settings
+from .redis import Client
 from .segments import FENCED, SLOTS, current_epoch, parse_slot, slot_name, slot_of
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class _Partition:
 
 class Ring:
     def __init__(
-        self, settings: Settings, group: str, cache: aioredis.Redis, on_done: SegmentDone | None = None
+        self, settings: Settings, group: str, cache: Client, on_done: SegmentDone | None = None
     ) -> None:
         self._consumer: AIOKafkaConsumer
         self._settings = settings

@@ -18,10 +18,10 @@ import time
 from collections.abc import Iterable
 
 import orjson
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from .config import Settings
+from .redis import Client
 from .segments import FORGET_MS, REFRESH_MS, Schedule
 
 log = logging.getLogger(__name__)
@@ -43,17 +43,17 @@ def _field(group: str, topic: str, partition: int) -> str:
     return f"{group}/{topic}/{partition}"
 
 
-async def read_schedule(cache: aioredis.Redis, settings: Settings) -> Schedule:
+async def read_schedule(cache: Client, settings: Settings) -> Schedule:
     raw = await cache.get(schedule_key(settings))
     return Schedule.from_json(orjson.loads(raw)) if raw else Schedule()
 
 
-async def write_schedule(cache: aioredis.Redis, settings: Settings, schedule: Schedule) -> None:
+async def write_schedule(cache: Client, settings: Settings, schedule: Schedule) -> None:
     await cache.set(schedule_key(settings), orjson.dumps(schedule.as_json()))
 
 
 async def recorded(
-    cache: aioredis.Redis, settings: Settings, group: str, topic: str, partitions: Iterable[int]
+    cache: Client, settings: Settings, group: str, topic: str, partitions: Iterable[int]
 ) -> dict[int, int]:
     """The segment each partition's last switch recorded for ``group`` (absent: never switched)."""
     wanted = list(partitions)
@@ -64,7 +64,7 @@ async def recorded(
 
 
 async def record_switch(
-    cache: aioredis.Redis, settings: Settings, group: str, topic: str, partition: int, epoch: int
+    cache: Client, settings: Settings, group: str, topic: str, partition: int, epoch: int
 ) -> None:
     await cache.hset(switches_key(settings), _field(group, topic, partition), epoch)
 
@@ -73,20 +73,20 @@ def seals_key(settings: Settings) -> str:
     return f"spot:segments:sealed{settings.topic_suffix}"
 
 
-async def record_seal(cache: aioredis.Redis, settings: Settings, topic: str, partition: int, epoch: int) -> None:
+async def record_seal(cache: Client, settings: Settings, topic: str, partition: int, epoch: int) -> None:
     """Noted before a writer seals segment ``epoch`` of ``topic`` on ``partition``: a writer that restarts
     before it recorded its own switch knows its readers may have left that segment."""
     await cache.hset(seals_key(settings), f"{topic}/{partition}", epoch)
 
 
-async def sealed(cache: aioredis.Redis, settings: Settings, topic: str, partition: int) -> int | None:
+async def sealed(cache: Client, settings: Settings, topic: str, partition: int) -> int | None:
     """The last segment of ``topic`` a writer started to seal on ``partition`` (None: never)."""
     value = await cache.hget(seals_key(settings), f"{topic}/{partition}")
     return None if value is None else int(value)
 
 
 async def positions(
-    cache: aioredis.Redis, settings: Settings, groups: Iterable[str], topic: str
+    cache: Client, settings: Settings, groups: Iterable[str], topic: str
 ) -> dict[str, dict[int, int]]:
     """group -> partition -> recorded segment, for every group named (an empty map for one that never
     switched)."""
@@ -104,17 +104,17 @@ def producers_key(settings: Settings) -> str:
     return f"spot:segments:producers{settings.topic_suffix}"
 
 
-async def renew_producer(cache: aioredis.Redis, settings: Settings, name: str, sealed: int, expires_ms: int) -> None:
+async def renew_producer(cache: Client, settings: Settings, name: str, sealed: int, expires_ms: int) -> None:
     """A producer of ``order-requests``: the last segment it sealed, and until when its lease holds."""
     await cache.hset(producers_key(settings), name, f"{sealed}:{expires_ms}")
 
 
-async def forget_producer(cache: aioredis.Redis, settings: Settings, name: str) -> None:
+async def forget_producer(cache: Client, settings: Settings, name: str) -> None:
     if name:
         await cache.hdel(producers_key(settings), name)
 
 
-async def sealed_by_all(cache: aioredis.Redis, settings: Settings, epoch: int, now_ms: int) -> bool:
+async def sealed_by_all(cache: Client, settings: Settings, epoch: int, now_ms: int) -> bool:
     """Whether every producer with a live lease has sealed ``epoch`` (producers long gone are forgotten)."""
     raw = await cache.hgetall(producers_key(settings))
     gone = []
@@ -135,7 +135,7 @@ async def sealed_by_all(cache: aioredis.Redis, settings: Settings, epoch: int, n
 class ScheduleCache:
     """The schedule as last read from Redis, refreshed in the background every ``REFRESH_MS``."""
 
-    def __init__(self, cache: aioredis.Redis, settings: Settings) -> None:
+    def __init__(self, cache: Client, settings: Settings) -> None:
         self._cache = cache
         self._settings = settings
         self.schedule = Schedule()

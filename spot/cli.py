@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shared import identity, segments
+from pydantic import ValidationError
+
+from shared import config, identity, segments
 from shared.config import Settings
 
 from . import admin, infra
@@ -61,7 +63,7 @@ def _settings() -> Settings:
             key, _, value = line.partition("=")
             if key in SHARED_KEYS:
                 os.environ.setdefault(key, value)
-    return Settings()
+    return config.load()
 
 
 def write_env(path: Path, env: dict[str, str]) -> None:
@@ -339,7 +341,14 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except config.SettingsError as exc:  # a wrong setting: one line, no traceback, before anything started
+        print(f"spot: {exc}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        print(f"spot: {config.one_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

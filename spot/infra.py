@@ -227,6 +227,74 @@ def start_redis(infra: Infra, state: Path, port: int) -> str:
     return f"redis://127.0.0.1:{port}/0"
 
 
+CLUSTER_MASTERS = 3
+CLUSTER_READY_S = 30
+
+
+def start_redis_cluster(infra: Infra, state: Path, first_port: int, masters: int = CLUSTER_MASTERS) -> str:
+    """A Redis Cluster of ``masters`` primaries on ports ``first_port``.., their cluster bus on the next
+    ``masters`` ports (Redis' default, +10000, leaves the port range above 55535), no replicas: the stand-in
+    for ElastiCache in cluster mode (``REDIS_CLUSTER=true``). In memory only, made anew each start.
+    Returns ``REDIS_URL`` (one node: the client discovers the others)."""
+    ports_ = [first_port + i for i in range(masters)]
+    for port in range(first_port, first_port + 2 * masters):
+        refuse_taken(port, "Redis Cluster")
+    for port in ports_:
+        infra.children.append(_start_cluster_node(state / f"redis-cluster-{port}", port, port + masters))
+    cli = Path(redis_binary()).with_name("redis-cli")
+    subprocess.run(
+        [str(cli), "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports_), "--cluster-replicas", "0",
+         "--cluster-yes"],
+        check=True, stdout=subprocess.DEVNULL, timeout=CLUSTER_READY_S,
+    )  # fmt: skip
+    _wait_cluster_ok(ports_)
+    return f"redis://127.0.0.1:{first_port}/0"
+
+
+BIND_ATTEMPTS = 5
+
+
+def _start_cluster_node(folder: Path, port: int, bus_port: int) -> Child:
+    """One node, tried again when its port was briefly taken: the ports lie in Linux's ephemeral range, where
+    some process's outgoing connection may hold one for a moment."""
+    for attempt in range(BIND_ATTEMPTS):
+        shutil.rmtree(folder, ignore_errors=True)  # a node's nodes.conf would make it rejoin an old cluster
+        folder.mkdir(parents=True)
+        p = subprocess.Popen(
+            [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--cluster-enabled", "yes", "--cluster-port", str(bus_port), "--cluster-config-file", "nodes.conf",
+             "--cluster-node-timeout", "5000", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGKILL),  # nothing to save
+        )  # fmt: skip
+        try:
+            _wait_port(port, "redis cluster node", p)
+            return Child(f"redis-cluster-{port}", p, signal.SIGKILL)
+        except RuntimeError:
+            if p.poll() is None or attempt == BIND_ATTEMPTS - 1:
+                p.kill()
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
+
+
+def _wait_cluster_ok(node_ports: list[int]) -> None:
+    """Every node agrees the slots are covered (``cluster_state:ok``): before, a write may meet CLUSTERDOWN."""
+    import redis
+
+    deadline = time.monotonic() + CLUSTER_READY_S
+    for port in node_ports:
+        client = redis.Redis(port=port)
+        try:
+            while client.execute_command("CLUSTER INFO").get("cluster_state") != "ok":  # parsed by redis-py
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis cluster node {port} not ok within {CLUSTER_READY_S}s")
+                time.sleep(0.1)
+        finally:
+            client.close()
+
+
 def _wait_loaded(port: int, timeout: float = 120) -> None:
     """Redis answers LOADING while it replays its append-only file; nothing can use it until it is done."""
     import redis

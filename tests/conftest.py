@@ -4,6 +4,10 @@ Taken from ``DATABASE_URL``, ``REDIS_URL`` and ``KAFKA_BOOTSTRAP`` when set; oth
 session from the same local defaults ``spot up`` uses (embedded Postgres, redis-server, Tansu), on ports
 of their own so a developer's running fleet is left alone. Each test that needs isolation gets its own
 database, Redis database and topic suffix from ``fresh_env``.
+
+``redis_cluster`` is a three-master Redis Cluster (ElastiCache in cluster mode), started once per session
+when a test asks for it. A cluster has no databases to isolate by, so ``make_env(servers, cluster)`` empties
+it instead: one fleet uses it at a time (the tests run one after the other).
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from spot import infra as local_infra
 # ports of their own, so a developer's fleet is left alone; two checkouts testing at once set other ones
 TEST_KAFKA_PORT = int(os.environ.get("SPOT_TEST_KAFKA_PORT", "59192"))
 TEST_REDIS_PORT = int(os.environ.get("SPOT_TEST_REDIS_PORT", "56479"))
+# the cluster's first port: three nodes from here, their cluster bus on the next three
+TEST_REDIS_CLUSTER_PORT = int(os.environ.get("SPOT_TEST_REDIS_CLUSTER_PORT", "57001"))
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +43,27 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         started.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A three-master Redis Cluster of Debian's redis-server; its ``REDIS_URL``."""
+    started = local_infra.Infra()
+    try:
+        folder = tmp_path_factory.mktemp("redis-cluster")
+        yield local_infra.start_redis_cluster(started, folder, TEST_REDIS_CLUSTER_PORT)
+    finally:
+        started.stop()
+
+
+def _empty_cluster(url: str) -> None:
+    import redis
+
+    cluster = redis.RedisCluster.from_url(url)
+    try:
+        cluster.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
+    finally:
+        cluster.close()
+
+
 _redis_db = iter(range(1, 16))
 
 
@@ -46,8 +73,9 @@ def _with_database(url: str, name: str) -> str:
     return f"{base}/{name}" + (f"?{tail}" if tail else "")
 
 
-def make_env(servers: dict[str, str]) -> dict[str, str]:
-    """Environment for one isolated fleet: a new database, Redis database and topic suffix."""
+def make_env(servers: dict[str, str], redis_cluster: str | None = None) -> dict[str, str]:
+    """Environment for one isolated fleet: a new database, Redis database and topic suffix; with
+    ``redis_cluster`` (a cluster's URL), that cluster emptied instead of a Redis database."""
     name = f"spot_test_{secrets.token_hex(4)}"
 
     async def create() -> None:
@@ -58,14 +86,20 @@ def make_env(servers: dict[str, str]) -> dict[str, str]:
             await conn.close()
 
     asyncio.run(create())
-    redis_db = next(_redis_db, 15)
-    redis_url = servers["REDIS_URL"].rsplit("/", 1)[0] + f"/{redis_db}"
-    import redis
+    redis_env: dict[str, str]
+    if redis_cluster is not None:
+        _empty_cluster(redis_cluster)
+        redis_env = {"REDIS_URL": redis_cluster, "REDIS_CLUSTER": "true"}
+    else:
+        redis_db = next(_redis_db, 15)
+        redis_url = servers["REDIS_URL"].rsplit("/", 1)[0] + f"/{redis_db}"
+        import redis
 
-    redis.Redis.from_url(redis_url).flushdb()
+        redis.Redis.from_url(redis_url).flushdb()
+        redis_env = {"REDIS_URL": redis_url}
     return {
         "DATABASE_URL": _with_database(servers["DATABASE_URL"], name),
-        "REDIS_URL": redis_url,
+        **redis_env,
         "KAFKA_BOOTSTRAP": servers["KAFKA_BOOTSTRAP"],
         "KAFKA_PARTITIONS": "2",
         "KAFKA_SEGMENT_S": str(LOCAL_SEGMENT_S),  # as `spot up` runs its broker

@@ -8,6 +8,9 @@ the same port. The server behind keeps its state, as a failed-over Aurora, Elast
 from the network, a partition). Every open connection falls silent for good, in both directions, and is
 never closed; new ones are accepted and then hear nothing. ``forward`` makes new connections work again;
 the silenced ones stay silent, as they would after a failover, so only a client with timeouts recovers.
+
+With ``tls`` the proxy is a TLS listener in front of a plaintext server: MSK's TLS listener in front of the
+local broker, whose ``--cert``/``--key`` options do nothing yet (tests/integration/test_kafka_tls.py).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -31,9 +35,15 @@ def free_port() -> int:
 
 class CuttableProxy:
     def __init__(
-        self, target_port: int, target_host: str = "127.0.0.1", port: int | None = None, unix: str | None = None
+        self,
+        target_port: int,
+        target_host: str = "127.0.0.1",
+        port: int | None = None,
+        unix: str | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.target = (target_host, target_port)
+        self.tls = tls  # a server context: clients speak TLS to the proxy, which forwards plain bytes
         self.unix = unix  # a Unix socket path to forward to instead (a socket-only Postgres)
         self.port = port or free_port()
         self._loop = asyncio.new_event_loop()
@@ -71,7 +81,9 @@ class CuttableProxy:
 
     async def _listen(self) -> None:
         if self._server is None:
-            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port, reuse_address=True)
+            self._server = await asyncio.start_server(
+                self._accept, "127.0.0.1", self.port, reuse_address=True, ssl=self.tls
+            )
 
     async def _cut(self) -> None:
         if self._server is not None:

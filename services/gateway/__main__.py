@@ -2,8 +2,7 @@
 
 import uvicorn
 
-from shared import tracing
-from shared.config import Settings
+from shared import config, tracing
 from shared.lifecycle import setup_logging
 
 from .app import SERVICE, create_app
@@ -11,7 +10,7 @@ from .fastpath import OrderFastPath
 
 
 def main() -> None:
-    settings = Settings()
+    settings = config.load()
     setup_logging(SERVICE, settings.log_level)
     tracing.setup(SERVICE, settings)
     uvicorn.run(

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import asyncpg
-import redis.asyncio as aioredis
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from shared import errors
+from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
 from shared.errors import ApiError
@@ -47,7 +47,7 @@ class ApiKey:
 class Gateway:
     settings: Settings
     db: asyncpg.Pool
-    cache: aioredis.Redis
+    cache: sredis.Client
     markets: dict[str, Market]
     limiter: RateLimiter
     outcomes: Outcomes

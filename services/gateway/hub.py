@@ -87,7 +87,7 @@ class Subscriber:
 class Hub:
     def __init__(
         self,
-        cache: aioredis.Redis,
+        cache: sredis.Client,
         on_outcome: Callable[[bytes], None],
         channels: sredis.Channels,
         queue_max: int = QUEUE_MAX,

@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from shared import errors
 from shared import redis as sredis
 
@@ -64,7 +62,7 @@ class Claim:
 
 
 class RateLimiter:
-    def __init__(self, cache: aioredis.Redis, weight_per_minute: int, orders_per_10s: int) -> None:
+    def __init__(self, cache: sredis.Client, weight_per_minute: int, orders_per_10s: int) -> None:
         self.weight_per_minute = weight_per_minute
         self.orders_per_10s = orders_per_10s
         self._spend = sredis.BatchedScript(cache, SPEND)  # concurrent requests' calls share a pipeline

@@ -2,15 +2,14 @@
 
 import uvicorn
 
-from shared import tracing
-from shared.config import Settings
+from shared import config, tracing
 from shared.lifecycle import setup_logging
 
 from .app import SERVICE, create_app
 
 
 def main() -> None:
-    settings = Settings()
+    settings = config.load()
     setup_logging(SERVICE, settings.log_level)
     tracing.setup(SERVICE, settings)
     uvicorn.run(

@@ -17,7 +17,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
@@ -67,7 +66,7 @@ class Ingestor:
     def __init__(
         self,
         outbox: kafka.Outbox,
-        cache: aioredis.Redis,
+        cache: sredis.Client,
         db: asyncpg.Pool,
         markets: Mapping[str, Market],
         fence: Fence | None = None,

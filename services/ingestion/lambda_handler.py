@@ -16,7 +16,7 @@ import json
 from contextlib import AsyncExitStack
 from typing import Any
 
-from shared import errors
+from shared import config, errors
 from shared.config import Settings
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
@@ -30,7 +30,7 @@ _state: dict[str, Any] = {}
 
 async def _ready() -> tuple[Settings, Ingestor]:
     if "ingestor" not in _state:
-        settings = Settings()
+        settings = config.load()  # a wrong setting: one line in the init error
         stack = AsyncExitStack()
         _state["ingestor"] = await stack.enter_async_context(ingestor(settings))
         _state["settings"], _state["stack"] = settings, stack

@@ -18,7 +18,6 @@ from dataclasses import astuple
 from typing import TypeVar
 
 import orjson
-import redis.asyncio as aioredis
 
 from shared import redis as sredis
 from shared import tracing
@@ -57,7 +56,7 @@ class MarketState:
         """An empty atomic write to this symbol's keys (routed by their hash tag)."""
         return sredis.Atomic(key(self.market.symbol, "trade_seq"))
 
-    async def load(self, cache: aioredis.Redis) -> None:
+    async def load(self, cache: sredis.Client) -> None:
         s = self.market.symbol
         pipe = cache.pipeline(transaction=True)
         pipe.hgetall(key(s, "bids"))

@@ -32,7 +32,6 @@ from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Histogram
@@ -446,7 +445,7 @@ async def match_forever(
     stop: asyncio.Event,
     health: Health,
     outbox: kafka.Outbox,
-    cache: aioredis.Redis,
+    cache: sredis.Client,
     store: BookStore,
     markets: dict[str, Market],
     count: int,

@@ -27,7 +27,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import msgspec
-import redis.asyncio as aioredis
 
 from shared import redis as sredis
 from shared.domain import Market
@@ -112,7 +111,7 @@ class Prepared:
 
 
 class BookStore:
-    def __init__(self, cache: aioredis.Redis) -> None:
+    def __init__(self, cache: sredis.Client) -> None:
         self.cache = cache
         self._commit = cache.register_script(COMMIT)
 
@@ -135,7 +134,10 @@ class BookStore:
 
     async def sequences(self, symbols: list[str]) -> dict[str, int]:
         """The committed seq of each symbol's book (0 for a symbol with no book yet)."""
-        raw = await self.cache.mget([state_key(s) for s in symbols])
+        pipe = self.cache.pipeline(transaction=False)  # not MGET: on a cluster each symbol has its own slot
+        for s in symbols:
+            pipe.get(state_key(s))
+        raw = await pipe.execute()
         return {s: _unpack_state(r).seq if isinstance(r, bytes) else 0 for s, r in zip(symbols, raw, strict=True)}
 
     async def commit(

@@ -36,7 +36,6 @@ from collections.abc import Sequence
 
 import asyncpg
 import orjson
-import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
 
 from shared import deadletter, errors, kafka, postgres, resilience, segment_keeper, segment_store, segments, tracing
@@ -189,7 +188,7 @@ async def decide(
     inbox: kafka.Inbox[OrderRequest],
     outbox: kafka.Outbox,
     db: asyncpg.Pool,
-    cache: aioredis.Redis,
+    cache: sredis.Client,
 ) -> None:
     """The processor's loop: each batch decided, held, told and published, then committed."""
     markets = await postgres.load_markets(db)

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import redis.asyncio as aioredis
-
+from shared import redis as sredis
 from shared.messages import AcceptedOrder, encode
 
 
@@ -20,7 +19,7 @@ def hot_key(symbol: str) -> str:
 
 
 class HotBook:
-    def __init__(self, cache: aioredis.Redis) -> None:
+    def __init__(self, cache: sredis.Client) -> None:
         self.cache = cache
 
     async def add(self, orders: Sequence[AcceptedOrder]) -> None:
@@ -30,7 +29,7 @@ class HotBook:
             await pipe.execute()
 
 
-def queue(pipe: aioredis.client.Pipeline, orders: Sequence[AcceptedOrder]) -> None:
+def queue(pipe: sredis.Pipeline, orders: Sequence[AcceptedOrder]) -> None:
     """Add the orders' entries to ``pipe``: one HSET per symbol, not per order, since redis-py's cost is per
     command (packing, parsing a reply)."""
     by_symbol: dict[str, dict[Any, bytes]] = {}  # Any: redis-py's mapping type is invariant in its keys

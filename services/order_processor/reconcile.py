@@ -26,9 +26,9 @@ from typing import Any
 
 import asyncpg
 import msgspec
-import redis.asyncio as aioredis
 
 from shared import kafka
+from shared import redis as sredis
 from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import REQUEST_SLOTS, AcceptedOrder, Topic, encode, envelopes
 
@@ -158,7 +158,7 @@ def after_the_book(state: BookState, count: int) -> list[tuple[int, int]]:
 
 
 async def reconcile_symbol(
-    market: Market, db: asyncpg.Pool, cache: aioredis.Redis, outbox: kafka.Outbox | None, epoch: int | None = None
+    market: Market, db: asyncpg.Pool, cache: sredis.Client, outbox: kafka.Outbox | None, epoch: int | None = None
 ) -> Report:
     """Read both books, compare, and repair when ``outbox`` is given (without it: report only). ``epoch``: the
     log segment the re-sent orders go to (the one the processor reads on the symbol's partition)."""

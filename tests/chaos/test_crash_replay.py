@@ -34,15 +34,15 @@ from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
 from spot import admin
 from spot.fleet import Fleet
 from tests.client import Client
-from tests.e2e.conftest import RunningFleet, _run
+from tests.e2e.conftest import REDIS_KINDS, RunningFleet, fleet_of_kind
 from tests.invariants import check_money
 
 
 @pytest.fixture
-def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
+def fleet(request: pytest.FixtureRequest, servers: dict[str, str]) -> Iterator[RunningFleet]:
     """The default fleet with one log segment for the whole test: the comparison replays validated-orders from
     its first record, which the segment ring would have recycled (``shared.segments``)."""
-    yield from _run({**fresh_env, "KAFKA_SEGMENT_S": "3600"})
+    yield from fleet_of_kind(request, servers, KAFKA_SEGMENT_S="3600")
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
@@ -312,5 +312,6 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
 
 
 @pytest.mark.timeout(900)
+@pytest.mark.parametrize("fleet", REDIS_KINDS, indirect=True)  # one Redis, and ElastiCache's cluster mode
 def test_killing_each_service_changes_nothing(fleet: Any) -> None:
     asyncio.run(_flow(fleet))

@@ -13,6 +13,7 @@ import pytest
 from shared.config import Settings
 from spot import admin
 from spot.fleet import Fleet
+from tests.conftest import drop_env, make_env
 
 PORT_OFFSET = int(os.environ.get("SPOT_TEST_PORT_OFFSET", "100"))  # 8100.. beside a developer's fleet on 8000..
 
@@ -40,10 +41,26 @@ def _run(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
         os.environ.update(old)
 
 
+REDIS_KINDS = ("redis", "redis-cluster")  # ``@pytest.mark.parametrize("fleet", REDIS_KINDS, indirect=True)``
+
+
+def fleet_of_kind(request: pytest.FixtureRequest, servers: dict[str, str], **extra: str) -> Iterator[RunningFleet]:
+    """A fleet of its own, on a Redis Cluster when the test is parametrized with ``"redis-cluster"``, with
+    ``extra`` settings; its topics and database go when it ends."""
+    kind = getattr(request, "param", "redis")
+    assert kind in REDIS_KINDS, kind
+    cluster = request.getfixturevalue("redis_cluster") if kind == "redis-cluster" else None
+    env = make_env(servers, cluster)
+    try:
+        yield from _run({**env, **extra})
+    finally:
+        drop_env(servers, env)
+
+
 @pytest.fixture
-def fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
-    """A fleet of its own for one test."""
-    yield from _run(fresh_env)
+def fleet(request: pytest.FixtureRequest, servers: dict[str, str]) -> Iterator[RunningFleet]:
+    """A fleet of its own for one test; on a Redis Cluster when parametrized with ``"redis-cluster"``."""
+    yield from fleet_of_kind(request, servers)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from spot import admin
 from tests.client import Client
+from tests.e2e.conftest import REDIS_KINDS
 from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
@@ -139,8 +140,23 @@ def samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
     ]
 
 
+def _keys_per_node(settings) -> list[int]:  # type: ignore[no-untyped-def]
+    """How many keys each primary of the fleet's Redis Cluster holds."""
+    import redis
+
+    cluster = redis.RedisCluster.from_url(settings.redis_url)
+    try:
+        return [cluster.dbsize(target_nodes=node) for node in cluster.get_primaries()]
+    finally:
+        cluster.close()
+
+
+@pytest.mark.parametrize("fleet", REDIS_KINDS, indirect=True)
 def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-untyped-def]
     asyncio.run(_flow(fleet.base, fleet.settings))
+    if fleet.settings.redis_cluster:  # ElastiCache in cluster mode: the fleet's keys live on several shards
+        per_node = _keys_per_node(fleet.settings)
+        assert len(per_node) == 3 and sum(1 for n in per_node if n) >= 2, per_node
     # the counters moved by exactly what the flow did: 3 orders accepted, 1 trade, 2 cancels, 1 foreign cancel
     port = fleet.fleet.port
     assert metric(port("gateway"), "spot_http_requests_total", method="POST", route="/api/v3/order", status="200") == 3

@@ -95,6 +95,7 @@ KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | default "PLAINTEXT"
 {{- with .Values.kafka.saslMechanism }}
 KAFKA_SASL_MECHANISM: {{ . | quote }}
 {{- end }}
+REDIS_CLUSTER: {{ (.Values.redis).cluster | default false | toString | quote }}
 INGESTION_URL: {{ printf "http://%s:%v" (include "exchange.serviceName" (dict "root" . "name" "ingestion")) .Values.services.ingestion.port | quote }}
 HOST: "0.0.0.0"
 {{- with .Values.archive }}
@@ -126,6 +127,9 @@ Checks JSON Schema cannot express (it cannot compare two values). Called from ev
 on them, so `helm template` and `helm install` both fail with the reason.
 */}}
 {{- define "exchange.validate" -}}
+{{- if and (eq (.Values.kafka.saslMechanism | default "") "OAUTHBEARER") (not (.Values.archive).awsRegion) }}
+{{- fail "kafka.saslMechanism=OAUTHBEARER (MSK IAM) needs archive.awsRegion: AWS_REGION, the MSK cluster's region the token is signed for" }}
+{{- end }}
 {{- range $name, $svc := .Values.services }}
 {{- if and $svc.enabled $svc.autoscaling.keda.enabled }}
 {{- if gt (int $svc.autoscaling.keda.maxReplicaCount) (int $.Values.kafka.partitions) }}

@@ -150,6 +150,7 @@ resource "aws_lambda_function" "this" {
       KAFKA_PARTITIONS        = tostring(var.kafka_partitions)
       KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
       KAFKA_SASL_MECHANISM    = "OAUTHBEARER"
+      REDIS_CLUSTER           = "true" # ElastiCache in cluster mode (modules/elasticache)
       LOG_LEVEL               = "INFO"
     }
   }

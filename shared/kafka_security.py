@@ -1,0 +1,82 @@
+"""How every Kafka client connects: TLS, and SASL with AWS IAM (MSK's OAUTHBEARER) or SCRAM.
+
+Settings (``shared.config``, checked there at boot so a wrong combination stops the service in one line):
+
+* ``KAFKA_SECURITY_PROTOCOL``: PLAINTEXT (the local broker), SSL, SASL_SSL (MSK), SASL_PLAINTEXT.
+* TLS: the broker's certificate is checked against ``KAFKA_SSL_CA_FILE`` (PEM), else the system's CAs
+  (which sign MSK's); ``KAFKA_SSL_CERT_FILE`` and ``KAFKA_SSL_KEY_FILE`` add a client certificate (MSK mTLS).
+* ``KAFKA_SASL_MECHANISM=OAUTHBEARER``: MSK IAM. Each connection presents a token from AWS's own signer
+  (``aws-msk-iam-sasl-signer-python``): a SigV4-presigned ``kafka-cluster:Connect`` URL for ``AWS_REGION``,
+  signed with boto3's credential chain (Pod Identity on EKS, the execution role in Lambda). A token is
+  kept until a minute before it expires, so reconnects do not each sign anew.
+* ``SCRAM-SHA-512`` (MSK SCRAM, its secret in Secrets Manager) or ``PLAIN``: ``KAFKA_SASL_USERNAME`` and
+  ``KAFKA_SASL_PASSWORD``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+from typing import Any
+
+from aiokafka.abc import AbstractTokenProvider
+from aiokafka.helpers import create_ssl_context
+
+from .config import Settings
+
+TOKEN_MARGIN_S = 60  # a token is renewed this long before it expires
+
+
+class MskIamToken(AbstractTokenProvider):
+    """MSK IAM's OAUTHBEARER token for aiokafka, from AWS's maintained signer.
+
+    ``sign``: the signer's ``generate_auth_token`` (region -> (token, expiry in ms)); a test may give its own.
+    """
+
+    def __init__(self, region: str, sign: Any = None) -> None:
+        if sign is None:
+            from aws_msk_iam_sasl_signer import MSKAuthTokenProvider
+
+            sign = MSKAuthTokenProvider.generate_auth_token
+        self.region = region
+        self._sign = sign
+        self._token = ""
+        self._expires_s = 0.0
+        self._lock = asyncio.Lock()
+
+    async def token(self) -> str:
+        async with self._lock:  # connections opened together share one signing
+            if time.time() >= self._expires_s - TOKEN_MARGIN_S:
+                token, expiry_ms = await asyncio.to_thread(self._sign, self.region)  # boto3 is blocking
+                self._token, self._expires_s = token, expiry_ms / 1000
+            return self._token
+
+
+def ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Verify the broker against ``KAFKA_SSL_CA_FILE`` or the system's CAs; present a client certificate if
+    one is set."""
+    return create_ssl_context(
+        cafile=settings.kafka_ssl_ca_file,
+        certfile=settings.kafka_ssl_cert_file,
+        keyfile=settings.kafka_ssl_key_file,
+    )
+
+
+def options(settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of every aiokafka client (producer, consumer, admin) for these settings."""
+    protocol = settings.kafka_security_protocol
+    opts: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        opts["ssl_context"] = ssl_context(settings)
+    mechanism = settings.kafka_sasl_mechanism
+    if mechanism == "OAUTHBEARER":
+        assert settings.aws_region is not None  # Settings refuses OAUTHBEARER without it
+        opts["sasl_mechanism"] = mechanism
+        opts["sasl_oauth_token_provider"] = MskIamToken(settings.aws_region)
+    elif mechanism is not None:
+        assert settings.kafka_sasl_password is not None  # Settings refuses PLAIN/SCRAM without it
+        opts["sasl_mechanism"] = mechanism
+        opts["sasl_plain_username"] = settings.kafka_sasl_username
+        opts["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return opts
