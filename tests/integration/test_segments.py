@@ -187,6 +187,7 @@ async def _flow(settings: Settings) -> None:
 
 @pytest.mark.timeout(300)
 def test_segments_recycle_without_loss_or_double(fresh_env: dict[str, str]) -> None:
-    settings = Settings(**{k.lower(): v for k, v in fresh_env.items()}, kafka_segment_s=1)  # type: ignore[arg-type]
+    env = {**{k.lower(): v for k, v in fresh_env.items()}, "kafka_segment_s": 1}
+    settings = Settings(**env)  # type: ignore[arg-type]
     settings.kafka_fetch_max_wait_ms = 5
     asyncio.run(_flow(settings))
