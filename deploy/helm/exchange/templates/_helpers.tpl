@@ -114,6 +114,7 @@ AWS_REGION: {{ . | quote }}
 {{- end }}
 {{- end }}
 LOG_LEVEL: {{ .Values.config.logLevel | default "INFO" | quote }}
+REDIS_CLUSTER: {{ .Values.config.redisCluster | default false | toString | quote }}
 {{- with .Values.config.otelExporterOtlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 OTEL_TRACES_SAMPLER_ARG: {{ $.Values.config.otelTracesSamplerArg | default 0 | toString | quote }}
@@ -140,10 +141,21 @@ on them, so `helm template` and `helm install` both fail with the reason.
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.databaseUrl) }}
+{{- $group := dict }}
+{{- range $kind := list "rest" "websocket" }}
+{{- $annotations := (index $.Values.ingress $kind).annotations | default dict }}
+{{- with index $annotations "alb.ingress.kubernetes.io/group.name" }}
+{{- $scheme := index $annotations "alb.ingress.kubernetes.io/scheme" | default "internal" }}
+{{- if and (hasKey $group .) (ne (index $group .) $scheme) }}
+{{- fail (printf "ingress.rest and ingress.websocket share alb.ingress.kubernetes.io/group.name %q with schemes %s and %s: the AWS Load Balancer Controller refuses a group with conflicting schemes (no ALB is made)" . (index $group .) $scheme) }}
+{{- end }}
+{{- $_ := set $group . $scheme }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.externalSecrets.enabled) (not .Values.secrets.databaseUrl) }}
 {{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: every service reads DATABASE_URL" }}
 {{- end }}
-{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.redisUrl) }}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.externalSecrets.enabled) (not .Values.secrets.redisUrl) }}
 {{- fail "secrets.redisUrl (or secrets.existingSecret) is required: every service reads REDIS_URL" }}
 {{- end }}
 {{- end }}
@@ -157,5 +169,28 @@ securityContext:
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The TriggerAuthentication every Kafka trigger uses: the chart's own, or keda.authenticationRef, or none. */}}
+{{- define "exchange.kedaAuthenticationName" -}}
+{{- if .Values.keda.triggerAuthentication.create }}
+{{- printf "%s-kafka" (include "exchange.fullname" .) }}
+{{- else }}
+{{- .Values.keda.authenticationRef }}
+{{- end }}
+{{- end }}
+
+{{- define "exchange.orderPathPriorityClass" -}}
+{{- printf "%s-order-path" (include "exchange.fullname" .) }}
+{{- end }}
+
+{{/* services.<name>.priorityClassName, else the chart's PriorityClass for the order path, else none. */}}
+{{- define "exchange.priorityClassName" -}}
+{{- $svc := index .root.Values.services .name }}
+{{- if $svc.priorityClassName }}
+{{- $svc.priorityClassName }}
+{{- else if and .root.Values.priorityClass.create $svc.orderPath }}
+{{- include "exchange.orderPathPriorityClass" .root }}
 {{- end }}
 {{- end }}
