@@ -22,7 +22,9 @@ class NotTerraformOutput(ValueError):
 def from_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
     entry = outputs.get(OUTPUT)
     if not isinstance(entry, dict) or not isinstance(entry.get("value"), dict):
-        raise NotTerraformOutput(f"no output {OUTPUT!r}: give `terraform -chdir=infra/terraform/envs/prod output -json`")
+        raise NotTerraformOutput(
+            f"no output {OUTPUT!r}: give `terraform -chdir=infra/terraform/envs/prod output -json`"
+        )
     return entry["value"]
 
 

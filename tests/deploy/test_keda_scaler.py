@@ -73,6 +73,8 @@ def test_eks_scales_on_msk_with_iam_through_the_keda_operators_pod_identity(rend
 @pytest.mark.parametrize("path", BROKEN_KEDA, ids=lambda p: p.name)
 def test_broken_kafka_triggers_are_refused(path: Path):
     docs = load_documents(path)
-    expected = next(line.removeprefix("# expect:").strip() for line in path.read_text().splitlines() if line.startswith("# expect:"))
+    expected = next(
+        line.removeprefix("# expect:").strip() for line in path.read_text().splitlines() if line.startswith("# expect:")
+    )
     problems = _problems(docs)
     assert any(expected in p for p in problems), problems

@@ -73,7 +73,9 @@ def network_policy_problems(docs: list[Doc], metrics_from: list[dict] | None = N
                     if "podSelector" in peer and "namespaceSelector" not in peer:
                         admitted |= {n for n, other in pod_labels.items() if _selects(peer["podSelector"], other)}
                     elif "ipBlock" in peer and name != "gateway":
-                        problems.append(f"{name}: admits addresses {peer['ipBlock']}, only the gateway has outside callers")
+                        problems.append(
+                            f"{name}: admits addresses {peer['ipBlock']}, only the gateway has outside callers"
+                        )
                     elif "namespaceSelector" in peer and peer not in (metrics_from or []):
                         problems.append(f"{name}: admits namespace {peer} that is not the metrics scraper")
         if admitted != CALLERS[name]:
@@ -113,7 +115,9 @@ def test_eks_gateway_admits_only_the_vpc_and_the_metrics_scraper(rendered):
 def test_eks_holds_the_order_path_over_three_zones_with_priority_and_drains_before_it_stops(rendered):
     docs = _docs(rendered, "eks")
     (priority,) = [d for d in docs if d["kind"] == "PriorityClass"]
-    budgets = {d["metadata"]["labels"]["app.kubernetes.io/component"] for d in docs if d["kind"] == "PodDisruptionBudget"}
+    budgets = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"] for d in docs if d["kind"] == "PodDisruptionBudget"
+    }
     assert budgets == set(SERVICES)
     for doc in (d for d in docs if d["kind"] == "Deployment"):
         name = doc["metadata"]["labels"]["app.kubernetes.io/component"]
@@ -128,13 +132,18 @@ def test_eks_holds_the_order_path_over_three_zones_with_priority_and_drains_befo
         else:
             assert "priorityClassName" not in pod, name
         if pod.get("nodeSelector", {}).get("karpenter.sh/nodepool") == "critical":
-            assert {"key": "spot.exchange/critical", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in pod[
-                "tolerations"
-            ], name
+            assert {
+                "key": "spot.exchange/critical",
+                "operator": "Equal",
+                "value": "true",
+                "effect": "NoSchedule",
+            } in pod["tolerations"], name
 
 
 def test_critical_pool_is_tainted_and_the_general_pool_is_amd64_only():
-    pools = {load_documents(p)[0]["metadata"]["name"]: load_documents(p)[0] for p in KARPENTER_DIR.glob("nodepool-*.yaml")}
+    pools = {
+        load_documents(p)[0]["metadata"]["name"]: load_documents(p)[0] for p in KARPENTER_DIR.glob("nodepool-*.yaml")
+    }
     critical = pools["critical"]["spec"]["template"]["spec"]
     assert {"key": "spot.exchange/critical", "value": "true", "effect": "NoSchedule"} in critical["taints"]
     for pool in pools.values():

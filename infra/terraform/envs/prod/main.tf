@@ -84,6 +84,13 @@ module "eks" {
   tags                   = local.tags
 }
 
+module "eks_addons" {
+  source = "../../modules/eks_addons"
+
+  cluster_name                 = module.eks.cluster_name
+  karpenter_interruption_queue = module.eks.karpenter_interruption_queue
+}
+
 module "msk" {
   source = "../../modules/msk"
 

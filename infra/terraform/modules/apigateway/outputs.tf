@@ -10,7 +10,7 @@ output "websocket_api_endpoint" {
 
 output "websocket_callback_url" {
   description = "@connections callback URL the gateway posts pushes to."
-  value       = "https://${aws_apigatewayv2_api.websocket.id}.execute-api.${data.aws_region.current.region}.amazonaws.com/${aws_apigatewayv2_stage.websocket.name}"
+  value       = "https://${aws_apigatewayv2_api.websocket.id}.execute-api.${data.aws_region.current.name}.amazonaws.com/${aws_apigatewayv2_stage.websocket.name}"
 }
 
 output "gateway_target_group_arn" {

@@ -17,3 +17,8 @@ output "auth_token_secret_arn" {
   description = "Secrets Manager secret holding the AUTH token."
   value       = aws_secretsmanager_secret.auth_token.arn
 }
+
+output "cluster_mode" {
+  description = "Whether the replication group runs in cluster mode (the fleet's REDIS_CLUSTER)."
+  value       = aws_elasticache_replication_group.this.cluster_mode == "enabled"
+}

@@ -64,3 +64,9 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "cluster_mode" {
+  description = "Cluster mode (shards by hash slot); the fleet's REDIS_CLUSTER must say the same (helm_values)."
+  type        = bool
+  default     = true
+}
