@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS: dict[str, int] = {
@@ -27,8 +27,15 @@ class Settings(BaseSettings):
 
     database_url: str = Field("postgresql://postgres@127.0.0.1:55432/spot", description="Aurora / Postgres DSN")
     redis_url: str = Field("redis://127.0.0.1:56379/0", description="ElastiCache / Redis URL")
+    # The chart says how ElastiCache runs (config.redisCluster, from Terraform's cluster_mode). The client in
+    # shared/redis.py is one connection pool to one primary: against a cluster-mode endpoint every key on
+    # another shard would answer MOVED, so a fleet told it is in cluster mode stops at boot instead.
+    redis_cluster: bool = Field(False, description="ElastiCache cluster mode (REDIS_CLUSTER); must be false")
     kafka_bootstrap: str = Field("127.0.0.1:59092", description="MSK / Kafka bootstrap servers")
     kafka_partitions: int = Field(4, ge=1, le=1024)
+    # `spot admin init` creates the topics with it: 1 for the local single broker, MSK's replication factor
+    # on EKS (3, one per zone; the brokers' min.insync.replicas of 2 refuses acks=all writes below that).
+    kafka_replication_factor: int = Field(1, ge=1, le=16, description="replicas of every topic spot admin init creates")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     kafka_sasl_username: str | None = None
@@ -126,3 +133,13 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{name}{self.topic_suffix}"
+
+    @field_validator("redis_cluster")
+    @classmethod
+    def _no_cluster_mode(cls, value: bool) -> bool:
+        if value:
+            raise ValueError(
+                "REDIS_CLUSTER=true: the fleet's Redis client is not cluster-aware (one pool to one primary); "
+                "run ElastiCache with cluster_mode = false (infra/terraform envs/prod redis_cluster_mode)"
+            )
+        return value

@@ -260,6 +260,15 @@ def cmd_deploy_values(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy_lambda_package(args: argparse.Namespace) -> int:
+    from . import lambda_package
+
+    root = Path(__file__).resolve().parents[1]
+    members = lambda_package.build(root, Path(args.out))
+    print(f"{args.out}: {len(members)} files from {', '.join(lambda_package.PACKAGES)}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -331,6 +340,9 @@ def parser() -> argparse.ArgumentParser:
     dv = dsub_.add_parser("values", help="the Helm values file of an environment, from `terraform output -json`")
     dv.add_argument("outputs", help="the JSON of `terraform output -json` (a file, or - for stdin)")
     dv.set_defaults(func=cmd_deploy_values)
+    lp = dsub_.add_parser("lambda-package", help="the ingestion Lambda's zip (Terraform's lambda_package_path)")
+    lp.add_argument("out", nargs="?", default="build/order-ingestion.zip", help="where to write the zip")
+    lp.set_defaults(func=cmd_deploy_lambda_package)
     return p
 
 

@@ -60,15 +60,35 @@ def mirrored_providers() -> set[str]:
     return {f"{p.parent.name}/{p.name}" for p in MIRROR.glob("registry.terraform.io/*/*")}
 
 
-def validate_and_test(module: Path) -> tuple[int, str]:
-    """`init` from the mirror, `validate`, then `test` (mock providers) when the module has tests/."""
+def validate_and_test(tree: Path, root: str = ".") -> tuple[int, str]:
+    """`init` from the mirror, `validate`, then `test` (mock providers) when the root has tests/.
+
+    `root` is relative to `tree`, which is copied whole (an environment's modules are its siblings)."""
     with tempfile.TemporaryDirectory() as scratch:
-        copy = Path(scratch) / module.name
-        shutil.copytree(module, copy, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl"))
+        copy = Path(scratch) / tree.name
+        shutil.copytree(tree, copy, ignore=shutil.ignore_patterns(".terraform", ".terraform.lock.hcl", "*.tfstate*"))
+        where = copy / root
         for command in (["init", "-backend=false", "-input=false", "-no-color"], ["validate", "-no-color"]):
-            code, output = run(command, copy)
+            code, output = run(command, where)
             if code != 0:
                 return code, output
-        if (copy / "tests").is_dir():
-            return run(["test", "-no-color"], copy)
+        if (where / "tests").is_dir():
+            return run(["test", "-no-color"], where)
         return code, output
+
+
+def parse(path: Path) -> dict:
+    """One .tf file as python-hcl2 reads it, block labels unquoted: {"resource": [{"helm_release": {...}}]}."""
+    import hcl2
+
+    def unquote(value: object) -> object:
+        if isinstance(value, dict):
+            return {k.strip('"'): unquote(v) for k, v in value.items() if k != "__is_block__"}
+        if isinstance(value, list):
+            return [unquote(v) for v in value]
+        if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+            return value[1:-1]
+        return value
+
+    with path.open() as f:
+        return unquote(hcl2.load(f))  # type: ignore[return-value]

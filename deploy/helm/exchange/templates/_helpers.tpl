@@ -90,6 +90,7 @@ before the ConfigMap exists).
 {{- define "exchange.configData" -}}
 KAFKA_BOOTSTRAP: {{ .Values.kafka.bootstrap | quote }}
 KAFKA_PARTITIONS: {{ .Values.kafka.partitions | quote }}
+KAFKA_REPLICATION_FACTOR: {{ .Values.kafka.replicationFactor | default 1 | quote }}
 KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | default "PLAINTEXT" | quote }}
 {{- with .Values.kafka.saslMechanism }}
 KAFKA_SASL_MECHANISM: {{ . | quote }}

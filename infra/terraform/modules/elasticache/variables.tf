@@ -37,9 +37,9 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups allowed to connect on 6379 (EKS nodes)."
-  type        = list(string)
+variable "client_security_groups" {
+  description = "Security groups allowed to connect on 6379 (EKS nodes), by a name known before apply (the IDs are not, and for_each needs its keys)."
+  type        = map(string)
 }
 
 variable "kms_key_arn" {
@@ -66,7 +66,7 @@ variable "tags" {
 }
 
 variable "cluster_mode" {
-  description = "Cluster mode (shards by hash slot); the fleet's REDIS_CLUSTER must say the same (helm_values)."
+  description = "Cluster mode (shards by hash slot). The fleet's REDIS_CLUSTER says the same (helm_values); its client is not cluster-aware, so keep it false (one shard, replicas in other zones)."
   type        = bool
-  default     = true
+  default     = false
 }
