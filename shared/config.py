@@ -7,7 +7,7 @@ environment (the Helm chart's ConfigMap and Secret). A malformed value stops the
 from __future__ import annotations
 
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     )
     kafka_bootstrap: str = Field("127.0.0.1:59092", description="MSK / Kafka bootstrap servers")
     kafka_partitions: int = Field(4, ge=1, le=1024)
+    # `spot admin init` creates the topics with it: 1 for the local single broker, MSK's replication factor
+    # on EKS (3, one per zone; the brokers' min.insync.replicas of 2 refuses acks=all writes below that).
+    kafka_replication_factor: int = Field(1, ge=1, le=16, description="replicas of every topic spot admin init creates")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"] | None = None
     kafka_sasl_username: str | None = None
@@ -192,10 +195,10 @@ def one_line(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def load() -> Settings:
-    """The settings of a starting process (every entry point: ``spot``, the Lambda): ``SettingsError`` in one
-    line instead of pydantic's multi-line report."""
+def load(**overrides: Any) -> Settings:
+    """The settings of a starting process (every entry point: ``spot``, the Lambda; ``overrides`` are values it
+    read elsewhere, e.g. from Secrets Manager): ``SettingsError`` in one line instead of pydantic's report."""
     try:
-        return Settings()
+        return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(one_line(exc)) from None

@@ -163,7 +163,7 @@ async def _stamp_broker(settings: Settings, identity: Identity) -> None:
     await admin.start()
     try:
         with contextlib.suppress(TopicAlreadyExistsError):
-            await admin.create_topics([NewTopic(_topic(settings), 1, 1)])
+            await admin.create_topics([NewTopic(_topic(settings), 1, settings.kafka_replication_factor)])
     finally:
         await admin.close()
     producer = AIOKafkaProducer(

@@ -636,7 +636,10 @@ async def create_topics(settings: Settings, partitions: int | None = None) -> li
         existing = set(await admin.list_topics())
         names = [name for t in ALL_TOPICS for name in physical_topics(settings, t.value)]
         names += [settings.topic(t.dlq) for t in ALL_TOPICS]
-        wanted = [NewTopic(name, n if not name.endswith(".dlq") else 1, 1) for name in names if name not in existing]
+        replicas = settings.kafka_replication_factor
+        wanted = [
+            NewTopic(name, n if not name.endswith(".dlq") else 1, replicas) for name in names if name not in existing
+        ]
         if wanted:
             try:
                 await admin.create_topics(wanted)

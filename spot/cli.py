@@ -263,6 +263,27 @@ def cmd_trades(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_deploy_values(args: argparse.Namespace) -> int:
+    from . import deploy_values
+
+    text = sys.stdin.read() if args.outputs == "-" else Path(args.outputs).read_text()
+    try:
+        print(deploy_values.render(text), end="")
+    except deploy_values.NotTerraformOutput as exc:
+        print(f"spot deploy values: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def cmd_deploy_lambda_package(args: argparse.Namespace) -> int:
+    from . import lambda_package
+
+    root = Path(__file__).resolve().parents[1]
+    members = lambda_package.build(root, Path(args.out))
+    print(f"{args.out}: {len(members)} files from {', '.join(lambda_package.PACKAGES)}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="spot", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -336,6 +357,14 @@ def parser() -> argparse.ArgumentParser:
     tq.add_argument("--dir", help="archive root (default: ARCHIVE_DIR)")
     tq.add_argument("--json", action="store_true", help="rows as JSON objects")
     tq.set_defaults(func=cmd_trades)
+    deploy = sub.add_parser("deploy", help="deployment helpers")
+    dsub_ = deploy.add_subparsers(dest="deploy", required=True)
+    dv = dsub_.add_parser("values", help="the Helm values file of an environment, from `terraform output -json`")
+    dv.add_argument("outputs", help="the JSON of `terraform output -json` (a file, or - for stdin)")
+    dv.set_defaults(func=cmd_deploy_values)
+    lp = dsub_.add_parser("lambda-package", help="the ingestion Lambda's zip (Terraform's lambda_package_path)")
+    lp.add_argument("out", nargs="?", default="build/order-ingestion.zip", help="where to write the zip")
+    lp.set_defaults(func=cmd_deploy_lambda_package)
     return p
 
 

@@ -5,7 +5,8 @@ Binance clients sign their own requests: the handler checks the API key and the 
 raw query and body exactly as the gateway does (``services/gateway/auth.py``), then publishes the
 canonical message with ``Ingestor`` and answers with the order id (Binance's ACK response). Rate limits
 on this path are API Gateway's throttling. Connections are opened on the first invocation and reused
-while the execution environment lives.
+while the execution environment lives; the database and Redis credentials are read from Secrets Manager
+then (``lambda_credentials``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
 from ..gateway.auth import check_timestamp, parse_params, split_signature, verify
+from . import lambda_credentials
 from .app import Ingestor, ingestor
 
 _loop = asyncio.new_event_loop()
@@ -30,7 +32,8 @@ _state: dict[str, Any] = {}
 
 async def _ready() -> tuple[Settings, Ingestor]:
     if "ingestor" not in _state:
-        settings = config.load()  # a wrong setting: one line in the init error
+        settings = config.load(**lambda_credentials.load())  # DATABASE_URL, REDIS_URL from Secrets Manager;
+        # a wrong setting: one line in the init error
         stack = AsyncExitStack()
         _state["ingestor"] = await stack.enter_async_context(ingestor(settings))
         _state["settings"], _state["stack"] = settings, stack

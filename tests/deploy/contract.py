@@ -50,7 +50,8 @@ KUBERNETES_VERSION = "1.35.0"
 PROFILES: dict[str, list[Path]] = {
     "default": [],
     "local": [CHART / "values-local.yaml"],
-    "eks": [CHART / "values-eks.yaml"],
+    # The EKS profile with what `spot deploy values` makes of `terraform output -json` (fixtures/).
+    "eks": [CHART / "values-eks.yaml", FIXTURES / "values-from-terraform.yaml"],
     **{f"ci-{p.name.removesuffix('-values.yaml')}": [p] for p in sorted((CHART / "ci").glob("*-values.yaml"))},
 }
 

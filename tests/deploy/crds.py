@@ -68,11 +68,11 @@ class _Version:
 
 
 class CustomResourceSchemas:
-    """The CRDs in a folder, by (group/version, kind)."""
+    """The CRDs in a folder and its subfolders (operators/), by (group/version, kind)."""
 
     def __init__(self, crd_dir: Path) -> None:
         self.versions: dict[tuple[str, str], _Version] = {}
-        for path in sorted(crd_dir.glob("*.yaml")):
+        for path in sorted(crd_dir.rglob("*.yaml")):
             for crd in yaml.safe_load_all(path.read_text()):
                 if not crd or crd.get("kind") != "CustomResourceDefinition":
                     continue

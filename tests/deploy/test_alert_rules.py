@@ -40,3 +40,21 @@ def test_prometheus_rule_matches_its_crd_and_queries_exposed_metrics(rendered, o
 
 def test_alert_rules_are_off_unless_asked_for(rendered):
     assert not _rules(rendered, "default")
+
+
+@pytest.mark.parametrize("profile", WITH_RULES)
+def test_alerts_cover_lag_errors_outages_halts_and_dead_letters(rendered, profile):
+    (rule,) = _rules(rendered, profile)
+    alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert set(alerts) == {
+        "ConsumerLagHigh",
+        "DeadLetterGrowth",
+        "HttpErrorRateHigh",
+        "DependencyOutage",
+        "SettlementHalted",
+    }
+    assert metric_names(alerts["ConsumerLagHigh"]["expr"]) == {"spot_kafka_consumer_lag"}
+    assert metric_names(alerts["DeadLetterGrowth"]["expr"]) == {"spot_dlq_messages_total"}
+    assert metric_names(alerts["DependencyOutage"]["expr"]) == {"spot_dependency_outages_total"}
+    assert 'status=~"5.."' in alerts["HttpErrorRateHigh"]["expr"]
+    assert all(a["labels"]["severity"] in {"warning", "critical"} for a in alerts.values())

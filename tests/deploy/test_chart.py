@@ -79,18 +79,15 @@ def test_eks_profile_scales_every_service_as_section_4_says(rendered):
             assert "replicas" not in deployment["spec"], "an autoscaler owns the replica count"
 
 
-def test_init_hook_runs_spot_admin_init_before_install_and_upgrade(rendered):
+def test_init_hook_runs_spot_admin_init_after_install_and_before_upgrade(rendered):
     jobs = [d for d in rendered["default"] if d["kind"] == "Job"]
     assert len(jobs) == 1
     job = jobs[0]
-    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade"
+    # after install: its Secret and ServiceAccount are ordinary objects (test_release_shape.py)
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "post-install,pre-upgrade"
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["spot", "admin", "init"]
     env = {e["name"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert {"KAFKA_BOOTSTRAP", "KAFKA_PARTITIONS", "HOST"} <= env
-    # What the hook needs must exist before it: its Secret and ServiceAccount are lower-weight hooks.
-    for doc in rendered["default"]:
-        if doc["kind"] in ("Secret", "ServiceAccount"):
-            assert int(doc["metadata"]["annotations"]["helm.sh/hook-weight"]) < 0
 
 
 def test_config_carries_every_setting_of_the_contract(rendered):

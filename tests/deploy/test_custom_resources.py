@@ -1,10 +1,12 @@
-"""KEDA, VPA and Karpenter objects (rendered by the chart and in deploy/keda, deploy/karpenter) match the
-upstream CRDs in ../shared/crds, CEL rules included; the kinds without a CRD there are checked for what
-the fleet relies on. Broken objects under fixtures/broken/crds prove the check bites.
+"""Every custom object (rendered by the chart for every profile, and in deploy/keda, deploy/karpenter)
+matches its upstream CRD in ../shared/crds or ../shared/crds/operators (KEDA, VPA, Karpenter, Prometheus
+Operator, AWS Load Balancer Controller, External Secrets), CEL rules included; every other object is a
+built-in kind (test_kubernetes_objects.py). Broken objects under fixtures/broken/crds prove the check bites.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,12 @@ import yaml
 from . import chart
 from .contract import BROKEN, KARPENTER_DIR, KEDA_DIR, PROFILES
 from .crds import load_documents
+from .test_kubernetes_objects import BUILT_IN_GROUPS
 
 CLUSTER_FILES = sorted(KEDA_DIR.glob("*.yaml")) + sorted(KARPENTER_DIR.glob("*.yaml"))
 BROKEN_CRDS = sorted((BROKEN / "crds").glob("*.yaml"))
-# Kinds of add-ons whose CRDs are not in ../shared/crds; checked by their own rules below (the PrometheusRule
-# against ../shared/crds/operators, in test_alert_rules.py).
-UNLISTED = {"TriggerAuthentication", "ServiceMonitor", "TargetGroupBinding", "PrometheusRule"}
+# TriggerAuthentication has its CRD (operators/) and also the credential rules below, which a schema cannot say.
+UNLISTED = {"TriggerAuthentication"}
 
 
 def _expectation(path: Path) -> str:
@@ -38,13 +40,20 @@ def test_rendered_custom_resources_match_their_crds(rendered, crd_schemas, profi
             )
             checked += 1
         else:
-            assert (
-                doc["kind"] in UNLISTED
-                or "." not in doc["apiVersion"].split("/")[0]
-                or doc["apiVersion"].startswith(("networking.k8s.io/",))
-            ), f"{doc['kind']} has no CRD to check against"
+            assert doc["apiVersion"] in BUILT_IN_GROUPS, f"{doc['apiVersion']} {doc['kind']}: no CRD to check against"
     if profile == "eks":
-        assert checked == 4 + 7  # ScaledObjects + VerticalPodAutoscalers
+        kinds = Counter(d["kind"] for d in rendered[profile] if crd_schemas.knows(chart.strip(d)))
+        assert kinds == {
+            "ScaledObject": 4,
+            "TriggerAuthentication": 1,
+            "VerticalPodAutoscaler": 7,
+            "ServiceMonitor": 7,
+            "PrometheusRule": 1,
+            "TargetGroupBinding": 1,
+            "SecretStore": 1,
+            "ExternalSecret": 1,
+        }, kinds
+        assert checked == sum(kinds.values())
 
 
 def test_cluster_object_files_hold_one_object_each():
@@ -58,9 +67,8 @@ def test_cluster_objects_match_their_crds(crd_schemas, path):
     (doc,) = load_documents(path)
     if doc["kind"] in UNLISTED:
         assert not trigger_authentication_problems(doc)
-    else:
-        assert crd_schemas.knows(doc), f"{doc['apiVersion']} {doc['kind']}"
-        assert not crd_schemas.violations(doc), [str(v) for v in crd_schemas.violations(doc)]
+    assert crd_schemas.knows(doc), f"{doc['apiVersion']} {doc['kind']}"
+    assert not crd_schemas.violations(doc), [str(v) for v in crd_schemas.violations(doc)]
 
 
 def test_karpenter_offers_spot_and_on_demand_within_limits():
@@ -87,8 +95,8 @@ def test_example_scaled_objects_reference_existing_trigger_authentications():
 
 def test_eks_values_reference_the_msk_iam_trigger_authentication():
     values = yaml.safe_load((chart.CHART / "values-eks.yaml").read_text())
-    assert values["keda"]["authenticationRef"] == "kafka-msk-iam"
-    assert values["keda"]["triggerMetadata"]["sasl"] == "aws_msk_iam"
+    assert values["keda"]["triggerAuthentication"] == {"create": True, "podIdentityProvider": "aws"}
+    assert values["keda"]["saslTokenProvider"] == "aws_msk_iam"
 
 
 def test_service_monitors_and_target_group_binding_select_real_services(rendered):

@@ -9,7 +9,15 @@ import yaml
 from . import chart
 from .contract import BROKEN, KUBERNETES_VERSION, PROFILES
 
-BUILT_IN_GROUPS = ("v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v2", "networking.k8s.io/v1")
+BUILT_IN_GROUPS = (
+    "v1",
+    "apps/v1",
+    "batch/v1",
+    "policy/v1",
+    "autoscaling/v2",
+    "networking.k8s.io/v1",
+    "scheduling.k8s.io/v1",
+)
 BROKEN_OBJECTS = sorted((BROKEN / "kubernetes").glob("*.yaml"))
 
 

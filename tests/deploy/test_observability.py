@@ -19,7 +19,7 @@ import yaml
 from prometheus_client import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[2]
-DASHBOARDS = sorted((ROOT / "deploy" / "grafana").glob("*.json"))
+DASHBOARDS = sorted((ROOT / "deploy" / "helm" / "exchange" / "dashboards").glob("*.json"))
 COLLECTOR = ROOT / "deploy" / "otel-collector" / "config.yaml"
 SERVICE_MODULES = (
     "services.gateway.app",
@@ -74,7 +74,7 @@ def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_there_is_a_dashboard() -> None:
-    assert DASHBOARDS, "no dashboard under deploy/grafana"
+    assert DASHBOARDS, "no dashboard under deploy/helm/exchange/dashboards"
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)

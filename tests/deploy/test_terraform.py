@@ -1,6 +1,10 @@
-"""infra/terraform is formatted, loads (every module through envs/prod), and keeps the house rules:
-four-file modules, every variable and output described, the design's components all present.
-Broken trees under fixtures/broken/terraform prove each check bites."""
+"""infra/terraform is formatted, loads (every module through envs/prod and envs/prod-addons), validates
+with the mirrored AWS provider (every module that needs only it, and envs/prod) and passes its `terraform
+test` files, and keeps the house rules: four-file modules, every variable and output described, the
+design's components all present. Broken trees under fixtures/broken/terraform prove each check bites.
+
+The helm provider is not in this machine's mirror, so eks_addons and envs/prod-addons (its root) are only
+loaded here, and tests/deploy/test_eks_addons.py reads their HCL."""
 
 from __future__ import annotations
 
@@ -10,12 +14,13 @@ from pathlib import Path
 import pytest
 
 from . import terraform
-from .contract import BROKEN, TERRAFORM, TOPICS
+from .contract import BROKEN, TERRAFORM
 
 MODULES = sorted(p for p in (TERRAFORM / "modules").iterdir() if p.is_dir())
 COMPONENTS = {
     "vpc",
     "eks",
+    "eks_addons",
     "msk",
     "aurora",
     "elasticache",
@@ -68,8 +73,13 @@ def test_module_has_four_files_and_describes_its_interface(module):
     assert not layout_problems(module) + undocumented(module)
 
 
-def test_environment_describes_its_interface():
-    assert not undocumented(TERRAFORM / "envs" / "prod")
+ENVIRONMENTS = ("prod", "prod-addons")
+ADDONS = {"eks_addons"}  # the helm provider's modules, applied from envs/prod-addons
+
+
+@pytest.mark.parametrize("env", ENVIRONMENTS)
+def test_environment_describes_its_interface(env):
+    assert not undocumented(TERRAFORM / "envs" / env)
 
 
 def test_terraform_is_formatted():
@@ -77,11 +87,35 @@ def test_terraform_is_formatted():
     assert code == 0, output
 
 
-def test_prod_environment_loads_with_every_module():
-    code, output = terraform.load(TERRAFORM, "envs/prod")
+@pytest.mark.parametrize(("env", "components"), [("prod", COMPONENTS - ADDONS), ("prod-addons", ADDONS)])
+def test_environment_loads_with_its_modules(env, components):
+    code, output = terraform.load(TERRAFORM, f"envs/{env}")
     assert code == 0, output
-    for component in COMPONENTS:
+    for component in components:
         assert f"module.{component}" in output, component
+
+
+def test_prod_needs_only_the_mirrored_aws_provider():
+    assert _providers(TERRAFORM / "envs" / "prod") == {"hashicorp/aws"} <= terraform.mirrored_providers()
+
+
+def test_prod_validates_and_its_helm_values_test_passes():
+    """envs/prod with every module; tests/helm_values.tftest.hcl asserts the values handed to Helm."""
+    code, output = terraform.validate_and_test(TERRAFORM, "envs/prod")
+    assert code == 0, output
+    assert '"helm_values_name_the_estate_and_hold_no_placeholder"... pass' in output
+
+
+def test_addon_inputs_are_the_variables_of_prod_addons():
+    """`terraform output -json addon_inputs` of envs/prod is the tfvars file of envs/prod-addons."""
+    (outputs,) = [
+        o for o in terraform.parse(TERRAFORM / "envs" / "prod" / "outputs.tf")["output"] if "addon_inputs" in o
+    ]
+    given = set(outputs["addon_inputs"]["value"])
+    wanted = {
+        name for v in terraform.parse(TERRAFORM / "envs" / "prod-addons" / "variables.tf")["variable"] for name in v
+    }
+    assert given == wanted
 
 
 def test_no_secret_values_in_code():
@@ -90,11 +124,14 @@ def test_no_secret_values_in_code():
         assert not pattern.search(path.read_text()), path
 
 
-def test_msk_creates_the_four_topics_and_their_dead_letter_topics():
-    text = (TERRAFORM / "modules" / "msk" / "main.tf").read_text()
-    for topic in TOPICS:
-        assert f'"{topic}"' in text
-    assert 'name               = "${each.value}.dlq"' in text
+def test_topics_are_made_by_the_init_job_not_by_terraform():
+    """msk needs only the AWS provider; `spot admin init` (the chart's init Job) creates the topics with the
+    partitions and replicas helm_values hands over from the msk module."""
+    assert not [p for p in TERRAFORM.rglob("*.tf") if 'resource "kafka_topic"' in p.read_text()]
+    assert _providers(TERRAFORM / "modules" / "msk") == {"hashicorp/aws"}
+    outputs = (TERRAFORM / "envs" / "prod" / "outputs.tf").read_text()
+    assert "replicationFactor = module.msk.replication_factor" in outputs
+    assert "partitions        = module.msk.partitions" in outputs
 
 
 def test_glue_table_has_the_trade_columns_and_partitions():
@@ -123,10 +160,47 @@ def test_glue_table_has_the_trade_columns_and_partitions():
     assert "ParquetHiveSerDe" in text
 
 
-def test_lambda_is_packaged_from_the_project_handler():
-    text = (TERRAFORM / "modules" / "lambda_ingestion" / "variables.tf").read_text()
-    assert '"services.ingestion.lambda_handler.handler"' in text
-    assert 'data "archive_file" "code"' in (TERRAFORM / "modules" / "lambda_ingestion" / "main.tf").read_text()
+def test_lambda_deploys_the_prebuilt_zip_of_the_project_handler():
+    module = TERRAFORM / "modules" / "lambda_ingestion"
+    assert '"services.ingestion.lambda_handler.handler"' in (module / "variables.tf").read_text()
+    main = (module / "main.tf").read_text()
+    assert "archive_file" not in main
+    assert "filebase64sha256(var.package_path)" in main
+    assert _providers(module) == {"hashicorp/aws"}
+
+
+def _providers(module: Path) -> set[str]:
+    text = (module / "versions.tf").read_text()
+    return {s.lower() for s in re.findall(r'source\s*=\s*"([\w-]+/[\w-]+)"', text)}
+
+
+# Modules whose providers are all in this machine's mirror: validated and their tests/ run with mocks.
+VALIDATED = [m for m in MODULES if _providers(m) <= terraform.mirrored_providers()]
+
+
+def test_aws_only_modules_are_the_ones_validated_here():
+    # eks_addons needs helm, which is not in the mirror; every other module needs only aws
+    assert {m.name for m in MODULES} - {m.name for m in VALIDATED} == ADDONS
+
+
+@pytest.mark.parametrize("module", VALIDATED, ids=lambda p: p.name)
+def test_module_validates_and_its_tests_pass_with_the_mirrored_provider(module):
+    code, output = terraform.validate_and_test(module)
+    assert code == 0, output
+
+
+@pytest.mark.parametrize(
+    ("module", "test_file"),
+    [
+        ("eks", "wiring.tftest.hcl"),
+        ("elasticache", "cluster_mode.tftest.hcl"),
+        ("iam", "msk_access.tftest.hcl"),
+        ("lambda_ingestion", "wiring.tftest.hcl"),
+    ],
+)
+def test_wiring_is_asserted_by_terraform_test(module, test_file):
+    text = (TERRAFORM / "modules" / module / "tests" / test_file).read_text()
+    assert 'mock_provider "aws"' in text and text.count("assert {") >= 2
 
 
 # --- the checks bite -------------------------------------------------------------------------------

@@ -91,11 +91,11 @@ before the ConfigMap exists).
 KAFKA_BOOTSTRAP: {{ .Values.kafka.bootstrap | quote }}
 KAFKA_PARTITIONS: {{ .Values.kafka.partitions | quote }}
 KAFKA_SEGMENT_S: {{ .Values.kafka.segmentS | default 0 | quote }}
+KAFKA_REPLICATION_FACTOR: {{ .Values.kafka.replicationFactor | default 1 | quote }}
 KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | default "PLAINTEXT" | quote }}
 {{- with .Values.kafka.saslMechanism }}
 KAFKA_SASL_MECHANISM: {{ . | quote }}
 {{- end }}
-REDIS_CLUSTER: {{ (.Values.redis).cluster | default false | toString | quote }}
 INGESTION_URL: {{ printf "http://%s:%v" (include "exchange.serviceName" (dict "root" . "name" "ingestion")) .Values.services.ingestion.port | quote }}
 HOST: "0.0.0.0"
 {{- with .Values.archive }}
@@ -116,6 +116,7 @@ AWS_REGION: {{ . | quote }}
 {{- end }}
 {{- end }}
 LOG_LEVEL: {{ .Values.config.logLevel | default "INFO" | quote }}
+REDIS_CLUSTER: {{ .Values.config.redisCluster | default false | toString | quote }}
 {{- with .Values.config.otelExporterOtlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 OTEL_TRACES_SAMPLER_ARG: {{ $.Values.config.otelTracesSamplerArg | default 0 | toString | quote }}
@@ -145,10 +146,21 @@ on them, so `helm template` and `helm install` both fail with the reason.
 {{- end }}
 {{- end }}
 {{- end }}
-{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.databaseUrl) }}
+{{- $group := dict }}
+{{- range $kind := list "rest" "websocket" }}
+{{- $annotations := (index $.Values.ingress $kind).annotations | default dict }}
+{{- with index $annotations "alb.ingress.kubernetes.io/group.name" }}
+{{- $scheme := index $annotations "alb.ingress.kubernetes.io/scheme" | default "internal" }}
+{{- if and (hasKey $group .) (ne (index $group .) $scheme) }}
+{{- fail (printf "ingress.rest and ingress.websocket share alb.ingress.kubernetes.io/group.name %q with schemes %s and %s: the AWS Load Balancer Controller refuses a group with conflicting schemes (no ALB is made)" . (index $group .) $scheme) }}
+{{- end }}
+{{- $_ := set $group . $scheme }}
+{{- end }}
+{{- end }}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.externalSecrets.enabled) (not .Values.secrets.databaseUrl) }}
 {{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: every service reads DATABASE_URL" }}
 {{- end }}
-{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.redisUrl) }}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.externalSecrets.enabled) (not .Values.secrets.redisUrl) }}
 {{- fail "secrets.redisUrl (or secrets.existingSecret) is required: every service reads REDIS_URL" }}
 {{- end }}
 {{- end }}
@@ -162,5 +174,28 @@ securityContext:
 {{- with .root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/* The TriggerAuthentication every Kafka trigger uses: the chart's own, or keda.authenticationRef, or none. */}}
+{{- define "exchange.kedaAuthenticationName" -}}
+{{- if .Values.keda.triggerAuthentication.create }}
+{{- printf "%s-kafka" (include "exchange.fullname" .) }}
+{{- else }}
+{{- .Values.keda.authenticationRef }}
+{{- end }}
+{{- end }}
+
+{{- define "exchange.orderPathPriorityClass" -}}
+{{- printf "%s-order-path" (include "exchange.fullname" .) }}
+{{- end }}
+
+{{/* services.<name>.priorityClassName, else the chart's PriorityClass for the order path, else none. */}}
+{{- define "exchange.priorityClassName" -}}
+{{- $svc := index .root.Values.services .name }}
+{{- if $svc.priorityClassName }}
+{{- $svc.priorityClassName }}
+{{- else if and .root.Values.priorityClass.create $svc.orderPath }}
+{{- include "exchange.orderPathPriorityClass" .root }}
 {{- end }}
 {{- end }}

@@ -10,11 +10,14 @@ locals {
     environment = var.environment
     managed-by  = "terraform"
   }
-  project_root = abspath("${path.root}/../../../..")
 }
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
+
+locals {
+  topic_arn_prefix = "arn:${data.aws_partition.current.partition}:kafka:${var.region}:${data.aws_caller_identity.current.account_id}:topic/${module.msk.cluster_name}/${module.msk.cluster_uuid}"
+}
 
 # One customer-managed key for the environment's data at rest. A key policy's Resource "*" means this key;
 # CloudWatch Logs may use it for the account's log groups, EventBridge and CloudWatch alarms to deliver to
@@ -61,6 +64,24 @@ resource "aws_kms_alias" "this" {
   target_key_id = aws_kms_key.this.key_id
 }
 
+# The fleet's image (one image, SERVICE picks the module; services/Dockerfile): immutable tags, scanned
+# on push, encrypted with the environment's key. Its URL is the chart's image.repository (helm_values).
+resource "aws_ecr_repository" "services" {
+  name                 = local.name
+  image_tag_mutability = "IMMUTABLE"
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = "KMS"
+    kms_key         = aws_kms_key.this.arn
+  }
+
+  tags = local.tags
+}
+
 module "vpc" {
   source = "../../modules/vpc"
 
@@ -84,38 +105,52 @@ module "eks" {
   tags                   = local.tags
 }
 
+# The cluster's controllers (Helm releases, their Pod Identity IAM) are applied from envs/prod-addons, a
+# root of their own: the helm provider is configured from this cluster, and this root needs only the AWS
+# provider (output addon_inputs hands over what the releases need).
+
 module "msk" {
   source = "../../modules/msk"
 
-  name                      = local.name
-  vpc_id                    = module.vpc.vpc_id
-  subnet_ids                = module.vpc.private_subnet_ids
-  client_security_group_ids = [module.eks.cluster_security_group_id, module.lambda_ingestion.security_group_id]
-  kms_key_arn               = aws_kms_key.this.arn
-  partitions                = var.kafka_partitions
-  tags                      = local.tags
+  name       = local.name
+  vpc_id     = module.vpc.vpc_id
+  subnet_ids = module.vpc.private_subnet_ids
+  client_security_groups = {
+    nodes            = module.eks.cluster_security_group_id
+    ingestion_lambda = module.lambda_ingestion.security_group_id
+  }
+  kms_key_arn = aws_kms_key.this.arn
+  partitions  = var.kafka_partitions
+  tags        = local.tags
 }
 
 module "aurora" {
   source = "../../modules/aurora"
 
-  name                      = local.name
-  vpc_id                    = module.vpc.vpc_id
-  subnet_ids                = module.vpc.private_subnet_ids
-  client_security_group_ids = [module.eks.cluster_security_group_id]
-  kms_key_arn               = aws_kms_key.this.arn
-  tags                      = local.tags
+  name       = local.name
+  vpc_id     = module.vpc.vpc_id
+  subnet_ids = module.vpc.private_subnet_ids
+  client_security_groups = {
+    nodes            = module.eks.cluster_security_group_id
+    ingestion_lambda = module.lambda_ingestion.security_group_id
+  }
+  kms_key_arn = aws_kms_key.this.arn
+  tags        = local.tags
 }
 
 module "elasticache" {
   source = "../../modules/elasticache"
 
-  name                      = local.name
-  vpc_id                    = module.vpc.vpc_id
-  subnet_ids                = module.vpc.private_subnet_ids
-  client_security_group_ids = [module.eks.cluster_security_group_id]
-  kms_key_arn               = aws_kms_key.this.arn
-  tags                      = local.tags
+  name       = local.name
+  vpc_id     = module.vpc.vpc_id
+  subnet_ids = module.vpc.private_subnet_ids
+  client_security_groups = {
+    nodes            = module.eks.cluster_security_group_id
+    ingestion_lambda = module.lambda_ingestion.security_group_id
+  }
+  kms_key_arn  = aws_kms_key.this.arn
+  cluster_mode = var.redis_cluster_mode
+  tags         = local.tags
 }
 
 module "kinesis" {
@@ -159,17 +194,29 @@ module "iam" {
 module "lambda_ingestion" {
   source = "../../modules/lambda_ingestion"
 
-  name                     = "${local.name}-order-ingestion"
-  project_root             = local.project_root
-  dependency_layer_arns    = var.lambda_dependency_layer_arns
-  vpc_id                   = module.vpc.vpc_id
-  subnet_ids               = module.vpc.private_subnet_ids
-  kafka_bootstrap          = module.msk.bootstrap_brokers_sasl_iam
-  kafka_partitions         = var.kafka_partitions
-  msk_cluster_arn          = module.msk.cluster_arn
-  order_requests_topic_arn = "arn:${data.aws_partition.current.partition}:kafka:${var.region}:${data.aws_caller_identity.current.account_id}:topic/${module.msk.cluster_name}/${module.msk.cluster_uuid}/order-requests"
-  kms_key_arn              = aws_kms_key.this.arn
-  tags                     = local.tags
+  name                        = "${local.name}-order-ingestion"
+  package_path                = var.lambda_package_path
+  dependency_layer_arns       = var.lambda_dependency_layer_arns
+  vpc_id                      = module.vpc.vpc_id
+  subnet_ids                  = module.vpc.private_subnet_ids
+  kafka_bootstrap             = module.msk.bootstrap_brokers_sasl_iam
+  kafka_partitions            = var.kafka_partitions
+  msk_cluster_arn             = module.msk.cluster_arn
+  msk_security_group_id       = module.msk.security_group_id
+  order_requests_topic_arn    = "${local.topic_arn_prefix}/order-requests"
+  fleet_identity_topic_arn    = "${local.topic_arn_prefix}/spot.fleet"
+  database_security_group_id  = module.aurora.security_group_id
+  database_secret_arn         = module.aurora.master_user_secret_arn
+  database_host               = module.aurora.writer_endpoint
+  database_port               = module.aurora.port
+  database_name               = module.aurora.database_name
+  redis_security_group_id     = module.elasticache.security_group_id
+  redis_auth_token_secret_arn = module.elasticache.auth_token_secret_arn
+  redis_host                  = module.elasticache.endpoint
+  redis_port                  = module.elasticache.port
+  redis_cluster               = module.elasticache.cluster_mode
+  kms_key_arn                 = aws_kms_key.this.arn
+  tags                        = local.tags
 }
 
 module "apigateway" {

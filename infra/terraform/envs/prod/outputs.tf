@@ -23,9 +23,9 @@ output "database_secret_arn" {
   value       = module.aurora.master_user_secret_arn
 }
 
-output "redis_configuration_endpoint" {
-  description = "ElastiCache configuration endpoint (REDIS_URL host, rediss://)."
-  value       = module.elasticache.configuration_endpoint
+output "redis_endpoint" {
+  description = "ElastiCache endpoint (REDIS_URL host, rediss://)."
+  value       = module.elasticache.endpoint
 }
 
 output "redis_auth_token_secret_arn" {
@@ -54,13 +54,8 @@ output "gateway_target_group_arn" {
 }
 
 output "http_api_endpoint" {
-  description = "Public REST endpoint."
+  description = "Public REST endpoint (API Gateway HTTP API, /api/* only); WebSockets arrive at the ALB (public_domain)."
   value       = module.apigateway.http_api_endpoint
-}
-
-output "websocket_api_endpoint" {
-  description = "Public WebSocket API endpoint."
-  value       = module.apigateway.websocket_api_endpoint
 }
 
 output "trades_table" {
@@ -81,4 +76,56 @@ output "trade_stream_name" {
 output "alarm_topic_arn" {
   description = "SNS topic of the consumer lag alarms."
   value       = module.cloudwatch.alarm_topic_arn
+}
+
+# `spot deploy values` reads this (terraform output -json) and writes the Helm values file of the release:
+# everything that names this account, region or estate, so values-eks.yaml holds none of it.
+output "helm_values" {
+  description = "Helm values of the exchange release on this estate (spot deploy values writes them as YAML)."
+  value = {
+    image  = { repository = aws_ecr_repository.services.repository_url }
+    config = { redisCluster = module.elasticache.cluster_mode }
+    archive = {
+      s3Bucket      = module.s3.bucket_name
+      kinesisStream = module.kinesis.stream_name
+      awsRegion     = var.region
+    }
+    kafka = {
+      bootstrap         = module.msk.bootstrap_brokers_sasl_iam
+      partitions        = module.msk.partitions
+      replicationFactor = module.msk.replication_factor
+    }
+    keda = { awsRegion = var.region }
+    externalSecrets = {
+      region = var.region
+      database = {
+        secretArn = module.aurora.master_user_secret_arn
+        host      = module.aurora.writer_endpoint
+        port      = module.aurora.port
+        name      = module.aurora.database_name
+      }
+      redis = {
+        authTokenSecretArn = module.elasticache.auth_token_secret_arn
+        host               = module.elasticache.endpoint
+        port               = module.elasticache.port
+      }
+    }
+    awsLoadBalancer = { targetGroupArn = module.apigateway.gateway_target_group_arn }
+    networkPolicy   = { gatewayFrom = [{ ipBlock = { cidr = module.vpc.vpc_cidr_block } }] }
+    ingress         = { host = var.public_domain }
+  }
+}
+
+# envs/prod-addons takes these as its variables:
+#   terraform -chdir=infra/terraform/envs/prod output -json addon_inputs > infra/terraform/envs/prod-addons/prod.auto.tfvars.json
+output "addon_inputs" {
+  description = "Variables of envs/prod-addons (the cluster's controllers and their Pod Identity IAM)."
+  value = {
+    region                       = var.region
+    cluster_name                 = module.eks.cluster_name
+    vpc_id                       = module.vpc.vpc_id
+    karpenter_interruption_queue = module.eks.karpenter_interruption_queue
+    secret_arns                  = [module.aurora.master_user_secret_arn, module.elasticache.auth_token_secret_arn]
+    kms_key_arn                  = aws_kms_key.this.arn
+  }
 }

@@ -60,3 +60,20 @@ variable "lambda_dependency_layer_arns" {
   type        = list(string)
   default     = []
 }
+
+variable "lambda_package_path" {
+  description = "Zip of the ingestion Lambda, built before apply: spot deploy lambda-package build/order-ingestion.zip."
+  type        = string
+  default     = "../../../../build/order-ingestion.zip"
+}
+
+variable "redis_cluster_mode" {
+  description = "ElastiCache cluster mode; helm_values hands the same to the fleet (REDIS_CLUSTER), whose client is then a RedisCluster."
+  type        = bool
+  default     = true
+}
+
+variable "public_domain" {
+  description = "Public DNS name of the WebSocket entry (the internet-facing ALB Ingress host, chart ingress.host)."
+  type        = string
+}

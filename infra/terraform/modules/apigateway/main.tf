@@ -1,15 +1,17 @@
-# API Gateway, the public entry of the design: an HTTP API for REST (/api/v3/*) and a WebSocket API,
-# both reaching the gateway pods privately through VPC links to an internal NLB (TLS). The NLB's target
-# group is filled with gateway pod IPs by the AWS Load Balancer Controller (TargetGroupBinding, chart
-# value awsLoadBalancer.targetGroupArn). API Gateway adds throttling in front of the gateway's own per-key
-# rate limits, access logs and X-Ray traces. Optionally POST /api/v3/order goes to the ingestion Lambda.
+# API Gateway, the public entry of the design for REST: an HTTP API whose only route is the Binance REST
+# surface, ANY /api/{proxy+}, reaching the gateway pods privately through a VPC link to an internal NLB
+# (TLS). The NLB's target group is filled with gateway pod IPs by the AWS Load Balancer Controller
+# (TargetGroupBinding, chart value awsLoadBalancer.targetGroupArn). API Gateway adds throttling in front of
+# the gateway's own per-key rate limits, and access logs. Optionally POST /api/v3/order goes to the
+# ingestion Lambda. There is no $default route: /docs, /openapi.json, /metrics and /readyz are answered by
+# API Gateway with 404 and never reach the gateway from the internet.
 #
-# WebSocket API note: API Gateway terminates the WebSocket and calls the integration once per event
-# ($connect, $disconnect, each message) over HTTP; the gateway answers those under /apigw/ws/*, and pushes
-# to clients through the @connections callback URL. Clients that want a plain WebSocket (ccxt) use the
-# ALB Ingress path /ws, /ws-api, /stream instead.
-
-data "aws_region" "current" {}
+# Not here, on purpose:
+# - WebSockets: HTTP APIs do not carry them, and an API Gateway WebSocket API would call the gateway once
+#   per message, which it does not serve. WebSocket clients (ccxt) connect to the internet-facing ALB that
+#   the chart's Ingress creates (/ws, /ws-api, /stream; deploy/README.md).
+# - X-Ray: HTTP APIs cannot trace requests (only REST APIs can); a request's trace starts at the gateway,
+#   whose spans the ADOT collector sends to X-Ray.
 
 # --- internal NLB in front of the gateway pods -------------------------------------------------------
 
@@ -96,9 +98,7 @@ resource "aws_apigatewayv2_vpc_link" "http" {
 }
 
 resource "aws_cloudwatch_log_group" "access" {
-  for_each = toset(["http", "websocket"])
-
-  name              = "/aws/apigateway/${var.name}-${each.value}"
+  name              = "/aws/apigateway/${var.name}-http"
   retention_in_days = var.log_retention_days
   kms_key_id        = var.kms_key_arn
   tags              = var.tags
@@ -139,10 +139,10 @@ resource "aws_apigatewayv2_integration" "gateway" {
 }
 
 # Authentication (API key + HMAC signature) is the gateway's job, as Binance clients sign requests
-# themselves; API Gateway passes them through untouched.
-resource "aws_apigatewayv2_route" "default" {
+# themselves; API Gateway passes them through untouched. Only the REST surface is routed.
+resource "aws_apigatewayv2_route" "rest" {
   api_id             = aws_apigatewayv2_api.http.id
-  route_key          = "$default"
+  route_key          = "ANY /api/{proxy+}"
   target             = "integrations/${aws_apigatewayv2_integration.gateway.id}"
   authorization_type = "NONE"
 }
@@ -186,74 +186,7 @@ resource "aws_apigatewayv2_stage" "http" {
   }
 
   access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.access["http"].arn
-    format          = local.access_log_format
-  }
-
-  tags = var.tags
-}
-
-# --- WebSocket API ------------------------------------------------------------------------------------
-
-# WebSocket APIs reach private targets only through a REST-style VPC link to an NLB.
-resource "aws_api_gateway_vpc_link" "websocket" {
-  name        = "${var.name}-websocket"
-  target_arns = [aws_lb.gateway.arn]
-  tags        = var.tags
-}
-
-resource "aws_apigatewayv2_api" "websocket" {
-  name                       = "${var.name}-websocket"
-  protocol_type              = "WEBSOCKET"
-  description                = "Market data and user data streams of the spot exchange"
-  route_selection_expression = "$request.body.method"
-  tags                       = var.tags
-}
-
-locals {
-  websocket_routes = {
-    "$connect"    = "connect"
-    "$disconnect" = "disconnect"
-    "$default"    = "message"
-  }
-}
-
-resource "aws_apigatewayv2_integration" "websocket" {
-  for_each = local.websocket_routes
-
-  api_id             = aws_apigatewayv2_api.websocket.id
-  integration_type   = "HTTP_PROXY"
-  integration_method = "POST"
-  integration_uri    = "https://${var.internal_domain}/apigw/ws/${each.value}"
-  connection_type    = "VPC_LINK"
-  connection_id      = aws_api_gateway_vpc_link.websocket.id
-
-  tls_config {
-    server_name_to_verify = var.internal_domain
-  }
-}
-
-resource "aws_apigatewayv2_route" "websocket" {
-  for_each = local.websocket_routes
-
-  api_id             = aws_apigatewayv2_api.websocket.id
-  route_key          = each.key
-  target             = "integrations/${aws_apigatewayv2_integration.websocket[each.key].id}"
-  authorization_type = "NONE"
-}
-
-resource "aws_apigatewayv2_stage" "websocket" {
-  api_id      = aws_apigatewayv2_api.websocket.id
-  name        = "live"
-  auto_deploy = true
-
-  default_route_settings {
-    throttling_rate_limit  = var.throttle_rate_limit
-    throttling_burst_limit = var.throttle_burst_limit
-  }
-
-  access_log_settings {
-    destination_arn = aws_cloudwatch_log_group.access["websocket"].arn
+    destination_arn = aws_cloudwatch_log_group.access.arn
     format          = local.access_log_format
   }
 

@@ -3,16 +3,6 @@ output "http_api_endpoint" {
   value       = aws_apigatewayv2_api.http.api_endpoint
 }
 
-output "websocket_api_endpoint" {
-  description = "Public endpoint of the WebSocket API (stage live)."
-  value       = "${aws_apigatewayv2_api.websocket.api_endpoint}/${aws_apigatewayv2_stage.websocket.name}"
-}
-
-output "websocket_callback_url" {
-  description = "@connections callback URL the gateway posts pushes to."
-  value       = "https://${aws_apigatewayv2_api.websocket.id}.execute-api.${data.aws_region.current.region}.amazonaws.com/${aws_apigatewayv2_stage.websocket.name}"
-}
-
 output "gateway_target_group_arn" {
   description = "Target group the chart binds the gateway pods to (awsLoadBalancer.targetGroupArn)."
   value       = aws_lb_target_group.gateway.arn

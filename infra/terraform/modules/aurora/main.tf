@@ -19,7 +19,7 @@ resource "aws_security_group" "this" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "clients" {
-  for_each = toset(var.client_security_group_ids)
+  for_each = var.client_security_groups
 
   security_group_id            = aws_security_group.this.id
   description                  = "PostgreSQL from the fleet"

@@ -37,3 +37,8 @@ output "master_user_secret_arn" {
   description = "Secrets Manager secret holding the master credentials (External Secrets builds DATABASE_URL from it)."
   value       = aws_rds_cluster.this.master_user_secret[0].secret_arn
 }
+
+output "security_group_id" {
+  description = "Security group of the cluster (clients outside EKS, such as the ingestion Lambda, egress to it)."
+  value       = aws_security_group.this.id
+}

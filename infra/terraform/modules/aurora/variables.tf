@@ -49,9 +49,9 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups allowed to connect on 5432 (EKS nodes)."
-  type        = list(string)
+variable "client_security_groups" {
+  description = "Security groups allowed to connect on 5432 (EKS nodes), by a name known before apply (the IDs are not, and for_each needs its keys)."
+  type        = map(string)
 }
 
 variable "kms_key_arn" {

@@ -11,7 +11,7 @@ data "aws_region" "current" {}
 locals {
   partition = data.aws_partition.current.partition
   account   = data.aws_caller_identity.current.account_id
-  region    = data.aws_region.current.region
+  region    = data.aws_region.current.name
 }
 
 # --- control plane ------------------------------------------------------------------------------------
@@ -170,6 +170,11 @@ resource "aws_eks_access_entry" "node" {
 resource "aws_launch_template" "system" {
   name_prefix = "${var.name}-system-"
 
+  # One security group for every node: the system nodes here, Karpenter's through its discovery tag. With
+  # groups in the launch template EKS adds no other, so pods on either kind of node reach each other
+  # (CoreDNS, metrics-server, Prometheus) through this group's self rule.
+  vpc_security_group_ids = [aws_security_group.cluster.id]
+
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
@@ -232,17 +237,35 @@ resource "aws_eks_node_group" "system" {
 
   tags = var.tags
 
-  depends_on = [aws_iam_role_policy_attachment.node, aws_eks_access_entry.node]
+  depends_on = [aws_iam_role_policy_attachment.node, aws_eks_access_entry.node, aws_eks_addon.before_compute]
 }
 
-resource "aws_eks_addon" "this" {
-  for_each = toset(["eks-pod-identity-agent", "vpc-cni", "kube-proxy", "coredns", "metrics-server"])
+# Add-ons in the order terraform-aws-eks gives them: the ones a node needs to become Ready (the VPC CNI,
+# the Pod Identity agent, kube-proxy) before any node group, since bootstrap_self_managed_addons = false
+# leaves the cluster without them; the ones that run as pods (CoreDNS, metrics-server) after, since they
+# wait for a node to schedule on.
+resource "aws_eks_addon" "before_compute" {
+  for_each = toset(var.addons_before_compute)
 
   cluster_name                = aws_eks_cluster.this.name
   addon_name                  = each.value
   resolve_conflicts_on_create = "OVERWRITE"
   resolve_conflicts_on_update = "PRESERVE"
   tags                        = var.tags
+}
+
+resource "aws_eks_addon" "this" {
+  for_each = toset(var.addons_after_compute)
+
+  cluster_name                = aws_eks_cluster.this.name
+  addon_name                  = each.value
+  resolve_conflicts_on_create = "OVERWRITE"
+  resolve_conflicts_on_update = "PRESERVE"
+  tags                        = var.tags
+
+  configuration_values = each.value == "coredns" || each.value == "metrics-server" ? jsonencode({
+    tolerations = [{ key = "CriticalAddonsOnly", operator = "Exists" }]
+  }) : null
 
   depends_on = [aws_eks_node_group.system]
 }
@@ -438,33 +461,6 @@ resource "aws_cloudwatch_event_target" "karpenter" {
   arn  = aws_sqs_queue.karpenter_interruption.arn
 }
 
-resource "helm_release" "karpenter" {
-  name             = "karpenter"
-  namespace        = "kube-system"
-  repository       = "oci://public.ecr.aws/karpenter"
-  chart            = "karpenter"
-  version          = var.karpenter_version
-  create_namespace = false
-  wait             = true
-
-  values = [yamlencode({
-    settings = {
-      clusterName       = aws_eks_cluster.this.name
-      interruptionQueue = aws_sqs_queue.karpenter_interruption.name
-    }
-    nodeSelector = { "node-role" = "system" }
-    tolerations  = [{ key = "CriticalAddonsOnly", operator = "Exists" }]
-    controller = {
-      resources = {
-        requests = { cpu = "500m", memory = "512Mi" }
-        limits   = { memory = "1Gi" }
-      }
-    }
-  })]
-
-  depends_on = [aws_eks_addon.this, aws_eks_pod_identity_association.karpenter]
-}
-
 # --- KEDA (Kafka-lag scaling) and VPA ---------------------------------------------------------------
 
 resource "aws_eks_pod_identity_association" "keda" {
@@ -475,48 +471,3 @@ resource "aws_eks_pod_identity_association" "keda" {
   tags            = var.tags
 }
 
-resource "helm_release" "keda" {
-  name             = "keda"
-  namespace        = "keda"
-  repository       = "https://kedacore.github.io/charts"
-  chart            = "keda"
-  version          = var.keda_version
-  create_namespace = true
-  wait             = true
-
-  values = [yamlencode({
-    nodeSelector = { "node-role" = "system" }
-    tolerations  = [{ key = "CriticalAddonsOnly", operator = "Exists" }]
-    # deploy/keda/triggerauthentication-msk-iam.yaml: provider aws, identityOwner keda.
-    podIdentity = { aws = { irsa = { enabled = false } } }
-  })]
-
-  depends_on = [aws_eks_addon.this, aws_eks_pod_identity_association.keda]
-}
-
-resource "helm_release" "vpa" {
-  name             = "vpa"
-  namespace        = "kube-system"
-  repository       = "https://charts.fairwinds.com/stable"
-  chart            = "vpa"
-  version          = var.vpa_chart_version
-  create_namespace = false
-  wait             = true
-
-  values = [yamlencode({
-    recommender = {
-      nodeSelector = { "node-role" = "system" }
-      tolerations  = [{ key = "CriticalAddonsOnly", operator = "Exists" }]
-    }
-    updater = {
-      nodeSelector = { "node-role" = "system" }
-      tolerations  = [{ key = "CriticalAddonsOnly", operator = "Exists" }]
-    }
-    admissionController = {
-      nodeSelector = { "node-role" = "system" }
-      tolerations  = [{ key = "CriticalAddonsOnly", operator = "Exists" }]
-    }
-  })]
-
-  depends_on = [aws_eks_addon.this]
-}

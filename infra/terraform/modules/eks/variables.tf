@@ -42,24 +42,6 @@ variable "system_node_count" {
   default     = 3
 }
 
-variable "karpenter_version" {
-  description = "Karpenter Helm chart version (the CRDs in deploy/karpenter are validated against 1.14)."
-  type        = string
-  default     = "1.14.0"
-}
-
-variable "keda_version" {
-  description = "KEDA Helm chart version (the ScaledObjects are validated against 2.20)."
-  type        = string
-  default     = "2.20.0"
-}
-
-variable "vpa_chart_version" {
-  description = "Fairwinds VPA Helm chart version that installs the Vertical Pod Autoscaler (1.7)."
-  type        = string
-  default     = "4.8.0"
-}
-
 variable "keda_operator_role_arn" {
   description = "IAM role the KEDA operator assumes (EKS Pod Identity) to read MSK consumer lag; from the iam module."
   type        = string
@@ -75,4 +57,16 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "addons_before_compute" {
+  description = "EKS add-ons a node needs to become Ready; created before any node group."
+  type        = list(string)
+  default     = ["vpc-cni", "eks-pod-identity-agent", "kube-proxy"]
+}
+
+variable "addons_after_compute" {
+  description = "EKS add-ons that run as pods; created once the system node group is up."
+  type        = list(string)
+  default     = ["coredns", "metrics-server"]
 }

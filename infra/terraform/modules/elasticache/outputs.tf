@@ -3,9 +3,14 @@ output "replication_group_id" {
   value       = aws_elasticache_replication_group.this.id
 }
 
-output "configuration_endpoint" {
-  description = "Cluster-mode configuration endpoint (host of REDIS_URL, scheme rediss://)."
-  value       = aws_elasticache_replication_group.this.configuration_endpoint_address
+output "endpoint" {
+  description = "Host of REDIS_URL (scheme rediss://): the configuration endpoint in cluster mode, the primary endpoint without."
+  value       = var.cluster_mode ? local.configuration_endpoint : local.primary_endpoint
+}
+
+output "security_group_id" {
+  description = "Security group of the cluster (clients outside EKS, such as the ingestion Lambda, egress to it)."
+  value       = aws_security_group.this.id
 }
 
 output "port" {
@@ -16,4 +21,9 @@ output "port" {
 output "auth_token_secret_arn" {
   description = "Secrets Manager secret holding the AUTH token."
   value       = aws_secretsmanager_secret.auth_token.arn
+}
+
+output "cluster_mode" {
+  description = "Whether the replication group runs in cluster mode (the fleet's REDIS_CLUSTER)."
+  value       = aws_elasticache_replication_group.this.cluster_mode == "enabled"
 }

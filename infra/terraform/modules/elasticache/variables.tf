@@ -37,9 +37,9 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups allowed to connect on 6379 (EKS nodes)."
-  type        = list(string)
+variable "client_security_groups" {
+  description = "Security groups allowed to connect on 6379 (EKS nodes), by a name known before apply (the IDs are not, and for_each needs its keys)."
+  type        = map(string)
 }
 
 variable "kms_key_arn" {
@@ -63,4 +63,10 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "cluster_mode" {
+  description = "Cluster mode (shards by hash slot). The fleet's REDIS_CLUSTER says the same (helm_values): its client is then a RedisCluster, and every script and transaction touches one slot ({symbol} or {u:user} hash tags)."
+  type        = bool
+  default     = true
 }

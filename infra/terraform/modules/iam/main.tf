@@ -1,6 +1,7 @@
 # Least-privilege IAM for the fleet, one role per service (EKS Pod Identity, one service account each):
 # a service may connect to MSK, read only the topics it consumes with only its own consumer group, and
-# write only the topics it produces. trade-archiver alone may put to Kinesis and write the archive
+# write only the topics it produces; every one reads the fleet's identity record (topic spot.fleet,
+# shared/identity.py) before it serves. trade-archiver alone may put to Kinesis and write the archive
 # bucket's trades/ (Parquet) and manifests/ (its commit records) prefixes. The init job may create and
 # describe topics; the KEDA operator may only describe groups and topics to read lag.
 
@@ -9,9 +10,11 @@ data "aws_caller_identity" "current" {}
 data "aws_region" "current" {}
 
 locals {
-  kafka_arn_prefix = "arn:${data.aws_partition.current.partition}:kafka:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}"
+  kafka_arn_prefix = "arn:${data.aws_partition.current.partition}:kafka:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}"
   topic_arn        = "${local.kafka_arn_prefix}:topic/${var.msk_cluster_name}/${var.msk_cluster_uuid}"
   group_arn        = "${local.kafka_arn_prefix}:group/${var.msk_cluster_name}/${var.msk_cluster_uuid}"
+  # One record naming the fleet (shared/identity.py): `spot admin init` writes it, every service reads it.
+  fleet_identity_topic_arn = "${local.topic_arn}/spot.fleet"
 }
 
 data "aws_iam_policy_document" "pod_identity_assume" {
@@ -31,6 +34,12 @@ data "aws_iam_policy_document" "service" {
     sid       = "ConnectToCluster"
     actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
     resources = [var.msk_cluster_arn]
+  }
+
+  statement {
+    sid       = "ReadFleetIdentity"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+    resources = [local.fleet_identity_topic_arn]
   }
 
   dynamic "statement" {
@@ -139,7 +148,7 @@ resource "aws_eks_pod_identity_association" "service" {
   tags            = var.tags
 }
 
-# --- init job: topics exist (Terraform made them); `spot admin init` checks and creates if missing ----
+# --- init job: `spot admin init` creates the topics and stamps the fleet's identity in the broker ------
 
 data "aws_iam_policy_document" "init" {
   statement {
@@ -152,6 +161,12 @@ data "aws_iam_policy_document" "init" {
     sid       = "EnsureTopics"
     actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:CreateTopic"]
     resources = ["${local.topic_arn}/*"]
+  }
+
+  statement {
+    sid       = "StampFleetIdentity"
+    actions   = ["kafka-cluster:ReadData", "kafka-cluster:WriteData"]
+    resources = [local.fleet_identity_topic_arn]
   }
 }
 

@@ -36,17 +36,17 @@ variable "msk_cluster_uuid" {
 }
 
 variable "topic_access" {
-  description = "Per service: the topics it reads (as consumer group = its name) and the topics it writes. Dead-letter topics are named <topic>.dlq."
+  description = "Per service: the topics it consumes (as consumer group = its name) and the topics it writes, as the services' code does (the gateway reaches Kafka only through ingestion; settlement consumes matched-events alone). Dead-letter topics are named <topic>.dlq."
   type = map(object({
     read  = list(string)
     write = list(string)
   }))
   default = {
-    "gateway"         = { read = ["matched-events"], write = [] }
+    "gateway"         = { read = [], write = [] }
     "ingestion"       = { read = [], write = ["order-requests"] }
-    "order-processor" = { read = ["order-requests"], write = ["validated-orders", "matched-events", "order-requests.dlq"] }
+    "order-processor" = { read = ["order-requests"], write = ["validated-orders", "order-requests.dlq"] }
     "matcher"         = { read = ["validated-orders"], write = ["matched-events", "trade-execution", "validated-orders.dlq"] }
-    "settlement"      = { read = ["matched-events", "trade-execution"], write = ["matched-events.dlq", "trade-execution.dlq"] }
+    "settlement"      = { read = ["matched-events"], write = ["matched-events.dlq"] }
     "market-data"     = { read = ["matched-events", "trade-execution"], write = ["matched-events.dlq", "trade-execution.dlq"] }
     "trade-archiver"  = { read = ["trade-execution"], write = ["trade-execution.dlq"] }
   }

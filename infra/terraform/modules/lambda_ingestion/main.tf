@@ -1,29 +1,11 @@
 # Order ingestion as an AWS Lambda (the design's "Lambda (Order Ingestion)"): the handler
 # services.ingestion.lambda_handler.handler turns a request into the canonical order message and
-# publishes it to order-requests, exactly as the ingestion service does on EKS. The zip is built from the
-# repository by archive_file (services/ and shared/ only); third-party packages come in layers. It runs
-# in the VPC to reach MSK over IAM, traced by X-Ray, with capped concurrency and a dead-letter queue.
-
-locals {
-  # Only the project's own Python (and Alembic's templates); never .venv, tests or caches.
-  code_files = setunion(
-    fileset(var.project_root, "services/**/*.py"),
-    fileset(var.project_root, "shared/**/*.{py,ini,mako}"),
-  )
-}
-
-data "archive_file" "code" {
-  type        = "zip"
-  output_path = "${path.root}/.build/${var.name}.zip"
-
-  dynamic "source" {
-    for_each = local.code_files
-    content {
-      content  = file("${var.project_root}/${source.value}")
-      filename = source.value
-    }
-  }
-}
+# publishes it to order-requests, exactly as the ingestion service does on EKS. The zip is built before
+# Terraform runs (`spot deploy lambda-package`: services/ and shared/ only; third-party packages come in
+# layers) and named by package_path. It runs in the VPC, reaching MSK over IAM and, to check API keys and
+# client order ids, Aurora and ElastiCache with the credentials it reads from Secrets Manager at a cold
+# start (DATABASE_SECRET_ARN, REDIS_AUTH_SECRET_ARN); traced by X-Ray, with capped concurrency and a
+# dead-letter queue.
 
 resource "aws_security_group" "this" {
   name        = "${var.name}-lambda"
@@ -32,18 +14,30 @@ resource "aws_security_group" "this" {
   tags        = var.tags
 }
 
-resource "aws_vpc_security_group_egress_rule" "kafka" {
-  security_group_id = aws_security_group.this.id
-  description       = "MSK IAM listener"
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "tcp"
-  from_port         = 9098
-  to_port           = 9098
+# Egress only to what the handler calls: the brokers, the database and the cache by their security groups
+# (each admits this group in turn), and HTTPS for STS, Secrets Manager and X-Ray.
+locals {
+  egress = {
+    kafka    = { port = 9098, security_group_id = var.msk_security_group_id, description = "MSK IAM listener" }
+    postgres = { port = var.database_port, security_group_id = var.database_security_group_id, description = "Aurora (API keys)" }
+    redis    = { port = var.redis_port, security_group_id = var.redis_security_group_id, description = "ElastiCache (client order ids)" }
+  }
+}
+
+resource "aws_vpc_security_group_egress_rule" "dependency" {
+  for_each = local.egress
+
+  security_group_id            = aws_security_group.this.id
+  description                  = each.value.description
+  referenced_security_group_id = each.value.security_group_id
+  ip_protocol                  = "tcp"
+  from_port                    = each.value.port
+  to_port                      = each.value.port
 }
 
 resource "aws_vpc_security_group_egress_rule" "https" {
   security_group_id = aws_security_group.this.id
-  description       = "AWS APIs (STS for IAM auth, X-Ray)"
+  description       = "AWS APIs (STS for IAM auth, Secrets Manager, X-Ray)"
   cidr_ipv4         = "0.0.0.0/0"
   ip_protocol       = "tcp"
   from_port         = 443
@@ -87,10 +81,23 @@ data "aws_iam_policy_document" "this" {
     resources = [var.msk_cluster_arn]
   }
 
+  # ingestion checks the fleet's identity record before it publishes (shared/identity.py)
+  statement {
+    sid       = "ReadFleetIdentity"
+    actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:ReadData"]
+    resources = [var.fleet_identity_topic_arn]
+  }
+
   statement {
     sid       = "ProduceOrderRequests"
     actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
     resources = [var.order_requests_topic_arn]
+  }
+
+  statement {
+    sid       = "ReadDependencyCredentials"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.database_secret_arn, var.redis_auth_token_secret_arn]
   }
 
   statement {
@@ -136,8 +143,8 @@ resource "aws_lambda_function" "this" {
   runtime                        = "python3.11"
   architectures                  = ["x86_64"]
   handler                        = var.handler
-  filename                       = data.archive_file.code.output_path
-  source_code_hash               = data.archive_file.code.output_base64sha256
+  filename                       = var.package_path
+  source_code_hash               = filebase64sha256(var.package_path)
   layers                         = var.dependency_layer_arns
   memory_size                    = var.memory_mb
   timeout                        = var.timeout_seconds
@@ -150,8 +157,16 @@ resource "aws_lambda_function" "this" {
       KAFKA_PARTITIONS        = tostring(var.kafka_partitions)
       KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
       KAFKA_SASL_MECHANISM    = "OAUTHBEARER"
-      REDIS_CLUSTER           = "true" # ElastiCache in cluster mode (modules/elasticache)
       LOG_LEVEL               = "INFO"
+      # the handler builds DATABASE_URL and REDIS_URL from these at a cold start (never in the environment)
+      DATABASE_SECRET_ARN   = var.database_secret_arn
+      DATABASE_HOST         = var.database_host
+      DATABASE_PORT         = tostring(var.database_port)
+      DATABASE_NAME         = var.database_name
+      REDIS_AUTH_SECRET_ARN = var.redis_auth_token_secret_arn
+      REDIS_HOST            = var.redis_host
+      REDIS_PORT            = tostring(var.redis_port)
+      REDIS_CLUSTER         = tostring(var.redis_cluster)
     }
   }
 

@@ -3,8 +3,8 @@ variable "name" {
   type        = string
 }
 
-variable "project_root" {
-  description = "Path of the repository root; the zip holds its services/ and shared/ packages."
+variable "package_path" {
+  description = "Path of the function's zip, built beforehand by `spot deploy lambda-package` (services/ and shared/)."
   type        = string
 }
 
@@ -50,6 +50,11 @@ variable "order_requests_topic_arn" {
   type        = string
 }
 
+variable "fleet_identity_topic_arn" {
+  description = "ARN of the spot.fleet topic (the fleet's identity record), which the function reads before it publishes."
+  type        = string
+}
+
 variable "reserved_concurrency" {
   description = "Most concurrent executions (design section 4: configure concurrency limits)."
   type        = number
@@ -83,4 +88,61 @@ variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
   default     = {}
+}
+
+variable "msk_security_group_id" {
+  description = "Security group of the MSK brokers (egress to their IAM listener, 9098)."
+  type        = string
+}
+
+variable "database_security_group_id" {
+  description = "Security group of the Aurora cluster (egress to it; it admits this function's group)."
+  type        = string
+}
+
+variable "database_secret_arn" {
+  description = "Secrets Manager secret of the Aurora credentials (JSON username/password) the handler reads."
+  type        = string
+}
+
+variable "database_host" {
+  description = "Aurora writer endpoint."
+  type        = string
+}
+
+variable "database_port" {
+  description = "Aurora port."
+  type        = number
+  default     = 5432
+}
+
+variable "database_name" {
+  description = "Database of the exchange."
+  type        = string
+}
+
+variable "redis_security_group_id" {
+  description = "Security group of the ElastiCache cluster (egress to it; it admits this function's group)."
+  type        = string
+}
+
+variable "redis_auth_token_secret_arn" {
+  description = "Secrets Manager secret of the Redis AUTH token the handler reads."
+  type        = string
+}
+
+variable "redis_host" {
+  description = "ElastiCache endpoint (configuration endpoint in cluster mode, primary otherwise)."
+  type        = string
+}
+
+variable "redis_port" {
+  description = "ElastiCache port."
+  type        = number
+  default     = 6379
+}
+
+variable "redis_cluster" {
+  description = "Whether ElastiCache runs in cluster mode (REDIS_CLUSTER, as the fleet's)."
+  type        = bool
 }

@@ -1,21 +1,10 @@
 # MSK for the order pipeline: TLS everywhere (client-broker and in-cluster), IAM authentication for the
 # services and KEDA (SCRAM stays available for tools that cannot sign with IAM), encryption at rest with
 # the environment's KMS key, per-partition metrics (consumer lag alarms, KEDA), broker logs in
-# CloudWatch. The four topics and their dead-letter topics are created here with the Kafka provider.
-
-locals {
-  # Every topic is keyed by symbol, so one symbol's messages keep their order within one partition.
-  topics = ["order-requests", "validated-orders", "matched-events", "trade-execution"]
-  topic_config = {
-    "cleanup.policy"      = "delete"
-    "compression.type"    = "zstd"
-    "min.insync.replicas" = tostring(max(1, var.replication_factor - 1))
-    "retention.ms"        = tostring(var.retention_hours * 3600 * 1000)
-  }
-  dlq_config = merge(local.topic_config, {
-    "retention.ms" = tostring(var.dlq_retention_hours * 3600 * 1000)
-  })
-}
+# CloudWatch. Topics are not made here: the chart's init Job (`spot admin init`, IAM role modules/iam
+# "init") creates the four topics and their dead-letter topics with KAFKA_PARTITIONS and
+# KAFKA_REPLICATION_FACTOR (helm_values hands over this module's partitions and replication_factor), so this
+# module needs only the AWS provider and the estate has one place that knows the topic names.
 
 resource "aws_security_group" "brokers" {
   name        = "${var.name}-msk"
@@ -25,7 +14,7 @@ resource "aws_security_group" "brokers" {
 }
 
 resource "aws_vpc_security_group_ingress_rule" "brokers_iam" {
-  for_each = toset(var.client_security_group_ids)
+  for_each = var.client_security_groups
 
   security_group_id            = aws_security_group.brokers.id
   description                  = "Kafka clients over TLS with IAM (9098) or SCRAM (9096)"
@@ -53,10 +42,13 @@ resource "aws_msk_configuration" "this" {
   name           = var.name
   kafka_versions = [var.kafka_version]
 
-  # Topics exist only through Terraform (and `spot admin init` locally), never by a producer's typo.
+  # Topics exist only through `spot admin init`, never by a producer's typo; what a topic keeps and how is
+  # the brokers' default, since the init Job names only partitions and replicas.
   server_properties = <<-PROPERTIES
     auto.create.topics.enable=false
+    compression.type=zstd
     default.replication.factor=${var.replication_factor}
+    log.retention.hours=${var.retention_hours}
     min.insync.replicas=${max(1, var.replication_factor - 1)}
     num.partitions=${var.partitions}
     unclean.leader.election.enable=false
@@ -131,22 +123,4 @@ resource "aws_msk_cluster" "this" {
   }
 
   tags = var.tags
-}
-
-resource "kafka_topic" "pipeline" {
-  for_each = toset(local.topics)
-
-  name               = each.value
-  partitions         = var.partitions
-  replication_factor = var.replication_factor
-  config             = local.topic_config
-}
-
-resource "kafka_topic" "dead_letter" {
-  for_each = toset(local.topics)
-
-  name               = "${each.value}.dlq"
-  partitions         = var.partitions
-  replication_factor = var.replication_factor
-  config             = local.dlq_config
 }

@@ -28,9 +28,9 @@ output "security_group_id" {
   value       = aws_security_group.brokers.id
 }
 
-output "topics" {
-  description = "Pipeline topics and their dead-letter topics."
-  value       = concat([for topic in kafka_topic.pipeline : topic.name], [for topic in kafka_topic.dead_letter : topic.name])
+output "replication_factor" {
+  description = "Replicas of every partition: the chart's kafka.replicationFactor, which `spot admin init` creates topics with."
+  value       = var.replication_factor
 }
 
 output "partitions" {

@@ -37,9 +37,9 @@ variable "subnet_ids" {
   type        = list(string)
 }
 
-variable "client_security_group_ids" {
-  description = "Security groups allowed to reach the brokers (EKS nodes, the ingestion Lambda)."
-  type        = list(string)
+variable "client_security_groups" {
+  description = "Security groups allowed to reach the brokers (EKS nodes, the ingestion Lambda), by a name known before apply (the IDs are not, and for_each needs its keys)."
+  type        = map(string)
 }
 
 variable "kms_key_arn" {
@@ -60,15 +60,9 @@ variable "replication_factor" {
 }
 
 variable "retention_hours" {
-  description = "How long the pipeline topics keep records (replay window after an incident)."
+  description = "How long topics keep records by default (replay window after an incident)."
   type        = number
   default     = 168
-}
-
-variable "dlq_retention_hours" {
-  description = "How long dead-letter topics keep poison messages for inspection."
-  type        = number
-  default     = 336
 }
 
 variable "log_retention_days" {

@@ -115,7 +115,7 @@ resource "aws_route_table_association" "private" {
 # S3 traffic (trade archive, Lambda code) stays on the AWS network and costs no NAT data processing.
 resource "aws_vpc_endpoint" "s3" {
   vpc_id            = aws_vpc.this.id
-  service_name      = "com.amazonaws.${data.aws_region.current.region}.s3"
+  service_name      = "com.amazonaws.${data.aws_region.current.name}.s3"
   vpc_endpoint_type = "Gateway"
   route_table_ids   = [for table in aws_route_table.private : table.id]
   tags              = merge(var.tags, { Name = "${var.name}-s3" })
