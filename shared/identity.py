@@ -24,7 +24,6 @@ every position on an old one and nothing new is taken for a redelivery.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -37,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from . import shutdown
 from .config import Settings
 
 TOPIC = "spot.fleet"
@@ -114,8 +114,8 @@ async def in_broker(settings: Settings) -> list[Identity]:
         fetch_max_wait_ms=50,
         **_security(settings),
     )
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a broker that does not answer leaves no unclosed consumer behind
         if _topic(settings) not in await consumer.topics():
             return []
         tp = TopicPartition(_topic(settings), 0)
@@ -261,8 +261,10 @@ REFUSED_RETRY_S = 2.0  # how often a refusing service looks again (an operator m
 
 
 async def verified(settings: Settings, log: logging.Logger) -> Identity:
-    """``verify``, waiting while the state is refused: for a web service's start-up, which has no readiness
-    to report until it is done. Each distinct refusal is logged once."""
+    """``verify``, waiting while the state is refused or a dependency does not answer: for a web service's
+    start-up, which has no readiness to report until it is done. Each distinct refusal is logged once."""
+    from . import resilience
+
     refused = ""
     while True:
         try:
@@ -271,4 +273,9 @@ async def verified(settings: Settings, log: logging.Logger) -> Identity:
             if str(exc) != refused:
                 refused = str(exc)
                 log.error("refusing to serve: %s", refused)
-        await asyncio.sleep(REFUSED_RETRY_S)
+        except Exception as exc:
+            lost = resilience.outage(exc)
+            if lost is None:
+                raise
+            log.warning("%s not reachable (%s); retrying in %.1fs", lost, type(exc).__name__, REFUSED_RETRY_S)
+        await shutdown.pause(REFUSED_RETRY_S)

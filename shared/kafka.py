@@ -34,7 +34,7 @@ from aiokafka.conn import CloseReason
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import identity, tracing
+from . import identity, shutdown, tracing
 from .config import Settings
 from .messages import Topic
 
@@ -94,7 +94,7 @@ async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKaf
             return
         except (KafkaError, OSError) as exc:
             log.warning("kafka %s not reachable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
-            await asyncio.sleep(delay)
+            await shutdown.pause(delay)  # a stop requested meanwhile ends the wait (shared.shutdown)
             delay = min(delay * 2, CONNECT_RETRY_MAX_S)
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import Histogram
 
-from . import overload, resilience, tracing
+from . import overload, resilience, shutdown, tracing
 from .config import Settings
 from .domain import Market
 
@@ -132,7 +132,7 @@ async def pool(
             break
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("postgres not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
-            await asyncio.sleep(delay)
+            await shutdown.pause(delay)  # a stop requested meanwhile ends the wait (shared.shutdown)
             delay = min(delay * 2, RETRY_MAX_S)
     try:
         yield p

@@ -1,10 +1,8 @@
 """gateway service entry point: ``spot run gateway``."""
 
-import uvicorn
-
 from shared import tracing
 from shared.config import Settings
-from shared.lifecycle import setup_logging
+from shared.lifecycle import serve_http, setup_logging
 
 from .app import SERVICE, create_app
 from .fastpath import OrderFastPath
@@ -14,12 +12,10 @@ def main() -> None:
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
     tracing.setup(SERVICE, settings)
-    uvicorn.run(
+    serve_http(
         OrderFastPath(create_app(settings)),  # new orders without FastAPI's layers; all else through them
-        host=settings.host,
-        port=settings.port_for(SERVICE),
-        log_level="warning",
-        access_log=False,
+        settings,
+        SERVICE,
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",

@@ -1,10 +1,8 @@
 """ingestion service entry point: ``spot run ingestion``."""
 
-import uvicorn
-
 from shared import tracing
 from shared.config import Settings
-from shared.lifecycle import setup_logging
+from shared.lifecycle import serve_http, setup_logging
 
 from .app import SERVICE, create_app
 
@@ -13,15 +11,7 @@ def main() -> None:
     settings = Settings()
     setup_logging(SERVICE, settings.log_level)
     tracing.setup(SERVICE, settings)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port_for(SERVICE),
-        log_level="warning",
-        access_log=False,
-        loop="uvloop",
-        http="httptools",
-    )
+    serve_http(create_app(settings), settings, SERVICE, loop="uvloop", http="httptools")
 
 
 if __name__ == "__main__":
