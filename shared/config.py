@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS: dict[str, int] = {
@@ -26,6 +26,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     database_url: str = Field("postgresql://postgres@127.0.0.1:55432/spot", description="Aurora / Postgres DSN")
+    # Aurora's rotated credentials: user and password from this Secrets Manager secret instead of the DSN's,
+    # read at start and again when Postgres refuses the password (shared/dbsecret.py)
+    database_secret_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices("database_secret_id", "database_secret_arn"),
+        description="Secrets Manager secret (ARN or name) holding the database user and password",
+    )
     redis_url: str = Field("redis://127.0.0.1:56379/0", description="ElastiCache / Redis URL")
     kafka_bootstrap: str = Field("127.0.0.1:59092", description="MSK / Kafka bootstrap servers")
     kafka_partitions: int = Field(4, ge=1, le=1024)

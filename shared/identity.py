@@ -36,7 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from . import shutdown
+from . import dbsecret, shutdown
 from .config import Settings
 
 TOPIC = "spot.fleet"
@@ -194,7 +194,7 @@ async def establish(settings: Settings, now_ms: int) -> tuple[Identity, bool]:
     """At ``spot admin init``: a new fleet is created and stamped everywhere, in one Postgres transaction that
     commits only once Redis and the broker are stamped; an existing one is only read (a Redis or broker that
     lost its stamp is for ``check`` to refuse, not for init to paper over). True when it was made now."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         async with conn.transaction():
             identity, made = await _create(conn, now_ms)
@@ -231,7 +231,7 @@ async def _stamp_redis(settings: Settings, identity: Identity) -> None:
 async def reseed_positions(settings: Settings) -> tuple[Identity, Identity]:
     """Continue on a new log: the epoch goes up in Postgres and the broker is stamped with it. Returns
     (before, after). Positions the processor gives from now on rank after every earlier one."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         async with conn.transaction():
             before = await stored(conn)
