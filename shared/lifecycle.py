@@ -245,15 +245,20 @@ class _Server(uvicorn.Server):
         await super().serve(sockets)
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        quiet = _StartupStopped()  # only while starting: later errors are always reported
+        logging.getLogger("uvicorn.error").addFilter(quiet)
         try:
             await super().startup(sockets)
         except SystemExit:  # the lifespan failed; when it was a stop request, that is a clean stop
             if not shutdown.requested():
                 raise
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(quiet)
 
 
 class _StartupStopped(logging.Filter):
-    """Drops uvicorn's report of a failed start when the start ended because a stop was requested."""
+    """Drops uvicorn's report of a failed start (the lifespan's traceback, "Application startup failed") when
+    the start ended because a stop was requested: that is a clean stop, not a failure."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not shutdown.requested()
@@ -262,7 +267,6 @@ class _StartupStopped(logging.Filter):
 def serve_http(app: Callable[..., Any], settings: Settings, service: str, **options: Any) -> None:
     """Entry point of a web service (gateway, ingestion): uvicorn on the service's port until SIGTERM or
     SIGINT, in every state, with exit code 0 (``_Server``). ``options`` are uvicorn's (loop, http, ws, ...)."""
-    logging.getLogger("uvicorn.error").addFilter(_StartupStopped())
     config = uvicorn.Config(
         app, host=settings.host, port=settings.port_for(service), log_level="warning", access_log=False, **options
     )

@@ -78,3 +78,7 @@ def test_sigterm_while_waiting_for_a_dependency_stops_every_service_at_once_with
         outcomes[name] = (code, round(time.monotonic() - began, 2))
     late = {name: o for name, o in outcomes.items() if o[0] != 0}
     assert not late, f"exit code, seconds after SIGTERM (None: still running after {PROMPT_S}s): {late}"
+    time.sleep(0.2)  # the pumps read the last lines
+    for name, tail in waiting_fleet.tails.items():  # a clean stop, not reported as a failure
+        said = "\n".join(tail)
+        assert "Traceback" not in said and "startup failed" not in said, f"{name}:\n{said}"
