@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 CORE := $(VENV)/.core-built
 
 .DEFAULT_GOAL := help
-.PHONY: help install dev test test-unit test-e2e test-deploy lint typecheck bench clean
+.PHONY: help install dev test test-unit test-e2e test-deploy lint typecheck bench image clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	bash scripts/install-deploy-tools.sh
 	bash scripts/install-browser.sh
 	bash scripts/install-redis.sh
+	bash scripts/install-podman.sh
 	touch $(STAMP) $(CORE)
 
 # An editable install compiled book.py once; an edit to it would leave the old extension imported first.
@@ -50,6 +51,9 @@ lint: $(STAMP) ## ruff and mypy
 
 bench: $(STAMP) $(CORE) ## benchmarks core|matcher|processor|fleet|scaleout (ARGS="core --events 200000"): table + bench/results/*.json
 	$(BIN)/python -m bench $(ARGS)
+
+image: ## build services/Dockerfile with podman (a debootstrap base where no registry answers; SPOT_IMAGE=tag)
+	bash scripts/build-image.sh
 
 clean: ## remove the virtual environment and local state
 	rm -rf $(VENV) .spot .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICE_PORTS: dict[str, int] = {
@@ -27,6 +27,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
     database_url: str = Field("postgresql://postgres@127.0.0.1:55432/spot", description="Aurora / Postgres DSN")
+    # Aurora's rotated credentials: user and password from this Secrets Manager secret instead of the DSN's,
+    # read at start and again when Postgres refuses the password (shared/dbsecret.py)
+    database_secret_id: str | None = Field(
+        None,
+        validation_alias=AliasChoices("database_secret_id", "database_secret_arn"),
+        description="Secrets Manager secret (ARN or name) holding the database user and password",
+    )
     redis_url: str = Field("redis://127.0.0.1:56379/0", description="ElastiCache / Redis URL")
     redis_cluster: bool = Field(
         False, description="ElastiCache cluster mode: REDIS_URL is the configuration endpoint of a Redis Cluster"

@@ -29,7 +29,6 @@ at, which is what the broker's stamp holds and what ``check`` compares (``Identi
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import secrets
@@ -42,6 +41,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from . import dbsecret, shutdown
 from .config import Settings
 
 if TYPE_CHECKING:
@@ -134,8 +134,8 @@ async def in_broker(settings: Settings) -> list[Identity]:
         fetch_max_wait_ms=50,
         **_security(settings),
     )
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a broker that does not answer leaves no unclosed consumer behind
         if _topic(settings) not in await consumer.topics():
             return []
         tp = TopicPartition(_topic(settings), 0)
@@ -214,7 +214,7 @@ async def establish(settings: Settings, now_ms: int) -> tuple[Identity, bool]:
     """At ``spot admin init``: a new fleet is created and stamped everywhere, in one Postgres transaction that
     commits only once Redis and the broker are stamped; an existing one is only read (a Redis or broker that
     lost its stamp is for ``check`` to refuse, not for init to paper over). True when it was made now."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         async with conn.transaction():
             identity, made = await _create(conn, now_ms)
@@ -254,7 +254,7 @@ async def reseed_positions(settings: Settings) -> tuple[Identity, Identity]:
     """Continue on a new log: it begins past the highest epoch ever used (a segment's included), in Postgres
     and in the broker's stamp. Returns (before, after), as the bases of the two logs. Positions the processor
     gives from now on rank after every earlier one."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         async with conn.transaction():
             before = await stored(conn)
@@ -284,8 +284,10 @@ REFUSED_RETRY_S = 2.0  # how often a refusing service looks again (an operator m
 
 
 async def verified(settings: Settings, log: logging.Logger) -> Identity:
-    """``verify``, waiting while the state is refused: for a web service's start-up, which has no readiness
-    to report until it is done. Each distinct refusal is logged once."""
+    """``verify``, waiting while the state is refused or a dependency does not answer: for a web service's
+    start-up, which has no readiness to report until it is done. Each distinct refusal is logged once."""
+    from . import resilience
+
     refused = ""
     while True:
         try:
@@ -294,4 +296,9 @@ async def verified(settings: Settings, log: logging.Logger) -> Identity:
             if str(exc) != refused:
                 refused = str(exc)
                 log.error("refusing to serve: %s", refused)
-        await asyncio.sleep(REFUSED_RETRY_S)
+        except Exception as exc:
+            lost = resilience.outage(exc)
+            if lost is None:
+                raise
+            log.warning("%s not reachable (%s); retrying in %.1fs", lost, type(exc).__name__, REFUSED_RETRY_S)
+        await shutdown.pause(REFUSED_RETRY_S)

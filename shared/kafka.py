@@ -36,7 +36,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsErr
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import identity, kafka_security, segments, tracing
+from . import identity, kafka_security, segments, shutdown, tracing
 from .config import Settings
 from .messages import Topic
 from .segment_ring import Ring, SegmentDone
@@ -85,7 +85,7 @@ async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKaf
             return
         except (KafkaError, OSError) as exc:
             log.warning("kafka %s not reachable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
-            await asyncio.sleep(delay)
+            await shutdown.pause(delay)  # a stop requested meanwhile ends the wait (shared.shutdown)
             delay = min(delay * 2, CONNECT_RETRY_MAX_S)
 
 

@@ -15,13 +15,18 @@ import json
 import logging
 import re
 import signal
+import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any
 
+import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from uvicorn.config import STARTUP_FAILURE
 
-from . import config, identity, resilience, tracing
+from . import config, identity, resilience, shutdown, tracing
 from .config import Settings
 
 MAX_REQUEST_LINE = 4096
@@ -134,8 +139,13 @@ Serve = Callable[[Settings, asyncio.Event, Health], Awaitable[None]]
 async def run_until_signal(serve: Serve, settings: Settings, service: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        stop.set()  # serving: finish the batch in hand
+        shutdown.request()  # waiting for a dependency: stop waiting
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     health = Health()
     server = await asyncio.start_server(
         lambda r, w: _serve_health(health, r, w), settings.host, settings.port_for(service)
@@ -172,6 +182,8 @@ async def serve_through_outages(
             await identity.verify(settings)
             await serve(settings, stop, health)
             return
+        except shutdown.Stopping:
+            return  # asked to stop while waiting for a dependency: nothing was started
         except identity.ForeignState as exc:
             if str(exc) != refused:  # one line, not one per retry
                 refused = str(exc)
@@ -206,6 +218,62 @@ def run(serve: Serve, service: str) -> None:
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
         pass
     asyncio.run(run_until_signal(serve, settings, service))
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, stopped by SIGTERM in every state, and with exit code 0.
+
+    uvicorn notes a signal and acts on it only once the app has started, but a web service's start waits
+    for its dependencies (the lifespan): the stop request makes those waits end (``shared.shutdown``). And
+    uvicorn raises the signal again once it has stopped, so the process died of it (exit code -15) even
+    after a clean shutdown; a signal handled here is not raised again.
+    """
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.should_exit and sig == signal.SIGINT:
+            self.force_exit = True  # a second Ctrl-C: do not wait for open connections
+        self.should_exit = True
+        if self._loop is not None:
+            shutdown.request_threadsafe(self._loop)
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        quiet = _StartupStopped()  # only while starting: later errors are always reported
+        logging.getLogger("uvicorn.error").addFilter(quiet)
+        try:
+            await super().startup(sockets)
+        except SystemExit:  # the lifespan failed; when it was a stop request, that is a clean stop
+            if not shutdown.requested():
+                raise
+        finally:
+            logging.getLogger("uvicorn.error").removeFilter(quiet)
+
+
+class _StartupStopped(logging.Filter):
+    """Drops uvicorn's report of a failed start (the lifespan's traceback, "Application startup failed") when
+    the start ended because a stop was requested: that is a clean stop, not a failure."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not shutdown.requested()
+
+
+def serve_http(app: Callable[..., Any], settings: Settings, service: str, **options: Any) -> None:
+    """Entry point of a web service (gateway, ingestion): uvicorn on the service's port until SIGTERM or
+    SIGINT, in every state, with exit code 0 (``_Server``). ``options`` are uvicorn's (loop, http, ws, ...)."""
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port_for(service), log_level="warning", access_log=False, **options
+    )
+    server = _Server(config)
+    server.run()
+    if not server.started and not shutdown.requested():
+        sys.exit(STARTUP_FAILURE)
 
 
 def now_ms() -> int:

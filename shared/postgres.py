@@ -21,7 +21,7 @@ from typing import Any
 import asyncpg
 from prometheus_client import Histogram
 
-from . import overload, resilience, tracing
+from . import dbsecret, overload, resilience, shutdown, tracing
 from .config import Settings
 from .domain import Market
 
@@ -123,7 +123,7 @@ async def pool(
                 record_class=asyncpg.Record,
                 max_queries=50000,
                 max_inactive_connection_lifetime=300.0,
-                connect=None,
+                connect=dbsecret.connector(settings),  # the password from Secrets Manager, when configured
                 setup=None,
                 init=_keep_alive,
                 loop=None,
@@ -132,7 +132,7 @@ async def pool(
             break
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("postgres not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
-            await asyncio.sleep(delay)
+            await shutdown.pause(delay)  # a stop requested meanwhile ends the wait (shared.shutdown)
             delay = min(delay * 2, RETRY_MAX_S)
     try:
         yield p

@@ -35,7 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import overload, resilience, tracing
+from . import overload, resilience, shutdown, tracing
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,7 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
             break
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("redis not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)
-            await asyncio.sleep(delay)
+            await shutdown.pause(delay)  # a stop requested meanwhile ends the wait (shared.shutdown)
             delay = min(delay * 2, RETRY_MAX_S)
     try:
         yield r

@@ -38,6 +38,8 @@ _OUTAGES: tuple[tuple[type[BaseException], str], ...] = (
     (asyncpg.PostgresConnectionError, "postgres"),
     (asyncpg.exceptions.OperatorInterventionError, "postgres"),  # shutting down, starting up
     (asyncpg.InterfaceError, "postgres"),  # e.g. the connection was closed under a query
+    # a password refused mid-rotation (shared.dbsecret reads the secret again on the next connection)
+    (asyncpg.InvalidAuthorizationSpecificationError, "postgres"),
     (RedisConnectionError, "redis"),
     (RedisTimeoutError, "redis"),
     (KafkaError, "kafka"),

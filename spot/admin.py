@@ -15,7 +15,7 @@ from decimal import Decimal
 import asyncpg
 
 from services.settlement.accounts import deposit
-from shared import deadletter, identity, kafka, postgres
+from shared import dbsecret, deadletter, identity, kafka, postgres
 from shared.config import Settings
 from shared.domain import decimal_to_atoms, fmt_amount
 from shared.lifecycle import now_ms
@@ -44,7 +44,7 @@ def parse_deposit(text: str) -> tuple[str, int]:
 async def create_user(
     settings: Settings, name: str, deposits: list[tuple[str, int]], permissions: tuple[str, ...] = DEFAULT_PERMISSIONS
 ) -> NewUser:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         now = now_ms()
         async with conn.transaction():
@@ -68,7 +68,7 @@ async def create_user(
 
 
 async def credit(settings: Settings, user_id: int, deposits: list[tuple[str, int]]) -> None:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         for asset, atoms in deposits:
             await deposit(conn, user_id, asset, atoms, now_ms(), f"admin:{user_id}")
@@ -77,7 +77,7 @@ async def credit(settings: Settings, user_id: int, deposits: list[tuple[str, int
 
 
 async def balances(settings: Settings, user_id: int | None) -> list[dict[str, object]]:
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         rows = await conn.fetch(
             "SELECT user_id, asset, available, held FROM balances "
@@ -100,9 +100,9 @@ async def balances(settings: Settings, user_id: int | None) -> list[dict[str, ob
 async def init(settings: Settings) -> list[str]:
     """Migrations, topics, markets and, on an empty database, the fleet's identity (``shared.identity``):
     everything a fresh environment needs before the services start."""
-    await asyncio.to_thread(postgres.migrate, settings.database_url)
+    await asyncio.to_thread(postgres.migrate, await dbsecret.url(settings))
     created = await kafka.create_topics(settings)
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         for market in postgres.DEFAULT_MARKETS:
             await postgres.upsert_market(conn, market)
@@ -117,7 +117,7 @@ async def continue_after_drain(settings: Settings, marker: str) -> dict[str, obj
     written by a stop that drained every topic) is this one at that epoch: nothing was left on the old log.
     None (and nothing done) otherwise: the services then refuse, and the operator decides."""
     fleet, _, epoch = marker.strip().partition(" ")
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         now = await identity.stored(conn)
     finally:
@@ -174,7 +174,7 @@ def _halt_json(r: asyncpg.Record) -> dict[str, object]:
 
 async def settlement_halted(settings: Settings) -> list[dict[str, object]]:
     """The symbols whose settlement is stopped at a record it cannot apply, with the record and the reason."""
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         rows = await conn.fetch(
             f"SELECT {HALT_COLUMNS} FROM settlement_halts WHERE resolution IS NULL ORDER BY symbol"  # noqa: S608
@@ -194,7 +194,7 @@ async def settlement_resolve(settings: Settings, symbol: str, resolution: str) -
     past that one record without applying it). The settlement replicas notice within a second."""
     if resolution not in ("retry", "skip"):
         raise ValueError(f"resolution must be retry or skip, not {resolution!r}")
-    conn = await asyncpg.connect(settings.database_url)
+    conn = await dbsecret.connect(settings)
     try:
         row = await conn.fetchrow(
             RESOLVE,

@@ -14,7 +14,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -41,6 +41,16 @@ DRAIN_TIMEOUT_S = 30.0
 REPLICA_PORT_STEP = 10
 
 
+# How a service is started: its argv, given its name (``matcher``, ``matcher#1``) and the environment it gets
+# on top of ours. The default is a process of this Python; the image test starts each in a container.
+Launcher = Callable[[str, Mapping[str, str]], list[str]]
+
+
+def python_module(name: str, env: Mapping[str, str]) -> list[str]:
+    """A service as a process of this Python interpreter (``spot up``)."""
+    return [sys.executable, "-m", MODULES[name.partition("#")[0]]]
+
+
 def _pump(prefix: str, stream: IO[bytes], out: IO[str] | None, tail: deque[str]) -> None:
     for raw in iter(stream.readline, b""):
         line = raw.decode(errors="replace").rstrip()
@@ -58,6 +68,7 @@ class Fleet:
     port_offset: int = 0  # tests run a second fleet beside a developer's `spot up`
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tails: dict[str, deque[str]] = field(default_factory=dict)  # the last lines of each service, for errors
+    launcher: Launcher = python_module
 
     def port(self, name: str) -> int:
         """A second replica of a service is named ``service#1`` and listens 10 ports further on."""
@@ -66,16 +77,15 @@ class Fleet:
 
     def start(self, name: str) -> subprocess.Popen[bytes]:
         refuse_taken(self.port(name), name)  # another fleet still running, most likely
-        env = {
-            **os.environ,
+        own = {
             **self.env,
             "PORT": str(self.port(name)),
             "HOST": self.host,
             "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}",
         }
         p = subprocess.Popen(
-            [sys.executable, "-m", MODULES[name.partition("#")[0]]],
-            env=env,
+            self.launcher(name, own),
+            env={**os.environ, **own},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches `spot up` only, which stops services before servers

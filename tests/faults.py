@@ -20,6 +20,7 @@ import contextlib
 import socket
 import ssl
 import threading
+import urllib.parse
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -142,3 +143,19 @@ class CuttableProxy:
         with contextlib.suppress(ConnectionError, OSError):
             while await reader.read(CHUNK):
                 pass
+
+
+def through(url: str, proxy: CuttableProxy) -> str:
+    """The URL with its server replaced by the proxy (over TCP, whatever the original used)."""
+    parts = urllib.parse.urlsplit(url)
+    user = f"{parts.username}@" if parts.username else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}", query=""))
+
+
+def proxy_to(url: str) -> CuttableProxy:
+    """A proxy to a server given by URL: host and port, or a Unix socket directory (``?host=/dir``)."""
+    parts = urllib.parse.urlsplit(url)
+    socket_dir = urllib.parse.parse_qs(parts.query).get("host", [""])[0]
+    if not parts.hostname and socket_dir.startswith("/"):
+        return CuttableProxy(0, unix=f"{socket_dir}/.s.PGSQL.{parts.port or 5432}").start()
+    return CuttableProxy(parts.port or 0, parts.hostname or "127.0.0.1").start()

@@ -1,9 +1,7 @@
 """gateway service entry point: ``spot run gateway``."""
 
-import uvicorn
-
 from shared import config, tracing
-from shared.lifecycle import setup_logging
+from shared.lifecycle import serve_http, setup_logging
 
 from .app import SERVICE, create_app
 from .fastpath import OrderFastPath
@@ -13,12 +11,10 @@ def main() -> None:
     settings = config.load()
     setup_logging(SERVICE, settings.log_level)
     tracing.setup(SERVICE, settings)
-    uvicorn.run(
+    serve_http(
         OrderFastPath(create_app(settings)),  # new orders without FastAPI's layers; all else through them
-        host=settings.host,
-        port=settings.port_for(SERVICE),
-        log_level="warning",
-        access_log=False,
+        settings,
+        SERVICE,
         loop="uvloop",
         http="httptools",
         ws="websockets-sansio",

@@ -20,11 +20,11 @@ import pytest
 
 from spot import admin
 from tests.chaos.test_crash_replay import _quiesce
-from tests.chaos.test_outages import HOLDERS, _broker_behind, _proxy_to, _through, _trade, _wait
+from tests.chaos.test_outages import HOLDERS, _broker_behind, _trade, _wait
 from tests.client import Client
 from tests.conftest import make_env
 from tests.e2e.conftest import RunningFleet, _run
-from tests.faults import CuttableProxy, free_port
+from tests.faults import CuttableProxy, free_port, proxy_to, through
 from tests.invariants import check_money
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
@@ -67,8 +67,8 @@ def _fleet_behind(dependency: str, servers: dict[str, str]) -> Iterator[tuple[Ru
             env["KAFKA_BOOTSTRAP"] = f"127.0.0.1:{proxy_port}"
         else:
             key = {"postgres": "DATABASE_URL", "redis": "REDIS_URL"}[dependency]
-            proxy = _proxy_to(env[key])
-            env[key] = _through(env[key], proxy)
+            proxy = proxy_to(env[key])
+            env[key] = through(env[key], proxy)
         stack.callback(proxy.stop)
         fleet = stack.enter_context(contextlib.contextmanager(_run)(env))
         yield fleet, proxy

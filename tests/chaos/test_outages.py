@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import subprocess
 import time
-import urllib.parse
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,7 +25,7 @@ from tests.chaos.test_crash_replay import _quiesce
 from tests.client import Client
 from tests.conftest import make_env
 from tests.e2e.conftest import RunningFleet, _run
-from tests.faults import CuttableProxy, free_port
+from tests.faults import CuttableProxy, free_port, proxy_to, through
 from tests.invariants import check_money
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
@@ -66,22 +65,6 @@ def _broker_behind(proxy_port: int) -> Iterator[str]:
     finally:
         proc.kill()
         proc.wait()
-
-
-def _through(url: str, proxy: CuttableProxy) -> str:
-    """The URL with its server replaced by the proxy (over TCP, whatever the original used)."""
-    parts = urllib.parse.urlsplit(url)
-    user = f"{parts.username}@" if parts.username else ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{proxy.port}", query=""))
-
-
-def _proxy_to(url: str) -> CuttableProxy:
-    """A proxy to a server given by URL: host and port, or a Unix socket directory (``?host=/dir``)."""
-    parts = urllib.parse.urlsplit(url)
-    socket_dir = urllib.parse.parse_qs(parts.query).get("host", [""])[0]
-    if not parts.hostname and socket_dir.startswith("/"):
-        return CuttableProxy(0, unix=f"{socket_dir}/.s.PGSQL.{parts.port or 5432}").start()
-    return CuttableProxy(parts.port or 0, parts.hostname or "127.0.0.1").start()
 
 
 async def _readiness(fleet: RunningFleet) -> dict[str, bool]:
@@ -153,13 +136,13 @@ def test_a_lost_dependency_is_waited_out_without_a_restart(servers: dict[str, st
     kafka_proxy_port = free_port()
     with _broker_behind(kafka_proxy_port) as broker:
         proxies = {
-            "postgres": _proxy_to(env["DATABASE_URL"]),
-            "redis": _proxy_to(env["REDIS_URL"]),
+            "postgres": proxy_to(env["DATABASE_URL"]),
+            "redis": proxy_to(env["REDIS_URL"]),
             "kafka": CuttableProxy(int(broker.rsplit(":", 1)[1]), port=kafka_proxy_port).start(),
         }
         try:
-            env["DATABASE_URL"] = _through(env["DATABASE_URL"], proxies["postgres"])
-            env["REDIS_URL"] = _through(env["REDIS_URL"], proxies["redis"])
+            env["DATABASE_URL"] = through(env["DATABASE_URL"], proxies["postgres"])
+            env["REDIS_URL"] = through(env["REDIS_URL"], proxies["redis"])
             env["KAFKA_BOOTSTRAP"] = f"127.0.0.1:{kafka_proxy_port}"
             with contextlib.contextmanager(_run)(env) as fleet:
                 pids: dict[str, Any] = {name: p.pid for name, p in fleet.fleet.procs.items()}

@@ -4,6 +4,9 @@ fleet as designed: KRaft Kafka, Postgres, Redis, a one-shot init, every service 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +95,35 @@ def test_broken_compose_files_are_refused(path):
     doc = _load(path)
     problems = schema_errors(doc) or fleet_problems(doc)
     assert any(expect in p for p in problems), problems
+
+
+def _podman_compose_config(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``podman-compose config``: the file as podman-compose resolves it (anchors merged, variables set)."""
+    tool = Path(sys.executable).with_name("podman-compose")  # the dev extra's
+    return subprocess.run(
+        [str(tool), "-f", str(path), "config"],
+        capture_output=True,
+        text=True,
+        cwd=path.parent,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+def test_podman_compose_resolves_the_file_as_docker_compose_would():
+    done = _podman_compose_config(COMPOSE_FILE, {"POSTGRES_PASSWORD": "from-env"})
+    assert done.returncode == 0, done.stderr
+    resolved = yaml.safe_load(done.stdout)
+    assert not fleet_problems(resolved)
+    for name in SERVICE_PORTS:  # every service has the hardening and settings of the shared anchors
+        service = resolved["services"][name]
+        assert service["image"] == "spot-exchange:local" and service["read_only"] is True, name
+        assert service["user"] == "10001:10001" and service["cap_drop"] == ["ALL"], name
+        assert service["environment"]["DATABASE_URL"] == "postgresql://spot:from-env@postgres:5432/spot", name
+        assert service["environment"]["PORT"] == str(SERVICE_PORTS[name]), name
+
+
+def test_podman_compose_refuses_a_file_that_is_not_compose(tmp_path: Path):
+    broken = tmp_path / "docker-compose.yml"
+    broken.write_text("services:\n  gateway:\n    <<: *undefined-anchor\n")
+    assert _podman_compose_config(broken).returncode != 0

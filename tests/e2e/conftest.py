@@ -12,7 +12,7 @@ import pytest
 
 from shared.config import Settings
 from spot import admin
-from spot.fleet import Fleet
+from spot.fleet import Fleet, Launcher, python_module
 from tests.conftest import drop_env, make_env
 
 PORT_OFFSET = int(os.environ.get("SPOT_TEST_PORT_OFFSET", "100"))  # 8100.. beside a developer's fleet on 8000..
@@ -25,12 +25,14 @@ class RunningFleet:
     base: str
 
 
-def _run(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
+def _run(fresh_env: dict[str, str], launcher: Launcher = python_module) -> Iterator[RunningFleet]:
+    """A fleet on ``fresh_env`` (initialised here), each service started by ``launcher``, ready."""
     old = dict(os.environ)
     os.environ.update(fresh_env)
     settings = Settings()
     asyncio.run(admin.init(settings))
-    f = Fleet(fresh_env, port_offset=PORT_OFFSET, log=sys.stderr if os.environ.get("SPOT_TEST_LOGS") else None)
+    log = sys.stderr if os.environ.get("SPOT_TEST_LOGS") else None
+    f = Fleet(fresh_env, port_offset=PORT_OFFSET, log=log, launcher=launcher)
     try:
         f.start_all()
         f.wait_ready(timeout=90)
