@@ -26,13 +26,17 @@ from shared import config, kafka
 from shared.kafka_security import MskIamToken
 
 from . import chart
-from .contract import CHART, ROOT
+from .contract import PROFILES, ROOT
 
-EKS_VALUES = CHART / "values-eks.yaml"
 LAMBDA_TF = ROOT / "infra" / "terraform" / "modules" / "lambda_ingestion" / "main.tf"
 REGION = "eu-west-1"
-# what the Lambda's Terraform takes from variables, and what the Lambda runtime sets itself
-LAMBDA_INPUTS = {"KAFKA_BOOTSTRAP": "b-1.spot.example.kafka.eu-west-1.amazonaws.com:9098", "AWS_REGION": REGION}
+# what the Lambda's Terraform takes from variables (envs/prod: the elasticache module's cluster_mode, on), and
+# what the Lambda runtime sets itself
+LAMBDA_INPUTS = {
+    "KAFKA_BOOTSTRAP": "b-1.spot.example.kafka.eu-west-1.amazonaws.com:9098",
+    "AWS_REGION": REGION,
+    "REDIS_CLUSTER": "true",
+}
 
 
 @pytest.fixture
@@ -90,7 +94,7 @@ async def _close(client: Any) -> None:
 
 def _eks_envs() -> dict[str, dict[str, str]]:
     """The non-secret environment of the services (ConfigMap), of the init hook, and of the Lambda."""
-    docs = chart.render([EKS_VALUES])
+    docs = chart.render(PROFILES["eks"])  # values-eks.yaml with what Terraform hands over
     config_map = next(d for d in docs if d["kind"] == "ConfigMap" and "KAFKA_BOOTSTRAP" in d.get("data", {}))
     job = next(d for d in docs if d["kind"] == "Job")
     job_env = {e["name"]: e["value"] for e in job["spec"]["template"]["spec"]["containers"][0]["env"] if "value" in e}

@@ -52,7 +52,7 @@ mock_provider "aws" {
   mock_resource "aws_elasticache_replication_group" {
     defaults = {
       primary_endpoint_address       = "master.spot-prod.cache.amazonaws.com"
-      configuration_endpoint_address = ""
+      configuration_endpoint_address = "clustercfg.spot-prod.cache.amazonaws.com"
       port                           = 6379
     }
   }
@@ -141,7 +141,7 @@ run "helm_values_name_the_estate_and_hold_no_placeholder" {
       output.helm_values.externalSecrets.database.secretArn == module.aurora.master_user_secret_arn
       && output.helm_values.externalSecrets.database.host == module.aurora.writer_endpoint
       && output.helm_values.externalSecrets.redis.authTokenSecretArn == module.elasticache.auth_token_secret_arn
-      && output.helm_values.externalSecrets.redis.host == "master.spot-prod.cache.amazonaws.com"
+      && output.helm_values.externalSecrets.redis.host == "clustercfg.spot-prod.cache.amazonaws.com"
     )
     error_message = "External Secrets must be pointed at the Aurora and Redis secrets, and REDIS_URL at the endpoint that answers"
   }
