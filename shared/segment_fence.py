@@ -59,6 +59,7 @@ class Fence:
         self._generation = 0  # a new one after each lapse: sends of an older one are never ACKed
         self._in_flight: Counter[int] = Counter()  # sends not yet acknowledged, by segment
         self._wake = asyncio.Event()
+        self._stopping = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -66,10 +67,12 @@ class Fence:
         self._task = asyncio.create_task(self._keep())
 
     async def stop(self) -> None:
+        """Let the keeper finish what it is doing (a command cancelled half-way would leave its connection
+        out of the pool, and the last command below waiting for one), then leave the registry."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            self._stopping = True
+            self._wake.set()
+            await self._task
         with contextlib.suppress(RedisError, OSError):  # readers need not wait out the lease
             await segment_store.forget_producer(self._cache, self._settings, self._name)
 
@@ -122,7 +125,7 @@ class Fence:
 
     async def _keep(self) -> None:
         renewed = 0
-        while True:
+        while not self._stopping:
             self._wake.clear()
             try:
                 now = _now_ms()
@@ -136,7 +139,8 @@ class Fence:
                     renewed = now
             except (RedisError, OSError) as exc:  # the lease runs out; sends are refused until it is back
                 log.debug("segment lease not renewed: %s", exc)
-            await self._sleep()
+            if not self._stopping:
+                await self._sleep()
 
     async def _sleep(self) -> None:
         """Until the next renewal, the next segment's start, or a send finishing, whichever comes first."""
