@@ -349,6 +349,6 @@ def rows_for_table(res: dict[str, Any]) -> list[Any]:
             f"{total['confirm_p50_ms']} ms p99 {total['confirm_p99_ms']} ms", "-", "-", "-",
             total["confirm_p99_ms"], "ms p99", None),
         Row("soak: memory", workload, f"fastest-growing service {worst[0]} {worst[1]['mb_per_min']} MB/min after "
-            f"{res['warm_up_minutes']} min; broker {broker.get('mb_per_min')} MB/min (log recycled by the segment ring)",
+            f"{res['warm_up_minutes']} min; broker {broker.get('mb_per_min')} MB/min (log recycled by segments)",
             "services flat", "-", "-", worst[1]["mb_per_min"], "MB/min", None, {"growth": res["growth"]}),
     ]
