@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from . import kafka, resilience, segment_fence, segment_store, segments
+from . import kafka, resilience, segment_fence
 from . import redis as sredis
 from .config import Settings
 from .kafka import DLQ_TOTAL, Outbox, Record
@@ -242,46 +242,14 @@ async def replay(settings: Settings, letter: DeadLetter) -> tuple[str, int, int]
     """Produce a dead letter back to its source topic with its own headers; returns (topic, partition,
     offset) where it landed. Consumers are idempotent, so replaying what was applied since changes nothing.
 
-    With the segment ring on, a request goes to ``order-requests`` as its producers send (``segment_fence``:
-    registered, so its reader waits for the seal). A record of a topic whose writer seals it goes to the
-    segment that has started; no writer seals a segment before the next one starts (the chain of seals begins
-    with ``order-requests``, completed only then), so an ack before that start is read by every group, and a
-    later one raises ``LateReplay``."""
+    With the segment ring on, it goes where its readers will read it (``segment_fence.send_into_ring``)."""
     source = letter.source
     topic = source[0] if source is not None else dlq_topic(letter.topic).value
     if topic not in {t.value for t in Topic}:
         raise ValueError(f"dead letter {letter.topic}@{letter.offset} names an unknown source topic {topic!r}")
-    async with kafka.producer(settings) as out:
-        if not settings.kafka_segment_s or topic not in segments.SEGMENTED:
-            partition, offset = await out.send_now(topic, letter.value, key=letter.key, headers=letter.own_headers)
-            return topic, partition, offset
-        async with sredis.client(settings) as cache:
-            if topic == segments.FENCED:
-                async with segment_fence.fence(settings, cache) as fence:
-                    assert fence is not None  # segments are on
-                    async with fence.sending() as epoch:
-                        partition, offset = await out.send_now(
-                            topic, letter.value, key=letter.key, headers=letter.own_headers, epoch=epoch
-                        )
-                return segments.slot_name(topic, segments.slot_of(epoch)), partition, offset
-            schedule = await segment_store.read_schedule(cache, settings)
-            epoch = max(schedule.epoch_at(_now_ms()) or 0, settings.log_epoch)
-            partition, offset = await out.send_now(
-                topic, letter.value, key=letter.key, headers=letter.own_headers, epoch=epoch
-            )
-            acked_ms = _now_ms()
-            next_start = (await segment_store.read_schedule(cache, settings)).start_of(epoch + 1)
-        name = segments.slot_name(topic, segments.slot_of(epoch))
-        if next_start is not None and acked_ms >= next_start:
-            raise LateReplay(
-                f"{name}[{partition}]@{offset} was acknowledged after segment {epoch} ended: it may never be "
-                "read; replay it again (a consumer skips a copy it already applied)"
-            )
-        return name, partition, offset
-
-
-class LateReplay(LookupError):
-    """A replay acknowledged after its segment's readers may have left it (``shared.segments``)."""
+    async with kafka.producer(settings) as out, sredis.client(settings) as cache:
+        headers = letter.own_headers
+        return await segment_fence.send_into_ring(settings, out, cache, topic, letter.value, letter.key, headers)
 
 
 def _now_ms() -> int:

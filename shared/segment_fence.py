@@ -25,14 +25,17 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from . import errors, segment_store
+from . import errors, segment_store, segments
 from .config import Settings
 from .errors import ApiError
 from .segments import LEASE_MS, REFRESH_MS, Schedule
+
+if TYPE_CHECKING:
+    from .kafka import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +140,9 @@ class Fence:
                 if self.sealable() != self._sealed or now - renewed >= REFRESH_MS:
                     await self._renew()
                     renewed = now
-            except (RedisError, OSError) as exc:  # the lease runs out; sends are refused until it is back
-                log.debug("segment lease not renewed: %s", exc)
+            except Exception as exc:  # Redis away or refusing (any client error): the lease runs out, sends are
+                # refused until it is back; the keeper itself never stops
+                log.debug("segment lease not renewed: %s: %s", type(exc).__name__, exc)
             if not self._stopping:
                 await self._sleep()
 
@@ -164,3 +168,47 @@ async def fence(settings: Settings, cache: Any) -> AsyncIterator[Fence | None]:
         yield producer
     finally:
         await producer.stop()
+
+
+class LateReplay(LookupError):
+    """A record sent into the ring from outside and acknowledged after its segment's readers may have left it."""
+
+
+async def send_into_ring(
+    settings: Settings,
+    out: Outbox,
+    cache: Any,
+    topic: str,
+    value: bytes,
+    key: str,
+    headers: list[tuple[str, bytes]] | None = None,
+) -> tuple[str, int, int]:
+    """One record from outside the topic's writers (an operator's replay, a test), where its readers will read
+    it; returns (topic or slot name, partition, offset).
+
+    ``order-requests`` is sent as its producers send (registered, so its reader waits for the seal). A topic
+    whose writer seals it gets the segment that has started: no writer seals a segment before the next one
+    starts (the chain of seals begins with ``order-requests``, completed only then), so an ack before that
+    start is read by every group, and a later one raises ``LateReplay`` (send it again: consumers skip a copy
+    they applied)."""
+    if not settings.kafka_segment_s or topic not in segments.SEGMENTED:
+        partition, offset = await out.send_now(topic, value, key=key, headers=headers)
+        return topic, partition, offset
+    if topic == segments.FENCED:
+        async with fence(settings, cache) as producer:
+            assert producer is not None  # segments are on
+            async with producer.sending() as epoch:
+                partition, offset = await out.send_now(topic, value, key=key, headers=headers, epoch=epoch)
+        return segments.slot_name(topic, segments.slot_of(epoch)), partition, offset
+    schedule = await segment_store.read_schedule(cache, settings)
+    epoch = max(schedule.epoch_at(_now_ms()) or 0, settings.log_epoch)
+    partition, offset = await out.send_now(topic, value, key=key, headers=headers, epoch=epoch)
+    acked_ms = _now_ms()
+    next_start = (await segment_store.read_schedule(cache, settings)).start_of(epoch + 1)
+    name = segments.slot_name(topic, segments.slot_of(epoch))
+    if next_start is not None and acked_ms >= next_start:
+        raise LateReplay(
+            f"{name}[{partition}]@{offset} was acknowledged after segment {epoch} ended: it may never be read; "
+            "send it again (a consumer skips a copy it already applied)"
+        )
+    return name, partition, offset

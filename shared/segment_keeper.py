@@ -26,9 +26,8 @@ import time
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError, UnknownTopicOrPartitionError
+from aiokafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 from prometheus_client import Counter, Gauge
-from redis.exceptions import RedisError
 
 from . import identity, segment_store
 from .config import Settings
@@ -59,6 +58,7 @@ class Keeper:
         self.admin = admin
         self.token = secrets.token_hex(8)
         self._postponed_logged = 0.0
+        self._waiting_logged = 0.0
 
     async def leading(self) -> bool:
         """Whether this process is the keeper (taking the lease if it is free)."""
@@ -119,8 +119,10 @@ class Keeper:
             try:
                 if await self.leading():
                     await self.step()
-            except (RedisError, OSError, KafkaError, asyncpg.PostgresError) as exc:
-                log.warning("segment keeper waiting: %s", exc)
+            except Exception as exc:  # an outage of Redis, Postgres or the broker is waited out: it never stops
+                if time.monotonic() - self._waiting_logged >= POSTPONED_LOG_S:
+                    self._waiting_logged = time.monotonic()
+                    log.warning("segment keeper waiting: %s: %s", type(exc).__name__, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), TICK_S)
 

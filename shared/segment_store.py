@@ -18,7 +18,6 @@ import time
 from collections.abc import Iterable
 
 import orjson
-from redis.exceptions import RedisError
 
 from .config import Settings
 from .redis import Client
@@ -160,6 +159,6 @@ class ScheduleCache:
         while True:
             try:
                 await self.refresh()
-            except (RedisError, OSError) as exc:  # the view goes stale; producers refuse until it is back
-                log.debug("segment schedule not read: %s", exc)
+            except Exception as exc:  # Redis away or refusing: the view goes stale until it is back
+                log.debug("segment schedule not read: %s: %s", type(exc).__name__, exc)
             await asyncio.sleep(REFRESH_MS / 1000)

@@ -18,6 +18,7 @@ import pytest
 from services.matcher.__main__ import partition_of
 from spot.fleet import Fleet
 from tests.chaos.test_crash_replay import Disturbance, _flow
+from tests.chaos.test_crash_replay import fleet as fleet  # one log segment: the comparison replays the whole log
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 

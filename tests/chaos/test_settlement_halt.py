@@ -26,8 +26,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
 
+from shared import kafka, segment_fence
+from shared import redis as sredis
 from shared.domain import ExecType, OrderStatus, OrderType, Side, TimeInForce
 from shared.lifecycle import now_ms
 from shared.messages import MatchedEvent, OrderUpdate, Topic, encode
@@ -65,8 +66,6 @@ async def _flow(base: str, settings: Any, settlement_port: int) -> None:
     taker = await admin.create_user(settings, "halt-taker", [("USDT", 100_000 * 10**8)])
     m, t = Client(base, maker.api_key, maker.secret), Client(base, taker.api_key, taker.secret)
     db = await asyncpg.connect(settings.database_url)
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, enable_idempotence=False, acks="all")
-    await producer.start()
 
     async def trades(symbol: str) -> int:
         return int(await db.fetchval("SELECT count(*) FROM trades WHERE symbol = $1", symbol))
@@ -85,7 +84,9 @@ async def _flow(base: str, settings: Any, settlement_port: int) -> None:
         ghost = OrderUpdate(GHOST, taker.user_id, "ghost", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 300_000, 1_000,
                             OrderStatus.CANCELED, ExecType.CANCELED, now_ms())  # fmt: skip
         bad = MatchedEvent("ETHUSDT", cursor + 1, now_ms(), GHOST, [ghost])
-        await producer.send_and_wait(settings.topic(Topic.MATCHED_EVENTS), encode(bad), key=b"ETHUSDT")
+        async with kafka.producer(settings) as outbox, sredis.client(settings) as cache:  # where settlement reads
+            topic = Topic.MATCHED_EVENTS.value
+            await segment_fence.send_into_ring(settings, outbox, cache, topic, encode(bad), "ETHUSDT")
 
         async def is_halted() -> bool:
             return await halted() == 1
@@ -143,7 +144,6 @@ async def _flow(base: str, settings: Any, settlement_port: int) -> None:
         totals = await check_money(db)
         assert totals["ETH"] == 10 * 10**8 and totals["BTC"] == 10**8
     finally:
-        await producer.stop()
         await db.close()
         await m.close()
         await t.close()

@@ -31,7 +31,7 @@ import pytest
 
 from services.matcher.__main__ import partition_of
 from services.matcher.bookstore import BookStore
-from shared import kafka
+from shared import kafka, segment_fence
 from shared import redis as sredis
 from shared.domain import OrderType, Side, TimeInForce
 from shared.ids import IdBlocks
@@ -90,10 +90,13 @@ async def _inject(settings: Any, db: asyncpg.Pool, victim: int, maker: int) -> N
     )
     trade = Trade(PAST_64_BITS, 5_000_000, 1, 1, 2, maker, victim, True, 0, 0, now_ms())
     execution = TradeExecution(symbol=BTC.symbol, seq=10**18, trades=[trade])
-    async with kafka.producer(settings) as out:
-        await out.send_now(Topic.ORDER_REQUESTS, encode(request), key=BTC.symbol)
-        await out.send_now(Topic.VALIDATED_ORDERS, encode(unstorable), key=BTC.symbol)
-        await out.send_now(Topic.TRADE_EXECUTION, encode(execution), key=BTC.symbol)
+    async with kafka.producer(settings) as out, sredis.client(settings) as cache:  # where each topic's readers are
+        for topic, record in (
+            (Topic.ORDER_REQUESTS, request),
+            (Topic.VALIDATED_ORDERS, unstorable),
+            (Topic.TRADE_EXECUTION, execution),
+        ):
+            await segment_fence.send_into_ring(settings, out, cache, topic.value, encode(record), BTC.symbol)
 
 
 async def _dead_letters(settings: Any, topic: str, want: int) -> list[dict[str, Any]]:
