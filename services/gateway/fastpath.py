@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from shared.http import RequestMetrics, error_response
 
-from .deps import Gateway, authenticate, read_body
+from .deps import Gateway, authenticate, forwarded_ip, read_body
 from .routes.orders import place_order
 
 PATH = "/api/v3/order"
@@ -81,5 +81,8 @@ class OrderFastPath:
             return read_body(_header(scope, b"content-length"), _chunks(receive), gw.settings.max_body_bytes)
 
         key = _header(scope, b"x-mbx-apikey")
-        caller = await authenticate(gw, key, scope["query_string"], body, "TRADE", 1, 1)
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        ip = forwarded_ip(peer, _header(scope, b"x-forwarded-for"), gw.settings.trusted_proxy_hops)
+        caller = await authenticate(gw, key, scope["query_string"], body, "TRADE", 1, 1, ip)
         return await place_order(gw, caller)

@@ -51,7 +51,18 @@ def signed_budget(user_id: int, api_key: str) -> str:
 
 
 def public_budget(ip: str) -> str:
+    """An IP's weight: public endpoints, and every refusal whose caller has not proven a key's secret."""
     return f"{{ip:{ip}}}"
+
+
+def lookup_budget(ip: str) -> str:
+    """An IP's API-key lookups in Postgres (``Gateway.api_key``), a budget of its own."""
+    return f"{{ip:{ip}}}:lookups"
+
+
+def connection_budget(ip: str) -> str:
+    """An IP's new WebSocket connections per 5 minutes."""
+    return f"{{ip:{ip}}}:ws"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,3 +105,12 @@ class RateLimiter:
 
     async def weight(self, budget: str, amount: int) -> None:
         await self.spend(budget, amount)
+
+    async def spend_limited(self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S) -> None:
+        """Spend one of ``budget``'s ``limit`` per ``window_s``; -1003 with ``Retry-After`` past it."""
+        now = time.time()
+        window = int(now // window_s)
+        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[1, window_s])
+        if used[0] > limit:
+            retry = max(1, int((window + 1) * window_s - now) + 1)
+            raise errors.rate_limited(retry, f"{what} per {window_s} seconds", limit)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -59,9 +60,10 @@ api_keys = Table(
     metadata,
     Column("api_key", Text, primary_key=True),
     Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
-    Column("secret", Text, nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=False),  # shared/envelope.py: never stored in plaintext
     Column("permissions", ARRAY(Text), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("ip_allow", ARRAY(Text), nullable=True),  # networks the key may be used from; NULL: any
 )
 
 balances = Table(
