@@ -92,3 +92,25 @@ def test_broken_compose_files_are_refused(path):
     doc = _load(path)
     problems = schema_errors(doc) or fleet_problems(doc)
     assert any(expect in p for p in problems), problems
+
+
+def test_compose_publishes_only_the_gateway_on_every_interface():
+    """Issue 20: the broker has no authentication; a port of it on 0.0.0.0 let anyone on the network
+    produce orders. Only the gateway is public; anything else is bound to 127.0.0.1 or not published."""
+    services = _load(COMPOSE_FILE)["services"]
+    public = {
+        name: port
+        for name, service in services.items()
+        for port in service.get("ports", [])
+        if not str(port).startswith("127.0.0.1:")
+    }
+    assert public == {"gateway": "8000:8000"}
+    assert "127.0.0.1:29092:29092" in services["kafka"]["ports"]
+
+
+def test_compose_keys_live_in_a_volume_not_in_the_file():
+    services = _load(COMPOSE_FILE)["services"]
+    for name in ("init", "gateway", "ingestion"):  # they seal, open and sign with them
+        assert "spot-keys:/var/lib/spot/keys" in services[name].get("volumes", []), name
+        env = services[name]["environment"]
+        assert "ENVELOPE_KEY" not in env and "SERVICE_KEY" not in env, name
