@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     # proxy appended to X-Forwarded-For, counted from the right. 0: the peer address (no proxy is trusted).
     trusted_proxy_hops: int = Field(0, ge=0, le=8, description="proxies whose X-Forwarded-For entry is believed")
     key_lookups_per_minute: int = Field(
-        60, ge=1, description="API keys an IP may have looked up in Postgres per minute (unknown keys' cost)"
+        60, ge=1, description="unknown API keys an IP may have looked up in Postgres per minute"
     )
     ws_connections_per_5m: int = Field(300, ge=1, description="WebSocket connections an IP may open per 5 minutes")
     request_weight_per_minute: int = 6_000

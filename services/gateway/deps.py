@@ -7,11 +7,12 @@ permission). ``authenticate`` is the SIGNED check itself, shared with the plain 
 
 Who pays for a refusal (issue 20): a caller whose signature is not proven spends its IP's budget, never
 the named key's, so knowing a victim's API key is not enough to exhaust the victim's limits. A key not in
-this replica's cache costs a Postgres query, so that is charged first to the IP's key-lookup budget
-(``key_lookups_per_minute``), and a key Postgres does not know is remembered in Redis (``NO_KEY_S``) by
-every replica: random keys cost a bounded number of queries. The client IP is the one the trusted proxies
-name (``client_ip``), not the load balancer's. Cached keys are dropped when ``spot admin key`` publishes a
-change (``access.py``); the cache's TTL only bounds a missed message.
+this replica's cache costs a Postgres query, so that is reserved first from the IP's budget of unknown-key
+lookups (``key_lookups_per_minute``) and given back if the key exists, and a key Postgres does not know is
+remembered in Redis (``NO_KEY_S``) by every replica: random keys cost a bounded number of queries. The
+client IP is the one the trusted proxies name (``client_ip``), not the load balancer's. Cached keys are
+dropped when ``spot admin key`` publishes a change (``access.py``); the cache's TTL only bounds a missed
+message.
 """
 
 from __future__ import annotations
@@ -77,13 +78,15 @@ class Gateway:
         if await self.cache.exists(no_key(key)):
             found = None
         else:
-            if ip is not None:
-                limit = self.settings.key_lookups_per_minute
-                await self.limiter.spend_limited(lookup_budget(ip), limit, "API-key lookups")
+            limit = self.settings.key_lookups_per_minute
+            if ip is not None:  # reserved before the query, so concurrent unknown keys cannot overrun it
+                await self.limiter.spend_limited(lookup_budget(ip), limit, "unknown API-key lookups")
             KEY_LOOKUPS.inc()
             found = await apikeys.fetch(self.db, self.envelope, key)
             if found is None:
                 await self.cache.set(no_key(key), 1, ex=NO_KEY_S)
+            elif ip is not None:  # a real key costs its IP nothing: many users behind one address are fine
+                await self.limiter.spend_limited(lookup_budget(ip), limit, "unknown API-key lookups", amount=-1)
         if len(self._keys) > 100_000:
             self._keys.clear()
         self._keys[key] = (time.monotonic() + KEY_CACHE_S, found)

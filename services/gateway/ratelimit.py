@@ -106,11 +106,14 @@ class RateLimiter:
     async def weight(self, budget: str, amount: int) -> None:
         await self.spend(budget, amount)
 
-    async def spend_limited(self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S) -> None:
-        """Spend one of ``budget``'s ``limit`` per ``window_s``; -1003 with ``Retry-After`` past it."""
+    async def spend_limited(
+        self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S, amount: int = 1
+    ) -> None:
+        """Spend ``amount`` of ``budget``'s ``limit`` per ``window_s``; -1003 with ``Retry-After`` past it.
+        A negative ``amount`` gives back what was spent in the current window."""
         now = time.time()
         window = int(now // window_s)
-        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[1, window_s])
-        if used[0] > limit:
+        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[amount, window_s])
+        if amount > 0 and used[0] > limit:
             retry = max(1, int((window + 1) * window_s - now) + 1)
             raise errors.rate_limited(retry, f"{what} per {window_s} seconds", limit)
