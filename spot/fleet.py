@@ -39,6 +39,9 @@ DRAIN_STAGES: tuple[frozenset[str], ...] = (
 DRAIN_QUIET_S = 1.0  # caught up this long with nothing upstream: every batch in hand is done (they take ms)
 DRAIN_TIMEOUT_S = 30.0
 REPLICA_PORT_STEP = 10
+# The gateway's Postgres role (migration 0008: reads, order-id blocks, no writes). GATEWAY_DATABASE_ROLE=""
+# runs it as the connecting user, for a database whose migrating user could not create roles.
+GATEWAY_ROLE = "spot_gateway"
 
 
 def _pump(prefix: str, stream: IO[bytes], out: IO[str] | None, tail: deque[str]) -> None:
@@ -73,6 +76,11 @@ class Fleet:
             "HOST": self.host,
             "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}",
         }
+        if name.partition("#")[0] == "gateway":  # the internet-facing one reads, and cannot write balances
+            role = env.get("GATEWAY_DATABASE_ROLE", GATEWAY_ROLE)
+            env.pop("DATABASE_ROLE", None)
+            if role:
+                env["DATABASE_ROLE"] = role
         p = subprocess.Popen(
             [sys.executable, "-m", MODULES[name.partition("#")[0]]],
             env=env,

@@ -69,7 +69,7 @@ class StreamGuard:
         while True:
             item = await self._sub.next()
             if item is None:  # fell behind (cannot happen at this size): drop every cached key
-                self.gw._keys.clear()
+                self.gw.forget(b"")
                 self._sub = Subscriber(10_000)
                 await self.gw.hub.subscribe(self.gw.hub.channels.access, self._sub)
                 continue

@@ -159,6 +159,7 @@ def test_spot_up_writes_its_env_before_ready_and_kill_9_leaves_no_process(state:
         assert env["REDIS_URL"] == f"redis://127.0.0.1:{redis_port}/0"
         assert redis.Redis.from_url(env["REDIS_URL"]).ping()
         assert str(state / "pg") in env["DATABASE_URL"], env  # its own embedded Postgres
+        assert env["ENVELOPE_KEY_FILE"] == str(state.resolve() / "envelope.key"), env  # its keys with its state
 
         async def database_answers() -> int:
             conn = await asyncpg.connect(env["DATABASE_URL"])
