@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from dataclasses import dataclass
 from typing import Final
 
 import asyncpg
 
-from .envelope import LOCAL, Envelope
+from .envelope import LOCAL, Envelope, SealBroken
 
 TRADE, USER_DATA, USER_STREAM = "TRADE", "USER_DATA", "USER_STREAM"
 PERMISSIONS: Final = (TRADE, USER_DATA, USER_STREAM)
 STREAM_PERMISSIONS: Final = frozenset({USER_DATA, USER_STREAM})  # either opens the user data stream
 
+log = logging.getLogger(__name__)
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 QUERY = (
@@ -75,7 +77,14 @@ async def fetch(db: asyncpg.Pool | asyncpg.Connection, box: Envelope, api_key: s
     if row is None:
         return None
     sealed = bytes(row["secret_sealed"])
-    secret = await asyncio.to_thread(box.open, sealed, api_key) if box.kek.kind != LOCAL else box.open(sealed, api_key)
+    try:
+        if box.kek.kind == LOCAL:
+            secret = box.open(sealed, api_key)
+        else:
+            secret = await asyncio.to_thread(box.open, sealed, api_key)
+    except SealBroken as exc:  # the operator's to fix: this process's KEK is not the one that sealed the keys
+        log.error("API key %s...: %s; check ENVELOPE_KEY / KMS_KEY_ID / ENVELOPE_KEY_FILE", api_key[:8], exc)
+        raise
     return ApiKey(
         row["user_id"],
         secret,

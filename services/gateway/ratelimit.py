@@ -12,6 +12,7 @@ nothing is claimed.
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -20,6 +21,23 @@ from shared import errors
 from shared import redis as sredis
 
 WEIGHT_WINDOW_S, ORDER_WINDOW_S = 60, 10
+# What the current request has used of the budgets it spent, for Binance's X-MBX-USED-WEIGHT-1M and
+# X-MBX-ORDER-COUNT-10S headers: a holder the outermost ASGI layer sets (``fastpath.OrderFastPath``) and
+# ``spend`` fills, shared by every task the request runs in.
+USED: ContextVar[dict[str, int] | None] = ContextVar("spot_used_budget", default=None)
+# GET /api/v3/depth weight by limit, as issue 20 fixes it from Binance's table (a deep book costs more)
+DEPTH_WEIGHTS = ((100, 1), (500, 5), (1000, 25), (5000, 50))
+
+
+def depth_weight(limit: int) -> int:
+    return next((weight for most, weight in DEPTH_WEIGHTS if limit <= most), DEPTH_WEIGHTS[-1][1])
+
+
+def used_headers(used: dict[str, int]) -> list[tuple[bytes, bytes]]:
+    out = [(b"x-mbx-used-weight-1m", str(used["weight"]).encode())] if "weight" in used else []
+    if "orders" in used:
+        out.append((b"x-mbx-order-count-10s", str(used["orders"]).encode()))
+    return out
 
 # KEYS[1..n]: window counters, ARGV[2i-1] the amount to add to KEYS[i] and ARGV[2i] its window in seconds.
 # With a claim, KEYS[n+1] is the key to SET NX with ARGV[2n+1] (the claim's value) for ARGV[2n+2] seconds,
@@ -95,6 +113,11 @@ class RateLimiter:
                 keys.append(claim.key)
                 args += [claim.value, claim.ttl_s, self.orders_per_10s, self.weight_per_minute]
         used = await self._spend(keys=keys, args=args)
+        report = USED.get()
+        if report is not None:
+            report["weight"] = used[0]
+            if orders:
+                report["orders"] = used[1]
         if orders and used[1] > self.orders_per_10s:
             retry = max(1, int((o_window + 1) * ORDER_WINDOW_S - now) + 1)
             raise errors.too_many_orders(retry, self.orders_per_10s, ORDER_WINDOW_S)

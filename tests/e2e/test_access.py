@@ -144,7 +144,8 @@ def test_a_thousand_random_keys_cost_a_bounded_number_of_postgres_queries(fleet:
     before = _lookups(fleet)
     statuses = asyncio.run(_random_keys(fleet))
     assert set(statuses) <= {401, 429} and 429 in statuses
-    assert _lookups(fleet) - before <= LOOKUPS, "each unknown key past the IP's lookups must not reach Postgres"
+    # fixed one-minute windows: a run that crosses a minute boundary gets a second window's worth
+    assert _lookups(fleet) - before <= 2 * LOOKUPS, "an unknown key past the IP's lookups must not reach Postgres"
 
 
 async def _restricted(f: RunningFleet) -> None:
@@ -273,3 +274,39 @@ def test_an_ip_opens_a_bounded_number_of_websocket_connections(fleet: RunningFle
     refused = [_refused_handshake(fleet, ip) for _ in range(CONNECTIONS + 1)]
     assert refused == [False] * CONNECTIONS + [True]
     assert not _refused_handshake(fleet, _ip()), "another IP still connects"
+
+
+async def _weights(f: RunningFleet) -> None:
+    c, _ = await _user(f)
+    r = await c.http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 5000})
+    assert r.status_code == 200 and r.headers["X-MBX-USED-WEIGHT-1M"] == "50", r.headers
+    r = await c.http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 1000})
+    assert r.headers["X-MBX-USED-WEIGHT-1M"] == "75"
+    r = await c.http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 500})
+    assert r.headers["X-MBX-USED-WEIGHT-1M"] == "80"
+    r = await c.http.get("/api/v3/depth", params={"symbol": "BTCUSDT", "limit": 1000})
+    assert r.status_code == 429, "a deep book costs its weight"
+    status, placed = await c.signed("POST", "order", **ORDER, price="50000")
+    assert status == 200, placed
+    assert (await c.http.get("/api/v3/time")).status_code == 429  # the IP's weight, not the key's
+    status, _ = await c.signed("GET", "openOrders", symbol="BTCUSDT")
+    assert status == 200
+    await c.close()
+
+
+def test_depth_costs_weight_by_limit_and_responses_tell_the_weight_used(fleet: RunningFleet) -> None:
+    asyncio.run(_weights(fleet))
+
+
+async def _order_headers(f: RunningFleet) -> None:
+    c, _ = await _user(f)
+    query = c.sign({**ORDER, "price": "50000"})
+    headers = {"X-MBX-APIKEY": c.api_key, "Content-Type": "application/x-www-form-urlencoded"}
+    r = await c.http.post("/api/v3/order", content=query, headers=headers)
+    assert r.status_code == 200, r.text
+    assert (r.headers["X-MBX-USED-WEIGHT-1M"], r.headers["X-MBX-ORDER-COUNT-10S"]) == ("1", "1")
+    await c.close()
+
+
+def test_a_new_order_tells_the_weight_and_order_count_used(fleet: RunningFleet) -> None:
+    asyncio.run(_order_headers(fleet))
