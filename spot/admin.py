@@ -55,6 +55,7 @@ async def create_user(
             key = await keys.insert(conn, envelope.from_settings(settings), user_id, list(permissions))
         for asset, atoms in deposits:
             await deposit(conn, user_id, asset, atoms, now, f"admin:{user_id}")
+        assert key.secret is not None  # an HMAC key
         return NewUser(user_id, key.api_key, key.secret)
     finally:
         await conn.close()

@@ -8,6 +8,7 @@ spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
 spot admin deposit --user 2 --deposit USDT=500
 spot admin balances [--user 2] [--json]
 spot admin key create --user 2 [--permissions TRADE,USER_DATA,USER_STREAM] [--ip-allow 203.0.113.0/24]
+                      [--ed25519-public-key pub.pem]   an Ed25519 key: only the client's public key is kept
 spot admin key list [--user 2] | revoke KEY | rotate KEY | permissions KEY --set USER_DATA
 spot admin key ip-allow KEY --set 203.0.113.7,10.0.0.0/8 | --any
 spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second
@@ -208,7 +209,9 @@ def cmd_key(settings: Settings, args: argparse.Namespace) -> int:
     """``spot admin key create|list|revoke|rotate|permissions|ip-allow``."""
     try:
         if args.key == "create":
-            new = asyncio.run(keys.create(settings, args.user, _names(args.permissions) or [], _names(args.ip_allow)))
+            pem = Path(args.ed25519_public_key).read_text() if args.ed25519_public_key else None
+            perms, allow = _names(args.permissions) or [], _names(args.ip_allow)
+            new = asyncio.run(keys.create(settings, args.user, perms, allow, pem))
             print(json.dumps(new.as_json()))
         elif args.key == "list":
             print(json.dumps(asyncio.run(keys.listed(settings, args.user))))
@@ -334,6 +337,7 @@ def parser() -> argparse.ArgumentParser:
     kc.add_argument("--user", type=int, required=True)
     kc.add_argument("--permissions", default=perms, help=f"comma-separated, some of {perms}")
     kc.add_argument("--ip-allow", help="comma-separated addresses or networks the key may be used from")
+    kc.add_argument("--ed25519-public-key", metavar="PEM_FILE", help="an Ed25519 key: the client's public key")
     kl = ksub.add_parser("list", help="keys (never their secrets)")
     kl.add_argument("--user", type=int)
     for name, text in (("revoke", "delete a key; its open streams end"), ("rotate", "a new key in place of one")):

@@ -1,9 +1,11 @@
 """``spot admin key``: API keys created, listed, restricted, rotated and revoked; users disabled.
 
 A key is created with the permissions it needs (``shared.apikeys.PERMISSIONS``: TRADE, USER_DATA,
-USER_STREAM) and optionally an IP allow-list; its secret is shown once and stored only sealed
-(``shared.envelope``). Every change is published on the access channel, so each gateway replica drops its
-cached copy and ends the streams the key opened within a second (``services/gateway/access.py``).
+USER_STREAM) and optionally an IP allow-list. An HMAC key's secret is shown once and stored only sealed
+(``shared.envelope``); an Ed25519 key is registered from the client's public key (the client keeps the
+private key, as on Binance), and nothing secret is stored. Every change is published on the access
+channel, so each gateway replica drops its cached copy and ends the streams the key opened within a
+second (``services/gateway/access.py``).
 """
 
 from __future__ import annotations
@@ -28,15 +30,16 @@ class NoSuchKey(LookupError):
 class NewKey:
     user_id: int
     api_key: str
-    secret: str
+    secret: str | None  # None: an Ed25519 key, whose private key only the client holds
     permissions: list[str]
     ip_allow: list[str] | None
 
     def as_json(self) -> dict[str, object]:
+        kind = {"secret": self.secret} if self.secret is not None else {"keyType": apikeys.ED25519}
         return {
             "userId": self.user_id,
             "apiKey": self.api_key,
-            "secret": self.secret,
+            **kind,
             "permissions": self.permissions,
             "ipAllow": self.ip_allow,
         }
@@ -59,18 +62,28 @@ async def insert(
     user_id: int,
     permissions: list[str],
     ip_allow: list[str] | None = None,
+    ed25519_pem: str | None = None,
 ) -> NewKey:
-    """A new key for ``user_id`` (inside the caller's transaction)."""
+    """A new key for ``user_id`` (inside the caller's transaction): HMAC, or Ed25519 with the client's
+    public key ``ed25519_pem``."""
     permissions = apikeys.check_permissions(permissions)
     nets = apikeys.networks(ip_allow)
     allow = None if nets is None else [str(n) for n in nets]
-    api_key, secret = secrets.token_urlsafe(48), secrets.token_hex(32)
+    api_key = secrets.token_urlsafe(48)
+    secret: str | None = None
+    if ed25519_pem is None:
+        secret = secrets.token_hex(32)
+        kind, sealed, public = apikeys.HMAC, box.seal(secret, api_key), None
+    else:
+        kind, sealed, public = apikeys.ED25519, None, apikeys.ed25519_public_key(ed25519_pem)
     await conn.execute(
-        "INSERT INTO api_keys (api_key, user_id, secret_sealed, permissions, ip_allow, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO api_keys (api_key, user_id, key_type, secret_sealed, public_key, permissions, ip_allow, "
+        "created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         api_key,
         user_id,
-        box.seal(secret, api_key),
+        kind,
+        sealed,
+        public,
         permissions,
         allow,
         now_ms(),
@@ -79,13 +92,18 @@ async def insert(
 
 
 async def create(
-    settings: Settings, user_id: int, permissions: list[str], ip_allow: list[str] | None = None
+    settings: Settings,
+    user_id: int,
+    permissions: list[str],
+    ip_allow: list[str] | None = None,
+    ed25519_pem: str | None = None,
 ) -> NewKey:
     conn = await asyncpg.connect(settings.database_url)
     try:
         if await conn.fetchval("SELECT 1 FROM users WHERE user_id = $1", user_id) is None:
             raise NoSuchKey(f"no user {user_id}")
-        return await insert(conn, envelope.from_settings(settings), user_id, permissions, ip_allow)
+        box = envelope.from_settings(settings)
+        return await insert(conn, box, user_id, permissions, ip_allow, ed25519_pem)
     finally:
         await conn.close()
 
@@ -95,7 +113,7 @@ async def listed(settings: Settings, user_id: int | None = None) -> list[dict[st
     conn = await asyncpg.connect(settings.database_url)
     try:
         rows = await conn.fetch(
-            "SELECT api_key, user_id, permissions, ip_allow, created_at FROM api_keys "
+            "SELECT api_key, user_id, key_type, permissions, ip_allow, created_at FROM api_keys "
             "WHERE $1::bigint IS NULL OR user_id = $1 ORDER BY user_id, created_at",
             user_id,
         )
@@ -105,6 +123,7 @@ async def listed(settings: Settings, user_id: int | None = None) -> list[dict[st
         {
             "apiKey": r["api_key"],
             "userId": r["user_id"],
+            "keyType": r["key_type"],
             "permissions": list(r["permissions"]),
             "ipAllow": None if r["ip_allow"] is None else list(r["ip_allow"]),
             "createdAt": r["created_at"],
@@ -141,16 +160,18 @@ async def allow_ips(settings: Settings, api_key: str, ip_allow: list[str] | None
 
 
 async def rotate(settings: Settings, api_key: str) -> NewKey:
-    """A new key with the old one's user, permissions and allow-list; the old one revoked, in one
-    transaction."""
+    """A new HMAC key with the old one's user, permissions and allow-list; the old one revoked, in one
+    transaction. (An Ed25519 key is rotated by registering the client's new public key and revoking it.)"""
     conn = await asyncpg.connect(settings.database_url)
     try:
         async with conn.transaction():
             row = await conn.fetchrow(
-                "DELETE FROM api_keys WHERE api_key = $1 RETURNING user_id, permissions, ip_allow", api_key
+                "DELETE FROM api_keys WHERE api_key = $1 RETURNING user_id, key_type, permissions, ip_allow", api_key
             )
             if row is None:
                 raise NoSuchKey(f"no API key {api_key[:12]}...")
+            if row["key_type"] != apikeys.HMAC:  # raising rolls the DELETE back
+                raise ValueError("an Ed25519 key is rotated by creating one with the new public key, then revoking")
             allow = None if row["ip_allow"] is None else list(row["ip_allow"])
             new = await insert(conn, envelope.from_settings(settings), row["user_id"], list(row["permissions"]), allow)
     finally:

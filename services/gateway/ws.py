@@ -37,7 +37,7 @@ from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
 from .access import StreamGuard, Watched
-from .auth import check_timestamp, verify, ws_api_payload
+from .auth import check_timestamp, ws_api_payload
 from .deps import Gateway, client_ip
 from .hub import CONNECTIONS, Hub, Subscriber
 from .ratelimit import connection_budget
@@ -388,7 +388,7 @@ async def ws_api(ws: WebSocket) -> None:
             ):
                 await reply(req_id, error=(-2015, "Invalid API-key, IP, or permissions for action."))
                 return
-            if not verify(found.secret, ws_api_payload(params), str(params.get("signature", ""))):
+            if not found.verifies(ws_api_payload(params), str(params.get("signature", ""))):
                 await reply(req_id, error=(-1022, "Signature for this request is not valid."))
                 return
             try:

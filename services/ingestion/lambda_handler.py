@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
-from ..gateway.auth import check_timestamp, parse_params, split_signature, verify
+from ..gateway.auth import check_timestamp, parse_params, split_signature
 from .app import Ingestor, ingestor
 
 _loop = asyncio.new_event_loop()
@@ -63,7 +63,7 @@ async def _handle(event: dict[str, Any]) -> dict[str, Any]:
     source_ip = str(((event.get("requestContext") or {}).get("http") or {}).get("sourceIp") or "")
     found = await _key_of(ing, box, api_key, source_ip)
     payload, signature = split_signature(query, body)
-    if not verify(found.secret, payload, signature):
+    if not found.verifies(payload, signature):
         raise ApiError(errors.INVALID_SIGNATURE, "Signature for this request is not valid.", 401)
     params = parse_params(query, body)
     check_timestamp(params, now_ms(), settings.recv_window_max_ms)

@@ -310,3 +310,48 @@ async def _order_headers(f: RunningFleet) -> None:
 
 def test_a_new_order_tells_the_weight_and_order_count_used(fleet: RunningFleet) -> None:
     asyncio.run(_order_headers(fleet))
+
+
+async def _ccxt_ed25519(f: RunningFleet) -> None:
+    import ccxt.pro
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.e2e.test_ccxt import config
+
+    _, u = await _user(f)
+    private = Ed25519PrivateKey.generate()  # the client's; the exchange is given the public key only
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    key = await keys.create(f.settings, u.user_id, ["TRADE", "USER_DATA"], None, public_pem.decode())
+    assert key.secret is None
+    ex = ccxt.pro.binance(config(f.base, key.api_key, private_pem))
+    try:
+        await ex.load_markets()
+        placed = await ex.create_order("BTC/USDT", "limit", "buy", 0.001, 40000)
+        assert placed["id"]
+        balance = await ex.fetch_balance()
+        assert float(balance["USDT"]["used"]) > 0
+        watching = asyncio.ensure_future(ex.watch_orders("BTC/USDT"))  # WS-API logon with the Ed25519 key
+        await asyncio.sleep(1)
+        await ex.cancel_order(placed["id"], "BTC/USDT")
+        seen = await asyncio.wait_for(watching, 10)
+        assert any(o["id"] == placed["id"] for o in seen)
+    finally:
+        await ex.close()
+    conn = await asyncpg.connect(f.settings.database_url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT key_type, secret_sealed, public_key FROM api_keys WHERE api_key = $1", key.api_key
+        )
+    finally:
+        await conn.close()
+    assert (row["key_type"], row["secret_sealed"], len(row["public_key"])) == ("ED25519", None, 32)
+
+
+def test_ccxt_trades_and_streams_with_an_ed25519_key(fleet: RunningFleet) -> None:
+    asyncio.run(_ccxt_ed25519(fleet))

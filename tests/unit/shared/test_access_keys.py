@@ -74,3 +74,36 @@ def test_permissions_and_allow_lists_are_checked() -> None:
     assert key.allows_ip("10.2.3.4") and key.allows_ip("2001:db8::5")
     assert not key.allows_ip("11.0.0.1") and not key.allows_ip("unknown")
     assert apikeys.ApiKey(1, "s", frozenset(), True).allows_ip("anything")
+
+
+def test_an_ed25519_key_verifies_binance_signatures_url_encoded_or_not() -> None:
+    from urllib.parse import quote
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    pem = private.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    raw = apikeys.ed25519_public_key(pem)
+    key = apikeys.ApiKey(1, None, frozenset(), True, None, private.public_key())
+    assert len(raw) == 32
+    payload = b"symbol=BTCUSDT&side=BUY&timestamp=1"
+    signature = base64.b64encode(private.sign(payload)).decode()
+    assert key.verifies(payload, signature)  # WS-API: as is
+    assert key.verifies(payload, quote(signature, safe=""))  # REST: URL-encoded, as ccxt sends it
+    assert not key.verifies(payload + b"0", signature)
+    assert not key.verifies(payload, base64.b64encode(Ed25519PrivateKey.generate().sign(payload)).decode())
+    for junk in ("", "zz", "%%%", "A" * 500, "0" * 64):
+        assert not key.verifies(payload, junk)
+    with pytest.raises(ValueError, match="not a PEM"):
+        apikeys.ed25519_public_key("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n")
+
+
+def test_an_hmac_key_verifies_its_hex_signature_in_either_case() -> None:
+    import hashlib
+    import hmac
+
+    key = apikeys.ApiKey(1, "s3cret", frozenset(), True)
+    mac = hmac.new(b"s3cret", b"a=1", hashlib.sha256).hexdigest()
+    assert key.verifies(b"a=1", mac) and key.verifies(b"a=1", mac.upper())
+    assert not key.verifies(b"a=2", mac) and not apikeys.ApiKey(1, None, frozenset(), True).verifies(b"a=1", mac)

@@ -9,7 +9,9 @@ under the envelope key (``shared/envelope.py``: ``KMS_KEY_ID``, ``ENVELOPE_KEY``
 bound to its API key, and the plaintext column is dropped. The upgrade seals the existing rows with the
 KEK this process is configured with, so run it where the services' KEK is configured.
 
-``ip_allow``: the networks a key may be used from (NULL: any), enforced by the gateway.
+``ip_allow``: the networks a key may be used from (NULL: any), enforced by the gateway. ``key_type``: HMAC
+(a sealed secret) or ED25519 (only the client's public key is stored, raw 32 bytes: nothing secret at all).
+A downgrade drops the Ed25519 keys, which the older schema cannot hold.
 
 ``spot_gateway``: a role (NOLOGIN; the gateway's connections take it with ``DATABASE_ROLE``, or an operator
 gives it LOGIN) that reads what the gateway serves and takes order-id blocks, and writes nothing else:
@@ -48,6 +50,8 @@ def upgrade() -> None:
     conn = op.get_bind()
     op.add_column("api_keys", sa.Column("secret_sealed", sa.LargeBinary(), nullable=True))
     op.add_column("api_keys", sa.Column("ip_allow", sa.ARRAY(sa.Text()), nullable=True))
+    op.add_column("api_keys", sa.Column("key_type", sa.Text(), nullable=False, server_default="HMAC"))
+    op.add_column("api_keys", sa.Column("public_key", sa.LargeBinary(), nullable=True))
     rows = conn.execute(sa.text("SELECT api_key, secret FROM api_keys")).fetchall()
     if rows:
         box = _envelope()
@@ -56,8 +60,12 @@ def upgrade() -> None:
                 sa.text("UPDATE api_keys SET secret_sealed = :s WHERE api_key = :k"),
                 {"s": box.seal(secret, api_key), "k": api_key},
             )
-    op.alter_column("api_keys", "secret_sealed", nullable=False)
     op.drop_column("api_keys", "secret")
+    op.create_check_constraint(
+        "api_key_material",
+        "api_keys",
+        "(key_type = 'HMAC' AND secret_sealed IS NOT NULL) OR (key_type = 'ED25519' AND public_key IS NOT NULL)",
+    )
     may_create = conn.execute(
         sa.text("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user")
     ).scalar()
@@ -72,6 +80,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     conn = op.get_bind()
+    op.execute("DELETE FROM api_keys WHERE key_type = 'ED25519'")
+    op.drop_constraint("api_key_material", "api_keys")
+    op.drop_column("api_keys", "public_key")
+    op.drop_column("api_keys", "key_type")
     op.add_column("api_keys", sa.Column("secret", sa.Text(), nullable=True))
     rows = conn.execute(sa.text("SELECT api_key, secret_sealed FROM api_keys")).fetchall()
     if rows:
