@@ -7,9 +7,10 @@ permission). ``authenticate`` is the SIGNED check itself, shared with the plain 
 
 Who pays for a refusal (issue 20): a caller whose signature is not proven spends its IP's budget, never
 the named key's, so knowing a victim's API key is not enough to exhaust the victim's limits. A key not in
-this replica's cache costs a Postgres query, so that is reserved first from the IP's budget of unknown-key
-lookups (``key_lookups_per_minute``) and given back if the key exists, and a key Postgres does not know is
-remembered in Redis (``NO_KEY_S``) by every replica: random keys cost a bounded number of queries. The
+this replica's cache costs a Postgres query, so an IP that has used up its unknown-key lookups
+(``key_lookups_per_minute``; a key that exists costs nothing) is refused before the query, and a key
+Postgres does not know is remembered in Redis (``NO_KEY_S``) by every replica: random keys cost a bounded
+number of queries (the limit, plus the lookups in flight when it is reached). The
 client IP is the one the trusted proxies name (``client_ip``), not the load balancer's. Cached keys are
 dropped when ``spot admin key`` publishes a change (``access.py``); the cache's TTL only bounds a missed
 message.
@@ -17,11 +18,12 @@ message.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import asyncpg
@@ -68,25 +70,40 @@ class Gateway:
     ingest: Ingest
     envelope: Envelope
     _keys: dict[str, tuple[float, ApiKey | None]]
+    _lookups: dict[str, asyncio.Future[ApiKey | None]] = field(default_factory=dict)  # in flight, by key
 
     async def api_key(self, key: str, ip: str | None) -> ApiKey | None:
-        """The key, from this replica's cache, else Redis' memory of unknown keys, else Postgres (charged to
-        ``ip``'s key-lookup budget first: 429 past it; None: the gateway's own re-check, not charged)."""
+        """The key, from this replica's cache, else Redis' memory of unknown keys, else Postgres, while
+        ``ip`` has unknown-key lookups left (429 past them; None: the gateway's own re-check). Concurrent
+        misses of one key share one lookup."""
         hit = self._keys.get(key)
         if hit and hit[0] > time.monotonic():
             return hit[1]
+        pending = self._lookups.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._lookups[key] = asyncio.ensure_future(self._look_up(key, ip))
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done():
+                self._lookups.pop(key, None)
+            else:
+                pending.add_done_callback(lambda _: self._lookups.pop(key, None))
+
+    async def _look_up(self, key: str, ip: str | None) -> ApiKey | None:
         if await self.cache.exists(no_key(key)):
             found = None
         else:
-            limit = self.settings.key_lookups_per_minute
-            if ip is not None:  # reserved before the query, so concurrent unknown keys cannot overrun it
-                await self.limiter.spend_limited(lookup_budget(ip), limit, "unknown API-key lookups")
+            budget, limit = lookup_budget(ip or ""), self.settings.key_lookups_per_minute
+            if ip is not None:
+                await self.limiter.check_limited(budget, limit, "unknown API-key lookups")
             KEY_LOOKUPS.inc()
             found = await apikeys.fetch(self.db, self.envelope, key)
-            if found is None:
+            if found is None:  # only unknown keys count: many users behind one address are fine
                 await self.cache.set(no_key(key), 1, ex=NO_KEY_S)
-            elif ip is not None:  # a real key costs its IP nothing: many users behind one address are fine
-                await self.limiter.spend_limited(lookup_budget(ip), limit, "unknown API-key lookups", amount=-1)
+                if ip is not None:
+                    await self.limiter.spend_limited(budget, limit, "unknown API-key lookups")
         if len(self._keys) > 100_000:
             self._keys.clear()
         self._keys[key] = (time.monotonic() + KEY_CACHE_S, found)

@@ -96,6 +96,7 @@ class RateLimiter:
     def __init__(self, cache: aioredis.Redis, weight_per_minute: int, orders_per_10s: int) -> None:
         self.weight_per_minute = weight_per_minute
         self.orders_per_10s = orders_per_10s
+        self._cache = cache
         self._spend = sredis.BatchedScript(cache, SPEND)  # concurrent requests' calls share a pipeline
 
     async def spend(self, budget: str, weight: int, orders: int = 0, claim: Claim | None = None) -> bool:
@@ -129,14 +130,23 @@ class RateLimiter:
     async def weight(self, budget: str, amount: int) -> None:
         await self.spend(budget, amount)
 
-    async def spend_limited(
-        self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S, amount: int = 1
-    ) -> None:
-        """Spend ``amount`` of ``budget``'s ``limit`` per ``window_s``; -1003 with ``Retry-After`` past it.
-        A negative ``amount`` gives back what was spent in the current window."""
+    async def spend_limited(self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S) -> None:
+        """Spend one of ``budget``'s ``limit`` per ``window_s``; -1003 with ``Retry-After`` past it."""
         now = time.time()
         window = int(now // window_s)
-        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[amount, window_s])
-        if amount > 0 and used[0] > limit:
-            retry = max(1, int((window + 1) * window_s - now) + 1)
-            raise errors.rate_limited(retry, f"{what} per {window_s} seconds", limit)
+        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[1, window_s])
+        if used[0] > limit:
+            raise self._limited(now, window, window_s, what, limit)
+
+    async def check_limited(self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S) -> None:
+        """Raise as ``spend_limited`` would if ``budget`` has nothing left, spending nothing."""
+        now = time.time()
+        window = int(now // window_s)
+        used = await self._cache.get(f"rl:{budget}:{window_s}:{window}")
+        if used is not None and int(used) >= limit:
+            raise self._limited(now, window, window_s, what, limit)
+
+    @staticmethod
+    def _limited(now: float, window: int, window_s: int, what: str, limit: int) -> Exception:
+        retry = max(1, int((window + 1) * window_s - now) + 1)
+        return errors.rate_limited(retry, f"{what} per {window_s} seconds", limit)

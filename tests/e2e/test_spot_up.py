@@ -154,7 +154,7 @@ def test_spot_up_writes_its_env_before_ready_and_kill_9_leaves_no_process(state:
     try:
         up.read_until("migrations applied")  # printed before any service starts
         env = dict(line.split("=", 1) for line in (state / "env").read_text().splitlines())
-        assert set(env) == set(SERVER_KEYS), env
+        assert set(env) == {*SERVER_KEYS, "ENVELOPE_KEY_FILE", "SERVICE_KEY_FILE"}, env
         assert env["KAFKA_BOOTSTRAP"] == f"127.0.0.1:{kafka_port}" and port_open(kafka_port)
         assert env["REDIS_URL"] == f"redis://127.0.0.1:{redis_port}/0"
         assert redis.Redis.from_url(env["REDIS_URL"]).ping()
