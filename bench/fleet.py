@@ -130,7 +130,7 @@ class _Running:
                                      OPEN_ORDERS_MAX="1000000", INGESTION_IN_GATEWAY=in_gateway, **tuning)
         self.st = st = settings_for(self.env)
         users = asyncio.run(_create_users(st, USERS))
-        self.user_keys = asyncio.run(_keys(st.database_url, users))
+        self.user_keys = asyncio.run(_keys(st, users))
         self.log = open(STATE / f"fleet{st.topic_suffix}-{tag}.log", "w")
         self.fleet = Fleet(self.env, port_offset=PORT_OFFSET, log=self.log)
         self.common = {"base": f"http://127.0.0.1:{self.fleet.port('gateway')}", "users": self.user_keys,
@@ -152,14 +152,23 @@ class _Running:
         return asyncio.run(_lag(self.st.kafka_bootstrap, self.st.topic_suffix))
 
 
-async def _keys(database_url: str, users: list[int]) -> list[dict[str, Any]]:
+async def _keys(settings: Any, users: list[int]) -> list[dict[str, Any]]:
+    """The users' keys with their secrets, opened from their envelope (the database holds them sealed)."""
     import asyncpg
 
-    conn = await asyncpg.connect(database_url)
+    from shared import envelope
+
+    box = envelope.from_settings(settings)
+    conn = await asyncpg.connect(settings.database_url)
     try:
-        rows = await conn.fetch("SELECT api_key, secret, user_id FROM api_keys WHERE user_id = ANY($1::bigint[])",
-                                users)
-        return [dict(r) for r in rows]
+        rows = await conn.fetch(
+            "SELECT api_key, secret_sealed, user_id FROM api_keys WHERE user_id = ANY($1::bigint[])", users
+        )
+        return [
+            {"api_key": r["api_key"], "secret": box.open(bytes(r["secret_sealed"]), r["api_key"]),
+             "user_id": r["user_id"]}
+            for r in rows
+        ]
     finally:
         await conn.close()
 

@@ -191,7 +191,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
 
     with environ(env):
         st = Settings()
-    users = asyncio.run(_keys(st.database_url, asyncio.run(_create_users(st, USERS))))
+    users = asyncio.run(_keys(st, asyncio.run(_create_users(st, USERS))))
     pg = asyncio.run(_postgres_facts(st.database_url))
     state.mkdir(parents=True, exist_ok=True)
     tag = f"{int(time.time())}{st.topic_suffix}"

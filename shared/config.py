@@ -112,6 +112,23 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     recv_window_max_ms: int = 60_000
+    # Access (issue 20). Keys come from the environment (a Kubernetes Secret, KMS) in a deployed fleet; the
+    # local fleet and the tests keep them in files under .spot/, created on first use (shared/keyfile.py).
+    envelope_key: SecretStr | None = Field(None, description="base64 AES-256 KEK sealing the API secrets")
+    envelope_key_file: str = Field(".spot/envelope.key", description="the local KEK, when no key or KMS is set")
+    kms_key_id: str | None = Field(None, description="AWS KMS key wrapping the API secrets' data keys")
+    service_key: SecretStr | None = Field(None, description="base64 key the gateway signs calls to ingestion with")
+    service_key_file: str = Field(".spot/service.key", description="the local service key, when none is set")
+    database_role: str | None = Field(
+        None, description="Postgres role this service's connections act as (the gateway: spot_gateway)"
+    )
+    # Behind API Gateway -> NLB the peer is a load balancer: the client is the address the first trusted
+    # proxy appended to X-Forwarded-For, counted from the right. 0: the peer address (no proxy is trusted).
+    trusted_proxy_hops: int = Field(0, ge=0, le=8, description="proxies whose X-Forwarded-For entry is believed")
+    key_lookups_per_minute: int = Field(
+        60, ge=1, description="unknown API keys an IP may have looked up in Postgres per minute"
+    )
+    ws_connections_per_5m: int = Field(300, ge=1, description="WebSocket connections an IP may open per 5 minutes")
     request_weight_per_minute: int = 6_000
     orders_per_10s: int = 300
     order_result_timeout_ms: int = Field(10_000, description="how long REST waits for an order's outcome")

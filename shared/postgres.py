@@ -105,6 +105,8 @@ async def pool(
 
     Every statement and connect is bounded by ``postgres_timeout_ms`` (a TimeoutError, an outage to
     ``shared.resilience``), so a server that goes silent without closing fails the call instead of holding it.
+    With ``database_role`` every connection acts as that role from its start (the gateway: ``spot_gateway``,
+    which cannot write balances; migration 0009).
     """
     timeout_s = settings.postgres_timeout_ms / 1000
     delay = RETRY_S
@@ -128,6 +130,7 @@ async def pool(
                 init=_keep_alive,
                 loop=None,
                 init_size=None,
+                server_settings={"role": settings.database_role} if settings.database_role else None,
             )
             break
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:

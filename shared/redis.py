@@ -71,6 +71,11 @@ class Channels:
         """Settled outcome of each request, for REST calls waiting on it (``EVENTS_SEPARATOR``)."""
         return f"order-outcomes{self.ns}"
 
+    @property
+    def access(self) -> str:
+        """API keys and users that changed (``shared.apikeys.changed_key``): replicas drop their copies."""
+        return f"access{self.ns}"
+
     def user(self, user_id: int) -> str:
         """One user's stream events (executionReport, outboundAccountPosition)."""
         return f"user:{user_id}{self.ns}"

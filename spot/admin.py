@@ -8,19 +8,20 @@ update in one transaction.
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass
 from decimal import Decimal
 
 import asyncpg
 
 from services.settlement.accounts import deposit
-from shared import dbsecret, deadletter, identity, kafka, postgres
+from shared import apikeys, dbsecret, deadletter, envelope, identity, kafka, postgres
 from shared.config import Settings
 from shared.domain import decimal_to_atoms, fmt_amount
 from shared.lifecycle import now_ms
 
-DEFAULT_PERMISSIONS = ("TRADE", "USER_DATA")
+from . import keys
+
+DEFAULT_PERMISSIONS = apikeys.PERMISSIONS  # a user's first key can do everything; restrict with `spot admin key`
 
 
 @dataclass(frozen=True)
@@ -51,18 +52,11 @@ async def create_user(
             user_id = await conn.fetchval(
                 "INSERT INTO users (name, created_at) VALUES ($1, $2) RETURNING user_id", name, now
             )
-            api_key, secret = secrets.token_urlsafe(48), secrets.token_hex(32)
-            await conn.execute(
-                "INSERT INTO api_keys (api_key, user_id, secret, permissions, created_at) VALUES ($1, $2, $3, $4, $5)",
-                api_key,
-                user_id,
-                secret,
-                list(permissions),
-                now,
-            )
+            key = await keys.insert(conn, envelope.from_settings(settings), user_id, list(permissions))
         for asset, atoms in deposits:
             await deposit(conn, user_id, asset, atoms, now, f"admin:{user_id}")
-        return NewUser(user_id, api_key, secret)
+        assert key.secret is not None  # an HMAC key
+        return NewUser(user_id, key.api_key, key.secret)
     finally:
         await conn.close()
 

@@ -7,6 +7,11 @@ spot admin init               migrations, topics, markets
 spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
 spot admin deposit --user 2 --deposit USDT=500
 spot admin balances [--user 2] [--json]
+spot admin key create --user 2 [--permissions TRADE,USER_DATA,USER_STREAM] [--ip-allow 203.0.113.0/24]
+                      [--ed25519-public-key pub.pem]   an Ed25519 key: only the client's public key is kept
+spot admin key list [--user 2] | revoke KEY | rotate KEY | permissions KEY --set USER_DATA
+spot admin key ip-allow KEY --set 203.0.113.7,10.0.0.0/8 | --any
+spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
 spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
 spot admin settlement halted [--json]  symbols whose settlement stopped at a record, with the record and reason
@@ -32,14 +37,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared import config, identity, segments
+from shared import apikeys, config, identity, segments
 from shared.config import Settings
 
-from . import admin, infra
+from . import admin, infra, keys
 from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
-SERVER_KEYS = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")
+SERVER_KEYS = ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL", "ENVELOPE_KEY_FILE", "SERVICE_KEY_FILE")
 # Written by a `spot up` that stopped with every topic consumed: "<fleet> <epoch>". The next start on a broker that
 # kept nothing (memory storage) may then continue on the new log by itself, since nothing on the old one is lost.
 DRAINED = "drained"
@@ -88,7 +93,14 @@ def cmd_up(args: argparse.Namespace) -> int:
     except infra.Refused as exc:
         print(f"spot up: {exc}", file=sys.stderr, flush=True)
         return 1
-    env = {**local.env, "KAFKA_PARTITIONS": str(args.partitions), "KAFKA_SEGMENT_S": str(args.segment_s)}
+    env = {
+        **local.env,
+        "KAFKA_PARTITIONS": str(args.partitions),
+        "KAFKA_SEGMENT_S": str(args.segment_s),
+        # the local keys (shared/keyfile.py) live with the rest of the fleet's state; `make clean` removes them
+        "ENVELOPE_KEY_FILE": os.environ.get("ENVELOPE_KEY_FILE", str(state / "envelope.key")),
+        "SERVICE_KEY_FILE": os.environ.get("SERVICE_KEY_FILE", str(state / "service.key")),
+    }
     os.environ.update(env)
     fleet.env = env
     env_file = state / "env"
@@ -190,6 +202,11 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return _settlement(settings, args)
     elif args.admin == "dlq":
         return cmd_dlq(settings, args)
+    elif args.admin == "key":
+        return cmd_key(settings, args)
+    elif args.admin == "user":
+        asyncio.run(keys.set_user_status(settings, args.user, args.user_cmd == "enable"))
+        print(json.dumps({"userId": args.user, "status": "ACTIVE" if args.user_cmd == "enable" else "DISABLED"}))
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -197,6 +214,38 @@ def cmd_admin(args: argparse.Namespace) -> int:
         else:
             for r in rows:
                 print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
+    return 0
+
+
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_key(settings: Settings, args: argparse.Namespace) -> int:
+    """``spot admin key create|list|revoke|rotate|permissions|ip-allow``."""
+    try:
+        if args.key == "create":
+            pem = Path(args.ed25519_public_key).read_text() if args.ed25519_public_key else None
+            perms, allow = _names(args.permissions) or [], _names(args.ip_allow)
+            new = asyncio.run(keys.create(settings, args.user, perms, allow, pem))
+            print(json.dumps(new.as_json()))
+        elif args.key == "list":
+            print(json.dumps(asyncio.run(keys.listed(settings, args.user))))
+        elif args.key == "revoke":
+            asyncio.run(keys.revoke(settings, args.api_key))
+            print(json.dumps({"apiKey": args.api_key, "revoked": True}))
+        elif args.key == "rotate":
+            print(json.dumps(asyncio.run(keys.rotate(settings, args.api_key)).as_json()))
+        elif args.key == "permissions":
+            asyncio.run(keys.restrict(settings, args.api_key, _names(args.set) or []))
+            print(json.dumps({"apiKey": args.api_key, "permissions": _names(args.set)}))
+        elif args.key == "ip-allow":
+            allow = None if args.any else _names(args.set)
+            asyncio.run(keys.allow_ips(settings, args.api_key, allow))
+            print(json.dumps({"apiKey": args.api_key, "ipAllow": allow}))
+    except (keys.NoSuchKey, ValueError) as refused:
+        print(f"spot admin key {args.key}: {refused}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -325,6 +374,29 @@ def parser() -> argparse.ArgumentParser:
     dep = asub.add_parser("deposit", help="credit a user")
     dep.add_argument("--user", type=int, required=True)
     dep.add_argument("--deposit", action="append", required=True, metavar="ASSET=AMOUNT")
+    key = asub.add_parser("key", help="API keys: create, list, revoke, rotate, restrict")
+    ksub = key.add_subparsers(dest="key", required=True)
+    perms = ",".join(apikeys.PERMISSIONS)
+    kc = ksub.add_parser("create", help="a new key for a user; its secret is shown once")
+    kc.add_argument("--user", type=int, required=True)
+    kc.add_argument("--permissions", default=perms, help=f"comma-separated, some of {perms}")
+    kc.add_argument("--ip-allow", help="comma-separated addresses or networks the key may be used from")
+    kc.add_argument("--ed25519-public-key", metavar="PEM_FILE", help="an Ed25519 key: the client's public key")
+    kl = ksub.add_parser("list", help="keys (never their secrets)")
+    kl.add_argument("--user", type=int)
+    for name, text in (("revoke", "delete a key; its open streams end"), ("rotate", "a new key in place of one")):
+        ksub.add_parser(name, help=text).add_argument("api_key")
+    kp = ksub.add_parser("permissions", help="set a key's permissions")
+    kp.add_argument("api_key")
+    kp.add_argument("--set", required=True, help=f"comma-separated, some of {perms}")
+    ki = ksub.add_parser("ip-allow", help="set the networks a key may be used from")
+    ki.add_argument("api_key")
+    allow = ki.add_mutually_exclusive_group(required=True)
+    allow.add_argument("--set", help="comma-separated addresses or networks")
+    allow.add_argument("--any", action="store_true", help="no restriction")
+    usr = asub.add_parser("user", help="disable or enable a user (all their keys and streams)")
+    usr.add_argument("user_cmd", choices=("disable", "enable"))
+    usr.add_argument("user", type=int)
     bal = asub.add_parser("balances", help="show balances")
     bal.add_argument("--user", type=int)
     bal.add_argument("--json", action="store_true")

@@ -15,9 +15,11 @@ import websockets
 
 
 class Client:
-    def __init__(self, base: str, api_key: str = "", secret: str = "") -> None:
+    def __init__(self, base: str, api_key: str = "", secret: str = "", forwarded_for: str | None = None) -> None:
+        """``forwarded_for``: the X-Forwarded-For a trusted proxy would send (a fleet with TRUSTED_PROXY_HOPS)."""
         self.base, self.api_key, self.secret = base.rstrip("/"), api_key, secret
-        self.http = httpx.AsyncClient(base_url=self.base, timeout=15)
+        self.headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+        self.http = httpx.AsyncClient(base_url=self.base, timeout=15, headers=self.headers)
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -51,7 +53,7 @@ class Client:
 
     async def user_stream(self) -> Stream:
         """Subscribe through the WS-API with a signature, as ccxt >= 4.5.6 does."""
-        ws = await websockets.connect(self.ws_base() + "/ws-api/v3")
+        ws = await websockets.connect(self.ws_base() + "/ws-api/v3", additional_headers=self.headers)
         params = {"apiKey": self.api_key, "timestamp": int(time.time() * 1000), "recvWindow": 10000}
         payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
         params["signature"] = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()

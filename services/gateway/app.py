@@ -22,13 +22,14 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import errors, identity, kafka, overload, postgres, resilience, segment_fence, tracing
+from shared import envelope, errors, identity, kafka, overload, postgres, resilience, segment_fence, servicekey, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.lifecycle import Health
 
 from ..ingestion.app import Ingestor
+from .access import StreamGuard
 from .deps import Gateway
 from .hub import Hub
 from .ingest import HttpIngestion, Ingest, LocalIngestion
@@ -81,7 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
                     trace_configs=tracing.http_client_tracing(),  # [] unless tracing is on: traceparent onward
                 )
                 stack.push_async_callback(session.close)
-                ingest = HttpIngestion(session, in_flight)
+                ingest = HttpIngestion(session, in_flight, servicekey.key_of(settings))
             outcomes = Outcomes()
             hub = Hub(pubsub_cache, outcomes.deliver, sredis.Channels(settings.topic_suffix), settings.ws_queue_max)
             await hub.start()
@@ -95,9 +96,14 @@ def create_app(settings: Settings) -> FastAPI:
                 outcomes,
                 hub,
                 ingest,
+                envelope.from_settings(settings),
                 {},
             )
             app.state.gateway = gw
+            guard = StreamGuard(gw)  # user streams end when their listenKey, key or user goes
+            await guard.start()
+            stack.push_async_callback(guard.stop)
+            app.state.guard = guard
             refresher = asyncio.create_task(_refresh_markets(gw))
             health.watch({**resilience.probes(db=db, cache=cache, outbox=outbox), "redis pub/sub": hub.check})
             gc.collect()

@@ -1,46 +1,61 @@
 """What every route needs: the gateway's connections and the caller, authenticated and rate limited.
 
 ``signed`` implements Binance's SIGNED endpoint security (API key, HMAC signature over the raw request,
-timestamp window, permission); ``keyed`` the USER_STREAM security (API key only). ``authenticate`` is the
-SIGNED check itself, shared with the plain ASGI route for new orders (``fastpath.py``).
+timestamp window, permission, IP allow-list); ``keyed`` the USER_STREAM security (API key with a stream
+permission). ``authenticate`` is the SIGNED check itself, shared with the plain ASGI route for new orders
+(``fastpath.py``).
+
+Who pays for a refusal (issue 20): a caller whose signature is not proven spends its IP's budget, never
+the named key's, so knowing a victim's API key is not enough to exhaust the victim's limits. A key not in
+this replica's cache costs a Postgres query, so an IP that has used up its unknown-key lookups
+(``key_lookups_per_minute``; a key that exists costs nothing) is refused before the query, and a key
+Postgres does not know is remembered in Redis (``NO_KEY_S``) by every replica: random keys cost a bounded
+number of queries (the limit, plus the lookups in flight when it is reached). The
+client IP is the one the trusted proxies name (``client_ip``), not the load balancer's. Cached keys are
+dropped when ``spot admin key`` publishes a change (``access.py``); the cache's TTL only bounds a missed
+message.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
+from prometheus_client import Counter
 
-from shared import errors
+from shared import apikeys, errors
 from shared import redis as sredis
+from shared.apikeys import ApiKey
 from shared.config import Settings
 from shared.domain import Market
+from shared.envelope import Envelope
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
-from .auth import check_timestamp, parse_params, split_signature, verify
+from .auth import check_timestamp, parse_params, split_signature
 from .hub import Hub
 from .ingest import Ingest
 from .outcomes import Outcomes
-from .ratelimit import RateLimiter, public_budget, signed_budget
+from .ratelimit import RateLimiter, lookup_budget, public_budget, signed_budget
 
-KEY_CACHE_S = 30.0
+KEY_CACHE_S = 30.0  # a fallback only: changes are published (access.py) and drop the copy at once
+NO_KEY_S = 300  # how long every replica answers an unknown key from Redis instead of Postgres
 BAD_KEY = "Invalid API-key, IP, or permissions for action."
 DIGITS = re.compile(r"[0-9]+")  # ASCII only: str.isdigit() also accepts '²', which int() refuses
+KEY_LOOKUPS = Counter("spot_gateway_key_lookups", "API keys looked up in Postgres (cache misses)")
 
 
-@dataclass(frozen=True, slots=True)
-class ApiKey:
-    user_id: int
-    secret: str
-    permissions: frozenset[str]
-    active: bool
+def no_key(key: str) -> str:
+    """Where every replica remembers that Postgres has no such API key."""
+    return f"nokey:{key}"
 
 
 @dataclass(slots=True)
@@ -53,26 +68,58 @@ class Gateway:
     outcomes: Outcomes
     hub: Hub
     ingest: Ingest
+    envelope: Envelope
     _keys: dict[str, tuple[float, ApiKey | None]]
+    _lookups: dict[str, asyncio.Future[ApiKey | None]] = field(default_factory=dict)  # in flight, by key
 
-    async def api_key(self, key: str) -> ApiKey | None:
+    async def api_key(self, key: str, ip: str | None) -> ApiKey | None:
+        """The key, from this replica's cache, else Redis' memory of unknown keys, else Postgres, while
+        ``ip`` has unknown-key lookups left (429 past them; None: the gateway's own re-check). Concurrent
+        misses of one key share one lookup."""
         hit = self._keys.get(key)
         if hit and hit[0] > time.monotonic():
             return hit[1]
-        row = await self.db.fetchrow(
-            "SELECT k.user_id, k.secret, k.permissions, u.status FROM api_keys k JOIN users u USING (user_id) "
-            "WHERE k.api_key = $1",
-            key,
-        )
-        found = (
-            None
-            if row is None
-            else ApiKey(row["user_id"], row["secret"], frozenset(row["permissions"]), row["status"] == "ACTIVE")
-        )
+        pending = self._lookups.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        pending = self._lookups[key] = asyncio.ensure_future(self._look_up(key, ip))
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done():
+                self._lookups.pop(key, None)
+            else:
+                pending.add_done_callback(lambda _: self._lookups.pop(key, None))
+
+    async def _look_up(self, key: str, ip: str | None) -> ApiKey | None:
+        if await self.cache.exists(no_key(key)):
+            found = None
+        else:
+            budget, limit = lookup_budget(ip or ""), self.settings.key_lookups_per_minute
+            if ip is not None:
+                await self.limiter.check_limited(budget, limit, "unknown API-key lookups")
+            KEY_LOOKUPS.inc()
+            found = await apikeys.fetch(self.db, self.envelope, key)
+            if found is None:  # only unknown keys count: many users behind one address are fine
+                await self.cache.set(no_key(key), 1, ex=NO_KEY_S)
+                if ip is not None:
+                    await self.limiter.spend_limited(budget, limit, "unknown API-key lookups")
         if len(self._keys) > 100_000:
             self._keys.clear()
         self._keys[key] = (time.monotonic() + KEY_CACHE_S, found)
         return found
+
+    def forget(self, message: bytes) -> None:
+        """Drop the cached copies an access message names (``apikeys.changed_key`` / ``changed_user``)."""
+        kind, _, name = message.decode(errors="replace").partition(":")
+        if kind == "key":
+            self._keys.pop(name, None)
+        elif kind == "user" and DIGITS.fullmatch(name):
+            user_id = int(name)
+            for key in [k for k, (_, found) in self._keys.items() if found is not None and found.user_id == user_id]:
+                self._keys.pop(key, None)
+        else:
+            self._keys.clear()  # a message we cannot read: drop everything rather than keep a stale key
 
     def market(self, symbol: str | None) -> Market:
         if not symbol:
@@ -100,8 +147,27 @@ class Caller:
     budget: str  # the rate-limit budget it spends (``ratelimit.signed_budget``)
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def forwarded_ip(peer: str, forwarded_for: str | None, hops: int) -> str:
+    """The client's address: with ``hops`` trusted proxies in front, the ``hops``-th ``X-Forwarded-For``
+    entry from the right (each proxy appends the address it was called from; the entries left of it are
+    the client's own to write, so never believed); the peer when no proxy is trusted or the header is
+    short (then the caller did not come through the proxies)."""
+    if hops == 0 or not forwarded_for:
+        return peer
+    entries = [e.strip() for e in forwarded_for.split(",")]
+    if len(entries) < hops:
+        return peer
+    candidate = entries[-hops]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return peer
+
+
+def client_ip(request: Request | Any, hops: int) -> str:
+    """``forwarded_ip`` of a request or WebSocket."""
+    peer = request.client.host if request.client else "unknown"
+    return forwarded_ip(peer, request.headers.get("x-forwarded-for"), hops)
 
 
 BodyReader = Callable[[], Awaitable[bytes]]
@@ -130,28 +196,45 @@ API_KEY_HEADER = APIKeyHeader(
 ApiKeyHeader = Annotated[str | None, Security(API_KEY_HEADER)]
 
 
-async def _key_of(key: str | None, gw: Gateway) -> tuple[str, ApiKey]:
+async def key_of(key: str | None, gw: Gateway, ip: str) -> tuple[str, ApiKey]:
+    """The active key ``key`` may be used from ``ip``; a refusal spends the IP's weight, not the key's."""
     if not key or len(key) > 128:
+        await gw.limiter.weight(public_budget(ip), 1)
         raise ApiError(errors.BAD_API_KEY_FMT, "API-key format invalid.", 401)
-    found = await gw.api_key(key)
-    if found is None or not found.active:
+    found = await gw.api_key(key, ip)
+    if found is None or not found.active or not found.allows_ip(ip):
+        await gw.limiter.weight(public_budget(ip), 1)
         raise ApiError(errors.REJECTED_MBX_KEY, BAD_KEY, 401)
     return key, found
 
 
 async def authenticate(
-    gw: Gateway, header: str | None, query: bytes, body: BodyReader, permission: str, weight: int, orders: int
+    gw: Gateway,
+    header: str | None,
+    query: bytes,
+    body: BodyReader,
+    permission: str,
+    weight: int,
+    orders: int,
+    ip: str,
 ) -> Caller:
     """The SIGNED caller, who has spent nothing yet if accepted: the caller spends ``weight`` (and
-    ``orders``) next, in one Redis call with what else it needs. A refusal once the key is known spends
-    them first, so an exhausted budget answers with its 429 before anything else, as Binance does."""
-    key, found = await _key_of(header, gw)
+    ``orders``) next, in one Redis call with what else it needs. A refusal before the signature is proven
+    spends ``ip``'s weight; once it is proven, the key's budget first, so an exhausted budget answers with
+    its 429 before anything else, as Binance does."""
+    key, found = await key_of(header, gw, ip)
     budget = signed_budget(found.user_id, key)
     try:
         raw = await body()
         payload, signature = split_signature(query, raw)
-        if not verify(found.secret, payload, signature):
-            raise ApiError(errors.INVALID_SIGNATURE, "Signature for this request is not valid.", 401)
+        proven = found.verifies(payload, signature)
+    except ApiError:
+        await gw.limiter.weight(public_budget(ip), weight)
+        raise
+    if not proven:  # anyone may name a key: the refusal is the IP's, never the key owner's
+        await gw.limiter.weight(public_budget(ip), weight)
+        raise ApiError(errors.INVALID_SIGNATURE, "Signature for this request is not valid.", 401)
+    try:
         params = parse_params(query, raw)
         check_timestamp(params, now_ms(), gw.settings.recv_window_max_ms)
         if permission not in found.permissions:
@@ -171,7 +254,8 @@ def signed(permission: str, weight: int = 1, orders: int = 0, spend: bool = True
         def body() -> Awaitable[bytes]:
             return read_body(request.headers.get("content-length"), request.stream(), gw.settings.max_body_bytes)
 
-        caller = await authenticate(gw, header, request.url.query.encode(), body, permission, weight, orders)
+        ip = client_ip(request, gw.settings.trusted_proxy_hops)
+        caller = await authenticate(gw, header, request.url.query.encode(), body, permission, weight, orders, ip)
         if spend:
             await gw.limiter.spend(caller.budget, weight, orders)
         return caller
@@ -180,15 +264,20 @@ def signed(permission: str, weight: int = 1, orders: int = 0, spend: bool = True
 
 
 async def keyed(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
-    key, found = await _key_of(header, gw)
+    """Binance's USER_STREAM security: the API key alone, which must carry a stream permission
+    (``USER_DATA`` or ``USER_STREAM``): a trade-only key does not open the owner's private stream."""
+    ip = client_ip(request, gw.settings.trusted_proxy_hops)
+    key, found = await key_of(header, gw, ip)
     budget = signed_budget(found.user_id, key)
     await gw.limiter.weight(budget, 2)
+    if not found.permissions & apikeys.STREAM_PERMISSIONS:
+        raise ApiError(errors.REJECTED_MBX_KEY, BAD_KEY, 401)
     return Caller(found.user_id, key, parse_params(request.url.query.encode(), b""), budget)
 
 
 async def public(request: Request, gw: GatewayDep) -> dict[str, str]:
     """Public endpoints: weight by client IP; the parameters come from the query string only."""
-    await gw.limiter.weight(public_budget(client_ip(request)), 1)
+    await gw.limiter.weight(public_budget(client_ip(request, gw.settings.trusted_proxy_hops)), 1)
     return parse_params(request.url.query.encode(), b"")
 
 

@@ -12,7 +12,7 @@ documenting the route in the OpenAPI schema and serves everything else, lifespan
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, MutableMapping
 from typing import Any, NamedTuple
 
 import orjson
@@ -23,7 +23,8 @@ from starlette.types import Receive, Scope, Send
 
 from shared.http import RequestMetrics, error_response
 
-from .deps import Gateway, authenticate, read_body
+from .deps import Gateway, authenticate, forwarded_ip, read_body
+from .ratelimit import USED, used_headers
 from .routes.orders import place_order
 
 PATH = "/api/v3/order"
@@ -60,11 +61,25 @@ class OrderFastPath:
         self._metered = RequestMetrics(self._serve)
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] == PATH:
-            scope["route"] = ROUTE
-            await self._metered(scope, receive, send)
-        else:
+        if scope["type"] != "http":
             await self.api(scope, receive, send)
+            return
+        used: dict[str, int] = {}  # filled by the rate limiter: Binance's X-MBX-USED-WEIGHT-1M and order count
+        token = USED.set(used)
+
+        async def send_used(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start" and used:
+                message = {**message, "headers": [*message.get("headers", ()), *used_headers(used)]}
+            await send(message)
+
+        try:
+            if scope["method"] == "POST" and scope["path"] == PATH:
+                scope["route"] = ROUTE
+                await self._metered(scope, receive, send_used)
+            else:
+                await self.api(scope, receive, send_used)
+        finally:
+            USED.reset(token)
 
     async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -81,5 +96,8 @@ class OrderFastPath:
             return read_body(_header(scope, b"content-length"), _chunks(receive), gw.settings.max_body_bytes)
 
         key = _header(scope, b"x-mbx-apikey")
-        caller = await authenticate(gw, key, scope["query_string"], body, "TRADE", 1, 1)
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        ip = forwarded_ip(peer, _header(scope, b"x-forwarded-for"), gw.settings.trusted_proxy_hops)
+        caller = await authenticate(gw, key, scope["query_string"], body, "TRADE", 1, 1, ip)
         return await place_order(gw, caller)

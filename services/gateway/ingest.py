@@ -22,9 +22,10 @@ from typing import Any, Protocol
 import aiohttp
 import orjson
 
-from shared import errors, overload
+from shared import errors, overload, servicekey
 from shared import redis as sredis
 from shared.errors import ApiError
+from shared.lifecycle import now_ms
 
 from ..ingestion.app import CLIENT_ID_TTL_S, Ingestor, client_id_key
 from .ratelimit import Claim, RateLimiter
@@ -57,10 +58,11 @@ class Ingest(Protocol):
 
 
 class HttpIngestion:
-    """The ingestion service over HTTP; its refusals come back as the same ``ApiError``."""
+    """The ingestion service over HTTP; its refusals come back as the same ``ApiError``. Each call is
+    signed with the service key (``shared.servicekey``): ingestion believes the user id only from us."""
 
-    def __init__(self, session: aiohttp.ClientSession, admission: overload.Admission) -> None:
-        self.session, self.admission = session, admission
+    def __init__(self, session: aiohttp.ClientSession, admission: overload.Admission, key: bytes) -> None:
+        self.session, self.admission, self.key = session, admission, key
 
     async def new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
         await budget.spend()
@@ -71,10 +73,12 @@ class HttpIngestion:
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.admission:
+            data = orjson.dumps(body)
+            headers = {**JSON, servicekey.HEADER: servicekey.sign(self.key, path, data, now_ms())}
             try:
-                async with self.session.post(path, data=orjson.dumps(body), headers=JSON) as resp:
+                async with self.session.post(path, data=data, headers=headers) as resp:
                     status, raw = resp.status, await resp.read()
-                data = orjson.loads(raw)
+                answer = orjson.loads(raw)
             except TimeoutError:  # sent, maybe taken: Binance's "execution status unknown"
                 overload.expected("ingestion", f"ingestion did not answer {path} in time; answered 503 (-1007)")
                 raise ApiError(errors.TIMEOUT, TIMED_OUT, 503, RETRY_AFTER) from None
@@ -82,14 +86,14 @@ class HttpIngestion:
                 overload.expected("ingestion", f"ingestion unreachable ({type(exc).__name__}); answered 503 (-1001)")
                 raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503, RETRY_AFTER) from None
         if status >= 400:
-            if isinstance(data, dict) and "code" in data:
+            if isinstance(answer, dict) and "code" in answer:
                 if status < 500:
-                    raise ApiError(int(data["code"]), str(data["msg"]), status)
-                raise ApiError(int(data["code"]), str(data["msg"]), 503, RETRY_AFTER)
+                    raise ApiError(int(answer["code"]), str(answer["msg"]), status)
+                raise ApiError(int(answer["code"]), str(answer["msg"]), 503, RETRY_AFTER)
             raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503, RETRY_AFTER)
-        if not isinstance(data, dict):
+        if not isinstance(answer, dict):
             raise ApiError(errors.DISCONNECTED, UNAVAILABLE, 503, RETRY_AFTER)
-        return data
+        return answer
 
 
 class LocalIngestion:

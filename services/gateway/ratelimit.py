@@ -12,12 +12,30 @@ nothing is claimed.
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from shared import errors
 from shared import redis as sredis
 
 WEIGHT_WINDOW_S, ORDER_WINDOW_S = 60, 10
+# What the current request has used of the budgets it spent, for Binance's X-MBX-USED-WEIGHT-1M and
+# X-MBX-ORDER-COUNT-10S headers: a holder the outermost ASGI layer sets (``fastpath.OrderFastPath``) and
+# ``spend`` fills, shared by every task the request runs in.
+USED: ContextVar[dict[str, int] | None] = ContextVar("spot_used_budget", default=None)
+# GET /api/v3/depth weight by limit, as issue 20 fixes it from Binance's table (a deep book costs more)
+DEPTH_WEIGHTS = ((100, 1), (500, 5), (1000, 25), (5000, 50))
+
+
+def depth_weight(limit: int) -> int:
+    return next((weight for most, weight in DEPTH_WEIGHTS if limit <= most), DEPTH_WEIGHTS[-1][1])
+
+
+def used_headers(used: dict[str, int]) -> list[tuple[bytes, bytes]]:
+    out = [(b"x-mbx-used-weight-1m", str(used["weight"]).encode())] if "weight" in used else []
+    if "orders" in used:
+        out.append((b"x-mbx-order-count-10s", str(used["orders"]).encode()))
+    return out
 
 # KEYS[1..n]: window counters, ARGV[2i-1] the amount to add to KEYS[i] and ARGV[2i] its window in seconds.
 # With a claim, KEYS[n+1] is the key to SET NX with ARGV[2n+1] (the claim's value) for ARGV[2n+2] seconds,
@@ -49,7 +67,18 @@ def signed_budget(user_id: int, api_key: str) -> str:
 
 
 def public_budget(ip: str) -> str:
+    """An IP's weight: public endpoints, and every refusal whose caller has not proven a key's secret."""
     return f"{{ip:{ip}}}"
+
+
+def lookup_budget(ip: str) -> str:
+    """An IP's API-key lookups in Postgres (``Gateway.api_key``), a budget of its own."""
+    return f"{{ip:{ip}}}:lookups"
+
+
+def connection_budget(ip: str) -> str:
+    """An IP's new WebSocket connections per 5 minutes."""
+    return f"{{ip:{ip}}}:ws"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +94,7 @@ class RateLimiter:
     def __init__(self, cache: sredis.Client, weight_per_minute: int, orders_per_10s: int) -> None:
         self.weight_per_minute = weight_per_minute
         self.orders_per_10s = orders_per_10s
+        self._cache = cache
         self._spend = sredis.BatchedScript(cache, SPEND)  # concurrent requests' calls share a pipeline
 
     async def spend(self, budget: str, weight: int, orders: int = 0, claim: Claim | None = None) -> bool:
@@ -82,6 +112,11 @@ class RateLimiter:
                 keys.append(claim.key)
                 args += [claim.value, claim.ttl_s, self.orders_per_10s, self.weight_per_minute]
         used = await self._spend(keys=keys, args=args)
+        report = USED.get()
+        if report is not None:
+            report["weight"] = used[0]
+            if orders:
+                report["orders"] = used[1]
         if orders and used[1] > self.orders_per_10s:
             retry = max(1, int((o_window + 1) * ORDER_WINDOW_S - now) + 1)
             raise errors.too_many_orders(retry, self.orders_per_10s, ORDER_WINDOW_S)
@@ -92,3 +127,24 @@ class RateLimiter:
 
     async def weight(self, budget: str, amount: int) -> None:
         await self.spend(budget, amount)
+
+    async def spend_limited(self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S) -> None:
+        """Spend one of ``budget``'s ``limit`` per ``window_s``; -1003 with ``Retry-After`` past it."""
+        now = time.time()
+        window = int(now // window_s)
+        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[1, window_s])
+        if used[0] > limit:
+            raise self._limited(now, window, window_s, what, limit)
+
+    async def check_limited(self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S) -> None:
+        """Raise as ``spend_limited`` would if ``budget`` has nothing left, spending nothing."""
+        now = time.time()
+        window = int(now // window_s)
+        used = await self._cache.get(f"rl:{budget}:{window_s}:{window}")
+        if used is not None and int(used) >= limit:
+            raise self._limited(now, window, window_s, what, limit)
+
+    @staticmethod
+    def _limited(now: float, window: int, window_s: int, what: str, limit: int) -> Exception:
+        retry = max(1, int((window + 1) * window_s - now) + 1)
+        return errors.rate_limited(retry, f"{what} per {window_s} seconds", limit)

@@ -11,6 +11,11 @@ than ``MAX_MESSAGES_PER_S`` messages in a second on a stream connection with 100
 methods get Binance's error message and the connection stays open. Every way of subscribing (the path
 ``/ws/<streams>``, ``/stream?streams=``, SUBSCRIBE) counts against one cap of ``MAX_STREAMS`` per connection.
 A pub/sub failure while subscribing closes the connection with 1011 (try again later), logged in one line.
+
+Limits (issue 20): every connection, the WS-API's included, takes at most ``MAX_MESSAGES_PER_S`` messages a
+second (Binance's 5 for streams); an IP opens at most ``ws_connections_per_5m`` connections per 5 minutes
+(Binance's 300), refused at the handshake. A user stream (a listenKey or ``userDataStream.subscribe``) is
+watched by ``access.StreamGuard`` and ended when its listenKey, key or user goes.
 """
 
 from __future__ import annotations
@@ -27,13 +32,16 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
-from shared import tracing
+from shared import apikeys, tracing
+from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
-from .auth import check_timestamp, verify, ws_api_payload
-from .deps import Gateway
+from .access import StreamGuard, Watched
+from .auth import check_timestamp, ws_api_payload
+from .deps import Gateway, client_ip
 from .hub import CONNECTIONS, Hub, Subscriber
-from .routes.userstream import listen_key
+from .ratelimit import connection_budget
+from .routes.userstream import listen_key, owner_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -42,6 +50,7 @@ LISTEN_KEY = re.compile(r"^[0-9a-f]{64}$")
 MAX_STREAMS = 1024  # Binance: "a single connection can listen to a maximum of 1024 streams"
 MAX_MESSAGE = 64 * 1024
 MAX_MESSAGES_PER_S = 5  # Binance: a stream connection sending more is disconnected
+CONNECTION_WINDOW_S = 300  # Binance: 300 connections per 5 minutes per IP
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 # Binance's close codes: 1003 unsupported data, 1008 policy violation, 1009 too big, 1011 server trouble
 UNSUPPORTED, POLICY, TOO_BIG, TRY_LATER = 1003, 1008, 1009, 1011
@@ -143,11 +152,27 @@ class MessageRate:
         return True
 
 
-async def _run(ws: WebSocket, session: Session, handle: Any, rate: MessageRate | None) -> None:
-    """Read messages until the client goes, the writer stops, or a message breaks the rules.
+async def admitted(ws: WebSocket, gw: Gateway) -> bool:
+    """Accept the handshake if the client's IP has connections left in its 5 minutes; refuse it (403)
+    otherwise."""
+    ip = client_ip(ws, gw.settings.trusted_proxy_hops)
+    try:
+        limit = gw.settings.ws_connections_per_5m
+        await gw.limiter.spend_limited(connection_budget(ip), limit, "WebSocket connections", CONNECTION_WINDOW_S)
+    except ApiError:
+        await ws.close(code=POLICY, reason="too many connections from this IP")
+        return False
+    await ws.accept()
+    return True
 
-    ``rate`` None: no message rate limit (the WS-API, whose requests are few and signed).
-    """
+
+def _guard(ws: WebSocket) -> StreamGuard:
+    guard: StreamGuard = ws.app.state.guard
+    return guard
+
+
+async def _run(ws: WebSocket, session: Session, handle: Any, rate: MessageRate) -> None:
+    """Read messages until the client goes, the writer stops, or a message breaks the rules."""
     CONNECTIONS.inc()
     pump = asyncio.create_task(session.pump())
     try:
@@ -160,7 +185,7 @@ async def _run(ws: WebSocket, session: Session, handle: Any, rate: MessageRate |
             message = recv.result()
             if message["type"] == "websocket.disconnect":
                 return
-            if rate is not None and not rate.allows(time.monotonic()):
+            if not rate.allows(time.monotonic()):
                 await close(ws, POLICY, f"too many messages: at most {MAX_MESSAGES_PER_S} a second")
                 return
             text = message.get("text")
@@ -270,15 +295,28 @@ async def _subscribe_all(ws: WebSocket, session: Session, channels: dict[str, st
 @router.websocket("/ws/{path:path}")
 async def market_ws(ws: WebSocket, path: str = "") -> None:
     gw: Gateway = ws.app.state.gateway
-    await ws.accept()
+    if not await admitted(ws, gw):
+        return
     session = Session(ws, gw.hub)
     if LISTEN_KEY.match(path):
         owner = await gw.cache.get(listen_key(path))
         if owner is None:
             await ws.close(code=1008, reason="invalid listenKey")
             return
-        if await _subscribe_all(ws, session, {"user": gw.hub.channels.user(int(owner))}):
-            await _run(ws, session, None, MessageRate())
+        user_id, api_key = owner_of(owner)
+
+        async def expired(reason: str) -> None:
+            event = {"e": "listenKeyExpired", "E": now_ms(), "listenKey": path}
+            await ws.send_text(orjson.dumps(event).decode())
+            await close(ws, 1000, reason)
+
+        watched = Watched(api_key, user_id, path, expired)
+        if await _subscribe_all(ws, session, {"user": gw.hub.channels.user(user_id)}):
+            _guard(ws).watch(watched)
+            try:
+                await _run(ws, session, None, MessageRate())
+            finally:
+                _guard(ws).unwatch(watched)
         return
     if await _subscribe_path(ws, session, gw, [s for s in path.split("/") if "@" in s]):
         await _run(ws, session, await _market_protocol(ws, session, gw), MessageRate())
@@ -287,7 +325,8 @@ async def market_ws(ws: WebSocket, path: str = "") -> None:
 @router.websocket("/stream")
 async def combined_ws(ws: WebSocket) -> None:
     gw: Gateway = ws.app.state.gateway
-    await ws.accept()
+    if not await admitted(ws, gw):
+        return
     session = Session(ws, gw.hub, wrap=True)
     if await _subscribe_path(ws, session, gw, [s for s in ws.query_params.get("streams", "").split("/") if s]):
         await _run(ws, session, await _market_protocol(ws, session, gw), MessageRate())
@@ -296,8 +335,21 @@ async def combined_ws(ws: WebSocket) -> None:
 @router.websocket("/ws-api/v3")
 async def ws_api(ws: WebSocket) -> None:
     gw: Gateway = ws.app.state.gateway
-    await ws.accept()
+    if not await admitted(ws, gw):
+        return
+    ip = client_ip(ws, gw.settings.trusted_proxy_hops)
     session = Session(ws, gw.hub, user_wrap=0)
+    watching: list[Watched] = []
+
+    async def terminated(reason: str) -> None:
+        await session.remove("user")
+        event = {"subscriptionId": 0, "event": {"e": "eventStreamTerminated", "E": now_ms()}}
+        await ws.send_text(orjson.dumps(event).decode())
+
+    def unwatch() -> None:
+        for w in watching:
+            _guard(ws).unwatch(w)
+        watching.clear()
 
     async def reply(req_id: Any, result: Any = None, error: tuple[int, str] | None = None, status: int = 200) -> None:
         body: dict[str, Any] = {"id": req_id, "status": status if error is None else 400}
@@ -322,11 +374,21 @@ async def ws_api(ws: WebSocket) -> None:
             if not isinstance(params, dict):
                 await reply(req_id, error=(-1100, "Malformed params."))
                 return
-            found = await gw.api_key(str(params.get("apiKey", ""))[:128])
-            if found is None or not found.active:
+            api_key = str(params.get("apiKey", ""))[:128]
+            try:
+                found = await gw.api_key(api_key, ip)
+            except ApiError as refused:
+                await reply(req_id, error=(refused.code, refused.msg))
+                return
+            if (
+                found is None
+                or not found.active
+                or not found.allows_ip(ip)
+                or not found.permissions & apikeys.STREAM_PERMISSIONS
+            ):
                 await reply(req_id, error=(-2015, "Invalid API-key, IP, or permissions for action."))
                 return
-            if not verify(found.secret, ws_api_payload(params), str(params.get("signature", ""))):
+            if not found.verifies(ws_api_payload(params), str(params.get("signature", ""))):
                 await reply(req_id, error=(-1022, "Signature for this request is not valid."))
                 return
             try:
@@ -335,11 +397,18 @@ async def ws_api(ws: WebSocket) -> None:
                 await reply(req_id, error=(getattr(exc, "code", -1021), getattr(exc, "msg", "Bad timestamp.")))
                 return
             await session.add("user", gw.hub.channels.user(found.user_id))
+            unwatch()
+            watching.append(Watched(api_key, found.user_id, None, terminated))
+            _guard(ws).watch(watching[0])
             await reply(req_id, {"subscriptionId": 0})
         elif method == "userDataStream.unsubscribe":
+            unwatch()
             await session.remove("user")
             await reply(req_id, {})
         else:
             await reply(req_id, error=(-1100, "Unknown method."))
 
-    await _run(ws, session, handle, None)
+    try:
+        await _run(ws, session, handle, MessageRate())
+    finally:
+        unwatch()

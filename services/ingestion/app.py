@@ -7,6 +7,10 @@ connection each, and a few hundred overlapping requests ran redis-py's pool dry.
 and a request waits ``pool_wait_ms`` at most for a connection (``shared.overload``: -1008 past it). The
 same ``Ingestor`` backs the AWS Lambda handler (``lambda_handler.py``). With tracing on, the gateway's trace
 continues here (``traceparent`` header) and into the record's Kafka headers.
+
+The HTTP API believes the user id it is sent only from the gateway, which authenticated the user: each
+call must carry the gateway's signature with the service key (``shared.servicekey``); anything else is
+refused with -2015 and writes nothing. The Lambda handler verifies the client's own Binance signature.
 """
 
 from __future__ import annotations
@@ -14,13 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
-from fastapi import FastAPI
-from pydantic import BaseModel, Field
+from fastapi import FastAPI, Request
+from pydantic import BaseModel, Field, ValidationError
 
-from shared import errors, identity, kafka, overload, postgres, resilience, segment_fence, tracing
+from shared import errors, identity, kafka, overload, postgres, resilience, segment_fence, servicekey, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
@@ -58,6 +62,9 @@ class CancelIn(BaseModel):
     user_id: int = Field(alias="userId")
     order_id: int = Field(alias="orderId")
     params: dict[str, str]
+
+
+Body = TypeVar("Body", NewOrderIn, CancelIn)
 
 
 class Ingestor:
@@ -144,18 +151,32 @@ def create_app(settings: Settings) -> FastAPI:
             health.up()
             yield
 
+    key = servicekey.key_of(settings)
+
+    async def from_gateway(request: Request, model: type[Body]) -> Body:
+        """The body of a call the gateway signed; -2015 (401) for any other caller."""
+        raw = await request.body()
+        if not servicekey.verify(key, request.url.path, raw, request.headers.get(servicekey.HEADER), now_ms()):
+            raise ApiError(errors.REJECTED_MBX_KEY, "Internal call without a valid service signature.", 401)
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError:
+            raise ApiError(errors.ILLEGAL_CHARS, "Malformed request.") from None
+
     app = FastAPI(title="spot ingestion", lifespan=lifespan, docs_url=None, redoc_url=None)
     add_health_routes(app, health)
     app.add_middleware(RequestMetrics, continue_traces=True)  # only the gateway calls it
     add_error_handlers(app)
 
     @app.post("/internal/orders")
-    async def new_order(body: NewOrderIn) -> dict[str, Any]:
+    async def new_order(request: Request) -> dict[str, Any]:
+        body = await from_gateway(request, NewOrderIn)
         async with in_flight:
             return await state["ingestor"].new_order(body.user_id, body.params)
 
     @app.post("/internal/cancels")
-    async def cancel(body: CancelIn) -> dict[str, Any]:
+    async def cancel(request: Request) -> dict[str, Any]:
+        body = await from_gateway(request, CancelIn)
         async with in_flight:
             return await state["ingestor"].cancel(body.user_id, body.order_id, body.params)
 

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Numeric,
     PrimaryKeyConstraint,
@@ -59,9 +60,16 @@ api_keys = Table(
     metadata,
     Column("api_key", Text, primary_key=True),
     Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
-    Column("secret", Text, nullable=False),
+    Column("secret_sealed", LargeBinary, nullable=True),  # HMAC: shared/envelope.py, never in plaintext
     Column("permissions", ARRAY(Text), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("ip_allow", ARRAY(Text), nullable=True),  # networks the key may be used from; NULL: any
+    Column("key_type", Text, nullable=False, server_default="HMAC"),  # or ED25519
+    Column("public_key", LargeBinary, nullable=True),  # ED25519: the client's public key, raw 32 bytes
+    CheckConstraint(
+        "(key_type = 'HMAC' AND secret_sealed IS NOT NULL) OR (key_type = 'ED25519' AND public_key IS NOT NULL)",
+        name="api_key_material",
+    ),
 )
 
 balances = Table(

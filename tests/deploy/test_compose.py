@@ -127,3 +127,25 @@ def test_podman_compose_refuses_a_file_that_is_not_compose(tmp_path: Path):
     broken = tmp_path / "docker-compose.yml"
     broken.write_text("services:\n  gateway:\n    <<: *undefined-anchor\n")
     assert _podman_compose_config(broken).returncode != 0
+
+
+def test_compose_publishes_only_the_gateway_on_every_interface():
+    """Issue 20: the broker has no authentication; a port of it on 0.0.0.0 let anyone on the network
+    produce orders. Only the gateway is public; anything else is bound to 127.0.0.1 or not published."""
+    services = _load(COMPOSE_FILE)["services"]
+    public = {
+        name: port
+        for name, service in services.items()
+        for port in service.get("ports", [])
+        if not str(port).startswith("127.0.0.1:")
+    }
+    assert public == {"gateway": "8000:8000"}
+    assert "127.0.0.1:29092:29092" in services["kafka"]["ports"]
+
+
+def test_compose_keys_live_in_a_volume_not_in_the_file():
+    services = _load(COMPOSE_FILE)["services"]
+    for name in ("init", "gateway", "ingestion"):  # they seal, open and sign with them
+        assert "spot-keys:/var/lib/spot/keys" in services[name].get("volumes", []), name
+        env = services[name]["environment"]
+        assert "ENVELOPE_KEY" not in env and "SERVICE_KEY" not in env, name

@@ -80,7 +80,10 @@ def _stop(up: Up, sig: int) -> None:
 def _settings(state: Path) -> Settings:
     env = dict(line.split("=", 1) for line in (state / "env").read_text().splitlines())
     return Settings(
-        database_url=env["DATABASE_URL"], redis_url=env["REDIS_URL"], kafka_bootstrap=env["KAFKA_BOOTSTRAP"]
+        database_url=env["DATABASE_URL"],
+        redis_url=env["REDIS_URL"],
+        kafka_bootstrap=env["KAFKA_BOOTSTRAP"],
+        envelope_key_file=env["ENVELOPE_KEY_FILE"],  # the fleet's: users are created with the key it opens
     )
 
 

@@ -154,11 +154,13 @@ def test_spot_up_writes_its_env_before_ready_and_kill_9_leaves_no_process(state:
     try:
         up.read_until("migrations applied")  # printed before any service starts
         env = dict(line.split("=", 1) for line in (state / "env").read_text().splitlines())
-        assert set(env) == {*SERVER_KEYS, "KAFKA_SEGMENT_S"}, env  # the servers, and the log segments setting
+        # the servers, the log segments setting and the local key files
+        assert set(env) == {*SERVER_KEYS, "KAFKA_SEGMENT_S", "ENVELOPE_KEY_FILE", "SERVICE_KEY_FILE"}, env
         assert env["KAFKA_BOOTSTRAP"] == f"127.0.0.1:{kafka_port}" and port_open(kafka_port)
         assert env["REDIS_URL"] == f"redis://127.0.0.1:{redis_port}/0"
         assert redis.Redis.from_url(env["REDIS_URL"]).ping()
         assert str(state / "pg") in env["DATABASE_URL"], env  # its own embedded Postgres
+        assert env["ENVELOPE_KEY_FILE"] == str(state.resolve() / "envelope.key"), env  # its keys with its state
 
         async def database_answers() -> int:
             conn = await asyncpg.connect(env["DATABASE_URL"])

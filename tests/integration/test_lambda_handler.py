@@ -15,17 +15,17 @@ from aiokafka import AIOKafkaConsumer
 
 from shared.config import Settings
 from shared.messages import NewOrderRequest, Topic, unpack_requests
-from spot import admin
+from spot import admin, keys
 
 
-def _event(api_key: str, body: str) -> dict[str, Any]:
+def _event(api_key: str, body: str, source_ip: str = "198.51.100.7") -> dict[str, Any]:
     return {
         "version": "2.0",
         "routeKey": "POST /api/v3/order",
         "rawPath": "/api/v3/order",
         "rawQueryString": "",
         "headers": {"x-mbx-apikey": api_key, "content-type": "application/x-www-form-urlencoded"},
-        "requestContext": {"http": {"method": "POST", "path": "/api/v3/order"}},
+        "requestContext": {"http": {"method": "POST", "path": "/api/v3/order", "sourceIp": source_ip}},
         "body": body,
         "isBase64Encoded": False,
     }
@@ -91,6 +91,16 @@ def test_lambda_handler_publishes_a_signed_order(fresh_env: dict[str, str]) -> N
         assert refused["statusCode"] == 401 and json.loads(refused["body"])["code"] == -1022
         again = handler(_event(user.api_key, signed), None)  # the same client order id twice
         assert again["statusCode"] == 400 and json.loads(again["body"])["code"] == -2010
+
+        # restricted keys (issue 20): a read-only key, and a key used from outside its allow-list
+        for permissions, allow in ((["USER_DATA"], None), (["TRADE"], ["203.0.113.0/24"])):
+            key = asyncio.run(keys.create(settings, user.user_id, permissions, allow))
+            other = body.replace("lambda-1", f"lambda-{key.api_key[:6]}")
+            sig = hmac.new(key.secret.encode(), other.encode(), hashlib.sha256).hexdigest()
+            no = handler(_event(key.api_key, f"{other}&signature={sig}"), None)
+            assert no["statusCode"] == 401 and json.loads(no["body"])["code"] == -2015, (permissions, no)
+        inside = handler(_event(key.api_key, f"{other}&signature={sig}", "203.0.113.9"), None)
+        assert inside["statusCode"] == 200, inside
     finally:
         os.environ.clear()
         os.environ.update(old)

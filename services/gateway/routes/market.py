@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shared import errors
@@ -19,7 +19,8 @@ from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
 from ...market_data.streams import key
-from ..deps import GatewayDep, PublicParams, int_param
+from ..deps import GatewayDep, PublicParams, client_ip, int_param
+from ..ratelimit import depth_weight, public_budget
 from . import spec
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
@@ -147,10 +148,12 @@ async def _depth(gw: GatewayDep, m: Market, limit: int) -> dict[str, Any]:
 
 
 @router.get("/depth", **spec.returns(spec.Depth), openapi_extra=spec.in_query(spec.SYMBOL, spec.limit(100, 5000)))
-async def depth(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
+async def depth(request: Request, gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
     m = gw.market(params.get("symbol"))
     limit = int_param(params, "limit", 100, 1, 5000)
     assert limit is not None
+    # Binance's weight by limit; the request's first unit was spent by PublicParams
+    await gw.limiter.weight(public_budget(client_ip(request, gw.settings.trusted_proxy_hops)), depth_weight(limit) - 1)
     return await _depth(gw, m, limit)
 
 
