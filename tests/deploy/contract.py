@@ -17,6 +17,7 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "services" / "Dockerfile"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BROKEN = FIXTURES / "broken"
+TEST_KEYS = FIXTURES / "test-keys.yaml"
 # CI clones the project elsewhere with ../shared beside it, so the CRDs are found relative to the root.
 CRD_DIR = ROOT.parent / "shared" / "crds"
 
@@ -48,7 +49,8 @@ KUBERNETES_VERSION = "1.35.0"
 
 # Value files the chart must render with: the defaults, both profiles, and every ci/ scenario.
 PROFILES: dict[str, list[Path]] = {
-    "default": [],
+    # values.yaml, with the two keys it cannot default (fixtures/test-keys.yaml)
+    "default": [TEST_KEYS],
     "local": [CHART / "values-local.yaml"],
     # The EKS profile with what `spot deploy values` makes of `terraform output -json` (fixtures/).
     "eks": [CHART / "values-eks.yaml", FIXTURES / "values-from-terraform.yaml"],

@@ -117,6 +117,9 @@ AWS_REGION: {{ . | quote }}
 {{- end }}
 LOG_LEVEL: {{ .Values.config.logLevel | default "INFO" | quote }}
 REDIS_CLUSTER: {{ .Values.config.redisCluster | default false | toString | quote }}
+{{- with .Values.config.kmsKeyId }}
+KMS_KEY_ID: {{ . | quote }}
+{{- end }}
 {{- with .Values.config.otelExporterOtlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 OTEL_TRACES_SAMPLER_ARG: {{ $.Values.config.otelTracesSamplerArg | default 0 | toString | quote }}
@@ -159,6 +162,9 @@ on them, so `helm template` and `helm install` both fail with the reason.
 {{- end }}
 {{- if and (not .Values.secrets.existingSecret) (not .Values.externalSecrets.enabled) (not .Values.secrets.databaseUrl) }}
 {{- fail "secrets.databaseUrl (or secrets.existingSecret) is required: every service reads DATABASE_URL" }}
+{{- end }}
+{{- if and .Values.externalSecrets.enabled (not .Values.config.kmsKeyId) }}
+{{- fail "externalSecrets.enabled needs config.kmsKeyId: the ExternalSecret carries no ENVELOPE_KEY, so without KMS each pod would seal API secrets with a key file of its own" }}
 {{- end }}
 {{- if and (not .Values.secrets.existingSecret) (not .Values.externalSecrets.enabled) (not .Values.secrets.redisUrl) }}
 {{- fail "secrets.redisUrl (or secrets.existingSecret) is required: every service reads REDIS_URL" }}
