@@ -1,6 +1,6 @@
 """The chart's prerequisites come with the estate (modules/eks_addons, applied from envs/prod-addons): each
 is a helm_release with an exact chart version, and each that calls AWS has its own Pod Identity role,
-External Secrets' limited to the fleet's two secrets. The helm provider is not in this machine's mirror,
+External Secrets' limited to the fleet's secrets. The helm provider is not in this machine's mirror,
 so the module is read as HCL (python-hcl2) here, and loaded by test_terraform.py."""
 
 from __future__ import annotations

@@ -100,10 +100,12 @@ def test_prod_needs_only_the_mirrored_aws_provider():
 
 
 def test_prod_validates_and_its_helm_values_test_passes():
-    """envs/prod with every module; tests/helm_values.tftest.hcl asserts the values handed to Helm."""
+    """envs/prod with every module; tests/helm_values.tftest.hcl asserts the values handed to Helm, and
+    that the fleet's keys (KMS_KEY_ID, the service-key secret) reach Helm, External Secrets and the Lambda."""
     code, output = terraform.validate_and_test(TERRAFORM, "envs/prod")
     assert code == 0, output
     assert '"helm_values_name_the_estate_and_hold_no_placeholder"... pass' in output
+    assert '"the_fleet_keys_reach_helm_external_secrets_and_the_lambda"... pass' in output
 
 
 def test_addon_inputs_are_the_variables_of_prod_addons():

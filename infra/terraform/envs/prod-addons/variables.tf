@@ -21,7 +21,7 @@ variable "karpenter_interruption_queue" {
 }
 
 variable "secret_arns" {
-  description = "Secrets External Secrets may read (Aurora master credentials, Redis AUTH token)."
+  description = "Secrets External Secrets may read (Aurora master credentials, Redis AUTH token, the service key)."
   type        = list(string)
 }
 

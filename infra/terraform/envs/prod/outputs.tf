@@ -73,6 +73,16 @@ output "trade_stream_name" {
   value       = module.kinesis.stream_name
 }
 
+output "api_secrets_kms_key_arn" {
+  description = "KMS key wrapping the API secrets' data keys: KMS_KEY_ID of the chart (config.kmsKeyId) and the Lambda."
+  value       = aws_kms_key.api_secrets.arn
+}
+
+output "service_key_secret_arn" {
+  description = "Secrets Manager secret of SERVICE_KEY (External Secrets puts it in the chart's Secret)."
+  value       = aws_secretsmanager_secret.service_key.arn
+}
+
 output "alarm_topic_arn" {
   description = "SNS topic of the consumer lag alarms."
   value       = module.cloudwatch.alarm_topic_arn
@@ -84,7 +94,7 @@ output "helm_values" {
   description = "Helm values of the exchange release on this estate (spot deploy values writes them as YAML)."
   value = {
     image  = { repository = aws_ecr_repository.services.repository_url }
-    config = { redisCluster = module.elasticache.cluster_mode }
+    config = { redisCluster = module.elasticache.cluster_mode, kmsKeyId = aws_kms_key.api_secrets.arn }
     archive = {
       s3Bucket      = module.s3.bucket_name
       kinesisStream = module.kinesis.stream_name
@@ -109,6 +119,7 @@ output "helm_values" {
         host               = module.elasticache.endpoint
         port               = module.elasticache.port
       }
+      serviceKey = { secretArn = aws_secretsmanager_secret.service_key.arn }
     }
     awsLoadBalancer = { targetGroupArn = module.apigateway.gateway_target_group_arn }
     networkPolicy   = { gatewayFrom = [{ ipBlock = { cidr = module.vpc.vpc_cidr_block } }] }
@@ -125,7 +136,7 @@ output "addon_inputs" {
     cluster_name                 = module.eks.cluster_name
     vpc_id                       = module.vpc.vpc_id
     karpenter_interruption_queue = module.eks.karpenter_interruption_queue
-    secret_arns                  = [module.aurora.master_user_secret_arn, module.elasticache.auth_token_secret_arn]
+    secret_arns                  = [module.aurora.master_user_secret_arn, module.elasticache.auth_token_secret_arn, aws_secretsmanager_secret.service_key.arn]
     kms_key_arn                  = aws_kms_key.this.arn
   }
 }

@@ -137,7 +137,7 @@ data "aws_iam_policy_document" "load_balancer_controller" {
   }
 }
 
-# --- External Secrets: the two secrets the fleet's DSNs are built from, nothing else ------------------------
+# --- External Secrets: the secrets the fleet's DSNs are built from and its service key, nothing else ---------
 
 data "aws_iam_policy_document" "external_secrets" {
   statement {

@@ -37,7 +37,7 @@ variable "vpc_id" {
 }
 
 variable "secret_arns" {
-  description = "Secrets Manager secrets External Secrets may read: the Aurora and Redis secrets the fleet's DSNs are built from."
+  description = "Secrets Manager secrets External Secrets may read: the Aurora and Redis secrets the fleet's DSNs are built from, and the service key (SERVICE_KEY)."
   type        = list(string)
 }
 

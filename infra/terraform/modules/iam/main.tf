@@ -1,7 +1,9 @@
 # Least-privilege IAM for the fleet, one role per service (EKS Pod Identity, one service account each):
 # a service may connect to MSK, read only the topics it consumes with only its own consumer group, and
 # write only the topics it produces; every one reads the fleet's identity record (topic spot.fleet,
-# shared/identity.py) before it serves. trade-archiver alone may put to Kinesis and write the archive
+# shared/identity.py) before it serves. The gateway may open the API keys' secrets (kms:Decrypt) and the
+# init job's pod (spot admin, migration 0009) seal them too (kms:GenerateDataKey), with the API secrets' KMS
+# key only and only with its encryption context (shared/envelope.py). trade-archiver alone may put to Kinesis and write the archive
 # bucket's trades/ (Parquet) and manifests/ (its commit records) prefixes. The init job may create and
 # describe topics; the KEDA operator may only describe groups and topics to read lag.
 
@@ -15,6 +17,8 @@ locals {
   group_arn        = "${local.kafka_arn_prefix}:group/${var.msk_cluster_name}/${var.msk_cluster_uuid}"
   # One record naming the fleet (shared/identity.py): `spot admin init` writes it, every service reads it.
   fleet_identity_topic_arn = "${local.topic_arn}/spot.fleet"
+  # The API secrets' encryption context (shared/envelope.py KMS_CONTEXT): KMS refuses a call without it.
+  api_secret_context = { purpose = "spot-api-secret" }
 }
 
 data "aws_iam_policy_document" "pod_identity_assume" {
@@ -66,6 +70,20 @@ data "aws_iam_policy_document" "service" {
       sid       = "ProduceOwnTopics"
       actions   = ["kafka-cluster:DescribeTopic", "kafka-cluster:WriteData"]
       resources = [for topic in each.value.write : "${local.topic_arn}/${topic}"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = each.key == "gateway" ? [1] : []
+    content {
+      sid       = "OpenApiSecrets"
+      actions   = ["kms:Decrypt"]
+      resources = [var.api_secrets_kms_key_arn]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:purpose"
+        values   = [local.api_secret_context.purpose]
+      }
     }
   }
 
@@ -148,7 +166,8 @@ resource "aws_eks_pod_identity_association" "service" {
   tags            = var.tags
 }
 
-# --- init job: `spot admin init` creates the topics and stamps the fleet's identity in the broker ------
+# --- init job: `spot admin init` creates the topics and stamps the fleet's identity in the broker; ------
+# --- `spot admin` run in its pod seals API secrets -------------------------------------------------------
 
 data "aws_iam_policy_document" "init" {
   statement {
@@ -167,6 +186,17 @@ data "aws_iam_policy_document" "init" {
     sid       = "StampFleetIdentity"
     actions   = ["kafka-cluster:ReadData", "kafka-cluster:WriteData"]
     resources = [local.fleet_identity_topic_arn]
+  }
+
+  statement {
+    sid       = "SealAndOpenApiSecrets"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [var.api_secrets_kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:purpose"
+      values   = [local.api_secret_context.purpose]
+    }
   }
 }
 

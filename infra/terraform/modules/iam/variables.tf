@@ -67,6 +67,11 @@ variable "kms_key_arn" {
   type        = string
 }
 
+variable "api_secrets_kms_key_arn" {
+  description = "KMS key wrapping the API secrets' data keys (KMS_KEY_ID): the gateway opens them, the init job (spot admin) seals them."
+  type        = string
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

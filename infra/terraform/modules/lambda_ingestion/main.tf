@@ -106,6 +106,19 @@ data "aws_iam_policy_document" "this" {
     resources = [aws_sqs_queue.dead_letter.arn]
   }
 
+  # an API key's HMAC secret is sealed under this key; the handler only opens them (shared/envelope.py:
+  # Decrypt), always with their encryption context
+  statement {
+    sid       = "OpenApiSecrets"
+    actions   = ["kms:Decrypt"]
+    resources = [var.api_secrets_kms_key_arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:EncryptionContext:purpose"
+      values   = ["spot-api-secret"]
+    }
+  }
+
   statement {
     sid       = "DecryptEnvironment"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -167,6 +180,8 @@ resource "aws_lambda_function" "this" {
       REDIS_HOST            = var.redis_host
       REDIS_PORT            = tostring(var.redis_port)
       REDIS_CLUSTER         = tostring(var.redis_cluster)
+      # the KEK of the API secrets, the same key the gateway and spot admin use
+      KMS_KEY_ID = var.api_secrets_kms_key_arn
     }
   }
 

@@ -17,3 +17,8 @@ output "security_group_id" {
   description = "Security group of the function (MSK admits it)."
   value       = aws_security_group.this.id
 }
+
+output "kms_key_id" {
+  description = "KMS_KEY_ID of the function: the key it opens API secrets with (the fleet's, as the gateway's)."
+  value       = aws_lambda_function.this.environment[0].variables.KMS_KEY_ID
+}

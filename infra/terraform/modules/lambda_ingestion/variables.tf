@@ -84,6 +84,11 @@ variable "kms_key_arn" {
   type        = string
 }
 
+variable "api_secrets_kms_key_arn" {
+  description = "KMS key wrapping the API secrets' data keys (KMS_KEY_ID): the handler opens an API key's secret with it."
+  type        = string
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

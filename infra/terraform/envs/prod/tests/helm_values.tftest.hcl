@@ -85,6 +85,12 @@ mock_provider "aws" {
   }
 }
 
+# The API secrets' KMS key apart from the data-at-rest key (the mock gives every aws_kms_key one ARN).
+override_resource {
+  target = aws_kms_key.api_secrets
+  values = { arn = "arn:aws:kms:eu-west-1:111122223333:key/api-secrets" }
+}
+
 # Alarms, traces and the Glue table hand nothing to Helm.
 override_module {
   target = module.cloudwatch
@@ -153,5 +159,32 @@ run "redis_cluster_mode_is_the_same_for_elasticache_and_the_fleet" {
   assert {
     condition     = output.helm_values.config.redisCluster == module.elasticache.cluster_mode && module.elasticache.cluster_mode == true
     error_message = "REDIS_CLUSTER must equal ElastiCache's cluster mode, on by default"
+  }
+}
+
+run "the_fleet_keys_reach_helm_external_secrets_and_the_lambda" {
+  command = apply
+
+  assert {
+    condition     = output.helm_values.config.kmsKeyId == aws_kms_key.api_secrets.arn && aws_kms_key.api_secrets.arn != aws_kms_key.this.arn
+    error_message = "KMS_KEY_ID (config.kmsKeyId) must be the API secrets' own KMS key, not the data-at-rest key"
+  }
+
+  assert {
+    condition     = module.lambda_ingestion.kms_key_id == aws_kms_key.api_secrets.arn
+    error_message = "the ingestion Lambda must open API secrets with the same KMS key as the gateway (KMS_KEY_ID)"
+  }
+
+  assert {
+    condition = (
+      output.helm_values.externalSecrets.serviceKey.secretArn == aws_secretsmanager_secret.service_key.arn
+      && contains(output.addon_inputs.secret_arns, aws_secretsmanager_secret.service_key.arn)
+    )
+    error_message = "External Secrets must read the service-key secret (helm_values) and be allowed to (addon_inputs.secret_arns)"
+  }
+
+  assert {
+    condition     = length(base64decode(aws_secretsmanager_secret_version.service_key.secret_string)) == 32
+    error_message = "SERVICE_KEY must be base64 of 32 bytes (shared/keyfile.py)"
   }
 }

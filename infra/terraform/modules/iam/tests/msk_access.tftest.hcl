@@ -22,14 +22,15 @@ mock_provider "aws" {
 }
 
 variables {
-  name               = "spot-test"
-  cluster_name       = "spot-test"
-  msk_cluster_arn    = "arn:aws:kafka:eu-west-1:111122223333:cluster/spot-test/uuid-1"
-  msk_cluster_name   = "spot-test"
-  msk_cluster_uuid   = "uuid-1"
-  kinesis_stream_arn = "arn:aws:kinesis:eu-west-1:111122223333:stream/spot-test-trades"
-  archive_bucket_arn = "arn:aws:s3:::spot-test-archive"
-  kms_key_arn        = "arn:aws:kms:eu-west-1:111122223333:key/test"
+  name                    = "spot-test"
+  cluster_name            = "spot-test"
+  msk_cluster_arn         = "arn:aws:kafka:eu-west-1:111122223333:cluster/spot-test/uuid-1"
+  msk_cluster_name        = "spot-test"
+  msk_cluster_uuid        = "uuid-1"
+  kinesis_stream_arn      = "arn:aws:kinesis:eu-west-1:111122223333:stream/spot-test-trades"
+  archive_bucket_arn      = "arn:aws:s3:::spot-test-archive"
+  kms_key_arn             = "arn:aws:kms:eu-west-1:111122223333:key/test"
+  api_secrets_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/api-secrets"
 }
 
 run "each_service_reads_and_writes_only_its_own_topics" {
@@ -117,5 +118,46 @@ run "the_init_job_creates_topics_and_stamps_the_fleet_identity" {
   assert {
     condition     = anytrue([for s in data.aws_iam_policy_document.init.statement : contains(s.actions, "kafka-cluster:CreateTopic")])
     error_message = "spot admin init creates the topics"
+  }
+}
+
+run "only_the_gateway_opens_and_init_seals_api_secrets" {
+  command = apply
+
+  variables {
+    context = ["StringEquals kms:EncryptionContext:purpose spot-api-secret"]
+  }
+
+  assert {
+    condition = {
+      for service, doc in data.aws_iam_policy_document.service : service => sort(flatten([
+        for s in doc.statement : tolist(s.actions) if contains(s.resources, var.api_secrets_kms_key_arn)
+      ]))
+      } == {
+      for service in keys(var.topic_access) : service => service == "gateway" ? ["kms:Decrypt"] : []
+    }
+    error_message = "of the services only the gateway may use the API secrets' key, and only to open them (kms:Decrypt)"
+  }
+
+  assert {
+    condition = jsonencode([
+      for s in data.aws_iam_policy_document.init.statement : {
+        actions   = sort(tolist(s.actions))
+        condition = [for c in s.condition : "${c.test} ${c.variable} ${join(",", sort(tolist(c.values)))}"]
+      } if contains(s.resources, var.api_secrets_kms_key_arn)
+      ]) == jsonencode([{
+        actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+        condition = var.context
+    }])
+    error_message = "the init job's pod (spot admin, migration 0009) seals and opens API secrets, with the envelope's encryption context only"
+  }
+
+  assert {
+    condition = alltrue([
+      for s in data.aws_iam_policy_document.service["gateway"].statement :
+      jsonencode([for c in s.condition : "${c.test} ${c.variable} ${join(",", sort(tolist(c.values)))}"]) == jsonencode(var.context)
+      if contains(s.resources, var.api_secrets_kms_key_arn)
+    ])
+    error_message = "the gateway's grant holds only with the envelope's encryption context"
   }
 }

@@ -42,6 +42,7 @@ variables {
   redis_host                  = "master.spot-test.cache"
   redis_cluster               = false
   kms_key_arn                 = "arn:aws:kms:eu-west-1:111122223333:key/test"
+  api_secrets_kms_key_arn     = "arn:aws:kms:eu-west-1:111122223333:key/api-secrets"
 }
 
 run "runs_in_the_private_subnets_behind_its_own_group" {
@@ -131,5 +132,35 @@ run "reads_exactly_its_two_secrets_and_is_told_where_they_are" {
   assert {
     condition     = aws_lambda_function.this.filename == var.package_path && aws_lambda_function.this.source_code_hash == filebase64sha256(var.package_path)
     error_message = "the function deploys the prebuilt zip and redeploys when it changes"
+  }
+}
+
+run "opens_api_secrets_with_their_kms_key_only" {
+  command = apply
+
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables.KMS_KEY_ID == var.api_secrets_kms_key_arn
+    error_message = "the handler opens API secrets with the fleet's KEK (KMS_KEY_ID), the key the gateway and spot admin use"
+  }
+
+  assert {
+    condition = jsonencode([
+      for s in data.aws_iam_policy_document.this.statement : {
+        actions   = sort(tolist(s.actions))
+        condition = [for c in s.condition : "${c.test} ${c.variable} ${join(",", sort(tolist(c.values)))}"]
+      } if contains(s.resources, var.api_secrets_kms_key_arn)
+      ]) == jsonencode([{
+        actions   = ["kms:Decrypt"]
+        condition = ["StringEquals kms:EncryptionContext:purpose spot-api-secret"]
+    }])
+    error_message = "one statement on the API secrets' key: kms:Decrypt (the handler never seals), with the envelope's encryption context"
+  }
+
+  assert {
+    condition = !anytrue([
+      for s in data.aws_iam_policy_document.this.statement : contains(s.resources, var.api_secrets_kms_key_arn)
+      if !contains(s.actions, "kms:Decrypt") || length(s.actions) > 1
+    ])
+    error_message = "no other grant on the API secrets' key"
   }
 }
