@@ -36,6 +36,12 @@ CREATE_ROLE = """DO $$ BEGIN
   END IF;
 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
 END $$"""
+# the migrating user joins the role where it may (a role another user made may refuse it: the deploy README
+# says what an operator grants then)
+JOIN_ROLE = """DO $$ BEGIN
+  EXECUTE format('GRANT spot_gateway TO %I', current_user);
+EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'spot_gateway: membership not granted to %', current_user;
+END $$"""
 ROLE_EXISTS = sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role").bindparams(role=GATEWAY_ROLE)
 
 
@@ -71,6 +77,9 @@ def upgrade() -> None:
     ).scalar()
     if may_create:
         op.execute(CREATE_ROLE)
+        # the migrating user (Aurora's master user, which the services log in as) may then take the role:
+        # without membership a non-superuser is refused SET ROLE spot_gateway
+        op.execute(JOIN_ROLE)
     if conn.execute(ROLE_EXISTS).scalar():
         op.execute(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {GATEWAY_ROLE}")
         op.execute(f"GRANT USAGE ON SCHEMA public TO {GATEWAY_ROLE}")
