@@ -9,6 +9,7 @@ Debian base from debootstrap where no registry answers), seconds when podman's l
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import os
@@ -86,7 +87,9 @@ def test_image_runs_every_service_hardened_and_one_order_trades_and_reaches_the_
 
     run = secrets.token_hex(4)
     postgres = proxy_to(fresh_env["DATABASE_URL"])  # the test Postgres listens on a Unix socket only: TCP to it
-    env = dict(fresh_env, DATABASE_URL=through(fresh_env["DATABASE_URL"], postgres))
+    # the containers' root is read-only, so the keys come in the environment, as the chart's Secret gives them
+    keys = {name: base64.b64encode(os.urandom(32)).decode() for name in ("SERVICE_KEY", "ENVELOPE_KEY")}
+    env = dict(fresh_env, DATABASE_URL=through(fresh_env["DATABASE_URL"], postgres), **keys)
     fleet_cm = contextlib.contextmanager(_run)(env, in_containers(image, run))
     try:
         with fleet_cm as running:

@@ -80,6 +80,11 @@ def rotating_role(fresh_env: dict[str, str]) -> Iterator[tuple[str, str]]:
             "SET password_encryption = 'scram-sha-256'",
             f"CREATE ROLE {role} LOGIN PASSWORD '{password}'",
             f'ALTER DATABASE "{database}" OWNER TO {role}',
+            # the gateway takes the spot_gateway role (migration 0009); the app's login user is a member, as
+            # the deploy README has an operator grant where the migrating user could not
+            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'spot_gateway') THEN "
+            "CREATE ROLE spot_gateway NOLOGIN; END IF; END $$",
+            f"GRANT spot_gateway TO {role}",
         )
     )
     hba.write_text(lines + original)  # first match wins: this role alone must authenticate
