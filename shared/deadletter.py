@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -250,7 +249,3 @@ async def replay(settings: Settings, letter: DeadLetter) -> tuple[str, int, int]
     async with kafka.producer(settings) as out, sredis.client(settings) as cache:
         headers = letter.own_headers
         return await segment_fence.send_into_ring(settings, out, cache, topic, letter.value, letter.key, headers)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
