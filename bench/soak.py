@@ -179,6 +179,29 @@ def log_faults(log: Path) -> dict[str, int]:
             "warning_lines": len(re.findall(r'"level": ?"WARNING"|\bWARNING\b', text))}
 
 
+SEGMENT_START = re.compile(r'"ts": ?([0-9.]+).*?"msg": ?"segment (\d+) starts in (\d+) ms')
+
+
+def segment_starts(log_text: str) -> list[float]:
+    """When each log segment started (wall-clock seconds), from the keeper's lines in the fleet's log."""
+    starts = {int(m.group(2)): float(m.group(1)) + int(m.group(3)) / 1000 for m in SEGMENT_START.finditer(log_text)}
+    return sorted(starts.values())
+
+
+def slow_by_phase(slow: list[list[float]], starts: list[float]) -> dict[int, int]:
+    """Slow confirmations counted by the whole seconds between their segment's start and their send: a pile
+    at 0 says the segment switch (not the load) makes the tail."""
+    from bisect import bisect_right
+
+    out: dict[int, int] = {}
+    for sent, _ in slow:
+        i = bisect_right(starts, sent)
+        if i:
+            phase = int(sent - starts[i - 1])
+            out[phase] = out.get(phase, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset: int,
         say: Callable[[str], None] = print) -> dict[str, Any]:
     """The soak on a fresh ``env`` (database, Redis database, topic suffix; ``spot admin init`` done)."""
@@ -264,6 +287,9 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
     res["server_errors"] = sum(n for k, n in total["errors"].items() if k.startswith("5"))
     res["growth"] = growth(rows, res["warm_up_minutes"])
     res["log"] = log_faults(fleet_log_path)
+    slow = res["load"].pop("slow_confirms", [])
+    res["slow_confirms"] = len(slow)
+    res["slow_by_segment_phase_s"] = slow_by_phase(slow, segment_starts(fleet_log_path.read_text(errors="replace")))
     say(summary(res))
     return res
 
@@ -319,7 +345,9 @@ def summary(res: dict[str, Any]) -> str:
             f"ms, confirm p50/p99 {_ms(total['confirm_p50_ms'])}/{_ms(total['confirm_p99_ms'])} ms; lag at the end "
             f"{_lags(res['lag_end'])}; fleet log: {res['log']}; Postgres autovacuum {res['postgres_autovacuum']} ("
             f"{_upkeep(res.get('postgres_end', {}))}); "
-            f"RSS after the {res['warm_up_minutes']}-minute warm-up -> end: {grow}")
+            f"RSS after the {res['warm_up_minutes']}-minute warm-up -> end: {grow}; confirmations over 100 ms: "
+            f"{res.get('slow_confirms', 0):,}, by seconds since their log segment started: "
+            f"{res.get('slow_by_segment_phase_s') or '-'}")
 
 
 def _upkeep(tables: Mapping[str, Mapping[str, int]]) -> str:

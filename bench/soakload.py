@@ -42,6 +42,7 @@ REST_TICKS, CROSS_TICKS = (5, 40), 45  # resting orders this far from the mid; c
 REQUEST_TIMEOUT_S = 30.0
 IN_FLIGHT_MAX = 5_000  # the client's own bound: past it a due request is counted as skipped, not sent
 CONFIRM_WAIT_S = 5.0
+SLOW_S = 0.1  # a confirmation slower than this (the p99 bound) is kept with its send time, to find why
 ENDED = frozenset({"FILLED", "CANCELED", "EXPIRED", "REJECTED", "EXPIRED_IN_MATCH"})
 
 
@@ -92,6 +93,7 @@ class Soak:
         self.sent_at: dict[str, float] = {}  # client order id -> when its POST was sent
         self.acked: dict[str, float] = {}  # ACKed, not yet confirmed: client order id -> when sent
         self.confirmed_early: set[str] = set()  # confirmed before its ACK came back
+        self.slow: list[tuple[float, float]] = []  # (wall-clock send time, seconds to confirm) over SLOW_S
         self.t0 = 0.0
 
     def _minute(self, at: float | None = None) -> Minute:
@@ -169,7 +171,7 @@ class Soak:
             self._minute().errors[self._error(status, raw)] += 1
 
     def _report(self, user: User, e: dict[str, Any], now: float) -> None:
-        coid, order_id, status = e.get("c"), int(e.get("i", 0)), e.get("X")
+        coid, order_id, status = str(e.get("c") or ""), int(e.get("i", 0)), e.get("X")
         if status in ENDED:
             user.open.pop(order_id, None)
         elif e.get("x") == "NEW":
@@ -180,6 +182,8 @@ class Soak:
         minute = self._minute(now)
         minute.confirmed += 1
         minute.confirm_s.append(now - sent)
+        if now - sent > SLOW_S:
+            self.slow.append((round(time.time() - (time.perf_counter() - sent), 3), round(now - sent, 3)))
         if status == "REJECTED":
             minute.rejected += 1
         if self.acked.pop(coid, None) is None:
@@ -273,6 +277,7 @@ class Soak:
             total.confirm_s += m.confirm_s
         return {"rate": rate, "minutes": cfg["minutes"], "send_seconds": round(sent_s, 1), "users": len(self.users),
                 "unconfirmed": len(self.acked), "unconfirmed_sample": sorted(self.acked)[:10],
+                "slow_confirms": self.slow,
                 "total": total.row(-1), "per_minute": [self.minutes[m].row(m) for m in sorted(self.minutes)]}
 
 
