@@ -137,7 +137,7 @@ class Servers:
             "REDIS_URL": redis_url,
             "KAFKA_BOOTSTRAP": self.env["KAFKA_BOOTSTRAP"],
             "KAFKA_PARTITIONS": str(partitions),
-            "KAFKA_SEGMENT_S": str(LOCAL_SEGMENT_S),  # as `spot up` runs its broker
+            "KAFKA_SEGMENT_S": os.environ.get("BENCH_KAFKA_SEGMENT_S", str(LOCAL_SEGMENT_S)),  # as `spot up` runs it
             "TOPIC_SUFFIX": f".b{secrets.token_hex(3)}",
             "LOG_LEVEL": "WARNING",
             **extra,

@@ -43,8 +43,10 @@ log = logging.getLogger(SERVICE)
 # How long Redis remembers a client order id: long enough to refuse a retried or doubled request at the door
 # while its first copy is in flight (the processor decides within seconds, minutes with a backlog); Postgres
 # keeps the id unique for good and the processor refuses a later duplicate itself (-2010, user stream).
-# It was a day: at 300 orders/s that is 26 million keys (~2.5 GB) held for nothing; ten minutes is 180,000.
-CLIENT_ID_TTL_S = 600
+# It was a day: at 300 orders/s that is 26 million keys (~2.5 GB) held for nothing. Ten minutes (180,000 keys)
+# made Redis grow for the first ten minutes of every soak (~2 MB/min at 300/s); two minutes covers a request
+# in flight behind any backlog admission control lets build, and the key count stops growing within it.
+CLIENT_ID_TTL_S = 120
 
 
 def client_id_key(user_id: int, client_order_id: str) -> str:

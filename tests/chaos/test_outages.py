@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 HOLDERS = {
     "postgres": ("gateway", "ingestion", "order-processor", "settlement"),
     "redis": ("gateway", "ingestion", "order-processor", "matcher", "settlement", "market-data"),
-    "kafka": ("ingestion", "order-processor", "matcher", "settlement", "market-data"),
+    "kafka": ("gateway", "ingestion", "order-processor", "matcher", "settlement", "market-data"),
 }
 NOT_READY_WITHIN_S, READY_WITHIN_S = 20.0, 60.0
 

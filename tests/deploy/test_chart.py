@@ -103,6 +103,7 @@ def test_config_carries_every_setting_of_the_contract(rendered):
         "OTEL_EXPORTER_OTLP_ENDPOINT",
     } <= set(config)
     assert config["INGESTION_URL"] == "http://spot-exchange-ingestion:8001"
+    assert config["INGESTION_IN_GATEWAY"] == "true"  # the default fleet: what `make dev` runs and the bench measures
     deployment = next(d for d in rendered["eks"] if d["kind"] == "Deployment")
     refs = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"]
     assert {"name": "spot-exchange-secrets"} in [r.get("secretRef") for r in refs]

@@ -125,7 +125,13 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def traced_fleet(fresh_env: dict[str, str], receiver: Receiver) -> Iterator[RunningFleet]:
     """The fleet with tracing on: every service exports to the receiver, flushing every 100 ms."""
-    env = {**fresh_env, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    # through the ingestion service (not the default): the trace must cross every HTTP hop there is
+    env = {
+        **fresh_env,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+        "INGESTION_IN_GATEWAY": "false",
+    }
     yield from _run(env)
 
 

@@ -166,7 +166,8 @@ def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-un
     assert (
         metric(port("gateway"), "spot_http_requests_total", method="DELETE", route="/api/v3/order", status="400") == 1
     )
-    assert metric(port("ingestion"), "spot_http_requests_total", route="/internal/orders", status="200") == 3
+    # the default: the gateway publishes to order-requests itself, the ingestion service is not on the path
+    assert metric(port("ingestion"), "spot_http_requests_total", route="/internal/orders", status="200") == 0
     assert metric(port("order-processor"), "spot_orders_decided_total", outcome="accepted") == 3
     assert metric(port("matcher"), "spot_trades_total", symbol="BTCUSDT") == 1
     assert metric(port("matcher"), "spot_matcher_events_total") == 5  # 3 orders + 2 cancels
@@ -177,8 +178,8 @@ def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-un
     assert metric(port("matcher"), "spot_match_latency_seconds_count") == 3  # accepted orders, not cancels
     assert metric(port("matcher"), "spot_match_latency_seconds_bucket", le="+Inf") == 3
     assert 0 <= metric(port("matcher"), "spot_match_latency_seconds_sum") < 3 * 10
-    assert metric(port("ingestion"), "spot_kafka_call_seconds_count", operation="send") == 5  # 3 orders, 2 cancels
-    assert metric(port("ingestion"), "spot_redis_call_seconds_count", operation="client_order_id") == 3
+    assert metric(port("gateway"), "spot_kafka_call_seconds_count", operation="send") == 5  # 3 orders, 2 cancels
+    assert metric(port("gateway"), "spot_redis_call_seconds_count", operation="client_order_id") == 3
     assert metric(port("order-processor"), "spot_postgres_call_seconds_count", operation="take_holds") == 3
     assert metric(port("order-processor"), "spot_kafka_call_seconds_count", operation="flush") == 5
     assert metric(port("matcher"), "spot_redis_call_seconds_count", operation="book_commit") == 5
@@ -201,20 +202,21 @@ def test_two_users_trade_through_the_fleet(fleet) -> None:  # type: ignore[no-un
         assert all(labels["group"] == service and value == 0 for labels, value in lags), (service, lags)
 
 
-def test_the_same_flow_with_ingestion_in_the_gateway(fresh_env: dict[str, str]) -> None:
-    """``INGESTION_IN_GATEWAY``: the gateway publishes to ``order-requests`` itself (one HTTP hop less);
-    the flow, its answers and the money are the same, and the ingestion service is not on the path."""
+def test_the_same_flow_through_the_ingestion_service(fresh_env: dict[str, str]) -> None:
+    """``INGESTION_IN_GATEWAY=false``: the gateway hands each order to the ingestion service over HTTP, signed
+    with the service key (the path of a deployment that keeps ingestion apart); the flow, its answers and the
+    money are the same, and ingestion, not the gateway, publishes."""
     from tests.e2e.conftest import _run
 
-    for running in _run({**fresh_env, "INGESTION_IN_GATEWAY": "true"}):
+    for running in _run({**fresh_env, "INGESTION_IN_GATEWAY": "false"}):
         asyncio.run(_flow(running.base, running.settings))
         port = running.fleet.port
-        assert metric(port("gateway"), "spot_kafka_call_seconds_count", operation="send") == 5  # 3 orders, 2 cancels
-        assert metric(port("gateway"), "spot_redis_call_seconds_count", operation="client_order_id") == 3
-        # served by the plain ASGI route (fastpath.py), still counted under the route's name
+        assert metric(port("ingestion"), "spot_http_requests_total", route="/internal/orders", status="200") == 3
+        assert metric(port("ingestion"), "spot_kafka_call_seconds_count", operation="send") == 5  # 3 orders, 2 cancels
+        assert metric(port("ingestion"), "spot_redis_call_seconds_count", operation="client_order_id") == 3
+        assert metric(port("gateway"), "spot_kafka_call_seconds_count", operation="send") == 0
         served = metric(port("gateway"), "spot_http_requests_total", method="POST", route="/api/v3/order", status="200")
         assert served == 3
-        assert metric(port("ingestion"), "spot_http_requests_total", route="/internal/orders", status="200") == 0
         assert metric(port("settlement"), "spot_settled_events_total") == 5
         ready = httpx.get(f"http://127.0.0.1:{port('gateway')}/readyz").json()
         assert ready["ready"], ready

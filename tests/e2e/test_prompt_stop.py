@@ -54,7 +54,7 @@ def waiting_fleet(request: pytest.FixtureRequest, fresh_env: dict[str, str]) -> 
         fleet.start_all()
         deadline = time.monotonic() + 60
         for name in SERVICES:
-            # waiting, or serving: the gateway needs no broker (it hands orders to ingestion over HTTP)
+            # each says it waits for the dependency it cannot reach, or serves without it
             while not any(w in line for line in fleet.tails[name] for w in WAITING) and not fleet.ready(name):
                 assert fleet.procs[name].poll() is None, "\n".join(fleet.tails[name])
                 assert time.monotonic() < deadline, f"{name} never said it waits: " + "\n".join(fleet.tails[name])

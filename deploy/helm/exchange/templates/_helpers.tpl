@@ -96,6 +96,7 @@ KAFKA_SECURITY_PROTOCOL: {{ .Values.kafka.securityProtocol | default "PLAINTEXT"
 {{- with .Values.kafka.saslMechanism }}
 KAFKA_SASL_MECHANISM: {{ . | quote }}
 {{- end }}
+INGESTION_IN_GATEWAY: {{ .Values.config.ingestionInGateway | quote }}
 INGESTION_URL: {{ printf "http://%s:%v" (include "exchange.serviceName" (dict "root" . "name" "ingestion")) .Values.services.ingestion.port | quote }}
 HOST: "0.0.0.0"
 {{- with .Values.archive }}

@@ -36,13 +36,13 @@ variable "msk_cluster_uuid" {
 }
 
 variable "topic_access" {
-  description = "Per service: the topics it consumes (as consumer group = its name) and the topics it writes, as the services' code does (the gateway reaches Kafka only through ingestion; settlement consumes matched-events alone). Dead-letter topics are named <topic>.dlq."
+  description = "Per service: the topics it consumes (as consumer group = its name) and the topics it writes, as the services' code does (the gateway publishes order-requests itself, INGESTION_IN_GATEWAY, as ingestion does for the Lambda and other callers; settlement consumes matched-events alone). Dead-letter topics are named <topic>.dlq."
   type = map(object({
     read  = list(string)
     write = list(string)
   }))
   default = {
-    "gateway"         = { read = [], write = [] }
+    "gateway"         = { read = [], write = ["order-requests"] }
     "ingestion"       = { read = [], write = ["order-requests"] }
     "order-processor" = { read = ["order-requests"], write = ["validated-orders", "order-requests.dlq"] }
     "matcher"         = { read = ["validated-orders"], write = ["matched-events", "trade-execution", "validated-orders.dlq"] }
