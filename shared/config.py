@@ -103,6 +103,12 @@ class Settings(BaseSettings):
         200, ge=1, description="new orders and cancels a gateway hands on at once (its connections to ingestion)"
     )
 
+    # Admission by measured backlog (shared.pressure): past this wait of order requests before the processor
+    # has taken them, the gateways refuse a growing share of new orders with -1008. 0 turns it off.
+    admit_backlog_ms: int = Field(
+        200, ge=0, description="order requests' wait past which new orders are refused with -1008 (0: off)"
+    )
+
     ingestion_url: str = "http://127.0.0.1:8001"
     # The gateway runs ingestion's code itself and publishes to order-requests: measured in the soak at 300
     # requests/s on 2 cores, REST ACK p50/p99 10/115 ms and confirmation 33/138 ms against 36/229 and

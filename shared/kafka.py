@@ -241,6 +241,7 @@ class Batch(Generic[T]):
     ends: dict[TopicPartition, int] = field(default_factory=dict)
     epochs: dict[TopicPartition, int] = field(default_factory=dict)  # the segment each partition's records are of
     sealed: set[TopicPartition] = field(default_factory=set)  # partitions whose segment's seal this batch reached
+    oldest_ms: int | None = None  # the produce time (ms) of its oldest record: how long the batch waited
 
 
 Assigned = Callable[[set[TopicPartition]], Awaitable[None]]
@@ -413,6 +414,9 @@ class Inbox(Generic[T]):
                         records.append(Record(topic, partition, raw.offset, value, own, index, epoch))
                 batch.ends[tp] = raws[-1].offset + 1
                 batch.epochs[tp] = epoch
+                first = raws[0].timestamp
+                if first is not None and first > 0 and (batch.oldest_ms is None or first < batch.oldest_ms):
+                    batch.oldest_ms = first
                 if ring is not None:
                     ring.yielded(tp, raws[-1].offset + 1)
             if poisoned:

@@ -106,6 +106,9 @@ def make_env(servers: dict[str, str], redis_cluster: str | None = None) -> dict[
         "TOPIC_SUFFIX": f".t{secrets.token_hex(3)}",
         "LOG_LEVEL": "WARNING",
         "REQUEST_WEIGHT_PER_MINUTE": "600",
+        # admission by measured backlog off: a test that restarts a service on purpose meets a backlog at once,
+        # and its orders must not be refused for it (tests/e2e/test_overload.py and the soak turn it on)
+        "ADMIT_BACKLOG_MS": "0",
         "ARCHIVE_DIR": tempfile.mkdtemp(prefix=f"{name}-archive-"),  # the trade archiver's Parquet files
     }
 

@@ -22,7 +22,19 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import envelope, errors, identity, kafka, overload, postgres, resilience, segment_fence, servicekey, tracing
+from shared import (
+    envelope,
+    errors,
+    identity,
+    kafka,
+    overload,
+    postgres,
+    pressure,
+    resilience,
+    segment_fence,
+    servicekey,
+    tracing,
+)
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
@@ -83,6 +95,9 @@ def create_app(settings: Settings) -> FastAPI:
                 )
                 stack.push_async_callback(session.close)
                 ingest = HttpIngestion(session, in_flight, servicekey.key_of(settings))
+            gate = pressure.Gate(cache, settings)  # refuses new orders while the processor's backlog is long
+            await gate.start()
+            stack.push_async_callback(gate.stop)
             outcomes = Outcomes()
             hub = Hub(pubsub_cache, outcomes.deliver, sredis.Channels(settings.topic_suffix), settings.ws_queue_max)
             await hub.start()
@@ -98,6 +113,7 @@ def create_app(settings: Settings) -> FastAPI:
                 ingest,
                 envelope.from_settings(settings),
                 {},
+                gate=gate,
             )
             app.state.gateway = gw
             guard = StreamGuard(gw)  # user streams end when their listenKey, key or user goes

@@ -31,7 +31,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from prometheus_client import Counter
 
-from shared import apikeys, errors
+from shared import apikeys, errors, pressure
 from shared import redis as sredis
 from shared.apikeys import ApiKey
 from shared.config import Settings
@@ -71,6 +71,7 @@ class Gateway:
     envelope: Envelope
     _keys: dict[str, tuple[float, ApiKey | None]]
     _lookups: dict[str, asyncio.Future[ApiKey | None]] = field(default_factory=dict)  # in flight, by key
+    gate: pressure.Gate | None = None  # admission by the processor's measured backlog (None: off)
 
     async def api_key(self, key: str, ip: str | None) -> ApiKey | None:
         """The key, from this replica's cache, else Redis' memory of unknown keys, else Postgres, while

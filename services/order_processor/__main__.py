@@ -38,7 +38,18 @@ import asyncpg
 import orjson
 from prometheus_client import Counter, Histogram
 
-from shared import deadletter, errors, kafka, postgres, resilience, segment_keeper, segment_store, segments, tracing
+from shared import (
+    deadletter,
+    errors,
+    kafka,
+    postgres,
+    pressure,
+    resilience,
+    segment_keeper,
+    segment_store,
+    segments,
+    tracing,
+)
 from shared import redis as sredis
 from shared.binance import acceptance_update, account_positions, confirmed_on_acceptance, execution_report
 from shared.config import Settings
@@ -207,6 +218,7 @@ async def decide(
     # positions rank by the log segment each request was read from: a newer segment or log's after every
     # older one's (shared.identity)
     dead = deadletter.DeadLetters(outbox, SERVICE)
+    backlog = pressure.Reporter(settings, SERVICE)
     async for batch in inbox.batches(stop):
         with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
             news = [
@@ -264,6 +276,7 @@ async def decide(
             for channel, events in told.items():
                 publications.add_all(channel, events)
             publications.queue(pipe)
+            backlog.queue(pipe, batch.oldest_ms, now_ms())  # how long requests waited: the gateways' admission
             with sredis.timed("hot_book"):
                 await pipe.execute()
             sent = [r for r in batch.records if r.value.request_id not in dropped] if dropped else batch.records

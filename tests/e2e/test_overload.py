@@ -63,3 +63,70 @@ def test_a_burst_past_capacity_is_refused_with_1008_and_the_rest_confirmed(narro
         assert (status, body["code"], retry_after) == (503, errors.SERVER_BUSY, "1"), body
     for name, tail in narrow_fleet.fleet.tails.items():
         assert not [line for line in tail if "Traceback" in line or '"ERROR"' in line], (name, list(tail))
+
+
+# The processor made slow on purpose: each fetch of order requests waits up to 400 ms at the broker for 10 MB,
+# so every request waits about that long before it is taken, while the gateways admit a backlog of 50 ms.
+SLOW_PROCESSOR = {"ADMIT_BACKLOG_MS": "50", "KAFKA_REQUEST_FETCH_MIN_BYTES": "10485760",
+                  "KAFKA_REQUEST_FETCH_MAX_WAIT_MS": "400"}  # fmt: skip
+FLOOD_S, FLOOD_RATE = 4.0, 60
+
+
+@pytest.fixture
+def behind_fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
+    yield from _run({**fresh_env, **SLOW_PROCESSOR})
+
+
+async def _flood(fleet: RunningFleet) -> tuple[list[tuple[int, dict[str, Any], str | None]], list[str]]:
+    """Orders at ``FLOOD_RATE``/s for ``FLOOD_S`` seconds, open loop, whatever the answers."""
+    user = await admin.create_user(fleet.settings, "flood", [("USDT", 1_000_000 * 10**8)])
+    client = Client(fleet.base, user.api_key, user.secret)
+    stream = await client.user_stream()
+    headers = {"X-MBX-APIKEY": user.api_key, "Content-Type": "application/x-www-form-urlencoded"}
+    try:
+        async with httpx.AsyncClient(base_url=fleet.base, timeout=15) as http:
+
+            async def one(i: int) -> tuple[int, dict[str, Any], str | None]:
+                await asyncio.sleep(i / FLOOD_RATE)  # open loop: sent on time whatever came back before
+                body = client.sign(dict(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC",
+                                        quantity="0.001", price="20000", newClientOrderId=f"flood{i}",
+                                        newOrderRespType="ACK"))  # fmt: skip
+                r = await http.post("/api/v3/order", content=body, headers=headers)
+                return r.status_code, r.json(), r.headers.get("Retry-After")
+
+            answers = await asyncio.gather(*(one(i) for i in range(int(FLOOD_S * FLOOD_RATE))))
+        acked = {a[1]["clientOrderId"] for a in answers if a[0] == 200}
+
+        def news() -> set[str]:
+            return {e["c"] for e in stream.events if e.get("e") == "executionReport" and e.get("x") == "NEW"}
+
+        await stream.wait_for(lambda _: news() >= acked, within=30)
+        await asyncio.sleep(1)  # a refused order would be confirmed by now too, were it in the fleet
+        return answers, sorted(news())
+    finally:
+        await stream.close()
+        await client.close()
+
+
+def test_a_fleet_behind_refuses_new_orders_by_its_measured_backlog_and_drains(behind_fleet: RunningFleet) -> None:
+    """Admission adapts to what the processor measures (``shared.pressure``), not to a count: with requests
+    waiting ~400 ms against a budget of 50, the gateway refuses new orders with -1008 and ``Retry-After``
+    once the processor's reports come in, admits again once they stop (the flood ended, or a refusal let the
+    backlog drain), every ACKed order is confirmed and no refused one reaches the fleet; the processor's lag
+    is back to zero after the flood."""
+    from tests.e2e.test_order_flow import samples
+
+    answers, confirmed = asyncio.run(_flood(behind_fleet))
+    refused = [a for a in answers if a[0] != 200]
+    acked = sorted(a[1]["clientOrderId"] for a in answers if a[0] == 200)
+    assert refused and acked and confirmed == acked, answers
+    for status, body, retry_after in refused:
+        assert (status, body["code"], retry_after) == (503, errors.SERVER_BUSY, "1"), body
+    gateway = behind_fleet.fleet.port("gateway")
+    text = httpx.get(f"http://127.0.0.1:{gateway}/metrics").text
+    assert f'spot_overload_refusals_total{{resource="order backlog"}} {float(len(refused))}' in text
+    processor = behind_fleet.fleet.port("order-processor")
+    lags = samples(processor, "spot_kafka_consumer_lag")
+    assert lags and all(value == 0 for _, value in lags), lags
+    for name, tail in behind_fleet.fleet.tails.items():
+        assert not [line for line in tail if "Traceback" in line or '"ERROR"' in line], (name, list(tail))

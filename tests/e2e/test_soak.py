@@ -39,7 +39,8 @@ def test_three_minutes_of_open_loop_load_leave_no_5xx_no_lost_confirmation_and_f
     servers: dict[str, str], tmp_path: Path
 ) -> None:
     env = make_env(servers)
-    env.pop("REQUEST_WEIGHT_PER_MINUTE")  # the default fleet: default rate limits, partitions and log level
+    env.pop("REQUEST_WEIGHT_PER_MINUTE")  # the default fleet: default rate limits, admission, partitions, log level
+    env.pop("ADMIT_BACKLOG_MS")
     env.update(KAFKA_PARTITIONS="4", LOG_LEVEL="INFO")
     with environ(env):
         asyncio.run(admin.init(Settings()))

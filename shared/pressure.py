@@ -1,0 +1,165 @@
+"""Admission by what the fleet measures: how long an order request waits before the order processor has taken
+it, not a constant.
+
+The processor reports, at most every ``REPORT_EVERY_MS``, how old the oldest request of the batch it just
+finished was (its produce time to done: the queue in front of the processor and the processing itself) in a
+Redis hash, one field per replica, in the round trip it makes for the batch anyway. Every gateway reads the
+hash every ``READ_EVERY_MS`` and, while the freshest reports of two readings in a row say requests wait longer
+than ``Settings.admit_backlog_ms``, refuses a share of new orders at the door with Binance's -1008 and
+``Retry-After``, without a single I/O: the share grows with the wait beyond the budget and reaches every new
+order at twice the budget. The orders already taken keep their latency, the backlog drains, and the gateway
+admits again as the reports come down. Cancels are never refused: they are how a client sheds load.
+
+A report older than ``FRESH_MS`` counts for nothing: a consumer with nothing to do reports nothing, and a
+stopped one is no reason to refuse (what it has not read waits in the log, acknowledged and durable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from .config import Settings
+
+log = logging.getLogger(__name__)
+
+REPORT_EVERY_MS = 100
+READ_EVERY_MS = 100
+FRESH_MS = 1_000
+FORGET_MS = 60_000  # a replica not heard of for this long leaves the hash
+
+
+def key(settings: Settings) -> str:
+    """The fleet's hash of reports (owner: the order processor writes it, the gateway reads and prunes it)."""
+    return f"spot:pressure{settings.topic_suffix}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def encode(age_ms: int, at_ms: int) -> str:
+    return f"{age_ms} {at_ms}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def backlog_ms(reports: Mapping[Any, Any], at_ms: int, fresh_ms: int = FRESH_MS) -> int:
+    """The longest wait among the reports made within ``fresh_ms`` of ``at_ms`` (0 without any); a report
+    that does not parse counts for nothing."""
+    longest = 0
+    for value in reports.values():
+        try:
+            age, made = (int(x) for x in _text(value).split())
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if at_ms - made <= fresh_ms:
+            longest = max(longest, age)
+    return longest
+
+
+def stale(reports: Mapping[Any, Any], at_ms: int, forget_ms: int = FORGET_MS) -> list[Any]:
+    """Fields of replicas not heard of for ``forget_ms`` (or unreadable): to delete."""
+    out = []
+    for field_name, value in reports.items():
+        try:
+            made = int(_text(value).split()[1])
+        except (ValueError, IndexError, UnicodeDecodeError):
+            out.append(field_name)
+            continue
+        if at_ms - made > forget_ms:
+            out.append(field_name)
+    return out
+
+
+def refused_share(backlog: int, budget_ms: int) -> float:
+    """The share of new orders to refuse: none within the budget (or with admission off, a budget of 0), then
+    growing in proportion to the excess, all of them at twice the budget."""
+    if budget_ms <= 0 or backlog <= budget_ms:
+        return 0.0
+    return min(1.0, (backlog - budget_ms) / budget_ms)
+
+
+class Reporter:
+    """The processor's side: one field of the hash, written at most every ``REPORT_EVERY_MS``."""
+
+    def __init__(self, settings: Settings, service: str) -> None:
+        self.key = key(settings)
+        self.field = f"{service}:{socket.gethostname()}:{os.getpid()}"
+        self.enabled = settings.admit_backlog_ms > 0
+        self._last_ms = 0
+
+    def queue(self, pipe: Any, oldest_produced_ms: int | None, at_ms: int) -> None:
+        """Add the report to ``pipe`` (a pipeline the caller executes) when one is due."""
+        if not self.enabled or oldest_produced_ms is None or at_ms - self._last_ms < REPORT_EVERY_MS:
+            return
+        self._last_ms = at_ms
+        pipe.hset(self.key, self.field, encode(max(0, at_ms - oldest_produced_ms), at_ms))
+
+
+class Gate:
+    """The gateway's side: the latest backlog, read in the background; ``admits()`` decides without I/O."""
+
+    def __init__(
+        self,
+        cache: Any,
+        settings: Settings,
+        clock: Callable[[], int] = now_ms,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        self._cache = cache
+        self._key = key(settings)
+        self.budget_ms = settings.admit_backlog_ms
+        self._clock, self._draw = clock, draw
+        self.backlog_ms = 0  # the lower of the last two readings: one slow batch (a pause) refuses nothing
+        self._last_reading = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    def admits(self) -> bool:
+        share = refused_share(self.backlog_ms, self.budget_ms)
+        return share == 0.0 or self._draw() >= share
+
+    async def read(self) -> None:
+        """One look at the reports (and the stale ones pruned); a Redis that does not answer admits."""
+        try:
+            reports = await self._cache.hgetall(self._key)
+            at = self._clock()
+            reading = backlog_ms(reports, at)
+            self.backlog_ms, self._last_reading = min(reading, self._last_reading), reading
+            gone = stale(reports, at)
+            if gone:
+                await self._cache.hdel(self._key, *gone)
+        except (RedisError, OSError) as exc:
+            self.backlog_ms = self._last_reading = 0
+            log.debug("backlog reports not read: %s: %s", type(exc).__name__, exc)
+
+    async def start(self) -> None:
+        if self.budget_ms > 0:
+            self._task = asyncio.create_task(self._keep())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stopping.set()
+            await self._task
+
+    async def _keep(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self.read()
+            except Exception as exc:  # whatever a client raises, the gate admits and keeps looking
+                self.backlog_ms = self._last_reading = 0
+                log.debug("backlog reports not read: %s: %s", type(exc).__name__, exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), READ_EVERY_MS / 1000)

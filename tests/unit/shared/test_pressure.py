@@ -1,0 +1,42 @@
+"""Admission by measured backlog (``shared.pressure``): the pure rules, against a simple model."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.pressure import backlog_ms, encode, refused_share, stale
+
+NOW = 1_000_000
+
+
+@given(st.integers(0, 10_000), st.integers(1, 5_000))
+def test_the_refused_share_is_none_within_the_budget_all_past_twice_it(backlog: int, budget: int) -> None:
+    share = refused_share(backlog, budget)
+    assert 0.0 <= share <= 1.0
+    if backlog <= budget:
+        assert share == 0.0
+    elif backlog >= 2 * budget:
+        assert share == 1.0
+    else:
+        assert share == (backlog - budget) / budget
+    assert refused_share(backlog + 1, budget) >= share  # more waiting never admits more
+
+
+@given(st.integers(0, 10_000))
+def test_a_budget_of_zero_turns_admission_off(backlog: int) -> None:
+    assert refused_share(backlog, 0) == 0.0
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=8), st.tuples(st.integers(0, 5_000), st.integers(0, 5_000))))
+def test_the_backlog_is_the_longest_fresh_report(reports: dict[str, tuple[int, int]]) -> None:
+    """Model: a report made ``ago`` ms before now counts if ``ago`` is at most the freshness bound."""
+    raw = {name: encode(age, NOW - ago).encode() for name, (age, ago) in reports.items()}
+    fresh = [age for age, ago in reports.values() if ago <= 1_000]
+    assert backlog_ms(raw, NOW, fresh_ms=1_000) == max(fresh, default=0)
+
+
+def test_unreadable_reports_count_for_nothing_and_are_pruned_with_the_forgotten() -> None:
+    raw = {b"a": b"300 999900", b"b": b"garbage", b"c": encode(900, NOW - 61_000), b"d": b"\xff\xfe"}
+    assert backlog_ms(raw, NOW) == 300
+    assert sorted(stale(raw, NOW)) == [b"b", b"c", b"d"]
