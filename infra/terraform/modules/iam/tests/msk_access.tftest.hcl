@@ -39,7 +39,7 @@ run "each_service_reads_and_writes_only_its_own_topics" {
   variables {
     topic = "arn:aws:kafka:eu-west-1:111122223333:topic/spot-test/uuid-1"
     expected = {
-      "gateway"         = { read = ["spot.fleet"], write = [] }
+      "gateway"         = { read = ["spot.fleet"], write = ["order-requests"] }
       "ingestion"       = { read = ["spot.fleet"], write = ["order-requests"] }
       "order-processor" = { read = ["order-requests", "spot.fleet"], write = ["order-requests.dlq", "validated-orders"] }
       "matcher"         = { read = ["spot.fleet", "validated-orders"], write = ["matched-events", "trade-execution", "validated-orders.dlq"] }
