@@ -154,7 +154,6 @@ async def run_until_signal(serve: Serve, settings: Settings, service: str) -> No
     log.info("%s listening for health checks on %s:%d", service, settings.host, settings.port_for(service))
     gc.collect()
     gc.freeze()  # start-up objects live forever; keep them out of every later collection
-    young_collections_by_growth()
     started = time.monotonic()
     try:
         await serve_through_outages(serve, settings, stop, health, log)
@@ -265,17 +264,6 @@ class _StartupStopped(logging.Filter):
         return not shutdown.requested()
 
 
-# Tracked objects allocated (net of those freed) before CPython runs a young collection. Its default, 700, is
-# crossed many times by every batch or request, whose records, messages and events all die with it anyway
-# (acyclic: reference counting frees them), and each collection promotes the live ones towards the full
-# collections that walk every long-lived object. Above what one batch holds, collections come from growth.
-GC_YOUNG_THRESHOLD = 50_000
-
-
-def young_collections_by_growth() -> None:
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
-
-
 def serve_http(app: Callable[..., Any], settings: Settings, service: str, **options: Any) -> None:
     """Entry point of a web service (gateway, ingestion): uvicorn on the service's port until SIGTERM or
     SIGINT, in every state, with exit code 0 (``_Server``). ``options`` are uvicorn's (loop, http, ws, ...)."""
@@ -283,7 +271,6 @@ def serve_http(app: Callable[..., Any], settings: Settings, service: str, **opti
         app, host=settings.host, port=settings.port_for(service), log_level="warning", access_log=False, **options
     )
     server = _Server(config)
-    young_collections_by_growth()
     server.run()
     if not server.started and not shutdown.requested():
         sys.exit(STARTUP_FAILURE)
