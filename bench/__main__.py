@@ -1,9 +1,10 @@
-"""``python -m bench [core|matcher|processor|fleet|scaleout|soak|all] [--events N] [--messages N] [--seconds S]``.
+"""``python -m bench [core|matcher|processor|fleet|scaleout|soak|ladder|all] [--events N] [--seconds S] ...``.
 
 Prints a table (subject, workload, figure, target, reference figure, ratio, machine) and writes the full
 results as JSON to ``bench/results/<timestamp>.json``. ``all`` runs the four benchmarks (core, matcher,
 processor, fleet); ``scaleout`` (one vs two matcher replicas on four symbols) and ``soak`` (the default fleet
-for ``--minutes`` at ``--rate``, a row per minute: ``bench/soak.py``) run only when named.
+for ``--minutes`` at ``--rate``, a row per minute: ``bench/soak.py``) and ``ladder`` (the default fleet a minute
+at each of ``--rates``: ``bench/ladder.py``) run only when named.
 Servers (Tansu, embedded Postgres, Redis) are started on ports of their own and stopped at the end.
 """
 
@@ -18,7 +19,7 @@ from typing import Any
 
 from .common import RESULTS, Row, Servers, loadavg, machine
 
-CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "soak", "all")
+CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "soak", "ladder", "all")
 SOAK_RATE = 300
 
 
@@ -59,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="fleet: orders reach Kafka from the gateway itself (INGESTION_IN_GATEWAY, the default "
                          "here) or through the ingestion service's HTTP hop")
     ap.add_argument("--replicas", default="1,2", help="scaleout: replica counts (default 1,2)")
+    ap.add_argument("--rates", default="500,1000,3000",
+                    help="ladder: requests/s offered, a minute each on a fresh default fleet (default 500,1000,3000)")
     args = ap.parse_args(argv)
 
     mach = machine()
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"core: {args.events:,} events ...", file=sys.stderr, flush=True)
             rows += core.run(args.events)
-        if which in ("matcher", "processor", "fleet", "scaleout", "soak", "all"):
+        if which in ("matcher", "processor", "fleet", "scaleout", "soak", "ladder", "all"):
             from . import services
 
             with Servers() as servers:
@@ -102,6 +105,13 @@ def main(argv: list[str] | None = None) -> int:
                     res = soak.run(env, args.rate or SOAK_RATE, args.minutes, STATE, PORT_OFFSET)
                     raw["soak"] = res
                     rows += soak.rows_for_table(res)
+                if which == "ladder":
+                    from . import ladder
+                    from .common import PORT_OFFSET, STATE
+
+                    rungs = ladder.run(servers, [float(x) for x in args.rates.split(",")], STATE, PORT_OFFSET)
+                    raw["ladder"] = rungs
+                    rows += ladder.rows(rungs)
                 if which == "scaleout":
                     n = args.messages or 400_000  # two replicas finish 100k in under a second: too short to sample
                     reps = tuple(int(x) for x in args.replicas.split(","))
