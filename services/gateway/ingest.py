@@ -15,7 +15,8 @@ instead of every request waiting out its timeout behind the others.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,6 +35,9 @@ JSON = {"Content-Type": "application/json"}
 UNAVAILABLE = "Internal error; unable to process your request. Please try again."
 TIMED_OUT = "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
 RETRY_AFTER = {"Retry-After": str(overload.RETRY_AFTER_S)}
+# Longest a hand-off may take, either way: past it the order may or may not have been taken (a broker that
+# stopped answering, an ingestion service that did), and the answer is Binance's -1007 "status unknown".
+HANDOFF_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +121,18 @@ class LocalIngestion:
             taken = await budget.spend(claim)
         if not taken:
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
-        return await self.ingestor.publish(request, claim.key)
+        return await _bounded(self.ingestor.publish(request, claim.key))
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         async with self.admission:
-            return await self.ingestor.cancel(user_id, order_id, params)
+            return await _bounded(self.ingestor.cancel(user_id, order_id, params))
+
+
+async def _bounded(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """The publish, bounded as the HTTP hop is: a broker that stops answering holds no request for the
+    producer's whole retry window (a left claim keeps a retry with the same id from doubling the order)."""
+    try:
+        return await asyncio.wait_for(call, HANDOFF_TIMEOUT_S)
+    except TimeoutError:
+        overload.expected("kafka", "order-requests did not acknowledge in time; answered 503 (-1007)")
+        raise ApiError(errors.TIMEOUT, TIMED_OUT, 503, RETRY_AFTER) from None
