@@ -1,14 +1,15 @@
-"""Admission by what the fleet measures: how long an order request waits before the order processor has taken
-it, not a constant.
+"""Admission by what the fleet measures: how long an order would wait, not a constant.
 
 The processor reports, at most every ``REPORT_EVERY_MS``, how old the oldest request of the batch it just
 finished was (its produce time to done: the queue in front of the processor and the processing itself) in a
 Redis hash, one field per replica, in the round trip it makes for the batch anyway. Every gateway reads the
-hash every ``READ_EVERY_MS`` and, while the freshest reports of two readings in a row say requests wait longer
-than ``Settings.admit_backlog_ms``, refuses a share of new orders at the door with Binance's -1008 and
-``Retry-After``, without a single I/O: the share grows with the wait beyond the budget and reaches every new
-order at twice the budget. The orders already taken keep their latency, the backlog drains, and the gateway
-admits again as the reports come down. Cancels are never refused: they are how a client sheds load.
+hash every ``READ_EVERY_MS`` and measures its own event loop's lag as it waits (past capacity the gateway
+itself is the queue: its loop runs every request's next step late). While two readings in a row say a new
+order would wait longer than ``Settings.admit_backlog_ms``, it refuses a share of new orders at the door,
+before any other work and without an I/O, with Binance's -1008 and ``Retry-After``: the share grows with the
+wait beyond the budget and reaches every new order at twice the budget. The orders already taken keep their
+latency, the backlog drains, and the gateway admits again as the readings come down. Cancels are never
+refused: they are how a client sheds load.
 
 A report older than ``FRESH_MS`` counts for nothing: a consumer with nothing to do reports nothing, and a
 stopped one is no reason to refuse (what it has not read waits in the log, acknowledged and durable).
@@ -34,6 +35,9 @@ log = logging.getLogger(__name__)
 
 REPORT_EVERY_MS = 100
 READ_EVERY_MS = 100
+# A new order resumes about this many times on the gateway's event loop (body, key and limits, claim, ack),
+# each after waiting out the loop's lag: so the gateway's own queue adds about this multiple of the lag.
+RESUMES_PER_ORDER = 4
 FRESH_MS = 1_000
 FORGET_MS = 60_000  # a replica not heard of for this long leaves the hash
 
@@ -122,10 +126,17 @@ class Gate:
         self._key = key(settings)
         self.budget_ms = settings.admit_backlog_ms
         self._clock, self._draw = clock, draw
-        self.backlog_ms = 0  # the lower of the last two readings: one slow batch (a pause) refuses nothing
+        self.reported_ms = 0  # the lower of the last two readings: one slow batch (a pause) refuses nothing
         self._last_reading = 0
+        self.loop_lag_ms = 0  # how late this process's event loop ran a timer, the lower of the last two
+        self._last_lag = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+
+    @property
+    def backlog_ms(self) -> int:
+        """What a new order would wait: in front of the processor, or in this gateway's own event loop."""
+        return max(self.reported_ms, RESUMES_PER_ORDER * self.loop_lag_ms)
 
     def admits(self) -> bool:
         share = refused_share(self.backlog_ms, self.budget_ms)
@@ -137,12 +148,12 @@ class Gate:
             reports = await self._cache.hgetall(self._key)
             at = self._clock()
             reading = backlog_ms(reports, at)
-            self.backlog_ms, self._last_reading = min(reading, self._last_reading), reading
+            self.reported_ms, self._last_reading = min(reading, self._last_reading), reading
             gone = stale(reports, at)
             if gone:
                 await self._cache.hdel(self._key, *gone)
         except (RedisError, OSError) as exc:
-            self.backlog_ms = self._last_reading = 0
+            self.reported_ms = self._last_reading = 0
             log.debug("backlog reports not read: %s: %s", type(exc).__name__, exc)
 
     async def start(self) -> None:
@@ -159,7 +170,14 @@ class Gate:
             try:
                 await self.read()
             except Exception as exc:  # whatever a client raises, the gate admits and keeps looking
-                self.backlog_ms = self._last_reading = 0
+                self.reported_ms = self._last_reading = 0
                 log.debug("backlog reports not read: %s: %s", type(exc).__name__, exc)
+            began = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), READ_EVERY_MS / 1000)
+            self.loop_lagged(int((time.monotonic() - began) * 1000) - READ_EVERY_MS)
+
+    def loop_lagged(self, lag_ms: int) -> None:
+        """How late the timer that ended the last wait fired: requests wait about as long at every resume."""
+        lag = max(0, lag_ms)
+        self.loop_lag_ms, self._last_lag = min(lag, self._last_lag), lag

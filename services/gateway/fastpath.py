@@ -21,6 +21,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from shared import overload
 from shared.http import RequestMetrics, error_response
 
 from .deps import Gateway, authenticate, forwarded_ip, read_body
@@ -95,6 +96,9 @@ class OrderFastPath:
         def body() -> Awaitable[bytes]:
             return read_body(_header(scope, b"content-length"), _chunks(receive), gw.settings.max_body_bytes)
 
+        gate = gw.gate
+        if gate is not None and not gate.admits():  # the fleet is behind: refused before any work, nothing spent
+            raise overload.refuse("order backlog", gate.backlog_ms / 1000)
         key = _header(scope, b"x-mbx-apikey")
         client = scope.get("client")
         peer = client[0] if client else "unknown"

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from shared import errors, overload
+from shared import errors
 from shared.binance import fee_asset, order_from_row
 from shared.domain import Market, OrderStatus, fmt_amount
 from shared.errors import ApiError
@@ -55,8 +55,6 @@ async def place_order(gw: Gateway, caller: Caller) -> dict[str, Any]:
     except ApiError:
         await budget.spend()
         raise
-    if gw.gate is not None and not gw.gate.admits():  # the fleet is behind: refused at once, nothing spent
-        raise overload.refuse("order backlog", gw.gate.backlog_ms / 1000)
     ack = await gw.ingest.new_order(caller.user_id, caller.params, budget)
     resp_type = caller.params.get("newOrderRespType") or "FULL"
     if resp_type == "ACK":
