@@ -32,7 +32,8 @@ USERS = 50
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 LAG_DRAIN_S = 30.0  # after the load: how long the consumers may take to reach the end of their topics
 SHORT = {"gateway": "gw", "ingestion": "in", "order-processor": "op", "matcher": "ma", "settlement": "se",
-         "market-data": "md", "trade-archiver": "ta", "broker": "broker", "redis": "redis", "postgres": "pg"}
+         "market-data": "md", "trade-archiver": "ta", "broker": "broker", "redis": "redis", "postgres": "pg",
+         "postgres_private": "pg-own"}
 
 
 def warm_up_minutes(minutes: int) -> int:
@@ -88,21 +89,25 @@ def server_pids(env: Mapping[str, str], pg_data: str | None) -> dict[str, list[i
 
 
 def memory_mb(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dict[str, float | None]:
-    """RSS of each service and server; Postgres as the sum of its processes' proportional set size."""
+    """RSS of each service and server; Postgres as the sum of its processes' proportional set size, and apart
+    the sum of their private memory (``postgres_private``: without the shared buffers, which fill up to
+    ``shared_buffers`` as the tables grow and then stop, so a leak shows there alone)."""
     import psutil
 
-    def one(pid: int, pss: bool = False) -> float | None:
+    def one(pid: int, kind: str = "rss") -> float | None:
         try:
             p = psutil.Process(pid)
-            return (p.memory_full_info().pss if pss else p.memory_info().rss) / 2**20
+            info = p.memory_info() if kind == "rss" else p.memory_full_info()
+            return float(getattr(info, kind)) / 2**20
         except psutil.Error:
             return None
 
     out: dict[str, float | None] = {name: one(pid) for name, pid in procs.items()}
     for role in ("broker", "redis"):
         out[role] = one(servers[role][0]) if servers.get(role) else None
-    pg = [one(pid, pss=True) for pid in servers.get("postgres", [])]
-    out["postgres"] = sum(x for x in pg if x is not None) if pg else None
+    for name, kind in (("postgres", "pss"), ("postgres_private", "uss")):
+        pg = [one(pid, kind) for pid in servers.get("postgres", [])]
+        out[name] = sum(x for x in pg if x is not None) if pg else None
     return {k: None if v is None else round(v, 1) for k, v in out.items()}
 
 
@@ -361,7 +366,7 @@ def rows_for_table(res: dict[str, Any]) -> list[Any]:
     from .common import Row
 
     total = res["load"]["total"]
-    services = {k: v for k, v in res["growth"].items() if k not in ("broker", "redis", "postgres")}
+    services = {k: v for k, v in res["growth"].items() if k not in ("broker", "redis", "postgres", "postgres_private")}
     worst = max(services.items(), key=lambda kv: kv[1]["mb_per_min"] or 0.0, default=("-", {"mb_per_min": 0.0}))
     broker = res["growth"].get("broker", {})
     workload = (f"default fleet, {res['rate']:,.0f} requests/s open loop for {res['minutes']} min, {res['users']} "
