@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP) $(CORE)
 
 # An editable install compiled book.py once; an edit to it would leave the old extension imported first.
-$(CORE): services/matcher/book.py services/matcher/records.py setup.py | $(STAMP)
+$(CORE): services/matcher/book.py services/matcher/records.py shared/booksnapshot.py setup.py | $(STAMP)
 	$(BIN)/python setup.py -q build_ext --inplace --force
 	touch $(CORE)
 

@@ -39,8 +39,8 @@ from shared.domain import Market
 from shared.envelope import Envelope
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
+from shared.signing import check_timestamp, parse_params, split_signature
 
-from .auth import check_timestamp, parse_params, split_signature
 from .hub import Hub
 from .ingest import Ingest
 from .outcomes import Outcomes

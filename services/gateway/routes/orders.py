@@ -16,8 +16,8 @@ from shared import errors
 from shared.binance import fee_asset, order_from_row
 from shared.domain import Market, OrderStatus, fmt_amount
 from shared.errors import ApiError
+from shared.order_request import CLIENT_ID
 
-from ...ingestion.request import CLIENT_ID
 from ..deps import Caller, DataCaller, Gateway, GatewayDep, OrderCaller, TradeCaller, int_param
 from ..ingest import Budget
 from . import spec
