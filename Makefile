@@ -15,7 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,deploy]"
+	$(BIN)/pip install -q -e ".[dev,deploy,local]"
 	bash scripts/install-deploy-tools.sh
 	bash scripts/install-browser.sh
 	bash scripts/install-redis.sh
