@@ -15,7 +15,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[dev,deploy]"
+	$(BIN)/pip install -q -e ".[dev,deploy,local]"
 	bash scripts/install-deploy-tools.sh
 	bash scripts/install-browser.sh
 	bash scripts/install-redis.sh
@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP) $(CORE)
 
 # An editable install compiled book.py once; an edit to it would leave the old extension imported first.
-$(CORE): services/matcher/book.py services/matcher/records.py setup.py | $(STAMP)
+$(CORE): services/matcher/book.py services/matcher/records.py shared/booksnapshot.py setup.py | $(STAMP)
 	$(BIN)/python setup.py -q build_ext --inplace --force
 	touch $(CORE)
 
@@ -45,9 +45,10 @@ test-deploy: $(STAMP) ## Dockerfile, compose, Helm, KEDA/VPA/Karpenter, Terrafor
 	bash scripts/install-deploy-tools.sh
 	$(BIN)/pytest -q tests/deploy
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the import contracts (lint-imports: services share only shared/)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) $(CORE) ## benchmarks core|matcher|processor|fleet|scaleout (ARGS="core --events 200000"): table + bench/results/*.json
 	$(BIN)/python -m bench $(ARGS)
@@ -56,4 +57,4 @@ image: ## build services/Dockerfile with podman (a debootstrap base where no reg
 	bash scripts/build-image.sh
 
 clean: ## remove the virtual environment and local state
-	rm -rf $(VENV) .spot .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .spot .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache

@@ -1,5 +1,5 @@
-"""Operator commands: create users with API keys, deposit, show balances, initialise a database, reconcile,
-show and resolve settlement halts; list, show and replay dead letters.
+"""Operator commands: create users with API keys, deposit, show balances, initialise a database, show and
+resolve settlement halts; list, show and replay dead letters. Reconciling the books is ``reconcile.py``.
 
 Every balance change goes through ``services.settlement.accounts.deposit``: a ledger row and a balance
 update in one transaction.
@@ -127,19 +127,6 @@ async def reseed_positions(settings: Settings) -> dict[str, object]:
     created = await kafka.create_topics(settings)
     before, after = await identity.reseed_positions(settings)
     return {"fleet": after.fleet_id, "epochBefore": before.epoch, "epoch": after.epoch, "topicsCreated": created}
-
-
-async def reconcile(settings: Settings, repair: bool = True) -> list[dict[str, object]]:
-    """Compare the warm book with the hot book for every market; repair what is safe (see ``reconcile.py``)."""
-    from services.order_processor.reconcile import reconcile_symbol
-    from shared import redis as sredis
-
-    async with postgres.pool(settings, max_size=2) as db, sredis.client(settings) as cache:
-        markets = await postgres.load_markets(db)
-        if not repair:
-            return [(await reconcile_symbol(m, db, cache, None)).as_json() for m in markets.values()]
-        async with kafka.producer(settings) as outbox:
-            return [(await reconcile_symbol(m, db, cache, outbox)).as_json() for m in markets.values()]
 
 
 HALT_COLUMNS = (

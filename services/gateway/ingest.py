@@ -1,10 +1,10 @@
 """How the gateway hands an order to ingestion: over HTTP to the ingestion service, or in its own process.
 
 Both speak the same two calls and raise the same ``ApiError``s, so a route does not know which it has.
-In-process (``INGESTION_IN_GATEWAY``) the gateway runs ingestion's ``Ingestor`` itself and publishes to
-``order-requests`` directly: one HTTP hop less per order, which on a small machine is most of what an
-order costs before Kafka, and its client order id is claimed in the same Redis call that spends the
-caller's rate limits (``Budget``). The ingestion service stays the entry point for the AWS Lambda and for
+In-process (``INGESTION_IN_GATEWAY``) the gateway runs ingestion's ``Ingestor`` (``shared/ingestor.py``)
+itself and publishes to ``order-requests`` directly: one HTTP hop less per order, which on a small machine is
+most of what an order costs before Kafka, and its client order id is claimed in the same Redis call that
+spends the caller's rate limits (``Budget``). The ingestion service stays the entry point for the AWS Lambda and for
 other callers either way.
 
 Either way at most ``orders_in_flight_max`` requests are handed on at once (``shared.overload.Admission``;
@@ -26,9 +26,10 @@ import orjson
 from shared import errors, overload, servicekey
 from shared import redis as sredis
 from shared.errors import ApiError
+from shared.ingestor import CLIENT_ID_TTL_S, Ingestor
 from shared.lifecycle import now_ms
+from shared.rediskeys import client_id_key
 
-from ..ingestion.app import CLIENT_ID_TTL_S, Ingestor, client_id_key
 from .ratelimit import Claim, RateLimiter
 
 JSON = {"Content-Type": "application/json"}

@@ -61,7 +61,7 @@ return used
 
 
 def signed_budget(user_id: int, api_key: str) -> str:
-    """A signed caller's budget name: per API key, hashed by user, as ingestion's ``client_id_key`` is, so a
+    """A signed caller's budget name: per API key, hashed by user, as ``shared.rediskeys.client_id_key`` is, so a
     new order's budgets and its client-id claim live in one cluster slot."""
     return f"{{u:{user_id}}}:k:{api_key}"
 

@@ -35,9 +35,9 @@ from redis.exceptions import RedisError
 from shared import apikeys, tracing
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
+from shared.signing import check_timestamp, ws_api_payload
 
 from .access import StreamGuard, Watched
-from .auth import check_timestamp, ws_api_payload
 from .deps import Gateway, client_ip
 from .hub import CONNECTIONS, Hub, Subscriber
 from .ratelimit import connection_budget

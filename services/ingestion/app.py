@@ -8,6 +8,8 @@ and a request waits ``pool_wait_ms`` at most for a connection (``shared.overload
 same ``Ingestor`` backs the AWS Lambda handler (``lambda_handler.py``). With tracing on, the gateway's trace
 continues here (``traceparent`` header) and into the record's Kafka headers.
 
+The request path itself (``Ingestor``) is ``shared/ingestor.py``: the gateway runs it in-process too.
+
 The HTTP API believes the user id it is sent only from the gateway, which authenticated the user: each
 call must carry the gateway's signature with the service key (``shared.servicekey``); anything else is
 refused with -2015 and writes nothing. The Lambda handler verifies the client's own Binance signature.
@@ -16,43 +18,23 @@ refused with -2015 and writes nothing. The Lambda handler verifies the client's 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
-import asyncpg
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from shared import errors, identity, kafka, overload, postgres, resilience, segment_fence, servicekey, tracing
+from shared import errors, identity, kafka, overload, postgres, resilience, segment_fence, servicekey
 from shared import redis as sredis
 from shared.config import Settings
-from shared.domain import Market
 from shared.errors import ApiError
 from shared.http import RequestMetrics, add_error_handlers, add_health_routes
-from shared.ids import IdBlocks
+from shared.ingestor import Ingestor
 from shared.lifecycle import Health, now_ms
-from shared.messages import NewOrderRequest, Topic
-from shared.segment_fence import Fence
-
-from .request import check_filters, parse_cancel, parse_new_order
-from .sender import RequestSender
 
 SERVICE = "ingestion"
 log = logging.getLogger(SERVICE)
-# How long Redis remembers a client order id: long enough to refuse a retried or doubled request at the door
-# while its first copy is in flight (the processor decides within seconds, minutes with a backlog); Postgres
-# keeps the id unique for good and the processor refuses a later duplicate itself (-2010, user stream).
-# It was a day: at 300 orders/s that is 26 million keys (~2.5 GB) held for nothing. Ten minutes (180,000 keys)
-# made Redis grow for the first ten minutes of every soak (~2 MB/min at 300/s); two minutes covers a request
-# in flight behind any backlog admission control lets build, and the key count stops growing within it.
-CLIENT_ID_TTL_S = 120
-
-
-def client_id_key(user_id: int, client_order_id: str) -> str:
-    """Where a user's client order id is claimed. Hash-tagged by user: the gateway claims it in the same
-    Redis call as the user's rate limits (``gateway.ratelimit.signed_budget``)."""
-    return f"coid:{{u:{user_id}}}:{client_order_id}"
 
 
 class NewOrderIn(BaseModel):
@@ -67,63 +49,6 @@ class CancelIn(BaseModel):
 
 
 Body = TypeVar("Body", NewOrderIn, CancelIn)
-
-
-class Ingestor:
-    """The order-request path, independent of HTTP or Lambda."""
-
-    def __init__(
-        self,
-        outbox: kafka.Outbox,
-        cache: sredis.Client,
-        db: asyncpg.Pool,
-        markets: Mapping[str, Market],
-        fence: Fence | None = None,
-    ) -> None:
-        self.outbox, self.cache, self.db, self.markets = outbox, cache, db, markets
-        self.ids = IdBlocks(db)
-        self.sender = RequestSender(outbox, fence)
-        self.claims = sredis.BatchedCommands(cache)  # one pipeline per event-loop turn, one connection
-
-    async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
-        request = await self.prepare(user_id, params)
-        key = client_id_key(user_id, request.client_order_id)
-        with sredis.timed("client_order_id"):
-            taken = await self.claims("SET", key, request.order_id, "NX", "EX", CLIENT_ID_TTL_S)
-        if not taken:
-            raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
-        return await self.publish(request, key)
-
-    async def prepare(self, user_id: int, params: Mapping[str, str]) -> NewOrderRequest:
-        """The canonical request with its order id; raises the client's ``ApiError`` on bad parameters."""
-        order_id = await self.ids.next()
-        request = parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.markets)
-        check_filters(request, self.markets[request.symbol])
-        return request
-
-    async def publish(self, request: NewOrderRequest, claimed: str) -> dict[str, Any]:
-        """Send a prepared request whose client id is ``claimed`` (its key); the ACK once the broker has it."""
-        try:
-            with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
-                await self.sender.send(request, sent.headers)
-        except Exception:
-            await self.claims("DEL", claimed)  # nothing was accepted: the client may retry with the same id
-            raise
-        return {
-            "symbol": request.symbol,
-            "orderId": request.order_id,
-            "clientOrderId": request.client_order_id,
-            "transactTime": request.ts,
-        }
-
-    async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
-        request_id = await self.ids.next()
-        request = parse_cancel(
-            params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.markets
-        )
-        with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
-            await self.sender.send(request, sent.headers)
-        return {"requestId": request_id, "transactTime": request.ts}
 
 
 @asynccontextmanager

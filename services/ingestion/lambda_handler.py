@@ -2,7 +2,7 @@
 
 API Gateway (payload format 2.0) routes ``POST /api/v3/order`` here without an authorizer, because
 Binance clients sign their own requests: the handler checks the API key and the HMAC signature over the
-raw query and body exactly as the gateway does (``services/gateway/auth.py``), with the key's secret
+raw query and body exactly as the gateway does (``shared/signing.py``), with the key's secret
 opened from its envelope (``shared.envelope``: KMS on AWS) and its IP allow-list checked against the
 source IP API Gateway saw, then publishes the canonical message with ``Ingestor`` and answers with the
 order id (Binance's ACK response). Rate limits on this path are API Gateway's throttling. Connections are
@@ -21,11 +21,12 @@ from typing import Any
 from shared import apikeys, config, envelope, errors
 from shared.config import Settings
 from shared.errors import ApiError
+from shared.ingestor import Ingestor
 from shared.lifecycle import now_ms
+from shared.signing import check_timestamp, parse_params, split_signature
 
-from ..gateway.auth import check_timestamp, parse_params, split_signature
 from . import lambda_credentials
-from .app import Ingestor, ingestor
+from .app import ingestor
 
 _loop = asyncio.new_event_loop()
 _state: dict[str, Any] = {}

@@ -1,6 +1,7 @@
 """Redis side of market data: the state REST reads and the pub/sub channels the gateway fans out.
 
-Per symbol (hash tag ``{SYMBOL}``, so each symbol's atomic write stays in one Redis Cluster slot):
+Per symbol (hash tag ``{SYMBOL}``, so each symbol's atomic write stays in one Redis Cluster slot; the layout is
+``shared.rediskeys.market_key``, a family this service owns and the gateway reads):
 
 * ``md:{S}:bids`` / ``md:{S}:asks``: price ticks -> lots; ``md:{S}:depth_seq``: the snapshot's lastUpdateId;
 * ``md:{S}:trades``: the last ``RECENT_TRADES`` trades, newest first, as Binance trade rows;
@@ -24,6 +25,7 @@ from shared import tracing
 from shared.binance import agg_trade_event, trade_event, trade_json
 from shared.domain import Market
 from shared.messages import Trade
+from shared.rediskeys import market_key
 
 from .depth import Depth, Diff
 from .klines import Kline, fold
@@ -32,10 +34,6 @@ RECENT_TRADES = 1000
 CHUNK = 1000  # fields or rows per command
 T = TypeVar("T")
 KLINES_KEPT = 2000  # over a day of minutes, for the 24h ticker
-
-
-def key(symbol: str, part: str) -> str:
-    return f"md:{{{symbol}}}:{part}"
 
 
 def stream_name(symbol: str, kind: str) -> str:
@@ -54,16 +52,16 @@ class MarketState:
 
     def atomic(self) -> sredis.Atomic:
         """An empty atomic write to this symbol's keys (routed by their hash tag)."""
-        return sredis.Atomic(key(self.market.symbol, "trade_seq"))
+        return sredis.Atomic(market_key(self.market.symbol, "trade_seq"))
 
     async def load(self, cache: sredis.Client) -> None:
         s = self.market.symbol
         pipe = cache.pipeline(transaction=True)
-        pipe.hgetall(key(s, "bids"))
-        pipe.hgetall(key(s, "asks"))
-        pipe.get(key(s, "depth_seq"))
-        pipe.get(key(s, "trade_seq"))
-        pipe.get(key(s, "kline_cur"))
+        pipe.hgetall(market_key(s, "bids"))
+        pipe.hgetall(market_key(s, "asks"))
+        pipe.get(market_key(s, "depth_seq"))
+        pipe.get(market_key(s, "trade_seq"))
+        pipe.get(market_key(s, "kline_cur"))
         bids, asks, depth_seq, trade_seq, kline = await pipe.execute()
         self.depth.bids = {int(p): int(q) for p, q in bids.items()}
         self.depth.asks = {int(p): int(q) for p, q in asks.items()}
@@ -80,10 +78,10 @@ def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: in
         gone = [str(p) for p, q in levels.items() if q == 0]
         kept: list[str | int] = [f for p, q in levels.items() if q for f in (str(p), q)]
         for removed in _parts(gone, CHUNK):
-            w.call("HDEL", key(s, side), *removed)
+            w.call("HDEL", market_key(s, side), *removed)
         for pairs in _parts(kept, 2 * CHUNK):
-            w.call("HSET", key(s, side), *pairs)
-    w.call("SET", key(s, "depth_seq"), diff.last)
+            w.call("HSET", market_key(s, side), *pairs)
+    w.call("SET", market_key(s, "depth_seq"), diff.last)
     event = {
         "e": "depthUpdate",
         "E": event_ts,
@@ -124,20 +122,20 @@ def publish_trades(
             w.call("PUBLISH", kline_channel, orjson.dumps(closed.event(m, event_ts, closed=True)))
     rows.reverse()  # newest first
     for part in reversed(_parts(rows[:RECENT_TRADES], CHUNK)):  # LPUSH of the oldest part first
-        w.call("LPUSH", key(s, "trades"), *reversed(part))
-    w.call("LTRIM", key(s, "trades"), 0, RECENT_TRADES - 1)
+        w.call("LPUSH", market_key(s, "trades"), *reversed(part))
+    w.call("LTRIM", market_key(s, "trades"), 0, RECENT_TRADES - 1)
     assert state.kline is not None
     _store_kline(w, m, state.kline)
-    w.call("SET", key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
+    w.call("SET", market_key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
     w.call("PUBLISH", kline_channel, orjson.dumps(state.kline.event(m, event_ts)))
-    w.call("SET", key(s, "trade_seq"), seq)
+    w.call("SET", market_key(s, "trade_seq"), seq)
     state.trade_seq = seq
 
 
 def _store_kline(w: sredis.Atomic, m: Market, k: Kline) -> None:
-    w.call("ZREMRANGEBYSCORE", key(m.symbol, "klines"), k.open_time, k.open_time)
-    w.call("ZADD", key(m.symbol, "klines"), k.open_time, orjson.dumps(k.row(m)))
-    w.call("ZREMRANGEBYRANK", key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)
+    w.call("ZREMRANGEBYSCORE", market_key(m.symbol, "klines"), k.open_time, k.open_time)
+    w.call("ZADD", market_key(m.symbol, "klines"), k.open_time, orjson.dumps(k.row(m)))
+    w.call("ZREMRANGEBYRANK", market_key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)
 
 
 def _parts(items: list[T], size: int) -> list[list[T]]:

@@ -35,8 +35,9 @@ with positional arguments (msgspec matches each keyword against the field names:
 ``MatchedEvent`` put their required fields first for it); the counters of ``BookState`` are plain fields;
 ``Boxed`` ints are compared unboxed (``_same``: ``==`` on two objects is a rich comparison), and no int is
 multiplied by a negative one (mypyc does that on boxed objects).
-The msgspec records (``RestingOrder``, ``BookState``, and ``PlainOrder``, the uncompiled ``_Order``) live in
-``records.py``: mypyc drops class keywords.
+The msgspec records live apart, since mypyc drops class keywords: ``RestingOrder`` and ``BookState`` in
+``shared/booksnapshot.py`` (the reconciler reads them too), ``PlainOrder`` (the uncompiled ``_Order``) in
+``records.py``.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ from typing import Any, Final, cast
 
 import msgspec
 
+from shared.booksnapshot import BookState as BookState
+from shared.booksnapshot import RestingOrder as RestingOrder
 from shared.domain import BPS, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
@@ -60,9 +63,7 @@ from shared.messages import (
     Trade,
 )
 
-from .records import BookState as BookState
 from .records import PlainOrder
-from .records import RestingOrder as RestingOrder
 
 try:
     from mypy_extensions import mypyc_attr

@@ -13,7 +13,8 @@ The outbox is a hash of the batches whose outputs the broker has not yet acknowl
 commits the next (it pipelines), so the outbox may hold two batches; a batch's entry is removed by a
 later commit, once its acks are in (``acked``). Whatever the outbox holds at a take-over is re-published.
 
-All keys of a symbol share the hash tag ``{SYMBOL}``, so the script is valid on a Redis Cluster.
+All keys of a symbol share the hash tag ``{SYMBOL}``, so the script is valid on a Redis Cluster. The layout
+and who owns each key family: ``shared/rediskeys.py``; the records: ``shared/booksnapshot.py``.
 
 Why a script and not a MULTI of HSET/HDEL: redis-py packs a command's arguments in Python at ~4 µs each
 (it re-joins a growing buffer per argument), and a batch touches thousands of orders; the script takes
@@ -29,18 +30,17 @@ from dataclasses import dataclass
 import msgspec
 
 from shared import redis as sredis
+from shared.booksnapshot import BookState, decode_order, decode_state
 from shared.domain import Market
 from shared.messages import MatchedEvent
+from shared.rediskeys import hot_key, legacy_outbox_key, orders_key, outbox_key, state_key
 
-from ..order_processor.hotbook import hot_key
-from .book import Book, BookState, RestingOrder
+from .book import Book
 
 Outputs = list[tuple[str, bytes]]  # (topic, record value) in publishing order
 Pending = list[tuple[int, Outputs]]  # outbox entries (first seq, outputs) in order
 
 _pack = msgspec.msgpack.Encoder().encode
-_unpack_order = msgspec.msgpack.Decoder(RestingOrder).decode
-_unpack_state = msgspec.msgpack.Decoder(BookState).decode
 _unpack_outbox = msgspec.msgpack.Decoder(Outputs).decode
 LEGACY_ENTRY = -1  # the single-batch outbox of earlier versions (a plain string key), re-published first
 
@@ -85,22 +85,6 @@ def _lua_string(data: bytes) -> msgspec.Raw:
     return msgspec.Raw(head + data)
 
 
-def orders_key(symbol: str) -> str:
-    return f"book:{{{symbol}}}:orders"
-
-
-def state_key(symbol: str) -> str:
-    return f"book:{{{symbol}}}:state"
-
-
-def outbox_key(symbol: str) -> str:
-    return f"book:{{{symbol}}}:unacked"
-
-
-def legacy_outbox_key(symbol: str) -> str:
-    return f"book:{{{symbol}}}:outbox"
-
-
 @dataclass(frozen=True, slots=True)
 class Prepared:
     """A symbol's commit, packed: the script's keys and arguments, and its outbox entry (None: no outputs)."""
@@ -125,8 +109,8 @@ class BookStore:
         pipe.hgetall(outbox_key(symbol))
         with sredis.timed("book_load"):
             raw_state, raw_orders, raw_legacy, raw_outbox = await pipe.execute()
-        book = Book(market, _unpack_state(raw_state) if raw_state else BookState())
-        book.restore([_unpack_order(o) for o in raw_orders])
+        book = Book(market, decode_state(raw_state) if raw_state else BookState())
+        book.restore([decode_order(o) for o in raw_orders])
         pending = sorted((int(entry), _unpack_outbox(outputs)) for entry, outputs in raw_outbox.items())
         if raw_legacy:
             pending.insert(0, (LEGACY_ENTRY, _unpack_outbox(raw_legacy)))
@@ -138,7 +122,7 @@ class BookStore:
         for s in symbols:
             pipe.get(state_key(s))
         raw = await pipe.execute()
-        return {s: _unpack_state(r).seq if isinstance(r, bytes) else 0 for s, r in zip(symbols, raw, strict=True)}
+        return {s: decode_state(r).seq if isinstance(r, bytes) else 0 for s, r in zip(symbols, raw, strict=True)}
 
     async def commit(
         self,

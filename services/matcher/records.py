@@ -1,45 +1,15 @@
-"""What a book persists: its resting orders and its counters, in the Redis snapshot format (``bookstore.py``).
+"""The uncompiled book's working copy of a resting order (``PlainOrder``).
 
-Kept out of ``book.py`` because that module is compiled (mypyc, ``setup.py``), and a compiled module builds
-its classes without their class keywords: ``array_like`` and ``gc`` would be dropped, silently changing the
-snapshot's wire format. ``book.py`` re-exports both, so ``from services.matcher.book import RestingOrder``
-still works.
+What a book persists (``RestingOrder``, ``BookState``) is ``shared/booksnapshot.py``, since the reconciler
+reads it too. Kept out of ``book.py`` because that module is compiled (mypyc, ``setup.py``), and a compiled
+module builds its classes without their class keywords (``gc`` here).
 """
 
 from __future__ import annotations
 
 import msgspec
 
-from shared.domain import OrderStatus, OrderType, Side, StpMode, TimeInForce
-
-
-class RestingOrder(msgspec.Struct, array_like=True, gc=False):
-    """An open order in the book; ``arrival`` (the seq that placed it) orders a level's queue.
-
-    Also the snapshot format (``bookstore.py``). ``gc=False``: it holds only scalars, so the collector
-    need not walk the hundreds of thousands a deep book holds.
-    """
-
-    order_id: int
-    user_id: int
-    client_order_id: str
-    side: Side
-    type: OrderType
-    tif: TimeInForce
-    price_ticks: int
-    qty_lots: int
-    remaining: int
-    executed_lots: int
-    cum_nu: int
-    created_ts: int
-    arrival: int
-    stp: StpMode
-
-    @property
-    def status(self) -> OrderStatus:
-        if self.remaining == 0:
-            return OrderStatus.FILLED
-        return OrderStatus.PARTIALLY_FILLED if self.executed_lots else OrderStatus.NEW
+from shared.domain import OrderType, Side, StpMode, TimeInForce
 
 
 class PlainOrder(msgspec.Struct, gc=False):
@@ -65,12 +35,3 @@ class PlainOrder(msgspec.Struct, gc=False):
     arrival: int
     stp: StpMode
     dead: bool = False
-
-
-class BookState(msgspec.Struct, array_like=True):
-    """Counters that must survive a restart together with the orders."""
-
-    seq: int = 0
-    next_trade_id: int = 1
-    src_partition: int = -1
-    src_offset: int = -1

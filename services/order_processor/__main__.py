@@ -70,10 +70,10 @@ from shared.messages import (
     source_position,
     unpack_requests,
 )
+from shared.reconcile import reconcile_symbol
 
 from . import hotbook
 from .holds import Decision, Holds, Located, rejected
-from .reconcile import reconcile_symbol
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
 log = logging.getLogger(SERVICE)

@@ -1,7 +1,8 @@
 """Redis step of the order processor: the accepted order enters the hot book (ElastiCache).
 
-``hot:<symbol>`` maps order id to the accepted order until the matcher takes it into its book state
-(``services/matcher/bookstore.py`` removes the entry in the same transaction that commits the book).
+``hot:{SYMBOL}:accepted`` (``shared.rediskeys.hot_key``, a family this service owns) maps order id to the
+accepted order until the matcher takes it into its book state (``services/matcher/bookstore.py`` removes the
+entry in the same transaction that commits the book).
 Writing the same entry twice is harmless, so a redelivery simply repeats it.
 """
 
@@ -12,10 +13,7 @@ from typing import Any
 
 from shared import redis as sredis
 from shared.messages import AcceptedOrder, encode
-
-
-def hot_key(symbol: str) -> str:
-    return f"hot:{{{symbol}}}:accepted"
+from shared.rediskeys import hot_key
 
 
 class HotBook:

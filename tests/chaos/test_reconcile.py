@@ -18,15 +18,15 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.ingestion.request import parse_new_order
 from services.order_processor.holds import Holds, Located
-from services.order_processor.hotbook import hot_key
 from shared import kafka, postgres
 from shared import redis as sredis
 from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
 from shared.messages import Topic, encode, source_position
-from spot import admin
+from shared.order_request import parse_new_order
+from shared.rediskeys import hot_key
+from spot import admin, reconcile
 from tests.chaos.test_crash_replay import _quiesce
 from tests.client import Client
 from tests.conftest import make_env
@@ -46,7 +46,7 @@ def fleet(servers: dict[str, str]) -> Iterator[RunningFleet]:
 async def _in_sync(settings: Any) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 20
     while True:
-        reports = await admin.reconcile(settings, repair=False)
+        reports = await reconcile.run(settings, repair=False)
         if all(r["inSync"] for r in reports) or time.monotonic() > deadline:
             return reports
         await asyncio.sleep(0.2)
@@ -99,7 +99,7 @@ async def _scenario(fleet: RunningFleet) -> None:
     btc = next(r for r in found if r["symbol"] == "BTCUSDT")
     assert btc["inSync"] and btc["resent"] == [order_id] and not btc["conflicts"], btc
 
-    repaired = await admin.reconcile(settings)
+    repaired = await reconcile.run(settings)
     assert next(r for r in repaired if r["symbol"] == "BTCUSDT")["resent"] == [order_id]
     async with asyncpg.create_pool(settings.database_url, min_size=1, max_size=2) as db:
         await _status(db, order_id, "FILLED")
@@ -107,7 +107,7 @@ async def _scenario(fleet: RunningFleet) -> None:
 
         async with sredis.client(settings) as cache:  # a hot entry left behind for an order that ended
             await cache.hset(hot_key("BTCUSDT"), str(sell["orderId"]), b"stale")
-        stale = await admin.reconcile(settings)
+        stale = await reconcile.run(settings)
         assert next(r for r in stale if r["symbol"] == "BTCUSDT")["staleHotEntries"] == [sell["orderId"]]
 
         await asyncio.to_thread(fleet.fleet.start, "order-processor")  # redelivers the same request

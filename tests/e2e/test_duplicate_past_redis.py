@@ -17,11 +17,11 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
-from services.ingestion.app import client_id_key
-from services.ingestion.request import parse_new_order
 from shared import errors
 from shared.lifecycle import now_ms
 from shared.messages import Topic, encode
+from shared.order_request import parse_new_order
+from shared.rediskeys import client_id_key
 from spot import admin
 from tests.client import Client, Stream
 from tests.invariants import check_money_at

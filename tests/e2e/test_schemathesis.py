@@ -23,7 +23,7 @@ from schemathesis.engine import StopReason, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 
 from services.gateway.routes import spec
-from services.ingestion.request import NEW_ORDER_PARAMS
+from shared.order_request import NEW_ORDER_PARAMS
 from spot import admin
 from tests.conftest import make_env
 

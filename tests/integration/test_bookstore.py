@@ -12,11 +12,11 @@ import asyncio
 import msgspec
 import redis.asyncio as aioredis
 
-from services.matcher.bookstore import LEGACY_ENTRY, BookStore, legacy_outbox_key, outbox_key
-from services.order_processor.hotbook import hot_key
+from services.matcher.bookstore import LEGACY_ENTRY, BookStore
 from shared.domain import OrderType, Side, TimeInForce
 from shared.messages import AcceptedOrder, MatchedEvent, Topic
 from shared.postgres import DEFAULT_MARKETS
+from shared.rediskeys import hot_key, legacy_outbox_key, outbox_key
 
 MARKET = DEFAULT_MARKETS[0]
 

@@ -10,11 +10,11 @@ import asyncio
 import asyncpg
 import msgspec
 
-from services.ingestion.request import parse_new_order
 from services.order_processor.holds import Holds, Located
 from services.settlement.accounts import deposit
 from shared import errors, postgres
 from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
+from shared.order_request import parse_new_order
 from tests.integration.markets_db import markets_db
 from tests.invariants import check_money
 

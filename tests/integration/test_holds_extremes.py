@@ -22,13 +22,13 @@ import pytest
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from services.ingestion.request import check_filters, parse_new_order
 from services.order_processor.holds import UNSTORABLE, Holds, Located
 from services.settlement.accounts import deposit
 from shared import errors, postgres
 from shared.domain import INT64_MAX, OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
 from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
+from shared.order_request import check_filters, parse_new_order
 from tests.integration.markets_db import markets_db
 from tests.invariants import check_money
 

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 
-from services.ingestion.request import parse_new_order
 from services.order_processor.holds import Holds, Located
 from services.settlement.accounts import deposit
 from shared import postgres
 from shared.messages import AcceptedOrder, source_position
+from shared.order_request import parse_new_order
 from tests.integration.markets_db import markets_db
 from tests.invariants import check_money
 

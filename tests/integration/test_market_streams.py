@@ -13,10 +13,11 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.market_data.depth import Diff
-from services.market_data.streams import RECENT_TRADES, MarketState, key, publish_depth, publish_trades
+from services.market_data.streams import RECENT_TRADES, MarketState, publish_depth, publish_trades
 from shared import redis as sredis
 from shared.messages import Trade
 from shared.postgres import DEFAULT_MARKETS
+from shared.rediskeys import market_key
 
 MARKET = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")
 MINUTE = 60_000
@@ -30,7 +31,8 @@ async def _written(redis_url: str) -> None:
     cache, listener = aioredis.from_url(redis_url), aioredis.from_url(redis_url)
     channels = sredis.Channels(":streams-test")
     try:
-        await cache.delete(*[key(MARKET.symbol, p) for p in ("trades", "klines", "kline_cur", "trade_seq", "bids")])
+        parts = ("trades", "klines", "kline_cur", "trade_seq", "bids")
+        await cache.delete(*[market_key(MARKET.symbol, p) for p in parts])
         sub = listener.pubsub()
         trade_channel = channels.stream("btcusdt@trade")
         await sub.subscribe(trade_channel)
@@ -45,7 +47,7 @@ async def _written(redis_url: str) -> None:
         w = state.atomic()
         publish_trades(w, state, 1, _trades(1, 3, 10 * MINUTE), 10 * MINUTE)
         await write(w)
-        ids = [orjson.loads(r)["id"] for r in await cache.lrange(key(MARKET.symbol, "trades"), 0, -1)]
+        ids = [orjson.loads(r)["id"] for r in await cache.lrange(market_key(MARKET.symbol, "trades"), 0, -1)]
         assert ids == [3, 2, 1]  # newest first: the ticker's price is the last trade's
         published = []
         while len(published) < 3:
@@ -58,17 +60,17 @@ async def _written(redis_url: str) -> None:
         w = state.atomic()
         publish_trades(w, state, 2, _trades(4, many, 11 * MINUTE), 11 * MINUTE)
         await write(w)
-        ids = [orjson.loads(r)["id"] for r in await cache.lrange(key(MARKET.symbol, "trades"), 0, -1)]
+        ids = [orjson.loads(r)["id"] for r in await cache.lrange(market_key(MARKET.symbol, "trades"), 0, -1)]
         newest = 3 + many
         assert ids == list(range(newest, newest - RECENT_TRADES, -1))
-        assert await cache.get(key(MARKET.symbol, "trade_seq")) == b"2"
-        assert await cache.zcard(key(MARKET.symbol, "klines")) == 2  # the closed minute and the open one
+        assert await cache.get(market_key(MARKET.symbol, "trade_seq")) == b"2"
+        assert await cache.zcard(market_key(MARKET.symbol, "klines")) == 2  # the closed minute and the open one
 
         w = state.atomic()
         publish_depth(w, state, Diff(1, 4, {100: 5, 101: 0}, {}), 11 * MINUTE)
         await write(w)
-        assert await cache.hgetall(key(MARKET.symbol, "bids")) == {b"100": b"5"}
-        assert await cache.get(key(MARKET.symbol, "depth_seq")) == b"4"
+        assert await cache.hgetall(market_key(MARKET.symbol, "bids")) == {b"100": b"5"}
+        assert await cache.get(market_key(MARKET.symbol, "depth_seq")) == b"4"
         await sub.aclose()
     finally:
         await cache.aclose()

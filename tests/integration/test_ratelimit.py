@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from services.gateway.ratelimit import ORDER_WINDOW_S, WEIGHT_WINDOW_S, Claim, RateLimiter, signed_budget
-from services.ingestion.app import client_id_key
 from shared import errors
 from shared.errors import ApiError
+from shared.rediskeys import client_id_key
 
 
 async def _limits(redis_url: str) -> None:

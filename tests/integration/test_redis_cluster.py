@@ -13,9 +13,10 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from services.matcher.bookstore import BookStore, state_key
+from services.matcher.bookstore import BookStore
 from shared import redis as sredis
 from shared.config import Settings
+from shared.rediskeys import state_key
 from tests.conftest import make_env
 
 MESSAGES = 300

@@ -10,11 +10,11 @@ import secrets
 import pytest
 from aiokafka.errors import KafkaError
 
-from services.ingestion.sender import RequestSender
 from shared import kafka
 from shared.config import Settings
 from shared.domain import OrderType, Side, TimeInForce
 from shared.messages import NewOrderRequest, OrderRequest, Topic, source_position, unpack_requests
+from shared.request_sender import RequestSender
 
 TP = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 

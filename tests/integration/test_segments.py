@@ -16,13 +16,13 @@ import asyncpg
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.ingestion.sender import RequestSender
 from shared import errors, identity, kafka, segment_fence, segment_keeper, segment_store, segments
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import OrderType, Side, TimeInForce
 from shared.errors import ApiError
 from shared.messages import NewOrderRequest, Topic, unpack_requests
+from shared.request_sender import RequestSender
 
 from .markets_db import markets_db
 

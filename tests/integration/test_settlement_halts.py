@@ -16,7 +16,6 @@ import asyncio
 import asyncpg
 import pytest
 
-from services.ingestion.request import parse_new_order
 from services.matcher.book import Book
 from services.order_processor.holds import Holds, Located
 from services.settlement.__main__ import settle
@@ -27,6 +26,7 @@ from shared.config import Settings
 from shared.domain import ExecType, OrderStatus, OrderType, Side, TimeInForce
 from shared.kafka import Record
 from shared.messages import AcceptedOrder, CancelOrder, MatchedEvent, OrderUpdate
+from shared.order_request import parse_new_order
 from spot import admin
 from tests.integration.markets_db import markets_db
 from tests.invariants import check_money

@@ -1,6 +1,7 @@
 """Public market endpoints: exchangeInfo, depth, trades, aggTrades, klines, tickers, time, ping.
 
-Depth, trades and klines are read from the state market-data keeps in Redis; exchangeInfo from the
+Depth, trades and klines are read from the state market-data keeps in Redis (``shared.rediskeys.market_key``,
+a family market-data owns); exchangeInfo from the
 markets table (cached in the replica).
 """
 
@@ -17,8 +18,8 @@ from shared import errors
 from shared.domain import Market
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
+from shared.rediskeys import market_key
 
-from ...market_data.streams import key
 from ..deps import GatewayDep, PublicParams, client_ip, int_param
 from ..ratelimit import depth_weight, public_budget
 from . import spec
@@ -134,9 +135,9 @@ async def exchange_info(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
 
 async def _depth(gw: GatewayDep, m: Market, limit: int) -> dict[str, Any]:
     pipe = gw.cache.pipeline(transaction=True)
-    pipe.get(key(m.symbol, "depth_seq"))
-    pipe.hgetall(key(m.symbol, "bids"))
-    pipe.hgetall(key(m.symbol, "asks"))
+    pipe.get(market_key(m.symbol, "depth_seq"))
+    pipe.hgetall(market_key(m.symbol, "bids"))
+    pipe.hgetall(market_key(m.symbol, "asks"))
     seq, bids, asks = await pipe.execute()
     top_bids = sorted(((int(p), int(q)) for p, q in bids.items()), reverse=True)[:limit]
     top_asks = sorted((int(p), int(q)) for p, q in asks.items())[:limit]
@@ -158,7 +159,7 @@ async def depth(request: Request, gw: GatewayDep, params: PublicParams) -> dict[
 
 
 async def _recent(gw: GatewayDep, m: Market, limit: int) -> list[dict[str, Any]]:
-    rows = cast(list[bytes], await gw.cache.lrange(key(m.symbol, "trades"), 0, limit - 1))
+    rows = cast(list[bytes], await gw.cache.lrange(market_key(m.symbol, "trades"), 0, limit - 1))
     return [orjson.loads(r) for r in reversed(rows)]
 
 
@@ -169,7 +170,7 @@ async def trades(gw: GatewayDep, params: PublicParams) -> Response:
     m = gw.market(params.get("symbol"))
     limit = int_param(params, "limit", 500, 1, 1000)
     assert limit is not None
-    rows = cast(list[bytes], await gw.cache.lrange(key(m.symbol, "trades"), 0, limit - 1))
+    rows = cast(list[bytes], await gw.cache.lrange(market_key(m.symbol, "trades"), 0, limit - 1))
     return raw_json(b"[" + b",".join(reversed(rows)) + b"]")
 
 
@@ -239,10 +240,12 @@ async def klines(gw: GatewayDep, params: PublicParams) -> Response:
     assert limit is not None and start is not None and end is not None
     rows: list[bytes]
     if params.get("startTime"):
-        rows = cast(list[bytes], await gw.cache.zrangebyscore(key(m.symbol, "klines"), start, end, start=0, num=limit))
+        rows = cast(
+            list[bytes], await gw.cache.zrangebyscore(market_key(m.symbol, "klines"), start, end, start=0, num=limit)
+        )
     else:
         newest = cast(
-            list[bytes], await gw.cache.zrevrangebyscore(key(m.symbol, "klines"), end, start, start=0, num=limit)
+            list[bytes], await gw.cache.zrevrangebyscore(market_key(m.symbol, "klines"), end, start, start=0, num=limit)
         )
         rows = list(reversed(newest))
     return raw_json(b"[" + b",".join(rows) + b"]")
@@ -251,7 +254,7 @@ async def klines(gw: GatewayDep, params: PublicParams) -> Response:
 async def _ticker(gw: GatewayDep, m: Market) -> dict[str, Any]:
     now = now_ms()
     pipe = gw.cache.pipeline(transaction=False)
-    pipe.zrangebyscore(key(m.symbol, "klines"), now - DAY_MS, "+inf")
+    pipe.zrangebyscore(market_key(m.symbol, "klines"), now - DAY_MS, "+inf")
     rows, book = (await pipe.execute())[0], await _depth(gw, m, 1)
     candles = [orjson.loads(r) for r in rows]
     zero = Decimal(0)
@@ -314,7 +317,7 @@ async def ticker_24hr(gw: GatewayDep, params: PublicParams) -> Any:
 )
 async def ticker_price(gw: GatewayDep, params: PublicParams) -> Any:
     async def one(m: Market) -> dict[str, str]:
-        rows = await gw.cache.lrange(key(m.symbol, "trades"), 0, 0)
+        rows = await gw.cache.lrange(market_key(m.symbol, "trades"), 0, 0)
         return {"symbol": m.symbol, "price": orjson.loads(rows[0])["price"] if rows else "0.00000000"}
 
     if params.get("symbol"):

@@ -1,5 +1,8 @@
 """Signed trading and account endpoints: order (POST, GET, DELETE), openOrders, allOrders, account, myTrades.
 
+``POST /api/v3/order`` is ``submit_order``: the gateway serves it on its fast path (``fastpath.py`` hands it
+the raw ASGI request, past FastAPI's layers), and FastAPI's route ``new_order`` (the OpenAPI description, and
+an app served without the fast path) calls the same function, so the two cannot answer differently.
 New orders and cancels go to ingestion (the seed's Lambda; over HTTP or in-process, see ``ingest.py``);
 the reply waits, up to ``order_result_timeout_ms``, for the settled outcome so that ``newOrderRespType``
 RESULT and FULL answer with the order's state and fills as Binance does. Reads come from Postgres and
@@ -8,17 +11,30 @@ are always filtered by the caller's user id: nobody sees or cancels another user
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from shared import errors
 from shared.binance import fee_asset, order_from_row
 from shared.domain import Market, OrderStatus, fmt_amount
 from shared.errors import ApiError
+from shared.order_request import CLIENT_ID
 
-from ...ingestion.request import CLIENT_ID
-from ..deps import Caller, DataCaller, Gateway, GatewayDep, OrderCaller, TradeCaller, int_param
+from ..deps import (
+    ApiKeyHeader,
+    BodyReader,
+    Caller,
+    DataCaller,
+    Gateway,
+    GatewayDep,
+    TradeCaller,
+    authenticate,
+    client_ip,
+    int_param,
+    read_body,
+)
 from ..ingest import Budget
 from . import spec
 
@@ -42,8 +58,21 @@ def _raise_refusal(outcome: dict[str, Any]) -> None:
     **spec.returns(spec.OrderAck | spec.OrderResult),
     openapi_extra=spec.in_form(*spec.NEW_ORDER, example=spec.NEW_ORDER_EXAMPLE),
 )
-async def new_order(gw: GatewayDep, caller: OrderCaller) -> dict[str, Any]:
-    """Documents the endpoint; the gateway serves it from ``fastpath.OrderFastPath``, with ``place_order``."""
+async def new_order(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> dict[str, Any]:
+    """``submit_order`` through FastAPI. The gateway's server answers this path on its fast path instead
+    (``fastpath.OrderFastPath``), with the same function."""
+
+    def body() -> Awaitable[bytes]:
+        return read_body(request.headers.get("content-length"), request.stream(), gw.settings.max_body_bytes)
+
+    ip = client_ip(request, gw.settings.trusted_proxy_hops)
+    return await submit_order(gw, header, request.url.query.encode(), body, ip)
+
+
+async def submit_order(gw: Gateway, header: str | None, query: bytes, body: BodyReader, ip: str) -> dict[str, Any]:
+    """``POST /api/v3/order``: a SIGNED call with the TRADE permission, weight 1 and one order of the key's
+    order count, all spent with the order itself (``place_order``); the answer Binance gives."""
+    caller = await authenticate(gw, header, query, body, "TRADE", 1, 1, ip)
     return await place_order(gw, caller)
 
 

@@ -16,8 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import OrderStatus, OrderType, Side, StpMode, TimeInForce
-
-from ...ingestion.request import CLIENT_ID, RESP_TYPES
+from shared.order_request import CLIENT_ID, RESP_TYPES
 
 # -- request parameters -------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.market_data.depth import ID_MAX, Depth
+from services.market_data.depth import ID_MAX, Depth, Diff
 from shared.domain import Side
 from shared.messages import LevelDelta
 
@@ -54,3 +54,52 @@ def test_an_update_id_past_int64_is_refused():
     else:
         raise AssertionError("applied")
     assert depth.seq == 0
+
+
+Client = tuple[dict[int, int], dict[int, int], int]  # a client's local book: bids, asks, its snapshot's id
+
+
+def _follow(clients: list[Client], diff: Diff) -> None:
+    """Each client applies a pushed diff, unless its snapshot is already past it."""
+    for bids, asks, snapshot_id in clients:
+        if diff.last <= snapshot_id:
+            continue
+        for book, changes in ((bids, diff.bids), (asks, diff.asks)):
+            for price, lots in changes.items():
+                if lots:
+                    book[price] = lots
+                else:
+                    book.pop(price, None)
+
+
+@given(st.lists(st.tuples(st.lists(good, max_size=4), st.booleans(), st.booleans()), max_size=40))
+def test_a_client_from_any_snapshot_plus_the_diffs_after_it_has_the_depth(steps):
+    """Binance's local-book recipe: take the snapshot (``lastUpdateId``), drop diffs with ``u`` at or below it,
+    apply the rest; the pushed diffs are gap-free (``U`` = previous ``u`` + 1), so the client ends where the
+    depth is."""
+    depth, last_u, clients = Depth(), 0, []
+    for seq, (deltas, push, snapshot) in enumerate(steps, start=1):
+        depth.apply(seq, deltas)
+        if snapshot:  # REST depth: the levels and the id they are at, between two pushes
+            clients.append((dict(depth.bids), dict(depth.asks), depth.seq))
+        if push or seq == len(steps):  # the last step pushes whatever is left
+            diff = depth.take_diff()
+            if diff is None:
+                assert depth.seq == last_u  # nothing new: nothing to push
+                continue
+            assert diff.first == last_u + 1 and diff.last == depth.seq
+            last_u = diff.last
+            _follow(clients, diff)
+    assert depth.take_diff() is None
+    for bids, asks, _ in clients:
+        assert (bids, asks) == (depth.bids, depth.asks)
+
+
+@given(st.lists(good, max_size=30), st.integers(1, 60))
+def test_top_is_the_best_levels_first(deltas, limit):
+    depth = Depth()
+    for seq, d in enumerate(deltas, start=1):
+        depth.apply(seq, [d])
+    assert depth.top(Side.BUY, limit) == sorted(depth.bids.items(), key=lambda kv: -kv[0])[:limit]
+    assert depth.top(Side.SELL, limit) == sorted(depth.asks.items())[:limit]
+    assert all(lots > 0 for _, lots in depth.top(Side.BUY, limit) + depth.top(Side.SELL, limit))

@@ -15,8 +15,8 @@ import msgspec
 import pytest
 
 from services.matcher import book
-from services.matcher.book import BookState, RestingOrder
 from services.matcher.records import PlainOrder
+from shared.booksnapshot import BookState, RestingOrder
 from shared.domain import Side
 from tests.unit.matcher.test_book import MARKET, Flow
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.gateway.auth import check_timestamp, form_pairs, parse_params, split_signature, verify, ws_api_payload
 from shared.errors import ApiError
+from shared.signing import check_timestamp, form_pairs, parse_params, split_signature, verify, ws_api_payload
 
 SECRET = "testsecret"
 

@@ -1,5 +1,9 @@
 """The reconciler: find and repair differences between the warm book (Postgres) and the hot book (Redis).
 
+Two callers: the operator's job (``spot admin reconcile``, ``spot/reconcile.py``) and the order processor,
+which runs it on start before it serves. Built on the shared layouts only (``shared.rediskeys``,
+``shared.booksnapshot``): it reads the matcher's book, never imports the matcher.
+
 Aurora is written first. An accepted order is a row in ``orders`` before it is a hot-book entry
 (``hot:{SYMBOL}:accepted``) and a ``validated-orders`` record; the matcher then moves it into its book
 (``book:{SYMBOL}:orders``) and settlement folds the matched events back into Postgres. Normally a crash
@@ -29,12 +33,10 @@ import msgspec
 
 from shared import kafka
 from shared import redis as sredis
+from shared.booksnapshot import BookState, RestingOrder, decode_order, decode_state
 from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import REQUEST_SLOTS, AcceptedOrder, Topic, encode, envelopes
-
-from ..matcher.book import BookState, RestingOrder
-from ..matcher.bookstore import BookStore
-from .hotbook import hot_key
+from shared.rediskeys import hot_key, orders_key, state_key
 
 OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 WARM_COLUMNS = (
@@ -157,6 +159,16 @@ def after_the_book(state: BookState, count: int) -> list[tuple[int, int]]:
     return [(state.src_partition, state.src_offset + k) for k in range(1, min(count, free) + 1)]
 
 
+async def read_book(cache: sredis.Client, symbol: str) -> tuple[BookState, list[RestingOrder]]:
+    """A symbol's committed book as the matcher wrote it: counters and resting orders of the same commit (one
+    MULTI). A symbol with no book yet has the initial counters and no orders."""
+    pipe = cache.pipeline(transaction=True)
+    pipe.get(state_key(symbol))
+    pipe.hvals(orders_key(symbol))
+    raw_state, raw_orders = await pipe.execute()
+    return (decode_state(raw_state) if raw_state else BookState()), [decode_order(o) for o in raw_orders]
+
+
 async def reconcile_symbol(
     market: Market, db: asyncpg.Pool, cache: sredis.Client, outbox: kafka.Outbox | None, epoch: int | None = None
 ) -> Report:
@@ -170,7 +182,7 @@ async def reconcile_symbol(
             symbol,
             list(OPEN),
         )
-    book, _ = await BookStore(cache).load(market)
+    state, resting = await read_book(cache, symbol)
     hot = [int(k) for k in await cache.hkeys(hot_key(symbol))]
     warm: dict[int, Mapping[str, Any]] = {r["order_id"]: dict(r) for r in rows}
     unknown = [i for i in hot if i not in warm]
@@ -180,7 +192,7 @@ async def reconcile_symbol(
             unknown,
         ):
             warm[r["order_id"]] = dict(r)
-    report = compare(market, settled_seq, book.state, book.orders(), hot, warm)
+    report = compare(market, settled_seq, state, resting, hot, warm)
     if outbox is not None:
         if report.stale:
             await cache.hdel(hot_key(symbol), *[str(i) for i in report.stale])

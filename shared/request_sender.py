@@ -1,5 +1,5 @@
 """Order requests to ``order-requests`` as envelopes: what one event-loop turn took in goes as one record
-per symbol.
+per symbol. The sending half of ``shared/ingestor.py``.
 
 A request's caller awaits its record's ack, so the ACK answer still means "the broker has it". The
 broker's and the Kafka clients' cost is per record, not per request: at a few thousand orders a second the

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.ingestion.request import parse_cancel, parse_new_order
 from shared.domain import OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
+from shared.order_request import parse_cancel, parse_new_order
 
 SYMBOLS = {"BTCUSDT", "ETHUSDT"}
 

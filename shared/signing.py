@@ -1,5 +1,8 @@
 """Request signing as Binance does it: HMAC-SHA256 over the raw parameters, a timestamp window. Pure.
 
+Shared by the two doors a signed request comes in by: the gateway (``services/gateway/deps.py``, ``ws.py``)
+and ingestion's AWS Lambda handler (``services/ingestion/lambda_handler.py``).
+
 The signature covers the query string followed by the body, exactly as received, with the
 ``signature`` parameter taken out; parameters are never re-serialised, because clients (ccxt) do not
 send them sorted. Signatures are compared in constant time.

@@ -1,10 +1,14 @@
 """Turn a client's order parameters (Binance names, strings) into the canonical ``order-requests`` message.
 
-Pure: no I/O. ``parse_new_order`` checks what needs no market state beyond the symbol list: mandatory and
-extra parameters, enum spellings, Binance's decimal grammar and precision (``shared.amounts``), client-id
-syntax. ``check_filters`` then applies the market's filters (``shared.filters``), so that an order they
-refuse is refused in the REST answer; the order processor applies them again when it decides (with the
-markets it reads, which a filter change reaches first), and balances are its alone.
+Shared by ingestion's ``Ingestor`` (``shared/ingestor.py``, run by the ingestion service, its Lambda handler
+and the gateway with ingestion in-process) and the gateway's routes and OpenAPI description (``CLIENT_ID``,
+``RESP_TYPES``). Pure: no I/O.
+
+``parse_new_order`` checks what needs no market state beyond the symbol list: mandatory and extra
+parameters, enum spellings, Binance's decimal grammar and precision (``shared.amounts``), client-id syntax.
+``check_filters`` then applies the market's filters (``shared.filters``), so that an order they refuse is
+refused in the REST answer; the order processor applies them again when it decides (with the markets it
+reads, which a filter change reaches first), and balances are its alone.
 """
 
 from __future__ import annotations

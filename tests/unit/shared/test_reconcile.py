@@ -6,11 +6,11 @@ from typing import Any
 
 import msgspec
 
-from services.matcher.book import BookState, RestingOrder
-from services.order_processor.reconcile import accepted_from_row, compare
+from shared.booksnapshot import BookState, RestingOrder
 from shared.domain import OrderType, Side, StpMode, TimeInForce
 from shared.messages import REQUEST_SLOTS, source_position
 from shared.postgres import DEFAULT_MARKETS
+from shared.reconcile import accepted_from_row, compare
 
 BTC = DEFAULT_MARKETS[0]
 

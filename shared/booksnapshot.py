@@ -1,0 +1,60 @@
+"""What the matcher's book persists in Redis: its resting orders and its counters. Pure.
+
+The matcher (``services/matcher/bookstore.py``) is the only writer of a book (keys: ``shared/rediskeys.py``);
+the reconciler (``shared/reconcile.py``) reads it to compare with Postgres. The records are msgpack arrays
+(``array_like``), so their field order is the snapshot's wire format: a field is added at the end, with a
+default, or not at all.
+
+Kept apart from ``services/matcher/book.py`` because that module is compiled (mypyc, ``setup.py``), and a
+compiled module builds its classes without their class keywords: ``array_like`` and ``gc`` would be
+dropped, silently changing the format. ``book.py`` re-exports both records. It imports only msgspec and
+``shared.domain``: the compiled book's build type-checks it with nothing else installed.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from shared.domain import OrderStatus, OrderType, Side, StpMode, TimeInForce
+
+
+class RestingOrder(msgspec.Struct, array_like=True, gc=False):
+    """An open order in the book; ``arrival`` (the seq that placed it) orders a level's queue.
+
+    ``gc=False``: it holds only scalars, so the collector need not walk the hundreds of thousands a deep
+    book holds.
+    """
+
+    order_id: int
+    user_id: int
+    client_order_id: str
+    side: Side
+    type: OrderType
+    tif: TimeInForce
+    price_ticks: int
+    qty_lots: int
+    remaining: int
+    executed_lots: int
+    cum_nu: int
+    created_ts: int
+    arrival: int
+    stp: StpMode
+
+    @property
+    def status(self) -> OrderStatus:
+        if self.remaining == 0:
+            return OrderStatus.FILLED
+        return OrderStatus.PARTIALLY_FILLED if self.executed_lots else OrderStatus.NEW
+
+
+class BookState(msgspec.Struct, array_like=True):
+    """Counters that must survive a restart together with the orders."""
+
+    seq: int = 0
+    next_trade_id: int = 1
+    src_partition: int = -1
+    src_offset: int = -1
+
+
+decode_order = msgspec.msgpack.Decoder(RestingOrder).decode
+decode_state = msgspec.msgpack.Decoder(BookState).decode
