@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 
+from shared import config, dbsecret
 from spot import deploy_values
 
 from . import terraform
 from .contract import FIXTURES, TERRAFORM
+from .test_msk_clients import _eks_envs
 
 OUTPUT_JSON = FIXTURES / "terraform-output.json"
 VALUES_YAML = FIXTURES / "values-from-terraform.yaml"
@@ -61,3 +64,16 @@ def test_every_pod_reads_auroras_rotated_secret_named_by_terraform(rendered):
 def test_without_a_database_secret_no_pod_is_told_of_one(rendered):
     config = next(d for d in rendered["default"] if d["kind"] == "ConfigMap")
     assert "DATABASE_SECRET_ID" not in config["data"]
+
+
+@pytest.mark.parametrize("who", ["services", "init job"])
+def test_each_process_takes_the_secret_into_its_settings(who: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The environment a pod gets, read as the process reads it (``shared.config``): its database credentials
+    come from the secret (``shared.dbsecret``), in the secret's own region."""
+    secret = yaml.safe_load(VALUES_YAML.read_text())["config"]["databaseSecretId"]
+    monkeypatch.delenv("DATABASE_SECRET_ARN", raising=False)
+    for name, value in _eks_envs()[who].items():
+        monkeypatch.setenv(name, value)
+    settings = config.load()
+    assert settings.database_secret_id == secret
+    assert (settings.aws_region or dbsecret.region_of(secret)) == "eu-west-1"
