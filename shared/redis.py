@@ -236,7 +236,7 @@ class _GatedCluster(aioredis.RedisCluster):
     ) -> aioredis.cluster.ClusterPipeline:
         if shard_hint:
             return super().pipeline(transaction, shard_hint)  # redis-py's refusal
-        return _GatedPipeline(self, transaction)
+        return _GatedPipeline(self, transaction)  # type: ignore[abstract]  # redis-py makes its own alike
 
 
 class _GatedPipeline(aioredis.cluster.ClusterPipeline):
