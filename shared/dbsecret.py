@@ -10,16 +10,24 @@ It is read once at start, not on every connection, and read again when Postgres 
 ``shared.postgres``, ``shared.identity``'s and ``spot admin``'s own connections; migrations take ``url``).
 Credentials live in process memory only: never logged (``SecretUnavailable`` names the secret, not its
 value), never written. boto3 takes its AWS credentials from its own chain; ``AWS_ENDPOINT_URL`` points it at
-an emulator (moto) as it does for the archive.
+an emulator (moto) as it does for the archive. The region is ``AWS_REGION``, else the one the secret's ARN
+names (a pod with an IAM role but no region setting still finds its secret).
+
+A read is bounded like a Postgres connect (``postgres_timeout_ms``, two tries), and runs on a daemon thread:
+a Secrets Manager endpoint that does not answer (a VPC without a route or endpoint to it) would otherwise
+keep the process from exiting after a stop request abandoned the read, since Python waits for its executor's
+threads at exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -47,14 +55,35 @@ def _parse(secret: str) -> dict[str, str]:
     return found
 
 
+def region_of(secret_id: str) -> str | None:
+    """The region an ARN names (``arn:aws:secretsmanager:<region>:<account>:secret:<name>``); None for a name."""
+    parts = secret_id.split(":")
+    if len(parts) < 7 or parts[0] != "arn":
+        return None
+    return parts[3] or None
+
+
+READ_TRIES = 2  # botocore's tries per read; the retry loop around the connect (shared.postgres) tries again
+
+
 def _read(settings: Settings) -> dict[str, str]:
     import boto3
+    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     secret_id = settings.database_secret_id
+    assert secret_id is not None
+    timeout_s = settings.postgres_timeout_ms / 1000
     try:
         client = boto3.session.Session().client(
-            "secretsmanager", endpoint_url=settings.aws_endpoint_url, region_name=settings.aws_region
+            "secretsmanager",
+            endpoint_url=settings.aws_endpoint_url,
+            region_name=settings.aws_region or region_of(secret_id),
+            config=Config(
+                connect_timeout=timeout_s,
+                read_timeout=timeout_s,
+                retries={"total_max_attempts": READ_TRIES, "mode": "standard"},
+            ),
         )
         value = client.get_secret_value(SecretId=secret_id)
     except (BotoCoreError, ClientError) as exc:
@@ -75,8 +104,37 @@ async def credentials(settings: Settings, refused: dict[str, str] | None = None)
     async with lock:
         known = _cache.get(secret_id)
         if known is None or (refused is not None and known == refused):
-            known = _cache[secret_id] = await asyncio.to_thread(_read, settings)
+            known = _cache[secret_id] = await _on_daemon_thread(_read, settings)
         return known
+
+
+T = TypeVar("T")
+
+
+async def _on_daemon_thread(call: Callable[[Settings], T], settings: Settings) -> T:
+    """``call(settings)`` on a thread of its own that never holds the process at exit (``asyncio.to_thread``'s
+    executor threads are joined then); cancelling the await abandons the call, whose result is dropped."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():
+            return  # the await was cancelled (a stop request): nobody wants it
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, error = call(settings), None
+        except BaseException as exc:  # handed to the awaiting task, as to_thread would
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: the process is ending
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="database-secret", daemon=True).start()
+    return await done
 
 
 Connect = Callable[..., Awaitable[asyncpg.Connection]]

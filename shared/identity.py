@@ -270,11 +270,17 @@ async def reseed_positions(settings: Settings) -> tuple[Identity, Identity]:
 
 async def verify(settings: Settings) -> Identity:
     """``check`` on connections of its own, for a service about to serve: the settings carry the identity
-    from then on (every record it produces is stamped, the processor ranks positions by the epoch)."""
+    from then on (every record it produces is stamped, the processor ranks positions by the epoch). Nothing
+    is served yet, so a stop requested meanwhile abandons it (``shutdown.Stopping``): the broker's identity
+    is read with a consumer of its own, whose connect may hang on a blackholed broker."""
     from . import postgres
     from . import redis as sredis
 
-    async with postgres.pool(settings, min_size=1, max_size=1) as db, sredis.client(settings) as cache:
+    async with (
+        shutdown.attempt(),
+        postgres.pool(settings, min_size=1, max_size=1) as db,
+        sredis.client(settings) as cache,
+    ):
         found = await check(settings, db, cache)
     settings.fleet_id, settings.log_epoch = found.fleet_id, found.epoch
     return found

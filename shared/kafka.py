@@ -81,7 +81,8 @@ async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKaf
     delay = CONNECT_RETRY_S
     while True:
         try:
-            await client.start()
+            async with shutdown.attempt():  # a stop abandons a connect that hangs (a blackholed broker)
+                await client.start()
             return
         except (KafkaError, OSError) as exc:
             log.warning("kafka %s not reachable (%s); retrying in %.1fs", what, type(exc).__name__, delay)
@@ -608,9 +609,10 @@ async def _consumer(
     if ring is not None and segments.FENCED in topics:
         ring.schedule.start()
     # ready means consuming: wait for the group to hand us partitions (a replica beyond the partition
-    # count legitimately gets none, hence the bound)
+    # count legitimately gets none, hence the bound); a stop requested meanwhile ends the wait, and the
+    # inbox then yields nothing
     deadline = asyncio.get_running_loop().time() + ASSIGNMENT_WAIT_S
-    while not c.assignment() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110 - no event to await
+    while not c.assignment() and not shutdown.requested() and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
         await asyncio.sleep(0.05)
     inbox = listener.inbox = Inbox(c, decode, dlq, settings, lag, ring)
     try:

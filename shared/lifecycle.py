@@ -194,8 +194,11 @@ async def serve_through_outages(
             continue
         except Exception as exc:
             lost = resilience.outage(exc)
-            if lost is None or stop.is_set():
+            if lost is None:
                 raise
+            if stop.is_set():  # the stop came while a try to reach it was failing: a clean stop, not a crash
+                log.info("stopping; %s was not reachable (%s)", lost, type(exc).__name__)
+                return
             OUTAGES.labels(lost).inc()
             if time.monotonic() - began > OUTAGE_RETRY_MAX_S * 4:
                 delay = OUTAGE_RETRY_S  # it served a while: a new outage, not the same one

@@ -112,26 +112,27 @@ async def pool(
     delay = RETRY_S
     while True:
         try:
-            p = await BoundedPool(
-                settings.database_url,
-                min_size=min_size,
-                max_size=max_size,
-                timeout=timeout_s,
-                command_timeout=timeout_s,
-                reset=_end_transaction,
-                max_cached_statement_lifetime=STATEMENT_REPLAN_S,
-                acquire_wait_s=acquire_wait_s,
-                connection_class=asyncpg.Connection,
-                record_class=asyncpg.Record,
-                max_queries=50000,
-                max_inactive_connection_lifetime=300.0,
-                connect=dbsecret.connector(settings),  # the password from Secrets Manager, when configured
-                setup=None,
-                init=_keep_alive,
-                loop=None,
-                init_size=None,
-                server_settings={"role": settings.database_role} if settings.database_role else None,
-            )
+            async with shutdown.attempt():  # a stop abandons a connect that hangs (a blackholed server)
+                p = await BoundedPool(
+                    settings.database_url,
+                    min_size=min_size,
+                    max_size=max_size,
+                    timeout=timeout_s,
+                    command_timeout=timeout_s,
+                    reset=_end_transaction,
+                    max_cached_statement_lifetime=STATEMENT_REPLAN_S,
+                    acquire_wait_s=acquire_wait_s,
+                    connection_class=asyncpg.Connection,
+                    record_class=asyncpg.Record,
+                    max_queries=50000,
+                    max_inactive_connection_lifetime=300.0,
+                    connect=dbsecret.connector(settings),  # the password from Secrets Manager, when configured
+                    setup=None,
+                    init=_keep_alive,
+                    loop=None,
+                    init_size=None,
+                    server_settings={"role": settings.database_role} if settings.database_role else None,
+                )
             break
         except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
             log.warning("postgres not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)

@@ -11,9 +11,11 @@ Key names are gathered here so the hot book, the market-data state and the rate 
 ElastiCache in cluster mode (``REDIS_CLUSTER=true``, ``REDIS_URL`` naming its configuration endpoint) gets a
 ``RedisCluster`` instead, from the same ``client`` factory. Every service's keys carry a hash tag (``{SYMBOL}``
 per symbol, ``{u:<user>}`` per user), so each script and MULTI touches one slot; ``PUBLISH`` on a cluster
-reaches every node's subscribers, so classic pub/sub works unchanged. What a cluster client does not do:
-``SELECT`` (a cluster has database 0 only) and waiting for a pooled connection: redis-py's pool per cluster
-node refuses at once past ``redis_pool_max`` (``MaxConnectionsError``, an outage rather than a -1008).
+reaches every node's subscribers, so classic pub/sub works unchanged. A cluster has no ``SELECT`` (database 0
+only). Its pools are bounded the same way: redis-py's pool per cluster node refuses at once past its size
+(``MaxConnectionsError``, an outage to a request), so every call and pipeline first takes one of
+``redis_pool_max`` places (``_Gate``), waiting ``pool_wait_ms`` at most and then refused with the same
+``RedisPoolExhausted``. Each call uses at most one connection per node, so no node's pool runs dry behind it.
 
 Batch calls (a MULTI, a pipeline) are timed with ``timed(operation)`` into ``spot_redis_call_seconds``.
 """
@@ -25,6 +27,8 @@ import hashlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from types import TracebackType
 from typing import Any
 
 import hiredis
@@ -164,14 +168,99 @@ Client = aioredis.Redis | aioredis.RedisCluster
 Pipeline = aioredis.client.Pipeline | aioredis.cluster.ClusterPipeline
 
 
+# Pub/sub connections come from a node's pool without a place at the gate (the gateway's reader holds one
+# for its life, two while it replaces it): the nodes' pools have room for them beside the gate's calls.
+PUBSUB_CONNECTIONS = 2
+
+
+class _Gate:
+    """At most ``limit`` calls (commands, pipelines, MULTIs) in flight on a cluster client, as a single server's
+    pool has ``limit`` connections: a call past it waits ``wait_s`` for a place, then is refused with
+    ``RedisPoolExhausted`` (a -1008 with ``Retry-After`` for a request, an outage for a consumer). A call made
+    inside another (a pipeline's command sent again after a ``MOVED``) runs in its place."""
+
+    def __init__(self, limit: int, wait_s: float) -> None:
+        self.wait_s = wait_s
+        self._free = asyncio.Semaphore(limit)
+
+    def place(self) -> _Place:
+        return _Place(self)
+
+
+_held: ContextVar[_Gate | None] = ContextVar("spot_redis_gate_held", default=None)  # the gate this call holds
+
+
+class _Place:
+    __slots__ = ("_gate", "_token")
+
+    def __init__(self, gate: _Gate) -> None:
+        self._gate = gate
+        self._token: Any = None
+
+    async def __aenter__(self) -> None:
+        gate = self._gate
+        if _held.get() is gate:
+            return  # inside a call that holds a place already
+        if gate._free.locked():  # full: wait, bounded
+            try:
+                await asyncio.wait_for(gate._free.acquire(), gate.wait_s)
+            except TimeoutError:
+                raise overload.refuse("redis connection", gate.wait_s, RedisPoolExhausted) from None
+        else:  # the common case: a place is free, no timer
+            await gate._free.acquire()
+        self._token = _held.set(gate)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._token is not None:
+            _held.reset(self._token)
+            self._gate._free.release()
+
+
+class _GatedCluster(aioredis.RedisCluster):
+    """``RedisCluster`` whose calls and pipelines each take a place at its ``_Gate`` first."""
+
+    __slots__ = ("gate",)
+
+    def __init__(self, *args: Any, gate: _Gate, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = gate
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.gate.place():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(
+        self, transaction: Any | None = None, shard_hint: Any | None = None
+    ) -> aioredis.cluster.ClusterPipeline:
+        if shard_hint:
+            return super().pipeline(transaction, shard_hint)  # redis-py's refusal
+        return _GatedPipeline(self, transaction)  # type: ignore[abstract]  # redis-py makes its own alike
+
+
+class _GatedPipeline(aioredis.cluster.ClusterPipeline):
+    """A cluster pipeline (or MULTI) that takes one place at its client's gate for its whole execution."""
+
+    __slots__ = ()
+
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = self.cluster_client
+        assert isinstance(client, _GatedCluster)
+        async with client.gate.place():
+            return await super().execute(raise_on_error, allow_redirections)
+
+
 def cluster_client(settings: Settings) -> aioredis.RedisCluster:
     """A ``RedisCluster`` on ``REDIS_URL``'s host (ElastiCache's configuration endpoint, ``rediss://`` for
     TLS): the cluster's nodes are discovered from it, and a ``MOVED`` after a resharding or failover refreshes
-    them. Bounded per node by ``redis_pool_max``, every call by ``redis_timeout_ms``, as ``connection_pool``."""
+    them. At most ``redis_pool_max`` calls in flight, a caller waiting ``pool_wait_ms`` at most for a place
+    (``_Gate``), as on ``connection_pool``; every call bounded by ``redis_timeout_ms``."""
     timeout_s = settings.redis_timeout_ms / 1000
-    return aioredis.RedisCluster.from_url(
+    return _GatedCluster.from_url(
         settings.redis_url,
-        max_connections=settings.redis_pool_max,
+        gate=_Gate(settings.redis_pool_max, settings.pool_wait_ms / 1000),
+        max_connections=settings.redis_pool_max + PUBSUB_CONNECTIONS,
         decode_responses=False,
         health_check_interval=30,
         socket_timeout=timeout_s,
@@ -195,7 +284,8 @@ async def client(settings: Settings) -> AsyncIterator[Client]:
     delay = RETRY_S
     while True:
         try:
-            await r.ping()
+            async with shutdown.attempt():  # a stop abandons a try that hangs (a blackholed server)
+                await r.ping()
             break
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("redis not reachable (%s); retrying in %.1fs", type(exc).__name__, delay)

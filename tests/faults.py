@@ -8,6 +8,7 @@ the same port. The server behind keeps its state, as a failed-over Aurora, Elast
 from the network, a partition). Every open connection falls silent for good, in both directions, and is
 never closed; new ones are accepted and then hear nothing. ``forward`` makes new connections work again;
 the silenced ones stay silent, as they would after a failover, so only a client with timeouts recovers.
+``syn_blackhole`` is the quietest: a port where even the connect never completes.
 
 With ``tls`` the proxy is a TLS listener in front of a plaintext server: MSK's TLS listener in front of the
 local broker, whose ``--cert``/``--key`` options do nothing yet (tests/integration/test_kafka_tls.py).
@@ -21,7 +22,7 @@ import socket
 import ssl
 import threading
 import urllib.parse
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -32,6 +33,37 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+SYN_FILL_MAX = 16  # connections a backlog of 0 may queue before the kernel drops SYNs (1 on Linux)
+
+
+@contextlib.contextmanager
+def syn_blackhole() -> Iterator[int]:
+    """A port where every connect hangs in SYN_SENT, as behind a firewall that drops packets or a security
+    group that admits nobody: a listener that never accepts, its accept queue (backlog 0) filled, so the
+    kernel drops every further SYN. Yields the port; a client waits out its own connect timeout."""
+    listener = socket.socket()
+    fillers: list[socket.socket] = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = int(listener.getsockname()[1])
+        while True:  # queue connections until one hangs: the queue is full
+            probe = socket.socket()
+            probe.settimeout(0.5)
+            try:
+                probe.connect(("127.0.0.1", port))
+            except TimeoutError:
+                probe.close()
+                break
+            fillers.append(probe)
+            assert len(fillers) < SYN_FILL_MAX, "the kernel keeps accepting: no SYN is dropped"
+        yield port
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
 
 
 class CuttableProxy:

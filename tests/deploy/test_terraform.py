@@ -106,6 +106,21 @@ def test_prod_validates_and_its_helm_values_test_passes():
     assert code == 0, output
     assert '"helm_values_name_the_estate_and_hold_no_placeholder"... pass' in output
     assert '"the_fleet_keys_reach_helm_external_secrets_and_the_lambda"... pass' in output
+    assert '"every_service_reads_the_rotated_database_secret"... pass' in output
+
+
+def test_every_reader_of_the_database_is_granted_its_rotated_secret():
+    """Aurora's master secret (RDS rotates it) and the KMS key it is sealed with reach the services' and the
+    init job's roles (modules/iam) and the ingestion Lambda's, from the aurora module's outputs; the grants
+    themselves are asserted by each module's tests (iam/tests/msk_access, lambda_ingestion/tests/wiring)."""
+    main = terraform.parse(TERRAFORM / "envs" / "prod" / "main.tf")
+    modules = {name: body for block in main["module"] for name, body in block.items()}
+    wanted = {
+        "database_secret_arn": "${module.aurora.master_user_secret_arn}",
+        "database_secret_kms_key_arn": "${module.aurora.master_user_secret_kms_key_arn}",
+    }
+    for reader in ("iam", "lambda_ingestion"):
+        assert {k: modules[reader].get(k) for k in wanted} == wanted, reader
 
 
 def test_addon_inputs_are_the_variables_of_prod_addons():

@@ -121,6 +121,9 @@ REDIS_CLUSTER: {{ .Values.config.redisCluster | default false | toString | quote
 {{- with .Values.config.kmsKeyId }}
 KMS_KEY_ID: {{ . | quote }}
 {{- end }}
+{{- with .Values.config.databaseSecretId }}
+DATABASE_SECRET_ID: {{ . | quote }}
+{{- end }}
 {{- with .Values.config.otelExporterOtlpEndpoint }}
 OTEL_EXPORTER_OTLP_ENDPOINT: {{ . | quote }}
 OTEL_TRACES_SAMPLER_ARG: {{ $.Values.config.otelTracesSamplerArg | default 0 | toString | quote }}
@@ -166,6 +169,9 @@ on them, so `helm template` and `helm install` both fail with the reason.
 {{- end }}
 {{- if and .Values.externalSecrets.enabled (not .Values.config.kmsKeyId) }}
 {{- fail "externalSecrets.enabled needs config.kmsKeyId: the ExternalSecret carries no ENVELOPE_KEY, so without KMS each pod would seal API secrets with a key file of its own" }}
+{{- end }}
+{{- if and .Values.externalSecrets.enabled (not .Values.config.databaseSecretId) }}
+{{- fail "externalSecrets.enabled needs config.databaseSecretId (DATABASE_SECRET_ID, Terraform's helm_values): RDS rotates the master secret, and a pod holds the DATABASE_URL it started with, so without the secret it reads again every new connection is refused after a rotation until the pod restarts" }}
 {{- end }}
 {{- if and (not .Values.secrets.existingSecret) (not .Values.externalSecrets.enabled) (not .Values.secrets.redisUrl) }}
 {{- fail "secrets.redisUrl (or secrets.existingSecret) is required: every service reads REDIS_URL" }}

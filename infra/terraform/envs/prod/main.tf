@@ -243,7 +243,10 @@ module "iam" {
   archive_bucket_arn      = module.s3.bucket_arn
   kms_key_arn             = aws_kms_key.this.arn
   api_secrets_kms_key_arn = aws_kms_key.api_secrets.arn
-  tags                    = local.tags
+  # Aurora's rotated credentials: every service's role and the init job's read them (DATABASE_SECRET_ID)
+  database_secret_arn         = module.aurora.master_user_secret_arn
+  database_secret_kms_key_arn = module.aurora.master_user_secret_kms_key_arn
+  tags                        = local.tags
 }
 
 module "lambda_ingestion" {
@@ -262,6 +265,7 @@ module "lambda_ingestion" {
   fleet_identity_topic_arn    = "${local.topic_arn_prefix}/spot.fleet"
   database_security_group_id  = module.aurora.security_group_id
   database_secret_arn         = module.aurora.master_user_secret_arn
+  database_secret_kms_key_arn = module.aurora.master_user_secret_kms_key_arn
   database_host               = module.aurora.writer_endpoint
   database_port               = module.aurora.port
   database_name               = module.aurora.database_name

@@ -93,8 +93,13 @@ output "alarm_topic_arn" {
 output "helm_values" {
   description = "Helm values of the exchange release on this estate (spot deploy values writes them as YAML)."
   value = {
-    image  = { repository = aws_ecr_repository.services.repository_url }
-    config = { redisCluster = module.elasticache.cluster_mode, kmsKeyId = aws_kms_key.api_secrets.arn }
+    image = { repository = aws_ecr_repository.services.repository_url }
+    config = {
+      redisCluster = module.elasticache.cluster_mode
+      kmsKeyId     = aws_kms_key.api_secrets.arn
+      # DATABASE_SECRET_ID: Aurora's rotated credentials, read by every service and the init job
+      databaseSecretId = module.aurora.master_user_secret_arn
+    }
     archive = {
       s3Bucket      = module.s3.bucket_name
       kinesisStream = module.kinesis.stream_name

@@ -38,6 +38,11 @@ output "master_user_secret_arn" {
   value       = aws_rds_cluster.this.master_user_secret[0].secret_arn
 }
 
+output "master_user_secret_kms_key_arn" {
+  description = "KMS key the master secret is encrypted with (master_user_secret_kms_key_id): a reader of the secret needs kms:Decrypt on it, through Secrets Manager."
+  value       = var.kms_key_arn
+}
+
 output "security_group_id" {
   description = "Security group of the cluster (clients outside EKS, such as the ingestion Lambda, egress to it)."
   value       = aws_security_group.this.id

@@ -1,7 +1,9 @@
 # Least-privilege IAM for the fleet, one role per service (EKS Pod Identity, one service account each):
 # a service may connect to MSK, read only the topics it consumes with only its own consumer group, and
 # write only the topics it produces; every one reads the fleet's identity record (topic spot.fleet,
-# shared/identity.py) before it serves. The gateway may open the API keys' secrets (kms:Decrypt) and the
+# shared/identity.py) before it serves, and Aurora's rotated credentials (the one database secret, and its
+# KMS key only through Secrets Manager for that secret: shared/dbsecret.py, DATABASE_SECRET_ID), as the
+# init job does. The gateway may open the API keys' secrets (kms:Decrypt) and the
 # init job's pod (spot admin, migration 0009) seal them too (kms:GenerateDataKey), with the API secrets' KMS
 # key only and only with its encryption context (shared/envelope.py). trade-archiver alone may put to Kinesis and write the archive
 # bucket's trades/ (Parquet) and manifests/ (its commit records) prefixes. The init job may create and
@@ -19,6 +21,12 @@ locals {
   fleet_identity_topic_arn = "${local.topic_arn}/spot.fleet"
   # The API secrets' encryption context (shared/envelope.py KMS_CONTEXT): KMS refuses a call without it.
   api_secret_context = { purpose = "spot-api-secret" }
+  # Secrets Manager decrypts a secret with its KMS key on the caller's behalf, naming the secret in the
+  # encryption context: the grant holds for that secret only, and only through Secrets Manager.
+  database_secret_decrypt = var.database_secret_kms_key_arn == null ? [] : [{
+    key         = var.database_secret_kms_key_arn
+    via_service = "secretsmanager.${data.aws_region.current.name}.amazonaws.com"
+  }]
 }
 
 data "aws_iam_policy_document" "pod_identity_assume" {
@@ -38,6 +46,32 @@ data "aws_iam_policy_document" "service" {
     sid       = "ConnectToCluster"
     actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
     resources = [var.msk_cluster_arn]
+  }
+
+  # Aurora's credentials, read at start and again after a rotation (shared/dbsecret.py)
+  statement {
+    sid       = "ReadDatabaseSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.database_secret_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.database_secret_decrypt
+    content {
+      sid       = "DecryptDatabaseSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value.key]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [statement.value.via_service]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:SecretARN"
+        values   = [var.database_secret_arn]
+      }
+    }
   }
 
   statement {
@@ -174,6 +208,32 @@ data "aws_iam_policy_document" "init" {
     sid       = "ConnectToCluster"
     actions   = ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"]
     resources = [var.msk_cluster_arn]
+  }
+
+  # Aurora's credentials, read at start and again after a rotation (shared/dbsecret.py)
+  statement {
+    sid       = "ReadDatabaseSecret"
+    actions   = ["secretsmanager:GetSecretValue"]
+    resources = [var.database_secret_arn]
+  }
+
+  dynamic "statement" {
+    for_each = local.database_secret_decrypt
+    content {
+      sid       = "DecryptDatabaseSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value.key]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = [statement.value.via_service]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:SecretARN"
+        values   = [var.database_secret_arn]
+      }
+    }
   }
 
   statement {

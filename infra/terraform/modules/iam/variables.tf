@@ -72,6 +72,17 @@ variable "api_secrets_kms_key_arn" {
   type        = string
 }
 
+variable "database_secret_arn" {
+  description = "Secrets Manager secret of the Aurora credentials (RDS-managed, rotated): every service and the init job read it (DATABASE_SECRET_ID, shared/dbsecret.py) at start and when Postgres refuses the password."
+  type        = string
+}
+
+variable "database_secret_kms_key_arn" {
+  description = "Customer-managed KMS key the database secret is encrypted with; null when it uses the AWS managed key aws/secretsmanager, which needs no grant."
+  type        = string
+  default     = null
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)

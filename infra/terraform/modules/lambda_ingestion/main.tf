@@ -100,6 +100,27 @@ data "aws_iam_policy_document" "this" {
     resources = [var.database_secret_arn, var.redis_auth_token_secret_arn]
   }
 
+  # Aurora's secret under a customer key: decrypted by Secrets Manager for that secret only. Read at a cold
+  # start and again when Postgres refuses the password after a rotation (DATABASE_SECRET_ARN, shared/dbsecret.py).
+  dynamic "statement" {
+    for_each = var.database_secret_kms_key_arn == null ? [] : [var.database_secret_kms_key_arn]
+    content {
+      sid       = "DecryptDatabaseSecret"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["secretsmanager.${data.aws_region.current.name}.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "kms:EncryptionContext:SecretARN"
+        values   = [var.database_secret_arn]
+      }
+    }
+  }
+
   statement {
     sid       = "DeadLetter"
     actions   = ["sqs:SendMessage"]
@@ -141,6 +162,7 @@ resource "aws_iam_role_policy" "this" {
 # Network interfaces in the VPC and X-Ray segments cannot be scoped to a resource ARN; AWS's managed
 # policies grant exactly those actions.
 data "aws_partition" "current" {}
+data "aws_region" "current" {}
 
 resource "aws_iam_role_policy_attachment" "managed" {
   for_each = toset(["service-role/AWSLambdaVPCAccessExecutionRole", "AWSXRayDaemonWriteAccess"])

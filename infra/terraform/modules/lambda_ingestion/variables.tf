@@ -110,6 +110,12 @@ variable "database_secret_arn" {
   type        = string
 }
 
+variable "database_secret_kms_key_arn" {
+  description = "Customer-managed KMS key the database secret is encrypted with (decrypted through Secrets Manager for that secret only); null for the AWS managed key aws/secretsmanager."
+  type        = string
+  default     = null
+}
+
 variable "database_host" {
   description = "Aurora writer endpoint."
   type        = string

@@ -188,3 +188,20 @@ run "the_fleet_keys_reach_helm_external_secrets_and_the_lambda" {
     error_message = "SERVICE_KEY must be base64 of 32 bytes (shared/keyfile.py)"
   }
 }
+
+run "every_service_reads_the_rotated_database_secret" {
+  command = apply
+
+  assert {
+    condition = (
+      output.helm_values.config.databaseSecretId == module.aurora.master_user_secret_arn
+      && output.helm_values.config.databaseSecretId == output.helm_values.externalSecrets.database.secretArn
+    )
+    error_message = "DATABASE_SECRET_ID (config.databaseSecretId) must name Aurora's master secret, the one External Secrets builds DATABASE_URL from, so a rotation is read again"
+  }
+
+  assert {
+    condition     = module.aurora.master_user_secret_kms_key_arn == aws_kms_key.this.arn
+    error_message = "the master secret is sealed with the estate's data key, which the roles are granted through Secrets Manager"
+  }
+}

@@ -1,7 +1,8 @@
 # Each service's role on MSK is what its code does and no more: it connects to the one cluster, reads the
 # fleet's identity record and the topics it consumes (with its own consumer group only), and writes the
 # topics it produces; nothing is granted on a wildcard topic. Each role is bound by Pod Identity to the
-# service's ServiceAccount. Run offline with the AWS provider mocked (tests/deploy/test_terraform.py).
+# service's ServiceAccount. Every role, the init job's too, reads Aurora's rotated credentials: the one
+# database secret, and its KMS key only through Secrets Manager for that secret. Run offline with the AWS provider mocked (tests/deploy/test_terraform.py).
 
 mock_provider "aws" {
   mock_data "aws_iam_policy_document" {
@@ -31,6 +32,9 @@ variables {
   archive_bucket_arn      = "arn:aws:s3:::spot-test-archive"
   kms_key_arn             = "arn:aws:kms:eu-west-1:111122223333:key/test"
   api_secrets_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/api-secrets"
+  database_secret_arn     = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-test-AbCdEf"
+  # Aurora's master secret is sealed with the estate's data key (aurora module: master_user_secret_kms_key_id)
+  database_secret_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/test"
 }
 
 run "each_service_reads_and_writes_only_its_own_topics" {
@@ -159,5 +163,70 @@ run "only_the_gateway_opens_and_init_seals_api_secrets" {
       if contains(s.resources, var.api_secrets_kms_key_arn)
     ])
     error_message = "the gateway's grant holds only with the envelope's encryption context"
+  }
+}
+
+run "every_service_and_the_init_job_read_the_rotated_database_secret_and_nothing_else" {
+  command = apply
+
+  variables {
+    via_secrets_manager = [
+      "StringEquals kms:EncryptionContext:SecretARN ${var.database_secret_arn}",
+      "StringEquals kms:ViaService secretsmanager.eu-west-1.amazonaws.com",
+    ]
+  }
+
+  assert {
+    condition = alltrue([
+      for statements in concat([for doc in data.aws_iam_policy_document.service : doc.statement], [data.aws_iam_policy_document.init.statement]) :
+      anytrue([for s in statements : s.actions == toset(["secretsmanager:GetSecretValue"]) && s.resources == toset([var.database_secret_arn])])
+    ])
+    error_message = "every service and the init job must read the database secret's value (DATABASE_SECRET_ID, shared/dbsecret.py)"
+  }
+
+  assert {
+    condition = alltrue(flatten([
+      for statements in concat([for doc in data.aws_iam_policy_document.service : doc.statement], [data.aws_iam_policy_document.init.statement]) : [
+        for s in statements : s.actions == toset(["secretsmanager:GetSecretValue"]) && s.resources == toset([var.database_secret_arn])
+        if anytrue([for a in s.actions : startswith(a, "secretsmanager:")])
+      ]
+    ]))
+    error_message = "no role may read any other secret, or do anything else in Secrets Manager"
+  }
+
+  assert {
+    condition = alltrue([
+      for statements in concat([for doc in data.aws_iam_policy_document.service : doc.statement], [data.aws_iam_policy_document.init.statement]) :
+      anytrue([
+        for s in statements : s.actions == toset(["kms:Decrypt"]) && s.resources == toset([var.database_secret_kms_key_arn])
+        && jsonencode(sort([for c in s.condition : "${c.test} ${c.variable} ${join(",", sort(tolist(c.values)))}"])) == jsonencode(var.via_secrets_manager)
+      ])
+    ])
+    error_message = "every role must decrypt the secret's KMS key, only through Secrets Manager and only for the database secret"
+  }
+}
+
+run "a_database_secret_under_the_aws_managed_key_needs_no_kms_grant" {
+  command = apply
+
+  variables {
+    database_secret_kms_key_arn = null
+  }
+
+  assert {
+    condition = !anytrue(flatten([
+      for statements in concat([for doc in data.aws_iam_policy_document.service : doc.statement], [data.aws_iam_policy_document.init.statement]) : [
+        for s in statements : length(s.condition) > 0 && anytrue([for c in s.condition : c.variable == "kms:EncryptionContext:SecretARN"])
+      ]
+    ]))
+    error_message = "with aws/secretsmanager (no customer key) no role gets a kms:Decrypt for the secret"
+  }
+
+  assert {
+    condition = alltrue([
+      for statements in concat([for doc in data.aws_iam_policy_document.service : doc.statement], [data.aws_iam_policy_document.init.statement]) :
+      anytrue([for s in statements : s.actions == toset(["secretsmanager:GetSecretValue"]) && s.resources == toset([var.database_secret_arn])])
+    ])
+    error_message = "the secret itself is still read"
   }
 }

@@ -11,6 +11,9 @@ mock_provider "aws" {
   mock_data "aws_partition" {
     defaults = { partition = "aws" }
   }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
   mock_resource "aws_iam_role" {
     defaults = { arn = "arn:aws:iam::111122223333:role/mock" }
   }
@@ -35,6 +38,7 @@ variables {
   fleet_identity_topic_arn    = "arn:aws:kafka:eu-west-1:111122223333:topic/spot-test/uuid/spot.fleet"
   database_security_group_id  = "sg-aurora"
   database_secret_arn         = "arn:aws:secretsmanager:eu-west-1:111122223333:secret:rds!cluster-test"
+  database_secret_kms_key_arn = "arn:aws:kms:eu-west-1:111122223333:key/database-secret"
   database_host               = "spot-test.cluster.rds"
   database_name               = "spot"
   redis_security_group_id     = "sg-redis"
@@ -162,5 +166,30 @@ run "opens_api_secrets_with_their_kms_key_only" {
       if !contains(s.actions, "kms:Decrypt") || length(s.actions) > 1
     ])
     error_message = "no other grant on the API secrets' key"
+  }
+}
+
+run "decrypts_the_database_secret_only_through_secrets_manager" {
+  command = apply
+
+  assert {
+    condition = jsonencode([
+      for s in data.aws_iam_policy_document.this.statement : {
+        actions   = sort(tolist(s.actions))
+        condition = sort([for c in s.condition : "${c.test} ${c.variable} ${join(",", sort(tolist(c.values)))}"])
+      } if contains(s.resources, var.database_secret_kms_key_arn)
+      ]) == jsonencode([{
+        actions = ["kms:Decrypt"]
+        condition = [
+          "StringEquals kms:EncryptionContext:SecretARN ${var.database_secret_arn}",
+          "StringEquals kms:ViaService secretsmanager.eu-west-1.amazonaws.com",
+        ]
+    }])
+    error_message = "the rotated Aurora secret's key: kms:Decrypt through Secrets Manager, for that secret only (a rotation is read again, shared/dbsecret.py)"
+  }
+
+  assert {
+    condition     = aws_lambda_function.this.environment[0].variables.DATABASE_SECRET_ARN == var.database_secret_arn
+    error_message = "DATABASE_SECRET_ARN names the secret the settings read again after a rotation (Settings.database_secret_id)"
   }
 }
