@@ -401,7 +401,7 @@ class WsApiConversation:
         while True:
             message = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
             if message.get("id") == request["id"]:
-                return message  # type: ignore[no-any-return]
+                return message
             self.others.append(message)
 
     async def event(self, kind: str, within: float = 10) -> dict[str, Any]:
