@@ -23,6 +23,12 @@ SERVICE_PORTS: dict[str, int] = {
 }
 
 
+def database_role(service: str) -> str:
+    """The Postgres role a service's connections act as (``DATABASE_ROLE``; migration 0010 grants each only
+    what its own statements need): ``order-processor`` acts as ``spot_order_processor``."""
+    return "spot_" + service.replace("-", "_")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
@@ -131,7 +137,7 @@ class Settings(BaseSettings):
     service_key: SecretStr | None = Field(None, description="base64 key the gateway signs calls to ingestion with")
     service_key_file: str = Field(".spot/service.key", description="the local service key, when none is set")
     database_role: str | None = Field(
-        None, description="Postgres role this service's connections act as (the gateway: spot_gateway)"
+        None, description="Postgres role this service's connections act as (spot_<service>, migration 0010)"
     )
     # Behind API Gateway -> NLB the peer is a load balancer: the client is the address the first trusted
     # proxy appended to X-Forwarded-For, counted from the right. 0: the peer address (no proxy is trusted).
@@ -142,6 +148,7 @@ class Settings(BaseSettings):
     ws_connections_per_5m: int = Field(300, ge=1, description="WebSocket connections an IP may open per 5 minutes")
     request_weight_per_minute: int = 6_000
     orders_per_10s: int = 300
+    orders_per_day: int = Field(200_000, ge=1, description="new orders an account may place per UTC day")
     order_result_timeout_ms: int = Field(10_000, description="how long REST waits for an order's outcome")
     max_body_bytes: int = 16_384
     ws_queue_max: int = Field(

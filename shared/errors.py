@@ -52,6 +52,8 @@ CANCEL_REJECTED = -2011
 NO_SUCH_ORDER = -2013
 BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015
+SUBSCRIPTION_ACTIVE = -2035
+HMAC_KEY_NOT_SUPPORTED = -4056  # session.logon with an HMAC key: a session stands on an Ed25519 key only
 
 INSUFFICIENT_BALANCE_MSG = "Account has insufficient balance for requested action."
 DUPLICATE_ORDER_MSG = "Duplicate order sent."
@@ -80,10 +82,11 @@ def invalid_symbol() -> ApiError:
     return ApiError(BAD_SYMBOL, "Invalid symbol.")
 
 
-def too_many_orders(retry_after_s: int, limit: int, window_s: int) -> ApiError:
+def too_many_orders(retry_after_s: int, limit: int, interval_num: int, interval: str = "SECOND") -> ApiError:
+    """-1015 for an order budget (``10 SECOND``, ``1 DAY``: Binance's intervalNum and interval)."""
     return ApiError(
         TOO_MANY_ORDERS,
-        f"Too many new orders; current limit is {limit} orders per {window_s} SECOND.",
+        f"Too many new orders; current limit is {limit} orders per {interval_num} {interval}.",
         429,
         {"Retry-After": str(retry_after_s)},
     )

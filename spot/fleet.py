@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO
 
-from shared.config import SERVICE_PORTS
+from shared.config import SERVICE_PORTS, database_role
 
 from .children import die_with_parent
 from .infra import refuse_taken
@@ -39,9 +39,10 @@ DRAIN_STAGES: tuple[frozenset[str], ...] = (
 DRAIN_QUIET_S = 1.0  # caught up this long with nothing upstream: every batch in hand is done (they take ms)
 DRAIN_TIMEOUT_S = 30.0
 REPLICA_PORT_STEP = 10
-# The gateway's Postgres role (migration 0009: reads, order-id blocks, no writes). GATEWAY_DATABASE_ROLE=""
-# runs it as the connecting user, for a database whose migrating user could not create roles.
-GATEWAY_ROLE = "spot_gateway"
+# Each service's connections act as its own Postgres role (spot_<service>, migration 0010: only what its
+# statements need). DATABASE_ROLES=off runs them as the connecting user, for a database whose migrating user
+# could not create roles.
+ROLES_OFF = "off"
 
 
 # How a service is started: its argv, given its name (``matcher``, ``matcher#1``) and the environment it gets
@@ -86,8 +87,8 @@ class Fleet:
             "HOST": self.host,
             "INGESTION_URL": f"http://127.0.0.1:{self.port('ingestion')}",
         }
-        if name.partition("#")[0] == "gateway":  # the internet-facing one reads, and cannot write balances
-            own["DATABASE_ROLE"] = {**os.environ, **own}.get("GATEWAY_DATABASE_ROLE", GATEWAY_ROLE)  # "": off
+        if {**os.environ, **own}.get("DATABASE_ROLES", "").lower() != ROLES_OFF:
+            own["DATABASE_ROLE"] = database_role(name.partition("#")[0])
         p = subprocess.Popen(
             self.launcher(name, own),
             env={**os.environ, **own},

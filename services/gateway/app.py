@@ -13,13 +13,11 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 import aiohttp
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import (
@@ -41,6 +39,7 @@ from shared.http import RequestMetrics, add_error_handlers, add_health_routes
 from shared.ingestor import Ingestor
 from shared.lifecycle import Health
 
+from . import page, wsapi
 from .access import StreamGuard
 from .deps import Gateway
 from .hub import Hub
@@ -52,7 +51,6 @@ from .ws import router as ws_router
 
 SERVICE = "gateway"
 MARKETS_REFRESH_S = 30
-STATIC = Path(__file__).parent / "static"  # the web trading page, built on the public API only
 log = logging.getLogger(SERVICE)
 
 
@@ -107,7 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
                 db,
                 cache,
                 markets,
-                RateLimiter(cache, settings.request_weight_per_minute, settings.orders_per_10s),
+                RateLimiter(
+                    cache, settings.request_weight_per_minute, settings.orders_per_10s, settings.orders_per_day
+                ),
                 outcomes,
                 hub,
                 ingest,
@@ -157,10 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(orders.router)
     app.include_router(userstream.router)
     app.include_router(ws_router)
+    app.include_router(wsapi.router)
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC / "index.html")
-
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    page.mount(app)  # the web trading page, with its security headers
     return app

@@ -202,7 +202,11 @@ async def key_of(key: str | None, gw: Gateway, ip: str) -> tuple[str, ApiKey]:
     if not key or len(key) > 128:
         await gw.limiter.weight(public_budget(ip), 1)
         raise ApiError(errors.BAD_API_KEY_FMT, "API-key format invalid.", 401)
-    found = await gw.api_key(key, ip)
+    try:
+        found = await gw.api_key(key, ip)
+    except ApiError:  # the IP's unknown-key lookups are spent: its weight too, so the answer tells it
+        await gw.limiter.weight(public_budget(ip), 1)
+        raise
     if found is None or not found.active or not found.allows_ip(ip):
         await gw.limiter.weight(public_budget(ip), 1)
         raise ApiError(errors.REJECTED_MBX_KEY, BAD_KEY, 401)

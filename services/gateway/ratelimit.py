@@ -1,12 +1,14 @@
 """Rate limits shared by every gateway replica: fixed windows counted in Redis, one command per request.
 
-Two budgets, as Binance has them: request weight per minute (per IP, or per API key when signed) and
-new orders per 10 seconds (per API key). A new order spends both in one Lua script call (``SPEND``), and
-in the same call claims its client order id (``Claim``) when the gateway publishes orders itself: the
-hot path pays a single Redis command before Kafka. A caller names its budgets with a hash tag
-(``signed_budget``: the user's, which the client-id key shares), so the script also runs on a clustered
-ElastiCache. Over budget: HTTP 429 with ``Retry-After``, code -1003 for weight and -1015 for orders, and
-nothing is claimed.
+Three budgets, as Binance has them: request weight per minute (per IP, or per API key when signed), new
+orders per 10 seconds (per API key) and new orders per UTC day (per account: every key of a user counts
+together). A new order spends all three in one Lua script call (``SPEND``), and in the same call claims its
+client order id (``Claim``) when the gateway publishes orders itself: the hot path pays a single Redis
+command before Kafka. A caller names its budgets with a hash tag (``signed_budget``: the user's, which the
+client-id key and the account's daily count share), so the script also runs on a clustered ElastiCache.
+Over budget: HTTP 429 with ``Retry-After``, code -1003 for weight and -1015 for orders, and nothing is
+claimed. Responses tell what was used: ``X-MBX-USED-WEIGHT-1M``, and for orders ``X-MBX-ORDER-COUNT-10S``
+and ``X-MBX-ORDER-COUNT-1D`` (``used_headers``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ from dataclasses import dataclass
 from shared import errors
 from shared import redis as sredis
 
-WEIGHT_WINDOW_S, ORDER_WINDOW_S = 60, 10
+WEIGHT_WINDOW_S, ORDER_WINDOW_S, DAY_S = 60, 10, 86_400  # a day's windows start at 00:00 UTC, as Binance's
 # What the current request has used of the budgets it spent, for Binance's X-MBX-USED-WEIGHT-1M and
-# X-MBX-ORDER-COUNT-10S headers: a holder the outermost ASGI layer sets (``fastpath.OrderFastPath``) and
+# X-MBX-ORDER-COUNT-10S / -1D headers: a holder the outermost ASGI layer sets (``fastpath.OrderFastPath``) and
 # ``spend`` fills, shared by every task the request runs in.
 USED: ContextVar[dict[str, int] | None] = ContextVar("spot_used_budget", default=None)
 # GET /api/v3/depth weight by limit, as issue 20 fixes it from Binance's table (a deep book costs more)
@@ -35,24 +37,28 @@ def used_headers(used: dict[str, int]) -> list[tuple[bytes, bytes]]:
     out = [(b"x-mbx-used-weight-1m", str(used["weight"]).encode())] if "weight" in used else []
     if "orders" in used:
         out.append((b"x-mbx-order-count-10s", str(used["orders"]).encode()))
+    if "orders_1d" in used:
+        out.append((b"x-mbx-order-count-1d", str(used["orders_1d"]).encode()))
     return out
 
-# KEYS[1..n]: window counters, ARGV[2i-1] the amount to add to KEYS[i] and ARGV[2i] its window in seconds.
-# With a claim, KEYS[n+1] is the key to SET NX with ARGV[2n+1] (the claim's value) for ARGV[2n+2] seconds,
-# ARGV[2n+3] the order budget compared to the last counter first; the reply's last item is 1 if claimed.
+
+# KEYS[1..n]: window counters; ARGV[3i-2] is the amount to add to KEYS[i], ARGV[3i-1] its window in seconds and
+# ARGV[3i] its limit. With a claim, KEYS[n+1] is the key to SET NX with ARGV[3n+1] (the claim's value) for
+# ARGV[3n+2] seconds, only if every counter is within its limit; the reply's last item is then 1 if claimed.
 SPEND = """
 local n = #KEYS
-local claim = #ARGV > 2 * n
+local claim = #ARGV ~= 3 * n
 if claim then n = n - 1 end
-local used = {}
+local used, within = {}, true
 for i = 1, n do
-  used[i] = redis.call('INCRBY', KEYS[i], ARGV[2 * i - 1])
-  if used[i] == tonumber(ARGV[2 * i - 1]) then redis.call('EXPIRE', KEYS[i], ARGV[2 * i] + 1) end
+  local amount = tonumber(ARGV[3 * i - 2])
+  used[i] = redis.call('INCRBY', KEYS[i], amount)
+  if used[i] == amount then redis.call('EXPIRE', KEYS[i], ARGV[3 * i - 1] + 1) end
+  if used[i] > tonumber(ARGV[3 * i]) then within = false end
 end
 if claim then
-  local within = used[n] <= tonumber(ARGV[2 * n + 3]) and used[1] <= tonumber(ARGV[2 * n + 4])
   used[n + 1] = 0
-  if within and redis.call('SET', KEYS[n + 1], ARGV[2 * n + 1], 'NX', 'EX', ARGV[2 * n + 2]) then
+  if within and redis.call('SET', KEYS[n + 1], ARGV[3 * n + 1], 'NX', 'EX', ARGV[3 * n + 2]) then
     used[n + 1] = 1
   end
 end
@@ -64,6 +70,14 @@ def signed_budget(user_id: int, api_key: str) -> str:
     """A signed caller's budget name: per API key, hashed by user, as ``shared.rediskeys.client_id_key`` is, so a
     new order's budgets and its client-id claim live in one cluster slot."""
     return f"{{u:{user_id}}}:k:{api_key}"
+
+
+def account_of(budget: str) -> str:
+    """The account a budget belongs to: its hash tag (``{u:7}`` of a signed budget), so every key of a user
+    counts its orders of the day together, in the slot its other keys use; a budget without a tag is its
+    own account."""
+    end = budget.find("}")
+    return budget[: end + 1] if budget.startswith("{") and end > 0 else budget
 
 
 def public_budget(ip: str) -> str:
@@ -91,39 +105,45 @@ class Claim:
 
 
 class RateLimiter:
-    def __init__(self, cache: sredis.Client, weight_per_minute: int, orders_per_10s: int) -> None:
+    def __init__(
+        self, cache: sredis.Client, weight_per_minute: int, orders_per_10s: int, orders_per_day: int = 200_000
+    ) -> None:
         self.weight_per_minute = weight_per_minute
         self.orders_per_10s = orders_per_10s
+        self.orders_per_day = orders_per_day
         self._cache = cache
         self._spend = sredis.BatchedScript(cache, SPEND)  # concurrent requests' calls share a pipeline
 
     async def spend(self, budget: str, weight: int, orders: int = 0, claim: Claim | None = None) -> bool:
         """Spend ``weight`` of ``budget``'s per-minute weight and, if ``orders``, of its 10-second order
-        budget; raise if either is exhausted. With a ``claim`` (only with ``orders``), take its key if
-        free: True if taken, False if someone holds it."""
+        budget and its account's daily one; raise if any is exhausted. With a ``claim`` (only with
+        ``orders``), take its key if free: True if taken, False if someone holds it."""
         now = time.time()
-        w_window, o_window = int(now // WEIGHT_WINDOW_S), int(now // ORDER_WINDOW_S)
+        w_window, o_window, day = int(now // WEIGHT_WINDOW_S), int(now // ORDER_WINDOW_S), int(now // DAY_S)
         keys = [f"rl:{budget}:w:{w_window}"]
-        args: list[int | str] = [weight, WEIGHT_WINDOW_S]
+        args: list[int | str] = [weight, WEIGHT_WINDOW_S, self.weight_per_minute]
         if orders:
-            keys.append(f"rl:{budget}:o:{o_window}")
-            args += [orders, ORDER_WINDOW_S]
+            keys += [f"rl:{budget}:o:{o_window}", f"rl:{account_of(budget)}:o1d:{day}"]
+            args += [orders, ORDER_WINDOW_S, self.orders_per_10s, orders, DAY_S, self.orders_per_day]
             if claim is not None:
                 keys.append(claim.key)
-                args += [claim.value, claim.ttl_s, self.orders_per_10s, self.weight_per_minute]
+                args += [claim.value, claim.ttl_s]
         used = await self._spend(keys=keys, args=args)
         report = USED.get()
         if report is not None:
             report["weight"] = used[0]
             if orders:
-                report["orders"] = used[1]
+                report["orders"], report["orders_1d"] = used[1], used[2]
         if orders and used[1] > self.orders_per_10s:
             retry = max(1, int((o_window + 1) * ORDER_WINDOW_S - now) + 1)
             raise errors.too_many_orders(retry, self.orders_per_10s, ORDER_WINDOW_S)
+        if orders and used[2] > self.orders_per_day:
+            retry = max(1, int((day + 1) * DAY_S - now) + 1)  # the next 00:00 UTC
+            raise errors.too_many_orders(retry, self.orders_per_day, 1, "DAY")
         if used[0] > self.weight_per_minute:
             retry = max(1, int((w_window + 1) * WEIGHT_WINDOW_S - now) + 1)
             raise errors.rate_limited(retry, "request weight per minute", self.weight_per_minute)
-        return claim is None or bool(used[2])
+        return claim is None or bool(used[3])
 
     async def weight(self, budget: str, amount: int) -> None:
         await self.spend(budget, amount)
@@ -132,7 +152,7 @@ class RateLimiter:
         """Spend one of ``budget``'s ``limit`` per ``window_s``; -1003 with ``Retry-After`` past it."""
         now = time.time()
         window = int(now // window_s)
-        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[1, window_s])
+        used = await self._spend(keys=[f"rl:{budget}:{window_s}:{window}"], args=[1, window_s, limit])
         if used[0] > limit:
             raise self._limited(now, window, window_s, what, limit)
 

@@ -1,9 +1,9 @@
-"""WebSocket entry: market streams (Binance's SUBSCRIBE protocol, raw and combined forms), the listenKey
-user stream, and the WS-API ``userDataStream.subscribe.signature`` (ccxt >= 4.5.6).
+"""WebSocket entry: market streams (Binance's SUBSCRIBE protocol, raw and combined forms) and the listenKey
+user stream; the connection machinery the WebSocket API (``wsapi.py``, ``/ws-api/v3``) shares.
 
 Routes: ``/ws`` and ``/ws/<anything>`` (SUBSCRIBE protocol; ``/ws/<stream>[/<stream>...]`` subscribes at
 once; ``/ws/<listenKey>`` is a user stream), ``/stream?streams=a/b`` (events wrapped as
-``{"stream","data"}``), ``/ws-api/v3``.
+``{"stream","data"}``).
 
 Garbage is refused calmly, as Binance does, with no traceback: a binary frame closes the connection with
 1003, a message over ``MAX_MESSAGE`` with 1009 (uvicorn's ``ws_max_size`` closes larger frames itself), more
@@ -32,7 +32,7 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
-from shared import apikeys, tracing
+from shared import tracing
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
 from shared.signing import check_timestamp, ws_api_payload
@@ -166,12 +166,12 @@ async def admitted(ws: WebSocket, gw: Gateway) -> bool:
     return True
 
 
-def _guard(ws: WebSocket) -> StreamGuard:
+def guard_of(ws: WebSocket) -> StreamGuard:
     guard: StreamGuard = ws.app.state.guard
     return guard
 
 
-async def _run(ws: WebSocket, session: Session, handle: Any, rate: MessageRate) -> None:
+async def run_session(ws: WebSocket, session: Session, handle: Any, rate: MessageRate) -> None:
     """Read messages until the client goes, the writer stops, or a message breaks the rules."""
     CONNECTIONS.inc()
     pump = asyncio.create_task(session.pump())
@@ -312,14 +312,14 @@ async def market_ws(ws: WebSocket, path: str = "") -> None:
 
         watched = Watched(api_key, user_id, path, expired)
         if await _subscribe_all(ws, session, {"user": gw.hub.channels.user(user_id)}):
-            _guard(ws).watch(watched)
+            guard_of(ws).watch(watched)
             try:
-                await _run(ws, session, None, MessageRate())
+                await run_session(ws, session, None, MessageRate())
             finally:
-                _guard(ws).unwatch(watched)
+                guard_of(ws).unwatch(watched)
         return
     if await _subscribe_path(ws, session, gw, [s for s in path.split("/") if "@" in s]):
-        await _run(ws, session, await _market_protocol(ws, session, gw), MessageRate())
+        await run_session(ws, session, await _market_protocol(ws, session, gw), MessageRate())
 
 
 @router.websocket("/stream")
@@ -329,86 +329,4 @@ async def combined_ws(ws: WebSocket) -> None:
         return
     session = Session(ws, gw.hub, wrap=True)
     if await _subscribe_path(ws, session, gw, [s for s in ws.query_params.get("streams", "").split("/") if s]):
-        await _run(ws, session, await _market_protocol(ws, session, gw), MessageRate())
-
-
-@router.websocket("/ws-api/v3")
-async def ws_api(ws: WebSocket) -> None:
-    gw: Gateway = ws.app.state.gateway
-    if not await admitted(ws, gw):
-        return
-    ip = client_ip(ws, gw.settings.trusted_proxy_hops)
-    session = Session(ws, gw.hub, user_wrap=0)
-    watching: list[Watched] = []
-
-    async def terminated(reason: str) -> None:
-        await session.remove("user")
-        event = {"subscriptionId": 0, "event": {"e": "eventStreamTerminated", "E": now_ms()}}
-        await ws.send_text(orjson.dumps(event).decode())
-
-    def unwatch() -> None:
-        for w in watching:
-            _guard(ws).unwatch(w)
-        watching.clear()
-
-    async def reply(req_id: Any, result: Any = None, error: tuple[int, str] | None = None, status: int = 200) -> None:
-        body: dict[str, Any] = {"id": req_id, "status": status if error is None else 400}
-        if error:
-            body["error"] = {"code": error[0], "msg": error[1]}
-        else:
-            body["result"] = result
-        await ws.send_text(orjson.dumps(body).decode())
-
-    async def handle(text: str) -> None:
-        try:
-            msg = orjson.loads(text)
-            method, req_id, params = msg.get("method"), msg.get("id"), msg.get("params") or {}
-        except (orjson.JSONDecodeError, AttributeError):
-            await reply(None, error=(-1100, "Malformed request."))
-            return
-        if method == "ping":
-            await reply(req_id, {})
-        elif method == "time":
-            await reply(req_id, {"serverTime": now_ms()})
-        elif method == "userDataStream.subscribe.signature":
-            if not isinstance(params, dict):
-                await reply(req_id, error=(-1100, "Malformed params."))
-                return
-            api_key = str(params.get("apiKey", ""))[:128]
-            try:
-                found = await gw.api_key(api_key, ip)
-            except ApiError as refused:
-                await reply(req_id, error=(refused.code, refused.msg))
-                return
-            if (
-                found is None
-                or not found.active
-                or not found.allows_ip(ip)
-                or not found.permissions & apikeys.STREAM_PERMISSIONS
-            ):
-                await reply(req_id, error=(-2015, "Invalid API-key, IP, or permissions for action."))
-                return
-            if not found.verifies(ws_api_payload(params), str(params.get("signature", ""))):
-                await reply(req_id, error=(-1022, "Signature for this request is not valid."))
-                return
-            try:
-                check_timestamp({k: str(v) for k, v in params.items()}, now_ms(), gw.settings.recv_window_max_ms)
-            except Exception as exc:
-                await reply(req_id, error=(getattr(exc, "code", -1021), getattr(exc, "msg", "Bad timestamp.")))
-                return
-            await session.add("user", gw.hub.channels.user(found.user_id))
-            unwatch()
-            watching.append(Watched(api_key, found.user_id, None, terminated))
-            _guard(ws).watch(watching[0])
-            await reply(req_id, {"subscriptionId": 0})
-        elif method == "userDataStream.unsubscribe":
-            unwatch()
-            await session.remove("user")
-            await reply(req_id, {})
-        else:
-            await reply(req_id, error=(-1100, "Unknown method."))
-
-    try:
-        await _run(ws, session, handle, MessageRate())
-    finally:
-        unwatch()
+        await run_session(ws, session, await _market_protocol(ws, session, gw), MessageRate())

@@ -130,6 +130,42 @@ def test_ingress_routes_rest_and_websocket_paths_to_the_gateway(rendered):
     assert backends == {"spot-exchange-gateway"}
 
 
+# What the gateway serves that is not for the internet (issue 20): Swagger UI and its schema, metrics, probes;
+# none of it may be reachable through an Ingress (API Gateway routes /api only: terraform's
+# modules/apigateway/tests/public_paths.tftest.hcl).
+PRIVATE_PATHS = ("/docs", "/docs/oauth2-redirect", "/openapi.json", "/metrics", "/readyz", "/healthz")
+
+
+def ingress_routes(rule: dict, url: str) -> bool:
+    """Whether an Ingress path rule sends ``url`` on: Exact by equality, Prefix (and, as a controller may
+    read it, ImplementationSpecific) by whole path elements."""
+    path = rule["path"]
+    if rule.get("pathType") == "Exact":
+        return url == path
+    return path == "/" or url == path.rstrip("/") or url.startswith(path.rstrip("/") + "/")
+
+
+def test_ingress_path_matching_is_by_whole_elements():
+    assert ingress_routes({"path": "/api", "pathType": "Prefix"}, "/api/v3/order")
+    assert not ingress_routes({"path": "/api", "pathType": "Prefix"}, "/apidocs")
+    assert ingress_routes({"path": "/", "pathType": "Prefix"}, "/metrics")
+    assert not ingress_routes({"path": "/docs", "pathType": "Exact"}, "/docs/x")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_no_ingress_routes_docs_metrics_or_probes(rendered, profile):
+    routed = [
+        (d["metadata"]["name"], p["path"], url)
+        for d in rendered[profile]
+        if d["kind"] == "Ingress"
+        for rule in d["spec"]["rules"]
+        for p in rule["http"]["paths"]
+        for url in PRIVATE_PATHS
+        if ingress_routes(p, url)
+    ]
+    assert not routed, routed
+
+
 @pytest.mark.parametrize("path", BROKEN_VALUES, ids=lambda p: p.name)
 def test_broken_values_are_refused(path):
     import helm_python

@@ -14,6 +14,8 @@ import jsonschema
 import pytest
 import yaml
 
+from shared.config import database_role
+
 from .contract import BROKEN, COMPOSE_FILE, SERVICE_PORTS
 
 SCHEMA = Path(__file__).resolve().parent / "schemas" / "compose-spec.json"
@@ -149,3 +151,12 @@ def test_compose_keys_live_in_a_volume_not_in_the_file():
         assert "spot-keys:/var/lib/spot/keys" in services[name].get("volumes", []), name
         env = services[name]["environment"]
         assert "ENVELOPE_KEY" not in env and "SERVICE_KEY" not in env, name
+
+
+def test_compose_runs_each_service_as_its_own_database_role():
+    """Migration 0010: each service acts as ``spot_<service>`` (only what its statements need); ``init``
+    migrates and seeds as the login user."""
+    services = _load(COMPOSE_FILE)["services"]
+    roles = {name: services[name]["environment"].get("DATABASE_ROLE") for name in SERVICE_PORTS}
+    assert roles == {name: database_role(name) for name in SERVICE_PORTS}
+    assert "DATABASE_ROLE" not in services["init"]["environment"]

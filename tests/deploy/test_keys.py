@@ -2,7 +2,8 @@
 
 SERVICE_KEY must be one value for the gateway (which signs its calls to ingestion) and ingestion (which
 verifies them); the API secrets' KEK must be one for every pod: KMS on EKS (KMS_KEY_ID, no ENVELOPE_KEY),
-ENVELOPE_KEY elsewhere. Only the gateway's connections act as the spot_gateway role (DATABASE_ROLE).
+ENVELOPE_KEY elsewhere. Each service's connections act as its own database role (DATABASE_ROLE,
+spot_<service>).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
+from shared.config import database_role
 
 from .contract import PROFILES
 
@@ -95,13 +98,15 @@ def test_eks_wraps_with_kms_and_has_no_envelope_key(rendered):
 
 
 @pytest.mark.parametrize("profile", PROFILES)
-def test_only_the_gateway_acts_as_the_gateway_database_role(rendered, profile):
+def test_each_service_acts_as_its_own_database_role(rendered, profile):
+    """Migration 0010's roles, one per service, named as ``shared.config.database_role`` names them; the
+    init Job migrates as the login user."""
     roles = {
         service: [e.get("value") for e in _container(d).get("env", []) if e["name"] == "DATABASE_ROLE"]
         for service, d in _deployments(rendered[profile]).items()
     }
-    assert roles.pop("gateway") == ["spot_gateway"]
-    assert not any(roles.values()), roles
+    assert roles == {service: [database_role(service)] for service in roles}
+    assert "gateway" in roles, "every profile runs the gateway"
     assert "DATABASE_ROLE" not in _config_data(rendered[profile])
     for d in rendered[profile]:
         if d["kind"] == "Job":

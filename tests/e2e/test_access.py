@@ -9,16 +9,21 @@ random key cost a Postgres query each, any key opened the private stream, and a 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import hmac
 import json
 import secrets
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 import websockets
 
+from services.gateway.deps import BAD_KEY
 from spot import admin, keys
 from tests.client import Client, Stream
 from tests.e2e.conftest import RunningFleet, _run
@@ -28,6 +33,7 @@ pytestmark = pytest.mark.e2e
 WEIGHT = 100  # per minute, per key or IP: small, so a flood reaches it quickly
 LOOKUPS = 20  # API keys an IP may have looked up in Postgres per minute
 CONNECTIONS = 10  # WebSocket connections an IP may open per 5 minutes
+ORDERS_A_DAY = 1000  # per account
 CONCURRENT = 5  # requests in flight from the random-key prober
 ORDER = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.001"}
 FUNDS = [("BTC", 10**8), ("USDT", 100_000 * 10**8)]
@@ -41,6 +47,7 @@ def fleet(module_env: dict[str, str]) -> Iterator[RunningFleet]:
         "REQUEST_WEIGHT_PER_MINUTE": str(WEIGHT),
         "KEY_LOOKUPS_PER_MINUTE": str(LOOKUPS),
         "WS_CONNECTIONS_PER_5M": str(CONNECTIONS),
+        "ORDERS_PER_DAY": str(ORDERS_A_DAY),
     }
     yield from _run(env)
 
@@ -302,16 +309,34 @@ def test_depth_costs_weight_by_limit_and_responses_tell_the_weight_used(fleet: R
 
 
 async def _order_headers(f: RunningFleet) -> None:
-    c, _ = await _user(f)
+    c, u = await _user(f)
     query = c.sign({**ORDER, "price": "50000"})
     headers = {"X-MBX-APIKEY": c.api_key, "Content-Type": "application/x-www-form-urlencoded"}
     r = await c.http.post("/api/v3/order", content=query, headers=headers)
     assert r.status_code == 200, r.text
-    assert (r.headers["X-MBX-USED-WEIGHT-1M"], r.headers["X-MBX-ORDER-COUNT-10S"]) == ("1", "1")
+    used = ("X-MBX-USED-WEIGHT-1M", "X-MBX-ORDER-COUNT-10S", "X-MBX-ORDER-COUNT-1D")
+    assert tuple(r.headers[h] for h in used) == ("1", "1", "1"), r.headers
+    second = await keys.create(f.settings, u.user_id, ["TRADE"])  # the account's day counts every key
+    other = Client(f.base, second.api_key, second.secret or "", forwarded_for=_ip())
+    query = other.sign({**ORDER, "price": "50000"})
+    headers = {"X-MBX-APIKEY": other.api_key, "Content-Type": "application/x-www-form-urlencoded"}
+    r = await other.http.post("/api/v3/order", content=query, headers=headers)
+    assert r.status_code == 200, r.text
+    assert tuple(r.headers[h] for h in used) == ("1", "1", "2"), r.headers
+    r = await c.http.get("/api/v3/time")  # every answer tells the IP's weight, a refusal's too
+    assert r.headers["X-MBX-USED-WEIGHT-1M"] == "1", r.headers
+    r = await c.http.get("/api/v3/account", headers={"X-MBX-APIKEY": "no-such-key"})
+    assert r.status_code == 401 and r.headers["X-MBX-USED-WEIGHT-1M"] == "2", r.headers
+    info = await c.public("exchangeInfo")
+    day = {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": ORDERS_A_DAY}
+    assert day in info["rateLimits"], info["rateLimits"]
     await c.close()
+    await other.close()
 
 
-def test_a_new_order_tells_the_weight_and_order_count_used(fleet: RunningFleet) -> None:
+def test_a_new_order_tells_the_weight_and_the_order_counts_used(fleet: RunningFleet) -> None:
+    """X-MBX-USED-WEIGHT-1M on every answer; X-MBX-ORDER-COUNT-10S per key and -1D per account (all its
+    keys) on a new order; exchangeInfo lists the day's limit (ORDERS_PER_DAY)."""
     asyncio.run(_order_headers(fleet))
 
 
@@ -358,3 +383,109 @@ async def _ccxt_ed25519(f: RunningFleet) -> None:
 
 def test_ccxt_trades_and_streams_with_an_ed25519_key(fleet: RunningFleet) -> None:
     asyncio.run(_ccxt_ed25519(fleet))
+
+
+class WsApiConversation:
+    """Requests on one /ws-api/v3 connection, paced under its 5 messages a second; what is not an answer
+    (events, Binance's unsolicited session revocation) is kept in ``others``."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws, self._next = ws, 0
+        self.others: list[dict[str, Any]] = []
+
+    async def call(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        await asyncio.sleep(0.25)
+        self._next += 1
+        request = {"id": f"r{self._next}", "method": method, **({"params": params} if params is not None else {})}
+        await self.ws.send(json.dumps(request))
+        while True:
+            message = json.loads(await asyncio.wait_for(self.ws.recv(), 10))
+            if message.get("id") == request["id"]:
+                return message
+            self.others.append(message)
+
+    async def event(self, kind: str, within: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while not any(m.get("event", {}).get("e") == kind for m in self.others):
+            self.others.append(json.loads(await asyncio.wait_for(self.ws.recv(), deadline - time.monotonic())))
+        return next(dict(m["event"]) for m in self.others if m.get("event", {}).get("e") == kind)
+
+
+def _ed25519_signed(private: Any, api_key: str, **params: Any) -> dict[str, Any]:
+    """Binance's WS-API signature with an Ed25519 key: base64 over the sorted ``key=value`` pairs."""
+    signed = {"apiKey": api_key, "timestamp": int(time.time() * 1000), **params}
+    payload = "&".join(f"{k}={signed[k]}" for k in sorted(signed)).encode()
+    return {**signed, "signature": base64.b64encode(private.sign(payload)).decode()}
+
+
+async def _ed25519_key(f: RunningFleet, user_id: int, permissions: list[str]) -> tuple[str, Any]:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.generate()
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    key = await keys.create(f.settings, user_id, permissions, None, public_pem.decode())
+    return key.api_key, private
+
+
+async def _session_logon(f: RunningFleet) -> None:
+    c, u = await _user(f)
+    api_key, private = await _ed25519_key(f, u.user_id, ["TRADE", "USER_DATA"])
+    url = f"{f.base.replace('http', 'ws')}/ws-api/v3"
+    async with websockets.connect(url, additional_headers={"X-Forwarded-For": _ip()}) as ws:
+        api = WsApiConversation(ws)
+        before = await api.call("session.status")
+        assert before["status"] == 200, before
+        assert (before["result"]["apiKey"], before["result"]["authorizedSince"]) == (None, None)
+        assert before["result"]["userDataStream"] is False and before["result"]["connectedSince"] > 0
+        refused = await api.call("userDataStream.subscribe")
+        assert (refused["status"], refused["error"]["code"]) == (401, -1002), "no session, no account"
+
+        hmac_params = {"apiKey": c.api_key, "timestamp": int(time.time() * 1000)}
+        payload = "&".join(f"{k}={hmac_params[k]}" for k in sorted(hmac_params)).encode()
+        hmac_params["signature"] = hmac.new(c.secret.encode(), payload, hashlib.sha256).hexdigest()
+        refused = await api.call("session.logon", hmac_params)
+        assert refused["error"]["code"] == -4056, "only an Ed25519 key stands for a session"
+        forged = {**_ed25519_signed(private, api_key), "timestamp": int(time.time() * 1000) + 1}
+        refused = await api.call("session.logon", forged)
+        assert (refused["status"], refused["error"]["code"]) == (401, -1022), refused
+
+        logon = await api.call("session.logon", _ed25519_signed(private, api_key))
+        assert logon["status"] == 200 and logon["result"]["apiKey"] == api_key, logon
+        assert logon["result"]["authorizedSince"] >= before["result"]["connectedSince"]
+        status = await api.call("session.status")
+        assert status["result"]["apiKey"] == api_key and status["result"]["userDataStream"] is False
+
+        # the session's key stands for requests that carry no apiKey and no signature
+        assert (await api.call("userDataStream.subscribe"))["result"] == {"subscriptionId": 0}
+        assert (await api.call("session.status"))["result"]["userDataStream"] is True
+        placed = await c.order(**ORDER, price="40000")
+        report = await api.event("executionReport")
+        assert (report["i"], report["X"]) == (placed["orderId"], "NEW"), report
+        again = await api.call("userDataStream.subscribe.signature", {"timestamp": int(time.time() * 1000)})
+        assert again["result"] == {"subscriptionId": 0}, again
+
+        out = await api.call("session.logout")
+        assert out["status"] == 200 and (out["result"]["apiKey"], out["result"]["userDataStream"]) == (None, False)
+        await api.event("eventStreamTerminated")  # logout ends the subscription the session made
+        refused = await api.call("userDataStream.subscribe")
+        assert refused["error"]["code"] == -1002, "logged out: requests need their own signature again"
+
+        # a revoked key revokes the session at its next use, as Binance tells it
+        assert (await api.call("session.logon", _ed25519_signed(private, api_key)))["status"] == 200
+        await keys.revoke(f.settings, api_key)
+        await asyncio.sleep(0.5)  # every replica has dropped its copy (pub/sub)
+        refused = await api.call("userDataStream.subscribe")
+        assert (refused["status"], refused["error"]["code"]) == (401, -2015), refused
+        assert {"id": None, "status": 401, "error": {"code": -2015, "msg": BAD_KEY}} in api.others
+        assert (await api.call("session.status"))["result"]["apiKey"] is None
+    await c.close()
+
+
+def test_the_ws_api_logs_on_with_an_ed25519_key_and_its_session_signs_for_it(fleet: RunningFleet) -> None:
+    """session.logon / status / logout (issue 20) with a real Ed25519 key on the running fleet: after logon the
+    user data stream needs no apiKey or signature; logout ends it; HMAC keys and forged signatures are refused;
+    a revoked key ends the session."""
+    asyncio.run(_session_logon(fleet))

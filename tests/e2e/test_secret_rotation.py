@@ -21,6 +21,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from shared.config import SERVICE_PORTS, database_role
 from spot import admin
 from tests.client import Client
 from tests.e2e.conftest import RunningFleet, _run
@@ -29,6 +30,7 @@ from tests.faults import free_port
 pytestmark = pytest.mark.e2e
 
 REGION = "us-east-1"
+SERVICE_ROLES = [database_role(service) for service in SERVICE_PORTS]
 MOTO_KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}  # moto takes any
 
 
@@ -80,11 +82,18 @@ def rotating_role(fresh_env: dict[str, str]) -> Iterator[tuple[str, str]]:
             "SET password_encryption = 'scram-sha-256'",
             f"CREATE ROLE {role} LOGIN PASSWORD '{password}'",
             f'ALTER DATABASE "{database}" OWNER TO {role}',
-            # the gateway takes the spot_gateway role (migration 0009); the app's login user is a member, as
-            # the deploy README has an operator grant where the migrating user could not
-            "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'spot_gateway') THEN "
-            "CREATE ROLE spot_gateway NOLOGIN; END IF; END $$",
-            f"GRANT spot_gateway TO {role}",
+            # each service takes its own role (migration 0010); the app's login user is a member of each, as
+            # the deploy README has an operator grant where the migrating user could not create them
+            *(
+                statement
+                for service_role in SERVICE_ROLES
+                for statement in (
+                    f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{service_role}') THEN "
+                    f"CREATE ROLE {service_role} NOLOGIN; END IF; "
+                    "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$",
+                    f"GRANT {service_role} TO {role}",
+                )
+            ),
         )
     )
     hba.write_text(lines + original)  # first match wins: this role alone must authenticate

@@ -84,7 +84,16 @@ async def test_trading_page(fleet) -> None:  # type: ignore[no-untyped-def]
         try:
             page = await browser.new_page(viewport={"width": 1440, "height": 900})
             page.on("pageerror", lambda e: errors.append(str(e)))
-            await page.goto(fleet.base + "/")
+            # the page runs under its own Content-Security-Policy (issue 20): anything it refused is an error
+            page.on(
+                "console",
+                lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
+            )
+            answer = await page.goto(fleet.base + "/")
+            assert answer is not None
+            headers = await answer.all_headers()
+            assert "frame-ancestors 'none'" in headers["content-security-policy"], headers
+            assert (headers["x-frame-options"], headers["referrer-policy"]) == ("DENY", "no-referrer"), headers
 
             # public data: markets, the live streams, an empty synchronised book
             await expect(page.locator("#market option")).to_have_count(2)

@@ -1,18 +1,28 @@
-"""The gateway's rate limits on a real Redis: both budgets in one round trip, each refused on its own.
+"""The gateway's rate limits on a real Redis: every budget in one round trip, each refused on its own.
 
-A new order spends request weight and one of the key's orders per 10 seconds in the same pipeline; the
-order budget runs out first here and is refused with Binance's -1015, the weight budget with -1003, each
-with a ``Retry-After`` within its window. Another key's budget is untouched.
+A new order spends request weight, one of the key's orders per 10 seconds and one of its account's orders
+of the day in the same call; the order budgets run out first here and are refused with Binance's -1015, the
+weight budget with -1003, each with a ``Retry-After`` within its window. Another key's budget is untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis.asyncio as aioredis
 
-from services.gateway.ratelimit import ORDER_WINDOW_S, WEIGHT_WINDOW_S, Claim, RateLimiter, signed_budget
+from services.gateway.ratelimit import (
+    DAY_S,
+    ORDER_WINDOW_S,
+    USED,
+    WEIGHT_WINDOW_S,
+    Claim,
+    RateLimiter,
+    signed_budget,
+    used_headers,
+)
 from shared import errors
 from shared.errors import ApiError
 from shared.rediskeys import client_id_key
@@ -40,9 +50,10 @@ async def _limits(redis_url: str) -> None:
         assert 1 <= int(refused.value.headers["Retry-After"]) <= WEIGHT_WINDOW_S + 1
 
         counters = [k async for k in cache.scan_iter("rl:*")]
-        assert len(counters) == 4  # weight and orders, for alice and bob
-        ttls = [await cache.ttl(k) for k in counters]
-        assert all(0 < t <= WEIGHT_WINDOW_S + 1 for t in ttls), f"a window that never expires: {ttls}"
+        assert len(counters) == 6  # weight, orders per 10 s and per day, for alice and bob
+        ttls = {k: await cache.ttl(k) for k in counters}
+        windows = {k: DAY_S if b":o1d:" in k else WEIGHT_WINDOW_S for k in counters}
+        assert all(0 < ttls[k] <= windows[k] + 1 for k in counters), f"a window that never expires: {ttls}"
     finally:
         await cache.aclose()
 
@@ -71,10 +82,51 @@ async def _claims(redis_url: str) -> None:
         # a cluster runs the script only if every key is in one slot: the budgets and the claim share a tag
         tags = {k.decode().split("{", 1)[1].split("}", 1)[0] async for k in cache.scan_iter("*{u:7}*")}
         assert tags == {"u:7"}
-        assert len([k async for k in cache.scan_iter("*{u:7}*")]) == 3  # weight, orders, the claim
+        assert len([k async for k in cache.scan_iter("*{u:7}*")]) == 4  # weight, orders (10 s, day), the claim
     finally:
         await cache.aclose()
 
 
 def test_a_new_order_claims_its_client_id_in_the_same_call_only_within_budget(fresh_env: dict[str, str]) -> None:
     asyncio.run(_claims(fresh_env["REDIS_URL"]))
+
+
+async def _daily(redis_url: str) -> None:
+    cache = aioredis.from_url(redis_url)
+    try:
+        limiter = RateLimiter(cache, weight_per_minute=100, orders_per_10s=100, orders_per_day=3)
+        first, second, other = signed_budget(7, "key-a"), signed_budget(7, "key-b"), signed_budget(8, "key-c")
+        used: dict[str, int] = {}
+        token = USED.set(used)
+        try:
+            await limiter.spend(first, 1, orders=1)
+            await limiter.spend(first, 1, orders=1)
+            assert used == {"weight": 2, "orders": 2, "orders_1d": 2}
+            await limiter.spend(second, 1, orders=1)  # another key of the same account: its own 10 s, one day
+            assert (used["orders"], used["orders_1d"]) == (1, 3)
+            assert used_headers(used) == [
+                (b"x-mbx-used-weight-1m", b"1"),
+                (b"x-mbx-order-count-10s", b"1"),
+                (b"x-mbx-order-count-1d", b"3"),
+            ]
+            late = Claim(client_id_key(7, "over-the-day"), 1004, 60)
+            with pytest.raises(ApiError) as refused:
+                await limiter.spend(second, 1, orders=1, claim=late)
+        finally:
+            USED.reset(token)
+        assert (refused.value.code, refused.value.http_status) == (errors.TOO_MANY_ORDERS, 429)
+        assert refused.value.msg == "Too many new orders; current limit is 3 orders per 1 DAY."
+        until_midnight = DAY_S - int(time.time()) % DAY_S
+        assert 1 <= int(refused.value.headers["Retry-After"]) <= until_midnight + 2
+        assert await cache.get(late.key) is None, "an order over the day's budget claims nothing"
+        await limiter.spend(other, 1, orders=1)  # another account's day is its own
+        (day_key,) = [k async for k in cache.scan_iter("rl:{u:7}:o1d:*")]
+        assert 0 < await cache.ttl(day_key) <= DAY_S + 1
+    finally:
+        await cache.aclose()
+
+
+def test_an_account_places_a_bounded_number_of_orders_a_day_over_all_its_keys(fresh_env: dict[str, str]) -> None:
+    """Binance's ORDERS per DAY (``X-MBX-ORDER-COUNT-1D``): counted per account, refused with -1015 until the
+    next 00:00 UTC."""
+    asyncio.run(_daily(fresh_env["REDIS_URL"]))

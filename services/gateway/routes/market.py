@@ -127,6 +127,7 @@ async def exchange_info(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
                 "limit": s.request_weight_per_minute,
             },
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": s.orders_per_10s},
+            {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": s.orders_per_day},
         ],
         "exchangeFilters": [],
         "symbols": [_symbol_info(m) for m in markets],

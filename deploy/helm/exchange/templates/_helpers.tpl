@@ -42,6 +42,12 @@ Per-service helpers take a dict: (dict "root" $ "name" "order-processor").
 {{- printf "%s-%s" (include "exchange.fullname" .root) .name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* The Postgres role a service's connections act as (DATABASE_ROLE, migration 0010): spot_<service>, with
+underscores (order-processor: spot_order_processor), as shared.config.database_role names it. */}}
+{{- define "exchange.databaseRole" -}}
+{{- printf "spot_%s" (.name | replace "-" "_") }}
+{{- end }}
+
 {{- define "exchange.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "exchange.name" .root }}
 app.kubernetes.io/instance: {{ .root.Release.Name }}

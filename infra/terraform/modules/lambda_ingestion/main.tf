@@ -193,6 +193,8 @@ resource "aws_lambda_function" "this" {
       KAFKA_SECURITY_PROTOCOL = "SASL_SSL"
       KAFKA_SASL_MECHANISM    = "OAUTHBEARER"
       LOG_LEVEL               = "INFO"
+      # ingestion's own database role (migration 0010): markets, API keys, order-id blocks; no balances, no orders
+      DATABASE_ROLE = "spot_ingestion"
       # the handler builds DATABASE_URL and REDIS_URL from these at a cold start (never in the environment)
       DATABASE_SECRET_ARN   = var.database_secret_arn
       DATABASE_HOST         = var.database_host

@@ -134,6 +134,11 @@ run "reads_exactly_its_two_secrets_and_is_told_where_they_are" {
   }
 
   assert {
+    condition     = aws_lambda_function.this.environment[0].variables.DATABASE_ROLE == "spot_ingestion"
+    error_message = "the handler's connections act as ingestion's own database role (migration 0010), not as the master user"
+  }
+
+  assert {
     condition     = aws_lambda_function.this.filename == var.package_path && aws_lambda_function.this.source_code_hash == filebase64sha256(var.package_path)
     error_message = "the function deploys the prebuilt zip and redeploys when it changes"
   }
