@@ -35,7 +35,6 @@ from redis.exceptions import RedisError
 from shared import tracing
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
-from shared.signing import check_timestamp, ws_api_payload
 
 from .access import StreamGuard, Watched
 from .deps import Gateway, client_ip

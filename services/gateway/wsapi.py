@@ -31,9 +31,9 @@ from shared import apikeys, errors
 from shared.apikeys import ApiKey
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
+from shared.signing import check_timestamp, ws_api_payload
 
 from .access import StreamGuard, Watched
-from .auth import check_timestamp, ws_api_payload
 from .deps import BAD_KEY, Gateway, client_ip
 from .ws import MessageRate, Session, admitted, guard_of, run_session
 
