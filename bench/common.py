@@ -31,7 +31,7 @@ REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "56579"))
 PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "200"))  # 8200.. beside `spot up` (8000..), tests (8100..)
 # memory, or disk: the broker on spot.objectstore (`spot up --durable-broker`), its files under STATE/broker
 BROKER_STORAGE = os.environ.get("BENCH_BROKER_STORAGE", "memory")
-STORE_PORT = int(os.environ.get("BENCH_STORE_PORT", "59293"))
+STORE_PORT = int(os.environ.get("BENCH_STORE_PORT", str(KAFKA_PORT + 1)))  # the broker's, beside it
 
 
 def machine() -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Literal
 
 import asyncpg
 
-from . import ports
+from . import broker_sweep, ports
 from .children import die_with_parent
 
 DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT = 59092, 56379
@@ -152,6 +152,11 @@ def start_tansu(infra: Infra, state: Path, port: int, store: str | None = None) 
     env = None if store is None else _broker_env(store)
     engine = f"memory://{BUCKET}/" if store is None else f"s3://{BUCKET}/"
     with open(state / "tansu.log", "ab") as log:  # the child keeps its own descriptor
+        if store is not None:  # while nothing writes to it: what a killed topic deletion left
+            swept = broker_sweep.sweep(store, BUCKET)
+            if swept:
+                log.write(f"spot: removed the objects of deleted topics before starting: {swept}\n".encode())
+                log.flush()
         p = subprocess.Popen(
             [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
              "--storage-engine", engine],

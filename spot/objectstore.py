@@ -25,6 +25,12 @@ fsync: the kernel keeps what was written when a process dies; a power cut may lo
 A key that would need a file where a folder is (``a`` beside ``a/b``) is refused with 409; the broker never
 writes one.
 
+Modification times are the store's own clock, not the file system's: each write gets one strictly later than
+every earlier write's (microseconds, what a listing shows), kept as the file's mtime so a restart lists the same
+times. Tansu answers ListOffsets(latest) with the batch whose LastModified is the greatest (and earliest with
+the least), keeping the first of equals in key order: with two batches written in one millisecond (what the
+listing's precision was), the end of a partition was answered one record short of what was acknowledged.
+
 The index (key -> ETag, size, modification time) is in memory, rebuilt from the files at start (each file
 read once for its MD5); listings come from it, in key order. Requests are served one at a time between
 awaits, and each conditional check and its write happen with no await between them, so two conditional
@@ -40,6 +46,7 @@ import hashlib
 import os
 import secrets
 import signal
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,16 +101,38 @@ def precondition_failed() -> S3Error:
 class Meta:
     etag: str  # quoted, as in the ETag header
     size: int
-    mtime: float
+    mtime_ns: int  # the store's clock (``Clock``), as the file's mtime
     listed: str  # what a listing says of it after its key: made once, as the broker lists a partition per fetch
     entry: str  # the whole entry, its key as is
 
     @classmethod
-    def of(cls, key: str, data: bytes, mtime: float) -> Meta:
+    def of(cls, key: str, data: bytes, mtime_ns: int) -> Meta:
         etag = etag_of(data)
-        listed = (f"<LastModified>{_iso(mtime)}</LastModified><ETag>{escape(etag)}</ETag><Size>{len(data)}</Size>"
+        listed = (f"<LastModified>{_iso(mtime_ns)}</LastModified><ETag>{escape(etag)}</ETag><Size>{len(data)}</Size>"
                   "<StorageClass>STANDARD</StorageClass>")  # fmt: skip
-        return cls(etag, len(data), mtime, listed, f"<Contents><Key>{escape(key)}</Key>{listed}</Contents>")
+        return cls(etag, len(data), mtime_ns, listed, f"<Contents><Key>{escape(key)}</Key>{listed}</Contents>")
+
+
+class Clock:
+    """Modification times unique and increasing in the order of the writes, in whole microseconds.
+
+    The wall clock's time when it is later than the last one given, else the last one plus a microsecond: two
+    writes never share a time (a listing shows microseconds), and a wall clock stepped back never reorders them.
+    """
+
+    STEP_NS = 1000
+
+    def __init__(self) -> None:
+        self.last_ns = 0
+
+    def saw(self, mtime_ns: int) -> None:
+        """A time already given (a file's, at start): every later write comes after it."""
+        self.last_ns = max(self.last_ns, mtime_ns)
+
+    def next(self) -> int:
+        now = time.time_ns() // self.STEP_NS * self.STEP_NS
+        self.last_ns = max(now, self.last_ns + self.STEP_NS)
+        return self.last_ns
 
 
 def etag_of(data: bytes) -> str:
@@ -125,8 +154,9 @@ def _decode_segment(name: str) -> str:
 class Bucket:
     """One bucket: a folder of files and the index of its keys."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, clock: Clock) -> None:
         self.folder = folder
+        self.clock = clock
         self.meta: dict[str, Meta] = {}
         self.keys: SortedList[str] = SortedList()
 
@@ -149,7 +179,9 @@ class Bucket:
                 path = placed
             key = "/".join(_decode_segment(part) for part in path.relative_to(self.folder).parts)
             data = path.read_bytes()
-            self._index(key, Meta.of(key, data, path.stat().st_mtime))
+            mtime_ns = path.stat().st_mtime_ns
+            self.clock.saw(mtime_ns)
+            self._index(key, Meta.of(key, data, mtime_ns))
 
     @staticmethod
     def _finish_replace(new: Path) -> Path | None:
@@ -192,13 +224,18 @@ class Bucket:
         if path.is_dir():
             raise S3Error(409, "KeyConflict", "This key is a prefix of other keys.", key)
         tmp = path.with_name(f"{TMP_PREFIX}{secrets.token_hex(6)}")
+        mtime_ns = self.clock.next()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]
-        finally:
+            os.utime(fd, ns=(mtime_ns, mtime_ns))  # after the last write, which set it to the kernel's time
+        except BaseException:
             os.close(fd)
+            tmp.unlink(missing_ok=True)  # a failed write (a full disk) leaves nothing behind
+            raise
+        os.close(fd)
         if found is None:
             os.rename(tmp, path)
         else:
@@ -206,7 +243,7 @@ class Bucket:
             os.rename(tmp, new)
             os.unlink(path)
             os.rename(new, path)
-        meta = Meta.of(key, data, path.stat().st_mtime)
+        meta = Meta.of(key, data, mtime_ns)
         self._index(key, meta)
         return meta
 
@@ -265,10 +302,11 @@ class Store:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.buckets: dict[str, Bucket] = {}
+        self.clock = Clock()  # one for all buckets: a listing of any of them orders its writes
         root.mkdir(parents=True, exist_ok=True)
         for entry in sorted(root.iterdir()):
             if entry.is_dir() and not entry.name.startswith("."):
-                bucket = self.buckets[entry.name] = Bucket(entry)
+                bucket = self.buckets[entry.name] = Bucket(entry, self.clock)
                 bucket.load()
 
     def bucket(self, name: str) -> Bucket:
@@ -283,7 +321,7 @@ class Store:
                 raise S3Error(400, "InvalidBucketName", "The specified bucket is not valid.")
             folder = self.root / name
             folder.mkdir(exist_ok=True)
-            self.buckets[name] = Bucket(folder)
+            self.buckets[name] = Bucket(folder, self.clock)
 
     def delete_bucket(self, name: str) -> None:
         bucket = self.bucket(name)
@@ -296,16 +334,18 @@ class Store:
 # --- HTTP -------------------------------------------------------------------------------------------------
 
 
-def _http_date(mtime: float) -> str:
-    return formatdate(mtime, usegmt=True)
+def _http_date(mtime_ns: int) -> str:
+    return formatdate(mtime_ns / 1e9, usegmt=True)
 
 
-def _iso(mtime: float) -> str:
-    return datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+def _iso(mtime_ns: int) -> str:
+    """ISO 8601 in microseconds (S3 writes milliseconds; its clients read either): what keeps writes apart."""
+    seconds, ns = divmod(mtime_ns, 1_000_000_000)
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ns // 1000:06d}Z"
 
 
 def _object_headers(meta: Meta) -> dict[str, str]:
-    return {"ETag": meta.etag, "Last-Modified": _http_date(meta.mtime), "Accept-Ranges": "bytes"}
+    return {"ETag": meta.etag, "Last-Modified": _http_date(meta.mtime_ns), "Accept-Ranges": "bytes"}
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int]:

@@ -9,9 +9,12 @@ The segment ring recycles a slot topic by deleting and creating it again; that w
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -162,16 +165,36 @@ async def test_records_offsets_and_groups_survive_a_restart(broker: Broker, sig:
         await _commit(broker.bootstrap, {tp0: 40 + round_})
 
 
+async def test_the_end_of_each_partition_is_after_its_last_acknowledged_record(broker: Broker) -> None:
+    """ListOffsets(latest), what the segment ring asks once a segment is sealed: Tansu answers the base offset of
+    the batch listed as modified last, plus one (the first of equals in key order). Records acknowledged back to
+    back, each its own batch, four partitions at once: with times in milliseconds two batches shared one, and
+    the end came out a record short (the 59 == 60 of the restart test above, with no restart needed)."""
+    partitions, n = 4, 40
+    admin = await _admin(broker.bootstrap)
+    try:
+        await admin.create_topics([NewTopic(TOPIC, partitions, 1)])
+    finally:
+        await admin.close()
+    values = _values("r", n)
+    produced = await asyncio.gather(*(_produce(broker.bootstrap, TOPIC, values, p) for p in range(partitions)))
+    assert produced == [list(range(n))] * partitions
+    ends = [await _end_offset(broker.bootstrap, TopicPartition(TOPIC, p)) for p in range(partitions)]
+    assert ends == [n] * partitions
+
+
 async def test_a_deleted_topic_comes_back_empty_and_survives_a_restart(broker: Broker) -> None:
-    """The segment ring's recycling: delete a slot topic, create it again, write it from offset 0."""
+    """The segment ring's recycling: delete a slot topic, create it again, write it from offset 0; the files of
+    the topics deleted go with them."""
     tp = TopicPartition(TOPIC, 0)
     admin = await _admin(broker.bootstrap)
     try:
         await admin.create_topics([NewTopic(TOPIC, 1, 1)])
-        assert await _produce(broker.bootstrap, TOPIC, _values("old", 20), 0) == list(range(20))
-        await _commit(broker.bootstrap, {tp: 20})
-        await admin.delete_topics([TOPIC])
-        await admin.create_topics([NewTopic(TOPIC, 1, 1)])
+        for cycle in range(3):
+            assert await _produce(broker.bootstrap, TOPIC, _values(f"old{cycle}", 20), 0) == list(range(20))
+            await _commit(broker.bootstrap, {tp: 20})
+            await admin.delete_topics([TOPIC])
+            await admin.create_topics([NewTopic(TOPIC, 1, 1)])
     finally:
         await admin.close()
     assert await _end_offset(broker.bootstrap, tp) == 0
@@ -182,3 +205,61 @@ async def test_a_deleted_topic_comes_back_empty_and_survives_a_restart(broker: B
     assert await _produce(broker.bootstrap, TOPIC, _values("newer", 3), 0) == [5, 6, 7]
     got = await _read_all(broker.bootstrap, TOPIC, 0, 8)
     assert [v for _, v in got] == _values("new", 5) + _values("newer", 3)
+    files = _files(broker, TOPIC)
+    assert [f for f in files if f.endswith(".batch")] == [f"{o:020}.batch" for o in range(8)], files
+    assert [f for f in files if not f.endswith(".batch")] == ["watermark.json"], files
+    assert not [p for p in (broker.state / infra.BROKER_DIR).rglob(".*")], "no temporary file is left"
+
+
+def _files(broker: Broker, topic: str) -> list[str]:
+    """The names of the files the store keeps for ``topic``: its objects and the groups' offsets for it."""
+    bucket = broker.state / infra.BROKER_DIR / infra.BUCKET
+    own = [p for p in bucket.glob(f"clusters/*/topics/{topic}/**/*") if p.is_file()]
+    offsets = [p for p in bucket.glob(f"clusters/*/groups/consumers/*/offsets/{topic}/**/*") if p.is_file()]
+    return sorted(p.name for p in own + offsets)
+
+
+def _store_json(broker: Broker, key: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Read an object of the store as JSON, change it, write it back (as Tansu does, under its ETag)."""
+    url = f"{broker.store_url}/{infra.BUCKET}/{key}"
+    with urllib.request.urlopen(url) as r:
+        etag, doc = r.headers["ETag"], json.loads(r.read())
+    change(doc)
+    put = urllib.request.Request(url, data=json.dumps(doc).encode(), method="PUT", headers={"If-Match": etag})
+    with urllib.request.urlopen(put) as r:
+        assert r.status == 200
+
+
+async def test_a_topic_deletion_killed_half_way_is_finished_before_the_next_start(broker: Broker) -> None:
+    """Tansu deletes a topic's name from its metadata first, then the topic's objects and the groups' offsets for
+    it. A kill in between left them: the topic created again started its watermark at 0 over the old batches,
+    served them as its own and refused new records at their offsets. The next start removes them first."""
+    tp = TopicPartition(TOPIC, 0)
+    admin = await _admin(broker.bootstrap)
+    try:
+        await admin.create_topics([NewTopic(TOPIC, 1, 1), NewTopic("kept", 1, 1)])
+    finally:
+        await admin.close()
+    assert await _produce(broker.bootstrap, TOPIC, _values("old", 20), 0) == list(range(20))
+    assert await _produce(broker.bootstrap, "kept", _values("kept", 3), 0) == [0, 1, 2]
+    await _commit(broker.bootstrap, {tp: 20, TopicPartition("kept", 0): 3})
+    broker.stop(signal.SIGKILL)
+    # where the kill stopped the deletion: the name is out of the metadata, its objects are all still there
+    meta = next((broker.state / infra.BROKER_DIR / infra.BUCKET).glob("clusters/*/meta.json"))
+    key = meta.relative_to(broker.state / infra.BROKER_DIR / infra.BUCKET).as_posix()
+    _store_json(broker, key, lambda doc: doc["topics"].pop(TOPIC))
+    assert len(_files(broker, TOPIC)) == 20 + 2  # batches, watermark, the group's offset
+    broker.start()
+    assert _files(broker, TOPIC) == []
+    assert "removed the objects of deleted topics" in (broker.state / "tansu.log").read_text()
+    admin = await _admin(broker.bootstrap)
+    try:
+        await admin.create_topics([NewTopic(TOPIC, 1, 1)])
+    finally:
+        await admin.close()
+    assert await _end_offset(broker.bootstrap, tp) == 0
+    assert await _committed(broker.bootstrap, tp) is None
+    assert await _produce(broker.bootstrap, TOPIC, _values("new", 5), 0) == list(range(5))
+    assert [v for _, v in await _read_all(broker.bootstrap, TOPIC, 0, 5)] == _values("new", 5)
+    assert [v for _, v in await _read_all(broker.bootstrap, "kept", 0, 3)] == _values("kept", 3)  # untouched
+    assert await _committed(broker.bootstrap, TopicPartition("kept", 0)) == 3

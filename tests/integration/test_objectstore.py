@@ -176,3 +176,32 @@ def test_objects_and_buckets_survive_a_kill(store: Store) -> None:
         s3.put_object(Bucket=BUCKET, Key="k/0", Body=b"again", IfNoneMatch="*")
     assert _error(exists) == (412, "PreconditionFailed")
     assert sorted(f.name for f in folder.iterdir() if f.name.startswith(".")) == [], "no temporary file is left"
+
+
+def test_each_write_is_listed_as_modified_after_every_earlier_one(store: Store) -> None:
+    """Tansu answers ListOffsets(latest) with the batch listed as modified last, the first of equals in key order:
+    two batches written in one millisecond (as a listing in milliseconds showed them) made the end of a partition
+    one record short. Each write's time is its own, in the order of the writes (not of the keys), and a restart
+    lists the same times."""
+    s3 = store.start()
+    written = [f"r/{(i * 37) % 200:020}.batch" for i in range(200)]  # an order that is not the keys'
+    for key in written:
+        s3.put_object(Bucket=BUCKET, Key=key, Body=b"batch")
+    s3.put_object(Bucket=BUCKET, Key=written[0], Body=b"replaced")  # a replacement is a write too
+    written = [*written[1:], written[0]]
+
+    def listed() -> dict[str, Any]:
+        return {
+            c["Key"]: c["LastModified"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="r/")
+            for c in page["Contents"]
+        }
+
+    times = listed()
+    assert sorted(times, key=times.__getitem__) == written
+    assert len(set(times.values())) == len(written), "no two writes share a time"
+    store.kill()
+    s3 = store.start()
+    assert listed() == times
+    s3.put_object(Bucket=BUCKET, Key="r/after-the-restart", Body=b"x")
+    assert listed()["r/after-the-restart"] > max(times.values())
