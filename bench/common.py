@@ -105,7 +105,7 @@ class Servers:
 
         STATE.mkdir(parents=True, exist_ok=True)
         saved = {k: os.environ.pop(k) for k in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL") if k in os.environ}
-        storage = "disk" if BROKER_STORAGE == "disk" else "memory"
+        storage: infra.BrokerStorage = "disk" if BROKER_STORAGE == "disk" else "memory"
         if storage == "disk":  # each run from an empty log, as on memory
             import shutil
 
