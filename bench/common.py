@@ -29,6 +29,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 KAFKA_PORT = int(os.environ.get("BENCH_KAFKA_PORT", "59292"))
 REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "56579"))
 PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "200"))  # 8200.. beside `spot up` (8000..), tests (8100..)
+# memory, or disk: the broker on spot.objectstore (`spot up --durable-broker`), its files under STATE/broker
+BROKER_STORAGE = os.environ.get("BENCH_BROKER_STORAGE", "memory")
+STORE_PORT = int(os.environ.get("BENCH_STORE_PORT", str(KAFKA_PORT + 1)))  # the broker's, beside it
 
 
 def machine() -> dict[str, Any]:
@@ -102,8 +105,14 @@ class Servers:
 
         STATE.mkdir(parents=True, exist_ok=True)
         saved = {k: os.environ.pop(k) for k in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL") if k in os.environ}
+        storage: infra.BrokerStorage = "disk" if BROKER_STORAGE == "disk" else "memory"
+        if storage == "disk":  # each run from an empty log, as on memory
+            import shutil
+
+            shutil.rmtree(STATE / infra.BROKER_DIR, ignore_errors=True)
         try:
-            self.infra = infra.start(STATE, kafka_port=KAFKA_PORT, redis_port=REDIS_PORT)
+            self.infra = infra.start(STATE, kafka_port=KAFKA_PORT, redis_port=REDIS_PORT, broker_storage=storage,
+                                     store_port=STORE_PORT)
         finally:
             os.environ.update(saved)
         self.env = dict(self.infra.env)
@@ -286,6 +295,8 @@ def server_pids() -> dict[int, str]:
         try:
             if "tansu" in name and f":{KAFKA_PORT}" in cmd:
                 out[p.pid] = "tansu"
+            elif "spot.objectstore" in cmd and str(STATE) in cmd:
+                out[p.pid] = "objectstore"
             elif "redis" in name and any(c.laddr.port == REDIS_PORT for c in p.net_connections("tcp")):
                 out[p.pid] = "redis"
             elif "postgres" in name and str(STATE / "pg") in cmd:  # the postmaster; its backends below

@@ -1,6 +1,7 @@
 """``spot``: run the local fleet, run one service, administer users and balances.
 
 spot up [--fresh] [--reseed-positions]  infrastructure + init + every service; Ctrl-C drains and stops it all
+  [--durable-broker]   the broker keeps its log on disk (<state>/broker), so a restart continues on it
   [--kafka-port 59092] [--redis-port 56379] [--port-offset 0] [--state-dir .spot]
 spot run <service>            one service in the foreground (what a container runs)
 spot admin init               migrations, topics, markets
@@ -89,7 +90,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             shutil.rmtree(state)
             print(f"removed {state}: starting from nothing", flush=True)
         print(f"starting infrastructure (state in {state}) ...", flush=True)
-        local = infra.start(state, kafka_port=args.kafka_port, redis_port=args.redis_port)
+        storage: infra.BrokerStorage = "disk" if args.durable_broker else "memory"
+        local = infra.start(
+            state, kafka_port=args.kafka_port, redis_port=args.redis_port, broker_storage=storage,
+            store_port=args.broker_store_port,
+        )  # fmt: skip
     except infra.Refused as exc:
         print(f"spot up: {exc}", file=sys.stderr, flush=True)
         return 1
@@ -109,7 +114,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         created = asyncio.run(admin.init(Settings()))
         print(f"migrations applied; topics created: {', '.join(created) or 'none (already there)'}", flush=True)
         drained = state / DRAINED
-        if "tansu" in local.pids and drained.exists():  # our broker forgets its log; nothing on it was left behind
+        if "tansu" in local.pids and drained.exists():  # a broker that forgot its log: nothing was left on it
             continued = asyncio.run(admin.continue_after_drain(Settings(), drained.read_text()))
             if continued:
                 print(f"the last stop drained every topic: continuing on a new log, epoch {continued['epoch']}")
@@ -123,6 +128,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"spot up: refusing to start: {exc}{way}", file=sys.stderr, flush=True)
             return 1  # the servers are stopped on the way out
         print(f"fleet {found.fleet_id}, log epoch {found.epoch}", flush=True)
+        stale = state / infra.BROKER_DIR
+        if storage == "memory" and "tansu" in local.pids and stale.exists():  # this fleet left that log for good
+            shutil.rmtree(stale)
+            print(f"removed {stale}: the durable broker's log, which this fleet no longer continues", flush=True)
         fleet.start_all()
         fleet.wait_ready(timeout=90)
         gateway = fleet.port("gateway")
@@ -133,6 +142,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             print(f"  {name:<16} pid {fleet.procs[name].pid:<8} health http://127.0.0.1:{fleet.port(name)}/readyz")
         for key in SERVER_KEYS:
             print(f"  {key:<16} {env[key]}")
+        if "tansu" in local.pids:
+            kept = "in memory (--durable-broker: on disk)"
+            if storage == "disk":
+                kept = f"on disk in {state / infra.BROKER_DIR}"
+            print(f"  {'broker log':<16} {kept}")
         print(f"  {'servers':<16} {env_file}")
         print("\n  create a user:  spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json")
         print("  Ctrl-C stops everything.\n", flush=True)
@@ -159,7 +173,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             try:
                 found = asyncio.run(identity.verify(Settings()))
                 (state / DRAINED).write_text(f"{found.fleet_id} {found.epoch}\n")
-                print("every topic drained: the next `spot up` continues on a new log", flush=True)
+                then = "on the same log" if args.durable_broker else "on a new log"
+                print(f"every topic drained: the next `spot up` continues {then}", flush=True)
             except Exception as exc:  # no marker, no automatic continuation: the safe side
                 problems.append(f"{type(exc).__name__}: {exc}")
         if problems:
@@ -347,6 +362,19 @@ def parser() -> argparse.ArgumentParser:
         help="added to every service's port (gateway 8000)",
     )
     up.add_argument("--fresh", action="store_true", help="remove the state folder first: start from nothing")
+    up.add_argument(
+        "--durable-broker",
+        action="store_true",
+        default=infra.storage_from_env() == "disk",
+        help=f"the local broker keeps topics, offsets and groups on disk (<state>/{infra.BROKER_DIR}), so a stop, "
+        f"even a kill, continues where it stopped (default: {infra.STORAGE_ENV}=disk; else in memory)",
+    )
+    up.add_argument(
+        "--broker-store-port",
+        type=int,
+        default=int(os.environ.get("SPOT_BROKER_STORE_PORT", infra.DEFAULT_STORE_PORT)),
+        help="port of the durable broker's object store, on 127.0.0.1",
+    )
     up.add_argument(
         "--reseed-positions",
         action="store_true",

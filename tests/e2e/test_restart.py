@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.config import Settings
@@ -226,6 +227,100 @@ def test_fresh_starts_from_nothing(tmp_path: Path, ports: tuple[int, int]) -> No
         status, body = asyncio.run(account())
         assert status == 401 and body["code"] == -2015, (status, body)  # type: ignore[index]
         assert not (state / "drained").exists()
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait()
+
+
+async def _orders_then_kill(base: str, before: dict[str, object], up: Up) -> list[int]:
+    """The buyer places resting bids one after another; after the fifth is acknowledged the fleet is killed while
+    the rest are still being sent. The ids of the bids acknowledged (ACK: taken by the broker)."""
+    buyer = Client(base, *before["buyer"])  # type: ignore[misc]
+    acked: list[int] = []
+    kill: asyncio.Task[None] | None = None
+    try:
+        for i in range(200):
+            try:
+                status, body = await buyer.signed("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT",
+                                                  timeInForce="GTC", quantity="0.001", price=str(40000 + i),
+                                                  newOrderRespType="ACK")  # fmt: skip
+            except httpx.HTTPError:
+                break  # the gateway is gone
+            if status != 200:
+                break
+            acked.append(body["orderId"])
+            if len(acked) == 5:
+                kill = asyncio.create_task(asyncio.to_thread(_stop, up, signal.SIGKILL))
+            if kill is not None and kill.done():
+                break
+        assert kill is not None, "the fleet was killed while orders were being placed"
+        await kill
+        return acked
+    finally:
+        await buyer.close()
+
+
+async def _acked_orders_rest_then_cancel(base: str, before: dict[str, object], acked: list[int]) -> None:
+    """Every bid acknowledged before the kill reaches the book after the restart (none is dropped), and each
+    one still open is cancelled, its hold released."""
+    buyer = Client(base, *before["buyer"])  # type: ignore[misc]
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            status, open_orders = await buyer.signed("GET", "openOrders", symbol="BTCUSDT")
+            resting = {o["orderId"] for o in open_orders}
+            if set(acked) <= resting or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert set(acked) <= resting, f"acknowledged but not on the book: {sorted(set(acked) - resting)}"
+        for order_id in sorted(resting):
+            status, canceled = await buyer.signed("DELETE", "order", symbol="BTCUSDT", orderId=order_id)
+            assert status == 200 and canceled["status"] == "CANCELED", canceled
+        deadline = time.monotonic() + 10
+        while True:
+            status, account = await buyer.signed("GET", "account")
+            usdt = next(b for b in account["balances"] if b["asset"] == "USDT")
+            if Decimal(usdt["locked"]) == 0 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert Decimal(usdt["locked"]) == 0, usdt
+    finally:
+        await buyer.close()
+
+
+def test_a_durable_broker_continues_after_kill_9_without_reseeding(tmp_path: Path, ports: tuple[int, int]) -> None:
+    """``spot up --durable-broker``: the broker's log outlives a ``kill -9`` of the whole fleet while orders are
+    being placed, so the next start continues on the same log (no refusal, no new epoch) and every order it
+    acknowledged reaches the book; then a Ctrl-C, and the same again; then a start on memory, which leaves it."""
+    state = tmp_path / ".spot"
+    base = f"http://127.0.0.1:{8000 + UP_OFFSET}"
+    durable = ("--durable-broker", "--broker-store-port", str(free_port()))
+    up = _spot_up(state, *ports, *durable)
+    try:
+        up.read_until("broker log")
+        assert "on disk" in up.lines[-1], up.lines
+        before = asyncio.run(_first_session(base, _settings(state)))
+        acked = asyncio.run(_orders_then_kill(base, before, up))
+        up = _spot_up(state, *ports, *durable)
+        assert any("log epoch 0" in line for line in up.lines), up.lines  # the same log, not a new one
+        asyncio.run(_acked_orders_rest_then_cancel(base, before, acked))
+        asyncio.run(_second_session(base, before, 1))
+        time.sleep(1)  # settlement catches up with the cancel
+        asyncio.run(check_money_at(_settings(state).database_url))
+        _stop(up, signal.SIGINT)
+        up = _spot_up(state, *ports, *durable)
+        assert any("log epoch 0" in line for line in up.lines), up.lines
+        asyncio.run(_second_session(base, before, 2))
+        time.sleep(1)
+        asyncio.run(check_money_at(_settings(state).database_url))
+        assert any(p.is_file() for p in (state / "broker").rglob("*.batch")), "the log is in the state folder"
+        # back to the in-memory broker: a drained stop continues on a new log, and the durable one is dropped
+        _stop(up, signal.SIGINT)
+        up = _spot_up(state, *ports)
+        assert any("continuing on a new log" in line for line in up.lines), up.lines
+        assert not any("log epoch 0" in line for line in up.lines), up.lines
+        assert not (state / "broker").exists(), "a log the fleet can no longer continue on is removed"
     finally:
         if up.proc.poll() is None:
             up.proc.kill()

