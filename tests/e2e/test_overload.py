@@ -26,6 +26,19 @@ def narrow_fleet(fresh_env: dict[str, str]) -> Iterator[RunningFleet]:
     yield from _run({**fresh_env, "ORDERS_IN_FLIGHT_MAX": "1", "POOL_WAIT_MS": "1"})
 
 
+async def _confirmed(stream: Any, answers: list[tuple[int, dict[str, Any], str | None]]) -> list[str]:
+    """The client order ids NEW on the user stream, once every ACKed one is, and a second more: a refused
+    order would be confirmed by then too, were it in the fleet."""
+    acked = {a[1]["clientOrderId"] for a in answers if a[0] == 200}
+
+    def news() -> set[str]:
+        return {e["c"] for e in stream.events if e.get("e") == "executionReport" and e.get("x") == "NEW"}
+
+    await stream.wait_for(lambda _: news() >= acked, within=30)
+    await asyncio.sleep(1)
+    return sorted(news())
+
+
 async def _burst(fleet: RunningFleet) -> tuple[list[tuple[int, dict[str, Any], str | None]], list[str]]:
     user = await admin.create_user(fleet.settings, "burst", [("USDT", 1_000_000 * 10**8)])
     client = Client(fleet.base, user.api_key, user.secret)
@@ -41,14 +54,7 @@ async def _burst(fleet: RunningFleet) -> tuple[list[tuple[int, dict[str, Any], s
             return r.status_code, r.json(), r.headers.get("Retry-After")
 
         answers = await asyncio.gather(*(one(i) for i in range(BURST)))
-        acked = {a[1]["clientOrderId"] for a in answers if a[0] == 200}
-
-        def news() -> set[str]:
-            return {e["c"] for e in stream.events if e.get("e") == "executionReport" and e.get("x") == "NEW"}
-
-        await stream.wait_for(lambda _: news() >= acked, within=30)
-        await asyncio.sleep(1)  # a refused order would be confirmed by now too, were it in the fleet
-        return answers, sorted(news())
+        return answers, await _confirmed(stream, answers)
     finally:
         await stream.close()
         await client.close()
@@ -95,14 +101,7 @@ async def _flood(fleet: RunningFleet) -> tuple[list[tuple[int, dict[str, Any], s
                 return r.status_code, r.json(), r.headers.get("Retry-After")
 
             answers = await asyncio.gather(*(one(i) for i in range(int(FLOOD_S * FLOOD_RATE))))
-        acked = {a[1]["clientOrderId"] for a in answers if a[0] == 200}
-
-        def news() -> set[str]:
-            return {e["c"] for e in stream.events if e.get("e") == "executionReport" and e.get("x") == "NEW"}
-
-        await stream.wait_for(lambda _: news() >= acked, within=30)
-        await asyncio.sleep(1)  # a refused order would be confirmed by now too, were it in the fleet
-        return answers, sorted(news())
+        return answers, await _confirmed(stream, answers)
     finally:
         await stream.close()
         await client.close()
