@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from bisect import bisect_right
 import re
 import subprocess
 import sys
@@ -196,8 +197,6 @@ def segment_starts(log_text: str) -> list[float]:
 def slow_by_phase(slow: list[list[float]], starts: list[float]) -> dict[int, int]:
     """Slow confirmations counted by the whole seconds between their segment's start and their send: a pile
     at 0 says the segment switch (not the load) makes the tail."""
-    from bisect import bisect_right
-
     out: dict[int, int] = {}
     for sent, _ in slow:
         i = bisect_right(starts, sent)

@@ -30,6 +30,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from .config import Settings
+from .lifecycle import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +46,6 @@ FORGET_MS = 60_000  # a replica not heard of for this long leaves the hash
 def key(settings: Settings) -> str:
     """The fleet's hash of reports (owner: the order processor writes it, the gateway reads and prunes it)."""
     return f"spot:pressure{settings.topic_suffix}"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def encode(age_ms: int, at_ms: int) -> str:
