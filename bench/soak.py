@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from bisect import bisect_right
 import re
 import subprocess
 import sys
 import time
+from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
