@@ -86,7 +86,7 @@ async def _scenario(fleet: RunningFleet, proxy: CuttableProxy, dependency: str) 
         await _trade(seller, buyer, "50000")
         proxy.blackhole()
         silenced = time.monotonic()
-        await _wait(fleet, False, HOLDERS[dependency], NOT_READY_WITHIN_S)
+        await _wait(fleet, False, HOLDERS[dependency], NOT_READY_WITHIN_S, f"{dependency} silent")
         print(f"{dependency} silent: not ready after {time.monotonic() - silenced:.1f}s", flush=True)
         status, body = await seller.signed(
             "POST", "order", symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
@@ -95,7 +95,7 @@ async def _scenario(fleet: RunningFleet, proxy: CuttableProxy, dependency: str) 
         assert status != 500 and set(body) >= ({"orderId"} if status == 200 else {"code", "msg"}), body
         proxy.forward()
         forwarded = time.monotonic()
-        await _wait(fleet, True, tuple(fleet.fleet.procs), READY_WITHIN_S)
+        await _wait(fleet, True, tuple(fleet.fleet.procs), READY_WITHIN_S, f"{dependency} back")
         print(f"{dependency} back: ready after {time.monotonic() - forwarded:.1f}s", flush=True)
         await _trade_eventually(seller, buyer, "50001", SERVING_WITHIN_S)
         print(f"{dependency} back: traded after {time.monotonic() - forwarded:.1f}s", flush=True)

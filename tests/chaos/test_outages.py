@@ -67,27 +67,31 @@ def _broker_behind(proxy_port: int) -> Iterator[str]:
         proc.wait()
 
 
-async def _readiness(fleet: RunningFleet) -> dict[str, bool]:
+async def _readiness(fleet: RunningFleet) -> dict[str, str | None]:
+    """Each service's readiness: None when ready, else why not (its ``/readyz`` detail)."""
     async with httpx.AsyncClient(timeout=5) as http:
 
-        async def one(name: str) -> bool:
+        async def one(name: str) -> str | None:
             try:
                 r = await http.get(f"http://127.0.0.1:{fleet.fleet.port(name)}/readyz")
-            except httpx.HTTPError:
-                return False
-            return r.status_code == 200
+            except httpx.HTTPError as exc:
+                return f"no answer ({type(exc).__name__})"
+            return None if r.status_code == 200 else r.text
 
         names = list(fleet.fleet.procs)
         return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
 
 
-async def _wait(fleet: RunningFleet, want: bool, names: tuple[str, ...], within: float) -> None:
+async def _wait(fleet: RunningFleet, want: bool, names: tuple[str, ...], within: float, when: str = "") -> None:
     deadline = time.monotonic() + within
     while True:
         seen = await _readiness(fleet)
-        if all(seen[n] is want for n in names):
+        if all((seen[n] is None) is want for n in names):
             return
-        assert time.monotonic() < deadline, f"readiness {seen}, wanted {want} for {names}"
+        assert time.monotonic() < deadline, (
+            f"{when}: wanted ready={want} for {names} within {within}s; not ready: "
+            f"{ {n: why for n, why in seen.items() if why is not None} }"
+        )
         await asyncio.sleep(0.25)
 
 
@@ -111,14 +115,14 @@ async def _scenario(fleet: RunningFleet, proxies: dict[str, CuttableProxy]) -> N
         await _trade(seller, buyer, "50000")
         for i, (name, proxy) in enumerate(proxies.items()):
             proxy.cut()
-            await _wait(fleet, False, HOLDERS[name], NOT_READY_WITHIN_S)
+            await _wait(fleet, False, HOLDERS[name], NOT_READY_WITHIN_S, f"{name} cut")
             status, body = await seller.signed(
                 "POST", "order", symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
                 quantity="0.01", price=str(60_000 + i),
             )  # fmt: skip
             assert status != 500 and set(body) >= ({"orderId"} if status == 200 else {"code", "msg"}), (name, body)
             proxy.restore()
-            await _wait(fleet, True, tuple(fleet.fleet.procs), READY_WITHIN_S)
+            await _wait(fleet, True, tuple(fleet.fleet.procs), READY_WITHIN_S, f"{name} restored")
             await _trade(seller, buyer, str(50_000 + i + 1))
     finally:
         await seller.close()
