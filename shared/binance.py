@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from .candles import Candle
 from .domain import ExecType, Market, OrderStatus, OrderType, Side, fmt_amount
 from .messages import AcceptedOrder, OrderUpdate, Trade
 
@@ -219,6 +220,53 @@ def agg_trade_event(m: Market, t: Trade, event_ts: int) -> dict[str, Any]:
         "T": t.ts,
         "m": t.buyer_is_maker,
         "M": True,
+    }
+
+
+def kline_row(m: Market, c: Candle) -> list[object]:
+    """A row of GET /api/v3/klines: open time, o, h, l, c, volume, close time, quote volume, trades, taker buy
+    volume, taker buy quote volume, and Binance's unused ``"0"``."""
+    return [
+        c.open_time,
+        m.fmt_price(c.open),
+        m.fmt_price(c.high),
+        m.fmt_price(c.low),
+        m.fmt_price(c.close),
+        m.fmt_qty(c.volume),
+        c.close_time,
+        m.fmt_notional(c.quote_volume),
+        c.trades,
+        m.fmt_qty(c.taker_buy_volume),
+        m.fmt_notional(c.taker_buy_quote),
+        "0",
+    ]
+
+
+def kline_event(m: Market, c: Candle, interval: str, event_ts: int, closed: bool = False) -> dict[str, Any]:
+    """The ``<symbol>@kline_<interval>`` stream event; ``f``/``L`` are -1 for a candle with no trade."""
+    return {
+        "e": "kline",
+        "E": event_ts,
+        "s": m.symbol,
+        "k": {
+            "t": c.open_time,
+            "T": c.close_time,
+            "s": m.symbol,
+            "i": interval,
+            "f": c.first_trade,
+            "L": c.last_trade,
+            "o": m.fmt_price(c.open),
+            "c": m.fmt_price(c.close),
+            "h": m.fmt_price(c.high),
+            "l": m.fmt_price(c.low),
+            "v": m.fmt_qty(c.volume),
+            "n": c.trades,
+            "x": closed,
+            "q": m.fmt_notional(c.quote_volume),
+            "V": m.fmt_qty(c.taker_buy_volume),
+            "Q": m.fmt_notional(c.taker_buy_quote),
+            "B": "0",
+        },
     }
 
 

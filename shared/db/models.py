@@ -171,6 +171,28 @@ trades = Table(
     Index("trades_seller", "seller_user_id", "symbol", "trade_id"),
 )
 
+# Candles of the trades at the widths of ``shared.candles.LEVELS``, written by the trigger ``trades_to_klines``
+# in the transaction that inserts the trades (migration 0011); every kline interval and time zone rolls them up.
+klines = Table(
+    "klines",
+    metadata,
+    Column("symbol", Text, nullable=False),
+    Column("width_ms", Integer, nullable=False),
+    Column("open_time", BigInteger, nullable=False),
+    Column("open_ticks", BigInteger, nullable=False),
+    Column("high_ticks", BigInteger, nullable=False),
+    Column("low_ticks", BigInteger, nullable=False),
+    Column("close_ticks", BigInteger, nullable=False),
+    Column("volume_lots", Numeric, nullable=False),
+    Column("quote_nu", Numeric, nullable=False),
+    Column("trades", BigInteger, nullable=False),
+    Column("taker_buy_lots", Numeric, nullable=False),
+    Column("taker_buy_nu", Numeric, nullable=False),
+    Column("first_trade_id", BigInteger, nullable=False),
+    Column("last_trade_id", BigInteger, nullable=False),
+    PrimaryKeyConstraint("symbol", "width_ms", "open_time"),
+)
+
 # The last matched-event sequence settlement applied per symbol: redeliveries at or below it are skipped.
 settlement_cursor = Table(
     "settlement_cursor",

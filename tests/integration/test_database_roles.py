@@ -49,6 +49,7 @@ ALLOWED: dict[str, list[str]] = {
         "SELECT asset, available, held FROM balances WHERE user_id = $1",
         "SELECT order_id, status FROM orders WHERE user_id = $1",
         "SELECT * FROM trades WHERE buyer_user_id = $1",
+        "SELECT min(open_time) FROM klines WHERE symbol = 'BTCUSDT'",  # the klines route (migration 0011)
         "SELECT nextval('order_id_blocks')",
     ],
     "ingestion": [
@@ -88,7 +89,7 @@ ALLOWED: dict[str, list[str]] = {
     "trade-archiver": list(FLEET),
 }
 FORBIDDEN: dict[str, list[str]] = {
-    "gateway": [*MONEY_WRITES, *ORDER_WRITES, SECRETS[1], *ADMIN, "SELECT count(*) FROM ledger"],
+    "gateway": [*MONEY_WRITES, *ORDER_WRITES, SECRETS[1], *ADMIN, "SELECT count(*) FROM ledger", "DELETE FROM klines"],
     "ingestion": [*MONEY_WRITES, *ORDER_WRITES, SECRETS[1], *ADMIN, NEW_ORDER, "SELECT count(*) FROM balances"],
     "order-processor": [
         *ORDER_WRITES,
@@ -112,7 +113,7 @@ FORBIDDEN: dict[str, list[str]] = {
         "DELETE FROM trades",
         "UPDATE fleet SET epoch = epoch",
     ],
-    "market-data": [*MONEY_WRITES, *ORDER_WRITES, *SECRETS, *ADMIN, "SELECT count(*) FROM orders"],
+    "market-data": [*MONEY_WRITES, *ORDER_WRITES, *SECRETS, *ADMIN, "SELECT count(*) FROM orders", "DELETE FROM klines"],
     "trade-archiver": [*MONEY_WRITES, *ORDER_WRITES, *SECRETS, *ADMIN, "SELECT count(*) FROM trades"],
 }
 
@@ -192,6 +193,8 @@ def test_settlement_copies_ledger_and_trade_rows_as_its_code_does(database: tupl
                         trade = ("BTCUSDT", 1, 1, 1, 1, 1, 2, user_id, user_id, True, 0, 0, 0)
                         await conn.copy_records_to_table("trades", columns=TRADE_COLUMNS, records=[trade])
                         assert await conn.fetchval("SELECT count(*) FROM trades WHERE trade_id = 1") == 1
+                        candles = "SELECT count(*) FROM klines WHERE symbol = 'BTCUSDT' AND first_trade_id = 1"
+                        assert await conn.fetchval(candles) == 3, "the trigger wrote its 1s, 1m and 1h candles"
                         raise _RolledBack
                 except _RolledBack:
                     pass

@@ -1,0 +1,65 @@
+"""Klines of any interval and time zone, rolled up in Postgres from the stored candles (migration 0011).
+
+Which candles a request answers is pure (``shared.candles.opens``): from the candle of the symbol's first trade
+to the one holding now, bounded by ``startTime``/``endTime`` and ``limit``. Postgres then rolls each of them up
+from the stored level that divides it (``shared.candles.level_for``) in one statement: the wanted open and
+close times go in as two arrays and every candle is a range scan of the primary key, so the rows read are at
+most the limit times the interval over the level's width, whatever the number of trades. The candles with
+no trade are filled in at the previous close (``shared.candles.fill``).
+
+The stored candles are written with the trades in settlement's transaction, so a candle shows the trades
+settlement has committed, a few milliseconds behind the match; the streams (market-data) show the match.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from shared.candles import SECOND_MS, Candle, Interval, fill, level_for, next_open, opens
+
+FIRST_TRADE = "SELECT min(open_time) FROM klines WHERE symbol = $1 AND width_ms = $2"
+ROLLUP = """
+SELECT b.o, b.c, (array_agg(k.open_ticks ORDER BY k.open_time))[1], max(k.high_ticks), min(k.low_ticks),
+       (array_agg(k.close_ticks ORDER BY k.open_time DESC))[1], sum(k.volume_lots), sum(k.quote_nu),
+       sum(k.trades), sum(k.taker_buy_lots), sum(k.taker_buy_nu), min(k.first_trade_id), max(k.last_trade_id)
+FROM unnest($3::bigint[], $4::bigint[]) AS b(o, c)
+JOIN klines k ON k.symbol = $1 AND k.width_ms = $2 AND k.open_time >= b.o AND k.open_time < b.c
+GROUP BY b.o, b.c"""
+CLOSE_BEFORE = (
+    "SELECT close_ticks FROM klines WHERE symbol = $1 AND width_ms = $2 AND open_time < $3 "
+    "ORDER BY open_time DESC LIMIT 1"
+)
+
+
+async def first_trade(db: asyncpg.Pool | asyncpg.Connection, symbol: str) -> int | None:
+    """The second of the symbol's first trade (its 1s candle), or None before any trade."""
+    found = await db.fetchval(FIRST_TRADE, symbol, SECOND_MS)
+    return None if found is None else int(found)
+
+
+async def klines(
+    db: asyncpg.Pool | asyncpg.Connection,
+    symbol: str,
+    iv: Interval,
+    offset_ms: int,
+    *,
+    now: int,
+    start: int | None,
+    end: int | None,
+    limit: int,
+) -> list[Candle]:
+    """The candles of a klines request, oldest first, gaps filled."""
+    wanted = opens(iv, offset_ms, first_trade=await first_trade(db, symbol), now=now, start=start, end=end, limit=limit)
+    if not wanted:
+        return []
+    level = level_for(iv, offset_ms)
+    closes = [next_open(t, iv, offset_ms) for t in wanted]
+    found = {
+        int(r[0]): Candle(int(r[0]), int(r[1]) - 1, *(int(v) for v in r[2:]))
+        for r in await db.fetch(ROLLUP, symbol, level, wanted, closes)
+    }
+    before = None
+    if wanted[0] not in found:
+        close = await db.fetchval(CLOSE_BEFORE, symbol, level, wanted[0])
+        before = None if close is None else int(close)
+    return fill(iv, offset_ms, wanted, found, before)
