@@ -46,8 +46,9 @@ def legacy_outbox_key(symbol: str) -> str:
 # Owner: market-data (services/market_data/streams.py), each write atomic with its stream publication.
 # Readers: the gateway's public REST routes (services/gateway/routes/market.py). Parts:
 # ``bids``/``asks`` (hash: price ticks -> lots), ``depth_seq`` (the snapshot's lastUpdateId), ``trades``
-# (list, newest first, Binance trade rows), ``klines`` (sorted set of 1m rows by open time), ``kline_cur``
-# (the open candle's state), ``trade_seq`` (the last trade-execution seq applied).
+# (list, newest first, Binance trade rows), ``klines`` (sorted set of 1m rows by open time, the 24h ticker's;
+# the klines route reads Postgres), ``kline_cur`` (the live candle of every kline stream), ``trade_seq`` (the
+# last trade-execution seq applied).
 MARKET_PARTS = frozenset({"bids", "asks", "depth_seq", "trades", "klines", "kline_cur", "trade_seq"})
 
 

@@ -33,6 +33,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from redis.exceptions import RedisError
 
 from shared import tracing
+from shared.candles import INTERVALS, STREAM_OFFSET, parse_time_zone, stream_kind
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
@@ -44,7 +45,12 @@ from .routes.userstream import listen_key, owner_of
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-STREAM = re.compile(r"^([a-z0-9]{2,20})@(depth(@\d+ms)?|trade|aggTrade|kline_1m)$")
+STREAM = re.compile(
+    r"^([a-z0-9]{2,20})@(depth(@\d+ms)?|trade|aggTrade|kline_([0-9]{1,2}[smhdwM])(@\+08:00)?"
+    r"|ticker|miniTicker|ticker_(?:1h|4h|1d)|bookTicker|avgPrice)$"
+)
+ALL_MARKETS = ("!ticker@arr", "!miniTicker@arr")  # streams of every symbol at once
+ZONED_OFFSET = parse_time_zone(STREAM_OFFSET)
 LISTEN_KEY = re.compile(r"^[0-9a-f]{64}$")
 MAX_STREAMS = 1024  # Binance: "a single connection can listen to a maximum of 1024 streams"
 MAX_MESSAGE = 64 * 1024
@@ -68,10 +74,19 @@ def market_error(code: int, msg: str, req_id: Any = None) -> str:
 
 def channel_of(stream: str, gw: Gateway) -> str | None:
     """The pub/sub channel of a stream name, or None if it is not one we serve."""
+    if stream in ALL_MARKETS:
+        return gw.hub.channels.stream(stream)
     m = STREAM.match(stream)
     if m is None or m.group(1).upper() not in gw.markets:
         return None
-    kind = "depth" if m.group(2).startswith("depth") else m.group(2)
+    kind = m.group(2)
+    if kind.startswith("depth"):
+        kind = "depth"
+    elif kind.startswith("kline_"):
+        iv = INTERVALS.get(m.group(4))
+        if iv is None:
+            return None
+        kind = stream_kind(iv, ZONED_OFFSET if m.group(5) else 0)  # a zone drawing UTC's candles reads UTC's
     return gw.hub.channels.stream(f"{m.group(1)}@{kind}")
 
 

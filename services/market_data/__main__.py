@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 
 import orjson
 from prometheus_client import Counter
@@ -33,11 +32,21 @@ from shared.kafka import Batch
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import MatchedEvent, Topic, TradeExecution, encode, unpack_output
 
-from .streams import MarketState, publish_depth, publish_trades
+from .streams import (
+    ALL_MINI_TICKERS,
+    ALL_TICKERS,
+    MarketState,
+    persist_candles,
+    publish_candles,
+    publish_depth,
+    publish_tickers,
+    publish_trades,
+)
 
 SERVICE = "market-data"
 NEW = ExecType.NEW
 DEPTH_INTERVAL_MS = 100
+TICKER_INTERVAL_MS = 1000  # Binance's update speed of the ticker streams
 PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
 
 
@@ -74,7 +83,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         health.watch(resilience.probes(cache=cache, outbox=dlq))
         health.up()
         unflushed: list[Batch[MatchedEvent | TradeExecution]] = []
-        last_flush = time.monotonic()
+        last_flush = last_tickers = time.monotonic()
         async for batch in inbox.batches(stop, timeout_ms=DEPTH_INTERVAL_MS // 2, yield_empty=True):
             now = now_ms()
             if batch.records:
@@ -101,12 +110,12 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                             elif v.seq > state.trade_seq:
                                 tp = traced.traceparent(v) if traced.tracked else None
                                 w = writes.get(v.symbol) or writes.setdefault(v.symbol, state.atomic())
-                                mark, kline = w.mark(), replace(state.kline) if state.kline else None
+                                mark, candles = w.mark(), state.candles.copy()
                                 try:
                                     publish_trades(w, state, v.seq, v.trades, now, tp)
                                 except Exception:
-                                    w.rollback(mark)  # the trades' half-queued writes, and the candle they moved
-                                    state.kline = kline
+                                    w.rollback(mark)  # the trades' half-queued writes, and the candles they moved
+                                    state.candles = candles
                                     raise
                                 PUSHED.labels("trade").inc(len(v.trades))
                         except Exception as exc:
@@ -119,7 +128,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                         PUSHED.labels("order").inc(len(reports))
                     pipe = cache.pipeline(transaction=False)  # one round trip: order updates, then each symbol's
                     told.queue(pipe)
-                    for w in writes.values():
+                    for symbol, w in writes.items():
+                        persist_candles(w, states[symbol])
                         w.queue(pipe)
                     with sredis.timed("publish"):
                         await pipe.execute()
@@ -130,11 +140,25 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 pipe = cache.pipeline(transaction=False)
                 for market_state in states.values():
                     diff = market_state.depth.take_diff()
-                    if diff is not None:
+                    if diff is not None or market_state.candles_moved:
                         w = market_state.atomic()
-                        publish_depth(w, market_state, diff, now)
+                        if diff is not None:
+                            publish_depth(w, market_state, diff, now)
+                            PUSHED.labels("depth").inc()
+                        publish_candles(w, market_state, now)
                         w.queue(pipe)
-                        PUSHED.labels("depth").inc()
+                if (time.monotonic() - last_tickers) * 1000 >= TICKER_INTERVAL_MS:
+                    last_tickers = time.monotonic()
+                    everyone: dict[str, list[bytes]] = {ALL_TICKERS: [], ALL_MINI_TICKERS: []}
+                    for market_state in states.values():
+                        w = market_state.atomic()
+                        publish_tickers(w, market_state, now, everyone)
+                        w.queue(pipe)
+                    arrays = sredis.Publications()
+                    for kind, events in everyone.items():
+                        if events:
+                            arrays.add(channels.stream(kind), b"[" + b",".join(events) + b"]")
+                    arrays.queue(pipe)
                 with sredis.timed("depth"):
                     await pipe.execute()
                 for done in unflushed:

@@ -1,110 +1,84 @@
-"""One-minute candles from trades. Pure; kline rows in Binance's 12-field array form."""
+"""The live candle of every kline stream, from trades. Pure.
+
+A symbol has one live candle per stream it publishes (``SERIES``): every interval in UTC, and at ``+08:00``
+the intervals whose candles that zone draws differently (6h, 12h, 1d, 3d, 1w, 1M; for the others
+``@+08:00`` is the UTC stream, ``shared.candles.stream_kind``). A trade goes into each; a trade past a
+candle's close closes it (handed back, to be published with ``x: true``) and opens the next one. A candle
+the trades skipped over is not published: the REST klines fill it in at the previous close.
+
+Trades come in trade-id order, so open, close, first and last are the first and last trade seen.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, replace
 
-from shared.domain import Market
+from shared.candles import INTERVALS, STREAM_OFFSET, Candle, Interval, bucket_open, next_open, parse_time_zone
+from shared.candles import stream_kind as kind_of
 from shared.messages import Trade
 
-MINUTE_MS = 60_000
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One kline stream of a symbol: its interval, its zone and the stream name it publishes under."""
+
+    interval: Interval
+    offset_ms: int
+    kind: str  # ``kline_1h``, ``kline_1d@+08:00``
 
 
-@dataclass(slots=True)
-class Kline:
-    open_time: int
-    open: int  # ticks
-    high: int
-    low: int
-    close: int
-    volume: int  # lots
-    quote_volume: int  # notional units
-    trades: int
-    taker_buy_volume: int
-    taker_buy_quote: int
-    first_trade: int
-    last_trade: int
+def _series() -> tuple[Series, ...]:
+    zoned = parse_time_zone(STREAM_OFFSET)
+    out = [Series(iv, 0, kind_of(iv)) for iv in INTERVALS.values()]
+    out += [Series(iv, zoned, kind_of(iv, zoned)) for iv in INTERVALS.values() if kind_of(iv, zoned) != kind_of(iv)]
+    return tuple(out)
+
+
+SERIES = _series()
+ONE_MINUTE = next(s for s in SERIES if s.kind == "kline_1m")
+
+
+def start(s: Series, t: Trade) -> Candle:
+    open_time = bucket_open(t.ts, s.interval, s.offset_ms)
+    c = Candle.empty(open_time, next_open(open_time, s.interval, s.offset_ms) - 1, t.price_ticks)
+    c.add(t.trade_id, t.price_ticks, t.qty_lots, not t.buyer_is_maker)
+    return c
+
+
+class LiveCandles:
+    """The live candle of each series of one symbol."""
+
+    def __init__(self, current: dict[str, Candle] | None = None) -> None:
+        self.current: dict[str, Candle] = current or {}
+
+    def fold(self, t: Trade) -> list[tuple[Series, Candle]]:
+        """Add a trade to every series; returns the candles it closed, with their series."""
+        closed = []
+        for s in SERIES:
+            c = self.current.get(s.kind)
+            if c is not None and t.ts <= c.close_time:  # a clock step back stays in the candle
+                c.add(t.trade_id, t.price_ticks, t.qty_lots, not t.buyer_is_maker)
+                continue
+            if c is not None:
+                closed.append((s, c))
+            self.current[s.kind] = start(s, t)
+        return closed
+
+    def copy(self) -> LiveCandles:
+        """A copy to roll back to (a trade execution that could not be applied)."""
+        return LiveCandles({k: replace(c) for k, c in self.current.items()})
+
+    def state(self) -> dict[str, list[int]]:
+        """What Redis keeps (``kline_cur``): each series' candle as a list of integers."""
+        return {k: list(astuple(c)) for k, c in self.current.items()}
 
     @classmethod
-    def start(cls, t: Trade) -> Kline:
-        taker_buy = not t.buyer_is_maker
-        nu = t.price_ticks * t.qty_lots
-        return cls(
-            t.ts - t.ts % MINUTE_MS,
-            t.price_ticks,
-            t.price_ticks,
-            t.price_ticks,
-            t.price_ticks,
-            t.qty_lots,
-            nu,
-            1,
-            t.qty_lots if taker_buy else 0,
-            nu if taker_buy else 0,
-            t.trade_id,
-            t.trade_id,
-        )
-
-    def add(self, t: Trade) -> None:
-        nu = t.price_ticks * t.qty_lots
-        self.high = max(self.high, t.price_ticks)
-        self.low = min(self.low, t.price_ticks)
-        self.close = t.price_ticks
-        self.volume += t.qty_lots
-        self.quote_volume += nu
-        self.trades += 1
-        if not t.buyer_is_maker:
-            self.taker_buy_volume += t.qty_lots
-            self.taker_buy_quote += nu
-        self.last_trade = t.trade_id
-
-    def row(self, m: Market) -> list[object]:
-        """GET /api/v3/klines row."""
-        return [
-            self.open_time,
-            m.fmt_price(self.open),
-            m.fmt_price(self.high),
-            m.fmt_price(self.low),
-            m.fmt_price(self.close),
-            m.fmt_qty(self.volume),
-            self.open_time + MINUTE_MS - 1,
-            m.fmt_notional(self.quote_volume),
-            self.trades,
-            m.fmt_qty(self.taker_buy_volume),
-            m.fmt_notional(self.taker_buy_quote),
-            "0",
-        ]
-
-    def event(self, m: Market, event_ts: int, closed: bool = False) -> dict[str, object]:
-        """The ``<symbol>@kline_1m`` stream event."""
-        return {
-            "e": "kline",
-            "E": event_ts,
-            "s": m.symbol,
-            "k": {
-                "t": self.open_time,
-                "T": self.open_time + MINUTE_MS - 1,
-                "s": m.symbol,
-                "i": "1m",
-                "f": self.first_trade,
-                "L": self.last_trade,
-                "o": m.fmt_price(self.open),
-                "c": m.fmt_price(self.close),
-                "h": m.fmt_price(self.high),
-                "l": m.fmt_price(self.low),
-                "v": m.fmt_qty(self.volume),
-                "n": self.trades,
-                "x": closed,
-                "q": m.fmt_notional(self.quote_volume),
-                "V": m.fmt_qty(self.taker_buy_volume),
-                "Q": m.fmt_notional(self.taker_buy_quote),
-                "B": "0",
-            },
-        }
-
-
-def fold(current: Kline | None, t: Trade) -> tuple[Kline, Kline | None]:
-    """Add a trade; returns (current kline, the kline it closed or None)."""
-    if current is not None and t.ts - t.ts % MINUTE_MS == current.open_time:
-        current.add(t)
-        return current, None
-    return Kline.start(t), current
+    def restore(cls, state: object) -> LiveCandles:
+        """From ``state()``; the single 1m candle of earlier versions (12 integers) becomes the 1m series'."""
+        if isinstance(state, list) and len(state) == 12:
+            ot, *rest = state
+            return cls({ONE_MINUTE.kind: Candle(ot, ot + 60_000 - 1, *rest)})
+        if not isinstance(state, dict):
+            return cls()
+        known = {s.kind for s in SERIES}
+        return cls({k: Candle(*v) for k, v in state.items() if k in known})

@@ -5,7 +5,9 @@ Per symbol (hash tag ``{SYMBOL}``, so each symbol's atomic write stays in one Re
 
 * ``md:{S}:bids`` / ``md:{S}:asks``: price ticks -> lots; ``md:{S}:depth_seq``: the snapshot's lastUpdateId;
 * ``md:{S}:trades``: the last ``RECENT_TRADES`` trades, newest first, as Binance trade rows;
-* ``md:{S}:klines``: 1m kline rows scored by open time; ``md:{S}:kline_cur`` the open candle's state;
+* ``md:{S}:klines``: the closed one-minute candles (``Candle`` as a list of integers) scored by open time, for the
+  ticker streams' windows (``tickers.Minutes``); ``md:{S}:kline_cur`` the live candle of every kline stream
+  (``klines.SERIES``);
 * ``md:{S}:trade_seq``: the last trade-execution seq applied.
 
 Each write of state and its stream publication happen in one atomic call (``sredis.Atomic``, a Lua
@@ -16,24 +18,30 @@ a redelivered event (seq at or below the stored one) is skipped.
 from __future__ import annotations
 
 from dataclasses import astuple
-from typing import TypeVar
+from decimal import Decimal
+from typing import Any, TypeVar
 
 import orjson
 
 from shared import redis as sredis
 from shared import tracing
-from shared.binance import agg_trade_event, trade_event, trade_json
+from shared import tickers as shapes
+from shared.binance import agg_trade_event, kline_event, trade_event, trade_json
+from shared.candles import Candle
 from shared.domain import Market
 from shared.messages import Trade
 from shared.rediskeys import market_key
 
 from .depth import Depth, Diff
-from .klines import Kline, fold
+from .klines import ONE_MINUTE, SERIES, LiveCandles
+from .tickers import AVERAGE, WINDOWS, LastTrade, Minutes
 
 RECENT_TRADES = 1000
 CHUNK = 1000  # fields or rows per command
 T = TypeVar("T")
-KLINES_KEPT = 2000  # over a day of minutes, for the 24h ticker
+KLINES_KEPT = 2000  # closed minutes kept in Redis: over ``tickers.KEPT_MS``
+ALL_TICKERS, ALL_MINI_TICKERS = "!ticker@arr", "!miniTicker@arr"
+Book = tuple[int, int, int, int]
 
 
 def stream_name(symbol: str, kind: str) -> str:
@@ -48,7 +56,13 @@ class MarketState:
         self.channels = channels
         self.depth = Depth()
         self.trade_seq = 0
-        self.kline: Kline | None = None
+        self.candles = LiveCandles()
+        self.candles_moved = False  # live candles not yet published
+        self.kline_channels = {x.kind: channels.stream(stream_name(market.symbol, x.kind)) for x in SERIES}
+        self.minutes = Minutes()
+        self.last_trade: LastTrade | None = None
+        self.shown: dict[str, tuple[Any, ...]] = {}  # what the day tickers last said in the arrays, but their times
+        self.book: Book | None = None  # the best bid and ask last pushed on ``@bookTicker``
 
     def atomic(self) -> sredis.Atomic:
         """An empty atomic write to this symbol's keys (routed by their hash tag)."""
@@ -62,12 +76,21 @@ class MarketState:
         pipe.get(market_key(s, "depth_seq"))
         pipe.get(market_key(s, "trade_seq"))
         pipe.get(market_key(s, "kline_cur"))
-        bids, asks, depth_seq, trade_seq, kline = await pipe.execute()
+        pipe.zrange(market_key(s, "klines"), 0, -1)
+        pipe.lindex(market_key(s, "trades"), 0)
+        bids, asks, depth_seq, trade_seq, kline, minutes, last = await pipe.execute()
         self.depth.bids = {int(p): int(q) for p, q in bids.items()}
         self.depth.asks = {int(p): int(q) for p, q in asks.items()}
         self.depth.seq = self.depth.pushed = int(depth_seq or 0)
         self.trade_seq = int(trade_seq or 0)
-        self.kline = Kline(*orjson.loads(kline)) if kline else None
+        self.candles = LiveCandles.restore(orjson.loads(kline)) if kline else LiveCandles()
+        kept = (orjson.loads(row) for row in minutes)  # rows of earlier versions (decimal strings) are left out
+        self.minutes = Minutes(Candle(*c) for c in kept if len(c) == 13 and all(isinstance(v, int) for v in c))
+        if last:
+            row, m = orjson.loads(last), self.market
+            price, qty = Decimal(row["price"]) / m.tick_size, Decimal(row["qty"]) / m.step_size
+            self.last_trade = LastTrade(int(price), int(qty), int(row["time"]))
+        self.book = best(self.depth)
 
 
 def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: int) -> None:
@@ -92,6 +115,18 @@ def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: in
         "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())],
     }
     w.call("PUBLISH", state.channels.stream(stream_name(s, "depth")), orjson.dumps(event))
+    book = best(state.depth)
+    if book != state.book:
+        channel = state.channels.stream(stream_name(s, "bookTicker"))
+        w.call("PUBLISH", channel, orjson.dumps(shapes.book_event(m, diff.last, book)))
+        state.book = book
+
+
+def best(depth: Depth) -> Book:
+    """The best bid and ask with their lots (0 where a side is empty)."""
+    bid = max(depth.bids) if depth.bids else 0
+    ask = min(depth.asks) if depth.asks else 0
+    return bid, depth.bids.get(bid, 0), ask, depth.asks.get(ask, 0)
 
 
 def publish_trades(
@@ -102,40 +137,104 @@ def publish_trades(
     event_ts: int,
     tp: bytes | None = None,
 ) -> None:
-    """Record trades, roll the candle and push trade, aggTrade and kline events, in the symbol's atomic write.
+    """Record trades, roll the live candles and push trade, aggTrade and closed-kline events, in the symbol's
+    atomic write; ``persist_candles`` ends the batch's write, ``publish_candles`` pushes the live candles.
 
     ``tp``: the traceparent of a traced order's trades, carried on its ``trade`` events to the gateway.
     """
     m = state.market
     s = m.symbol
-    rows = []
+    rows, minutes = [], []
     trade_channel, agg_channel = (state.channels.stream(stream_name(s, k)) for k in ("trade", "aggTrade"))
-    kline_channel = state.channels.stream(stream_name(s, "kline_1m"))
     for t in trades:
         rows.append(orjson.dumps(trade_json(m, t)))
         trade = orjson.dumps(trade_event(m, t, event_ts))
         w.call("PUBLISH", trade_channel, trade if tp is None else tracing.wrap(trade, tp))
         w.call("PUBLISH", agg_channel, orjson.dumps(agg_trade_event(m, t, event_ts)))
-        state.kline, closed = fold(state.kline, t)
-        if closed is not None:
-            _store_kline(w, m, closed)
-            w.call("PUBLISH", kline_channel, orjson.dumps(closed.event(m, event_ts, closed=True)))
+        for series, closed in state.candles.fold(t):
+            if series is ONE_MINUTE:
+                _store_kline(w, m, closed)
+                minutes.append((closed, t.ts))
+            event = kline_event(m, closed, series.interval.name, event_ts, closed=True)
+            w.call("PUBLISH", state.kline_channels[series.kind], orjson.dumps(event))
     rows.reverse()  # newest first
     for part in reversed(_parts(rows[:RECENT_TRADES], CHUNK)):  # LPUSH of the oldest part first
         w.call("LPUSH", market_key(s, "trades"), *reversed(part))
     w.call("LTRIM", market_key(s, "trades"), 0, RECENT_TRADES - 1)
-    assert state.kline is not None
-    _store_kline(w, m, state.kline)
-    w.call("SET", market_key(s, "kline_cur"), orjson.dumps(astuple(state.kline)))
-    w.call("PUBLISH", kline_channel, orjson.dumps(state.kline.event(m, event_ts)))
     w.call("SET", market_key(s, "trade_seq"), seq)
     state.trade_seq = seq
+    state.candles_moved = True
+    for closed, now in minutes:  # once nothing above can fail: a dead-lettered execution changes nothing
+        state.minutes.add(closed, now)
+    if trades:
+        t = trades[-1]
+        state.last_trade = LastTrade(t.price_ticks, t.qty_lots, t.ts)
 
 
-def _store_kline(w: sredis.Atomic, m: Market, k: Kline) -> None:
+def persist_candles(w: sredis.Atomic, state: MarketState) -> None:
+    """Keep the live candles (and the 1m row the ticker reads) with the batch's trades, in the same atomic
+    write as ``trade_seq``: a restart continues them exactly. Once per symbol and batch, not per trade."""
+    live = state.candles.current.get(ONE_MINUTE.kind)
+    if live is None:
+        return
+    _store_kline(w, state.market, live)
+    w.call("SET", market_key(state.market.symbol, "kline_cur"), orjson.dumps(state.candles.state()))
+
+
+def publish_candles(w: sredis.Atomic, state: MarketState, event_ts: int) -> None:
+    """Push every live candle (``x: false``) once trades moved them: at most once a depth interval, so a busy
+    symbol costs its kline streams a fixed rate (Binance pushes them every 1 to 2 seconds)."""
+    if not state.candles_moved:
+        return
+    m = state.market
+    for series in SERIES:
+        candle = state.candles.current.get(series.kind)
+        if candle is not None:
+            event = kline_event(m, candle, series.interval.name, event_ts)
+            w.call("PUBLISH", state.kline_channels[series.kind], orjson.dumps(event))
+    state.candles_moved = False
+
+
+def _store_kline(w: sredis.Atomic, m: Market, k: Candle) -> None:
     w.call("ZREMRANGEBYSCORE", market_key(m.symbol, "klines"), k.open_time, k.open_time)
-    w.call("ZADD", market_key(m.symbol, "klines"), k.open_time, orjson.dumps(k.row(m)))
+    w.call("ZADD", market_key(m.symbol, "klines"), k.open_time, orjson.dumps(list(astuple(k))))
     w.call("ZREMRANGEBYRANK", market_key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)
+
+
+def publish_tickers(w: sredis.Atomic, state: MarketState, event_ts: int, everyone: dict[str, list[bytes]]) -> None:
+    """Roll the ticker windows and push every ticker stream of a symbol that has traded (``@ticker``,
+    ``@miniTicker``, ``@ticker_<window>``, ``@avgPrice``: once a ``TICKER_INTERVAL_MS``, so a new subscriber
+    hears at once); the day tickers whose numbers changed go into ``everyone``, for the ``!ticker@arr`` and
+    ``!miniTicker@arr`` arrays (Binance's: only the tickers that changed)."""
+    if state.last_trade is None:
+        return  # nothing to say before the first trade
+    m, s, last = state.market, state.market.symbol, state.last_trade
+    windows = state.minutes.windows(state.candles.current.get(ONE_MINUTE.kind), event_ts, WINDOWS)
+    book = state.book or (0, 0, 0, 0)
+    day = windows["1d"]
+    events: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+        ("ticker", (day, last, book), shapes.day_event(m, day, last.qty, book, event_ts)),
+        ("miniTicker", (day,), shapes.mini_event(m, day, event_ts)),
+    ]
+    for name in WINDOWS:
+        if name != AVERAGE:
+            events.append((f"ticker_{name}", (), shapes.window_event(m, windows[name], name, event_ts)))
+    avg = windows[AVERAGE]
+    price = shapes.avg_price(m, avg.volume, avg.quote_volume, last.price)
+    events.append(("avgPrice", (), {"e": "avgPrice", "E": event_ts, "s": s, "i": "5m", "w": price, "T": last.ts}))
+    for kind, numbers, event in events:
+        data = orjson.dumps(event)
+        w.call("PUBLISH", state.channels.stream(stream_name(s, kind)), data)
+        if kind in ("ticker", "miniTicker"):
+            said = tuple(_timeless(x) for x in numbers)
+            if state.shown.get(kind) != said:
+                state.shown[kind] = said
+                everyone[ALL_TICKERS if kind == "ticker" else ALL_MINI_TICKERS].append(data)
+
+
+def _timeless(x: object) -> object:
+    """A window's numbers without its open and close times, which move every second."""
+    return astuple(x)[2:] if isinstance(x, shapes.Stats) else x
 
 
 def _parts(items: list[T], size: int) -> list[list[T]]:

@@ -13,7 +13,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from services.market_data.depth import Diff
-from services.market_data.streams import RECENT_TRADES, MarketState, publish_depth, publish_trades
+from services.market_data.streams import RECENT_TRADES, MarketState, persist_candles, publish_depth, publish_trades
 from shared import redis as sredis
 from shared.messages import Trade
 from shared.postgres import DEFAULT_MARKETS
@@ -40,6 +40,7 @@ async def _written(redis_url: str) -> None:
         state = MarketState(MARKET, channels)
 
         async def write(w: sredis.Atomic) -> None:
+            persist_candles(w, state)  # as the service ends each symbol's write of a batch
             pipe = cache.pipeline(transaction=False)
             w.queue(pipe)
             await pipe.execute()
