@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from shared.candles import INTERVALS
 from shared.domain import OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.order_request import CLIENT_ID, RESP_TYPES
 
@@ -58,7 +59,18 @@ ORIG_CLIENT_ORDER_ID = Param(
 FROM_ORDER_ID = Param("orderId", _int(), "From this order id on.")
 FROM_TRADE_ID = Param("fromId", _int(), "From this trade id on.")
 SYMBOLS = Param("symbols", {"type": "string", "examples": ['["BTCUSDT","ETHUSDT"]']}, "JSON array of markets.")
-INTERVAL = Param("interval", {"type": "string", "enum": ["1m"]}, "Candle length; 1m only.", required=True)
+INTERVAL = Param("interval", {"type": "string", "enum": list(INTERVALS)}, "Candle length.", required=True)
+TIME_ZONE = Param(
+    "timeZone",
+    {"type": "string", "pattern": r"^[+-]?[0-9]{1,2}(:[0-9]{2})?$", "examples": ["0", "8", "-1:00", "05:45"]},
+    "Lay the candles out on this zone's clock, from -12:00 to +14:00 (default 0, UTC); times stay UTC.",
+)
+TICKER_TYPE = Param("type", {"type": "string", "enum": ["FULL", "MINI"], "default": "FULL"}, "FULL or MINI fields.")
+WINDOW_SIZE = Param(
+    "windowSize",
+    {"type": "string", "pattern": r"^[1-9][0-9]?[mhd]$", "default": "1d", "examples": ["1m", "4h", "7d"]},
+    "Rolling window: 1m-59m, 1h-23h or 1d-7d; it opens on a minute.",
+)
 LISTEN_KEY = Param("listenKey", {"type": "string", "maxLength": 80}, "From POST /userDataStream.", required=True)
 
 
@@ -298,6 +310,37 @@ class Ticker24hr(Body):
     firstId: int
     lastId: int
     count: int
+
+
+class TickerMini(Body):
+    """``type=MINI``: no change, average, previous close, last quantity or book."""
+
+    symbol: str
+    openPrice: DecimalStr
+    highPrice: DecimalStr
+    lowPrice: DecimalStr
+    lastPrice: DecimalStr
+    volume: DecimalStr
+    quoteVolume: DecimalStr
+    openTime: Millis
+    closeTime: Millis
+    firstId: int
+    lastId: int
+    count: int
+
+
+class TickerWindow(TickerMini):
+    """The rolling-window and trading-day tickers (FULL)."""
+
+    priceChange: DecimalStr
+    priceChangePercent: DecimalStr
+    weightedAvgPrice: DecimalStr
+
+
+class AvgPrice(Body):
+    mins: int
+    price: DecimalStr
+    closeTime: Millis
 
 
 class TickerPrice(Body):

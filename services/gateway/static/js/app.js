@@ -134,19 +134,25 @@ async function loadTicker() {
   try {
     const t = await publicGet("/api/v3/ticker/24hr", { symbol: m.symbol });
     if (state.m !== m) return;
-    const change = Number(t.priceChangePercent);
-    const changeNode = $("t-change");
-    changeNode.textContent = `${fmt(t.priceChange.replace("-", ""), m.pricePlaces)} (${change > 0 ? "+" : ""}${change.toFixed(2)}%)`;
-    if (t.priceChange.startsWith("-") && toAtoms(t.priceChange.slice(1)) !== 0n) changeNode.textContent = "-" + changeNode.textContent;
-    changeNode.className = `value ${change > 0 ? "up" : change < 0 ? "down" : ""}`;
-    $("t-high").textContent = fmt(t.highPrice, m.pricePlaces);
-    $("t-low").textContent = fmt(t.lowPrice, m.pricePlaces);
-    $("t-vol").textContent = fmt(t.volume, m.qtyPlaces);
-    $("t-qvol").textContent = fmt(t.quoteVolume, 2);
-    if (!state.lastPrice && toAtoms(t.lastPrice)) setLast(t.lastPrice, null);
+    showTicker(t);
   } catch {
     /* the next refresh will tell */
   }
+}
+
+/** The 24h figures of `t` (the REST ticker's field names) in the header. */
+function showTicker(t) {
+  const m = state.m;
+  const change = Number(t.priceChangePercent);
+  const changeNode = $("t-change");
+  changeNode.textContent = `${fmt(t.priceChange.replace("-", ""), m.pricePlaces)} (${change > 0 ? "+" : ""}${change.toFixed(2)}%)`;
+  if (t.priceChange.startsWith("-") && toAtoms(t.priceChange.slice(1)) !== 0n) changeNode.textContent = "-" + changeNode.textContent;
+  changeNode.className = `value ${change > 0 ? "up" : change < 0 ? "down" : ""}`;
+  $("t-high").textContent = fmt(t.highPrice, m.pricePlaces);
+  $("t-low").textContent = fmt(t.lowPrice, m.pricePlaces);
+  $("t-vol").textContent = fmt(t.volume, m.qtyPlaces);
+  $("t-qvol").textContent = fmt(t.quoteVolume, 2);
+  if (!state.lastPrice && toAtoms(t.lastPrice)) setLast(t.lastPrice, null);
 }
 
 function setLast(price, isBuyerMaker) {
@@ -161,12 +167,29 @@ function setLast(price, isBuyerMaker) {
 
 /* ---------- market streams: depth, trades, klines ---------- */
 
-let tickerSoon = 0;
 let reqId = 0;
 const nextId = () => ++reqId;
 const pendingSubscribe = new Map(); // request id -> symbol whose book resyncs on the ack
 
-const streamsOf = (m) => [`${m.symbol.toLowerCase()}@depth@100ms`, `${m.symbol.toLowerCase()}@trade`, `${m.symbol.toLowerCase()}@kline_1m`];
+const streamsOf = (m) => [
+  `${m.symbol.toLowerCase()}@depth@100ms`,
+  `${m.symbol.toLowerCase()}@trade`,
+  `${m.symbol.toLowerCase()}@kline_${chart.interval}`,
+  `${m.symbol.toLowerCase()}@ticker`,
+];
+
+/** Another candle interval: the chart reloads and the kline stream follows. */
+function selectInterval(interval) {
+  const m = state.m;
+  const before = chart.interval;
+  if (interval === before) return;
+  chart.setInterval(interval);
+  if (m && marketSocket && marketSocket.isOpen) {
+    marketSocket.send({ method: "UNSUBSCRIBE", params: [`${m.symbol.toLowerCase()}@kline_${before}`], id: nextId() });
+    marketSocket.send({ method: "SUBSCRIBE", params: [`${m.symbol.toLowerCase()}@kline_${interval}`], id: nextId() });
+  }
+  if (m) chart.load();
+}
 
 function subscribeMarket() {
   const m = state.m;
@@ -191,12 +214,11 @@ function onMarketMessage(msg) {
   }
   if (!state.m || msg.s !== state.m.symbol) return;
   if (msg.e === "depthUpdate") book.apply(msg);
-  else if (msg.e === "trade") {
-    addTrades([{ id: msg.t, price: msg.p, qty: msg.q, time: msg.T, isBuyerMaker: msg.m }]);
-    clearTimeout(tickerSoon);
-    tickerSoon = setTimeout(loadTicker, 1000); // the 24h figures moved: do not wait for the next refresh
-  }
+  else if (msg.e === "trade") addTrades([{ id: msg.t, price: msg.p, qty: msg.q, time: msg.T, isBuyerMaker: msg.m }]);
   else if (msg.e === "kline") chart.update(msg.k);
+  else if (msg.e === "24hrTicker") {
+    showTicker({ priceChange: msg.p, priceChangePercent: msg.P, highPrice: msg.h, lowPrice: msg.l, volume: msg.v, quoteVolume: msg.q, lastPrice: msg.c });
+  }
 }
 
 function setConn(status) {
@@ -649,6 +671,7 @@ async function onSignInSubmit(ev) {
 
 function bindUi() {
   $("market").addEventListener("change", (e) => selectMarket(e.target.value));
+  $("interval").addEventListener("change", (e) => selectInterval(e.target.value));
   window.addEventListener("hashchange", () => {
     const s = location.hash.slice(1).toUpperCase();
     if (state.markets.has(s) && (!state.m || s !== state.m.symbol)) selectMarket(s);

@@ -1,4 +1,4 @@
-// 1m candlesticks and volume from GET /api/v3/klines, kept live by the <symbol>@kline_1m stream.
+// Candlesticks and volume of any interval from GET /api/v3/klines, kept live by the <symbol>@kline_<interval> stream.
 // Lightweight Charts is vendored from npm (static/vendor, Apache-2.0): no CDN.
 
 import { CandlestickSeries, ColorType, HistogramSeries, createChart } from "../vendor/lightweight-charts-5.2.1.js";
@@ -14,6 +14,7 @@ export class Chart {
   constructor(node, emptyNode) {
     this.emptyNode = emptyNode;
     this.market = null;
+    this.interval = "1m";
     this.lastTime = 0;
     this.chart = createChart(node, {
       autoSize: true,
@@ -47,15 +48,25 @@ export class Chart {
     this.emptyNode.hidden = true;
   }
 
+  /** Show candles of another interval (one of Binance's: 1s .. 1M); load() fetches them. */
+  setInterval(interval) {
+    this.interval = interval;
+    this.lastTime = 0;
+    this.chart.applyOptions({ timeScale: { secondsVisible: interval === "1s" } });
+    this.candles.setData([]);
+    this.volume.setData([]);
+  }
+
   async load() {
     const m = this.market;
+    const interval = this.interval;
     let rows;
     try {
-      rows = await publicGet("/api/v3/klines", { symbol: m.symbol, interval: "1m", limit: 500 });
+      rows = await publicGet("/api/v3/klines", { symbol: m.symbol, interval, limit: 500 });
     } catch {
       return;
     }
-    if (m !== this.market) return;
+    if (m !== this.market || interval !== this.interval) return;
     const bars = rows.map((r) => this.bar(r[0], r[1], r[2], r[3], r[4], r[5]));
     this.candles.setData(bars.map((b) => b.candle));
     this.volume.setData(bars.map((b) => b.vol));
@@ -66,6 +77,7 @@ export class Chart {
 
   /** A kline stream event's `k`. */
   update(k) {
+    if (k.i !== this.interval) return; // the stream of the interval shown before
     const b = this.bar(k.t, k.o, k.h, k.l, k.c, k.v);
     if (b.candle.time < this.lastTime) return; // older than what we show: a late event
     this.lastTime = b.candle.time;
