@@ -158,10 +158,11 @@ def opens(
     Candles exist from the one holding the symbol's first trade to the one holding ``now``. ``start`` and
     ``end`` bound the open times (``start <= open <= end``); with ``start`` the ``limit`` oldest of them
     are answered, else the ``limit`` newest (Binance's "most recent klines")."""
-    if first_trade is None or limit <= 0:
-        return []
+    top = now if end is None else min(end, now)
+    if first_trade is None or limit <= 0 or (start is not None and start > top):
+        return []  # also keeps a far-off start (up to 2**62) away from the calendar
     lo = bucket_open(first_trade, iv, offset_ms)
-    hi = bucket_open(now if end is None else min(end, now), iv, offset_ms)
+    hi = bucket_open(top, iv, offset_ms)
     out: list[int] = []
     if start is not None:
         t = bucket_open(max(start, lo), iv, offset_ms)

@@ -13,7 +13,7 @@ from typing import cast
 import asyncpg
 
 from shared import redis as sredis
-from shared.candles import SECOND_MS
+from shared.candles import MINUTE_MS
 from shared.rediskeys import market_key
 from shared.tickers import Stats
 
@@ -61,8 +61,8 @@ async def last_trades(db: Db, symbols: list[str]) -> dict[str, tuple[int, int, i
 
 
 async def recent(db: Db, symbol: str, since: int) -> tuple[int, int]:
-    """(lots, notional units) traded since ``since``, at one-second grain."""
-    row = await db.fetchrow(RECENT, symbol, SECOND_MS, since - since % SECOND_MS)
+    """(lots, notional units) traded in the one-minute candles opening at or after ``since``."""
+    row = await db.fetchrow(RECENT, symbol, MINUTE_MS, since)
     assert row is not None
     return int(row[0]), int(row[1])
 

@@ -7,7 +7,9 @@ while each service is SIGKILLed at a random moment and started again. Afterwards
 * the trades in Postgres equal, id for id, the trades of a replay of ``validated-orders`` through the
   pure ``Book`` (prices, quantities, order ids), and so do the final books in Redis (state hash);
 * every balance equals what the pure settlement of the replay gives from the deposits and holds;
-* the money invariants hold (conservation per asset, ledger = balances, holds released exactly once).
+* the money invariants hold (conservation per asset, ledger = balances, holds released exactly once);
+* the candles of every kline interval are the candles of the stored trades, both the ones REST rolls up from
+  Postgres and the live ones market-data keeps for the streams (killed and restarted too).
 """
 
 from __future__ import annotations
@@ -21,18 +23,24 @@ from typing import Any
 
 import asyncpg
 import httpx
+import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from services.gateway.candles import klines
+from services.market_data.klines import SERIES, LiveCandles
 from services.matcher.book import Book
 from services.matcher.bookstore import BookStore
 from services.settlement.ledger import OrderHold, settle
 from shared import postgres
 from shared import redis as sredis
+from shared.candles import INTERVALS, bucket_open
 from shared.domain import Bucket, Side
 from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
+from shared.rediskeys import market_key
 from spot import admin
 from spot.fleet import Fleet
+from tests.candle_model import candles_at
 from tests.client import Client
 from tests.e2e.conftest import REDIS_KINDS, RunningFleet, fleet_of_kind
 from tests.invariants import check_money
@@ -303,12 +311,35 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
         assert {k: v for k, v in actual.items() if v != [0, 0]} == {k: v for k, v in expected.items() if v != [0, 0]}
         totals = await check_money(db)
         assert totals == {a: atoms * USERS for a, atoms in DEPOSITS.items()}
+        await _compare_candles(db, settings, list(markets))
         print(
             f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events, "
             f"{elapsed:.1f}s with {len(VICTIMS)} kills"
         )
     finally:
         await db.close()
+
+
+async def _compare_candles(db: asyncpg.Connection, settings: Any, symbols: list[str]) -> None:
+    """Every interval's candles over REST (Postgres) and every stream's live candle (market-data's, in Redis)
+    are the candles of the trades settlement stored."""
+    async with sredis.client(settings) as cache:
+        for symbol in symbols:
+            query = "SELECT trade_id, price_ticks, qty_lots, buyer_is_maker, ts FROM trades WHERE symbol = $1"
+            trades = [tuple(r) for r in await db.fetch(query, symbol)]
+            if not trades:
+                continue
+            last = max(trades)
+            for iv in INTERVALS.values():
+                got = await klines(db, symbol, iv, 0, now=last[4], start=None, end=None, limit=1000)
+                assert got[-1].open_time == bucket_open(last[4], iv), (symbol, iv.name)
+                want = candles_at(trades, iv, 0, [c.open_time for c in got])  # type: ignore[arg-type]
+                assert got == want, f"{symbol} {iv.name} candles differ from the trades'"
+            live = LiveCandles.restore(orjson.loads(await cache.get(market_key(symbol, "kline_cur"))))
+            for s in SERIES:
+                at = bucket_open(last[4], s.interval, s.offset_ms)
+                want = candles_at(trades, s.interval, s.offset_ms, [at])  # type: ignore[arg-type]
+                assert [live.current[s.kind]] == want, (symbol, s.kind)
 
 
 @pytest.mark.timeout(900)

@@ -254,9 +254,7 @@ async def _klines(request: Request, gw: GatewayDep, params: dict[str, str]) -> R
     limit = int_param(params, "limit", 500, 1, 1000)
     start, end = int_param(params, "startTime"), int_param(params, "endTime")
     assert limit is not None
-    # Binance's weight; the request's first unit was spent by PublicParams
-    ip = client_ip(request, gw.settings.trusted_proxy_hops)
-    await gw.limiter.weight(public_budget(ip), KLINES_WEIGHT - 1)
+    await _spend(request, gw, KLINES_WEIGHT)
     rows = await candles.klines(gw.db, m.symbol, iv, offset, now=now_ms(), start=start, end=end, limit=limit)
     return raw_json(orjson.dumps([kline_row(m, c) for c in rows]))
 
@@ -387,11 +385,11 @@ async def ticker_trading_day(request: Request, gw: GatewayDep, params: PublicPar
 
 @router.get("/avgPrice", **spec.returns(spec.AvgPrice), openapi_extra=spec.in_query(spec.SYMBOL))
 async def avg_price_now(request: Request, gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
-    """The volume-weighted price of the last 5 minutes; the last price when nothing traded in them."""
+    """The volume-weighted price of the last 5 minutes (from the minute they open on, as the ``@avgPrice``
+    stream); the last price when nothing traded in them."""
     m = gw.market(params.get("symbol"))
     await _spend(request, gw, 2)
-    now = now_ms()
-    volume, quote = await tickers.recent(gw.db, m.symbol, now - AVG_PRICE_MS)
+    volume, quote = await tickers.recent(gw.db, m.symbol, window_open(now_ms(), AVG_PRICE_MS))
     last = (await tickers.last_trades(gw.db, [m.symbol])).get(m.symbol, (0, 0, 0))
     return {"mins": AVG_PRICE_MS // MINUTE_MS, "price": avg_price(m, volume, quote, last[0]), "closeTime": last[2]}
 
