@@ -1,6 +1,8 @@
-"""The WebSocket API (``/ws-api/v3``): ping, time, the session's logon, and the user data stream.
+"""The WebSocket API (``/ws-api/v3``): ping, time, klines and tickers, the session's logon, and the user data stream.
 
-Methods, with Binance's names and answers: ``ping``, ``time``; ``session.logon``, ``session.status``,
+Methods, with Binance's names and answers: ``ping``, ``time``; ``klines``, ``uiKlines``, ``avgPrice``,
+``ticker.24hr``, ``ticker``, ``ticker.tradingDay``, ``ticker.price``, ``ticker.book`` (the REST endpoints'
+answers, ``marketdata``, weighed on the connection's IP as REST's); ``session.logon``, ``session.status``,
 ``session.logout``; ``userDataStream.subscribe`` (a logged-on session's account),
 ``userDataStream.subscribe.signature`` (ccxt >= 4.5.6) and ``userDataStream.unsubscribe``.
 
@@ -20,6 +22,7 @@ One subscription per connection (``subscriptionId`` 0): another account's is ref
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -33,8 +36,10 @@ from shared.errors import ApiError
 from shared.lifecycle import now_ms
 from shared.signing import check_timestamp, ws_api_payload
 
+from . import marketdata
 from .access import StreamGuard, Watched
 from .deps import BAD_KEY, Gateway, client_ip
+from .ratelimit import public_budget
 from .ws import MessageRate, Session, admitted, guard_of, run_session
 
 router = APIRouter()
@@ -42,6 +47,16 @@ USER = "user"  # the session's stream name of the user data subscription
 NOT_LOGGED_ON = "You are not authorized to execute this request."
 BAD_SIGNATURE = "Signature for this request is not valid."
 Params = dict[str, Any]
+MARKET_DATA: dict[str, Callable[[Gateway, dict[str, str], marketdata.Spend], Awaitable[Any]]] = {
+    "klines": marketdata.klines,
+    "uiKlines": marketdata.klines,
+    "avgPrice": marketdata.avg_price,
+    "ticker.24hr": marketdata.ticker_24hr,
+    "ticker": marketdata.ticker_window,
+    "ticker.tradingDay": marketdata.ticker_trading_day,
+    "ticker.price": marketdata.ticker_price,
+    "ticker.book": marketdata.book_ticker,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +87,8 @@ class WsApi:
             "userDataStream.subscribe.signature": self.subscribe_signature,
             "userDataStream.unsubscribe": self.unsubscribe,
         }
+        for name, answer in MARKET_DATA.items():
+            self.methods[name] = functools.partial(self.market_data, answer)
 
     async def send(self, body: dict[str, Any]) -> None:
         await self.ws.send_text(orjson.dumps(body).decode())
@@ -102,6 +119,13 @@ class WsApi:
 
     async def time(self, _: Params) -> dict[str, Any]:
         return {"serverTime": now_ms()}
+
+    async def market_data(self, answer: Callable[..., Awaitable[Any]], params: Params) -> Any:
+        return await answer(self.gw, as_text(params), self.spend)
+
+    async def spend(self, weight: int) -> None:
+        """A market data request's weight, from the connection's IP: the budget REST's public endpoints spend."""
+        await self.gw.limiter.weight(public_budget(self.ip), weight)
 
     async def session_logon(self, params: Params) -> dict[str, Any]:
         api_key = _api_key(params)
@@ -214,6 +238,22 @@ class WsApi:
         if self.watched is not None:
             self.guard.unwatch(self.watched)
         self.watched, self.by_session = None, False
+
+
+def as_text(params: Params) -> dict[str, str]:
+    """JSON parameters as the query string would carry them: numbers and booleans as text, ``symbols`` (a list)
+    as its JSON; anything else is refused with -1100 naming the parameter."""
+    out = {}
+    for name, value in params.items():
+        if isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif isinstance(value, str | int):
+            out[name] = str(value)
+        elif isinstance(value, list) and name == "symbols":
+            out[name] = orjson.dumps(value).decode()
+        else:
+            raise ApiError(errors.ILLEGAL_CHARS, f"Illegal value for parameter '{str(name)[:40]}'.")
+    return out
 
 
 def _api_key(params: Params) -> str:

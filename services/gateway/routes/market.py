@@ -14,15 +14,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shared import errors
-from shared.binance import kline_row
-from shared.candles import DAY_MS, INTERVALS, MINUTE_MS, Interval, bucket_open, level_for, next_open, parse_time_zone
 from shared.domain import Market
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
 from shared.rediskeys import market_key
-from shared.tickers import AVG_PRICE_MS, avg_price, day_full, full, mini, parse_window, window_open
 
-from .. import candles, tickers
+from .. import marketdata
 from ..deps import GatewayDep, PublicParams, client_ip, int_param
 from ..ratelimit import depth_weight, public_budget
 from . import spec
@@ -223,175 +220,61 @@ KLINES_DOC = (
 KLINES_PARAMS = spec.in_query(
     spec.SYMBOL, spec.INTERVAL, spec.START_TIME, spec.END_TIME, spec.TIME_ZONE, spec.limit(500, 1000)
 )
-KLINES_WEIGHT = 2  # Binance's, for klines and uiKlines
+TICKERS = spec.Ticker24hr | spec.TickerMini | list[spec.Ticker24hr] | list[spec.TickerMini]
+WINDOW_TICKERS = spec.TickerWindow | spec.TickerMini | list[spec.TickerWindow] | list[spec.TickerMini]
 
 
-def _interval(params: dict[str, str]) -> Interval:
-    name = params.get("interval")
-    if not name:
-        raise errors.mandatory("interval")
-    iv = INTERVALS.get(name)
-    if iv is None:
-        raise ApiError(errors.BAD_INTERVAL, "Invalid interval.")
-    return iv
+def _spender(request: Request, gw: GatewayDep) -> marketdata.Spend:
+    """Spend the rest of an endpoint's Binance weight from the caller's IP (PublicParams spent its first unit)."""
 
+    async def spend(weight: int) -> None:
+        if weight > 1:
+            await gw.limiter.weight(public_budget(client_ip(request, gw.settings.trusted_proxy_hops)), weight - 1)
 
-def time_zone(params: dict[str, str]) -> int:
-    """``timeZone`` as an offset in ms (0 when not sent); -1100 naming the range when it is not one."""
-    raw = params.get("timeZone")
-    if raw is None or raw == "":
-        return 0
-    try:
-        return parse_time_zone(raw)
-    except ValueError as exc:
-        raise ApiError(errors.ILLEGAL_CHARS, f"Illegal characters found in parameter 'timeZone': {exc}.") from None
-
-
-async def _klines(request: Request, gw: GatewayDep, params: dict[str, str]) -> Response:
-    m = gw.market(params.get("symbol"))
-    iv = _interval(params)
-    offset = time_zone(params)
-    limit = int_param(params, "limit", 500, 1, 1000)
-    start, end = int_param(params, "startTime"), int_param(params, "endTime")
-    assert limit is not None
-    await _spend(request, gw, KLINES_WEIGHT)
-    rows = await candles.klines(gw.db, m.symbol, iv, offset, now=now_ms(), start=start, end=end, limit=limit)
-    return raw_json(orjson.dumps([kline_row(m, c) for c in rows]))
+    return spend
 
 
 @router.get("/klines", **spec.returns(list[spec.Kline], KLINES_DOC), openapi_extra=KLINES_PARAMS)
 async def klines(request: Request, gw: GatewayDep, params: PublicParams) -> Response:
-    return await _klines(request, gw, params)
+    return raw_json(orjson.dumps(await marketdata.klines(gw, params, _spender(request, gw))))
 
 
 @router.get("/uiKlines", **spec.returns(list[spec.Kline], KLINES_DOC), openapi_extra=KLINES_PARAMS)
 async def ui_klines(request: Request, gw: GatewayDep, params: PublicParams) -> Response:
     """Binance's klines "for presentation": the same candles here (ours have no gaps to smooth over)."""
-    return await _klines(request, gw, params)
-
-
-# -- tickers ---------------------------------------------------------------------------------------------------
-MAX_SYMBOLS = 100  # Binance's cap on ``symbols`` for the rolling and trading-day tickers
-TICKER_TYPES = ("FULL", "MINI")
-
-
-def _markets(gw: GatewayDep, params: dict[str, str], *, required: bool = False) -> tuple[list[Market], bool]:
-    """The markets ``symbol`` or ``symbols`` name (every market when neither and not ``required``), and
-    whether the answer is one object (``symbol``) rather than a list."""
-    one, many = params.get("symbol"), params.get("symbols")
-    if one and many:
-        raise ApiError(errors.BAD_COMBINATION, "Combination of optional parameters invalid.")
-    if one:
-        return [gw.market(one)], True
-    if not many:
-        if required:
-            raise ApiError(errors.MANDATORY_PARAM, "Param 'symbol' or 'symbols' must be sent, but both were empty.")
-        return list(gw.markets.values()), False
-    try:
-        names = orjson.loads(many)
-    except orjson.JSONDecodeError:
-        names = None
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-        raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in parameter 'symbols'; send a JSON array.")
-    if len(names) > MAX_SYMBOLS:
-        raise ApiError(errors.TOO_MANY_PARAMETERS, f"Parameter 'symbols' has {len(names)} symbols, at most {MAX_SYMBOLS}.")
-    if len(set(names)) != len(names):
-        raise ApiError(errors.TOO_MANY_PARAMETERS, "Duplicate values for parameter 'symbols'.")
-    return [gw.market(n) for n in names], False
-
-
-def _type(params: dict[str, str]) -> str:
-    kind = params.get("type") or "FULL"
-    if kind not in TICKER_TYPES:
-        raise ApiError(errors.ILLEGAL_CHARS, f"Parameter 'type' must be FULL or MINI, not {kind[:20]!r}.")
-    return kind
-
-
-async def _spend(request: Request, gw: GatewayDep, weight: int) -> None:
-    """Spend the rest of an endpoint's Binance weight (PublicParams spent its first unit)."""
-    if weight > 1:
-        await gw.limiter.weight(public_budget(client_ip(request, gw.settings.trusted_proxy_hops)), weight - 1)
-
-
-def _answer(rows: list[dict[str, Any]], one: bool) -> Any:
-    return rows[0] if one else rows
-
-
-def day_weight(count: int, named: bool) -> int:
-    """``ticker/24hr``'s weight: 2 for up to 20 symbols, 40 up to 100, 80 past that or for all of them."""
-    if not named or count > 100:
-        return 80
-    return 2 if count <= 20 else 40
+    return raw_json(orjson.dumps(await marketdata.klines(gw, params, _spender(request, gw))))
 
 
 @router.get(
     "/ticker/24hr",
-    **spec.returns(spec.Ticker24hr | spec.TickerMini | list[spec.Ticker24hr] | list[spec.TickerMini]),
+    **spec.returns(TICKERS),
     openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL, spec.SYMBOLS, spec.TICKER_TYPE),
 )
 async def ticker_24hr(request: Request, gw: GatewayDep, params: PublicParams) -> Any:
-    markets, one = _markets(gw, params)
-    kind = _type(params)
-    await _spend(request, gw, day_weight(len(markets), bool(params.get("symbol") or params.get("symbols"))))
-    now = now_ms()
-    symbols = [m.symbol for m in markets]
-    window = await tickers.window(gw.db, symbols, MINUTE_MS, window_open(now, DAY_MS), now)
-    if kind == "MINI":
-        return _answer([mini(m, window[m.symbol]) for m in markets], one)
-    last, book = await tickers.last_trades(gw.db, symbols), await tickers.books(gw.cache, symbols)
-    rows = [day_full(m, window[m.symbol], last.get(m.symbol, (0, 0, 0))[1], book[m.symbol]) for m in markets]
-    return _answer(rows, one)
+    return await marketdata.ticker_24hr(gw, params, _spender(request, gw))
 
 
 @router.get(
     "/ticker",
-    **spec.returns(spec.TickerWindow | spec.TickerMini | list[spec.TickerWindow] | list[spec.TickerMini]),
+    **spec.returns(WINDOW_TICKERS),
     openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL, spec.SYMBOLS, spec.WINDOW_SIZE, spec.TICKER_TYPE),
 )
 async def ticker_window(request: Request, gw: GatewayDep, params: PublicParams) -> Any:
-    """The rolling-window ticker: ``windowSize`` from 1m to 7d (default 1d), opening on a minute."""
-    markets, one = _markets(gw, params, required=True)
-    kind = _type(params)
-    try:
-        size = parse_window(params.get("windowSize") or "1d")
-    except ValueError as exc:
-        raise ApiError(errors.ILLEGAL_CHARS, f"Illegal characters found in parameter 'windowSize': {exc}.") from None
-    await _spend(request, gw, min(4 * len(markets), 200))
-    now = now_ms()
-    window = await tickers.window(gw.db, [m.symbol for m in markets], MINUTE_MS, window_open(now, size), now)
-    shape = mini if kind == "MINI" else full
-    return _answer([shape(m, window[m.symbol]) for m in markets], one)
+    return await marketdata.ticker_window(gw, params, _spender(request, gw))
 
 
 @router.get(
     "/ticker/tradingDay",
-    **spec.returns(spec.TickerWindow | spec.TickerMini | list[spec.TickerWindow] | list[spec.TickerMini]),
+    **spec.returns(WINDOW_TICKERS),
     openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL, spec.SYMBOLS, spec.TIME_ZONE, spec.TICKER_TYPE),
 )
 async def ticker_trading_day(request: Request, gw: GatewayDep, params: PublicParams) -> Any:
-    """Today so far on the clock of ``timeZone`` (default UTC): openTime and closeTime are the day's bounds."""
-    markets, one = _markets(gw, params, required=True)
-    kind = _type(params)
-    offset = time_zone(params)
-    await _spend(request, gw, min(4 * len(markets), 200))
-    day = INTERVALS["1d"]
-    opens = bucket_open(now_ms(), day, offset)
-    closes = next_open(opens, day, offset) - 1
-    symbols = [m.symbol for m in markets]
-    window = await tickers.window(gw.db, symbols, level_for(day, offset), opens, closes)
-    shape = mini if kind == "MINI" else full
-    return _answer([shape(m, window[m.symbol]) for m in markets], one)
+    return await marketdata.ticker_trading_day(gw, params, _spender(request, gw))
 
 
 @router.get("/avgPrice", **spec.returns(spec.AvgPrice), openapi_extra=spec.in_query(spec.SYMBOL))
-async def avg_price_now(request: Request, gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
-    """The volume-weighted price of the last 5 minutes (from the minute they open on, as the ``@avgPrice``
-    stream); the last price when nothing traded in them."""
-    m = gw.market(params.get("symbol"))
-    await _spend(request, gw, 2)
-    volume, quote = await tickers.recent(gw.db, m.symbol, window_open(now_ms(), AVG_PRICE_MS))
-    last = (await tickers.last_trades(gw.db, [m.symbol])).get(m.symbol, (0, 0, 0))
-    return {"mins": AVG_PRICE_MS // MINUTE_MS, "price": avg_price(m, volume, quote, last[0]), "closeTime": last[2]}
+async def avg_price(request: Request, gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
+    return await marketdata.avg_price(gw, params, _spender(request, gw))
 
 
 @router.get(
@@ -400,11 +283,7 @@ async def avg_price_now(request: Request, gw: GatewayDep, params: PublicParams) 
     openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL, spec.SYMBOLS),
 )
 async def ticker_price(request: Request, gw: GatewayDep, params: PublicParams) -> Any:
-    markets, one = _markets(gw, params)
-    await _spend(request, gw, 2 if one else 4)
-    last = await tickers.last_trades(gw.db, [m.symbol for m in markets])
-    rows = [{"symbol": m.symbol, "price": m.fmt_price(last.get(m.symbol, (0, 0, 0))[0])} for m in markets]
-    return _answer(rows, one)
+    return await marketdata.ticker_price(gw, params, _spender(request, gw))
 
 
 @router.get(
@@ -413,19 +292,4 @@ async def ticker_price(request: Request, gw: GatewayDep, params: PublicParams) -
     openapi_extra=spec.in_query(spec.SYMBOL_OPTIONAL, spec.SYMBOLS),
 )
 async def book_ticker(request: Request, gw: GatewayDep, params: PublicParams) -> Any:
-    markets, one = _markets(gw, params)
-    await _spend(request, gw, 2 if one else 4)
-    book = await tickers.books(gw.cache, [m.symbol for m in markets])
-    rows = []
-    for m in markets:
-        bid, bid_qty, ask, ask_qty = book[m.symbol]
-        rows.append(
-            {
-                "symbol": m.symbol,
-                "bidPrice": m.fmt_price(bid),
-                "bidQty": m.fmt_qty(bid_qty),
-                "askPrice": m.fmt_price(ask),
-                "askQty": m.fmt_qty(ask_qty),
-            }
-        )
-    return _answer(rows, one)
+    return await marketdata.book_ticker(gw, params, _spender(request, gw))
