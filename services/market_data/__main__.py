@@ -41,12 +41,14 @@ from .streams import (
     publish_depth,
     publish_tickers,
     publish_trades,
+    refresh_candles,
 )
 
 SERVICE = "market-data"
 NEW = ExecType.NEW
 DEPTH_INTERVAL_MS = 100
 TICKER_INTERVAL_MS = 1000  # Binance's update speed of the ticker streams
+KLINE_REFRESH_MS = 2000  # Binance's update speed of the kline streams (but 1s's), traded or not
 PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
 
 
@@ -83,7 +85,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         health.watch(resilience.probes(cache=cache, outbox=dlq))
         health.up()
         unflushed: list[Batch[MatchedEvent | TradeExecution]] = []
-        last_flush = last_tickers = time.monotonic()
+        last_flush = last_tickers = last_klines = time.monotonic()
         async for batch in inbox.batches(stop, timeout_ms=DEPTH_INTERVAL_MS // 2, yield_empty=True):
             now = now_ms()
             if batch.records:
@@ -146,6 +148,12 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                             publish_depth(w, market_state, diff, now)
                             PUSHED.labels("depth").inc()
                         publish_candles(w, market_state, now)
+                        w.queue(pipe)
+                if (time.monotonic() - last_klines) * 1000 >= KLINE_REFRESH_MS:
+                    last_klines = time.monotonic()
+                    for market_state in states.values():
+                        w = market_state.atomic()
+                        refresh_candles(w, market_state, now)
                         w.queue(pipe)
                 if (time.monotonic() - last_tickers) * 1000 >= TICKER_INTERVAL_MS:
                     last_tickers = time.monotonic()

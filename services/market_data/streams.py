@@ -27,7 +27,7 @@ from shared import redis as sredis
 from shared import tracing
 from shared import tickers as shapes
 from shared.binance import agg_trade_event, kline_event, trade_event, trade_json
-from shared.candles import Candle
+from shared.candles import Candle, bucket_open, next_open
 from shared.domain import Market
 from shared.messages import Trade
 from shared.rediskeys import market_key
@@ -41,6 +41,7 @@ CHUNK = 1000  # fields or rows per command
 T = TypeVar("T")
 KLINES_KEPT = 2000  # closed minutes kept in Redis: over ``tickers.KEPT_MS``
 ALL_TICKERS, ALL_MINI_TICKERS = "!ticker@arr", "!miniTicker@arr"
+CLOSE_GRACE_MS = 1000  # how late after a candle's close a trade stamped within it may still reach market-data
 Book = tuple[int, int, int, int]
 
 
@@ -63,6 +64,7 @@ class MarketState:
         self.last_trade: LastTrade | None = None
         self.shown: dict[str, tuple[Any, ...]] = {}  # what the day tickers last said in the arrays, but their times
         self.book: Book | None = None  # the best bid and ask last pushed on ``@bookTicker``
+        self.announced: dict[str, int] = {}  # series -> open time of the candle last pushed with ``x: true``
 
     def atomic(self) -> sredis.Atomic:
         """An empty atomic write to this symbol's keys (routed by their hash tag)."""
@@ -155,6 +157,8 @@ def publish_trades(
             if series is ONE_MINUTE:
                 _store_kline(w, m, closed)
                 minutes.append((closed, t.ts))
+            if state.announced.get(series.kind) == closed.open_time:
+                continue  # its close went out when its time ran out (``refresh_candles``)
             event = kline_event(m, closed, series.interval.name, event_ts, closed=True)
             w.call("PUBLISH", state.kline_channels[series.kind], orjson.dumps(event))
     rows.reverse()  # newest first
@@ -199,6 +203,28 @@ def _store_kline(w: sredis.Atomic, m: Market, k: Candle) -> None:
     w.call("ZREMRANGEBYSCORE", market_key(m.symbol, "klines"), k.open_time, k.open_time)
     w.call("ZADD", market_key(m.symbol, "klines"), k.open_time, orjson.dumps(list(astuple(k))))
     w.call("ZREMRANGEBYRANK", market_key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)
+
+
+def refresh_candles(w: sredis.Atomic, state: MarketState, now: int) -> None:
+    """Push every kline stream's candle whether trades moved it or not (Binance: every 2 seconds), so a new
+    subscriber hears at once and a quiet market's candles still turn over: a candle whose time ran out goes out
+    once with ``x: true``, then the candle of now, with no trade yet (every price the last close, ``f``/``L``
+    -1), once ``CLOSE_GRACE_MS`` have passed, so a trade stamped just before the close is still in it. The live
+    state is not changed: the next trade folds in as always."""
+    m = state.market
+    for series in SERIES:
+        candle = state.candles.current.get(series.kind)
+        if candle is None:
+            continue  # never traded
+        if now > candle.close_time + CLOSE_GRACE_MS:
+            if state.announced.get(series.kind) != candle.open_time:
+                closed = kline_event(m, candle, series.interval.name, now, closed=True)
+                w.call("PUBLISH", state.kline_channels[series.kind], orjson.dumps(closed))
+                state.announced[series.kind] = candle.open_time
+            opened = bucket_open(now, series.interval, series.offset_ms)
+            candle = Candle.empty(opened, next_open(opened, series.interval, series.offset_ms) - 1, candle.close)
+        event = kline_event(m, candle, series.interval.name, now)
+        w.call("PUBLISH", state.kline_channels[series.kind], orjson.dumps(event))
 
 
 def publish_tickers(w: sredis.Atomic, state: MarketState, event_ts: int, everyone: dict[str, list[bytes]]) -> None:

@@ -191,7 +191,7 @@ async def _trade_and_watch(fleet: RunningFleet) -> Live:
     taker = ccxt.pro.binance(config(fleet.base, taker_u.api_key, taker_u.secret))
     watcher = ccxt.pro.binance(config(fleet.base))
     raw = Client(fleet.base)
-    zoned = await raw.market_stream("btcusdt@kline_1d@+08:00", "btcusdt@kline_4h@+08:00")
+    zoned = await raw.market_stream("btcusdt@kline_1d@+08:00", "btcusdt@kline_4h@+08:00", "btcusdt@kline_1s")
     try:
         for ex in (maker, taker, watcher):
             await ex.load_markets()
@@ -215,7 +215,7 @@ async def _trade_and_watch(fleet: RunningFleet) -> Live:
             live.trades = await _stored(fleet.settings.database_url, "BTCUSDT")
             await asyncio.sleep(0.1)
         assert len(live.trades) == 5, live.trades
-        await asyncio.sleep(1.0)  # the live candles' next push
+        await asyncio.sleep(3.5)  # the live candles' next pushes, and a quiet second turning over
         for loop in loops:
             loop.cancel()
         live.zoned = list(zoned.events)
@@ -230,6 +230,21 @@ async def _trade_and_watch(fleet: RunningFleet) -> Live:
 @pytest.fixture(scope="module")
 def btc(shared_fleet: RunningFleet) -> Live:
     return asyncio.run(_trade_and_watch(shared_fleet))
+
+
+def test_a_quiet_candle_closes_and_the_next_opens_at_the_last_price(btc: Live) -> None:
+    """The streams turn over without trades, as Binance's (every 2 s): the last trade's second goes out closed,
+    then a second with no trade at its close."""
+    last = max(btc.trades)
+    seconds = [e["k"] for e in btc.zoned if e.get("e") == "kline" and e["k"]["i"] == "1s"]
+    closed = [k for k in seconds if k["x"]]
+    assert closed and closed[-1]["L"] == last[0] and closed[-1]["t"] == bucket_open(last[4], INTERVALS["1s"])
+    quiet = [k for k in seconds if k["n"] == 0]
+    assert quiet and quiet[-1]["t"] > closed[-1]["t"], seconds[-3:]
+    price = BTC.fmt_price(last[1])
+    assert (quiet[-1]["o"], quiet[-1]["h"], quiet[-1]["l"], quiet[-1]["c"], quiet[-1]["v"]) == (
+        price, price, price, price, "0.00000000"
+    )
 
 
 def test_live_candles_over_rest_and_streams_are_the_trades(shared_fleet: RunningFleet, btc: Live) -> None:
