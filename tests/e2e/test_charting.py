@@ -215,7 +215,7 @@ async def _trade_and_watch(fleet: RunningFleet) -> Live:
             live.trades = await _stored(fleet.settings.database_url, "BTCUSDT")
             await asyncio.sleep(0.1)
         assert len(live.trades) == 5, live.trades
-        await asyncio.sleep(3.5)  # the live candles' next pushes, and a quiet second turning over
+        await asyncio.sleep(5.0)  # the live candles' next pushes, and a quiet second turning over
         for loop in loops:
             loop.cancel()
         live.zoned = list(zoned.events)
