@@ -31,7 +31,7 @@ MONDAY_MS = 4 * DAY_MS  # 1970-01-05, the first Monday after the epoch (a Thursd
 LEVELS = (SECOND_MS, MINUTE_MS, HOUR_MS)  # the stored widths, narrowest first
 MIN_OFFSET_MS, MAX_OFFSET_MS = -12 * HOUR_MS, 14 * HOUR_MS  # Binance: "strictly [-12:00 to +14:00] inclusive"
 STREAM_OFFSET = "+08:00"  # the one zone Binance's kline streams take (``<symbol>@kline_<interval>@+08:00``)
-_ZONE = re.compile(r"^([+-]?)(\d{1,2})(?::(\d{2}))?$")
+_ZONE = re.compile(r"^([+-]?)([0-9]{1,2})(?::([0-9]{2}))?$")  # ASCII digits: \d would take any script's
 
 
 @dataclass(frozen=True, slots=True)
