@@ -439,11 +439,21 @@ def test_ticker_streams(shared_fleet: RunningFleet, btc: Live) -> None:
             assert avg["i"] == "5m" and avg["T"] == max(btc.trades)[4]
             book = await streams.wait_for(lambda e: isinstance(e, dict) and "u" in e and e.get("b") == "49500.00000000")
             _typed_like_binance(book, {"u", "s", "b", "B", "a", "A"})
-            arrays = await streams.wait_for(lambda e: isinstance(e, list) and bool(e) and _event(e[0], "24hrTicker"))
-            assert {t["s"] for t in arrays} <= {"BTCUSDT", "ETHUSDT"} and "BTCUSDT" in {t["s"] for t in arrays}
-            minis = await streams.wait_for(lambda e: isinstance(e, list) and bool(e) and _event(e[0], "24hrMiniTicker"))
-            for t in minis:
-                _typed_like_binance(t, MINI_KEYS)
+            # the arrays carry the tickers that changed: a trade changes both
+            taker_u = await admin.create_user(shared_fleet.settings, "late taker", [("USDT", 1_000 * 10**8)])
+            taker = ccxt.pro.binance(config(shared_fleet.base, taker_u.api_key, taker_u.secret))
+            try:
+                await taker.load_markets()
+                await taker.create_order("BTC/USDT", "market", "buy", 0.001)  # at the 50020 ask
+            finally:
+                await taker.close()
+            for kind, keys in (("24hrTicker", DAY_KEYS), ("24hrMiniTicker", MINI_KEYS)):
+                arrays = await streams.wait_for(
+                    lambda e, k=kind: isinstance(e, list) and any(_event(t, k) and t["c"] == "50020.00000000" for t in e)
+                )
+                assert {t["s"] for t in arrays} <= {"BTCUSDT", "ETHUSDT"}
+                for t in arrays:
+                    _typed_like_binance(t, keys)
         finally:
             await streams.close()
             await raw.close()
@@ -477,6 +487,7 @@ def test_the_websocket_api_answers_as_rest(shared_fleet: RunningFleet, btc: Live
                         ("ticker.tradingDay", "/ticker/tradingDay", {"symbols": ["ETHUSDT"], "timeZone": "-5:00"}),
                     )
                 ):
+                    await asyncio.sleep(0.25)  # a connection sends at most 5 messages a second
                     await ws.send(json.dumps({"id": str(i), "method": method, "params": params}))
                     reply = json.loads(await ws.recv())
                     query = {k: json.dumps(v, separators=(",", ":")) if isinstance(v, list) else v for k, v in params.items()}
@@ -485,6 +496,7 @@ def test_the_websocket_api_answers_as_rest(shared_fleet: RunningFleet, btc: Live
                         reply["result"].pop("closeTime")
                         rest.pop("closeTime")
                     assert reply["id"] == str(i) and reply["status"] == 200 and reply["result"] == rest, method
+                await asyncio.sleep(0.25)
                 await ws.send(json.dumps({"id": "x", "method": "klines", "params": {"symbol": "ETHUSDT", "interval": "2w"}}))
                 assert json.loads(await ws.recv())["error"]["code"] == -1120
         finally:
