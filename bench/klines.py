@@ -48,7 +48,9 @@ def _batches(symbol: str, start: int, count: int, gap_ms: int, seed: int) -> Ite
         for i in range(first, min(count, first + BATCH)):
             price = max(1, price + rng.randint(-300, 300))
             ts = start + i * gap_ms + rng.randint(0, gap_ms - 1)
-            batch.append((symbol, i + 1, i + 1, price, rng.randint(1, 10_000), 1, 2, 1, 1, rng.random() < 0.5, 0, 0, ts))
+            batch.append(
+                (symbol, i + 1, i + 1, price, rng.randint(1, 10_000), 1, 2, 1, 1, rng.random() < 0.5, 0, 0, ts)
+            )
         yield batch
 
 
@@ -83,7 +85,9 @@ async def run(url: str, years: float, per_minute: int) -> dict[str, Any]:
             without = await _copy(conn, _batches("BAREUSDT", start, count, gap, 2))
             await conn.execute("ALTER TABLE trades ENABLE TRIGGER trades_to_klines")
             await conn.execute("ANALYZE klines")
-            stored = {int(r[0]): int(r[1]) for r in await conn.fetch("SELECT width_ms, count(*) FROM klines GROUP BY 1")}
+            stored = {
+                int(r[0]): int(r[1]) for r in await conn.fetch("SELECT width_ms, count(*) FROM klines GROUP BY 1")
+            }
             reads = []
             for zone, offset in ZONES.items():
                 for iv in INTERVALS.values():
@@ -93,8 +97,16 @@ async def run(url: str, years: float, per_minute: int) -> dict[str, Any]:
                             t0 = time.perf_counter()
                             got = await klines(conn, "HISTUSDT", iv, offset, now=now, start=since, end=None, limit=1000)
                             took.append(time.perf_counter() - t0)
-                        reads.append({"zone": zone, "interval": iv.name, "request": label, "candles": len(got),
-                                      "best_ms": min(took) * 1000, "median_ms": statistics.median(took) * 1000})
+                        reads.append(
+                            {
+                                "zone": zone,
+                                "interval": iv.name,
+                                "request": label,
+                                "candles": len(got),
+                                "best_ms": min(took) * 1000,
+                                "median_ms": statistics.median(took) * 1000,
+                            }
+                        )
         finally:
             await conn.close()
     finally:
@@ -121,12 +133,16 @@ def main() -> None:
     mach = machine()
     out = asyncio.run(run(args.database_url, args.years, args.per_minute))
     print(f"{out['trades']:,} trades over {out['years']} years; candles stored: {out['stored_candles_by_width_ms']}")
-    print(f"COPY per trade: {out['insert_us_per_trade_with_candles']:.1f} us with the candles trigger, "
-          f"{out['insert_us_per_trade_without']:.1f} us without")
+    print(
+        f"COPY per trade: {out['insert_us_per_trade_with_candles']:.1f} us with the candles trigger, "
+        f"{out['insert_us_per_trade_without']:.1f} us without"
+    )
     print(f"{'zone':7} {'interval':8} {'request':16} {'candles':>7} {'best ms':>8} {'median ms':>9}")
     for r in out["reads"]:
-        print(f"{r['zone']:7} {r['interval']:8} {r['request']:16} {r['candles']:>7} {r['best_ms']:>8.1f} "
-              f"{r['median_ms']:>9.1f}")
+        print(
+            f"{r['zone']:7} {r['interval']:8} {r['request']:16} {r['candles']:>7} {r['best_ms']:>8.1f} "
+            f"{r['median_ms']:>9.1f}"
+        )
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, load average at start {mach['loadavg']}, at end {loadavg()}")
     RESULTS.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -19,7 +19,8 @@ from shared.candles import DAY_MS, INTERVALS, MINUTE_MS, Interval, bucket_open, 
 from shared.domain import Market
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
-from shared.tickers import AVG_PRICE_MS, avg_price as average, day_full, full, mini, parse_window, window_open
+from shared.tickers import AVG_PRICE_MS, day_full, full, mini, parse_window, window_open
+from shared.tickers import avg_price as average
 
 from . import candles, tickers
 from .deps import Gateway, int_param
@@ -83,7 +84,9 @@ def _markets(gw: Gateway, params: dict[str, str], *, required: bool = False) -> 
     if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
         raise ApiError(errors.ILLEGAL_CHARS, "Illegal characters found in parameter 'symbols'; send a JSON array.")
     if len(names) > MAX_SYMBOLS:
-        raise ApiError(errors.TOO_MANY_PARAMETERS, f"Parameter 'symbols' has {len(names)} symbols, at most {MAX_SYMBOLS}.")
+        raise ApiError(
+            errors.TOO_MANY_PARAMETERS, f"Parameter 'symbols' has {len(names)} symbols, at most {MAX_SYMBOLS}."
+        )
     if len(set(names)) != len(names):
         raise ApiError(errors.TOO_MANY_PARAMETERS, "Duplicate values for parameter 'symbols'.")
     return [gw.market(n) for n in names], False

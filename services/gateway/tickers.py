@@ -8,7 +8,7 @@ the depth market-data keeps in Redis. What the numbers mean is ``shared.tickers`
 
 from __future__ import annotations
 
-from typing import cast
+from typing import TypeAlias, cast
 
 import asyncpg
 
@@ -35,8 +35,8 @@ RECENT = """
 SELECT coalesce(sum(volume_lots), 0), coalesce(sum(quote_nu), 0) FROM klines
 WHERE symbol = $1 AND width_ms = $2 AND open_time >= $3"""
 
-Db = asyncpg.Pool | asyncpg.Connection
-Book = tuple[int, int, int, int]  # best bid price, its lots, best ask price, its lots (0 where a side is empty)
+Db: TypeAlias = asyncpg.Pool | asyncpg.Connection
+Book: TypeAlias = tuple[int, int, int, int]  # best bid, its lots, best ask, its lots (0 where a side is empty)
 
 
 async def window(db: Db, symbols: list[str], level: int, open_time: int, close_time: int) -> dict[str, Stats]:

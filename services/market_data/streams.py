@@ -24,8 +24,8 @@ from typing import Any, TypeVar
 import orjson
 
 from shared import redis as sredis
-from shared import tracing
 from shared import tickers as shapes
+from shared import tracing
 from shared.binance import agg_trade_event, kline_event, trade_event, trade_json
 from shared.candles import Candle, bucket_open, next_open
 from shared.domain import Market

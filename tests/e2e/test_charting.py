@@ -14,11 +14,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import time
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -118,7 +119,7 @@ def test_fetch_ohlcv_pages_back_to_the_first_trade(shared_fleet: RunningFleet, h
                     since = page[-1][0] + 1
                 opens = [r[0] for r in rows]
                 assert rows == _ccxt_rows(ETH, candles_at(history, iv, 0, opens)), tf
-                assert all(next_open(a, iv) == b for a, b in zip(opens, opens[1:])), f"{tf}: no candle skipped"
+                assert all(next_open(a, iv) == b for a, b in itertools.pairwise(opens)), f"{tf}: no candle skipped"
         finally:
             await ex.close()
 
@@ -141,7 +142,9 @@ def test_time_zones_and_ui_klines(shared_fleet: RunningFleet, history: list[Mode
                     ui = await http.get("/uiKlines", params=params)
                     assert ui.json() == rows
             newest = await http.get("/klines", params={"symbol": "ETHUSDT", "interval": "1w", "limit": 3})
-            assert len(newest.json()) == 3 and newest.json()[-1][0] == bucket_open(int(time.time() * 1000), INTERVALS["1w"])
+            assert len(newest.json()) == 3 and newest.json()[-1][0] == bucket_open(
+                int(time.time() * 1000), INTERVALS["1w"]
+            )
 
     asyncio.run(run())
 
@@ -243,7 +246,11 @@ def test_a_quiet_candle_closes_and_the_next_opens_at_the_last_price(btc: Live) -
     assert quiet and quiet[-1]["t"] > closed[-1]["t"], seconds[-3:]
     price = BTC.fmt_price(last[1])
     assert (quiet[-1]["o"], quiet[-1]["h"], quiet[-1]["l"], quiet[-1]["c"], quiet[-1]["v"]) == (
-        price, price, price, price, "0.00000000"
+        price,
+        price,
+        price,
+        price,
+        "0.00000000",
     )
 
 
@@ -286,7 +293,31 @@ def test_live_candles_over_rest_and_streams_are_the_trades(shared_fleet: Running
 
 
 # -- tickers -------------------------------------------------------------------------------------------------
-DAY_KEYS = {"e", "E", "s", "p", "P", "w", "x", "c", "Q", "b", "B", "a", "A", "o", "h", "l", "v", "q", "O", "C", "F", "L", "n"}
+DAY_KEYS = {
+    "e",
+    "E",
+    "s",
+    "p",
+    "P",
+    "w",
+    "x",
+    "c",
+    "Q",
+    "b",
+    "B",
+    "a",
+    "A",
+    "o",
+    "h",
+    "l",
+    "v",
+    "q",
+    "O",
+    "C",
+    "F",
+    "L",
+    "n",
+}
 MINI_KEYS = {"e", "E", "s", "c", "o", "h", "l", "v", "q"}
 WINDOW_KEYS = {"e", "E", "s", "p", "P", "o", "h", "l", "c", "w", "v", "q", "O", "C", "F", "L", "n"}
 INTS = {"E", "O", "C", "F", "L", "n", "T", "u"}  # every other field of a ticker event is a decimal string
@@ -347,7 +378,10 @@ def test_rest_tickers_are_the_trades(shared_fleet: RunningFleet, btc: Live, hist
             assert day["closeTime"] - day["openTime"] < DAY_MS + MINUTE_MS and day["openTime"] % MINUTE_MS == 0
             _agrees(day, _expected(BTC, btc.trades, day["openTime"], day["closeTime"]))
             assert (day["bidPrice"], day["bidQty"], day["askPrice"], day["askQty"]) == (
-                "49000.00000000", "0.00600000", "50020.00000000", "0.00500000"
+                "49000.00000000",
+                "0.00600000",
+                "50020.00000000",
+                "0.00500000",
             )
             assert day["lastQty"] == "0.00400000"
             both = await get("/ticker/24hr", symbols='["ETHUSDT","BTCUSDT"]', type="MINI")
@@ -368,14 +402,24 @@ def test_rest_tickers_are_the_trades(shared_fleet: RunningFleet, btc: Live, hist
             _agrees(today, _expected(ETH, history, today["openTime"], today["closeTime"]))
             avg = await get("/avgPrice", symbol="BTCUSDT")
             quote, lots = sum(t[1] * t[2] for t in btc.trades), sum(t[2] for t in btc.trades)
-            assert avg == {"mins": 5, "price": f"{(quote * BTC.tick_size / lots).quantize(Decimal('1e-8')):.8f}",
-                           "closeTime": max(btc.trades)[4]}
+            assert avg == {
+                "mins": 5,
+                "price": f"{(quote * BTC.tick_size / lots).quantize(Decimal('1e-8')):.8f}",
+                "closeTime": max(btc.trades)[4],
+            }
             prices = await get("/ticker/price", symbols='["BTCUSDT","ETHUSDT"]')
-            assert prices == [{"symbol": "BTCUSDT", "price": "49000.00000000"},
-                              {"symbol": "ETHUSDT", "price": ETH.fmt_price(max(history)[1])}]
+            assert prices == [
+                {"symbol": "BTCUSDT", "price": "49000.00000000"},
+                {"symbol": "ETHUSDT", "price": ETH.fmt_price(max(history)[1])},
+            ]
             book = await get("/ticker/bookTicker", symbol="BTCUSDT")
-            assert book == {"symbol": "BTCUSDT", "bidPrice": "49000.00000000", "bidQty": "0.00600000",
-                            "askPrice": "50020.00000000", "askQty": "0.00500000"}
+            assert book == {
+                "symbol": "BTCUSDT",
+                "bidPrice": "49000.00000000",
+                "bidQty": "0.00600000",
+                "askPrice": "50020.00000000",
+                "askQty": "0.00500000",
+            }
             for path, params, code in (
                 ("/ticker", {}, -1102),
                 ("/ticker/24hr", {"symbol": "BTCUSDT", "symbols": '["BTCUSDT"]'}, -1128),
@@ -395,7 +439,9 @@ def test_rest_tickers_are_the_trades(shared_fleet: RunningFleet, btc: Live, hist
             assert (t["last"], t["bid"], t["ask"], t["high"], t["low"]) == (49_000, 49_000, 50_020, 50_020, 49_000)
             assert t["baseVolume"] == float(BTC.fmt_qty(sum(x[2] for x in btc.trades)))
             both = await ex.fetch_tickers(["BTC/USDT", "ETH/USDT"])
-            assert set(both) == {"BTC/USDT", "ETH/USDT"} and both["ETH/USDT"]["last"] == float(ETH.fmt_price(max(history)[1]))
+            assert set(both) == {"BTC/USDT", "ETH/USDT"} and both["ETH/USDT"]["last"] == float(
+                ETH.fmt_price(max(history)[1])
+            )
         finally:
             await ex.close()
 
@@ -406,8 +452,15 @@ def test_ticker_streams(shared_fleet: RunningFleet, btc: Live) -> None:
     async def run() -> None:
         raw = Client(shared_fleet.base)
         streams = await raw.market_stream(
-            "btcusdt@ticker", "btcusdt@miniTicker", "btcusdt@ticker_1h", "btcusdt@ticker_4h", "btcusdt@ticker_1d",
-            "btcusdt@avgPrice", "btcusdt@bookTicker", "!ticker@arr", "!miniTicker@arr",
+            "btcusdt@ticker",
+            "btcusdt@miniTicker",
+            "btcusdt@ticker_1h",
+            "btcusdt@ticker_4h",
+            "btcusdt@ticker_1d",
+            "btcusdt@avgPrice",
+            "btcusdt@bookTicker",
+            "!ticker@arr",
+            "!miniTicker@arr",
         )
         watcher = ccxt.pro.binance(config(shared_fleet.base))
         maker = ccxt.pro.binance(config(shared_fleet.base, *btc.maker))
@@ -428,7 +481,13 @@ def test_ticker_streams(shared_fleet: RunningFleet, btc: Live) -> None:
             day = await streams.wait_for(lambda e: _event(e, "24hrTicker") and e["b"] == "49500.00000000")
             _typed_like_binance(day, DAY_KEYS)
             ids = sorted(t[0] for t in btc.trades)
-            assert (day["c"], day["Q"], day["n"], day["F"], day["L"]) == ("49000.00000000", "0.00400000", 5, ids[0], ids[-1])
+            assert (day["c"], day["Q"], day["n"], day["F"], day["L"]) == (
+                "49000.00000000",
+                "0.00400000",
+                5,
+                ids[0],
+                ids[-1],
+            )
             _typed_like_binance(await streams.wait_for(lambda e: _event(e, "24hrMiniTicker")), MINI_KEYS)
             for window in ("1h", "4h", "1d"):
                 event = await streams.wait_for(lambda e, w=window: _event(e, f"{w}Ticker"))
@@ -449,7 +508,9 @@ def test_ticker_streams(shared_fleet: RunningFleet, btc: Live) -> None:
                 await taker.close()
             for kind, keys in (("24hrTicker", DAY_KEYS), ("24hrMiniTicker", MINI_KEYS)):
                 arrays = await streams.wait_for(
-                    lambda e, k=kind: isinstance(e, list) and any(_event(t, k) and t["c"] == "50020.00000000" for t in e)
+                    lambda e, k=kind: (
+                        isinstance(e, list) and any(_event(t, k) and t["c"] == "50020.00000000" for t in e)
+                    )
                 )
                 assert {t["s"] for t in arrays} <= {"BTCUSDT", "ETHUSDT"}
                 for t in arrays:
@@ -478,7 +539,11 @@ def test_the_websocket_api_answers_as_rest(shared_fleet: RunningFleet, btc: Live
                 for i, (method, path, params) in enumerate(
                     (
                         ("klines", "/klines", {"symbol": "ETHUSDT", "interval": "1w", "startTime": 0, "limit": 20}),
-                        ("uiKlines", "/uiKlines", {"symbol": "BTCUSDT", "interval": "1s", "startTime": first, "limit": 5}),
+                        (
+                            "uiKlines",
+                            "/uiKlines",
+                            {"symbol": "BTCUSDT", "interval": "1s", "startTime": first, "limit": 5},
+                        ),
                         ("ticker.price", "/ticker/price", {"symbols": ["BTCUSDT", "ETHUSDT"]}),
                         ("ticker.book", "/ticker/bookTicker", {"symbol": "BTCUSDT"}),
                         ("avgPrice", "/avgPrice", {"symbol": "BTCUSDT"}),
@@ -490,14 +555,18 @@ def test_the_websocket_api_answers_as_rest(shared_fleet: RunningFleet, btc: Live
                     await asyncio.sleep(0.25)  # a connection sends at most 5 messages a second
                     await ws.send(json.dumps({"id": str(i), "method": method, "params": params}))
                     reply = json.loads(await ws.recv())
-                    query = {k: json.dumps(v, separators=(",", ":")) if isinstance(v, list) else v for k, v in params.items()}
+                    query = {
+                        k: json.dumps(v, separators=(",", ":")) if isinstance(v, list) else v for k, v in params.items()
+                    }
                     rest = (await http.get(path, params=query)).json()
                     if method in ("ticker.24hr", "ticker"):  # a rolling window closes at the request's time
                         reply["result"].pop("closeTime")
                         rest.pop("closeTime")
                     assert reply["id"] == str(i) and reply["status"] == 200 and reply["result"] == rest, method
                 await asyncio.sleep(0.25)
-                await ws.send(json.dumps({"id": "x", "method": "klines", "params": {"symbol": "ETHUSDT", "interval": "2w"}}))
+                await ws.send(
+                    json.dumps({"id": "x", "method": "klines", "params": {"symbol": "ETHUSDT", "interval": "2w"}})
+                )
                 assert json.loads(await ws.recv())["error"]["code"] == -1120
         finally:
             await ws.close()

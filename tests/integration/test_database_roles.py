@@ -113,7 +113,14 @@ FORBIDDEN: dict[str, list[str]] = {
         "DELETE FROM trades",
         "UPDATE fleet SET epoch = epoch",
     ],
-    "market-data": [*MONEY_WRITES, *ORDER_WRITES, *SECRETS, *ADMIN, "SELECT count(*) FROM orders", "DELETE FROM klines"],
+    "market-data": [
+        *MONEY_WRITES,
+        *ORDER_WRITES,
+        *SECRETS,
+        *ADMIN,
+        "SELECT count(*) FROM orders",
+        "DELETE FROM klines",
+    ],
     "trade-archiver": [*MONEY_WRITES, *ORDER_WRITES, *SECRETS, *ADMIN, "SELECT count(*) FROM trades"],
 }
 

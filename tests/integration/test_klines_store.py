@@ -52,7 +52,9 @@ def trades_of(plan: list[tuple[int, int, int, bool]]) -> list[ModelTrade]:
     return trades
 
 
-def model(trades: list[ModelTrade], iv: Interval, offset: int, now: int, start: int | None, end: int | None, limit: int) -> list[Candle]:
+def model(
+    trades: list[ModelTrade], iv: Interval, offset: int, now: int, start: int | None, end: int | None, limit: int
+) -> list[Candle]:
     """The candles of a request from the trades alone (which open times: ``opens``, checked in the unit tests)."""
     first = min(t[-1] for t in trades)
     wanted = opens(iv, offset, first_trade=first, now=now, start=start, end=end, limit=limit)

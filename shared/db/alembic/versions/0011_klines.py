@@ -53,7 +53,7 @@ SELECT t.symbol, w.width_ms, t.ts - t.ts % w.width_ms,
        min(t.trade_id), max(t.trade_id)
 FROM {{source}} t CROSS JOIN (VALUES {_LEVELS_SQL}) AS w(width_ms)
 GROUP BY t.symbol, w.width_ms, t.ts - t.ts % w.width_ms
-ORDER BY 1, 2, 3"""
+ORDER BY 1, 2, 3"""  # noqa: S608 - built of this file's constants, no input
 COLUMNS = (
     "symbol, width_ms, open_time, open_ticks, high_ticks, low_ticks, close_ticks, volume_lots, quote_nu, trades, "
     "taker_buy_lots, taker_buy_nu, first_trade_id, last_trade_id"
@@ -62,7 +62,7 @@ TRIGGER_FUNCTION = f"""
 CREATE FUNCTION klines_from_trades() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO klines AS k ({COLUMNS})
-  {CANDLES_OF.format(source='new_trades')}
+  {CANDLES_OF.format(source="new_trades")}
   ON CONFLICT (symbol, width_ms, open_time) DO UPDATE SET
     open_ticks = CASE WHEN excluded.first_trade_id < k.first_trade_id THEN excluded.open_ticks ELSE k.open_ticks END,
     close_ticks = CASE WHEN excluded.last_trade_id > k.last_trade_id THEN excluded.close_ticks ELSE k.close_ticks END,
@@ -106,7 +106,7 @@ def upgrade() -> None:
 )"""
     )
     op.execute(f"ALTER TABLE klines SET ({', '.join(f'{k} = {v}' for k, v in UPKEEP.items())})")
-    op.execute(f"INSERT INTO klines ({COLUMNS}) {CANDLES_OF.format(source='trades')}")  # noqa: S608 - constants
+    op.execute(f"INSERT INTO klines ({COLUMNS}) {CANDLES_OF.format(source='trades')}")
     op.execute(TRIGGER_FUNCTION)
     op.execute(
         "CREATE TRIGGER trades_to_klines AFTER INSERT ON trades REFERENCING NEW TABLE AS new_trades "
