@@ -73,7 +73,7 @@ async def run(url: str, years: float, per_minute: int) -> dict[str, Any]:
     head, _, tail = url.partition("?")
     db_url = head.rsplit("/", 1)[0] + "/" + name + (f"?{tail}" if tail else "")
     try:
-        postgres.migrate(db_url)
+        await asyncio.to_thread(postgres.migrate, db_url)  # Alembic runs a loop of its own
         conn = await asyncpg.connect(db_url)
         try:
             gap = MINUTE_MS // per_minute

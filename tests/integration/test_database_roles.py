@@ -201,7 +201,7 @@ def test_settlement_copies_ledger_and_trade_rows_as_its_code_does(database: tupl
                         await conn.copy_records_to_table("trades", columns=TRADE_COLUMNS, records=[trade])
                         assert await conn.fetchval("SELECT count(*) FROM trades WHERE trade_id = 1") == 1
                         candles = "SELECT count(*) FROM klines WHERE symbol = 'BTCUSDT' AND first_trade_id = 1"
-                        assert await conn.fetchval(candles) == 3, "the trigger wrote its 1s, 1m and 1h candles"
+                        assert await conn.fetchval(candles) == 4, "the trigger wrote its 1s, 1m, 15m and 1h candles"
                         raise _RolledBack
                 except _RolledBack:
                     pass

@@ -87,9 +87,11 @@ def test_the_stored_level_divides_every_candle(ts: int, iv: Interval, offset: in
 
 
 def test_the_widest_level_is_chosen() -> None:
-    assert level_for(INTERVALS["1s"]) == 1_000 and level_for(INTERVALS["15m"]) == MINUTE_MS
+    assert level_for(INTERVALS["1s"]) == 1_000 and level_for(INTERVALS["5m"]) == MINUTE_MS
+    assert level_for(INTERVALS["30m"]) == 15 * MINUTE_MS
     assert level_for(INTERVALS["1M"], 8 * HOUR_MS) == HOUR_MS
-    assert level_for(INTERVALS["1d"], 5 * HOUR_MS + 45 * MINUTE_MS) == MINUTE_MS
+    assert level_for(INTERVALS["1d"], 5 * HOUR_MS + 45 * MINUTE_MS) == 15 * MINUTE_MS
+    assert level_for(INTERVALS["1w"], 5 * HOUR_MS + 50 * MINUTE_MS) == MINUTE_MS
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ Revises: 0010
 
 Klines were a Redis sorted set of one-minute rows, about 33 hours of them: no other interval, no history.
 Any interval and time zone since a symbol's first trade is now a roll-up of stored candles (``klines``) at
-three widths, 1s, 1m and 1h (``shared.candles.LEVELS``, aligned on UTC): a request reads at most its limit
-times the interval over the level's width of rows, through the primary key (a 1d candle is 24 hourly rows,
-whatever the number of trades in it), so a chart stays fast with years of trades.
+four widths, 1s, 1m, 15m and 1h (``shared.candles.LEVELS``, aligned on UTC): a request reads at most its limit
+times the interval over the level's width of rows, through the primary key (a 1d candle is 24 hourly rows, or 96 of
+15 minutes in a zone such as +05:45, whatever the number of trades in it), so a chart stays fast with years of trades.
 
 The candles are written by Postgres itself, in the transaction that inserts the trades: an AFTER INSERT
 statement trigger on ``trades`` groups the new rows (its transition table) by symbol, level and open time and
@@ -30,7 +30,7 @@ down_revision = "0010"
 branch_labels = None
 depends_on = None
 
-LEVELS_MS = (1_000, 60_000, 3_600_000)  # shared.candles.LEVELS when this migration was written
+LEVELS_MS = (1_000, 60_000, 900_000, 3_600_000)  # shared.candles.LEVELS when this migration was written
 GRANTS = {"spot_settlement": "SELECT, INSERT, UPDATE", "spot_gateway": "SELECT"}
 UPKEEP = {  # a row per level and symbol is updated by every settlement batch: vacuum often, keep HOT room
     "fillfactor": "90",
