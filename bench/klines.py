@@ -36,7 +36,7 @@ from shared.candles import DAY_MS, HOUR_MS, INTERVALS, MINUTE_MS
 from .common import RESULTS, loadavg, machine
 
 BATCH = 1_000  # trades a settlement transaction writes under load: hundreds
-ROUNDS = 5
+ROUNDS = 3
 ZONES = {"UTC": 0, "+05:45": 5 * HOUR_MS + 45 * MINUTE_MS}
 
 

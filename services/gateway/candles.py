@@ -19,12 +19,15 @@ from shared.candles import SECOND_MS, Candle, Interval, fill, level_for, next_op
 
 FIRST_TRADE = "SELECT min(open_time) FROM klines WHERE symbol = $1 AND width_ms = $2"
 ROLLUP = """
-SELECT b.o, b.c, (array_agg(k.open_ticks ORDER BY k.open_time))[1], max(k.high_ticks), min(k.low_ticks),
-       (array_agg(k.close_ticks ORDER BY k.open_time DESC))[1], sum(k.volume_lots), sum(k.quote_nu),
-       sum(k.trades), sum(k.taker_buy_lots), sum(k.taker_buy_nu), min(k.first_trade_id), max(k.last_trade_id)
+SELECT b.o, b.c, k.*
 FROM unnest($3::bigint[], $4::bigint[]) AS b(o, c)
-JOIN klines k ON k.symbol = $1 AND k.width_ms = $2 AND k.open_time >= b.o AND k.open_time < b.c
-GROUP BY b.o, b.c"""
+CROSS JOIN LATERAL (
+    SELECT (array_agg(open_ticks ORDER BY open_time))[1], max(high_ticks), min(low_ticks),
+           (array_agg(close_ticks ORDER BY open_time DESC))[1], sum(volume_lots), sum(quote_nu), sum(trades),
+           sum(taker_buy_lots), sum(taker_buy_nu), min(first_trade_id), max(last_trade_id)
+    FROM klines WHERE symbol = $1 AND width_ms = $2 AND open_time >= b.o AND open_time < b.c
+) AS k(open, high, low, close, volume, quote, trades, taker_volume, taker_quote, first_id, last_id)
+WHERE k.trades IS NOT NULL"""  # a range scan of the primary key per candle: a join planned as one scan read them all
 CLOSE_BEFORE = (
     "SELECT close_ticks FROM klines WHERE symbol = $1 AND width_ms = $2 AND open_time < $3 "
     "ORDER BY open_time DESC LIMIT 1"
