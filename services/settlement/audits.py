@@ -16,7 +16,7 @@ from prometheus_client import Gauge
 
 log = logging.getLogger(__name__)
 
-REFRESH_S = 15.0  # the CronJob runs every few minutes; Prometheus scrapes every 30 s
+REFRESH_S = 5.0  # one indexed row; the CronJob runs every few minutes, Prometheus scrapes every 30 s
 AUDIT_OK = Gauge("spot_audit_ok", "1 unless the last `spot admin audit` found balances, ledger or books apart")
 AUDIT_FINISHED = Gauge(
     "spot_audit_last_run_timestamp_seconds", "When the last `spot admin audit` finished (0: none recorded)"
