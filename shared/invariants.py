@@ -125,8 +125,8 @@ def _atoms(value: int | Decimal) -> str:
     return fmt_amount(int(value)) if value == int(value) else f"{value} atoms"
 
 
-def _pair(value: tuple[int, int] | int) -> str:
-    available, held = (0, 0) if value == 0 else value  # type: ignore[misc]
+def _pair(value: Any) -> str:
+    available, held = value if isinstance(value, tuple) else (0, 0)
     return f"available {fmt_amount(available)} held {fmt_amount(held)}"
 
 

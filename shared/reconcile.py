@@ -1,7 +1,8 @@
 """The reconciler: find and repair differences between the warm book (Postgres) and the hot book (Redis).
 
 Two callers: the operator's job (``spot admin reconcile``, ``spot/reconcile.py``) and the order processor,
-which runs it on start before it serves. Built on the shared layouts only (``shared.rediskeys``,
+which runs it on start before it serves; the audit (``spot admin audit``, ``spot/audit.py``) reads both books
+and compares them the same way, repairing nothing. Built on the shared layouts only (``shared.rediskeys``,
 ``shared.booksnapshot``): it reads the matcher's book, never imports the matcher.
 
 Aurora is written first. An accepted order is a row in ``orders`` before it is a hot-book entry

@@ -209,7 +209,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
             print(f"user {user.user_id}\n  apiKey {user.api_key}\n  secret {user.secret}")
     elif args.admin == "deposit":
         try:
-            done = asyncio.run(admin.credit(settings, args.user, [admin.parse_deposit(d) for d in args.deposit], args.ref))
+            deposits = [admin.parse_deposit(d) for d in args.deposit]
+            done = asyncio.run(admin.credit(settings, args.user, deposits, args.ref))
         except (ValueError, funds.FundsError) as refused:
             print(f"spot admin deposit: {refused}", file=sys.stderr)
             return 2

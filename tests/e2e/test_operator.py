@@ -180,10 +180,8 @@ async def _withdrawals(f: RunningFleet) -> None:
         # what an order holds cannot be withdrawn: 500 of the 700 held by a resting buy
         order = await trader.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01",
                                    price="50000", newOrderRespType="ACK")  # fmt: skip
-        await stream.wait_for(
-            lambda e: e.get("e") == "outboundAccountPosition" and {"a": "USDT", "f": "200.00000000", "l": "500.00000000"}
-            in e["B"]
-        )
+        held_by_order = {"a": "USDT", "f": "200.00000000", "l": "500.00000000"}
+        await stream.wait_for(lambda e: e.get("e") == "outboundAccountPosition" and held_by_order in e["B"])
         status, body = await c.sapi("POST", apply, coin="USDT", amount="200.00000001", address="0xabc")
         assert (status, body["code"]) == (400, -4026)
         status, _ = await trader.signed("DELETE", "order", symbol="BTCUSDT", orderId=order["orderId"])

@@ -122,7 +122,15 @@ FORBIDDEN: dict[str, list[str]] = {
         "UPDATE settlement_cursor SET seq = 0",
         WITHDRAWAL_HOLD,
     ],
-    "matcher": [*MONEY_WRITES, *ORDER_WRITES, *SECRETS, *ADMIN, "SELECT count(*) FROM balances", NEW_ORDER, WITHDRAWAL_HOLD],
+    "matcher": [
+        *MONEY_WRITES,
+        *ORDER_WRITES,
+        *SECRETS,
+        *ADMIN,
+        "SELECT count(*) FROM balances",
+        NEW_ORDER,
+        WITHDRAWAL_HOLD,
+    ],
     "settlement": [
         *SECRETS,
         *ADMIN,

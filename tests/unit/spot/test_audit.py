@@ -76,7 +76,8 @@ def test_a_depth_level_changed_in_market_data_is_named(flow: list[tuple[Side, in
     view, warm = _views(_book(flow))
     view.bids[1] = 7  # a level no order makes
     diffs = book_differences(MARKET, view.state.seq, view, warm)
-    assert diffs == [f"depth BUY {MARKET.fmt_price(1)}: market data shows {MARKET.fmt_qty(7)}, the book holds 0.00000000"]
+    shown = f"depth BUY {MARKET.fmt_price(1)}: market data shows {MARKET.fmt_qty(7)}, the book holds 0.00000000"
+    assert diffs == [shown]
 
 
 def test_orders_the_stores_lost_or_kept_are_named() -> None:
