@@ -279,6 +279,7 @@ def test_a_disabled_users_keys_are_refused_within_a_second(shared_fleet: Running
 # --- the audit -----------------------------------------------------------------------------------------------
 def _audit() -> tuple[int, dict[str, Any], str]:
     code, out, err = _spot("admin", "audit", "--wait", "10")
+    assert code in (0, 1) and out, err  # 0 agrees, 1 names a difference; anything else is a fault
     return code, json.loads(out), err
 
 
