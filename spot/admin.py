@@ -135,6 +135,9 @@ async def withdraw_request(
 ) -> dict[str, object]:
     """Hold ``atoms`` of the user's free ``asset`` for a withdrawal, as ``POST /sapi/v1/capital/withdraw/apply``
     does for the user."""
+    for name, text in (("address", address), ("network", network), ("id", client_id)):
+        if text is not None and not REF.fullmatch(text):
+            raise ValueError(f"{name} is 1-200 printable ASCII characters without spaces, got {text!r}")
     conn = await dbsecret.connect(settings)
     try:
         withdrawal, change = await funds.request_withdrawal(
