@@ -48,8 +48,8 @@ from shared.config import Settings
 from shared.domain import Market, Side, fmt_amount
 from shared.invariants import MoneyReport, money_report
 from shared.lifecycle import now_ms
-from shared.rediskeys import hot_key, market_key, orders_key, state_key
 from shared.reconcile import add_rows, compare, read_warm
+from shared.rediskeys import hot_key, market_key, orders_key, state_key
 
 DEFAULT_WAIT_S = 10.0  # how long a symbol may take to be read in step under flow
 CONFIRM_S = 1.0  # how long a difference must persist, across reads in step, to count

@@ -1,8 +1,8 @@
 """gateway: the API Gateway of the seed. Authentication, authorization, rate limits, routing, WebSockets.
 
 Public REST under ``/api/v3`` (Binance's spot API) and ``/sapi/v1/capital`` (its wallet API: withdrawals),
-WebSockets under ``/ws``, ``/stream`` and ``/ws-api/v3``. Every refusal is Binance's ``{"code", "msg"}`` with a 4xx; an unexpected fault is a 500
-with a generic message, never a stack trace.
+WebSockets under ``/ws``, ``/stream`` and ``/ws-api/v3``. Every refusal is Binance's ``{"code", "msg"}`` with
+a 4xx; an unexpected fault is a 500 with a generic message, never a stack trace.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ def test_a_reference_credits_once_even_when_deposits_with_it_race(fresh_env: dic
             assert await _balance(db, user) == (5 * USDT, 0)
             async with db.acquire() as conn:
                 for who, asset, amount in ((user, "USDT", 6 * USDT), (user, "BTC", 5 * USDT)):
-                    with pytest.raises(funds.RefReused, match="already credited 5.00000000 USDT to user"):
+                    with pytest.raises(funds.RefReused, match=r"already credited 5\.00000000 USDT to user"):
                         await funds.deposit(conn, who, asset, amount, "chain:0xabc", 2)
                 assert await funds.deposit(conn, user, "USDT", 5 * USDT, "chain:0xabd", 3) is not None
             assert await _balance(db, user) == (10 * USDT, 0)
@@ -77,7 +77,7 @@ def test_a_withdrawal_holds_then_is_debited_or_released_exactly_once(fresh_env: 
                                             "held": 300 * USDT}  # fmt: skip
             again, repeated = await funds.request_withdrawal(db, user, "USDT", 300 * USDT, "0xabc", "ETH", "w-1", 11)
             assert (again.withdraw_id, repeated) == (w.withdraw_id, None), "a client id names one withdrawal"
-            with pytest.raises(funds.InsufficientBalance, match="free balance is 700.00000000"):
+            with pytest.raises(funds.InsufficientBalance, match=r"free balance is 700\.00000000"):
                 await funds.request_withdrawal(db, user, "USDT", 700 * USDT + 1, "0xabc", "ETH", None, 12)
             assert await _balance(db, user) == (700 * USDT, 300 * USDT)
             await check_money(db)
