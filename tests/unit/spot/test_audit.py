@@ -36,10 +36,13 @@ def _book(flow: list[tuple[Side, int, int]]) -> Book:
 
 
 def _row(o: RestingOrder) -> dict[str, Any]:
-    """The orders row settlement keeps of a resting order."""
+    """The orders row settlement keeps of a resting order (``shared.reconcile.WARM_COLUMNS``)."""
     return {
-        "status": o.status.value, "side": o.side.value, "price_ticks": o.price_ticks, "qty_lots": o.qty_lots,
-        "executed_lots": o.executed_lots, "last_seq": o.arrival, "src_partition": 0, "src_offset": o.arrival,
+        "order_id": o.order_id, "user_id": o.user_id, "symbol": MARKET.symbol, "client_order_id": o.client_order_id,
+        "side": o.side.value, "type": o.type.value, "tif": o.tif.value, "price_ticks": o.price_ticks,
+        "qty_lots": o.qty_lots, "quote_nu": 0, "status": o.status.value, "executed_lots": o.executed_lots,
+        "hold_atoms": 0, "stp": o.stp.value, "created_ts": o.created_ts, "last_seq": o.arrival, "src_partition": 0,
+        "src_offset": o.arrival,
     }  # fmt: skip
 
 
@@ -82,7 +85,7 @@ def test_a_depth_level_changed_in_market_data_is_named(flow: list[tuple[Side, in
 
 def test_orders_the_stores_lost_or_kept_are_named() -> None:
     view, warm = _views(_book([(Side.SELL, 5_000_000, 3), (Side.BUY, 4_999_000, 2)]))
-    accepted = {**_row(view.resting[0]), "last_seq": 0, "src_offset": 99}  # accepted, never in the book or hot
+    accepted = {**_row(view.resting[0]), "order_id": 7, "last_seq": 0, "src_offset": 99}  # never in book or hot
     ended = {**_row(view.resting[0]), "status": "FILLED"}
     diffs = book_differences(MARKET, view.state.seq, view, {**warm, 7: accepted, view.resting[1].order_id: ended})
     assert diffs is not None
