@@ -333,6 +333,7 @@ def test_the_audit_passes_on_a_fleet_that_traded_and_names_what_was_changed_behi
     code, report, err = _audit()
     assert code == 0, err
     assert report["ok"] and {b["symbol"]: b["status"] for b in report["books"]} == {"BTCUSDT": "ok", "ETHUSDT": "ok"}
+    print(f"\naudit of a quiet fleet: {report['finishedAt'] - report['startedAt']} ms")
     _metric_becomes(f, 1)
 
     asyncio.run(_change_balance(f, buyer, 1))  # one atom out of nowhere
