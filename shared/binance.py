@@ -230,3 +230,9 @@ def account_positions(rows: Iterable[Mapping[str, Any]], event_ts: int) -> dict[
             {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])}
         )
     return {u: {"e": "outboundAccountPosition", "E": event_ts, "u": event_ts, "B": bs} for u, bs in per_user.items()}
+
+
+def balance_update(asset: str, delta_atoms: int, event_ts: int) -> dict[str, Any]:
+    """``balanceUpdate``: a deposit or a withdrawal moved the free balance of ``asset`` by ``d`` (signed), as
+    Binance sends it; ``T`` is when the change cleared (here, when it committed)."""
+    return {"e": "balanceUpdate", "E": event_ts, "a": asset, "d": fmt_amount(delta_atoms), "T": event_ts}

@@ -3,7 +3,7 @@
 Consumes ``matched-events`` (they carry the trades and the order states of each step in sequence, so a
 hold is released only after the trades of the same step consumed their part). After each committed
 batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
-balances (Redis pub/sub).
+balances (Redis pub/sub). It also exposes what the last ``spot admin audit`` found (``audits.py``).
 
 A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
 An event that cannot be applied stops only its symbol (``halts.py``): the batch is settled again symbol by
@@ -27,6 +27,7 @@ from shared.lifecycle import Health, now_ms, run
 from shared.messages import MatchedEvent, Topic, unpack_matched
 
 from .accounts import Accounts
+from .audits import Audits
 from .halts import Halts, by_symbol
 from .outcome import outcome
 
@@ -47,10 +48,13 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         accounts = Accounts(db, markets)
         halts = Halts(db)
         await halts.refresh()
+        audits = Audits(db)  # spot_audit_ok: what the last `spot admin audit` found
         channels = sredis.Channels(settings.topic_suffix)
         health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
         async for batch in inbox.batches(stop, yield_empty=True):
+            if audits.due():
+                await audits.refresh()
             if halts.due():
                 for resolved in await halts.refresh():  # read again from the record that stopped it
                     await inbox.rewind(resolved.topic, resolved.partition, resolved.offset, resolved.epoch)

@@ -31,7 +31,7 @@ from shared import postgres
 from shared import redis as sredis
 from shared.domain import Bucket, Side
 from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
-from spot import admin
+from spot import admin, audit
 from spot.fleet import Fleet
 from tests.client import Client
 from tests.e2e.conftest import REDIS_KINDS, RunningFleet, fleet_of_kind
@@ -303,6 +303,8 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
         assert {k: v for k, v in actual.items() if v != [0, 0]} == {k: v for k, v in expected.items() if v != [0, 0]}
         totals = await check_money(db)
         assert totals == {a: atoms * USERS for a, atoms in DEPOSITS.items()}
+        found = await audit.run(settings, wait_s=20)  # what an operator runs: every book agrees too
+        assert found.ok and {b.status for b in found.books} == {"ok"}, found.as_json()
         print(
             f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events, "
             f"{elapsed:.1f}s with {len(VICTIMS)} kills"

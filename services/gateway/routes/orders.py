@@ -244,8 +244,8 @@ async def account(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
             "seller": "0.00000000",
         },
         "canTrade": True,
-        "canWithdraw": False,
-        "canDeposit": False,
+        "canWithdraw": True,  # with a key that has WITHDRAW (routes/capital.py)
+        "canDeposit": True,  # credited by the operator, once per reference (spot admin deposit)
         "brokered": False,
         "requireSelfTradePrevention": False,
         "preventSor": False,
