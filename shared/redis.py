@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
@@ -436,6 +436,10 @@ class Publications:
 
     def __len__(self) -> int:
         return len(self._pairs)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """(channel, message) in the order they were added."""
+        return iter(self._pairs)
 
     def queue(self, pipe: Pipeline) -> None:
         """Add the one command to ``pipe`` (a pipeline or a MULTI), one per channel on a cluster; nothing if
