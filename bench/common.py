@@ -1,6 +1,6 @@
 """What every benchmark shares: the machine, percentiles, result rows, and an isolated environment.
 
-Servers come from ``spot.infra.start`` on ports of their own (Kafka 59292, Redis 56579, embedded Postgres
+Servers come from ``spot.infra.start`` on ports of their own (Kafka 29292, Redis 26579, embedded Postgres
 under ``.spot/bench``), so a developer's ``spot up`` and the test servers are left alone. Each benchmark
 gets a fresh database, Redis database and topic suffix (``fresh_env``), so no run sees another's data.
 """
@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 # BENCH_* let two bench runs share a machine: each needs its own servers, state folder and service ports
 STATE = Path(os.environ.get("BENCH_STATE", ROOT / ".spot" / "bench"))
 RESULTS = Path(__file__).resolve().parent / "results"
-KAFKA_PORT = int(os.environ.get("BENCH_KAFKA_PORT", "59292"))
-REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "56579"))
+KAFKA_PORT = int(os.environ.get("BENCH_KAFKA_PORT", "29292"))
+REDIS_PORT = int(os.environ.get("BENCH_REDIS_PORT", "26579"))
 PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "200"))  # 8200.. beside `spot up` (8000..), tests (8100..)
 # memory, or disk: the broker on spot.objectstore (`spot up --durable-broker`), its files under STATE/broker
 BROKER_STORAGE = os.environ.get("BENCH_BROKER_STORAGE", "memory")

@@ -6,7 +6,8 @@ Two kinds, as Binance issues them: HMAC-SHA256 (hex signature; the secret is sto
 is stored). Signatures are compared in constant time.
 
 Binance's restricted keys: ``TRADE`` (place and cancel orders), ``USER_DATA`` (read orders, trades,
-balances; also opens the user data stream), ``USER_STREAM`` (only the user data stream). A key's
+balances; also opens the user data stream), ``USER_STREAM`` (only the user data stream), ``WITHDRAW`` (request
+withdrawals; never on by default). A key's
 ``ip_allow`` lists the networks it may be used from (None: any). Key management is ``spot admin key``
 (``spot/keys.py``); each change is published on ``Channels.access`` so replicas drop their cached copy.
 """
@@ -31,8 +32,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .envelope import LOCAL, Envelope, SealBroken
 
-TRADE, USER_DATA, USER_STREAM = "TRADE", "USER_DATA", "USER_STREAM"
-PERMISSIONS: Final = (TRADE, USER_DATA, USER_STREAM)
+TRADE, USER_DATA, USER_STREAM, WITHDRAW = "TRADE", "USER_DATA", "USER_STREAM", "WITHDRAW"
+PERMISSIONS: Final = (TRADE, USER_DATA, USER_STREAM, WITHDRAW)
+# what a key gets unless asked otherwise: withdrawals only when an operator grants them, as Binance's "Enable
+# Withdrawals" is off on a new key
+DEFAULT_PERMISSIONS: Final = (TRADE, USER_DATA, USER_STREAM)
 STREAM_PERMISSIONS: Final = frozenset({USER_DATA, USER_STREAM})  # either opens the user data stream
 
 log = logging.getLogger(__name__)

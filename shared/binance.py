@@ -10,8 +10,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .candles import Candle
-from .domain import ExecType, Market, OrderStatus, OrderType, Side, fmt_amount
-from .messages import AcceptedOrder, OrderUpdate, Trade
+from .domain import Market, Side, fmt_amount
+from .messages import OrderUpdate, Trade
+from .owner_reports import confirmed_on_acceptance as confirmed_on_acceptance  # market-data's import (issue 21)
 
 
 def order_json(
@@ -150,34 +151,6 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
     }
 
 
-def confirmed_on_acceptance(order_type: OrderType) -> bool:
-    """Whether an accepted order's NEW report goes out when its hold commits, from the order processor.
-
-    Every accepted order but a LIMIT_MAKER is NEW the moment its funds are held: the matcher can fill or
-    expire it, never refuse it. A LIMIT_MAKER that would take is refused by the matcher instead (REJECTED,
-    with no NEW before it, as Binance reports it), so its NEW comes from the matcher's output.
-    """
-    return order_type is not OrderType.LIMIT_MAKER
-
-
-def acceptance_update(a: AcceptedOrder) -> OrderUpdate:
-    """The NEW update the matcher will emit for ``a``, field for field (``book.py``'s ``new``)."""
-    return OrderUpdate(
-        a.order_id,
-        a.user_id,
-        a.client_order_id,
-        a.side,
-        a.type,
-        None if a.type is OrderType.MARKET else a.tif,
-        a.price_ticks,
-        a.qty_lots,
-        OrderStatus.NEW,
-        ExecType.NEW,
-        a.ts,
-        a.quote_nu,
-    )
-
-
 def trade_json(m: Market, t: Trade) -> dict[str, Any]:
     """A row of GET /api/v3/trades."""
     return {
@@ -278,3 +251,9 @@ def account_positions(rows: Iterable[Mapping[str, Any]], event_ts: int) -> dict[
             {"a": b["asset"], "f": fmt_amount(b["available"]), "l": fmt_amount(b["held"])}
         )
     return {u: {"e": "outboundAccountPosition", "E": event_ts, "u": event_ts, "B": bs} for u, bs in per_user.items()}
+
+
+def balance_update(asset: str, delta_atoms: int, event_ts: int) -> dict[str, Any]:
+    """``balanceUpdate``: a deposit or a withdrawal moved the free balance of ``asset`` by ``d`` (signed), as
+    Binance sends it; ``T`` is when the change cleared (here, when it committed)."""
+    return {"e": "balanceUpdate", "E": event_ts, "a": asset, "d": fmt_amount(delta_atoms), "T": event_ts}

@@ -10,7 +10,7 @@ opens at 16:00 UTC, a 1h candle at ``+05:45`` at 15 minutes past each UTC hour. 
 * ``1w`` opens on Mondays at 00:00 (the epoch was a Thursday);
 * ``1M`` opens on the first of each calendar month.
 
-Stored candles (``klines`` table, migration 0011) exist at ``LEVELS`` widths, aligned on UTC; a candle of
+Stored candles (``klines`` table, migration 0012) exist at ``LEVELS`` widths, aligned on UTC; a candle of
 any interval and zone is the roll-up of the stored candles of the widest level that divides both its
 layout and the zone's offset (``level_for``). With no trade in a candle's time, it still exists (from the
 symbol's first trade to now): zero volume, every price the previous close, as Binance shows it.

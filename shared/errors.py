@@ -54,6 +54,11 @@ NO_SUCH_ORDER = -2013
 BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015
 SUBSCRIPTION_ACTIVE = -2035
+TIME_WINDOW_TOO_LONG = -1127
+ADDRESS_INVALID = -4007  # the wallet API's (sapi) codes: withdrawals
+NO_SUCH_ASSET = -4018
+BELOW_MIN_WITHDRAW = -4022
+WITHDRAW_INSUFFICIENT = -4026
 HMAC_KEY_NOT_SUPPORTED = -4056  # session.logon with an HMAC key: a session stands on an Ed25519 key only
 
 INSUFFICIENT_BALANCE_MSG = "Account has insufficient balance for requested action."

@@ -1,7 +1,8 @@
 """The reconciler: find and repair differences between the warm book (Postgres) and the hot book (Redis).
 
 Two callers: the operator's job (``spot admin reconcile``, ``spot/reconcile.py``) and the order processor,
-which runs it on start before it serves. Built on the shared layouts only (``shared.rediskeys``,
+which runs it on start before it serves; the audit (``spot admin audit``, ``spot/audit.py``) reads both books
+and compares them the same way, repairing nothing. Built on the shared layouts only (``shared.rediskeys``,
 ``shared.booksnapshot``): it reads the matcher's book, never imports the matcher.
 
 Aurora is written first. An accepted order is a row in ``orders`` before it is a hot-book entry
@@ -169,12 +170,9 @@ async def read_book(cache: sredis.Client, symbol: str) -> tuple[BookState, list[
     return (decode_state(raw_state) if raw_state else BookState()), [decode_order(o) for o in raw_orders]
 
 
-async def reconcile_symbol(
-    market: Market, db: asyncpg.Pool, cache: sredis.Client, outbox: kafka.Outbox | None, epoch: int | None = None
-) -> Report:
-    """Read both books, compare, and repair when ``outbox`` is given (without it: report only). ``epoch``: the
-    log segment the re-sent orders go to (the one the processor reads on the symbol's partition)."""
-    symbol = market.symbol
+async def read_warm(db: asyncpg.Pool, symbol: str) -> tuple[int, dict[int, Mapping[str, Any]]]:
+    """The warm book of ``symbol`` in one snapshot: the sequence settlement has applied, and the rows of its open
+    orders by id."""
     async with db.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         settled_seq = await conn.fetchval("SELECT seq FROM settlement_cursor WHERE symbol = $1", symbol) or 0
         rows = await conn.fetch(
@@ -182,16 +180,31 @@ async def reconcile_symbol(
             symbol,
             list(OPEN),
         )
-    state, resting = await read_book(cache, symbol)
-    hot = [int(k) for k in await cache.hkeys(hot_key(symbol))]
-    warm: dict[int, Mapping[str, Any]] = {r["order_id"]: dict(r) for r in rows}
-    unknown = [i for i in hot if i not in warm]
+    return settled_seq, {r["order_id"]: dict(r) for r in rows}
+
+
+async def add_rows(db: asyncpg.Pool, warm: dict[int, Mapping[str, Any]], order_ids: Iterable[int]) -> None:
+    """Add to ``warm`` the rows of ``order_ids`` it lacks (hot entries of orders that are not open, or were
+    accepted after the snapshot), whatever their status."""
+    unknown = [i for i in order_ids if i not in warm]
     if unknown:
         for r in await db.fetch(
             f"SELECT {WARM_COLUMNS} FROM orders WHERE order_id = ANY($1::bigint[])",  # noqa: S608
             unknown,
         ):
             warm[r["order_id"]] = dict(r)
+
+
+async def reconcile_symbol(
+    market: Market, db: asyncpg.Pool, cache: sredis.Client, outbox: kafka.Outbox | None, epoch: int | None = None
+) -> Report:
+    """Read both books, compare, and repair when ``outbox`` is given (without it: report only). ``epoch``: the
+    log segment the re-sent orders go to (the one the processor reads on the symbol's partition)."""
+    symbol = market.symbol
+    settled_seq, warm = await read_warm(db, symbol)
+    state, resting = await read_book(cache, symbol)
+    hot = [int(k) for k in await cache.hkeys(hot_key(symbol))]
+    await add_rows(db, warm, hot)
     report = compare(market, settled_seq, state, resting, hot, warm)
     if outbox is not None:
         if report.stale:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from types import TracebackType
@@ -38,6 +38,7 @@ from prometheus_client import Histogram
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.maint_notifications import MaintNotificationsConfig
 
 from . import overload, resilience, shutdown, tracing
 from .config import Settings
@@ -129,6 +130,9 @@ def _connection_options(url: str) -> dict[str, Any]:
     return {}
 
 
+NO_MAINTENANCE_NOTIFICATIONS = MaintNotificationsConfig(enabled=False)
+
+
 class RedisPoolExhausted(overload.Overloaded, RedisConnectionError):
     """No pooled Redis connection came free within the wait: a -1008 for a request, an outage for a consumer."""
 
@@ -149,7 +153,12 @@ def connection_pool(settings: Settings) -> aioredis.BlockingConnectionPool:
     """Bounded: ``redis_pool_max`` connections, a caller waits ``pool_wait_ms`` at most for one. Every connect
     and reply is bounded by ``redis_timeout_ms`` (a TimeoutError, an outage to ``shared.resilience``), so a
     server that goes silent without closing fails the call instead of holding it; keepalives find an idle
-    connection's peer gone. Pub/sub reads pass their own timeout."""
+    connection's peer gone. Pub/sub reads pass their own timeout.
+
+    Maintenance notifications (Redis Enterprise's, which ElastiCache does not send) are off: while on, even
+    as redis-py 8's default ``"auto"``, the pool skips its check of a connection it hands out, so one the
+    server closed while it sat idle (an outage, a failover) fails its next command after the server is back,
+    and the service takes a second outage for it instead of reconnecting."""
     timeout_s = settings.redis_timeout_ms / 1000
     return _BoundedPool.from_url(
         settings.redis_url,
@@ -159,6 +168,7 @@ def connection_pool(settings: Settings) -> aioredis.BlockingConnectionPool:
         health_check_interval=30,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
+        maint_notifications_config=NO_MAINTENANCE_NOTIFICATIONS,
         **_connection_options(settings.redis_url),
     )
 
@@ -426,6 +436,10 @@ class Publications:
 
     def __len__(self) -> int:
         return len(self._pairs)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        """(channel, message) in the order they were added."""
+        return iter(self._pairs)
 
     def queue(self, pipe: Pipeline) -> None:
         """Add the one command to ``pipe`` (a pipeline or a MULTI), one per channel on a cluster; nothing if

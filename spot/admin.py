@@ -1,27 +1,31 @@
-"""Operator commands: create users with API keys, deposit, show balances, initialise a database, show and
-resolve settlement halts; list, show and replay dead letters. Reconciling the books is ``reconcile.py``.
+"""Operator commands: create users with API keys, deposit, withdraw, show balances, initialise a database, show
+and resolve settlement halts; list, show and replay dead letters. Reconciling the books is ``reconcile.py``,
+auditing them ``audit.py``.
 
-Every balance change goes through ``services.settlement.accounts.deposit``: a ledger row and a balance
-update in one transaction.
+Every balance change goes through ``shared.funds``: a ledger row and a balance update in one transaction. A
+deposit is credited once per external reference; a withdrawal holds its amount until it is completed or failed.
+Each change is told on the owner's user stream (``balanceUpdate``, ``outboundAccountPosition``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import secrets
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 import asyncpg
 
-from services.settlement.accounts import deposit
-from shared import apikeys, dbsecret, deadletter, envelope, identity, kafka, postgres
+from shared import apikeys, dbsecret, deadletter, envelope, funds, identity, kafka, postgres
+from shared import redis as sredis
 from shared.config import Settings
-from shared.domain import decimal_to_atoms, fmt_amount
+from shared.domain import INT64_MAX, decimal_to_atoms, fmt_amount
 from shared.lifecycle import now_ms
 
 from . import keys
 
-DEFAULT_PERMISSIONS = apikeys.PERMISSIONS  # a user's first key can do everything; restrict with `spot admin key`
+DEFAULT_PERMISSIONS = apikeys.DEFAULT_PERMISSIONS  # a user's first key trades and reads; `spot admin key` changes it
 
 
 @dataclass(frozen=True)
@@ -34,12 +38,37 @@ class NewUser:
         return {"userId": self.user_id, "apiKey": self.api_key, "secret": self.secret}
 
 
+ASSET = re.compile(r"[A-Z0-9]{1,20}")
+REF = re.compile(r"[\x21-\x7e]{1,200}")  # an external reference: printable ASCII, no spaces
+
+
+def parse_asset(text: str) -> str:
+    asset = text.strip().upper()
+    if not ASSET.fullmatch(asset):
+        raise ValueError(f"an asset is 1-20 letters or digits, got {text!r}")
+    return asset
+
+
+def parse_atoms(text: str, what: str = "amount") -> int:
+    """A positive amount with at most 8 decimals, in atoms that the ledger's BIGINT holds."""
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(f"{what} {text!r} is not a number") from None
+    if not value.is_finite() or value <= 0:
+        raise ValueError(f"{what} must be a positive number, got {text!r}")
+    atoms = decimal_to_atoms(value)  # ValueError past 8 decimals
+    if atoms > INT64_MAX:
+        raise ValueError(f"{what} {text} is past the largest amount, {fmt_amount(INT64_MAX)}")
+    return atoms
+
+
 def parse_deposit(text: str) -> tuple[str, int]:
     """``BTC=1.5`` -> ("BTC", atoms)."""
     asset, _, amount = text.partition("=")
     if not asset or not amount:
         raise ValueError(f"expected ASSET=AMOUNT, got {text!r}")
-    return asset.strip().upper(), decimal_to_atoms(Decimal(amount.strip()))
+    return parse_asset(asset), parse_atoms(amount, f"deposit of {asset.strip()}")
 
 
 async def create_user(
@@ -53,21 +82,99 @@ async def create_user(
                 "INSERT INTO users (name, created_at) VALUES ($1, $2) RETURNING user_id", name, now
             )
             key = await keys.insert(conn, envelope.from_settings(settings), user_id, list(permissions))
-        for asset, atoms in deposits:
-            await deposit(conn, user_id, asset, atoms, now, f"admin:{user_id}")
+        for asset, atoms in deposits:  # one reference per user and asset: a user's opening deposit
+            await funds.deposit(conn, user_id, asset, atoms, f"create-user:{user_id}:{asset}", now)
         assert key.secret is not None  # an HMAC key
         return NewUser(user_id, key.api_key, key.secret)
     finally:
         await conn.close()
 
 
-async def credit(settings: Settings, user_id: int, deposits: list[tuple[str, int]]) -> None:
+async def _tell(settings: Settings, changes: list[funds.Change]) -> None:
+    """The owners' streams hear of committed changes (a Redis that does not answer delays this, never the money)."""
+    if changes:
+        async with sredis.client(settings) as cache:
+            await funds.tell(cache, sredis.Channels(settings.topic_suffix), changes, now_ms())
+
+
+async def credit(
+    settings: Settings, user_id: int, deposits: list[tuple[str, int]], ref: str | None = None
+) -> list[dict[str, object]]:
+    """Deposit each (asset, atoms) to ``user_id``, once per external reference ``ref`` (a repeat credits
+    nothing). Without ``ref`` each call is a new deposit. Raises ``funds.FundsError`` for an unknown user or a
+    reference already used for another deposit."""
+    if ref is not None and len(deposits) != 1:
+        raise ValueError("a reference names one deposit: give exactly one --deposit with --ref")
+    if ref is not None and not REF.fullmatch(ref):
+        raise ValueError(f"a reference is 1-200 printable ASCII characters without spaces, got {ref!r}")
     conn = await dbsecret.connect(settings)
+    done: list[dict[str, object]] = []
+    changes: list[funds.Change] = []
     try:
         for asset, atoms in deposits:
-            await deposit(conn, user_id, asset, atoms, now_ms(), f"admin:{user_id}")
+            this_ref = ref if ref is not None else f"admin:{secrets.token_hex(12)}"
+            try:
+                change = await funds.deposit(conn, user_id, asset, atoms, this_ref, now_ms())
+            except asyncpg.ForeignKeyViolationError:
+                raise funds.FundsError(f"no user {user_id}") from None
+            done.append({"asset": asset, "amount": fmt_amount(atoms), "ref": this_ref, "credited": change is not None})
+            if change is not None:
+                changes.append(change)
     finally:
         await conn.close()
+    await _tell(settings, changes)
+    return done
+
+
+def _withdrawal_json(w: funds.Withdrawal) -> dict[str, object]:
+    return {"userId": w.user_id, **w.as_binance(), "state": w.status.value}
+
+
+async def withdraw_request(
+    settings: Settings, user_id: int, asset: str, atoms: int, address: str, network: str | None, client_id: str | None
+) -> dict[str, object]:
+    """Hold ``atoms`` of the user's free ``asset`` for a withdrawal, as ``POST /sapi/v1/capital/withdraw/apply``
+    does for the user."""
+    for name, text in (("address", address), ("network", network), ("id", client_id)):
+        if text is not None and not REF.fullmatch(text):
+            raise ValueError(f"{name} is 1-200 printable ASCII characters without spaces, got {text!r}")
+    conn = await dbsecret.connect(settings)
+    try:
+        withdrawal, change = await funds.request_withdrawal(
+            conn, user_id, asset, atoms, address, network or asset, client_id, now_ms()
+        )
+    finally:
+        await conn.close()
+    await _tell(settings, [change] if change else [])
+    return _withdrawal_json(withdrawal)
+
+
+async def withdraw_end(
+    settings: Settings, withdraw_id: str, status: funds.WithdrawalStatus, tx_id: str = "", info: str = ""
+) -> dict[str, object]:
+    """Complete (the held amount leaves) or fail (it returns to free) a pending withdrawal; the same decision
+    repeated changes nothing."""
+    conn = await dbsecret.connect(settings)
+    try:
+        withdrawal, change = await funds.end_withdrawal(conn, withdraw_id, status, now_ms(), tx_id, info)
+    finally:
+        await conn.close()
+    await _tell(settings, [change] if change else [])
+    return _withdrawal_json(withdrawal)
+
+
+async def withdrawals(settings: Settings, user_id: int | None, pending_only: bool) -> list[dict[str, object]]:
+    conn = await dbsecret.connect(settings)
+    try:
+        rows = await conn.fetch(
+            f"SELECT {funds.WITHDRAWAL_COLUMNS} FROM withdrawals WHERE ($1::bigint IS NULL OR user_id = $1) "  # noqa: S608
+            "AND (NOT $2 OR status = 'PENDING') ORDER BY created_at, withdraw_id",
+            user_id,
+            pending_only,
+        )
+    finally:
+        await conn.close()
+    return [_withdrawal_json(funds.Withdrawal.from_row(r)) for r in rows]
 
 
 async def balances(settings: Settings, user_id: int | None) -> list[dict[str, object]]:

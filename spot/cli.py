@@ -6,7 +6,10 @@ spot up [--fresh] [--reseed-positions]  infrastructure + init + every service; C
 spot run <service>            one service in the foreground (what a container runs)
 spot admin init               migrations, topics, markets
 spot admin create-user --deposit BTC=10 --deposit USDT=100000 --json
-spot admin deposit --user 2 --deposit USDT=500
+spot admin deposit --user 2 --deposit USDT=500 [--ref TX]   credited once per external reference
+spot admin withdraw request --user 2 --asset USDT --amount 100 [--address A] [--network N] [--id CLIENT_ID]
+spot admin withdraw complete ID [--tx-id TX] | fail ID [--info TEXT] | list [--user 2] [--pending]
+spot admin audit [--wait 10] [--no-record]   balances = ledger, conservation, holds, books; exit 1 on a difference
 spot admin balances [--user 2] [--json]
 spot admin key create --user 2 [--permissions TRADE,USER_DATA,USER_STREAM] [--ip-allow 203.0.113.0/24]
                       [--ed25519-public-key pub.pem]   an Ed25519 key: only the client's public key is kept
@@ -38,7 +41,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared import apikeys, config, identity, segments
+from shared import apikeys, config, funds, identity, segments
 from shared.config import Settings
 
 from . import admin, infra, keys, reconcile
@@ -205,8 +208,17 @@ def cmd_admin(args: argparse.Namespace) -> int:
         else:
             print(f"user {user.user_id}\n  apiKey {user.api_key}\n  secret {user.secret}")
     elif args.admin == "deposit":
-        asyncio.run(admin.credit(settings, args.user, [admin.parse_deposit(d) for d in args.deposit]))
-        print(json.dumps({"userId": args.user, "deposited": args.deposit}))
+        try:
+            deposits = [admin.parse_deposit(d) for d in args.deposit]
+            done = asyncio.run(admin.credit(settings, args.user, deposits, args.ref))
+        except (ValueError, funds.FundsError) as refused:
+            print(f"spot admin deposit: {refused}", file=sys.stderr)
+            return 2
+        print(json.dumps({"userId": args.user, "deposits": done}))
+    elif args.admin == "withdraw":
+        return cmd_withdraw(settings, args)
+    elif args.admin == "audit":
+        return cmd_audit(settings, args)
     elif args.admin == "reseed-positions":
         print(json.dumps(asyncio.run(admin.reseed_positions(settings))))
     elif args.admin == "reconcile":
@@ -230,6 +242,47 @@ def cmd_admin(args: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
     return 0
+
+
+def cmd_withdraw(settings: Settings, args: argparse.Namespace) -> int:
+    """``spot admin withdraw request|complete|fail|list``: withdrawals hold funds until completed or failed."""
+    try:
+        if args.withdraw == "request":
+            asset, atoms = admin.parse_asset(args.asset), admin.parse_atoms(args.amount)
+            done = asyncio.run(
+                admin.withdraw_request(settings, args.user, asset, atoms, args.address, args.network, args.id)
+            )
+        elif args.withdraw == "list":
+            print(json.dumps(asyncio.run(admin.withdrawals(settings, args.user, args.pending))))
+            return 0
+        else:
+            status = funds.WithdrawalStatus.COMPLETED if args.withdraw == "complete" else funds.WithdrawalStatus.FAILED
+            done = asyncio.run(admin.withdraw_end(settings, args.withdraw_id, status, args.tx_id, args.info))
+    except (ValueError, funds.FundsError) as refused:
+        print(f"spot admin withdraw {args.withdraw}: {refused}", file=sys.stderr)
+        return 2
+    print(json.dumps(done))
+    return 0
+
+
+def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
+    """``spot admin audit``: the report as JSON on stdout; exit 1 and the first difference on stderr if any."""
+    from . import audit  # the matching core with it: only this command needs it
+
+    wait_s = audit.DEFAULT_WAIT_S if args.wait is None else args.wait
+    found = asyncio.run(audit.run(settings, wait_s=wait_s, record=not args.no_record))
+    print(json.dumps(found.as_json(), indent=2))
+    if not found.ok:
+        print(f"spot admin audit: {found.differences[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 600:  # NaN included
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 600, got {text}")
+    return value
 
 
 def _names(text: str | None) -> list[str] | None:
@@ -402,12 +455,36 @@ def parser() -> argparse.ArgumentParser:
     dep = asub.add_parser("deposit", help="credit a user")
     dep.add_argument("--user", type=int, required=True)
     dep.add_argument("--deposit", action="append", required=True, metavar="ASSET=AMOUNT")
+    dep.add_argument("--ref", help="the deposit's external reference (a transaction id): credited once per reference")
+    wd = asub.add_parser("withdraw", help="withdrawals: request (holds the funds), complete, fail, list")
+    wsub = wd.add_subparsers(dest="withdraw", required=True)
+    wr = wsub.add_parser("request", help="hold a user's free funds for a withdrawal")
+    wr.add_argument("--user", type=int, required=True)
+    wr.add_argument("--asset", required=True)
+    wr.add_argument("--amount", required=True)
+    wr.add_argument("--address", default="operator", help="where the funds go")
+    wr.add_argument("--network", help="default: the asset's name")
+    wr.add_argument("--id", help="the withdrawal's client id (withdrawOrderId): a repeat gets the same withdrawal")
+    wc = wsub.add_parser("complete", help="the held funds left the exchange: debit them")
+    wc.add_argument("withdraw_id")
+    wc.add_argument("--tx-id", default="", help="the transaction that paid it out")
+    wc.set_defaults(info="")
+    wf = wsub.add_parser("fail", help="the withdrawal did not happen: release the held funds")
+    wf.add_argument("withdraw_id")
+    wf.add_argument("--info", default="", help="why, as the user's history shows it")
+    wf.set_defaults(tx_id="")
+    wl = wsub.add_parser("list", help="withdrawals, oldest first")
+    wl.add_argument("--user", type=int)
+    wl.add_argument("--pending", action="store_true", help="only those not completed or failed")
+    aud = asub.add_parser("audit", help="prove balances, ledger and books agree; exit 1 naming the first difference")
+    aud.add_argument("--wait", type=_seconds, help="seconds a book may take to be read in step while orders flow (10)")
+    aud.add_argument("--no-record", action="store_true", help="do not record the run (spot_audit_ok ignores it)")
     key = asub.add_parser("key", help="API keys: create, list, revoke, rotate, restrict")
     ksub = key.add_subparsers(dest="key", required=True)
-    perms = ",".join(apikeys.PERMISSIONS)
+    perms, every = ",".join(apikeys.DEFAULT_PERMISSIONS), ",".join(apikeys.PERMISSIONS)
     kc = ksub.add_parser("create", help="a new key for a user; its secret is shown once")
     kc.add_argument("--user", type=int, required=True)
-    kc.add_argument("--permissions", default=perms, help=f"comma-separated, some of {perms}")
+    kc.add_argument("--permissions", default=perms, help=f"comma-separated, some of {every} (default {perms})")
     kc.add_argument("--ip-allow", help="comma-separated addresses or networks the key may be used from")
     kc.add_argument("--ed25519-public-key", metavar="PEM_FILE", help="an Ed25519 key: the client's public key")
     kl = ksub.add_parser("list", help="keys (never their secrets)")
@@ -416,7 +493,7 @@ def parser() -> argparse.ArgumentParser:
         ksub.add_parser(name, help=text).add_argument("api_key")
     kp = ksub.add_parser("permissions", help="set a key's permissions")
     kp.add_argument("api_key")
-    kp.add_argument("--set", required=True, help=f"comma-separated, some of {perms}")
+    kp.add_argument("--set", required=True, help=f"comma-separated, some of {every}")
     ki = ksub.add_parser("ip-allow", help="set the networks a key may be used from")
     ki.add_argument("api_key")
     allow = ki.add_mutually_exclusive_group(required=True)

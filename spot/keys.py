@@ -1,8 +1,8 @@
 """``spot admin key``: API keys created, listed, restricted, rotated and revoked; users disabled.
 
 A key is created with the permissions it needs (``shared.apikeys.PERMISSIONS``: TRADE, USER_DATA,
-USER_STREAM) and optionally an IP allow-list. An HMAC key's secret is shown once and stored only sealed
-(``shared.envelope``); an Ed25519 key is registered from the client's public key (the client keeps the
+USER_STREAM, WITHDRAW) and optionally an IP allow-list. An HMAC key's secret is shown once and stored only
+sealed (``shared.envelope``); an Ed25519 key is registered from the client's public key (the client keeps the
 private key, as on Binance), and nothing secret is stored. Every change is published on the access
 channel, so each gateway replica drops its cached copy and ends the streams the key opened within a
 second (``services/gateway/access.py``).

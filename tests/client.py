@@ -34,13 +34,20 @@ class Client:
         return query + "&signature=" + hmac.new(self.secret.encode(), query.encode(), hashlib.sha256).hexdigest()
 
     async def signed(self, method: str, path: str, **params: Any) -> tuple[int, Any]:
+        return await self._signed(method, f"/api/v3/{path}", params)
+
+    async def sapi(self, method: str, path: str, **params: Any) -> tuple[int, Any]:
+        """A signed call of Binance's wallet API, e.g. ``sapi("POST", "capital/withdraw/apply", ...)``."""
+        return await self._signed(method, f"/sapi/v1/{path}", params)
+
+    async def _signed(self, method: str, url: str, params: dict[str, Any]) -> tuple[int, Any]:
         query = self.sign(params)
         headers = {"X-MBX-APIKEY": self.api_key}
         if method in ("POST", "PUT"):
             headers["Content-Type"] = "application/x-www-form-urlencoded"
-            r = await self.http.request(method, f"/api/v3/{path}", content=query, headers=headers)
+            r = await self.http.request(method, url, content=query, headers=headers)
         else:
-            r = await self.http.request(method, f"/api/v3/{path}?{query}", headers=headers)
+            r = await self.http.request(method, f"{url}?{query}", headers=headers)
         return r.status_code, r.json()
 
     async def order(self, **params: Any) -> dict[str, Any]:

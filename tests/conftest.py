@@ -26,12 +26,12 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared.segments import LOCAL_SEGMENT_S
 from spot import infra as local_infra
 
-# ports of their own, so a developer's fleet is left alone; two checkouts testing at once set other ones
-TEST_KAFKA_PORT = int(os.environ.get("SPOT_TEST_KAFKA_PORT", "59192"))
-TEST_REDIS_PORT = int(os.environ.get("SPOT_TEST_REDIS_PORT", "56479"))
-# the cluster's first port: three nodes from here, their cluster bus on the next three. Below Linux's ephemeral
-# range (32768-60999), so an outgoing connection of another process cannot hold one of its six ports when the
-# nodes start (seen once: a node exited with "Address already in use")
+# ports of their own, so a developer's fleet is left alone; two checkouts testing at once set other ones. All
+# below Linux's ephemeral range (32768-60999): a port in it may be held by another process's outgoing
+# connection when the server starts (seen: Tansu exiting with "Address already in use")
+TEST_KAFKA_PORT = int(os.environ.get("SPOT_TEST_KAFKA_PORT", "29192"))
+TEST_REDIS_PORT = int(os.environ.get("SPOT_TEST_REDIS_PORT", "26479"))
+# the cluster's first port: three nodes from here, their cluster bus on the next three
 TEST_REDIS_CLUSTER_PORT = int(os.environ.get("SPOT_TEST_REDIS_CLUSTER_PORT", "27001"))
 
 

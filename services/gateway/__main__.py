@@ -12,7 +12,7 @@ def main() -> None:
     setup_logging(SERVICE, settings.log_level)
     tracing.setup(SERVICE, settings)
     serve_http(
-        OrderFastPath(create_app(settings)),  # new orders without FastAPI's layers; all else through them
+        OrderFastPath(create_app(settings)),  # new orders and cancels without FastAPI's layers; all else through them
         settings,
         SERVICE,
         loop="uvloop",

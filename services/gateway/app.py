@@ -1,8 +1,8 @@
 """gateway: the API Gateway of the seed. Authentication, authorization, rate limits, routing, WebSockets.
 
-Public REST under ``/api/v3`` (Binance's spot API), WebSockets under ``/ws``, ``/stream`` and
-``/ws-api/v3``. Every refusal is Binance's ``{"code", "msg"}`` with a 4xx; an unexpected fault is a 500
-with a generic message, never a stack trace.
+Public REST under ``/api/v3`` (Binance's spot API) and ``/sapi/v1/capital`` (its wallet API: withdrawals),
+WebSockets under ``/ws``, ``/stream`` and ``/ws-api/v3``. Every refusal is Binance's ``{"code", "msg"}`` with
+a 4xx; an unexpected fault is a 500 with a generic message, never a stack trace.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from .hub import Hub
 from .ingest import HANDOFF_TIMEOUT_S, HttpIngestion, Ingest, LocalIngestion
 from .outcomes import Outcomes
 from .ratelimit import RateLimiter
-from .routes import market, orders, userstream
+from .routes import capital, market, orders, userstream
 from .ws import router as ws_router
 
 SERVICE = "gateway"
@@ -156,6 +156,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(market.router)
     app.include_router(orders.router)
     app.include_router(userstream.router)
+    app.include_router(capital.router)
     app.include_router(ws_router)
     app.include_router(wsapi.router)
 

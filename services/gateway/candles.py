@@ -1,4 +1,4 @@
-"""Klines of any interval and time zone, rolled up in Postgres from the stored candles (migration 0011).
+"""Klines of any interval and time zone, rolled up in Postgres from the stored candles (migration 0012).
 
 Which candles a request answers is pure (``shared.candles.opens``): from the candle of the symbol's first trade
 to the one holding now, bounded by ``startTime``/``endTime`` and ``limit``. Postgres then rolls each of them up

@@ -1,4 +1,4 @@
-"""Ticker statistics of many symbols at once, from the candles Postgres keeps (migration 0011).
+"""Ticker statistics of many symbols at once, from the candles Postgres keeps (migration 0012).
 
 A window's statistics are one grouped statement over the stored candles of its level (one-minute candles for
 rolling windows, ``shared.candles.level_for`` for a trading day), plus the close before the window and each

@@ -2,10 +2,10 @@
 
 One matcher owns a symbol at a time (Kafka assigns the partition). Per batch: apply every command (pure,
 ``book.py``), commit each touched symbol's book and outbox to Redis (``bookstore.py``), publish the
-``matched-events`` and ``trade-execution`` records, wait for the acks, commit the input offsets; the wait
-for one batch's acks overlaps the next batch's work (``Matcher``). On a partition assignment, the books of
-the symbols it carries are reloaded from Redis and their outboxes re-published, so a crash anywhere loses
-and doubles nothing.
+``matched-events`` and ``trade-execution`` records (``outputs.py``), wait for the acks, commit the input
+offsets; the wait for one batch's acks overlaps the next batch's work (``pipeline.py``'s ``Matcher``). On a
+partition assignment, the books of the symbols it carries are reloaded from Redis and their outboxes
+re-published, so a crash anywhere loses and doubles nothing.
 
 Inputs are envelopes too (``shared.messages.MatcherCommands``: one record per symbol per order-processor
 batch; single commands, as older processors wrote them, still decode). An envelope is applied whole within
@@ -26,379 +26,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
-from bisect import bisect_left
-from collections import Counter as Tally
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 from aiokafka import TopicPartition
-from aiokafka.partitioner import murmur2
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
-from shared import deadletter, identity, kafka, postgres, resilience, tracing
+from shared import identity, kafka, postgres, resilience
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
-from shared.lifecycle import Health, now_ms, run
-from shared.messages import (
-    AcceptedOrder,
-    MatchedEvent,
-    MatcherCommand,
-    Topic,
-    TradeExecution,
-    encode,
-    envelopes,
-    unpack_commands,
-)
+from shared.lifecycle import Health, run
+from shared.messages import Topic, unpack_commands
 from shared.segment_ring import Ring
 
-from .book import Book
 from .bookstore import BookStore
+from .outputs import MATCHED, TRADES_OUT
+from .pipeline import SERVICE, Matcher
 
-SERVICE = "matcher"
-log = logging.getLogger(SERVICE)
-
-EVENTS = Counter("spot_matcher_events_total", "Matched events published")
-TRADES = Counter("spot_trades_total", "Trades executed", ["symbol"])
 BATCH_SECONDS = Histogram(
     "spot_matcher_batch_seconds",
     "Time to match, commit and send one batch, and to see the batch before it acknowledged",
 )
-MATCH_SECONDS = Histogram(
-    "spot_match_latency_seconds",
-    "From ingestion accepting an order to the matcher's event for it (ms resolution; two hosts' clocks)",
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
-)
-_MATCH_BOUNDS_MS = [bound * 1000 for bound in MATCH_SECONDS._upper_bounds]
 # Tracked objects allocated (net of those freed) before CPython runs a young collection; its default, 700,
 # is crossed dozens of times by every batch, whose records, commands and events all die with the batch
 # anyway (acyclic: reference counting frees them), and each collection promotes the live ones towards the
 # full collections that walk the books. Above what one batch holds, collections come from growth only.
 GC_YOUNG_THRESHOLD = 50_000
 
-
-def observe_latencies(event_ts: int, accepted_ts: list[int]) -> None:
-    """Add the match latencies of a batch's orders (all matched at ``event_ts``) to ``MATCH_SECONDS``.
-
-    prometheus_client has no bulk observe, and ``observe`` per order takes a lock per bucket and sum on the
-    matcher's hot path; this adds the same counts and sum with one update per distinct millisecond and per
-    bucket touched (tests/e2e/test_observability.py checks it against ``observe``). A negative wait (clock
-    skew between hosts) counts as zero.
-    """
-    per_bucket: dict[int, int] = {}
-    total = 0
-    for stamp, n in Tally(accepted_ts).items():
-        waited = max(event_ts - stamp, 0)
-        total += waited * n
-        i = bisect_left(_MATCH_BOUNDS_MS, waited)
-        per_bucket[i] = per_bucket.get(i, 0) + n
-    MATCH_SECONDS._sum.inc(total / 1000)
-    for i, n in per_bucket.items():
-        MATCH_SECONDS._buckets[i].inc(n)
-
-
-MATCHED, TRADES_OUT = Topic.MATCHED_EVENTS.value, Topic.TRADE_EXECUTION.value
 VALIDATED = Topic.VALIDATED_ORDERS.value
-
-
-class Part:
-    """One symbol's part of a batch: its events, each encoded once with its trace, and the hot entries taken."""
-
-    __slots__ = ("epoch", "events", "matched", "matched_traces", "taken", "trade_count", "trades", "trades_traces")
-
-    def __init__(self, epoch: int = 0) -> None:
-        self.epoch = epoch  # the log segment of its commands: its outputs go to the same one
-        self.events: list[MatchedEvent] = []
-        self.matched: list[bytes] = []  # encoded events, in seq order
-        self.trades: list[bytes] = []  # encoded trade executions of the events that traded
-        self.matched_traces: dict[int, str] = {}  # position in ``matched`` -> traceparent
-        self.trades_traces: dict[int, str] = {}
-        self.taken: list[int] = []  # hot-book entries the book took over (or already had)
-        self.trade_count = 0
-
-    def add(self, symbol: str, event: MatchedEvent, traceparent: bytes | None) -> None:
-        """One event and its trades, encoded (what ``Matcher._apply`` does inline on its hot path)."""
-        self.events.append(event)
-        if traceparent is not None:
-            self.matched_traces[len(self.matched)] = traceparent.decode()
-            if event.trades:
-                self.trades_traces[len(self.trades)] = traceparent.decode()
-        self.matched.append(encode(event))
-        if event.trades:
-            self.trades.append(encode(TradeExecution(symbol=symbol, seq=event.seq, trades=event.trades)))
-            self.trade_count += len(event.trades)
-
-    def outputs(self, symbol: str) -> list[tuple[str, bytes]]:
-        """The records to commit to the outbox and publish, in order: events first, then trades."""
-        out = [(MATCHED, value) for value in envelopes(MATCHED, symbol, self.matched, self.matched_traces)]
-        if self.trades:
-            out += [(TRADES_OUT, value) for value in envelopes(TRADES_OUT, symbol, self.trades, self.trades_traces)]
-        return out
-
-
-def partition_of(symbol: str, partitions: int) -> int:
-    """Kafka's default partitioner (murmur2 of the key), so we know which partition carries a symbol."""
-    return (murmur2(symbol.encode()) & 0x7FFFFFFF) % partitions
-
-
-class Matcher:
-    """The books of the symbols this replica owns, and the batch whose outputs are still being acknowledged.
-
-    Batches are pipelined one deep: batch N's outputs are sent, then batch N+1 is fetched, applied and
-    committed to Redis while the broker acknowledges N; N's acks are awaited and its input offsets
-    committed (``publishing``) before N+1's outputs are sent. The Redis outbox keeps every batch until a
-    later commit learns that its acks are in (``acked``), so a crash at any point re-publishes, in order,
-    whatever may be missing.
-    """
-
-    def __init__(
-        self,
-        store: BookStore,
-        markets: dict[str, Market],
-        outbox: kafka.Outbox,
-        segment_of: Callable[[int], int] = lambda partition: 0,
-    ) -> None:
-        self.store = store
-        # the log segment the matcher reads on an input partition: a take-over's re-published outbox goes there
-        # (a matcher leaves a segment only once its outputs are acknowledged, so the outbox holds nothing older
-        # than acknowledged duplicates, which consumers skip by seq)
-        self.segment_of = segment_of
-        self.markets = markets
-        self.outbox = outbox
-        self.dead = deadletter.DeadLetters(outbox, SERVICE)
-        self.books: dict[str, Book] = {}
-        # held while a batch is applied and committed: a revoke waits for it, so the next owner of a
-        # symbol loads a book no batch of ours will write again
-        self.lock = asyncio.Lock()
-        self.publishing: asyncio.Task[None] | None = None  # the last batch's acks, then its offset commit
-        self.acked: dict[str, list[int]] = {}  # outbox entries acknowledged, removed at the symbol's next commit
-        self.resent: dict[str, list[int]] = {}  # outbox entries re-published at a take-over, not yet acked
-        self.partitions = 1  # of the input topic (set by serve)
-
-    async def assigned(self, partitions: set[TopicPartition], count: int) -> None:
-        """Reload the books of the symbols these partitions carry and re-publish their outboxes."""
-        mine = {tp.partition for tp in partitions}
-        async with self.lock:
-            await self.settle()
-            for symbol in self.markets:
-                if partition_of(symbol, count) in mine:
-                    await self._take_over(symbol)
-            await self.outbox.flush()
-            resent, self.resent = self.resent, {}
-            for symbol, entries in resent.items():
-                self.acked.setdefault(symbol, []).extend(entries)
-        log.info("assigned partitions %s: books %s", sorted(mine), sorted(self.books))
-
-    async def revoked(self, partitions: set[TopicPartition], count: int) -> None:
-        gone = {tp.partition for tp in partitions}
-        async with self.lock:
-            try:
-                await self.settle()  # offsets committed while still ours, so the next owner repeats less
-            except Exception as exc:  # nothing is lost: the outbox and the uncommitted offsets remain
-                log.warning("batch in flight not acknowledged before a revoke: %s", exc)
-            for symbol in [s for s in self.books if partition_of(s, count) in gone]:
-                del self.books[symbol]
-                self.acked.pop(symbol, None)
-                self.resent.pop(symbol, None)
-
-    async def book(self, symbol: str) -> Book | None:
-        book = self.books.get(symbol)
-        if book is None and symbol in self.markets:
-            book = await self._take_over(symbol)
-        return book
-
-    async def _take_over(self, symbol: str) -> Book:
-        """Load a symbol's committed book and queue its outbox again (sent before any new output)."""
-        book, pending = await self.store.load(self.markets[symbol])
-        epoch = self.segment_of(partition_of(symbol, self.partitions))
-        for _, outputs in pending:
-            for topic, value in outputs:
-                await self.outbox.send(topic, value, key=symbol, epoch=epoch)
-        self.acked.pop(symbol, None)
-        self.resent[symbol] = [entry for entry, _ in pending]
-        self.books[symbol] = book
-        return book
-
-    async def settle(self) -> None:
-        """Wait until the batch in flight is acknowledged and its offsets committed."""
-        task, self.publishing = self.publishing, None
-        if task is not None:
-            await task
-
-    def abandon(self) -> None:
-        """Stop waiting for the batch in flight (the service is going down on an error)."""
-        task, self.publishing = self.publishing, None
-        if task is not None:
-            task.cancel()
-
-    async def match(self, inbox: kafka.Inbox[MatcherCommand], batch: kafka.Batch[MatcherCommand]) -> None:
-        """Apply a batch and commit it to Redis, wait for the previous batch's acks, send this one's outputs
-        and leave their acks to the next call. Under the lock."""
-        with tracing.consume(batch.records) as traced:
-            ts = now_ms()
-            parts = await self._apply(inbox, batch, traced, ts)
-            outputs = {symbol: part.outputs(symbol) for symbol, part in parts.items()}
-            prepared = []
-            for symbol, part in parts.items():
-                acked = self.acked.get(symbol, ())
-                try:  # packed before any symbol is written: what cannot be stored is isolated, not half-written
-                    packed = self.store.prepare(self.books[symbol], part.events, outputs[symbol], part.taken, acked)
-                except Exception as exc:
-                    if not deadletter.unappliable(exc):
-                        raise
-                    part = parts[symbol] = await self._isolate(inbox, batch, symbol, traced, ts)
-                    outputs[symbol] = part.outputs(symbol)
-                    packed = self.store.prepare(self.books[symbol], part.events, outputs[symbol], part.taken, acked)
-                prepared.append(packed)
-            for symbol in parts:
-                self.acked.pop(symbol, None)
-            commits = [self.store.write(p) for p in prepared]
-            # one Redis script per symbol (a Cluster slot each), at once
-            entries = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
-            # the previous batch's acks came in while this one was applied and committed; they are awaited
-            # before this batch's outputs are sent, so should a send fail for good, no later output of its
-            # symbols is on the broker before the outbox re-publishes it (consumers skip a seq they passed)
-            await self.settle()
-            for symbol, records in outputs.items():
-                part = parts[symbol]
-                for topic, value in records:
-                    await self.outbox.send(topic, value, key=symbol, epoch=part.epoch)
-                EVENTS.inc(len(part.events))
-                if part.trade_count:
-                    TRADES.labels(symbol).inc(part.trade_count)
-            acks = self.outbox.sent()
-            done = [(symbol, entry) for symbol, entry in zip(parts, entries, strict=True) if entry is not None]
-            resent, self.resent = self.resent, {}
-            done += [(symbol, entry) for symbol, resent_entries in resent.items() for entry in resent_entries]
-            self.publishing = asyncio.create_task(self._published(acks, done, inbox, batch))
-
-    async def _published(
-        self,
-        acks: Awaitable[None],
-        done: list[tuple[str, int]],
-        inbox: kafka.Inbox[MatcherCommand],
-        batch: kafka.Batch[MatcherCommand],
-    ) -> None:
-        await acks
-        for symbol, entry in done:
-            self.acked.setdefault(symbol, []).append(entry)
-        await inbox.commit(batch)
-
-    async def _apply(
-        self,
-        inbox: kafka.Inbox[MatcherCommand],
-        batch: kafka.Batch[MatcherCommand],
-        traced: tracing.Consumed,
-        ts: int,
-    ) -> dict[str, Part]:
-        """Apply every command of the batch to its book; each symbol's events encoded, with their traces.
-
-        A symbol whose command raised is left half-changed here; it is applied again from its committed book
-        one command at a time (``_isolate``), so the fast path pays nothing for it."""
-        parts: dict[str, Part] = {}
-        accepted_ts: list[int] = []
-        books = self.books
-        owned = inbox.owned()
-        tracked = traced.tracked
-        broken: set[str] = set()  # symbols with a command that raised: isolated below
-        for record in batch.records:
-            if (record.topic, record.partition) not in owned:
-                continue  # fetched before a rebalance moved its partition away
-            command = record.value
-            symbol = command.symbol
-            book = books.get(symbol)  # no await on the hot path
-            if book is None:
-                book = await self.book(symbol)
-                owned = inbox.owned()  # it awaited: look again
-                if book is None:
-                    log.warning("no market %s; command %s skipped", symbol, command.request_id)
-                    continue
-                if (record.topic, record.partition) not in owned:
-                    continue
-            if broken and symbol in broken:
-                continue
-            part = parts.get(symbol)
-            if part is None:
-                part = parts[symbol] = Part(record.epoch)
-            try:
-                event = book.apply(command, ts)
-                if event is None:  # a redelivered command, already in the book
-                    if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
-                        part.taken.append(command.order_id)
-                    continue
-                part.events.append(event)
-                if tracked and (tp := traced.traceparent(command)) is not None:  # the event continues its trace
-                    part.matched_traces[len(part.matched)] = tp.decode()
-                    if event.trades:
-                        part.trades_traces[len(part.trades)] = tp.decode()
-                part.matched.append(encode(event))
-                if event.trades:
-                    part.trades.append(encode(TradeExecution(symbol=symbol, seq=event.seq, trades=event.trades)))
-                    part.trade_count += len(event.trades)
-            except Exception as exc:
-                if not deadletter.unappliable(exc):
-                    raise
-                broken.add(symbol)
-                continue
-            if isinstance(command, AcceptedOrder):
-                part.taken.append(command.order_id)
-                accepted_ts.append(command.ts)
-        for symbol in broken:
-            parts[symbol] = await self._isolate(inbox, batch, symbol, traced, ts)
-        if accepted_ts:
-            observe_latencies(ts, accepted_ts)
-        return parts
-
-    async def _isolate(
-        self,
-        inbox: kafka.Inbox[MatcherCommand],
-        batch: kafka.Batch[MatcherCommand],
-        symbol: str,
-        traced: tracing.Consumed,
-        ts: int,
-    ) -> Part:
-        """One symbol's commands of the batch applied again, one at a time, from its committed book: each
-        that raises, or leaves what cannot be stored, is dead-lettered and skipped (``Book.skip``), and the
-        book is rebuilt without it, so it is never left half-changed.
-
-        Deterministic, so a replay after a crash decides the same: the book is pure and the batch keeps its
-        ``ts``; a position committed past a dead-lettered command skips it as a redelivery. Each dead letter
-        is acknowledged before the commit that skips its command (at least once: a crash before that commit
-        sends it again). A slow path, for a batch that failed: a book reload per dead letter.
-        """
-        market = self.markets[symbol]
-        owned = inbox.owned()
-        records = [r for r in batch.records if r.value.symbol == symbol and (r.topic, r.partition) in owned]
-        skipped: set[tuple[int, int]] = set()
-        while True:
-            book, _ = await self.store.load(market)  # as of the batch before: this one wrote nothing yet
-            part = Part(records[0].epoch if records else 0)
-            failed: tuple[kafka.Record[MatcherCommand], Exception] | None = None
-            for record in records:
-                command = record.value
-                position = (command.src_partition, command.src_offset)
-                if position in skipped:
-                    book.skip(*position)
-                    continue
-                try:
-                    event = book.apply(command, ts)
-                    if event is not None:
-                        self.store.prepare(book, [event], [])  # what it changed can be stored
-                        part.add(symbol, event, traced.traceparent(command) if traced.tracked else None)
-                except Exception as exc:
-                    if not deadletter.unappliable(exc):
-                        raise
-                    failed = (record, exc)
-                    break
-                if isinstance(command, AcceptedOrder):
-                    part.taken.append(command.order_id)
-            if failed is None:
-                self.books[symbol] = book
-                return part
-            record, error = failed
-            await self.dead.send(record, encode(record.value), symbol, error)
-            skipped.add((record.value.src_partition, record.value.src_offset))
 
 
 async def settled_sequences(db: asyncpg.Pool) -> dict[str, int]:

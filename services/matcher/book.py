@@ -25,6 +25,11 @@ reaches the top; both are compacted once the dead outnumber the live, so memory 
 rests. ``depth`` and the FOK pre-check sort a side's levels (O(L log L),
 off the hot path).
 
+A crossing order matches in named steps: ``_match`` walks the opposite side best level first,
+``_take_level`` takes one level's queue front first, ``_fill`` trades with one maker, and
+``_prevent_self_trade`` expires the maker, the taker or both when they have one owner; what the taker may
+still take and has taken travels between them in one ``_Taker``.
+
 Compiled: ``setup.py`` builds this module with mypyc (``COMPILED`` says whether the extension or this file
 was imported; both behave the same, and the tests run against either). What the compiler wants shapes the
 code: constants and other modules' classes are ``Final`` (C statics, not dict lookups); a command's fields are
@@ -44,7 +49,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import Any, Final, cast
+from typing import Any, Final, cast, final
 
 import msgspec
 
@@ -383,6 +388,17 @@ class _Ladder:
         """Levels with orders, best first (a sort: for depth, FOK checks and snapshots, not the hot path)."""
         return [lv for lv in sorted(self.heap, key=_level_key) if lv.live]
 
+    def leave(self, level: _Level, head: int) -> None:
+        """A taker is done with ``level``, whose queue it took up to ``head``: an emptied level is counted,
+        and the filled and skipped entries are cut off once they are the most."""
+        if not level.live:
+            self.level_emptied(level)
+        elif 2 * head > len(level.queue):
+            del level.queue[:head]
+            level.head = 0
+        else:
+            level.head = head
+
     def level_emptied(self, level: _Level) -> None:
         """Count a level whose last order left; rebuild the side once emptied levels outnumber live ones."""
         level.queue = []  # only cancelled orders can be left in it
@@ -393,6 +409,133 @@ class _Ladder:
             self.heap = sorted(self.levels.values(), key=_level_key)  # sorted: a heap already
             self.empty = 0
             self.top = None
+
+
+@final
+@mypyc_attr(acyclic=True)
+class _Taker:
+    """An order crossing the book, while it matches (``Book._match``): its own fields, repeated by each of its
+    fill updates, what still bounds it, and what it has taken.
+
+    Compiled, a native object: its fields are C struct fields, read and written about as cheaply as the
+    locals of one long function, which is what lets matching be split into named steps. ``acyclic``: it holds
+    only scalars (see ``_Order``). ``remaining`` is -1 while a quote-sized taker has no lot count.
+    """
+
+    __slots__ = (
+        "budget",
+        "buyer_k",
+        "client_order_id",
+        "completed_late",
+        "created_ts",
+        "cum_nu",
+        "executed",
+        "expire_maker",
+        "expire_taker",
+        "is_buy",
+        "is_market",
+        "limit",
+        "order_id",
+        "price_ticks",
+        "qty_lots",
+        "quote_left",
+        "quote_nu",
+        "remaining",
+        "seller_k",
+        "side",
+        "stop",
+        "stp_expired",
+        "stp_on",
+        "tif",
+        "trade_id",
+        "type",
+        "user_id",
+    )
+
+    def __init__(self, a: tuple[Any, ...], trade_id: int, buyer_k: int, seller_k: int) -> None:
+        side, otype, stp = a[_A_SIDE], a[_A_TYPE], a[_A_STP]
+        qty: int = a[_A_QTY]
+        self.order_id: Boxed = a[_A_ID]
+        self.user_id: Boxed = a[_A_USER]
+        self.client_order_id: Boxed = a[_A_CLIENT_ID]
+        self.side: Boxed = side
+        self.type: Boxed = otype
+        self.is_buy = side is _BUY
+        self.is_market = otype is _MARKET
+        self.tif: Boxed = None if otype is _MARKET else a[_A_TIF]
+        self.price_ticks: Boxed = a[_A_PRICE]
+        self.limit: int = a[_A_PRICE]
+        self.qty_lots: Boxed = a[_A_QTY]
+        self.quote_nu: Boxed = a[_A_QUOTE]
+        self.created_ts: Boxed = a[_A_TS]
+        self.stp_on = stp is not _STP_NONE
+        self.expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
+        self.expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
+        self.remaining: int = qty or -1  # -1: sized by quote
+        self.quote_left: int = a[_A_QUOTE]
+        self.budget: int = a[_A_BUDGET]
+        self.executed = 0
+        self.cum_nu = 0
+        self.trade_id = trade_id
+        self.buyer_k = buyer_k  # fee = lots * buyer_k // BPS (the buyer's, in base atoms)
+        self.seller_k = seller_k  # fee = nu * seller_k // BPS (the seller's, in quote atoms)
+        self.stop = False
+        self.completed_late = False
+        self.stp_expired = False
+
+    def reaches(self, price: int) -> bool:
+        """Whether the taker's limit lets it take at ``price`` (a MARKET order takes at any)."""
+        return self.is_market or (price <= self.limit if self.is_buy else price >= self.limit)
+
+    def lots_at(self, price: int, offered: int) -> int:
+        """How many of ``offered`` lots at ``price`` the taker takes: its size, budget and quote all bound it."""
+        remaining = self.remaining
+        lots = offered if remaining < 0 or offered < remaining else remaining
+        budget = self.budget
+        if self.is_buy:
+            cap = budget // price
+            if cap < lots:
+                lots = cap
+        elif budget < lots:
+            lots = budget
+        quote_left = self.quote_left
+        if quote_left:
+            cap = quote_left // price
+            if cap < lots:
+                lots = cap
+        return lots
+
+    def stop_short(self, price: int) -> None:
+        """The taker can take no lot at ``price``: it stops, and a quote-sized one whose quote no longer buys a
+        lot (after at least one fill) is complete."""
+        if self.remaining < 0 and self.executed and self.quote_left // price == 0:
+            self.completed_late = True
+        self.stop = True
+
+    def took(self, lots: int, nu: int) -> None:
+        """Count a fill of ``lots`` for ``nu`` notional units against what bounds the taker."""
+        self.executed += lots
+        self.cum_nu += nu
+        if self.remaining > 0:
+            self.remaining -= lots
+        quote_left = self.quote_left
+        if quote_left:
+            quote_left -= nu
+            self.quote_left = quote_left
+            if quote_left == 0:
+                self.remaining = 0
+        self.budget -= nu if self.is_buy else lots
+
+
+def _last_fill_completes(updates: list[OrderUpdate], taker_id: Boxed) -> None:
+    """A quote-sized taker completed by its quote running out: its last fill is the one that completed it
+    (FILLED), even if self-trade prevention expired makers after it."""
+    for i in range(len(updates) - 1, 0, -1):
+        last = updates[i]
+        if last.order_id == taker_id:
+            if last.exec_type is _X_TRADE and last.status is not _FILLED:
+                updates[i] = _replace(last, status=_FILLED)
+            break
 
 
 class Book:
@@ -704,190 +847,172 @@ class Book:
         trades: list[Trade],
         deltas: list[LevelDelta],
     ) -> tuple[int, int, int, bool]:
-        """Fill ``a`` (the taker's fields) against ``opposite`` best-first, appending what happened.
+        """Fill ``a`` (the taker's fields) against ``opposite`` best level first, appending what happened.
 
         Returns (remaining, executed lots, cumulative notional, expired by self-trade prevention); remaining
         is 0 once the taker is done, including a quote-sized one whose quote no longer buys one more lot.
         """
-        side, otype = a[_A_SIDE], a[_A_TYPE]
-        is_buy, is_market = side is _BUY, otype is _MARKET
-        limit: int = a[_A_PRICE]
-        qty: int = a[_A_QTY]
-        quote_left: int = a[_A_QUOTE]
-        budget: int = a[_A_BUDGET]
-        stp, uid, taker_id = a[_A_STP], a[_A_USER], a[_A_ID]
-        # the taker's own fields, repeated by each of its fill updates (built whole: cheaper than a replace)
-        t_client, t_ticks, t_qty, t_quote, t_created = a[_A_CLIENT_ID], a[_A_PRICE], a[_A_QTY], a[_A_QUOTE], a[_A_TS]
-        t_tif = None if is_market else a[_A_TIF]
-        stp_on = stp is not _STP_NONE
-        expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
-        expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
-        remaining = qty or -1  # -1: sized by quote
-        executed = cum_nu = 0
-        stop = completed_late = stp_expired = False
-        orders = self._orders
-        trade_id = self._next_trade_id
-        buyer_k = self._buyer_k_buy if is_buy else self._buyer_k_sell
-        seller_k = self._seller_k_buy if is_buy else self._seller_k_sell
-        maker_side = opposite.side
+        is_buy = a[_A_SIDE] is _BUY
+        taker = _Taker(
+            a,
+            self._next_trade_id,
+            self._buyer_k_buy if is_buy else self._buyer_k_sell,
+            self._seller_k_buy if is_buy else self._seller_k_sell,
+        )
         level = opposite.best()
-        while level is not None:
-            price = level.price
-            if not is_market and (price > limit if is_buy else price < limit):
-                break
-            ticks = level.ticks
-            queue = level.queue
-            head = level.head
-            touched_here = False
-            while True:
-                maker = queue[head]
-                if maker.dead:
-                    head += 1  # cancelled while it waited
-                    continue
-                mrem = maker.remaining
-                maker_uid = maker.user_id
-                if stp_on and maker_uid == uid:
-                    if expire_maker:
-                        head += 1
-                        del orders[maker.order_id]
-                        level.lots -= mrem
-                        level.live -= 1
-                        touched_here = True
-                        updates.append(_ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION))
-                    if expire_taker:
-                        stp_expired = stop = True
-                        break
-                    if not level.live:
-                        break
-                    continue
-                # how many lots the taker can take here: its size, budget and quote all bound it
-                lots = mrem if remaining < 0 or mrem < remaining else remaining
-                if is_buy:
-                    cap = budget // price
-                    if cap < lots:
-                        lots = cap
-                elif budget < lots:
-                    lots = budget
-                if quote_left:
-                    cap = quote_left // price
-                    if cap < lots:
-                        lots = cap
-                if lots == 0:
-                    if remaining < 0 and executed and quote_left // price == 0:
-                        completed_late = True  # its quote no longer buys a lot: it is complete
-                    stop = True
-                    break
-                nu = price * lots
-                executed += lots
-                cum_nu += nu
-                if remaining > 0:
-                    remaining -= lots
-                if quote_left:
-                    quote_left -= nu
-                    if quote_left == 0:
-                        remaining = 0
-                budget -= nu if is_buy else lots
-                mrem -= lots
-                m_executed = maker.executed_lots + lots
-                m_cum_nu = maker.cum_nu + nu
-                maker.remaining = mrem
-                maker.executed_lots = m_executed
-                maker.cum_nu = m_cum_nu
-                level.lots -= lots
-                touched_here = True
-                maker_id = maker.order_id
-                tid: Boxed = trade_id  # each value boxed once, however many events carry it
-                boxed_lots: Boxed = lots
-                buyer_fee: Boxed = lots * buyer_k // _BPS
-                seller_fee: Boxed = nu * seller_k // _BPS
-                if is_buy:
-                    maker_fee, taker_fee = seller_fee, buyer_fee
-                    trade = _Trade(
-                        tid, ticks, boxed_lots, taker_id, maker_id, uid, maker_uid, False, buyer_fee, seller_fee, ts
-                    )
-                else:
-                    maker_fee, taker_fee = buyer_fee, seller_fee
-                    trade = _Trade(
-                        tid, ticks, boxed_lots, maker_id, taker_id, maker_uid, uid, True, buyer_fee, seller_fee, ts
-                    )
-                trades.append(trade)
-                if mrem == 0:
-                    head += 1
-                    del orders[maker_id]
-                    level.live -= 1
-                updates.append(
-                    _OrderUpdate(  # positional (see OrderUpdate), up to fee
-                        maker_id,
-                        maker_uid,
-                        maker.client_order_id,
-                        maker.side,
-                        maker.type,
-                        maker.tif,
-                        ticks,
-                        maker.qty_lots,
-                        _PARTIALLY_FILLED if mrem else _FILLED,
-                        _X_TRADE,
-                        maker.created_ts,
-                        0,  # quote_nu: a resting order is sized in lots
-                        m_executed,
-                        m_cum_nu,
-                        boxed_lots,  # last_lots, last_ticks, trade_id, is_maker
-                        ticks,
-                        tid,
-                        True,
-                        maker_fee,
-                    )
-                )
-                stop = remaining == 0
-                updates.append(
-                    _OrderUpdate(
-                        taker_id,
-                        uid,
-                        t_client,
-                        side,
-                        otype,
-                        t_tif,
-                        t_ticks,
-                        t_qty,
-                        _FILLED if stop else _PARTIALLY_FILLED,
-                        _X_TRADE,
-                        t_created,
-                        t_quote,
-                        executed,
-                        cum_nu,
-                        boxed_lots,
-                        ticks,
-                        tid,
-                        False,
-                        taker_fee,
-                    )
-                )
-                trade_id += 1
-                if stop or not level.live:
-                    break
-            if touched_here:  # a level is left for good: its total is final
-                deltas.append(_LevelDelta(maker_side, ticks, level.lots))
-            if not level.live:
-                opposite.level_emptied(level)
-            elif 2 * head > len(queue):  # the filled and skipped are the most: cut them off
-                del queue[:head]
-                level.head = 0
-            else:
-                level.head = head
-            if stop:
+        while level is not None and taker.reaches(level.price):
+            head, touched = self._take_level(taker, level, ts, updates, trades)
+            if touched:  # a level is left for good: its total is final
+                deltas.append(_LevelDelta(opposite.side, level.ticks, level.lots))
+            opposite.leave(level, head)
+            if taker.stop:
                 break
             level = opposite.best()
-        self._next_trade_id = trade_id
-        if completed_late:
-            # its last fill is the one that completed it, even if self-trade prevention expired makers after
-            for i in range(len(updates) - 1, 0, -1):
-                last = updates[i]
-                if last.order_id == taker_id:
-                    if last.exec_type is _X_TRADE and last.status is not _FILLED:
-                        updates[i] = _replace(last, status=_FILLED)
-                    break
+        self._next_trade_id = taker.trade_id
+        remaining = taker.remaining
+        if taker.completed_late:
+            _last_fill_completes(updates, taker.order_id)
             remaining = 0
-        return remaining, executed, cum_nu, stp_expired
+        return remaining, taker.executed, taker.cum_nu, taker.stp_expired
+
+    def _take_level(
+        self, taker: _Taker, level: _Level, ts: Boxed, updates: list[OrderUpdate], trades: list[Trade]
+    ) -> tuple[int, bool]:
+        """Fill the taker from one level, front of its queue first, until the taker stops or the level is
+        empty. Returns the level's new head and whether its total changed (an order filled or left)."""
+        queue = level.queue
+        head = level.head
+        touched = False
+        while True:
+            maker = queue[head]
+            if maker.dead:
+                head += 1  # cancelled while it waited
+                continue
+            if taker.stp_on and maker.user_id == taker.user_id:
+                if self._prevent_self_trade(taker, level, maker, updates):
+                    head += 1
+                    touched = True
+                if taker.stop or not level.live:
+                    break
+                continue
+            lots = taker.lots_at(level.price, maker.remaining)
+            if lots == 0:
+                taker.stop_short(level.price)
+                break
+            touched = True
+            if self._fill(taker, level, maker, lots, ts, updates, trades):
+                head += 1
+            if taker.stop or not level.live:
+                break
+        return head, touched
+
+    def _prevent_self_trade(self, taker: _Taker, level: _Level, maker: _Order, updates: list[OrderUpdate]) -> bool:
+        """The taker meets a resting order of its own owner: by the taker's mode (Binance's, as the taker's
+        mode rules), the maker expires and leaves its level, the taker expires and stops, or both. Returns
+        whether the maker left."""
+        left = taker.expire_maker
+        if left:
+            del self._orders[maker.order_id]
+            level.lots -= maker.remaining
+            level.live -= 1
+            updates.append(_ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION))
+        if taker.expire_taker:
+            taker.stp_expired = taker.stop = True
+        return left
+
+    def _fill(
+        self,
+        taker: _Taker,
+        level: _Level,
+        maker: _Order,
+        lots: int,
+        ts: Boxed,
+        updates: list[OrderUpdate],
+        trades: list[Trade],
+    ) -> bool:
+        """One trade of ``lots`` between the taker and ``maker``, at the front of ``level``: both orders and
+        the level's total updated, the trade and both orders' updates appended (maker first). Returns whether
+        the maker is filled (it left the level)."""
+        price = level.price
+        ticks = level.ticks
+        nu = price * lots
+        taker.took(lots, nu)
+        mrem = maker.remaining - lots
+        m_executed = maker.executed_lots + lots
+        m_cum_nu = maker.cum_nu + nu
+        maker.remaining = mrem
+        maker.executed_lots = m_executed
+        maker.cum_nu = m_cum_nu
+        level.lots -= lots
+        maker_id = maker.order_id
+        maker_uid = maker.user_id
+        taker_id = taker.order_id
+        uid = taker.user_id
+        tid: Boxed = taker.trade_id  # each value boxed once, however many events carry it
+        boxed_lots: Boxed = lots
+        buyer_fee: Boxed = lots * taker.buyer_k // _BPS
+        seller_fee: Boxed = nu * taker.seller_k // _BPS
+        if taker.is_buy:
+            maker_fee, taker_fee = seller_fee, buyer_fee
+            trade = _Trade(tid, ticks, boxed_lots, taker_id, maker_id, uid, maker_uid, False, buyer_fee, seller_fee, ts)
+        else:
+            maker_fee, taker_fee = buyer_fee, seller_fee
+            trade = _Trade(tid, ticks, boxed_lots, maker_id, taker_id, maker_uid, uid, True, buyer_fee, seller_fee, ts)
+        trades.append(trade)
+        filled = mrem == 0
+        if filled:
+            del self._orders[maker_id]
+            level.live -= 1
+        updates.append(
+            _OrderUpdate(  # positional (see OrderUpdate), up to fee
+                maker_id,
+                maker_uid,
+                maker.client_order_id,
+                maker.side,
+                maker.type,
+                maker.tif,
+                ticks,
+                maker.qty_lots,
+                _PARTIALLY_FILLED if mrem else _FILLED,
+                _X_TRADE,
+                maker.created_ts,
+                0,  # quote_nu: a resting order is sized in lots
+                m_executed,
+                m_cum_nu,
+                boxed_lots,  # last_lots, last_ticks, trade_id, is_maker
+                ticks,
+                tid,
+                True,
+                maker_fee,
+            )
+        )
+        done = taker.remaining == 0
+        taker.stop = done
+        updates.append(
+            _OrderUpdate(
+                taker_id,
+                uid,
+                taker.client_order_id,
+                taker.side,
+                taker.type,
+                taker.tif,
+                taker.price_ticks,
+                taker.qty_lots,
+                _FILLED if done else _PARTIALLY_FILLED,
+                _X_TRADE,
+                taker.created_ts,
+                taker.quote_nu,
+                taker.executed,
+                taker.cum_nu,
+                boxed_lots,
+                ticks,
+                tid,
+                False,
+                taker_fee,
+            )
+        )
+        taker.trade_id += 1
+        return filled
 
     # --- book maintenance ------------------------------------------------------------------------------
     def _rest(self, o: _Order) -> int:

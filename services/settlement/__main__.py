@@ -3,7 +3,8 @@
 Consumes ``matched-events`` (they carry the trades and the order states of each step in sequence, so a
 hold is released only after the trades of the same step consumed their part). After each committed
 batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
-balances (Redis pub/sub).
+balances (Redis pub/sub; ``told.py`` decides what is said). It also exposes what the last ``spot admin audit``
+found (``audits.py``).
 
 A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
 An event that cannot be applied stops only its symbol (``halts.py``): the batch is settled again symbol by
@@ -16,19 +17,18 @@ import asyncio
 from collections.abc import Sequence
 
 import asyncpg
-import orjson
 from prometheus_client import Counter, Histogram
 
 from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
-from shared.binance import account_positions
 from shared.config import Settings
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import MatchedEvent, Topic, unpack_matched
 
 from .accounts import Accounts
+from .audits import Audits
 from .halts import Halts, by_symbol
-from .outcome import outcome
+from .told import told
 
 SERVICE = "settlement"
 SETTLED = Counter("spot_settled_events_total", "Matched events settled")
@@ -47,10 +47,13 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         accounts = Accounts(db, markets)
         halts = Halts(db)
         await halts.refresh()
+        audits = Audits(db)  # spot_audit_ok: what the last `spot admin audit` found
         channels = sredis.Channels(settings.topic_suffix)
         health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
         async for batch in inbox.batches(stop, yield_empty=True):
+            if audits.due():
+                await audits.refresh()
             if halts.due():
                 for resolved in await halts.refresh():  # read again from the record that stopped it
                     await inbox.rewind(resolved.topic, resolved.partition, resolved.offset, resolved.epoch)
@@ -66,17 +69,9 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 if not applied:
                     continue
                 SETTLED.inc(len(applied))
-                told = sredis.Publications()
-                said = []
-                for e in applied:
-                    one = orjson.dumps(outcome(markets[e.symbol], e))
-                    tp = traced.traceparent(e) if traced.tracked else None
-                    said.append(one if tp is None else tracing.wrap(one, tp))
-                told.add_all(channels.outcomes, said)  # one message per batch
-                for user_id, event in account_positions(balances, now).items():
-                    told.add(channels.user(user_id), orjson.dumps(event))
+                news = told(markets, applied, balances, channels, now, traced)
                 with sredis.timed("publish_outcomes"):
-                    await told.send(cache)
+                    await news.send(cache)
 
 
 async def settle(

@@ -222,26 +222,3 @@ def _order_ids(e: MatchedEvent) -> list[int]:
         ids += (t.buyer_order_id, t.seller_order_id)
     return ids
 
-
-async def deposit(conn: asyncpg.Connection, user_id: int, asset: str, atoms: int, now: int, ref: str) -> None:
-    """Credit ``atoms`` from the outside world: one ledger row, one balance change, one transaction."""
-    if atoms <= 0:
-        raise ValueError("a deposit must be positive")
-    async with conn.transaction():
-        await conn.execute(
-            "INSERT INTO balances (user_id, asset, available, held, updated_at) VALUES ($1, $2, $3, 0, $4) "
-            "ON CONFLICT (user_id, asset) DO UPDATE SET available = balances.available + $3, updated_at = $4",
-            user_id,
-            asset,
-            atoms,
-            now,
-        )
-        await conn.execute(
-            "INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount) "
-            "VALUES ($1, 'deposit', $2, $3, NULL, NULL, $4, 'available', $5)",
-            now,
-            ref,
-            asset,
-            user_id,
-            atoms,
-        )

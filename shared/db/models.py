@@ -172,7 +172,7 @@ trades = Table(
 )
 
 # Candles of the trades at the widths of ``shared.candles.LEVELS``, written by the trigger ``trades_to_klines``
-# in the transaction that inserts the trades (migration 0011); every kline interval and time zone rolls them up.
+# in the transaction that inserts the trades (migration 0012); every kline interval and time zone rolls them up.
 klines = Table(
     "klines",
     metadata,
@@ -241,4 +241,59 @@ settlement_halts = Table(
     Column("resolved_at", BigInteger),
     CheckConstraint("resolution IN ('skip', 'retry')", name="halt_resolution_known"),
     Index("settlement_halts_open", "symbol", unique=True, postgresql_where=text("resolution IS NULL")),
+)
+
+# Money from outside, one row per external reference (migration 0011): a deposit repeated with the same reference
+# finds its row and is credited once (``shared.funds.deposit``).
+deposits = Table(
+    "deposits",
+    metadata,
+    Column("ref", Text, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
+    Column("asset", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    CheckConstraint("amount > 0", name="deposit_positive"),
+)
+
+# Money to outside: a request holds the amount (available -> held, ``withdrawal_hold``), completing it debits the
+# hold to the outside world, failing it releases it; each exactly once, while the row is PENDING (``shared.funds``).
+withdrawals = Table(
+    "withdrawals",
+    metadata,
+    Column("withdraw_id", Text, primary_key=True),
+    Column("user_id", BigInteger, ForeignKey("users.user_id"), nullable=False),
+    Column("asset", Text, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("address", Text, nullable=False),
+    Column("network", Text, nullable=False),
+    Column("withdraw_order_id", Text),  # the client's id (Binance's withdrawOrderId), unique per user
+    Column("status", Text, nullable=False),
+    Column("tx_id", Text, nullable=False, server_default=""),
+    Column("info", Text, nullable=False, server_default=""),
+    Column("created_at", BigInteger, nullable=False),
+    Column("completed_at", BigInteger),
+    CheckConstraint("amount > 0", name="withdrawal_positive"),
+    CheckConstraint("status IN ('PENDING', 'COMPLETED', 'FAILED')", name="withdrawal_status_known"),
+    Index(
+        "withdrawals_client_id",
+        "user_id",
+        "withdraw_order_id",
+        unique=True,
+        postgresql_where=text("withdraw_order_id IS NOT NULL"),
+    ),
+    Index("withdrawals_user", "user_id", "created_at"),
+    Index("withdrawals_pending", "user_id", "asset", postgresql_where=text("status = 'PENDING'")),
+)
+
+# What each ``spot admin audit`` found (``spot/audit.py``); settlement exposes the newest as ``spot_audit_ok``.
+audit_runs = Table(
+    "audit_runs",
+    metadata,
+    Column("run_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("difference", Text, nullable=False, server_default=""),
+    Column("report", Text, nullable=False),
 )

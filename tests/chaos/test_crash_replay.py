@@ -38,7 +38,7 @@ from shared.candles import INTERVALS, bucket_open
 from shared.domain import Bucket, Side
 from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
 from shared.rediskeys import market_key
-from spot import admin
+from spot import admin, audit
 from spot.fleet import Fleet
 from tests.candle_model import candles_at
 from tests.client import Client
@@ -312,6 +312,8 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
         totals = await check_money(db)
         assert totals == {a: atoms * USERS for a, atoms in DEPOSITS.items()}
         await _compare_candles(db, settings, list(markets))
+        found = await audit.run(settings, wait_s=20)  # what an operator runs: every book agrees too
+        assert found.ok and {b.status for b in found.books} == {"ok"}, found.as_json()
         print(
             f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events, "
             f"{elapsed:.1f}s with {len(VICTIMS)} kills"

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.matcher.__main__ import partition_of
+from services.matcher.pipeline import partition_of
 from spot.fleet import Fleet
 from tests.chaos.test_crash_replay import Disturbance, _flow
 from tests.chaos.test_crash_replay import fleet as fleet  # one log segment: the comparison replays the whole log

@@ -29,8 +29,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.matcher.__main__ import partition_of
 from services.matcher.bookstore import BookStore
+from services.matcher.pipeline import partition_of
 from shared import kafka, segment_fence
 from shared import redis as sredis
 from shared.domain import OrderType, Side, TimeInForce

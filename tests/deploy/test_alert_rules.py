@@ -1,6 +1,6 @@
 """The chart's alert rules: a PrometheusRule that the Prometheus Operator's CRD accepts, whose every expression
 queries metrics the services really expose, with SettlementHalted among them (a symbol whose settlement
-stopped at a record it cannot apply)."""
+stopped at a record it cannot apply) and AuditFailed (the last `spot admin audit` found a difference)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def test_alert_rules_are_off_unless_asked_for(rendered):
 
 
 @pytest.mark.parametrize("profile", WITH_RULES)
-def test_alerts_cover_lag_errors_outages_halts_and_dead_letters(rendered, profile):
+def test_alerts_cover_lag_errors_outages_halts_dead_letters_and_audits(rendered, profile):
     (rule,) = _rules(rendered, profile)
     alerts = {r["alert"]: r for group in rule["spec"]["groups"] for r in group["rules"]}
     assert set(alerts) == {
@@ -52,7 +52,12 @@ def test_alerts_cover_lag_errors_outages_halts_and_dead_letters(rendered, profil
         "HttpErrorRateHigh",
         "DependencyOutage",
         "SettlementHalted",
+        "AuditFailed",
+        "AuditNotRun",
     }
+    assert metric_names(alerts["AuditFailed"]["expr"]) == {"spot_audit_ok"}
+    assert alerts["AuditFailed"]["labels"]["severity"] == "critical"
+    assert metric_names(alerts["AuditNotRun"]["expr"]) == {"spot_audit_last_run_timestamp_seconds"}
     assert metric_names(alerts["ConsumerLagHigh"]["expr"]) == {"spot_kafka_consumer_lag"}
     assert metric_names(alerts["DeadLetterGrowth"]["expr"]) == {"spot_dlq_messages_total"}
     assert metric_names(alerts["DependencyOutage"]["expr"]) == {"spot_dependency_outages_total"}

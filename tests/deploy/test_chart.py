@@ -118,7 +118,7 @@ def test_ingress_routes_rest_and_websocket_paths_to_the_gateway(rendered):
         name: {p["path"] for rule in d["spec"]["rules"] for p in rule["http"]["paths"]} for name, d in ingresses.items()
     }
     assert paths == {
-        "spot-exchange-gateway-rest": {"/api"},
+        "spot-exchange-gateway-rest": {"/api", "/sapi"},
         "spot-exchange-gateway-websocket": {"/ws", "/ws-api", "/stream"},
     }
     backends = {

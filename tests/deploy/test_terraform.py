@@ -223,8 +223,8 @@ def test_wiring_is_asserted_by_terraform_test(module, test_file):
 
 def test_api_gateway_routes_only_the_rest_surface():
     """Issue 20: /docs, /openapi.json, /metrics and the probes are off the public path. Every route of the
-    HTTP API is under /api (no $default route, and no quick-create target on the API, which would make one);
-    modules/apigateway/tests/public_paths.tftest.hcl checks the planned values."""
+    HTTP API is under /api or /sapi (no $default route, and no quick-create target on the API, which would make
+    one); modules/apigateway/tests/public_paths.tftest.hcl checks the planned values."""
     main = terraform.parse(TERRAFORM / "modules" / "apigateway" / "main.tf")
     resources = [r for block in main["resource"] for r in block.items()]
     routes = {
@@ -233,7 +233,11 @@ def test_api_gateway_routes_only_the_rest_surface():
         if kind == "aws_apigatewayv2_route"
         for name, body in named.items()
     }
-    assert routes == {"rest": "ANY /api/{proxy+}", "order_via_lambda": "POST /api/v3/order"}
+    assert routes == {
+        "rest": "ANY /api/{proxy+}",
+        "wallet": "ANY /sapi/{proxy+}",
+        "order_via_lambda": "POST /api/v3/order",
+    }
     (api,) = [body for kind, named in resources if kind == "aws_apigatewayv2_api" for body in named.values()]
     assert "target" not in api and "route_key" not in api
 

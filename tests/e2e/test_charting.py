@@ -1,7 +1,7 @@
 """Klines as a charting client sees them, on one fleet: the unmodified ccxt (4.5.90) over REST and streams.
 
 * History: ETHUSDT holds two and a half years of trades, written to ``trades`` as settlement writes them (the
-  trigger of migration 0011 makes their candles). ``fetch_ohlcv`` with ``since``/``limit`` pages back to the
+  trigger of migration 0012 makes their candles). ``fetch_ohlcv`` with ``since``/``limit`` pages back to the
   first trade at several intervals, and every page is the candles rebuilt from those trades alone
   (``tests/candle_model.py``), gaps filled at the previous close; ``timeZone`` lays days out on another clock;
   ``uiKlines`` answers the same.

@@ -24,7 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from prometheus_client import CollectorRegistry, Histogram
 
-from services.matcher.__main__ import MATCH_SECONDS, observe_latencies
+from services.matcher.pipeline import MATCH_SECONDS, observe_latencies
 from spot import admin
 from tests.client import Client
 from tests.e2e.conftest import RunningFleet, _run

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from spot import admin
+from spot import admin, audit
 from tests.client import Client
 from tests.e2e.conftest import REDIS_KINDS
 from tests.invariants import check_money_at
@@ -112,6 +112,8 @@ async def _flow(base: str, settings) -> None:  # type: ignore[no-untyped-def]
 
         totals = await check_money_at(settings.database_url)
         assert totals == {"BTC": 20 * 10**8, "USDT": 200_000 * 10**8}
+        found = await audit.run(settings, wait_s=10)  # `spot admin audit`: balances, ledger and books agree
+        assert found.ok and {b.status for b in found.books} == {"ok"}, found.as_json()
     finally:
         for s in (seller_stream, buyer_stream, depth_stream):
             await s.close()

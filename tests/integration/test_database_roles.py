@@ -35,6 +35,7 @@ ADMIN = [
     "UPDATE markets SET status = 'HALT'",
     "INSERT INTO users (name, created_at) VALUES ('x', 0)",
 ]
+WITHDRAWAL_HOLD = "SELECT out_outcome FROM withdrawal_hold('roles-w', $1, 'USDT', 1, 'a', 'USDT', NULL, 0)"
 NEW_ORDER = (
     "INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, status, hold_asset, stp, created_ts, "
     "updated_ts) VALUES (nextval('order_id_blocks') * 1000, $1, 'BTCUSDT', 'roles', 'BUY', 'LIMIT', 'NEW', 'USDT', "
@@ -49,8 +50,10 @@ ALLOWED: dict[str, list[str]] = {
         "SELECT asset, available, held FROM balances WHERE user_id = $1",
         "SELECT order_id, status FROM orders WHERE user_id = $1",
         "SELECT * FROM trades WHERE buyer_user_id = $1",
-        "SELECT min(open_time) FROM klines WHERE symbol = 'BTCUSDT'",  # the klines route (migration 0011)
+        "SELECT min(open_time) FROM klines WHERE symbol = 'BTCUSDT'",  # the klines route (migration 0012)
         "SELECT nextval('order_id_blocks')",
+        WITHDRAWAL_HOLD,  # the one money change it may make (migration 0011), with the ledger entry inside
+        "SELECT withdraw_id, status FROM withdrawals WHERE user_id = $1",
     ],
     "ingestion": [
         *FLEET,
@@ -84,13 +87,31 @@ ALLOWED: dict[str, list[str]] = {
         "record, halted_at) VALUES ('ETHUSDT', 1, 't', 0, 0, 0, 'k', 'r', '{}', 0) "
         "ON CONFLICT (symbol) WHERE resolution IS NULL DO NOTHING",
         "SELECT halt_id FROM settlement_halts WHERE resolution IS NULL",
+        "SELECT ok, finished_at FROM audit_runs ORDER BY run_id DESC LIMIT 1",
     ],
     "market-data": list(FLEET),
     "trade-archiver": list(FLEET),
 }
 FORBIDDEN: dict[str, list[str]] = {
-    "gateway": [*MONEY_WRITES, *ORDER_WRITES, SECRETS[1], *ADMIN, "SELECT count(*) FROM ledger", "DELETE FROM klines"],
-    "ingestion": [*MONEY_WRITES, *ORDER_WRITES, SECRETS[1], *ADMIN, NEW_ORDER, "SELECT count(*) FROM balances"],
+    "gateway": [
+        *MONEY_WRITES,
+        *ORDER_WRITES,
+        SECRETS[1],
+        *ADMIN,
+        "SELECT count(*) FROM ledger",
+        "UPDATE withdrawals SET status = 'FAILED'",
+        "SELECT count(*) FROM audit_runs",
+        "DELETE FROM klines",
+    ],
+    "ingestion": [
+        *MONEY_WRITES,
+        *ORDER_WRITES,
+        SECRETS[1],
+        *ADMIN,
+        NEW_ORDER,
+        "SELECT count(*) FROM balances",
+        WITHDRAWAL_HOLD,
+    ],
     "order-processor": [
         *ORDER_WRITES,
         *SECRETS,
@@ -101,8 +122,17 @@ FORBIDDEN: dict[str, list[str]] = {
         "buyer_user_id, seller_user_id, buyer_is_maker, buyer_fee, seller_fee, ts) "
         "VALUES ('BTCUSDT', 1, 1, 1, 1, 1, 2, 1, 1, true, 0, 0, 0)",
         "UPDATE settlement_cursor SET seq = 0",
+        WITHDRAWAL_HOLD,
     ],
-    "matcher": [*MONEY_WRITES, *ORDER_WRITES, *SECRETS, *ADMIN, "SELECT count(*) FROM balances", NEW_ORDER],
+    "matcher": [
+        *MONEY_WRITES,
+        *ORDER_WRITES,
+        *SECRETS,
+        *ADMIN,
+        "SELECT count(*) FROM balances",
+        NEW_ORDER,
+        WITHDRAWAL_HOLD,
+    ],
     "settlement": [
         *SECRETS,
         *ADMIN,
@@ -112,6 +142,8 @@ FORBIDDEN: dict[str, list[str]] = {
         "UPDATE ledger SET amount = 2",
         "DELETE FROM trades",
         "UPDATE fleet SET epoch = epoch",
+        WITHDRAWAL_HOLD,
+        "INSERT INTO audit_runs (started_at, finished_at, ok, report) VALUES (0, 0, true, '{}')",
     ],
     "market-data": [
         *MONEY_WRITES,

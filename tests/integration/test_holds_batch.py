@@ -11,8 +11,8 @@ import asyncpg
 import msgspec
 
 from services.order_processor.holds import Holds, Located
-from services.settlement.accounts import deposit
 from shared import errors, postgres
+from shared.funds import credit
 from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
 from shared.order_request import parse_new_order
 from tests.integration.markets_db import markets_db
@@ -26,7 +26,7 @@ async def _user(db: asyncpg.Pool, name: str, usdt: int) -> int:
     user_id: int = await db.fetchval("INSERT INTO users (name, created_at) VALUES ($1, 0) RETURNING user_id", name)
     if usdt:
         async with db.acquire() as conn:
-            await deposit(conn, user_id, "USDT", usdt * USDT, 0, "test")
+            await credit(conn, user_id, "USDT", usdt * USDT, 0, "test")
     return user_id
 
 

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from services.order_processor.holds import UNSTORABLE, Holds, Located
-from services.settlement.accounts import deposit
 from shared import errors, postgres
 from shared.domain import INT64_MAX, OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
+from shared.funds import credit
 from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
 from shared.order_request import check_filters, parse_new_order
 from tests.integration.markets_db import markets_db
@@ -108,8 +108,8 @@ class Exchange:
     async def user(self) -> int:
         user_id: int = await self.db.fetchval("INSERT INTO users (name, created_at) VALUES ('x', 0) RETURNING user_id")
         async with self.db.acquire() as conn:
-            await deposit(conn, user_id, "BTC", BTC_ATOMS, 0, "test")
-            await deposit(conn, user_id, "USDT", USDT_ATOMS, 0, "test")
+            await credit(conn, user_id, "BTC", BTC_ATOMS, 0, "test")
+            await credit(conn, user_id, "USDT", USDT_ATOMS, 0, "test")
         return user_id
 
 

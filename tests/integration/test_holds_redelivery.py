@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 
 from services.order_processor.holds import Holds, Located
-from services.settlement.accounts import deposit
 from shared import postgres
+from shared.funds import credit
 from shared.messages import AcceptedOrder, source_position
 from shared.order_request import parse_new_order
 from tests.integration.markets_db import markets_db
@@ -20,7 +20,7 @@ async def _flow(env: dict[str, str]) -> None:
         holds = Holds(db, await postgres.load_markets(db), 200)
         user_id = await db.fetchval("INSERT INTO users (name, created_at) VALUES ('r', 0) RETURNING user_id")
         async with db.acquire() as conn:
-            await deposit(conn, user_id, "USDT", 1_000 * 10**8, 0, "test")
+            await credit(conn, user_id, "USDT", 1_000 * 10**8, 0, "test")
         params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "timeInForce": "GTC", "quantity": "0.01",
                   "price": "50000"}  # fmt: skip
         request = parse_new_order(params, user_id=user_id, order_id=77, ts=1, symbols={"BTCUSDT"})

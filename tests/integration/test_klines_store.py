@@ -1,4 +1,4 @@
-"""Candles in Postgres (migration 0011), on a real Postgres: what the klines route answers is the candles rebuilt
+"""Candles in Postgres (migration 0012), on a real Postgres: what the klines route answers is the candles rebuilt
 from the trades alone.
 
 Trades go in as settlement writes them (``COPY`` as ``spot_settlement``, in parts and out of order: combining

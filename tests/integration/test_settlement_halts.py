@@ -19,11 +19,12 @@ import pytest
 from services.matcher.book import Book
 from services.order_processor.holds import Holds, Located
 from services.settlement.__main__ import settle
-from services.settlement.accounts import Accounts, deposit
+from services.settlement.accounts import Accounts
 from services.settlement.halts import HALTED, Halts
 from shared import postgres
 from shared.config import Settings
 from shared.domain import ExecType, OrderStatus, OrderType, Side, TimeInForce
+from shared.funds import credit
 from shared.kafka import Record
 from shared.messages import AcceptedOrder, CancelOrder, MatchedEvent, OrderUpdate
 from shared.order_request import parse_new_order
@@ -38,7 +39,7 @@ async def _user(db: asyncpg.Pool, name: str, **assets: int) -> int:
     user_id: int = await db.fetchval("INSERT INTO users (name, created_at) VALUES ($1, 0) RETURNING user_id", name)
     async with db.acquire() as conn:
         for asset, units in assets.items():
-            await deposit(conn, user_id, asset, units * 10**8, 0, "test")
+            await credit(conn, user_id, asset, units * 10**8, 0, "test")
     return user_id
 
 

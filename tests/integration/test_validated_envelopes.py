@@ -15,8 +15,8 @@ from typing import Any
 
 from aiokafka import TopicPartition
 
-from services.matcher.__main__ import Matcher
 from services.matcher.bookstore import BookStore
+from services.matcher.pipeline import Matcher
 from shared import kafka
 from shared import redis as sredis
 from shared.config import Settings

@@ -1,8 +1,9 @@
 """Signed trading and account endpoints: order (POST, GET, DELETE), openOrders, allOrders, account, myTrades.
 
-``POST /api/v3/order`` is ``submit_order``: the gateway serves it on its fast path (``fastpath.py`` hands it
-the raw ASGI request, past FastAPI's layers), and FastAPI's route ``new_order`` (the OpenAPI description, and
-an app served without the fast path) calls the same function, so the two cannot answer differently.
+``POST /api/v3/order`` is ``submit_order`` and ``DELETE /api/v3/order`` is ``submit_cancel``: the gateway serves
+both on its fast path (``fastpath.py`` hands them the raw ASGI request, past FastAPI's layers), and FastAPI's
+routes ``new_order`` and ``cancel_order`` (the OpenAPI description, and an app served without the fast path)
+call the same functions, so the two cannot answer differently.
 New orders and cancels go to ingestion (the seed's Lambda; over HTTP or in-process, see ``ingest.py``);
 the reply waits, up to ``order_result_timeout_ms``, for the settled outcome so that ``newOrderRespType``
 RESULT and FULL answer with the order's state and fills as Binance does. Reads come from Postgres and
@@ -29,7 +30,6 @@ from ..deps import (
     DataCaller,
     Gateway,
     GatewayDep,
-    TradeCaller,
     authenticate,
     client_ip,
     int_param,
@@ -45,6 +45,7 @@ ORDER_COLUMNS = (
     "status, executed_lots, cum_nu, stp, created_ts, updated_ts"
 )
 OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
+CANCEL_WEIGHT = 1
 
 
 def _raise_refusal(outcome: dict[str, Any]) -> None:
@@ -140,7 +141,22 @@ async def get_order(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
 
 
 @router.delete("/order", **spec.returns(spec.CanceledOrder), openapi_extra=spec.in_query_or_form(*spec.CANCEL_ORDER))
-async def cancel_order(gw: GatewayDep, caller: TradeCaller) -> dict[str, Any]:
+async def cancel_order(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> dict[str, Any]:
+    """``submit_cancel`` through FastAPI. The gateway's server answers this path on its fast path instead
+    (``fastpath.OrderFastPath``), with the same function."""
+
+    def body() -> Awaitable[bytes]:
+        return read_body(request.headers.get("content-length"), request.stream(), gw.settings.max_body_bytes)
+
+    ip = client_ip(request, gw.settings.trusted_proxy_hops)
+    return await submit_cancel(gw, header, request.url.query.encode(), body, ip)
+
+
+async def submit_cancel(gw: Gateway, header: str | None, query: bytes, body: BodyReader, ip: str) -> dict[str, Any]:
+    """``DELETE /api/v3/order``: a SIGNED call with the TRADE permission and weight 1, spent before the
+    order is looked up; the canceled order as Binance answers it."""
+    caller = await authenticate(gw, header, query, body, "TRADE", CANCEL_WEIGHT, 0, ip)
+    await gw.limiter.spend(caller.budget, CANCEL_WEIGHT, 0)
     m = gw.market(caller.params.get("symbol"))
     new_client_id = caller.params.get("newClientOrderId")
     if new_client_id and not CLIENT_ID.fullmatch(new_client_id):  # echoed back as clientOrderId below
@@ -228,8 +244,8 @@ async def account(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
             "seller": "0.00000000",
         },
         "canTrade": True,
-        "canWithdraw": False,
-        "canDeposit": False,
+        "canWithdraw": True,  # with a key that has WITHDRAW (routes/capital.py)
+        "canDeposit": True,  # credited by the operator, once per reference (spot admin deposit)
         "brokered": False,
         "requireSelfTradePrevention": False,
         "preventSor": False,

@@ -126,6 +126,33 @@ CANCEL_ORDER = (
     *SIGNED,
 )
 
+ASSET_PATTERN = r"^[A-Z0-9]{1,20}$"
+ADDRESS_PATTERN = r"^[A-Za-z0-9:_.-]{1,128}$"
+NETWORK_PATTERN = r"^[A-Z0-9_-]{1,20}$"
+WITHDRAW_ORDER_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+COIN = Param("coin", {"type": "string", "pattern": ASSET_PATTERN, "examples": ["USDT"]}, "The asset.", required=True)
+WITHDRAW_ORDER_ID = Param(
+    "withdrawOrderId", {"type": "string", "pattern": WITHDRAW_ORDER_ID_PATTERN}, "The client's id of the withdrawal."
+)
+WITHDRAW_APPLY = (
+    COIN,
+    Param("amount", {"type": "string", "pattern": DECIMAL_IN, "examples": ["100"]}, "How much.", required=True),
+    Param("address", {"type": "string", "pattern": ADDRESS_PATTERN}, "Where the funds go.", required=True),
+    Param("network", {"type": "string", "pattern": NETWORK_PATTERN}, "The network (default: the coin's)."),
+    WITHDRAW_ORDER_ID,
+    *SIGNED,
+)
+WITHDRAW_HISTORY = (
+    Param("coin", {"type": "string", "pattern": ASSET_PATTERN}, "Only this asset."),
+    WITHDRAW_ORDER_ID,
+    Param("status", {"type": "integer", "enum": [0, 1, 2, 3, 4, 5, 6]}, "4 Processing, 5 Failure, 6 Completed."),
+    Param("offset", {**_int(0, 1_000_000), "default": 0}, "Rows to skip."),
+    limit(1000, 1000),
+    Param("startTime", _int(), "Earliest apply time (ms); default 90 days before endTime."),
+    Param("endTime", _int(), "Latest apply time (ms); at most 90 days after startTime."),
+    *SIGNED,
+)
+
 TOTAL_PARAMS = (
     "Binance reads the query string and the form body as one parameter set (totalParams = query + body); "
     "a parameter sent in both is refused (-1101)."
@@ -460,6 +487,29 @@ class MyTrade(Body):
 
 class ListenKey(Body):
     listenKey: str
+
+
+class WithdrawId(Body):
+    id: str
+
+
+class Withdrawal(Body):
+    id: str
+    amount: DecimalStr
+    transactionFee: DecimalStr
+    coin: str
+    status: int
+    address: str
+    txId: str
+    applyTime: str
+    network: str
+    transferType: int
+    withdrawOrderId: str | None = None
+    info: str
+    confirmNo: int
+    walletType: int
+    txKey: str
+    completeTime: str | None = None
 
 
 def returns(model: Any, description: str = "Success.") -> dict[str, Any]:

@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 from bench.reference_book import ReferenceBook as BenchBook
 from services.matcher import book as book_module
 from services.matcher.book import COMPACT_SLACK, Book, RestingOrder
-from shared.binance import acceptance_update, confirmed_on_acceptance
 from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
@@ -729,37 +728,3 @@ def test_bench_reference_fills_like_book(flow_ops: list[tuple]) -> None:
         ]
         for side in Side:
             assert bench.depth(side) == book.depth(side)
-
-
-# --- the processor's confirmation is the matcher's NEW ---------------------------------------------------
-@settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    st.lists(st.tuples(st.sampled_from(list(Side)), st.integers(95, 105), st.integers(1, 5)), max_size=8),
-    st.sampled_from([OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.MARKET]),
-    st.sampled_from(list(TimeInForce)),
-    st.sampled_from(list(Side)),
-    st.integers(95, 105),
-    st.integers(1, 8),
-)
-def test_the_processors_new_is_the_matchers_new_and_only_a_limit_maker_is_refused(
-    resting, otype, tif, side, price, qty
-) -> None:
-    """``acceptance_update`` is what the order processor sends the owner as NEW; the matcher then must
-    report the same NEW first, or (a LIMIT_MAKER only, ``confirmed_on_acceptance``) refuse it with no NEW."""
-    book, flow = Book(MARKET), Flow()
-    for i, (s, p, q) in enumerate(resting):  # a book of other users' orders, some of which it may cross
-        book.apply(flow.limit(1 + i % 2, s, p, q), 1)
-    if otype is OrderType.MARKET:
-        order = flow.market(USERS, side, budget=10**9, qty=qty)
-    else:
-        tif = tif if otype is OrderType.LIMIT else TimeInForce.GTC
-        order = flow.limit(USERS, side, price, qty, tif=tif, type=otype)
-    event = book.apply(order, 1)
-    assert event is not None
-    first = event.updates[0]
-    if confirmed_on_acceptance(order.type):
-        assert first == acceptance_update(order)
-        assert [u.exec_type for u in event.updates].count(ExecType.NEW) == 1
-    else:  # refused whole, or the very NEW the processor would have sent
-        refused = first.exec_type is ExecType.REJECTED
-        assert (refused and len(event.updates) == 1 and not event.trades) or first == acceptance_update(order)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.matcher.__main__ import Part
+from services.matcher.outputs import Part
 from shared.domain import Side
 from shared.messages import (
     LevelDelta,

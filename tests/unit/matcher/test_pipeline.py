@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from services.matcher.__main__ import Matcher
 from services.matcher.book import Book
+from services.matcher.pipeline import Matcher
 from shared import kafka
 from shared.domain import OrderType, Side, TimeInForce
 from shared.messages import AcceptedOrder, Topic, unpack_matched

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.order_processor.__main__ import by_symbol
+from services.order_processor.batch import by_symbol
 from shared import kafka, tracing
 from shared.domain import OrderType, Side, TimeInForce
 from shared.messages import (

@@ -65,7 +65,9 @@ def test_a_configured_key_wins_over_the_file(tmp_path: Path) -> None:
 
 def test_permissions_and_allow_lists_are_checked() -> None:
     assert apikeys.check_permissions(["USER_DATA", "TRADE"]) == ["TRADE", "USER_DATA"]
-    for bad in ([], ["WITHDRAW"], ["TRADE", "trade"]):
+    assert apikeys.check_permissions(["WITHDRAW", "USER_DATA"]) == ["USER_DATA", "WITHDRAW"]
+    assert "WITHDRAW" not in apikeys.DEFAULT_PERMISSIONS, "withdrawals only when an operator grants them"
+    for bad in ([], ["MARGIN"], ["TRADE", "trade"]):
         with pytest.raises(ValueError):
             apikeys.check_permissions(bad)
     with pytest.raises(ValueError, match="not an address"):

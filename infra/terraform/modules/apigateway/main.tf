@@ -1,5 +1,5 @@
-# API Gateway, the public entry of the design for REST: an HTTP API whose only route is the Binance REST
-# surface, ANY /api/{proxy+}, reaching the gateway pods privately through a VPC link to an internal NLB
+# API Gateway, the public entry of the design for REST: an HTTP API whose routes are the Binance REST
+# surface, ANY /api/{proxy+}, and its wallet API (withdrawals), ANY /sapi/{proxy+}, reaching the gateway pods privately through a VPC link to an internal NLB
 # (TLS). The NLB's target group is filled with gateway pod IPs by the AWS Load Balancer Controller
 # (TargetGroupBinding, chart value awsLoadBalancer.targetGroupArn). API Gateway adds throttling in front of
 # the gateway's own per-key rate limits, and access logs. Optionally POST /api/v3/order goes to the
@@ -143,6 +143,14 @@ resource "aws_apigatewayv2_integration" "gateway" {
 resource "aws_apigatewayv2_route" "rest" {
   api_id             = aws_apigatewayv2_api.http.id
   route_key          = "ANY /api/{proxy+}"
+  target             = "integrations/${aws_apigatewayv2_integration.gateway.id}"
+  authorization_type = "NONE"
+}
+
+# Binance's wallet API (/sapi/v1/capital/withdraw/*), signed by the client as the REST surface is.
+resource "aws_apigatewayv2_route" "wallet" {
+  api_id             = aws_apigatewayv2_api.http.id
+  route_key          = "ANY /sapi/{proxy+}"
   target             = "integrations/${aws_apigatewayv2_integration.gateway.id}"
   authorization_type = "NONE"
 }

@@ -1,5 +1,5 @@
 # The internet reaches the gateway's REST API and nothing else of it (issue 20): the only routes are the Binance
-# surface under /api (and, with orders_via_lambda, POST /api/v3/order to the Lambda), and there is no $default
+# surface under /api, its wallet API under /sapi (and, with orders_via_lambda, POST /api/v3/order to the Lambda), and there is no $default
 # route, so /docs, /openapi.json, /metrics and the probes are answered 404 by API Gateway. Run offline with
 # the AWS provider mocked (tests/deploy/test_terraform.py, which also reads every route_key in main.tf).
 
@@ -20,7 +20,12 @@ run "only_the_rest_surface_is_routed_to_the_gateway" {
 
   assert {
     condition     = aws_apigatewayv2_route.rest.route_key == "ANY /api/{proxy+}"
-    error_message = "the gateway's one route is the REST surface under /api"
+    error_message = "the gateway's REST surface is under /api"
+  }
+
+  assert {
+    condition     = aws_apigatewayv2_route.wallet.route_key == "ANY /sapi/{proxy+}"
+    error_message = "the wallet API (withdrawals) is under /sapi"
   }
 
   assert {

@@ -1,7 +1,7 @@
 """Candles of every trade since the first, kept beside the trades they are made of
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 
 Klines were a Redis sorted set of one-minute rows, about 33 hours of them: no other interval, no history.
 Any interval and time zone since a symbol's first trade is now a roll-up of stored candles (``klines``) at
@@ -25,8 +25,8 @@ reads them.
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,68 @@
+"""Who tells an order's owner what: the one rule the order processor, market-data and settlement keep. Pure.
+
+An owner's user stream hears of one order from two services, and of its balances from two:
+
+=================  ============================================  =============================================
+teller             what                                          when
+=================  ============================================  =============================================
+order-processor    ``executionReport`` NEW of each accepted      once the batch's holds are committed, before
+                   order the matcher cannot refuse               the matcher hears of the orders (``NEW`` is
+                   (``confirmed_on_acceptance``), as             never told again on a redelivery: by then the
+                   ``acceptance_update`` renders it; the         order may have filled)
+                   ``outboundAccountPosition`` of the
+                   balances its holds changed
+market-data        every other update of the matcher's output    as the matched events arrive
+                   (``told_by_market_data``): a LIMIT_MAKER's
+                   NEW or REJECTED, fills, cancels, expiries,
+                   the processor's refusals (the matcher
+                   echoes them)
+settlement         the ``outboundAccountPosition`` of the        after each settled batch commits
+                   balances a batch of trades and releases
+                   changed; REST's outcome (``outcome.py``)
+=================  ============================================  =============================================
+
+So every update the matcher emits reaches its owner exactly once: the NEW the processor sent is the matcher's
+NEW field for field (``acceptance_update``), and market-data leaves out exactly that one
+(``tests/unit/shared/test_owner_reports.py`` pins both to the book). The JSON shapes are ``shared/binance.py``'s.
+"""
+
+from __future__ import annotations
+
+from .domain import ExecType, OrderStatus, OrderType
+from .messages import AcceptedOrder, OrderUpdate
+
+_NEW = ExecType.NEW
+
+
+def confirmed_on_acceptance(order_type: OrderType) -> bool:
+    """Whether an accepted order's NEW report goes out when its hold commits, from the order processor.
+
+    Every accepted order but a LIMIT_MAKER is NEW the moment its funds are held: the matcher can fill or
+    expire it, never refuse it. A LIMIT_MAKER that would take is refused by the matcher instead (REJECTED,
+    with no NEW before it, as Binance reports it), so its NEW comes from the matcher's output.
+    """
+    return order_type is not OrderType.LIMIT_MAKER
+
+
+def acceptance_update(a: AcceptedOrder) -> OrderUpdate:
+    """The NEW update the matcher will emit for ``a``, field for field (``book.py``'s ``new``)."""
+    return OrderUpdate(
+        a.order_id,
+        a.user_id,
+        a.client_order_id,
+        a.side,
+        a.type,
+        None if a.type is OrderType.MARKET else a.tif,
+        a.price_ticks,
+        a.qty_lots,
+        OrderStatus.NEW,
+        ExecType.NEW,
+        a.ts,
+        a.quote_nu,
+    )
+
+
+def told_by_market_data(u: OrderUpdate) -> bool:
+    """Whether market-data sends the owner this update of the matcher's output: all but the NEW the order
+    processor already sent."""
+    return not (u.exec_type is _NEW and confirmed_on_acceptance(u.type))
