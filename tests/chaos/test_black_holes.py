@@ -20,7 +20,7 @@ import pytest
 
 from spot import admin
 from tests.chaos.test_crash_replay import _quiesce
-from tests.chaos.test_outages import HOLDERS, _broker_behind, _trade, _wait
+from tests.chaos.test_outages import HOLDERS, SERVING_WITHIN_S, _broker_behind, _trade, _trade_eventually, _wait
 from tests.client import Client
 from tests.conftest import make_env
 from tests.e2e.conftest import RunningFleet, _run
@@ -30,30 +30,11 @@ from tests.invariants import check_money
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 NOT_READY_WITHIN_S, READY_WITHIN_S = 10.0, 90.0
+
+
 # Ready means the dependency answers again; a call that was stuck on a silenced connection when it came back
 # ends within its timeout (POSTGRES_TIMEOUT_MS 10 s, KAFKA_REQUEST_TIMEOUT_MS 15 s), and only then does the
 # service take the outage path and serve on new connections: an order may wait that long to be decided.
-SERVING_WITHIN_S = 60.0
-
-
-async def _status_of(client: Client, placed: dict[str, Any], want: str, within: float) -> None:
-    """Wait until the order's status is ``want`` (an order whose decision came after its REST call's wait
-    was answered with the ACK alone)."""
-    deadline = time.monotonic() + within
-    status = placed.get("status")
-    while status != want:
-        assert time.monotonic() < deadline, f"order {placed} not {want} within {within:.0f}s (last: {status})"
-        await asyncio.sleep(0.5)
-        _, body = await client.signed("GET", "order", symbol="BTCUSDT", orderId=placed["orderId"])
-        status = body.get("status")
-
-
-async def _trade_eventually(seller: Client, buyer: Client, price: str, within: float) -> None:
-    order = dict(symbol="BTCUSDT", type="LIMIT", timeInForce="GTC", quantity="0.01", price=price)
-    await _status_of(seller, await seller.order(side="SELL", **order), "NEW", within)
-    await _status_of(buyer, await buyer.order(side="BUY", **order), "FILLED", within)
-
-
 @contextlib.contextmanager
 def _fleet_behind(dependency: str, servers: dict[str, str]) -> Iterator[tuple[RunningFleet, CuttableProxy]]:
     """A fleet whose ``dependency`` is reached only through a proxy."""
