@@ -28,7 +28,7 @@ class Part:
         self.trade_count = 0
 
     def add(self, symbol: str, event: MatchedEvent, traceparent: bytes | None) -> None:
-        """One event and its trades, encoded (what ``Matcher._apply`` does inline on its hot path)."""
+        """One event and its trades, encoded, with the trace it continues."""
         self.events.append(event)
         if traceparent is not None:
             self.matched_traces[len(self.matched)] = traceparent.decode()

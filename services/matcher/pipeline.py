@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from shared import deadletter, kafka, tracing
 from shared.domain import Market
 from shared.lifecycle import now_ms
-from shared.messages import AcceptedOrder, MatcherCommand, TradeExecution, encode
+from shared.messages import AcceptedOrder, MatcherCommand, encode
 
 from .book import Book
 from .bookstore import BookStore
@@ -252,15 +252,7 @@ class Matcher:
                     if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
                         part.taken.append(command.order_id)
                     continue
-                part.events.append(event)
-                if tracked and (tp := traced.traceparent(command)) is not None:  # the event continues its trace
-                    part.matched_traces[len(part.matched)] = tp.decode()
-                    if event.trades:
-                        part.trades_traces[len(part.trades)] = tp.decode()
-                part.matched.append(encode(event))
-                if event.trades:
-                    part.trades.append(encode(TradeExecution(symbol=symbol, seq=event.seq, trades=event.trades)))
-                    part.trade_count += len(event.trades)
+                part.add(symbol, event, traced.traceparent(command) if tracked else None)  # its trace continues
             except Exception as exc:
                 if not deadletter.unappliable(exc):
                     raise
