@@ -8,10 +8,12 @@ published only after that commit, so:
 * a crash before the commit loses nothing: the inputs are redelivered and applied again;
 * a crash after it re-publishes the outbox on restart; consumers skip what they saw by ``(symbol, seq)``.
 
-The outbox is a hash of the batches whose outputs the broker has not yet acknowledged, each under the
-``seq`` of its first event (so in order). The matcher does not wait for one batch's acks before it
-commits the next (it pipelines), so the outbox may hold two batches; a batch's entry is removed by a
-later commit, once its acks are in (``acked``). Whatever the outbox holds at a take-over is re-published.
+The outbox is a hash of the batches whose outputs may yet be needed again, each under the ``seq`` of its
+first event (so in order): a batch's entry is removed by a later commit once the broker acknowledged its
+outputs *and* settlement applied them (``settled_key``, which the script returns for the next commit to
+judge by), so a broker that loses its log (a reset, the local broker's memory after a kill) loses no fill:
+the next owner of the symbol re-publishes it on the new log. ``retention.py`` decides what is removed.
+Whatever the outbox holds at a take-over is re-published; consumers skip what they saw by ``(symbol, seq)``.
 
 All keys of a symbol share the hash tag ``{SYMBOL}``, so the script is valid on a Redis Cluster. The layout
 and who owns each key family: ``shared/rediskeys.py``; the records: ``shared/booksnapshot.py``.
@@ -33,7 +35,7 @@ from shared import redis as sredis
 from shared.booksnapshot import BookState, decode_order, decode_state
 from shared.domain import Market
 from shared.messages import MatchedEvent
-from shared.rediskeys import hot_key, legacy_outbox_key, orders_key, outbox_key, state_key
+from shared.rediskeys import hot_key, legacy_outbox_key, orders_key, outbox_key, settled_key, state_key
 
 from .book import Book
 
@@ -44,9 +46,10 @@ _pack = msgspec.msgpack.Encoder().encode
 _unpack_outbox = msgspec.msgpack.Decoder(Outputs).decode
 LEGACY_ENTRY = -1  # the single-batch outbox of earlier versions (a plain string key), re-published first
 
-# KEYS: orders, hot, state, outbox (hash), legacy outbox (string).
+# KEYS: orders, hot, state, outbox (hash), legacy outbox (string), settled (string, settlement's).
 # ARGV: state, outbox entry id ("" for none), its outputs, then msgpack arrays (or "" for none) of the
-# order ids gone, of id/order pairs changed, of the hot entries taken, of the outbox entries acknowledged.
+# order ids gone, of id/order pairs changed, of the hot entries taken, of the outbox entries released.
+# Returns the settled seq (false when settlement has written none).
 # ``unpack`` goes in chunks: Lua's C stack takes at most ~8000 values at once.
 COMMIT = """
 local function each(command, key, packed)
@@ -66,7 +69,7 @@ if ARGV[2] ~= "" then
     redis.call("HSET", KEYS[4], ARGV[2], ARGV[3])
 end
 redis.call("DEL", KEYS[5])
-return 1
+return redis.call("GET", KEYS[6])
 """
 
 
@@ -87,11 +90,23 @@ def _lua_string(data: bytes) -> msgspec.Raw:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A symbol's commit, packed: the script's keys and arguments, and its outbox entry (None: no outputs)."""
+    """A symbol's commit, packed: the script's keys and arguments, and its outbox entry (None: no outputs)
+    with the seq of its last event."""
 
     keys: list[str]
     args: list[bytes]
     entry: int | None
+    last: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """What a commit added to the outbox (``entry``, None for nothing; ``last``, its last event's seq), and
+    how far settlement had applied the symbol's events when it ran (``settled``)."""
+
+    entry: int | None
+    last: int
+    settled: int
 
 
 class BookStore:
@@ -134,7 +149,7 @@ class BookStore:
     ) -> int | None:
         """Write what ``events`` changed in ``book`` and add ``outputs`` to the outbox, atomically; remove
         the ``acked`` outbox entries. Returns the outbox entry of ``outputs`` (None when there are none)."""
-        return await self.write(self.prepare(book, events, outputs, taken, acked))
+        return (await self.write(self.prepare(book, events, outputs, taken, acked))).entry
 
     def prepare(
         self,
@@ -162,7 +177,8 @@ class BookStore:
         taken_ids = [str(i) for i in taken]
         acked_ids = [str(i) for i in acked if i != LEGACY_ENTRY]  # the legacy key goes at every commit
         entry = events[0].seq if outputs and events else None
-        keys = [orders_key(symbol), hot_key(symbol), state_key(symbol), outbox_key(symbol), legacy_outbox_key(symbol)]
+        keys = [orders_key(symbol), hot_key(symbol), state_key(symbol), outbox_key(symbol), legacy_outbox_key(symbol),
+                settled_key(symbol)]  # fmt: skip
         args = [
             _pack(book.state),
             b"" if entry is None else str(entry).encode(),
@@ -172,10 +188,10 @@ class BookStore:
             _pack(taken_ids) if taken_ids else b"",
             _pack(acked_ids) if acked_ids else b"",
         ]
-        return Prepared(keys, args, entry)
+        return Prepared(keys, args, entry, events[-1].seq if entry is not None else 0)
 
-    async def write(self, prepared: Prepared) -> int | None:
-        """Run a prepared commit; returns its outbox entry."""
+    async def write(self, prepared: Prepared) -> Committed:
+        """Run a prepared commit; returns its outbox entry and the symbol's settled seq."""
         with sredis.timed("book_commit"):
-            await self._commit(keys=prepared.keys, args=prepared.args)
-        return prepared.entry
+            settled = await self._commit(keys=prepared.keys, args=prepared.args)
+        return Committed(prepared.entry, prepared.last, int(settled) if settled else 0)

@@ -28,11 +28,16 @@ from shared.messages import AcceptedOrder, MatcherCommand, encode
 from .book import Book
 from .bookstore import BookStore
 from .outputs import Part
+from .retention import Entry, release, spans
 
 SERVICE = "matcher"  # also the consumer group, the Deployment and the dead letters' sender
 log = logging.getLogger(SERVICE)
 
 EVENTS = Counter("spot_matcher_events_total", "Matched events published")
+RELEASED_UNSETTLED = Counter(
+    "spot_matcher_outbox_released_unsettled_total",
+    "Outbox entries removed before settlement applied them (it was stopped longer than the outbox keeps)",
+)
 TRADES = Counter("spot_trades_total", "Trades executed", ["symbol"])
 MATCH_SECONDS = Histogram(
     "spot_match_latency_seconds",
@@ -73,7 +78,8 @@ class Matcher:
     Batches are pipelined one deep: batch N's outputs are sent, then batch N+1 is fetched, applied and
     committed to Redis while the broker acknowledges N; N's acks are awaited and its input offsets
     committed (``publishing``) before N+1's outputs are sent. The Redis outbox keeps every batch until a
-    later commit learns that its acks are in (``acked``), so a crash at any point re-publishes, in order,
+    later commit learns that its acks are in (``acked``) and that settlement applied it (``settled``,
+    ``retention.py``), so a crash at any point, or a broker that lost its log, re-publishes, in order,
     whatever may be missing.
     """
 
@@ -97,8 +103,10 @@ class Matcher:
         # symbol loads a book no batch of ours will write again
         self.lock = asyncio.Lock()
         self.publishing: asyncio.Task[None] | None = None  # the last batch's acks, then its offset commit
-        self.acked: dict[str, list[int]] = {}  # outbox entries acknowledged, removed at the symbol's next commit
-        self.resent: dict[str, list[int]] = {}  # outbox entries re-published at a take-over, not yet acked
+        # outbox entries acknowledged, (first, last) seq: each removed at a commit of its symbol once settled
+        self.acked: dict[str, list[Entry]] = {}
+        self.settled: dict[str, int] = {}  # per symbol, settlement's seq as the last commit read it
+        self.resent: dict[str, list[Entry]] = {}  # outbox entries re-published at a take-over, not yet acked
         self.partitions = 1  # of the input topic (set by serve)
 
     async def assigned(self, partitions: set[TopicPartition], count: int) -> None:
@@ -125,6 +133,7 @@ class Matcher:
             for symbol in [s for s in self.books if partition_of(s, count) in gone]:
                 del self.books[symbol]
                 self.acked.pop(symbol, None)
+                self.settled.pop(symbol, None)
                 self.resent.pop(symbol, None)
 
     async def book(self, symbol: str) -> Book | None:
@@ -141,7 +150,7 @@ class Matcher:
             for topic, value in outputs:
                 await self.outbox.send(topic, value, key=symbol, epoch=epoch)
         self.acked.pop(symbol, None)
-        self.resent[symbol] = [entry for entry, _ in pending]
+        self.resent[symbol] = spans([entry for entry, _ in pending], book.state.seq)
         self.books[symbol] = book
         return book
 
@@ -166,7 +175,12 @@ class Matcher:
             outputs = {symbol: part.outputs(symbol) for symbol, part in parts.items()}
             prepared = []
             for symbol, part in parts.items():
-                acked = self.acked.get(symbol, ())
+                released, kept = release(self.acked.get(symbol, ()), self.settled.get(symbol, 0))
+                unsettled = sum(1 for e in released if e[1] > self.settled.get(symbol, 0))
+                if unsettled:
+                    RELEASED_UNSETTLED.inc(unsettled)
+                self.acked[symbol] = kept
+                acked = [first for first, _ in released]
                 try:  # packed before any symbol is written: what cannot be stored is isolated, not half-written
                     packed = self.store.prepare(self.books[symbol], part.events, outputs[symbol], part.taken, acked)
                 except Exception as exc:
@@ -176,11 +190,11 @@ class Matcher:
                     outputs[symbol] = part.outputs(symbol)
                     packed = self.store.prepare(self.books[symbol], part.events, outputs[symbol], part.taken, acked)
                 prepared.append(packed)
-            for symbol in parts:
-                self.acked.pop(symbol, None)
             commits = [self.store.write(p) for p in prepared]
             # one Redis script per symbol (a Cluster slot each), at once
-            entries = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
+            committed = [await commits[0]] if len(commits) == 1 else await asyncio.gather(*commits)
+            for symbol, c in zip(parts, committed, strict=True):
+                self.settled[symbol] = c.settled
             # the previous batch's acks came in while this one was applied and committed; they are awaited
             # before this batch's outputs are sent, so should a send fail for good, no later output of its
             # symbols is on the broker before the outbox re-publishes it (consumers skip a seq they passed)
@@ -193,7 +207,7 @@ class Matcher:
                 if part.trade_count:
                     TRADES.labels(symbol).inc(part.trade_count)
             acks = self.outbox.sent()
-            done = [(symbol, entry) for symbol, entry in zip(parts, entries, strict=True) if entry is not None]
+            done = [(s, (c.entry, c.last)) for s, c in zip(parts, committed, strict=True) if c.entry is not None]
             resent, self.resent = self.resent, {}
             done += [(symbol, entry) for symbol, resent_entries in resent.items() for entry in resent_entries]
             self.publishing = asyncio.create_task(self._published(acks, done, inbox, batch))
@@ -201,7 +215,7 @@ class Matcher:
     async def _published(
         self,
         acks: Awaitable[None],
-        done: list[tuple[str, int]],
+        done: list[tuple[str, Entry]],
         inbox: kafka.Inbox[MatcherCommand],
         batch: kafka.Batch[MatcherCommand],
     ) -> None:

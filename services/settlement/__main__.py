@@ -3,7 +3,8 @@
 Consumes ``matched-events`` (they carry the trades and the order states of each step in sequence, so a
 hold is released only after the trades of the same step consumed their part). After each committed
 batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
-balances (Redis pub/sub; ``told.py`` decides what is said). It also exposes what the last ``spot admin audit``
+balances (Redis pub/sub; ``told.py`` decides what is said), and marks how far it settled each symbol, which
+tells the matcher what it may drop from its outbox. It also exposes what the last ``spot admin audit``
 found (``audits.py``).
 
 A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
@@ -28,7 +29,7 @@ from shared.messages import MatchedEvent, Topic, unpack_matched
 from .accounts import Accounts
 from .audits import Audits
 from .halts import Halts, by_symbol
-from .told import told
+from .told import settled_marks, told
 
 SERVICE = "settlement"
 SETTLED = Counter("spot_settled_events_total", "Matched events settled")
@@ -71,7 +72,11 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 SETTLED.inc(len(applied))
                 news = told(markets, applied, balances, channels, now, traced)
                 with sredis.timed("publish_outcomes"):
-                    await news.send(cache)
+                    pipe = cache.pipeline(transaction=False)  # one round trip: what is said, how far it settled
+                    news.queue(pipe)
+                    for key, seq in settled_marks(applied).items():
+                        pipe.set(key, seq)
+                    await pipe.execute()
 
 
 async def settle(

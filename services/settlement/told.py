@@ -18,6 +18,7 @@ from shared import tracing
 from shared.binance import account_positions
 from shared.domain import Market
 from shared.messages import MatchedEvent
+from shared.rediskeys import settled_key
 
 from .outcome import outcome
 
@@ -41,3 +42,13 @@ def told(
     for user_id, event in account_positions(balances, now).items():
         publications.add(channels.user(user_id), orjson.dumps(event))
     return publications
+
+
+def settled_marks(applied: Sequence[MatchedEvent]) -> dict[str, int]:
+    """Per ``settled_key``, the seq settlement has now applied its symbol's events up to: the matcher keeps a
+    batch's outputs in its outbox until this passes them (``services/matcher/retention.py``)."""
+    marks: dict[str, int] = {}
+    for e in applied:
+        key = settled_key(e.symbol)
+        marks[key] = max(marks.get(key, 0), e.seq)
+    return marks

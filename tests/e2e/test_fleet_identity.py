@@ -1,4 +1,5 @@
-"""One identity per fleet: a broker that lost its log, or a Redis of another fleet, is refused in one line.
+"""One identity per fleet: a broker that lost its log, or a Redis of another fleet, is refused in one line;
+after the reseed, what the lost log carried and settlement had not applied is given again.
 
 The broker here is a Tansu of the test's own, restarted on memory storage: a real reset, its topics and
 offsets gone, as after a `make dev` restart on the old broker or a new MSK cluster under old state.
@@ -10,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +26,9 @@ import pytest
 import redis
 
 from shared import identity
+from shared.booksnapshot import decode_state
 from shared.config import Settings
+from shared.rediskeys import state_key
 from spot import admin, infra
 from spot.fleet import Fleet
 from tests.client import Client
@@ -247,3 +251,66 @@ def test_a_redis_book_behind_what_settlement_committed_is_refused(fresh_env: dic
         detail = _wait_refusing(fleet, "matcher")
         assert "BTCUSDT at seq 0 (settled 7)" in detail and "redis lost writes" in detail, detail
         assert fleet.procs["matcher"].poll() is None
+
+
+def _book_seq(cache: redis.Redis) -> int:
+    raw = cache.get(state_key("BTCUSDT"))
+    return decode_state(raw).seq if isinstance(raw, bytes) else 0
+
+
+def test_fills_a_lost_log_carried_to_settlement_are_settled_from_the_matchers_outbox(
+    fresh_env: dict[str, str], broker: Broker
+) -> None:
+    """The broker loses its log while matched events on it wait for settlement (stopped here, as a slow one
+    would be): after the reseed, the matcher's outbox, kept until settlement applied it, gives them again,
+    so every fill reaches the balances, once, and no symbol stops at a gap."""
+    with _fleet_on(fresh_env, broker) as (fleet, env):
+        base = f"http://127.0.0.1:{fleet.port('gateway')}"
+        settings = Settings()
+        asyncio.run(admin.init(settings))
+        fleet.start_all()
+        fleet.wait_ready(timeout=90)
+        seller_u = asyncio.run(admin.create_user(settings, "seller", [("BTC", 10**8)]))
+        buyer_u = asyncio.run(admin.create_user(settings, "buyer", [("USDT", 100_000 * 10**8)]))
+        seller, buyer = (seller_u.api_key, seller_u.secret), (buyer_u.api_key, buyer_u.secret)
+
+        async def orders() -> None:
+            s, b = Client(base, *seller), Client(base, *buyer)
+            try:
+                ask = await s.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.5",
+                                    price="50000")  # fmt: skip
+                assert ask["status"] == "NEW", ask
+                assert await _trade(base, settings, seller, buyer) == 1
+                fleet.procs["settlement"].send_signal(signal.SIGSTOP)  # settlement falls behind from here
+                for _ in range(3):  # matched at once, settled only after the reset
+                    taken = await b.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="IOC",
+                                          quantity="0.1", price="50000", newOrderRespType="ACK")  # fmt: skip
+                    assert "orderId" in taken, taken
+            finally:
+                await s.close()
+                await b.close()
+
+        asyncio.run(orders())
+        state = redis.Redis.from_url(env["REDIS_URL"])
+        deadline = time.monotonic() + 20
+        while _book_seq(state) < 5:  # the ask, then 4 fills
+            assert time.monotonic() < deadline, "the matcher did not match the three buys"
+            time.sleep(0.1)
+        assert _trade_ids(env["DATABASE_URL"]) == [1], "settlement is stopped"
+
+        # the broker loses its log, with the three fills on it that settlement never read
+        fleet.procs["settlement"].send_signal(signal.SIGKILL)
+        fleet.stop()
+        broker.reset()
+        asyncio.run(admin.init(Settings()))
+        asyncio.run(admin.reseed_positions(Settings()))
+        fleet.start_all()
+        fleet.wait_ready(timeout=90)
+        deadline = time.monotonic() + 30
+        while _trade_ids(env["DATABASE_URL"]) != [1, 2, 3, 4] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _trade_ids(env["DATABASE_URL"]) == [1, 2, 3, 4], "every fill settled once"
+        assert asyncio.run(admin.settlement_halted(Settings())) == [], "no symbol stopped at a gap"
+        assert asyncio.run(_trade(base, settings, seller, buyer)) == 5  # and trading goes on
+        time.sleep(0.5)
+        asyncio.run(check_money_at(env["DATABASE_URL"]))

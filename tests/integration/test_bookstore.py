@@ -16,7 +16,7 @@ from services.matcher.bookstore import LEGACY_ENTRY, BookStore
 from shared.domain import OrderType, Side, TimeInForce
 from shared.messages import AcceptedOrder, MatchedEvent, Topic
 from shared.postgres import DEFAULT_MARKETS
-from shared.rediskeys import hot_key, legacy_outbox_key, outbox_key
+from shared.rediskeys import hot_key, legacy_outbox_key, outbox_key, settled_key
 
 MARKET = DEFAULT_MARKETS[0]
 
@@ -68,8 +68,12 @@ async def _round_trip(redis_url: str) -> None:
         assert pending == [(entry1, out1), (entry2, out2)]  # both unacknowledged, in order
         assert await cache.hlen(hot_key(MARKET.symbol)) == 0
 
-        await store.commit(book, [], [], [], acked=[entry1])  # batch 1's acks came in
+        await store.commit(book, [], [], [], acked=[entry1])  # batch 1's acks came in, and settlement applied it
         assert (await store.load(MARKET))[1] == [(entry2, out2)]
+        # each commit reads how far settlement got (what its next commit releases by)
+        assert (await store.write(store.prepare(book, [], []))).settled == 0  # settlement wrote nothing yet
+        await cache.set(settled_key(MARKET.symbol), events2[-1].seq)
+        assert (await store.write(store.prepare(book, [], []))).settled == events2[-1].seq
 
         await cache.set(legacy_outbox_key(MARKET.symbol), msgspec.msgpack.encode([("matched-events", b"old")]))
         assert (await store.load(MARKET))[1] == [(LEGACY_ENTRY, [("matched-events", b"old")]), (entry2, out2)]

@@ -1,6 +1,7 @@
 """The matcher's pipeline, with the broker and Redis faked: a batch is committed to Redis while the one
 before it is being acknowledged, but its outputs go only after those acks; a batch's outbox entry is
-removed by the commit after its acks; a failed send stops the matcher before any later output goes."""
+removed by a commit after its acks and after settlement applied it; a failed send stops the matcher before
+any later output goes."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from services.matcher.book import Book
+from services.matcher.bookstore import Committed
 from services.matcher.pipeline import Matcher
 from shared import kafka
 from shared.domain import OrderType, Side, TimeInForce
@@ -22,17 +24,19 @@ INPUT = Topic.VALIDATED_ORDERS.value
 
 class Store:
     def __init__(self) -> None:
-        self.commits: list[tuple[int, list[int]]] = []  # (outbox entry, acked entries)
+        self.commits: list[tuple[int, list[int]]] = []  # (outbox entry, entries released)
+        self.settled = 0  # what settlement wrote (``settled_key``), as the commit script reads it
 
     async def load(self, market: Any) -> tuple[Book, list[Any]]:
         return Book(market), []
 
     def prepare(self, book: Book, events: list[Any], outputs: Any, taken: Any = (), acked: Any = ()) -> Any:
-        return int(events[0].seq), list(acked)
+        return int(events[0].seq), list(acked), int(events[-1].seq)
 
-    async def write(self, prepared: tuple[int, list[int]]) -> int:
-        self.commits.append(prepared)
-        return prepared[0]
+    async def write(self, prepared: tuple[int, list[int], int]) -> Committed:
+        entry, released, last = prepared
+        self.commits.append((entry, released))
+        return Committed(entry, last, self.settled)
 
 
 class Outbox:
@@ -114,8 +118,24 @@ def test_a_batch_goes_out_only_after_the_acks_of_the_one_before_and_its_entry_is
         outbox.acks[1].set_result(None)
         await matcher.settle()
         await matcher.match(inbox, batch(5, 1))  # type: ignore[arg-type]
-        assert store.commits[-1] == (6, [1, 4])  # both acknowledged batches leave the outbox
+        assert store.commits[-1] == (6, [])  # acknowledged, but settlement has applied neither: both kept
         assert inbox.committed == [{("in", 0): 3}, {("in", 0): 5}]
+
+        async def acked_then(first: int) -> None:  # every batch sent so far acknowledged, then the next
+            for ack in outbox.acks:
+                if not ack.done():
+                    ack.set_result(None)
+            await matcher.settle()
+            await matcher.match(inbox, batch(first, 1))  # type: ignore[arg-type]
+
+        store.settled = 4  # settlement is past batch 1 (seq 1..3), inside batch 2 (4..5)
+        await acked_then(6)  # this commit reads it ...
+        await acked_then(7)  # ... the next one acts on it
+        assert store.commits[-1] == (8, [1])
+        store.settled = 7
+        await acked_then(8)
+        await acked_then(9)
+        assert store.commits[-1] == (10, [4, 6, 7])  # every acknowledged batch settlement applied
         matcher.abandon()
 
     asyncio.run(run())
