@@ -121,6 +121,7 @@ def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: in
         for pairs in _parts([f for p, q in levels.items() for f in (str(p), q)], 2 * CHUNK):
             w.call("HSET", market_key(s, f"slow_{side}"), *pairs)
     w.call("SET", market_key(s, "depth_seq"), diff.last)
+    w.call("SET", market_key(s, "slow_seq"), state.depth.slow_pushed, "NX")  # where the gathered diff starts
     w.call(
         "PUBLISH", state.channels.stream(stream_name(s, "depth" + FAST)), orjson.dumps(depth_update(m, diff, event_ts))
     )
