@@ -91,3 +91,4 @@ def size(
         if notional_nu > market.max_notional_nu or not fits(notional_nu * market.atoms_per_nu):
             raise _refuse("NOTIONAL", f"notional above maxNotional {market.max_notional}")
     return Sized(price_ticks, qty_lots, quote_nu)
+

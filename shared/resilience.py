@@ -27,6 +27,7 @@ POSTGRES_VALUE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 if TYPE_CHECKING:
+
     from . import redis as sredis
     from .kafka import Outbox
 

@@ -51,7 +51,9 @@ class _Partition:
 
 
 class Ring:
-    def __init__(self, settings: Settings, group: str, cache: Client, on_done: SegmentDone | None = None) -> None:
+    def __init__(
+        self, settings: Settings, group: str, cache: Client, on_done: SegmentDone | None = None
+    ) -> None:
         self._consumer: AIOKafkaConsumer
         self._settings = settings
         self._group = group

@@ -62,7 +62,9 @@ async def recorded(
     return {p: int(v) for p, v in zip(wanted, values, strict=True) if v is not None}
 
 
-async def record_switch(cache: Client, settings: Settings, group: str, topic: str, partition: int, epoch: int) -> None:
+async def record_switch(
+    cache: Client, settings: Settings, group: str, topic: str, partition: int, epoch: int
+) -> None:
     await cache.hset(switches_key(settings), _field(group, topic, partition), epoch)
 
 
@@ -82,7 +84,9 @@ async def sealed(cache: Client, settings: Settings, topic: str, partition: int) 
     return None if value is None else int(value)
 
 
-async def positions(cache: Client, settings: Settings, groups: Iterable[str], topic: str) -> dict[str, dict[int, int]]:
+async def positions(
+    cache: Client, settings: Settings, groups: Iterable[str], topic: str
+) -> dict[str, dict[int, int]]:
     """group -> partition -> recorded segment, for every group named (an empty map for one that never
     switched)."""
     raw = await cache.hgetall(switches_key(settings))

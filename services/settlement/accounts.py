@@ -221,3 +221,4 @@ def _order_ids(e: MatchedEvent) -> list[int]:
     for t in e.trades:
         ids += (t.buyer_order_id, t.seller_order_id)
     return ids
+

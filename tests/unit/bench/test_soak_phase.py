@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from bench.soak import segment_starts, slow_by_phase
 
-LOG = "\n".join(
-    [
-        'order-processor | {"ts": 100.5, "level": "INFO", "logger": "shared.segment_keeper", '
-        '"msg": "segment 1 starts in 1000 ms (slot 1)", "service": "order-processor"}',
-        'gateway | {"ts": 105.0, "level": "INFO", "msg": "something else"}',
-        'order-processor | {"ts": 111.5, "level": "INFO", "logger": "shared.segment_keeper", '
-        '"msg": "segment 2 starts in 1000 ms (slot 2)", "service": "order-processor"}',
-    ]
-)
+LOG = "\n".join([
+    'order-processor | {"ts": 100.5, "level": "INFO", "logger": "shared.segment_keeper", '
+    '"msg": "segment 1 starts in 1000 ms (slot 1)", "service": "order-processor"}',
+    'gateway | {"ts": 105.0, "level": "INFO", "msg": "something else"}',
+    'order-processor | {"ts": 111.5, "level": "INFO", "logger": "shared.segment_keeper", '
+    '"msg": "segment 2 starts in 1000 ms (slot 2)", "service": "order-processor"}',
+])
 
 
 def test_segment_starts_are_the_announced_instants() -> None:

@@ -48,7 +48,9 @@ def _row(o: RestingOrder) -> dict[str, Any]:
 
 def _views(book: Book) -> tuple[HotView, dict[int, Mapping[str, Any]]]:
     resting = list(book.orders())
-    view = HotView(book.state, resting, [], book.state.seq, dict(book.depth(Side.BUY)), dict(book.depth(Side.SELL)))
+    view = HotView(
+        book.state, resting, [], book.state.seq, dict(book.depth(Side.BUY)), dict(book.depth(Side.SELL))
+    )
     return view, {o.order_id: _row(o) for o in resting}
 
 
