@@ -7,7 +7,10 @@
   ``BATCH`` as settlement does, with the candles trigger on; then the same batches of another symbol with it
   off: the difference is what the candles add to settlement's transaction, per trade;
 * asks ``services.gateway.candles.klines`` for 1,000 candles of every interval, the newest and from the middle
-  of the history, in UTC and at +05:45 (the zone that rolls up from minutes), best of ``ROUNDS``.
+  of the history, in UTC and at +05:45 (the zone that rolls up from minutes), best of ``ROUNDS``;
+* asks ``services.gateway.trades`` for 1,000 aggregate trades (the newest, from an id and from a time in the
+  middle of the history) and 1,000 historical trades from an id, best of ``ROUNDS``: the all-history reads
+  through the primary key and the candles, with no index on ``trades`` beyond its key.
 
 Prints a table and writes ``bench/results/klines-<timestamp>.json``; the database is dropped at the end.
 """
@@ -28,6 +31,7 @@ from typing import Any
 
 import asyncpg
 
+from services.gateway import trades
 from services.gateway.candles import klines
 from services.settlement.accounts import TRADE_COLUMNS
 from shared import postgres
@@ -66,6 +70,16 @@ async def _copy(conn: asyncpg.Connection, batches: Iterator[list[tuple[Any, ...]
     return spent
 
 
+async def _from_time(conn: asyncpg.Connection, since: int) -> list[Any]:
+    """aggTrades with startTime and endTime an hour later, as ccxt's ``fetch_trades(since=...)`` asks."""
+    first = await trades.first_at(conn, "HISTUSDT", since)
+    return (
+        []
+        if first is None
+        else list(await trades.aggregates_from(conn, "HISTUSDT", first, 1000, since, since + HOUR_MS))
+    )
+
+
 async def run(url: str, years: float, per_minute: int) -> dict[str, Any]:
     name = f"spot_bench_klines_{secrets.token_hex(4)}"
     admin = await asyncpg.connect(url)
@@ -85,6 +99,7 @@ async def run(url: str, years: float, per_minute: int) -> dict[str, Any]:
             without = await _copy(conn, _batches("BAREUSDT", start, count, gap, 2))
             await conn.execute("ALTER TABLE trades ENABLE TRIGGER trades_to_klines")
             await conn.execute("ANALYZE klines")
+            await conn.execute("ANALYZE trades")  # as autovacuum soon does: before it, a trades read may sort
             stored = {
                 int(r[0]): int(r[1]) for r in await conn.fetch("SELECT width_ms, count(*) FROM klines GROUP BY 1")
             }
@@ -107,6 +122,29 @@ async def run(url: str, years: float, per_minute: int) -> dict[str, Any]:
                                 "median_ms": statistics.median(took) * 1000,
                             }
                         )
+            middle_id, middle_ts = count // 2, (start + now) // 2
+            asks = {
+                "aggTrades newest": lambda: trades.newest_aggregates(conn, "HISTUSDT", 1000),
+                "aggTrades fromId": lambda: trades.aggregates_from(conn, "HISTUSDT", middle_id, 1000),
+                "aggTrades startTime": lambda: _from_time(conn, middle_ts),
+                "historicalTrades fromId": lambda: trades.historical(conn, "HISTUSDT", middle_id, 1000),
+            }
+            for label, ask in asks.items():
+                took = []
+                for _ in range(ROUNDS):
+                    t0 = time.perf_counter()
+                    rows = await ask()
+                    took.append(time.perf_counter() - t0)
+                reads.append(
+                    {
+                        "zone": "-",
+                        "interval": "-",
+                        "request": label,
+                        "candles": len(rows),
+                        "best_ms": min(took) * 1000,
+                        "median_ms": statistics.median(took) * 1000,
+                    }
+                )
         finally:
             await conn.close()
     finally:
@@ -137,10 +175,10 @@ def main() -> None:
         f"COPY per trade: {out['insert_us_per_trade_with_candles']:.1f} us with the candles trigger, "
         f"{out['insert_us_per_trade_without']:.1f} us without"
     )
-    print(f"{'zone':7} {'interval':8} {'request':16} {'candles':>7} {'best ms':>8} {'median ms':>9}")
+    print(f"{'zone':7} {'interval':8} {'request':24} {'rows':>7} {'best ms':>8} {'median ms':>9}")
     for r in out["reads"]:
         print(
-            f"{r['zone']:7} {r['interval']:8} {r['request']:16} {r['candles']:>7} {r['best_ms']:>8.1f} "
+            f"{r['zone']:7} {r['interval']:8} {r['request']:24} {r['candles']:>7} {r['best_ms']:>8.1f} "
             f"{r['median_ms']:>9.1f}"
         )
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, load average at start {mach['loadavg']}, at end {loadavg()}")

@@ -179,23 +179,6 @@ def trade_event(m: Market, t: Trade, event_ts: int) -> dict[str, Any]:
     }
 
 
-def agg_trade_event(m: Market, t: Trade, event_ts: int) -> dict[str, Any]:
-    """The ``<symbol>@aggTrade`` event; every trade is its own aggregate (a = f = l = trade id)."""
-    return {
-        "e": "aggTrade",
-        "E": event_ts,
-        "s": m.symbol,
-        "a": t.trade_id,
-        "p": m.fmt_price(t.price_ticks),
-        "q": m.fmt_qty(t.qty_lots),
-        "f": t.trade_id,
-        "l": t.trade_id,
-        "T": t.ts,
-        "m": t.buyer_is_maker,
-        "M": True,
-    }
-
-
 def kline_row(m: Market, c: Candle) -> list[object]:
     """A row of GET /api/v3/klines: open time, o, h, l, c, volume, close time, quote volume, trades, taker buy
     volume, taker buy quote volume, and Binance's unused ``"0"``."""

@@ -14,6 +14,10 @@ Stored candles (``klines`` table, migration 0012) exist at ``LEVELS`` widths, al
 any interval and zone is the roll-up of the stored candles of the widest level that divides both its
 layout and the zone's offset (``level_for``). With no trade in a candle's time, it still exists (from the
 symbol's first trade to now): zero volume, every price the previous close, as Binance shows it.
+
+One-second candles are kept for ``SECONDS_KEPT_MS`` (settlement prunes older ones, ``services/settlement/
+retention.py``): at a trade every second a symbol stores 86,400 of them a day. The 1s interval starts at the
+oldest second kept; every other interval rolls up minutes or wider, kept since the first trade.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ DAY_MS = 24 * HOUR_MS
 WEEK_MS = 7 * DAY_MS
 MONDAY_MS = 4 * DAY_MS  # 1970-01-05, the first Monday after the epoch (a Thursday)
 LEVELS = (SECOND_MS, MINUTE_MS, 15 * MINUTE_MS, HOUR_MS)  # stored widths, narrowest first; 15m for +05:45
+SECONDS_KEPT_MS = 7 * DAY_MS  # how long stored 1s candles are kept: the 1s interval reaches back this far
 MIN_OFFSET_MS, MAX_OFFSET_MS = -12 * HOUR_MS, 14 * HOUR_MS  # Binance: "strictly [-12:00 to +14:00] inclusive"
 STREAM_OFFSET = "+08:00"  # the one zone Binance's kline streams take (``<symbol>@kline_<interval>@+08:00``)
 _ZONE = re.compile(r"^([+-]?)([0-9]{1,2})(?::([0-9]{2}))?$")  # ASCII digits: \d would take any script's

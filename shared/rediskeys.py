@@ -58,7 +58,10 @@ def settled_key(symbol: str) -> str:
 # (list, newest first, Binance trade rows), ``klines`` (sorted set of 1m rows by open time, the 24h ticker's;
 # the klines route reads Postgres), ``kline_cur`` (the live candle of every kline stream), ``trade_seq`` (the
 # last trade-execution seq applied).
-MARKET_PARTS = frozenset({"bids", "asks", "depth_seq", "trades", "klines", "kline_cur", "trade_seq"})
+# ``slow_bids``, ``slow_asks``, ``slow_seq``: the ``@depth`` (1,000 ms) diff being gathered and its last ``u``.
+MARKET_PARTS = frozenset(
+    {"bids", "asks", "depth_seq", "trades", "klines", "kline_cur", "trade_seq", "slow_bids", "slow_asks", "slow_seq"}
+)
 
 
 def market_key(symbol: str, part: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from shared.candles import SECOND_MS, Candle, Interval, fill, level_for, next_open, opens
+from shared.candles import MINUTE_MS, SECOND_MS, Candle, Interval, fill, level_for, next_open, opens
 
 FIRST_TRADE = "SELECT min(open_time) FROM klines WHERE symbol = $1 AND width_ms = $2"
 ROLLUP = """
@@ -34,9 +34,11 @@ CLOSE_BEFORE = (
 )
 
 
-async def first_trade(db: asyncpg.Pool | asyncpg.Connection, symbol: str) -> int | None:
-    """The second of the symbol's first trade (its 1s candle), or None before any trade."""
-    found = await db.fetchval(FIRST_TRADE, symbol, SECOND_MS)
+async def first_trade(db: asyncpg.Pool | asyncpg.Connection, symbol: str, iv: Interval) -> int | None:
+    """Where the symbol's candles of ``iv`` begin, or None before any trade: the minute of its first trade (every
+    interval but 1s lays out on whole minutes, so its first candle is the same), and for 1s the oldest second
+    kept (``shared.candles.SECONDS_KEPT_MS``)."""
+    found = await db.fetchval(FIRST_TRADE, symbol, SECOND_MS if iv.width_ms == SECOND_MS else MINUTE_MS)
     return None if found is None else int(found)
 
 
@@ -52,7 +54,9 @@ async def klines(
     limit: int,
 ) -> list[Candle]:
     """The candles of a klines request, oldest first, gaps filled."""
-    wanted = opens(iv, offset_ms, first_trade=await first_trade(db, symbol), now=now, start=start, end=end, limit=limit)
+    wanted = opens(
+        iv, offset_ms, first_trade=await first_trade(db, symbol, iv), now=now, start=start, end=end, limit=limit
+    )
     if not wanted:
         return []
     level = level_for(iv, offset_ms)

@@ -1,34 +1,137 @@
-"""Klines and tickers, answered the same over REST (``routes/market.py``) and the WebSocket API (``wsapi.py``).
+"""Depth, trades, klines and tickers, answered the same over REST (``routes/market.py``) and the WebSocket API
+(``wsapi.py``).
 
 Each answer takes the request's parameters as text (Binance's names; the WebSocket API's JSON values become the
 same text first, ``wsapi.as_text``), refuses a bad one with Binance's code before anything is read, spends the
 request's weight through ``spend`` (the caller's budget: REST's IP, the connection's), and answers from the
-candles Postgres keeps (``candles``, ``tickers``) and the best bid and ask market-data keeps in Redis.
+candles and trades Postgres keeps (``candles``, ``tickers``, ``trades``) and the depth and recent trades
+market-data keeps in Redis.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
+import asyncpg
 import orjson
 
 from shared import errors
+from shared.aggtrades import AggTrade, agg_json
 from shared.binance import kline_row
-from shared.candles import DAY_MS, INTERVALS, MINUTE_MS, Interval, bucket_open, level_for, next_open, parse_time_zone
+from shared.candles import (
+    DAY_MS,
+    HOUR_MS,
+    INTERVALS,
+    MINUTE_MS,
+    Interval,
+    bucket_open,
+    level_for,
+    next_open,
+    parse_time_zone,
+)
 from shared.domain import Market
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
+from shared.rediskeys import market_key
 from shared.tickers import AVG_PRICE_MS, day_full, full, mini, parse_window, window_open
 from shared.tickers import avg_price as average
 
-from . import candles, tickers
+from . import candles, tickers, trades
 from .deps import Gateway, int_param
+from .ratelimit import depth_weight
 
 Spend = Callable[[int], Awaitable[None]]  # spends a request's weight, or raises -1003 past the budget
 KLINES_WEIGHT = 2  # Binance's, for klines and uiKlines
 MAX_SYMBOLS = 100  # Binance's cap on ``symbols`` for the rolling and trading-day tickers
 TICKER_TYPES = ("FULL", "MINI")
+TRADES_WEIGHT, AGG_TRADES_WEIGHT = 25, 4  # Binance's: trades and historicalTrades 25, aggTrades 4
+AGG_WINDOW_MS = HOUR_MS  # Binance: startTime and endTime at most an hour apart; endTime alone: the hour before it
+
+
+async def depth(gw: Gateway, params: dict[str, str], spend: Spend) -> dict[str, Any]:
+    """The book's best ``limit`` levels a side (100, at most 5,000) at ``lastUpdateId``, as market-data last
+    pushed them (the same id sequence as the diff streams); weighed by limit (``ratelimit.depth_weight``)."""
+    m = gw.market(params.get("symbol"))
+    limit = int_param(params, "limit", 100, 1, 5000)
+    assert limit is not None
+    await spend(depth_weight(limit))
+    pipe = gw.cache.pipeline(transaction=True)
+    pipe.get(market_key(m.symbol, "depth_seq"))
+    pipe.hgetall(market_key(m.symbol, "bids"))
+    pipe.hgetall(market_key(m.symbol, "asks"))
+    seq, bids, asks = await pipe.execute()
+    top_bids = sorted(((int(p), int(q)) for p, q in bids.items()), reverse=True)[:limit]
+    top_asks = sorted((int(p), int(q)) for p, q in asks.items())[:limit]
+    return {
+        "lastUpdateId": int(seq or 0),
+        "bids": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_bids],
+        "asks": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_asks],
+    }
+
+
+async def recent_trades(gw: Gateway, params: dict[str, str], spend: Spend) -> list[bytes]:
+    """``trades``: the newest ``limit`` (500, at most 1,000) trades, oldest first, as JSON rows: the ones
+    market-data keeps in Redis."""
+    m = gw.market(params.get("symbol"))
+    limit = int_param(params, "limit", 500, 1, 1000)
+    assert limit is not None
+    await spend(TRADES_WEIGHT)
+    rows = cast(list[bytes], await gw.cache.lrange(market_key(m.symbol, "trades"), 0, limit - 1))
+    rows.reverse()
+    return rows
+
+
+def _trade_row(m: Market, r: asyncpg.Record) -> dict[str, Any]:
+    """A stored trade as a row of ``trades`` and ``historicalTrades`` (``shared.binance.trade_json``'s fields)."""
+    trade_id, price, qty, _, _, buyer_is_maker, ts = r
+    return {
+        "id": trade_id,
+        "price": m.fmt_price(price),
+        "qty": m.fmt_qty(qty),
+        "quoteQty": m.fmt_notional(price * qty),
+        "time": ts,
+        "isBuyerMaker": buyer_is_maker,
+        "isBestMatch": True,
+    }
+
+
+async def historical_trades(gw: Gateway, params: dict[str, str], spend: Spend) -> list[dict[str, Any]]:
+    """``historicalTrades``: ``limit`` (500, at most 1,000) trades from ``fromId`` on, or the newest, from
+    Postgres: any trade since the symbol's first."""
+    m = gw.market(params.get("symbol"))
+    limit = int_param(params, "limit", 500, 1, 1000)
+    from_id = int_param(params, "fromId")
+    assert limit is not None
+    await spend(TRADES_WEIGHT)
+    return [_trade_row(m, r) for r in await trades.historical(gw.db, m.symbol, from_id, limit)]
+
+
+async def agg_trades(gw: Gateway, params: dict[str, str], spend: Spend) -> list[dict[str, Any]]:
+    """``aggTrades``: ``limit`` (500, at most 1,000) aggregates (``shared.aggtrades``) from ``fromId``, or from
+    ``startTime`` (to ``endTime``, at most an hour later), or the newest; from Postgres, over all history."""
+    m = gw.market(params.get("symbol"))
+    limit = int_param(params, "limit", 500, 1, 1000)
+    from_id = int_param(params, "fromId")
+    start, end = int_param(params, "startTime"), int_param(params, "endTime")
+    assert limit is not None
+    if from_id is not None and (start is not None or end is not None):
+        raise ApiError(errors.BAD_COMBINATION, "Combination of optional parameters invalid.")
+    if start is not None and end is not None and not 0 <= end - start <= AGG_WINDOW_MS:
+        raise ApiError(errors.TIME_WINDOW_TOO_LONG, "More than 1 hours between startTime and endTime.")
+    await spend(AGG_TRADES_WEIGHT)
+    found: list[AggTrade]
+    if from_id is not None:
+        found = await trades.aggregates_from(gw.db, m.symbol, from_id, limit)
+    elif start is not None or end is not None:
+        if start is None:
+            assert end is not None
+            start = max(0, end - AGG_WINDOW_MS)
+        first = await trades.first_at(gw.db, m.symbol, start)
+        found = [] if first is None else await trades.aggregates_from(gw.db, m.symbol, first, limit, start, end)
+    else:
+        found = await trades.newest_aggregates(gw.db, m.symbol, limit)
+    return [agg_json(m, a) for a in found]
 
 
 def _interval(params: dict[str, str]) -> Interval:

@@ -25,8 +25,9 @@ WEIGHT_WINDOW_S, ORDER_WINDOW_S, DAY_S = 60, 10, 86_400  # a day's windows start
 # X-MBX-ORDER-COUNT-10S / -1D headers: a holder the outermost ASGI layer sets (``fastpath.OrderFastPath``) and
 # ``spend`` fills, shared by every task the request runs in.
 USED: ContextVar[dict[str, int] | None] = ContextVar("spot_used_budget", default=None)
-# GET /api/v3/depth weight by limit, as issue 20 fixes it from Binance's table (a deep book costs more)
-DEPTH_WEIGHTS = ((100, 1), (500, 5), (1000, 25), (5000, 50))
+# GET /api/v3/depth (and the WebSocket API's ``depth``) weight by limit: Binance's table today (issue 23; issue 20
+# had the older 1/5/25/50)
+DEPTH_WEIGHTS = ((100, 5), (500, 25), (1000, 50), (5000, 250))
 
 
 def depth_weight(limit: int) -> int:

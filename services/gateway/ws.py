@@ -46,12 +46,13 @@ from .routes.userstream import listen_key, owner_of
 log = logging.getLogger(__name__)
 router = APIRouter()
 STREAM = re.compile(
-    r"^([a-z0-9]{2,20})@(depth(@\d+ms)?|trade|aggTrade|kline_([0-9]{1,2}[smhdwM])(@\+08:00)?"
+    r"^([a-z0-9]{2,20})@(depth(5|10|20)?(?:@(\d{1,6})ms)?|trade|aggTrade|kline_([0-9]{1,2}[smhdwM])(@\+08:00)?"
     r"|ticker|miniTicker|ticker_(?:1h|4h|1d)|bookTicker|avgPrice)$"
 )
 ALL_MARKETS = ("!ticker@arr", "!miniTicker@arr")  # streams of every symbol at once
 ZONED_OFFSET = parse_time_zone(STREAM_OFFSET)
 LISTEN_KEY = re.compile(r"^[0-9a-f]{64}$")
+SLOW_DEPTH_MS = 1000  # a depth stream asking for this or slower gets the 1,000 ms one
 MAX_STREAMS = 1024  # Binance: "a single connection can listen to a maximum of 1024 streams"
 MAX_MESSAGE = 64 * 1024
 MAX_MESSAGES_PER_S = 5  # Binance: a stream connection sending more is disconnected
@@ -81,12 +82,15 @@ def channel_of(stream: str, gw: Gateway) -> str | None:
         return None
     kind = m.group(2)
     if kind.startswith("depth"):
-        kind = "depth"
+        # two speeds, as Binance's: ``@depth`` and ``@depth@1000ms`` push every second, ``@depth@100ms`` (and any
+        # faster ``@<n>ms``) every 100 ms; ``@depth5/10/20`` likewise
+        fast = m.group(4) is not None and int(m.group(4)) < SLOW_DEPTH_MS
+        kind = f"depth{m.group(3) or ''}{'@100ms' if fast else ''}"
     elif kind.startswith("kline_"):
-        iv = INTERVALS.get(m.group(4))
+        iv = INTERVALS.get(m.group(5))
         if iv is None:
             return None
-        kind = stream_kind(iv, ZONED_OFFSET if m.group(5) else 0)  # a zone drawing UTC's candles reads UTC's
+        kind = stream_kind(iv, ZONED_OFFSET if m.group(6) else 0)  # a zone drawing UTC's candles reads UTC's
     return gw.hub.channels.stream(f"{m.group(1)}@{kind}")
 
 
@@ -116,7 +120,7 @@ class Session:
         channel = self.streams.pop(stream, None)
         if channel is None:
             return
-        others = [name for name, ch in self.streams.items() if ch == channel]  # depth@100ms and depth share one
+        others = [name for name, ch in self.streams.items() if ch == channel]  # depth@500ms and @100ms share one
         if others:
             self.channel_names[channel] = others[0]
             return

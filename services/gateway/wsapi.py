@@ -1,6 +1,7 @@
-"""The WebSocket API (``/ws-api/v3``): ping, time, klines and tickers, the session's logon, and the user data stream.
+"""The WebSocket API (``/ws-api/v3``): ping, time, market data, the session's logon, and the user data stream.
 
-Methods, with Binance's names and answers: ``ping``, ``time``; ``klines``, ``uiKlines``, ``avgPrice``,
+Methods, with Binance's names and answers: ``ping``, ``time``; ``depth``, ``trades.recent``,
+``trades.historical``, ``trades.aggregate``, ``klines``, ``uiKlines``, ``avgPrice``,
 ``ticker.24hr``, ``ticker``, ``ticker.tradingDay``, ``ticker.price``, ``ticker.book`` (the REST endpoints'
 answers, ``marketdata``, weighed on the connection's IP as REST's); ``session.logon``, ``session.status``,
 ``session.logout``; ``userDataStream.subscribe`` (a logged-on session's account),
@@ -47,7 +48,17 @@ USER = "user"  # the session's stream name of the user data subscription
 NOT_LOGGED_ON = "You are not authorized to execute this request."
 BAD_SIGNATURE = "Signature for this request is not valid."
 Params = dict[str, Any]
+
+
+async def _recent_trades(gw: Gateway, params: dict[str, str], spend: marketdata.Spend) -> list[Any]:
+    return [orjson.Fragment(row) for row in await marketdata.recent_trades(gw, params, spend)]
+
+
 MARKET_DATA: dict[str, Callable[[Gateway, dict[str, str], marketdata.Spend], Awaitable[Any]]] = {
+    "depth": marketdata.depth,
+    "trades.recent": _recent_trades,
+    "trades.historical": marketdata.historical_trades,
+    "trades.aggregate": marketdata.agg_trades,
     "klines": marketdata.klines,
     "uiKlines": marketdata.klines,
     "avgPrice": marketdata.avg_price,

@@ -3,7 +3,9 @@
 Consumes ``matched-events`` (depth deltas and order updates) and ``trade-execution`` (trades). Order
 updates go out at once as ``executionReport`` on the owner's channel (but the NEW of an order the processor
 already confirmed, see ``confirmed_on_acceptance``); trades go out per batch with the
-candle they move; depth is pushed every ``DEPTH_INTERVAL_MS`` as one gap-free diff. Each symbol's writes
+candle they move; depth is pushed every ``DEPTH_INTERVAL_MS`` as one gap-free diff (``@depth@100ms``) and
+every ``SLOW_DEPTH_INTERVAL_MS`` as the diffs since folded into one (``@depth``), each time with the top of the
+book (``@depth5/10/20``, their ``@100ms`` when it changed; every second either way). Each symbol's writes
 and publications of a batch are one atomic script call (``sredis.Atomic``), and a batch's calls one
 pipeline: one round trip, one reply per symbol. Input offsets are committed only after the state they
 produced is in Redis. An order update or trade of a traced order
@@ -35,10 +37,14 @@ from shared.messages import MatchedEvent, Topic, TradeExecution, encode, unpack_
 from .streams import (
     ALL_MINI_TICKERS,
     ALL_TICKERS,
+    FAST,
+    SLOW,
     MarketState,
     persist_candles,
     publish_candles,
     publish_depth,
+    publish_partial,
+    publish_slow_depth,
     publish_tickers,
     publish_trades,
     refresh_candles,
@@ -47,6 +53,7 @@ from .streams import (
 SERVICE = "market-data"
 NEW = ExecType.NEW
 DEPTH_INTERVAL_MS = 100
+SLOW_DEPTH_INTERVAL_MS = 1000  # Binance's ``@depth`` and ``@depth<levels>`` without ``@100ms``
 TICKER_INTERVAL_MS = 1000  # Binance's update speed of the ticker streams
 KLINE_REFRESH_MS = 2000  # Binance's update speed of the kline streams (but 1s's), traded or not
 PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
@@ -85,7 +92,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         health.watch(resilience.probes(cache=cache, outbox=dlq))
         health.up()
         unflushed: list[Batch[MatchedEvent | TradeExecution]] = []
-        last_flush = last_tickers = last_klines = time.monotonic()
+        last_flush = last_tickers = last_klines = last_slow = time.monotonic()
         async for batch in inbox.batches(stop, timeout_ms=DEPTH_INTERVAL_MS // 2, yield_empty=True):
             now = now_ms()
             if batch.records:
@@ -140,14 +147,28 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             if (time.monotonic() - last_flush) * 1000 >= DEPTH_INTERVAL_MS:
                 last_flush = time.monotonic()
                 pipe = cache.pipeline(transaction=False)
+                moved = set()
                 for market_state in states.values():
                     diff = market_state.depth.take_diff()
                     if diff is not None or market_state.candles_moved:
                         w = market_state.atomic()
                         if diff is not None:
                             publish_depth(w, market_state, diff, now)
+                            publish_partial(w, market_state, FAST)
+                            moved.add(market_state.market.symbol)
                             PUSHED.labels("depth").inc()
                         publish_candles(w, market_state, now)
+                        w.queue(pipe)
+                if (time.monotonic() - last_slow) * 1000 >= SLOW_DEPTH_INTERVAL_MS:
+                    last_slow = time.monotonic()
+                    for market_state in states.values():
+                        w = market_state.atomic()
+                        slow = market_state.depth.take_slow_diff()
+                        if slow is not None:
+                            publish_slow_depth(w, market_state, slow, now)
+                        publish_partial(w, market_state, SLOW)
+                        if market_state.market.symbol not in moved:  # a new subscriber hears within a second
+                            publish_partial(w, market_state, FAST)
                         w.queue(pipe)
                 if (time.monotonic() - last_klines) * 1000 >= KLINE_REFRESH_MS:
                     last_klines = time.monotonic()

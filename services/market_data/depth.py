@@ -1,13 +1,17 @@
-"""Depth of one symbol as market data shows it: absolute level totals and the diff since the last push.
+"""Depth of one symbol as market data shows it: absolute level totals, the diffs since the last pushes, the top.
 
 Pure. Update ids are the matcher's per-symbol ``seq``; one id sequence serves the REST snapshot
-(``lastUpdateId``) and the stream (``U``/``u``), and every pushed diff starts right after the previous one
-(``U = previous u + 1``), so a client's local book never sees a gap. An event that would break the depth
-raises before it changes anything (market-data dead-letters it).
+(``lastUpdateId``) and both diff streams (``U``/``u``), and every pushed diff starts right after the previous one
+of its stream (``U = previous u + 1``), so a client's local book never sees a gap. Two speeds, as Binance's:
+``@depth@100ms`` pushes ``take_diff`` every 100 ms; ``@depth`` (1,000 ms) pushes ``take_slow_diff``, the 100 ms
+diffs since its last push folded into one (later totals win), so its ids are exactly those of the fast stream
+and of the snapshot. An event that would break the depth raises before it changes anything (market-data
+dead-letters it). ``partial`` is the top of the book the ``@depth5/10/20`` streams carry.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass, field
 
 from shared.domain import Side
@@ -30,8 +34,11 @@ class Depth:
     asks: dict[int, int] = field(default_factory=dict)
     seq: int = 0  # last applied update id
     pushed: int = 0  # ``u`` of the last diff pushed (== seq after a flush)
+    slow_pushed: int = 0  # ``u`` of the last 1,000 ms diff pushed
     _changed_bids: dict[int, int] = field(default_factory=dict)
     _changed_asks: dict[int, int] = field(default_factory=dict)
+    slow_bids: dict[int, int] = field(default_factory=dict)  # the 100 ms diffs since ``slow_pushed``, folded
+    slow_asks: dict[int, int] = field(default_factory=dict)
 
     def apply(self, seq: int, deltas: list[LevelDelta]) -> bool:
         """Apply one event's level totals; False if it was seen before.
@@ -62,8 +69,25 @@ class Depth:
         diff = Diff(self.pushed + 1, self.seq, self._changed_bids, self._changed_asks)
         self._changed_bids, self._changed_asks = {}, {}
         self.pushed = self.seq
+        self.slow_bids.update(diff.bids)
+        self.slow_asks.update(diff.asks)
+        return diff
+
+    def take_slow_diff(self) -> Diff | None:
+        """The 100 ms diffs pushed since the last 1,000 ms one, as one diff; None if none was pushed."""
+        if self.pushed == self.slow_pushed:
+            return None
+        diff = Diff(self.slow_pushed + 1, self.pushed, self.slow_bids, self.slow_asks)
+        self.slow_bids, self.slow_asks = {}, {}
+        self.slow_pushed = self.pushed
         return diff
 
     def top(self, side: Side, limit: int) -> list[tuple[int, int]]:
+        """The best ``limit`` levels of a side, best first (a heap: the whole side is not sorted)."""
         levels = self.bids if side is Side.BUY else self.asks
-        return sorted(levels.items(), reverse=side is Side.BUY)[:limit]
+        pick = heapq.nlargest if side is Side.BUY else heapq.nsmallest
+        return pick(limit, levels.items())
+
+    def partial(self, limit: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The best ``limit`` bids and asks (at update id ``seq``)."""
+        return self.top(Side.BUY, limit), self.top(Side.SELL, limit)

@@ -4,6 +4,8 @@ Per symbol (hash tag ``{SYMBOL}``, so each symbol's atomic write stays in one Re
 ``shared.rediskeys.market_key``, a family this service owns and the gateway reads):
 
 * ``md:{S}:bids`` / ``md:{S}:asks``: price ticks -> lots; ``md:{S}:depth_seq``: the snapshot's lastUpdateId;
+  ``md:{S}:slow_bids`` / ``md:{S}:slow_asks``: the 100 ms diffs pushed since the last 1,000 ms one (a total of 0
+  removes), ``md:{S}:slow_seq`` that one's ``u``: a restart continues the ``@depth`` stream without a gap;
 * ``md:{S}:trades``: the last ``RECENT_TRADES`` trades, newest first, as Binance trade rows;
 * ``md:{S}:klines``: the closed one-minute candles (``Candle`` as a list of integers) scored by open time, for the
   ticker streams' windows (``tickers.Minutes``); ``md:{S}:kline_cur`` the live candle of every kline stream
@@ -26,7 +28,8 @@ import orjson
 from shared import redis as sredis
 from shared import tickers as shapes
 from shared import tracing
-from shared.binance import agg_trade_event, kline_event, trade_event, trade_json
+from shared.aggtrades import agg_event, aggregate, fill_of
+from shared.binance import kline_event, trade_event, trade_json
 from shared.candles import Candle, bucket_open, next_open
 from shared.domain import Market
 from shared.messages import Trade
@@ -43,6 +46,8 @@ KLINES_KEPT = 2000  # closed minutes kept in Redis: over ``tickers.KEPT_MS``
 ALL_TICKERS, ALL_MINI_TICKERS = "!ticker@arr", "!miniTicker@arr"
 CLOSE_GRACE_MS = 1000  # how late after a candle's close a trade stamped within it may still reach market-data
 Book = tuple[int, int, int, int]
+PARTIAL_LEVELS = (5, 10, 20)  # Binance's ``@depth<levels>`` streams
+FAST, SLOW = "@100ms", ""  # the suffix of the 100 ms streams; the 1,000 ms ones have none
 
 
 def stream_name(symbol: str, kind: str) -> str:
@@ -80,10 +85,16 @@ class MarketState:
         pipe.get(market_key(s, "kline_cur"))
         pipe.zrange(market_key(s, "klines"), 0, -1)
         pipe.lindex(market_key(s, "trades"), 0)
-        bids, asks, depth_seq, trade_seq, kline, minutes, last = await pipe.execute()
+        pipe.hgetall(market_key(s, "slow_bids"))
+        pipe.hgetall(market_key(s, "slow_asks"))
+        pipe.get(market_key(s, "slow_seq"))
+        bids, asks, depth_seq, trade_seq, kline, minutes, last, slow_bids, slow_asks, slow_seq = await pipe.execute()
         self.depth.bids = {int(p): int(q) for p, q in bids.items()}
         self.depth.asks = {int(p): int(q) for p, q in asks.items()}
         self.depth.seq = self.depth.pushed = int(depth_seq or 0)
+        self.depth.slow_pushed = int(slow_seq or depth_seq or 0)
+        self.depth.slow_bids = {int(p): int(q) for p, q in slow_bids.items()}
+        self.depth.slow_asks = {int(p): int(q) for p, q in slow_asks.items()}
         self.trade_seq = int(trade_seq or 0)
         self.candles = LiveCandles.restore(orjson.loads(kline)) if kline else LiveCandles()
         kept = (orjson.loads(row) for row in minutes)  # rows of earlier versions (decimal strings) are left out
@@ -96,7 +107,8 @@ class MarketState:
 
 
 def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: int) -> None:
-    """Persist a diff into the snapshot and push it as a ``depthUpdate``, in the symbol's atomic write."""
+    """Persist a 100 ms diff into the snapshot, and into the 1,000 ms diff being gathered, and push it on
+    ``@depth@100ms`` as a ``depthUpdate``, in the symbol's atomic write."""
     m = state.market
     s = m.symbol
     for side, levels in (("bids", diff.bids), ("asks", diff.asks)):
@@ -106,22 +118,53 @@ def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: in
             w.call("HDEL", market_key(s, side), *removed)
         for pairs in _parts(kept, 2 * CHUNK):
             w.call("HSET", market_key(s, side), *pairs)
+        for pairs in _parts([f for p, q in levels.items() for f in (str(p), q)], 2 * CHUNK):
+            w.call("HSET", market_key(s, f"slow_{side}"), *pairs)
     w.call("SET", market_key(s, "depth_seq"), diff.last)
-    event = {
-        "e": "depthUpdate",
-        "E": event_ts,
-        "s": s,
-        "U": diff.first,
-        "u": diff.last,
-        "b": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.bids.items(), reverse=True)],
-        "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())],
-    }
-    w.call("PUBLISH", state.channels.stream(stream_name(s, "depth")), orjson.dumps(event))
+    w.call("SET", market_key(s, "slow_seq"), state.depth.slow_pushed, "NX")  # where the gathered diff starts
+    w.call(
+        "PUBLISH", state.channels.stream(stream_name(s, "depth" + FAST)), orjson.dumps(depth_update(m, diff, event_ts))
+    )
     book = best(state.depth)
     if book != state.book:
         channel = state.channels.stream(stream_name(s, "bookTicker"))
         w.call("PUBLISH", channel, orjson.dumps(shapes.book_event(m, diff.last, book)))
         state.book = book
+
+
+def publish_slow_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: int) -> None:
+    """Push the 100 ms diffs since the last 1,000 ms push as one ``depthUpdate`` on ``@depth``, and forget them."""
+    s = state.market.symbol
+    w.call("DEL", market_key(s, "slow_bids"), market_key(s, "slow_asks"))
+    w.call("SET", market_key(s, "slow_seq"), diff.last)
+    event = depth_update(state.market, diff, event_ts)
+    w.call("PUBLISH", state.channels.stream(stream_name(s, "depth" + SLOW)), orjson.dumps(event))
+
+
+def publish_partial(w: sredis.Atomic, state: MarketState, speed: str) -> None:
+    """Push the top of the book on ``@depth5``, ``@depth10`` and ``@depth20`` (``speed``: ``FAST`` or ``SLOW``):
+    Binance's partial book, ``{lastUpdateId, bids, asks}``, with no event type or symbol."""
+    m, depth = state.market, state.depth
+    bids, asks = depth.partial(PARTIAL_LEVELS[-1])
+    shown_bids = [[m.fmt_price(p), m.fmt_qty(q)] for p, q in bids]
+    shown_asks = [[m.fmt_price(p), m.fmt_qty(q)] for p, q in asks]
+    for levels in PARTIAL_LEVELS:
+        event = {"lastUpdateId": depth.seq, "bids": shown_bids[:levels], "asks": shown_asks[:levels]}
+        channel = state.channels.stream(stream_name(m.symbol, f"depth{levels}{speed}"))
+        w.call("PUBLISH", channel, orjson.dumps(event))
+
+
+def depth_update(m: Market, diff: Diff, event_ts: int) -> dict[str, Any]:
+    """Binance's ``depthUpdate`` event of a diff: bids best first, asks best first."""
+    return {
+        "e": "depthUpdate",
+        "E": event_ts,
+        "s": m.symbol,
+        "U": diff.first,
+        "u": diff.last,
+        "b": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.bids.items(), reverse=True)],
+        "a": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in sorted(diff.asks.items())],
+    }
 
 
 def best(depth: Depth) -> Book:
@@ -139,7 +182,8 @@ def publish_trades(
     event_ts: int,
     tp: bytes | None = None,
 ) -> None:
-    """Record trades, roll the live candles and push trade, aggTrade and closed-kline events, in the symbol's
+    """Record trades, roll the live candles and push trade, aggTrade (one per aggregate: the same taker order at
+    one price) and closed-kline events, in the symbol's
     atomic write; ``persist_candles`` ends the batch's write, ``publish_candles`` pushes the live candles.
 
     ``tp``: the traceparent of a traced order's trades, carried on its ``trade`` events to the gateway.
@@ -152,7 +196,6 @@ def publish_trades(
         rows.append(orjson.dumps(trade_json(m, t)))
         trade = orjson.dumps(trade_event(m, t, event_ts))
         w.call("PUBLISH", trade_channel, trade if tp is None else tracing.wrap(trade, tp))
-        w.call("PUBLISH", agg_channel, orjson.dumps(agg_trade_event(m, t, event_ts)))
         for series, closed in state.candles.fold(t):
             if series is ONE_MINUTE:
                 _store_kline(w, m, closed)
@@ -161,6 +204,10 @@ def publish_trades(
                 continue  # its close went out when its time ran out (``refresh_candles``)
             event = kline_event(m, closed, series.interval.name, event_ts, closed=True)
             w.call("PUBLISH", state.kline_channels[series.kind], orjson.dumps(event))
+    for agg in aggregate(
+        fill_of(t) for t in trades
+    ):  # one event's trades: its aggregates are whole (``shared.aggtrades``)
+        w.call("PUBLISH", agg_channel, orjson.dumps(agg_event(m, agg, event_ts)))
     rows.reverse()  # newest first
     for part in reversed(_parts(rows[:RECENT_TRADES], CHUNK)):  # LPUSH of the oldest part first
         w.call("LPUSH", market_key(s, "trades"), *reversed(part))

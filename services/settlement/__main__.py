@@ -5,7 +5,7 @@ hold is released only after the trades of the same step consumed their part). Af
 batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
 balances (Redis pub/sub; ``told.py`` decides what is said), and marks how far it settled each symbol, which
 tells the matcher what it may drop from its outbox. It also exposes what the last ``spot admin audit``
-found (``audits.py``).
+found (``audits.py``) and keeps the one-second candles bounded (``retention.py``).
 
 A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
 An event that cannot be applied stops only its symbol (``halts.py``): the batch is settled again symbol by
@@ -29,6 +29,7 @@ from shared.messages import MatchedEvent, Topic, unpack_matched
 from .accounts import Accounts
 from .audits import Audits
 from .halts import Halts, by_symbol
+from .retention import Retention
 from .told import settled_marks, told
 
 SERVICE = "settlement"
@@ -49,12 +50,15 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         halts = Halts(db)
         await halts.refresh()
         audits = Audits(db)  # spot_audit_ok: what the last `spot admin audit` found
+        retention = Retention(db)  # 1s candles past their retention, a bounded chunk between batches
         channels = sredis.Channels(settings.topic_suffix)
         health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
         async for batch in inbox.batches(stop, yield_empty=True):
             if audits.due():
                 await audits.refresh()
+            if retention.due():
+                await retention.prune(now_ms())
             if halts.due():
                 for resolved in await halts.refresh():  # read again from the record that stopped it
                     await inbox.rewind(resolved.topic, resolved.partition, resolved.offset, resolved.epoch)

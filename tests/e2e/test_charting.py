@@ -30,7 +30,16 @@ import websockets
 
 from services.settlement.accounts import TRADE_COLUMNS
 from shared.binance import kline_row
-from shared.candles import DAY_MS, HOUR_MS, INTERVALS, MINUTE_MS, Candle, bucket_open, next_open
+from shared.candles import (
+    DAY_MS,
+    HOUR_MS,
+    INTERVALS,
+    MINUTE_MS,
+    SECONDS_KEPT_MS,
+    Candle,
+    bucket_open,
+    next_open,
+)
 from shared.postgres import DEFAULT_MARKETS
 from shared.tickers import window_open as window_start
 from spot import admin
@@ -109,8 +118,10 @@ def test_fetch_ohlcv_pages_back_to_the_first_trade(shared_fleet: RunningFleet, h
                 assert last >= bucket_open(before, iv), f"{tf}: the newest candle is now's"
                 want = candles_at(history, iv, 0, every_open(history, iv, 0, last))
                 assert pages == _ccxt_rows(ETH, want), tf
-            # a window of minutes, three pages; and seconds from the first trade
-            for tf, since, n in (("1m", history[-1][4] - 3_500 * MINUTE_MS, 3), ("1s", history[0][4], 1)):
+            # a window of minutes, three pages; and seconds from the first trade within their retention
+            kept = int(time.time() * 1000) - SECONDS_KEPT_MS + MINUTE_MS
+            first_kept = next(t[4] for t in history if t[4] >= kept)
+            for tf, since, n in (("1m", history[-1][4] - 3_500 * MINUTE_MS, 3), ("1s", first_kept, 1)):
                 iv, rows = INTERVALS[tf], []
                 for _ in range(n):
                     page = await ex.fetch_ohlcv("ETH/USDT", tf, since, 1000)

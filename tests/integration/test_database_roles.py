@@ -88,6 +88,7 @@ ALLOWED: dict[str, list[str]] = {
         "ON CONFLICT (symbol) WHERE resolution IS NULL DO NOTHING",
         "SELECT halt_id FROM settlement_halts WHERE resolution IS NULL",
         "SELECT ok, finished_at FROM audit_runs ORDER BY run_id DESC LIMIT 1",
+        "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND width_ms = 1000 AND open_time < 0",  # retention (0013)
     ],
     "market-data": list(FLEET),
     "trade-archiver": list(FLEET),

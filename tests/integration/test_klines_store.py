@@ -127,3 +127,52 @@ def test_the_migrations_backfill_is_what_the_trigger_wrote(url: str) -> None:
     command.downgrade(cfg, "0010")
     command.upgrade(cfg, "head")
     assert asyncio.run(table()) == written
+
+
+def test_old_seconds_are_pruned_and_the_1s_interval_starts_at_the_oldest_kept(url: str) -> None:
+    """Settlement's retention pass deletes 1s candles past ``SECONDS_KEPT_MS`` a bounded chunk at a time (as
+    ``spot_settlement``); minutes and wider stay, every other interval still starts at the first trade, and 1s
+    starts at the oldest second kept."""
+    from services.settlement import retention
+    from shared.candles import SECONDS_KEPT_MS
+
+    now = BASE + 30 * DAY_MS
+    old = [(i, 100 + i, 1, True, BASE + i * 1_000) for i in range(1, 6)]  # five seconds, a month ago
+    recent = [(6 + i, 200 + i, 1, False, now - HOUR_MS + i * 1_000) for i in range(3)]
+    trades = old + recent
+    symbol = "BTCUSDT"  # pruning walks the markets table
+
+    async def check() -> None:
+        conn = await asyncpg.connect(url)
+        try:
+            for market in postgres.DEFAULT_MARKETS:
+                await postgres.upsert_market(conn, market)
+            await conn.execute("DELETE FROM klines WHERE symbol = $1", symbol)
+            await conn.execute("DELETE FROM trades WHERE symbol = $1", symbol)
+            await _insert(conn, symbol, trades, 3)
+            await conn.execute("SET ROLE spot_settlement")
+            saved = retention.CHUNK
+            retention.CHUNK = 2  # three passes: 2, 2, 1
+            try:
+                keeper = retention.Retention(conn)
+                deleted = [await keeper.prune(now) for _ in range(4)]
+            finally:
+                retention.CHUNK = saved
+            assert deleted == [2, 2, 1, 0]
+            await conn.execute("SET ROLE spot_gateway")
+            seconds = await conn.fetch("SELECT open_time FROM klines WHERE symbol = $1 AND width_ms = 1000", symbol)
+            assert sorted(r[0] for r in seconds) == [t[4] for t in recent]
+            assert now - SECONDS_KEPT_MS > BASE
+            for iv in (INTERVALS["1m"], INTERVALS["1d"], INTERVALS["1M"]):
+                got = await candles.klines(conn, symbol, iv, 0, now=now, start=0, end=None, limit=1000)
+                want = model(trades, iv, 0, now, 0, None, 1000)
+                assert [astuple(c) for c in got] == [astuple(c) for c in want], iv.name
+            got = await candles.klines(conn, symbol, INTERVALS["1s"], 0, now=now, start=0, end=None, limit=5)
+            assert [c.open_time for c in got] == [t[4] for t in recent] + [recent[-1][4] + 1_000, recent[-1][4] + 2_000]
+            await conn.execute("RESET ROLE")
+            await conn.execute("DELETE FROM klines WHERE symbol = $1", symbol)
+            await conn.execute("DELETE FROM trades WHERE symbol = $1", symbol)
+        finally:
+            await conn.close()
+
+    asyncio.run(check())

@@ -1,13 +1,14 @@
-"""Public market endpoints: exchangeInfo, depth, trades, aggTrades, klines, tickers, time, ping.
+"""Public market endpoints: exchangeInfo, depth, trades, historicalTrades, aggTrades, klines, tickers, time, ping.
 
-Depth, trades and the tickers are read from the state market-data keeps in Redis (``shared.rediskeys.market_key``,
-a family market-data owns); klines from the candles Postgres keeps with the trades (``..candles``, every interval
-and zone since the first trade); exchangeInfo from the markets table (cached in the replica).
+The answers are ``..marketdata``'s (the WebSocket API's too): depth and recent trades from the state market-data
+keeps in Redis (``shared.rediskeys.market_key``, a family market-data owns); historical and aggregate trades from
+the trades table, klines and tickers from the candles Postgres keeps with the trades (every interval and zone
+since the first trade); exchangeInfo from the markets table (cached in the replica).
 """
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request
@@ -17,11 +18,10 @@ from shared import errors
 from shared.domain import Market
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
-from shared.rediskeys import market_key
 
 from .. import marketdata
-from ..deps import GatewayDep, PublicParams, client_ip, int_param
-from ..ratelimit import depth_weight, public_budget
+from ..deps import GatewayDep, PublicParams, client_ip
+from ..ratelimit import public_budget
 from . import spec
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
@@ -133,45 +133,27 @@ async def exchange_info(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
     }
 
 
-async def _depth(gw: GatewayDep, m: Market, limit: int) -> dict[str, Any]:
-    pipe = gw.cache.pipeline(transaction=True)
-    pipe.get(market_key(m.symbol, "depth_seq"))
-    pipe.hgetall(market_key(m.symbol, "bids"))
-    pipe.hgetall(market_key(m.symbol, "asks"))
-    seq, bids, asks = await pipe.execute()
-    top_bids = sorted(((int(p), int(q)) for p, q in bids.items()), reverse=True)[:limit]
-    top_asks = sorted((int(p), int(q)) for p, q in asks.items())[:limit]
-    return {
-        "lastUpdateId": int(seq or 0),
-        "bids": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_bids],
-        "asks": [[m.fmt_price(p), m.fmt_qty(q)] for p, q in top_asks],
-    }
-
-
 @router.get("/depth", **spec.returns(spec.Depth), openapi_extra=spec.in_query(spec.SYMBOL, spec.limit(100, 5000)))
 async def depth(request: Request, gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
-    m = gw.market(params.get("symbol"))
-    limit = int_param(params, "limit", 100, 1, 5000)
-    assert limit is not None
-    # Binance's weight by limit; the request's first unit was spent by PublicParams
-    await gw.limiter.weight(public_budget(client_ip(request, gw.settings.trusted_proxy_hops)), depth_weight(limit) - 1)
-    return await _depth(gw, m, limit)
-
-
-async def _recent(gw: GatewayDep, m: Market, limit: int) -> list[dict[str, Any]]:
-    rows = cast(list[bytes], await gw.cache.lrange(market_key(m.symbol, "trades"), 0, limit - 1))
-    return [orjson.loads(r) for r in reversed(rows)]
+    """Weight by limit, as Binance's: 1-100 5, 101-500 25, 501-1000 50, 1001-5000 250."""
+    return await marketdata.depth(gw, params, _spender(request, gw))
 
 
 @router.get(
     "/trades", **spec.returns(list[spec.Trade]), openapi_extra=spec.in_query(spec.SYMBOL, spec.limit(500, 1000))
 )
-async def trades(gw: GatewayDep, params: PublicParams) -> Response:
-    m = gw.market(params.get("symbol"))
-    limit = int_param(params, "limit", 500, 1, 1000)
-    assert limit is not None
-    rows = cast(list[bytes], await gw.cache.lrange(market_key(m.symbol, "trades"), 0, limit - 1))
-    return raw_json(b"[" + b",".join(reversed(rows)) + b"]")
+async def recent_trades(request: Request, gw: GatewayDep, params: PublicParams) -> Response:
+    return raw_json(b"[" + b",".join(await marketdata.recent_trades(gw, params, _spender(request, gw))) + b"]")
+
+
+@router.get(
+    "/historicalTrades",
+    **spec.returns(list[spec.Trade]),
+    openapi_extra=spec.in_query(spec.SYMBOL, spec.FROM_TRADE_ID, spec.limit(500, 1000)),
+)
+async def historical_trades(request: Request, gw: GatewayDep, params: PublicParams) -> list[dict[str, Any]]:
+    """Any trade since the symbol's first (Postgres), from ``fromId`` on, or the newest."""
+    return await marketdata.historical_trades(gw, params, _spender(request, gw))
 
 
 @router.get(
@@ -185,31 +167,9 @@ async def trades(gw: GatewayDep, params: PublicParams) -> Response:
         spec.limit(500, 1000),
     ),
 )
-async def agg_trades(gw: GatewayDep, params: PublicParams) -> list[dict[str, Any]]:
-    m = gw.market(params.get("symbol"))
-    limit = int_param(params, "limit", 500, 1, 1000)
-    from_id = int_param(params, "fromId")
-    start, end = int_param(params, "startTime"), int_param(params, "endTime")
-    assert limit is not None
-    out = []
-    for t in await _recent(gw, m, 1000):
-        if from_id is not None and t["id"] < from_id:
-            continue
-        if (start is not None and t["time"] < start) or (end is not None and t["time"] > end):
-            continue
-        out.append(
-            {
-                "a": t["id"],
-                "p": t["price"],
-                "q": t["qty"],
-                "f": t["id"],
-                "l": t["id"],
-                "T": t["time"],
-                "m": t["isBuyerMaker"],
-                "M": True,
-            }
-        )
-    return out[:limit] if from_id is not None or start is not None else out[-limit:]
+async def agg_trades(request: Request, gw: GatewayDep, params: PublicParams) -> list[dict[str, Any]]:
+    """Consecutive fills of one taker order at one price are one aggregate (``shared.aggtrades``)."""
+    return await marketdata.agg_trades(gw, params, _spender(request, gw))
 
 
 KLINES_DOC = (

@@ -299,7 +299,7 @@ class Trade(Body):
 
 
 class AggTrade(Body):
-    """Every trade is its own aggregate: a = f = l = the trade id."""
+    """Consecutive fills of one taker order at one price: ``a`` is its first trade's id, ``f``..``l`` its trades."""
 
     a: int
     p: DecimalStr

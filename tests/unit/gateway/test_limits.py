@@ -10,7 +10,7 @@ from services.gateway.ratelimit import depth_weight, used_headers
 from services.gateway.ws import MAX_MESSAGES_PER_S, MessageRate
 
 # Binance's table for GET /api/v3/depth: limit range -> weight
-BINANCE_DEPTH = ((range(1, 101), 1), (range(101, 501), 5), (range(501, 1001), 25), (range(1001, 5001), 50))
+BINANCE_DEPTH = ((range(1, 101), 5), (range(101, 501), 25), (range(501, 1001), 50), (range(1001, 5001), 250))
 
 
 @given(st.integers(1, 5000))
@@ -28,7 +28,7 @@ def test_depth_weight_is_binances_table(limit: int) -> None:
 @given(st.integers(1, 10**6), st.integers(1, 10**6))
 def test_a_deeper_book_never_weighs_less(a: int, b: int) -> None:
     low, high = sorted((a, b))
-    assert depth_weight(low) <= depth_weight(high) <= 50
+    assert depth_weight(low) <= depth_weight(high) <= 250
 
 
 def test_used_headers_say_what_the_request_spent() -> None:

@@ -103,3 +103,50 @@ def test_top_is_the_best_levels_first(deltas, limit):
     assert depth.top(Side.BUY, limit) == sorted(depth.bids.items(), key=lambda kv: -kv[0])[:limit]
     assert depth.top(Side.SELL, limit) == sorted(depth.asks.items())[:limit]
     assert all(lots > 0 for _, lots in depth.top(Side.BUY, limit) + depth.top(Side.SELL, limit))
+
+
+@given(st.lists(st.tuples(st.lists(good, max_size=4), st.booleans(), st.booleans(), st.booleans()), max_size=40))
+def test_the_one_second_stream_is_the_100ms_diffs_folded_and_gap_free(steps):
+    """``@depth`` (1,000 ms) folds the 100 ms diffs pushed since its last push: its ids chain (``U`` = previous
+    ``u`` + 1), each ``u`` is one the 100 ms stream and the snapshot had, and a client of either speed from any
+    snapshot ends where the depth is."""
+    depth, fast_clients, slow_clients, last_u, fast_ids = Depth(), [], [], 0, {0}
+    for seq, (deltas, push, slow, snapshot) in enumerate(steps, start=1):
+        depth.apply(seq, deltas)
+        if push or seq == len(steps):
+            diff = depth.take_diff()
+            if diff is not None:
+                fast_ids.add(diff.last)
+                _follow(fast_clients, diff)
+        if snapshot:  # REST reads what the 100 ms pushes wrote: the snapshot is at ``pushed``
+            book = depth.partial(10**6)
+            view = (dict(book[0]), dict(book[1]), depth.seq)
+            if depth.seq == depth.pushed:
+                fast_clients.append((dict(view[0]), dict(view[1]), view[2]))
+                slow_clients.append(view)
+        if slow or seq == len(steps):
+            folded = depth.take_slow_diff()
+            if folded is None:
+                assert depth.pushed == last_u
+                continue
+            assert folded.first == last_u + 1 and folded.last in fast_ids
+            last_u = folded.last
+            _follow(slow_clients, folded)
+    assert depth.take_slow_diff() is None
+    for bids, asks, _ in fast_clients + slow_clients:
+        assert (bids, asks) == (depth.bids, depth.asks)
+
+
+def test_partial_is_the_top_of_each_side():
+    depth = Depth()
+    depth.apply(
+        1, [LevelDelta(Side.BUY, p, 1) for p in range(1, 30)] + [LevelDelta(Side.SELL, p, 2) for p in range(40, 70)]
+    )
+    bids, asks = depth.partial(5)
+    assert bids == [(29, 1), (28, 1), (27, 1), (26, 1), (25, 1)] and asks == [
+        (40, 2),
+        (41, 2),
+        (42, 2),
+        (43, 2),
+        (44, 2),
+    ]
