@@ -25,7 +25,7 @@ from shared.errors import ApiError
 from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
 from shared.messages import NewOrderRequest, Topic
-from shared.order_request import check_filters, parse_cancel, parse_new_order
+from shared.order_request import check_filters, parse_cancel, parse_cancel_all, parse_new_order
 from shared.rediskeys import client_id_key
 from shared.request_sender import RequestSender
 from shared.segment_fence import Fence
@@ -91,6 +91,14 @@ class Ingestor:
         request = parse_cancel(
             params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.markets
         )
+        with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
+            await self.sender.send(request, sent.headers)
+        return {"requestId": request_id, "transactTime": request.ts}
+
+    async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        """Every open order of ``user_id`` on ``params``' symbol, canceled by the matcher in one step."""
+        request_id = await self.ids.next()
+        request = parse_cancel_all(params, user_id=user_id, request_id=request_id, ts=now_ms(), symbols=self.markets)
         with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
             await self.sender.send(request, sent.headers)
         return {"requestId": request_id, "transactTime": request.ts}

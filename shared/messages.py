@@ -82,7 +82,21 @@ class CancelRequest(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True
     ts: Stored
 
 
-OrderRequest = NewOrderRequest | CancelRequest
+class CancelAllRequest(msgspec.Struct, tag_field="kind", tag="cancel-all", kw_only=True, frozen=True):
+    """Cancel every open order of ``user_id`` on ``symbol`` (``DELETE /api/v3/openOrders``, ``spot admin
+    cancel-all``, ``spot admin user disable``); ``user_id`` 0, which only the operator sends: every owner's
+    (a halt with ``--cancel-resting``). It travels the order path as a cancel does, so the matcher cancels
+    what is open at one point of the symbol's sequence."""
+
+    v: int = SCHEMA_VERSION
+    request_id: Stored
+    user_id: Stored
+    symbol: str
+    ts: Stored
+
+
+OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest
+EVERY_OWNER: Final = 0  # a CancelAllRequest's user_id for every owner's orders (user ids start at 1)
 
 
 class OrderRequests(msgspec.Struct, tag_field="kind", tag="requests-batch", kw_only=True, frozen=True):
@@ -169,7 +183,20 @@ class RejectedOrder(msgspec.Struct, tag_field="kind", tag="reject", kw_only=True
         return self.order_id
 
 
-MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder
+class CancelAllOrders(msgspec.Struct, tag_field="kind", tag="cancel-all", kw_only=True, frozen=True):
+    """A ``CancelAllRequest`` at its source position: the matcher cancels, in one event, every open order of
+    ``user_id`` (0: of every owner), in arrival order (``Book.apply``)."""
+
+    v: int = SCHEMA_VERSION
+    src_partition: int
+    src_offset: int
+    request_id: int
+    user_id: int
+    symbol: str
+    ts: int
+
+
+MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder | CancelAllOrders
 
 
 # --- matched-events and trade-execution: matcher -> settlement, market-data, trade-archiver ---------------

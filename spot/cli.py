@@ -15,7 +15,9 @@ spot admin key create --user 2 [--permissions TRADE,USER_DATA,USER_STREAM] [--ip
                       [--ed25519-public-key pub.pem]   an Ed25519 key: only the client's public key is kept
 spot admin key list [--user 2] | revoke KEY | rotate KEY | permissions KEY --set USER_DATA
 spot admin key ip-allow KEY --set 203.0.113.7,10.0.0.0/8 | --any
-spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second
+spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second;
+                                      disable also cancels its open orders in sequence (--keep-orders: not)
+spot admin cancel-all --user U [--symbol S] [--wait 5]   cancel a user's open orders in sequence (the kill switch)
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
 spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
 spot admin settlement halted [--json]  symbols whose settlement stopped at a record, with the record and reason
@@ -44,7 +46,7 @@ from pydantic import ValidationError
 from shared import apikeys, config, funds, identity, segments
 from shared.config import Settings
 
-from . import admin, infra, keys, reconcile
+from . import admin, cancels, infra, keys, reconcile
 from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
@@ -232,8 +234,14 @@ def cmd_admin(args: argparse.Namespace) -> int:
     elif args.admin == "key":
         return cmd_key(settings, args)
     elif args.admin == "user":
-        asyncio.run(keys.set_user_status(settings, args.user, args.user_cmd == "enable"))
-        print(json.dumps({"userId": args.user, "status": "ACTIVE" if args.user_cmd == "enable" else "DISABLED"}))
+        enable = args.user_cmd == "enable"
+        asyncio.run(keys.set_user_status(settings, args.user, enable))  # keys first: no new order gets in
+        said: dict[str, object] = {"userId": args.user, "status": "ACTIVE" if enable else "DISABLED"}
+        if not enable and not args.keep_orders:
+            said["canceled"] = asyncio.run(cancels.cancel_all(settings, args.user, None, args.wait)).as_json()
+        print(json.dumps(said))
+    elif args.admin == "cancel-all":
+        return cmd_cancel_all(settings, args)
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -242,6 +250,17 @@ def cmd_admin(args: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
     return 0
+
+
+def cmd_cancel_all(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 1 when an order open at the start is still open after ``--wait`` seconds."""
+    try:
+        done = asyncio.run(cancels.cancel_all(settings, args.user, args.symbol, args.wait))
+    except (LookupError, ValueError) as refused:
+        print(f"spot admin cancel-all: {refused}", file=sys.stderr)
+        return 2
+    print(json.dumps(done.as_json()))
+    return 1 if done.still_open else 0
 
 
 def cmd_withdraw(settings: Settings, args: argparse.Namespace) -> int:
@@ -502,6 +521,12 @@ def parser() -> argparse.ArgumentParser:
     usr = asub.add_parser("user", help="disable or enable a user (all their keys and streams)")
     usr.add_argument("user_cmd", choices=("disable", "enable"))
     usr.add_argument("user", type=int)
+    usr.add_argument("--keep-orders", action="store_true", help="disable without canceling the open orders")
+    usr.add_argument("--wait", type=_seconds, default=5.0, help="seconds to wait for the cancels to settle")
+    can = asub.add_parser("cancel-all", help="cancel a user's open orders in sequence (the kill switch)")
+    can.add_argument("--user", type=int, required=True)
+    can.add_argument("--symbol", help="only this market's")
+    can.add_argument("--wait", type=_seconds, default=5.0, help="seconds to wait for the cancels to settle")
     bal = asub.add_parser("balances", help="show balances")
     bal.add_argument("--user", type=int)
     bal.add_argument("--json", action="store_true")

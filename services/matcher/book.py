@@ -57,7 +57,9 @@ from shared.booksnapshot import BookState as BookState
 from shared.booksnapshot import RestingOrder as RestingOrder
 from shared.domain import BPS, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
+    EVERY_OWNER,
     AcceptedOrder,
+    CancelAllOrders,
     CancelOrder,
     CommandError,
     LevelDelta,
@@ -119,6 +121,8 @@ _BPS: Final = BPS
 # dict lookup per use
 _AcceptedOrder: Final = AcceptedOrder
 _CancelOrder: Final = CancelOrder
+_CancelAllOrders: Final = CancelAllOrders
+_EVERY_OWNER: Final = EVERY_OWNER
 _CommandError: Final = CommandError
 _RestingOrder: Final = RestingOrder
 _OrderUpdate: Final = OrderUpdate
@@ -619,7 +623,11 @@ class Book:
         placing = kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder))
         if not placing and not (kind is _CancelOrder or isinstance(command, CancelOrder)):
             seq = self._advance(command.src_partition, command.src_offset)
-            return self._reject(cast(RejectedOrder, command), ts, seq) if seq else None
+            if not seq:
+                return None
+            if kind is _CancelAllOrders or isinstance(command, CancelAllOrders):
+                return self._cancel_all(cast(CancelAllOrders, command), ts, seq)
+            return self._reject(cast(RejectedOrder, command), ts, seq)
         t = _astuple(command)
         partition: int = t[_A_PARTITION] if placing else t[_C_PARTITION]
         offset: int = t[_A_OFFSET] if placing else t[_C_OFFSET]
@@ -694,6 +702,40 @@ class Book:
             [],
             [_LevelDelta(side, price, level.lots)],
         )
+
+    def _cancel_all(self, c: CancelAllOrders, ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """A ``CancelAllOrders``: every open order of its user (``EVERY_OWNER``: all of them) leaves the book in
+        this one step, in arrival order (``_orders`` keeps it: orders enter it as they arrive, and ``restore``
+        adds them by ``arrival``); one delta per level touched, in order of first touch, with its total after.
+        Nothing to cancel is -2011 for a user, as Binance answers ``DELETE openOrders`` then, and an empty
+        event for every owner (an operator's halt of an empty book). Off the hot path."""
+        user_id = c.user_id
+        every = _same(user_id, _EVERY_OWNER)
+        gone = [o for o in self._orders.values() if every or _same(o.user_id, user_id)]
+        if not gone and not every:
+            error = _CommandError(user_id=user_id, order_id=0, code=UNKNOWN_ORDER, msg="Unknown order sent.")
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c.request_id, error=error)
+        updates: list[OrderUpdate] = []
+        touched: dict[tuple[Any, int], _Level] = {}
+        for o in gone:
+            side = o.side
+            ladder = self._bids if side is _BUY else self._asks
+            level = ladder.levels[o.price_ticks]
+            del self._orders[o.order_id]
+            o.dead = True
+            level.lots -= o.remaining
+            level.live -= 1
+            if (side, level.price) not in touched:
+                touched[(side, level.price)] = level
+            if not level.live:
+                ladder.level_emptied(level)
+            updates.append(_ended(o, _CANCELED, _X_CANCELED))
+        for level in touched.values():  # levels still holding orders: drop their dead entries
+            if level.live:
+                level.queue = [q for q in level.queue[level.head :] if not q.dead]
+                level.head = 0
+        deltas = [_LevelDelta(side, level.ticks, level.lots) for (side, _), level in touched.items()]
+        return _MatchedEvent(self._symbol, seq, ts, c.request_id, updates, [], deltas)
 
     def _place(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
         """An ``AcceptedOrder`` (``a``: its fields)."""

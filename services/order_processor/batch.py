@@ -30,6 +30,8 @@ from shared.domain import INT64_MAX, Market
 from shared.identity import source_partition
 from shared.messages import (
     AcceptedOrder,
+    CancelAllOrders,
+    CancelAllRequest,
     CancelOrder,
     CancelRequest,
     MatcherCommand,
@@ -106,6 +108,9 @@ def decide_batch(
         if isinstance(r.value, CancelRequest):
             out.commands.append(cancel_command(r, r.value))
             continue
+        if isinstance(r.value, CancelAllRequest):
+            out.commands.append(cancel_all_command(r, r.value))
+            continue
         decision = next(decided)
         if decision is None:
             continue  # dead-lettered, and no owner to tell (an id past what any store holds)
@@ -135,6 +140,19 @@ def cancel_command(r: kafka.Record[OrderRequest], cancel: CancelRequest) -> Canc
         src_offset=source_position(r.offset, r.index),
         request_id=cancel.request_id,
         order_id=cancel.order_id,
+        user_id=cancel.user_id,
+        symbol=cancel.symbol,
+        ts=cancel.ts,
+    )
+
+
+def cancel_all_command(r: kafka.Record[OrderRequest], cancel: CancelAllRequest) -> CancelAllOrders:
+    """A mass cancel goes to the matcher as a cancel does: at its source position, decided there, so it takes
+    what is open at one point of the symbol's sequence."""
+    return CancelAllOrders(
+        src_partition=source_partition(r.epoch, r.partition),
+        src_offset=source_position(r.offset, r.index),
+        request_id=cancel.request_id,
         user_id=cancel.user_id,
         symbol=cancel.symbol,
         ts=cancel.ts,

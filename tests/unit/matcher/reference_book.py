@@ -14,6 +14,8 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   every other command advances ``seq`` by one, errors included;
 * ``RejectedOrder`` becomes one REJECTED update; ``CancelOrder`` of an order that is not open or belongs to
   someone else is a ``CommandError`` -2011;
+* ``CancelAllOrders`` cancels every open order of its user (user 0: of everyone) in arrival order, or is
+  -2011 when its user has none (user 0: an empty event);
 * ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
 * a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
   filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
@@ -38,6 +40,7 @@ from services.matcher.book import Book, BookState, RestingOrder
 from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    CancelAllOrders,
     CancelOrder,
     CommandError,
     LevelDelta,
@@ -150,6 +153,8 @@ class ReferenceBook:
             )
         elif isinstance(command, CancelOrder):
             error = self._cancel(command, step)
+        elif isinstance(command, CancelAllOrders):
+            error = self._cancel_all(command, step)
         else:
             self._place(command, ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
@@ -172,6 +177,16 @@ class ReferenceBook:
         self.resting.remove(o)
         step.touch(o.side, o.price_ticks)
         step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
+        return None
+
+    def _cancel_all(self, c: CancelAllOrders, step: _Step) -> CommandError | None:
+        found = [o for o in self.resting if c.user_id == 0 or o.user_id == c.user_id]
+        if not found and c.user_id != 0:
+            return CommandError(user_id=c.user_id, order_id=0, code=UNKNOWN_ORDER, msg="Unknown order sent.")
+        for o in found:
+            self.resting.remove(o)
+            step.touch(o.side, o.price_ticks)
+            step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
         return None
 
     def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:

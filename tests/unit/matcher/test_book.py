@@ -30,6 +30,7 @@ from services.matcher.book import COMPACT_SLACK, Book, RestingOrder
 from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    CancelAllOrders,
     CancelOrder,
     MatchedEvent,
     MatcherCommand,
@@ -151,6 +152,12 @@ class Flow:
         request_id = 10**6 + src["src_offset"]
         return self._keep(CancelOrder(**src, request_id=request_id, order_id=order_id, user_id=user))
 
+    def cancel_all(self, user: int) -> CancelAllOrders:
+        """Every open order of ``user`` (0: of everyone)."""
+        src = self._next()
+        self.history.append(command := CancelAllOrders(**src, request_id=10**6 + src["src_offset"], user_id=user))
+        return command
+
     def reject(self, user: int, side: Side) -> RejectedOrder:
         order_id = self._order_id(user)
         return self._keep(
@@ -187,6 +194,9 @@ class Flow:
             order_id = candidates[pick % len(candidates)] if candidates else UNKNOWN_ID + pick
             user = self.owner.get(order_id, 1)
             return self.cancel(user % USERS + 1 if foreign else user, order_id)
+        if kind == "cancel_all":
+            (user,) = args
+            return self.cancel_all(user)
         if kind == "reject":
             user, side = args
             return self.reject(user, side)
@@ -228,6 +238,7 @@ ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enoug
     st.tuples(st.just("cancel"), st.sampled_from(["live", "any", "unknown"]), st.integers(0, 50), st.booleans()),
     st.tuples(st.just("reject"), users, sides),
     st.tuples(st.just("dup"), st.integers(0, 5)),
+    st.tuples(st.just("cancel_all"), st.integers(0, USERS)),  # 0: every owner's (a halt's)
 )
 
 
@@ -391,7 +402,15 @@ deep_limits = _limits_at(st.just(99), st.just(101))
 wide_limits = _limits_at(st.integers(80, 98), st.integers(102, 120))
 cancel_live = st.tuples(st.just("cancel"), st.just("live"), st.integers(0, 50), st.just(False))
 churn_ops = st.one_of(
-    deep_limits, deep_limits, wide_limits, wide_limits, cancel_live, cancel_live, cancel_live, market_ops()
+    deep_limits,
+    deep_limits,
+    wide_limits,
+    wide_limits,
+    cancel_live,
+    cancel_live,
+    cancel_live,
+    market_ops(),
+    st.tuples(st.just("cancel_all"), st.integers(0, USERS)),
 )
 
 
@@ -577,6 +596,27 @@ def test_cancel_of_a_foreign_or_closed_order_is_an_unknown_order_error() -> None
     assert own is not None and [(d.side, d.price_ticks, d.lots) for d in own.deltas] == [(S, 100, 0)]
     assert again is not None and again.error is not None and again.error.code == -2011
     assert list(book.orders()) == []
+
+
+def test_cancel_all_takes_one_users_orders_out_in_arrival_order_at_one_sequence() -> None:
+    f = Flow()
+    commands = [f.limit(1, S, 101, 2), f.limit(2, S, 101, 3), f.limit(1, B, 99, 1), f.limit(1, S, 102, 4)]
+    book, events = apply_all([*commands, f.cancel_all(1), f.cancel_all(1)])
+    mine, again = events[4:]
+    assert mine is not None and mine.seq == 5 and mine.error is None
+    assert statuses(mine) == [(i, OrderStatus.CANCELED, ExecType.CANCELED) for i in (1, 3, 4)]
+    assert [(d.side, d.price_ticks, d.lots) for d in mine.deltas] == [(S, 101, 3), (B, 99, 0), (S, 102, 0)]
+    assert again is not None and again.error is not None and again.error.code == -2011 and again.seq == 6
+    assert [o.order_id for o in book.orders()] == [2]
+
+
+def test_cancel_all_of_every_owner_empties_the_book_and_an_empty_book_gives_an_empty_event() -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 101, 2), f.limit(2, B, 99, 3), f.cancel_all(0), f.cancel_all(0)])
+    everyone, empty = events[2:]
+    assert everyone is not None and [u.order_id for u in everyone.updates] == [1, 2]
+    assert empty is not None and empty.error is None and empty.updates == [] and empty.deltas == []
+    assert list(book.orders()) == [] and book.best_bid() is None and book.best_ask() is None
 
 
 def test_redelivered_command_is_skipped_without_a_sequence() -> None:
