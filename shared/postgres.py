@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -167,6 +167,24 @@ MARKET_COLUMNS = (
 async def load_markets(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Market]:
     rows = await conn.fetch(f"SELECT {MARKET_COLUMNS} FROM markets ORDER BY symbol")  # noqa: S608 (constant)
     return {r["symbol"]: Market(**dict(r)) for r in rows}
+
+
+async def learn_markets(
+    conn: asyncpg.Pool | asyncpg.Connection, markets: dict[str, Market], symbols: Iterable[str]
+) -> set[str]:
+    """Add to ``markets`` (in place) the rows of ``symbols`` it does not know yet: a market added while the
+    fleet runs (``spot admin market add`` writes its row before any of its records exists). Returns the
+    symbols learned; one still unknown is not in Postgres either."""
+    missing = {s for s in symbols if s not in markets}
+    if not missing:
+        return set()
+    rows = await conn.fetch(
+        f"SELECT {MARKET_COLUMNS} FROM markets WHERE symbol = ANY($1::text[])",  # noqa: S608 (constant)
+        sorted(missing),
+    )
+    learned = {r["symbol"]: Market(**dict(r)) for r in rows}
+    markets.update(learned)
+    return set(learned)
 
 
 async def upsert_market(conn: asyncpg.Pool | asyncpg.Connection, m: Market) -> None:

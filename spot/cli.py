@@ -18,6 +18,10 @@ spot admin key ip-allow KEY --set 203.0.113.7,10.0.0.0/8 | --any
 spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second;
                                       disable also cancels its open orders in sequence (--keep-orders: not)
 spot admin cancel-all --user U [--symbol S] [--wait 5]   cancel a user's open orders in sequence (the kill switch)
+spot admin market add SYMBOL --base B --quote Q --tick-size 0.01 --step-size 0.001 [filters, fees]   live
+spot admin market update SYMBOL [--min-qty ..] [--maker-fee-bps ..] ...   filters and fees, live
+spot admin market halt SYMBOL [--status HALT|BREAK|END_OF_DAY] [--cancel-resting] | resume SYMBOL
+spot admin market delist SYMBOL   END_OF_DAY and the book canceled | list
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
 spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
 spot admin settlement halted [--json]  symbols whose settlement stopped at a record, with the record and reason
@@ -46,7 +50,7 @@ from pydantic import ValidationError
 from shared import apikeys, config, funds, identity, segments
 from shared.config import Settings
 
-from . import admin, cancels, infra, keys, reconcile
+from . import admin, cancels, infra, keys, markets, reconcile
 from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
@@ -242,6 +246,8 @@ def cmd_admin(args: argparse.Namespace) -> int:
         print(json.dumps(said))
     elif args.admin == "cancel-all":
         return cmd_cancel_all(settings, args)
+    elif args.admin == "market":
+        return cmd_market(settings, args)
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -261,6 +267,36 @@ def cmd_cancel_all(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(done.as_json()))
     return 1 if done.still_open else 0
+
+
+MARKET_FIELDS = ("base", "quote", "tick_size", "step_size", "min_price", "max_price", "min_qty", "max_qty",
+                 "min_notional", "max_notional", "maker_fee_bps", "taker_fee_bps")  # fmt: skip
+
+
+def cmd_market(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 2 on a change refused (bad value, unknown market), 1 when a canceled order is still open."""
+    try:
+        if args.market == "list":
+            print(json.dumps(asyncio.run(markets.listed(settings)), indent=2))
+            return 0
+        symbol = args.symbol.strip().upper()
+        if args.market in ("add", "update"):
+            fields = markets.parse_fields({f: getattr(args, f) for f in MARKET_FIELDS})
+            if args.market == "add":
+                said = asyncio.run(markets.add(settings, symbol, fields))
+            else:
+                said = asyncio.run(markets.update(settings, symbol, fields))
+        else:
+            status = {"halt": args.status if args.market == "halt" else "", "resume": "TRADING", "delist": "END_OF_DAY"}
+            fields = markets.parse_fields({"status": status[args.market]})
+            cancel = args.market == "delist" or (args.market == "halt" and args.cancel_resting)
+            said = asyncio.run(markets.update(settings, symbol, fields, cancel, args.wait))
+    except (LookupError, ValueError) as refused:
+        print(f"spot admin market {args.market}: {refused}", file=sys.stderr)
+        return 2
+    print(json.dumps(said))
+    canceled = said.get("canceled")
+    return 1 if isinstance(canceled, dict) and canceled.get("stillOpen") else 0
 
 
 def cmd_withdraw(settings: Settings, args: argparse.Namespace) -> int:
@@ -523,6 +559,25 @@ def parser() -> argparse.ArgumentParser:
     usr.add_argument("user", type=int)
     usr.add_argument("--keep-orders", action="store_true", help="disable without canceling the open orders")
     usr.add_argument("--wait", type=_seconds, default=5.0, help="seconds to wait for the cancels to settle")
+    mkt = asub.add_parser("market", help="add or change a market while the fleet runs (no restart)")
+    msub = mkt.add_subparsers(dest="market", required=True)
+    for name, what in (("add", "a new market, TRADING at once"), ("update", "filters and fees of a market")):
+        mp = msub.add_parser(name, help=what)
+        mp.add_argument("symbol")
+        for field in MARKET_FIELDS:
+            mp.add_argument(f"--{field.replace('_', '-')}", dest=field)
+    halt = msub.add_parser("halt", help="refuse new orders (-2010 Market is closed.); cancels still go")
+    halt.add_argument("symbol")
+    halt.add_argument("--status", choices=markets.CLOSED, default="HALT")
+    halt.add_argument("--cancel-resting", action="store_true", help="cancel the whole book in sequence")
+    halt.add_argument("--wait", type=_seconds, default=5.0)
+    resume = msub.add_parser("resume", help="TRADING again")
+    resume.add_argument("symbol")
+    resume.add_argument("--wait", type=_seconds, default=5.0)
+    delist = msub.add_parser("delist", help="END_OF_DAY, and the whole book canceled in sequence")
+    delist.add_argument("symbol")
+    delist.add_argument("--wait", type=_seconds, default=5.0)
+    msub.add_parser("list", help="every market's row")
     can = asub.add_parser("cancel-all", help="cancel a user's open orders in sequence (the kill switch)")
     can.add_argument("--user", type=int, required=True)
     can.add_argument("--symbol", help="only this market's")

@@ -63,11 +63,13 @@ from shared.messages import (
     CancelOrder,
     CommandError,
     LevelDelta,
+    MarketChange,
     MatchedEvent,
     MatcherCommand,
     OrderUpdate,
     RejectedOrder,
     Trade,
+    market_of,
 )
 
 from .records import PlainOrder
@@ -122,6 +124,8 @@ _BPS: Final = BPS
 _AcceptedOrder: Final = AcceptedOrder
 _CancelOrder: Final = CancelOrder
 _CancelAllOrders: Final = CancelAllOrders
+_MarketChange: Final = MarketChange
+_market_of: Final = market_of
 _EVERY_OWNER: Final = EVERY_OWNER
 _CommandError: Final = CommandError
 _RestingOrder: Final = RestingOrder
@@ -555,8 +559,14 @@ class Book:
         self._symbol: str = market.symbol
         self._bids, self._asks = _Ladder(_BUY), _Ladder(_SELL)
         self._orders: dict[int, _Order] = {}
-        # fee arithmetic of Market.fee_atoms, folded per taker side: fee = lots * k // BPS (base, buyer)
-        # or nu * k // BPS (quote, seller); Market is frozen, so these never go stale
+        self._buyer_k_buy = self._buyer_k_sell = self._seller_k_buy = self._seller_k_sell = 0
+        self._set_market(market)
+
+    def _set_market(self, market: Market) -> None:
+        """Take ``market``'s row, from a ``MarketChange`` on: its fee arithmetic (of Market.fee_atoms), folded
+        per taker side: fee = lots * k // BPS (base, buyer) or nu * k // BPS (quote, seller). Its tick and
+        step never change (``spot admin market update`` refuses it), so the resting orders keep their meaning."""
+        self.market = market
         apl, apn = market.atoms_per_lot, market.atoms_per_nu
         mk, tk = market.maker_fee_bps, market.taker_fee_bps
         self._buyer_k_buy, self._buyer_k_sell = apl * tk, apl * mk  # by taker side
@@ -622,6 +632,11 @@ class Book:
         kind = type(command)
         placing = kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder))
         if not placing and not (kind is _CancelOrder or isinstance(command, CancelOrder)):
+            if kind is _MarketChange or isinstance(command, MarketChange):
+                change = cast(MarketChange, command)  # takes the position, not a seq: nothing to report
+                if self.skip(change.src_partition, change.src_offset):
+                    self._set_market(_market_of(change.market))
+                return None
             seq = self._advance(command.src_partition, command.src_offset)
             if not seq:
                 return None

@@ -64,6 +64,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 now = now_ms()
                 records = [r for r in batch.records if not halts.waits(r)]
+                await postgres.learn_markets(db, markets, {r.value.symbol for r in records})  # added live
                 applied, balances = await settle(accounts, halts, records, now)
                 await inbox.commit(batch, halts.held_offsets())
                 if not applied:

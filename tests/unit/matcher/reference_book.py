@@ -16,6 +16,7 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   someone else is a ``CommandError`` -2011;
 * ``CancelAllOrders`` cancels every open order of its user (user 0: of everyone) in arrival order, or is
   -2011 when its user has none (user 0: an empty event);
+* ``MarketChange`` takes its position but no ``seq`` and reports nothing: later fills use its fees;
 * ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
 * a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
   filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
@@ -44,11 +45,13 @@ from shared.messages import (
     CancelOrder,
     CommandError,
     LevelDelta,
+    MarketChange,
     MatchedEvent,
     MatcherCommand,
     OrderUpdate,
     RejectedOrder,
     Trade,
+    market_of,
 )
 
 UNKNOWN_ORDER = -2011
@@ -130,6 +133,9 @@ class ReferenceBook:
         if src <= self.last_src:
             return None
         self.last_src = src
+        if isinstance(command, MarketChange):  # the new row from here on; no seq, no event
+            self.market = market_of(command.market)
+            return None
         self.seq += 1
         step = _Step([], [], [])
         error = None

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
@@ -32,6 +32,7 @@ from shared.messages import (
     AcceptedOrder,
     CancelAllOrders,
     CancelOrder,
+    MarketChange,
     MatchedEvent,
     MatcherCommand,
     OrderUpdate,
@@ -39,6 +40,7 @@ from shared.messages import (
     Trade,
     decode_matched,
     encode,
+    spec_of,
 )
 from tests.unit.matcher.reference_book import ReferenceBook
 
@@ -158,6 +160,13 @@ class Flow:
         self.history.append(command := CancelAllOrders(**src, request_id=10**6 + src["src_offset"], user_id=user))
         return command
 
+    def fees(self, maker_bps: int, taker_bps: int) -> MarketChange:
+        """The market's row with new fees (``spot admin market update``)."""
+        src = self._next()
+        row = spec_of(replace(MARKET, maker_fee_bps=maker_bps, taker_fee_bps=taker_bps))
+        self.history.append(command := MarketChange(**src, request_id=10**6 + src["src_offset"], market=row))
+        return command
+
     def reject(self, user: int, side: Side) -> RejectedOrder:
         order_id = self._order_id(user)
         return self._keep(
@@ -194,6 +203,9 @@ class Flow:
             order_id = candidates[pick % len(candidates)] if candidates else UNKNOWN_ID + pick
             user = self.owner.get(order_id, 1)
             return self.cancel(user % USERS + 1 if foreign else user, order_id)
+        if kind == "fees":
+            maker_bps, taker_bps = args
+            return self.fees(maker_bps, taker_bps)
         if kind == "cancel_all":
             (user,) = args
             return self.cancel_all(user)
@@ -239,6 +251,7 @@ ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enoug
     st.tuples(st.just("reject"), users, sides),
     st.tuples(st.just("dup"), st.integers(0, 5)),
     st.tuples(st.just("cancel_all"), st.integers(0, USERS)),  # 0: every owner's (a halt's)
+    st.tuples(st.just("fees"), st.integers(0, 50), st.integers(0, 50)),  # a live market update
 )
 
 
@@ -256,7 +269,7 @@ def snapshot(book: Book) -> Book:
     """A restarted book: state and orders through the wire format, as the Redis snapshot keeps them."""
     orders = msgspec.msgpack.decode(msgspec.msgpack.encode(list(book.orders())), type=list[RestingOrder])
     state = msgspec.structs.replace(book.state)
-    restored = Book(MARKET, state=state)
+    restored = Book(book.market, state=state)  # the row Postgres has now, as a restarted matcher loads it
     restored.restore(orders)
     return restored
 
