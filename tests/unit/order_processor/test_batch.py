@@ -355,9 +355,5 @@ def test_a_cancel_all_request_goes_on_at_its_source_position() -> None:
     value = CancelAllRequest(request_id=91, user_id=7, symbol="ETHUSDT", ts=5)
     record = kafka.Record("order-requests", 0, 12, value, index=3)
     decided = decide_batch([record], [], ([], []), {m.symbol: m for m in DEFAULT_MARKETS}, sredis.Channels(""), 0)
-    assert decided.commands == [
-        CancelAllOrders(
-            src_partition=source_partition(0, 0), src_offset=source_position(12, 3), request_id=91, user_id=7,
-            symbol="ETHUSDT", ts=5,
-        )  # fmt: skip
-    ]
+    position = {"src_partition": source_partition(0, 0), "src_offset": source_position(12, 3)}
+    assert decided.commands == [CancelAllOrders(**position, request_id=91, user_id=7, symbol="ETHUSDT", ts=5)]
