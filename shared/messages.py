@@ -113,6 +113,12 @@ class MarketSpec(msgspec.Struct, kw_only=True, frozen=True):
     max_notional: str
     maker_fee_bps: int
     taker_fee_bps: int
+    bid_up: str = "5"
+    bid_down: str = "0.2"
+    ask_up: str = "5"
+    ask_down: str = "0.2"
+    breaker_pct: str = "0"
+    breaker_window_s: int = 60
 
 
 def spec_of(m: Market) -> MarketSpec:
@@ -131,6 +137,12 @@ def spec_of(m: Market) -> MarketSpec:
         max_notional=str(m.max_notional),
         maker_fee_bps=m.maker_fee_bps,
         taker_fee_bps=m.taker_fee_bps,
+        bid_up=str(m.bid_up),
+        bid_down=str(m.bid_down),
+        ask_up=str(m.ask_up),
+        ask_down=str(m.ask_down),
+        breaker_pct=str(m.breaker_pct),
+        breaker_window_s=m.breaker_window_s,
     )
 
 
@@ -150,6 +162,12 @@ def market_of(s: MarketSpec) -> Market:
         taker_fee_bps=s.taker_fee_bps,
         status=s.status,
         max_notional=Decimal(s.max_notional),
+        bid_up=Decimal(s.bid_up),
+        bid_down=Decimal(s.bid_down),
+        ask_up=Decimal(s.ask_up),
+        ask_down=Decimal(s.ask_down),
+        breaker_pct=Decimal(s.breaker_pct),
+        breaker_window_s=s.breaker_window_s,
     )
 
 

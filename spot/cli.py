@@ -19,7 +19,8 @@ spot admin user disable|enable USER   all of a user's keys refused and streams e
                                       disable also cancels its open orders in sequence (--keep-orders: not)
 spot admin cancel-all --user U [--symbol S] [--wait 5]   cancel a user's open orders in sequence (the kill switch)
 spot admin market add SYMBOL --base B --quote Q --tick-size 0.01 --step-size 0.001 [filters, fees]   live
-spot admin market update SYMBOL [--min-qty ..] [--maker-fee-bps ..] ...   filters and fees, live
+spot admin market update SYMBOL [--min-qty ..] [--maker-fee-bps ..] [--bid-up 1.05 --ask-down 0.95 ..]
+                  [--breaker-pct 0.1 --breaker-window-s 60] ...   filters, fees, price bands, the breaker, live
 spot admin market halt SYMBOL [--status HALT|BREAK|END_OF_DAY] [--cancel-resting] | resume SYMBOL
 spot admin market delist SYMBOL   END_OF_DAY and the book canceled | list
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
@@ -270,7 +271,8 @@ def cmd_cancel_all(settings: Settings, args: argparse.Namespace) -> int:
 
 
 MARKET_FIELDS = ("base", "quote", "tick_size", "step_size", "min_price", "max_price", "min_qty", "max_qty",
-                 "min_notional", "max_notional", "maker_fee_bps", "taker_fee_bps")  # fmt: skip
+                 "min_notional", "max_notional", "maker_fee_bps", "taker_fee_bps", "bid_up", "bid_down", "ask_up",
+                 "ask_down", "breaker_pct", "breaker_window_s")  # fmt: skip
 
 
 def cmd_market(settings: Settings, args: argparse.Namespace) -> int:

@@ -38,8 +38,11 @@ STATUSES: Final = ("TRADING", "HALT", "BREAK", "END_OF_DAY")
 CLOSED: Final = ("HALT", "BREAK", "END_OF_DAY")
 FIXED: Final = ("base", "quote", "tick_size", "step_size")  # what resting orders are counted in
 DECIMALS: Final = ("tick_size", "step_size", "min_price", "max_price", "min_qty", "max_qty", "min_notional",
-                   "max_notional")  # fmt: skip
+                   "max_notional", "bid_up", "bid_down", "ask_up", "ask_down")  # fmt: skip
 FEES: Final = ("maker_fee_bps", "taker_fee_bps")
+SHARE: Final = "breaker_pct"  # a share in [0, 1): 0 turns the breaker off
+WINDOW: Final = "breaker_window_s"
+MAX_WINDOW_S: Final = 86_400
 MAX_FEE_BPS: Final = 1000  # 10 %: a typo, not a fee
 
 
@@ -57,6 +60,18 @@ def parse_fields(raw: dict[str, str | None]) -> dict[str, Any]:
             if not value.is_finite() or value <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {text}")
             out[name] = value
+        elif name == SHARE:
+            try:
+                share = Decimal(text)
+            except InvalidOperation:
+                raise ValueError(f"--breaker-pct {text!r} is not a number") from None
+            if not share.is_finite() or not 0 <= share < 1:
+                raise ValueError(f"--breaker-pct is a share from 0 (off) to below 1, got {text}")
+            out[name] = share
+        elif name == WINDOW:
+            if not text.isdigit() or not 0 < int(text) <= MAX_WINDOW_S:
+                raise ValueError(f"--breaker-window-s is 1 to {MAX_WINDOW_S} seconds, got {text}")
+            out[name] = int(text)
         elif name in FEES:
             if not text.isdigit() or int(text) > MAX_FEE_BPS:
                 raise ValueError(f"--{name.replace('_', '-')} is 0 to {MAX_FEE_BPS} basis points, got {text}")
@@ -83,10 +98,12 @@ def build(symbol: str, fields: dict[str, Any]) -> Market:
         "min_notional": Decimal(5),
         "status": "TRADING",
     }
-    return _checked(Market(symbol, **{**defaults, **fields}))
+    return _checked(symbol, {**defaults, **fields})
 
 
-def _checked(m: Market) -> Market:
+def _checked(symbol: str, fields: dict[str, Any], old: Market | None = None) -> Market:
+    """The market these fields make (over ``old``'s); ``ValueError`` naming what a ``Market`` refuses."""
+    m = Market(symbol, **fields) if old is None else dataclasses.replace(old, **fields)
     if not m.symbol.isalnum() or not m.symbol.isupper() or len(m.symbol) > 20:
         raise ValueError(f"a symbol is 1-20 capital letters or digits, got {m.symbol!r}")
     if m.min_price > m.max_price or m.min_qty > m.max_qty:
@@ -117,7 +134,7 @@ async def update(
         moved = [f for f in FIXED if f in fields and fields[f] != getattr(old, f)]
         if moved:
             raise ValueError(f"{symbol}: {', '.join(moved)} cannot change while orders rest in it")
-        new = _checked(dataclasses.replace(old, **fields))
+        new = _checked(symbol, fields, old)
         said = await _publish(settings, conn, new)
     finally:
         await conn.close()

@@ -13,8 +13,10 @@ Invariants, checked by the property tests against ``tests/unit/matcher/reference
 * every level total equals the sum of its orders' remaining lots, and every delta reports it.
 
 Order types: LIMIT with GTC, IOC or FOK; LIMIT_MAKER (rejected if it would take); MARKET sized by
-quantity or by quote notional (``quote_nu``), which behaves as IOC. Self-trade prevention uses the taker's
-mode, as Binance does. Known limit: no price band (the processor's filters bound prices).
+quantity or by quote notional (``quote_nu``), which behaves as IOC; a MARKET order with a ``price_ticks``
+(its price-protection limit, ``shared.price_band``) takes the book only up to it and expires the rest. Self-trade
+prevention uses the taker's mode, as Binance does. ``CancelAllOrders`` takes every open order of one owner (or
+of all) out in one step; ``MarketChange`` swaps the market's row (its fees) at its place in the sequence.
 
 Layout, chosen for speed (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a dict of price
 levels plus a heap of the same levels by key (best on top; bids keyed by ``-price``; sifted by our own
@@ -441,7 +443,6 @@ class _Taker:
         "expire_maker",
         "expire_taker",
         "is_buy",
-        "is_market",
         "limit",
         "order_id",
         "price_ticks",
@@ -457,6 +458,7 @@ class _Taker:
         "tif",
         "trade_id",
         "type",
+        "unbounded",
         "user_id",
     )
 
@@ -469,7 +471,7 @@ class _Taker:
         self.side: Boxed = side
         self.type: Boxed = otype
         self.is_buy = side is _BUY
-        self.is_market = otype is _MARKET
+        self.unbounded = otype is _MARKET and not a[_A_PRICE]  # a MARKET with a price stops at it (price_band)
         self.tif: Boxed = None if otype is _MARKET else a[_A_TIF]
         self.price_ticks: Boxed = a[_A_PRICE]
         self.limit: int = a[_A_PRICE]
@@ -492,8 +494,8 @@ class _Taker:
         self.stp_expired = False
 
     def reaches(self, price: int) -> bool:
-        """Whether the taker's limit lets it take at ``price`` (a MARKET order takes at any)."""
-        return self.is_market or (price <= self.limit if self.is_buy else price >= self.limit)
+        """Whether the taker's limit lets it take at ``price`` (a MARKET order without a limit takes at any)."""
+        return self.unbounded or (price <= self.limit if self.is_buy else price >= self.limit)
 
     def lots_at(self, price: int, offered: int) -> int:
         """How many of ``offered`` lots at ``price`` the taker takes: its size, budget and quote all bound it."""
@@ -776,7 +778,9 @@ class Book:
         best = opposite.top  # best(), its usual answer inlined
         if best is None or not best.live:
             best = opposite.best()
-        if best is not None and (is_market or (best.price <= limit if is_buy else best.price >= limit)):
+        if best is not None and (
+            (is_market and not limit) or (best.price <= limit if is_buy else best.price >= limit)
+        ):
             return self._take(a, ts, seq, new, opposite)
         if is_market or tif is not _GTC:  # IOC, FOK or MARKET with nothing to take: expires untouched
             return _MatchedEvent(

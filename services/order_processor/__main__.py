@@ -61,6 +61,7 @@ from shared.messages import AcceptedOrder, MatcherCommand, OrderRequest, Rejecte
 from shared.reconcile import reconcile_symbol
 
 from . import hotbook
+from .averages import Averages
 from .batch import VALIDATED, BatchDecision, Taking, changed_markets, decide_batch, located, market_runs
 from .holds import Holds, Located
 
@@ -116,6 +117,7 @@ async def decide(
     """The processor's loop: each batch read, its holds taken, decided (``decide_batch``), written, committed."""
     markets = await postgres.load_markets(db)
     holds = Holds(db, markets, settings.open_orders_max)
+    averages = Averages(db)  # PERCENT_PRICE_BY_SIDE's reference
     channels = sredis.Channels(settings.topic_suffix)
     await reconcile(settings, markets, inbox, outbox, db, cache)
     health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
@@ -127,6 +129,7 @@ async def decide(
             for records in market_runs(batch.records):  # a market change alone: the runs after it see it
                 news = located(records)
                 now = now_ms()
+                holds.averages = await averages.of({loc.request.symbol for loc in news}, now)
                 taking = await take_holds(holds, news, now)
                 decided = decide_batch(records, news, taking, markets, channels, now, traced)
                 for record, exc in decided.dead:  # for an operator (the owner is told through the matcher)

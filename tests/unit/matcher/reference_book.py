@@ -20,7 +20,8 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
 * ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
 * a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
   filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
-* MARKET behaves as IOC whatever its ``tif``; a BUY never spends more than ``budget`` notional units, a SELL
+* MARKET behaves as IOC whatever its ``tif``, and takes only makers within its ``price_ticks`` when it has one
+  (the price-protection limit); a BUY never spends more than ``budget`` notional units, a SELL
   never sells more than ``budget`` lots; an order sized by ``quote_nu`` is FILLED once its quote is spent
   or the quote left no longer pays for one lot at the next maker's price (having filled something);
 * self-trade prevention follows the taker's mode and is checked before the taker's size;
@@ -360,7 +361,7 @@ class ReferenceBook:
 
 # --- plain functions ---------------------------------------------------------------------------------------
 def _acceptable(a: AcceptedOrder, maker_price: int) -> bool:
-    if a.type is OrderType.MARKET:
+    if a.type is OrderType.MARKET and not a.price_ticks:  # a MARKET's price is its protection limit
         return True
     return maker_price <= a.price_ticks if a.side is Side.BUY else maker_price >= a.price_ticks
 

@@ -131,7 +131,9 @@ class Flow:
         quote: int = 0,
         stp: StpMode = StpMode.EXPIRE_MAKER,
         tif: TimeInForce = TimeInForce.GTC,
+        band: int = 0,
     ) -> AcceptedOrder:
+        """``band``: its price-protection limit (``shared.price_band``), 0 for none."""
         order_id = self._order_id(user)
         return self._keep(
             AcceptedOrder(
@@ -140,6 +142,7 @@ class Flow:
                 user_id=user,
                 side=side,
                 type=OrderType.MARKET,
+                price_ticks=band,
                 tif=tif,
                 qty_lots=qty,
                 quote_nu=quote,
@@ -195,8 +198,8 @@ class Flow:
             user, side, price, qty, stp = args
             return self.limit(user, side, price, qty, TimeInForce.GTC, stp, OrderType.LIMIT_MAKER)
         if kind == "market":
-            user, side, tif, qty, quote, budget, stp = args
-            return self.market(user, side, budget, qty, quote, stp, tif)
+            user, side, tif, qty, quote, budget, stp, *band = args
+            return self.market(user, side, budget, qty, quote, stp, tif, band[0] if band else 0)
         if kind == "cancel":
             which, pick, foreign = args
             candidates = {"live": live, "any": sorted(self.owner), "unknown": []}[which]
@@ -235,7 +238,8 @@ def market_ops(draw: st.DrawFn) -> tuple:
         budget = draw(st.one_of(st.just(full), st.integers(1, full)))
     else:
         budget = draw(st.one_of(st.just(qty), st.integers(1, qty))) if qty else draw(st.integers(1, 15))
-    return ("market", draw(users), side, draw(st.sampled_from(TimeInForce)), qty, quote, budget, draw(stps))
+    band = draw(st.one_of(st.just(0), prices))  # 0: no price protection (before a market's first trade)
+    return ("market", draw(users), side, draw(st.sampled_from(TimeInForce)), qty, quote, budget, draw(stps), band)
 
 
 lots = st.integers(1, 8)
@@ -630,6 +634,20 @@ def test_cancel_all_of_every_owner_empties_the_book_and_an_empty_book_gives_an_e
     assert everyone is not None and [u.order_id for u in everyone.updates] == [1, 2]
     assert empty is not None and empty.error is None and empty.updates == [] and empty.deltas == []
     assert list(book.orders()) == [] and book.best_bid() is None and book.best_ask() is None
+
+
+def test_a_market_order_with_a_protection_limit_stops_there_and_expires_the_rest() -> None:
+    f = Flow()
+    asks = [f.limit(1, S, 100, 2), f.limit(1, S, 101, 2), f.limit(1, S, 105, 5)]
+    book, events = apply_all([*asks, f.market(2, B, budget=9 * 101, qty=9, band=101), f.market(2, S, 4, qty=4, band=1)])
+    bought = events[3]
+    assert bought is not None and [(t.price_ticks, t.qty_lots) for t in bought.trades] == [(100, 2), (101, 2)]
+    assert bought.updates[-1].status is OrderStatus.EXPIRED and bought.updates[-1].executed_lots == 4
+    assert book.depth(S) == [(105, 5)]  # the level past the band is untouched
+    nothing = events[4]  # a SELL with nothing to sell into expires untouched, band or not
+    assert nothing is not None and statuses(nothing)[-1][1] is OrderStatus.EXPIRED and nothing.trades == []
+    _, beyond = apply_all([f.limit(1, S, 105, 1), f.market(2, B, budget=105, qty=1, band=104)])
+    assert beyond[1] is not None and beyond[1].trades == [] and statuses(beyond[1])[-1][1] is OrderStatus.EXPIRED
 
 
 def test_redelivered_command_is_skipped_without_a_sequence() -> None:
