@@ -4,7 +4,8 @@ Consumes ``matched-events`` (they carry the trades and the order states of each 
 hold is released only after the trades of the same step consumed their part). After each committed
 batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
 balances (Redis pub/sub; ``told.py`` decides what is said). It also exposes what the last ``spot admin audit``
-found (``audits.py``).
+found (``audits.py``), and trips the circuit breaker of a market whose last price moved past its share within
+its window (``breaker.py`` decides, ``trips.py`` puts the market in BREAK in-band).
 
 A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
 An event that cannot be applied stops only its symbol (``halts.py``): the batch is settled again symbol by
@@ -27,8 +28,10 @@ from shared.messages import MatchedEvent, Topic, unpack_matched
 
 from .accounts import Accounts
 from .audits import Audits
+from .breaker import Breaker
 from .halts import Halts, by_symbol
 from .told import told
+from .trips import Rows, trip
 
 SERVICE = "settlement"
 SETTLED = Counter("spot_settled_events_total", "Matched events settled")
@@ -51,9 +54,12 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         channels = sredis.Channels(settings.topic_suffix)
         health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
+        breaker, rows = Breaker(), Rows()
         async for batch in inbox.batches(stop, yield_empty=True):
             if audits.due():
                 await audits.refresh()
+            if rows.due():  # a resume, a new breaker setting
+                markets.update(await postgres.load_markets(db))
             if halts.due():
                 for resolved in await halts.refresh():  # read again from the record that stopped it
                     await inbox.rewind(resolved.topic, resolved.partition, resolved.offset, resolved.epoch)
@@ -73,6 +79,19 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 news = told(markets, applied, balances, channels, now, traced)
                 with sredis.timed("publish_outcomes"):
                     await news.send(cache)
+                if any(m.breaker_pct for m in markets.values()):  # off by default: nothing to feed
+                    for symbol, trades in traded(applied).items():
+                        if breaker.observe(markets[symbol], trades):
+                            await trip(settings, db, dlq, cache, markets, symbol)
+
+
+def traded(events: Sequence[MatchedEvent]) -> dict[str, list[tuple[int, int]]]:
+    """Each symbol's trades of a settled batch, (time, price ticks), in sequence order: the breaker's input."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for e in events:
+        if e.trades:
+            out.setdefault(e.symbol, []).extend((t.ts, t.price_ticks) for t in e.trades)
+    return out
 
 
 async def settle(
