@@ -2,7 +2,8 @@
 does (``spot/markets.py``): its row first, then a ``MarketChangeRequest`` in-band on its partition (the order
 processor refuses its orders from that point of its sequence), then the gateways (exchangeInfo says BREAK).
 
-The row is changed only from ``TRADING``, in one statement, so a trip repeated (a redelivered batch, two
+The row is changed only from ``TRADING``, in one statement (``circuit_break``, the one market write
+settlement's role may make), so a trip repeated (a redelivered batch, two
 settlement replicas) sends nothing twice, and a market an operator halted meanwhile stays as it is. The
 market rows are read again every ``ROWS_S`` so a changed breaker setting or a resume reaches the breaker.
 """
@@ -27,7 +28,6 @@ from shared.messages import MarketChangeRequest, Topic, encode, spec_of
 log = logging.getLogger("settlement")
 TRIPS = Counter("spot_circuit_breaks_total", "Markets the circuit breaker put in BREAK", ["symbol"])
 ROWS_S: Final = 2.0
-BREAK: Final = "BREAK"
 
 
 class Rows:
@@ -48,10 +48,7 @@ async def trip(
 ) -> bool:
     """Put ``symbol`` in BREAK if it is TRADING; False if it was not (nothing sent)."""
     async with db.acquire() as conn:
-        changed = await conn.fetchval(
-            "UPDATE markets SET status = $2 WHERE symbol = $1 AND status = 'TRADING' RETURNING symbol", symbol, BREAK
-        )
-        if changed is None:
+        if not await conn.fetchval("SELECT circuit_break($1)", symbol):  # TRADING -> BREAK, nothing else (0014)
             return False
         broken = (await postgres.load_markets(conn))[symbol]
         request_id = await conn.fetchval("SELECT nextval('order_id_blocks')") * BLOCK

@@ -8,7 +8,9 @@ Revises: 0012
   stops at its side's bound), Binance's defaults 5 and 0.2; ``breaker_pct`` and ``breaker_window_s`` (BREAK
   once the last price moves more than that share within the window; 0: off).
 - The order processor reads the average price where the gateway's avgPrice does (``klines``, ``trades``).
-- Settlement trips the breaker: it writes the market's status and takes a request id for the in-band change.
+- Settlement trips the breaker through ``circuit_break``, a function (``SECURITY DEFINER``) that moves one
+  market from TRADING to BREAK and nothing else, so its role still cannot write a market row (0010); it takes
+  a request id for the in-band change from ``order_id_blocks``.
 """
 
 from alembic import op
@@ -27,9 +29,16 @@ COLUMNS = {
     "breaker_pct": "numeric NOT NULL DEFAULT 0",
     "breaker_window_s": "integer NOT NULL DEFAULT 60",
 }
+CIRCUIT_BREAK = """
+CREATE FUNCTION circuit_break(p_symbol text) RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+  UPDATE markets SET status = 'BREAK' WHERE symbol = p_symbol AND status = 'TRADING' AND breaker_pct > 0;
+  RETURN FOUND;
+END $$"""
 GRANTS = (
     "GRANT SELECT ON klines, trades TO spot_order_processor",
-    "GRANT UPDATE (status) ON markets TO spot_settlement",
+    "GRANT EXECUTE ON FUNCTION circuit_break(text) TO spot_settlement",
     "GRANT USAGE ON SEQUENCE order_id_blocks TO spot_settlement",
 )
 
@@ -40,10 +49,13 @@ def _exists(role: str) -> bool:
 
 def upgrade() -> None:
     op.execute("ALTER TABLE markets " + ", ".join(f"ADD COLUMN {c} {t}" for c, t in COLUMNS.items()))
+    op.execute(CIRCUIT_BREAK)
+    op.execute("REVOKE ALL ON FUNCTION circuit_break(text) FROM PUBLIC")
     for grant in GRANTS:
         if _exists(grant.rsplit(" ", 1)[1]):  # made by 0010 where the migrating user may create roles
             op.execute(grant)
 
 
 def downgrade() -> None:
+    op.execute("DROP FUNCTION circuit_break(text)")
     op.execute("ALTER TABLE markets " + ", ".join(f"DROP COLUMN {c}" for c in COLUMNS))
