@@ -20,8 +20,12 @@ from typing import Any
 
 import asyncpg
 import ccxt.pro
+import httpx
+import orjson
 import pytest
 
+from shared import servicekey
+from shared.lifecycle import now_ms
 from spot import admin
 from tests.client import Client
 from tests.e2e.conftest import RunningFleet
@@ -183,3 +187,26 @@ async def _open_orders_rest(f: RunningFleet) -> None:
 
 def test_delete_open_orders_answers_the_canceled_orders_and_ccxt_reads_them(shared_fleet: RunningFleet) -> None:
     asyncio.run(_open_orders_rest(shared_fleet))
+
+
+# --- the ingestion service's own route (a gateway with INGESTION_IN_GATEWAY=false calls it) -----------------
+async def _through_ingestion(f: RunningFleet) -> None:
+    u = await admin.create_user(f.settings, "http-cancel-all", [("USDT", 10_000 * USDT)])
+    c = Client(f.base, u.api_key, u.secret)
+    try:
+        ids = [await _rest(c, "BTCUSDT", "BUY", "40000"), await _rest(c, "BTCUSDT", "BUY", "40002")]
+        path = "/internal/cancel-all"
+        body = orjson.dumps({"userId": u.user_id, "params": {"symbol": "BTCUSDT"}})
+        headers = {"Content-Type": "application/json",
+                   servicekey.HEADER: servicekey.sign(servicekey.key_of(f.settings), path, body, now_ms())}  # fmt: skip
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{f.fleet.port('ingestion')}", timeout=10) as http:
+            r = await http.post(path, content=body, headers=headers)
+        assert r.status_code == 200 and r.json()["requestId"] > 0, r.text
+        assert await _canceled_within(f, ids) < 1.0
+        await check_money_at(f.settings.database_url)
+    finally:
+        await c.close()
+
+
+def test_the_ingestion_service_takes_a_signed_cancel_all(shared_fleet: RunningFleet) -> None:
+    asyncio.run(_through_ingestion(shared_fleet))
