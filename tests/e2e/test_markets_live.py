@@ -84,6 +84,9 @@ async def _added_market_trades_and_streams(f: RunningFleet) -> None:
             assert time.monotonic() < deadline, depth
             await asyncio.sleep(0.1)
         await check_money_at(f.settings.database_url)
+        code, out, err = await spot("admin", "audit", "--wait", "10")  # the new market's book agrees everywhere
+        assert code == 0, (out, err)
+        assert "SOLUSDT" in {b["symbol"] for b in json.loads(out)["books"]}, out
     finally:
         await public.close()
         await seller.close()
