@@ -17,8 +17,12 @@ import time
 from typing import Any
 
 import asyncpg
+import httpx
+import orjson
 import pytest
 
+from shared import servicekey
+from shared.lifecycle import now_ms
 from spot import admin
 from tests.client import Client
 from tests.e2e.conftest import RunningFleet
@@ -168,3 +172,24 @@ async def _halt_cancel_resting(f: RunningFleet) -> None:
 
 def test_a_halt_with_cancel_resting_frees_every_hold(shared_fleet: RunningFleet) -> None:
     asyncio.run(_halt_cancel_resting(shared_fleet))
+
+
+async def _ingestion_learns(f: RunningFleet) -> None:
+    """The ingestion service (the entry of the Lambda, and of a gateway with INGESTION_IN_GATEWAY=false) has no
+    notice of a market change: it reads the rows again at a symbol it does not know."""
+    code, _, err = await spot("admin", "market", "add", "XRPUSDT", "--base", "XRP", "--quote", "USDT",
+                              "--tick-size", "0.0001", "--step-size", "1", "--min-notional", "1")  # fmt: skip
+    assert code == 0, err
+    u = await admin.create_user(f.settings, "xrp-buyer", [("USDT", 1_000 * COIN)])
+    path = "/internal/orders"
+    body = orjson.dumps({"userId": u.user_id, "params": _limit("XRPUSDT", "BUY", "0.5000", "100")})
+    headers = {"Content-Type": "application/json",
+               servicekey.HEADER: servicekey.sign(servicekey.key_of(f.settings), path, body, now_ms())}  # fmt: skip
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{f.fleet.port('ingestion')}", timeout=10) as http:
+        r = await http.post(path, content=body, headers=headers)
+    assert r.status_code == 200 and r.json()["symbol"] == "XRPUSDT", r.text
+    await check_money_at(f.settings.database_url)
+
+
+def test_the_ingestion_service_takes_orders_for_a_market_added_live(shared_fleet: RunningFleet) -> None:
+    asyncio.run(_ingestion_learns(shared_fleet))
