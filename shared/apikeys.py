@@ -148,6 +148,11 @@ async def fetch(db: asyncpg.Pool | asyncpg.Connection, box: Envelope, api_key: s
     )
 
 
+MARKETS_CHANGED = b"markets"
+"""The access message of ``spot admin market``: a market was added or changed; each gateway reads them again
+(the channel every replica already follows, so exchangeInfo shows a halt within a round trip)."""
+
+
 def changed_key(api_key: str) -> bytes:
     """The access message: this key changed (revoked, rotated, restricted)."""
     return b"key:" + api_key.encode()

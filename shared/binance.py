@@ -38,7 +38,7 @@ def order_json(
         "orderId": order_id,
         "orderListId": -1,
         "clientOrderId": client_order_id,
-        "price": m.fmt_price(price_ticks),
+        "price": m.fmt_price(0 if type == "MARKET" else price_ticks),  # a MARKET's is its protection limit
         "origQty": m.fmt_qty(qty_lots),
         "executedQty": m.fmt_qty(executed_lots),
         "cummulativeQuoteQty": m.fmt_notional(cum_nu),
@@ -122,7 +122,7 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "o": u.type,
         "f": u.tif or "GTC",
         "q": m.fmt_qty(u.qty_lots),
-        "p": m.fmt_price(u.price_ticks),
+        "p": m.fmt_price(0 if u.type == "MARKET" else u.price_ticks),  # a MARKET's is its protection limit
         "P": "0.00000000",
         "F": "0.00000000",
         "g": -1,

@@ -141,6 +141,17 @@ class Market:
     taker_fee_bps: int = 10
     status: str = "TRADING"
     max_notional: Decimal = DEFAULT_MAX_NOTIONAL  # NOTIONAL's maxNotional, for LIMIT and MARKET orders alike
+    # PERCENT_PRICE_BY_SIDE, against the 5-minute average price (``shared.price_band``): a BUY's price within
+    # [avg * bid_down, avg * bid_up], a SELL's within [avg * ask_down, avg * ask_up]; a MARKET order stops at
+    # its side's bound (Binance's defaults: 0.2 to 5 times the average)
+    bid_up: Decimal = Decimal(5)
+    bid_down: Decimal = Decimal("0.2")
+    ask_up: Decimal = Decimal(5)
+    ask_down: Decimal = Decimal("0.2")
+    # the circuit breaker: BREAK once the last price moves more than this share within ``breaker_window_s``
+    # of a price traded in that window (0: off)
+    breaker_pct: Decimal = Decimal(0)
+    breaker_window_s: int = 60
     # Integer scales, derived once: every fill, report and balance line is formatted with them, and the
     # Decimal arithmetic behind them was a visible share of market-data's and settlement's CPU per order.
     atoms_per_lot: int = field(init=False, repr=False, compare=False)  # base atoms in one lot
@@ -151,6 +162,10 @@ class Market:
         for name in ("tick_size", "step_size"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{self.symbol}: {name} must be positive")
+        if not 0 < self.bid_down <= 1 <= self.bid_up or not 0 < self.ask_down <= 1 <= self.ask_up:
+            raise ValueError(f"{self.symbol}: PERCENT_PRICE_BY_SIDE needs 0 < down <= 1 <= up on both sides")
+        if not 0 <= self.breaker_pct < 1 or self.breaker_window_s <= 0:
+            raise ValueError(f"{self.symbol}: the breaker's share is in [0, 1) and its window positive")
         if (self.step_size / ATOM) % 1 or (self.tick_size * self.step_size / ATOM) % 1:
             raise ValueError(f"{self.symbol}: step_size and tick_size*step_size must be whole atoms")
         per_tick = self.tick_size / ATOM

@@ -13,19 +13,20 @@ connection each, and a few hundred overlapping requests ran redis-py's pool dry.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import asyncpg
 
-from shared import errors, kafka, tracing
+from shared import errors, kafka, postgres, tracing
 from shared import redis as sredis
 from shared.domain import Market
 from shared.errors import ApiError
 from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
 from shared.messages import NewOrderRequest, Topic
-from shared.order_request import check_filters, parse_cancel, parse_new_order
+from shared.order_request import check_filters, parse_cancel, parse_cancel_all, parse_new_order
 from shared.rediskeys import client_id_key
 from shared.request_sender import RequestSender
 from shared.segment_fence import Fence
@@ -37,6 +38,8 @@ from shared.segment_fence import Fence
 # made Redis grow for the first ten minutes of every soak (~2 MB/min at 300/s); two minutes covers a request
 # in flight behind any backlog admission control lets build, and the key count stops growing within it.
 CLIENT_ID_TTL_S = 120
+MARKETS_STALE_S = 30.0  # as the gateway's own refresh
+MARKETS_RETRY_S = 1.0
 
 
 class Ingestor:
@@ -47,10 +50,11 @@ class Ingestor:
         outbox: kafka.Outbox,
         cache: sredis.Client,
         db: asyncpg.Pool,
-        markets: Mapping[str, Market],
+        markets: dict[str, Market],
         fence: Fence | None = None,
     ) -> None:
         self.outbox, self.cache, self.db, self.markets = outbox, cache, db, markets
+        self._read_at = time.monotonic()  # when the market rows were last read (``_fresh``)
         self.ids = IdBlocks(db)
         self.sender = RequestSender(outbox, fence)
         self.claims = sredis.BatchedCommands(cache)  # one pipeline per event-loop turn, one connection
@@ -64,8 +68,19 @@ class Ingestor:
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
         return await self.publish(request, key)
 
+    async def _fresh(self, symbol: str | None) -> None:
+        """Read the market rows again every ``MARKETS_STALE_S``, or when a request names a symbol not known yet
+        (at most once a ``MARKETS_RETRY_S``, so unknown symbols cost no query each): a market added or changed
+        live (``spot admin market``) reaches the ingestion service and the Lambda, which have no notice of it.
+        In the gateway's process the dict is the gateway's own, which it keeps fresh itself."""
+        waited = time.monotonic() - self._read_at
+        if waited > MARKETS_STALE_S or (symbol and symbol not in self.markets and waited > MARKETS_RETRY_S):
+            self._read_at = time.monotonic()
+            self.markets.update(await postgres.load_markets(self.db))
+
     async def prepare(self, user_id: int, params: Mapping[str, str]) -> NewOrderRequest:
         """The canonical request with its order id; raises the client's ``ApiError`` on bad parameters."""
+        await self._fresh(params.get("symbol"))
         order_id = await self.ids.next()
         request = parse_new_order(params, user_id=user_id, order_id=order_id, ts=now_ms(), symbols=self.markets)
         check_filters(request, self.markets[request.symbol])
@@ -87,10 +102,20 @@ class Ingestor:
         }
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        await self._fresh(params.get("symbol"))
         request_id = await self.ids.next()
         request = parse_cancel(
             params, user_id=user_id, request_id=request_id, order_id=order_id, ts=now_ms(), symbols=self.markets
         )
+        with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
+            await self.sender.send(request, sent.headers)
+        return {"requestId": request_id, "transactTime": request.ts}
+
+    async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        """Every open order of ``user_id`` on ``params``' symbol, canceled by the matcher in one step."""
+        await self._fresh(params.get("symbol"))
+        request_id = await self.ids.next()
+        request = parse_cancel_all(params, user_id=user_id, request_id=request_id, ts=now_ms(), symbols=self.markets)
         with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
             await self.sender.send(request, sent.headers)
         return {"requestId": request_id, "transactTime": request.ts}

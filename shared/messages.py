@@ -24,12 +24,13 @@ its own trace.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any, Final
 
 import msgspec
 
-from .domain import INT64_MAX, ExecType, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from .domain import INT64_MAX, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 
 SCHEMA_VERSION: Final = 1
 
@@ -82,7 +83,108 @@ class CancelRequest(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True
     ts: Stored
 
 
-OrderRequest = NewOrderRequest | CancelRequest
+class CancelAllRequest(msgspec.Struct, tag_field="kind", tag="cancel-all", kw_only=True, frozen=True):
+    """Cancel every open order of ``user_id`` on ``symbol`` (``DELETE /api/v3/openOrders``, ``spot admin
+    cancel-all``, ``spot admin user disable``); ``user_id`` 0, which only the operator sends: every owner's
+    (a halt with ``--cancel-resting``). It travels the order path as a cancel does, so the matcher cancels
+    what is open at one point of the symbol's sequence."""
+
+    v: int = SCHEMA_VERSION
+    request_id: Stored
+    user_id: Stored
+    symbol: str
+    ts: Stored
+
+
+class MarketSpec(msgspec.Struct, kw_only=True, frozen=True):
+    """A ``markets`` row as the order path carries it (decimals as strings): ``spec_of`` / ``market_of``."""
+
+    symbol: str
+    base: str
+    quote: str
+    status: str
+    tick_size: str
+    step_size: str
+    min_price: str
+    max_price: str
+    min_qty: str
+    max_qty: str
+    min_notional: str
+    max_notional: str
+    maker_fee_bps: int
+    taker_fee_bps: int
+    bid_up: str = "5"
+    bid_down: str = "0.2"
+    ask_up: str = "5"
+    ask_down: str = "0.2"
+    breaker_pct: str = "0"
+    breaker_window_s: int = 60
+
+
+def spec_of(m: Market) -> MarketSpec:
+    return MarketSpec(
+        symbol=m.symbol,
+        base=m.base,
+        quote=m.quote,
+        status=m.status,
+        tick_size=str(m.tick_size),
+        step_size=str(m.step_size),
+        min_price=str(m.min_price),
+        max_price=str(m.max_price),
+        min_qty=str(m.min_qty),
+        max_qty=str(m.max_qty),
+        min_notional=str(m.min_notional),
+        max_notional=str(m.max_notional),
+        maker_fee_bps=m.maker_fee_bps,
+        taker_fee_bps=m.taker_fee_bps,
+        bid_up=str(m.bid_up),
+        bid_down=str(m.bid_down),
+        ask_up=str(m.ask_up),
+        ask_down=str(m.ask_down),
+        breaker_pct=str(m.breaker_pct),
+        breaker_window_s=m.breaker_window_s,
+    )
+
+
+def market_of(s: MarketSpec) -> Market:
+    return Market(
+        s.symbol,
+        s.base,
+        s.quote,
+        tick_size=Decimal(s.tick_size),
+        step_size=Decimal(s.step_size),
+        min_price=Decimal(s.min_price),
+        max_price=Decimal(s.max_price),
+        min_qty=Decimal(s.min_qty),
+        max_qty=Decimal(s.max_qty),
+        min_notional=Decimal(s.min_notional),
+        maker_fee_bps=s.maker_fee_bps,
+        taker_fee_bps=s.taker_fee_bps,
+        status=s.status,
+        max_notional=Decimal(s.max_notional),
+        bid_up=Decimal(s.bid_up),
+        bid_down=Decimal(s.bid_down),
+        ask_up=Decimal(s.ask_up),
+        ask_down=Decimal(s.ask_down),
+        breaker_pct=Decimal(s.breaker_pct),
+        breaker_window_s=s.breaker_window_s,
+    )
+
+
+class MarketChangeRequest(msgspec.Struct, tag_field="kind", tag="market", kw_only=True, frozen=True):
+    """A market added or changed (``spot admin market``), written to Postgres first, then sent on the symbol's
+    partition: the order processor and the matcher each apply it at this point of the symbol's sequence, so
+    an order before it is decided by the old row and one after it by the new (a halt refuses from here on)."""
+
+    v: int = SCHEMA_VERSION
+    request_id: Stored
+    symbol: str
+    market: MarketSpec
+    ts: Stored
+
+
+OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest | MarketChangeRequest
+EVERY_OWNER: Final = 0  # a CancelAllRequest's user_id for every owner's orders (user ids start at 1)
 
 
 class OrderRequests(msgspec.Struct, tag_field="kind", tag="requests-batch", kw_only=True, frozen=True):
@@ -169,7 +271,33 @@ class RejectedOrder(msgspec.Struct, tag_field="kind", tag="reject", kw_only=True
         return self.order_id
 
 
-MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder
+class CancelAllOrders(msgspec.Struct, tag_field="kind", tag="cancel-all", kw_only=True, frozen=True):
+    """A ``CancelAllRequest`` at its source position: the matcher cancels, in one event, every open order of
+    ``user_id`` (0: of every owner), in arrival order (``Book.apply``)."""
+
+    v: int = SCHEMA_VERSION
+    src_partition: int
+    src_offset: int
+    request_id: int
+    user_id: int
+    symbol: str
+    ts: int
+
+
+class MarketChange(msgspec.Struct, tag_field="kind", tag="market", kw_only=True, frozen=True):
+    """A ``MarketChangeRequest`` at its source position: the matcher takes the new row (its fees, a new
+    symbol's book) from here on; it takes the position but no ``seq`` (nothing in the book changes)."""
+
+    v: int = SCHEMA_VERSION
+    src_partition: int
+    src_offset: int
+    request_id: int
+    symbol: str
+    market: MarketSpec
+    ts: int
+
+
+MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder | CancelAllOrders | MarketChange
 
 
 # --- matched-events and trade-execution: matcher -> settlement, market-data, trade-archiver ---------------

@@ -21,7 +21,7 @@ from shared import errors, filters
 from shared.amounts import parse_amount
 from shared.domain import Market, OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
-from shared.messages import CancelRequest, NewOrderRequest
+from shared.messages import CancelAllRequest, CancelRequest, NewOrderRequest
 
 CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 NEW_ORDER_PARAMS = frozenset(
@@ -53,6 +53,7 @@ CANCEL_PARAMS = frozenset(
         "signature",
     }
 )
+CANCEL_ALL_PARAMS = frozenset({"symbol", "timestamp", "recvWindow", "signature"})
 RESP_TYPES = ("ACK", "RESULT", "FULL")
 
 
@@ -182,3 +183,12 @@ def parse_cancel(
     check_unread(params, CANCEL_PARAMS)
     symbol = symbol_of(params, symbols)
     return CancelRequest(request_id=request_id, user_id=user_id, symbol=symbol, order_id=order_id, ts=ts)
+
+
+def parse_cancel_all(
+    params: Mapping[str, str], *, user_id: int, request_id: int, ts: int, symbols: Collection[str]
+) -> CancelAllRequest:
+    """``DELETE /api/v3/openOrders``: every open order of the caller on one symbol (Binance requires it)."""
+    check_unread(params, CANCEL_ALL_PARAMS)
+    symbol = symbol_of(params, symbols)
+    return CancelAllRequest(request_id=request_id, user_id=user_id, symbol=symbol, ts=ts)

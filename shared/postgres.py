@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -160,7 +160,8 @@ def migrate(database_url: str) -> None:
 
 MARKET_COLUMNS = (
     "symbol, base, quote, status, tick_size, step_size, min_price, max_price, min_qty, max_qty, "
-    "min_notional, maker_fee_bps, taker_fee_bps, max_notional"
+    "min_notional, maker_fee_bps, taker_fee_bps, max_notional, bid_up, bid_down, ask_up, ask_down, breaker_pct, "
+    "breaker_window_s"
 )
 
 
@@ -169,12 +170,32 @@ async def load_markets(conn: asyncpg.Pool | asyncpg.Connection) -> dict[str, Mar
     return {r["symbol"]: Market(**dict(r)) for r in rows}
 
 
+async def learn_markets(
+    conn: asyncpg.Pool | asyncpg.Connection, markets: dict[str, Market], symbols: Iterable[str]
+) -> set[str]:
+    """Add to ``markets`` (in place) the rows of ``symbols`` it does not know yet: a market added while the
+    fleet runs (``spot admin market add`` writes its row before any of its records exists). Returns the
+    symbols learned; one still unknown is not in Postgres either."""
+    missing = {s for s in symbols if s not in markets}
+    if not missing:
+        return set()
+    rows = await conn.fetch(
+        f"SELECT {MARKET_COLUMNS} FROM markets WHERE symbol = ANY($1::text[])",  # noqa: S608 (constant)
+        sorted(missing),
+    )
+    learned = {r["symbol"]: Market(**dict(r)) for r in rows}
+    markets.update(learned)
+    return set(learned)
+
+
 async def upsert_market(conn: asyncpg.Pool | asyncpg.Connection, m: Market) -> None:
     await conn.execute(
-        f"""INSERT INTO markets ({MARKET_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)
+        f"""INSERT INTO markets ({MARKET_COLUMNS})
+            VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
             ON CONFLICT (symbol) DO UPDATE SET base=$2, quote=$3, status=$4, tick_size=$5, step_size=$6,
               min_price=$7, max_price=$8, min_qty=$9, max_qty=$10, min_notional=$11, maker_fee_bps=$12,
-              taker_fee_bps=$13, max_notional=$14""",  # noqa: S608 (constant column list)
+              taker_fee_bps=$13, max_notional=$14, bid_up=$15, bid_down=$16, ask_up=$17, ask_down=$18,
+              breaker_pct=$19, breaker_window_s=$20""",  # noqa: S608 (constant column list)
         m.symbol,
         m.base,
         m.quote,
@@ -189,6 +210,12 @@ async def upsert_market(conn: asyncpg.Pool | asyncpg.Connection, m: Market) -> N
         m.maker_fee_bps,
         m.taker_fee_bps,
         m.max_notional,
+        m.bid_up,
+        m.bid_down,
+        m.ask_up,
+        m.ask_down,
+        m.breaker_pct,
+        m.breaker_window_s,
     )
 
 

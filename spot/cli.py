@@ -15,7 +15,14 @@ spot admin key create --user 2 [--permissions TRADE,USER_DATA,USER_STREAM] [--ip
                       [--ed25519-public-key pub.pem]   an Ed25519 key: only the client's public key is kept
 spot admin key list [--user 2] | revoke KEY | rotate KEY | permissions KEY --set USER_DATA
 spot admin key ip-allow KEY --set 203.0.113.7,10.0.0.0/8 | --any
-spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second
+spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second;
+                                      disable also cancels its open orders in sequence (--keep-orders: not)
+spot admin cancel-all --user U [--symbol S] [--wait 5]   cancel a user's open orders in sequence (the kill switch)
+spot admin market add SYMBOL --base B --quote Q --tick-size 0.01 --step-size 0.001 [filters, fees]   live
+spot admin market update SYMBOL [--min-qty ..] [--maker-fee-bps ..] [--bid-up 1.05 --ask-down 0.95 ..]
+                  [--breaker-pct 0.1 --breaker-window-s 60] ...   filters, fees, price bands, the breaker, live
+spot admin market halt SYMBOL [--status HALT|BREAK|END_OF_DAY] [--cancel-resting] | resume SYMBOL
+spot admin market delist SYMBOL   END_OF_DAY and the book canceled | list
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
 spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
 spot admin settlement halted [--json]  symbols whose settlement stopped at a record, with the record and reason
@@ -44,7 +51,7 @@ from pydantic import ValidationError
 from shared import apikeys, config, funds, identity, segments
 from shared.config import Settings
 
-from . import admin, infra, keys, reconcile
+from . import admin, cancels, infra, keys, markets, reconcile
 from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
@@ -232,8 +239,16 @@ def cmd_admin(args: argparse.Namespace) -> int:
     elif args.admin == "key":
         return cmd_key(settings, args)
     elif args.admin == "user":
-        asyncio.run(keys.set_user_status(settings, args.user, args.user_cmd == "enable"))
-        print(json.dumps({"userId": args.user, "status": "ACTIVE" if args.user_cmd == "enable" else "DISABLED"}))
+        enable = args.user_cmd == "enable"
+        asyncio.run(keys.set_user_status(settings, args.user, enable))  # keys first: no new order gets in
+        said: dict[str, object] = {"userId": args.user, "status": "ACTIVE" if enable else "DISABLED"}
+        if not enable and not args.keep_orders:
+            said["canceled"] = asyncio.run(cancels.cancel_all(settings, args.user, None, args.wait)).as_json()
+        print(json.dumps(said))
+    elif args.admin == "cancel-all":
+        return cmd_cancel_all(settings, args)
+    elif args.admin == "market":
+        return cmd_market(settings, args)
     elif args.admin == "balances":
         rows = asyncio.run(admin.balances(settings, args.user))
         if args.json:
@@ -242,6 +257,48 @@ def cmd_admin(args: argparse.Namespace) -> int:
             for r in rows:
                 print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
     return 0
+
+
+def cmd_cancel_all(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 1 when an order open at the start is still open after ``--wait`` seconds."""
+    try:
+        done = asyncio.run(cancels.cancel_all(settings, args.user, args.symbol, args.wait))
+    except (LookupError, ValueError) as refused:
+        print(f"spot admin cancel-all: {refused}", file=sys.stderr)
+        return 2
+    print(json.dumps(done.as_json()))
+    return 1 if done.still_open else 0
+
+
+MARKET_FIELDS = ("base", "quote", "tick_size", "step_size", "min_price", "max_price", "min_qty", "max_qty",
+                 "min_notional", "max_notional", "maker_fee_bps", "taker_fee_bps", "bid_up", "bid_down", "ask_up",
+                 "ask_down", "breaker_pct", "breaker_window_s")  # fmt: skip
+
+
+def cmd_market(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 2 on a change refused (bad value, unknown market), 1 when a canceled order is still open."""
+    try:
+        if args.market == "list":
+            print(json.dumps(asyncio.run(markets.listed(settings)), indent=2))
+            return 0
+        symbol = args.symbol.strip().upper()
+        if args.market in ("add", "update"):
+            fields = markets.parse_fields({f: getattr(args, f) for f in MARKET_FIELDS})
+            if args.market == "add":
+                said = asyncio.run(markets.add(settings, symbol, fields))
+            else:
+                said = asyncio.run(markets.update(settings, symbol, fields))
+        else:
+            status = {"halt": args.status if args.market == "halt" else "", "resume": "TRADING", "delist": "END_OF_DAY"}
+            fields = markets.parse_fields({"status": status[args.market]})
+            cancel = args.market == "delist" or (args.market == "halt" and args.cancel_resting)
+            said = asyncio.run(markets.update(settings, symbol, fields, cancel, args.wait))
+    except (LookupError, ValueError) as refused:
+        print(f"spot admin market {args.market}: {refused}", file=sys.stderr)
+        return 2
+    print(json.dumps(said))
+    canceled = said.get("canceled")
+    return 1 if isinstance(canceled, dict) and canceled.get("stillOpen") else 0
 
 
 def cmd_withdraw(settings: Settings, args: argparse.Namespace) -> int:
@@ -503,6 +560,31 @@ def parser() -> argparse.ArgumentParser:
     usr = asub.add_parser("user", help="disable or enable a user (all their keys and streams)")
     usr.add_argument("user_cmd", choices=("disable", "enable"))
     usr.add_argument("user", type=int)
+    usr.add_argument("--keep-orders", action="store_true", help="disable without canceling the open orders")
+    usr.add_argument("--wait", type=_seconds, default=5.0, help="seconds to wait for the cancels to settle")
+    mkt = asub.add_parser("market", help="add or change a market while the fleet runs (no restart)")
+    msub = mkt.add_subparsers(dest="market", required=True)
+    for name, what in (("add", "a new market, TRADING at once"), ("update", "filters and fees of a market")):
+        mp = msub.add_parser(name, help=what)
+        mp.add_argument("symbol")
+        for field in MARKET_FIELDS:
+            mp.add_argument(f"--{field.replace('_', '-')}", dest=field)
+    halt = msub.add_parser("halt", help="refuse new orders (-2010 Market is closed.); cancels still go")
+    halt.add_argument("symbol")
+    halt.add_argument("--status", choices=markets.CLOSED, default="HALT")
+    halt.add_argument("--cancel-resting", action="store_true", help="cancel the whole book in sequence")
+    halt.add_argument("--wait", type=_seconds, default=5.0)
+    resume = msub.add_parser("resume", help="TRADING again")
+    resume.add_argument("symbol")
+    resume.add_argument("--wait", type=_seconds, default=5.0)
+    delist = msub.add_parser("delist", help="END_OF_DAY, and the whole book canceled in sequence")
+    delist.add_argument("symbol")
+    delist.add_argument("--wait", type=_seconds, default=5.0)
+    msub.add_parser("list", help="every market's row")
+    can = asub.add_parser("cancel-all", help="cancel a user's open orders in sequence (the kill switch)")
+    can.add_argument("--user", type=int, required=True)
+    can.add_argument("--symbol", help="only this market's")
+    can.add_argument("--wait", type=_seconds, default=5.0, help="seconds to wait for the cancels to settle")
     bal = asub.add_parser("balances", help="show balances")
     bal.add_argument("--user", type=int)
     bal.add_argument("--json", action="store_true")

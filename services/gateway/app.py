@@ -55,8 +55,11 @@ log = logging.getLogger(SERVICE)
 
 
 async def _refresh_markets(gw: Gateway) -> None:
+    """Read the markets every ``MARKETS_REFRESH_S``, and at once when ``spot admin market`` says so."""
     while True:
-        await asyncio.sleep(MARKETS_REFRESH_S)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gw.markets_changed.wait(), MARKETS_REFRESH_S)
+        gw.markets_changed.clear()
         try:
             gw.markets.update(await postgres.load_markets(gw.db))
         except Exception:

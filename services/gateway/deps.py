@@ -72,6 +72,8 @@ class Gateway:
     _keys: dict[str, tuple[float, ApiKey | None]]
     _lookups: dict[str, asyncio.Future[ApiKey | None]] = field(default_factory=dict)  # in flight, by key
     gate: pressure.Gate | None = None  # admission by the processor's measured backlog (None: off)
+    # set by an access message ``apikeys.MARKETS_CHANGED`` (``spot admin market``): the markets are read again
+    markets_changed: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def api_key(self, key: str, ip: str | None) -> ApiKey | None:
         """The key, from this replica's cache, else Redis' memory of unknown keys, else Postgres, while
@@ -113,7 +115,9 @@ class Gateway:
     def forget(self, message: bytes) -> None:
         """Drop the cached copies an access message names (``apikeys.changed_key`` / ``changed_user``)."""
         kind, _, name = message.decode(errors="replace").partition(":")
-        if kind == "key":
+        if message == apikeys.MARKETS_CHANGED:
+            self.markets_changed.set()
+        elif kind == "key":
             self._keys.pop(name, None)
         elif kind == "user" and DIGITS.fullmatch(name):
             user_id = int(name)

@@ -61,6 +61,10 @@ class Ingest(Protocol):
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]: ...
 
+    async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        """Hand on a mass cancel of the caller's open orders on one symbol; its ACK (``requestId``)."""
+        ...
+
 
 class HttpIngestion:
     """The ingestion service over HTTP; its refusals come back as the same ``ApiError``. Each call is
@@ -75,6 +79,9 @@ class HttpIngestion:
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         return await self._post("/internal/cancels", {"userId": user_id, "orderId": order_id, "params": params})
+
+    async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        return await self._post("/internal/cancel-all", {"userId": user_id, "params": params})
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.admission:
@@ -127,6 +134,10 @@ class LocalIngestion:
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         async with self.admission:
             return await _bounded(self.ingestor.cancel(user_id, order_id, params))
+
+    async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
+        async with self.admission:
+            return await _bounded(self.ingestor.cancel_all(user_id, params))
 
 
 async def _bounded(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:

@@ -48,7 +48,12 @@ class CancelIn(BaseModel):
     params: dict[str, str]
 
 
-Body = TypeVar("Body", NewOrderIn, CancelIn)
+class CancelAllIn(BaseModel):
+    user_id: int = Field(alias="userId")
+    params: dict[str, str]
+
+
+Body = TypeVar("Body", NewOrderIn, CancelIn, CancelAllIn)
 
 
 @asynccontextmanager
@@ -106,5 +111,11 @@ def create_app(settings: Settings) -> FastAPI:
         body = await from_gateway(request, CancelIn)
         async with in_flight:
             return await state["ingestor"].cancel(body.user_id, body.order_id, body.params)
+
+    @app.post("/internal/cancel-all")
+    async def cancel_all(request: Request) -> dict[str, Any]:
+        body = await from_gateway(request, CancelAllIn)
+        async with in_flight:
+            return await state["ingestor"].cancel_all(body.user_id, body.params)
 
     return app

@@ -14,14 +14,17 @@ goes out with its ``traceparent`` (``tracing.wrap``), so the gateway's push cont
 A message that decodes but cannot be applied (a number no JSON or Redis write takes) is dead-lettered to
 ``<topic>.dlq`` (``shared.deadletter``) and changes nothing: an event's reports are rendered before it moves
 the depth, and a trade execution's half-queued writes and candle are rolled back. Its ``seq`` is not taken,
-so the events after it still apply.
+so the events after it still apply. A market added while it runs (``spot admin market add``) is read from
+Postgres at its first record (``learn``), so none of its events is passed over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
+import asyncpg
 import orjson
 from prometheus_client import Counter
 
@@ -29,7 +32,7 @@ from shared import deadletter, kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.binance import confirmed_on_acceptance, execution_report
 from shared.config import Settings
-from shared.domain import ExecType
+from shared.domain import ExecType, Market
 from shared.kafka import Batch
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import MatchedEvent, Topic, TradeExecution, encode, unpack_output
@@ -51,6 +54,7 @@ from .streams import (
 )
 
 SERVICE = "market-data"
+log = logging.getLogger(SERVICE)
 NEW = ExecType.NEW
 DEPTH_INTERVAL_MS = 100
 SLOW_DEPTH_INTERVAL_MS = 1000  # Binance's ``@depth`` and ``@depth<levels>`` without ``@100ms``
@@ -74,16 +78,33 @@ def rendered(
     return out
 
 
+async def learn(
+    db: asyncpg.Pool,
+    markets: dict[str, Market],
+    states: dict[str, MarketState],
+    symbol: str,
+    channels: sredis.Channels,
+    cache: sredis.Client,
+) -> MarketState | None:
+    """The state of a market added while market-data runs (read from Postgres at its first record, so none of
+    its events is passed over), or None if Postgres has no such market."""
+    if not await postgres.learn_markets(db, markets, [symbol]):
+        return None
+    state = states[symbol] = MarketState(markets[symbol], channels)
+    await state.load(cache)
+    return state
+
+
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
-    async with postgres.pool(settings, max_size=1) as db:
-        markets = await postgres.load_markets(db)
     async with (
+        postgres.pool(settings, max_size=1) as db,
         kafka.producer(settings) as dlq,
         sredis.client(settings) as cache,
         kafka.consumer(
             settings, [Topic.MATCHED_EVENTS, Topic.TRADE_EXECUTION], SERVICE, kafka.Envelopes(unpack_output), dlq
         ) as inbox,
     ):
+        markets = await postgres.load_markets(db)
         channels = sredis.Channels(settings.topic_suffix)
         dead = deadletter.DeadLetters(dlq, SERVICE)
         states = {s: MarketState(m, channels) for s, m in markets.items()}
@@ -102,8 +123,11 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     for record in batch.records:
                         v = record.value
                         state = states.get(v.symbol)
-                        if state is None:
-                            continue
+                        if state is None:  # a market added live: its row is in Postgres before its events
+                            state = await learn(db, markets, states, v.symbol, channels, cache)
+                            if state is None:
+                                log.warning("%s is in no market row; its record is passed over", v.symbol)
+                                continue
                         try:
                             if isinstance(v, MatchedEvent):
                                 if v.seq > state.depth.seq:

@@ -13,8 +13,10 @@ Invariants, checked by the property tests against ``tests/unit/matcher/reference
 * every level total equals the sum of its orders' remaining lots, and every delta reports it.
 
 Order types: LIMIT with GTC, IOC or FOK; LIMIT_MAKER (rejected if it would take); MARKET sized by
-quantity or by quote notional (``quote_nu``), which behaves as IOC. Self-trade prevention uses the taker's
-mode, as Binance does. Known limit: no price band (the processor's filters bound prices).
+quantity or by quote notional (``quote_nu``), which behaves as IOC; a MARKET order with a ``price_ticks``
+(its price-protection limit, ``shared.price_band``) takes the book only up to it and expires the rest. Self-trade
+prevention uses the taker's mode, as Binance does. ``CancelAllOrders`` takes every open order of one owner (or
+of all) out in one step; ``MarketChange`` swaps the market's row (its fees) at its place in the sequence.
 
 Layout, chosen for speed (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a dict of price
 levels plus a heap of the same levels by key (best on top; bids keyed by ``-price``; sifted by our own
@@ -57,15 +59,19 @@ from shared.booksnapshot import BookState as BookState
 from shared.booksnapshot import RestingOrder as RestingOrder
 from shared.domain import BPS, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
+    EVERY_OWNER,
     AcceptedOrder,
+    CancelAllOrders,
     CancelOrder,
     CommandError,
     LevelDelta,
+    MarketChange,
     MatchedEvent,
     MatcherCommand,
     OrderUpdate,
     RejectedOrder,
     Trade,
+    market_of,
 )
 
 from .records import PlainOrder
@@ -119,6 +125,10 @@ _BPS: Final = BPS
 # dict lookup per use
 _AcceptedOrder: Final = AcceptedOrder
 _CancelOrder: Final = CancelOrder
+_CancelAllOrders: Final = CancelAllOrders
+_MarketChange: Final = MarketChange
+_market_of: Final = market_of
+_EVERY_OWNER: Final = EVERY_OWNER
 _CommandError: Final = CommandError
 _RestingOrder: Final = RestingOrder
 _OrderUpdate: Final = OrderUpdate
@@ -433,7 +443,6 @@ class _Taker:
         "expire_maker",
         "expire_taker",
         "is_buy",
-        "is_market",
         "limit",
         "order_id",
         "price_ticks",
@@ -449,6 +458,7 @@ class _Taker:
         "tif",
         "trade_id",
         "type",
+        "unbounded",
         "user_id",
     )
 
@@ -461,7 +471,7 @@ class _Taker:
         self.side: Boxed = side
         self.type: Boxed = otype
         self.is_buy = side is _BUY
-        self.is_market = otype is _MARKET
+        self.unbounded = otype is _MARKET and not a[_A_PRICE]  # a MARKET with a price stops at it (price_band)
         self.tif: Boxed = None if otype is _MARKET else a[_A_TIF]
         self.price_ticks: Boxed = a[_A_PRICE]
         self.limit: int = a[_A_PRICE]
@@ -484,8 +494,8 @@ class _Taker:
         self.stp_expired = False
 
     def reaches(self, price: int) -> bool:
-        """Whether the taker's limit lets it take at ``price`` (a MARKET order takes at any)."""
-        return self.is_market or (price <= self.limit if self.is_buy else price >= self.limit)
+        """Whether the taker's limit lets it take at ``price`` (a MARKET order without a limit takes at any)."""
+        return self.unbounded or (price <= self.limit if self.is_buy else price >= self.limit)
 
     def lots_at(self, price: int, offered: int) -> int:
         """How many of ``offered`` lots at ``price`` the taker takes: its size, budget and quote all bound it."""
@@ -551,8 +561,14 @@ class Book:
         self._symbol: str = market.symbol
         self._bids, self._asks = _Ladder(_BUY), _Ladder(_SELL)
         self._orders: dict[int, _Order] = {}
-        # fee arithmetic of Market.fee_atoms, folded per taker side: fee = lots * k // BPS (base, buyer)
-        # or nu * k // BPS (quote, seller); Market is frozen, so these never go stale
+        self._buyer_k_buy = self._buyer_k_sell = self._seller_k_buy = self._seller_k_sell = 0
+        self._set_market(market)
+
+    def _set_market(self, market: Market) -> None:
+        """Take ``market``'s row, from a ``MarketChange`` on: its fee arithmetic (of Market.fee_atoms), folded
+        per taker side: fee = lots * k // BPS (base, buyer) or nu * k // BPS (quote, seller). Its tick and
+        step never change (``spot admin market update`` refuses it), so the resting orders keep their meaning."""
+        self.market = market
         apl, apn = market.atoms_per_lot, market.atoms_per_nu
         mk, tk = market.maker_fee_bps, market.taker_fee_bps
         self._buyer_k_buy, self._buyer_k_sell = apl * tk, apl * mk  # by taker side
@@ -618,8 +634,17 @@ class Book:
         kind = type(command)
         placing = kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder))
         if not placing and not (kind is _CancelOrder or isinstance(command, CancelOrder)):
+            if kind is _MarketChange or isinstance(command, MarketChange):
+                change = cast(MarketChange, command)  # takes the position, not a seq: nothing to report
+                if self.skip(change.src_partition, change.src_offset):
+                    self._set_market(_market_of(change.market))
+                return None
             seq = self._advance(command.src_partition, command.src_offset)
-            return self._reject(cast(RejectedOrder, command), ts, seq) if seq else None
+            if not seq:
+                return None
+            if kind is _CancelAllOrders or isinstance(command, CancelAllOrders):
+                return self._cancel_all(cast(CancelAllOrders, command), ts, seq)
+            return self._reject(cast(RejectedOrder, command), ts, seq)
         t = _astuple(command)
         partition: int = t[_A_PARTITION] if placing else t[_C_PARTITION]
         offset: int = t[_A_OFFSET] if placing else t[_C_OFFSET]
@@ -695,6 +720,40 @@ class Book:
             [_LevelDelta(side, price, level.lots)],
         )
 
+    def _cancel_all(self, c: CancelAllOrders, ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """A ``CancelAllOrders``: every open order of its user (``EVERY_OWNER``: all of them) leaves the book in
+        this one step, in arrival order (``_orders`` keeps it: orders enter it as they arrive, and ``restore``
+        adds them by ``arrival``); one delta per level touched, in order of first touch, with its total after.
+        Nothing to cancel is -2011 for a user, as Binance answers ``DELETE openOrders`` then, and an empty
+        event for every owner (an operator's halt of an empty book). Off the hot path."""
+        user_id = c.user_id
+        every = _same(user_id, _EVERY_OWNER)
+        gone = [o for o in self._orders.values() if every or _same(o.user_id, user_id)]
+        if not gone and not every:
+            error = _CommandError(user_id=user_id, order_id=0, code=UNKNOWN_ORDER, msg="Unknown order sent.")
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c.request_id, error=error)
+        updates: list[OrderUpdate] = []
+        touched: dict[tuple[Any, int], _Level] = {}
+        for o in gone:
+            side = o.side
+            ladder = self._bids if side is _BUY else self._asks
+            level = ladder.levels[o.price_ticks]
+            del self._orders[o.order_id]
+            o.dead = True
+            level.lots -= o.remaining
+            level.live -= 1
+            if (side, level.price) not in touched:
+                touched[(side, level.price)] = level
+            if not level.live:
+                ladder.level_emptied(level)
+            updates.append(_ended(o, _CANCELED, _X_CANCELED))
+        for level in touched.values():  # levels still holding orders: drop their dead entries
+            if level.live:
+                level.queue = [q for q in level.queue[level.head :] if not q.dead]
+                level.head = 0
+        deltas = [_LevelDelta(side, level.ticks, level.lots) for (side, _), level in touched.items()]
+        return _MatchedEvent(self._symbol, seq, ts, c.request_id, updates, [], deltas)
+
     def _place(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
         """An ``AcceptedOrder`` (``a``: its fields)."""
         side, otype, tif, ticks = a[_A_SIDE], a[_A_TYPE], a[_A_TIF], a[_A_PRICE]
@@ -719,7 +778,9 @@ class Book:
         best = opposite.top  # best(), its usual answer inlined
         if best is None or not best.live:
             best = opposite.best()
-        if best is not None and (is_market or (best.price <= limit if is_buy else best.price >= limit)):
+        if best is not None and (
+            (is_market and not limit) or (best.price <= limit if is_buy else best.price >= limit)
+        ):
             return self._take(a, ts, seq, new, opposite)
         if is_market or tif is not _GTC:  # IOC, FOK or MARKET with nothing to take: expires untouched
             return _MatchedEvent(

@@ -4,7 +4,9 @@ Per batch: apply every command (pure, ``book.py``), commit each touched symbol's
 (``bookstore.py``), publish the ``matched-events`` and ``trade-execution`` records (``outputs.py``), wait for
 the acks, commit the input offsets; the wait for one batch's acks overlaps the next batch's work. On a
 partition assignment, the books of the symbols it carries are reloaded from Redis and their outboxes
-re-published, so a crash anywhere loses and doubles nothing. A command that cannot be applied is
+re-published, so a crash anywhere loses and doubles nothing. A ``MarketChange`` (``spot admin market``) is
+applied at its place in the symbol's commands: a new symbol's book is made there, and a changed row's fees
+hold from there on. A command that cannot be applied is
 dead-lettered and its symbol's part of the batch applied again without it (``Matcher._isolate``).
 """
 
@@ -23,7 +25,7 @@ from prometheus_client import Counter, Histogram
 from shared import deadletter, kafka, tracing
 from shared.domain import Market
 from shared.lifecycle import now_ms
-from shared.messages import AcceptedOrder, MatcherCommand, encode
+from shared.messages import AcceptedOrder, MarketChange, MatcherCommand, encode, market_of
 
 from .book import Book
 from .bookstore import BookStore
@@ -248,6 +250,8 @@ class Matcher:
             symbol = command.symbol
             book = books.get(symbol)  # no await on the hot path
             if book is None:
+                if type(command) is MarketChange and symbol not in self.markets:  # a market added live
+                    self.markets[symbol] = market_of(command.market)
                 book = await self.book(symbol)
                 owned = inbox.owned()  # it awaited: look again
                 if book is None:
@@ -262,7 +266,9 @@ class Matcher:
                 part = parts[symbol] = Part(record.epoch)
             try:
                 event = book.apply(command, ts)
-                if event is None:  # a redelivered command, already in the book
+                if event is None:  # a redelivered command, already in the book, or a market change
+                    if type(command) is MarketChange:
+                        self.markets[symbol] = book.market  # a take-over from here on loads the new row
                     if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
                         part.taken.append(command.order_id)
                     continue

@@ -25,6 +25,10 @@ a value no column takes) must not fail its batch forever: the batch's Postgres s
 it is found (``deadletter.isolate``; each part is one transaction, so a failed one changed nothing). It is
 refused, REJECTED to its owner with the reason and holding nothing, and dead-lettered to
 ``order-requests.dlq`` for an operator; an outage is waited out as before. A redelivery decides the same.
+
+A market change (``MarketChangeRequest``, ``spot admin market``) is decided alone, between the requests before
+and after it in the batch: it is passed on to the matcher at its place and its row taken from there on, so a
+halt refuses exactly the orders after it in the symbol's sequence.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ from shared.messages import AcceptedOrder, MatcherCommand, OrderRequest, Rejecte
 from shared.reconcile import reconcile_symbol
 
 from . import hotbook
-from .batch import VALIDATED, BatchDecision, Taking, decide_batch, located
+from .averages import Averages
+from .batch import VALIDATED, BatchDecision, Taking, changed_markets, decide_batch, located, market_runs
 from .holds import Holds, Located
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
@@ -112,6 +117,7 @@ async def decide(
     """The processor's loop: each batch read, its holds taken, decided (``decide_batch``), written, committed."""
     markets = await postgres.load_markets(db)
     holds = Holds(db, markets, settings.open_orders_max)
+    averages = Averages(db)  # PERCENT_PRICE_BY_SIDE's reference
     channels = sredis.Channels(settings.topic_suffix)
     await reconcile(settings, markets, inbox, outbox, db, cache)
     health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
@@ -120,23 +126,26 @@ async def decide(
     backlog = pressure.Reporter(settings, SERVICE)
     async for batch in inbox.batches(stop):
         with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
-            news = located(batch.records)
-            now = now_ms()
-            taking = await take_holds(holds, news, now)
-            decided = decide_batch(batch.records, news, taking, markets, channels, now, traced)
-            for record, exc in decided.dead:  # for an operator (the owner is told through the matcher)
-                await dead.send(record, encode(record.value), record.value.symbol, exc)
-            # the hot book, and the owners told: their orders are NEW and their funds held (one round trip,
-            # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
-            pipe = cache.pipeline(transaction=False)
-            hotbook.queue(pipe, decided.accepted)
-            tell(pipe, decided)
-            backlog.queue(pipe, batch.oldest_ms, now_ms())  # how long requests waited: the gateways' admission
-            with sredis.timed("hot_book"):
-                await pipe.execute()
-            for envelope in decided.envelopes:
-                await outbox.send(VALIDATED, envelope.value, key=envelope.symbol, epoch=envelope.epoch)
-            count(decided.commands)
+            for records in market_runs(batch.records):  # a market change alone: the runs after it see it
+                news = located(records)
+                now = now_ms()
+                holds.averages = await averages.of({loc.request.symbol for loc in news}, now)
+                taking = await take_holds(holds, news, now)
+                decided = decide_batch(records, news, taking, markets, channels, now, traced)
+                for record, exc in decided.dead:  # for an operator (the owner is told through the matcher)
+                    await dead.send(record, encode(record.value), record.value.symbol, exc)
+                # the hot book, and the owners told: their orders are NEW and their funds held (one round trip,
+                # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
+                pipe = cache.pipeline(transaction=False)
+                hotbook.queue(pipe, decided.accepted)
+                tell(pipe, decided)
+                backlog.queue(pipe, batch.oldest_ms, now_ms())  # how long requests waited: the gateways' admission
+                with sredis.timed("hot_book"):
+                    await pipe.execute()
+                for envelope in decided.envelopes:
+                    await outbox.send(VALIDATED, envelope.value, key=envelope.symbol, epoch=envelope.epoch)
+                count(decided.commands)
+                markets.update(changed_markets(records))
             await outbox.flush()
             await inbox.commit(batch)
 

@@ -30,8 +30,12 @@ from shared.domain import INT64_MAX, Market
 from shared.identity import source_partition
 from shared.messages import (
     AcceptedOrder,
+    CancelAllOrders,
+    CancelAllRequest,
     CancelOrder,
     CancelRequest,
+    MarketChange,
+    MarketChangeRequest,
     MatcherCommand,
     NewOrderRequest,
     OrderRequest,
@@ -39,6 +43,7 @@ from shared.messages import (
     Topic,
     encode,
     envelopes,
+    market_of,
     source_position,
 )
 from shared.owner_reports import acceptance_update, confirmed_on_acceptance
@@ -106,6 +111,12 @@ def decide_batch(
         if isinstance(r.value, CancelRequest):
             out.commands.append(cancel_command(r, r.value))
             continue
+        if isinstance(r.value, CancelAllRequest):
+            out.commands.append(cancel_all_command(r, r.value))
+            continue
+        if isinstance(r.value, MarketChangeRequest):
+            out.commands.append(market_command(r, r.value))
+            continue
         decision = next(decided)
         if decision is None:
             continue  # dead-lettered, and no owner to tell (an id past what any store holds)
@@ -139,6 +150,57 @@ def cancel_command(r: kafka.Record[OrderRequest], cancel: CancelRequest) -> Canc
         symbol=cancel.symbol,
         ts=cancel.ts,
     )
+
+
+def cancel_all_command(r: kafka.Record[OrderRequest], cancel: CancelAllRequest) -> CancelAllOrders:
+    """A mass cancel goes to the matcher as a cancel does: at its source position, decided there, so it takes
+    what is open at one point of the symbol's sequence."""
+    return CancelAllOrders(
+        src_partition=source_partition(r.epoch, r.partition),
+        src_offset=source_position(r.offset, r.index),
+        request_id=cancel.request_id,
+        user_id=cancel.user_id,
+        symbol=cancel.symbol,
+        ts=cancel.ts,
+    )
+
+
+def market_command(r: kafka.Record[OrderRequest], change: MarketChangeRequest) -> MarketChange:
+    """A market change goes on to the matcher at its source position: it applies it at the same point."""
+    return MarketChange(
+        src_partition=source_partition(r.epoch, r.partition),
+        src_offset=source_position(r.offset, r.index),
+        request_id=change.request_id,
+        symbol=change.symbol,
+        market=change.market,
+        ts=change.ts,
+    )
+
+
+def market_runs(records: Sequence[kafka.Record[OrderRequest]]) -> list[Sequence[kafka.Record[OrderRequest]]]:
+    """The batch cut around its market changes, each alone, in order: a change applies from the next run on.
+    A batch without one (nearly all) is one run, not copied."""
+    if not any(type(r.value) is MarketChangeRequest for r in records):  # exact type: cheap per request
+        return [records]
+    runs: list[Sequence[kafka.Record[OrderRequest]]] = []
+    run: list[kafka.Record[OrderRequest]] = []
+    for r in records:
+        if isinstance(r.value, MarketChangeRequest):
+            if run:
+                runs.append(run)
+            runs.append([r])
+            run = []
+        else:
+            run.append(r)
+    if run:
+        runs.append(run)
+    return runs
+
+
+def changed_markets(records: Sequence[kafka.Record[OrderRequest]]) -> dict[str, Market]:
+    """The rows a run's market changes set (a change whose row does not make a ``Market`` is refused whole
+    by ``spot admin market`` before it is sent, so one here is well formed)."""
+    return {r.value.symbol: market_of(r.value.market) for r in records if isinstance(r.value, MarketChangeRequest)}
 
 
 def refusal(loc: Located, exc: Exception) -> RejectedOrder | None:

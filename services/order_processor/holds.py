@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 import asyncpg
 from prometheus_client import Counter
@@ -166,6 +167,7 @@ class Holds:
         self.markets = markets
         self.open_orders_max = open_orders_max
         self._unstorable: list[tuple[Located, Exception]] = []
+        self.averages: dict[str, Fraction | None] = {}  # the batch's markets' average prices (``averages.py``)
 
     def unstorable(self) -> list[tuple[Located, Exception]]:
         """The requests Postgres refused alone since the last call, with why: REJECTED here (``UNSTORABLE``),
@@ -248,7 +250,7 @@ class Holds:
                 else:
                     price_ticks = qty_lots = 0
                     try:
-                        spec = check(r, market)
+                        spec = check(r, market, self.averages.get(r.symbol))
                         assert market is not None
                         price_ticks, qty_lots = spec.price_ticks, spec.qty_lots
                         if open_count[r.user_id] >= self.open_orders_max:

@@ -5,7 +5,9 @@ hold is released only after the trades of the same step consumed their part). Af
 batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
 balances (Redis pub/sub; ``told.py`` decides what is said), and marks how far it settled each symbol, which
 tells the matcher what it may drop from its outbox. It also exposes what the last ``spot admin audit``
-found (``audits.py``) and keeps the one-second candles bounded (``retention.py``).
+found (``audits.py``), keeps the one-second candles bounded (``retention.py``), and trips the circuit breaker
+of a market whose last price moved past its share within its window (``breaker.py`` decides, ``trips.py`` puts
+the market in BREAK in-band).
 
 A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
 An event that cannot be applied stops only its symbol (``halts.py``): the batch is settled again symbol by
@@ -28,9 +30,11 @@ from shared.messages import MatchedEvent, Topic, unpack_matched
 
 from .accounts import Accounts
 from .audits import Audits
+from .breaker import Breaker
 from .halts import Halts, by_symbol
 from .retention import Retention
 from .told import settled_marks, told
+from .trips import Rows, trip
 
 SERVICE = "settlement"
 SETTLED = Counter("spot_settled_events_total", "Matched events settled")
@@ -54,11 +58,14 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         channels = sredis.Channels(settings.topic_suffix)
         health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
+        breaker, rows = Breaker(), Rows()
         async for batch in inbox.batches(stop, yield_empty=True):
             if audits.due():
                 await audits.refresh()
             if retention.due():
                 await retention.prune(now_ms())
+            if rows.due():  # a resume, a new breaker setting
+                markets.update(await postgres.load_markets(db))
             if halts.due():
                 for resolved in await halts.refresh():  # read again from the record that stopped it
                     await inbox.rewind(resolved.topic, resolved.partition, resolved.offset, resolved.epoch)
@@ -69,6 +76,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
                 now = now_ms()
                 records = [r for r in batch.records if not halts.waits(r)]
+                await postgres.learn_markets(db, markets, {r.value.symbol for r in records})  # added live
                 applied, balances = await settle(accounts, halts, records, now)
                 await inbox.commit(batch, halts.held_offsets())
                 if not applied:
@@ -81,6 +89,19 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                     for key, seq in settled_marks(applied).items():
                         pipe.set(key, seq)
                     await pipe.execute()
+                if any(m.breaker_pct for m in markets.values()):  # off by default: nothing to feed
+                    for symbol, trades in traded(applied).items():
+                        if breaker.observe(markets[symbol], trades):
+                            await trip(settings, db, dlq, cache, markets, symbol)
+
+
+def traded(events: Sequence[MatchedEvent]) -> dict[str, list[tuple[int, int]]]:
+    """Each symbol's trades of a settled batch, (time, price ticks), in sequence order: the breaker's input."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for e in events:
+        if e.trades:
+            out.setdefault(e.symbol, []).extend((t.ts, t.price_ticks) for t in e.trades)
+    return out
 
 
 async def settle(

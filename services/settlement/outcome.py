@@ -1,7 +1,9 @@
 """What REST waits for: the settled outcome of one request, built from its matched event. Pure.
 
 For a new order: the order as Binance returns it after the step, with the fills (``newOrderRespType=FULL``);
-for a cancel: the canceled order; for a refusal: Binance's error code and message.
+for a cancel: the canceled order; for a mass cancel (``CancelAllOrders``) of more than one order also
+``orders``, every order it canceled, in the matcher's order (``DELETE /api/v3/openOrders`` answers them); for a
+refusal: Binance's error code and message.
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
             "userId": e.error.user_id,
             "error": {"code": e.error.code, "msg": e.error.msg},
         }
-    mine = [u for u in e.updates if u.order_id == e.request_id] or [
-        u for u in e.updates if u.exec_type is ExecType.CANCELED
-    ]
+    mine = [u for u in e.updates if u.order_id == e.request_id]
+    canceled = [] if mine else [u for u in e.updates if u.exec_type is ExecType.CANCELED]
+    mine = mine or canceled
     if not mine:
         return {"requestId": e.request_id, "userId": 0, "error": {"code": -1000, "msg": "No outcome."}}
     last = mine[-1]
@@ -35,4 +37,7 @@ def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
     order = order_from_update(m, last, e.ts)
     order["transactTime"] = e.ts
     order["fills"] = [fill_json(m, u) for u in mine if u.exec_type is ExecType.TRADE]
-    return {"requestId": e.request_id, "userId": last.user_id, "order": order}
+    done = {"requestId": e.request_id, "userId": last.user_id, "order": order}
+    if len(canceled) > 1:
+        done["orders"] = [{**order_from_update(m, u, e.ts), "transactTime": e.ts} for u in canceled]
+    return done

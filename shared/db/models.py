@@ -44,6 +44,12 @@ markets = Table(
     Column("max_notional", Numeric, nullable=False, server_default="9000000000"),
     Column("maker_fee_bps", Integer, nullable=False, server_default="10"),
     Column("taker_fee_bps", Integer, nullable=False, server_default="10"),
+    Column("bid_up", Numeric, nullable=False, server_default="5"),  # PERCENT_PRICE_BY_SIDE (0014)
+    Column("bid_down", Numeric, nullable=False, server_default="0.2"),
+    Column("ask_up", Numeric, nullable=False, server_default="5"),
+    Column("ask_down", Numeric, nullable=False, server_default="0.2"),
+    Column("breaker_pct", Numeric, nullable=False, server_default="0"),  # the circuit breaker (0: off)
+    Column("breaker_window_s", Integer, nullable=False, server_default="60"),
 )
 
 users = Table(

@@ -1,7 +1,8 @@
 """Kill every service in turn while orders flow; the outcome equals a replay through the pure core.
 
 A seeded flow of orders from many users on two symbols goes through the real fleet over signed REST,
-while each service is SIGKILLed at a random moment and started again. Afterwards:
+while each service is SIGKILLed at a random moment and started again (with, now and then, a user's cancel of
+one order or of all its open orders on a symbol). Afterwards:
 
 * every order that got an order id is in the warm book (nothing accepted is lost, nothing placed twice);
 * the trades in Postgres equal, id for id, the trades of a replay of ``validated-orders`` through the
@@ -36,7 +37,7 @@ from shared import postgres
 from shared import redis as sredis
 from shared.candles import INTERVALS, bucket_open
 from shared.domain import Bucket, Side
-from shared.messages import AcceptedOrder, RejectedOrder, Topic, unpack_commands
+from shared.messages import AcceptedOrder, CancelAllOrders, RejectedOrder, Topic, unpack_commands
 from shared.rediskeys import market_key
 from spot import admin, audit
 from spot.fleet import Fleet
@@ -151,6 +152,11 @@ async def _flow(fleet: Any, disturbances: Sequence[Disturbance] | None = None, o
                         )
                     except httpx.HTTPError:
                         pass
+            elif cancel_rng.random() < 0.02:  # the kill switch: all of this user's orders on the symbol at once
+                try:
+                    await clients[u].signed("DELETE", "openOrders", symbol=params["symbol"])
+                except httpx.HTTPError:
+                    pass
 
     kills: list[tuple[str, int]] = []
     serial = asyncio.Lock()  # FIFO: disturbances take it in the order of their points in the flow
@@ -273,6 +279,8 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
             )
         )
         assert len(replay_trades) > 100, "the flow should trade a lot"
+        mass = [e for c, e in events if isinstance(c, CancelAllOrders) and e.updates]
+        assert mass, "the flow should cancel all of a user's orders now and then"
         assert db_trades == replay_trades, "trades differ from the replay"
 
         async with sredis.client(settings) as cache:

@@ -83,6 +83,9 @@ async def _ingestion_refuses_unsigned_callers(f: RunningFleet) -> None:
             assert (r.status_code, r.json()["code"]) == (401, -2015), (headers, r.text)
             c = await http.post("/internal/cancels", json={**body, "orderId": 1}, headers=headers)
             assert (c.status_code, c.json()["code"]) == (401, -2015), (headers, c.text)
+            a = await http.post("/internal/cancel-all", json={"userId": u.user_id, "params": {"symbol": "BTCUSDT"}},
+                                headers=headers)  # fmt: skip
+            assert (a.status_code, a.json()["code"]) == (401, -2015), (headers, a.text)
     await asyncio.sleep(0.5)
     assert await _orders_of(f, u.user_id) == 0, "a refused call wrote an order"
     placed = await alice.order(**ORDER, price="50000")  # the gateway's own, signed, calls still pass

@@ -71,6 +71,9 @@ ALLOWED: dict[str, list[str]] = {
         "INSERT INTO open_order_counts (user_id, n) VALUES ($1, 1) "
         "ON CONFLICT (user_id) DO UPDATE SET n = open_order_counts.n + excluded.n",
         "SELECT count(*) FROM orders WHERE user_id = $1",
+        # PERCENT_PRICE_BY_SIDE's average price (services/order_processor/averages.py, migration 0014)
+        "SELECT coalesce(sum(volume_lots), 0), coalesce(sum(quote_nu), 0) FROM klines WHERE symbol = 'BTCUSDT'",
+        "SELECT price_ticks FROM trades WHERE symbol = 'BTCUSDT' ORDER BY trade_id DESC LIMIT 1",
     ],
     "matcher": [*FLEET, "SELECT symbol, seq FROM settlement_cursor"],
     "settlement": [
@@ -89,6 +92,8 @@ ALLOWED: dict[str, list[str]] = {
         "SELECT halt_id FROM settlement_halts WHERE resolution IS NULL",
         "SELECT ok, finished_at FROM audit_runs ORDER BY run_id DESC LIMIT 1",
         "DELETE FROM klines WHERE symbol = 'BTCUSDT' AND width_ms = 1000 AND open_time < 0",  # retention (0013)
+        "SELECT circuit_break('NOSUCHUSDT')",  # the breaker: TRADING -> BREAK only (migration 0014)
+        "SELECT nextval('order_id_blocks')",  # the in-band market change's request id
     ],
     "market-data": list(FLEET),
     "trade-archiver": list(FLEET),
@@ -124,6 +129,7 @@ FORBIDDEN: dict[str, list[str]] = {
         "VALUES ('BTCUSDT', 1, 1, 1, 1, 1, 2, 1, 1, true, 0, 0, 0)",
         "UPDATE settlement_cursor SET seq = 0",
         WITHDRAWAL_HOLD,
+        "SELECT circuit_break('BTCUSDT')",
     ],
     "matcher": [
         *MONEY_WRITES,

@@ -87,6 +87,14 @@ def _symbol_info(m: Market) -> dict[str, Any]:
                 "applyMaxToMarket": True,
                 "avgPriceMins": 0,
             },
+            {
+                "filterType": "PERCENT_PRICE_BY_SIDE",
+                "bidMultiplierUp": f"{m.bid_up}",
+                "bidMultiplierDown": f"{m.bid_down}",
+                "askMultiplierUp": f"{m.ask_up}",
+                "askMultiplierDown": f"{m.ask_down}",
+                "avgPriceMins": 5,  # shared.tickers.AVG_PRICE_MS
+            },
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
         ],
         "permissions": [],

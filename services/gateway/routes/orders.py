@@ -1,4 +1,5 @@
-"""Signed trading and account endpoints: order (POST, GET, DELETE), openOrders, allOrders, account, myTrades.
+"""Signed trading and account endpoints: order (POST, GET, DELETE), openOrders (GET, DELETE), allOrders,
+account, myTrades.
 
 ``POST /api/v3/order`` is ``submit_order`` and ``DELETE /api/v3/order`` is ``submit_cancel``: the gateway serves
 both on its fast path (``fastpath.py`` hands them the raw ASGI request, past FastAPI's layers), and FastAPI's
@@ -195,6 +196,47 @@ async def open_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]
         symbol or None,
     )
     return [order_from_row(gw.markets[r["symbol"]], r) for r in rows]
+
+
+@router.delete(
+    "/openOrders",
+    **spec.returns(list[spec.CanceledOrder]),
+    openapi_extra=spec.in_query_or_form(spec.SYMBOL, *spec.SIGNED),
+)
+async def cancel_open_orders(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> list[dict[str, Any]]:
+    """``DELETE /api/v3/openOrders``: every open order of the caller on one symbol, canceled by the matcher in
+    one step of the symbol's sequence (``CancelAllOrders``), answered as Binance does: the canceled orders,
+    each as ``DELETE /order`` answers it; -2011 when none is open. Weight 1, TRADE."""
+
+    def body() -> Awaitable[bytes]:
+        return read_body(request.headers.get("content-length"), request.stream(), gw.settings.max_body_bytes)
+
+    ip = client_ip(request, gw.settings.trusted_proxy_hops)
+    caller = await authenticate(gw, header, request.url.query.encode(), body, "TRADE", CANCEL_WEIGHT, 0, ip)
+    await gw.limiter.spend(caller.budget, CANCEL_WEIGHT, 0)
+    m = gw.market(caller.params.get("symbol"))
+    any_open = await gw.db.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE user_id = $1 AND symbol = $2 AND status = ANY($3::text[]))",
+        caller.user_id,
+        m.symbol,
+        OPEN,
+    )
+    if not any_open:
+        raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
+    ack = await gw.ingest.cancel_all(caller.user_id, caller.params)
+    outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
+    if outcome is None:
+        raise ApiError(
+            errors.TIMEOUT,
+            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+            503,
+        )
+    _raise_refusal(outcome)
+    canceled: list[dict[str, Any]] = outcome.get("orders") or [outcome["order"]]
+    for order in canceled:
+        order.pop("fills", None)
+        order["origClientOrderId"] = order["clientOrderId"]
+    return canceled
 
 
 @router.get(

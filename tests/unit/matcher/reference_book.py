@@ -14,10 +14,14 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   every other command advances ``seq`` by one, errors included;
 * ``RejectedOrder`` becomes one REJECTED update; ``CancelOrder`` of an order that is not open or belongs to
   someone else is a ``CommandError`` -2011;
+* ``CancelAllOrders`` cancels every open order of its user (user 0: of everyone) in arrival order, or is
+  -2011 when its user has none (user 0: an empty event);
+* ``MarketChange`` takes its position but no ``seq`` and reports nothing: later fills use its fees;
 * ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
 * a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
   filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
-* MARKET behaves as IOC whatever its ``tif``; a BUY never spends more than ``budget`` notional units, a SELL
+* MARKET behaves as IOC whatever its ``tif``, and takes only makers within its ``price_ticks`` when it has one
+  (the price-protection limit); a BUY never spends more than ``budget`` notional units, a SELL
   never sells more than ``budget`` lots; an order sized by ``quote_nu`` is FILLED once its quote is spent
   or the quote left no longer pays for one lot at the next maker's price (having filled something);
 * self-trade prevention follows the taker's mode and is checked before the taker's size;
@@ -38,14 +42,17 @@ from services.matcher.book import Book, BookState, RestingOrder
 from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    CancelAllOrders,
     CancelOrder,
     CommandError,
     LevelDelta,
+    MarketChange,
     MatchedEvent,
     MatcherCommand,
     OrderUpdate,
     RejectedOrder,
     Trade,
+    market_of,
 )
 
 UNKNOWN_ORDER = -2011
@@ -127,6 +134,9 @@ class ReferenceBook:
         if src <= self.last_src:
             return None
         self.last_src = src
+        if isinstance(command, MarketChange):  # the new row from here on; no seq, no event
+            self.market = market_of(command.market)
+            return None
         self.seq += 1
         step = _Step([], [], [])
         error = None
@@ -150,6 +160,8 @@ class ReferenceBook:
             )
         elif isinstance(command, CancelOrder):
             error = self._cancel(command, step)
+        elif isinstance(command, CancelAllOrders):
+            error = self._cancel_all(command, step)
         else:
             self._place(command, ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
@@ -172,6 +184,16 @@ class ReferenceBook:
         self.resting.remove(o)
         step.touch(o.side, o.price_ticks)
         step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
+        return None
+
+    def _cancel_all(self, c: CancelAllOrders, step: _Step) -> CommandError | None:
+        found = [o for o in self.resting if c.user_id == 0 or o.user_id == c.user_id]
+        if not found and c.user_id != 0:
+            return CommandError(user_id=c.user_id, order_id=0, code=UNKNOWN_ORDER, msg="Unknown order sent.")
+        for o in found:
+            self.resting.remove(o)
+            step.touch(o.side, o.price_ticks)
+            step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
         return None
 
     def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:
@@ -339,7 +361,7 @@ class ReferenceBook:
 
 # --- plain functions ---------------------------------------------------------------------------------------
 def _acceptable(a: AcceptedOrder, maker_price: int) -> bool:
-    if a.type is OrderType.MARKET:
+    if a.type is OrderType.MARKET and not a.price_ticks:  # a MARKET's price is its protection limit
         return True
     return maker_price <= a.price_ticks if a.side is Side.BUY else maker_price >= a.price_ticks
 

@@ -13,7 +13,7 @@ import os
 import subprocess
 import sys
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
@@ -30,7 +30,9 @@ from services.matcher.book import COMPACT_SLACK, Book, RestingOrder
 from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    CancelAllOrders,
     CancelOrder,
+    MarketChange,
     MatchedEvent,
     MatcherCommand,
     OrderUpdate,
@@ -38,6 +40,7 @@ from shared.messages import (
     Trade,
     decode_matched,
     encode,
+    spec_of,
 )
 from tests.unit.matcher.reference_book import ReferenceBook
 
@@ -128,7 +131,9 @@ class Flow:
         quote: int = 0,
         stp: StpMode = StpMode.EXPIRE_MAKER,
         tif: TimeInForce = TimeInForce.GTC,
+        band: int = 0,
     ) -> AcceptedOrder:
+        """``band``: its price-protection limit (``shared.price_band``), 0 for none."""
         order_id = self._order_id(user)
         return self._keep(
             AcceptedOrder(
@@ -137,6 +142,7 @@ class Flow:
                 user_id=user,
                 side=side,
                 type=OrderType.MARKET,
+                price_ticks=band,
                 tif=tif,
                 qty_lots=qty,
                 quote_nu=quote,
@@ -150,6 +156,19 @@ class Flow:
         src = self._next()
         request_id = 10**6 + src["src_offset"]
         return self._keep(CancelOrder(**src, request_id=request_id, order_id=order_id, user_id=user))
+
+    def cancel_all(self, user: int) -> CancelAllOrders:
+        """Every open order of ``user`` (0: of everyone)."""
+        src = self._next()
+        self.history.append(command := CancelAllOrders(**src, request_id=10**6 + src["src_offset"], user_id=user))
+        return command
+
+    def fees(self, maker_bps: int, taker_bps: int) -> MarketChange:
+        """The market's row with new fees (``spot admin market update``)."""
+        src = self._next()
+        row = spec_of(replace(MARKET, maker_fee_bps=maker_bps, taker_fee_bps=taker_bps))
+        self.history.append(command := MarketChange(**src, request_id=10**6 + src["src_offset"], market=row))
+        return command
 
     def reject(self, user: int, side: Side) -> RejectedOrder:
         order_id = self._order_id(user)
@@ -179,14 +198,20 @@ class Flow:
             user, side, price, qty, stp = args
             return self.limit(user, side, price, qty, TimeInForce.GTC, stp, OrderType.LIMIT_MAKER)
         if kind == "market":
-            user, side, tif, qty, quote, budget, stp = args
-            return self.market(user, side, budget, qty, quote, stp, tif)
+            user, side, tif, qty, quote, budget, stp, *band = args
+            return self.market(user, side, budget, qty, quote, stp, tif, band[0] if band else 0)
         if kind == "cancel":
             which, pick, foreign = args
             candidates = {"live": live, "any": sorted(self.owner), "unknown": []}[which]
             order_id = candidates[pick % len(candidates)] if candidates else UNKNOWN_ID + pick
             user = self.owner.get(order_id, 1)
             return self.cancel(user % USERS + 1 if foreign else user, order_id)
+        if kind == "fees":
+            maker_bps, taker_bps = args
+            return self.fees(maker_bps, taker_bps)
+        if kind == "cancel_all":
+            (user,) = args
+            return self.cancel_all(user)
         if kind == "reject":
             user, side = args
             return self.reject(user, side)
@@ -213,7 +238,8 @@ def market_ops(draw: st.DrawFn) -> tuple:
         budget = draw(st.one_of(st.just(full), st.integers(1, full)))
     else:
         budget = draw(st.one_of(st.just(qty), st.integers(1, qty))) if qty else draw(st.integers(1, 15))
-    return ("market", draw(users), side, draw(st.sampled_from(TimeInForce)), qty, quote, budget, draw(stps))
+    band = draw(st.one_of(st.just(0), prices))  # 0: no price protection (before a market's first trade)
+    return ("market", draw(users), side, draw(st.sampled_from(TimeInForce)), qty, quote, budget, draw(stps), band)
 
 
 lots = st.integers(1, 8)
@@ -228,6 +254,8 @@ ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enoug
     st.tuples(st.just("cancel"), st.sampled_from(["live", "any", "unknown"]), st.integers(0, 50), st.booleans()),
     st.tuples(st.just("reject"), users, sides),
     st.tuples(st.just("dup"), st.integers(0, 5)),
+    st.tuples(st.just("cancel_all"), st.integers(0, USERS)),  # 0: every owner's (a halt's)
+    st.tuples(st.just("fees"), st.integers(0, 50), st.integers(0, 50)),  # a live market update
 )
 
 
@@ -245,7 +273,7 @@ def snapshot(book: Book) -> Book:
     """A restarted book: state and orders through the wire format, as the Redis snapshot keeps them."""
     orders = msgspec.msgpack.decode(msgspec.msgpack.encode(list(book.orders())), type=list[RestingOrder])
     state = msgspec.structs.replace(book.state)
-    restored = Book(MARKET, state=state)
+    restored = Book(book.market, state=state)  # the row Postgres has now, as a restarted matcher loads it
     restored.restore(orders)
     return restored
 
@@ -391,7 +419,15 @@ deep_limits = _limits_at(st.just(99), st.just(101))
 wide_limits = _limits_at(st.integers(80, 98), st.integers(102, 120))
 cancel_live = st.tuples(st.just("cancel"), st.just("live"), st.integers(0, 50), st.just(False))
 churn_ops = st.one_of(
-    deep_limits, deep_limits, wide_limits, wide_limits, cancel_live, cancel_live, cancel_live, market_ops()
+    deep_limits,
+    deep_limits,
+    wide_limits,
+    wide_limits,
+    cancel_live,
+    cancel_live,
+    cancel_live,
+    market_ops(),
+    st.tuples(st.just("cancel_all"), st.integers(0, USERS)),
 )
 
 
@@ -577,6 +613,41 @@ def test_cancel_of_a_foreign_or_closed_order_is_an_unknown_order_error() -> None
     assert own is not None and [(d.side, d.price_ticks, d.lots) for d in own.deltas] == [(S, 100, 0)]
     assert again is not None and again.error is not None and again.error.code == -2011
     assert list(book.orders()) == []
+
+
+def test_cancel_all_takes_one_users_orders_out_in_arrival_order_at_one_sequence() -> None:
+    f = Flow()
+    commands = [f.limit(1, S, 101, 2), f.limit(2, S, 101, 3), f.limit(1, B, 99, 1), f.limit(1, S, 102, 4)]
+    book, events = apply_all([*commands, f.cancel_all(1), f.cancel_all(1)])
+    mine, again = events[4:]
+    assert mine is not None and mine.seq == 5 and mine.error is None
+    assert statuses(mine) == [(i, OrderStatus.CANCELED, ExecType.CANCELED) for i in (1, 3, 4)]
+    assert [(d.side, d.price_ticks, d.lots) for d in mine.deltas] == [(S, 101, 3), (B, 99, 0), (S, 102, 0)]
+    assert again is not None and again.error is not None and again.error.code == -2011 and again.seq == 6
+    assert [o.order_id for o in book.orders()] == [2]
+
+
+def test_cancel_all_of_every_owner_empties_the_book_and_an_empty_book_gives_an_empty_event() -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 101, 2), f.limit(2, B, 99, 3), f.cancel_all(0), f.cancel_all(0)])
+    everyone, empty = events[2:]
+    assert everyone is not None and [u.order_id for u in everyone.updates] == [1, 2]
+    assert empty is not None and empty.error is None and empty.updates == [] and empty.deltas == []
+    assert list(book.orders()) == [] and book.best_bid() is None and book.best_ask() is None
+
+
+def test_a_market_order_with_a_protection_limit_stops_there_and_expires_the_rest() -> None:
+    f = Flow()
+    asks = [f.limit(1, S, 100, 2), f.limit(1, S, 101, 2), f.limit(1, S, 105, 5)]
+    book, events = apply_all([*asks, f.market(2, B, budget=9 * 101, qty=9, band=101), f.market(2, S, 4, qty=4, band=1)])
+    bought = events[3]
+    assert bought is not None and [(t.price_ticks, t.qty_lots) for t in bought.trades] == [(100, 2), (101, 2)]
+    assert bought.updates[-1].status is OrderStatus.EXPIRED and bought.updates[-1].executed_lots == 4
+    assert book.depth(S) == [(105, 5)]  # the level past the band is untouched
+    nothing = events[4]  # a SELL with nothing to sell into expires untouched, band or not
+    assert nothing is not None and statuses(nothing)[-1][1] is OrderStatus.EXPIRED and nothing.trades == []
+    _, beyond = apply_all([f.limit(1, S, 105, 1), f.market(2, B, budget=105, qty=1, band=104)])
+    assert beyond[1] is not None and beyond[1].trades == [] and statuses(beyond[1])[-1][1] is OrderStatus.EXPIRED
 
 
 def test_redelivered_command_is_skipped_without_a_sequence() -> None:

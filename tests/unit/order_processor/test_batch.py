@@ -10,7 +10,7 @@ unstorable inside the step), or refused with ids nobody can be told of, and the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import Any
 
@@ -18,7 +18,14 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.order_processor.batch import BatchDecision, Taking, decide_batch, located
+from services.order_processor.batch import (
+    BatchDecision,
+    Taking,
+    changed_markets,
+    decide_batch,
+    located,
+    market_runs,
+)
 from services.order_processor.holds import UNSTORABLE, Located, Taken, rejected
 from shared import errors, kafka, tracing
 from shared import redis as sredis
@@ -26,13 +33,18 @@ from shared.domain import INT64_MAX, OrderType, Side, StpMode, TimeInForce, fmt_
 from shared.identity import source_partition
 from shared.messages import (
     AcceptedOrder,
+    CancelAllOrders,
+    CancelAllRequest,
     CancelOrder,
     CancelRequest,
+    MarketChange,
+    MarketChangeRequest,
     MatcherCommand,
     NewOrderRequest,
     OrderRequest,
     RejectedOrder,
     source_position,
+    spec_of,
     unpack_commands,
 )
 from shared.postgres import DEFAULT_MARKETS
@@ -314,3 +326,34 @@ def test_a_redelivered_batch_decides_the_same_bytes() -> None:
     assert again.accepted == first.accepted == [decisions[0]]
     assert list(first.told) == [CHANNELS.user(1)] and len(first.told[CHANNELS.user(1)]) == 2  # NEW, balance
     assert again.told == {}
+
+
+def test_market_changes_are_decided_alone_between_the_requests_around_them() -> None:
+    """A batch is cut around its market changes (``market_runs``): the change goes on to the matcher at its source
+    position, and its row applies from the next run on (``changed_markets``)."""
+    btc = DEFAULT_MARKETS[0]
+    halted = spec_of(replace(btc, status="HALT"))
+    values: list[Any] = [
+        request(1, 7, "BTCUSDT", OrderType.LIMIT),
+        MarketChangeRequest(request_id=90, symbol="BTCUSDT", market=halted, ts=5),
+        request(2, 7, "BTCUSDT", OrderType.LIMIT),
+        request(3, 7, "BTCUSDT", OrderType.LIMIT),
+    ]
+    records = [kafka.Record("order-requests", 0, 10 + i, v) for i, v in enumerate(values)]
+    runs = market_runs(records)
+    assert [[r.offset for r in run] for run in runs] == [[10], [11], [12, 13]]
+    assert market_runs(records[2:]) == [records[2:]]
+    assert changed_markets(runs[1]) == {"BTCUSDT": replace(btc, status="HALT")} and changed_markets(runs[2]) == {}
+    decided = decide_batch(runs[1], [], ([], []), {"BTCUSDT": btc}, sredis.Channels(""), 0)
+    (command,) = decided.commands
+    assert isinstance(command, MarketChange) and command.market == halted
+    assert (command.src_partition, command.src_offset) == (source_partition(0, 0), source_position(11, 0))
+    assert [e.symbol for e in decided.envelopes] == ["BTCUSDT"] and not decided.accepted
+
+
+def test_a_cancel_all_request_goes_on_at_its_source_position() -> None:
+    value = CancelAllRequest(request_id=91, user_id=7, symbol="ETHUSDT", ts=5)
+    record = kafka.Record("order-requests", 0, 12, value, index=3)
+    decided = decide_batch([record], [], ([], []), {m.symbol: m for m in DEFAULT_MARKETS}, sredis.Channels(""), 0)
+    position = {"src_partition": source_partition(0, 0), "src_offset": source_position(12, 3)}
+    assert decided.commands == [CancelAllOrders(**position, request_id=91, user_id=7, symbol="ETHUSDT", ts=5)]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 from hypothesis import given
@@ -101,3 +103,20 @@ def test_a_hold_never_exceeds_what_is_available(ticks: int, lots: int, available
     assert 0 < hold.atoms <= available
     unit = BTC.atoms_per_nu if side is Side.BUY else BTC.atoms_per_lot
     assert hold.budget * unit == hold.atoms
+
+
+def test_percent_price_by_side_refuses_a_limit_outside_the_band_and_bounds_a_market_order() -> None:
+    m = replace(BTC, bid_up=Decimal("1.1"), ask_down=Decimal("0.9"))
+    avg = Fraction(50_000_00)  # 50,000.00 in ticks
+    assert check(req(price="55000"), m, avg).price_ticks == 55_000_00
+    with pytest.raises(ApiError) as refused:
+        check(req(price="55000.01"), m, avg)
+    assert (refused.value.code, refused.value.msg) == (-1013, "Filter failure: PERCENT_PRICE_BY_SIDE")
+    buy = check(req(type=OrderType.MARKET, price=None, qty="0.1"), m, avg)
+    assert buy.price_ticks == 55_000_00 and buy.capped  # holds at most 0.1 at the band, not the whole balance
+    assert buy.hold_atoms == m.limit_hold_atoms(Side.BUY, 55_000_00, 10_000)
+    assert size_hold(buy, Side.BUY, m, 10**12).atoms == buy.hold_atoms
+    assert size_hold(buy, Side.BUY, m, 1000 * 10**8).atoms == 1000 * 10**8  # less available: all of it
+    sell = check(req(side=Side.SELL, type=OrderType.MARKET, price=None, qty="0.1"), m, avg)
+    assert sell.price_ticks == 45_000_00
+    assert check(req(type=OrderType.MARKET, price=None, qty="0.1"), m, None).price_ticks == 0  # never traded

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from services.settlement.outcome import outcome
 from services.settlement.told import told
 from shared import redis as sredis
 from shared import tracing
@@ -70,3 +71,18 @@ def test_an_untraced_batch_says_the_same_without_traces() -> None:
     applied = [filled(1, 7)]
     said = list(told(MARKETS, applied, [], CHANNELS, 99))
     assert len(said) == 1 and tracing.unwrap(said[0][1].encode())[1] is None
+
+
+def test_a_mass_cancel_outcome_lists_every_order_it_canceled_in_order() -> None:
+    """``DELETE /api/v3/openOrders`` answers ``orders``: each canceled order as ``DELETE /order`` shows it."""
+    m = DEFAULT_MARKETS[0]
+
+    def canceled(order_id: int) -> OrderUpdate:
+        return OrderUpdate(order_id, 7, f"c{order_id}", Side.BUY, OrderType.LIMIT, TimeInForce.GTC, 100, 3,
+                           OrderStatus.CANCELED, ExecType.CANCELED, 1)  # fmt: skip
+
+    both = outcome(m, MatchedEvent("BTCUSDT", 9, 500, 77, [canceled(4), canceled(2)]))
+    assert [o["orderId"] for o in both["orders"]] == [4, 2] and both["userId"] == 7
+    assert {o["status"] for o in both["orders"]} == {"CANCELED"} and both["orders"][0]["transactTime"] == 500
+    one = outcome(m, MatchedEvent("BTCUSDT", 10, 500, 78, [canceled(5)]))
+    assert "orders" not in one and one["order"]["orderId"] == 5
