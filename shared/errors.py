@@ -21,6 +21,18 @@ class ApiError(Exception):
         return {"code": self.code, "msg": self.msg}
 
 
+class ApiErrorWithData(ApiError):
+    """A refusal that says what part of the request was done: ``order/cancelReplace``'s -2021 (409) and -2022,
+    whose ``data`` carries each half's result, as Binance answers them."""
+
+    def __init__(self, code: int, msg: str, http_status: int, data: dict[str, object]) -> None:
+        super().__init__(code, msg, http_status)
+        self.data = data
+
+    def body(self) -> dict[str, object]:
+        return {"code": self.code, "msg": self.msg, "data": self.data}
+
+
 # -- the codes used, by name -------------------------------------------------------------------------------
 UNKNOWN = -1000
 DISCONNECTED = -1001
@@ -50,6 +62,8 @@ BAD_COMBINATION = -1128
 FILTER_FAILURE = -1013
 NEW_ORDER_REJECTED = -2010
 CANCEL_REJECTED = -2011
+CANCEL_REPLACE_PARTIAL = -2021
+CANCEL_REPLACE_FAILED = -2022
 NO_SUCH_ORDER = -2013
 BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015

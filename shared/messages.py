@@ -29,7 +29,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from .domain import INT64_MAX, ExecType, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from .domain import INT64_MAX, CancelRestriction, ExecType, OrderStatus, OrderType, Side, StpMode, TimeInForce
 
 SCHEMA_VERSION: Final = 1
 
@@ -80,9 +80,26 @@ class CancelRequest(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True
     symbol: str
     order_id: Stored
     ts: Stored
+    restriction: CancelRestriction | None = None  # cancelRestrictions: the matcher checks it, in sequence
 
 
-OrderRequest = NewOrderRequest | CancelRequest
+class AmendRequest(msgspec.Struct, tag_field="kind", tag="amend", kw_only=True, frozen=True):
+    """``order/amend/keepPriority``: ``order_id`` keeps its place with ``qty_lots`` (smaller than its quantity,
+    larger than what it executed; the matcher checks both in sequence) and the client id ``client_order_id``.
+    In lots, not a decimal string: the gateway converted it with the market's LOT_SIZE, as the amount of an
+    order it already holds, and a hold only shrinks by it."""
+
+    v: int = SCHEMA_VERSION
+    request_id: Stored
+    user_id: Stored
+    symbol: str
+    order_id: Stored
+    qty_lots: Stored
+    client_order_id: str
+    ts: Stored
+
+
+OrderRequest = NewOrderRequest | CancelRequest | AmendRequest
 
 
 class OrderRequests(msgspec.Struct, tag_field="kind", tag="requests-batch", kw_only=True, frozen=True):
@@ -143,6 +160,22 @@ class CancelOrder(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True, 
     user_id: int
     symbol: str
     ts: int
+    restriction: CancelRestriction | None = None
+
+
+class AmendOrder(msgspec.Struct, tag_field="kind", tag="amend", kw_only=True, frozen=True):
+    """An ``AmendRequest`` at its source position; the matcher decides it (``Book``'s ``_amend``)."""
+
+    v: int = SCHEMA_VERSION
+    src_partition: int
+    src_offset: int
+    request_id: int
+    order_id: int
+    user_id: int
+    symbol: str
+    qty_lots: int
+    client_order_id: str
+    ts: int
 
 
 class RejectedOrder(msgspec.Struct, tag_field="kind", tag="reject", kw_only=True, frozen=True):
@@ -169,7 +202,7 @@ class RejectedOrder(msgspec.Struct, tag_field="kind", tag="reject", kw_only=True
         return self.order_id
 
 
-MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder
+MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder | AmendOrder
 
 
 # --- matched-events and trade-execution: matcher -> settlement, market-data, trade-archiver ---------------

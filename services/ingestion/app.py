@@ -48,7 +48,16 @@ class CancelIn(BaseModel):
     params: dict[str, str]
 
 
-Body = TypeVar("Body", NewOrderIn, CancelIn)
+class AmendIn(BaseModel):
+    user_id: int = Field(alias="userId")
+    order_id: int = Field(alias="orderId")
+    qty_lots: int = Field(alias="qtyLots", ge=1, le=2**63 - 1)
+    client_order_id: str = Field(alias="clientOrderId", max_length=36)
+    claim: bool
+    params: dict[str, str]
+
+
+Body = TypeVar("Body", NewOrderIn, CancelIn, AmendIn)
 
 
 @asynccontextmanager
@@ -106,5 +115,13 @@ def create_app(settings: Settings) -> FastAPI:
         body = await from_gateway(request, CancelIn)
         async with in_flight:
             return await state["ingestor"].cancel(body.user_id, body.order_id, body.params)
+
+    @app.post("/internal/amends")
+    async def amend(request: Request) -> dict[str, Any]:
+        body = await from_gateway(request, AmendIn)
+        async with in_flight:
+            return await state["ingestor"].amend(
+                body.user_id, body.order_id, body.qty_lots, body.client_order_id, body.claim, body.params
+            )
 
     return app

@@ -16,6 +16,10 @@ Order types: LIMIT with GTC, IOC or FOK; LIMIT_MAKER (rejected if it would take)
 quantity or by quote notional (``quote_nu``), which behaves as IOC. Self-trade prevention uses the taker's
 mode, as Binance does. Known limit: no price band (the processor's filters bound prices).
 
+Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
+order's status at that point of the sequence; an amend (``AmendOrder``, ``order/amend/keepPriority``) to a
+smaller quantity, which keeps the order's place in its queue (its ``arrival``) and reports REPLACED.
+
 Layout, chosen for speed (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a dict of price
 levels plus a heap of the same levels by key (best on top; bids keyed by ``-price``; sifted by our own
 functions, which compiled compare native ints) and the best level remembered. A level is a FIFO list of
@@ -55,9 +59,10 @@ import msgspec
 
 from shared.booksnapshot import BookState as BookState
 from shared.booksnapshot import RestingOrder as RestingOrder
-from shared.domain import BPS, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import BPS, CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    AmendOrder,
     CancelOrder,
     CommandError,
     LevelDelta,
@@ -80,6 +85,11 @@ except ImportError:  # not installed at run time: only mypyc (at build time) rea
 
 UNKNOWN_ORDER: Final = -2011
 WOULD_TAKE: Final = -2010
+NO_SUCH_ORDER: Final = -2013  # an amend of an order that is not open (Binance's "Order does not exist.")
+AMEND_NOT_SMALLER: Final = -2038
+RESTRICTED_MSG: Final = "Order was not canceled due to cancel restrictions."
+AMEND_NOT_SMALLER_MSG: Final = "Order amend (quantity increase) is not supported."
+AMEND_BELOW_EXECUTED_MSG: Final = "Order amend (quantity decrease) below the executed quantity is not supported."
 # dead queue entries / empty levels tolerated before compacting; read when a Book is built (not Final: tests
 # lower it)
 COMPACT_SLACK = 32
@@ -110,6 +120,9 @@ _X_CANCELED: Final = ExecType.CANCELED
 _X_REJECTED: Final = ExecType.REJECTED
 _X_EXPIRED: Final = ExecType.EXPIRED
 _X_PREVENTION: Final = ExecType.TRADE_PREVENTION
+_X_REPLACED: Final = ExecType.REPLACED
+_ONLY_NEW: Final = CancelRestriction.ONLY_NEW
+_ONLY_PARTIALLY_FILLED: Final = CancelRestriction.ONLY_PARTIALLY_FILLED
 _STP_NONE: Final = StpMode.NONE
 _EXPIRE_TAKER: Final = StpMode.EXPIRE_TAKER
 _EXPIRE_MAKER: Final = StpMode.EXPIRE_MAKER
@@ -151,6 +164,7 @@ _C_OFFSET: Final = _CANCEL["src_offset"]
 _C_REQUEST_ID: Final = _CANCEL["request_id"]
 _C_ORDER_ID: Final = _CANCEL["order_id"]
 _C_USER: Final = _CANCEL["user_id"]
+_C_RESTRICTION: Final = _CANCEL["restriction"]
 
 
 @mypyc_attr(acyclic=True)
@@ -619,7 +633,11 @@ class Book:
         placing = kind is _AcceptedOrder or (kind is not _CancelOrder and isinstance(command, AcceptedOrder))
         if not placing and not (kind is _CancelOrder or isinstance(command, CancelOrder)):
             seq = self._advance(command.src_partition, command.src_offset)
-            return self._reject(cast(RejectedOrder, command), ts, seq) if seq else None
+            if not seq:
+                return None
+            if isinstance(command, AmendOrder):  # off the hot paths: amends are rare next to orders
+                return self._amend(command, ts, seq)
+            return self._reject(cast(RejectedOrder, command), ts, seq)
         t = _astuple(command)
         partition: int = t[_A_PARTITION] if placing else t[_C_PARTITION]
         offset: int = t[_A_OFFSET] if placing else t[_C_OFFSET]
@@ -673,6 +691,12 @@ class Book:
         if o is None or not _same(o.user_id, c[_C_USER]):
             error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
+        restriction = c[_C_RESTRICTION]
+        if restriction is not None and (
+            (restriction is _ONLY_NEW and o.executed_lots) or (restriction is _ONLY_PARTIALLY_FILLED and not o.executed_lots)
+        ):
+            error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg=RESTRICTED_MSG)
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
         side, price = o.side, o.price_ticks
         ladder = self._bids if side is _BUY else self._asks
         level = ladder.levels[price]
@@ -693,6 +717,40 @@ class Book:
             [_ended(o, _CANCELED, _X_CANCELED)],
             [],
             [_LevelDelta(side, price, level.lots)],
+        )
+
+    def _amend(self, c: AmendOrder, ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """An ``AmendOrder``: a smaller quantity for a resting order, which keeps its place in its level's
+        queue (its ``arrival``); its level's total and its remaining lots shrink by the difference, and it
+        takes the new client order id. Its one update is REPLACED, in its current status, ``qty_lots`` the new
+        quantity and ``orig_client_order_id`` the one it had. The new quantity must be below the order's and
+        above what it executed (an order is never ended by an amend)."""
+        o = self._orders.get(c.order_id)
+        error: CommandError | None = None
+        if o is None or not _same(o.user_id, c.user_id):
+            error = _CommandError(user_id=c.user_id, order_id=c.order_id, code=NO_SUCH_ORDER, msg="Order does not exist.")
+        elif c.qty_lots >= o.qty_lots:
+            error = _CommandError(
+                user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_NOT_SMALLER_MSG
+            )
+        elif c.qty_lots <= o.executed_lots:
+            error = _CommandError(
+                user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_BELOW_EXECUTED_MSG
+            )
+        if o is None or error is not None:
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c.request_id, error=error)
+        cut: int = o.qty_lots - c.qty_lots
+        level = (self._bids if o.side is _BUY else self._asks).levels[o.price_ticks]
+        level.lots -= cut
+        o.remaining -= cut
+        o.qty_lots = c.qty_lots
+        before = o.client_order_id
+        o.client_order_id = c.client_order_id
+        update = _replace(
+            _ended(o, _PARTIALLY_FILLED if o.executed_lots else _NEW, _X_REPLACED), orig_client_order_id=before
+        )
+        return _MatchedEvent(
+            self._symbol, seq, ts, c.request_id, [update], [], [_LevelDelta(o.side, o.price_ticks, level.lots)]
         )
 
     def _place(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:

@@ -42,6 +42,17 @@ FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], 
   AS t(id, s, e, c, h, ts, q)
 WHERE orders.order_id = t.id
 """
+AMEND_ORDERS = """
+UPDATE orders SET qty_lots = t.q,
+    client_order_id = CASE WHEN EXISTS (
+        SELECT 1 FROM orders d WHERE d.user_id = orders.user_id AND d.client_order_id = t.c AND d.order_id <> orders.order_id
+    ) THEN orders.client_order_id ELSE t.c END
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, q, c) WHERE orders.order_id = t.id
+"""
+"""Orders amended in place (REPLACED): their smaller quantity and their new client order id. The gateway claims
+that id before it sends the amend (Redis for two minutes, and Postgres checked), so it is free; should a
+settlement backlog outlast the claim and another order have taken it since, the row keeps its old id rather
+than stop the symbol on the unique index."""
 COUNT_ENDED = """
 UPDATE open_order_counts c SET n = c.n - t.k FROM unnest($1::bigint[], $2::int[]) AS t(u, k) WHERE c.user_id = t.u
 """
@@ -213,6 +224,14 @@ class Accounts:
                 [x.updated_ts for x in o],
                 [x.last_seq for x in o],
             )
+            amended = [i for i in ids if s.touched[i].amended_client_order_id is not None]
+            if amended:
+                await conn.execute(
+                    AMEND_ORDERS,
+                    amended,
+                    [s.touched[i].qty_lots for i in amended],
+                    [s.touched[i].amended_client_order_id for i in amended],
+                )
         return balances, new
 
 

@@ -10,7 +10,8 @@ order still open after an event keeps exactly what its lots left need (``Market.
 processor's formula): a BUY that traded below its limit frees the price improvement at that event
 (``improvement``), so a user's ``held`` always equals the remaining need of their open orders, as Binance's
 ``locked`` does. When an order ends (filled, canceled, expired, rejected), what is left of its hold goes
-back to ``available`` exactly once (``hold_left`` becomes 0); a MARKET order ends in the event that placed
+back to ``available`` exactly once (``hold_left`` becomes 0); an amend (REPLACED) makes the order smaller, and
+what the cut lots held goes back at that event (``amend``), once, since ``hold_left`` then equals the need; a MARKET order ends in the event that placed
 it, so that release is its only one. Every posting moves units between two accounts, so the per-asset sum
 over all accounts never changes; the property tests assert it.
 
@@ -44,6 +45,7 @@ class OrderHold:
     cum_nu: int = 0
     last_seq: int = 0
     updated_ts: int = 0
+    amended_client_order_id: str | None = None  # set by a REPLACED update: the orders row takes it and qty_lots
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,8 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
                 continue  # refused without a row (a client order id already taken): it never held anything
             o = _order(orders, u.order_id)
             o.status, o.executed_lots, o.cum_nu = u.status.value, u.executed_lots, u.cum_nu
+            if u.exec_type is ExecType.REPLACED:
+                o.qty_lots, o.amended_client_order_id = u.qty_lots, u.client_order_id
             o.last_seq, o.updated_ts = event.seq, event.ts
             out.touched[u.order_id] = o
             updated.append((u, o))
@@ -156,8 +160,9 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
                 continue
             if need > o.hold_left:
                 raise HoldShortfall(f"order {u.order_id}: holds {o.hold_left} {o.hold_asset}, its lots need {need}")
-            freed = o.hold_left - need  # a BUY's price improvement: held at its limit, traded below it
-            out.move("improvement", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
+            freed = o.hold_left - need  # a BUY's price improvement (held at its limit, traded below it), or an amend
+            kind = "amend" if u.exec_type is ExecType.REPLACED else "improvement"
+            out.move(kind, f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
             o.hold_left = need
     return out
 

@@ -1,7 +1,8 @@
 """What REST waits for: the settled outcome of one request, built from its matched event. Pure.
 
 For a new order: the order as Binance returns it after the step, with the fills (``newOrderRespType=FULL``);
-for a cancel: the canceled order; for a refusal: Binance's error code and message.
+for a cancel: the canceled order; for an amend: the amended order (REPLACED) and the step's ``seq`` as its
+``executionId``; for a refusal: Binance's error code and message.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
             "error": {"code": e.error.code, "msg": e.error.msg},
         }
     mine = [u for u in e.updates if u.order_id == e.request_id] or [
-        u for u in e.updates if u.exec_type is ExecType.CANCELED
+        u for u in e.updates if u.exec_type is ExecType.CANCELED or u.exec_type is ExecType.REPLACED
     ]
     if not mine:
         return {"requestId": e.request_id, "userId": 0, "error": {"code": -1000, "msg": "No outcome."}}
@@ -35,4 +36,7 @@ def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
     order = order_from_update(m, last, e.ts)
     order["transactTime"] = e.ts
     order["fills"] = [fill_json(m, u) for u in mine if u.exec_type is ExecType.TRADE]
+    if last.exec_type is ExecType.REPLACED:
+        order["origClientOrderId"] = last.orig_client_order_id
+        return {"requestId": e.request_id, "userId": last.user_id, "order": order, "executionId": e.seq}
     return {"requestId": e.request_id, "userId": last.user_id, "order": order}

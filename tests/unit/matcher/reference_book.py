@@ -14,6 +14,12 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   every other command advances ``seq`` by one, errors included;
 * ``RejectedOrder`` becomes one REJECTED update; ``CancelOrder`` of an order that is not open or belongs to
   someone else is a ``CommandError`` -2011;
+* a cancel whose ``restriction`` is ONLY_NEW of an order that executed something, or ONLY_PARTIALLY_FILLED of
+  one that executed nothing, is a ``CommandError`` -2011 and changes nothing;
+* ``AmendOrder`` of an order not open (or someone else's) is a ``CommandError`` -2013; to a quantity not below
+  the order's or not above what it executed, -2038; otherwise the order keeps its arrival (its place), its
+  quantity and remaining lots shrink by the cut, it takes the new client id, and it reports one REPLACED update
+  in its current status with the old client id as ``orig_client_order_id``;
 * ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
 * a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
   filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
@@ -35,9 +41,10 @@ from dataclasses import asdict, dataclass
 import msgspec
 
 from services.matcher.book import Book, BookState, RestingOrder
-from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    AmendOrder,
     CancelOrder,
     CommandError,
     LevelDelta,
@@ -50,6 +57,8 @@ from shared.messages import (
 
 UNKNOWN_ORDER = -2011
 WOULD_TAKE = -2010
+NO_SUCH_ORDER = -2013
+AMEND_REFUSED = -2038
 
 
 @dataclass
@@ -150,6 +159,8 @@ class ReferenceBook:
             )
         elif isinstance(command, CancelOrder):
             error = self._cancel(command, step)
+        elif isinstance(command, AmendOrder):
+            error = self._amend(command, step)
         else:
             self._place(command, ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
@@ -169,9 +180,33 @@ class ReferenceBook:
         if not found:
             return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
         o = found[0]
+        if (c.restriction is CancelRestriction.ONLY_NEW and o.executed_lots > 0) or (
+            c.restriction is CancelRestriction.ONLY_PARTIALLY_FILLED and o.executed_lots == 0
+        ):
+            msg = "Order was not canceled due to cancel restrictions."
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg=msg)
         self.resting.remove(o)
         step.touch(o.side, o.price_ticks)
         step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
+        return None
+
+    def _amend(self, c: AmendOrder, step: _Step) -> CommandError | None:
+        found = [o for o in self.resting if o.order_id == c.order_id and o.user_id == c.user_id]
+        if not found:
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=NO_SUCH_ORDER, msg="Order does not exist.")
+        o = found[0]
+        if c.qty_lots >= o.qty_lots:
+            msg = "Order amend (quantity increase) is not supported."
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
+        if c.qty_lots <= o.executed_lots:
+            msg = "Order amend (quantity decrease) below the executed quantity is not supported."
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
+        before = o.client_order_id
+        o.qty_lots, o.client_order_id = c.qty_lots, c.client_order_id
+        o.remaining = o.qty_lots - o.executed_lots
+        status = OrderStatus.PARTIALLY_FILLED if o.executed_lots else OrderStatus.NEW
+        step.updates.append(_maker_update(o, status, ExecType.REPLACED, orig_client_order_id=before))
+        step.touch(o.side, o.price_ticks)
         return None
 
     def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:

@@ -27,9 +27,10 @@ from hypothesis import strategies as st
 from bench.reference_book import ReferenceBook as BenchBook
 from services.matcher import book as book_module
 from services.matcher.book import COMPACT_SLACK, Book, RestingOrder
-from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    AmendOrder,
     CancelOrder,
     MatchedEvent,
     MatcherCommand,
@@ -146,10 +147,26 @@ class Flow:
             )
         )
 
-    def cancel(self, user: int, order_id: int) -> CancelOrder:
+    def cancel(self, user: int, order_id: int, restriction: CancelRestriction | None = None) -> CancelOrder:
         src = self._next()
         request_id = 10**6 + src["src_offset"]
-        return self._keep(CancelOrder(**src, request_id=request_id, order_id=order_id, user_id=user))
+        return self._keep(
+            CancelOrder(**src, request_id=request_id, order_id=order_id, user_id=user, restriction=restriction)
+        )
+
+    def amend(self, user: int, order_id: int, qty: int) -> AmendOrder:
+        src = self._next()
+        request_id = 10**6 + src["src_offset"]
+        return self._keep(
+            AmendOrder(
+                **src,
+                request_id=request_id,
+                order_id=order_id,
+                user_id=user,
+                qty_lots=qty,
+                client_order_id=f"a{request_id}",
+            )
+        )
 
     def reject(self, user: int, side: Side) -> RejectedOrder:
         order_id = self._order_id(user)
@@ -182,11 +199,17 @@ class Flow:
             user, side, tif, qty, quote, budget, stp = args
             return self.market(user, side, budget, qty, quote, stp, tif)
         if kind == "cancel":
-            which, pick, foreign = args
+            which, pick, foreign, *restricted = args
             candidates = {"live": live, "any": sorted(self.owner), "unknown": []}[which]
             order_id = candidates[pick % len(candidates)] if candidates else UNKNOWN_ID + pick
             user = self.owner.get(order_id, 1)
-            return self.cancel(user % USERS + 1 if foreign else user, order_id)
+            return self.cancel(user % USERS + 1 if foreign else user, order_id, *restricted)
+        if kind == "amend":
+            which, pick, foreign, qty = args
+            candidates = {"live": live, "any": sorted(self.owner), "unknown": []}[which]
+            order_id = candidates[pick % len(candidates)] if candidates else UNKNOWN_ID + pick
+            user = self.owner.get(order_id, 1)
+            return self.amend(user % USERS + 1 if foreign else user, order_id, qty)
         if kind == "reject":
             user, side = args
             return self.reject(user, side)
@@ -226,6 +249,14 @@ ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enoug
     market_ops(),
     market_ops(),
     st.tuples(st.just("cancel"), st.sampled_from(["live", "any", "unknown"]), st.integers(0, 50), st.booleans()),
+    st.tuples(
+        st.just("cancel"),
+        st.just("live"),
+        st.integers(0, 50),
+        st.just(False),
+        st.sampled_from([None, *CancelRestriction]),
+    ),
+    st.tuples(st.just("amend"), st.sampled_from(["live", "live", "any"]), st.integers(0, 50), st.booleans(), lots),
     st.tuples(st.just("reject"), users, sides),
     st.tuples(st.just("dup"), st.integers(0, 5)),
 )
@@ -577,6 +608,70 @@ def test_cancel_of_a_foreign_or_closed_order_is_an_unknown_order_error() -> None
     assert own is not None and [(d.side, d.price_ticks, d.lots) for d in own.deltas] == [(S, 100, 0)]
     assert again is not None and again.error is not None and again.error.code == -2011
     assert list(book.orders()) == []
+
+
+@pytest.mark.parametrize(
+    ("restriction", "partly_filled", "canceled"),
+    [
+        (CancelRestriction.ONLY_NEW, False, True),
+        (CancelRestriction.ONLY_NEW, True, False),
+        (CancelRestriction.ONLY_PARTIALLY_FILLED, False, False),
+        (CancelRestriction.ONLY_PARTIALLY_FILLED, True, True),
+        (None, True, True),
+    ],
+)
+def test_cancel_restrictions_follow_the_orders_status_at_its_turn(
+    restriction: CancelRestriction | None, partly_filled: bool, canceled: bool
+) -> None:
+    f = Flow()
+    commands = [f.limit(1, S, 100, 3)] + ([f.limit(2, B, 100, 1)] if partly_filled else [])
+    book, events = apply_all([*commands, f.cancel(1, 1, restriction)])
+    last = events[-1]
+    assert last is not None
+    if canceled:
+        assert last.error is None and statuses(last) == [(1, OrderStatus.CANCELED, ExecType.CANCELED)]
+        assert list(book.orders()) == []
+    else:
+        assert last.error is not None and (last.error.code, last.error.msg) == (
+            -2011,
+            "Order was not canceled due to cancel restrictions.",
+        )
+        assert last.updates == [] and last.deltas == [] and [o.order_id for o in book.orders()] == [1]
+
+
+def test_amend_keeps_the_orders_place_and_reports_replaced() -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 100, 5), f.limit(2, S, 100, 2), f.amend(1, 1, 3), f.limit(3, B, 100, 3)])
+    amended, taken = events[2], events[3]
+    assert amended is not None and amended.error is None
+    (u,) = amended.updates
+    assert (u.order_id, u.status, u.exec_type, u.qty_lots, u.executed_lots) == (
+        1,
+        OrderStatus.NEW,
+        ExecType.REPLACED,
+        3,
+        0,
+    )
+    assert (u.client_order_id, u.orig_client_order_id) == (f"a{amended.request_id}", "c1")
+    assert [(d.side, d.price_ticks, d.lots) for d in amended.deltas] == [(S, 100, 5)]  # 3 + 2 behind it
+    assert taken is not None and [(t.seller_order_id, t.qty_lots) for t in taken.trades] == [(1, 3)]  # first still
+    assert [(o.order_id, o.remaining) for o in book.orders()] == [(2, 2)]
+
+
+@pytest.mark.parametrize(("qty", "msg_part"), [(5, "increase"), (6, "increase"), (2, "executed"), (1, "executed")])
+def test_amend_to_no_smaller_or_to_what_it_executed_is_refused(qty: int, msg_part: str) -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 100, 5), f.limit(2, B, 100, 2), f.amend(1, 1, qty)])
+    last = events[-1]
+    assert last is not None and last.error is not None and last.error.code == -2038 and msg_part in last.error.msg
+    assert [(o.order_id, o.qty_lots, o.remaining) for o in book.orders()] == [(1, 5, 3)]
+
+
+def test_amend_of_a_foreign_or_closed_order_is_order_does_not_exist() -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 100, 5), f.amend(2, 1, 1), f.cancel(1, 1), f.amend(1, 1, 1)])
+    for e in (events[1], events[3]):
+        assert e is not None and e.error is not None and (e.error.code, e.error.msg) == (-2013, "Order does not exist.")
 
 
 def test_redelivered_command_is_skipped_without_a_sequence() -> None:
