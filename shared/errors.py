@@ -6,6 +6,8 @@ The codes and messages are Binance's, so clients such as ccxt raise the matching
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .domain import FilterFailure
 
 
@@ -25,7 +27,7 @@ class ApiErrorWithData(ApiError):
     """A refusal that says what part of the request was done: ``order/cancelReplace``'s -2021 (409) and -2022,
     whose ``data`` carries each half's result, as Binance answers them."""
 
-    def __init__(self, code: int, msg: str, http_status: int, data: dict[str, object]) -> None:
+    def __init__(self, code: int, msg: str, http_status: int, data: Mapping[str, object]) -> None:
         super().__init__(code, msg, http_status)
         self.data = data
 

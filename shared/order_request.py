@@ -7,9 +7,9 @@ and the gateway with ingestion in-process) and the gateway's routes and OpenAPI 
 ``parse_new_order`` checks what needs no market state beyond the symbol list: mandatory and extra
 parameters, enum spellings, Binance's decimal grammar and precision (``shared.amounts``), client-id syntax.
 ``parse_cancel``, ``parse_amend`` (with ``amend_lots``) and ``split_cancel_replace`` do the same for the
-requests that change an order. ``check_filters`` then applies the market's filters (``shared.filters``), so that an order they refuse is
-refused in the REST answer; the order processor applies them again when it decides (with the markets it
-reads, which a filter change reaches first), and balances are its alone.
+requests that change an order. ``check_filters`` then applies the market's filters (``shared.filters``), so that
+an order they refuse is refused in the REST answer; the order processor applies them again when it decides
+(with the markets it reads, which a filter change reaches first), and balances are its alone.
 """
 
 from __future__ import annotations

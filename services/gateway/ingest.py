@@ -1,6 +1,7 @@
 """How the gateway hands an order to ingestion: over HTTP to the ingestion service, or in its own process.
 
-Both speak the same calls (new order, cancel, amend) and raise the same ``ApiError``s, so a route does not know which it has.
+Both speak the same calls (new order, cancel, amend) and raise the same ``ApiError``s, so a route does not
+know which it has.
 In-process (``INGESTION_IN_GATEWAY``) the gateway runs ingestion's ``Ingestor`` (``shared/ingestor.py``)
 itself and publishes to ``order-requests`` directly: one HTTP hop less per order, which on a small machine is
 most of what an order costs before Kafka, and its client order id is claimed in the same Redis call that

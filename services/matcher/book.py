@@ -693,7 +693,8 @@ class Book:
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
         restriction = c[_C_RESTRICTION]
         if restriction is not None and (
-            (restriction is _ONLY_NEW and o.executed_lots) or (restriction is _ONLY_PARTIALLY_FILLED and not o.executed_lots)
+            (restriction is _ONLY_NEW and o.executed_lots)
+            or (restriction is _ONLY_PARTIALLY_FILLED and not o.executed_lots)
         ):
             error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg=RESTRICTED_MSG)
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
@@ -728,7 +729,9 @@ class Book:
         o = self._orders.get(c.order_id)
         error: CommandError | None = None
         if o is None or not _same(o.user_id, c.user_id):
-            error = _CommandError(user_id=c.user_id, order_id=c.order_id, code=NO_SUCH_ORDER, msg="Order does not exist.")
+            error = _CommandError(
+                user_id=c.user_id, order_id=c.order_id, code=NO_SUCH_ORDER, msg="Order does not exist."
+            )
         elif c.qty_lots >= o.qty_lots:
             error = _CommandError(
                 user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_NOT_SMALLER_MSG

@@ -8,7 +8,8 @@ what the main loop writes, in the order it writes it:
 - the accepted orders for the hot book, each once;
 - what each owner's user stream is told (``shared.owner_reports``): the NEW of each accepted order, its
   first copy only and not on a redelivery, then the balances the holds changed, one message per channel;
-- the ``validated-orders`` records: one command per request (cancels and amends pass as they came) (but one nobody can be told of), grouped by
+- the ``validated-orders`` records: one command per request (cancels and amends pass as they came; but one
+  nobody can be told of), grouped by
   symbol into envelopes, each command continuing its request's trace.
 
 The same records and the same answers from Postgres give the same bytes, so a redelivered batch re-sends what

@@ -45,7 +45,8 @@ WHERE orders.order_id = t.id
 AMEND_ORDERS = """
 UPDATE orders SET qty_lots = t.q,
     client_order_id = CASE WHEN EXISTS (
-        SELECT 1 FROM orders d WHERE d.user_id = orders.user_id AND d.client_order_id = t.c AND d.order_id <> orders.order_id
+        SELECT 1 FROM orders d
+        WHERE d.user_id = orders.user_id AND d.client_order_id = t.c AND d.order_id <> orders.order_id
     ) THEN orders.client_order_id ELSE t.c END
 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, q, c) WHERE orders.order_id = t.id
 """
@@ -240,4 +241,3 @@ def _order_ids(e: MatchedEvent) -> list[int]:
     for t in e.trades:
         ids += (t.buyer_order_id, t.seller_order_id)
     return ids
-

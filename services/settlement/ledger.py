@@ -11,9 +11,9 @@ processor's formula): a BUY that traded below its limit frees the price improvem
 (``improvement``), so a user's ``held`` always equals the remaining need of their open orders, as Binance's
 ``locked`` does. When an order ends (filled, canceled, expired, rejected), what is left of its hold goes
 back to ``available`` exactly once (``hold_left`` becomes 0); an amend (REPLACED) makes the order smaller, and
-what the cut lots held goes back at that event (``amend``), once, since ``hold_left`` then equals the need; a MARKET order ends in the event that placed
-it, so that release is its only one. Every posting moves units between two accounts, so the per-asset sum
-over all accounts never changes; the property tests assert it.
+what the cut lots held goes back at that event (``amend``), once, since ``hold_left`` then equals the need; a
+MARKET order ends in the event that placed it, so that release is its only one. Every posting moves units
+between two accounts, so the per-asset sum over all accounts never changes; the property tests assert it.
 
 An event that cannot be applied (an order without a row, a hold smaller than what the order needs) raises
 an ``Unappliable``: never skipped here, it is the caller's to stop its symbol on.

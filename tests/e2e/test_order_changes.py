@@ -28,8 +28,15 @@ async def _client(base: str, settings: Any, name: str) -> Client:
 
 
 def _limit(side: str, qty: str, price: str, **extra: Any) -> dict[str, Any]:
-    return {"symbol": "BTCUSDT", "side": side, "type": "LIMIT", "timeInForce": "GTC", "quantity": qty, "price": price,
-            **extra}
+    return {
+        "symbol": "BTCUSDT",
+        "side": side,
+        "type": "LIMIT",
+        "timeInForce": "GTC",
+        "quantity": qty,
+        "price": price,
+        **extra,
+    }
 
 
 async def _free_locked(c: Client, asset: str) -> tuple[str, str]:
@@ -45,7 +52,9 @@ async def _test_orders(base: str, settings: Any) -> None:
         before = await _free_locked(c, "USDT")
         status, body = await c.signed("POST", "order/test", **_limit("BUY", "0.01", "50000"))
         assert (status, body) == (200, {})
-        status, body = await c.signed("POST", "order/test", **_limit("BUY", "0.01", "50000"), computeCommissionRates="true")
+        status, body = await c.signed(
+            "POST", "order/test", **_limit("BUY", "0.01", "50000"), computeCommissionRates="true"
+        )
         assert status == 200 and body["standardCommissionForOrder"] == {"maker": "0.00100000", "taker": "0.00100000"}
         assert body["taxCommissionForOrder"] == {"maker": "0.00000000", "taker": "0.00000000"}
         # the same checks as a real order: filters, mandatory and unread parameters, the symbol
@@ -57,7 +66,9 @@ async def _test_orders(base: str, settings: Any) -> None:
         assert (status, body["code"]) == (400, -1104)
         status, body = await c.signed("POST", "order/test", **_limit("BUY", "0.01", "50000", symbol="NOPE"))
         assert (status, body["code"]) == (400, -1121)
-        status, body = await c.signed("POST", "order/test", **_limit("BUY", "0.01", "50000"), computeCommissionRates="x")
+        status, body = await c.signed(
+            "POST", "order/test", **_limit("BUY", "0.01", "50000"), computeCommissionRates="x"
+        )
         assert (status, body["code"]) == (400, -1100)
         # nothing placed, nothing held
         status, open_orders = await c.signed("GET", "openOrders", symbol="BTCUSDT")
@@ -126,8 +137,11 @@ async def _cancel_replace(base: str, settings: Any) -> None:
     try:
         first = await c.order(**_limit("BUY", "0.01", "40000"))
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "0.02", "41000"),
-            cancelReplaceMode="STOP_ON_FAILURE", cancelOrderId=first["orderId"],
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "0.02", "41000"),
+            cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrderId=first["orderId"],
         )
         assert status == 200, body
         assert (body["cancelResult"], body["newOrderResult"]) == ("SUCCESS", "SUCCESS")
@@ -138,8 +152,11 @@ async def _cancel_replace(base: str, settings: Any) -> None:
 
         # STOP_ON_FAILURE: the cancel fails, nothing is placed; 400 -2022 with both halves' results
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "0.01", "42000"),
-            cancelReplaceMode="STOP_ON_FAILURE", cancelOrderId=first["orderId"],
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "0.01", "42000"),
+            cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrderId=first["orderId"],
         )
         assert status == 400 and body == {
             "code": -2022,
@@ -153,8 +170,11 @@ async def _cancel_replace(base: str, settings: Any) -> None:
         }
         # ALLOW_FAILURE: the cancel fails, the order is placed anyway; 409 -2021
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "0.01", "42000"),
-            cancelReplaceMode="ALLOW_FAILURE", cancelOrderId=first["orderId"],
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "0.01", "42000"),
+            cancelReplaceMode="ALLOW_FAILURE",
+            cancelOrderId=first["orderId"],
         )
         assert (status, body["code"], body["msg"]) == (409, -2021, "Order cancel-replace partially failed.")
         data = body["data"]
@@ -164,8 +184,11 @@ async def _cancel_replace(base: str, settings: Any) -> None:
         assert third["status"] == "NEW"
         # the cancel succeeds, the new order is refused by the processor (funds): 409 -2021
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "100", "50000"),
-            cancelReplaceMode="STOP_ON_FAILURE", cancelOrderId=third["orderId"],
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "100", "50000"),
+            cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrderId=third["orderId"],
         )
         assert (status, body["code"]) == (409, -2021), body
         data = body["data"]
@@ -173,8 +196,11 @@ async def _cancel_replace(base: str, settings: Any) -> None:
         assert data["newOrderResponse"]["code"] == -2010
         # a bad new order cancels nothing: the whole request is refused first
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "0.00001", "10"),
-            cancelReplaceMode="STOP_ON_FAILURE", cancelOrderId=second["orderId"],
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "0.00001", "10"),
+            cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrderId=second["orderId"],
         )
         assert (status, body["code"]) == (400, -1013)
         status, body = await c.signed(
@@ -182,8 +208,12 @@ async def _cancel_replace(base: str, settings: Any) -> None:
         )
         assert (status, body["code"]) == (400, -1102)
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "0.01", "41000"),
-            cancelReplaceMode="STOP_ON_FAILURE", cancelOrderId=second["orderId"], orderRateLimitExceededMode="NEVER",
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "0.01", "41000"),
+            cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrderId=second["orderId"],
+            orderRateLimitExceededMode="NEVER",
         )
         assert (status, body["code"]) == (400, -1100)
         status, body = await c.signed("GET", "openOrders", symbol="BTCUSDT")
@@ -215,23 +245,29 @@ async def _cancel_replace_rate_limit(base: str, settings: Any) -> None:
     c = await _client(base, settings, "limited")
     try:
         first = await c.order(**_limit("BUY", "0.01", "40000"))
-        while time.time() % 10 > 1:  # a fresh 10-second window, so the count stays spent below
-            await asyncio.sleep(0.05)
+        await asyncio.sleep(10 - time.time() % 10)  # a fresh 10-second window, so the count stays spent below
         for _ in range(settings.orders_per_10s + 1):  # refused orders spend the order count too
             status, body = await c.signed("POST", "order", **_limit("BUY", "0.00001", "10"))
             if status == 429:
                 break
         assert status == 429 and body["code"] == -1015, body
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "0.02", "41000"),
-            cancelReplaceMode="STOP_ON_FAILURE", cancelOrderId=first["orderId"],
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "0.02", "41000"),
+            cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrderId=first["orderId"],
         )
         assert (status, body["code"]) == (429, -1015)  # DO_NOTHING: refused whole, nothing canceled
         status, body = await c.signed("GET", "order", symbol="BTCUSDT", orderId=first["orderId"])
         assert body["status"] == "NEW"
         status, body = await c.signed(
-            "POST", "order/cancelReplace", **_limit("BUY", "0.02", "41000"),
-            cancelReplaceMode="STOP_ON_FAILURE", cancelOrderId=first["orderId"], orderRateLimitExceededMode="CANCEL_ONLY",
+            "POST",
+            "order/cancelReplace",
+            **_limit("BUY", "0.02", "41000"),
+            cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrderId=first["orderId"],
+            orderRateLimitExceededMode="CANCEL_ONLY",
         )
         assert (status, body["code"]) == (409, -2021), body
         data = body["data"]
@@ -253,19 +289,29 @@ async def _amend(base: str, settings: Any) -> None:
         mine = await c.order(**_limit("SELL", "0.05", "70000", newClientOrderId="mine-1"))
         behind = await other.order(**_limit("SELL", "0.01", "70000"))
         status, body = await c.signed(
-            "PUT", "order/amend/keepPriority", symbol="BTCUSDT", orderId=mine["orderId"], newQty="0.02",
+            "PUT",
+            "order/amend/keepPriority",
+            symbol="BTCUSDT",
+            orderId=mine["orderId"],
+            newQty="0.02",
             newClientOrderId="mine-2",
         )
         assert status == 200, body
         amended = body["amendedOrder"]
         assert body["executionId"] > 0 and body["transactTime"] > 0
         assert (amended["orderId"], amended["origClientOrderId"], amended["clientOrderId"]) == (
-            mine["orderId"], "mine-1", "mine-2"
+            mine["orderId"],
+            "mine-1",
+            "mine-2",
         )
         assert (amended["qty"], amended["executedQty"], amended["status"]) == ("0.02000000", "0.00000000", "NEW")
         report = await stream.wait_for(lambda e: e.get("e") == "executionReport" and e["x"] == "REPLACED")
         assert (report["i"], report["q"], report["X"], report["c"], report["C"]) == (
-            mine["orderId"], "0.02000000", "NEW", "mine-2", "mine-1"
+            mine["orderId"],
+            "0.02000000",
+            "NEW",
+            "mine-2",
+            "mine-1",
         )
         assert await _free_locked(c, "BTC") == ("4.98000000", "0.02000000")  # 0.03 released, once
         status, body = await c.signed("GET", "order", symbol="BTCUSDT", origClientOrderId="mine-2")
@@ -293,7 +339,11 @@ async def _amend(base: str, settings: Any) -> None:
         assert (status, body["code"]) == (400, -1013)
         again = await c.order(**_limit("SELL", "0.02", "71000"))
         status, body = await c.signed(
-            "PUT", "order/amend/keepPriority", symbol="BTCUSDT", orderId=again["orderId"], newQty="0.01",
+            "PUT",
+            "order/amend/keepPriority",
+            symbol="BTCUSDT",
+            orderId=again["orderId"],
+            newQty="0.01",
             newClientOrderId="mine-2",
         )
         assert (status, body["code"]) == (400, -2010)

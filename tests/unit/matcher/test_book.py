@@ -669,7 +669,7 @@ def test_amend_to_no_smaller_or_to_what_it_executed_is_refused(qty: int, msg_par
 
 def test_amend_of_a_foreign_or_closed_order_is_order_does_not_exist() -> None:
     f = Flow()
-    book, events = apply_all([f.limit(1, S, 100, 5), f.amend(2, 1, 1), f.cancel(1, 1), f.amend(1, 1, 1)])
+    _, events = apply_all([f.limit(1, S, 100, 5), f.amend(2, 1, 1), f.cancel(1, 1), f.amend(1, 1, 1)])
     for e in (events[1], events[3]):
         assert e is not None and e.error is not None and (e.error.code, e.error.msg) == (-2013, "Order does not exist.")
 

@@ -18,7 +18,17 @@ from services.order_processor.validation import check, size_hold
 from services.settlement.ledger import OrderHold, Settled, UnknownOrder, settle
 from shared import errors
 from shared.db.models import FEE_USER_ID
-from shared.domain import Bucket, CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import (
+    Bucket,
+    CancelRestriction,
+    ExecType,
+    Market,
+    OrderStatus,
+    OrderType,
+    Side,
+    StpMode,
+    TimeInForce,
+)
 from shared.errors import ApiError
 from shared.messages import AcceptedOrder, AmendOrder, CancelOrder, MatchedEvent, NewOrderRequest, RejectedOrder
 
@@ -59,7 +69,9 @@ step = st.one_of(
         st.integers(1, 5_000),
         st.sampled_from(StpMode),
     ),
-    st.tuples(st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60), st.sampled_from([None, *CancelRestriction])),
+    st.tuples(
+        st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60), st.sampled_from([None, *CancelRestriction])
+    ),
     st.tuples(st.just("amend"), st.sampled_from(USERS), st.integers(0, 60), st.integers(1, 5_000)),
 )
 
