@@ -134,6 +134,11 @@ async def find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None:
     openapi_extra=spec.in_query(spec.SYMBOL, spec.ORDER_ID, spec.ORIG_CLIENT_ORDER_ID, *spec.SIGNED),
 )
 async def get_order(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
+    return await status_as(gw, caller)
+
+
+async def status_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
+    """One of the caller's orders, by ``orderId`` or ``origClientOrderId`` (REST and the WebSocket API)."""
     m = gw.market(caller.params.get("symbol"))
     row = await find(gw, caller, m)
     if row is None:
