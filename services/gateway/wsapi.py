@@ -44,7 +44,7 @@ from . import marketdata, wstrade
 from .access import StreamGuard, Watched
 from .deps import BAD_KEY, Caller, Gateway, client_ip
 from .ratelimit import public_budget, signed_budget
-from .ws import MessageRate, Session, admitted, guard_of, run_session
+from .ws import WS_API_MESSAGES_PER_S, MessageRate, Session, admitted, guard_of, run_session
 
 router = APIRouter()
 USER = "user"  # the session's stream name of the user data subscription
@@ -302,6 +302,6 @@ async def ws_api(ws: WebSocket) -> None:
     session = Session(ws, gw.hub, user_wrap=0)
     api = WsApi(ws, gw, session, guard_of(ws), client_ip(ws, gw.settings.trusted_proxy_hops))
     try:
-        await run_session(ws, session, api.handle, MessageRate())
+        await run_session(ws, session, api.handle, MessageRate(WS_API_MESSAGES_PER_S))
     finally:
         api.unwatch()
