@@ -240,6 +240,7 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     reject_code: int = 0
     reason: str = ""
     orig_client_order_id: str = ""  # on cancels: the cancel request's own client id is not tracked
+    stp: StpMode = StpMode.EXPIRE_MAKER  # the self-trade prevention mode the order was placed with (``V``)
 
 
 class Trade(msgspec.Struct, frozen=True, gc=False):

@@ -272,7 +272,7 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
     """The last update of a resting order taken out without a fill (cancel, self-trade)."""
     executed: Boxed = o.executed_lots
     cum_nu: Boxed = o.cum_nu
-    return _OrderUpdate(  # positional: the fields in order, up to cum_nu (quote_nu: 0, a resting order's)
+    return _OrderUpdate(  # positional: every field in order (quote_nu: 0, a resting order's)
         o.order_id,
         o.user_id,
         o.client_order_id,
@@ -287,6 +287,15 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
         0,
         executed,
         cum_nu,
+        0,  # last_lots, last_ticks, trade_id, is_maker, fee, reject_code, reason, orig_client_order_id
+        0,
+        -1,
+        False,
+        0,
+        0,
+        "",
+        "",
+        o.stp,
     )
 
 
@@ -459,6 +468,7 @@ class _Taker:
         "side",
         "stop",
         "stp_expired",
+        "stp",
         "stp_on",
         "tif",
         "trade_id",
@@ -482,6 +492,7 @@ class _Taker:
         self.qty_lots: Boxed = a[_A_QTY]
         self.quote_nu: Boxed = a[_A_QUOTE]
         self.created_ts: Boxed = a[_A_TS]
+        self.stp: Boxed = stp
         self.stp_on = stp is not _STP_NONE
         self.expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
         self.expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
@@ -762,7 +773,7 @@ class Book:
         limit: int = ticks
         is_buy, is_market = side is _BUY, otype is _MARKET
         order_id, qty, user, client_id, created = a[_A_ID], a[_A_QTY], a[_A_USER], a[_A_CLIENT_ID], a[_A_TS]
-        new = _OrderUpdate(  # positional (see OrderUpdate), up to quote_nu
+        new = _OrderUpdate(  # positional (see OrderUpdate): every field, in order
             order_id,
             user,
             client_id,
@@ -775,6 +786,17 @@ class Book:
             _X_NEW,
             created,
             a[_A_QUOTE],
+            0,  # executed_lots, cum_nu, last_lots, last_ticks, trade_id, is_maker, fee, reject_code, reason, orig
+            0,
+            0,
+            0,
+            -1,
+            False,
+            0,
+            0,
+            "",
+            "",
+            a[_A_STP],
         )
         opposite = self._asks if is_buy else self._bids
         best = opposite.top  # best(), its usual answer inlined
@@ -1045,6 +1067,10 @@ class Book:
                 tid,
                 True,
                 maker_fee,
+                0,  # reject_code, reason, orig_client_order_id
+                "",
+                "",
+                maker.stp,
             )
         )
         done = taker.remaining == 0
@@ -1070,6 +1096,10 @@ class Book:
                 tid,
                 False,
                 taker_fee,
+                0,
+                "",
+                "",
+                taker.stp,
             )
         )
         taker.trade_id += 1

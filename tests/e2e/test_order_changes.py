@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import ccxt
@@ -241,52 +240,13 @@ def test_cancel_replace_answers_each_outcome_as_binance(shared_fleet: Any) -> No
     asyncio.run(_cancel_replace(shared_fleet.base, shared_fleet.settings))
 
 
-async def _cancel_replace_rate_limit(base: str, settings: Any) -> None:
-    c = await _client(base, settings, "limited")
-    try:
-        first = await c.order(**_limit("BUY", "0.01", "40000"))
-        await asyncio.sleep(10 - time.time() % 10)  # a fresh 10-second window, so the count stays spent below
-        for _ in range(settings.orders_per_10s + 1):  # refused orders spend the order count too
-            status, body = await c.signed("POST", "order", **_limit("BUY", "0.00001", "10"))
-            if status == 429:
-                break
-        assert status == 429 and body["code"] == -1015, body
-        status, body = await c.signed(
-            "POST",
-            "order/cancelReplace",
-            **_limit("BUY", "0.02", "41000"),
-            cancelReplaceMode="STOP_ON_FAILURE",
-            cancelOrderId=first["orderId"],
-        )
-        assert (status, body["code"]) == (429, -1015)  # DO_NOTHING: refused whole, nothing canceled
-        status, body = await c.signed("GET", "order", symbol="BTCUSDT", orderId=first["orderId"])
-        assert body["status"] == "NEW"
-        status, body = await c.signed(
-            "POST",
-            "order/cancelReplace",
-            **_limit("BUY", "0.02", "41000"),
-            cancelReplaceMode="STOP_ON_FAILURE",
-            cancelOrderId=first["orderId"],
-            orderRateLimitExceededMode="CANCEL_ONLY",
-        )
-        assert (status, body["code"]) == (409, -2021), body
-        data = body["data"]
-        assert (data["cancelResult"], data["newOrderResult"]) == ("SUCCESS", "FAILURE")
-        assert data["newOrderResponse"]["code"] == -1015
-        await check_money_at(settings.database_url)
-    finally:
-        await c.close()
-
-
-def test_cancel_replace_over_the_order_count_follows_its_mode(shared_fleet: Any) -> None:
-    asyncio.run(_cancel_replace_rate_limit(shared_fleet.base, shared_fleet.settings))
-
-
 async def _amend(base: str, settings: Any) -> None:
     c, other, taker = [await _client(base, settings, n) for n in ("amender", "queued", "amend-taker")]
     try:
         stream = await c.user_stream()
-        mine = await c.order(**_limit("SELL", "0.05", "55000", newClientOrderId="mine-1"))
+        mine = await c.order(
+            **_limit("SELL", "0.05", "55000", newClientOrderId="mine-1", selfTradePreventionMode="EXPIRE_BOTH")
+        )
         behind = await other.order(**_limit("SELL", "0.01", "55000"))
         status, body = await c.signed(
             "PUT",
@@ -306,6 +266,7 @@ async def _amend(base: str, settings: Any) -> None:
         )
         assert (amended["qty"], amended["executedQty"], amended["status"]) == ("0.02000000", "0.00000000", "NEW")
         report = await stream.wait_for(lambda e: e.get("e") == "executionReport" and e["x"] == "REPLACED")
+        assert report["V"] == amended["selfTradePreventionMode"] == "EXPIRE_BOTH"  # the order's own mode
         assert (report["i"], report["q"], report["X"], report["c"], report["C"]) == (
             mine["orderId"],
             "0.02000000",
@@ -361,31 +322,3 @@ async def _amend(base: str, settings: Any) -> None:
 
 def test_amend_keeps_priority_releases_the_cut_once_and_reports_replaced(shared_fleet: Any) -> None:
     asyncio.run(_amend(shared_fleet.base, shared_fleet.settings))
-
-
-def test_amend_and_a_restricted_cancel_through_the_ingestion_service(fresh_env: dict[str, str]) -> None:
-    """``INGESTION_IN_GATEWAY=false``: the amend goes over the gateway's signed HTTP hop (``/internal/amends``)
-    and a restricted cancel over ``/internal/cancels``, with the same answers."""
-    from tests.e2e.conftest import _run
-
-    async def flow(base: str, settings: Any) -> None:
-        c = await _client(base, settings, "remote")
-        try:
-            mine = await c.order(**_limit("SELL", "0.05", "55000"))
-            status, body = await c.signed(
-                "PUT", "order/amend/keepPriority", symbol="BTCUSDT", orderId=mine["orderId"], newQty="0.04"
-            )
-            assert status == 200 and body["amendedOrder"]["qty"] == "0.04000000", body
-            status, body = await c.signed(
-                "DELETE", "order", symbol="BTCUSDT", orderId=mine["orderId"], cancelRestrictions="ONLY_PARTIALLY_FILLED"
-            )
-            assert (status, body["code"]) == (400, -2011)
-            status, body = await c.signed("DELETE", "order", symbol="BTCUSDT", orderId=mine["orderId"])
-            assert status == 200 and body["origQty"] == "0.04000000"
-            assert await _free_locked(c, "BTC") == ("5.00000000", "0.00000000")
-            await check_money_at(settings.database_url)
-        finally:
-            await c.close()
-
-    for running in _run({**fresh_env, "INGESTION_IN_GATEWAY": "false"}):
-        asyncio.run(flow(running.base, running.settings))

@@ -411,6 +411,7 @@ def _taker_update(a: AcceptedOrder, **state: object) -> OrderUpdate:
         qty_lots=a.qty_lots,
         quote_nu=a.quote_nu,
         created_ts=a.ts,
+        stp=a.stp,
         **state,  # type: ignore[arg-type]
     )
 
@@ -430,6 +431,7 @@ def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: ob
         executed_lots=o.executed_lots,
         cum_nu=o.cum_nu,
         created_ts=o.created_ts,
+        stp=o.stp,
         **fill,  # type: ignore[arg-type]
     )
 

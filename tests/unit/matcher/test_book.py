@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 from bench.reference_book import ReferenceBook as BenchBook
 from services.matcher import book as book_module
 from services.matcher.book import COMPACT_SLACK, Book, RestingOrder
+from shared.binance import execution_report
 from shared.domain import CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
@@ -639,6 +640,18 @@ def test_cancel_restrictions_follow_the_orders_status_at_its_turn(
         assert last.updates == [] and last.deltas == [] and [o.order_id for o in book.orders()] == [1]
 
 
+@pytest.mark.parametrize("mode", list(StpMode))
+def test_every_update_of_an_order_carries_the_mode_it_was_placed_with(mode: StpMode) -> None:
+    f = Flow()
+    _, events = apply_all(
+        [f.limit(1, S, 100, 2, stp=mode), f.limit(2, B, 100, 1, stp=mode), f.cancel(1, 1)]
+    )
+    updates = [u for e in events if e is not None for u in e.updates]
+    assert updates and all(u.stp is mode for u in updates), [(u.order_id, u.exec_type, u.stp) for u in updates]
+    report = execution_report(MARKET, updates[0], 1)
+    assert report["V"] == mode.value
+
+
 def test_amend_keeps_the_orders_place_and_reports_replaced() -> None:
     f = Flow()
     book, events = apply_all([f.limit(1, S, 100, 5), f.limit(2, S, 100, 2), f.amend(1, 1, 3), f.limit(3, B, 100, 3)])
@@ -744,7 +757,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
     assert OrderUpdate.__struct_fields__ == (
         "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
         "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
-        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id",
+        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp",
     )  # fmt: skip
     assert MatchedEvent.__struct_fields__ == (
         "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
@@ -760,7 +773,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         b'{"order_id":1,"user_id":2,"client_order_id":"c1","side":"SELL","type":"LIMIT","tif":"GTC",'
         b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
         b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
-        b'"reject_code":0,"reason":"","orig_client_order_id":""}'
+        b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER"}'
     )
     assert update == OrderUpdate(
         order_id=1, user_id=2, client_order_id="c1", side=S, type=OrderType.LIMIT, tif=GTC, price_ticks=100,
