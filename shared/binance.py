@@ -149,6 +149,7 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "Q": m.fmt_notional(u.quote_nu),
         "W": u.created_ts,
         "V": u.stp,
+        **({"v": u.prevented_match_id, "U": u.counter_order_id} if u.prevented_match_id >= 0 else {}),
     }
 
 

@@ -241,6 +241,8 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     reason: str = ""
     orig_client_order_id: str = ""  # on cancels: the cancel request's own client id is not tracked
     stp: StpMode = StpMode.EXPIRE_MAKER  # the self-trade prevention mode the order was placed with (``V``)
+    prevented_match_id: int = -1  # on an expiry by self-trade prevention: the prevented match (``v``)
+    counter_order_id: int = -1  # ... and the other order of it (``U``)
 
 
 class Trade(msgspec.Struct, frozen=True, gc=False):

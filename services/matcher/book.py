@@ -571,6 +571,8 @@ class Book:
         s = state if state is not None else BookState()
         self._seq: int = s.seq
         self._next_trade_id: int = s.next_trade_id
+        self._next_prevented_id: int = s.next_prevented_id
+        self._taker_prevented: tuple[int, Boxed] = (-1, -1)  # the last taker expiry's match id and counter order
         self._src_partition: int = s.src_partition
         self._src_offset: int = s.src_offset
         self._symbol: str = market.symbol
@@ -586,7 +588,7 @@ class Book:
     @property
     def state(self) -> BookState:
         """The counters that must survive a restart (a snapshot: changing it changes nothing here)."""
-        return BookState(self._seq, self._next_trade_id, self._src_partition, self._src_offset)
+        return BookState(self._seq, self._next_trade_id, self._src_partition, self._src_offset, self._next_prevented_id)
 
     # --- queries ---------------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -860,9 +862,16 @@ class Book:
             if remaining == 0:  # done (a quote-sized taker that completed reports remaining 0 too)
                 pass
             elif stp_expired:
+                prevented_id, counter = self._taker_prevented
                 updates.append(
                     _replace(
-                        new, status=_EXPIRED_IN_MATCH, exec_type=_X_PREVENTION, executed_lots=executed, cum_nu=cum_nu
+                        new,
+                        status=_EXPIRED_IN_MATCH,
+                        exec_type=_X_PREVENTION,
+                        executed_lots=executed,
+                        cum_nu=cum_nu,
+                        prevented_match_id=prevented_id,
+                        counter_order_id=counter,
                     )
                 )
             elif otype is _MARKET or tif is not _GTC:
@@ -993,14 +1002,18 @@ class Book:
         """The taker meets a resting order of its own owner: by the taker's mode (Binance's, as the taker's
         mode rules), the maker expires and leaves its level, the taker expires and stops, or both. Returns
         whether the maker left."""
+        prevented_id = self._next_prevented_id  # one id per prevented match, on both orders' reports
+        self._next_prevented_id = prevented_id + 1
         left = taker.expire_maker
         if left:
             del self._orders[maker.order_id]
             level.lots -= maker.remaining
             level.live -= 1
-            updates.append(_ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION))
+            ended = _ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION)
+            updates.append(_replace(ended, prevented_match_id=prevented_id, counter_order_id=taker.order_id))
         if taker.expire_taker:
             taker.stp_expired = taker.stop = True
+            self._taker_prevented = (prevented_id, maker.order_id)
         return left
 
     def _fill(

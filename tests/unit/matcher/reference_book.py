@@ -26,7 +26,9 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
 * MARKET behaves as IOC whatever its ``tif``; a BUY never spends more than ``budget`` notional units, a SELL
   never sells more than ``budget`` lots; an order sized by ``quote_nu`` is FILLED once its quote is spent
   or the quote left no longer pays for one lot at the next maker's price (having filled something);
-* self-trade prevention follows the taker's mode and is checked before the taker's size;
+* self-trade prevention follows the taker's mode and is checked before the taker's size; each prevented match
+  takes the next ``preventedMatchId`` (from 1, kept in the snapshot), which the expired order's update carries
+  with the other order's id (both orders' under EXPIRE_BOTH);
 * deltas list each level touched by the step, in order of first touch, with its total after the step.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
@@ -100,6 +102,8 @@ class ReferenceBook:
         self.resting: list[Order] = []  # arrival order
         self.seq = 0
         self.next_trade_id = 1
+        self.next_prevented_id = 1
+        self.taker_prevented: dict[str, int] = {}  # the last taker expiry's prevented match id and counter order
         self.last_src = (-1, -1)
 
     # --- queries ---------------------------------------------------------------------------------------
@@ -119,7 +123,11 @@ class ReferenceBook:
     def snapshot(self) -> tuple[BookState, list[RestingOrder]]:
         """What the model holds, in the fast book's snapshot types."""
         state = BookState(
-            seq=self.seq, next_trade_id=self.next_trade_id, src_partition=self.last_src[0], src_offset=self.last_src[1]
+            seq=self.seq,
+            next_trade_id=self.next_trade_id,
+            src_partition=self.last_src[0],
+            src_offset=self.last_src[1],
+            next_prevented_id=self.next_prevented_id,
         )
         return state, [RestingOrder(**asdict(o)) for o in self.resting]
 
@@ -241,6 +249,7 @@ class ReferenceBook:
                     exec_type=ExecType.TRADE_PREVENTION,
                     executed_lots=executed,
                     cum_nu=cum_nu,
+                    **self.taker_prevented,
                 )
             )
         elif outcome == "OPEN" and (a.type is OrderType.MARKET or a.tif is not TimeInForce.GTC):
@@ -289,11 +298,22 @@ class ReferenceBook:
                 return "OPEN"
             price = maker.price_ticks
             if maker.user_id == a.user_id and a.stp is not StpMode.NONE:
+                prevented = {"prevented_match_id": self.next_prevented_id}
+                self.next_prevented_id += 1
                 if a.stp in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH):
                     self.resting.remove(maker)
                     step.touch(maker.side, price)
-                    step.updates.append(_maker_update(maker, OrderStatus.EXPIRED_IN_MATCH, ExecType.TRADE_PREVENTION))
+                    step.updates.append(
+                        _maker_update(
+                            maker,
+                            OrderStatus.EXPIRED_IN_MATCH,
+                            ExecType.TRADE_PREVENTION,
+                            **prevented,
+                            counter_order_id=a.order_id,
+                        )
+                    )
                 if a.stp in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH):
+                    self.taker_prevented = {**prevented, "counter_order_id": maker.order_id}
                     return "EXPIRED_IN_MATCH"
                 continue
             caps = [maker.remaining]

@@ -643,13 +643,34 @@ def test_cancel_restrictions_follow_the_orders_status_at_its_turn(
 @pytest.mark.parametrize("mode", list(StpMode))
 def test_every_update_of_an_order_carries_the_mode_it_was_placed_with(mode: StpMode) -> None:
     f = Flow()
-    _, events = apply_all(
-        [f.limit(1, S, 100, 2, stp=mode), f.limit(2, B, 100, 1, stp=mode), f.cancel(1, 1)]
-    )
+    _, events = apply_all([f.limit(1, S, 100, 2, stp=mode), f.limit(2, B, 100, 1, stp=mode), f.cancel(1, 1)])
     updates = [u for e in events if e is not None for u in e.updates]
     assert updates and all(u.stp is mode for u in updates), [(u.order_id, u.exec_type, u.stp) for u in updates]
     report = execution_report(MARKET, updates[0], 1)
     assert report["V"] == mode.value
+
+
+def test_each_prevented_match_has_its_id_on_the_expired_orders_reports_and_in_the_snapshot() -> None:
+    f = Flow()
+    book, events = apply_all(
+        [
+            f.limit(1, S, 100, 1),
+            f.limit(1, S, 101, 1),
+            f.limit(1, B, 101, 1, IOC, stp=StpMode.EXPIRE_MAKER),  # two matches prevented: ids 1 and 2
+            f.limit(1, S, 100, 1),
+            f.limit(1, B, 100, 1, stp=StpMode.EXPIRE_BOTH),  # one match, both orders expire: id 3
+        ]
+    )
+    makers, both = events[2], events[4]
+    assert makers is not None and both is not None
+    prevented = [(u.order_id, u.prevented_match_id, u.counter_order_id) for u in makers.updates if u.order_id != 3]
+    assert prevented == [(1, 1, 3), (2, 2, 3)]
+    assert [(u.order_id, u.prevented_match_id, u.counter_order_id) for u in both.updates[1:]] == [(4, 3, 5), (5, 3, 4)]
+    assert all(u.prevented_match_id == -1 for u in events[0].updates)  # type: ignore[union-attr]
+    report = execution_report(MARKET, both.updates[-1], 1)
+    assert (report["x"], report["v"], report["U"], report["V"]) == ("TRADE_PREVENTION", 3, 4, "EXPIRE_BOTH")
+    assert "v" not in execution_report(MARKET, both.updates[0], 1)
+    assert book.state.next_prevented_id == 4 and snapshot(book).state.next_prevented_id == 4
 
 
 def test_amend_keeps_the_orders_place_and_reports_replaced() -> None:
@@ -757,7 +778,8 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
     assert OrderUpdate.__struct_fields__ == (
         "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
         "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
-        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp",
+        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp", "prevented_match_id",
+        "counter_order_id",
     )  # fmt: skip
     assert MatchedEvent.__struct_fields__ == (
         "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
@@ -773,7 +795,8 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         b'{"order_id":1,"user_id":2,"client_order_id":"c1","side":"SELL","type":"LIMIT","tif":"GTC",'
         b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
         b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
-        b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER"}'
+        b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER",'
+        b'"prevented_match_id":-1,"counter_order_id":-1}'
     )
     assert update == OrderUpdate(
         order_id=1, user_id=2, client_order_id="c1", side=S, type=OrderType.LIMIT, tif=GTC, price_ticks=100,
