@@ -55,6 +55,7 @@ METHODS: dict[str, Method] = {
     "account.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.account),
     "account.commission": Method("USER_DATA", USER_DATA_WEIGHT, account_commission),
     "myTrades": Method("USER_DATA", USER_DATA_WEIGHT, orders.my_trades),
+    "myPreventedMatches": Method("USER_DATA", 0, changes.prevented_as),
 }
 """Binance's method name -> its permission, the weight spent before it runs, and REST's function."""
 

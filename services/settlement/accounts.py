@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import astuple
 
 import asyncpg
 
@@ -17,7 +18,7 @@ from shared import postgres
 from shared.domain import Market, OrderStatus
 from shared.messages import MatchedEvent
 
-from .ledger import OrderHold, Settled, ended_per_user, settle
+from .ledger import OrderHold, PreventedMatch, Settled, ended_per_user, settle
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ than stop the symbol on the unique index."""
 COUNT_ENDED = """
 UPDATE open_order_counts c SET n = c.n - t.k FROM unnest($1::bigint[], $2::int[]) AS t(u, k) WHERE c.user_id = t.u
 """
+PREVENTED_COLUMNS = tuple(PreventedMatch.__dataclass_fields__)  # prevented_matches' columns, in that order
 LEDGER_COLUMNS = ("ts", "kind", "ref", "asset", "debit_user", "debit_bucket", "credit_user", "credit_bucket", "amount")
 TRADE_COLUMNS = (
     "symbol",
@@ -139,6 +141,7 @@ class Accounts:
                 settled.postings += part.postings
                 settled.trades += part.trades
                 settled.touched.update(part.touched)
+                settled.prevented += part.prevented
             balances, ensured = await self._write(conn, settled, now)
             closed = ended_per_user(open_before, settled.touched)
             if closed:
@@ -212,6 +215,12 @@ class Accounts:
                     for sym, seq, t in s.trades
                 ],
             )
+        if s.prevented:
+            await conn.copy_records_to_table(
+                "prevented_matches",
+                columns=PREVENTED_COLUMNS,
+                records=[astuple(p) for p in s.prevented],
+            )
         if s.touched:
             ids = sorted(s.touched)
             o = [s.touched[i] for i in ids]
@@ -238,6 +247,7 @@ class Accounts:
 
 def _order_ids(e: MatchedEvent) -> list[int]:
     ids = [u.order_id for u in e.updates]
+    ids += (u.counter_order_id for u in e.updates if u.prevented_match_id >= 0)  # a prevented match's maker
     for t in e.trades:
         ids += (t.buyer_order_id, t.seller_order_id)
     return ids

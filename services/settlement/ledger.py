@@ -60,11 +60,28 @@ class Posting:
     amount: int
 
 
+@dataclass(frozen=True, slots=True)
+class PreventedMatch:
+    """A row of ``prevented_matches``: ``maker_prevented_lots`` is what the maker had left when its match with
+    the taker was prevented (whichever of them expired)."""
+
+    symbol: str
+    prevented_match_id: int
+    user_id: int
+    taker_order_id: int
+    maker_order_id: int
+    mode: str
+    price_ticks: int
+    maker_prevented_lots: int
+    ts: int
+
+
 @dataclass(slots=True)
 class Settled:
     postings: list[Posting] = field(default_factory=list)
     trades: list[tuple[str, int, Trade]] = field(default_factory=list)  # (symbol, seq, trade)
     touched: dict[int, OrderHold] = field(default_factory=dict)
+    prevented: list[PreventedMatch] = field(default_factory=list)
 
     def move(
         self,
@@ -136,6 +153,7 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             out.touched[t.buyer_order_id] = buyer
             out.touched[t.seller_order_id] = seller
             out.trades.append((m.symbol, event.seq, t))
+        _prevented(event, m, orders, out)
         updated: list[tuple[OrderUpdate, OrderHold]] = []
         for u in event.updates:
             if u.exec_type is ExecType.REJECTED and u.order_id not in orders:
@@ -165,6 +183,37 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             out.move(kind, f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
             o.hold_left = need
     return out
+
+
+def _prevented(event: MatchedEvent, m: Market, orders: dict[int, OrderHold], out: Settled) -> None:
+    """The event's prevented matches (before its updates apply: the maker's row still says what it had left).
+    The taker is the order the event placed (its ``request_id``); under EXPIRE_BOTH both orders report the
+    same match, which is one row."""
+    seen: set[int] = set()
+    for u in event.updates:
+        pid = u.prevented_match_id
+        if pid < 0 or pid in seen:
+            continue
+        seen.add(pid)
+        if u.order_id == event.request_id:
+            taker_id, maker_id, mode = u.order_id, u.counter_order_id, u.stp
+        else:
+            taker_id, maker_id = u.counter_order_id, u.order_id
+            mode = next((t.stp for t in event.updates if t.order_id == taker_id), u.stp)
+        maker = _order(orders, maker_id)
+        out.prevented.append(
+            PreventedMatch(
+                m.symbol,
+                pid,
+                u.user_id,
+                taker_id,
+                maker_id,
+                mode.value,
+                maker.price_ticks,
+                maker.qty_lots - maker.executed_lots,
+                event.ts,
+            )
+        )
 
 
 def ended_per_user(open_before: set[int], touched: dict[int, OrderHold]) -> dict[int, int]:

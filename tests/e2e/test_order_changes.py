@@ -322,3 +322,46 @@ async def _amend(base: str, settings: Any) -> None:
 
 def test_amend_keeps_priority_releases_the_cut_once_and_reports_replaced(shared_fleet: Any) -> None:
     asyncio.run(_amend(shared_fleet.base, shared_fleet.settings))
+
+
+async def _prevented(base: str, settings: Any) -> None:
+    c = await _client(base, settings, "self-trader")
+    try:
+        maker = await c.order(**_limit("SELL", "0.03", "50000"))  # the best ask of the module's book
+        taker = await c.order(**_limit("BUY", "0.01", "50000", selfTradePreventionMode="EXPIRE_TAKER"))
+        assert (taker["status"], taker["selfTradePreventionMode"]) == ("EXPIRED_IN_MATCH", "EXPIRE_TAKER")
+        await asyncio.sleep(0.5)  # settled
+        status, body = await c.signed("GET", "myPreventedMatches", symbol="BTCUSDT", orderId=taker["orderId"])
+        assert status == 200, body
+        (match,) = body
+        assert match == {
+            "symbol": "BTCUSDT",
+            "preventedMatchId": match["preventedMatchId"],
+            "takerOrderId": taker["orderId"],
+            "makerSymbol": "BTCUSDT",
+            "makerOrderId": maker["orderId"],
+            "tradeGroupId": -1,
+            "selfTradePreventionMode": "EXPIRE_TAKER",
+            "price": "50000.00000000",
+            "makerPreventedQuantity": "0.03000000",
+            "transactTime": match["transactTime"],
+        }
+        status, same = await c.signed(
+            "GET", "myPreventedMatches", symbol="BTCUSDT", preventedMatchId=match["preventedMatchId"]
+        )
+        assert (status, same) == (200, [match])
+        status, by_maker = await c.signed("GET", "myPreventedMatches", symbol="BTCUSDT", orderId=maker["orderId"])
+        assert (status, by_maker) == (200, [match])
+        status, body = await c.signed("GET", "myPreventedMatches", symbol="BTCUSDT")
+        assert (status, body["code"]) == (400, -1128)
+        status, body = await c.signed("GET", "order", symbol="BTCUSDT", orderId=maker["orderId"])
+        assert body["status"] == "NEW"  # EXPIRE_TAKER: the maker stays
+        status, body = await c.signed("DELETE", "order", symbol="BTCUSDT", orderId=maker["orderId"])
+        assert status == 200
+        await check_money_at(settings.database_url)
+    finally:
+        await c.close()
+
+
+def test_a_prevented_self_trade_is_listed_by_my_prevented_matches(shared_fleet: Any) -> None:
+    asyncio.run(_prevented(shared_fleet.base, shared_fleet.settings))

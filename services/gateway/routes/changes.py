@@ -1,5 +1,5 @@
 """Signed endpoints that test or change an order: ``order/test``, ``order/cancelReplace``,
-``order/amend/keepPriority``.
+``order/amend/keepPriority``; and ``myPreventedMatches``, the matches self-trade prevention stopped.
 
 None of them has order logic of its own. ``order/test`` runs a new order's checks (``check_new_order``: the
 parameters, then the market's filters, as ``POST /order`` does before it hands the order on) and places
@@ -32,7 +32,17 @@ from shared.order_request import (
     split_cancel_replace,
 )
 
-from ..deps import ApiKeyHeader, BodyReader, Caller, Gateway, GatewayDep, authenticate, client_ip, read_body
+from ..deps import (
+    ApiKeyHeader,
+    BodyReader,
+    Caller,
+    Gateway,
+    GatewayDep,
+    authenticate,
+    client_ip,
+    int_param,
+    read_body,
+)
 from ..ingest import Budget
 from . import spec
 from .orders import cancel_as, find, place_order
@@ -256,3 +266,59 @@ async def amend_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
             "selfTradePreventionMode": row["stp"],
         },
     }
+
+
+@router.get(
+    "/myPreventedMatches",
+    **spec.returns(list[spec.PreventedMatch]),
+    openapi_extra=spec.in_query(*spec.PREVENTED_MATCHES),
+)
+async def my_prevented_matches(request: Request, gw: GatewayDep, header: ApiKeyHeader) -> list[dict[str, Any]]:
+    """``GET /api/v3/myPreventedMatches``: weight 2 by ``preventedMatchId``, 20 by ``orderId``."""
+    ip = client_ip(request, gw.settings.trusted_proxy_hops)
+    reader = _reader(request, gw)
+    caller = await authenticate(gw, header, request.url.query.encode(), reader, "USER_DATA", 2, 0, ip)
+    return await prevented_as(gw, caller)
+
+
+async def prevented_as(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
+    """The caller's prevented matches of a symbol: one by ``preventedMatchId``, or those of ``orderId`` (as taker
+    or maker) from ``fromPreventedMatchId`` on, at most ``limit``; Binance's combinations only."""
+    params = caller.params
+    by_id = int_param(params, "preventedMatchId")
+    order_id = int_param(params, "orderId")
+    await gw.limiter.spend(caller.budget, 2 if by_id is not None else 20, 0)
+    m = gw.market(params.get("symbol"))
+    if (by_id is None) == (order_id is None):
+        raise ApiError(errors.BAD_COMBINATION, "Exactly one of 'preventedMatchId' and 'orderId' must be sent.")
+    if by_id is not None and ("fromPreventedMatchId" in params or "limit" in params):
+        raise ApiError(errors.BAD_COMBINATION, "'fromPreventedMatchId' and 'limit' go with 'orderId' only.")
+    from_id = int_param(params, "fromPreventedMatchId", 0)
+    limit = int_param(params, "limit", 500, 1, 1000)
+    rows = await gw.db.fetch(
+        "SELECT * FROM prevented_matches WHERE user_id = $1 AND symbol = $2 "
+        "AND ($3::bigint IS NULL OR prevented_match_id = $3) "
+        "AND ($4::bigint IS NULL OR taker_order_id = $4 OR maker_order_id = $4) "
+        "AND prevented_match_id >= $5 ORDER BY prevented_match_id LIMIT $6",
+        caller.user_id,
+        m.symbol,
+        by_id,
+        order_id,
+        from_id,
+        limit,
+    )
+    return [
+        {
+            "symbol": m.symbol,
+            "preventedMatchId": r["prevented_match_id"],
+            "takerOrderId": r["taker_order_id"],
+            "makerSymbol": m.symbol,
+            "makerOrderId": r["maker_order_id"],
+            "tradeGroupId": -1,
+            "selfTradePreventionMode": r["mode"],
+            "price": m.fmt_price(r["price_ticks"]),
+            "makerPreventedQuantity": m.fmt_qty(r["maker_prevented_lots"]),
+            "transactTime": r["ts"],
+        }
+        for r in rows
+    ]

@@ -156,6 +156,15 @@ AMEND_ORDER = (
     *SIGNED,
 )
 
+PREVENTED_MATCHES = (
+    SYMBOL,
+    Param("preventedMatchId", _int(), "One prevented match (weight 2)."),
+    Param("orderId", _int(), "The prevented matches of this order, as taker or maker (weight 20)."),
+    Param("fromPreventedMatchId", _int(), "With orderId: from this id on."),
+    limit(500, 1000),
+    *SIGNED,
+)
+
 ASSET_PATTERN = r"^[A-Z0-9]{1,20}$"
 ADDRESS_PATTERN = r"^[A-Za-z0-9:_.-]{1,128}$"
 NETWORK_PATTERN = r"^[A-Z0-9_-]{1,20}$"
@@ -533,6 +542,19 @@ class Amended(Body):
     transactTime: Millis
     executionId: int
     amendedOrder: AmendedOrder
+
+
+class PreventedMatch(Body):
+    symbol: str
+    preventedMatchId: int
+    takerOrderId: int
+    makerSymbol: str
+    makerOrderId: int
+    tradeGroupId: int
+    selfTradePreventionMode: StpMode
+    price: DecimalStr
+    makerPreventedQuantity: DecimalStr
+    transactTime: Millis
 
 
 class Balance(Body):

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from services.matcher.book import Book
 from services.order_processor.validation import check, size_hold
-from services.settlement.ledger import OrderHold, Settled, UnknownOrder, settle
+from services.settlement.ledger import OrderHold, PreventedMatch, Settled, UnknownOrder, settle
 from shared import errors
 from shared.db.models import FEE_USER_ID
 from shared.domain import (
@@ -308,3 +308,15 @@ def test_any_other_update_of_an_order_without_a_row_is_refused() -> None:
     assert event is not None and event.updates
     with pytest.raises(UnknownOrder):
         settle([event], MARKET, {})  # the canceled order's row is missing: a bug upstream, never skipped
+
+
+@pytest.mark.parametrize("mode", [StpMode.EXPIRE_TAKER, StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH])
+def test_a_prevented_match_is_one_row_with_the_takers_mode_and_what_the_maker_had_left(mode: StpMode) -> None:
+    ex = Exchange()
+    ex.new(2, Side.SELL, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 5_000, StpMode.NONE)
+    ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.IOC), 50_000, 1_500, StpMode.NONE)  # the maker: 3500 left
+    ex.new(2, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 2_000, mode)
+    (row,) = ex.last.prevented
+    assert row == PreventedMatch("BTCUSDT", 1, 2, 3, 1, mode.value, 50_000, 3_500, 0)
+    assert not OrderStatus(ex.orders[3].status).is_open or mode is StpMode.EXPIRE_MAKER  # a taker left rests
+    ex.assert_invariants()
