@@ -247,6 +247,18 @@ RESOLVE = (
 )
 
 
+ACCEPT_GAP = "accept-gap"  # recorded as a retry, with the cursor moved past the missing events
+SEQUENCE_GAP = "SequenceGap"  # the halt kind of settlement's SequenceGap (services.settlement.accounts)
+MOVE_CURSOR = """
+INSERT INTO settlement_cursor (symbol, seq) VALUES ($1, $2)
+ON CONFLICT (symbol) DO UPDATE SET seq = GREATEST(settlement_cursor.seq, EXCLUDED.seq)
+"""
+
+
+class NotAGap(Exception):
+    """``accept-gap`` asked of a halt that is not at a sequence gap."""
+
+
 def _halt_json(r: asyncpg.Record) -> dict[str, object]:
     return {
         "symbol": r["symbol"],
@@ -278,23 +290,28 @@ class NotHalted(LookupError):
 
 async def settlement_resolve(settings: Settings, symbol: str, resolution: str) -> dict[str, object]:
     """Record the operator's decision on ``symbol``'s halt: ``retry`` (settlement applies the record again, e.g.
-    after the data was fixed; a record that still fails stops the symbol again) or ``skip`` (settlement moves
-    past that one record without applying it). The settlement replicas notice within a second."""
-    if resolution not in ("retry", "skip"):
-        raise ValueError(f"resolution must be retry or skip, not {resolution!r}")
+    after the data was fixed; a record that still fails stops the symbol again), ``skip`` (settlement moves
+    past that one record without applying it; the symbol's next event follows on from it) or ``accept-gap``,
+    for a halt at a sequence gap only: the events before the halted one are given up (the cursor moves to just
+    before it) and it is applied. The settlement replicas notice within a second."""
+    if resolution not in ("retry", "skip", ACCEPT_GAP):
+        raise ValueError(f"resolution must be retry, skip or {ACCEPT_GAP}, not {resolution!r}")
     conn = await dbsecret.connect(settings)
     try:
-        row = await conn.fetchrow(
-            RESOLVE,
-            symbol.upper(),
-            resolution,
-            now_ms(),
-        )
-        if row is None:
-            raise NotHalted(f"settlement of {symbol.upper()} is not halted")
-        return _halt_json(row)
+        async with conn.transaction():
+            row = await conn.fetchrow(RESOLVE, symbol.upper(), "retry" if resolution == ACCEPT_GAP else resolution,
+                                      now_ms())  # fmt: skip
+            if row is None:
+                raise NotHalted(f"settlement of {symbol.upper()} is not halted")
+            if resolution == ACCEPT_GAP and row["kind"] != SEQUENCE_GAP:
+                raise NotAGap(f"settlement of {row['symbol']} is halted by {row['kind']}, not by a sequence gap")
+            if resolution == ACCEPT_GAP:  # the cursor is settlement's "done up to": just before the halted event
+                await conn.execute(MOVE_CURSOR, row["symbol"], row["seq"] - 1)
+        return {**_halt_json(row), "resolution": resolution}
     finally:
         await conn.close()
+
+
 def _letter_json(letter: deadletter.DeadLetter) -> dict[str, object]:
     source = letter.source
     return {

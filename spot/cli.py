@@ -19,7 +19,7 @@ spot admin user disable|enable USER   all of a user's keys refused and streams e
 spot admin reconcile [--report-only]   warm book against hot book; exit 1 on a conflict
 spot admin reseed-positions   continue on a new (reset) broker log: its positions rank after the old log's
 spot admin settlement halted [--json]  symbols whose settlement stopped at a record, with the record and reason
-spot admin settlement resolve SYMBOL --retry|--skip   apply that record again, or move past it
+spot admin settlement resolve SYMBOL --retry|--skip|--accept-gap   apply that record again, move past it, or past a gap
 spot admin dlq list                      per dead-letter topic: count, first and last offsets
 spot admin dlq show TOPIC [--offset N]   dead letters with their reason and source
 spot admin dlq replay TOPIC --offset N   produce one back to its source topic (its cause fixed)
@@ -330,8 +330,9 @@ def _settlement(settings: Settings, args: argparse.Namespace) -> int:
             print(f"  reason  {h['reason']}\n  record  {r['value']}")
         return 0
     try:
-        resolved = asyncio.run(admin.settlement_resolve(settings, args.symbol, "skip" if args.skip else "retry"))
-    except admin.NotHalted as exc:
+        how = "skip" if args.skip else admin.ACCEPT_GAP if args.accept_gap else "retry"
+        resolved = asyncio.run(admin.settlement_resolve(settings, args.symbol, how))
+    except (admin.NotHalted, admin.NotAGap) as exc:
         print(exc, file=sys.stderr)
         return 1
     print(json.dumps(resolved))
@@ -517,6 +518,8 @@ def parser() -> argparse.ArgumentParser:
     how = resolve.add_mutually_exclusive_group(required=True)
     how.add_argument("--retry", action="store_true", help="apply the record again (after fixing the data)")
     how.add_argument("--skip", action="store_true", help="move past the record without applying it")
+    how.add_argument("--accept-gap", action="store_true",
+                     help="a halt at a sequence gap: give up the missing events and apply the record")  # fmt: skip
     dlq = asub.add_parser("dlq", help="dead letters: list, show, replay")
     dsub = dlq.add_subparsers(dest="dlq", required=True)
     dsub.add_parser("list", help="per dead-letter topic: count, first and last offsets")

@@ -82,7 +82,7 @@ async def settle(
     if not records:
         return [], []
     try:
-        return await accounts.apply([r.value for r in records], now)
+        return await accounts.apply([r.value for r in records], now, halts.skipped_seqs)
     except Exception as exc:
         if not unappliable(exc):
             raise
@@ -90,7 +90,7 @@ async def settle(
     balances: list[asyncpg.Record] = []
     for symbol_records in by_symbol(records).values():
         try:
-            done, changed = await accounts.apply([r.value for r in symbol_records], now)
+            done, changed = await accounts.apply([r.value for r in symbol_records], now, halts.skipped_seqs)
         except Exception as exc:
             if not unappliable(exc):
                 raise
@@ -100,7 +100,7 @@ async def settle(
             continue
         for r in symbol_records:  # in order: the first that fails stops its symbol, the rest wait behind it
             try:
-                done, changed = await accounts.apply([r.value], now)
+                done, changed = await accounts.apply([r.value], now, halts.skipped_seqs)
             except Exception as exc:
                 if not unappliable(exc):
                     raise

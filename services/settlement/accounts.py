@@ -1,15 +1,18 @@
 """Postgres side of settlement: one transaction per batch applies balances, ledger, trades, order states.
 
 Exactly once per ``(symbol, seq)``: the cursor row of each symbol is locked and advanced in the same
-transaction, and events at or below it are skipped, so a redelivered event changes nothing. Locks are
+transaction, and events at or below it are skipped, so a redelivered event changes nothing. In order too:
+``seq`` is gap-free per symbol, so an event past the cursor's next one means events were lost on the way (a
+broker that lost its log under a running fleet); it is refused (``SequenceGap``), which stops that symbol's
+settlement there (``halts.py``) instead of settling around fills that never reached the balances. Locks are
 taken in a fixed order (cursor, orders by id, balances by (user, asset), open-order counts by user) shared
 with the processor.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import astuple
 
 import asyncpg
@@ -19,8 +22,6 @@ from shared.domain import Market, OrderStatus
 from shared.messages import MatchedEvent
 
 from .ledger import OrderHold, PreventedMatch, Settled, ended_per_user, settle
-
-log = logging.getLogger(__name__)
 
 # Balances are locked in (user_id, asset) order, then changed; a CHECK makes a negative balance impossible.
 ENSURE_BALANCES = """
@@ -77,6 +78,18 @@ TRADE_COLUMNS = (
 )
 
 
+class SequenceGap(Exception):
+    """A symbol's next event is not the one after its cursor: the events between never reached settlement."""
+
+    def __init__(self, symbol: str, cursor: int, seq: int) -> None:
+        super().__init__(
+            f"events {cursor + 1}..{seq - 1} of {symbol} never reached settlement (the next one here is {seq}): "
+            "a broker that lost its log? `spot admin settlement resolve "
+            f"{symbol} --retry` once they are published again, `--accept-gap` settles on without them"
+        )
+        self.symbol, self.cursor, self.seq = symbol, cursor, seq
+
+
 class Accounts:
     def __init__(self, db: asyncpg.Pool, markets: dict[str, Market]) -> None:
         self.db = db
@@ -85,7 +98,11 @@ class Accounts:
         # statement per batch otherwise; the lock order stays the same (create, then lock)
         self.existing: set[tuple[int, str]] = set()
 
-    async def apply(self, events: Sequence[MatchedEvent], now: int) -> tuple[list[MatchedEvent], list[asyncpg.Record]]:
+    async def apply(
+        self, events: Sequence[MatchedEvent], now: int, skipped: AbstractSet[tuple[str, int]] = frozenset()
+    ) -> tuple[list[MatchedEvent], list[asyncpg.Record]]:
+        """Settle ``events`` in one transaction; ``skipped``: the (symbol, seq) an operator chose to pass over,
+        which a symbol's next event may follow on from."""
         """Settle the events not applied before; returns them and the new balances they touched."""
         by_symbol: dict[str, list[MatchedEvent]] = {}
         for e in events:
@@ -109,8 +126,8 @@ class Accounts:
             for symbol, evs in by_symbol.items():
                 new = [e for e in evs if e.seq > cursor[symbol]]
                 if new:
-                    if new[0].seq != cursor[symbol] + 1:
-                        log.error("sequence gap on %s: cursor %d, next event %d", symbol, cursor[symbol], new[0].seq)
+                    if not follows(symbol, cursor[symbol], new[0].seq, skipped):
+                        raise SequenceGap(symbol, cursor[symbol], new[0].seq)
                     fresh[symbol] = new
             if not fresh:
                 return [], []
@@ -243,6 +260,12 @@ class Accounts:
                     [s.touched[i].amended_client_order_id for i in amended],
                 )
         return balances, new
+
+
+def follows(symbol: str, cursor: int, seq: int, skipped: AbstractSet[tuple[str, int]]) -> bool:
+    """Whether ``seq`` is the next event of ``symbol`` after ``cursor``: the one after it, or after records an
+    operator skipped (a skipped event is never applied, so its symbol's cursor never reaches it)."""
+    return all((symbol, missing) in skipped for missing in range(cursor + 1, seq))
 
 
 def _order_ids(e: MatchedEvent) -> list[int]:

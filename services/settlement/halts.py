@@ -45,7 +45,8 @@ COLUMNS = (
 OPEN = f"SELECT {COLUMNS} FROM settlement_halts WHERE resolution IS NULL ORDER BY symbol"  # noqa: S608 (constant)
 OPEN_FOR = f"SELECT {COLUMNS} FROM settlement_halts WHERE resolution IS NULL AND symbol = $1"  # noqa: S608 (constant)
 SKIPPED = (
-    "SELECT topic, src_partition, src_offset, src_index, src_epoch FROM settlement_halts WHERE resolution = 'skip'"
+    "SELECT topic, src_partition, src_offset, src_index, src_epoch, symbol, seq FROM settlement_halts "
+    "WHERE resolution = 'skip'"
 )
 
 
@@ -74,6 +75,7 @@ class Halts:
         self.db = db
         self.open: dict[str, Halt] = {}
         self.skipped: set[Position] = set()
+        self.skipped_seqs: set[tuple[str, int]] = set()  # the same records' (symbol, seq): a gap they leave is no loss
         self._refreshed = 0.0
 
     def waits(self, record: Record[MatchedEvent]) -> bool:
@@ -117,7 +119,9 @@ class Halts:
         self._refreshed = time.monotonic()
         async with self.db.acquire() as conn:
             now_open = {r["symbol"]: Halt.from_row(r) for r in await conn.fetch(OPEN)}
-            self.skipped = {(r[0], r[1], r[2], r[3], r[4]) for r in await conn.fetch(SKIPPED)}
+            skipped = await conn.fetch(SKIPPED)
+        self.skipped = {(r[0], r[1], r[2], r[3], r[4]) for r in skipped}
+        self.skipped_seqs = {(r[5], r[6]) for r in skipped}
         resolved = [h for s, h in self.open.items() if now_open.get(s) != h]
         for h in resolved:
             HALTED.remove(h.symbol, h.kind)

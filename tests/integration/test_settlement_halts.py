@@ -7,6 +7,8 @@ nothing, and an event that cannot be applied stops only its symbol, durably, unt
   ETHUSDT ones wait (the one after it too), the halt is in ``settlement_halts`` with its record and position,
   commits stay at its offset, and ``spot admin`` lists it. ``--retry`` with the data unchanged stops it again;
   ``--skip`` moves past that one record, and the symbol's next event settles.
+* An event past its symbol's next one (events lost on the way) stops the symbol as a ``SequenceGap``;
+  ``--accept-gap`` (only for a gap) gives the missing events up and settles on from it.
 """
 
 from __future__ import annotations
@@ -137,6 +139,41 @@ async def _flow(env: dict[str, str], settings: Settings) -> None:
         decisions = await db.fetch("SELECT resolution FROM settlement_halts ORDER BY halt_id")
         assert [r["resolution"] for r in decisions] == ["retry", "skip"]
         await check_money(db)
+
+        # events 3 and 4 of ETHUSDT lost on the way (a broker that lost its log): 5 is refused, not settled around
+        after_gap = Record(TOPIC, 1, 11, MatchedEvent("ETHUSDT", 5, 0, 78))
+        assert await settle(accounts, halts, [after_gap, records[2]], 8) == ([], [])
+        assert set(halts.open) == {"ETHUSDT"} and halts.open["ETHUSDT"].kind == "SequenceGap"
+        assert "events 3..4 of ETHUSDT never reached settlement" in halts.open["ETHUSDT"].reason
+        with pytest.raises(admin.NotAGap):  # a gap is given up only where there is one
+            await _halt_cursor_bad_order(db, accounts, halts, settings)
+        await admin.settlement_resolve(settings, "ETHUSDT", "retry")  # nothing was published again: halts again
+        await halts.refresh()
+        assert await settle(accounts, halts, [after_gap], 9) == ([], [])
+        assert halts.open["ETHUSDT"].kind == "SequenceGap"
+        resolved = await admin.settlement_resolve(settings, "ETHUSDT", admin.ACCEPT_GAP)
+        assert resolved["resolution"] == admin.ACCEPT_GAP
+        assert await db.fetchval("SELECT seq FROM settlement_cursor WHERE symbol = 'ETHUSDT'") == 4
+        await halts.refresh()
+        applied, _ = await settle(accounts, halts, [after_gap], 10)
+        assert applied == [after_gap.value] and not halts.open
+        assert await db.fetchval("SELECT seq FROM settlement_cursor WHERE symbol = 'ETHUSDT'") == 5
+        await check_money(db)
+
+
+async def _halt_cursor_bad_order(db: asyncpg.Pool, accounts: Accounts, halts: Halts, settings: Settings) -> None:
+    """``accept-gap`` on a halt that is not a gap (an unknown order on XRPUSDT... here BTCUSDT's next seq)."""
+    seq = await db.fetchval("SELECT seq FROM settlement_cursor WHERE symbol = 'BTCUSDT'")
+    bad = Record(TOPIC, 2, 6, _unknown_order_event("BTCUSDT", seq + 1))
+    await settle(accounts, halts, [bad], 8)
+    assert halts.open["BTCUSDT"].kind == "UnknownOrder"
+    try:
+        await admin.settlement_resolve(settings, "BTCUSDT", admin.ACCEPT_GAP)
+    finally:  # the refused decision changed nothing: the halt stays open until skipped
+        (still,) = [h for h in await admin.settlement_halted(settings) if h["symbol"] == "BTCUSDT"]
+        assert still["resolution"] is None
+        await admin.settlement_resolve(settings, "BTCUSDT", "skip")
+        await halts.refresh()
 
 
 def test_settlement_holds_the_need_and_halts_only_the_symbol_it_cannot_apply(
