@@ -93,6 +93,7 @@ def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
         cum_nu=u.cum_nu,
         created_ts=u.created_ts,
         updated_ts=ts,
+        stp=u.stp,
     )
 
 
@@ -147,7 +148,8 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "Y": m.fmt_notional(u.last_lots * u.last_ticks),
         "Q": m.fmt_notional(u.quote_nu),
         "W": u.created_ts,
-        "V": "EXPIRE_MAKER",
+        "V": u.stp,
+        **({"v": u.prevented_match_id, "U": u.counter_order_id} if u.prevented_match_id >= 0 else {}),
     }
 
 

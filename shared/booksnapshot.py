@@ -54,6 +54,7 @@ class BookState(msgspec.Struct, array_like=True):
     next_trade_id: int = 1
     src_partition: int = -1
     src_offset: int = -1
+    next_prevented_id: int = 1  # the next self-trade prevention's ``preventedMatchId`` (a snapshot without it: 1)
 
 
 decode_order = msgspec.msgpack.Decoder(RestingOrder).decode

@@ -68,6 +68,14 @@ class ExecType(StrEnum):
     REJECTED = "REJECTED"
     EXPIRED = "EXPIRED"
     TRADE_PREVENTION = "TRADE_PREVENTION"
+    REPLACED = "REPLACED"  # amended in place (order/amend/keepPriority): a smaller quantity, the same place
+
+
+class CancelRestriction(StrEnum):
+    """``cancelRestrictions``: cancel only an order in this status; the matcher refuses the rest (-2011)."""
+
+    ONLY_NEW = "ONLY_NEW"
+    ONLY_PARTIALLY_FILLED = "ONLY_PARTIALLY_FILLED"
 
 
 class StpMode(StrEnum):

@@ -6,6 +6,8 @@ The codes and messages are Binance's, so clients such as ccxt raise the matching
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from .domain import FilterFailure
 
 
@@ -19,6 +21,18 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, object]:
         return {"code": self.code, "msg": self.msg}
+
+
+class ApiErrorWithData(ApiError):
+    """A refusal that says what part of the request was done: ``order/cancelReplace``'s -2021 (409) and -2022,
+    whose ``data`` carries each half's result, as Binance answers them."""
+
+    def __init__(self, code: int, msg: str, http_status: int, data: Mapping[str, object]) -> None:
+        super().__init__(code, msg, http_status)
+        self.data = data
+
+    def body(self) -> dict[str, object]:
+        return {"code": self.code, "msg": self.msg, "data": self.data}
 
 
 # -- the codes used, by name -------------------------------------------------------------------------------
@@ -50,6 +64,8 @@ BAD_COMBINATION = -1128
 FILTER_FAILURE = -1013
 NEW_ORDER_REJECTED = -2010
 CANCEL_REJECTED = -2011
+CANCEL_REPLACE_PARTIAL = -2021
+CANCEL_REPLACE_FAILED = -2022
 NO_SUCH_ORDER = -2013
 BAD_API_KEY_FMT = -2014
 REJECTED_MBX_KEY = -2015

@@ -26,7 +26,7 @@ from shared.errors import ApiError
 from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
 from shared.messages import NewOrderRequest, Topic
-from shared.order_request import check_filters, parse_cancel, parse_cancel_all, parse_new_order
+from shared.order_request import check_filters, parse_amend, parse_cancel, parse_cancel_all, parse_new_order
 from shared.rediskeys import client_id_key
 from shared.request_sender import RequestSender
 from shared.segment_fence import Fence
@@ -118,4 +118,36 @@ class Ingestor:
         request = parse_cancel_all(params, user_id=user_id, request_id=request_id, ts=now_ms(), symbols=self.markets)
         with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
             await self.sender.send(request, sent.headers)
+        return {"requestId": request_id, "transactTime": request.ts}
+
+    async def amend(
+        self, user_id: int, order_id: int, qty_lots: int, client_order_id: str, claim: bool, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Publish an amend of ``order_id`` (``order/amend/keepPriority``); with ``claim``, the client order id
+        the order takes is claimed first, as a new order's is (-2010 when taken), so no other order gets it
+        while the amend is in flight (settlement writes it to the order's row)."""
+        request_id = await self.ids.next()
+        request = parse_amend(
+            params,
+            user_id=user_id,
+            request_id=request_id,
+            order_id=order_id,
+            qty_lots=qty_lots,
+            client_order_id=client_order_id,
+            ts=now_ms(),
+            symbols=self.markets,
+        )
+        key = client_id_key(user_id, client_order_id)
+        if claim:
+            with sredis.timed("client_order_id"):
+                taken = await self.claims("SET", key, request_id, "NX", "EX", CLIENT_ID_TTL_S)
+            if not taken:
+                raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+        try:
+            with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
+                await self.sender.send(request, sent.headers)
+        except Exception:
+            if claim:
+                await self.claims("DEL", key)
+            raise
         return {"requestId": request_id, "transactTime": request.ts}

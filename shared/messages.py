@@ -30,7 +30,7 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from .domain import INT64_MAX, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from .domain import INT64_MAX, CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 
 SCHEMA_VERSION: Final = 1
 
@@ -81,6 +81,7 @@ class CancelRequest(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True
     symbol: str
     order_id: Stored
     ts: Stored
+    restriction: CancelRestriction | None = None  # cancelRestrictions: the matcher checks it, in sequence
 
 
 class CancelAllRequest(msgspec.Struct, tag_field="kind", tag="cancel-all", kw_only=True, frozen=True):
@@ -183,7 +184,23 @@ class MarketChangeRequest(msgspec.Struct, tag_field="kind", tag="market", kw_onl
     ts: Stored
 
 
-OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest | MarketChangeRequest
+class AmendRequest(msgspec.Struct, tag_field="kind", tag="amend", kw_only=True, frozen=True):
+    """``order/amend/keepPriority``: ``order_id`` keeps its place with ``qty_lots`` (smaller than its quantity,
+    larger than what it executed; the matcher checks both in sequence) and the client id ``client_order_id``.
+    In lots, not a decimal string: the gateway converted it with the market's LOT_SIZE, as the amount of an
+    order it already holds, and a hold only shrinks by it."""
+
+    v: int = SCHEMA_VERSION
+    request_id: Stored
+    user_id: Stored
+    symbol: str
+    order_id: Stored
+    qty_lots: Stored
+    client_order_id: str
+    ts: Stored
+
+
+OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest | MarketChangeRequest | AmendRequest
 EVERY_OWNER: Final = 0  # a CancelAllRequest's user_id for every owner's orders (user ids start at 1)
 
 
@@ -245,6 +262,22 @@ class CancelOrder(msgspec.Struct, tag_field="kind", tag="cancel", kw_only=True, 
     user_id: int
     symbol: str
     ts: int
+    restriction: CancelRestriction | None = None
+
+
+class AmendOrder(msgspec.Struct, tag_field="kind", tag="amend", kw_only=True, frozen=True):
+    """An ``AmendRequest`` at its source position; the matcher decides it (``Book``'s ``_amend``)."""
+
+    v: int = SCHEMA_VERSION
+    src_partition: int
+    src_offset: int
+    request_id: int
+    order_id: int
+    user_id: int
+    symbol: str
+    qty_lots: int
+    client_order_id: str
+    ts: int
 
 
 class RejectedOrder(msgspec.Struct, tag_field="kind", tag="reject", kw_only=True, frozen=True):
@@ -297,7 +330,7 @@ class MarketChange(msgspec.Struct, tag_field="kind", tag="market", kw_only=True,
     ts: int
 
 
-MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder | CancelAllOrders | MarketChange
+MatcherCommand = AcceptedOrder | CancelOrder | RejectedOrder | CancelAllOrders | MarketChange | AmendOrder
 
 
 # --- matched-events and trade-execution: matcher -> settlement, market-data, trade-archiver ---------------
@@ -335,6 +368,9 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     reject_code: int = 0
     reason: str = ""
     orig_client_order_id: str = ""  # on cancels: the cancel request's own client id is not tracked
+    stp: StpMode = StpMode.EXPIRE_MAKER  # the self-trade prevention mode the order was placed with (``V``)
+    prevented_match_id: int = -1  # on an expiry by self-trade prevention: the prevented match (``v``)
+    counter_order_id: int = -1  # ... and the other order of it (``U``)
 
 
 class Trade(msgspec.Struct, frozen=True, gc=False):

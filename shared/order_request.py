@@ -6,9 +6,10 @@ and the gateway with ingestion in-process) and the gateway's routes and OpenAPI 
 
 ``parse_new_order`` checks what needs no market state beyond the symbol list: mandatory and extra
 parameters, enum spellings, Binance's decimal grammar and precision (``shared.amounts``), client-id syntax.
-``check_filters`` then applies the market's filters (``shared.filters``), so that an order they refuse is
-refused in the REST answer; the order processor applies them again when it decides (with the markets it
-reads, which a filter change reaches first), and balances are its alone.
+``parse_cancel``, ``parse_amend`` (with ``amend_lots``) and ``split_cancel_replace`` do the same for the
+requests that change an order. ``check_filters`` then applies the market's filters (``shared.filters``), so that
+an order they refuse is refused in the REST answer; the order processor applies them again when it decides
+(with the markets it reads, which a filter change reaches first), and balances are its alone.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from decimal import Decimal
 
 from shared import errors, filters
 from shared.amounts import parse_amount
-from shared.domain import Market, OrderType, Side, StpMode, TimeInForce
+from shared.domain import CancelRestriction, FilterFailure, Market, OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
-from shared.messages import CancelAllRequest, CancelRequest, NewOrderRequest
+from shared.messages import AmendRequest, CancelAllRequest, CancelRequest, NewOrderRequest
 
 CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 NEW_ORDER_PARAMS = frozenset(
@@ -54,6 +55,20 @@ CANCEL_PARAMS = frozenset(
     }
 )
 CANCEL_ALL_PARAMS = frozenset({"symbol", "timestamp", "recvWindow", "signature"})
+TEST_ORDER_PARAMS = NEW_ORDER_PARAMS | {"computeCommissionRates"}
+AMEND_PARAMS = frozenset(
+    {"symbol", "orderId", "origClientOrderId", "newClientOrderId", "newQty", "timestamp", "recvWindow", "signature"}
+)
+CANCEL_REPLACE_MODES = ("STOP_ON_FAILURE", "ALLOW_FAILURE")
+RATE_LIMIT_MODES = ("DO_NOTHING", "CANCEL_ONLY")
+# POST /api/v3/order/cancelReplace: its own parameters, and those it hands on to the cancel and the new order
+CANCEL_REPLACE_OWN = frozenset({"cancelReplaceMode", "orderRateLimitExceededMode"})
+CANCEL_REPLACE_CANCEL = {  # its name -> the cancel's name
+    "cancelOrderId": "orderId",
+    "cancelOrigClientOrderId": "origClientOrderId",
+    "cancelNewClientOrderId": "newClientOrderId",
+    "cancelRestrictions": "cancelRestrictions",
+}
 RESP_TYPES = ("ACK", "RESULT", "FULL")
 
 
@@ -176,13 +191,29 @@ def check_filters(request: NewOrderRequest, market: Market) -> None:
     filters.size(market, request.type, request.price, request.quantity, request.quote_order_qty)
 
 
+def cancel_restriction(params: Mapping[str, str]) -> CancelRestriction | None:
+    """``cancelRestrictions``: ONLY_NEW, ONLY_PARTIALLY_FILLED, or none."""
+    raw = params.get("cancelRestrictions")
+    if not raw:
+        return None
+    try:
+        return CancelRestriction(raw)
+    except ValueError:
+        raise ApiError(
+            errors.ILLEGAL_CHARS, "Invalid cancelRestrictions; legal values are ONLY_NEW, ONLY_PARTIALLY_FILLED."
+        ) from None
+
+
 def parse_cancel(
     params: Mapping[str, str], *, user_id: int, request_id: int, order_id: int, ts: int, symbols: Collection[str]
 ) -> CancelRequest:
     """``order_id`` is resolved by the caller (from ``orderId`` or ``origClientOrderId``)."""
     check_unread(params, CANCEL_PARAMS)
     symbol = symbol_of(params, symbols)
-    return CancelRequest(request_id=request_id, user_id=user_id, symbol=symbol, order_id=order_id, ts=ts)
+    restriction = cancel_restriction(params)
+    return CancelRequest(
+        request_id=request_id, user_id=user_id, symbol=symbol, order_id=order_id, ts=ts, restriction=restriction
+    )
 
 
 def parse_cancel_all(
@@ -192,3 +223,79 @@ def parse_cancel_all(
     check_unread(params, CANCEL_ALL_PARAMS)
     symbol = symbol_of(params, symbols)
     return CancelAllRequest(request_id=request_id, user_id=user_id, symbol=symbol, ts=ts)
+
+
+def amend_lots(params: Mapping[str, str], market: Market) -> int:
+    """``newQty`` in lots: Binance's decimal grammar, then the market's LOT_SIZE (a step of it, within its
+    bounds), as a new order's quantity is checked."""
+    check_unread(params, AMEND_PARAMS)
+    qty = _decimal(params, "newQty")
+    if qty is None:
+        raise errors.mandatory("newQty")
+    try:
+        return market.qty_to_lots(qty)
+    except FilterFailure as f:
+        raise errors.from_filter(f) from None
+
+
+def parse_amend(
+    params: Mapping[str, str],
+    *,
+    user_id: int,
+    request_id: int,
+    order_id: int,
+    qty_lots: int,
+    client_order_id: str,
+    ts: int,
+    symbols: Collection[str],
+) -> AmendRequest:
+    """``order_id`` and the client id the order takes are resolved by the caller, ``qty_lots`` by
+    ``amend_lots``."""
+    symbol = symbol_of(params, symbols)
+    if not CLIENT_ID.fullmatch(client_order_id):
+        raise errors.illegal("newClientOrderId")
+    return AmendRequest(
+        request_id=request_id,
+        user_id=user_id,
+        symbol=symbol,
+        order_id=order_id,
+        qty_lots=qty_lots,
+        client_order_id=client_order_id,
+        ts=ts,
+    )
+
+
+def split_cancel_replace(params: Mapping[str, str]) -> tuple[str, str, dict[str, str], dict[str, str]]:
+    """``order/cancelReplace``'s parameters: its two modes, the cancel's and the new order's (each in the
+    names its own endpoint reads, so each is checked as that endpoint checks it)."""
+    mode = params.get("cancelReplaceMode")
+    if not mode:
+        raise errors.mandatory("cancelReplaceMode")
+    if mode not in CANCEL_REPLACE_MODES:
+        raise ApiError(
+            errors.ILLEGAL_CHARS, "Invalid cancelReplaceMode; legal values are STOP_ON_FAILURE, ALLOW_FAILURE."
+        )
+    on_limit = params.get("orderRateLimitExceededMode") or "DO_NOTHING"
+    if on_limit not in RATE_LIMIT_MODES:
+        raise ApiError(
+            errors.ILLEGAL_CHARS, "Invalid orderRateLimitExceededMode; legal values are DO_NOTHING, CANCEL_ONLY."
+        )
+    signed = ("timestamp", "recvWindow", "signature")
+    cancel = {"symbol": params.get("symbol", "")}
+    new: dict[str, str] = {}
+    for name, value in params.items():
+        if name in CANCEL_REPLACE_OWN:
+            continue
+        if name in CANCEL_REPLACE_CANCEL:
+            cancel[CANCEL_REPLACE_CANCEL[name]] = value
+        elif name in signed:
+            cancel[name] = new[name] = value
+        else:
+            new[name] = value
+    if "orderId" not in cancel and "origClientOrderId" not in cancel:
+        raise ApiError(
+            errors.MANDATORY_PARAM,
+            "Param 'cancelOrigClientOrderId' or 'cancelOrderId' must be sent, but both were empty/null!",
+        )
+    check_unread(new, NEW_ORDER_PARAMS)
+    return mode, on_limit, cancel, new

@@ -59,6 +59,7 @@ def acceptance_update(a: AcceptedOrder) -> OrderUpdate:
         ExecType.NEW,
         a.ts,
         a.quote_nu,
+        stp=a.stp,
     )
 
 

@@ -103,5 +103,12 @@ def check_timestamp(params: dict[str, str], now_ms: int, recv_window_max: int) -
 
 
 def ws_api_payload(params: dict[str, object]) -> bytes:
-    """WS-API signing: keys sorted, values joined without percent-encoding (ccxt ``rawencode``)."""
-    return "&".join(f"{k}={params[k]}" for k in sorted(params) if k != "signature").encode()
+    """WS-API signing: keys sorted, values joined without percent-encoding (ccxt ``rawencode``); a JSON boolean
+    as ``true``/``false``, as ccxt and Binance write it (ccxt signs ``returnRateLimits=false`` on its orders)."""
+    return "&".join(f"{k}={_text(params[k])}" for k in sorted(params) if k != "signature").encode()
+
+
+def _text(value: object) -> object:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value

@@ -1,6 +1,7 @@
 """How the gateway hands an order to ingestion: over HTTP to the ingestion service, or in its own process.
 
-Both speak the same two calls and raise the same ``ApiError``s, so a route does not know which it has.
+Both speak the same calls (new order, cancel, amend) and raise the same ``ApiError``s, so a route does not
+know which it has.
 In-process (``INGESTION_IN_GATEWAY``) the gateway runs ingestion's ``Ingestor`` (``shared/ingestor.py``)
 itself and publishes to ``order-requests`` directly: one HTTP hop less per order, which on a small machine is
 most of what an order costs before Kafka, and its client order id is claimed in the same Redis call that
@@ -65,6 +66,12 @@ class Ingest(Protocol):
         """Hand on a mass cancel of the caller's open orders on one symbol; its ACK (``requestId``)."""
         ...
 
+    async def amend(
+        self, user_id: int, order_id: int, qty_lots: int, client_order_id: str, claim: bool, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        """Hand on an amend (``Ingestor.amend``); its ``requestId``."""
+        ...
+
 
 class HttpIngestion:
     """The ingestion service over HTTP; its refusals come back as the same ``ApiError``. Each call is
@@ -82,6 +89,19 @@ class HttpIngestion:
 
     async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         return await self._post("/internal/cancel-all", {"userId": user_id, "params": params})
+
+    async def amend(
+        self, user_id: int, order_id: int, qty_lots: int, client_order_id: str, claim: bool, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        body = {
+            "userId": user_id,
+            "orderId": order_id,
+            "qtyLots": qty_lots,
+            "clientOrderId": client_order_id,
+            "claim": claim,
+            "params": params,
+        }
+        return await self._post("/internal/amends", body)
 
     async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         async with self.admission:
@@ -138,6 +158,12 @@ class LocalIngestion:
     async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         async with self.admission:
             return await _bounded(self.ingestor.cancel_all(user_id, params))
+
+    async def amend(
+        self, user_id: int, order_id: int, qty_lots: int, client_order_id: str, claim: bool, params: Mapping[str, str]
+    ) -> dict[str, Any]:
+        async with self.admission:
+            return await _bounded(self.ingestor.amend(user_id, order_id, qty_lots, client_order_id, claim, params))
 
 
 async def _bounded(call: Awaitable[dict[str, Any]]) -> dict[str, Any]:

@@ -157,6 +157,22 @@ class RateLimiter:
         if used[0] > limit:
             raise self._limited(now, window, window_s, what, limit)
 
+    async def check_orders(self, budget: str) -> None:
+        """Raise the -1015 ``spend`` would raise for one more order of ``budget``, spending nothing (the
+        ``orderRateLimitExceededMode=DO_NOTHING`` check of ``order/cancelReplace``, before its cancel)."""
+        now = time.time()
+        o_window, day = int(now // ORDER_WINDOW_S), int(now // DAY_S)
+        used = [  # two reads: the keys may sit in different slots of a Redis Cluster
+            await self._cache.get(f"rl:{budget}:o:{o_window}"),
+            await self._cache.get(f"rl:{account_of(budget)}:o1d:{day}"),
+        ]
+        if used[0] is not None and int(used[0]) >= self.orders_per_10s:
+            retry = max(1, int((o_window + 1) * ORDER_WINDOW_S - now) + 1)
+            raise errors.too_many_orders(retry, self.orders_per_10s, ORDER_WINDOW_S)
+        if used[1] is not None and int(used[1]) >= self.orders_per_day:
+            retry = max(1, int((day + 1) * DAY_S - now) + 1)
+            raise errors.too_many_orders(retry, self.orders_per_day, 1, "DAY")
+
     async def check_limited(self, budget: str, limit: int, what: str, window_s: int = WEIGHT_WINDOW_S) -> None:
         """Raise as ``spend_limited`` would if ``budget`` has nothing left, spending nothing."""
         now = time.time()

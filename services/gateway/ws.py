@@ -12,10 +12,12 @@ methods get Binance's error message and the connection stays open. Every way of 
 ``/ws/<streams>``, ``/stream?streams=``, SUBSCRIBE) counts against one cap of ``MAX_STREAMS`` per connection.
 A pub/sub failure while subscribing closes the connection with 1011 (try again later), logged in one line.
 
-Limits (issue 20): every connection, the WS-API's included, takes at most ``MAX_MESSAGES_PER_S`` messages a
-second (Binance's 5 for streams); an IP opens at most ``ws_connections_per_5m`` connections per 5 minutes
-(Binance's 300), refused at the handshake. A user stream (a listenKey or ``userDataStream.subscribe``) is
-watched by ``access.StreamGuard`` and ended when its listenKey, key or user goes.
+Limits (issue 20): a stream connection takes at most ``MAX_MESSAGES_PER_S`` messages a second (Binance's 5 for
+streams), a WS-API connection ``WS_API_MESSAGES_PER_S`` (its requests are bounded by REST's weights and order
+counts, as on Binance: a trading client such as ccxt sends several at once); an IP opens at most
+``ws_connections_per_5m`` connections per 5 minutes (Binance's 300), refused at the handshake. A user stream (a
+listenKey or ``userDataStream.subscribe``) is watched by ``access.StreamGuard`` and ended when its listenKey,
+key or user goes.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ SLOW_DEPTH_MS = 1000  # a depth stream asking for this or slower gets the 1,000 
 MAX_STREAMS = 1024  # Binance: "a single connection can listen to a maximum of 1024 streams"
 MAX_MESSAGE = 64 * 1024
 MAX_MESSAGES_PER_S = 5  # Binance: a stream connection sending more is disconnected
+WS_API_MESSAGES_PER_S = 50  # a bound on a WS-API connection's messages; its requests spend REST's weights
 CONNECTION_WINDOW_S = 300  # Binance: 300 connections per 5 minutes per IP
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 # Binance's close codes: 1003 unsupported data, 1008 policy violation, 1009 too big, 1011 server trouble
@@ -161,6 +164,7 @@ class MessageRate:
     """At most ``MAX_MESSAGES_PER_S`` messages in any second: the times of the last few are kept."""
 
     def __init__(self, per_second: int = MAX_MESSAGES_PER_S) -> None:
+        self.per_second = per_second
         self._times: deque[float] = deque(maxlen=per_second)
 
     def allows(self, now: float) -> bool:
@@ -204,7 +208,7 @@ async def run_session(ws: WebSocket, session: Session, handle: Any, rate: Messag
             if message["type"] == "websocket.disconnect":
                 return
             if not rate.allows(time.monotonic()):
-                await close(ws, POLICY, f"too many messages: at most {MAX_MESSAGES_PER_S} a second")
+                await close(ws, POLICY, f"too many messages: at most {rate.per_second} a second")
                 return
             text = message.get("text")
             if text is None:

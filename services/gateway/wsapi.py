@@ -1,11 +1,15 @@
-"""The WebSocket API (``/ws-api/v3``): ping, time, market data, the session's logon, and the user data stream.
+"""The WebSocket API (``/ws-api/v3``): ping, time, market data, the session's logon, trading and account
+requests, and the user data stream.
 
 Methods, with Binance's names and answers: ``ping``, ``time``; ``depth``, ``trades.recent``,
 ``trades.historical``, ``trades.aggregate``, ``klines``, ``uiKlines``, ``avgPrice``,
 ``ticker.24hr``, ``ticker``, ``ticker.tradingDay``, ``ticker.price``, ``ticker.book`` (the REST endpoints'
 answers, ``marketdata``, weighed on the connection's IP as REST's); ``session.logon``, ``session.status``,
 ``session.logout``; ``userDataStream.subscribe`` (a logged-on session's account),
-``userDataStream.subscribe.signature`` (ccxt >= 4.5.6) and ``userDataStream.unsubscribe``.
+``userDataStream.subscribe.signature`` (ccxt >= 4.5.6) and ``userDataStream.unsubscribe``; the trading and
+account methods of ``wstrade.METHODS`` (``order.place``, ``order.test``, ``order.status``, ``order.cancel``,
+``order.cancelReplace``, ``order.amend.keepPriority``, ``openOrders.status``, ``account.status``,
+``account.commission``, ``myTrades``), each REST's own function with REST's permission, weight and budget.
 
 Session authentication, as Binance has it: ``session.logon``, signed with an Ed25519 key (an HMAC key is
 refused with -4056: a session stands on a key whose secret the exchange never holds), binds the key to the
@@ -37,11 +41,11 @@ from shared.errors import ApiError
 from shared.lifecycle import now_ms
 from shared.signing import check_timestamp, ws_api_payload
 
-from . import marketdata
+from . import marketdata, wstrade
 from .access import StreamGuard, Watched
-from .deps import BAD_KEY, Gateway, client_ip
-from .ratelimit import public_budget
-from .ws import MessageRate, Session, admitted, guard_of, run_session
+from .deps import BAD_KEY, Caller, Gateway, client_ip
+from .ratelimit import public_budget, signed_budget
+from .ws import WS_API_MESSAGES_PER_S, MessageRate, Session, admitted, guard_of, run_session
 
 router = APIRouter()
 USER = "user"  # the session's stream name of the user data subscription
@@ -100,6 +104,8 @@ class WsApi:
         }
         for name, answer in MARKET_DATA.items():
             self.methods[name] = functools.partial(self.market_data, answer)
+        for name, method in wstrade.METHODS.items():
+            self.methods[name] = functools.partial(self.trade, method)
 
     async def send(self, body: dict[str, Any]) -> None:
         await self.ws.send_text(orjson.dumps(body).decode())
@@ -137,6 +143,29 @@ class WsApi:
     async def spend(self, weight: int) -> None:
         """A market data request's weight, from the connection's IP: the budget REST's public endpoints spend."""
         await self.gw.limiter.weight(public_budget(self.ip), weight)
+
+    async def trade(self, method: wstrade.Method, params: Params) -> Any:
+        """A trading or account request: made as its signer, or as the session's key when it carries neither
+        ``apiKey`` nor ``signature``; then REST's function, after REST's weight."""
+        caller = await self._caller(params, method.permission)
+        if method.weight:
+            await self.gw.limiter.spend(caller.budget, method.weight, 0)
+        return await method.run(self.gw, caller)
+
+    async def _caller(self, params: Params, permission: str) -> Caller:
+        if self.logon is not None and "apiKey" not in params and "signature" not in params:
+            api_key, found = await self._session_key()
+            self._timestamp(params)
+        else:
+            api_key = _api_key(params)
+            found = await self._usable(api_key)
+            self._verify(found, params)
+        budget = signed_budget(found.user_id, api_key)
+        if permission not in found.permissions:
+            await self.gw.limiter.spend(budget, 1, 0)
+            raise ApiError(errors.REJECTED_MBX_KEY, BAD_KEY, 401)
+        text = as_text({k: v for k, v in params.items() if k not in wstrade.WS_ONLY_PARAMS})
+        return Caller(found.user_id, api_key, text, budget)
 
     async def session_logon(self, params: Params) -> dict[str, Any]:
         api_key = _api_key(params)
@@ -284,6 +313,6 @@ async def ws_api(ws: WebSocket) -> None:
     session = Session(ws, gw.hub, user_wrap=0)
     api = WsApi(ws, gw, session, guard_of(ws), client_ip(ws, gw.settings.trusted_proxy_hops))
     try:
-        await run_session(ws, session, api.handle, MessageRate())
+        await run_session(ws, session, api.handle, MessageRate(WS_API_MESSAGES_PER_S))
     finally:
         api.unwatch()

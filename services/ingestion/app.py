@@ -53,7 +53,16 @@ class CancelAllIn(BaseModel):
     params: dict[str, str]
 
 
-Body = TypeVar("Body", NewOrderIn, CancelIn, CancelAllIn)
+class AmendIn(BaseModel):
+    user_id: int = Field(alias="userId")
+    order_id: int = Field(alias="orderId")
+    qty_lots: int = Field(alias="qtyLots", ge=1, le=2**63 - 1)
+    client_order_id: str = Field(alias="clientOrderId", max_length=36)
+    claim: bool
+    params: dict[str, str]
+
+
+Body = TypeVar("Body", NewOrderIn, CancelIn, CancelAllIn, AmendIn)
 
 
 @asynccontextmanager
@@ -117,5 +126,13 @@ def create_app(settings: Settings) -> FastAPI:
         body = await from_gateway(request, CancelAllIn)
         async with in_flight:
             return await state["ingestor"].cancel_all(body.user_id, body.params)
+
+    @app.post("/internal/amends")
+    async def amend(request: Request) -> dict[str, Any]:
+        body = await from_gateway(request, AmendIn)
+        async with in_flight:
+            return await state["ingestor"].amend(
+                body.user_id, body.order_id, body.qty_lots, body.client_order_id, body.claim, body.params
+            )
 
     return app

@@ -18,6 +18,10 @@ quantity or by quote notional (``quote_nu``), which behaves as IOC; a MARKET ord
 prevention uses the taker's mode, as Binance does. ``CancelAllOrders`` takes every open order of one owner (or
 of all) out in one step; ``MarketChange`` swaps the market's row (its fees) at its place in the sequence.
 
+Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
+order's status at that point of the sequence; an amend (``AmendOrder``, ``order/amend/keepPriority``) to a
+smaller quantity, which keeps the order's place in its queue (its ``arrival``) and reports REPLACED.
+
 Layout, chosen for speed (issue 7; ``bench core`` measures it): each side is a ``_Ladder``, a dict of price
 levels plus a heap of the same levels by key (best on top; bids keyed by ``-price``; sifted by our own
 functions, which compiled compare native ints) and the best level remembered. A level is a FIFO list of
@@ -57,10 +61,11 @@ import msgspec
 
 from shared.booksnapshot import BookState as BookState
 from shared.booksnapshot import RestingOrder as RestingOrder
-from shared.domain import BPS, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import BPS, CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     EVERY_OWNER,
     AcceptedOrder,
+    AmendOrder,
     CancelAllOrders,
     CancelOrder,
     CommandError,
@@ -86,6 +91,11 @@ except ImportError:  # not installed at run time: only mypyc (at build time) rea
 
 UNKNOWN_ORDER: Final = -2011
 WOULD_TAKE: Final = -2010
+NO_SUCH_ORDER: Final = -2013  # an amend of an order that is not open (Binance's "Order does not exist.")
+AMEND_NOT_SMALLER: Final = -2038
+RESTRICTED_MSG: Final = "Order was not canceled due to cancel restrictions."
+AMEND_NOT_SMALLER_MSG: Final = "Order amend (quantity increase) is not supported."
+AMEND_BELOW_EXECUTED_MSG: Final = "Order amend (quantity decrease) below the executed quantity is not supported."
 # dead queue entries / empty levels tolerated before compacting; read when a Book is built (not Final: tests
 # lower it)
 COMPACT_SLACK = 32
@@ -116,6 +126,9 @@ _X_CANCELED: Final = ExecType.CANCELED
 _X_REJECTED: Final = ExecType.REJECTED
 _X_EXPIRED: Final = ExecType.EXPIRED
 _X_PREVENTION: Final = ExecType.TRADE_PREVENTION
+_X_REPLACED: Final = ExecType.REPLACED
+_ONLY_NEW: Final = CancelRestriction.ONLY_NEW
+_ONLY_PARTIALLY_FILLED: Final = CancelRestriction.ONLY_PARTIALLY_FILLED
 _STP_NONE: Final = StpMode.NONE
 _EXPIRE_TAKER: Final = StpMode.EXPIRE_TAKER
 _EXPIRE_MAKER: Final = StpMode.EXPIRE_MAKER
@@ -161,6 +174,7 @@ _C_OFFSET: Final = _CANCEL["src_offset"]
 _C_REQUEST_ID: Final = _CANCEL["request_id"]
 _C_ORDER_ID: Final = _CANCEL["order_id"]
 _C_USER: Final = _CANCEL["user_id"]
+_C_RESTRICTION: Final = _CANCEL["restriction"]
 
 
 @mypyc_attr(acyclic=True)
@@ -268,7 +282,7 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
     """The last update of a resting order taken out without a fill (cancel, self-trade)."""
     executed: Boxed = o.executed_lots
     cum_nu: Boxed = o.cum_nu
-    return _OrderUpdate(  # positional: the fields in order, up to cum_nu (quote_nu: 0, a resting order's)
+    return _OrderUpdate(  # positional: every field in order (quote_nu: 0, a resting order's)
         o.order_id,
         o.user_id,
         o.client_order_id,
@@ -283,6 +297,15 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
         0,
         executed,
         cum_nu,
+        0,  # last_lots, last_ticks, trade_id, is_maker, fee, reject_code, reason, orig_client_order_id
+        0,
+        -1,
+        False,
+        0,
+        0,
+        "",
+        "",
+        o.stp,
     )
 
 
@@ -453,6 +476,7 @@ class _Taker:
         "seller_k",
         "side",
         "stop",
+        "stp",
         "stp_expired",
         "stp_on",
         "tif",
@@ -478,6 +502,7 @@ class _Taker:
         self.qty_lots: Boxed = a[_A_QTY]
         self.quote_nu: Boxed = a[_A_QUOTE]
         self.created_ts: Boxed = a[_A_TS]
+        self.stp: Boxed = stp
         self.stp_on = stp is not _STP_NONE
         self.expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
         self.expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
@@ -556,6 +581,8 @@ class Book:
         s = state if state is not None else BookState()
         self._seq: int = s.seq
         self._next_trade_id: int = s.next_trade_id
+        self._next_prevented_id: int = s.next_prevented_id
+        self._taker_prevented: tuple[int, Boxed] = (-1, -1)  # the last taker expiry's match id and counter order
         self._src_partition: int = s.src_partition
         self._src_offset: int = s.src_offset
         self._symbol: str = market.symbol
@@ -577,7 +604,7 @@ class Book:
     @property
     def state(self) -> BookState:
         """The counters that must survive a restart (a snapshot: changing it changes nothing here)."""
-        return BookState(self._seq, self._next_trade_id, self._src_partition, self._src_offset)
+        return BookState(self._seq, self._next_trade_id, self._src_partition, self._src_offset, self._next_prevented_id)
 
     # --- queries ---------------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -644,6 +671,8 @@ class Book:
                 return None
             if kind is _CancelAllOrders or isinstance(command, CancelAllOrders):
                 return self._cancel_all(cast(CancelAllOrders, command), ts, seq)
+            if isinstance(command, AmendOrder):  # off the hot paths: amends are rare next to orders
+                return self._amend(command, ts, seq)
             return self._reject(cast(RejectedOrder, command), ts, seq)
         t = _astuple(command)
         partition: int = t[_A_PARTITION] if placing else t[_C_PARTITION]
@@ -697,6 +726,13 @@ class Book:
         o = self._orders.get(order_id)
         if o is None or not _same(o.user_id, c[_C_USER]):
             error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
+        restriction = c[_C_RESTRICTION]
+        if restriction is not None and (
+            (restriction is _ONLY_NEW and o.executed_lots)
+            or (restriction is _ONLY_PARTIALLY_FILLED and not o.executed_lots)
+        ):
+            error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg=RESTRICTED_MSG)
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
         side, price = o.side, o.price_ticks
         ladder = self._bids if side is _BUY else self._asks
@@ -754,13 +790,49 @@ class Book:
         deltas = [_LevelDelta(side, level.ticks, level.lots) for (side, _), level in touched.items()]
         return _MatchedEvent(self._symbol, seq, ts, c.request_id, updates, [], deltas)
 
+    def _amend(self, c: AmendOrder, ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """An ``AmendOrder``: a smaller quantity for a resting order, which keeps its place in its level's
+        queue (its ``arrival``); its level's total and its remaining lots shrink by the difference, and it
+        takes the new client order id. Its one update is REPLACED, in its current status, ``qty_lots`` the new
+        quantity and ``orig_client_order_id`` the one it had. The new quantity must be below the order's and
+        above what it executed (an order is never ended by an amend)."""
+        o = self._orders.get(c.order_id)
+        error: CommandError | None = None
+        if o is None or not _same(o.user_id, c.user_id):
+            error = _CommandError(
+                user_id=c.user_id, order_id=c.order_id, code=NO_SUCH_ORDER, msg="Order does not exist."
+            )
+        elif c.qty_lots >= o.qty_lots:
+            error = _CommandError(
+                user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_NOT_SMALLER_MSG
+            )
+        elif c.qty_lots <= o.executed_lots:
+            error = _CommandError(
+                user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_BELOW_EXECUTED_MSG
+            )
+        if o is None or error is not None:
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c.request_id, error=error)
+        cut: int = o.qty_lots - c.qty_lots
+        level = (self._bids if o.side is _BUY else self._asks).levels[o.price_ticks]
+        level.lots -= cut
+        o.remaining -= cut
+        o.qty_lots = c.qty_lots
+        before = o.client_order_id
+        o.client_order_id = c.client_order_id
+        update = _replace(
+            _ended(o, _PARTIALLY_FILLED if o.executed_lots else _NEW, _X_REPLACED), orig_client_order_id=before
+        )
+        return _MatchedEvent(
+            self._symbol, seq, ts, c.request_id, [update], [], [_LevelDelta(o.side, o.price_ticks, level.lots)]
+        )
+
     def _place(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
         """An ``AcceptedOrder`` (``a``: its fields)."""
         side, otype, tif, ticks = a[_A_SIDE], a[_A_TYPE], a[_A_TIF], a[_A_PRICE]
         limit: int = ticks
         is_buy, is_market = side is _BUY, otype is _MARKET
         order_id, qty, user, client_id, created = a[_A_ID], a[_A_QTY], a[_A_USER], a[_A_CLIENT_ID], a[_A_TS]
-        new = _OrderUpdate(  # positional (see OrderUpdate), up to quote_nu
+        new = _OrderUpdate(  # positional (see OrderUpdate): every field, in order
             order_id,
             user,
             client_id,
@@ -773,6 +845,17 @@ class Book:
             _X_NEW,
             created,
             a[_A_QUOTE],
+            0,  # executed_lots, cum_nu, last_lots, last_ticks, trade_id, is_maker, fee, reject_code, reason, orig
+            0,
+            0,
+            0,
+            -1,
+            False,
+            0,
+            0,
+            "",
+            "",
+            a[_A_STP],
         )
         opposite = self._asks if is_buy else self._bids
         best = opposite.top  # best(), its usual answer inlined
@@ -838,9 +921,16 @@ class Book:
             if remaining == 0:  # done (a quote-sized taker that completed reports remaining 0 too)
                 pass
             elif stp_expired:
+                prevented_id, counter = self._taker_prevented
                 updates.append(
                     _replace(
-                        new, status=_EXPIRED_IN_MATCH, exec_type=_X_PREVENTION, executed_lots=executed, cum_nu=cum_nu
+                        new,
+                        status=_EXPIRED_IN_MATCH,
+                        exec_type=_X_PREVENTION,
+                        executed_lots=executed,
+                        cum_nu=cum_nu,
+                        prevented_match_id=prevented_id,
+                        counter_order_id=counter,
                     )
                 )
             elif otype is _MARKET or tif is not _GTC:
@@ -971,14 +1061,18 @@ class Book:
         """The taker meets a resting order of its own owner: by the taker's mode (Binance's, as the taker's
         mode rules), the maker expires and leaves its level, the taker expires and stops, or both. Returns
         whether the maker left."""
+        prevented_id = self._next_prevented_id  # one id per prevented match, on both orders' reports
+        self._next_prevented_id = prevented_id + 1
         left = taker.expire_maker
         if left:
             del self._orders[maker.order_id]
             level.lots -= maker.remaining
             level.live -= 1
-            updates.append(_ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION))
+            ended = _ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION)
+            updates.append(_replace(ended, prevented_match_id=prevented_id, counter_order_id=taker.order_id))
         if taker.expire_taker:
             taker.stp_expired = taker.stop = True
+            self._taker_prevented = (prevented_id, maker.order_id)
         return left
 
     def _fill(
@@ -1045,6 +1139,10 @@ class Book:
                 tid,
                 True,
                 maker_fee,
+                0,  # reject_code, reason, orig_client_order_id
+                "",
+                "",
+                maker.stp,
             )
         )
         done = taker.remaining == 0
@@ -1070,6 +1168,10 @@ class Book:
                 tid,
                 False,
                 taker_fee,
+                0,
+                "",
+                "",
+                taker.stp,
             )
         )
         taker.trade_id += 1

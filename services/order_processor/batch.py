@@ -8,7 +8,8 @@ what the main loop writes, in the order it writes it:
 - the accepted orders for the hot book, each once;
 - what each owner's user stream is told (``shared.owner_reports``): the NEW of each accepted order, its
   first copy only and not on a redelivery, then the balances the holds changed, one message per channel;
-- the ``validated-orders`` records: one command per request (but one nobody can be told of), grouped by
+- the ``validated-orders`` records: one command per request (cancels and amends pass as they came; but one
+  nobody can be told of), grouped by
   symbol into envelopes, each command continuing its request's trace.
 
 The same records and the same answers from Postgres give the same bytes, so a redelivered batch re-sends what
@@ -30,6 +31,8 @@ from shared.domain import INT64_MAX, Market
 from shared.identity import source_partition
 from shared.messages import (
     AcceptedOrder,
+    AmendOrder,
+    AmendRequest,
     CancelAllOrders,
     CancelAllRequest,
     CancelOrder,
@@ -117,6 +120,9 @@ def decide_batch(
         if isinstance(r.value, MarketChangeRequest):
             out.commands.append(market_command(r, r.value))
             continue
+        if isinstance(r.value, AmendRequest):
+            out.commands.append(amend_command(r, r.value))
+            continue
         decision = next(decided)
         if decision is None:
             continue  # dead-lettered, and no owner to tell (an id past what any store holds)
@@ -149,6 +155,23 @@ def cancel_command(r: kafka.Record[OrderRequest], cancel: CancelRequest) -> Canc
         user_id=cancel.user_id,
         symbol=cancel.symbol,
         ts=cancel.ts,
+        restriction=cancel.restriction,
+    )
+
+
+def amend_command(r: kafka.Record[OrderRequest], amend: AmendRequest) -> AmendOrder:
+    """An amend goes to the matcher as it came, like a cancel: it only ever shrinks a hold, which settlement
+    releases from the matcher's REPLACED update, so there is nothing to decide or hold here."""
+    return AmendOrder(
+        src_partition=source_partition(r.epoch, r.partition),
+        src_offset=source_position(r.offset, r.index),
+        request_id=amend.request_id,
+        order_id=amend.order_id,
+        user_id=amend.user_id,
+        symbol=amend.symbol,
+        qty_lots=amend.qty_lots,
+        client_order_id=amend.client_order_id,
+        ts=amend.ts,
     )
 
 

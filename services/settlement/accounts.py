@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
+from dataclasses import astuple
 
 import asyncpg
 
@@ -20,7 +21,7 @@ from shared import postgres
 from shared.domain import Market, OrderStatus
 from shared.messages import MatchedEvent
 
-from .ledger import OrderHold, Settled, ended_per_user, settle
+from .ledger import OrderHold, PreventedMatch, Settled, ended_per_user, settle
 
 # Balances are locked in (user_id, asset) order, then changed; a CHECK makes a negative balance impossible.
 ENSURE_BALANCES = """
@@ -43,9 +44,22 @@ FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], 
   AS t(id, s, e, c, h, ts, q)
 WHERE orders.order_id = t.id
 """
+AMEND_ORDERS = """
+UPDATE orders SET qty_lots = t.q,
+    client_order_id = CASE WHEN EXISTS (
+        SELECT 1 FROM orders d
+        WHERE d.user_id = orders.user_id AND d.client_order_id = t.c AND d.order_id <> orders.order_id
+    ) THEN orders.client_order_id ELSE t.c END
+FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(id, q, c) WHERE orders.order_id = t.id
+"""
+"""Orders amended in place (REPLACED): their smaller quantity and their new client order id. The gateway claims
+that id before it sends the amend (Redis for two minutes, and Postgres checked), so it is free; should a
+settlement backlog outlast the claim and another order have taken it since, the row keeps its old id rather
+than stop the symbol on the unique index."""
 COUNT_ENDED = """
 UPDATE open_order_counts c SET n = c.n - t.k FROM unnest($1::bigint[], $2::int[]) AS t(u, k) WHERE c.user_id = t.u
 """
+PREVENTED_COLUMNS = tuple(PreventedMatch.__dataclass_fields__)  # prevented_matches' columns, in that order
 LEDGER_COLUMNS = ("ts", "kind", "ref", "asset", "debit_user", "debit_bucket", "credit_user", "credit_bucket", "amount")
 TRADE_COLUMNS = (
     "symbol",
@@ -144,6 +158,7 @@ class Accounts:
                 settled.postings += part.postings
                 settled.trades += part.trades
                 settled.touched.update(part.touched)
+                settled.prevented += part.prevented
             balances, ensured = await self._write(conn, settled, now)
             closed = ended_per_user(open_before, settled.touched)
             if closed:
@@ -217,6 +232,12 @@ class Accounts:
                     for sym, seq, t in s.trades
                 ],
             )
+        if s.prevented:
+            await conn.copy_records_to_table(
+                "prevented_matches",
+                columns=PREVENTED_COLUMNS,
+                records=[astuple(p) for p in s.prevented],
+            )
         if s.touched:
             ids = sorted(s.touched)
             o = [s.touched[i] for i in ids]
@@ -230,6 +251,14 @@ class Accounts:
                 [x.updated_ts for x in o],
                 [x.last_seq for x in o],
             )
+            amended = [i for i in ids if s.touched[i].amended_client_order_id is not None]
+            if amended:
+                await conn.execute(
+                    AMEND_ORDERS,
+                    amended,
+                    [s.touched[i].qty_lots for i in amended],
+                    [s.touched[i].amended_client_order_id for i in amended],
+                )
         return balances, new
 
 
@@ -241,7 +270,7 @@ def follows(symbol: str, cursor: int, seq: int, skipped: AbstractSet[tuple[str, 
 
 def _order_ids(e: MatchedEvent) -> list[int]:
     ids = [u.order_id for u in e.updates]
+    ids += (u.counter_order_id for u in e.updates if u.prevented_match_id >= 0)  # a prevented match's maker
     for t in e.trades:
         ids += (t.buyer_order_id, t.seller_order_id)
     return ids
-

@@ -10,9 +10,10 @@ order still open after an event keeps exactly what its lots left need (``Market.
 processor's formula): a BUY that traded below its limit frees the price improvement at that event
 (``improvement``), so a user's ``held`` always equals the remaining need of their open orders, as Binance's
 ``locked`` does. When an order ends (filled, canceled, expired, rejected), what is left of its hold goes
-back to ``available`` exactly once (``hold_left`` becomes 0); a MARKET order ends in the event that placed
-it, so that release is its only one. Every posting moves units between two accounts, so the per-asset sum
-over all accounts never changes; the property tests assert it.
+back to ``available`` exactly once (``hold_left`` becomes 0); an amend (REPLACED) makes the order smaller, and
+what the cut lots held goes back at that event (``amend``), once, since ``hold_left`` then equals the need; a
+MARKET order ends in the event that placed it, so that release is its only one. Every posting moves units
+between two accounts, so the per-asset sum over all accounts never changes; the property tests assert it.
 
 An event that cannot be applied (an order without a row, a hold smaller than what the order needs) raises
 an ``Unappliable``: never skipped here, it is the caller's to stop its symbol on.
@@ -44,6 +45,7 @@ class OrderHold:
     cum_nu: int = 0
     last_seq: int = 0
     updated_ts: int = 0
+    amended_client_order_id: str | None = None  # set by a REPLACED update: the orders row takes it and qty_lots
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +60,28 @@ class Posting:
     amount: int
 
 
+@dataclass(frozen=True, slots=True)
+class PreventedMatch:
+    """A row of ``prevented_matches``: ``maker_prevented_lots`` is what the maker had left when its match with
+    the taker was prevented (whichever of them expired)."""
+
+    symbol: str
+    prevented_match_id: int
+    user_id: int
+    taker_order_id: int
+    maker_order_id: int
+    mode: str
+    price_ticks: int
+    maker_prevented_lots: int
+    ts: int
+
+
 @dataclass(slots=True)
 class Settled:
     postings: list[Posting] = field(default_factory=list)
     trades: list[tuple[str, int, Trade]] = field(default_factory=list)  # (symbol, seq, trade)
     touched: dict[int, OrderHold] = field(default_factory=dict)
+    prevented: list[PreventedMatch] = field(default_factory=list)
 
     def move(
         self,
@@ -134,12 +153,15 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             out.touched[t.buyer_order_id] = buyer
             out.touched[t.seller_order_id] = seller
             out.trades.append((m.symbol, event.seq, t))
+        _prevented(event, m, orders, out)
         updated: list[tuple[OrderUpdate, OrderHold]] = []
         for u in event.updates:
             if u.exec_type is ExecType.REJECTED and u.order_id not in orders:
                 continue  # refused without a row (a client order id already taken): it never held anything
             o = _order(orders, u.order_id)
             o.status, o.executed_lots, o.cum_nu = u.status.value, u.executed_lots, u.cum_nu
+            if u.exec_type is ExecType.REPLACED:
+                o.qty_lots, o.amended_client_order_id = u.qty_lots, u.client_order_id
             o.last_seq, o.updated_ts = event.seq, event.ts
             out.touched[u.order_id] = o
             updated.append((u, o))
@@ -156,10 +178,42 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
                 continue
             if need > o.hold_left:
                 raise HoldShortfall(f"order {u.order_id}: holds {o.hold_left} {o.hold_asset}, its lots need {need}")
-            freed = o.hold_left - need  # a BUY's price improvement: held at its limit, traded below it
-            out.move("improvement", f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
+            freed = o.hold_left - need  # a BUY's price improvement (held at its limit, traded below it), or an amend
+            kind = "amend" if u.exec_type is ExecType.REPLACED else "improvement"
+            out.move(kind, f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
             o.hold_left = need
     return out
+
+
+def _prevented(event: MatchedEvent, m: Market, orders: dict[int, OrderHold], out: Settled) -> None:
+    """The event's prevented matches (before its updates apply: the maker's row still says what it had left).
+    The taker is the order the event placed (its ``request_id``); under EXPIRE_BOTH both orders report the
+    same match, which is one row."""
+    seen: set[int] = set()
+    for u in event.updates:
+        pid = u.prevented_match_id
+        if pid < 0 or pid in seen:
+            continue
+        seen.add(pid)
+        if u.order_id == event.request_id:
+            taker_id, maker_id, mode = u.order_id, u.counter_order_id, u.stp
+        else:
+            taker_id, maker_id = u.counter_order_id, u.order_id
+            mode = next((t.stp for t in event.updates if t.order_id == taker_id), u.stp)
+        maker = _order(orders, maker_id)
+        out.prevented.append(
+            PreventedMatch(
+                m.symbol,
+                pid,
+                u.user_id,
+                taker_id,
+                maker_id,
+                mode.value,
+                maker.price_ticks,
+                maker.qty_lots - maker.executed_lots,
+                event.ts,
+            )
+        )
 
 
 def ended_per_user(open_before: set[int], touched: dict[int, OrderHold]) -> dict[int, int]:

@@ -2,8 +2,9 @@
 
 For a new order: the order as Binance returns it after the step, with the fills (``newOrderRespType=FULL``);
 for a cancel: the canceled order; for a mass cancel (``CancelAllOrders``) of more than one order also
-``orders``, every order it canceled, in the matcher's order (``DELETE /api/v3/openOrders`` answers them); for a
-refusal: Binance's error code and message.
+``orders``, every order it canceled, in the matcher's order (``DELETE /api/v3/openOrders`` answers them); for an
+amend: the amended order (REPLACED) and the step's ``seq`` as its ``executionId``; for a refusal: Binance's error
+code and message.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
             "error": {"code": e.error.code, "msg": e.error.msg},
         }
     mine = [u for u in e.updates if u.order_id == e.request_id]
-    canceled = [] if mine else [u for u in e.updates if u.exec_type is ExecType.CANCELED]
+    canceled = [] if mine else [u for u in e.updates if u.exec_type in (ExecType.CANCELED, ExecType.REPLACED)]
     mine = mine or canceled
     if not mine:
         return {"requestId": e.request_id, "userId": 0, "error": {"code": -1000, "msg": "No outcome."}}
@@ -37,6 +38,9 @@ def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
     order = order_from_update(m, last, e.ts)
     order["transactTime"] = e.ts
     order["fills"] = [fill_json(m, u) for u in mine if u.exec_type is ExecType.TRADE]
+    if last.exec_type is ExecType.REPLACED:
+        order["origClientOrderId"] = last.orig_client_order_id
+        return {"requestId": e.request_id, "userId": last.user_id, "order": order, "executionId": e.seq}
     done = {"requestId": e.request_id, "userId": last.user_id, "order": order}
     if len(canceled) > 1:
         done["orders"] = [{**order_from_update(m, u, e.ts), "transactTime": e.ts} for u in canceled]

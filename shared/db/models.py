@@ -199,6 +199,25 @@ klines = Table(
     PrimaryKeyConstraint("symbol", "width_ms", "open_time"),
 )
 
+# Matches self-trade prevention prevented (migration 0015), one per ``preventedMatchId`` of a symbol, written by
+# settlement with the event; both orders are the user's. ``maker_prevented_lots``: what the maker had left.
+prevented_matches = Table(
+    "prevented_matches",
+    metadata,
+    Column("symbol", Text, nullable=False),
+    Column("prevented_match_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("taker_order_id", BigInteger, nullable=False),
+    Column("maker_order_id", BigInteger, nullable=False),
+    Column("mode", Text, nullable=False),
+    Column("price_ticks", BigInteger, nullable=False),
+    Column("maker_prevented_lots", BigInteger, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    PrimaryKeyConstraint("symbol", "prevented_match_id"),
+    Index("prevented_matches_taker", "user_id", "symbol", "taker_order_id"),
+    Index("prevented_matches_maker", "user_id", "symbol", "maker_order_id"),
+)
+
 # The last matched-event sequence settlement applied per symbol: redeliveries at or below it are skipped.
 settlement_cursor = Table(
     "settlement_cursor",

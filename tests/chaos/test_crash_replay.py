@@ -1,8 +1,8 @@
 """Kill every service in turn while orders flow; the outcome equals a replay through the pure core.
 
-A seeded flow of orders from many users on two symbols goes through the real fleet over signed REST,
-while each service is SIGKILLed at a random moment and started again (with, now and then, a user's cancel of
-one order or of all its open orders on a symbol). Afterwards:
+A seeded flow of orders from many users on two symbols (with cancels, amends to a smaller quantity, and now and
+then a user's cancel of all its open orders on a symbol) goes through the real fleet over signed REST, while each
+service is SIGKILLed at a random moment and started again. Afterwards:
 
 * every order that got an order id is in the warm book (nothing accepted is lost, nothing placed twice);
 * the trades in Postgres equal, id for id, the trades of a replay of ``validated-orders`` through the
@@ -20,6 +20,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
+from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 import asyncpg
@@ -36,7 +37,7 @@ from services.settlement.ledger import OrderHold, settle
 from shared import postgres
 from shared import redis as sredis
 from shared.candles import INTERVALS, bucket_open
-from shared.domain import Bucket, Side
+from shared.domain import Bucket, ExecType, Side
 from shared.messages import AcceptedOrder, CancelAllOrders, RejectedOrder, Topic, unpack_commands
 from shared.rediskeys import market_key
 from spot import admin, audit
@@ -52,6 +53,7 @@ def fleet(request: pytest.FixtureRequest, servers: dict[str, str]) -> Iterator[R
     """The default fleet with one log segment for the whole test: the comparison replays validated-orders from
     its first record, which the segment ring would have recycled (``shared.segments``)."""
     yield from fleet_of_kind(request, servers, KAFKA_SEGMENT_S="3600")
+
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
@@ -78,8 +80,9 @@ def order_params(rng: random.Random, symbol: str) -> dict[str, str]:
     return {"symbol": symbol, "side": side, "type": "LIMIT", "timeInForce": tif, "quantity": qty, "price": str(price)}
 
 
-async def _submit(client: Client, params: dict[str, Any], acked: dict[int, int], user_id: int) -> None:
-    """Send until the fleet answers; a retry reuses the client order id, so nothing is placed twice."""
+async def _submit(client: Client, params: dict[str, Any], acked: dict[int, int], user_id: int) -> int | None:
+    """Send until the fleet answers; a retry reuses the client order id, so nothing is placed twice. The order's
+    id if it was acknowledged."""
     for _ in range(60):
         try:
             status, body = await client.signed("POST", "order", **params)
@@ -88,11 +91,12 @@ async def _submit(client: Client, params: dict[str, Any], acked: dict[int, int],
             continue
         if status == 200:
             acked[body["orderId"]] = user_id
-            return
+            return int(body["orderId"])
         if status >= 500 or body.get("code") == -1003:
             await asyncio.sleep(0.25)
             continue
-        return  # refused (insufficient balance, duplicate of an accepted retry, filters): fine
+        return None  # refused (insufficient balance, duplicate of an accepted retry, filters): fine
+    return None
 
 
 def kill_and_restart(victim: str) -> Disturbance:
@@ -128,6 +132,7 @@ async def _flow(fleet: Any, disturbances: Sequence[Disturbance] | None = None, o
     gap = ORDERS // (len(disturbances) + 2)
     kill_at = [gap * (i + 1) + rng.randrange(gap // 2) for i in range(len(disturbances))]  # spread through the flow
     cancel_rng = random.Random(SEED + 1)  # the workers' choices do not disturb the plan
+    resting: dict[int, list[tuple[int, str, Decimal]]] = {}  # per user: GTC orders placed (id, symbol, quantity)
     queue: asyncio.Queue[tuple[int, dict[str, str]]] = asyncio.Queue()
     for item in plan:
         queue.put_nowait(item)
@@ -141,8 +146,17 @@ async def _flow(fleet: Any, disturbances: Sequence[Disturbance] | None = None, o
                     if sent >= point and not ev.is_set():
                         await ev.wait()
             u, params = queue.get_nowait()
-            await _submit(clients[u], params, acked, users[u].user_id)
+            placed = await _submit(clients[u], params, acked, users[u].user_id)
+            if placed is not None and params.get("timeInForce") == "GTC":
+                resting.setdefault(u, []).append((placed, params["symbol"], Decimal(params["quantity"])))
             sent += 1
+            if cancel_rng.random() < 0.1 and resting.get(u):  # amend one to half its size, maybe already done
+                order_id, symbol, qty = cancel_rng.choice(resting[u])
+                half = (qty / 2).quantize(Decimal("0.0001"), ROUND_DOWN)
+                with contextlib.suppress(httpx.HTTPError):
+                    await clients[u].signed(
+                        "PUT", "order/amend/keepPriority", symbol=symbol, orderId=order_id, newQty=str(half)
+                    )
             if cancel_rng.random() < 0.15 and acked:  # cancel one of this user's orders, maybe already done
                 mine = [o for o, owner in acked.items() if owner == users[u].user_id]
                 if mine:
@@ -322,8 +336,10 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
         await _compare_candles(db, settings, list(markets))
         found = await audit.run(settings, wait_s=20)  # what an operator runs: every book agrees too
         assert found.ok and {b.status for b in found.books} == {"ok"}, found.as_json()
+        amended = sum(1 for _, e in events for u in e.updates if u.exec_type is ExecType.REPLACED)
         print(
-            f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events, "
+            f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events "
+            f"({amended} amends), "
             f"{elapsed:.1f}s with {len(VICTIMS)} kills"
         )
     finally:

@@ -54,6 +54,7 @@ ALLOWED: dict[str, list[str]] = {
         "SELECT nextval('order_id_blocks')",
         WITHDRAWAL_HOLD,  # the one money change it may make (migration 0011), with the ledger entry inside
         "SELECT withdraw_id, status FROM withdrawals WHERE user_id = $1",
+        "SELECT * FROM prevented_matches WHERE user_id = $1",  # myPreventedMatches (migration 0015)
     ],
     "ingestion": [
         *FLEET,
@@ -86,6 +87,9 @@ ALLOWED: dict[str, list[str]] = {
         "INSERT INTO balances (user_id, asset) VALUES ($1, 'ETH') ON CONFLICT DO NOTHING",
         "UPDATE balances SET available = available + 1 WHERE user_id = $1 RETURNING available, held",
         "UPDATE open_order_counts SET n = n WHERE user_id = $1",
+        "INSERT INTO prevented_matches (symbol, prevented_match_id, user_id, taker_order_id, maker_order_id, mode, "
+        "price_ticks, maker_prevented_lots, ts) VALUES ('ETHUSDT', 1, $1, 1, 2, 'EXPIRE_MAKER', 1, 1, 0)",
+        "UPDATE orders SET qty_lots = qty_lots, client_order_id = client_order_id WHERE user_id = $1",  # amends
         "INSERT INTO settlement_halts (symbol, seq, topic, src_partition, src_offset, src_index, kind, reason, "
         "record, halted_at) VALUES ('ETHUSDT', 1, 't', 0, 0, 0, 'k', 'r', '{}', 0) "
         "ON CONFLICT (symbol) WHERE resolution IS NULL DO NOTHING",

@@ -78,9 +78,10 @@ async def submit_order(gw: Gateway, header: str | None, query: bytes, body: Body
     return await place_order(gw, caller)
 
 
-async def place_order(gw: Gateway, caller: Caller) -> dict[str, Any]:
-    """A new order from an authenticated caller who has not spent its budget yet; the answer Binance gives."""
-    budget = Budget(gw.limiter, caller.budget)
+async def place_order(gw: Gateway, caller: Caller, budget: Budget | None = None) -> dict[str, Any]:
+    """A new order from an authenticated caller who has not spent ``budget`` yet (by default the weight and
+    order count of ``POST /order``); the answer Binance gives."""
+    budget = budget or Budget(gw.limiter, caller.budget)
     try:
         gw.market(caller.params.get("symbol"))
     except ApiError:
@@ -100,7 +101,7 @@ async def place_order(gw: Gateway, caller: Caller) -> dict[str, Any]:
     return order
 
 
-async def _find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None:
+async def find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None:
     order_id = int_param(caller.params, "orderId")
     client_id = caller.params.get("origClientOrderId")
     if order_id is None and not client_id:
@@ -134,8 +135,13 @@ async def _find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None
     openapi_extra=spec.in_query(spec.SYMBOL, spec.ORDER_ID, spec.ORIG_CLIENT_ORDER_ID, *spec.SIGNED),
 )
 async def get_order(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
+    return await status_as(gw, caller)
+
+
+async def status_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
+    """One of the caller's orders, by ``orderId`` or ``origClientOrderId`` (REST and the WebSocket API)."""
     m = gw.market(caller.params.get("symbol"))
-    row = await _find(gw, caller, m)
+    row = await find(gw, caller, m)
     if row is None:
         raise ApiError(errors.NO_SUCH_ORDER, "Order does not exist.", 400)
     return order_from_row(m, row)
@@ -158,11 +164,17 @@ async def submit_cancel(gw: Gateway, header: str | None, query: bytes, body: Bod
     order is looked up; the canceled order as Binance answers it."""
     caller = await authenticate(gw, header, query, body, "TRADE", CANCEL_WEIGHT, 0, ip)
     await gw.limiter.spend(caller.budget, CANCEL_WEIGHT, 0)
+    return await cancel_as(gw, caller)
+
+
+async def cancel_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
+    """A cancel from an authenticated caller who has spent its weight; the canceled order as Binance answers
+    it, or its ``ApiError`` (``order/cancelReplace`` runs its cancel half with it)."""
     m = gw.market(caller.params.get("symbol"))
     new_client_id = caller.params.get("newClientOrderId")
     if new_client_id and not CLIENT_ID.fullmatch(new_client_id):  # echoed back as clientOrderId below
         raise errors.illegal("newClientOrderId")
-    row = await _find(gw, caller, m)
+    row = await find(gw, caller, m)
     if row is None or not OrderStatus(row["status"]).is_open:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
     ack = await gw.ingest.cancel(caller.user_id, row["order_id"], caller.params)

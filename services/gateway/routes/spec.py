@@ -126,6 +126,45 @@ CANCEL_ORDER = (
     *SIGNED,
 )
 
+TEST_ORDER = (
+    *NEW_ORDER[:-3],
+    Param("computeCommissionRates", {"type": "string", "enum": ["true", "false"]}, "Answer the rates (weight 20)."),
+    *SIGNED,
+)
+
+CANCEL_REPLACE = (
+    *NEW_ORDER[:-3],
+    Param("cancelReplaceMode", {"type": "string", "enum": ["STOP_ON_FAILURE", "ALLOW_FAILURE"]}, "", required=True),
+    Param("cancelOrderId", _int(), "The order to cancel (or cancelOrigClientOrderId)."),
+    Param("cancelOrigClientOrderId", {"type": "string", "pattern": CLIENT_ID.pattern}, "The order to cancel."),
+    Param("cancelNewClientOrderId", {"type": "string", "pattern": CLIENT_ID.pattern}, "Client id of the cancel."),
+    Param("cancelRestrictions", {"type": "string", "enum": ["ONLY_NEW", "ONLY_PARTIALLY_FILLED"]}, "Cancel only if."),
+    Param(
+        "orderRateLimitExceededMode",
+        {"type": "string", "enum": ["DO_NOTHING", "CANCEL_ONLY"]},
+        "Over the order count: refuse all (default) or cancel only.",
+    ),
+    *SIGNED,
+)
+
+AMEND_ORDER = (
+    SYMBOL,
+    ORDER_ID,
+    ORIG_CLIENT_ORDER_ID,
+    Param("newClientOrderId", {"type": "string", "pattern": CLIENT_ID.pattern}, "The order's client id after."),
+    Param("newQty", {"type": "string", "pattern": DECIMAL_IN}, "Below the order's quantity.", required=True),
+    *SIGNED,
+)
+
+PREVENTED_MATCHES = (
+    SYMBOL,
+    Param("preventedMatchId", _int(), "One prevented match (weight 2)."),
+    Param("orderId", _int(), "The prevented matches of this order, as taker or maker (weight 20)."),
+    Param("fromPreventedMatchId", _int(), "With orderId: from this id on."),
+    limit(500, 1000),
+    *SIGNED,
+)
+
 ASSET_PATTERN = r"^[A-Z0-9]{1,20}$"
 ADDRESS_PATTERN = r"^[A-Za-z0-9:_.-]{1,128}$"
 NETWORK_PATTERN = r"^[A-Z0-9_-]{1,20}$"
@@ -435,6 +474,87 @@ class OrderResult(Order):
 class CanceledOrder(Order):
     transactTime: Millis
     origClientOrderId: str
+
+
+class CommissionPair(Body):
+    maker: DecimalStr
+    taker: DecimalStr
+
+
+class Discount(Body):
+    enabledForAccount: bool
+    enabledForSymbol: bool
+    discountAsset: str
+    discount: DecimalStr
+
+
+class TestOrderRates(Body):
+    """``order/test`` with ``computeCommissionRates=true`` (without it: ``{}``)."""
+
+    standardCommissionForOrder: CommissionPair
+    taxCommissionForOrder: CommissionPair
+    discount: Discount
+
+
+class CodeMsg(Body):
+    code: int
+    msg: str
+
+
+class CancelReplace(Body):
+    """``order/cancelReplace``: both halves' results; in a -2021/-2022 refusal, its ``data``."""
+
+    cancelResult: str = Field(pattern="^(SUCCESS|FAILURE)$")
+    newOrderResult: str = Field(pattern="^(SUCCESS|FAILURE|NOT_ATTEMPTED)$")
+    cancelResponse: CanceledOrder | CodeMsg
+    newOrderResponse: OrderResult | OrderAck | CodeMsg | None
+
+
+class CancelReplaceRefused(ApiErrorBody):
+    """-2021 (409: one half done) or -2022 (400: neither), with what each half did; other refusals without."""
+
+    data: CancelReplace | None = None
+
+
+class AmendedOrder(Body):
+    symbol: str
+    orderId: int
+    orderListId: int
+    origClientOrderId: str
+    clientOrderId: str
+    price: DecimalStr
+    qty: DecimalStr
+    executedQty: DecimalStr
+    preventedQty: DecimalStr
+    quoteOrderQty: DecimalStr
+    cumulativeQuoteQty: DecimalStr
+    status: OrderStatus
+    timeInForce: TimeInForce
+    type: OrderType
+    side: Side
+    workingTime: Millis
+    selfTradePreventionMode: StpMode
+
+
+class Amended(Body):
+    """``order/amend/keepPriority``."""
+
+    transactTime: Millis
+    executionId: int
+    amendedOrder: AmendedOrder
+
+
+class PreventedMatch(Body):
+    symbol: str
+    preventedMatchId: int
+    takerOrderId: int
+    makerSymbol: str
+    makerOrderId: int
+    tradeGroupId: int
+    selfTradePreventionMode: StpMode
+    price: DecimalStr
+    makerPreventedQuantity: DecimalStr
+    transactTime: Millis
 
 
 class Balance(Body):

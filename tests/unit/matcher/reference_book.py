@@ -17,6 +17,12 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
 * ``CancelAllOrders`` cancels every open order of its user (user 0: of everyone) in arrival order, or is
   -2011 when its user has none (user 0: an empty event);
 * ``MarketChange`` takes its position but no ``seq`` and reports nothing: later fills use its fees;
+* a cancel whose ``restriction`` is ONLY_NEW of an order that executed something, or ONLY_PARTIALLY_FILLED of
+  one that executed nothing, is a ``CommandError`` -2011 and changes nothing;
+* ``AmendOrder`` of an order not open (or someone else's) is a ``CommandError`` -2013; to a quantity not below
+  the order's or not above what it executed, -2038; otherwise the order keeps its arrival (its place), its
+  quantity and remaining lots shrink by the cut, it takes the new client id, and it reports one REPLACED update
+  in its current status with the old client id as ``orig_client_order_id``;
 * ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
 * a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
   filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
@@ -24,7 +30,9 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   (the price-protection limit); a BUY never spends more than ``budget`` notional units, a SELL
   never sells more than ``budget`` lots; an order sized by ``quote_nu`` is FILLED once its quote is spent
   or the quote left no longer pays for one lot at the next maker's price (having filled something);
-* self-trade prevention follows the taker's mode and is checked before the taker's size;
+* self-trade prevention follows the taker's mode and is checked before the taker's size; each prevented match
+  takes the next ``preventedMatchId`` (from 1, kept in the snapshot), which the expired order's update carries
+  with the other order's id (both orders' under EXPIRE_BOTH);
 * deltas list each level touched by the step, in order of first touch, with its total after the step.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
@@ -39,9 +47,10 @@ from dataclasses import asdict, dataclass
 import msgspec
 
 from services.matcher.book import Book, BookState, RestingOrder
-from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    AmendOrder,
     CancelAllOrders,
     CancelOrder,
     CommandError,
@@ -57,6 +66,8 @@ from shared.messages import (
 
 UNKNOWN_ORDER = -2011
 WOULD_TAKE = -2010
+NO_SUCH_ORDER = -2013
+AMEND_REFUSED = -2038
 
 
 @dataclass
@@ -98,6 +109,8 @@ class ReferenceBook:
         self.resting: list[Order] = []  # arrival order
         self.seq = 0
         self.next_trade_id = 1
+        self.next_prevented_id = 1
+        self.taker_prevented: dict[str, int] = {}  # the last taker expiry's prevented match id and counter order
         self.last_src = (-1, -1)
 
     # --- queries ---------------------------------------------------------------------------------------
@@ -117,7 +130,11 @@ class ReferenceBook:
     def snapshot(self) -> tuple[BookState, list[RestingOrder]]:
         """What the model holds, in the fast book's snapshot types."""
         state = BookState(
-            seq=self.seq, next_trade_id=self.next_trade_id, src_partition=self.last_src[0], src_offset=self.last_src[1]
+            seq=self.seq,
+            next_trade_id=self.next_trade_id,
+            src_partition=self.last_src[0],
+            src_offset=self.last_src[1],
+            next_prevented_id=self.next_prevented_id,
         )
         return state, [RestingOrder(**asdict(o)) for o in self.resting]
 
@@ -162,6 +179,8 @@ class ReferenceBook:
             error = self._cancel(command, step)
         elif isinstance(command, CancelAllOrders):
             error = self._cancel_all(command, step)
+        elif isinstance(command, AmendOrder):
+            error = self._amend(command, step)
         else:
             self._place(command, ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
@@ -181,6 +200,11 @@ class ReferenceBook:
         if not found:
             return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
         o = found[0]
+        if (c.restriction is CancelRestriction.ONLY_NEW and o.executed_lots > 0) or (
+            c.restriction is CancelRestriction.ONLY_PARTIALLY_FILLED and o.executed_lots == 0
+        ):
+            msg = "Order was not canceled due to cancel restrictions."
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg=msg)
         self.resting.remove(o)
         step.touch(o.side, o.price_ticks)
         step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
@@ -194,6 +218,25 @@ class ReferenceBook:
             self.resting.remove(o)
             step.touch(o.side, o.price_ticks)
             step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
+        return None
+
+    def _amend(self, c: AmendOrder, step: _Step) -> CommandError | None:
+        found = [o for o in self.resting if o.order_id == c.order_id and o.user_id == c.user_id]
+        if not found:
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=NO_SUCH_ORDER, msg="Order does not exist.")
+        o = found[0]
+        if c.qty_lots >= o.qty_lots:
+            msg = "Order amend (quantity increase) is not supported."
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
+        if c.qty_lots <= o.executed_lots:
+            msg = "Order amend (quantity decrease) below the executed quantity is not supported."
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
+        before = o.client_order_id
+        o.qty_lots, o.client_order_id = c.qty_lots, c.client_order_id
+        o.remaining = o.qty_lots - o.executed_lots
+        status = OrderStatus.PARTIALLY_FILLED if o.executed_lots else OrderStatus.NEW
+        step.updates.append(_maker_update(o, status, ExecType.REPLACED, orig_client_order_id=before))
+        step.touch(o.side, o.price_ticks)
         return None
 
     def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:
@@ -228,6 +271,7 @@ class ReferenceBook:
                     exec_type=ExecType.TRADE_PREVENTION,
                     executed_lots=executed,
                     cum_nu=cum_nu,
+                    **self.taker_prevented,
                 )
             )
         elif outcome == "OPEN" and (a.type is OrderType.MARKET or a.tif is not TimeInForce.GTC):
@@ -276,11 +320,22 @@ class ReferenceBook:
                 return "OPEN"
             price = maker.price_ticks
             if maker.user_id == a.user_id and a.stp is not StpMode.NONE:
+                prevented = {"prevented_match_id": self.next_prevented_id}
+                self.next_prevented_id += 1
                 if a.stp in (StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH):
                     self.resting.remove(maker)
                     step.touch(maker.side, price)
-                    step.updates.append(_maker_update(maker, OrderStatus.EXPIRED_IN_MATCH, ExecType.TRADE_PREVENTION))
+                    step.updates.append(
+                        _maker_update(
+                            maker,
+                            OrderStatus.EXPIRED_IN_MATCH,
+                            ExecType.TRADE_PREVENTION,
+                            **prevented,
+                            counter_order_id=a.order_id,
+                        )
+                    )
                 if a.stp in (StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH):
+                    self.taker_prevented = {**prevented, "counter_order_id": maker.order_id}
                     return "EXPIRED_IN_MATCH"
                 continue
             caps = [maker.remaining]
@@ -398,6 +453,7 @@ def _taker_update(a: AcceptedOrder, **state: object) -> OrderUpdate:
         qty_lots=a.qty_lots,
         quote_nu=a.quote_nu,
         created_ts=a.ts,
+        stp=a.stp,
         **state,  # type: ignore[arg-type]
     )
 
@@ -417,6 +473,7 @@ def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: ob
         executed_lots=o.executed_lots,
         cum_nu=o.cum_nu,
         created_ts=o.created_ts,
+        stp=o.stp,
         **fill,  # type: ignore[arg-type]
     )
 

@@ -27,9 +27,11 @@ from hypothesis import strategies as st
 from bench.reference_book import ReferenceBook as BenchBook
 from services.matcher import book as book_module
 from services.matcher.book import COMPACT_SLACK, Book, RestingOrder
-from shared.domain import ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.binance import execution_report
+from shared.domain import CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    AmendOrder,
     CancelAllOrders,
     CancelOrder,
     MarketChange,
@@ -152,10 +154,26 @@ class Flow:
             )
         )
 
-    def cancel(self, user: int, order_id: int) -> CancelOrder:
+    def cancel(self, user: int, order_id: int, restriction: CancelRestriction | None = None) -> CancelOrder:
         src = self._next()
         request_id = 10**6 + src["src_offset"]
-        return self._keep(CancelOrder(**src, request_id=request_id, order_id=order_id, user_id=user))
+        return self._keep(
+            CancelOrder(**src, request_id=request_id, order_id=order_id, user_id=user, restriction=restriction)
+        )
+
+    def amend(self, user: int, order_id: int, qty: int) -> AmendOrder:
+        src = self._next()
+        request_id = 10**6 + src["src_offset"]
+        return self._keep(
+            AmendOrder(
+                **src,
+                request_id=request_id,
+                order_id=order_id,
+                user_id=user,
+                qty_lots=qty,
+                client_order_id=f"a{request_id}",
+            )
+        )
 
     def cancel_all(self, user: int) -> CancelAllOrders:
         """Every open order of ``user`` (0: of everyone)."""
@@ -201,17 +219,23 @@ class Flow:
             user, side, tif, qty, quote, budget, stp, *band = args
             return self.market(user, side, budget, qty, quote, stp, tif, band[0] if band else 0)
         if kind == "cancel":
-            which, pick, foreign = args
+            which, pick, foreign, *restricted = args
             candidates = {"live": live, "any": sorted(self.owner), "unknown": []}[which]
             order_id = candidates[pick % len(candidates)] if candidates else UNKNOWN_ID + pick
             user = self.owner.get(order_id, 1)
-            return self.cancel(user % USERS + 1 if foreign else user, order_id)
+            return self.cancel(user % USERS + 1 if foreign else user, order_id, *restricted)
         if kind == "fees":
             maker_bps, taker_bps = args
             return self.fees(maker_bps, taker_bps)
         if kind == "cancel_all":
             (user,) = args
             return self.cancel_all(user)
+        if kind == "amend":
+            which, pick, foreign, qty = args
+            candidates = {"live": live, "any": sorted(self.owner), "unknown": []}[which]
+            order_id = candidates[pick % len(candidates)] if candidates else UNKNOWN_ID + pick
+            user = self.owner.get(order_id, 1)
+            return self.amend(user % USERS + 1 if foreign else user, order_id, qty)
         if kind == "reject":
             user, side = args
             return self.reject(user, side)
@@ -252,6 +276,14 @@ ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enoug
     market_ops(),
     market_ops(),
     st.tuples(st.just("cancel"), st.sampled_from(["live", "any", "unknown"]), st.integers(0, 50), st.booleans()),
+    st.tuples(
+        st.just("cancel"),
+        st.just("live"),
+        st.integers(0, 50),
+        st.just(False),
+        st.sampled_from([None, *CancelRestriction]),
+    ),
+    st.tuples(st.just("amend"), st.sampled_from(["live", "live", "any"]), st.integers(0, 50), st.booleans(), lots),
     st.tuples(st.just("reject"), users, sides),
     st.tuples(st.just("dup"), st.integers(0, 5)),
     st.tuples(st.just("cancel_all"), st.integers(0, USERS)),  # 0: every owner's (a halt's)
@@ -650,6 +682,103 @@ def test_a_market_order_with_a_protection_limit_stops_there_and_expires_the_rest
     assert beyond[1] is not None and beyond[1].trades == [] and statuses(beyond[1])[-1][1] is OrderStatus.EXPIRED
 
 
+@pytest.mark.parametrize(
+    ("restriction", "partly_filled", "canceled"),
+    [
+        (CancelRestriction.ONLY_NEW, False, True),
+        (CancelRestriction.ONLY_NEW, True, False),
+        (CancelRestriction.ONLY_PARTIALLY_FILLED, False, False),
+        (CancelRestriction.ONLY_PARTIALLY_FILLED, True, True),
+        (None, True, True),
+    ],
+)
+def test_cancel_restrictions_follow_the_orders_status_at_its_turn(
+    restriction: CancelRestriction | None, partly_filled: bool, canceled: bool
+) -> None:
+    f = Flow()
+    commands = [f.limit(1, S, 100, 3)] + ([f.limit(2, B, 100, 1)] if partly_filled else [])
+    book, events = apply_all([*commands, f.cancel(1, 1, restriction)])
+    last = events[-1]
+    assert last is not None
+    if canceled:
+        assert last.error is None and statuses(last) == [(1, OrderStatus.CANCELED, ExecType.CANCELED)]
+        assert list(book.orders()) == []
+    else:
+        assert last.error is not None and (last.error.code, last.error.msg) == (
+            -2011,
+            "Order was not canceled due to cancel restrictions.",
+        )
+        assert last.updates == [] and last.deltas == [] and [o.order_id for o in book.orders()] == [1]
+
+
+@pytest.mark.parametrize("mode", list(StpMode))
+def test_every_update_of_an_order_carries_the_mode_it_was_placed_with(mode: StpMode) -> None:
+    f = Flow()
+    _, events = apply_all([f.limit(1, S, 100, 2, stp=mode), f.limit(2, B, 100, 1, stp=mode), f.cancel(1, 1)])
+    updates = [u for e in events if e is not None for u in e.updates]
+    assert updates and all(u.stp is mode for u in updates), [(u.order_id, u.exec_type, u.stp) for u in updates]
+    report = execution_report(MARKET, updates[0], 1)
+    assert report["V"] == mode.value
+
+
+def test_each_prevented_match_has_its_id_on_the_expired_orders_reports_and_in_the_snapshot() -> None:
+    f = Flow()
+    book, events = apply_all(
+        [
+            f.limit(1, S, 100, 1),
+            f.limit(1, S, 101, 1),
+            f.limit(1, B, 101, 1, IOC, stp=StpMode.EXPIRE_MAKER),  # two matches prevented: ids 1 and 2
+            f.limit(1, S, 100, 1),
+            f.limit(1, B, 100, 1, stp=StpMode.EXPIRE_BOTH),  # one match, both orders expire: id 3
+        ]
+    )
+    makers, both = events[2], events[4]
+    assert makers is not None and both is not None
+    prevented = [(u.order_id, u.prevented_match_id, u.counter_order_id) for u in makers.updates if u.order_id != 3]
+    assert prevented == [(1, 1, 3), (2, 2, 3)]
+    assert [(u.order_id, u.prevented_match_id, u.counter_order_id) for u in both.updates[1:]] == [(4, 3, 5), (5, 3, 4)]
+    assert all(u.prevented_match_id == -1 for u in events[0].updates)  # type: ignore[union-attr]
+    report = execution_report(MARKET, both.updates[-1], 1)
+    assert (report["x"], report["v"], report["U"], report["V"]) == ("TRADE_PREVENTION", 3, 4, "EXPIRE_BOTH")
+    assert "v" not in execution_report(MARKET, both.updates[0], 1)
+    assert book.state.next_prevented_id == 4 and snapshot(book).state.next_prevented_id == 4
+
+
+def test_amend_keeps_the_orders_place_and_reports_replaced() -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 100, 5), f.limit(2, S, 100, 2), f.amend(1, 1, 3), f.limit(3, B, 100, 3)])
+    amended, taken = events[2], events[3]
+    assert amended is not None and amended.error is None
+    (u,) = amended.updates
+    assert (u.order_id, u.status, u.exec_type, u.qty_lots, u.executed_lots) == (
+        1,
+        OrderStatus.NEW,
+        ExecType.REPLACED,
+        3,
+        0,
+    )
+    assert (u.client_order_id, u.orig_client_order_id) == (f"a{amended.request_id}", "c1")
+    assert [(d.side, d.price_ticks, d.lots) for d in amended.deltas] == [(S, 100, 5)]  # 3 + 2 behind it
+    assert taken is not None and [(t.seller_order_id, t.qty_lots) for t in taken.trades] == [(1, 3)]  # first still
+    assert [(o.order_id, o.remaining) for o in book.orders()] == [(2, 2)]
+
+
+@pytest.mark.parametrize(("qty", "msg_part"), [(5, "increase"), (6, "increase"), (2, "executed"), (1, "executed")])
+def test_amend_to_no_smaller_or_to_what_it_executed_is_refused(qty: int, msg_part: str) -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 100, 5), f.limit(2, B, 100, 2), f.amend(1, 1, qty)])
+    last = events[-1]
+    assert last is not None and last.error is not None and last.error.code == -2038 and msg_part in last.error.msg
+    assert [(o.order_id, o.qty_lots, o.remaining) for o in book.orders()] == [(1, 5, 3)]
+
+
+def test_amend_of_a_foreign_or_closed_order_is_order_does_not_exist() -> None:
+    f = Flow()
+    _, events = apply_all([f.limit(1, S, 100, 5), f.amend(2, 1, 1), f.cancel(1, 1), f.amend(1, 1, 1)])
+    for e in (events[1], events[3]):
+        assert e is not None and e.error is not None and (e.error.code, e.error.msg) == (-2013, "Order does not exist.")
+
+
 def test_redelivered_command_is_skipped_without_a_sequence() -> None:
     f = Flow()
     first = f.limit(1, S, 100, 2)
@@ -720,7 +849,8 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
     assert OrderUpdate.__struct_fields__ == (
         "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
         "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
-        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id",
+        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp", "prevented_match_id",
+        "counter_order_id",
     )  # fmt: skip
     assert MatchedEvent.__struct_fields__ == (
         "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
@@ -736,7 +866,8 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         b'{"order_id":1,"user_id":2,"client_order_id":"c1","side":"SELL","type":"LIMIT","tif":"GTC",'
         b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
         b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
-        b'"reject_code":0,"reason":"","orig_client_order_id":""}'
+        b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER",'
+        b'"prevented_match_id":-1,"counter_order_id":-1}'
     )
     assert update == OrderUpdate(
         order_id=1, user_id=2, client_order_id="c1", side=S, type=OrderType.LIMIT, tif=GTC, price_ticks=100,

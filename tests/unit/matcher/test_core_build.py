@@ -44,7 +44,8 @@ def test_snapshot_records_keep_their_wire_format() -> None:
     for record in (RestingOrder, BookState):
         assert record.__struct_config__.array_like, record
     assert not RestingOrder.__struct_config__.gc
-    assert msgspec.msgpack.encode(BookState()) == msgspec.msgpack.encode([0, 1, -1, -1])
+    assert msgspec.msgpack.encode(BookState()) == msgspec.msgpack.encode([0, 1, -1, -1, 1])
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode([5, 2, 0, 9]), type=BookState) == BookState(5, 2, 0, 9, 1)
 
 
 def test_resting_orders_are_not_tracked_by_the_collector() -> None:

@@ -15,12 +15,22 @@ from hypothesis import strategies as st
 
 from services.matcher.book import Book
 from services.order_processor.validation import check, size_hold
-from services.settlement.ledger import OrderHold, UnknownOrder, settle
+from services.settlement.ledger import OrderHold, PreventedMatch, Settled, UnknownOrder, settle
 from shared import errors
 from shared.db.models import FEE_USER_ID
-from shared.domain import Bucket, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import (
+    Bucket,
+    CancelRestriction,
+    ExecType,
+    Market,
+    OrderStatus,
+    OrderType,
+    Side,
+    StpMode,
+    TimeInForce,
+)
 from shared.errors import ApiError
-from shared.messages import AcceptedOrder, CancelOrder, NewOrderRequest, RejectedOrder
+from shared.messages import AcceptedOrder, AmendOrder, CancelOrder, MatchedEvent, NewOrderRequest, RejectedOrder
 
 MARKET = Market(
     "BTCUSDT",
@@ -59,7 +69,10 @@ step = st.one_of(
         st.integers(1, 5_000),
         st.sampled_from(StpMode),
     ),
-    st.tuples(st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60)),
+    st.tuples(
+        st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60), st.sampled_from([None, *CancelRestriction])
+    ),
+    st.tuples(st.just("amend"), st.sampled_from(USERS), st.integers(0, 60), st.integers(1, 5_000)),
 )
 
 
@@ -72,6 +85,7 @@ class Exchange:
         self.orders: dict[int, OrderHold] = {}
         self.next_id = 1
         self.offset = 0
+        self.last = Settled()  # what the last command settled to
 
     def post(self, user: int, asset: str, bucket: Bucket, amount: int) -> None:
         row = self.balances.setdefault((user, asset), [0, 0])
@@ -130,7 +144,7 @@ class Exchange:
         )
         self.run(cmd)
 
-    def cancel(self, user: int, order_id: int) -> None:
+    def cancel(self, user: int, order_id: int, restriction: CancelRestriction | None = None) -> None:
         self.offset += 1
         self.run(
             CancelOrder(
@@ -141,16 +155,35 @@ class Exchange:
                 user_id=user,
                 symbol="BTCUSDT",
                 ts=0,
+                restriction=restriction,
             )
         )
 
-    def run(self, cmd: AcceptedOrder | CancelOrder) -> None:
+    def amend(self, user: int, order_id: int, lots: int) -> MatchedEvent:
+        self.offset += 1
+        return self.run(
+            AmendOrder(
+                src_partition=0,
+                src_offset=self.offset,
+                request_id=10**6 + self.offset,
+                order_id=order_id,
+                user_id=user,
+                symbol="BTCUSDT",
+                qty_lots=lots,
+                client_order_id=f"a{self.offset}",
+                ts=0,
+            )
+        )
+
+    def run(self, cmd: AcceptedOrder | CancelOrder | AmendOrder) -> MatchedEvent:
         event = self.book.apply(cmd, 0)
         assert event is not None
         settled = settle([event], MARKET, self.orders)
         for p in settled.postings:
             self.post(p.debit_user, p.asset, p.debit_bucket, -p.amount)
             self.post(p.credit_user, p.asset, p.credit_bucket, p.amount)
+        self.last = settled
+        return event
 
     def assert_invariants(self) -> None:
         for asset, atoms in START.items():
@@ -182,9 +215,41 @@ def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
     for s in steps:
         if s[0] == "new":
             ex.new(*s[1:])
+        elif s[0] == "amend":
+            ex.amend(*s[1:])
         else:
-            ex.cancel(s[1], s[2])
+            ex.cancel(*s[1:])
         ex.assert_invariants()
+
+
+def test_amend_releases_what_the_cut_lots_held_once_and_keeps_the_rest_held() -> None:
+    ex = Exchange()
+    ex.new(2, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 1_000, StpMode.NONE)  # holds 50000 * 0.01
+    before = ex.balances[(2, "USDT")][:]
+    event = ex.amend(2, 1, 400)
+    (update,) = event.updates
+    assert (update.exec_type, update.status, update.qty_lots) == (ExecType.REPLACED, OrderStatus.NEW, 400)
+    cut = 600 * 50_000 * MARKET.atoms_per_nu
+    assert [(p.kind, p.amount) for p in ex.last.postings] == [("amend", cut)]
+    assert ex.balances[(2, "USDT")] == [before[0] + cut, before[1] - cut]
+    assert ex.orders[1].hold_left == 400 * 50_000 * MARKET.atoms_per_nu
+    again = ex.amend(2, 1, 400)  # not smaller: refused, nothing moves
+    assert again.error is not None and again.error.code == -2038 and not ex.last.postings
+    ex.cancel(2, 1)
+    assert [(p.kind, p.amount) for p in ex.last.postings] == [("release", 400 * 50_000 * MARKET.atoms_per_nu)]
+    ex.assert_invariants()
+
+
+def test_amend_of_a_partly_filled_sell_keeps_what_its_lots_left_need() -> None:
+    ex = Exchange()
+    ex.new(2, Side.SELL, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 5_000, StpMode.NONE)
+    ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.IOC), 50_000, 1_500, StpMode.NONE)
+    event = ex.amend(2, 1, 2_500)
+    assert event.updates[0].status is OrderStatus.PARTIALLY_FILLED
+    assert ex.orders[1].hold_left == 1_000 * MARKET.atoms_per_lot  # 2500 - 1500 executed
+    below = ex.amend(2, 1, 1_500)  # not above what it executed
+    assert below.error is not None and below.error.code == -2038
+    ex.assert_invariants()
 
 
 def test_trade_moves_notional_and_fees_exactly() -> None:
@@ -243,3 +308,15 @@ def test_any_other_update_of_an_order_without_a_row_is_refused() -> None:
     assert event is not None and event.updates
     with pytest.raises(UnknownOrder):
         settle([event], MARKET, {})  # the canceled order's row is missing: a bug upstream, never skipped
+
+
+@pytest.mark.parametrize("mode", [StpMode.EXPIRE_TAKER, StpMode.EXPIRE_MAKER, StpMode.EXPIRE_BOTH])
+def test_a_prevented_match_is_one_row_with_the_takers_mode_and_what_the_maker_had_left(mode: StpMode) -> None:
+    ex = Exchange()
+    ex.new(2, Side.SELL, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 5_000, StpMode.NONE)
+    ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.IOC), 50_000, 1_500, StpMode.NONE)  # the maker: 3500 left
+    ex.new(2, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 2_000, mode)
+    (row,) = ex.last.prevented
+    assert row == PreventedMatch("BTCUSDT", 1, 2, 3, 1, mode.value, 50_000, 3_500, 0)
+    assert not OrderStatus(ex.orders[3].status).is_open or mode is StpMode.EXPIRE_MAKER  # a taker left rests
+    ex.assert_invariants()

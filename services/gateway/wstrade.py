@@ -1,0 +1,62 @@
+"""The WebSocket API's trading and account methods: each runs the REST endpoint's own function, so an order
+placed, tested, cancelled, replaced or amended over ``/ws-api/v3`` takes exactly REST's path and answers.
+
+``METHODS`` maps Binance's method name to what REST requires of it: the key's permission and the request
+weight spent before the function runs (0: the function spends its own, as ``place_order`` spends its weight
+and order count with the order itself, and ``cancel_replace_as`` and ``test_as`` theirs). The weights are
+REST's, and they are spent from the same per-key budgets, so REST and the WebSocket API share one limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .deps import Caller, Gateway
+from .routes import changes, orders
+
+USER_DATA_WEIGHT = 5  # REST's DataCaller
+
+
+@dataclass(frozen=True, slots=True)
+class Method:
+    permission: str
+    weight: int
+    run: Callable[[Gateway, Caller], Awaitable[Any]]
+
+
+async def cancel(gw: Gateway, caller: Caller) -> dict[str, Any]:
+    return await orders.cancel_as(gw, caller)
+
+
+async def account_commission(gw: Gateway, caller: Caller) -> dict[str, Any]:
+    """``account.commission``: the rates the matcher charges on the symbol (fees are per market here)."""
+    m = gw.market(caller.params.get("symbol"))
+    rates = changes.commission_for_order(m)
+    maker, taker = rates["standardCommissionForOrder"]["maker"], rates["standardCommissionForOrder"]["taker"]
+    zero = "0.00000000"
+    return {
+        "symbol": m.symbol,
+        "standardCommission": {"maker": maker, "taker": taker, "buyer": zero, "seller": zero},
+        "taxCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
+        "discount": rates["discount"],
+    }
+
+
+METHODS: dict[str, Method] = {
+    "order.place": Method("TRADE", 0, orders.place_order),
+    "order.test": Method("TRADE", 0, changes.test_as),
+    "order.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.status_as),
+    "order.cancel": Method("TRADE", orders.CANCEL_WEIGHT, cancel),
+    "order.cancelReplace": Method("TRADE", 0, changes.cancel_replace_as),
+    "order.amend.keepPriority": Method("TRADE", changes.AMEND_WEIGHT, changes.amend_as),
+    "openOrders.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.open_orders),
+    "account.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.account),
+    "account.commission": Method("USER_DATA", USER_DATA_WEIGHT, account_commission),
+    "myTrades": Method("USER_DATA", USER_DATA_WEIGHT, orders.my_trades),
+    "myPreventedMatches": Method("USER_DATA", 0, changes.prevented_as),
+}
+"""Binance's method name -> its permission, the weight spent before it runs, and REST's function."""
+
+WS_ONLY_PARAMS = ("apiKey", "returnRateLimits")  # the WebSocket API's own: not the REST function's to read
