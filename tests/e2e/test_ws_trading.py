@@ -1,6 +1,7 @@
 """Trading over the WebSocket API (``/ws-api/v3``): a session logged on with an Ed25519 key places, tests,
-queries, amends, replaces and cancels orders with REST's answers, errors and rate limits; the unmodified ccxt
-(HMAC key, a signature per request) uses ``create_order_ws``, ``cancel_order_ws`` and ``fetch_open_orders_ws``.
+queries, amends, replaces and cancels orders (one, or all on a symbol) with REST's answers, errors and rate
+limits; the unmodified ccxt (HMAC key, a signature per request) uses ``create_order_ws``, ``cancel_order_ws``
+and ``fetch_open_orders_ws``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,17 @@ async def _session(base: str, settings: Any) -> None:
             again = await api.call("order.cancel", {"symbol": "BTCUSDT", "orderId": new_id, **_ts()})
             assert (again["status"], again["error"]) == (400, {"code": -2011, "msg": "Unknown order sent."})
 
+            # openOrders.cancelAll: every open order of the caller on the symbol, in one step, as REST's DELETE
+            placed_ids = []
+            for price in ("39000", "39500"):
+                one = await api.call("order.place", {**LIMIT, "price": price, **_ts()})
+                placed_ids.append(one["result"]["orderId"])
+            swept = await api.call("openOrders.cancelAll", {"symbol": "BTCUSDT", **_ts()})
+            assert swept["status"] == 200, swept
+            assert sorted((o["orderId"], o["status"]) for o in swept["result"]) == [(i, "CANCELED") for i in placed_ids]
+            none_left = await api.call("openOrders.cancelAll", {"symbol": "BTCUSDT", **_ts()})
+            assert (none_left["status"], none_left["error"]["code"]) == (400, -2011)
+
             # a request with its own signature is made as its signer: a key without TRADE cannot place
             signed = _ed25519_signed(data_only, data_only_key, **LIMIT, price="40000")
             refused = await api.call("order.place", signed)
@@ -118,7 +130,8 @@ async def _session(base: str, settings: Any) -> None:
             refused = await api.call("account.status", _ts())
             assert refused["error"]["code"] == -1102
         status, body = await rest.signed("GET", "allOrders", symbol="BTCUSDT")
-        assert [o["status"] for o in body] == ["CANCELED", "CANCELED"]  # the one placed, the one that replaced it
+        # the one placed, the one that replaced it, the two the mass cancel took
+        assert [o["status"] for o in body] == ["CANCELED"] * 4
         await check_money_at(settings.database_url)
     finally:
         await rest.close()
