@@ -5,7 +5,8 @@ Methods, with Binance's names and answers: ``ping``, ``time``; ``depth``, ``trad
 ``trades.historical``, ``trades.aggregate``, ``klines``, ``uiKlines``, ``avgPrice``,
 ``ticker.24hr``, ``ticker``, ``ticker.tradingDay``, ``ticker.price``, ``ticker.book`` (the REST endpoints'
 answers, ``marketdata``, weighed on the connection's IP as REST's); ``session.logon``, ``session.status``,
-``session.logout``; ``userDataStream.subscribe`` (a logged-on session's account),
+``session.logout``, ``session.cancelOnDisconnect`` (ours: ``disconnect.py``); ``userDataStream.subscribe`` (a
+logged-on session's account),
 ``userDataStream.subscribe.signature`` (ccxt >= 4.5.6) and ``userDataStream.unsubscribe``; the trading and
 account methods of ``wstrade.METHODS`` (``order.place``, ``order.test``, ``order.status``, ``order.cancel``,
 ``order.cancelReplace``, ``order.amend.keepPriority``, ``openOrders.status``, ``account.status``,
@@ -41,7 +42,7 @@ from shared.errors import ApiError
 from shared.lifecycle import now_ms
 from shared.signing import check_timestamp, ws_api_payload
 
-from . import marketdata, wstrade
+from . import disconnect, marketdata, wstrade
 from .access import StreamGuard, Watched
 from .deps import BAD_KEY, Caller, Gateway, client_ip
 from .ratelimit import public_budget, signed_budget
@@ -92,12 +93,14 @@ class WsApi:
         self.logon: Logon | None = None
         self.watched: Watched | None = None  # the user data subscription
         self.by_session = False  # made through the logon: session.logout ends it
+        self.on_drop = disconnect.CancelOnDisconnect(False, 0)  # session.cancelOnDisconnect
         self.methods: dict[str, Callable[[Params], Awaitable[Any]]] = {
             "ping": self.ping,
             "time": self.time,
             "session.logon": self.session_logon,
             "session.status": self.session_status,
             "session.logout": self.session_logout,
+            "session.cancelOnDisconnect": self.cancel_on_disconnect,
             "userDataStream.subscribe": self.subscribe,
             "userDataStream.subscribe.signature": self.subscribe_signature,
             "userDataStream.unsubscribe": self.unsubscribe,
@@ -183,7 +186,22 @@ class WsApi:
         if self.by_session and self.watched is not None:
             await self._terminated("session logged out")
         self.logon = None
+        self.on_drop = disconnect.CancelOnDisconnect(False, 0)  # a session without a key has no orders to guard
         return self.status()
+
+    async def cancel_on_disconnect(self, params: Params) -> dict[str, Any]:
+        """Turn cancel-on-disconnect on or off for the logged-on account: TRADE, as a cancel needs."""
+        asked = disconnect.CancelOnDisconnect.parse(params)
+        _, found = await self._session_key()
+        if "TRADE" not in found.permissions:
+            raise ApiError(errors.REJECTED_MBX_KEY, BAD_KEY, 401)
+        self.on_drop = asked
+        return asked.answer()
+
+    async def dropped(self) -> None:
+        """The connection is gone: cancel the logged-on account's orders if the session asked for it."""
+        if self.on_drop.enabled and self.logon is not None:
+            await disconnect.cancel_everything(self.gw, self.logon.user_id, self.on_drop.grace_ms)
 
     async def subscribe(self, _: Params) -> dict[str, Any]:
         """The logged-on account's stream (Binance: an authenticated session only)."""
@@ -316,3 +334,4 @@ async def ws_api(ws: WebSocket) -> None:
         await run_session(ws, session, api.handle, MessageRate(WS_API_MESSAGES_PER_S))
     finally:
         api.unwatch()
+        await api.dropped()

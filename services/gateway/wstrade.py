@@ -52,6 +52,7 @@ METHODS: dict[str, Method] = {
     "order.cancelReplace": Method("TRADE", 0, changes.cancel_replace_as),
     "order.amend.keepPriority": Method("TRADE", changes.AMEND_WEIGHT, changes.amend_as),
     "openOrders.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.open_orders),
+    "openOrders.cancelAll": Method("TRADE", orders.CANCEL_WEIGHT, orders.cancel_all_as),
     "account.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.account),
     "account.commission": Method("USER_DATA", USER_DATA_WEIGHT, account_commission),
     "myTrades": Method("USER_DATA", USER_DATA_WEIGHT, orders.my_trades),

@@ -1,6 +1,7 @@
 """Trading over the WebSocket API (``/ws-api/v3``): a session logged on with an Ed25519 key places, tests,
-queries, amends, replaces and cancels orders with REST's answers, errors and rate limits; the unmodified ccxt
-(HMAC key, a signature per request) uses ``create_order_ws``, ``cancel_order_ws`` and ``fetch_open_orders_ws``.
+queries, amends, replaces and cancels orders (one, or all on a symbol) with REST's answers, errors and rate
+limits; the unmodified ccxt (HMAC key, a signature per request) uses ``create_order_ws``, ``cancel_order_ws``
+and ``fetch_open_orders_ws``.
 """
 
 from __future__ import annotations
@@ -107,6 +108,17 @@ async def _session(base: str, settings: Any) -> None:
             again = await api.call("order.cancel", {"symbol": "BTCUSDT", "orderId": new_id, **_ts()})
             assert (again["status"], again["error"]) == (400, {"code": -2011, "msg": "Unknown order sent."})
 
+            # openOrders.cancelAll: every open order of the caller on the symbol, in one step, as REST's DELETE
+            placed_ids = []
+            for price in ("39000", "39500"):
+                one = await api.call("order.place", {**LIMIT, "price": price, **_ts()})
+                placed_ids.append(one["result"]["orderId"])
+            swept = await api.call("openOrders.cancelAll", {"symbol": "BTCUSDT", **_ts()})
+            assert swept["status"] == 200, swept
+            assert sorted((o["orderId"], o["status"]) for o in swept["result"]) == [(i, "CANCELED") for i in placed_ids]
+            none_left = await api.call("openOrders.cancelAll", {"symbol": "BTCUSDT", **_ts()})
+            assert (none_left["status"], none_left["error"]["code"]) == (400, -2011)
+
             # a request with its own signature is made as its signer: a key without TRADE cannot place
             signed = _ed25519_signed(data_only, data_only_key, **LIMIT, price="40000")
             refused = await api.call("order.place", signed)
@@ -118,7 +130,8 @@ async def _session(base: str, settings: Any) -> None:
             refused = await api.call("account.status", _ts())
             assert refused["error"]["code"] == -1102
         status, body = await rest.signed("GET", "allOrders", symbol="BTCUSDT")
-        assert [o["status"] for o in body] == ["CANCELED", "CANCELED"]  # the one placed, the one that replaced it
+        # the one placed, the one that replaced it, the two the mass cancel took
+        assert [o["status"] for o in body] == ["CANCELED"] * 4
         await check_money_at(settings.database_url)
     finally:
         await rest.close()
@@ -164,3 +177,59 @@ async def _ccxt_ws(base: str, settings: Any) -> None:
 
 def test_ccxt_trades_over_the_ws_api(shared_fleet: Any) -> None:
     asyncio.run(_ccxt_ws(shared_fleet.base, shared_fleet.settings))
+
+
+async def _open_ids(rest: Client) -> list[int]:
+    status, body = await rest.signed("GET", "openOrders")
+    assert status == 200, body
+    return sorted(o["orderId"] for o in body)
+
+
+async def _cancel_on_disconnect(base: str, settings: Any) -> None:
+    user = await admin.create_user(settings, "ws-cod", [*FUNDS, ("ETH", 10 * 10**8)])
+    rest = Client(base, user.api_key, user.secret)
+    api_key, private = await _ed25519_key_of(settings, user.user_id, ["TRADE", "USER_DATA"])
+    ws_url = base.replace("http", "ws") + "/ws-api/v3"
+    try:
+        # off (the default, or turned off): a dropped connection leaves the orders resting
+        async with websockets.connect(ws_url) as ws:
+            api = WsApiConversation(ws)
+            refused = await api.call("session.cancelOnDisconnect", {"enabled": True})
+            assert refused["status"] == 401, "a logged-on session's own"
+            assert (await api.call("session.logon", _ed25519_signed(private, api_key)))["status"] == 200
+            bad = await api.call("session.cancelOnDisconnect", {"enabled": True, "graceMs": 600_000})
+            assert (bad["status"], bad["error"]["code"]) == (400, -1100), bad
+            on = await api.call("session.cancelOnDisconnect", {"enabled": True, "graceMs": 500})
+            assert on["result"] == {"cancelOnDisconnect": True, "graceMs": 500}, on
+            off = await api.call("session.cancelOnDisconnect", {"enabled": False})
+            assert off["result"] == {"cancelOnDisconnect": False, "graceMs": 0}
+            kept = await api.call("order.place", {**LIMIT, "price": "30000", **_ts()})
+            assert kept["status"] == 200, kept
+        await asyncio.sleep(1.5)
+        assert await _open_ids(rest) == [kept["result"]["orderId"]]
+
+        # on: every open order of the account, on every symbol, once the grace has run out
+        async with websockets.connect(ws_url) as ws:
+            api = WsApiConversation(ws)
+            assert (await api.call("session.logon", _ed25519_signed(private, api_key)))["status"] == 200
+            assert (await api.call("session.cancelOnDisconnect", {"enabled": True, "graceMs": 300}))["status"] == 200
+            eth = {"symbol": "ETHUSDT", "side": "SELL", "type": "LIMIT", "timeInForce": "GTC", "quantity": "1"}
+            for params in ({**LIMIT, "price": "31000"}, {**eth, "price": "9000"}):
+                assert (await api.call("order.place", {**params, **_ts()}))["status"] == 200
+        assert len(await _open_ids(rest)) == 3, "nothing canceled before the grace ran out"
+        for _ in range(50):  # within 10 s
+            if not await _open_ids(rest):
+                break
+            await asyncio.sleep(0.2)
+        assert await _open_ids(rest) == [], "the REST order too: the account's orders, not the session's"
+        await asyncio.sleep(0.5)  # settlement has released the holds
+        await check_money_at(settings.database_url)
+        account = await rest.signed("GET", "account")
+        usdt = next(b for b in account[1]["balances"] if b["asset"] == "USDT")
+        assert usdt["locked"] == "0.00000000", usdt
+    finally:
+        await rest.close()
+
+
+def test_cancel_on_disconnect_takes_the_accounts_orders_out_after_the_grace(shared_fleet: Any) -> None:
+    asyncio.run(_cancel_on_disconnect(shared_fleet.base, shared_fleet.settings))

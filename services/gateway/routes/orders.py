@@ -226,6 +226,12 @@ async def cancel_open_orders(request: Request, gw: GatewayDep, header: ApiKeyHea
     ip = client_ip(request, gw.settings.trusted_proxy_hops)
     caller = await authenticate(gw, header, request.url.query.encode(), body, "TRADE", CANCEL_WEIGHT, 0, ip)
     await gw.limiter.spend(caller.budget, CANCEL_WEIGHT, 0)
+    return await cancel_all_as(gw, caller)
+
+
+async def cancel_all_as(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
+    """A mass cancel from an authenticated caller who has spent its weight (REST's ``DELETE openOrders``, the
+    WebSocket API's ``openOrders.cancelAll``): the canceled orders, or its ``ApiError``."""
     m = gw.market(caller.params.get("symbol"))
     any_open = await gw.db.fetchval(
         "SELECT EXISTS (SELECT 1 FROM orders WHERE user_id = $1 AND symbol = $2 AND status = ANY($3::text[]))",
