@@ -160,19 +160,23 @@ def _trade_ids(database_url: str) -> list[int]:
     return asyncio.run(read())
 
 
+def _started_with_two_users(fleet: Fleet, settings: Settings) -> tuple[tuple[str, str], tuple[str, str]]:
+    """A new fleet started: a seller with 1 BTC and a buyer with 100,000 USDT, their (key, secret)."""
+    asyncio.run(admin.init(settings))
+    fleet.start_all()
+    fleet.wait_ready(timeout=90)
+    seller = asyncio.run(admin.create_user(settings, "seller", [("BTC", 10**8)]))
+    buyer = asyncio.run(admin.create_user(settings, "buyer", [("USDT", 100_000 * 10**8)]))
+    return (seller.api_key, seller.secret), (buyer.api_key, buyer.secret)
+
+
 def test_a_reset_broker_is_refused_until_reseeded_then_trading_continues(
     fresh_env: dict[str, str], broker: Broker
 ) -> None:
     with _fleet_on(fresh_env, broker) as (fleet, env):
         base = f"http://127.0.0.1:{fleet.port('gateway')}"
         settings = Settings()
-        asyncio.run(admin.init(settings))
-        fleet.start_all()
-        fleet.wait_ready(timeout=90)
-        seller_u = asyncio.run(admin.create_user(settings, "seller", [("BTC", 10**8)]))
-        buyer_u = asyncio.run(admin.create_user(settings, "buyer", [("USDT", 100_000 * 10**8)]))
-        seller = (seller_u.api_key, seller_u.secret)
-        buyer = (buyer_u.api_key, buyer_u.secret)
+        seller, buyer = _started_with_two_users(fleet, settings)
 
         async def rest_sell() -> None:
             c = Client(base, *seller)
@@ -267,12 +271,7 @@ def test_fills_a_lost_log_carried_to_settlement_are_settled_from_the_matchers_ou
     with _fleet_on(fresh_env, broker) as (fleet, env):
         base = f"http://127.0.0.1:{fleet.port('gateway')}"
         settings = Settings()
-        asyncio.run(admin.init(settings))
-        fleet.start_all()
-        fleet.wait_ready(timeout=90)
-        seller_u = asyncio.run(admin.create_user(settings, "seller", [("BTC", 10**8)]))
-        buyer_u = asyncio.run(admin.create_user(settings, "buyer", [("USDT", 100_000 * 10**8)]))
-        seller, buyer = (seller_u.api_key, seller_u.secret), (buyer_u.api_key, buyer_u.secret)
+        seller, buyer = _started_with_two_users(fleet, settings)
 
         async def orders() -> None:
             s, b = Client(base, *seller), Client(base, *buyer)
