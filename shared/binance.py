@@ -149,8 +149,18 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "Q": m.fmt_notional(u.quote_nu),
         "W": u.created_ts,
         "V": u.stp,
-        **({"v": u.prevented_match_id, "U": u.counter_order_id} if u.prevented_match_id >= 0 else {}),
+        **(_prevention(m, u) if u.prevented_match_id >= 0 else {}),
     }
+
+
+def _prevention(m: Market, u: OrderUpdate) -> dict[str, Any]:
+    """A TRADE_PREVENTION report's fields: the match (``v``), the other order (``U``), and under DECREMENT /
+    TRANSFER the order's prevented quantity in all (``A``) and in this match (``B``)."""
+    out: dict[str, Any] = {"v": u.prevented_match_id, "U": u.counter_order_id}
+    if u.last_prevented_lots:
+        out["A"] = m.fmt_qty(u.prevented_lots)
+        out["B"] = m.fmt_qty(u.last_prevented_lots)
+    return out
 
 
 def trade_json(m: Market, t: Trade) -> dict[str, Any]:

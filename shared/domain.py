@@ -85,6 +85,8 @@ class StpMode(StrEnum):
     EXPIRE_TAKER = "EXPIRE_TAKER"
     EXPIRE_MAKER = "EXPIRE_MAKER"
     EXPIRE_BOTH = "EXPIRE_BOTH"
+    DECREMENT = "DECREMENT"  # both orders lose the smaller one's quantity; whichever reaches zero expires
+    TRANSFER = "TRANSFER"  # DECREMENT between orders of one account (no trade groups here: always the case)
 
 
 class Bucket(StrEnum):

@@ -31,8 +31,9 @@ from .domain import fmt_amount
 REMAINING_NEED = """
 SELECT o.user_id, o.hold_asset AS asset, sum(CASE
     WHEN o.type = 'MARKET' THEN o.hold_atoms
-    WHEN o.side = 'BUY' THEN (o.qty_lots - o.executed_lots) * o.price_ticks * m.tick_size * m.step_size * 1e8
-    ELSE (o.qty_lots - o.executed_lots) * m.step_size * 1e8 END) AS need
+    WHEN o.side = 'BUY' THEN (o.qty_lots - o.executed_lots - o.prevented_lots) * o.price_ticks * m.tick_size
+        * m.step_size * 1e8
+    ELSE (o.qty_lots - o.executed_lots - o.prevented_lots) * m.step_size * 1e8 END) AS need
 FROM orders o JOIN markets m ON m.symbol = o.symbol
 WHERE o.status IN ('NEW', 'PARTIALLY_FILLED')
 GROUP BY o.user_id, o.hold_asset

@@ -371,6 +371,8 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     stp: StpMode = StpMode.EXPIRE_MAKER  # the self-trade prevention mode the order was placed with (``V``)
     prevented_match_id: int = -1  # on an expiry by self-trade prevention: the prevented match (``v``)
     counter_order_id: int = -1  # ... and the other order of it (``U``)
+    prevented_lots: int = 0  # DECREMENT/TRANSFER: lots the order lost to prevented matches so far (``A``) ...
+    last_prevented_lots: int = 0  # ... and to this one (``B``); only on TRADE_PREVENTION updates
 
 
 class Trade(msgspec.Struct, frozen=True, gc=False):

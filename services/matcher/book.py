@@ -15,7 +15,9 @@ Invariants, checked by the property tests against ``tests/unit/matcher/reference
 Order types: LIMIT with GTC, IOC or FOK; LIMIT_MAKER (rejected if it would take); MARKET sized by
 quantity or by quote notional (``quote_nu``), which behaves as IOC; a MARKET order with a ``price_ticks``
 (its price-protection limit, ``shared.price_band``) takes the book only up to it and expires the rest. Self-trade
-prevention uses the taker's mode, as Binance does. ``CancelAllOrders`` takes every open order of one owner (or
+prevention uses the taker's mode, as Binance does: EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH end orders;
+DECREMENT (and TRANSFER, the same within one account) takes from both orders the lots the taker could have
+taken from the maker, expires whichever reaches zero and reports the other's loss (``_decrement``). ``CancelAllOrders`` takes every open order of one owner (or
 of all) out in one step; ``MarketChange`` swaps the market's row (its fees) at its place in the sequence.
 
 Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
@@ -133,6 +135,8 @@ _STP_NONE: Final = StpMode.NONE
 _EXPIRE_TAKER: Final = StpMode.EXPIRE_TAKER
 _EXPIRE_MAKER: Final = StpMode.EXPIRE_MAKER
 _EXPIRE_BOTH: Final = StpMode.EXPIRE_BOTH
+_DECREMENT: Final = StpMode.DECREMENT
+_TRANSFER: Final = StpMode.TRANSFER
 _BPS: Final = BPS
 # classes and functions of other modules, bound once: compiled, a Final is a C static, any other global a
 # dict lookup per use
@@ -462,12 +466,14 @@ class _Taker:
         "completed_late",
         "created_ts",
         "cum_nu",
+        "decrement",
         "executed",
         "expire_maker",
         "expire_taker",
         "is_buy",
         "limit",
         "order_id",
+        "prevented",
         "price_ticks",
         "qty_lots",
         "quote_left",
@@ -506,6 +512,8 @@ class _Taker:
         self.stp_on = stp is not _STP_NONE
         self.expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
         self.expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
+        self.decrement = stp is _DECREMENT or stp is _TRANSFER
+        self.prevented = 0  # lots lost to DECREMENT/TRANSFER prevented matches
         self.remaining: int = qty or -1  # -1: sized by quote
         self.quote_left: int = a[_A_QUOTE]
         self.budget: int = a[_A_BUDGET]
@@ -540,6 +548,19 @@ class _Taker:
                 lots = cap
         return lots
 
+    def prevent(self, lots: int, price: int) -> None:
+        """Count ``lots`` lost to a prevented match at ``price`` (DECREMENT/TRANSFER): they leave the taker's
+        size (or its quote, for a quote-sized one) as a fill would, but trade nothing and spend no budget."""
+        self.prevented += lots
+        if self.remaining > 0:
+            self.remaining -= lots
+        quote_left = self.quote_left
+        if quote_left:
+            quote_left -= lots * price
+            self.quote_left = quote_left
+            if quote_left == 0:
+                self.remaining = 0
+
     def stop_short(self, price: int) -> None:
         """The taker can take no lot at ``price``: it stops, and a quote-sized one whose quote no longer buys a
         lot (after at least one fill) is complete."""
@@ -562,15 +583,19 @@ class _Taker:
         self.budget -= nu if self.is_buy else lots
 
 
-def _last_fill_completes(updates: list[OrderUpdate], taker_id: Boxed) -> None:
+def _last_fill_completes(updates: list[OrderUpdate], taker_id: Boxed) -> bool:
     """A quote-sized taker completed by its quote running out: its last fill is the one that completed it
-    (FILLED), even if self-trade prevention expired makers after it."""
+    (FILLED), even if self-trade prevention expired makers after it. False when the taker's last update is
+    not a fill (a DECREMENT it survived came after): it is not complete but expires, its quote unspent."""
     for i in range(len(updates) - 1, 0, -1):
         last = updates[i]
         if last.order_id == taker_id:
-            if last.exec_type is _X_TRADE and last.status is not _FILLED:
+            if last.exec_type is not _X_TRADE:
+                return False
+            if last.status is not _FILLED:
                 updates[i] = _replace(last, status=_FILLED)
-            break
+            return True
+    return False
 
 
 class Book:
@@ -582,7 +607,8 @@ class Book:
         self._seq: int = s.seq
         self._next_trade_id: int = s.next_trade_id
         self._next_prevented_id: int = s.next_prevented_id
-        self._taker_prevented: tuple[int, Boxed] = (-1, -1)  # the last taker expiry's match id and counter order
+        # the last taker expiry's match id, counter order, lots prevented in all and in that match
+        self._taker_prevented: tuple[int, Boxed, int, int] = (-1, -1, 0, 0)
         self._src_partition: int = s.src_partition
         self._src_offset: int = s.src_offset
         self._symbol: str = market.symbol
@@ -795,7 +821,7 @@ class Book:
         queue (its ``arrival``); its level's total and its remaining lots shrink by the difference, and it
         takes the new client order id. Its one update is REPLACED, in its current status, ``qty_lots`` the new
         quantity and ``orig_client_order_id`` the one it had. The new quantity must be below the order's and
-        above what it executed (an order is never ended by an amend)."""
+        above what it executed and lost to DECREMENT / TRANSFER (an order is never ended by an amend)."""
         o = self._orders.get(c.order_id)
         error: CommandError | None = None
         if o is None or not _same(o.user_id, c.user_id):
@@ -806,7 +832,7 @@ class Book:
             error = _CommandError(
                 user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_NOT_SMALLER_MSG
             )
-        elif c.qty_lots <= o.executed_lots:
+        elif c.qty_lots <= o.qty_lots - o.remaining:  # executed, and lost to DECREMENT / TRANSFER
             error = _CommandError(
                 user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_BELOW_EXECUTED_MSG
             )
@@ -861,9 +887,7 @@ class Book:
         best = opposite.top  # best(), its usual answer inlined
         if best is None or not best.live:
             best = opposite.best()
-        if best is not None and (
-            (is_market and not limit) or (best.price <= limit if is_buy else best.price >= limit)
-        ):
+        if best is not None and ((is_market and not limit) or (best.price <= limit if is_buy else best.price >= limit)):
             return self._take(a, ts, seq, new, opposite)
         if is_market or tif is not _GTC:  # IOC, FOK or MARKET with nothing to take: expires untouched
             return _MatchedEvent(
@@ -918,21 +942,10 @@ class Book:
             updates.append(_replace(new, status=_EXPIRED, exec_type=_X_EXPIRED))
         else:
             remaining, executed, cum_nu, stp_expired = self._match(a, ts, opposite, updates, trades, deltas)
-            if remaining == 0:  # done (a quote-sized taker that completed reports remaining 0 too)
+            if stp_expired:  # before remaining == 0: a DECREMENT may have taken the taker's size to 0
+                updates.append(self._taker_expired(new, executed, cum_nu))
+            elif remaining == 0:  # done (a quote-sized taker that completed reports remaining 0 too)
                 pass
-            elif stp_expired:
-                prevented_id, counter = self._taker_prevented
-                updates.append(
-                    _replace(
-                        new,
-                        status=_EXPIRED_IN_MATCH,
-                        exec_type=_X_PREVENTION,
-                        executed_lots=executed,
-                        cum_nu=cum_nu,
-                        prevented_match_id=prevented_id,
-                        counter_order_id=counter,
-                    )
-                )
             elif otype is _MARKET or tif is not _GTC:
                 updates.append(
                     _replace(new, status=_EXPIRED, exec_type=_X_EXPIRED, executed_lots=executed, cum_nu=cum_nu)
@@ -957,6 +970,21 @@ class Book:
                 )
                 deltas.append(_LevelDelta(side, ticks, self._rest(o)))
         return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], updates, trades, deltas)
+
+    def _taker_expired(self, new: OrderUpdate, executed: int, cum_nu: int) -> OrderUpdate:
+        """The last update of a taker that self-trade prevention expired (``_taker_prevented``: its match)."""
+        prevented_id, counter, prevented, last = self._taker_prevented
+        return _replace(
+            new,
+            status=_EXPIRED_IN_MATCH,
+            exec_type=_X_PREVENTION,
+            executed_lots=executed,
+            cum_nu=cum_nu,
+            prevented_match_id=prevented_id,
+            counter_order_id=counter,
+            prevented_lots=prevented,
+            last_prevented_lots=last,
+        )
 
     # --- matching ------------------------------------------------------------------------------------------
     def _fillable(self, a: tuple[Any, ...], opposite: _Ladder) -> bool:
@@ -1021,8 +1049,7 @@ class Book:
             level = opposite.best()
         self._next_trade_id = taker.trade_id
         remaining = taker.remaining
-        if taker.completed_late:
-            _last_fill_completes(updates, taker.order_id)
+        if taker.completed_late and _last_fill_completes(updates, taker.order_id):
             remaining = 0
         return remaining, taker.executed, taker.cum_nu, taker.stp_expired
 
@@ -1040,7 +1067,14 @@ class Book:
                 head += 1  # cancelled while it waited
                 continue
             if taker.stp_on and maker.user_id == taker.user_id:
-                if self._prevent_self_trade(taker, level, maker, updates):
+                if taker.decrement:
+                    left = self._decrement(taker, level, maker, updates)
+                    if left < 0:  # the taker cannot take one lot here: no match to prevent
+                        break
+                    touched = True
+                    if left:
+                        head += 1
+                elif self._prevent_self_trade(taker, level, maker, updates):
                     head += 1
                     touched = True
                 if taker.stop or not level.live:
@@ -1072,8 +1106,79 @@ class Book:
             updates.append(_replace(ended, prevented_match_id=prevented_id, counter_order_id=taker.order_id))
         if taker.expire_taker:
             taker.stp_expired = taker.stop = True
-            self._taker_prevented = (prevented_id, maker.order_id)
+            self._taker_prevented = (prevented_id, maker.order_id, 0, 0)
         return left
+
+    def _decrement(self, taker: _Taker, level: _Level, maker: _Order, updates: list[OrderUpdate]) -> int:
+        """DECREMENT (and TRANSFER, within one account): the taker and ``maker`` both lose the lots the taker
+        would have taken from it (the smaller of what each could still trade); whichever reaches zero expires,
+        both if they are equal, and the other reports the loss (TRADE_PREVENTION, in its current status).
+        Returns 1 if the maker left its level, 0 if it stays (smaller), -1 if the taker can take no lot at
+        this price (nothing prevented: it stops short, as before a fill)."""
+        price = level.price
+        mrem = maker.remaining
+        can = taker.lots_at(price, mrem + 1)  # what the taker could take here, were the maker larger
+        lots = can if can < mrem else mrem
+        if lots == 0:
+            taker.stop_short(price)
+            return -1
+        prevented_id = self._next_prevented_id
+        self._next_prevented_id = prevented_id + 1
+        taker.prevent(lots, price)
+        maker.remaining = mrem - lots
+        level.lots -= lots
+        maker_gone = lots == mrem
+        if maker_gone:
+            del self._orders[maker.order_id]
+            level.live -= 1
+            status = _EXPIRED_IN_MATCH
+        else:
+            status = _PARTIALLY_FILLED if maker.executed_lots else _NEW
+        updates.append(
+            _replace(
+                _ended(maker, status, _X_PREVENTION),
+                prevented_match_id=prevented_id,
+                counter_order_id=taker.order_id,
+                prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining,
+                last_prevented_lots=lots,
+            )
+        )
+        if lots == can:  # the taker has nothing left to trade here: it expires (after the maker's update)
+            taker.stp_expired = taker.stop = True
+            self._taker_prevented = (prevented_id, maker.order_id, taker.prevented, lots)
+        else:
+            updates.append(
+                _OrderUpdate(
+                    taker.order_id,
+                    taker.user_id,
+                    taker.client_order_id,
+                    taker.side,
+                    taker.type,
+                    taker.tif,
+                    taker.price_ticks,
+                    taker.qty_lots,
+                    _PARTIALLY_FILLED if taker.executed else _NEW,
+                    _X_PREVENTION,
+                    taker.created_ts,
+                    taker.quote_nu,
+                    taker.executed,
+                    taker.cum_nu,
+                    0,
+                    0,
+                    -1,
+                    False,
+                    0,
+                    0,
+                    "",
+                    "",
+                    taker.stp,
+                    prevented_id,
+                    maker.order_id,
+                    taker.prevented,
+                    lots,
+                )
+            )
+        return 1 if maker_gone else 0
 
     def _fill(
         self,

@@ -39,9 +39,11 @@ WHERE b.user_id = t.u AND b.asset = t.a
 RETURNING b.user_id, b.asset, b.available, b.held
 """
 UPDATE_ORDERS = """
-UPDATE orders SET status = t.s, executed_lots = t.e, cum_nu = t.c, hold_left = t.h, updated_ts = t.ts, last_seq = t.q
-FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[])
-  AS t(id, s, e, c, h, ts, q)
+UPDATE orders SET status = t.s, executed_lots = t.e, cum_nu = t.c, hold_left = t.h, updated_ts = t.ts, last_seq = t.q,
+    prevented_lots = t.p
+FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
+            $8::bigint[])
+  AS t(id, s, e, c, h, ts, q, p)
 WHERE orders.order_id = t.id
 """
 AMEND_ORDERS = """
@@ -144,10 +146,12 @@ class Accounts:
                     r["status"],
                     r["executed_lots"],
                     r["cum_nu"],
+                    prevented_lots=r["prevented_lots"],
                 )
                 for r in await conn.fetch(
                     "SELECT order_id, user_id, hold_asset, hold_left, status, side, type, price_ticks, qty_lots, "
-                    "executed_lots, cum_nu FROM orders WHERE order_id = ANY($1::bigint[]) ORDER BY order_id FOR UPDATE",
+                    "executed_lots, cum_nu, prevented_lots FROM orders WHERE order_id = ANY($1::bigint[]) "
+                    "ORDER BY order_id FOR UPDATE",
                     order_ids,
                 )
             }
@@ -250,6 +254,7 @@ class Accounts:
                 [x.hold_left for x in o],
                 [x.updated_ts for x in o],
                 [x.last_seq for x in o],
+                [x.prevented_lots for x in o],
             )
             amended = [i for i in ids if s.touched[i].amended_client_order_id is not None]
             if amended:

@@ -46,6 +46,7 @@ class OrderHold:
     last_seq: int = 0
     updated_ts: int = 0
     amended_client_order_id: str | None = None  # set by a REPLACED update: the orders row takes it and qty_lots
+    prevented_lots: int = 0  # lots lost to DECREMENT/TRANSFER prevented matches: never traded, no longer held
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,7 @@ def remaining_need(o: OrderHold, m: Market) -> int | None:
     order, whose hold is sized by what was available or its quote and which ends in the step that placed it."""
     if o.type == OrderType.MARKET.value:
         return None
-    return m.limit_hold_atoms(Side(o.side), o.price_ticks, o.qty_lots - o.executed_lots)
+    return m.limit_hold_atoms(Side(o.side), o.price_ticks, o.qty_lots - o.executed_lots - o.prevented_lots)
 
 
 def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, OrderHold]) -> Settled:
@@ -162,6 +163,8 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             o.status, o.executed_lots, o.cum_nu = u.status.value, u.executed_lots, u.cum_nu
             if u.exec_type is ExecType.REPLACED:
                 o.qty_lots, o.amended_client_order_id = u.qty_lots, u.client_order_id
+            elif u.exec_type is ExecType.TRADE_PREVENTION and u.last_prevented_lots:
+                o.prevented_lots = u.prevented_lots  # DECREMENT/TRANSFER: the hold of those lots goes back below
             o.last_seq, o.updated_ts = event.seq, event.ts
             out.touched[u.order_id] = o
             updated.append((u, o))
@@ -179,7 +182,12 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             if need > o.hold_left:
                 raise HoldShortfall(f"order {u.order_id}: holds {o.hold_left} {o.hold_asset}, its lots need {need}")
             freed = o.hold_left - need  # a BUY's price improvement (held at its limit, traded below it), or an amend
-            kind = "amend" if u.exec_type is ExecType.REPLACED else "improvement"
+            if u.exec_type is ExecType.REPLACED:
+                kind = "amend"
+            elif u.exec_type is ExecType.TRADE_PREVENTION:
+                kind = "prevented"
+            else:
+                kind = "improvement"
             out.move(kind, f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
             o.hold_left = need
     return out
@@ -188,7 +196,8 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
 def _prevented(event: MatchedEvent, m: Market, orders: dict[int, OrderHold], out: Settled) -> None:
     """The event's prevented matches (before its updates apply: the maker's row still says what it had left).
     The taker is the order the event placed (its ``request_id``); under EXPIRE_BOTH both orders report the
-    same match, which is one row."""
+    same match, which is one row. ``maker_prevented_lots``: what the maker lost, all it had left under the
+    EXPIRE modes, the lots of the match under DECREMENT and TRANSFER (``last_prevented_lots``)."""
     seen: set[int] = set()
     for u in event.updates:
         pid = u.prevented_match_id
@@ -210,7 +219,7 @@ def _prevented(event: MatchedEvent, m: Market, orders: dict[int, OrderHold], out
                 maker_id,
                 mode.value,
                 maker.price_ticks,
-                maker.qty_lots - maker.executed_lots,
+                u.last_prevented_lots or maker.qty_lots - maker.executed_lots - maker.prevented_lots,
                 event.ts,
             )
         )

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shared import errors
-from shared.domain import Market
+from shared.domain import Market, StpMode
 from shared.errors import ApiError
 from shared.lifecycle import now_ms
 
@@ -100,7 +100,7 @@ def _symbol_info(m: Market) -> dict[str, Any]:
         "permissions": [],
         "permissionSets": [["SPOT"]],
         "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-        "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
+        "allowedSelfTradePreventionModes": [mode.value for mode in StpMode],  # with DECREMENT, TRANSFER
     }
 
 

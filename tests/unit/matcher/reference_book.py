@@ -20,9 +20,9 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
 * a cancel whose ``restriction`` is ONLY_NEW of an order that executed something, or ONLY_PARTIALLY_FILLED of
   one that executed nothing, is a ``CommandError`` -2011 and changes nothing;
 * ``AmendOrder`` of an order not open (or someone else's) is a ``CommandError`` -2013; to a quantity not below
-  the order's or not above what it executed, -2038; otherwise the order keeps its arrival (its place), its
-  quantity and remaining lots shrink by the cut, it takes the new client id, and it reports one REPLACED update
-  in its current status with the old client id as ``orig_client_order_id``;
+  the order's or not above what it executed and lost to DECREMENT / TRANSFER, -2038; otherwise the order keeps
+  its arrival (its place), its quantity and remaining lots shrink by the cut, it takes the new client id, and it
+  reports one REPLACED update in its current status with the old client id as ``orig_client_order_id``;
 * ``LIMIT_MAKER`` that would take is REJECTED (-2010) with no NEW before it;
 * a taker reports NEW, then per fill a maker TRADE update and a taker TRADE update, then, if it neither
   filled nor rests, EXPIRED (or EXPIRED_IN_MATCH when self-trade prevention stopped it);
@@ -33,6 +33,13 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
 * self-trade prevention follows the taker's mode and is checked before the taker's size; each prevented match
   takes the next ``preventedMatchId`` (from 1, kept in the snapshot), which the expired order's update carries
   with the other order's id (both orders' under EXPIRE_BOTH);
+* DECREMENT and TRANSFER (one account: the same) take from both orders the lots the taker would have taken
+  from the maker (its size, quote and budget bound it, not the maker's size) or the maker's remaining lots,
+  whichever is smaller; the maker reports TRADE_PREVENTION (EXPIRED_IN_MATCH at zero, else its status), then
+  the taker (EXPIRED_IN_MATCH, last, if it took what it could; else in its status, and matching goes on);
+  both carry ``prevented_lots`` (all lost so far) and ``last_prevented_lots``; the lots lost no longer count
+  towards the size (or the quote) of either; the taker's budget is untouched; a quote-sized taker whose
+  last update is such a report, and whose quote then no longer pays for a lot, expires instead of filling;
 * deltas list each level touched by the step, in order of first touch, with its total after the step.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
@@ -111,6 +118,8 @@ class ReferenceBook:
         self.next_trade_id = 1
         self.next_prevented_id = 1
         self.taker_prevented: dict[str, int] = {}  # the last taker expiry's prevented match id and counter order
+        self.prevented_lots = 0  # the taker's lots lost to DECREMENT/TRANSFER in this step
+        self.prevented_nu = 0  # ... and their notional (what they took from a quote-sized taker's quote)
         self.last_src = (-1, -1)
 
     # --- queries ---------------------------------------------------------------------------------------
@@ -228,12 +237,12 @@ class ReferenceBook:
         if c.qty_lots >= o.qty_lots:
             msg = "Order amend (quantity increase) is not supported."
             return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
-        if c.qty_lots <= o.executed_lots:
+        if c.qty_lots <= o.qty_lots - o.remaining:  # what it executed, and lost to DECREMENT / TRANSFER
             msg = "Order amend (quantity decrease) below the executed quantity is not supported."
             return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
         before = o.client_order_id
+        o.remaining -= o.qty_lots - c.qty_lots
         o.qty_lots, o.client_order_id = c.qty_lots, c.client_order_id
-        o.remaining = o.qty_lots - o.executed_lots
         status = OrderStatus.PARTIALLY_FILLED if o.executed_lots else OrderStatus.NEW
         step.updates.append(_maker_update(o, status, ExecType.REPLACED, orig_client_order_id=before))
         step.touch(o.side, o.price_ticks)
@@ -291,7 +300,7 @@ class ReferenceBook:
                     tif=a.tif,
                     price_ticks=a.price_ticks,
                     qty_lots=a.qty_lots,
-                    remaining=a.qty_lots - executed,
+                    remaining=a.qty_lots - executed - self.prevented_lots,
                     executed_lots=executed,
                     cum_nu=cum_nu,
                     created_ts=a.ts,
@@ -311,14 +320,24 @@ class ReferenceBook:
     def _match(self, a: AcceptedOrder, ts: int, step: _Step) -> str:
         """Fill the taker; returns FILLED, EXPIRED_IN_MATCH or OPEN (what is left may rest or expire)."""
         m = self.market
+        self.prevented_lots = self.prevented_nu = 0
         while True:
             executed, cum_nu = _taker_totals(a, step.trades)
-            if _complete(a, executed, cum_nu):
+            if _complete(a, executed + self.prevented_lots, cum_nu + self.prevented_nu):
                 return "FILLED"
             maker = self._next_maker(a.side)
             if maker is None or not _acceptable(a, maker.price_ticks):
                 return "OPEN"
             price = maker.price_ticks
+            can = self._taker_can(a, price, executed, cum_nu)
+            if maker.user_id == a.user_id and a.stp in (StpMode.DECREMENT, StpMode.TRANSFER):
+                lots = min(can, maker.remaining)
+                if lots == 0:
+                    return self._short(a, step, price, executed, cum_nu)
+                self._decrement(a, maker, lots, can, step)
+                if lots == can:
+                    return "EXPIRED_IN_MATCH"
+                continue
             if maker.user_id == a.user_id and a.stp is not StpMode.NONE:
                 prevented = {"prevented_match_id": self.next_prevented_id}
                 self.next_prevented_id += 1
@@ -338,18 +357,9 @@ class ReferenceBook:
                     self.taker_prevented = {**prevented, "counter_order_id": maker.order_id}
                     return "EXPIRED_IN_MATCH"
                 continue
-            caps = [maker.remaining]
-            if a.qty_lots:
-                caps.append(a.qty_lots - executed)
-            if a.quote_nu:
-                caps.append((a.quote_nu - cum_nu) // price)
-            caps.append((a.budget - cum_nu) // price if a.side is Side.BUY else a.budget - executed)
-            lots = max(0, min(caps))
+            lots = min(can, maker.remaining)
             if lots == 0:
-                if a.quote_nu and executed and a.quote_nu - cum_nu < price:
-                    _mark_taker_filled(a, step.updates)  # the quote left cannot pay for one more lot
-                    return "FILLED"
-                return "OPEN"
+                return self._short(a, step, price, executed, cum_nu)
 
             trade_id = self.next_trade_id
             self.next_trade_id += 1
@@ -397,7 +407,7 @@ class ReferenceBook:
                 )
             )
             executed, cum_nu = _taker_totals(a, step.trades)
-            complete = _complete(a, executed, cum_nu)
+            complete = _complete(a, executed + self.prevented_lots, cum_nu + self.prevented_nu)
             step.updates.append(
                 _taker_update(
                     a,
@@ -412,6 +422,72 @@ class ReferenceBook:
                     fee=taker_fee,
                 )
             )
+
+    def _taker_can(self, a: AcceptedOrder, price: int, executed: int, cum_nu: int) -> int:
+        """The lots the taker could take at ``price`` from a maker of any size: its size, quote and budget."""
+        caps = []
+        if a.qty_lots:
+            caps.append(a.qty_lots - executed - self.prevented_lots)
+        if a.quote_nu:
+            caps.append((a.quote_nu - cum_nu - self.prevented_nu) // price)
+        caps.append((a.budget - cum_nu) // price if a.side is Side.BUY else a.budget - executed)
+        return max(0, min(caps))
+
+    def _short(self, a: AcceptedOrder, step: _Step, price: int, executed: int, cum_nu: int) -> str:
+        """The taker cannot take one lot at ``price``: a quote-sized one that filled something and whose quote
+        no longer pays for a lot is FILLED (by its last update, a fill); otherwise what is left may rest."""
+        if a.quote_nu and executed and a.quote_nu - cum_nu - self.prevented_nu < price:
+            last = [u for u in step.updates if u.order_id == a.order_id][-1]
+            if last.exec_type is ExecType.TRADE:
+                _mark_taker_filled(a, step.updates)
+                return "FILLED"
+        return "OPEN"
+
+    def _decrement(self, a: AcceptedOrder, maker: Order, lots: int, can: int, step: _Step) -> None:
+        """DECREMENT / TRANSFER: both orders lose ``lots``; the maker reports it, then the taker unless it
+        expires (``lots == can``: its report comes last, from ``_place``)."""
+        pid = self.next_prevented_id
+        self.next_prevented_id += 1
+        self.prevented_lots += lots
+        self.prevented_nu += lots * maker.price_ticks
+        maker.remaining -= lots
+        step.touch(maker.side, maker.price_ticks)
+        if maker.remaining == 0:
+            self.resting.remove(maker)
+            status = OrderStatus.EXPIRED_IN_MATCH
+        else:
+            status = OrderStatus.PARTIALLY_FILLED if maker.executed_lots else OrderStatus.NEW
+        step.updates.append(
+            _maker_update(
+                maker,
+                status,
+                ExecType.TRADE_PREVENTION,
+                prevented_match_id=pid,
+                counter_order_id=a.order_id,
+                prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining,
+                last_prevented_lots=lots,
+            )
+        )
+        prevented = {
+            "prevented_match_id": pid,
+            "counter_order_id": maker.order_id,
+            "prevented_lots": self.prevented_lots,
+            "last_prevented_lots": lots,
+        }
+        if lots == can:
+            self.taker_prevented = prevented
+            return
+        executed, cum_nu = _taker_totals(a, step.trades)
+        step.updates.append(
+            _taker_update(
+                a,
+                status=OrderStatus.PARTIALLY_FILLED if executed else OrderStatus.NEW,
+                exec_type=ExecType.TRADE_PREVENTION,
+                executed_lots=executed,
+                cum_nu=cum_nu,
+                **prevented,
+            )
+        )
 
 
 # --- plain functions ---------------------------------------------------------------------------------------

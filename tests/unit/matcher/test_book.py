@@ -34,6 +34,7 @@ from shared.messages import (
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
+    LevelDelta,
     MarketChange,
     MatchedEvent,
     MatcherCommand,
@@ -299,6 +300,7 @@ class Ledger:
     placed: dict[int, AcceptedOrder] = field(default_factory=dict)
     lots: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
     nu: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))
+    prevented: defaultdict[int, int] = field(default_factory=lambda: defaultdict(int))  # DECREMENT / TRANSFER
 
 
 def snapshot(book: Book) -> Book:
@@ -357,6 +359,9 @@ def check_step(
             ledger.nu[u.order_id] += t.qty_lots * t.price_ticks
             if u.is_maker:
                 trades[u.trade_id] = t  # the taker's update comes next
+        if u.exec_type is ExecType.TRADE_PREVENTION and u.last_prevented_lots:
+            ledger.prevented[u.order_id] += u.last_prevented_lots
+            assert u.prevented_lots == ledger.prevented[u.order_id], u
         if u.exec_type is not ExecType.REJECTED:
             assert (u.executed_lots, u.cum_nu) == (ledger.lots[u.order_id], ledger.nu[u.order_id]), u
     assert not trades, f"trades without their maker and taker updates: {trades}"
@@ -364,6 +369,7 @@ def check_step(
         a = ledger.placed[order_id]
         done_lots, done_nu = ledger.lots[order_id], ledger.nu[order_id]
         if a.qty_lots:
+            done_lots += ledger.prevented[order_id]  # a prevented lot is never traded
             assert done_lots <= a.qty_lots, f"order {order_id} overfilled: {done_lots} of {a.qty_lots}"
         else:
             assert done_nu <= a.quote_nu, f"order {order_id} overspent its quote: {done_nu} of {a.quote_nu}"
@@ -371,7 +377,7 @@ def check_step(
         assert spent <= a.budget, f"order {order_id} {a.side} spent {spent} of budget {a.budget}"
 
     for o in resting.values():
-        assert 0 < o.remaining == o.qty_lots - o.executed_lots, o
+        assert 0 < o.remaining == o.qty_lots - o.executed_lots - ledger.prevented[o.order_id], o
         assert (o.executed_lots, o.cum_nu) == (ledger.lots[o.order_id], ledger.nu[o.order_id]), o
     bid, ask = book.best_bid(), book.best_ask()
     assert bid is None or ask is None or bid < ask, f"book rests crossed: bid {bid} >= ask {ask}"
@@ -411,6 +417,7 @@ def run_flow(flow_ops: list[tuple], restart_at: int = -1) -> list[MatchedEvent |
 B, S = Side.BUY, Side.SELL
 GTC, IOC, FOK = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.FOK
 EM, ET, EB, NONE = StpMode.EXPIRE_MAKER, StpMode.EXPIRE_TAKER, StpMode.EXPIRE_BOTH, StpMode.NONE
+DEC, TRANSFER = StpMode.DECREMENT, StpMode.TRANSFER
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -554,7 +561,15 @@ def test_fok_fills_all_or_expires_untouched() -> None:
 
 @pytest.mark.parametrize(
     ("mode", "qty", "trades", "rests"),
-    [(ET, 2, 0, [1, 2, 3]), (EB, 2, 0, [1, 2, 3]), (EM, 3, 0, [1, 2, 3]), (EM, 2, 2, []), (NONE, 3, 3, [])],
+    [
+        (ET, 2, 0, [1, 2, 3]),
+        (EB, 2, 0, [1, 2, 3]),
+        (EM, 3, 0, [1, 2, 3]),
+        (EM, 2, 2, []),
+        (NONE, 3, 3, []),
+        (DEC, 2, 0, [1, 2, 3]),  # a prevented lot never fills: the FOK cannot fill whole
+        (TRANSFER, 2, 0, [1, 2, 3]),
+    ],
 )
 def test_fok_counts_its_own_orders_as_self_trade_prevention_will_treat_them(
     mode: StpMode, qty: int, trades: int, rests: list
@@ -621,6 +636,9 @@ def test_market_sell_by_quote_stops_at_its_lot_budget() -> None:
         (ET, [(3, "NEW"), (3, "EXPIRED_IN_MATCH")], [1, 2]),
         (EM, [(3, "NEW"), (1, "EXPIRED_IN_MATCH"), (2, "FILLED"), (3, "PARTIALLY_FILLED")], [3]),
         (EB, [(3, "NEW"), (1, "EXPIRED_IN_MATCH"), (3, "EXPIRED_IN_MATCH")], [2]),
+        # 1 lot prevented from both: the maker (1 lot) expires, the taker (2) goes on with 1 and fills it
+        (DEC, [(3, "NEW"), (1, "EXPIRED_IN_MATCH"), (3, "NEW"), (2, "FILLED"), (3, "FILLED")], []),
+        (TRANSFER, [(3, "NEW"), (1, "EXPIRED_IN_MATCH"), (3, "NEW"), (2, "FILLED"), (3, "FILLED")], []),
     ],
 )
 def test_self_trade_prevention_follows_the_takers_mode(mode: StpMode, expected: list, rests: list) -> None:
@@ -633,6 +651,48 @@ def test_self_trade_prevention_follows_the_takers_mode(mode: StpMode, expected: 
     prevented = [u for u in last.updates if u.status is OrderStatus.EXPIRED_IN_MATCH]
     assert all(u.exec_type is ExecType.TRADE_PREVENTION for u in prevented)
     assert sorted(o.order_id for o in book.orders()) == rests
+
+
+@pytest.mark.parametrize("mode", [DEC, TRANSFER])
+def test_decrement_takes_the_smaller_quantity_from_both_and_expires_the_smaller(mode: StpMode) -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 100, 5), f.limit(1, B, 100, 2, stp=mode), f.limit(1, B, 100, 3, stp=mode)])
+    smaller_taker, equal = events[1], events[2]
+    assert smaller_taker is not None and smaller_taker.trades == []
+    maker, taker = smaller_taker.updates[1:]
+    # the maker stays with 3 lots (NEW, its prevented 2), the taker expires with its 2 prevented
+    assert (maker.order_id, maker.status, maker.exec_type) == (1, OrderStatus.NEW, ExecType.TRADE_PREVENTION)
+    assert (maker.prevented_lots, maker.last_prevented_lots, maker.counter_order_id) == (2, 2, 2)
+    assert (taker.order_id, taker.status, taker.exec_type) == (
+        2,
+        OrderStatus.EXPIRED_IN_MATCH,
+        ExecType.TRADE_PREVENTION,
+    )
+    assert (taker.prevented_lots, taker.last_prevented_lots, taker.counter_order_id) == (2, 2, 1)
+    assert maker.prevented_match_id == taker.prevented_match_id == 1
+    assert smaller_taker.deltas == [LevelDelta(S, 100, 3)]
+    # equal quantities (3 left of the maker, 3 of the taker): both expire, in one prevented match
+    assert equal is not None and [(u.order_id, u.status) for u in equal.updates[1:]] == [
+        (1, OrderStatus.EXPIRED_IN_MATCH),
+        (3, OrderStatus.EXPIRED_IN_MATCH),
+    ]
+    assert [u.prevented_lots for u in equal.updates[1:]] == [5, 3]
+    assert [u.prevented_match_id for u in equal.updates[1:]] == [2, 2]
+    assert list(book.orders()) == [] and equal.deltas == [LevelDelta(S, 100, 0)]
+    assert book.state.next_prevented_id == 3
+
+
+def test_a_decremented_maker_fills_its_remaining_lots_to_filled() -> None:
+    f = Flow()
+    book, events = apply_all([f.limit(1, S, 100, 5), f.limit(1, B, 100, 2, stp=DEC), f.limit(2, B, 100, 3)])
+    last = events[-1]
+    assert last is not None and [t.qty_lots for t in last.trades] == [3]
+    assert (last.updates[1].order_id, last.updates[1].status, last.updates[1].executed_lots) == (
+        1,
+        OrderStatus.FILLED,
+        3,
+    )
+    assert list(book.orders()) == []
 
 
 def test_cancel_of_a_foreign_or_closed_order_is_an_unknown_order_error() -> None:
@@ -850,7 +910,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
         "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
         "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp", "prevented_match_id",
-        "counter_order_id",
+        "counter_order_id", "prevented_lots", "last_prevented_lots",
     )  # fmt: skip
     assert MatchedEvent.__struct_fields__ == (
         "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
@@ -867,7 +927,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
         b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
         b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER",'
-        b'"prevented_match_id":-1,"counter_order_id":-1}'
+        b'"prevented_match_id":-1,"counter_order_id":-1,"prevented_lots":0,"last_prevented_lots":0}'
     )
     assert update == OrderUpdate(
         order_id=1, user_id=2, client_order_id="c1", side=S, type=OrderType.LIMIT, tif=GTC, price_ticks=100,

@@ -194,9 +194,12 @@ class Exchange:
             if not OrderStatus(o.status).is_open:
                 assert o.hold_left == 0, f"order {oid} ended holding {o.hold_left}"
             elif o.type != OrderType.MARKET:  # a hold is what the order still needs: its limit for the lots left
-                left = o.qty_lots - o.executed_lots
+                left = o.qty_lots - o.executed_lots - o.prevented_lots  # prevented: by DECREMENT / TRANSFER
                 need = left * o.price_ticks * MARKET.atoms_per_nu if o.side == Side.BUY else left * MARKET.atoms_per_lot
                 assert o.hold_left == need, f"order {oid} holds {o.hold_left}, needs {need}"
+        for r in self.book.orders():  # what settlement counts left of a resting order is what the book has left
+            o = self.orders[r.order_id]
+            assert r.remaining == o.qty_lots - o.executed_lots - o.prevented_lots, (r, o)
         for (user, asset), (_, held) in self.balances.items():
             if user == FEE_USER_ID:
                 continue
@@ -319,4 +322,29 @@ def test_a_prevented_match_is_one_row_with_the_takers_mode_and_what_the_maker_ha
     (row,) = ex.last.prevented
     assert row == PreventedMatch("BTCUSDT", 1, 2, 3, 1, mode.value, 50_000, 3_500, 0)
     assert not OrderStatus(ex.orders[3].status).is_open or mode is StpMode.EXPIRE_MAKER  # a taker left rests
+    ex.assert_invariants()
+
+
+@pytest.mark.parametrize("mode", [StpMode.DECREMENT, StpMode.TRANSFER])
+def test_decrement_frees_the_hold_of_the_prevented_lots_and_records_them(mode: StpMode) -> None:
+    ex = Exchange()
+    ex.new(2, Side.SELL, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 5_000, StpMode.NONE)
+    ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.IOC), 50_000, 1_500, StpMode.NONE)  # the maker: 3500 left
+    held = ex.balances[(2, "BTC")][1]
+    ex.new(2, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 2_000, mode)  # smaller: expires, 2000 off both
+    (row,) = ex.last.prevented
+    assert row == PreventedMatch("BTCUSDT", 1, 2, 3, 1, mode.value, 50_000, 2_000, 0)
+    maker, taker = ex.orders[1], ex.orders[3]
+    assert (maker.status, maker.prevented_lots, taker.status, taker.prevented_lots) == (
+        "PARTIALLY_FILLED",
+        2_000,
+        "EXPIRED_IN_MATCH",
+        2_000,
+    )
+    assert ex.balances[(2, "BTC")][1] == held - 2_000 * MARKET.atoms_per_lot  # the maker's 2000 lots released
+    freed = [p for p in ex.last.postings if p.kind == "prevented"]
+    assert [(p.ref, p.amount) for p in freed] == [("order:1", 2_000 * MARKET.atoms_per_lot)]
+    ex.assert_invariants()
+    ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 1_500, StpMode.NONE)  # fills the 1500 left
+    assert ex.orders[1].status == "FILLED" and ex.orders[1].hold_left == 0
     ex.assert_invariants()

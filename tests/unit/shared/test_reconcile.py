@@ -29,6 +29,7 @@ def row(order_id: int, status: str = "NEW", executed: int = 0, last_seq: int = 0
         "quote_nu": 0,
         "status": status,
         "executed_lots": executed,
+        "prevented_lots": 0,
         "hold_atoms": 100 * BTC.atoms_per_lot,
         "stp": "EXPIRE_MAKER",
         "created_ts": 1_700_000_000_000,
