@@ -17,8 +17,9 @@ quantity or by quote notional (``quote_nu``), which behaves as IOC; a MARKET ord
 (its price-protection limit, ``shared.price_band``) takes the book only up to it and expires the rest. Self-trade
 prevention uses the taker's mode, as Binance does: EXPIRE_TAKER / EXPIRE_MAKER / EXPIRE_BOTH end orders;
 DECREMENT (and TRANSFER, the same within one account) takes from both orders the lots the taker could have
-taken from the maker, expires whichever reaches zero and reports the other's loss (``_decrement``). ``CancelAllOrders`` takes every open order of one owner (or
-of all) out in one step; ``MarketChange`` swaps the market's row (its fees) at its place in the sequence.
+taken from the maker, expires whichever reaches zero and reports the other's loss (``_decrement``).
+``CancelAllOrders`` takes every open order of one owner (or of all) out in one step; ``MarketChange`` swaps
+the market's row (its fees) at its place in the sequence.
 
 Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
 order's status at that point of the sequence; an amend (``AmendOrder``, ``order/amend/keepPriority``) to a
