@@ -39,6 +39,11 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
     created_ts: int
     arrival: int
     stp: StpMode
+    # an iceberg: its slice size, the lots it hides (``remaining`` is what it shows), and its place among orders
+    # of one ``arrival`` (a refilled slice goes to the back of its level at the seq that refilled it)
+    iceberg_lots: int = 0
+    hidden: int = 0
+    sub: int = 0
 
     @property
     def status(self) -> OrderStatus:

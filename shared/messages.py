@@ -247,6 +247,7 @@ class AcceptedOrder(msgspec.Struct, tag_field="kind", tag="order", kw_only=True,
     client_order_id: str
     stp: StpMode = StpMode.EXPIRE_MAKER
     ts: int
+    iceberg_lots: int = 0  # icebergQty in lots: the slice it shows while it rests (0: shows all)
 
     @property
     def request_id(self) -> int:
@@ -369,6 +370,7 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     reason: str = ""
     orig_client_order_id: str = ""  # on cancels: the cancel request's own client id is not tracked
     stp: StpMode = StpMode.EXPIRE_MAKER  # the self-trade prevention mode the order was placed with (``V``)
+    iceberg_lots: int = 0  # an iceberg's visible slice (``F``, ``icebergQty``); 0: not an iceberg
     prevented_match_id: int = -1  # on an expiry by self-trade prevention: the prevented match (``v``)
     counter_order_id: int = -1  # ... and the other order of it (``U``)
     prevented_lots: int = 0  # DECREMENT/TRANSFER: lots the order lost to prevented matches so far (``A``) ...

@@ -172,7 +172,9 @@ _A_QUOTE: Final = _ACCEPTED["quote_nu"]
 _A_BUDGET: Final = _ACCEPTED["budget"]
 _A_CLIENT_ID: Final = _ACCEPTED["client_order_id"]
 _A_STP: Final = _ACCEPTED["stp"]
+_A_ICEBERG: Final = _ACCEPTED["iceberg_lots"]
 _A_TS: Final = _ACCEPTED["ts"]
+_ICEBERG_FIELDS: Final = RestingOrder.__struct_fields__.index("iceberg_lots")  # the first of iceberg_lots, hidden, sub
 _CANCEL: Final = {name: i for i, name in enumerate(CancelOrder.__struct_fields__)}
 _C_PARTITION: Final = _CANCEL["src_partition"]
 _C_OFFSET: Final = _CANCEL["src_offset"]
@@ -204,12 +206,15 @@ class _Order:
         "cum_nu",
         "dead",
         "executed_lots",
+        "hidden",
+        "iceberg_lots",
         "order_id",
         "price_ticks",
         "qty_lots",
         "remaining",
         "side",
         "stp",
+        "sub",
         "tif",
         "type",
         "user_id",
@@ -246,6 +251,9 @@ class _Order:
         self.created_ts: Boxed = created_ts
         self.arrival: Boxed = arrival
         self.stp: Boxed = stp
+        self.iceberg_lots: Boxed = 0  # an iceberg's slice; 0: not an iceberg (set by _hide, _from_record)
+        self.hidden = 0  # an iceberg's lots not shown (``remaining`` is its visible slice)
+        self.sub = 0  # its place among orders of one ``arrival`` (refilled slices of one step)
         self.dead = False
 
 
@@ -270,12 +278,28 @@ def _record(o: _Order) -> RestingOrder:
         o.created_ts,
         o.arrival,
         o.stp,
+        o.iceberg_lots,
+        o.hidden,
+        o.sub,
     )
 
 
 def _from_record(r: RestingOrder) -> _Order:
-    """A snapshot's order as the book keeps it (``_Order`` takes ``RestingOrder``'s fields in order)."""
-    return _Order(*_astuple(r))
+    """A snapshot's order as the book keeps it (``_Order`` takes ``RestingOrder``'s fields in order, but for
+    the iceberg's three last ones, which no hot path passes)."""
+    t = _astuple(r)
+    o = _Order(*t[:_ICEBERG_FIELDS])
+    o.iceberg_lots, o.hidden, o.sub = t[_ICEBERG_FIELDS:]
+    return o
+
+
+def _hide(o: _Order, slice_lots: int) -> None:
+    """An iceberg about to rest shows ``slice_lots`` of what it has left and hides the rest."""
+    o.iceberg_lots = slice_lots
+    left: int = o.remaining
+    if left > slice_lots:
+        o.hidden = left - slice_lots
+        o.remaining = slice_lots
 
 
 def _same(a: int, b: int) -> bool:
@@ -311,6 +335,7 @@ def _ended(o: _Order, status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
         "",
         "",
         o.stp,
+        o.iceberg_lots,
     )
 
 
@@ -471,6 +496,7 @@ class _Taker:
         "executed",
         "expire_maker",
         "expire_taker",
+        "iceberg_lots",
         "is_buy",
         "limit",
         "order_id",
@@ -510,6 +536,7 @@ class _Taker:
         self.quote_nu: Boxed = a[_A_QUOTE]
         self.created_ts: Boxed = a[_A_TS]
         self.stp: Boxed = stp
+        self.iceberg_lots: Boxed = a[_A_ICEBERG]
         self.stp_on = stp is not _STP_NONE
         self.expire_maker = stp is _EXPIRE_MAKER or stp is _EXPIRE_BOTH
         self.expire_taker = stp is _EXPIRE_TAKER or stp is _EXPIRE_BOTH
@@ -610,6 +637,8 @@ class Book:
         self._next_prevented_id: int = s.next_prevented_id
         # the last taker expiry's match id, counter order, lots prevented in all and in that match
         self._taker_prevented: tuple[int, Boxed, int, int] = (-1, -1, 0, 0)
+        self._refill_seq = 0  # the seq of the last iceberg refill, and how many it refilled so far
+        self._refill_sub = 0
         self._src_partition: int = s.src_partition
         self._src_offset: int = s.src_offset
         self._symbol: str = market.symbol
@@ -662,7 +691,8 @@ class Book:
         """A hash of what the book holds, independent of how it is stored."""
         rows = tuple(
             (o.side, o.price_ticks, o.arrival, o.order_id, o.remaining, o.executed_lots, o.cum_nu)
-            for o in sorted(self.orders(), key=lambda o: (o.side, o.price_ticks, o.arrival))
+            + ((o.iceberg_lots, o.hidden, o.sub) if o.iceberg_lots else ())
+            for o in sorted(self.orders(), key=lambda o: (o.side, o.price_ticks, o.arrival, o.sub))
         )
         digest = hashlib.blake2b(msgspec.msgpack.encode((rows, self._seq, self._next_trade_id)), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
@@ -670,7 +700,7 @@ class Book:
     # --- restore -----------------------------------------------------------------------------------------
     def restore(self, orders: list[RestingOrder]) -> None:
         """Rebuild from a snapshot; orders may come in any order, ``arrival`` restores the queues."""
-        for o in sorted(orders, key=lambda o: o.arrival):
+        for o in sorted(orders, key=lambda o: (o.arrival, o.sub)):
             self._rest(_from_record(o))
 
     # --- commands ------------------------------------------------------------------------------------------
@@ -833,7 +863,7 @@ class Book:
             error = _CommandError(
                 user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_NOT_SMALLER_MSG
             )
-        elif c.qty_lots <= o.qty_lots - o.remaining:  # executed, and lost to DECREMENT / TRANSFER
+        elif c.qty_lots <= o.qty_lots - o.remaining - o.hidden:  # executed, and lost to DECREMENT / TRANSFER
             error = _CommandError(
                 user_id=c.user_id, order_id=c.order_id, code=AMEND_NOT_SMALLER, msg=AMEND_BELOW_EXECUTED_MSG
             )
@@ -841,6 +871,9 @@ class Book:
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c.request_id, error=error)
         cut: int = o.qty_lots - c.qty_lots
         level = (self._bids if o.side is _BUY else self._asks).levels[o.price_ticks]
+        unseen = min(cut, o.hidden)  # an iceberg gives up what it hides first; its slice shrinks only after
+        o.hidden -= unseen
+        cut -= unseen
         level.lots -= cut
         o.remaining -= cut
         o.qty_lots = c.qty_lots
@@ -883,6 +916,7 @@ class Book:
             "",
             "",
             a[_A_STP],
+            a[_A_ICEBERG],
         )
         opposite = self._asks if is_buy else self._bids
         best = opposite.top  # best(), its usual answer inlined
@@ -918,6 +952,9 @@ class Book:
                     own.empty -= 1
         # its price as the level's key object: a cancel then finds the level by identity
         o = _Order(order_id, user, client_id, side, otype, tif, level.ticks, qty, remaining, 0, 0, created, seq, stp)
+        if a[_A_ICEBERG]:
+            _hide(o, a[_A_ICEBERG])
+            remaining = o.remaining
         level.queue.append(o)
         level.live += 1
         level.lots += remaining
@@ -969,6 +1006,8 @@ class Book:
                     seq,
                     a[_A_STP],
                 )
+                if a[_A_ICEBERG]:
+                    _hide(o, a[_A_ICEBERG])
                 deltas.append(_LevelDelta(side, ticks, self._rest(o)))
         return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], updates, trades, deltas)
 
@@ -1000,7 +1039,11 @@ class Book:
             price = level.price
             if price > limit if is_buy else price < limit:
                 return False
+            # what the taker meets at this level: every visible slice in queue order up to an order of its own
+            # owner that stops it; without one, icebergs' refills come back behind the rest, so all they hide
             queue = level.queue
+            shown = hidden = 0
+            blocked = False
             for i in range(level.head, len(queue)):
                 o = queue[i]
                 if o.dead:
@@ -1008,14 +1051,19 @@ class Book:
                 if o.user_id == uid and stp is not _STP_NONE:
                     if stp is _EXPIRE_MAKER:
                         continue
-                    return False
-                lots = min(need, o.remaining)
-                if is_buy:
-                    lots = min(lots, budget // price)
-                    budget -= lots * price
-                need -= lots
-                if need == 0:
-                    return True
+                    blocked = True
+                    break
+                shown += o.remaining
+                hidden += o.hidden
+            lots = min(need, shown if blocked else shown + hidden)
+            if is_buy:
+                lots = min(lots, budget // price)
+                budget -= lots * price
+            need -= lots
+            if need == 0:
+                return True
+            if blocked:
+                return False
         return False
 
     def _match(
@@ -1128,19 +1176,21 @@ class Book:
         taker.prevent(lots, price)
         maker.remaining = mrem - lots
         level.lots -= lots
-        maker_gone = lots == mrem
+        maker_gone = lots == mrem and not maker.hidden
         if maker_gone:
             del self._orders[maker.order_id]
             level.live -= 1
             status = _EXPIRED_IN_MATCH
         else:
             status = _PARTIALLY_FILLED if maker.executed_lots else _NEW
+            if lots == mrem:  # an iceberg's slice is gone, not the iceberg: its next slice goes to the back
+                self._refill(level, maker)
         updates.append(
             _replace(
                 _ended(maker, status, _X_PREVENTION),
                 prevented_match_id=prevented_id,
                 counter_order_id=taker.order_id,
-                prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining,
+                prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining - maker.hidden,
                 last_prevented_lots=lots,
             )
         )
@@ -1173,13 +1223,14 @@ class Book:
                     "",
                     "",
                     taker.stp,
+                    taker.iceberg_lots,
                     prevented_id,
                     maker.order_id,
                     taker.prevented,
                     lots,
                 )
             )
-        return 1 if maker_gone else 0
+        return 1 if lots == mrem else 0
 
     def _fill(
         self,
@@ -1221,9 +1272,14 @@ class Book:
             trade = _Trade(tid, ticks, boxed_lots, maker_id, taker_id, maker_uid, uid, True, buyer_fee, seller_fee, ts)
         trades.append(trade)
         filled = mrem == 0
+        status = _PARTIALLY_FILLED
         if filled:
-            del self._orders[maker_id]
-            level.live -= 1
+            if maker.hidden:  # an iceberg's slice is gone: the next one goes to the back of the level
+                self._refill(level, maker)
+            else:
+                del self._orders[maker_id]
+                level.live -= 1
+                status = _FILLED
         updates.append(
             _OrderUpdate(  # positional (see OrderUpdate), up to fee
                 maker_id,
@@ -1234,7 +1290,7 @@ class Book:
                 maker.tif,
                 ticks,
                 maker.qty_lots,
-                _PARTIALLY_FILLED if mrem else _FILLED,
+                status,
                 _X_TRADE,
                 maker.created_ts,
                 0,  # quote_nu: a resting order is sized in lots
@@ -1249,6 +1305,7 @@ class Book:
                 "",
                 "",
                 maker.stp,
+                maker.iceberg_lots,
             )
         )
         done = taker.remaining == 0
@@ -1278,12 +1335,35 @@ class Book:
                 "",
                 "",
                 taker.stp,
+                taker.iceberg_lots,
             )
         )
         taker.trade_id += 1
         return filled
 
     # --- book maintenance ------------------------------------------------------------------------------
+    def _refill(self, level: _Level, o: _Order) -> None:
+        """An iceberg whose visible slice is gone shows its next one, from what it hides, at the back of its
+        level's queue (it loses its place, as on Binance): at this step's seq, after any slice refilled before
+        it in the step (``sub``), so a restore rebuilds the same queue. The caller advances past its old entry."""
+        slice_lots: int = o.iceberg_lots
+        hidden = o.hidden
+        shown = slice_lots if slice_lots < hidden else hidden
+        o.hidden = hidden - shown
+        o.remaining = shown
+        level.lots += shown
+        seq = self._seq
+        if seq != self._refill_seq:
+            self._refill_seq = seq
+            self._refill_sub = 0
+        self._refill_sub += 1
+        o.arrival = seq
+        o.sub = self._refill_sub
+        level.queue.append(o)
+        order_id = o.order_id  # and last in ``_orders``, which keeps arrival order (``_cancel_all``, ``restore``)
+        del self._orders[order_id]
+        self._orders[order_id] = o
+
     def _rest(self, o: _Order) -> int:
         """Queue ``o`` at the back of its level; returns the level's new total."""
         price = o.price_ticks

@@ -34,4 +34,7 @@ class PlainOrder(msgspec.Struct, gc=False):
     created_ts: int
     arrival: int
     stp: StpMode
+    iceberg_lots: int = 0
+    hidden: int = 0
+    sub: int = 0
     dead: bool = False

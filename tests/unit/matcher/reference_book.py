@@ -40,6 +40,12 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   both carry ``prevented_lots`` (all lost so far) and ``last_prevented_lots``; the lots lost no longer count
   towards the size (or the quote) of either; the taker's budget is untouched; a quote-sized taker whose
   last update is such a report, and whose quote then no longer pays for a lot, expires instead of filling;
+* an iceberg (``iceberg_lots``) takes as any order; what it rests with shows ``iceberg_lots`` (``remaining``,
+  all a level's total and depth count) and hides the rest; a maker whose slice is gone while it hides more
+  shows its next slice (up to ``iceberg_lots``) with ``arrival`` the step's seq and ``sub`` 1, 2, ... in the
+  order the step refilled them: the back of its level, where the taker may meet it again; it is FILLED (or
+  expires under DECREMENT) only when nothing is hidden either; an amend takes from what it hides first; every
+  update of an iceberg carries its ``iceberg_lots``;
 * deltas list each level touched by the step, in order of first touch, with its total after the step.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
@@ -95,6 +101,9 @@ class Order:
     created_ts: int
     arrival: int
     stp: StpMode
+    iceberg_lots: int = 0  # an iceberg: the slice it shows (``remaining``), the lots it hides, its place
+    hidden: int = 0  # among orders of one arrival
+    sub: int = 0
 
 
 @dataclass
@@ -120,6 +129,7 @@ class ReferenceBook:
         self.taker_prevented: dict[str, int] = {}  # the last taker expiry's prevented match id and counter order
         self.prevented_lots = 0  # the taker's lots lost to DECREMENT/TRANSFER in this step
         self.prevented_nu = 0  # ... and their notional (what they took from a quote-sized taker's quote)
+        self.refills = 0  # icebergs refilled in this step so far
         self.last_src = (-1, -1)
 
     # --- queries ---------------------------------------------------------------------------------------
@@ -164,6 +174,7 @@ class ReferenceBook:
             self.market = market_of(command.market)
             return None
         self.seq += 1
+        self.refills = 0
         step = _Step([], [], [])
         error = None
         if isinstance(command, RejectedOrder):
@@ -237,11 +248,14 @@ class ReferenceBook:
         if c.qty_lots >= o.qty_lots:
             msg = "Order amend (quantity increase) is not supported."
             return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
-        if c.qty_lots <= o.qty_lots - o.remaining:  # what it executed, and lost to DECREMENT / TRANSFER
+        if c.qty_lots <= o.qty_lots - o.remaining - o.hidden:  # what it executed, and lost to DECREMENT
             msg = "Order amend (quantity decrease) below the executed quantity is not supported."
             return CommandError(user_id=c.user_id, order_id=c.order_id, code=AMEND_REFUSED, msg=msg)
         before = o.client_order_id
-        o.remaining -= o.qty_lots - c.qty_lots
+        cut = o.qty_lots - c.qty_lots
+        unseen = min(cut, o.hidden)
+        o.hidden -= unseen
+        o.remaining -= cut - unseen
         o.qty_lots, o.client_order_id = c.qty_lots, c.client_order_id
         status = OrderStatus.PARTIALLY_FILLED if o.executed_lots else OrderStatus.NEW
         step.updates.append(_maker_update(o, status, ExecType.REPLACED, orig_client_order_id=before))
@@ -308,6 +322,10 @@ class ReferenceBook:
                     stp=a.stp,
                 )
             )
+            o = self.resting[-1]
+            if a.iceberg_lots and o.remaining > a.iceberg_lots:
+                o.hidden, o.remaining = o.remaining - a.iceberg_lots, a.iceberg_lots
+            o.iceberg_lots = a.iceberg_lots
             step.touch(a.side, a.price_ticks)
 
     # --- matching ----------------------------------------------------------------------------------------
@@ -315,7 +333,7 @@ class ReferenceBook:
         """Best price first, then earliest arrival."""
         makers = [o for o in self.resting if o.side is taker_side.opposite]
         sign = 1 if taker_side is Side.BUY else -1  # a BUY takes the lowest ask, a SELL the highest bid
-        return min(makers, key=lambda o: (sign * o.price_ticks, o.arrival), default=None)
+        return min(makers, key=lambda o: (sign * o.price_ticks, o.arrival, o.sub), default=None)
 
     def _match(self, a: AcceptedOrder, ts: int, step: _Step) -> str:
         """Fill the taker; returns FILLED, EXPIRED_IN_MATCH or OPEN (what is left may rest or expire)."""
@@ -390,10 +408,13 @@ class ReferenceBook:
             maker.remaining -= lots
             maker.executed_lots += lots
             maker.cum_nu += nu
-            if maker.remaining == 0:
+            maker_status = OrderStatus.PARTIALLY_FILLED
+            if maker.remaining == 0 and maker.hidden:
+                self._refill(maker)
+            elif maker.remaining == 0:
                 self.resting.remove(maker)
+                maker_status = OrderStatus.FILLED
             step.touch(maker.side, price)
-            maker_status = OrderStatus.FILLED if maker.remaining == 0 else OrderStatus.PARTIALLY_FILLED
             step.updates.append(
                 _maker_update(
                     maker,
@@ -422,6 +443,16 @@ class ReferenceBook:
                     fee=taker_fee,
                 )
             )
+
+    def _refill(self, o: Order) -> None:
+        """An iceberg's next slice, at the back of its level (this step's seq, after the step's earlier ones)."""
+        shown = min(o.iceberg_lots, o.hidden)
+        o.hidden -= shown
+        o.remaining = shown
+        self.refills += 1
+        o.arrival, o.sub = self.seq, self.refills
+        self.resting.remove(o)  # ``resting`` keeps arrival order
+        self.resting.append(o)
 
     def _taker_can(self, a: AcceptedOrder, price: int, executed: int, cum_nu: int) -> int:
         """The lots the taker could take at ``price`` from a maker of any size: its size, quote and budget."""
@@ -452,11 +483,13 @@ class ReferenceBook:
         self.prevented_nu += lots * maker.price_ticks
         maker.remaining -= lots
         step.touch(maker.side, maker.price_ticks)
-        if maker.remaining == 0:
+        if maker.remaining == 0 and not maker.hidden:
             self.resting.remove(maker)
             status = OrderStatus.EXPIRED_IN_MATCH
         else:
             status = OrderStatus.PARTIALLY_FILLED if maker.executed_lots else OrderStatus.NEW
+            if maker.remaining == 0:
+                self._refill(maker)
         step.updates.append(
             _maker_update(
                 maker,
@@ -464,7 +497,7 @@ class ReferenceBook:
                 ExecType.TRADE_PREVENTION,
                 prevented_match_id=pid,
                 counter_order_id=a.order_id,
-                prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining,
+                prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining - maker.hidden,
                 last_prevented_lots=lots,
             )
         )
@@ -530,6 +563,7 @@ def _taker_update(a: AcceptedOrder, **state: object) -> OrderUpdate:
         quote_nu=a.quote_nu,
         created_ts=a.ts,
         stp=a.stp,
+        iceberg_lots=a.iceberg_lots,
         **state,  # type: ignore[arg-type]
     )
 
@@ -550,6 +584,7 @@ def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: ob
         cum_nu=o.cum_nu,
         created_ts=o.created_ts,
         stp=o.stp,
+        iceberg_lots=o.iceberg_lots,
         **fill,  # type: ignore[arg-type]
     )
 

@@ -105,8 +105,10 @@ class Flow:
         tif: TimeInForce = TimeInForce.GTC,
         stp: StpMode = StpMode.EXPIRE_MAKER,
         type: OrderType = OrderType.LIMIT,
+        iceberg: int = 0,
     ) -> AcceptedOrder:
-        """A LIMIT or LIMIT_MAKER holding exactly what it could need: price*qty for a BUY, qty for a SELL."""
+        """A LIMIT or LIMIT_MAKER holding exactly what it could need: price*qty for a BUY, qty for a SELL;
+        ``iceberg``: the slice an iceberg shows (0: not one)."""
         order_id = self._order_id(user)
         budget = price * qty if side is Side.BUY else qty
         return self._keep(
@@ -122,6 +124,7 @@ class Flow:
                 budget=budget,
                 client_order_id=f"c{order_id}",
                 stp=stp,
+                iceberg_lots=iceberg,
             )
         )
 
@@ -213,6 +216,10 @@ class Flow:
         if kind == "limit":
             user, side, tif, price, qty, stp = args
             return self.limit(user, side, price, qty, tif, stp)
+        if kind == "iceberg":
+            user, side, price, qty, part, stp, maker = args
+            kind_of = OrderType.LIMIT_MAKER if maker else OrderType.LIMIT
+            return self.limit(user, side, price, qty, TimeInForce.GTC, stp, kind_of, iceberg=max(1, part % qty))
         if kind == "maker":
             user, side, price, qty, stp = args
             return self.limit(user, side, price, qty, TimeInForce.GTC, stp, OrderType.LIMIT_MAKER)
@@ -269,9 +276,13 @@ def market_ops(draw: st.DrawFn) -> tuple:
 
 lots = st.integers(1, 8)
 resting_limits = st.tuples(st.just("limit"), users, sides, st.just(TimeInForce.GTC), prices, lots, stps)
+icebergs = st.tuples(
+    st.just("iceberg"), users, sides, prices, st.integers(2, 12), st.integers(1, 11), stps, st.booleans()
+)
 ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enough to walk several levels
     resting_limits,
     resting_limits,
+    icebergs,
     st.tuples(st.just("limit"), users, sides, st.sampled_from(TimeInForce), prices, lots, stps),
     st.tuples(st.just("maker"), users, sides, prices, lots, stps),
     market_ops(),
@@ -377,7 +388,8 @@ def check_step(
         assert spent <= a.budget, f"order {order_id} {a.side} spent {spent} of budget {a.budget}"
 
     for o in resting.values():
-        assert 0 < o.remaining == o.qty_lots - o.executed_lots - ledger.prevented[o.order_id], o
+        assert 0 < o.remaining + o.hidden == o.qty_lots - o.executed_lots - ledger.prevented[o.order_id], o
+        assert o.remaining <= o.iceberg_lots if o.iceberg_lots else not o.hidden, o  # an iceberg shows one slice
         assert (o.executed_lots, o.cum_nu) == (ledger.lots[o.order_id], ledger.nu[o.order_id]), o
     bid, ask = book.best_bid(), book.best_ask()
     assert bid is None or ask is None or bid < ask, f"book rests crossed: bid {bid} >= ask {ask}"
@@ -909,8 +921,8 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
     assert OrderUpdate.__struct_fields__ == (
         "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
         "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
-        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp", "prevented_match_id",
-        "counter_order_id", "prevented_lots", "last_prevented_lots",
+        "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp", "iceberg_lots",
+        "prevented_match_id", "counter_order_id", "prevented_lots", "last_prevented_lots",
     )  # fmt: skip
     assert MatchedEvent.__struct_fields__ == (
         "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
@@ -926,7 +938,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         b'{"order_id":1,"user_id":2,"client_order_id":"c1","side":"SELL","type":"LIMIT","tif":"GTC",'
         b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
         b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
-        b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER",'
+        b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER","iceberg_lots":0,'
         b'"prevented_match_id":-1,"counter_order_id":-1,"prevented_lots":0,"last_prevented_lots":0}'
     )
     assert update == OrderUpdate(
@@ -990,3 +1002,36 @@ def test_bench_reference_fills_like_book(flow_ops: list[tuple]) -> None:
         ]
         for side in Side:
             assert bench.depth(side) == book.depth(side)
+
+
+def test_an_iceberg_shows_one_slice_and_its_refill_loses_priority() -> None:
+    f = Flow()
+    book, events = apply_all(
+        [
+            f.limit(1, S, 100, 5, iceberg=2),  # shows 2, hides 3
+            f.limit(2, S, 100, 1),  # behind its first slice
+            f.limit(3, B, 100, 4),  # 2 from the slice, 1 from order 2, then 1 from the refilled slice
+            f.limit(4, S, 100, 3),  # behind the refilled slice
+            f.limit(3, B, 100, 3),  # the slice's last lot, then order 4 before the iceberg's last slice
+        ]
+    )
+    placed, taker, more = events[0], events[2], events[4]
+    assert placed is not None and placed.deltas == [LevelDelta(S, 100, 2)]
+    assert placed.updates[0].iceberg_lots == 2
+    assert taker is not None
+    assert [(t.seller_order_id, t.qty_lots) for t in taker.trades] == [(1, 2), (2, 1), (1, 1)]
+    assert all(u.iceberg_lots == (2 if u.order_id == 1 else 0) for u in taker.updates)
+    assert taker.deltas == [LevelDelta(S, 100, 1)]  # the rest of its second slice; 1 more lot hidden
+    assert more is not None and [(t.seller_order_id, t.qty_lots) for t in more.trades] == [(1, 1), (4, 2)]
+    assert book.depth(Side.SELL) == [(100, 2)]  # order 4's last lot and the iceberg's last slice
+    assert sorted((o.order_id, o.remaining, o.hidden) for o in book.orders()) == [(1, 1, 0), (4, 1, 0)]
+
+
+def test_an_iceberg_that_takes_rests_with_one_slice() -> None:
+    f = Flow()
+    book, _ = apply_all([f.limit(1, S, 100, 2), f.limit(2, B, 100, 9, iceberg=3)])
+    assert book.depth(Side.BUY) == [(100, 3)]
+    (o,) = book.orders()
+    assert (o.remaining, o.hidden, o.iceberg_lots) == (3, 4, 3)
+    restored = snapshot(book)
+    assert restored.state_hash() == book.state_hash() and restored.depth(Side.BUY) == [(100, 3)]
