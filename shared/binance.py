@@ -32,6 +32,7 @@ def order_json(
     created_ts: int,
     updated_ts: int,
     stp: str = "EXPIRE_MAKER",
+    iceberg_lots: int = 0,
 ) -> dict[str, Any]:
     return {
         "symbol": m.symbol,
@@ -47,7 +48,7 @@ def order_json(
         "type": type,
         "side": side,
         "stopPrice": "0.00000000",
-        "icebergQty": "0.00000000",
+        "icebergQty": m.fmt_qty(iceberg_lots),
         "time": created_ts,
         "updateTime": updated_ts,
         "isWorking": True,
@@ -74,6 +75,7 @@ def order_from_row(m: Market, row: Mapping[str, Any]) -> dict[str, Any]:
         created_ts=row["created_ts"],
         updated_ts=row["updated_ts"],
         stp=row["stp"],
+        iceberg_lots=row["iceberg_lots"],
     )
 
 
@@ -94,6 +96,7 @@ def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
         created_ts=u.created_ts,
         updated_ts=ts,
         stp=u.stp,
+        iceberg_lots=u.iceberg_lots,
     )
 
 
@@ -125,7 +128,7 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "q": m.fmt_qty(u.qty_lots),
         "p": m.fmt_price(0 if u.type == "MARKET" else u.price_ticks),  # a MARKET's is its protection limit
         "P": "0.00000000",
-        "F": "0.00000000",
+        "F": m.fmt_qty(u.iceberg_lots),
         "g": -1,
         "C": u.orig_client_order_id,
         "x": u.exec_type,

@@ -6,6 +6,8 @@ takes nothing on trust from its topic (a record produced straight to it is check
 * ``PRICE_FILTER``: minPrice <= price <= maxPrice, on the tick.
 * ``LOT_SIZE`` (LIMIT, LIMIT_MAKER) or ``MARKET_LOT_SIZE`` (MARKET by quantity): minQty <= qty <= maxQty, on
   the step.
+* ``ICEBERG_PARTS``: an iceberg's ``icebergQty`` is on the LOT_SIZE step, below the quantity, and cuts it in
+  at most ``ICEBERG_PARTS_LIMIT`` parts (``iceberg``).
 * ``NOTIONAL``: minNotional <= price * qty <= maxNotional for LIMIT and LIMIT_MAKER; for a MARKET order by
   ``quoteOrderQty`` the same bounds on it (``applyMinToMarket``, ``applyMaxToMarket``). A MARKET order by
   quantity has no notional before it fills (Binance prices it at the average price, which the processor does
@@ -25,6 +27,8 @@ from . import errors
 from .amounts import fits, parse_amount
 from .domain import FilterFailure, Market, OrderType
 from .errors import ApiError
+
+ICEBERG_PARTS_LIMIT = 10  # Binance's usual ICEBERG_PARTS limit, as exchangeInfo lists it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +96,19 @@ def size(
             raise _refuse("NOTIONAL", f"notional above maxNotional {market.max_notional}")
     return Sized(price_ticks, qty_lots, quote_nu)
 
+
+def iceberg(market: Market, order_type: OrderType, tif: str | None, qty_lots: int, iceberg_qty: str | None) -> int:
+    """An iceberg's slice in lots (0: not an iceberg), or ``ApiError``: only a LIMIT or LIMIT_MAKER that rests
+    (GTC) may be one (Binance's "Unsupported order combination"); its ``icebergQty`` is on the LOT_SIZE step,
+    below the quantity, and makes at most ``ICEBERG_PARTS_LIMIT`` parts (ICEBERG_PARTS)."""
+    if iceberg_qty is None:
+        return 0
+    if order_type is OrderType.MARKET or tif != "GTC":
+        raise ApiError(errors.NEW_ORDER_REJECTED, "Unsupported order combination")
+    try:
+        lots = market.qty_to_lots(parse_amount(iceberg_qty, "icebergQty"))
+    except FilterFailure as f:
+        raise errors.from_filter(f) from None
+    if lots >= qty_lots or -(-qty_lots // lots) > ICEBERG_PARTS_LIMIT:
+        raise _refuse("ICEBERG_PARTS", f"icebergQty {iceberg_qty}: {ICEBERG_PARTS_LIMIT} parts at most, 2 at least")
+    return lots

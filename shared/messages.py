@@ -68,6 +68,7 @@ class NewOrderRequest(msgspec.Struct, tag_field="kind", tag="new", kw_only=True,
     client_order_id: str
     stp: StpMode = StpMode.EXPIRE_MAKER
     ts: Stored  # ms, when ingestion accepted it
+    iceberg_qty: str | None = None  # icebergQty (LIMIT, LIMIT_MAKER with GTC): the slice it shows while it rests
 
     @property
     def request_id(self) -> int:

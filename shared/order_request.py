@@ -37,6 +37,7 @@ NEW_ORDER_PARAMS = frozenset(
         "newClientOrderId",
         "newOrderRespType",
         "selfTradePreventionMode",
+        "icebergQty",
         "timestamp",
         "recvWindow",
         "signature",
@@ -156,6 +157,9 @@ def parse_new_order(
         if tif is not None:
             raise errors.not_required("timeInForce")
         tif = TimeInForce.IOC
+    iceberg = _decimal(params, "icebergQty")
+    if iceberg is not None and otype is OrderType.MARKET:
+        raise errors.not_required("icebergQty")
     client_id = params.get("newClientOrderId") or f"spot-{order_id}"
     if not CLIENT_ID.match(client_id):
         raise errors.illegal("newClientOrderId")
@@ -183,12 +187,15 @@ def parse_new_order(
         client_order_id=client_id,
         stp=stp,
         ts=ts,
+        iceberg_qty=_canonical(iceberg),
     )
 
 
 def check_filters(request: NewOrderRequest, market: Market) -> None:
     """Raise the ``ApiError`` Binance answers if ``market``'s filters refuse the request's numbers."""
-    filters.size(market, request.type, request.price, request.quantity, request.quote_order_qty)
+    sized = filters.size(market, request.type, request.price, request.quantity, request.quote_order_qty)
+    tif = request.tif.value if request.tif else None
+    filters.iceberg(market, request.type, tif, sized.qty_lots, request.iceberg_qty)
 
 
 def cancel_restriction(params: Mapping[str, str]) -> CancelRestriction | None:

@@ -60,6 +60,7 @@ def acceptance_update(a: AcceptedOrder) -> OrderUpdate:
         a.ts,
         a.quote_nu,
         stp=a.stp,
+        iceberg_lots=a.iceberg_lots,
     )
 
 

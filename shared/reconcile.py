@@ -42,7 +42,7 @@ from shared.rediskeys import hot_key, orders_key, state_key
 OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 WARM_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status, "
-    "executed_lots, prevented_lots, hold_atoms, stp, created_ts, last_seq, src_partition, src_offset"
+    "executed_lots, prevented_lots, iceberg_lots, hold_atoms, stp, created_ts, last_seq, src_partition, src_offset"
 )
 
 
@@ -88,6 +88,7 @@ def accepted_from_row(row: Mapping[str, Any], market: Market) -> AcceptedOrder:
         client_order_id=str(row["client_order_id"]),
         stp=StpMode(row["stp"]),
         ts=int(row["created_ts"]),
+        iceberg_lots=int(row["iceberg_lots"]),
     )
 
 
@@ -126,7 +127,7 @@ def compare(
                 report.missing.append(accepted_from_row(row, market))
             continue
         remaining = int(row["qty_lots"]) - int(row["executed_lots"]) - int(row["prevented_lots"])
-        if (o.remaining, o.executed_lots, o.price_ticks, o.side.value) != (
+        if (o.remaining + o.hidden, o.executed_lots, o.price_ticks, o.side.value) != (
             remaining,
             row["executed_lots"],
             row["price_ticks"],

@@ -38,7 +38,7 @@ statement: joined to READ's rows, a cached generic plan scanned it once per requ
 
 READ = """
 SELECT o.order_id IS NOT NULL AS stored, o.status, o.price_ticks, o.qty_lots, o.quote_nu, o.hold_atoms,
-       o.reject_code, o.reject_reason, o.src_partition, o.src_offset,
+       o.reject_code, o.reject_reason, o.src_partition, o.src_offset, o.iceberg_lots,
        EXISTS (SELECT 1 FROM orders d WHERE d.user_id = t.u AND d.client_order_id = t.c) AS id_taken,
        coalesce(n.n, 0) AS open_orders
 FROM unnest($1::bigint[], $2::bigint[], $3::text[]) WITH ORDINALITY AS t(order_id, u, c, i)
@@ -54,26 +54,27 @@ WRITE = """
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[],
-                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[])
+                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[])
       AS o(order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset)
+           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset, iceberg_lots)
 ), inserted AS (
     INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu,
                         status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts,
-                        updated_ts, src_partition, src_offset)
+                        updated_ts, src_partition, src_offset, iceberg_lots)
     SELECT order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $19, $19, src_partition, src_offset
+           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $20, $20, src_partition, src_offset,
+           iceberg_lots
     FROM o
 ), held AS (
     INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
-    SELECT $19, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
+    SELECT $20, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
     FROM o WHERE status = 'NEW'
 ), counted AS (
     INSERT INTO open_order_counts (user_id, n)
     SELECT user_id, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id ORDER BY user_id
     ON CONFLICT (user_id) DO UPDATE SET n = open_order_counts.n + excluded.n
 )
-UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $19
+UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $20
 FROM (SELECT user_id, hold_asset, sum(hold_atoms)::bigint AS atoms FROM o WHERE status = 'NEW'
       GROUP BY user_id, hold_asset) AS h
 WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
@@ -104,7 +105,7 @@ log = logging.getLogger(__name__)
 
 
 def _accepted(
-    loc: Located, r: NewOrderRequest, price_ticks: int, qty_lots: int, quote_nu: int, budget: int
+    loc: Located, r: NewOrderRequest, price_ticks: int, qty_lots: int, quote_nu: int, budget: int, iceberg_lots: int
 ) -> AcceptedOrder:
     assert r.tif is not None
     return AcceptedOrder(
@@ -123,6 +124,7 @@ def _accepted(
         client_order_id=r.client_order_id,
         stp=r.stp,
         ts=r.ts,
+        iceberg_lots=iceberg_lots,
     )
 
 
@@ -158,7 +160,8 @@ def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decis
         return rejected(loc, r, row["reject_code"], row["reject_reason"], row["price_ticks"], row["qty_lots"])
     assert market is not None
     unit = market.atoms_per_nu if r.side is Side.BUY else market.atoms_per_lot
-    return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], row["hold_atoms"] // unit)
+    budget = row["hold_atoms"] // unit
+    return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], budget, row["iceberg_lots"])
 
 
 class Holds:
@@ -263,9 +266,22 @@ class Holds:
                     else:
                         available[key] -= hold.atoms
                         open_count[r.user_id] += 1
-                        decision = _accepted(loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget)
+                        decision = _accepted(
+                            loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots
+                        )
                         new = OrderStatus.NEW
-                        fresh.append(self._row(loc, price_ticks, qty_lots, spec.quote_nu, new, hold.asset, hold.atoms))
+                        fresh.append(
+                            self._row(
+                                loc,
+                                price_ticks,
+                                qty_lots,
+                                spec.quote_nu,
+                                new,
+                                hold.asset,
+                                hold.atoms,
+                                iceberg_lots=spec.iceberg_lots,
+                            )
+                        )
                     taken_ids.add((r.user_id, r.client_order_id))
                 decided[r.order_id] = decision
                 decisions.append(decision)
@@ -290,8 +306,9 @@ class Holds:
         hold_asset: str,
         hold_atoms: int,
         refused: ApiError | None = None,
+        iceberg_lots: int = 0,
     ) -> tuple[object, ...]:
-        """The order's columns in WRITE's parameter order ($1..$18)."""
+        """The order's columns in WRITE's parameter order ($1..$19)."""
         r = loc.request
         return (
             r.order_id,
@@ -312,6 +329,7 @@ class Holds:
             refused.msg if refused else "",
             loc.partition,
             loc.offset,
+            iceberg_lots,
         )
 
 

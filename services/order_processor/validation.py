@@ -44,6 +44,7 @@ class Spec:
     hold_asset: str
     hold_atoms: int | None  # None: hold everything available (market orders of unknown cost)
     capped: bool = False  # hold_atoms is a most: hold everything available if that is less (a bounded MARKET)
+    iceberg_lots: int = 0  # an iceberg's slice (``filters.iceberg``); 0: not an iceberg
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ def check(req: NewOrderRequest, market: Market | None, avg: Fraction | None = No
         raise errors.mandatory("timeInForce")
     sized = filters.size(market, req.type, req.price, req.quantity, req.quote_order_qty)
     price_ticks, qty_lots, quote_nu = sized.price_ticks, sized.qty_lots, sized.quote_nu
+    iceberg = filters.iceberg(market, req.type, req.tif.value, qty_lots, req.iceberg_qty)
     if req.type is OrderType.MARKET:
         price_ticks = price_band.market_limit(market, req.side, avg)
     else:
@@ -81,9 +83,9 @@ def check(req: NewOrderRequest, market: Market | None, avg: Fraction | None = No
                 return Spec(price_ticks, qty_lots, quote_nu, market.quote, most, capped=True)
             return Spec(price_ticks, qty_lots, quote_nu, market.quote, None)
         hold = market.limit_hold_atoms(Side.BUY, price_ticks, qty_lots)
-        return Spec(price_ticks, qty_lots, quote_nu, market.quote, hold)
+        return Spec(price_ticks, qty_lots, quote_nu, market.quote, hold, iceberg_lots=iceberg)
     held = market.limit_hold_atoms(Side.SELL, price_ticks, qty_lots) if qty_lots else None
-    return Spec(price_ticks, qty_lots, quote_nu, market.base, held)
+    return Spec(price_ticks, qty_lots, quote_nu, market.base, held, iceberg_lots=iceberg)
 
 
 def size_hold(spec: Spec, side: Side, market: Market, available: int) -> Hold:

@@ -126,6 +126,7 @@ orders = Table(
     Column("executed_lots", BigInteger, nullable=False, server_default="0"),
     Column("cum_nu", BigInteger, nullable=False, server_default="0"),
     Column("prevented_lots", BigInteger, nullable=False, server_default="0"),  # DECREMENT/TRANSFER (0017)
+    Column("iceberg_lots", BigInteger, nullable=False, server_default="0"),  # icebergQty in lots (0017)
     Column("hold_asset", Text, nullable=False),
     Column("hold_atoms", BigInteger, nullable=False, server_default="0"),
     Column("hold_left", BigInteger, nullable=False, server_default="0"),

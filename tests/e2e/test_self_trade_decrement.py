@@ -82,8 +82,10 @@ async def _decrement(base: str, settings: Any) -> None:
         assert status == 200 and [(r["selfTradePreventionMode"], r["makerPreventedQuantity"]) for r in rows] == [
             ("DECREMENT", "0.02000000")
         ]
-        depth = await c.public("depth", symbol="BTCUSDT")
-        assert depth["asks"] == [["50000.00000000", "0.03000000"]]
+        deadline = time.monotonic() + 10
+        while (asks := (await c.public("depth", symbol="BTCUSDT"))["asks"]) != [["50000.00000000", "0.03000000"]]:
+            assert time.monotonic() < deadline, asks  # market data shows the maker's 0.03 left
+            await asyncio.sleep(0.1)
         await check_money_at(settings.database_url)
 
         # what the maker has left trades as usual, to FILLED

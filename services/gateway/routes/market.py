@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from shared import errors
 from shared.domain import Market, StpMode
 from shared.errors import ApiError
+from shared.filters import ICEBERG_PARTS_LIMIT
 from shared.lifecycle import now_ms
 
 from .. import marketdata
@@ -53,7 +54,7 @@ def _symbol_info(m: Market) -> dict[str, Any]:
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
         "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-        "icebergAllowed": False,
+        "icebergAllowed": True,
         "ocoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
         "allowTrailingStop": False,
@@ -95,6 +96,7 @@ def _symbol_info(m: Market) -> dict[str, Any]:
                 "askMultiplierDown": f"{m.ask_down}",
                 "avgPriceMins": 5,  # shared.tickers.AVG_PRICE_MS
             },
+            {"filterType": "ICEBERG_PARTS", "limit": ICEBERG_PARTS_LIMIT},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
         ],
         "permissions": [],

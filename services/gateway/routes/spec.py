@@ -101,6 +101,7 @@ NEW_ORDER = (
     Param("newClientOrderId", {"type": "string", "pattern": CLIENT_ID.pattern}, "Unique among open orders."),
     Param("newOrderRespType", {"type": "string", "enum": list(RESP_TYPES)}, "Reply shape (default FULL)."),
     Param("selfTradePreventionMode", {"type": "string", "enum": list(StpMode)}, "Default EXPIRE_MAKER."),
+    Param("icebergQty", {"type": "string", "pattern": DECIMAL_IN}, "GTC LIMIT / LIMIT_MAKER: the slice it shows."),
     *SIGNED,
 )
 

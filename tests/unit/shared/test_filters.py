@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from shared.domain import INT64_MAX, Market, OrderType
 from shared.errors import ApiError
-from shared.filters import Sized, size
+from shared.filters import ICEBERG_PARTS_LIMIT, Sized, iceberg, size
 from shared.postgres import DEFAULT_MARKETS
 
 BTC = next(m for m in DEFAULT_MARKETS if m.symbol == "BTCUSDT")  # tick 0.01, step 0.00001, maxQty 9000
@@ -118,3 +118,26 @@ def test_what_the_filters_let_through_is_within_them_and_fits_a_bigint(
         sized.qty_lots * market.atoms_per_lot,
     ):
         assert 0 <= atoms <= INT64_MAX
+
+
+@pytest.mark.parametrize(
+    ("otype", "tif", "qty_lots", "iceberg_qty", "expected"),
+    [
+        (OrderType.LIMIT, "GTC", 5_000, None, 0),  # not an iceberg
+        (OrderType.LIMIT, "GTC", 5_000, "0.02", 2_000),  # 3 parts
+        (OrderType.LIMIT_MAKER, "GTC", 5_000, "0.005", 500),  # 10 parts: the most
+        (OrderType.LIMIT, "GTC", 5_000, "0.00499", (-1013, "Filter failure: ICEBERG_PARTS")),  # 11 parts
+        (OrderType.LIMIT, "GTC", 5_000, "0.05", (-1013, "Filter failure: ICEBERG_PARTS")),  # one part
+        (OrderType.LIMIT, "GTC", 5_000, "0.000001", (-1013, "Filter failure: LOT_SIZE")),  # off the step
+        (OrderType.LIMIT, "IOC", 5_000, "0.02", (-2010, "Unsupported order combination")),
+        (OrderType.MARKET, "IOC", 5_000, "0.02", (-2010, "Unsupported order combination")),
+    ],
+)
+def test_iceberg_parts(otype: OrderType, tif: str, qty_lots: int, iceberg_qty: str | None, expected: object) -> None:
+    assert ICEBERG_PARTS_LIMIT == 10
+    if isinstance(expected, int):
+        assert iceberg(BTC, otype, tif, qty_lots, iceberg_qty) == expected
+    else:
+        with pytest.raises(ApiError) as refused:
+            iceberg(BTC, otype, tif, qty_lots, iceberg_qty)
+        assert (refused.value.code, refused.value.msg) == expected

@@ -106,13 +106,11 @@ def test_market_orders_take_quantity_or_quote_but_not_both() -> None:
             {
                 "symbol": "BTCUSDT",
                 "side": "BUY",
-                "type": "LIMIT",
-                "timeInForce": "GTC",
+                "type": "MARKET",
                 "quantity": "1",
-                "price": "1",
                 "icebergQty": "1",
             },
-            -1104,
+            -1106,  # an iceberg is a LIMIT or LIMIT_MAKER
         ),
         (
             {

@@ -30,6 +30,7 @@ def row(order_id: int, status: str = "NEW", executed: int = 0, last_seq: int = 0
         "status": status,
         "executed_lots": executed,
         "prevented_lots": 0,
+        "iceberg_lots": 0,
         "hold_atoms": 100 * BTC.atoms_per_lot,
         "stp": "EXPIRE_MAKER",
         "created_ts": 1_700_000_000_000,

@@ -41,7 +41,7 @@ def _row(o: RestingOrder) -> dict[str, Any]:
         "order_id": o.order_id, "user_id": o.user_id, "symbol": MARKET.symbol, "client_order_id": o.client_order_id,
         "side": o.side.value, "type": o.type.value, "tif": o.tif.value, "price_ticks": o.price_ticks,
         "qty_lots": o.qty_lots, "quote_nu": 0, "status": o.status.value, "executed_lots": o.executed_lots,
-        "prevented_lots": o.qty_lots - o.executed_lots - o.remaining,
+        "prevented_lots": o.qty_lots - o.executed_lots - o.remaining - o.hidden, "iceberg_lots": o.iceberg_lots,
         "hold_atoms": 0, "stp": o.stp.value, "created_ts": o.created_ts, "last_seq": o.arrival, "src_partition": 0,
         "src_offset": o.arrival,
     }  # fmt: skip
