@@ -154,7 +154,8 @@ class Settings(BaseSettings):
     ws_queue_max: int = Field(
         2000, ge=1, description="messages a WebSocket client may fall behind before it is dropped"
     )
-    open_orders_max: int = 200
+    open_orders_max: int = 200  # MAX_NUM_ORDERS: a user's open orders on one symbol
+    exchange_open_orders_max: int = 1000  # EXCHANGE_MAX_NUM_ORDERS: a user's open orders on all symbols
 
     # trade-archiver: Parquet to a local folder, or to S3 when a bucket is set; Kinesis when a stream is set.
     # AWS credentials are never settings: boto3 takes them from its own chain (env, Pod Identity, profile).

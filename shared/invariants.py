@@ -14,7 +14,7 @@ change that ends it. So ``money_report`` reads them all in one REPEATABLE READ s
   the pending withdrawals; the open orders' holds equal what those orders still need (``REMAINING_NEED``);
 * withdrawals: each was held once, and completed (debited) or failed (released) at most once, as its status
   says, all for its amount;
-* each user's count in ``open_order_counts`` equals their open orders.
+* each user's count in ``open_order_counts`` equals their open orders, per symbol.
 """
 
 from __future__ import annotations
@@ -86,9 +86,10 @@ WITHDRAWAL_SHAPE: Mapping[str, tuple[int, int, int, int]] = {
     "COMPLETED": (1, 1, 0, 2),
     "FAILED": (1, 0, 1, 2),
 }
-OPEN_COUNTS = "SELECT user_id, n FROM open_order_counts WHERE n <> 0"
+OPEN_COUNTS = "SELECT user_id, symbol, n FROM open_order_counts WHERE n <> 0"
 REALLY_OPEN = (
-    "SELECT user_id, count(*)::int AS n FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY user_id"
+    "SELECT user_id, symbol, count(*)::int AS n FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED') "
+    "GROUP BY user_id, symbol"
 )
 
 
@@ -180,7 +181,7 @@ async def _report(conn: asyncpg.Connection) -> MoneyReport:
                 f"releases, all) {shape}, expected {WITHDRAWAL_SHAPE[r['status']]}"
             )
 
-    counted = {r["user_id"]: r["n"] for r in await conn.fetch(OPEN_COUNTS)}
-    really_open = {r["user_id"]: r["n"] for r in await conn.fetch(REALLY_OPEN)}
+    counted = {(r["user_id"], r["symbol"]): r["n"] for r in await conn.fetch(OPEN_COUNTS)}
+    really_open = {(r["user_id"], r["symbol"]): r["n"] for r in await conn.fetch(REALLY_OPEN)}
     diffs += differing("open-order count", counted, really_open)
     return report

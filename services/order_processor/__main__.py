@@ -116,7 +116,7 @@ async def decide(
 ) -> None:
     """The processor's loop: each batch read, its holds taken, decided (``decide_batch``), written, committed."""
     markets = await postgres.load_markets(db)
-    holds = Holds(db, markets, settings.open_orders_max)
+    holds = Holds(db, markets, settings.open_orders_max, settings.exchange_open_orders_max)
     averages = Averages(db)  # PERCENT_PRICE_BY_SIDE's reference
     channels = sredis.Channels(settings.topic_suffix)
     await reconcile(settings, markets, inbox, outbox, db, cache)

@@ -40,15 +40,15 @@ READ = """
 SELECT o.order_id IS NOT NULL AS stored, o.status, o.price_ticks, o.qty_lots, o.quote_nu, o.hold_atoms,
        o.reject_code, o.reject_reason, o.src_partition, o.src_offset, o.iceberg_lots,
        EXISTS (SELECT 1 FROM orders d WHERE d.user_id = t.u AND d.client_order_id = t.c) AS id_taken,
-       coalesce(n.n, 0) AS open_orders
-FROM unnest($1::bigint[], $2::bigint[], $3::text[]) WITH ORDINALITY AS t(order_id, u, c, i)
+       coalesce((SELECT n.n FROM open_order_counts n WHERE n.user_id = t.u AND n.symbol = t.s), 0) AS open_orders,
+       coalesce((SELECT sum(n.n) FROM open_order_counts n WHERE n.user_id = t.u), 0)::bigint AS open_orders_all
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS t(order_id, u, c, s, i)
 LEFT JOIN orders o ON o.order_id = t.order_id
-LEFT JOIN open_order_counts n ON n.user_id = t.u
 ORDER BY t.i
 """
 """Per request of the batch, in order: its stored decision if it was decided before, whether its client
-order id is taken, and its owner's open orders (read without a lock: settlement only lowers a count, so a
-stale one errs on the side of the cap)."""
+order id is taken, and its owner's open orders on its symbol (MAX_NUM_ORDERS) and on all (EXCHANGE_MAX_NUM_ORDERS)
+(read without a lock: settlement only lowers a count, so a stale one errs on the side of the cap)."""
 
 WRITE = """
 WITH o AS (
@@ -70,9 +70,9 @@ WITH o AS (
     SELECT $20, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
     FROM o WHERE status = 'NEW'
 ), counted AS (
-    INSERT INTO open_order_counts (user_id, n)
-    SELECT user_id, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id ORDER BY user_id
-    ON CONFLICT (user_id) DO UPDATE SET n = open_order_counts.n + excluded.n
+    INSERT INTO open_order_counts (user_id, symbol, n)
+    SELECT user_id, symbol, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id, symbol ORDER BY user_id, symbol
+    ON CONFLICT (user_id, symbol) DO UPDATE SET n = open_order_counts.n + excluded.n
 )
 UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $20
 FROM (SELECT user_id, hold_asset, sum(hold_atoms)::bigint AS atoms FROM o WHERE status = 'NEW'
@@ -165,10 +165,13 @@ def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decis
 
 
 class Holds:
-    def __init__(self, db: asyncpg.Pool, markets: dict[str, Market], open_orders_max: int) -> None:
+    def __init__(
+        self, db: asyncpg.Pool, markets: dict[str, Market], open_orders_max: int, exchange_open_orders_max: int = 1000
+    ) -> None:
         self.db = db
         self.markets = markets
-        self.open_orders_max = open_orders_max
+        self.open_orders_max = open_orders_max  # per user and symbol (MAX_NUM_ORDERS)
+        self.exchange_open_orders_max = exchange_open_orders_max  # per user (EXCHANGE_MAX_NUM_ORDERS)
         self._unstorable: list[tuple[Located, Exception]] = []
         self.averages: dict[str, Fraction | None] = {}  # the batch's markets' average prices (``averages.py``)
 
@@ -226,12 +229,19 @@ class Holds:
             users = [r.user_id for r in requests]
             locked = await conn.fetch(LOCK, users, [self._hold_asset(r) for r in requests])
             available = {(row["user_id"], row["asset"]): row["available"] for row in locked}
-            rows = await conn.fetch(READ, [r.order_id for r in requests], users, [r.client_order_id for r in requests])
+            rows = await conn.fetch(
+                READ,
+                [r.order_id for r in requests],
+                users,
+                [r.client_order_id for r in requests],
+                [r.symbol for r in requests],
+            )
             decisions: list[Decision] = []
             redelivered: set[int] = set()
             fresh: list[tuple[object, ...]] = []
             taken_ids: set[tuple[int, str]] = set()  # client order ids this batch has taken so far
-            open_count: dict[int, int] = {}
+            open_count: dict[tuple[int, str], int] = {}  # per (user, symbol)
+            open_all: dict[int, int] = {}  # per user
             decided: dict[int, Decision] = {}  # this batch's fresh decisions by order id
             for loc, row in zip(batch, rows, strict=True):
                 r = loc.request
@@ -243,7 +253,8 @@ class Holds:
                 if first is not None:  # a second copy of a request (a producer's retry): the first's decision,
                     decisions.append(first)  # at the first's position, which the matcher then skips
                     continue
-                open_count.setdefault(r.user_id, row["open_orders"])
+                open_count.setdefault((r.user_id, r.symbol), row["open_orders"])
+                open_all.setdefault(r.user_id, row["open_orders_all"])
                 market = self.markets.get(r.symbol)
                 decision: Decision
                 if row["id_taken"] or (r.user_id, r.client_order_id) in taken_ids:
@@ -256,8 +267,10 @@ class Holds:
                         spec = check(r, market, self.averages.get(r.symbol))
                         assert market is not None
                         price_ticks, qty_lots = spec.price_ticks, spec.qty_lots
-                        if open_count[r.user_id] >= self.open_orders_max:
+                        if open_count[(r.user_id, r.symbol)] >= self.open_orders_max:
                             raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: MAX_NUM_ORDERS")
+                        if open_all[r.user_id] >= self.exchange_open_orders_max:
+                            raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: EXCHANGE_MAX_NUM_ORDERS")
                         key = (r.user_id, spec.hold_asset)
                         hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
                     except ApiError as refused:
@@ -265,7 +278,8 @@ class Holds:
                         fresh.append(self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused))
                     else:
                         available[key] -= hold.atoms
-                        open_count[r.user_id] += 1
+                        open_count[(r.user_id, r.symbol)] += 1
+                        open_all[r.user_id] += 1
                         decision = _accepted(
                             loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots
                         )

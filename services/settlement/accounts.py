@@ -59,7 +59,8 @@ that id before it sends the amend (Redis for two minutes, and Postgres checked),
 settlement backlog outlast the claim and another order have taken it since, the row keeps its old id rather
 than stop the symbol on the unique index."""
 COUNT_ENDED = """
-UPDATE open_order_counts c SET n = c.n - t.k FROM unnest($1::bigint[], $2::int[]) AS t(u, k) WHERE c.user_id = t.u
+UPDATE open_order_counts c SET n = c.n - t.k FROM unnest($1::bigint[], $2::text[], $3::int[]) AS t(u, s, k)
+WHERE c.user_id = t.u AND c.symbol = t.s
 """
 PREVENTED_COLUMNS = tuple(PreventedMatch.__dataclass_fields__)  # prevented_matches' columns, in that order
 LEDGER_COLUMNS = ("ts", "kind", "ref", "asset", "debit_user", "debit_bucket", "credit_user", "credit_bucket", "amount")
@@ -147,10 +148,11 @@ class Accounts:
                     r["executed_lots"],
                     r["cum_nu"],
                     prevented_lots=r["prevented_lots"],
+                    symbol=r["symbol"],
                 )
                 for r in await conn.fetch(
                     "SELECT order_id, user_id, hold_asset, hold_left, status, side, type, price_ticks, qty_lots, "
-                    "executed_lots, cum_nu, prevented_lots FROM orders WHERE order_id = ANY($1::bigint[]) "
+                    "executed_lots, cum_nu, prevented_lots, symbol FROM orders WHERE order_id = ANY($1::bigint[]) "
                     "ORDER BY order_id FOR UPDATE",
                     order_ids,
                 )
@@ -166,8 +168,8 @@ class Accounts:
             balances, ensured = await self._write(conn, settled, now)
             closed = ended_per_user(open_before, settled.touched)
             if closed:
-                users = sorted(closed)  # locked after the balances, in user order, as the processor does
-                await conn.execute(COUNT_ENDED, users, [closed[u] for u in users])
+                keys = sorted(closed)  # locked after the balances, in (user, symbol) order, as the processor does
+                await conn.execute(COUNT_ENDED, [u for u, _ in keys], [s for _, s in keys], [closed[k] for k in keys])
             await conn.executemany(
                 "UPDATE settlement_cursor SET seq = $2 WHERE symbol = $1",
                 [(s, evs[-1].seq) for s, evs in fresh.items()],

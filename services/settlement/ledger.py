@@ -47,6 +47,7 @@ class OrderHold:
     updated_ts: int = 0
     amended_client_order_id: str | None = None  # set by a REPLACED update: the orders row takes it and qty_lots
     prevented_lots: int = 0  # lots lost to DECREMENT/TRANSFER prevented matches: never traded, no longer held
+    symbol: str = ""  # its market (``open_order_counts`` counts per user and symbol)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,12 +226,14 @@ def _prevented(event: MatchedEvent, m: Market, orders: dict[int, OrderHold], out
         )
 
 
-def ended_per_user(open_before: set[int], touched: dict[int, OrderHold]) -> dict[int, int]:
-    """Per user, how many of the orders open before a batch the batch ended (for ``open_order_counts``)."""
-    out: dict[int, int] = {}
+def ended_per_user(open_before: set[int], touched: dict[int, OrderHold]) -> dict[tuple[int, str], int]:
+    """Per (user, symbol), how many of the orders open before a batch the batch ended (for
+    ``open_order_counts``)."""
+    out: dict[tuple[int, str], int] = {}
     for order_id, o in touched.items():
         if order_id in open_before and not OrderStatus(o.status).is_open:
-            out[o.user_id] = out.get(o.user_id, 0) + 1
+            key = (o.user_id, o.symbol)
+            out[key] = out.get(key, 0) + 1
     return out
 
 

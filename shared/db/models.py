@@ -149,11 +149,12 @@ orders = Table(
 # How many open orders (NEW, PARTIALLY_FILLED) each user has, for the MAX_NUM_ORDERS filter: counting them in
 # ``orders`` per batch scans the ``orders_open`` index, whose dead entries pile up between vacuums. The
 # processor adds its accepted orders and settlement subtracts the ones that end, each in its own batch
-# transaction, locked after the balances in user order (the lock order both already follow).
+# transaction, locked after the balances in (user, symbol) order (the lock order both already follow).
 open_order_counts = Table(
     "open_order_counts",
     metadata,
     Column("user_id", BigInteger, ForeignKey("users.user_id"), primary_key=True),
+    Column("symbol", Text, primary_key=True, server_default=""),  # per symbol, as MAX_NUM_ORDERS counts (0017)
     Column("n", Integer, nullable=False, server_default="0"),
     CheckConstraint("n >= 0", name="open_orders_not_negative"),
 )

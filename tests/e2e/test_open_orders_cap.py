@@ -1,5 +1,6 @@
-"""MAX_NUM_ORDERS: the processor refuses an order over a user's cap of open orders, and counts again as
-orders end (canceled or filled), which settlement reports through ``open_order_counts``."""
+"""MAX_NUM_ORDERS: the processor refuses an order over a user's cap of open orders on its symbol, and
+EXCHANGE_MAX_NUM_ORDERS over their cap on all symbols; it counts again as orders end (canceled or filled), which
+settlement reports through ``open_order_counts`` (per user and symbol)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ SELL = dict(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quan
 
 @pytest.fixture
 def capped_fleet(servers: dict[str, str]) -> Iterator[RunningFleet]:
-    with contextlib.contextmanager(_run)({**make_env(servers), "OPEN_ORDERS_MAX": "2"}) as running:
+    env = {**make_env(servers), "OPEN_ORDERS_MAX": "2", "EXCHANGE_OPEN_ORDERS_MAX": "3"}
+    with contextlib.contextmanager(_run)(env) as running:
         yield running
 
 
@@ -36,7 +38,7 @@ async def _ended(db: asyncpg.Connection, order_id: int, status: str) -> None:
 
 
 async def _scenario(fleet: RunningFleet) -> None:
-    seller_user = await admin.create_user(fleet.settings, "capped-seller", [("BTC", 10**8)])
+    seller_user = await admin.create_user(fleet.settings, "capped-seller", [("BTC", 10**8), ("USDT", 1_000 * 10**8)])
     buyer_user = await admin.create_user(fleet.settings, "capped-buyer", [("USDT", 10_000 * 10**8)])
     seller = Client(fleet.base, seller_user.api_key, seller_user.secret)
     buyer = Client(fleet.base, buyer_user.api_key, buyer_user.secret)
@@ -62,8 +64,21 @@ async def _scenario(fleet: RunningFleet) -> None:
         await _ended(db, second["orderId"], "FILLED")
         fourth = await seller.order(**SELL, price="63000")
         assert fourth["status"] == "NEW", fourth
-        assert await db.fetchval("SELECT n FROM open_order_counts WHERE user_id = $1", seller_user.user_id) == 2
-        assert await db.fetchval("SELECT n FROM open_order_counts WHERE user_id = $1", buyer_user.user_id) == 0
+        counts = "SELECT symbol, n FROM open_order_counts WHERE user_id = $1 AND n > 0"
+        assert dict(await db.fetch(counts, seller_user.user_id)) == {"BTCUSDT": 2}
+        assert dict(await db.fetch(counts, buyer_user.user_id)) == {}
+        await check_money(db)
+
+        # the cap is per symbol: another symbol takes orders, up to the cap over all symbols
+        info = await seller.public("exchangeInfo", symbol="BTCUSDT")
+        assert info["exchangeFilters"] == [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": 3}]
+        assert {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 2} in info["symbols"][0]["filters"]
+        eth = dict(symbol="ETHUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.01")
+        other = await seller.order(**eth, price="2000")
+        assert other["status"] == "NEW", other
+        status, refused = await seller.signed("POST", "order", **eth, price="2001")
+        assert (status, refused["code"], refused["msg"]) == (400, -2010, "Filter failure: EXCHANGE_MAX_NUM_ORDERS")
+        assert dict(await db.fetch(counts, seller_user.user_id)) == {"BTCUSDT": 2, "ETHUSDT": 1}
         await check_money(db)
     finally:
         await db.close()

@@ -69,8 +69,8 @@ ALLOWED: dict[str, list[str]] = {
         "UPDATE balances SET available = available - 1, held = held + 1 WHERE user_id = $1 RETURNING available",
         "INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount) "
         "VALUES (0, 'hold', 'order:1', 'USDT', $1, 'available', $1, 'held', 1)",
-        "INSERT INTO open_order_counts (user_id, n) VALUES ($1, 1) "
-        "ON CONFLICT (user_id) DO UPDATE SET n = open_order_counts.n + excluded.n",
+        "INSERT INTO open_order_counts (user_id, symbol, n) VALUES ($1, 'BTCUSDT', 1) "
+        "ON CONFLICT (user_id, symbol) DO UPDATE SET n = open_order_counts.n + excluded.n",
         "SELECT count(*) FROM orders WHERE user_id = $1",
         # PERCENT_PRICE_BY_SIDE's average price (services/order_processor/averages.py, migration 0014)
         "SELECT coalesce(sum(volume_lots), 0), coalesce(sum(quote_nu), 0) FROM klines WHERE symbol = 'BTCUSDT'",

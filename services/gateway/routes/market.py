@@ -42,7 +42,8 @@ async def server_time(_: PublicParams) -> dict[str, Any]:
     return {"serverTime": now_ms()}
 
 
-def _symbol_info(m: Market) -> dict[str, Any]:
+def _symbol_info(m: Market, max_orders: int) -> dict[str, Any]:
+    """``max_orders``: MAX_NUM_ORDERS, a user's open orders on the symbol (the processor's cap)."""
     return {
         "symbol": m.symbol,
         "status": m.status,
@@ -97,7 +98,7 @@ def _symbol_info(m: Market) -> dict[str, Any]:
                 "avgPriceMins": 5,  # shared.tickers.AVG_PRICE_MS
             },
             {"filterType": "ICEBERG_PARTS", "limit": ICEBERG_PARTS_LIMIT},
-            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
+            {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": max_orders},
         ],
         "permissions": [],
         "permissionSets": [["SPOT"]],
@@ -138,8 +139,8 @@ async def exchange_info(gw: GatewayDep, params: PublicParams) -> dict[str, Any]:
             {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": s.orders_per_10s},
             {"rateLimitType": "ORDERS", "interval": "DAY", "intervalNum": 1, "limit": s.orders_per_day},
         ],
-        "exchangeFilters": [],
-        "symbols": [_symbol_info(m) for m in markets],
+        "exchangeFilters": [{"filterType": "EXCHANGE_MAX_NUM_ORDERS", "maxNumOrders": s.exchange_open_orders_max}],
+        "symbols": [_symbol_info(m, s.open_orders_max) for m in markets],
     }
 
 
