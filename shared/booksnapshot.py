@@ -44,6 +44,7 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
     iceberg_lots: int = 0
     hidden: int = 0
     sub: int = 0
+    maker_bps: int = -1  # its owner's fee tier's maker rate (-1: the market's)
 
     @property
     def status(self) -> OrderStatus:

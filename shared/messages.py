@@ -249,6 +249,8 @@ class AcceptedOrder(msgspec.Struct, tag_field="kind", tag="order", kw_only=True,
     stp: StpMode = StpMode.EXPIRE_MAKER
     ts: int
     iceberg_lots: int = 0  # icebergQty in lots: the slice it shows while it rests (0: shows all)
+    maker_bps: int = -1  # its owner's fee tier's rates, fixed at acceptance (-1: the market's, when it trades)
+    taker_bps: int = -1
 
     @property
     def request_id(self) -> int:

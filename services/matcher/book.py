@@ -173,8 +173,11 @@ _A_BUDGET: Final = _ACCEPTED["budget"]
 _A_CLIENT_ID: Final = _ACCEPTED["client_order_id"]
 _A_STP: Final = _ACCEPTED["stp"]
 _A_ICEBERG: Final = _ACCEPTED["iceberg_lots"]
+_A_MAKER_BPS: Final = _ACCEPTED["maker_bps"]
+_A_TAKER_BPS: Final = _ACCEPTED["taker_bps"]
 _A_TS: Final = _ACCEPTED["ts"]
-_ICEBERG_FIELDS: Final = RestingOrder.__struct_fields__.index("iceberg_lots")  # the first of iceberg_lots, hidden, sub
+# the first of the fields no hot path passes to _Order: iceberg_lots, hidden, sub, maker_bps
+_ICEBERG_FIELDS: Final = RestingOrder.__struct_fields__.index("iceberg_lots")
 _CANCEL: Final = {name: i for i, name in enumerate(CancelOrder.__struct_fields__)}
 _C_PARTITION: Final = _CANCEL["src_partition"]
 _C_OFFSET: Final = _CANCEL["src_offset"]
@@ -208,6 +211,7 @@ class _Order:
         "executed_lots",
         "hidden",
         "iceberg_lots",
+        "maker_bps",
         "order_id",
         "price_ticks",
         "qty_lots",
@@ -254,6 +258,7 @@ class _Order:
         self.iceberg_lots: Boxed = 0  # an iceberg's slice; 0: not an iceberg (set by _hide, _from_record)
         self.hidden = 0  # an iceberg's lots not shown (``remaining`` is its visible slice)
         self.sub = 0  # its place among orders of one ``arrival`` (refilled slices of one step)
+        self.maker_bps = -1  # its owner's fee tier's maker rate, stamped at acceptance (-1: the market's)
         self.dead = False
 
 
@@ -281,6 +286,7 @@ def _record(o: _Order) -> RestingOrder:
         o.iceberg_lots,
         o.hidden,
         o.sub,
+        o.maker_bps,
     )
 
 
@@ -289,7 +295,7 @@ def _from_record(r: RestingOrder) -> _Order:
     the iceberg's three last ones, which no hot path passes)."""
     t = _astuple(r)
     o = _Order(*t[:_ICEBERG_FIELDS])
-    o.iceberg_lots, o.hidden, o.sub = t[_ICEBERG_FIELDS:]
+    o.iceberg_lots, o.hidden, o.sub, o.maker_bps = t[_ICEBERG_FIELDS:]
     return o
 
 
@@ -645,6 +651,7 @@ class Book:
         self._bids, self._asks = _Ladder(_BUY), _Ladder(_SELL)
         self._orders: dict[int, _Order] = {}
         self._buyer_k_buy = self._buyer_k_sell = self._seller_k_buy = self._seller_k_sell = 0
+        self._apl = self._apn = 0  # the market's atoms per lot and per notional unit (fee tiers' rates)
         self._set_market(market)
 
     def _set_market(self, market: Market) -> None:
@@ -653,6 +660,7 @@ class Book:
         step never change (``spot admin market update`` refuses it), so the resting orders keep their meaning."""
         self.market = market
         apl, apn = market.atoms_per_lot, market.atoms_per_nu
+        self._apl, self._apn = apl, apn
         mk, tk = market.maker_fee_bps, market.taker_fee_bps
         self._buyer_k_buy, self._buyer_k_sell = apl * tk, apl * mk  # by taker side
         self._seller_k_buy, self._seller_k_sell = apn * mk, apn * tk
@@ -692,6 +700,7 @@ class Book:
         rows = tuple(
             (o.side, o.price_ticks, o.arrival, o.order_id, o.remaining, o.executed_lots, o.cum_nu)
             + ((o.iceberg_lots, o.hidden, o.sub) if o.iceberg_lots else ())
+            + ((o.maker_bps,) if o.maker_bps >= 0 else ())
             for o in sorted(self.orders(), key=lambda o: (o.side, o.price_ticks, o.arrival, o.sub))
         )
         digest = hashlib.blake2b(msgspec.msgpack.encode((rows, self._seq, self._next_trade_id)), digest_size=8)
@@ -952,6 +961,7 @@ class Book:
                     own.empty -= 1
         # its price as the level's key object: a cancel then finds the level by identity
         o = _Order(order_id, user, client_id, side, otype, tif, level.ticks, qty, remaining, 0, 0, created, seq, stp)
+        o.maker_bps = a[_A_MAKER_BPS]
         if a[_A_ICEBERG]:
             _hide(o, a[_A_ICEBERG])
             remaining = o.remaining
@@ -1006,6 +1016,7 @@ class Book:
                     seq,
                     a[_A_STP],
                 )
+                o.maker_bps = a[_A_MAKER_BPS]
                 if a[_A_ICEBERG]:
                     _hide(o, a[_A_ICEBERG])
                 deltas.append(_LevelDelta(side, ticks, self._rest(o)))
@@ -1081,12 +1092,15 @@ class Book:
         is 0 once the taker is done, including a quote-sized one whose quote no longer buys one more lot.
         """
         is_buy = a[_A_SIDE] is _BUY
-        taker = _Taker(
-            a,
-            self._next_trade_id,
-            self._buyer_k_buy if is_buy else self._buyer_k_sell,
-            self._seller_k_buy if is_buy else self._seller_k_sell,
-        )
+        buyer_k = self._buyer_k_buy if is_buy else self._buyer_k_sell
+        seller_k = self._seller_k_buy if is_buy else self._seller_k_sell
+        taker_bps: int = a[_A_TAKER_BPS]
+        if taker_bps >= 0:  # its owner's fee tier's taker rate, in place of the market's
+            if is_buy:
+                buyer_k = self._apl * taker_bps
+            else:
+                seller_k = self._apn * taker_bps
+        taker = _Taker(a, self._next_trade_id, buyer_k, seller_k)
         level = opposite.best()
         while level is not None and taker.reaches(level.price):
             head, touched = self._take_level(taker, level, ts, updates, trades)
@@ -1264,6 +1278,12 @@ class Book:
         boxed_lots: Boxed = lots
         buyer_fee: Boxed = lots * taker.buyer_k // _BPS
         seller_fee: Boxed = nu * taker.seller_k // _BPS
+        maker_bps = maker.maker_bps
+        if maker_bps >= 0:  # the maker's fee tier's rate, in place of the market's
+            if taker.is_buy:
+                seller_fee = nu * (self._apn * maker_bps) // _BPS
+            else:
+                buyer_fee = lots * (self._apl * maker_bps) // _BPS
         if taker.is_buy:
             maker_fee, taker_fee = seller_fee, buyer_fee
             trade = _Trade(tid, ticks, boxed_lots, taker_id, maker_id, uid, maker_uid, False, buyer_fee, seller_fee, ts)

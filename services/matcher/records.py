@@ -37,4 +37,5 @@ class PlainOrder(msgspec.Struct, gc=False):
     iceberg_lots: int = 0
     hidden: int = 0
     sub: int = 0
+    maker_bps: int = -1
     dead: bool = False

@@ -46,6 +46,8 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   order the step refilled them: the back of its level, where the taker may meet it again; it is FILLED (or
   expires under DECREMENT) only when nothing is hidden either; an amend takes from what it hides first; every
   update of an iceberg carries its ``iceberg_lots``;
+* a trade's fees are at the market's rates (its row at that point of the sequence) but for an order whose
+  owner's fee tier stamped its own rates on it (``maker_bps`` for what it does resting, ``taker_bps`` taking);
 * deltas list each level touched by the step, in order of first touch, with its total after the step.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
@@ -60,7 +62,7 @@ from dataclasses import asdict, dataclass
 import msgspec
 
 from services.matcher.book import Book, BookState, RestingOrder
-from shared.domain import CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import BPS, CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
     AmendOrder,
@@ -104,6 +106,7 @@ class Order:
     iceberg_lots: int = 0  # an iceberg: the slice it shows (``remaining``), the lots it hides, its place
     hidden: int = 0  # among orders of one arrival
     sub: int = 0
+    maker_bps: int = -1  # its owner's fee tier's maker rate (-1: the market's when it trades)
 
 
 @dataclass
@@ -326,6 +329,7 @@ class ReferenceBook:
             if a.iceberg_lots and o.remaining > a.iceberg_lots:
                 o.hidden, o.remaining = o.remaining - a.iceberg_lots, a.iceberg_lots
             o.iceberg_lots = a.iceberg_lots
+            o.maker_bps = a.maker_bps
             step.touch(a.side, a.price_ticks)
 
     # --- matching ----------------------------------------------------------------------------------------
@@ -383,8 +387,10 @@ class ReferenceBook:
             self.next_trade_id += 1
             nu = lots * price
             buyer_is_maker = maker.side is Side.BUY
-            buyer_fee = m.fee_atoms(lots * m.atoms_per_lot, is_maker=buyer_is_maker)
-            seller_fee = m.fee_atoms(nu * m.atoms_per_nu, is_maker=not buyer_is_maker)
+            buyer_rate = maker.maker_bps if buyer_is_maker else a.taker_bps  # a fee tier's, or -1
+            seller_rate = a.taker_bps if buyer_is_maker else maker.maker_bps
+            buyer_fee = _fee(m, lots * m.atoms_per_lot, buyer_is_maker, buyer_rate)
+            seller_fee = _fee(m, nu * m.atoms_per_nu, not buyer_is_maker, seller_rate)
             maker_fee, taker_fee = (buyer_fee, seller_fee) if buyer_is_maker else (seller_fee, buyer_fee)
             maker_side, taker_side = (maker.order_id, maker.user_id), (a.order_id, a.user_id)
             (buyer_id, buyer_user), (seller_id, seller_user) = (
@@ -524,6 +530,14 @@ class ReferenceBook:
 
 
 # --- plain functions ---------------------------------------------------------------------------------------
+def _fee(m: Market, gross_atoms: int, is_maker: bool, tier_bps: int) -> int:
+    """A side's commission: at its owner's fee tier's rate when it has one (``tier_bps`` >= 0), else at the
+    market's, rounded down."""
+    if tier_bps < 0:
+        return m.fee_atoms(gross_atoms, is_maker=is_maker)
+    return gross_atoms * tier_bps // BPS
+
+
 def _acceptable(a: AcceptedOrder, maker_price: int) -> bool:
     if a.type is OrderType.MARKET and not a.price_ticks:  # a MARKET's price is its protection limit
         return True

@@ -106,6 +106,7 @@ class Flow:
         stp: StpMode = StpMode.EXPIRE_MAKER,
         type: OrderType = OrderType.LIMIT,
         iceberg: int = 0,
+        tier: tuple[int, int] = (-1, -1),
     ) -> AcceptedOrder:
         """A LIMIT or LIMIT_MAKER holding exactly what it could need: price*qty for a BUY, qty for a SELL;
         ``iceberg``: the slice an iceberg shows (0: not one)."""
@@ -125,6 +126,8 @@ class Flow:
                 client_order_id=f"c{order_id}",
                 stp=stp,
                 iceberg_lots=iceberg,
+                maker_bps=tier[0],
+                taker_bps=tier[1],
             )
         )
 
@@ -214,8 +217,8 @@ class Flow:
         """One op; ``live`` are the ids resting now (for cancels of live orders)."""
         kind, *args = op
         if kind == "limit":
-            user, side, tif, price, qty, stp = args
-            return self.limit(user, side, price, qty, tif, stp)
+            user, side, tif, price, qty, stp, *tier = args
+            return self.limit(user, side, price, qty, tif, stp, tier=tier[0] if tier else (-1, -1))
         if kind == "iceberg":
             user, side, price, qty, part, stp, maker = args
             kind_of = OrderType.LIMIT_MAKER if maker else OrderType.LIMIT
@@ -279,9 +282,11 @@ resting_limits = st.tuples(st.just("limit"), users, sides, st.just(TimeInForce.G
 icebergs = st.tuples(
     st.just("iceberg"), users, sides, prices, st.integers(2, 12), st.integers(1, 11), stps, st.booleans()
 )
+tiers = st.tuples(st.integers(-1, 60), st.integers(-1, 60))  # a fee tier's (maker, taker) bps; -1: the market's
 ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enough to walk several levels
     resting_limits,
     resting_limits,
+    st.tuples(st.just("limit"), users, sides, st.sampled_from(TimeInForce), prices, lots, stps, tiers),
     icebergs,
     st.tuples(st.just("limit"), users, sides, st.sampled_from(TimeInForce), prices, lots, stps),
     st.tuples(st.just("maker"), users, sides, prices, lots, stps),
@@ -1035,3 +1040,20 @@ def test_an_iceberg_that_takes_rests_with_one_slice() -> None:
     assert (o.remaining, o.hidden, o.iceberg_lots) == (3, 4, 3)
     restored = snapshot(book)
     assert restored.state_hash() == book.state_hash() and restored.depth(Side.BUY) == [(100, 3)]
+
+
+def test_a_fee_tier_stamped_on_an_order_replaces_the_markets_rate_for_its_side_only() -> None:
+    f = Flow()
+    _, events = apply_all(
+        [
+            f.limit(1, S, 100, 10, tier=(20, 40)),  # rests: charged its tier's maker rate, 20 bps
+            f.limit(2, B, 100, 4),  # takes at the market's taker rate, 7 bps
+            f.limit(3, B, 100, 6, tier=(1, 50)),  # takes at its tier's taker rate; the maker still at 20
+        ]
+    )
+    first, second = events[1], events[2]
+    assert first is not None and second is not None
+    (t1,), (t2,) = first.trades, second.trades
+    apl, apn = MARKET.atoms_per_lot, MARKET.atoms_per_nu
+    assert (t1.buyer_fee, t1.seller_fee) == (4 * apl * 7 // 10_000, 400 * apn * 20 // 10_000)
+    assert (t2.buyer_fee, t2.seller_fee) == (6 * apl * 50 // 10_000, 600 * apn * 20 // 10_000)
