@@ -42,7 +42,8 @@ from shared.rediskeys import hot_key, orders_key, state_key
 OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 WARM_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status, "
-    "executed_lots, prevented_lots, iceberg_lots, hold_atoms, stp, created_ts, last_seq, src_partition, src_offset"
+    "executed_lots, prevented_lots, iceberg_lots, maker_fee_bps, taker_fee_bps, hold_atoms, stp, created_ts, "
+    "last_seq, src_partition, src_offset"
 )
 
 
@@ -89,6 +90,8 @@ def accepted_from_row(row: Mapping[str, Any], market: Market) -> AcceptedOrder:
         stp=StpMode(row["stp"]),
         ts=int(row["created_ts"]),
         iceberg_lots=int(row["iceberg_lots"]),
+        maker_bps=int(row["maker_fee_bps"]),
+        taker_bps=int(row["taker_fee_bps"]),
     )
 
 

@@ -17,6 +17,8 @@ spot admin key list [--user 2] | revoke KEY | rotate KEY | permissions KEY --set
 spot admin key ip-allow KEY --set 203.0.113.7,10.0.0.0/8 | --any
 spot admin user disable|enable USER   all of a user's keys refused and streams ended, fleet-wide, within a second;
                                       disable also cancels its open orders in sequence (--keep-orders: not)
+spot admin user set-tier USER TIER|none   the user's next orders pay the tier's fees (none: the markets')
+spot admin fees set-tier TIER --maker BPS --taker BPS | list   fee tiers: rates for the users put in them
 spot admin cancel-all --user U [--symbol S] [--wait 5]   cancel a user's open orders in sequence (the kill switch)
 spot admin market add SYMBOL --base B --quote Q --tick-size 0.01 --step-size 0.001 [filters, fees]   live
 spot admin market update SYMBOL [--min-qty ..] [--maker-fee-bps ..] [--bid-up 1.05 --ask-down 0.95 ..]
@@ -51,7 +53,7 @@ from pydantic import ValidationError
 from shared import apikeys, config, funds, identity, segments
 from shared.config import Settings
 
-from . import admin, cancels, infra, keys, markets, reconcile
+from . import admin, cancels, fees, infra, keys, markets, reconcile
 from .fleet import MODULES, SERVICES, Fleet
 
 ENV_FILE = Path(".spot") / "env"  # written by `spot up`: where its servers are, for commands in another terminal
@@ -238,6 +240,15 @@ def cmd_admin(args: argparse.Namespace) -> int:
         return cmd_dlq(settings, args)
     elif args.admin == "key":
         return cmd_key(settings, args)
+    elif args.admin == "fees":
+        return cmd_fees(settings, args)
+    elif args.admin == "user" and args.user_cmd == "set-tier":
+        try:
+            tier = None if args.tier in (None, "none") else args.tier
+            print(json.dumps(asyncio.run(fees.set_user_tier(settings, args.user, tier))))
+        except fees.FeeTierError as refused:
+            print(f"spot admin user set-tier: {refused}", file=sys.stderr)
+            return 2
     elif args.admin == "user":
         enable = args.user_cmd == "enable"
         asyncio.run(keys.set_user_status(settings, args.user, enable))  # keys first: no new order gets in
@@ -256,6 +267,19 @@ def cmd_admin(args: argparse.Namespace) -> int:
         else:
             for r in rows:
                 print(f"{r['userId']:>6} {r['asset']:<6} free {r['free']:>22} locked {r['locked']:>22}")
+    return 0
+
+
+def cmd_fees(settings: Settings, args: argparse.Namespace) -> int:
+    """``spot admin fees set-tier NAME --maker BPS --taker BPS`` / ``spot admin fees list``."""
+    try:
+        if args.fees == "set-tier":
+            print(json.dumps(asyncio.run(fees.set_tier(settings, args.tier, args.maker, args.taker))))
+        else:
+            print(json.dumps(asyncio.run(fees.tiers(settings))))
+    except fees.FeeTierError as refused:
+        print(f"spot admin fees: {refused}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -557,11 +581,19 @@ def parser() -> argparse.ArgumentParser:
     allow = ki.add_mutually_exclusive_group(required=True)
     allow.add_argument("--set", help="comma-separated addresses or networks")
     allow.add_argument("--any", action="store_true", help="no restriction")
-    usr = asub.add_parser("user", help="disable or enable a user (all their keys and streams)")
-    usr.add_argument("user_cmd", choices=("disable", "enable"))
+    usr = asub.add_parser("user", help="disable or enable a user (all their keys and streams), or set their fee tier")
+    usr.add_argument("user_cmd", choices=("disable", "enable", "set-tier"))
     usr.add_argument("user", type=int)
+    usr.add_argument("tier", nargs="?", help="set-tier: the tier's name (none: the markets' own rates)")
     usr.add_argument("--keep-orders", action="store_true", help="disable without canceling the open orders")
     usr.add_argument("--wait", type=_seconds, default=5.0, help="seconds to wait for the cancels to settle")
+    fee = asub.add_parser("fees", help="fee tiers: maker and taker rates for the users put in them")
+    fsub = fee.add_subparsers(dest="fees", required=True)
+    ft = fsub.add_parser("set-tier", help="create or change a tier (its users' next orders take its rates)")
+    ft.add_argument("tier")
+    ft.add_argument("--maker", type=int, required=True, help="maker fee, basis points")
+    ft.add_argument("--taker", type=int, required=True, help="taker fee, basis points")
+    fsub.add_parser("list", help="the tiers, their rates and how many users each holds")
     mkt = asub.add_parser("market", help="add or change a market while the fleet runs (no restart)")
     msub = mkt.add_subparsers(dest="market", required=True)
     for name, what in (("add", "a new market, TRADING at once"), ("update", "filters and fees of a market")):

@@ -31,17 +31,8 @@ async def cancel(gw: Gateway, caller: Caller) -> dict[str, Any]:
 
 
 async def account_commission(gw: Gateway, caller: Caller) -> dict[str, Any]:
-    """``account.commission``: the rates the matcher charges on the symbol (fees are per market here)."""
-    m = gw.market(caller.params.get("symbol"))
-    rates = changes.commission_for_order(m)
-    maker, taker = rates["standardCommissionForOrder"]["maker"], rates["standardCommissionForOrder"]["taker"]
-    zero = "0.00000000"
-    return {
-        "symbol": m.symbol,
-        "standardCommission": {"maker": maker, "taker": taker, "buyer": zero, "seller": zero},
-        "taxCommission": {"maker": zero, "taker": zero, "buyer": zero, "seller": zero},
-        "discount": rates["discount"],
-    }
+    """``account.commission``: REST's ``account/commission`` (the caller's tier's rates, or the market's)."""
+    return await orders.commission_as(gw, caller)
 
 
 METHODS: dict[str, Method] = {

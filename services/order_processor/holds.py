@@ -38,43 +38,50 @@ statement: joined to READ's rows, a cached generic plan scanned it once per requ
 
 READ = """
 SELECT o.order_id IS NOT NULL AS stored, o.status, o.price_ticks, o.qty_lots, o.quote_nu, o.hold_atoms,
-       o.reject_code, o.reject_reason, o.src_partition, o.src_offset, o.iceberg_lots,
+       o.reject_code, o.reject_reason, o.src_partition, o.src_offset, o.iceberg_lots, o.maker_fee_bps,
+       o.taker_fee_bps, coalesce(f.maker_fee_bps, -1) AS tier_maker_bps,
+       coalesce(f.taker_fee_bps, -1) AS tier_taker_bps,
        EXISTS (SELECT 1 FROM orders d WHERE d.user_id = t.u AND d.client_order_id = t.c) AS id_taken,
        coalesce((SELECT n.n FROM open_order_counts n WHERE n.user_id = t.u AND n.symbol = t.s), 0) AS open_orders,
        coalesce((SELECT sum(n.n) FROM open_order_counts n WHERE n.user_id = t.u), 0)::bigint AS open_orders_all
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS t(order_id, u, c, s, i)
 LEFT JOIN orders o ON o.order_id = t.order_id
+LEFT JOIN users u ON u.user_id = t.u
+LEFT JOIN fee_tiers f ON f.tier = u.fee_tier
 ORDER BY t.i
 """
 """Per request of the batch, in order: its stored decision if it was decided before, whether its client
-order id is taken, and its owner's open orders on its symbol (MAX_NUM_ORDERS) and on all (EXCHANGE_MAX_NUM_ORDERS)
-(read without a lock: settlement only lowers a count, so a stale one errs on the side of the cap)."""
+order id is taken, its owner's fee tier's rates (-1: the market's), and its owner's open orders on its symbol
+(MAX_NUM_ORDERS) and on all (EXCHANGE_MAX_NUM_ORDERS), read without a lock: settlement only lowers a count,
+so a stale one errs on the side of the cap."""
 
 WRITE = """
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[],
-                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[])
+                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[],
+                         $20::int[], $21::int[])
       AS o(order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset, iceberg_lots)
+           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset, iceberg_lots,
+           maker_fee_bps, taker_fee_bps)
 ), inserted AS (
     INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu,
                         status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts,
-                        updated_ts, src_partition, src_offset, iceberg_lots)
+                        updated_ts, src_partition, src_offset, iceberg_lots, maker_fee_bps, taker_fee_bps)
     SELECT order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $20, $20, src_partition, src_offset,
-           iceberg_lots
+           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $22, $22, src_partition, src_offset,
+           iceberg_lots, maker_fee_bps, taker_fee_bps
     FROM o
 ), held AS (
     INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
-    SELECT $20, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
+    SELECT $22, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
     FROM o WHERE status = 'NEW'
 ), counted AS (
     INSERT INTO open_order_counts (user_id, symbol, n)
     SELECT user_id, symbol, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id, symbol ORDER BY user_id, symbol
     ON CONFLICT (user_id, symbol) DO UPDATE SET n = open_order_counts.n + excluded.n
 )
-UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $20
+UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $22
 FROM (SELECT user_id, hold_asset, sum(hold_atoms)::bigint AS atoms FROM o WHERE status = 'NEW'
       GROUP BY user_id, hold_asset) AS h
 WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
@@ -105,8 +112,16 @@ log = logging.getLogger(__name__)
 
 
 def _accepted(
-    loc: Located, r: NewOrderRequest, price_ticks: int, qty_lots: int, quote_nu: int, budget: int, iceberg_lots: int
+    loc: Located,
+    r: NewOrderRequest,
+    price_ticks: int,
+    qty_lots: int,
+    quote_nu: int,
+    budget: int,
+    iceberg_lots: int,
+    rates: tuple[int, int],
 ) -> AcceptedOrder:
+    """``rates``: the (maker, taker) bps of its owner's fee tier, fixed on the order; -1: the market's."""
     assert r.tif is not None
     return AcceptedOrder(
         src_partition=loc.partition,
@@ -125,6 +140,8 @@ def _accepted(
         stp=r.stp,
         ts=r.ts,
         iceberg_lots=iceberg_lots,
+        maker_bps=rates[0],
+        taker_bps=rates[1],
     )
 
 
@@ -161,7 +178,8 @@ def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decis
     assert market is not None
     unit = market.atoms_per_nu if r.side is Side.BUY else market.atoms_per_lot
     budget = row["hold_atoms"] // unit
-    return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], budget, row["iceberg_lots"])
+    rates = (row["maker_fee_bps"], row["taker_fee_bps"])
+    return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], budget, row["iceberg_lots"], rates)
 
 
 class Holds:
@@ -280,8 +298,9 @@ class Holds:
                         available[key] -= hold.atoms
                         open_count[(r.user_id, r.symbol)] += 1
                         open_all[r.user_id] += 1
+                        rates = (row["tier_maker_bps"], row["tier_taker_bps"])
                         decision = _accepted(
-                            loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots
+                            loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots, rates
                         )
                         new = OrderStatus.NEW
                         fresh.append(
@@ -294,6 +313,7 @@ class Holds:
                                 hold.asset,
                                 hold.atoms,
                                 iceberg_lots=spec.iceberg_lots,
+                                rates=rates,
                             )
                         )
                     taken_ids.add((r.user_id, r.client_order_id))
@@ -321,8 +341,9 @@ class Holds:
         hold_atoms: int,
         refused: ApiError | None = None,
         iceberg_lots: int = 0,
+        rates: tuple[int, int] = (-1, -1),
     ) -> tuple[object, ...]:
-        """The order's columns in WRITE's parameter order ($1..$19)."""
+        """The order's columns in WRITE's parameter order ($1..$21)."""
         r = loc.request
         return (
             r.order_id,
@@ -344,6 +365,8 @@ class Holds:
             loc.partition,
             loc.offset,
             iceberg_lots,
+            rates[0],
+            rates[1],
         )
 
 

@@ -59,6 +59,17 @@ users = Table(
     Column("name", Text, nullable=False),
     Column("status", Text, nullable=False, server_default="ACTIVE"),
     Column("created_at", BigInteger, nullable=False),
+    Column("fee_tier", Text, ForeignKey("fee_tiers.tier")),  # NULL: the markets' fees (0017)
+)
+
+fee_tiers = Table(  # ``spot admin fees set-tier``: maker and taker rates for the users in a tier (0017)
+    "fee_tiers",
+    metadata,
+    Column("tier", Text, primary_key=True),
+    Column("maker_fee_bps", Integer, nullable=False),
+    Column("taker_fee_bps", Integer, nullable=False),
+    CheckConstraint("maker_fee_bps BETWEEN 0 AND 1000"),
+    CheckConstraint("taker_fee_bps BETWEEN 0 AND 1000"),
 )
 
 api_keys = Table(
@@ -127,6 +138,8 @@ orders = Table(
     Column("cum_nu", BigInteger, nullable=False, server_default="0"),
     Column("prevented_lots", BigInteger, nullable=False, server_default="0"),  # DECREMENT/TRANSFER (0017)
     Column("iceberg_lots", BigInteger, nullable=False, server_default="0"),  # icebergQty in lots (0017)
+    Column("maker_fee_bps", Integer, nullable=False, server_default="-1"),  # its owner's tier's (0017); -1: the
+    Column("taker_fee_bps", Integer, nullable=False, server_default="-1"),  # market's
     Column("hold_asset", Text, nullable=False),
     Column("hold_atoms", BigInteger, nullable=False, server_default="0"),
     Column("hold_left", BigInteger, nullable=False, server_default="0"),

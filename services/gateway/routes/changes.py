@@ -19,7 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from shared import errors
-from shared.domain import BPS, Market, OrderStatus
+from shared.domain import Market, OrderStatus
 from shared.errors import ApiError, ApiErrorWithData
 from shared.lifecycle import now_ms
 from shared.order_request import (
@@ -45,7 +45,7 @@ from ..deps import (
 )
 from ..ingest import Budget
 from . import spec
-from .orders import cancel_as, find, place_order
+from .orders import cancel_as, find, place_order, rate, tier_rates
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 
@@ -79,17 +79,13 @@ def check_new_order(gw: Gateway, user_id: int, params: Mapping[str, str]) -> Mar
     return market
 
 
-def _rate(bps: int) -> str:
-    """A rate in basis points as Binance prints one: 10 -> "0.00100000"."""
-    return f"{bps // BPS}.{bps % BPS * 10**4:08d}"
-
-
-def commission_for_order(m: Market) -> dict[str, Any]:
-    """``computeCommissionRates``: the market's maker and taker rates (fees are per market here; no tax, no
+def commission_for_order(m: Market, tier: tuple[int, int] | None = None) -> dict[str, Any]:
+    """``computeCommissionRates``: the caller's fee tier's maker and taker rates, or the market's (no tax, no
     discount asset in use)."""
     zero = "0.00000000"
+    maker, taker = tier or (m.maker_fee_bps, m.taker_fee_bps)
     return {
-        "standardCommissionForOrder": {"maker": _rate(m.maker_fee_bps), "taker": _rate(m.taker_fee_bps)},
+        "standardCommissionForOrder": {"maker": rate(maker), "taker": rate(taker)},
         "taxCommissionForOrder": {"maker": zero, "taker": zero},
         "discount": {"enabledForAccount": False, "enabledForSymbol": False, "discountAsset": "BNB", "discount": zero},
     }
@@ -119,7 +115,7 @@ async def test_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
     check_unread(params, TEST_ORDER_PARAMS)
     params.pop("computeCommissionRates", None)
     market = check_new_order(gw, caller.user_id, params)
-    return commission_for_order(market) if compute else {}
+    return commission_for_order(market, await tier_rates(gw, caller.user_id)) if compute else {}
 
 
 @router.post(

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Request
 
 from shared import errors
 from shared.binance import fee_asset, order_from_row
-from shared.domain import Market, OrderStatus, fmt_amount
+from shared.domain import BPS, Market, OrderStatus, fmt_amount
 from shared.errors import ApiError
 from shared.order_request import CLIENT_ID
 
@@ -287,22 +287,70 @@ async def all_orders(gw: GatewayDep, caller: DataCaller) -> list[dict[str, Any]]
     return [order_from_row(m, r) for r in rows]
 
 
+TIER_RATES = (
+    "SELECT f.maker_fee_bps, f.taker_fee_bps FROM users u JOIN fee_tiers f ON f.tier = u.fee_tier WHERE u.user_id = $1"
+)
+ZERO_RATE = "0.00000000"
+
+
+def rate(bps: int) -> str:
+    """A rate in basis points as Binance prints one: 10 -> "0.00100000"."""
+    return f"{bps // BPS}.{bps % BPS * 10**4:08d}"
+
+
+async def tier_rates(gw: Gateway, user_id: int) -> tuple[int, int] | None:
+    """The (maker, taker) bps of the user's fee tier (``spot admin user set-tier``), None for the markets'
+    own. The processor stamps the same on each order it accepts, which is what the matcher charges."""
+    row = await gw.db.fetchrow(TIER_RATES, user_id)
+    return None if row is None else (row["maker_fee_bps"], row["taker_fee_bps"])
+
+
+async def commission_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
+    """``account/commission`` (REST and the WebSocket API's ``account.commission``): the caller's rates on a
+    symbol, their tier's or the market's; no tax, no discount asset in use."""
+    m = gw.market(caller.params.get("symbol"))
+    maker, taker = await tier_rates(gw, caller.user_id) or (m.maker_fee_bps, m.taker_fee_bps)
+    zero = {"maker": ZERO_RATE, "taker": ZERO_RATE, "buyer": ZERO_RATE, "seller": ZERO_RATE}
+    return {
+        "symbol": m.symbol,
+        "standardCommission": {"maker": rate(maker), "taker": rate(taker), "buyer": ZERO_RATE, "seller": ZERO_RATE},
+        "taxCommission": zero,
+        "discount": {
+            "enabledForAccount": False,
+            "enabledForSymbol": False,
+            "discountAsset": "BNB",
+            "discount": ZERO_RATE,
+        },
+    }
+
+
+@router.get(
+    "/account/commission",
+    **spec.returns(spec.AccountCommission),
+    openapi_extra=spec.in_query(spec.SYMBOL, *spec.SIGNED),
+)
+async def account_commission(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
+    return await commission_as(gw, caller)
+
+
 @router.get("/account", **spec.returns(spec.Account), openapi_extra=spec.in_query(*spec.SIGNED))
 async def account(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
+    """``commissionRates``: the caller's fee tier's, or else the markets' (their highest where they differ:
+    ``account/commission`` says each symbol's)."""
     rows = await gw.db.fetch(
         "SELECT asset, available, held, updated_at FROM balances WHERE user_id = $1 ORDER BY asset", caller.user_id
     )
+    markets = gw.markets.values()
+    maker, taker = await tier_rates(gw, caller.user_id) or (
+        max((m.maker_fee_bps for m in markets), default=0),
+        max((m.taker_fee_bps for m in markets), default=0),
+    )
     return {
-        "makerCommission": 10,
-        "takerCommission": 10,
+        "makerCommission": maker,
+        "takerCommission": taker,
         "buyerCommission": 0,
         "sellerCommission": 0,
-        "commissionRates": {
-            "maker": "0.00100000",
-            "taker": "0.00100000",
-            "buyer": "0.00000000",
-            "seller": "0.00000000",
-        },
+        "commissionRates": {"maker": rate(maker), "taker": rate(taker), "buyer": ZERO_RATE, "seller": ZERO_RATE},
         "canTrade": True,
         "canWithdraw": True,  # with a key that has WITHDRAW (routes/capital.py)
         "canDeposit": True,  # credited by the operator, once per reference (spot admin deposit)

@@ -571,6 +571,15 @@ class CommissionRates(Body):
     seller: DecimalStr
 
 
+class AccountCommission(Body):
+    """``GET /api/v3/account/commission``: the caller's rates on one symbol (its fee tier's, or the market's)."""
+
+    symbol: str
+    standardCommission: CommissionRates
+    taxCommission: CommissionRates
+    discount: Discount
+
+
 class Account(Body):
     makerCommission: int
     takerCommission: int

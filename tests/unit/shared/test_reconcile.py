@@ -31,6 +31,8 @@ def row(order_id: int, status: str = "NEW", executed: int = 0, last_seq: int = 0
         "executed_lots": executed,
         "prevented_lots": 0,
         "iceberg_lots": 0,
+        "maker_fee_bps": -1,
+        "taker_fee_bps": -1,
         "hold_atoms": 100 * BTC.atoms_per_lot,
         "stp": "EXPIRE_MAKER",
         "created_ts": 1_700_000_000_000,

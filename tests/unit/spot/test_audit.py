@@ -42,6 +42,7 @@ def _row(o: RestingOrder) -> dict[str, Any]:
         "side": o.side.value, "type": o.type.value, "tif": o.tif.value, "price_ticks": o.price_ticks,
         "qty_lots": o.qty_lots, "quote_nu": 0, "status": o.status.value, "executed_lots": o.executed_lots,
         "prevented_lots": o.qty_lots - o.executed_lots - o.remaining - o.hidden, "iceberg_lots": o.iceberg_lots,
+        "maker_fee_bps": o.maker_bps, "taker_fee_bps": -1,
         "hold_atoms": 0, "stp": o.stp.value, "created_ts": o.created_ts, "last_seq": o.arrival, "src_partition": 0,
         "src_offset": o.arrival,
     }  # fmt: skip
