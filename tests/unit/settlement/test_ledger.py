@@ -68,6 +68,8 @@ step = st.one_of(
         st.integers(49_900, 50_100),
         st.integers(1, 5_000),
         st.sampled_from(StpMode),
+        st.sampled_from([0, 0, 2, 3, 7]),  # an iceberg in that many parts (GTC LIMIT, LIMIT_MAKER); 0: not one
+        st.tuples(st.integers(-1, 40), st.integers(-1, 40)),  # the owner's fee tier (-1: the market's rate)
     ),
     st.tuples(
         st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60), st.sampled_from([None, *CancelRestriction])
@@ -91,8 +93,21 @@ class Exchange:
         row = self.balances.setdefault((user, asset), [0, 0])
         row[0 if bucket is Bucket.AVAILABLE else 1] += amount
 
-    def new(self, user: int, side: Side, kind: tuple, price: int, lots: int, stp: StpMode) -> None:
+    def new(
+        self,
+        user: int,
+        side: Side,
+        kind: tuple,
+        price: int,
+        lots: int,
+        stp: StpMode,
+        parts: int = 0,
+        tier: tuple[int, int] = (-1, -1),
+    ) -> None:
+        """``parts``: an iceberg showing lots // parts at a time (0: not one); ``tier``: the (maker, taker) bps
+        stamped on it, as the processor stamps its owner's fee tier's (-1: the market's)."""
         otype, tif = kind
+        iceberg = str(MARKET.lots_to_qty(max(1, lots // parts))) if parts and otype is not OrderType.MARKET else None
         price_s = str(MARKET.ticks_to_price(price)) if otype is not OrderType.MARKET else None
         qty_s = str(MARKET.lots_to_qty(lots)) if tif != "quote" else None
         quote_s = str(MARKET.ticks_to_price(price) * MARKET.lots_to_qty(lots)) if tif == "quote" else None
@@ -111,6 +126,7 @@ class Exchange:
             client_order_id=f"c{self.next_id}",
             stp=stp,
             ts=0,
+            iceberg_qty=iceberg,
         )
         self.next_id += 1
         self.offset += 1
@@ -141,6 +157,9 @@ class Exchange:
             client_order_id=req.client_order_id,
             stp=stp,
             ts=0,
+            iceberg_lots=spec.iceberg_lots,
+            maker_bps=tier[0],
+            taker_bps=tier[1],
         )
         self.run(cmd)
 
@@ -198,8 +217,9 @@ class Exchange:
                 need = left * o.price_ticks * MARKET.atoms_per_nu if o.side == Side.BUY else left * MARKET.atoms_per_lot
                 assert o.hold_left == need, f"order {oid} holds {o.hold_left}, needs {need}"
         for r in self.book.orders():  # what settlement counts left of a resting order is what the book has left
+            # (an iceberg: what it shows and what it hides)
             o = self.orders[r.order_id]
-            assert r.remaining == o.qty_lots - o.executed_lots - o.prevented_lots, (r, o)
+            assert r.remaining + r.hidden == o.qty_lots - o.executed_lots - o.prevented_lots, (r, o)
         for (user, asset), (_, held) in self.balances.items():
             if user == FEE_USER_ID:
                 continue
@@ -222,6 +242,34 @@ def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
             ex.amend(*s[1:])
         else:
             ex.cancel(*s[1:])
+        ex.assert_invariants()
+
+
+self_trades = st.one_of(  # two users, a narrow band of prices: own orders meet often, under every mode
+    st.tuples(
+        st.just("new"),
+        st.sampled_from(USERS[:2]),
+        st.sampled_from(Side),
+        st.sampled_from([(OrderType.LIMIT, TimeInForce.GTC), (OrderType.LIMIT, TimeInForce.IOC)]),
+        st.integers(49_998, 50_002),
+        st.integers(1_000, 6_000),  # from 1000 lots at 500.00: above minNotional
+        st.sampled_from([StpMode.DECREMENT, StpMode.TRANSFER, StpMode.EXPIRE_MAKER, StpMode.NONE]),
+        st.sampled_from([0, 2, 3]),
+        st.tuples(st.integers(-1, 40), st.integers(-1, 40)),
+    ),
+    st.tuples(st.just("cancel"), st.sampled_from(USERS[:2]), st.integers(0, 40), st.none()),
+    st.tuples(st.just("amend"), st.sampled_from(USERS[:2]), st.integers(0, 40), st.integers(1, 6_000)),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(self_trades, max_size=40))
+def test_decrement_and_icebergs_keep_holds_equal_to_what_open_orders_need(steps: list) -> None:
+    """DECREMENT / TRANSFER shrink both orders without a trade; icebergs refill; amends cut: after every step
+    each open order holds exactly what its lots left need, and every ended one nothing (released once)."""
+    ex = Exchange()
+    for s in steps:
+        getattr(ex, s[0])(*s[1:])
         ex.assert_invariants()
 
 
