@@ -45,7 +45,7 @@ METHODS: dict[str, Method] = {
     "openOrders.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.open_orders),
     "openOrders.cancelAll": Method("TRADE", orders.CANCEL_WEIGHT, orders.cancel_all_as),
     "account.status": Method("USER_DATA", USER_DATA_WEIGHT, orders.account),
-    "account.commission": Method("USER_DATA", USER_DATA_WEIGHT, account_commission),
+    "account.commission": Method("USER_DATA", orders.COMMISSION_WEIGHT, account_commission),
     "myTrades": Method("USER_DATA", USER_DATA_WEIGHT, orders.my_trades),
     "myPreventedMatches": Method("USER_DATA", 0, changes.prevented_as),
 }

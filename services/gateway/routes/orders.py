@@ -14,9 +14,9 @@ are always filtered by the caller's user id: nobody sees or cancels another user
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 
 from shared import errors
 from shared.binance import fee_asset, order_from_row
@@ -35,6 +35,7 @@ from ..deps import (
     client_ip,
     int_param,
     read_body,
+    signed,
 )
 from ..ingest import Budget
 from . import spec
@@ -291,6 +292,8 @@ TIER_RATES = (
     "SELECT f.maker_fee_bps, f.taker_fee_bps FROM users u JOIN fee_tiers f ON f.tier = u.fee_tier WHERE u.user_id = $1"
 )
 ZERO_RATE = "0.00000000"
+COMMISSION_WEIGHT = 20  # Binance's for account/commission
+CommissionCaller = Annotated[Caller, Depends(signed("USER_DATA", weight=COMMISSION_WEIGHT))]
 
 
 def rate(bps: int) -> str:
@@ -329,7 +332,7 @@ async def commission_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
     **spec.returns(spec.AccountCommission),
     openapi_extra=spec.in_query(spec.SYMBOL, *spec.SIGNED),
 )
-async def account_commission(gw: GatewayDep, caller: DataCaller) -> dict[str, Any]:
+async def account_commission(gw: GatewayDep, caller: CommissionCaller) -> dict[str, Any]:
     return await commission_as(gw, caller)
 
 
