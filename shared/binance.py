@@ -33,7 +33,9 @@ def order_json(
     updated_ts: int,
     stp: str = "EXPIRE_MAKER",
     iceberg_lots: int = 0,
+    prevented_lots: int = 0,
 ) -> dict[str, Any]:
+    """``prevented_lots``: what DECREMENT / TRANSFER took from it, Binance's ``preventedQuantity`` (only then)."""
     return {
         "symbol": m.symbol,
         "orderId": order_id,
@@ -55,6 +57,7 @@ def order_json(
         "workingTime": created_ts,
         "origQuoteOrderQty": m.fmt_notional(quote_nu),
         "selfTradePreventionMode": stp,
+        **({"preventedQuantity": m.fmt_qty(prevented_lots)} if prevented_lots else {}),
     }
 
 
@@ -76,6 +79,7 @@ def order_from_row(m: Market, row: Mapping[str, Any]) -> dict[str, Any]:
         updated_ts=row["updated_ts"],
         stp=row["stp"],
         iceberg_lots=row["iceberg_lots"],
+        prevented_lots=row["prevented_lots"],
     )
 
 
@@ -97,6 +101,7 @@ def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
         updated_ts=ts,
         stp=u.stp,
         iceberg_lots=u.iceberg_lots,
+        prevented_lots=u.prevented_lots,
     )
 
 

@@ -65,6 +65,7 @@ async def _decrement(base: str, settings: Any) -> None:
             "0.00000000",
             "DECREMENT",
         )
+        assert taker["preventedQuantity"] == "0.02000000"
         (_, prevented) = await _reports(stream, maker["orderId"], 2)
         assert (prevented["x"], prevented["X"], prevented["U"]) == ("TRADE_PREVENTION", "NEW", taker["orderId"])
         assert (prevented["A"], prevented["B"]) == ("0.02000000", "0.02000000")
@@ -93,7 +94,11 @@ async def _decrement(base: str, settings: Any) -> None:
         assert filler["status"] == "FILLED"
         await _locked(c, "BTC", "0.00000000")
         status, body = await c.signed("GET", "order", symbol="BTCUSDT", orderId=maker["orderId"])
-        assert (body["status"], body["executedQty"]) == ("FILLED", "0.03000000")
+        assert (body["status"], body["executedQty"], body["preventedQuantity"]) == (
+            "FILLED",
+            "0.03000000",
+            "0.02000000",
+        )
         await check_money_at(settings.database_url)
 
         # the maker is the smaller (TRANSFER within one account is DECREMENT): it expires, the taker rests

@@ -251,7 +251,7 @@ async def amend_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
             "price": order["price"],
             "qty": order["origQty"],
             "executedQty": order["executedQty"],
-            "preventedQty": m.fmt_qty(0),
+            "preventedQty": order.get("preventedQuantity", m.fmt_qty(0)),
             "quoteOrderQty": order["origQuoteOrderQty"],
             "cumulativeQuoteQty": order["cummulativeQuoteQty"],
             "status": order["status"],

@@ -446,6 +446,7 @@ class Order(Body):
     workingTime: Millis
     origQuoteOrderQty: DecimalStr
     selfTradePreventionMode: StpMode
+    preventedQuantity: DecimalStr | None = None  # what DECREMENT / TRANSFER took from it, when they did
 
 
 class OrderAck(Body):
