@@ -116,3 +116,39 @@ async def _iceberg(base: str, settings: Any) -> None:
 
 def test_an_iceberg_shows_one_slice_and_refills_behind_the_queue(shared_fleet: Any) -> None:
     asyncio.run(_iceberg(shared_fleet.base, shared_fleet.settings))
+
+
+async def _with_ccxt(base: str, settings: Any) -> None:
+    """The unmodified ccxt passes ``icebergQty`` and ``selfTradePreventionMode`` through its params."""
+    from tests.e2e.test_ccxt import _exchange
+
+    ex = await _exchange(base, settings, FUNDS)
+    try:
+        rested = await ex.create_order("BTC/USDT", "limit", "sell", 0.05, 70_000, params={"icebergQty": "0.01"})
+        assert rested["status"] == "open" and rested["info"]["icebergQty"] == "0.01000000"
+        taker = await ex.create_order(
+            "BTC/USDT", "limit", "buy", 0.02, 70_000, params={"selfTradePreventionMode": "DECREMENT"}
+        )
+        # 0.01 off the slice, then 0.01 off the refilled slice it meets again: the taker is used up
+        assert taker["info"]["status"] == "EXPIRED_IN_MATCH" and taker["info"]["preventedQuantity"] == "0.02000000"
+        deadline = time.monotonic() + 10
+        while "preventedQuantity" not in (left := (await ex.fetch_open_orders("BTC/USDT"))[0])["info"]:
+            assert time.monotonic() < deadline, left  # settlement writes what the iceberg lost
+            await asyncio.sleep(0.1)
+        assert (left["id"], left["info"]["preventedQuantity"]) == (rested["id"], "0.02000000")
+        await ex.cancel_order(rested["id"], "BTC/USDT")
+        await _settled_ccxt(ex)
+        await check_money_at(settings.database_url)
+    finally:
+        await ex.close()
+
+
+async def _settled_ccxt(ex: Any, within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while (await ex.fetch_balance())["BTC"]["used"] != 0:
+        assert time.monotonic() < deadline, "the canceled iceberg's hold was never released"
+        await asyncio.sleep(0.1)
+
+
+def test_ccxt_places_an_iceberg_and_a_decrement_order(shared_fleet: Any) -> None:
+    asyncio.run(_with_ccxt(shared_fleet.base, shared_fleet.settings))
