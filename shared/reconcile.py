@@ -11,8 +11,9 @@ Aurora is written first. An accepted order is a row in ``orders`` before it is a
 in between is completed by the redelivery. The reconciler checks that it was, per symbol:
 
 * **stale** hot entries (the order already rests in the book, has ended, or has no row): deleted;
-* **missing** orders (open in Postgres, never matched, neither hot nor in the book, and settlement has
-  caught up with the book, so nothing is in flight): re-sent to the hot book and ``validated-orders``
+* **missing** orders (open in Postgres, never matched, not in the book, and settlement has caught up with
+  the book, so nothing is in flight; with a hot entry only if the matcher's position is past theirs, so their
+  command was lost with a broker's log): re-sent to the hot book and ``validated-orders``
   with their original source position, which the matcher deduplicates by, so a re-send never doubles. One
   whose position the matcher has already passed (its record was lost with a broker's log) would be taken
   for a redelivery: it is re-sent at a free position right after the book's (``after_the_book``);
@@ -114,13 +115,16 @@ def compare(
     if not report.in_sync:
         return report
     for order_id, row in sorted(warm.items()):
-        if row["status"] not in OPEN or order_id in hot_ids:
+        if row["status"] not in OPEN:
             continue
         o = book.get(order_id)
+        passed_by = (int(row["src_partition"]), int(row["src_offset"])) <= (state.src_partition, state.src_offset)
+        if order_id in hot_ids and (o is not None or not passed_by):
+            continue  # on its way to the matcher (a hot entry of an order past the book's position was lost)
         if o is None:
             if row["last_seq"] != 0:
                 report.conflicts.append(f"order {order_id} is open in Postgres but not in the book")
-            elif (int(row["src_partition"]), int(row["src_offset"])) <= (state.src_partition, state.src_offset):
+            elif passed_by:
                 passed.append(accepted_from_row(row, market))
             else:
                 report.missing.append(accepted_from_row(row, market))

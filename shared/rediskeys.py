@@ -78,3 +78,13 @@ def client_id_key(user_id: int, client_order_id: str) -> str:
     """Where a user's client order id is claimed. Hash-tagged by user: the gateway claims it in the same
     Redis call as the user's rate limits (``gateway.ratelimit.signed_budget``)."""
     return f"coid:{{u:{user_id}}}:{client_order_id}"
+
+
+# --- pending order requests: acknowledged, not yet decided -----------------------------------------------
+# Owner: ingestion's ``Ingestor`` (shared/ingestor.py), wherever it runs, which adds each new order before it
+# answers ACK. Exception: the order processor removes the entries of the requests it decided, in the pipeline
+# that writes the hot book (an inbox's reader clears what it read), and re-sends those a lost log took
+# (shared/pending.py).
+def pending_key(symbol: str) -> str:
+    """Hash: order id -> (log epoch, the ``NewOrderRequest`` as published), until the processor decides it."""
+    return f"req:{{{symbol}}}:pending"

@@ -45,22 +45,20 @@ from prometheus_client import Counter, Histogram
 from shared import (
     deadletter,
     kafka,
+    pending,
     postgres,
     pressure,
     resilience,
     segment_keeper,
     segment_store,
-    segments,
     tracing,
 )
 from shared import redis as sredis
 from shared.config import Settings
-from shared.domain import Market
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import AcceptedOrder, MatcherCommand, OrderRequest, RejectedOrder, Topic, encode, unpack_requests
-from shared.reconcile import reconcile_symbol
 
-from . import hotbook
+from . import hotbook, startup
 from .averages import Averages
 from .batch import VALIDATED, BatchDecision, Taking, changed_markets, decide_batch, located, market_runs
 from .holds import Holds, Located
@@ -119,7 +117,7 @@ async def decide(
     holds = Holds(db, markets, settings.open_orders_max)
     averages = Averages(db)  # PERCENT_PRICE_BY_SIDE's reference
     channels = sredis.Channels(settings.topic_suffix)
-    await reconcile(settings, markets, inbox, outbox, db, cache)
+    await startup.repair(settings, markets, inbox, outbox, db, cache, stop)
     health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
     health.up()
     dead = deadletter.DeadLetters(outbox, SERVICE)
@@ -138,6 +136,7 @@ async def decide(
                 # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
                 pipe = cache.pipeline(transaction=False)
                 hotbook.queue(pipe, decided.accepted)
+                pending.queue_decided(pipe, (loc.request for loc in news))  # rows committed: no longer pending
                 tell(pipe, decided)
                 backlog.queue(pipe, batch.oldest_ms, now_ms())  # how long requests waited: the gateways' admission
                 with sredis.timed("hot_book"):
@@ -148,25 +147,6 @@ async def decide(
                 markets.update(changed_markets(records))
             await outbox.flush()
             await inbox.commit(batch)
-
-
-async def reconcile(
-    settings: Settings,
-    markets: dict[str, Market],
-    inbox: kafka.Inbox[OrderRequest],
-    outbox: kafka.Outbox,
-    db: asyncpg.Pool,
-    cache: sredis.Client,
-) -> None:
-    """On start, repair what a crash left behind between Postgres, the hot book and ``validated-orders``."""
-    for market in markets.values():
-        partition = kafka.partition_of(market.symbol, settings.kafka_partitions)
-        segment = inbox.epoch_of(REQUESTS, partition)
-        if settings.kafka_segment_s:  # not past a seal written just before a crash: the matcher may have left
-            segment = segments.unsealed(segment, await segment_store.sealed(cache, settings, VALIDATED, partition))
-        report = await reconcile_symbol(market, db, cache, outbox, segment)
-        if not report.clean:
-            log.warning("reconciled %s: %s", market.symbol, report.as_json())
 
 
 async def take_holds(holds: Holds, news: Sequence[Located], now: int) -> Taking:

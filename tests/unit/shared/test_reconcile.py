@@ -123,3 +123,12 @@ def test_no_free_position_after_a_full_record_is_a_conflict() -> None:
     report = compare(BTC, full.seq, full, [], [], {2: row(2, offset=12)})
     assert not report.missing
     assert report.conflicts == ["order 2 was never matched and no position after the book is free"]
+
+
+def test_a_hot_order_whose_command_a_lost_log_took_is_resent_after_the_book() -> None:
+    """Its hot entry says it is on its way, but the matcher is past its position (the log that carried its
+    command is gone): re-sent right after the book. A hot order ahead of the book is still on its way."""
+    warm = {5: row(5, offset=30), 6: row(6, offset=45)}
+    report = compare(BTC, 10, STATE, [], [5, 6], warm)
+    assert report.stale == [] and not report.conflicts
+    assert [(o.order_id, o.src_partition, o.src_offset) for o in report.missing] == [(5, 1, 41)]
