@@ -37,6 +37,7 @@ from shared import kafka
 from shared import redis as sredis
 from shared.booksnapshot import BookState, RestingOrder, decode_order, decode_state
 from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.identity import EPOCH_STRIDE
 from shared.messages import REQUEST_SLOTS, AcceptedOrder, Topic, encode, envelopes
 from shared.rediskeys import hot_key, orders_key, state_key
 
@@ -99,10 +100,13 @@ def compare(
     resting: Iterable[RestingOrder],
     hot: Iterable[int],
     warm: Mapping[int, Mapping[str, Any]],
+    log_epoch: int = 0,
 ) -> Report:
     """Classify every difference between the two books (pure).
 
-    ``warm`` holds the Postgres rows of every open order of the symbol and of every hot entry.
+    ``warm`` holds the Postgres rows of every open order of the symbol and of every hot entry. ``log_epoch``:
+    the epoch the broker's current log began at (``shared.identity``); an order placed at a position of an
+    earlier log can no longer reach the matcher through it, wherever the matcher's position stands.
     """
     report = Report(market.symbol, in_sync=settled_seq == state.seq)
     passed: list[AcceptedOrder] = []  # never matched, and the matcher is past their positions
@@ -118,7 +122,8 @@ def compare(
         if row["status"] not in OPEN:
             continue
         o = book.get(order_id)
-        passed_by = (int(row["src_partition"]), int(row["src_offset"])) <= (state.src_partition, state.src_offset)
+        position = (int(row["src_partition"]), int(row["src_offset"]))
+        passed_by = position <= (state.src_partition, state.src_offset) or position[0] // EPOCH_STRIDE < log_epoch
         if order_id in hot_ids and (o is not None or not passed_by):
             continue  # on its way to the matcher (a hot entry of an order past the book's position was lost)
         if o is None:
@@ -200,16 +205,22 @@ async def add_rows(db: asyncpg.Pool, warm: dict[int, Mapping[str, Any]], order_i
 
 
 async def reconcile_symbol(
-    market: Market, db: asyncpg.Pool, cache: sredis.Client, outbox: kafka.Outbox | None, epoch: int | None = None
+    market: Market,
+    db: asyncpg.Pool,
+    cache: sredis.Client,
+    outbox: kafka.Outbox | None,
+    epoch: int | None = None,
+    log_epoch: int = 0,
 ) -> Report:
     """Read both books, compare, and repair when ``outbox`` is given (without it: report only). ``epoch``: the
-    log segment the re-sent orders go to (the one the processor reads on the symbol's partition)."""
+    log segment the re-sent orders go to (the one the processor reads on the symbol's partition);
+    ``log_epoch``: where the broker's current log began (``compare``)."""
     symbol = market.symbol
     settled_seq, warm = await read_warm(db, symbol)
     state, resting = await read_book(cache, symbol)
     hot = [int(k) for k in await cache.hkeys(hot_key(symbol))]
     await add_rows(db, warm, hot)
-    report = compare(market, settled_seq, state, resting, hot, warm)
+    report = compare(market, settled_seq, state, resting, hot, warm, log_epoch)
     if outbox is not None:
         if report.stale:
             await cache.hdel(hot_key(symbol), *[str(i) for i in report.stale])

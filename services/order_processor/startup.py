@@ -48,7 +48,8 @@ async def repair(
     deadline = time.monotonic() + SETTLE_WAIT_S
     while behind and not stop.is_set():
         for symbol, market in list(behind.items()):
-            report = await reconcile_symbol(market, db, cache, outbox, await _segment(settings, inbox, cache, symbol))
+            segment = await _segment(settings, inbox, cache, symbol)
+            report = await reconcile_symbol(market, db, cache, outbox, segment, settings.log_epoch)
             if not report.clean:
                 log.warning("reconciled %s: %s", symbol, report.as_json())
             if report.in_sync:

@@ -27,8 +27,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from shared.config import Settings
+from shared.rediskeys import pending_key
 from spot import admin
 from spot.children import die_with_parent
 from spot.cli import HANGUP_LOG
@@ -211,6 +213,8 @@ def test_after_kill_9_the_next_start_continues_and_every_acknowledged_order_reac
         asyncio.run(_second_session(base, before, 1))
         time.sleep(1)  # settlement catches up with the cancels
         asyncio.run(check_money_at(_settings(state).database_url))
+        with redis.Redis.from_url(_settings(state).redis_url) as cache:  # every order decided: none left pending
+            assert cache.hlen(pending_key("BTCUSDT")) == 0
     finally:
         if up.proc.poll() is None:
             up.proc.kill()

@@ -132,3 +132,12 @@ def test_a_hot_order_whose_command_a_lost_log_took_is_resent_after_the_book() ->
     report = compare(BTC, 10, STATE, [], [5, 6], warm)
     assert report.stale == [] and not report.conflicts
     assert [(o.order_id, o.src_partition, o.src_offset) for o in report.missing] == [(5, 1, 41)]
+
+
+def test_an_order_of_a_lost_log_is_resent_though_the_matcher_never_reached_its_position() -> None:
+    """After a broker lost its log the matcher's position is still the old log's last, below the lost order's:
+    only the log epoch tells that its command can no longer come (``log_epoch``, where the current log began)."""
+    warm = {7: row(7, offset=45)}  # ahead of the book's position 40, on log 0 (partition 1 of epoch 0)
+    assert compare(BTC, 10, STATE, [], [7], warm).missing == []  # on the same log: still on its way
+    report = compare(BTC, 10, STATE, [], [7], warm, log_epoch=1)
+    assert [(o.order_id, o.src_offset) for o in report.missing] == [(7, 41)] and not report.conflicts
