@@ -58,9 +58,22 @@ def settled_key(symbol: str) -> str:
 # (list, newest first, Binance trade rows), ``klines`` (sorted set of 1m rows by open time, the 24h ticker's;
 # the klines route reads Postgres), ``kline_cur`` (the live candle of every kline stream), ``trade_seq`` (the
 # last trade-execution seq applied).
-# ``slow_bids``, ``slow_asks``, ``slow_seq``: the ``@depth`` (1,000 ms) diff being gathered and its last ``u``.
+# ``slow_bids``, ``slow_asks``, ``slow_seq``: the ``@depth`` (1,000 ms) diff being gathered and its last ``u``;
+# ``log_epoch``: the broker log the depth was last caught up on (services/market_data/resync.py).
 MARKET_PARTS = frozenset(
-    {"bids", "asks", "depth_seq", "trades", "klines", "kline_cur", "trade_seq", "slow_bids", "slow_asks", "slow_seq"}
+    {
+        "bids",
+        "asks",
+        "depth_seq",
+        "trades",
+        "klines",
+        "kline_cur",
+        "trade_seq",
+        "slow_bids",
+        "slow_asks",
+        "slow_seq",
+        "log_epoch",
+    }
 )
 
 

@@ -37,6 +37,7 @@ from shared.kafka import Batch
 from shared.lifecycle import Health, now_ms, run
 from shared.messages import MatchedEvent, Topic, TradeExecution, encode, unpack_output
 
+from . import resync
 from .streams import (
     ALL_MINI_TICKERS,
     ALL_TICKERS,
@@ -110,6 +111,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         states = {s: MarketState(m, channels) for s, m in markets.items()}
         for loading in states.values():
             await loading.load(cache)
+        await resync.on_new_log(cache, states, settings.log_epoch, now_ms())  # after a broker lost its log
         health.watch(resilience.probes(cache=cache, outbox=dlq))
         health.up()
         unflushed: list[Batch[MatchedEvent | TradeExecution]] = []
