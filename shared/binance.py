@@ -12,7 +12,6 @@ from typing import Any
 from .candles import Candle
 from .domain import Market, Side, fmt_amount
 from .messages import OrderUpdate, Trade
-from .owner_reports import confirmed_on_acceptance as confirmed_on_acceptance  # market-data's import (issue 21)
 
 
 def order_json(

@@ -157,7 +157,7 @@ def parse_new_order(
             raise errors.not_required("timeInForce")
         tif = TimeInForce.IOC
     client_id = params.get("newClientOrderId") or f"spot-{order_id}"
-    if not CLIENT_ID.match(client_id):
+    if not CLIENT_ID.fullmatch(client_id):  # ``$`` alone would take a trailing newline
         raise errors.illegal("newClientOrderId")
     if params.get("newOrderRespType", "FULL") not in RESP_TYPES:
         raise ApiError(errors.ILLEGAL_CHARS, "Invalid newOrderRespType; legal values are ACK, RESULT, FULL.")

@@ -12,10 +12,11 @@ order-processor    ``executionReport`` NEW of each accepted      once the batch'
                    ``outboundAccountPosition`` of the
                    balances its holds changed
 market-data        every other update of the matcher's output    as the matched events arrive
-                   (``told_by_market_data``): a LIMIT_MAKER's
-                   NEW or REJECTED, fills, cancels, expiries,
-                   the processor's refusals (the matcher
-                   echoes them)
+                   (``told_by_market_data``, as
+                   ``market_data_reports`` renders them): a
+                   LIMIT_MAKER's NEW or REJECTED, fills,
+                   cancels, expiries, the processor's refusals
+                   (the matcher echoes them)
 settlement         the ``outboundAccountPosition`` of the        after each settled batch commits
                    balances a batch of trades and releases
                    changed; REST's outcome (``outcome.py``)
@@ -28,8 +29,11 @@ NEW field for field (``acceptance_update``), and market-data leaves out exactly 
 
 from __future__ import annotations
 
-from .domain import ExecType, OrderStatus, OrderType
-from .messages import AcceptedOrder, OrderUpdate
+import orjson
+
+from .binance import execution_report
+from .domain import ExecType, Market, OrderStatus, OrderType
+from .messages import AcceptedOrder, MatchedEvent, OrderUpdate
 
 _NEW = ExecType.NEW
 
@@ -67,3 +71,14 @@ def told_by_market_data(u: OrderUpdate) -> bool:
     """Whether market-data sends the owner this update of the matcher's output: all but the NEW the order
     processor already sent."""
     return not (u.exec_type is _NEW and confirmed_on_acceptance(u.type))
+
+
+def market_data_reports(market: Market, event: MatchedEvent) -> list[tuple[int, bytes]]:
+    """The ``executionReport`` of each update of ``event`` that market-data tells (``told_by_market_data``), as
+    (owner's user id, JSON), in the matcher's order. Raises for an update no JSON can show (a number past 64
+    bits), before the caller changed anything for the event."""
+    return [
+        (u.user_id, orjson.dumps(execution_report(market, u, event.ts)))
+        for u in event.updates
+        if told_by_market_data(u)
+    ]

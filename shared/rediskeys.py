@@ -43,9 +43,9 @@ def legacy_outbox_key(symbol: str) -> str:
 
 
 # --- settled: how far settlement has applied a symbol's matched events -------------------------------------
-# Owner: settlement (services/settlement/__main__.py), after each committed batch. Read by the matcher, in the
-# script that commits its book: it keeps a batch's outputs in the outbox until settlement has applied them, so
-# a broker that loses its log loses no fill (services/matcher/bookstore.py).
+# Owner: settlement (``tell`` in services/settlement/batch.py), after each committed batch. Read by the matcher,
+# in the script that commits its book: it keeps a batch's outputs in the outbox until settlement has applied
+# them, so a broker that loses its log loses no fill (services/matcher/bookstore.py).
 def settled_key(symbol: str) -> str:
     """String: the seq of the last matched event of the symbol settlement committed (its cursor)."""
     return f"book:{{{symbol}}}:settled"
