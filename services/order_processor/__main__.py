@@ -35,17 +35,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Sequence
 
 import asyncpg
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
 from shared import (
     deadletter,
     kafka,
-    pending,
     postgres,
     pressure,
     resilience,
@@ -56,17 +53,16 @@ from shared import (
 from shared import redis as sredis
 from shared.config import Settings
 from shared.lifecycle import Health, now_ms, run
-from shared.messages import AcceptedOrder, MatcherCommand, OrderRequest, RejectedOrder, Topic, encode, unpack_requests
+from shared.messages import OrderRequest, Topic, encode, unpack_requests
 
-from . import hotbook, startup
+from . import startup, writes
 from .averages import Averages
-from .batch import VALIDATED, BatchDecision, Taking, changed_markets, decide_batch, located, market_runs
-from .holds import Holds, Located
+from .batch import VALIDATED, changed_markets, decide_batch, located, market_runs
+from .holds import Holds
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
 log = logging.getLogger(SERVICE)
 
-DECISIONS = Counter("spot_orders_decided_total", "Order requests decided", ["outcome", "reason"])
 BATCH_SECONDS = Histogram("spot_processor_batch_seconds", "Time to decide and publish one batch")
 REQUESTS = Topic.ORDER_REQUESTS.value
 
@@ -128,49 +124,21 @@ async def decide(
                 news = located(records)
                 now = now_ms()
                 holds.averages = await averages.of({loc.request.symbol for loc in news}, now)
-                taking = await take_holds(holds, news, now)
+                taking = await writes.take_holds(holds, news, now)
                 decided = decide_batch(records, news, taking, markets, channels, now, traced)
                 for record, exc in decided.dead:  # for an operator (the owner is told through the matcher)
                     await dead.send(record, encode(record.value), record.value.symbol, exc)
-                # the hot book, and the owners told: their orders are NEW and their funds held (one round trip,
-                # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
-                pipe = cache.pipeline(transaction=False)
-                hotbook.queue(pipe, decided.accepted)
-                pending.queue_decided(pipe, (loc.request for loc in news))  # rows committed: no longer pending
-                tell(pipe, decided)
+                pipe = cache.pipeline(transaction=False)  # one round trip, before the matcher hears of them
+                writes.queue_redis(pipe, decided, news)
                 backlog.queue(pipe, batch.oldest_ms, now_ms())  # how long requests waited: the gateways' admission
                 with sredis.timed("hot_book"):
                     await pipe.execute()
                 for envelope in decided.envelopes:
                     await outbox.send(VALIDATED, envelope.value, key=envelope.symbol, epoch=envelope.epoch)
-                count(decided.commands)
+                writes.count(decided.commands)
                 markets.update(changed_markets(records))
             await outbox.flush()
             await inbox.commit(batch)
-
-
-async def take_holds(holds: Holds, news: Sequence[Located], now: int) -> Taking:
-    """The batch's order rows and holds in Postgres: one transaction, cut in halves around a request that
-    cannot be applied (``deadletter.isolate``) until it is found; an outage is raised as it comes."""
-    taken, failed = await deadletter.isolate(news, functools.partial(holds.take, now=now))
-    failed += holds.unstorable()  # refused alone inside the step: told and dead-lettered the same way
-    return taken, failed
-
-
-def tell(pipe: sredis.Pipeline, decided: BatchDecision) -> None:
-    """Queue the owners' user-stream events on ``pipe``: one message per channel."""
-    publications = sredis.Publications()
-    for channel, events in decided.told.items():
-        publications.add_all(channel, events)
-    publications.queue(pipe)
-
-
-def count(commands: Sequence[MatcherCommand]) -> None:
-    for c in commands:
-        if isinstance(c, RejectedOrder):
-            DECISIONS.labels("rejected", str(c.code)).inc()
-        elif isinstance(c, AcceptedOrder):
-            DECISIONS.labels("accepted", "").inc()
 
 
 def main() -> None:
