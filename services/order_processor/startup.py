@@ -6,7 +6,8 @@ up with the book (nothing in flight). After a ``kill -9`` of the whole fleet set
 matcher has published its outbox again and settlement applied it, a few seconds; so the processor waits
 for that, up to ``SETTLE_WAIT_S``, before it serves: an order it took for lost and re-sent while its
 command was still in flight could make the matcher skip the commands before it. A market still behind after
-that (settlement halted, or down) is reported and left to the next start or ``spot admin reconcile``.
+that (settlement down), or halted there (not waited for), is reported and left to the next start or
+``spot admin reconcile``.
 
 Then the orders acknowledged on a log the broker has lost are sent again (``shared.pending``).
 """
@@ -44,7 +45,10 @@ async def repair(
 ) -> None:
     """Reconcile every market once settlement has caught up with its book (waiting ``SETTLE_WAIT_S`` at most),
     then send again the acknowledged orders a lost log took."""
-    behind = dict(markets)
+    halted = {r["symbol"] for r in await db.fetch("SELECT symbol FROM settlement_halts WHERE resolution IS NULL")}
+    behind = {symbol: m for symbol, m in markets.items() if symbol not in halted}  # a halted one will not catch up
+    for symbol in halted & markets.keys():
+        log.warning("%s: settlement is halted there; not reconciled (next start, or `spot admin reconcile`)", symbol)
     deadline = time.monotonic() + SETTLE_WAIT_S
     while behind and not stop.is_set():
         for symbol, market in list(behind.items()):
