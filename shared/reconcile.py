@@ -52,6 +52,7 @@ WARM_COLUMNS = (
 class Report:
     symbol: str
     in_sync: bool
+    unjudged: int = 0  # while settlement lags: open orders of an earlier log the book does not hold
     stale: list[int] = field(default_factory=list)
     missing: list[AcceptedOrder] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
@@ -116,7 +117,15 @@ def compare(
         row = warm.get(order_id)
         if order_id in book or row is None or row["status"] not in OPEN:
             report.stale.append(order_id)
-    if not report.in_sync:
+    if not report.in_sync:  # nothing but stale entries is judged; say how many orders may be lost with a log
+        report.unjudged = sum(
+            1
+            for order_id, row in warm.items()
+            if row["status"] in OPEN
+            and order_id not in book
+            and row["last_seq"] == 0
+            and int(row["src_partition"]) // EPOCH_STRIDE < log_epoch
+        )
         return report
     for order_id, row in sorted(warm.items()):
         if row["status"] not in OPEN:

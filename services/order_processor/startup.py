@@ -2,12 +2,13 @@
 
 Per market, the reconciler (``shared.reconcile``) compares Postgres with the hot book and the matcher's book
 and re-sends the accepted orders the matcher never read. It can only name those once settlement has caught
-up with the book (nothing in flight). After a ``kill -9`` of the whole fleet settlement is behind until the
-matcher has published its outbox again and settlement applied it, a few seconds; so the processor waits
-for that, up to ``SETTLE_WAIT_S``, before it serves: an order it took for lost and re-sent while its
-command was still in flight could make the matcher skip the commands before it. A market still behind after
-that (settlement down), or halted there (not waited for), is reported and left to the next start or
-``spot admin reconcile``.
+up with the book (nothing in flight). After a broker lost its log, open orders of the earlier log that the
+book does not hold may be lost with it; settlement is then behind until the matcher has published its
+outbox again and settlement applied it, a few seconds. So while there are such orders the processor waits
+for settlement, up to ``SETTLE_WAIT_S``, before it serves (an order taken for lost and re-sent while its
+command was still in flight could make the matcher skip the commands before it). Otherwise, as after any
+ordinary restart, it reconciles once and serves; a market left behind is reported and judged at the next
+start or by ``spot admin reconcile``.
 
 Then the orders acknowledged on a log the broker has lost are sent again (``shared.pending``).
 """
@@ -45,10 +46,7 @@ async def repair(
 ) -> None:
     """Reconcile every market once settlement has caught up with its book (waiting ``SETTLE_WAIT_S`` at most),
     then send again the acknowledged orders a lost log took."""
-    halted = {r["symbol"] for r in await db.fetch("SELECT symbol FROM settlement_halts WHERE resolution IS NULL")}
-    behind = {symbol: m for symbol, m in markets.items() if symbol not in halted}  # a halted one will not catch up
-    for symbol in halted & markets.keys():
-        log.warning("%s: settlement is halted there; not reconciled (next start, or `spot admin reconcile`)", symbol)
+    behind = dict(markets)
     deadline = time.monotonic() + SETTLE_WAIT_S
     while behind and not stop.is_set():
         for symbol, market in list(behind.items()):
@@ -56,7 +54,7 @@ async def repair(
             report = await reconcile_symbol(market, db, cache, outbox, segment, settings.log_epoch)
             if not report.clean:
                 log.warning("reconciled %s: %s", symbol, report.as_json())
-            if report.in_sync:
+            if report.in_sync or not report.unjudged:  # judged, or nothing a lost log may have taken to wait for
                 del behind[symbol]
         if not behind or time.monotonic() > deadline:
             break

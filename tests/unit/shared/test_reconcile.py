@@ -141,3 +141,10 @@ def test_an_order_of_a_lost_log_is_resent_though_the_matcher_never_reached_its_p
     assert compare(BTC, 10, STATE, [], [7], warm).missing == []  # on the same log: still on its way
     report = compare(BTC, 10, STATE, [], [7], warm, log_epoch=1)
     assert [(o.order_id, o.src_offset) for o in report.missing] == [(7, 41)] and not report.conflicts
+
+
+def test_while_settlement_lags_the_orders_a_lost_log_may_have_taken_are_counted_not_judged() -> None:
+    warm = {7: row(7, offset=45), 8: row(8, last_seq=3)}  # 8 was matched: the book lost it, not the log
+    assert compare(BTC, 8, STATE, [], [7], warm).unjudged == 0  # the same log: on its way
+    report = compare(BTC, 8, STATE, [], [7], warm, log_epoch=1)
+    assert not report.in_sync and report.unjudged == 1 and not report.missing and not report.conflicts
