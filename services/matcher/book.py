@@ -817,10 +817,17 @@ class Book:
             for o in sorted(self.orders(), key=lambda o: (o.side, o.price_ticks, o.arrival))
         )
         held: tuple[Any, ...] = (rows, self._seq, self._next_trade_id)
-        if self._stops:  # a book without stops hashes as before they existed
-            held += (tuple(msgspec.structs.astuple(r) for r in self.stops()), self._last)
+        if self._stops:  # a book without stops hashes as before they existed; times left out, as above
+            stops = tuple(self._stop_row(s) for s in self._stops.values())
+            held += (stops, self._last)
         digest = hashlib.blake2b(msgspec.msgpack.encode(held), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
+
+    @staticmethod
+    def _stop_row(s: _Stop) -> tuple[Any, ...]:
+        """A waiting stop's part of ``state_hash``: what it is and its trailing state, no times."""
+        a = s.a
+        return (s.arrival, a[_A_ID], a[_A_TYPE], a[_A_PRICE], a[_A_QTY], a[_A_BUDGET], s.stop, s.delta, s.trail)
 
     # --- restore -----------------------------------------------------------------------------------------
     def restore(self, orders: list[RestingOrder]) -> None:
