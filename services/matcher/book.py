@@ -18,6 +18,17 @@ quantity or by quote notional (``quote_nu``), which behaves as IOC; a MARKET ord
 prevention uses the taker's mode, as Binance does. ``CancelAllOrders`` takes every open order of one owner (or
 of all) out in one step; ``MarketChange`` swaps the market's row (its fees) at its place in the sequence.
 
+Conditional orders (``AcceptedStop``: STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT, issue 24) wait
+off the book in ``_stops`` (``_Stop``), reported NEW and not working; refused (-2010) when their stop price is met
+by the last trade already (not a trailing one) or their owner has ``MAX_NUM_ALGO_ORDERS`` waiting. Every trade
+of a step is shown, in order, to the waiting stops, in arrival order (``_run_stops``); those it triggers run
+right after the step's own matching, in the order they triggered, as the MARKET or LIMIT they become
+(``_trigger``), inside the same event, and their trades are shown to the stops in turn. A trailing one follows
+the best price since its trailing started by ``trailing_delta`` BIPS, as Binance's trailing-stop FAQ says.
+A book without stops pays for them one test per crossing order (and the last trade price, kept in
+``BookState``); waiting stops are scanned per trade (O(stops) each: ``MAX_NUM_ALGO_ORDERS`` per owner bounds
+them).
+
 Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
 order's status at that point of the sequence; an amend (``AmendOrder``, ``order/amend/keepPriority``) to a
 smaller quantity, which keeps the order's place in its queue (its ``arrival``) and reports REPLACED.
