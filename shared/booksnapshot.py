@@ -39,14 +39,15 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
     created_ts: int
     arrival: int
     stp: StpMode
-    # an untriggered conditional order (``stop_ticks`` or ``trailing_delta`` set; a triggered one that rests is
-    # a plain entry): its stop, trailing state (``trail_ticks``: the best price since its trailing started, 0
-    # before; ``trail_ts``: when it started) and the budget it will take the book with
+    # a conditional order (``stop_ticks`` or ``trailing_delta`` set): its stop; untriggered (``working_ts`` -1),
+    # its trailing state (``trail_ticks``: the best price since its trailing started, 0 before; ``trail_ts``:
+    # when it started) and the budget it will take the book with; triggered and resting, when it triggered
     stop_ticks: int = 0
     trailing_delta: int = 0
     trail_ticks: int = 0
     trail_ts: int = -1
     budget: int = 0
+    working_ts: int = 0
 
     @property
     def status(self) -> OrderStatus:

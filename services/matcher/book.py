@@ -407,6 +407,7 @@ def _stop_record(s: _Stop) -> RestingOrder:
         s.trail,
         s.trail_ts,
         a[_A_BUDGET],
+        -1,
     )
 
 
@@ -762,6 +763,7 @@ class Book:
         self._stops: dict[int, _Stop] = {}  # untriggered conditional orders, in arrival order
         self._stops_changed: dict[int, None] = {}  # ids of stops whose trailing state moved (for the snapshot)
         self._triggering = False  # running a triggered order: its trades are scanned by the caller
+        self._triggered: dict[int, StopState] = {}  # triggered orders that rest: their stop, on all their reports
         self._buyer_k_buy = self._buyer_k_sell = self._seller_k_buy = self._seller_k_sell = 0
         self._set_market(market)
 
@@ -797,11 +799,34 @@ class Book:
         if o is None:
             s = self._stops.get(order_id)  # an untriggered stop (its record carries its stop fields)
             return None if s is None else _stop_record(s)
-        return _record(o)
+        return self._resting_record(o)
 
     def orders(self) -> Iterator[RestingOrder]:
         """The resting orders, as snapshot records (copies)."""
-        return (_record(o) for o in self._orders.values())
+        return (self._resting_record(o) for o in self._orders.values())
+
+    def _resting_record(self, o: _Order) -> RestingOrder:
+        """A resting order's record; a triggered conditional one's with its stop and when it triggered."""
+        record = _record(o)
+        stop = self._triggered.get(o.order_id) if self._triggered else None
+        if stop is None:
+            return record
+        return _replace(
+            record,
+            stop_ticks=stop.stop_ticks,
+            trailing_delta=stop.trailing_delta,
+            trail_ts=stop.trailing_ts,
+            working_ts=stop.working_ts,
+        )
+
+    def _carry(self, u: OrderUpdate) -> OrderUpdate:
+        """A triggered order that rests keeps its stop on every report, until the one that ends it."""
+        stop = self._triggered.get(u.order_id)
+        if stop is None:
+            return u
+        if not u.status.is_open:
+            del self._triggered[u.order_id]
+        return _replace(u, stop=stop)
 
     def stops(self) -> Iterator[RestingOrder]:
         """The untriggered conditional orders, as snapshot records (copies), in arrival order."""
@@ -831,6 +856,8 @@ class Book:
         if self._stops:  # a book without stops hashes as before they existed; times left out, as above
             stops = tuple(self._stop_row(s) for s in self._stops.values())
             held += (stops, self._last)
+        if self._triggered:
+            held += (tuple(sorted((i, s.stop_ticks, s.trailing_delta) for i, s in self._triggered.items())),)
         digest = hashlib.blake2b(msgspec.msgpack.encode(held), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
 
@@ -844,9 +871,11 @@ class Book:
     def restore(self, orders: list[RestingOrder]) -> None:
         """Rebuild from a snapshot; orders may come in any order, ``arrival`` restores the queues."""
         for o in sorted(orders, key=lambda o: o.arrival):
-            if o.stop_ticks or o.trailing_delta:
+            if (o.stop_ticks or o.trailing_delta) and o.working_ts == -1:
                 self._stops[o.order_id] = _stop_from_record(o)
             else:
+                if o.stop_ticks or o.trailing_delta:  # triggered, resting
+                    self._triggered[o.order_id] = StopState(o.stop_ticks, o.trailing_delta, o.trail_ts, o.working_ts)
                 self._rest(_from_record(o))
 
     # --- commands ------------------------------------------------------------------------------------------
@@ -955,14 +984,11 @@ class Book:
         elif len(level.queue) - level.head > 2 * level.live + ladder.slack:
             level.queue = [q for q in level.queue[level.head :] if not q.dead]
             level.head = 0
+        ended = _ended(o, _CANCELED, _X_CANCELED)
+        if self._triggered:
+            ended = self._carry(ended)
         return _MatchedEvent(  # positional (see MatchedEvent): updates, trades, deltas
-            self._symbol,
-            seq,
-            ts,
-            c[_C_REQUEST_ID],
-            [_ended(o, _CANCELED, _X_CANCELED)],
-            [],
-            [_LevelDelta(side, price, level.lots)],
+            self._symbol, seq, ts, c[_C_REQUEST_ID], [ended], [], [_LevelDelta(side, price, level.lots)]
         )
 
     def _cancel_all(self, c: CancelAllOrders, ts: Boxed, seq: Boxed) -> MatchedEvent:
@@ -992,7 +1018,7 @@ class Book:
                 touched[(side, level.price)] = level
             if not level.live:
                 ladder.level_emptied(level)
-            updates.append(_ended(o, _CANCELED, _X_CANCELED))
+            updates.append(self._carry(_ended(o, _CANCELED, _X_CANCELED)))
         for level in touched.values():  # levels still holding orders: drop their dead entries
             if level.live:
                 level.queue = [q for q in level.queue[level.head :] if not q.dead]
@@ -1032,8 +1058,10 @@ class Book:
         o.qty_lots = c.qty_lots
         before = o.client_order_id
         o.client_order_id = c.client_order_id
-        update = _replace(
-            _ended(o, _PARTIALLY_FILLED if o.executed_lots else _NEW, _X_REPLACED), orig_client_order_id=before
+        update = self._carry(
+            _replace(
+                _ended(o, _PARTIALLY_FILLED if o.executed_lots else _NEW, _X_REPLACED), orig_client_order_id=before
+            )
         )
         return _MatchedEvent(
             self._symbol, seq, ts, c.request_id, [update], [], [_LevelDelta(o.side, o.price_ticks, level.lots)]
@@ -1268,8 +1296,9 @@ class Book:
         trades.extend(step.trades)
         deltas.extend(step.deltas)
         resting = self._orders.get(order_id)
-        if resting is not None:
+        if resting is not None:  # rests as the LIMIT it became, under its own type, its stop on its reports
             resting.type = otype
+            self._triggered[order_id] = _stop_state(s, ts)
 
     # --- matching ------------------------------------------------------------------------------------------
     def _fillable(self, a: tuple[Any, ...], opposite: _Ladder) -> bool:
@@ -1384,7 +1413,8 @@ class Book:
             level.lots -= maker.remaining
             level.live -= 1
             ended = _ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION)
-            updates.append(_replace(ended, prevented_match_id=prevented_id, counter_order_id=taker.order_id))
+            ended = _replace(ended, prevented_match_id=prevented_id, counter_order_id=taker.order_id)
+            updates.append(self._carry(ended) if self._triggered else ended)
         if taker.expire_taker:
             taker.stp_expired = taker.stop = True
             self._taker_prevented = (prevented_id, maker.order_id)
@@ -1434,33 +1464,32 @@ class Book:
         if filled:
             del self._orders[maker_id]
             level.live -= 1
-        updates.append(
-            _OrderUpdate(  # positional (see OrderUpdate), up to fee
-                maker_id,
-                maker_uid,
-                maker.client_order_id,
-                maker.side,
-                maker.type,
-                maker.tif,
-                ticks,
-                maker.qty_lots,
-                _PARTIALLY_FILLED if mrem else _FILLED,
-                _X_TRADE,
-                maker.created_ts,
-                0,  # quote_nu: a resting order is sized in lots
-                m_executed,
-                m_cum_nu,
-                boxed_lots,  # last_lots, last_ticks, trade_id, is_maker
-                ticks,
-                tid,
-                True,
-                maker_fee,
-                0,  # reject_code, reason, orig_client_order_id
-                "",
-                "",
-                maker.stp,
-            )
+        made = _OrderUpdate(  # positional (see OrderUpdate), up to fee
+            maker_id,
+            maker_uid,
+            maker.client_order_id,
+            maker.side,
+            maker.type,
+            maker.tif,
+            ticks,
+            maker.qty_lots,
+            _PARTIALLY_FILLED if mrem else _FILLED,
+            _X_TRADE,
+            maker.created_ts,
+            0,  # quote_nu: a resting order is sized in lots
+            m_executed,
+            m_cum_nu,
+            boxed_lots,  # last_lots, last_ticks, trade_id, is_maker
+            ticks,
+            tid,
+            True,
+            maker_fee,
+            0,  # reject_code, reason, orig_client_order_id
+            "",
+            "",
+            maker.stp,
         )
+        updates.append(self._carry(made) if self._triggered else made)
         done = taker.remaining == 0
         taker.stop = done
         updates.append(

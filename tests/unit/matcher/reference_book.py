@@ -44,8 +44,9 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   started (highest for a SELL, lowest for a BUY) and triggers at a trade ``delta`` BIPS worse than it;
 * the triggered orders run after the step's own matching, in the order they triggered, each reported NEW
   with ``working_ts`` the step's ts, then as the MARKET or LIMIT it becomes, under its own type and stop
-  fields; their trades are shown to the stops in turn; an untriggered stop can be cancelled (cancel-all takes
-  them after the resting orders), never amended.
+  fields; their trades are shown to the stops in turn; one that rests carries its stop (working since its
+  trigger) on every later report; an untriggered stop can be cancelled (cancel-all takes them after the
+  resting orders), never amended.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
 hash is defined as a function of what a book holds; the tests compare those contents directly as well.
@@ -114,6 +115,18 @@ class Order:
     created_ts: int
     arrival: int
     stp: StpMode
+    # a triggered conditional order that rests: its stop, on every report until the one that ends it
+    stop_ticks: int = 0
+    trailing_delta: int = 0
+    trail_ticks: int = 0
+    trail_ts: int = -1
+    budget: int = 0
+    working_ts: int = 0
+
+    def stop(self) -> StopState | None:
+        if not (self.stop_ticks or self.trailing_delta):
+            return None
+        return StopState(self.stop_ticks, self.trailing_delta, self.trail_ts, self.working_ts)
 
 
 @dataclass
@@ -151,6 +164,7 @@ class Stop:
             trail_ticks=self.trail,
             trail_ts=self.trail_ts,
             budget=a.budget,
+            working_ts=-1,
         )
 
     def update(self, status: OrderStatus, exec_type: ExecType, working_ts: int, **more: object) -> OrderUpdate:
@@ -404,6 +418,8 @@ class ReferenceBook:
             for o in self.resting:
                 if o.order_id == s.a.order_id:
                     o.type = s.a.type
+                    o.stop_ticks, o.trailing_delta = s.a.stop_ticks, s.a.trailing_delta
+                    o.trail_ts, o.working_ts = s.trail_ts, ts
         self.last = step.trades[-1].price_ticks
 
     def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:
@@ -629,6 +645,7 @@ def _taker_update(a: AcceptedOrder, **state: object) -> OrderUpdate:
 
 
 def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: object) -> OrderUpdate:
+    """A resting order's report; a triggered conditional one's carries its stop."""
     return OrderUpdate(
         order_id=o.order_id,
         user_id=o.user_id,
@@ -644,6 +661,7 @@ def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: ob
         cum_nu=o.cum_nu,
         created_ts=o.created_ts,
         stp=o.stp,
+        stop=o.stop(),
         **fill,  # type: ignore[arg-type]
     )
 

@@ -1083,7 +1083,13 @@ def test_trailing_sell_follows_the_highest_price_and_triggers_delta_below_it_as_
     assert mine[0].exec_type is ExecType.NEW and mine[0].stop == StopState(0, 500, 6, 77)
     assert mine[-1].status is OrderStatus.NEW and mine[-1].type is SLL  # nothing to sell to: it rests
     assert book.order(stop.order_id) is not None and book.depth(S) == [(90, 1)]
-    assert snapshot(book).state_hash() == book.state_hash()
+    restored = snapshot(book)  # the stop it rests with survives a restart
+    assert restored.state_hash() == book.state_hash()
+    taker = f.limit(3, B, 90, 1)
+    event = book.apply(taker, 80)
+    assert event is not None and event == restored.apply(taker, 80)
+    (made,) = [u for u in event.updates if u.order_id == stop.order_id]  # its later fill reports it too
+    assert (made.status, made.type, made.stop) == (OrderStatus.FILLED, SLL, StopState(0, 500, 6, 77))
 
 
 def test_trailing_take_profit_starts_trailing_only_once_its_stop_price_is_met() -> None:
