@@ -99,6 +99,29 @@ def test_ccxt_stop_loss_take_profit_and_trailing_orders_trigger_and_are_seen(sha
     asyncio.run(check_money_at(shared_fleet.settings.database_url))
 
 
+async def _over_ws_api(base: str, settings: Any) -> None:
+    """The same orders over the WebSocket API (``create_order_ws``): a waiting stop, seen and canceled there."""
+    ex = await _exchange(base, settings, [("USDT", 100_000 * 10**8)])
+    try:
+        # Binance's own type and stopPrice: ccxt's create_order_ws passes its unified params on as they came
+        placed = await ex.create_order_ws(SYMBOL, "STOP_LOSS_LIMIT", "buy", 0.01, 40_000, {"stopPrice": 60_000})
+        assert (placed["status"], placed["info"]["type"], placed["info"]["isWorking"]) == (
+            "open", "STOP_LOSS_LIMIT", False,
+        )  # fmt: skip
+        assert [o["id"] for o in await ex.fetch_open_orders_ws(SYMBOL)] == [placed["id"]]
+        balance = await ex.fetch_balance()
+        assert balance["USDT"]["used"] == pytest.approx(400)  # held from acceptance: 0.01 at its limit 40000
+        canceled = await ex.cancel_order_ws(placed["id"], SYMBOL)
+        assert canceled["status"] == "canceled" and (await ex.fetch_balance())["USDT"]["used"] == 0
+    finally:
+        await ex.close()
+
+
+def test_ccxt_places_and_cancels_a_stop_over_the_websocket_api(shared_fleet: Any) -> None:
+    asyncio.run(_over_ws_api(shared_fleet.base, shared_fleet.settings))
+    asyncio.run(check_money_at(shared_fleet.settings.database_url))
+
+
 def test_exchange_info_lists_conditional_types_and_their_filters(shared_fleet: Any) -> None:
     async def read() -> dict[str, Any]:
         ex = ccxt.pro.binance(config(shared_fleet.base))
