@@ -20,11 +20,12 @@ of all) out in one step; ``MarketChange`` swaps the market's row (its fees) at i
 
 Conditional orders (``AcceptedStop``: STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT, issue 24) wait
 off the book in ``_stops`` (``_Stop``), reported NEW and not working; refused (-2010) when their stop price is met
-by the last trade already (not a trailing one) or their owner has ``MAX_NUM_ALGO_ORDERS`` waiting. Every trade
-of a step is shown, in order, to the waiting stops, in arrival order (``_run_stops``); those it triggers run
-right after the step's own matching, in the order they triggered, as the MARKET or LIMIT they become
-(``_trigger``), inside the same event, and their trades are shown to the stops in turn. A trailing one follows
-the best price since its trailing started by ``trailing_delta`` BIPS, as Binance's trailing-stop FAQ says.
+by the last trade already (not a trailing one) or their owner has ``MAX_NUM_ALGO_ORDERS`` open here (waiting, or
+triggered and resting). Every trade of a step is shown, in order, to the waiting stops, in arrival order
+(``_run_stops``); those it triggers run right after the step's own matching, in the order they triggered, as the
+MARKET or LIMIT they become (``_trigger``), inside the same event, and their trades are shown to the stops in
+turn; one that rests keeps its stop on its reports (``_triggered``). A trailing one follows the best price since
+its trailing started by ``trailing_delta`` BIPS, as Binance's trailing-stop FAQ says.
 A book without stops pays for them one test per crossing order (and the last trade price, kept in
 ``BookState``); waiting stops are scanned per trade (O(stops) each: ``MAX_NUM_ALGO_ORDERS`` per owner bounds
 them).
@@ -1206,7 +1207,7 @@ class Book:
         """A STOP_LOSS(_LIMIT) or TAKE_PROFIT(_LIMIT): it waits in ``_stops``, reported NEW and not working.
 
         Refused (-2010) when its stop price is met by the last trade already (not a trailing order: its stop
-        price only starts the trailing, at once) or when its owner has ``MAX_NUM_ALGO_ORDERS`` waiting here.
+        price only starts the trailing, at once) or when its owner has ``MAX_NUM_ALGO_ORDERS`` open here.
         A trailing order whose trailing starts at once starts it from the last trade's price."""
         user = a[_A_USER]
         last = self._last
@@ -1215,7 +1216,7 @@ class Book:
         reason = ""
         if not s.delta and last and s.met(last):
             reason = WOULD_TRIGGER_MSG
-        elif sum(1 for o in self._stops.values() if _same(o.a[_A_USER], user)) >= MAX_NUM_ALGO_ORDERS:
+        elif self._algo_orders(user) >= MAX_NUM_ALGO_ORDERS:
             reason = ALGO_ORDERS_MSG
         if reason:
             rejected = _replace(new, status=_REJECTED, exec_type=_X_REJECTED, reject_code=WOULD_TAKE, reason=reason)
@@ -1226,6 +1227,12 @@ class Book:
             new = _stop_update(s, _NEW, _X_NEW, -1)
         self._stops[a[_A_ID]] = s
         return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], [new])
+
+    def _algo_orders(self, user: Boxed) -> int:
+        """``user``'s open conditional orders here ("algo" orders, as Binance counts them): waiting or triggered
+        and resting."""
+        waiting = sum(1 for s in self._stops.values() if _same(s.a[_A_USER], user))
+        return waiting + sum(1 for i in self._triggered if _same(self._orders[i].user_id, user))
 
     def _cancel_stop(self, c: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
         """A ``CancelOrder`` of an untriggered stop: it leaves ``_stops`` (nothing on the book changes)."""

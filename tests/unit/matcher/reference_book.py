@@ -37,8 +37,9 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
 * a conditional order (STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT: a stop price, a trailing
   delta or both) waits off the book, reported NEW with ``working_ts`` -1; it is REJECTED (-2010) when it has no
   delta and the last trade price already meets its stop (``stop_above``: at or above it, or at or below), or
-  when its owner has ``MAX_NUM_ALGO_ORDERS`` waiting; a trailing order starts trailing at placement (from the
-  last price) when it has no stop price or the last price meets it, else at the first trade that meets it;
+  when its owner has ``MAX_NUM_ALGO_ORDERS`` open (waiting, or triggered and resting); a trailing order starts
+  trailing at placement (from the last price) when it has no stop price or the last price meets it, else at the
+  first trade that meets it;
 * every trade of a step, in order, is shown to the waiting stops in arrival order: one without a delta
   triggers when the trade's price meets its stop; a trailing one that trails keeps the best price since it
   started (highest for a SELL, lowest for a BUY) and triggers at a trade ``delta`` BIPS worse than it;
@@ -379,7 +380,9 @@ class ReferenceBook:
         reason = ""
         if not a.trailing_delta and self.last and stop.met(self.last):
             reason = "Order would trigger immediately."
-        elif len([s for s in self.stops if s.a.user_id == a.user_id]) >= MAX_NUM_ALGO_ORDERS:
+        elif len([s for s in self.stops if s.a.user_id == a.user_id]) + len(
+            [o for o in self.resting if o.user_id == a.user_id and o.stop() is not None]
+        ) >= MAX_NUM_ALGO_ORDERS:
             reason = "Filter failure: MAX_NUM_ALGO_ORDERS"
         if reason:
             step.updates.append(

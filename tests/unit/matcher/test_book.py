@@ -1120,3 +1120,16 @@ def test_untriggered_stop_is_cancelled_alone_and_by_cancel_all() -> None:
     event = book.apply(f.cancel_all(1), 9)
     assert event is not None and [u.status for u in event.updates] == [OrderStatus.CANCELED]
     assert list(book.stops()) == []
+
+
+def test_a_triggered_stop_that_rests_still_counts_as_an_algo_order() -> None:
+    book, f = Book(MARKET), Flow()
+    _trade_at(book, f, 100)
+    rests = f.stop(1, S, SLL, 99, 0, 120, 1)  # triggers at 99, then rests at 120: nothing bids that high
+    book.apply(rests, 6)
+    _trade_at(book, f, 99)
+    assert book.order(rests.order_id) is not None and list(book.stops()) == []
+    for _ in range(4):
+        book.apply(f.stop(1, B, SL, 110, 0, 0, 1), 7)
+    event = book.apply(f.stop(1, B, SL, 111, 0, 0, 1), 8)
+    assert event is not None and event.updates[0].reason == "Filter failure: MAX_NUM_ALGO_ORDERS"
