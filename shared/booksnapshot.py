@@ -39,6 +39,15 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
     created_ts: int
     arrival: int
     stp: StpMode
+    # a conditional order (``stop_ticks`` or ``trailing_delta`` set): its stop; untriggered (``working_ts`` -1),
+    # its trailing state (``trail_ticks``: the best price since its trailing started, 0 before; ``trail_ts``:
+    # when it started) and the budget it will take the book with; triggered and resting, when it triggered
+    stop_ticks: int = 0
+    trailing_delta: int = 0
+    trail_ticks: int = 0
+    trail_ts: int = -1
+    budget: int = 0
+    working_ts: int = 0
 
     @property
     def status(self) -> OrderStatus:
@@ -55,6 +64,7 @@ class BookState(msgspec.Struct, array_like=True):
     src_partition: int = -1
     src_offset: int = -1
     next_prevented_id: int = 1  # the next self-trade prevention's ``preventedMatchId`` (a snapshot without it: 1)
+    last_ticks: int = 0  # the last trade's price, which triggers conditional orders (0: no trade yet)
 
 
 decode_order = msgspec.msgpack.Decoder(RestingOrder).decode

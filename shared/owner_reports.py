@@ -43,9 +43,11 @@ def confirmed_on_acceptance(order_type: OrderType) -> bool:
 
     Every accepted order but a LIMIT_MAKER is NEW the moment its funds are held: the matcher can fill or
     expire it, never refuse it. A LIMIT_MAKER that would take is refused by the matcher instead (REJECTED,
-    with no NEW before it, as Binance reports it), so its NEW comes from the matcher's output.
+    with no NEW before it, as Binance reports it), so its NEW comes from the matcher's output; so does a
+    conditional order's, which the matcher refuses when the last price already meets its stop (and whose NEW
+    carries its stop, not working).
     """
-    return order_type is not OrderType.LIMIT_MAKER
+    return order_type is not OrderType.LIMIT_MAKER and not order_type.is_stop
 
 
 def acceptance_update(a: AcceptedOrder) -> OrderUpdate:

@@ -38,13 +38,13 @@ from shared import redis as sredis
 from shared.booksnapshot import BookState, RestingOrder, decode_order, decode_state
 from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.identity import EPOCH_STRIDE
-from shared.messages import REQUEST_SLOTS, AcceptedOrder, Topic, encode, envelopes
+from shared.messages import REQUEST_SLOTS, AcceptedOrder, AcceptedStop, Topic, encode, envelopes
 from shared.rediskeys import hot_key, orders_key, state_key
 
 OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 WARM_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status, "
-    "executed_lots, hold_atoms, stp, created_ts, last_seq, src_partition, src_offset"
+    "executed_lots, hold_atoms, stp, created_ts, last_seq, src_partition, src_offset, stop_ticks, trailing_delta"
 )
 
 
@@ -75,7 +75,11 @@ def accepted_from_row(row: Mapping[str, Any], market: Market) -> AcceptedOrder:
     """The ``AcceptedOrder`` the processor published for a row, position included."""
     side = Side(row["side"])
     unit = market.atoms_per_nu if side is Side.BUY else market.atoms_per_lot
-    return AcceptedOrder(
+    kind = OrderType(row["type"])
+    fields: dict[str, Any] = {}
+    if kind.is_stop:  # a conditional order goes as one (a row read before 0016 has neither column: 0)
+        fields = {"stop_ticks": int(row.get("stop_ticks", 0)), "trailing_delta": int(row.get("trailing_delta", 0))}
+    return (AcceptedStop if kind.is_stop else AcceptedOrder)(
         src_partition=int(row["src_partition"]),
         src_offset=int(row["src_offset"]),
         order_id=int(row["order_id"]),
@@ -91,6 +95,7 @@ def accepted_from_row(row: Mapping[str, Any], market: Market) -> AcceptedOrder:
         client_order_id=str(row["client_order_id"]),
         stp=StpMode(row["stp"]),
         ts=int(row["created_ts"]),
+        **fields,
     )
 
 

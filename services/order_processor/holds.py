@@ -19,10 +19,10 @@ from fractions import Fraction
 import asyncpg
 from prometheus_client import Counter
 
-from shared import errors, postgres
+from shared import errors, filters, postgres
 from shared.domain import Market, OrderStatus, Side
 from shared.errors import ApiError
-from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
+from shared.messages import AcceptedOrder, AcceptedStop, NewOrderRequest, RejectedOrder
 
 from .validation import Hold, check, size_hold
 
@@ -54,15 +54,19 @@ WRITE = """
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[],
-                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[])
+                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[], $20::bigint[],
+                         $21::bigint[])
       AS o(order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset)
+           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset, stop_ticks,
+           trailing_delta)
 ), inserted AS (
     INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu,
                         status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts,
-                        updated_ts, src_partition, src_offset)
+                        updated_ts, src_partition, src_offset, stop_ticks, trailing_delta, working_ts)
     SELECT order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $19, $19, src_partition, src_offset
+           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $19, $19, src_partition, src_offset,
+           stop_ticks, trailing_delta,
+           CASE WHEN type IN ('STOP_LOSS', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT', 'TAKE_PROFIT_LIMIT') THEN -1 ELSE 0 END
     FROM o
 ), held AS (
     INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
@@ -104,9 +108,36 @@ log = logging.getLogger(__name__)
 
 
 def _accepted(
-    loc: Located, r: NewOrderRequest, price_ticks: int, qty_lots: int, quote_nu: int, budget: int
+    loc: Located,
+    r: NewOrderRequest,
+    price_ticks: int,
+    qty_lots: int,
+    quote_nu: int,
+    budget: int,
+    stop: tuple[int, int] = (0, 0),
 ) -> AcceptedOrder:
+    """The accepted order; a conditional one (``stop``: its stop ticks and trailing delta) as ``AcceptedStop``."""
     assert r.tif is not None
+    if r.type.is_stop:
+        return AcceptedStop(
+            src_partition=loc.partition,
+            src_offset=loc.offset,
+            order_id=r.order_id,
+            user_id=r.user_id,
+            symbol=r.symbol,
+            side=r.side,
+            type=r.type,
+            tif=r.tif,
+            price_ticks=price_ticks,
+            qty_lots=qty_lots,
+            quote_nu=quote_nu,
+            budget=budget,
+            client_order_id=r.client_order_id,
+            stp=r.stp,
+            ts=r.ts,
+            stop_ticks=stop[0],
+            trailing_delta=stop[1],
+        )
     return AcceptedOrder(
         src_partition=loc.partition,
         src_offset=loc.offset,
@@ -158,7 +189,8 @@ def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decis
         return rejected(loc, r, row["reject_code"], row["reject_reason"], row["price_ticks"], row["qty_lots"])
     assert market is not None
     unit = market.atoms_per_nu if r.side is Side.BUY else market.atoms_per_lot
-    return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], row["hold_atoms"] // unit)
+    stop = filters.stop(market, r.type, r.side, r.stop_price, r.trailing_delta)  # as accepted: the tick is fixed
+    return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], row["hold_atoms"] // unit, stop)
 
 
 class Holds:
@@ -263,15 +295,18 @@ class Holds:
                     else:
                         available[key] -= hold.atoms
                         open_count[r.user_id] += 1
-                        decision = _accepted(loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget)
+                        stop = (spec.stop_ticks, spec.trailing_delta)
+                        decision = _accepted(loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, stop)
                         new = OrderStatus.NEW
-                        fresh.append(self._row(loc, price_ticks, qty_lots, spec.quote_nu, new, hold.asset, hold.atoms))
+                        row_values = (loc, price_ticks, qty_lots, spec.quote_nu, new, hold.asset, hold.atoms)
+                        fresh.append(self._row(*row_values, None, stop))
                     taken_ids.add((r.user_id, r.client_order_id))
                 decided[r.order_id] = decision
                 decisions.append(decision)
             balances: list[asyncpg.Record] = []
             if fresh:
-                balances = await conn.fetch(WRITE, *map(list, zip(*fresh, strict=True)), now)
+                columns = list(map(list, zip(*fresh, strict=True)))
+                balances = await conn.fetch(WRITE, *columns[:18], now, *columns[18:])
         return decisions, balances, redelivered
 
     def _hold_asset(self, r: NewOrderRequest) -> str:
@@ -290,8 +325,9 @@ class Holds:
         hold_asset: str,
         hold_atoms: int,
         refused: ApiError | None = None,
+        stop: tuple[int, int] = (0, 0),
     ) -> tuple[object, ...]:
-        """The order's columns in WRITE's parameter order ($1..$18)."""
+        """The order's columns in WRITE's parameter order ($1..$18, then $20, $21: $19 is the time)."""
         r = loc.request
         return (
             r.order_id,
@@ -312,6 +348,8 @@ class Holds:
             refused.msg if refused else "",
             loc.partition,
             loc.offset,
+            stop[0],
+            stop[1],
         )
 
 

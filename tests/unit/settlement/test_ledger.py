@@ -30,7 +30,15 @@ from shared.domain import (
     TimeInForce,
 )
 from shared.errors import ApiError
-from shared.messages import AcceptedOrder, AmendOrder, CancelOrder, MatchedEvent, NewOrderRequest, RejectedOrder
+from shared.messages import (
+    AcceptedOrder,
+    AcceptedStop,
+    AmendOrder,
+    CancelOrder,
+    MatchedEvent,
+    NewOrderRequest,
+    RejectedOrder,
+)
 
 MARKET = Market(
     "BTCUSDT",
@@ -73,6 +81,19 @@ step = st.one_of(
         st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60), st.sampled_from([None, *CancelRestriction])
     ),
     st.tuples(st.just("amend"), st.sampled_from(USERS), st.integers(0, 60), st.integers(1, 5_000)),
+    st.tuples(  # a conditional order: a stop price, a trailing delta (the prices move up to 40 BIPS), or both
+        st.just("stop"),
+        st.sampled_from(USERS),
+        st.sampled_from(Side),
+        st.sampled_from(
+            [OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT]
+        ),
+        st.integers(49_900, 50_100),
+        st.integers(1, 5_000),
+        st.one_of(st.none(), st.integers(49_900, 50_100)),
+        st.one_of(st.none(), st.integers(10, 40)),
+        st.sampled_from(StpMode),
+    ),
 )
 
 
@@ -91,9 +112,38 @@ class Exchange:
         row = self.balances.setdefault((user, asset), [0, 0])
         row[0 if bucket is Bucket.AVAILABLE else 1] += amount
 
-    def new(self, user: int, side: Side, kind: tuple, price: int, lots: int, stp: StpMode) -> None:
+    def stop(
+        self,
+        user: int,
+        side: Side,
+        otype: OrderType,
+        price: int,
+        lots: int,
+        stop: int | None,
+        delta: int | None,
+        stp: StpMode,
+    ) -> None:
+        """A conditional order, held and sent as the processor does (``check``, ``size_hold``, AcceptedStop)."""
+        if stop is None and delta is None:
+            delta = 20
+        limit = otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+        tif = TimeInForce.GTC if limit else TimeInForce.IOC
+        stop_s = None if stop is None else str(MARKET.ticks_to_price(stop))
+        self.new(user, side, (otype, tif), price, lots, stp, stop_s, delta)
+
+    def new(
+        self,
+        user: int,
+        side: Side,
+        kind: tuple,
+        price: int,
+        lots: int,
+        stp: StpMode,
+        stop: str | None = None,
+        delta: int | None = None,
+    ) -> None:
         otype, tif = kind
-        price_s = str(MARKET.ticks_to_price(price)) if otype is not OrderType.MARKET else None
+        price_s = str(MARKET.ticks_to_price(price)) if otype.triggered is not OrderType.MARKET else None
         qty_s = str(MARKET.lots_to_qty(lots)) if tif != "quote" else None
         quote_s = str(MARKET.ticks_to_price(price) * MARKET.lots_to_qty(lots)) if tif == "quote" else None
         req = NewOrderRequest(
@@ -111,6 +161,8 @@ class Exchange:
             client_order_id=f"c{self.next_id}",
             stp=stp,
             ts=0,
+            stop_price=stop,
+            trailing_delta=delta,
         )
         self.next_id += 1
         self.offset += 1
@@ -125,7 +177,8 @@ class Exchange:
             user, hold.asset, hold.atoms, side.value, otype.value, spec.price_ticks, spec.qty_lots
         )
         assert req.tif is not None
-        cmd = AcceptedOrder(
+        conditional = {"stop_ticks": spec.stop_ticks, "trailing_delta": spec.trailing_delta} if otype.is_stop else {}
+        cmd = (AcceptedStop if otype.is_stop else AcceptedOrder)(
             src_partition=0,
             src_offset=self.offset,
             order_id=req.order_id,
@@ -141,6 +194,7 @@ class Exchange:
             client_order_id=req.client_order_id,
             stp=stp,
             ts=0,
+            **conditional,
         )
         self.run(cmd)
 
@@ -193,7 +247,7 @@ class Exchange:
         for oid, o in self.orders.items():
             if not OrderStatus(o.status).is_open:
                 assert o.hold_left == 0, f"order {oid} ended holding {o.hold_left}"
-            elif o.type != OrderType.MARKET:  # a hold is what the order still needs: its limit for the lots left
+            elif OrderType(o.type).triggered is not OrderType.MARKET:  # what the order still needs: limit x lots left
                 left = o.qty_lots - o.executed_lots
                 need = left * o.price_ticks * MARKET.atoms_per_nu if o.side == Side.BUY else left * MARKET.atoms_per_lot
                 assert o.hold_left == need, f"order {oid} holds {o.hold_left}, needs {need}"
@@ -208,18 +262,32 @@ class Exchange:
             assert held == open_holds, (user, asset, held, open_holds)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(step, max_size=60))
-def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
+def run_steps(steps: list) -> None:
     ex = Exchange()
-    for s in steps:
+    for s in steps:  # conditional orders among them: held from acceptance, released once however they end
         if s[0] == "new":
             ex.new(*s[1:])
+        elif s[0] == "stop":
+            ex.stop(*s[1:])
         elif s[0] == "amend":
             ex.amend(*s[1:])
         else:
             ex.cancel(*s[1:])
         ex.assert_invariants()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(step, max_size=60))
+def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
+    run_steps(steps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, min_size=30, max_size=80))
+def test_conditional_orders_hold_from_acceptance_and_release_once_in_long_flows(steps: list) -> None:
+    """Long flows, where trades trigger the conditional orders (and their fills trigger more): every hold is
+    what its open order needs, ends once, and money is conserved."""
+    run_steps(steps)
 
 
 def test_amend_releases_what_the_cut_lots_held_once_and_keeps_the_rest_held() -> None:
