@@ -33,9 +33,11 @@ log = logging.getLogger("market-data")
 
 def level_changes(depth: Depth, resting: Iterable[RestingOrder]) -> list[LevelDelta]:
     """What turns ``depth``'s levels into the book's (pure): each level whose total differs, at the book's
-    total (0 removes it)."""
+    total (0 removes it). Waiting stops are in the snapshot but not in the depth."""
     book: dict[tuple[Side, int], int] = {}
     for o in resting:
+        if o.working_ts == -1:  # a conditional order still waiting for its trigger: not on the book yet
+            continue
         key = (o.side, o.price_ticks)
         book[key] = book.get(key, 0) + o.remaining
     ours = {(Side.BUY, p): q for p, q in depth.bids.items()} | {(Side.SELL, p): q for p, q in depth.asks.items()}
