@@ -10,9 +10,29 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .candles import Candle
-from .domain import Market, Side, fmt_amount
-from .messages import OrderUpdate, Trade
-from .owner_reports import confirmed_on_acceptance as confirmed_on_acceptance  # market-data's import (issue 21)
+from .domain import Market, OrderType, Side, fmt_amount
+from .messages import OrderUpdate, StopState, Trade
+
+ZERO = "0.00000000"
+UNPRICED = frozenset({OrderType.MARKET.value, OrderType.STOP_LOSS.value, OrderType.TAKE_PROFIT.value})
+"""Types whose ``price`` shows 0: their ``price_ticks`` is the MARKET price-protection limit, not a price."""
+
+
+def _stop_fields(m: Market, stop: StopState | None, created_ts: int) -> dict[str, Any]:
+    """A conditional order's ``stopPrice``, ``isWorking``/``workingTime`` (-1 until triggered, then the
+    trigger's time), and for a trailing one ``trailingDelta`` and (once it trails) ``trailingTime``; every
+    other order's: no stop, working from its creation."""
+    if stop is None:
+        return {"stopPrice": ZERO, "isWorking": True, "workingTime": created_ts}
+    fields: dict[str, Any] = {
+        "stopPrice": m.fmt_price(stop.stop_ticks) if stop.stop_ticks else ZERO,
+        "isWorking": stop.working_ts > 0,
+        "workingTime": stop.working_ts if stop.working_ts != 0 else created_ts,
+    }
+    if stop.trailing_delta:
+        fields["trailingDelta"] = stop.trailing_delta
+        fields["trailingTime"] = stop.trailing_ts
+    return fields
 
 
 def order_json(
@@ -34,14 +54,16 @@ def order_json(
     stp: str = "EXPIRE_MAKER",
     iceberg_lots: int = 0,
     prevented_lots: int = 0,
+    stop: StopState | None = None,
 ) -> dict[str, Any]:
     """``prevented_lots``: what DECREMENT / TRANSFER took from it, Binance's ``preventedQuantity`` (only then)."""
+    working = _stop_fields(m, stop, created_ts)
     return {
         "symbol": m.symbol,
         "orderId": order_id,
         "orderListId": -1,
         "clientOrderId": client_order_id,
-        "price": m.fmt_price(0 if type == "MARKET" else price_ticks),  # a MARKET's is its protection limit
+        "price": m.fmt_price(0 if type in UNPRICED else price_ticks),  # a MARKET's is its protection limit
         "origQty": m.fmt_qty(qty_lots),
         "executedQty": m.fmt_qty(executed_lots),
         "cummulativeQuoteQty": m.fmt_notional(cum_nu),
@@ -49,16 +71,26 @@ def order_json(
         "timeInForce": tif or "GTC",
         "type": type,
         "side": side,
-        "stopPrice": "0.00000000",
+        "stopPrice": working.pop("stopPrice"),
         "icebergQty": m.fmt_qty(iceberg_lots),
         "time": created_ts,
         "updateTime": updated_ts,
-        "isWorking": True,
-        "workingTime": created_ts,
+        "isWorking": working.pop("isWorking"),
+        "workingTime": working.pop("workingTime"),
         "origQuoteOrderQty": m.fmt_notional(quote_nu),
         "selfTradePreventionMode": stp,
         **({"preventedQuantity": m.fmt_qty(prevented_lots)} if prevented_lots else {}),
+        **working,  # a trailing order's trailingDelta and trailingTime
     }
+
+
+def row_stop(row: Mapping[str, Any]) -> StopState | None:
+    """A conditional order's stop from its orders row (0016's columns; its trailing time is not kept there:
+    -1); None for any other order (``working_ts`` 0) or a row read without the columns."""
+    working = row.get("working_ts", 0)
+    if not working and not row.get("stop_ticks") and not row.get("trailing_delta"):
+        return None
+    return StopState(row.get("stop_ticks", 0), row.get("trailing_delta", 0), -1, working)
 
 
 def order_from_row(m: Market, row: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,6 +112,7 @@ def order_from_row(m: Market, row: Mapping[str, Any]) -> dict[str, Any]:
         stp=row["stp"],
         iceberg_lots=row["iceberg_lots"],
         prevented_lots=row["prevented_lots"],
+        stop=row_stop(row),
     )
 
 
@@ -102,6 +135,7 @@ def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
         stp=u.stp,
         iceberg_lots=u.iceberg_lots,
         prevented_lots=u.prevented_lots,
+        stop=u.stop,
     )
 
 
@@ -131,8 +165,8 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "o": u.type,
         "f": u.tif or "GTC",
         "q": m.fmt_qty(u.qty_lots),
-        "p": m.fmt_price(0 if u.type == "MARKET" else u.price_ticks),  # a MARKET's is its protection limit
-        "P": "0.00000000",
+        "p": m.fmt_price(0 if u.type in UNPRICED else u.price_ticks),  # a MARKET's is its protection limit
+        "P": m.fmt_price(u.stop.stop_ticks) if u.stop is not None and u.stop.stop_ticks else ZERO,
         "F": m.fmt_qty(u.iceberg_lots),
         "g": -1,
         "C": u.orig_client_order_id,
@@ -148,16 +182,17 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "T": event_ts,
         "t": u.trade_id,
         "I": u.order_id,
-        "w": u.status in ("NEW", "PARTIALLY_FILLED"),
+        "w": u.status in ("NEW", "PARTIALLY_FILLED") and (u.stop is None or u.stop.working_ts > 0),
         "m": u.is_maker,
         "M": False,
         "O": u.created_ts,
         "Z": m.fmt_notional(u.cum_nu),
         "Y": m.fmt_notional(u.last_lots * u.last_ticks),
         "Q": m.fmt_notional(u.quote_nu),
-        "W": u.created_ts,
+        "W": u.created_ts if u.stop is None else u.stop.working_ts,
         "V": u.stp,
         **(_prevention(m, u) if u.prevented_match_id >= 0 else {}),
+        **(_trailing(u.stop) if u.stop is not None and u.stop.trailing_delta else {}),
     }
 
 
@@ -169,6 +204,11 @@ def _prevention(m: Market, u: OrderUpdate) -> dict[str, Any]:
         out["A"] = m.fmt_qty(u.prevented_lots)
         out["B"] = m.fmt_qty(u.last_prevented_lots)
     return out
+
+
+def _trailing(stop: StopState) -> dict[str, Any]:
+    """A trailing order's ``d`` (its delta) and, once it trails, ``D`` (since when), as Binance sends them."""
+    return {"d": stop.trailing_delta, **({"D": stop.trailing_ts} if stop.trailing_ts >= 0 else {})}
 
 
 def trade_json(m: Market, t: Trade) -> dict[str, Any]:

@@ -39,12 +39,22 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
     created_ts: int
     arrival: int
     stp: StpMode
+    # a conditional order (``stop_ticks`` or ``trailing_delta`` set): its stop; untriggered (``working_ts`` -1),
+    # its trailing state (``trail_ticks``: the best price since its trailing started, 0 before; ``trail_ts``:
+    # when it started) and the budget it will take the book with; triggered and resting, when it triggered
+    stop_ticks: int = 0
+    trailing_delta: int = 0
+    trail_ticks: int = 0
+    trail_ts: int = -1
+    budget: int = 0
+    working_ts: int = 0
     # an iceberg: its slice size, the lots it hides (``remaining`` is what it shows), and its place among orders
     # of one ``arrival`` (a refilled slice goes to the back of its level at the seq that refilled it)
     iceberg_lots: int = 0
     hidden: int = 0
     sub: int = 0
     maker_bps: int = -1  # its owner's fee tier's maker rate (-1: the market's)
+    taker_bps: int = -1  # a waiting stop's owner's fee tier's taker rate, which it takes the book with
 
     @property
     def status(self) -> OrderStatus:
@@ -61,6 +71,7 @@ class BookState(msgspec.Struct, array_like=True):
     src_partition: int = -1
     src_offset: int = -1
     next_prevented_id: int = 1  # the next self-trade prevention's ``preventedMatchId`` (a snapshot without it: 1)
+    last_ticks: int = 0  # the last trade's price, which triggers conditional orders (0: no trade yet)
 
 
 decode_order = msgspec.msgpack.Decoder(RestingOrder).decode

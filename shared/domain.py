@@ -39,6 +39,43 @@ class OrderType(StrEnum):
     LIMIT = "LIMIT"
     MARKET = "MARKET"
     LIMIT_MAKER = "LIMIT_MAKER"
+    STOP_LOSS = "STOP_LOSS"  # conditional (``STOP_TYPES``): a MARKET once its stop triggers
+    STOP_LOSS_LIMIT = "STOP_LOSS_LIMIT"  # ... a LIMIT once it triggers
+    TAKE_PROFIT = "TAKE_PROFIT"
+    TAKE_PROFIT_LIMIT = "TAKE_PROFIT_LIMIT"
+
+    @property
+    def is_stop(self) -> bool:
+        """A conditional order: it waits, off the book, for the last trade price to trigger it."""
+        return self in STOP_TYPES
+
+    @property
+    def triggered(self) -> OrderType:
+        """What a conditional order becomes when it triggers: MARKET or LIMIT (itself for any other)."""
+        return TRIGGERED.get(self, self)
+
+
+STOP_TYPES: Final = frozenset(
+    {OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT}
+)
+TRIGGERED: Final = {
+    OrderType.STOP_LOSS: OrderType.MARKET,
+    OrderType.TAKE_PROFIT: OrderType.MARKET,
+    OrderType.STOP_LOSS_LIMIT: OrderType.LIMIT,
+    OrderType.TAKE_PROFIT_LIMIT: OrderType.LIMIT,
+}
+MAX_NUM_ALGO_ORDERS: Final = 5  # open conditional orders per user and symbol (Binance's default filter value)
+TRAILING_DELTA_MIN: Final = 10  # TRAILING_DELTA filter bounds, in BIPS, above and below (Binance's defaults)
+TRAILING_DELTA_MAX: Final = 2000
+
+
+def stop_above(order_type: OrderType, side: Side) -> bool:
+    """Whether a conditional order's stop price is met by a last price at or above it (else at or below):
+    a STOP_LOSS BUY and a TAKE_PROFIT SELL wait for the price to rise, the other two for it to fall
+    (Binance's trailing-stop FAQ's table). A trailing order tracks the highest price when it sells, the
+    lowest when it buys, and whether its delta is bounded by the filter's "above" or "below" pair is
+    ``stop_above`` too."""
+    return (order_type in (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)) == (side is Side.BUY)
 
 
 class TimeInForce(StrEnum):

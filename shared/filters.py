@@ -13,6 +13,11 @@ takes nothing on trust from its topic (a record produced straight to it is check
   quantity has no notional before it fills (Binance prices it at the average price, which the processor does
   not keep); its hold is bounded by the balance (BUY) or by maxQty (SELL) instead.
 
+A conditional order (STOP_LOSS, TAKE_PROFIT and their _LIMIT kinds) is sized as the MARKET or LIMIT it
+becomes (``OrderType.triggered``); ``stop`` checks its ``stopPrice`` (PRICE_FILTER) and ``trailingDelta``
+(``TRAILING_DELTA``: within [minTrailingAboveDelta, maxTrailingAboveDelta] for the kinds whose stop waits for
+the price to rise, ``shared.domain.stop_above``, within the "below" pair for the others).
+
 The numbers are parsed with Binance's grammar first (``shared.amounts``: -1100, -1111). Within the filters
 every derived amount (ticks, lots, notional units, the atoms a hold takes) fits a BIGINT, as
 ``Market.__post_init__`` checks of its maxima; each is checked again here, so a market row that slipped past
@@ -25,7 +30,7 @@ from dataclasses import dataclass
 
 from . import errors
 from .amounts import fits, parse_amount
-from .domain import FilterFailure, Market, OrderType
+from .domain import TRAILING_DELTA_MAX, TRAILING_DELTA_MIN, FilterFailure, Market, OrderType, Side, stop_above
 from .errors import ApiError
 
 ICEBERG_PARTS_LIMIT = 10  # Binance's usual ICEBERG_PARTS limit, as exchangeInfo lists it
@@ -99,8 +104,9 @@ def size(
 
 def iceberg(market: Market, order_type: OrderType, tif: str | None, qty_lots: int, iceberg_qty: str | None) -> int:
     """An iceberg's slice in lots (0: not an iceberg), or ``ApiError``: only a LIMIT or LIMIT_MAKER that rests
-    (GTC) may be one (Binance's "Unsupported order combination"); its ``icebergQty`` is on the LOT_SIZE step,
-    below the quantity, and makes at most ``ICEBERG_PARTS_LIMIT`` parts (ICEBERG_PARTS)."""
+    (GTC) may be one (Binance's "Unsupported order combination"; ``order_type`` is what a conditional order
+    becomes, so a STOP_LOSS_LIMIT or TAKE_PROFIT_LIMIT may be one too); its ``icebergQty`` is on the LOT_SIZE
+    step, below the quantity, and makes at most ``ICEBERG_PARTS_LIMIT`` parts (ICEBERG_PARTS)."""
     if iceberg_qty is None:
         return 0
     if order_type is OrderType.MARKET or tif != "GTC":
@@ -112,3 +118,35 @@ def iceberg(market: Market, order_type: OrderType, tif: str | None, qty_lots: in
     if lots >= qty_lots or -(-qty_lots // lots) > ICEBERG_PARTS_LIMIT:
         raise _refuse("ICEBERG_PARTS", f"icebergQty {iceberg_qty}: {ICEBERG_PARTS_LIMIT} parts at most, 2 at least")
     return lots
+
+
+def stop(
+    market: Market, order_type: OrderType, side: Side, stop_price: str | None, trailing_delta: int | None
+) -> tuple[int, int]:
+    """A conditional order's (stop price in ticks, trailing delta in BIPS), 0 for what it has none of; (0, 0)
+    for any other order. ``ApiError`` when neither is set, or a filter refuses one."""
+    if not order_type.is_stop:
+        if stop_price is not None:
+            raise errors.not_required("stopPrice")
+        if trailing_delta is not None:
+            raise errors.not_required("trailingDelta")
+        return 0, 0
+    if stop_price is None and trailing_delta is None:
+        raise ApiError(
+            errors.MANDATORY_PARAM, "Param 'stopPrice' or 'trailingDelta' must be sent, but both were empty/null!"
+        )
+    stop_ticks = 0
+    if stop_price is not None:
+        try:
+            stop_ticks = market.price_to_ticks(parse_amount(stop_price, "stopPrice"))
+        except FilterFailure as f:
+            raise errors.from_filter(f) from None
+    delta = trailing_delta or 0
+    if trailing_delta is not None and not TRAILING_DELTA_MIN <= trailing_delta <= TRAILING_DELTA_MAX:
+        pair = "Above" if stop_above(order_type, side) else "Below"
+        raise _refuse(
+            "TRAILING_DELTA",
+            f"trailingDelta {trailing_delta} outside [minTrailing{pair}Delta {TRAILING_DELTA_MIN}, "
+            f"maxTrailing{pair}Delta {TRAILING_DELTA_MAX}]",
+        )
+    return stop_ticks, delta

@@ -13,13 +13,15 @@ connection each, and a few hundred overlapping requests ran redis-py's pool dry.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import asyncpg
 
-from shared import errors, kafka, postgres, tracing
+from shared import errors, kafka, pending, postgres, tracing
 from shared import redis as sredis
 from shared.domain import Market
 from shared.errors import ApiError
@@ -27,7 +29,7 @@ from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
 from shared.messages import NewOrderRequest, Topic
 from shared.order_request import check_filters, parse_amend, parse_cancel, parse_cancel_all, parse_new_order
-from shared.rediskeys import client_id_key
+from shared.rediskeys import client_id_key, pending_key
 from shared.request_sender import RequestSender
 from shared.segment_fence import Fence
 
@@ -52,8 +54,10 @@ class Ingestor:
         db: asyncpg.Pool,
         markets: dict[str, Market],
         fence: Fence | None = None,
+        log_epoch: int = 0,
     ) -> None:
         self.outbox, self.cache, self.db, self.markets = outbox, cache, db, markets
+        self.log_epoch = log_epoch  # the log its requests go to, as the fleet's identity check found it
         self._read_at = time.monotonic()  # when the market rows were last read (``_fresh``)
         self.ids = IdBlocks(db)
         self.sender = RequestSender(outbox, fence)
@@ -62,11 +66,36 @@ class Ingestor:
     async def new_order(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         request = await self.prepare(user_id, params)
         key = client_id_key(user_id, request.client_order_id)
-        with sredis.timed("client_order_id"):
-            taken = await self.claims("SET", key, request.order_id, "NX", "EX", CLIENT_ID_TTL_S)
+        kept = self.keep(request)  # in the claim's pipeline: no round trip of its own
+        try:
+            with sredis.timed("client_order_id"):
+                taken = await self.claims("SET", key, request.order_id, "NX", "EX", CLIENT_ID_TTL_S)
+            await kept
+        except BaseException:
+            await asyncio.shield(self.abandon(request, kept))
+            raise
         if not taken:
+            await self.forget(request)
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
         return await self.publish(request, key)
+
+    def keep(self, request: NewOrderRequest) -> asyncio.Future[Any]:
+        """Add ``request`` to the pending orders (``shared.pending``) until the processor decides it, so a log
+        lost before that loses no ACKed order; queued in this turn's pipeline, awaited before the ACK."""
+        value = pending.entry(request, self.log_epoch)
+        return self.claims("HSET", pending_key(request.symbol), request.order_id, value)
+
+    async def abandon(self, request: NewOrderRequest, kept: Awaitable[Any]) -> None:
+        """Undo ``keep`` when the claim beside it failed or its caller went away. Best effort: should Redis fail
+        here too, the entry stays, and is sent again only if its log is lost (``shared.pending``), which the
+        caller's error answer, "status unknown", allows for."""
+        with contextlib.suppress(Exception):
+            await kept
+            await self.forget(request)
+
+    async def forget(self, request: NewOrderRequest) -> None:
+        """Remove a pending order that was not taken after all (its id refused, its publish failed)."""
+        await self.claims("HDEL", pending_key(request.symbol), request.order_id)
 
     async def _fresh(self, symbol: str | None) -> None:
         """Read the market rows again every ``MARKETS_STALE_S``, or when a request names a symbol not known yet
@@ -93,6 +122,7 @@ class Ingestor:
                 await self.sender.send(request, sent.headers)
         except Exception:
             await self.claims("DEL", claimed)  # nothing was accepted: the client may retry with the same id
+            await self.forget(request)
             raise
         return {
             "symbol": request.symbol,

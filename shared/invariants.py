@@ -30,7 +30,7 @@ from .domain import fmt_amount
 
 REMAINING_NEED = """
 SELECT o.user_id, o.hold_asset AS asset, sum(CASE
-    WHEN o.type = 'MARKET' THEN o.hold_atoms
+    WHEN o.type IN ('MARKET', 'STOP_LOSS', 'TAKE_PROFIT') THEN o.hold_atoms
     WHEN o.side = 'BUY' THEN (o.qty_lots - o.executed_lots - o.prevented_lots) * o.price_ticks * m.tick_size
         * m.step_size * 1e8
     ELSE (o.qty_lots - o.executed_lots - o.prevented_lots) * m.step_size * 1e8 END) AS need
@@ -42,7 +42,8 @@ GROUP BY o.user_id, o.hold_asset
 processor's hold (``validation.check``): a limit BUY holds price * qty in quote atoms (no fee reserve, a
 fee is taken from what a side receives), a SELL its quantity in base atoms; here for the lots not yet
 executed. A MARKET order is open only until the matcher takes it (it ends in that step), so it still needs
-all it held: everything available or its quote, which no formula gives back."""
+all it held: everything available or its quote, which no formula gives back; so does a STOP_LOSS or
+TAKE_PROFIT (a MARKET once triggered) until it ends. A *_LIMIT conditional order holds as a limit."""
 
 TOTALS = "SELECT asset, sum(available + held)::bigint AS total FROM balances GROUP BY asset"
 EXTERNAL = (

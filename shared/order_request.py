@@ -38,6 +38,8 @@ NEW_ORDER_PARAMS = frozenset(
         "newOrderRespType",
         "selfTradePreventionMode",
         "icebergQty",
+        "stopPrice",
+        "trailingDelta",
         "timestamp",
         "recvWindow",
         "signature",
@@ -97,6 +99,23 @@ def _canonical(value: Decimal | None) -> str | None:
     return None if value is None else format(value.normalize(), "f")
 
 
+TRAILING_DELTA_MAX_DIGITS = 9  # more than any TRAILING_DELTA filter's bound: the filter refuses it, not a BIGINT
+
+
+def _trailing_delta(params: Mapping[str, str]) -> int | None:
+    """``trailingDelta``: a whole number of BIPS (Binance's LONG); its filter bounds are the market's."""
+    raw = params.get("trailingDelta")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or not raw.isascii() or len(raw) > TRAILING_DELTA_MAX_DIGITS or int(raw) <= 0:
+        raise ApiError(
+            errors.ILLEGAL_CHARS,
+            f"Illegal characters found in parameter 'trailingDelta'; legal range is 1 to "
+            f"{10**TRAILING_DELTA_MAX_DIGITS - 1}.",
+        )
+    return int(raw)
+
+
 def check_unread(params: Mapping[str, str], allowed: frozenset[str]) -> None:
     extra = sorted(set(params) - allowed)
     if extra:
@@ -125,7 +144,33 @@ def parse_new_order(
     tif: TimeInForce | None = None
     if params.get("timeInForce"):
         tif = TimeInForce(_enum(params, "timeInForce", TimeInForce, errors.INVALID_TIF, "Invalid timeInForce."))
-    if otype is OrderType.LIMIT:
+    stop, delta = _decimal(params, "stopPrice"), _trailing_delta(params)
+    if otype.is_stop:
+        if stop is None and delta is None:
+            raise ApiError(
+                errors.MANDATORY_PARAM, "Param 'stopPrice' or 'trailingDelta' must be sent, but both were empty/null!"
+            )
+        if quote is not None:
+            raise errors.not_required("quoteOrderQty")
+        if qty is None:
+            raise errors.mandatory("quantity")
+    else:
+        if stop is not None:
+            raise errors.not_required("stopPrice")
+        if delta is not None:
+            raise errors.not_required("trailingDelta")
+    if otype in (OrderType.STOP_LOSS, OrderType.TAKE_PROFIT):  # a MARKET once triggered
+        if price is not None:
+            raise errors.not_required("price")
+        if tif is not None:
+            raise errors.not_required("timeInForce")
+        tif = TimeInForce.IOC
+    elif otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT):  # a LIMIT once triggered
+        if tif is None:
+            raise errors.mandatory("timeInForce")
+        if price is None:
+            raise errors.mandatory("price")
+    elif otype is OrderType.LIMIT:
         if tif is None:
             raise errors.mandatory("timeInForce")
         if price is None:
@@ -158,10 +203,10 @@ def parse_new_order(
             raise errors.not_required("timeInForce")
         tif = TimeInForce.IOC
     iceberg = _decimal(params, "icebergQty")
-    if iceberg is not None and otype is OrderType.MARKET:
+    if iceberg is not None and otype.triggered is OrderType.MARKET:  # MARKET, STOP_LOSS, TAKE_PROFIT
         raise errors.not_required("icebergQty")
     client_id = params.get("newClientOrderId") or f"spot-{order_id}"
-    if not CLIENT_ID.match(client_id):
+    if not CLIENT_ID.fullmatch(client_id):  # ``$`` alone would take a trailing newline
         raise errors.illegal("newClientOrderId")
     if params.get("newOrderRespType", "FULL") not in RESP_TYPES:
         raise ApiError(errors.ILLEGAL_CHARS, "Invalid newOrderRespType; legal values are ACK, RESULT, FULL.")
@@ -187,15 +232,19 @@ def parse_new_order(
         client_order_id=client_id,
         stp=stp,
         ts=ts,
+        stop_price=_canonical(stop),
+        trailing_delta=delta,
         iceberg_qty=_canonical(iceberg),
     )
 
 
 def check_filters(request: NewOrderRequest, market: Market) -> None:
     """Raise the ``ApiError`` Binance answers if ``market``'s filters refuse the request's numbers."""
-    sized = filters.size(market, request.type, request.price, request.quantity, request.quote_order_qty)
+    kind = request.type.triggered
+    sized = filters.size(market, kind, request.price, request.quantity, request.quote_order_qty)
     tif = request.tif.value if request.tif else None
-    filters.iceberg(market, request.type, tif, sized.qty_lots, request.iceberg_qty)
+    filters.iceberg(market, kind, tif, sized.qty_lots, request.iceberg_qty)
+    filters.stop(market, request.type, request.side, request.stop_price, request.trailing_delta)
 
 
 def cancel_restriction(params: Mapping[str, str]) -> CancelRestriction | None:

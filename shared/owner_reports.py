@@ -12,10 +12,11 @@ order-processor    ``executionReport`` NEW of each accepted      once the batch'
                    ``outboundAccountPosition`` of the
                    balances its holds changed
 market-data        every other update of the matcher's output    as the matched events arrive
-                   (``told_by_market_data``): a LIMIT_MAKER's
-                   NEW or REJECTED, fills, cancels, expiries,
-                   the processor's refusals (the matcher
-                   echoes them)
+                   (``told_by_market_data``, as
+                   ``market_data_reports`` renders them): a
+                   LIMIT_MAKER's NEW or REJECTED, fills,
+                   cancels, expiries, the processor's refusals
+                   (the matcher echoes them)
 settlement         the ``outboundAccountPosition`` of the        after each settled batch commits
                    balances a batch of trades and releases
                    changed; REST's outcome (``outcome.py``)
@@ -28,8 +29,11 @@ NEW field for field (``acceptance_update``), and market-data leaves out exactly 
 
 from __future__ import annotations
 
-from .domain import ExecType, OrderStatus, OrderType
-from .messages import AcceptedOrder, OrderUpdate
+import orjson
+
+from .binance import execution_report
+from .domain import ExecType, Market, OrderStatus, OrderType
+from .messages import AcceptedOrder, MatchedEvent, OrderUpdate
 
 _NEW = ExecType.NEW
 
@@ -39,9 +43,11 @@ def confirmed_on_acceptance(order_type: OrderType) -> bool:
 
     Every accepted order but a LIMIT_MAKER is NEW the moment its funds are held: the matcher can fill or
     expire it, never refuse it. A LIMIT_MAKER that would take is refused by the matcher instead (REJECTED,
-    with no NEW before it, as Binance reports it), so its NEW comes from the matcher's output.
+    with no NEW before it, as Binance reports it), so its NEW comes from the matcher's output; so does a
+    conditional order's, which the matcher refuses when the last price already meets its stop (and whose NEW
+    carries its stop, not working).
     """
-    return order_type is not OrderType.LIMIT_MAKER
+    return order_type is not OrderType.LIMIT_MAKER and not order_type.is_stop
 
 
 def acceptance_update(a: AcceptedOrder) -> OrderUpdate:
@@ -68,3 +74,14 @@ def told_by_market_data(u: OrderUpdate) -> bool:
     """Whether market-data sends the owner this update of the matcher's output: all but the NEW the order
     processor already sent."""
     return not (u.exec_type is _NEW and confirmed_on_acceptance(u.type))
+
+
+def market_data_reports(market: Market, event: MatchedEvent) -> list[tuple[int, bytes]]:
+    """The ``executionReport`` of each update of ``event`` that market-data tells (``told_by_market_data``), as
+    (owner's user id, JSON), in the matcher's order. Raises for an update no JSON can show (a number past 64
+    bits), before the caller changed anything for the event."""
+    return [
+        (u.user_id, orjson.dumps(execution_report(market, u, event.ts)))
+        for u in event.updates
+        if told_by_market_data(u)
+    ]

@@ -11,8 +11,9 @@ Aurora is written first. An accepted order is a row in ``orders`` before it is a
 in between is completed by the redelivery. The reconciler checks that it was, per symbol:
 
 * **stale** hot entries (the order already rests in the book, has ended, or has no row): deleted;
-* **missing** orders (open in Postgres, never matched, neither hot nor in the book, and settlement has
-  caught up with the book, so nothing is in flight): re-sent to the hot book and ``validated-orders``
+* **missing** orders (open in Postgres, never matched, not in the book, and settlement has caught up with
+  the book, so nothing is in flight; with a hot entry only if the matcher's position is past theirs, so their
+  command was lost with a broker's log): re-sent to the hot book and ``validated-orders``
   with their original source position, which the matcher deduplicates by, so a re-send never doubles. One
   whose position the matcher has already passed (its record was lost with a broker's log) would be taken
   for a redelivery: it is re-sent at a free position right after the book's (``after_the_book``);
@@ -36,14 +37,15 @@ from shared import kafka
 from shared import redis as sredis
 from shared.booksnapshot import BookState, RestingOrder, decode_order, decode_state
 from shared.domain import Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
-from shared.messages import REQUEST_SLOTS, AcceptedOrder, Topic, encode, envelopes
+from shared.identity import EPOCH_STRIDE
+from shared.messages import REQUEST_SLOTS, AcceptedOrder, AcceptedStop, Topic, encode, envelopes
 from shared.rediskeys import hot_key, orders_key, state_key
 
 OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
 WARM_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status, "
     "executed_lots, prevented_lots, iceberg_lots, maker_fee_bps, taker_fee_bps, hold_atoms, stp, created_ts, "
-    "last_seq, src_partition, src_offset"
+    "last_seq, src_partition, src_offset, stop_ticks, trailing_delta"
 )
 
 
@@ -51,6 +53,7 @@ WARM_COLUMNS = (
 class Report:
     symbol: str
     in_sync: bool
+    unjudged: int = 0  # while settlement lags: open orders of an earlier log the book does not hold
     stale: list[int] = field(default_factory=list)
     missing: list[AcceptedOrder] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
@@ -73,7 +76,11 @@ def accepted_from_row(row: Mapping[str, Any], market: Market) -> AcceptedOrder:
     """The ``AcceptedOrder`` the processor published for a row, position included."""
     side = Side(row["side"])
     unit = market.atoms_per_nu if side is Side.BUY else market.atoms_per_lot
-    return AcceptedOrder(
+    kind = OrderType(row["type"])
+    fields: dict[str, Any] = {}
+    if kind.is_stop:  # a conditional order goes as one (a row read before 0016 has neither column: 0)
+        fields = {"stop_ticks": int(row.get("stop_ticks", 0)), "trailing_delta": int(row.get("trailing_delta", 0))}
+    return (AcceptedStop if kind.is_stop else AcceptedOrder)(
         src_partition=int(row["src_partition"]),
         src_offset=int(row["src_offset"]),
         order_id=int(row["order_id"]),
@@ -92,6 +99,7 @@ def accepted_from_row(row: Mapping[str, Any], market: Market) -> AcceptedOrder:
         iceberg_lots=int(row["iceberg_lots"]),
         maker_bps=int(row["maker_fee_bps"]),
         taker_bps=int(row["taker_fee_bps"]),
+        **fields,
     )
 
 
@@ -102,10 +110,13 @@ def compare(
     resting: Iterable[RestingOrder],
     hot: Iterable[int],
     warm: Mapping[int, Mapping[str, Any]],
+    log_epoch: int = 0,
 ) -> Report:
     """Classify every difference between the two books (pure).
 
-    ``warm`` holds the Postgres rows of every open order of the symbol and of every hot entry.
+    ``warm`` holds the Postgres rows of every open order of the symbol and of every hot entry. ``log_epoch``:
+    the epoch the broker's current log began at (``shared.identity``); an order placed at a position of an
+    earlier log can no longer reach the matcher through it, wherever the matcher's position stands.
     """
     report = Report(market.symbol, in_sync=settled_seq == state.seq)
     passed: list[AcceptedOrder] = []  # never matched, and the matcher is past their positions
@@ -115,16 +126,28 @@ def compare(
         row = warm.get(order_id)
         if order_id in book or row is None or row["status"] not in OPEN:
             report.stale.append(order_id)
-    if not report.in_sync:
+    if not report.in_sync:  # nothing but stale entries is judged; say how many orders may be lost with a log
+        report.unjudged = sum(
+            1
+            for order_id, row in warm.items()
+            if row["status"] in OPEN
+            and order_id not in book
+            and row["last_seq"] == 0
+            and int(row["src_partition"]) // EPOCH_STRIDE < log_epoch
+        )
         return report
     for order_id, row in sorted(warm.items()):
-        if row["status"] not in OPEN or order_id in hot_ids:
+        if row["status"] not in OPEN:
             continue
         o = book.get(order_id)
+        position = (int(row["src_partition"]), int(row["src_offset"]))
+        passed_by = position <= (state.src_partition, state.src_offset) or position[0] // EPOCH_STRIDE < log_epoch
+        if order_id in hot_ids and (o is not None or not passed_by):
+            continue  # on its way to the matcher (a hot entry of an order past the book's position was lost)
         if o is None:
             if row["last_seq"] != 0:
                 report.conflicts.append(f"order {order_id} is open in Postgres but not in the book")
-            elif (int(row["src_partition"]), int(row["src_offset"])) <= (state.src_partition, state.src_offset):
+            elif passed_by:
                 passed.append(accepted_from_row(row, market))
             else:
                 report.missing.append(accepted_from_row(row, market))
@@ -200,16 +223,22 @@ async def add_rows(db: asyncpg.Pool, warm: dict[int, Mapping[str, Any]], order_i
 
 
 async def reconcile_symbol(
-    market: Market, db: asyncpg.Pool, cache: sredis.Client, outbox: kafka.Outbox | None, epoch: int | None = None
+    market: Market,
+    db: asyncpg.Pool,
+    cache: sredis.Client,
+    outbox: kafka.Outbox | None,
+    epoch: int | None = None,
+    log_epoch: int = 0,
 ) -> Report:
     """Read both books, compare, and repair when ``outbox`` is given (without it: report only). ``epoch``: the
-    log segment the re-sent orders go to (the one the processor reads on the symbol's partition)."""
+    log segment the re-sent orders go to (the one the processor reads on the symbol's partition);
+    ``log_epoch``: where the broker's current log began (``compare``)."""
     symbol = market.symbol
     settled_seq, warm = await read_warm(db, symbol)
     state, resting = await read_book(cache, symbol)
     hot = [int(k) for k in await cache.hkeys(hot_key(symbol))]
     await add_rows(db, warm, hot)
-    report = compare(market, settled_seq, state, resting, hot, warm)
+    report = compare(market, settled_seq, state, resting, hot, warm, log_epoch)
     if outbox is not None:
         if report.stale:
             await cache.hdel(hot_key(symbol), *[str(i) for i in report.stale])

@@ -43,9 +43,9 @@ def legacy_outbox_key(symbol: str) -> str:
 
 
 # --- settled: how far settlement has applied a symbol's matched events -------------------------------------
-# Owner: settlement (services/settlement/__main__.py), after each committed batch. Read by the matcher, in the
-# script that commits its book: it keeps a batch's outputs in the outbox until settlement has applied them, so
-# a broker that loses its log loses no fill (services/matcher/bookstore.py).
+# Owner: settlement (``tell`` in services/settlement/batch.py), after each committed batch. Read by the matcher,
+# in the script that commits its book: it keeps a batch's outputs in the outbox until settlement has applied
+# them, so a broker that loses its log loses no fill (services/matcher/bookstore.py).
 def settled_key(symbol: str) -> str:
     """String: the seq of the last matched event of the symbol settlement committed (its cursor)."""
     return f"book:{{{symbol}}}:settled"
@@ -58,9 +58,22 @@ def settled_key(symbol: str) -> str:
 # (list, newest first, Binance trade rows), ``klines`` (sorted set of 1m rows by open time, the 24h ticker's;
 # the klines route reads Postgres), ``kline_cur`` (the live candle of every kline stream), ``trade_seq`` (the
 # last trade-execution seq applied).
-# ``slow_bids``, ``slow_asks``, ``slow_seq``: the ``@depth`` (1,000 ms) diff being gathered and its last ``u``.
+# ``slow_bids``, ``slow_asks``, ``slow_seq``: the ``@depth`` (1,000 ms) diff being gathered and its last ``u``;
+# ``log_epoch``: the broker log the depth was last caught up on (services/market_data/resync.py).
 MARKET_PARTS = frozenset(
-    {"bids", "asks", "depth_seq", "trades", "klines", "kline_cur", "trade_seq", "slow_bids", "slow_asks", "slow_seq"}
+    {
+        "bids",
+        "asks",
+        "depth_seq",
+        "trades",
+        "klines",
+        "kline_cur",
+        "trade_seq",
+        "slow_bids",
+        "slow_asks",
+        "slow_seq",
+        "log_epoch",
+    }
 )
 
 
@@ -78,3 +91,13 @@ def client_id_key(user_id: int, client_order_id: str) -> str:
     """Where a user's client order id is claimed. Hash-tagged by user: the gateway claims it in the same
     Redis call as the user's rate limits (``gateway.ratelimit.signed_budget``)."""
     return f"coid:{{u:{user_id}}}:{client_order_id}"
+
+
+# --- pending order requests: acknowledged, not yet decided -----------------------------------------------
+# Owner: ingestion's ``Ingestor`` (shared/ingestor.py), wherever it runs, which adds each new order before it
+# answers ACK. Exception: the order processor removes the entries of the requests it decided, in the pipeline
+# that writes the hot book (an inbox's reader clears what it read), and re-sends those a lost log took
+# (shared/pending.py).
+def pending_key(symbol: str) -> str:
+    """Hash: order id -> (log epoch, the ``NewOrderRequest`` as published), until the processor decides it."""
+    return f"req:{{{symbol}}}:pending"

@@ -228,6 +228,28 @@ async def continue_after_drain(settings: Settings, marker: str) -> dict[str, obj
     return await reseed_positions(settings)
 
 
+async def continue_after_crash(settings: Settings) -> dict[str, object] | None:
+    """``reseed_positions`` when the broker's log is new (the local broker, which keeps it in memory, was killed
+    with the fleet) and Redis is this fleet's, as Postgres says: what the lost log held that the fleet needs is
+    kept there and in Postgres until it is applied (orders acknowledged but not decided, ``shared.pending``;
+    accepted orders the matcher never read, ``shared.reconcile``; fills settlement had not applied, the
+    matcher's outbox). None (and nothing done) otherwise: the services then refuse, and the operator decides."""
+    conn = await dbsecret.connect(settings)
+    try:
+        now = await identity.stored(conn)
+    finally:
+        await conn.close()
+    if now is None or await identity.in_broker(settings):
+        return None
+    cache = sredis.connect(settings)
+    try:
+        if await identity.in_redis(cache) != now.fleet_id:
+            return None
+    finally:
+        await cache.aclose()
+    return await reseed_positions(settings)
+
+
 async def reseed_positions(settings: Settings) -> dict[str, object]:
     """Continue on a new broker log (a reset broker, a new MSK cluster): its topics are created, and the log
     epoch goes up so that every position on it ranks after the old log's (``shared.identity``)."""

@@ -130,6 +130,15 @@ def cmd_up(args: argparse.Namespace) -> int:
             continued = asyncio.run(admin.continue_after_drain(Settings(), drained.read_text()))
             if continued:
                 print(f"the last stop drained every topic: continuing on a new log, epoch {continued['epoch']}")
+        elif "tansu" in local.pids and storage == "memory" and not args.reseed_positions:
+            continued = asyncio.run(admin.continue_after_crash(Settings()))
+            if continued:  # killed, not drained: what the lost log held that matters is kept in Redis and Postgres
+                print(
+                    f"the last stop did not drain (kill -9, a crash) and the broker's log is gone: continuing on a "
+                    f"new log, epoch {continued['epoch']}; orders acknowledged but not yet decided are sent again, "
+                    "and fills not yet settled are published again from the matcher's outbox",
+                    flush=True,
+                )
         drained.unlink(missing_ok=True)  # good for one start only
         if args.reseed_positions:
             print(f"continuing on a new log: {json.dumps(asyncio.run(admin.reseed_positions(Settings())))}")

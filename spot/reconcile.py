@@ -8,7 +8,7 @@ book records it reads): the job connects, runs it per market, and returns each m
 
 from __future__ import annotations
 
-from shared import kafka, postgres
+from shared import identity, kafka, postgres
 from shared import redis as sredis
 from shared.config import Settings
 from shared.reconcile import reconcile_symbol
@@ -18,7 +18,9 @@ async def run(settings: Settings, repair: bool = True) -> list[dict[str, object]
     """Each market's report (``shared.reconcile.Report.as_json``); repaired when ``repair``."""
     async with postgres.pool(settings, max_size=2) as db, sredis.client(settings) as cache:
         markets = await postgres.load_markets(db)
+        fleet = await identity.stored(db)
+        log_epoch = fleet.epoch if fleet else 0  # where the broker's log began: an order of an older one is lost
         if not repair:
-            return [(await reconcile_symbol(m, db, cache, None)).as_json() for m in markets.values()]
+            return [(await reconcile_symbol(m, db, cache, None, None, log_epoch)).as_json() for m in markets.values()]
         async with kafka.producer(settings) as outbox:
-            return [(await reconcile_symbol(m, db, cache, outbox)).as_json() for m in markets.values()]
+            return [(await reconcile_symbol(m, db, cache, outbox, None, log_epoch)).as_json() for m in markets.values()]

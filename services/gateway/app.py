@@ -85,7 +85,9 @@ def create_app(settings: Settings) -> FastAPI:
                 producing = kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms)
                 outbox = await stack.enter_async_context(producing)
                 fence = await stack.enter_async_context(segment_fence.fence(settings, cache))
-                ingest = LocalIngestion(Ingestor(outbox, cache, db, markets, fence), in_flight)  # the live markets
+                ingest = LocalIngestion(
+                    Ingestor(outbox, cache, db, markets, fence, settings.log_epoch), in_flight
+                )  # the live markets
             else:
                 # aiohttp, not httpx: measured 8-10x more requests/s per core on this hop
                 session = aiohttp.ClientSession(

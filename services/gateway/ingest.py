@@ -145,9 +145,16 @@ class LocalIngestion:
             await budget.spend()  # a refused order costs its weight too; over budget, that refusal wins
             raise
         claim = Claim(client_id_key(user_id, request.client_order_id), request.order_id, CLIENT_ID_TTL_S)
-        with sredis.timed("client_order_id"):  # the same series as ingestion's own claim: one per order
-            taken = await budget.spend(claim)
+        kept = self.ingestor.keep(request)  # pending until decided, beside the claim (another slot, same turn)
+        try:
+            with sredis.timed("client_order_id"):  # the same series as ingestion's own claim: one per order
+                taken = await budget.spend(claim)
+        except BaseException:
+            await asyncio.shield(self.ingestor.abandon(request, kept))
+            raise
+        await kept
         if not taken:
+            await self.ingestor.forget(request)
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
         return await _bounded(self.ingestor.publish(request, claim.key))
 

@@ -74,7 +74,7 @@ async def ingestor(settings: Settings) -> AsyncIterator[Ingestor]:
         cache = await stack.enter_async_context(sredis.client(settings))
         outbox = await stack.enter_async_context(kafka.producer(settings, linger_ms=settings.kafka_request_linger_ms))
         fence = await stack.enter_async_context(segment_fence.fence(settings, cache))
-        yield Ingestor(outbox, cache, db, await postgres.load_markets(db), fence)
+        yield Ingestor(outbox, cache, db, await postgres.load_markets(db), fence, settings.log_epoch)
 
 
 def create_app(settings: Settings) -> FastAPI:

@@ -23,11 +23,13 @@ from dataclasses import astuple
 from decimal import Decimal
 from typing import Any, TypeVar
 
+import asyncpg
 import orjson
+from prometheus_client import Counter
 
+from shared import postgres, tracing
 from shared import redis as sredis
 from shared import tickers as shapes
-from shared import tracing
 from shared.aggtrades import agg_event, aggregate, fill_of
 from shared.binance import kline_event, trade_event, trade_json
 from shared.candles import Candle, bucket_open, next_open
@@ -48,6 +50,7 @@ CLOSE_GRACE_MS = 1000  # how late after a candle's close a trade stamped within 
 Book = tuple[int, int, int, int]
 PARTIAL_LEVELS = (5, 10, 20)  # Binance's ``@depth<levels>`` streams
 FAST, SLOW = "@100ms", ""  # the suffix of the 100 ms streams; the 1,000 ms ones have none
+PUSHED = Counter("spot_market_data_events_total", "Events pushed to streams", ["kind"])
 
 
 def stream_name(symbol: str, kind: str) -> str:
@@ -104,6 +107,31 @@ class MarketState:
             price, qty = Decimal(row["price"]) / m.tick_size, Decimal(row["qty"]) / m.step_size
             self.last_trade = LastTrade(int(price), int(qty), int(row["time"]))
         self.book = best(self.depth)
+
+
+class MarketStates:
+    """Every market's ``MarketState`` (``by_symbol``), restored from Redis at start. A market added while
+    market-data runs (``spot admin market add`` writes its row before any of its records exists) is read from
+    Postgres at its first record (``learn``), so none of its events is passed over."""
+
+    def __init__(self, db: asyncpg.Pool, cache: sredis.Client, channels: sredis.Channels) -> None:
+        self.db, self.cache, self.channels = db, cache, channels
+        self.markets: dict[str, Market] = {}
+        self.by_symbol: dict[str, MarketState] = {}
+
+    async def load(self) -> None:
+        self.markets = await postgres.load_markets(self.db)
+        self.by_symbol = {s: MarketState(m, self.channels) for s, m in self.markets.items()}
+        for state in self.by_symbol.values():
+            await state.load(self.cache)
+
+    async def learn(self, symbol: str) -> MarketState | None:
+        """The state of a market not known at start, or None if Postgres has no such market either."""
+        if not await postgres.learn_markets(self.db, self.markets, [symbol]):
+            return None
+        state = self.by_symbol[symbol] = MarketState(self.markets[symbol], self.channels)
+        await state.load(self.cache)
+        return state
 
 
 def publish_depth(w: sredis.Atomic, state: MarketState, diff: Diff, event_ts: int) -> None:

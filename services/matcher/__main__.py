@@ -27,11 +27,10 @@ import asyncio
 import contextlib
 import gc
 
-import asyncpg
 from aiokafka import TopicPartition
 from prometheus_client import Histogram
 
-from shared import identity, kafka, postgres, resilience
+from shared import kafka, postgres, resilience
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
@@ -39,6 +38,7 @@ from shared.lifecycle import Health, run
 from shared.messages import Topic, unpack_commands
 from shared.segment_ring import Ring
 
+from . import startup
 from .bookstore import BookStore
 from .outputs import MATCHED, TRADES_OUT
 from .pipeline import SERVICE, Matcher
@@ -56,30 +56,14 @@ GC_YOUNG_THRESHOLD = 50_000
 VALIDATED = Topic.VALIDATED_ORDERS.value
 
 
-async def settled_sequences(db: asyncpg.Pool) -> dict[str, int]:
-    rows = await db.fetch("SELECT symbol, seq FROM settlement_cursor")
-    return {r["symbol"]: r["seq"] for r in rows}
-
-
-def refuse_lost_writes(books: dict[str, int], settled: dict[str, int]) -> None:
-    """A book behind what settlement applied lost writes (a Redis failover, a restored snapshot): matching on
-    it would give the next seq to a second, different event. Refused, never served."""
-    behind = [f"{s} at seq {seq} (settled {settled[s]})" for s, seq in books.items() if seq < settled.get(s, 0)]
-    if behind:
-        raise identity.ForeignState(
-            f"redis books are behind what settlement committed: {', '.join(behind)}; redis lost writes, so its "
-            "books belong to an earlier moment: restore it, or run `make clean` to start empty"
-        )
-
-
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
     async with postgres.pool(settings, max_size=1) as db:
         markets = await postgres.load_markets(db)
-        settled = await settled_sequences(db)
+        settled = await startup.settled_sequences(db)
     async with kafka.producer(settings) as outbox, sredis.client(settings) as cache:
         store = BookStore(cache)
-        refuse_lost_writes(await store.sequences(list(markets)), settled)
+        startup.refuse_lost_writes(await store.sequences(list(markets)), settled)
         count = settings.kafka_partitions
 
         async def segment_done(topic: str, partition: int, epoch: int) -> None:

@@ -21,6 +21,18 @@ taken from the maker, expires whichever reaches zero and reports the other's los
 ``CancelAllOrders`` takes every open order of one owner (or of all) out in one step; ``MarketChange`` swaps
 the market's row (its fees) at its place in the sequence.
 
+Conditional orders (``AcceptedStop``: STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT, issue 24) wait
+off the book in ``_stops`` (``_Stop``), reported NEW and not working; refused (-2010) when their stop price is met
+by the last trade already (not a trailing one) or their owner has ``MAX_NUM_ALGO_ORDERS`` open here (waiting, or
+triggered and resting). Every trade of a step is shown, in order, to the waiting stops, in arrival order
+(``_run_stops``); those it triggers run right after the step's own matching, in the order they triggered, as the
+MARKET or LIMIT they become (``_trigger``), inside the same event, and their trades are shown to the stops in
+turn; one that rests keeps its stop on its reports (``_triggered``). A trailing one follows the best price since
+its trailing started by ``trailing_delta`` BIPS, as Binance's trailing-stop FAQ says.
+A book without stops pays for them one test per crossing order (and the last trade price, kept in
+``BookState``); waiting stops are scanned per trade (O(stops) each: ``MAX_NUM_ALGO_ORDERS`` per owner bounds
+them).
+
 Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
 order's status at that point of the sequence; an amend (``AmendOrder``, ``order/amend/keepPriority``) to a
 smaller quantity, which keeps the order's place in its queue (its ``arrival``) and reports REPLACED.
@@ -64,10 +76,23 @@ import msgspec
 
 from shared.booksnapshot import BookState as BookState
 from shared.booksnapshot import RestingOrder as RestingOrder
-from shared.domain import BPS, CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import (
+    BPS,
+    MAX_NUM_ALGO_ORDERS,
+    CancelRestriction,
+    ExecType,
+    Market,
+    OrderStatus,
+    OrderType,
+    Side,
+    StpMode,
+    TimeInForce,
+    stop_above,
+)
 from shared.messages import (
     EVERY_OWNER,
     AcceptedOrder,
+    AcceptedStop,
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
@@ -78,6 +103,7 @@ from shared.messages import (
     MatcherCommand,
     OrderUpdate,
     RejectedOrder,
+    StopState,
     Trade,
     market_of,
 )
@@ -99,6 +125,8 @@ AMEND_NOT_SMALLER: Final = -2038
 RESTRICTED_MSG: Final = "Order was not canceled due to cancel restrictions."
 AMEND_NOT_SMALLER_MSG: Final = "Order amend (quantity increase) is not supported."
 AMEND_BELOW_EXECUTED_MSG: Final = "Order amend (quantity decrease) below the executed quantity is not supported."
+WOULD_TRIGGER_MSG: Final = "Order would trigger immediately."
+ALGO_ORDERS_MSG: Final = "Filter failure: MAX_NUM_ALGO_ORDERS"
 # dead queue entries / empty levels tolerated before compacting; read when a Book is built (not Final: tests
 # lower it)
 COMPACT_SLACK = 32
@@ -142,6 +170,7 @@ _BPS: Final = BPS
 # classes and functions of other modules, bound once: compiled, a Final is a C static, any other global a
 # dict lookup per use
 _AcceptedOrder: Final = AcceptedOrder
+_AcceptedStop: Final = AcceptedStop
 _CancelOrder: Final = CancelOrder
 _CancelAllOrders: Final = CancelAllOrders
 _MarketChange: Final = MarketChange
@@ -176,7 +205,11 @@ _A_ICEBERG: Final = _ACCEPTED["iceberg_lots"]
 _A_MAKER_BPS: Final = _ACCEPTED["maker_bps"]
 _A_TAKER_BPS: Final = _ACCEPTED["taker_bps"]
 _A_TS: Final = _ACCEPTED["ts"]
-# the first of the fields no hot path passes to _Order: iceberg_lots, hidden, sub, maker_bps
+_STOP_FIELDS: Final = {name: i for i, name in enumerate(AcceptedStop.__struct_fields__)}  # AcceptedOrder's, then
+_A_STOP: Final = _STOP_FIELDS["stop_ticks"]
+_A_TRAIL: Final = _STOP_FIELDS["trailing_delta"]
+_RESTING_FIELDS: Final = 14  # RestingOrder's fields up to ``stp``: a resting order's; then a stop's, an iceberg's
+# the first of the fields no hot path passes to _Order: iceberg_lots, hidden, sub, maker_bps (after a stop's)
 _ICEBERG_FIELDS: Final = RestingOrder.__struct_fields__.index("iceberg_lots")
 _CANCEL: Final = {name: i for i, name in enumerate(CancelOrder.__struct_fields__)}
 _C_PARTITION: Final = _CANCEL["src_partition"]
@@ -283,6 +316,12 @@ def _record(o: _Order) -> RestingOrder:
         o.created_ts,
         o.arrival,
         o.stp,
+        0,  # a stop's fields (stop_ticks, trailing_delta, trail_ticks, trail_ts, budget, working_ts): not one
+        0,
+        0,
+        -1,
+        0,
+        0,
         o.iceberg_lots,
         o.hidden,
         o.sub,
@@ -291,11 +330,11 @@ def _record(o: _Order) -> RestingOrder:
 
 
 def _from_record(r: RestingOrder) -> _Order:
-    """A snapshot's order as the book keeps it (``_Order`` takes ``RestingOrder``'s fields in order, but for
-    the iceberg's three last ones, which no hot path passes)."""
+    """A snapshot's order as the book keeps it (``_Order`` takes ``RestingOrder``'s first fields in order, then
+    the iceberg's four, which no hot path passes; a stop's fields, between them, are not the order's)."""
     t = _astuple(r)
-    o = _Order(*t[:_ICEBERG_FIELDS])
-    o.iceberg_lots, o.hidden, o.sub, o.maker_bps = t[_ICEBERG_FIELDS:]
+    o = _Order(*t[:_RESTING_FIELDS])
+    o.iceberg_lots, o.hidden, o.sub, o.maker_bps = t[_ICEBERG_FIELDS : _ICEBERG_FIELDS + 4]
     return o
 
 
@@ -306,6 +345,149 @@ def _hide(o: _Order, slice_lots: int) -> None:
     if left > slice_lots:
         o.hidden = left - slice_lots
         o.remaining = slice_lots
+
+
+class _Stop:
+    """An untriggered conditional order (issue 24), kept off the book in ``Book._stops``: the fields of the
+    ``AcceptedOrder`` that placed it (``a``, what it takes the book with once triggered, as MARKET or LIMIT),
+    the seq that placed it, and its trailing state: ``trail`` the best price since its trailing started (the
+    highest for a SELL, the lowest for a BUY; 0 before it started), ``trail_ts`` when it started (-1 before).
+    Off the hot path: a plain object."""
+
+    __slots__ = ("a", "above", "arrival", "delta", "sell", "stop", "trail", "trail_ts")
+
+    def __init__(self, a: tuple[Any, ...], arrival: Boxed, trail: int, trail_ts: Boxed) -> None:
+        self.a = a
+        self.arrival: Boxed = arrival
+        self.stop: int = a[_A_STOP]
+        self.delta: int = a[_A_TRAIL]
+        self.above: bool = stop_above(a[_A_TYPE], a[_A_SIDE])
+        self.sell: bool = a[_A_SIDE] is _SELL
+        self.trail = trail
+        self.trail_ts: Boxed = trail_ts
+
+    def met(self, price: int) -> bool:
+        """The stop price condition (Binance's table: at or above the stop, or at or below)."""
+        return price >= self.stop if self.above else price <= self.stop
+
+    def see(self, price: int, ts: Boxed) -> int:
+        """A trade at ``price``: 2 if it triggers the order, 1 if it changed its trailing state, else 0.
+
+        Without a delta the stop price condition triggers it. With one, the condition (or, without a stop
+        price, nothing) starts the trailing at that trade's price; from then on a SELL triggers once the price
+        falls ``delta`` BIPS below the highest since, a BUY once it rises ``delta`` BIPS above the lowest."""
+        delta = self.delta
+        if not delta:
+            return 2 if self.met(price) else 0
+        trail = self.trail
+        if not trail:
+            if self.stop and not self.met(price):
+                return 0
+            self.trail = price
+            if self.trail_ts < 0:
+                self.trail_ts = ts
+            return 1
+        if self.sell:
+            if price > trail:
+                self.trail = price
+                return 1
+            return 2 if price * _BPS <= trail * (_BPS - delta) else 0
+        if price < trail:
+            self.trail = price
+            return 1
+        return 2 if price * _BPS >= trail * (_BPS + delta) else 0
+
+
+def _stop_state(s: _Stop, working_ts: Boxed) -> StopState:
+    return StopState(s.stop, s.delta, s.trail_ts, working_ts)
+
+
+def _stop_update(s: _Stop, status: OrderStatus, exec_type: ExecType, working_ts: Boxed) -> OrderUpdate:
+    """A conditional order's report while it waits (NEW, CANCELED) or as it triggers (NEW, working)."""
+    a = s.a
+    otype = a[_A_TYPE]
+    return OrderUpdate(
+        a[_A_ID],
+        a[_A_USER],
+        a[_A_CLIENT_ID],
+        a[_A_SIDE],
+        otype,
+        None if otype.triggered is _MARKET else a[_A_TIF],
+        a[_A_PRICE],
+        a[_A_QTY],
+        status,
+        exec_type,
+        a[_A_TS],
+        stp=a[_A_STP],
+        stop=_stop_state(s, working_ts),
+    )
+
+
+def _stop_record(s: _Stop) -> RestingOrder:
+    """An untriggered conditional order in the snapshot format (its stop fields set)."""
+    a = s.a
+    qty: int = a[_A_QTY]
+    return RestingOrder(
+        a[_A_ID],
+        a[_A_USER],
+        a[_A_CLIENT_ID],
+        a[_A_SIDE],
+        a[_A_TYPE],
+        a[_A_TIF],
+        a[_A_PRICE],
+        qty,
+        qty,
+        0,
+        0,
+        a[_A_TS],
+        s.arrival,
+        a[_A_STP],
+        s.stop,
+        s.delta,
+        s.trail,
+        s.trail_ts,
+        a[_A_BUDGET],
+        -1,
+        a[_A_ICEBERG],  # the slice it will show once triggered, if it rests; nothing hidden yet
+        0,
+        0,
+        a[_A_MAKER_BPS],
+        a[_A_TAKER_BPS],
+    )
+
+
+def _stop_from_record(r: RestingOrder) -> _Stop:
+    a = AcceptedStop(
+        src_partition=-1,
+        src_offset=-1,
+        order_id=r.order_id,
+        user_id=r.user_id,
+        symbol="",
+        side=r.side,
+        type=r.type,
+        tif=r.tif,
+        price_ticks=r.price_ticks,
+        qty_lots=r.qty_lots,
+        budget=r.budget,
+        client_order_id=r.client_order_id,
+        stp=r.stp,
+        ts=r.created_ts,
+        stop_ticks=r.stop_ticks,
+        trailing_delta=r.trailing_delta,
+        iceberg_lots=r.iceberg_lots,
+        maker_bps=r.maker_bps,
+        taker_bps=r.taker_bps,
+    )
+    return _Stop(_astuple(a), r.arrival, r.trail_ticks, r.trail_ts)
+
+
+def _last_deltas(deltas: list[LevelDelta]) -> list[LevelDelta]:
+    """One delta per level, in order of first touch, with its last total: a step that ran triggered orders
+    after its own reports some levels more than once."""
+    last: dict[tuple[Any, int], LevelDelta] = {}
+    for d in deltas:
+        last[(d.side, d.price_ticks)] = d  # an existing key keeps its place
+    return list(last.values())
 
 
 def _same(a: int, b: int) -> bool:
@@ -504,6 +686,7 @@ class _Taker:
         "expire_taker",
         "iceberg_lots",
         "is_buy",
+        "last",
         "limit",
         "order_id",
         "prevented",
@@ -559,6 +742,7 @@ class _Taker:
         self.stop = False
         self.completed_late = False
         self.stp_expired = False
+        self.last = 0  # the price of its last fill (the symbol's last trade price, which triggers stops)
 
     def reaches(self, price: int) -> bool:
         """Whether the taker's limit lets it take at ``price`` (a MARKET order without a limit takes at any)."""
@@ -650,6 +834,11 @@ class Book:
         self._symbol: str = market.symbol
         self._bids, self._asks = _Ladder(_BUY), _Ladder(_SELL)
         self._orders: dict[int, _Order] = {}
+        self._last: int = s.last_ticks  # the last trade's price (0: none yet)
+        self._stops: dict[int, _Stop] = {}  # untriggered conditional orders, in arrival order
+        self._stops_changed: dict[int, None] = {}  # ids of stops whose trailing state moved (for the snapshot)
+        self._triggering = False  # running a triggered order: its trades are scanned by the caller
+        self._triggered: dict[int, StopState] = {}  # triggered orders that rest: their stop, on all their reports
         self._buyer_k_buy = self._buyer_k_sell = self._seller_k_buy = self._seller_k_sell = 0
         self._apl = self._apn = 0  # the market's atoms per lot and per notional unit (fee tiers' rates)
         self._set_market(market)
@@ -668,7 +857,9 @@ class Book:
     @property
     def state(self) -> BookState:
         """The counters that must survive a restart (a snapshot: changing it changes nothing here)."""
-        return BookState(self._seq, self._next_trade_id, self._src_partition, self._src_offset, self._next_prevented_id)
+        return BookState(
+            self._seq, self._next_trade_id, self._src_partition, self._src_offset, self._next_prevented_id, self._last
+        )
 
     # --- queries ---------------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -682,11 +873,48 @@ class Book:
     def order(self, order_id: int) -> RestingOrder | None:
         """A resting order, as a snapshot record (a copy: changing it changes nothing here)."""
         o = self._orders.get(order_id)
-        return None if o is None else _record(o)
+        if o is None:
+            s = self._stops.get(order_id)  # an untriggered stop (its record carries its stop fields)
+            return None if s is None else _stop_record(s)
+        return self._resting_record(o)
 
     def orders(self) -> Iterator[RestingOrder]:
         """The resting orders, as snapshot records (copies)."""
-        return (_record(o) for o in self._orders.values())
+        return (self._resting_record(o) for o in self._orders.values())
+
+    def _resting_record(self, o: _Order) -> RestingOrder:
+        """A resting order's record; a triggered conditional one's with its stop and when it triggered."""
+        record = _record(o)
+        stop = self._triggered.get(o.order_id) if self._triggered else None
+        if stop is None:
+            return record
+        return _replace(
+            record,
+            stop_ticks=stop.stop_ticks,
+            trailing_delta=stop.trailing_delta,
+            trail_ts=stop.trailing_ts,
+            working_ts=stop.working_ts,
+        )
+
+    def _carry(self, u: OrderUpdate) -> OrderUpdate:
+        """A triggered order that rests keeps its stop on every report, until the one that ends it."""
+        stop = self._triggered.get(u.order_id)
+        if stop is None:
+            return u
+        if not u.status.is_open:
+            del self._triggered[u.order_id]
+        return _replace(u, stop=stop)
+
+    def stops(self) -> Iterator[RestingOrder]:
+        """The untriggered conditional orders, as snapshot records (copies), in arrival order."""
+        return (_stop_record(s) for s in self._stops.values())
+
+    def stops_changed(self) -> list[int]:
+        """The ids of stops whose trailing state moved since the last call (no update reports that), for the
+        snapshot to write; a stop that left since is among them too, and ``order`` tells it is gone."""
+        changed = list(self._stops_changed)
+        self._stops_changed.clear()
+        return changed
 
     def depth(self, side: Side, limit: int | None = None) -> list[tuple[int, int]]:
         """(price_ticks, lots) best-first."""
@@ -703,14 +931,31 @@ class Book:
             + ((o.maker_bps,) if o.maker_bps >= 0 else ())
             for o in sorted(self.orders(), key=lambda o: (o.side, o.price_ticks, o.arrival, o.sub))
         )
-        digest = hashlib.blake2b(msgspec.msgpack.encode((rows, self._seq, self._next_trade_id)), digest_size=8)
+        held: tuple[Any, ...] = (rows, self._seq, self._next_trade_id)
+        if self._stops:  # a book without stops hashes as before they existed; times left out, as above
+            stops = tuple(self._stop_row(s) for s in self._stops.values())
+            held += (stops, self._last)
+        if self._triggered:
+            held += (tuple(sorted((i, s.stop_ticks, s.trailing_delta) for i, s in self._triggered.items())),)
+        digest = hashlib.blake2b(msgspec.msgpack.encode(held), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
+
+    @staticmethod
+    def _stop_row(s: _Stop) -> tuple[Any, ...]:
+        """A waiting stop's part of ``state_hash``: what it is and its trailing state, no times."""
+        a = s.a
+        return (s.arrival, a[_A_ID], a[_A_TYPE], a[_A_PRICE], a[_A_QTY], a[_A_BUDGET], s.stop, s.delta, s.trail)
 
     # --- restore -----------------------------------------------------------------------------------------
     def restore(self, orders: list[RestingOrder]) -> None:
         """Rebuild from a snapshot; orders may come in any order, ``arrival`` restores the queues."""
         for o in sorted(orders, key=lambda o: (o.arrival, o.sub)):
-            self._rest(_from_record(o))
+            if (o.stop_ticks or o.trailing_delta) and o.working_ts == -1:
+                self._stops[o.order_id] = _stop_from_record(o)
+            else:
+                if o.stop_ticks or o.trailing_delta:  # triggered, resting
+                    self._triggered[o.order_id] = StopState(o.stop_ticks, o.trailing_delta, o.trail_ts, o.working_ts)
+                self._rest(_from_record(o))
 
     # --- commands ------------------------------------------------------------------------------------------
     def is_duplicate(self, command: MatcherCommand) -> bool:
@@ -749,7 +994,11 @@ class Book:
         self._src_partition = partition
         self._src_offset = offset
         self._seq = seq = self._seq + 1
-        return self._place(t, ts, seq) if placing else self._cancel(t, ts, seq)
+        if not placing:
+            return self._cancel(t, ts, seq)
+        if kind is not _AcceptedOrder and isinstance(command, AcceptedStop):  # a conditional order: off the hot path
+            return self._place_stop(t, ts, seq)
+        return self._place(t, ts, seq)
 
     def skip(self, partition: int, offset: int) -> bool:
         """Pass over a command that cannot be applied (dead-lettered): its source position is taken, so a
@@ -790,6 +1039,8 @@ class Book:
         """A ``CancelOrder`` (``c``: its fields)."""
         order_id = c[_C_ORDER_ID]
         o = self._orders.get(order_id)
+        if o is None and order_id in self._stops:
+            return self._cancel_stop(c, ts, seq)
         if o is None or not _same(o.user_id, c[_C_USER]):
             error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
@@ -812,14 +1063,11 @@ class Book:
         elif len(level.queue) - level.head > 2 * level.live + ladder.slack:
             level.queue = [q for q in level.queue[level.head :] if not q.dead]
             level.head = 0
+        ended = _ended(o, _CANCELED, _X_CANCELED)
+        if self._triggered:
+            ended = self._carry(ended)
         return _MatchedEvent(  # positional (see MatchedEvent): updates, trades, deltas
-            self._symbol,
-            seq,
-            ts,
-            c[_C_REQUEST_ID],
-            [_ended(o, _CANCELED, _X_CANCELED)],
-            [],
-            [_LevelDelta(side, price, level.lots)],
+            self._symbol, seq, ts, c[_C_REQUEST_ID], [ended], [], [_LevelDelta(side, price, level.lots)]
         )
 
     def _cancel_all(self, c: CancelAllOrders, ts: Boxed, seq: Boxed) -> MatchedEvent:
@@ -831,7 +1079,8 @@ class Book:
         user_id = c.user_id
         every = _same(user_id, _EVERY_OWNER)
         gone = [o for o in self._orders.values() if every or _same(o.user_id, user_id)]
-        if not gone and not every:
+        stops = [s for s in self._stops.values() if every or _same(s.a[_A_USER], user_id)]
+        if not gone and not stops and not every:
             error = _CommandError(user_id=user_id, order_id=0, code=UNKNOWN_ORDER, msg="Unknown order sent.")
             return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c.request_id, error=error)
         updates: list[OrderUpdate] = []
@@ -848,11 +1097,14 @@ class Book:
                 touched[(side, level.price)] = level
             if not level.live:
                 ladder.level_emptied(level)
-            updates.append(_ended(o, _CANCELED, _X_CANCELED))
+            updates.append(self._carry(_ended(o, _CANCELED, _X_CANCELED)))
         for level in touched.values():  # levels still holding orders: drop their dead entries
             if level.live:
                 level.queue = [q for q in level.queue[level.head :] if not q.dead]
                 level.head = 0
+        for s in stops:  # then the untriggered stops, in arrival order
+            del self._stops[s.a[_A_ID]]
+            updates.append(_stop_update(s, _CANCELED, _X_CANCELED, -1))
         deltas = [_LevelDelta(side, level.ticks, level.lots) for (side, _), level in touched.items()]
         return _MatchedEvent(self._symbol, seq, ts, c.request_id, updates, [], deltas)
 
@@ -888,8 +1140,10 @@ class Book:
         o.qty_lots = c.qty_lots
         before = o.client_order_id
         o.client_order_id = c.client_order_id
-        update = _replace(
-            _ended(o, _PARTIALLY_FILLED if o.executed_lots else _NEW, _X_REPLACED), orig_client_order_id=before
+        update = self._carry(
+            _replace(
+                _ended(o, _PARTIALLY_FILLED if o.executed_lots else _NEW, _X_REPLACED), orig_client_order_id=before
+            )
         )
         return _MatchedEvent(
             self._symbol, seq, ts, c.request_id, [update], [], [_LevelDelta(o.side, o.price_ticks, level.lots)]
@@ -1020,6 +1274,8 @@ class Book:
                 if a[_A_ICEBERG]:
                     _hide(o, a[_A_ICEBERG])
                 deltas.append(_LevelDelta(side, ticks, self._rest(o)))
+        if trades and self._stops and not self._triggering:
+            deltas = self._run_stops(updates, trades, deltas, ts, seq)
         return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], updates, trades, deltas)
 
     def _taker_expired(self, new: OrderUpdate, executed: int, cum_nu: int) -> OrderUpdate:
@@ -1036,6 +1292,111 @@ class Book:
             prevented_lots=prevented,
             last_prevented_lots=last,
         )
+
+    # --- conditional orders (off the hot path: a book without stops pays one test per crossing order) --------
+    def _place_stop(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """A STOP_LOSS(_LIMIT) or TAKE_PROFIT(_LIMIT): it waits in ``_stops``, reported NEW and not working.
+
+        Refused (-2010) when its stop price is met by the last trade already (not a trailing order: its stop
+        price only starts the trailing, at once) or when its owner has ``MAX_NUM_ALGO_ORDERS`` open here.
+        A trailing order whose trailing starts at once starts it from the last trade's price."""
+        user = a[_A_USER]
+        last = self._last
+        s = _Stop(a, seq, 0, -1)
+        new = _stop_update(s, _NEW, _X_NEW, -1)
+        reason = ""
+        if not s.delta and last and s.met(last):
+            reason = WOULD_TRIGGER_MSG
+        elif self._algo_orders(user) >= MAX_NUM_ALGO_ORDERS:
+            reason = ALGO_ORDERS_MSG
+        if reason:
+            rejected = _replace(new, status=_REJECTED, exec_type=_X_REJECTED, reject_code=WOULD_TAKE, reason=reason)
+            return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], [rejected])
+        if s.delta and (not s.stop or (last and s.met(last))):
+            s.trail_ts = ts  # trailing from placement: from the last price, or (no trade yet) the next one
+            s.trail = last
+            new = _stop_update(s, _NEW, _X_NEW, -1)
+        self._stops[a[_A_ID]] = s
+        return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], [new])
+
+    def _algo_orders(self, user: Boxed) -> int:
+        """``user``'s open conditional orders here ("algo" orders, as Binance counts them): waiting or triggered
+        and resting."""
+        waiting = sum(1 for s in self._stops.values() if _same(s.a[_A_USER], user))
+        return waiting + sum(1 for i in self._triggered if _same(self._orders[i].user_id, user))
+
+    def _cancel_stop(self, c: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """A ``CancelOrder`` of an untriggered stop: it leaves ``_stops`` (nothing on the book changes)."""
+        s = self._stops[c[_C_ORDER_ID]]
+        if not _same(s.a[_A_USER], c[_C_USER]) or c[_C_RESTRICTION] is _ONLY_PARTIALLY_FILLED:
+            msg = "Unknown order sent." if not _same(s.a[_A_USER], c[_C_USER]) else RESTRICTED_MSG
+            error = _CommandError(user_id=c[_C_USER], order_id=c[_C_ORDER_ID], code=UNKNOWN_ORDER, msg=msg)
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
+        del self._stops[s.a[_A_ID]]
+        return _MatchedEvent(self._symbol, seq, ts, c[_C_REQUEST_ID], [_stop_update(s, _CANCELED, _X_CANCELED, -1)])
+
+    def _run_stops(
+        self, updates: list[OrderUpdate], trades: list[Trade], deltas: list[LevelDelta], ts: Boxed, seq: Boxed
+    ) -> list[LevelDelta]:
+        """Show each trade of the step, in order, to every waiting stop, in arrival order; run each one that
+        triggers, in the order they triggered, after the step's own fills, and show its trades too (they can
+        trigger more). Everything lands in this step's lists; returns its deltas, one per level."""
+        stops = self._stops
+        fired: list[_Stop] = []
+        seen = ran = 0
+        while True:
+            while seen < len(trades) and stops:
+                price: int = trades[seen].price_ticks
+                seen += 1
+                for s in list(stops.values()):
+                    moved = s.see(price, ts)
+                    if moved == 2:
+                        del stops[s.a[_A_ID]]
+                        fired.append(s)
+                    elif moved:
+                        self._stops_changed[s.a[_A_ID]] = None
+            seen = len(trades)
+            if ran == len(fired):
+                break
+            self._trigger(fired[ran], updates, trades, deltas, ts, seq)
+            ran += 1
+        self._last = trades[-1].price_ticks
+        return _last_deltas(deltas)
+
+    def _trigger(
+        self,
+        s: _Stop,
+        updates: list[OrderUpdate],
+        trades: list[Trade],
+        deltas: list[LevelDelta],
+        ts: Boxed,
+        seq: Boxed,
+    ) -> None:
+        """Run a triggered stop as the MARKET or LIMIT order it becomes, at ``ts``: reported NEW and working,
+        then as that order would be (its own type and stop fields on its reports; a remainder that rests
+        keeps its type)."""
+        a = s.a
+        order_id, otype = a[_A_ID], a[_A_TYPE]
+        updates.append(_stop_update(s, _NEW, _X_NEW, ts))
+        self._stops_changed[order_id] = None
+        fields = list(a)  # AcceptedStop's: _place reads only AcceptedOrder's, which come first
+        fields[_A_TYPE] = otype.triggered
+        taking = tuple(fields)
+        self._triggering = True
+        try:
+            step = self._place(taking, ts, seq)
+        finally:
+            self._triggering = False
+        for u in step.updates[1:]:  # its own NEW is the one above
+            if _same(u.order_id, order_id):
+                u = _replace(u, type=otype, stop=_stop_state(s, ts))
+            updates.append(u)
+        trades.extend(step.trades)
+        deltas.extend(step.deltas)
+        resting = self._orders.get(order_id)
+        if resting is not None:  # rests as the LIMIT it became, under its own type, its stop on its reports
+            resting.type = otype
+            self._triggered[order_id] = _stop_state(s, ts)
 
     # --- matching ------------------------------------------------------------------------------------------
     def _fillable(self, a: tuple[Any, ...], opposite: _Ladder) -> bool:
@@ -1111,6 +1472,8 @@ class Book:
                 break
             level = opposite.best()
         self._next_trade_id = taker.trade_id
+        if taker.executed:
+            self._last = taker.last
         remaining = taker.remaining
         if taker.completed_late and _last_fill_completes(updates, taker.order_id):
             remaining = 0
@@ -1166,7 +1529,8 @@ class Book:
             level.lots -= maker.remaining
             level.live -= 1
             ended = _ended(maker, _EXPIRED_IN_MATCH, _X_PREVENTION)
-            updates.append(_replace(ended, prevented_match_id=prevented_id, counter_order_id=taker.order_id))
+            ended = _replace(ended, prevented_match_id=prevented_id, counter_order_id=taker.order_id)
+            updates.append(self._carry(ended) if self._triggered else ended)
         if taker.expire_taker:
             taker.stp_expired = taker.stop = True
             self._taker_prevented = (prevented_id, maker.order_id, 0, 0)
@@ -1199,15 +1563,14 @@ class Book:
             status = _PARTIALLY_FILLED if maker.executed_lots else _NEW
             if lots == mrem:  # an iceberg's slice is gone, not the iceberg: its next slice goes to the back
                 self._refill(level, maker)
-        updates.append(
-            _replace(
-                _ended(maker, status, _X_PREVENTION),
-                prevented_match_id=prevented_id,
-                counter_order_id=taker.order_id,
-                prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining - maker.hidden,
-                last_prevented_lots=lots,
-            )
+        ended = _replace(
+            _ended(maker, status, _X_PREVENTION),
+            prevented_match_id=prevented_id,
+            counter_order_id=taker.order_id,
+            prevented_lots=maker.qty_lots - maker.executed_lots - maker.remaining - maker.hidden,
+            last_prevented_lots=lots,
         )
+        updates.append(self._carry(ended) if self._triggered else ended)
         if lots == can:  # the taker has nothing left to trade here: it expires (after the maker's update)
             taker.stp_expired = taker.stop = True
             self._taker_prevented = (prevented_id, maker.order_id, taker.prevented, lots)
@@ -1263,6 +1626,7 @@ class Book:
         ticks = level.ticks
         nu = price * lots
         taker.took(lots, nu)
+        taker.last = price
         mrem = maker.remaining - lots
         m_executed = maker.executed_lots + lots
         m_cum_nu = maker.cum_nu + nu
@@ -1300,34 +1664,33 @@ class Book:
                 del self._orders[maker_id]
                 level.live -= 1
                 status = _FILLED
-        updates.append(
-            _OrderUpdate(  # positional (see OrderUpdate), up to fee
-                maker_id,
-                maker_uid,
-                maker.client_order_id,
-                maker.side,
-                maker.type,
-                maker.tif,
-                ticks,
-                maker.qty_lots,
-                status,
-                _X_TRADE,
-                maker.created_ts,
-                0,  # quote_nu: a resting order is sized in lots
-                m_executed,
-                m_cum_nu,
-                boxed_lots,  # last_lots, last_ticks, trade_id, is_maker
-                ticks,
-                tid,
-                True,
-                maker_fee,
-                0,  # reject_code, reason, orig_client_order_id
-                "",
-                "",
-                maker.stp,
-                maker.iceberg_lots,
-            )
+        made = _OrderUpdate(  # positional (see OrderUpdate), up to fee
+            maker_id,
+            maker_uid,
+            maker.client_order_id,
+            maker.side,
+            maker.type,
+            maker.tif,
+            ticks,
+            maker.qty_lots,
+            status,
+            _X_TRADE,
+            maker.created_ts,
+            0,  # quote_nu: a resting order is sized in lots
+            m_executed,
+            m_cum_nu,
+            boxed_lots,  # last_lots, last_ticks, trade_id, is_maker
+            ticks,
+            tid,
+            True,
+            maker_fee,
+            0,  # reject_code, reason, orig_client_order_id
+            "",
+            "",
+            maker.stp,
+            maker.iceberg_lots,
         )
+        updates.append(self._carry(made) if self._triggered else made)
         done = taker.remaining == 0
         taker.stop = done
         updates.append(

@@ -166,6 +166,8 @@ class BookStore:
         for event in events:
             for update in event.updates:
                 touched[update.order_id] = None
+        for order_id in book.stops_changed():  # stops whose trailing moved: no update says so
+            touched[order_id] = None
         changed: list[str | msgspec.Raw] = []  # id, order, id, order, ...
         gone: list[str] = []
         for order_id in touched:

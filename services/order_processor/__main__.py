@@ -35,12 +35,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Sequence
 
 import asyncpg
-from prometheus_client import Counter, Histogram
+from prometheus_client import Histogram
 
 from shared import (
     deadletter,
@@ -50,25 +48,21 @@ from shared import (
     resilience,
     segment_keeper,
     segment_store,
-    segments,
     tracing,
 )
 from shared import redis as sredis
 from shared.config import Settings
-from shared.domain import Market
 from shared.lifecycle import Health, now_ms, run
-from shared.messages import AcceptedOrder, MatcherCommand, OrderRequest, RejectedOrder, Topic, encode, unpack_requests
-from shared.reconcile import reconcile_symbol
+from shared.messages import OrderRequest, Topic, encode, unpack_requests
 
-from . import hotbook
+from . import startup, writes
 from .averages import Averages
-from .batch import VALIDATED, BatchDecision, Taking, changed_markets, decide_batch, located, market_runs
-from .holds import Holds, Located
+from .batch import VALIDATED, changed_markets, decide_batch, located, market_runs
+from .holds import Holds
 
 SERVICE = "order-processor"  # also the consumer group and the Deployment
 log = logging.getLogger(SERVICE)
 
-DECISIONS = Counter("spot_orders_decided_total", "Order requests decided", ["outcome", "reason"])
 BATCH_SECONDS = Histogram("spot_processor_batch_seconds", "Time to decide and publish one batch")
 REQUESTS = Topic.ORDER_REQUESTS.value
 
@@ -119,7 +113,7 @@ async def decide(
     holds = Holds(db, markets, settings.open_orders_max, settings.exchange_open_orders_max)
     averages = Averages(db)  # PERCENT_PRICE_BY_SIDE's reference
     channels = sredis.Channels(settings.topic_suffix)
-    await reconcile(settings, markets, inbox, outbox, db, cache)
+    await startup.repair(settings, markets, inbox, outbox, db, cache, stop)
     health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
     health.up()
     dead = deadletter.DeadLetters(outbox, SERVICE)
@@ -130,67 +124,21 @@ async def decide(
                 news = located(records)
                 now = now_ms()
                 holds.averages = await averages.of({loc.request.symbol for loc in news}, now)
-                taking = await take_holds(holds, news, now)
+                taking = await writes.take_holds(holds, news, now)
                 decided = decide_batch(records, news, taking, markets, channels, now, traced)
                 for record, exc in decided.dead:  # for an operator (the owner is told through the matcher)
                     await dead.send(record, encode(record.value), record.value.symbol, exc)
-                # the hot book, and the owners told: their orders are NEW and their funds held (one round trip,
-                # before the matcher hears of the orders, so each NEW precedes whatever the matcher reports)
-                pipe = cache.pipeline(transaction=False)
-                hotbook.queue(pipe, decided.accepted)
-                tell(pipe, decided)
+                pipe = cache.pipeline(transaction=False)  # one round trip, before the matcher hears of them
+                writes.queue_redis(pipe, decided, news)
                 backlog.queue(pipe, batch.oldest_ms, now_ms())  # how long requests waited: the gateways' admission
                 with sredis.timed("hot_book"):
                     await pipe.execute()
                 for envelope in decided.envelopes:
                     await outbox.send(VALIDATED, envelope.value, key=envelope.symbol, epoch=envelope.epoch)
-                count(decided.commands)
+                writes.count(decided.commands)
                 markets.update(changed_markets(records))
             await outbox.flush()
             await inbox.commit(batch)
-
-
-async def reconcile(
-    settings: Settings,
-    markets: dict[str, Market],
-    inbox: kafka.Inbox[OrderRequest],
-    outbox: kafka.Outbox,
-    db: asyncpg.Pool,
-    cache: sredis.Client,
-) -> None:
-    """On start, repair what a crash left behind between Postgres, the hot book and ``validated-orders``."""
-    for market in markets.values():
-        partition = kafka.partition_of(market.symbol, settings.kafka_partitions)
-        segment = inbox.epoch_of(REQUESTS, partition)
-        if settings.kafka_segment_s:  # not past a seal written just before a crash: the matcher may have left
-            segment = segments.unsealed(segment, await segment_store.sealed(cache, settings, VALIDATED, partition))
-        report = await reconcile_symbol(market, db, cache, outbox, segment)
-        if not report.clean:
-            log.warning("reconciled %s: %s", market.symbol, report.as_json())
-
-
-async def take_holds(holds: Holds, news: Sequence[Located], now: int) -> Taking:
-    """The batch's order rows and holds in Postgres: one transaction, cut in halves around a request that
-    cannot be applied (``deadletter.isolate``) until it is found; an outage is raised as it comes."""
-    taken, failed = await deadletter.isolate(news, functools.partial(holds.take, now=now))
-    failed += holds.unstorable()  # refused alone inside the step: told and dead-lettered the same way
-    return taken, failed
-
-
-def tell(pipe: sredis.Pipeline, decided: BatchDecision) -> None:
-    """Queue the owners' user-stream events on ``pipe``: one message per channel."""
-    publications = sredis.Publications()
-    for channel, events in decided.told.items():
-        publications.add_all(channel, events)
-    publications.queue(pipe)
-
-
-def count(commands: Sequence[MatcherCommand]) -> None:
-    for c in commands:
-        if isinstance(c, RejectedOrder):
-            DECISIONS.labels("rejected", str(c.code)).inc()
-        elif isinstance(c, AcceptedOrder):
-            DECISIONS.labels("accepted", "").inc()
 
 
 def main() -> None:

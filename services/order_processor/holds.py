@@ -19,10 +19,10 @@ from fractions import Fraction
 import asyncpg
 from prometheus_client import Counter
 
-from shared import errors, postgres
+from shared import errors, filters, postgres
 from shared.domain import Market, OrderStatus, Side
 from shared.errors import ApiError
-from shared.messages import AcceptedOrder, NewOrderRequest, RejectedOrder
+from shared.messages import AcceptedOrder, AcceptedStop, NewOrderRequest, RejectedOrder
 
 from .validation import Hold, check, size_hold
 
@@ -59,29 +59,32 @@ WRITE = """
 WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[],
-                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[], $19::bigint[],
-                         $20::int[], $21::int[])
+                         $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[], $20::bigint[],
+                         $21::bigint[], $22::bigint[], $23::int[], $24::int[])
       AS o(order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset, iceberg_lots,
-           maker_fee_bps, taker_fee_bps)
+           hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset, stop_ticks,
+           trailing_delta, iceberg_lots, maker_fee_bps, taker_fee_bps)
 ), inserted AS (
     INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu,
                         status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts,
-                        updated_ts, src_partition, src_offset, iceberg_lots, maker_fee_bps, taker_fee_bps)
+                        updated_ts, src_partition, src_offset, stop_ticks, trailing_delta, working_ts, iceberg_lots,
+                        maker_fee_bps, taker_fee_bps)
     SELECT order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $22, $22, src_partition, src_offset,
+           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $19, $19, src_partition, src_offset,
+           stop_ticks, trailing_delta,
+           CASE WHEN type IN ('STOP_LOSS', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT', 'TAKE_PROFIT_LIMIT') THEN -1 ELSE 0 END,
            iceberg_lots, maker_fee_bps, taker_fee_bps
     FROM o
 ), held AS (
     INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
-    SELECT $22, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
+    SELECT $19, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
     FROM o WHERE status = 'NEW'
 ), counted AS (
     INSERT INTO open_order_counts (user_id, symbol, n)
     SELECT user_id, symbol, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id, symbol ORDER BY user_id, symbol
     ON CONFLICT (user_id, symbol) DO UPDATE SET n = open_order_counts.n + excluded.n
 )
-UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $22
+UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $19
 FROM (SELECT user_id, hold_asset, sum(hold_atoms)::bigint AS atoms FROM o WHERE status = 'NEW'
       GROUP BY user_id, hold_asset) AS h
 WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
@@ -120,9 +123,34 @@ def _accepted(
     budget: int,
     iceberg_lots: int,
     rates: tuple[int, int],
+    stop: tuple[int, int] = (0, 0),
 ) -> AcceptedOrder:
-    """``rates``: the (maker, taker) bps of its owner's fee tier, fixed on the order; -1: the market's."""
+    """The accepted order; a conditional one (``stop``: its stop ticks and trailing delta) as ``AcceptedStop``.
+    ``rates``: the (maker, taker) bps of its owner's fee tier, fixed on the order; -1: the market's."""
     assert r.tif is not None
+    if r.type.is_stop:
+        return AcceptedStop(
+            src_partition=loc.partition,
+            src_offset=loc.offset,
+            order_id=r.order_id,
+            user_id=r.user_id,
+            symbol=r.symbol,
+            side=r.side,
+            type=r.type,
+            tif=r.tif,
+            price_ticks=price_ticks,
+            qty_lots=qty_lots,
+            quote_nu=quote_nu,
+            budget=budget,
+            client_order_id=r.client_order_id,
+            stp=r.stp,
+            ts=r.ts,
+            iceberg_lots=iceberg_lots,
+            maker_bps=rates[0],
+            taker_bps=rates[1],
+            stop_ticks=stop[0],
+            trailing_delta=stop[1],
+        )
     return AcceptedOrder(
         src_partition=loc.partition,
         src_offset=loc.offset,
@@ -179,7 +207,10 @@ def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decis
     unit = market.atoms_per_nu if r.side is Side.BUY else market.atoms_per_lot
     budget = row["hold_atoms"] // unit
     rates = (row["maker_fee_bps"], row["taker_fee_bps"])
-    return _accepted(loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], budget, row["iceberg_lots"], rates)
+    stop = filters.stop(market, r.type, r.side, r.stop_price, r.trailing_delta)  # as accepted: the tick is fixed
+    return _accepted(
+        loc, r, row["price_ticks"], row["qty_lots"], row["quote_nu"], budget, row["iceberg_lots"], rates, stop
+    )
 
 
 class Holds:
@@ -299,8 +330,9 @@ class Holds:
                         open_count[(r.user_id, r.symbol)] += 1
                         open_all[r.user_id] += 1
                         rates = (row["tier_maker_bps"], row["tier_taker_bps"])
+                        stop = (spec.stop_ticks, spec.trailing_delta)
                         decision = _accepted(
-                            loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots, rates
+                            loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots, rates, stop
                         )
                         new = OrderStatus.NEW
                         fresh.append(
@@ -312,6 +344,7 @@ class Holds:
                                 new,
                                 hold.asset,
                                 hold.atoms,
+                                stop=stop,
                                 iceberg_lots=spec.iceberg_lots,
                                 rates=rates,
                             )
@@ -321,7 +354,8 @@ class Holds:
                 decisions.append(decision)
             balances: list[asyncpg.Record] = []
             if fresh:
-                balances = await conn.fetch(WRITE, *map(list, zip(*fresh, strict=True)), now)
+                columns = list(map(list, zip(*fresh, strict=True)))
+                balances = await conn.fetch(WRITE, *columns[:18], now, *columns[18:])
         return decisions, balances, redelivered
 
     def _hold_asset(self, r: NewOrderRequest) -> str:
@@ -340,10 +374,11 @@ class Holds:
         hold_asset: str,
         hold_atoms: int,
         refused: ApiError | None = None,
+        stop: tuple[int, int] = (0, 0),
         iceberg_lots: int = 0,
         rates: tuple[int, int] = (-1, -1),
     ) -> tuple[object, ...]:
-        """The order's columns in WRITE's parameter order ($1..$21)."""
+        """The order's columns in WRITE's parameter order ($1..$18, then $20..$24: $19 is the time)."""
         r = loc.request
         return (
             r.order_id,
@@ -364,6 +399,8 @@ class Holds:
             refused.msg if refused else "",
             loc.partition,
             loc.offset,
+            stop[0],
+            stop[1],
             iceberg_lots,
             rates[0],
             rates[1],

@@ -21,11 +21,15 @@ MARKET BUY by qty      quote              qty at its price-protection limit, or 
 MARKET BUY by quote    quote              quoteOrderQty
 MARKET SELL by quote   base               everything available, in whole lots
 =====================  =================  ==========================================================
+
+A conditional order (STOP_LOSS, TAKE_PROFIT: MARKET once triggered; STOP_LOSS_LIMIT, TAKE_PROFIT_LIMIT: LIMIT
+once triggered) is checked and held from acceptance as the order it becomes (``OrderType.triggered``), its
+MARKET price-protection limit taken at acceptance; its stop price and trailing delta pass ``filters.stop``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from shared import errors, filters, price_band
@@ -45,6 +49,8 @@ class Spec:
     hold_atoms: int | None  # None: hold everything available (market orders of unknown cost)
     capped: bool = False  # hold_atoms is a most: hold everything available if that is less (a bounded MARKET)
     iceberg_lots: int = 0  # an iceberg's slice (``filters.iceberg``); 0: not an iceberg
+    stop_ticks: int = 0  # a conditional order's stop price (``filters.stop``)
+    trailing_delta: int = 0  # ... and trailing delta, in BIPS
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,15 +73,23 @@ def check(req: NewOrderRequest, market: Market | None, avg: Fraction | None = No
         raise ApiError(errors.NEW_ORDER_REJECTED, "Market is closed.")
     if req.tif is None:
         raise errors.mandatory("timeInForce")
-    sized = filters.size(market, req.type, req.price, req.quantity, req.quote_order_qty)
+    kind = req.type.triggered  # what a conditional order becomes: held as that from acceptance
+    sized = filters.size(market, kind, req.price, req.quantity, req.quote_order_qty)
+    stop = filters.stop(market, req.type, req.side, req.stop_price, req.trailing_delta)
+    return replace(_sized(req, kind, market, avg, sized), stop_ticks=stop[0], trailing_delta=stop[1])
+
+
+def _sized(req: NewOrderRequest, kind: OrderType, market: Market, avg: Fraction | None, sized: filters.Sized) -> Spec:
+    """``check``'s price band and hold for an order of ``kind`` with the numbers ``sized``."""
     price_ticks, qty_lots, quote_nu = sized.price_ticks, sized.qty_lots, sized.quote_nu
-    iceberg = filters.iceberg(market, req.type, req.tif.value, qty_lots, req.iceberg_qty)
-    if req.type is OrderType.MARKET:
+    # a STOP_LOSS_LIMIT / TAKE_PROFIT_LIMIT may be an iceberg as the LIMIT it becomes (as on Binance)
+    iceberg = filters.iceberg(market, kind, req.tif.value if req.tif else None, qty_lots, req.iceberg_qty)
+    if kind is OrderType.MARKET:
         price_ticks = price_band.market_limit(market, req.side, avg)
     else:
         price_band.check_limit(market, req.side, price_ticks, avg)
     if req.side is Side.BUY:
-        if req.type is OrderType.MARKET:
+        if kind is OrderType.MARKET:
             if quote_nu:
                 return Spec(price_ticks, qty_lots, quote_nu, market.quote, quote_nu * market.atoms_per_nu)
             if price_ticks:  # bounded by the band: at most qty at the limit

@@ -1,45 +1,40 @@
 """settlement: turn matched events into balances, ledger rows, trades and order states, exactly once.
 
 Consumes ``matched-events`` (they carry the trades and the order states of each step in sequence, so a
-hold is released only after the trades of the same step consumed their part). After each committed
-batch it tells waiting REST calls the outcomes, in one message per batch, and the owners their new
-balances (Redis pub/sub; ``told.py`` decides what is said), and marks how far it settled each symbol, which
-tells the matcher what it may drop from its outbox. It also exposes what the last ``spot admin audit``
-found (``audits.py``), keeps the one-second candles bounded (``retention.py``), and trips the circuit breaker
-of a market whose last price moved past its share within its window (``breaker.py`` decides, ``trips.py`` puts
-the market in BREAK in-band).
+hold is released only after the trades of the same step consumed their part). Each batch is settled in one
+transaction (``batch.settle``; a record that cannot be applied stops only its symbol, ``halts.py``), its input
+committed, then what it changed told in one Redis round trip (``batch.tell``: REST outcomes, owners' balances,
+how far each symbol settled, which tells the matcher what it may drop from its outbox), and its trades fed to
+the circuit breaker (``batch.trip_breakers``). Between batches it refreshes what the last ``spot admin audit``
+found (``audits.py``), keeps the one-second candles bounded (``retention.py``), reads the market rows again
+(``trips.Rows``) and learns of resolved halts.
 
 A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
-An event that cannot be applied stops only its symbol (``halts.py``): the batch is settled again symbol by
-symbol, then event by event in the symbol that fails, and the other symbols go on.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 
-import asyncpg
 from prometheus_client import Counter, Histogram
 
 from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.lifecycle import Health, now_ms, run
-from shared.messages import MatchedEvent, Topic, unpack_matched
+from shared.messages import Topic, unpack_matched
 
 from .accounts import Accounts
 from .audits import Audits
+from .batch import settle, tell, trip_breakers
 from .breaker import Breaker
-from .halts import Halts, by_symbol
+from .halts import Halts
 from .retention import Retention
-from .told import settled_marks, told
-from .trips import Rows, trip
+from .trips import Rows
 
 SERVICE = "settlement"
 SETTLED = Counter("spot_settled_events_total", "Matched events settled")
 BATCH_SECONDS = Histogram("spot_settlement_batch_seconds", "Time to settle one batch")
-Settlement = tuple[list[MatchedEvent], list[asyncpg.Record]]
 
 
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
@@ -50,11 +45,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         sredis.client(settings) as cache,
     ):
         markets = await postgres.load_markets(db)
-        accounts = Accounts(db, markets)
-        halts = Halts(db)
+        accounts, halts, audits, retention = Accounts(db, markets), Halts(db), Audits(db), Retention(db)
         await halts.refresh()
-        audits = Audits(db)  # spot_audit_ok: what the last `spot admin audit` found
-        retention = Retention(db)  # 1s candles past their retention, a bounded chunk between batches
         channels = sredis.Channels(settings.topic_suffix)
         health.watch(resilience.probes(db=db, cache=cache, outbox=dlq))
         health.up()
@@ -82,79 +74,8 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
                 if not applied:
                     continue
                 SETTLED.inc(len(applied))
-                news = told(markets, applied, balances, channels, now, traced)
-                with sredis.timed("publish_outcomes"):
-                    pipe = cache.pipeline(transaction=False)  # one round trip: what is said, how far it settled
-                    news.queue(pipe)
-                    for key, seq in settled_marks(applied).items():
-                        pipe.set(key, seq)
-                    await pipe.execute()
-                if any(m.breaker_pct for m in markets.values()):  # off by default: nothing to feed
-                    for symbol, trades in traded(applied).items():
-                        if breaker.observe(markets[symbol], trades):
-                            await trip(settings, db, dlq, cache, markets, symbol)
-
-
-def traded(events: Sequence[MatchedEvent]) -> dict[str, list[tuple[int, int]]]:
-    """Each symbol's trades of a settled batch, (time, price ticks), in sequence order: the breaker's input."""
-    out: dict[str, list[tuple[int, int]]] = {}
-    for e in events:
-        if e.trades:
-            out.setdefault(e.symbol, []).extend((t.ts, t.price_ticks) for t in e.trades)
-    return out
-
-
-async def settle(
-    accounts: Accounts, halts: Halts, records: Sequence[kafka.Record[MatchedEvent]], now: int
-) -> Settlement:
-    """Settle ``records`` in one transaction; if one of them cannot be applied, settle them apart and stop
-    the symbol of the one that fails at it."""
-    if not records:
-        return [], []
-    try:
-        return await accounts.apply([r.value for r in records], now, halts.skipped_seqs)
-    except Exception as exc:
-        if not unappliable(exc):
-            raise
-    applied: list[MatchedEvent] = []
-    balances: list[asyncpg.Record] = []
-    for symbol_records in by_symbol(records).values():
-        try:
-            done, changed = await accounts.apply([r.value for r in symbol_records], now, halts.skipped_seqs)
-        except Exception as exc:
-            if not unappliable(exc):
-                raise
-        else:
-            applied += done
-            balances += changed
-            continue
-        for r in symbol_records:  # in order: the first that fails stops its symbol, the rest wait behind it
-            try:
-                done, changed = await accounts.apply([r.value], now, halts.skipped_seqs)
-            except Exception as exc:
-                if not unappliable(exc):
-                    raise
-                await halts.stop(r, exc, now)
-                break
-            applied += done
-            balances += changed
-    return applied, balances
-
-
-# Postgres refusals that say nothing about the record: another transaction's conflict (deadlock, serialization),
-# a lock not granted, a full disk or too many connections. Like a bug, they stop the process, whose restart
-# settles the batch again; a halt would stop a symbol for good over a passing condition.
-TRANSIENT = (
-    asyncpg.TransactionRollbackError,
-    asyncpg.exceptions.LockNotAvailableError,
-    asyncpg.InsufficientResourcesError,
-)
-
-
-def unappliable(exc: Exception) -> bool:
-    """Whether applying a record failed for the record itself, not for a lost dependency (an outage: waited
-    out, then settled again; a timeout is one) or a passing condition in Postgres (``TRANSIENT``)."""
-    return resilience.outage(exc) is None and not isinstance(exc, TRANSIENT)
+                await tell(cache, markets, applied, balances, channels, now, traced)
+                await trip_breakers(settings, breaker, applied, markets, db, dlq, cache)
 
 
 def main() -> None:

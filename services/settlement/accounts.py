@@ -40,12 +40,13 @@ RETURNING b.user_id, b.asset, b.available, b.held
 """
 UPDATE_ORDERS = """
 UPDATE orders SET status = t.s, executed_lots = t.e, cum_nu = t.c, hold_left = t.h, updated_ts = t.ts, last_seq = t.q,
-    prevented_lots = t.p
+    prevented_lots = t.p, working_ts = CASE WHEN t.w > 0 THEN t.w ELSE orders.working_ts END
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-            $8::bigint[])
-  AS t(id, s, e, c, h, ts, q, p)
+            $8::bigint[], $9::bigint[])
+  AS t(id, s, e, c, h, ts, q, p, w)
 WHERE orders.order_id = t.id
 """
+"""The orders a batch touched; ``w``: when a conditional order triggered (0: unchanged)."""
 AMEND_ORDERS = """
 UPDATE orders SET qty_lots = t.q,
     client_order_id = CASE WHEN EXISTS (
@@ -257,6 +258,7 @@ class Accounts:
                 [x.updated_ts for x in o],
                 [x.last_seq for x in o],
                 [x.prevented_lots for x in o],
+                [x.working_ts for x in o],
             )
             amended = [i for i in ids if s.touched[i].amended_client_order_id is not None]
             if amended:

@@ -48,6 +48,7 @@ class OrderHold:
     amended_client_order_id: str | None = None  # set by a REPLACED update: the orders row takes it and qty_lots
     prevented_lots: int = 0  # lots lost to DECREMENT/TRANSFER prevented matches: never traded, no longer held
     symbol: str = ""  # its market (``open_order_counts`` counts per user and symbol)
+    working_ts: int = 0  # set when a conditional order triggered (its update's ``stop.working_ts``), else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +129,7 @@ class HoldShortfall(Unappliable):
 def remaining_need(o: OrderHold, m: Market) -> int | None:
     """What an open order's hold must still cover: its limit hold for the lots left. None for a MARKET
     order, whose hold is sized by what was available or its quote and which ends in the step that placed it."""
-    if o.type == OrderType.MARKET.value:
+    if OrderType(o.type).triggered is OrderType.MARKET:  # a STOP_LOSS / TAKE_PROFIT holds as the MARKET it becomes
         return None
     return m.limit_hold_atoms(Side(o.side), o.price_ticks, o.qty_lots - o.executed_lots - o.prevented_lots)
 
@@ -166,6 +167,8 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
                 o.qty_lots, o.amended_client_order_id = u.qty_lots, u.client_order_id
             elif u.exec_type is ExecType.TRADE_PREVENTION and u.last_prevented_lots:
                 o.prevented_lots = u.prevented_lots  # DECREMENT/TRANSFER: the hold of those lots goes back below
+            if u.stop is not None and u.stop.working_ts > 0:
+                o.working_ts = u.stop.working_ts
             o.last_seq, o.updated_ts = event.seq, event.ts
             out.touched[u.order_id] = o
             updated.append((u, o))

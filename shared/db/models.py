@@ -153,6 +153,11 @@ orders = Table(
     # never received with the position the matcher deduplicates by
     Column("src_partition", BigInteger, nullable=False, server_default="-1"),
     Column("src_offset", BigInteger, nullable=False, server_default="-1"),
+    # a conditional order's stop price (ticks) and trailing delta (BIPS), 0 for none; when it started working:
+    # 0 from its creation (every other order), -1 until triggered, then the trigger's time (0016)
+    Column("stop_ticks", BigInteger, nullable=False, server_default="0"),
+    Column("trailing_delta", BigInteger, nullable=False, server_default="0"),
+    Column("working_ts", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("hold_left >= 0", name="hold_left_not_negative"),
     Index("orders_client_id", "user_id", "client_order_id", unique=True),
     Index("orders_open", "user_id", "symbol", postgresql_where=text("status IN ('NEW', 'PARTIALLY_FILLED')")),

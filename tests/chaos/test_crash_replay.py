@@ -1,8 +1,9 @@
 """Kill every service in turn while orders flow; the outcome equals a replay through the pure core.
 
-A seeded flow of orders from many users on two symbols (with cancels, amends to a smaller quantity, and now and
-then a user's cancel of all its open orders on a symbol) goes through the real fleet over signed REST, while each
-service is SIGKILLed at a random moment and started again. Afterwards:
+A seeded flow of orders from many users on two symbols (with cancels, amends to a smaller quantity, conditional
+orders, trailing ones among them, and now and then a user's cancel of all its open orders on a symbol) goes
+through the real fleet over signed REST, while each service is SIGKILLed at a random moment and started again.
+Afterwards:
 
 * every order that got an order id is in the warm book (nothing accepted is lost, nothing placed twice);
 * the trades in Postgres equal, id for id, the trades of a replay of ``validated-orders`` through the
@@ -74,10 +75,33 @@ def order_params(rng: random.Random, symbol: str) -> dict[str, str]:
     roll = rng.random()
     if roll < 0.12:
         return {"symbol": symbol, "side": side, "type": "MARKET", "quantity": qty}
+    if roll < 0.2:
+        return stop_params(rng, symbol, side, qty)
     offset = rng.randint(-12, 12) * (mid // 5000)
     price = mid + (offset if side == "SELL" else -offset)  # mostly rest, often cross
     tif = rng.choice(("GTC", "GTC", "GTC", "IOC", "FOK"))
     return {"symbol": symbol, "side": side, "type": "LIMIT", "timeInForce": tif, "quantity": qty, "price": str(price)}
+
+
+STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+
+
+def stop_params(rng: random.Random, symbol: str, side: str, qty: str) -> dict[str, str]:
+    """A conditional order (issue 24): a stop price within the flow's prices, a trailing delta of 10-30 BIPS
+    (they move about 25 BIPS either side of the mid), or both; one that the last price already meets is
+    refused, as Binance refuses it."""
+    mid = MID[symbol]
+    kind = rng.choice(STOP_TYPES)
+    params = {"symbol": symbol, "side": side, "type": kind, "quantity": qty}
+    how = rng.random()
+    if how < 0.6:
+        params["stopPrice"] = str(mid + rng.randint(-12, 12) * (mid // 5000))
+    if how > 0.4:
+        params["trailingDelta"] = str(rng.randint(10, 30))
+    if kind.endswith("_LIMIT"):
+        offset = rng.randint(-12, 12) * (mid // 5000)
+        params |= {"timeInForce": rng.choice(("GTC", "GTC", "IOC")), "price": str(mid + offset)}
+    return params
 
 
 async def _submit(client: Client, params: dict[str, Any], acked: dict[int, int], user_id: int) -> int | None:
@@ -337,9 +361,13 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
         found = await audit.run(settings, wait_s=20)  # what an operator runs: every book agrees too
         assert found.ok and {b.status for b in found.books} == {"ok"}, found.as_json()
         amended = sum(1 for _, e in events for u in e.updates if u.exec_type is ExecType.REPLACED)
+        # the replay runs at ts 0: a triggered order's working time is 0 there, a waiting one's -1
+        triggered = [u for _, e in events for u in e.updates if u.stop is not None and u.stop.working_ts != -1]
+        assert triggered, "the flow should trigger conditional orders"
+        assert any(u.stop is not None and u.stop.trailing_delta for u in triggered), "... trailing ones too"
         print(
             f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events "
-            f"({amended} amends), "
+            f"({amended} amends, {len(triggered)} reports of triggered stops), "
             f"{elapsed:.1f}s with {len(VICTIMS)} kills"
         )
     finally:

@@ -64,7 +64,8 @@ async def _bad_input(base: str, settings: Any) -> None:
             -1102,
             alice.signed("POST", "order", symbol="BTCUSDT", side="BUY", type="LIMIT", quantity="1", timeInForce="GTC"),
         )
-        await expect("extra field", 400, -1104, alice.signed("POST", "order", **order, stopPrice="1"))
+        await expect("extra field", 400, -1104, alice.signed("POST", "order", **order, fooBar="1"))
+        await expect("stop on a limit", 400, -1106, alice.signed("POST", "order", **order, stopPrice="1"))
         await expect("negative quantity", 400, -1100, alice.signed("POST", "order", **{**order, "quantity": "-1"}))
         await expect("zero quantity", 400, -1100, alice.signed("POST", "order", **{**order, "quantity": "0"}))
         await expect("price off the tick", 400, -1013, alice.signed("POST", "order", **{**order, "price": "50000.001"}))

@@ -24,11 +24,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from shared import identity
 from shared.booksnapshot import decode_state
 from shared.config import Settings
-from shared.rediskeys import state_key
+from shared.rediskeys import settled_key, state_key
 from spot import admin, infra
 from spot.fleet import Fleet
 from tests.client import Client
@@ -313,3 +314,71 @@ def test_fills_a_lost_log_carried_to_settlement_are_settled_from_the_matchers_ou
         assert asyncio.run(_trade(base, settings, seller, buyer)) == 5  # and trading goes on
         time.sleep(0.5)
         asyncio.run(check_money_at(env["DATABASE_URL"]))
+
+
+async def _settled(env: dict[str, str], seq: int, within: float = 20) -> None:
+    """Wait until settlement has applied BTCUSDT's events up to ``seq`` (its mark for the matcher)."""
+    cache = aioredis.Redis.from_url(env["REDIS_URL"])
+    try:
+        deadline = time.monotonic() + within
+        while int(await cache.get(settled_key("BTCUSDT")) or 0) < seq:
+            assert time.monotonic() < deadline, f"settlement did not reach seq {seq}"
+            await asyncio.sleep(0.1)
+    finally:
+        await cache.aclose()
+
+
+def test_depth_a_lost_log_carried_to_market_data_is_caught_up_from_the_book(
+    fresh_env: dict[str, str], broker: Broker
+) -> None:
+    """The broker loses its log while events on it wait for market-data (stopped here, as a slow one would be)
+    and settlement has applied them, so the matcher's outbox has let them go: on the new log market-data brings
+    its depth to the matcher's committed book, at the book's update id, instead of keeping the old levels."""
+    with _fleet_on(fresh_env, broker) as (fleet, env):
+        base = f"http://127.0.0.1:{fleet.port('gateway')}"
+        settings = Settings()
+        seller, buyer = _started_with_two_users(fleet, settings)
+
+        async def orders() -> None:
+            s, b = Client(base, *seller), Client(base, *buyer)
+            try:
+                await s.order(symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC", quantity="0.5",
+                              price="50000")  # fmt: skip
+                deadline = time.monotonic() + 10
+                while (await s.public("depth", symbol="BTCUSDT"))["asks"] != [["50000.00000000", "0.50000000"]]:
+                    assert time.monotonic() < deadline, "market-data did not show the ask"
+                    await asyncio.sleep(0.1)
+                fleet.procs["market-data"].send_signal(signal.SIGSTOP)  # market-data falls behind from here
+                assert await _trade(base, settings, seller, buyer) == 1
+                await b.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.2",
+                              price="49000")  # fmt: skip
+                await _settled(env, 3)  # then one more step: its commit lets the settled batches go
+                await b.order(symbol="BTCUSDT", side="BUY", type="LIMIT", timeInForce="GTC", quantity="0.1",
+                              price="48000")  # fmt: skip
+            finally:
+                await s.close()
+                await b.close()
+
+        asyncio.run(orders())
+        state = redis.Redis.from_url(env["REDIS_URL"])
+        assert _book_seq(state) == 4 and _trade_ids(env["DATABASE_URL"]) == [1]
+
+        fleet.procs["market-data"].send_signal(signal.SIGKILL)
+        fleet.stop()
+        broker.reset()
+        asyncio.run(admin.init(Settings()))
+        asyncio.run(admin.reseed_positions(Settings()))
+        fleet.start_all()
+        fleet.wait_ready(timeout=90)
+
+        async def depth() -> dict[str, object]:
+            c = Client(base, *buyer)
+            try:
+                return await c.public("depth", symbol="BTCUSDT")
+            finally:
+                await c.close()
+
+        shown = asyncio.run(depth())
+        assert shown["asks"] == [["50000.00000000", "0.40000000"]], shown
+        assert shown["bids"] == [["49000.00000000", "0.20000000"], ["48000.00000000", "0.10000000"]], shown
+        assert shown["lastUpdateId"] == _book_seq(state), (shown, _book_seq(state))

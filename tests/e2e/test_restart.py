@@ -3,8 +3,9 @@
 `spot up` runs as a subprocess, as a developer runs `make dev`. Its broker keeps its log in memory, so each
 start is a new log. Ctrl-C drains the fleet stage by stage before stopping it, so nothing is left on the old
 log, and the next start continues on the new one by itself (a higher epoch). A `kill -9` drains nothing: the
-next start refuses in one line, and `spot up --reseed-positions` continues. A closed terminal (SIGHUP) drains
-as Ctrl-C does.
+next start continues on a new log too, and what the lost log held is given again from Redis and Postgres (the
+orders acknowledged but not decided, the accepted orders the matcher never read, the fills not settled). A
+Redis that lost the fleet's state is refused in one line. A closed terminal (SIGHUP) drains as Ctrl-C does.
 
 Either way the new orders rest, match and settle against the old ones; trade ids, depth update ids, open
 orders, balances and the user stream continue; the money invariants hold.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,8 +27,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 
 from shared.config import Settings
+from shared.rediskeys import pending_key
 from spot import admin
 from spot.children import die_with_parent
 from spot.cli import HANGUP_LOG
@@ -188,28 +192,50 @@ def test_ctrl_c_drains_and_the_next_start_continues_on_a_new_log(
             up.proc.wait()
 
 
-def test_after_kill_9_the_next_start_refuses_in_one_line_until_told_to_reseed(
+def test_after_kill_9_the_next_start_continues_and_every_acknowledged_order_reaches_the_book(
     tmp_path: Path, ports: tuple[int, int]
 ) -> None:
+    """``kill -9`` of ``spot up`` while orders are being placed: its broker, on memory, loses the log with what it
+    held. The next start continues on a new log by itself (the log epoch goes up), and every order acknowledged
+    before the kill reaches the book: those the processor had not decided are sent again from their pending
+    entries (``shared.pending``), those it had by the reconciler. Then a second session trades as usual."""
     state = tmp_path / ".spot"
     base = f"http://127.0.0.1:{8000 + UP_OFFSET}"
     up = _spot_up(state, *ports)
     try:
         before = asyncio.run(_first_session(base, _settings(state)))
-        time.sleep(1)  # quiet: nothing in flight when the machine is pulled away
+        epoch = _log_epoch(up.lines)
+        acked = asyncio.run(_orders_then_kill(base, before, up))
+        up = _spot_up(state, *ports)
+        assert any("did not drain" in line for line in up.lines), up.lines
+        assert _log_epoch(up.lines) > epoch, up.lines
+        asyncio.run(_acked_orders_rest_then_cancel(base, before, acked))
+        asyncio.run(_second_session(base, before, 1))
+        time.sleep(1)  # settlement catches up with the cancels
+        asyncio.run(check_money_at(_settings(state).database_url))
+        with redis.Redis.from_url(_settings(state).redis_url) as cache:  # every order decided: none left pending
+            assert cache.hlen(pending_key("BTCUSDT")) == 0
+    finally:
+        if up.proc.poll() is None:
+            up.proc.kill()
+            up.proc.wait()
+
+
+def test_a_start_on_a_redis_that_lost_its_state_refuses_in_one_line(tmp_path: Path, ports: tuple[int, int]) -> None:
+    """What the fleet cannot continue from is refused, not papered over: after a ``kill -9``, a Redis that lost
+    the fleet's identity (and with it the books and the pending orders) stops ``spot up`` in one line."""
+    state = tmp_path / ".spot"
+    up = _spot_up(state, *ports)
+    try:
+        asyncio.run(admin.create_user(_settings(state), "someone", [("USDT", 10**8)]))
         _stop(up, signal.SIGKILL)
+        shutil.rmtree(state / "appendonlydir")  # Redis's append-only file: the books, the pending orders, the stamp
         refused = _start(state, *ports)
         out, err = refused.communicate(timeout=180)
         assert refused.returncode == 1, (out, err)
         lines = [line for line in err.splitlines() if line.startswith("spot up:")]
-        assert len(lines) == 1 and "has no fleet identity" in lines[0], err
-        assert "--reseed-positions" in lines[0] and "make clean" in lines[0], lines
+        assert len(lines) == 1 and "redis" in lines[0] and "make clean" in lines[0], err
         assert "Traceback" not in err, err
-        up = _spot_up(state, *ports, "--reseed-positions")
-        assert _log_epoch(up.lines) > 0, up.lines
-        asyncio.run(_second_session(base, before, 1))
-        time.sleep(1)
-        asyncio.run(check_money_at(_settings(state).database_url))
     finally:
         if up.proc.poll() is None:
             up.proc.kill()

@@ -9,7 +9,7 @@ import asyncio
 from services.order_processor.holds import Holds, Located
 from shared import postgres
 from shared.funds import credit
-from shared.messages import AcceptedOrder, source_position
+from shared.messages import AcceptedOrder, AcceptedStop, source_position
 from shared.order_request import parse_new_order
 from tests.integration.markets_db import markets_db
 from tests.invariants import check_money
@@ -38,3 +38,28 @@ async def _flow(env: dict[str, str]) -> None:
 
 def test_a_redelivery_is_decided_at_its_first_position(fresh_env: dict[str, str]) -> None:
     asyncio.run(_flow(fresh_env))
+
+
+async def _stop_flow(env: dict[str, str]) -> None:
+    async with markets_db(env["DATABASE_URL"]) as db:
+        holds = Holds(db, await postgres.load_markets(db), 200)
+        user_id = await db.fetchval("INSERT INTO users (name, created_at) VALUES ('s', 0) RETURNING user_id")
+        async with db.acquire() as conn:
+            await credit(conn, user_id, "USDT", 1_000 * 10**8, 0, "test")
+        params = {"symbol": "BTCUSDT", "side": "BUY", "type": "STOP_LOSS_LIMIT", "timeInForce": "GTC",
+                  "quantity": "0.01", "price": "50000", "stopPrice": "49000.5", "trailingDelta": "150"}  # fmt: skip
+        request = parse_new_order(params, user_id=user_id, order_id=78, ts=1, symbols={"BTCUSDT"})
+        (first,), _, _ = await holds.take([Located(1, 43, request)], 1)
+        (again,), _, redelivered = await holds.take([Located(1, 43, request)], 2)
+        assert isinstance(first, AcceptedStop) and again == first and redelivered == {78}
+        assert (first.stop_ticks, first.trailing_delta, first.budget) == (4_900_050, 150, 5_000_000 * 1000)
+        columns = "stop_ticks, trailing_delta, working_ts, hold_atoms"
+        row = await db.fetchrow(f"SELECT {columns} FROM orders WHERE order_id = 78")
+        assert tuple(row) == (4_900_050, 150, -1, 500 * 10**8)  # held as the LIMIT it becomes: 0.01 x 50000
+        await check_money(db)
+
+
+def test_a_conditional_order_is_held_as_what_it_becomes_and_redelivered_with_its_stop(
+    fresh_env: dict[str, str],
+) -> None:
+    asyncio.run(_stop_flow(fresh_env))

@@ -45,7 +45,7 @@ def _order(order_id: int, symbol: str, status: str) -> str:
 
 
 def test_open_orders_are_recounted_per_symbol_and_back(url: str) -> None:
-    _alembic(url, "down", "0015")
+    _alembic(url, "down", "0016")
     asyncio.run(
         _run(
             url,
@@ -84,7 +84,7 @@ def test_open_orders_are_recounted_per_symbol_and_back(url: str) -> None:
             await conn.close()
 
     asyncio.run(tiers())
-    _alembic(url, "down", "0015")
+    _alembic(url, "down", "0016")
     (counts,) = asyncio.run(_run(url, "SELECT n FROM open_order_counts WHERE user_id = 901"))
     assert [r["n"] for r in counts] == [3]
     _alembic(url, "up", "head")

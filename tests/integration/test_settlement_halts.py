@@ -20,8 +20,8 @@ import pytest
 
 from services.matcher.book import Book
 from services.order_processor.holds import Holds, Located
-from services.settlement.__main__ import settle
 from services.settlement.accounts import Accounts
+from services.settlement.batch import settle
 from services.settlement.halts import HALTED, Halts
 from shared import postgres
 from shared.config import Settings

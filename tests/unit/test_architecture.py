@@ -43,12 +43,31 @@ def _section(markdown: str, title: str) -> str:
     return markdown[start : end if end != -1 else None]
 
 
+# A repository path in backticks: folders and a file name, or a folder ending in "/" (``services/gateway/``,
+# ``tests/unit/test_architecture.py``); not an endpoint (``/api/v3/order``) nor a topic (``order-requests``).
+PATH = re.compile(r"`([\w.-]+(?:/[\w.-]+)*(?:/|\.\w+))`")
+# A function named in backticks (``submit_order``, ``decide_batch``): snake case, so neither a Binance field
+# (``newClientOrderId``) nor a setting (``INGESTION_IN_GATEWAY``).
+FUNCTION = re.compile(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`")
+
+
+def _paths(section: str) -> list[str]:
+    return [p for p in PATH.findall(section) if "/" in p]
+
+
+def test_the_path_pattern_takes_files_and_folders_and_leaves_endpoints() -> None:
+    text = (
+        "`services/gateway/` `shared/ids.py` `tests/unit/x.py` `/api/v3/order` `order-requests` `a.b` `(symbol, seq)`"
+    )
+    assert _paths(text) == ["services/gateway/", "shared/ids.py", "tests/unit/x.py"]
+
+
 def test_how_an_order_travels_names_only_files_that_exist() -> None:
     """The README's walk through one order names the file of every step; each must exist, so a move or a
     rename that forgets the README fails here."""
     section = _section((ROOT / "README.md").read_text(), "How an order travels")
     named = re.findall(r"`((?:services|shared|spot)/[\w/]+\.py)`", section)
-    missing = [path for path in named if not (ROOT / path).is_file()]
+    missing = [path for path in _paths(section) if not (ROOT / path).exists()]
     assert not missing, f"the README names files that do not exist: {missing}"
     # every stage of the path is there, in the order an order meets them
     stages = [
@@ -63,3 +82,14 @@ def test_how_an_order_travels_names_only_files_that_exist() -> None:
     ]
     positions = [named.index(stage) for stage in stages]
     assert positions == sorted(positions), [named[p] for p in positions]
+
+
+def test_how_an_order_travels_names_only_functions_its_files_define() -> None:
+    """A step named by its function (``submit_order`` in ``routes/orders.py``) is defined in a file the section
+    names, so renaming it without the README fails here."""
+    section = _section((ROOT / "README.md").read_text(), "How an order travels")
+    sources = "\n".join((ROOT / p).read_text() for p in _paths(section) if p.endswith(".py"))
+    functions = set(FUNCTION.findall(section))
+    assert functions, "the section names no function"
+    undefined = sorted(f for f in functions if not re.search(rf"^\s*(?:async )?def {f}\(", sources, re.MULTILINE))
+    assert not undefined, f"the README names functions none of its files define: {undefined}"

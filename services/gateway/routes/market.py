@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from shared import errors
-from shared.domain import Market, StpMode
+from shared.domain import MAX_NUM_ALGO_ORDERS, TRAILING_DELTA_MAX, TRAILING_DELTA_MIN, Market, StpMode
 from shared.errors import ApiError
 from shared.filters import ICEBERG_PARTS_LIMIT
 from shared.lifecycle import now_ms
@@ -54,11 +54,19 @@ def _symbol_info(m: Market, max_orders: int) -> dict[str, Any]:
         "quoteAssetPrecision": 8,
         "baseCommissionPrecision": 8,
         "quoteCommissionPrecision": 8,
-        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
+        "orderTypes": [
+            "LIMIT",
+            "LIMIT_MAKER",
+            "MARKET",
+            "STOP_LOSS",
+            "STOP_LOSS_LIMIT",
+            "TAKE_PROFIT",
+            "TAKE_PROFIT_LIMIT",
+        ],
         "icebergAllowed": True,
         "ocoAllowed": False,
         "quoteOrderQtyMarketAllowed": True,
-        "allowTrailingStop": False,
+        "allowTrailingStop": True,
         "cancelReplaceAllowed": False,
         "isSpotTradingAllowed": True,
         "isMarginTradingAllowed": False,
@@ -99,6 +107,14 @@ def _symbol_info(m: Market, max_orders: int) -> dict[str, Any]:
             },
             {"filterType": "ICEBERG_PARTS", "limit": ICEBERG_PARTS_LIMIT},
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": max_orders},
+            {"filterType": "MAX_NUM_ALGO_ORDERS", "maxNumAlgoOrders": MAX_NUM_ALGO_ORDERS},
+            {
+                "filterType": "TRAILING_DELTA",
+                "minTrailingAboveDelta": TRAILING_DELTA_MIN,
+                "maxTrailingAboveDelta": TRAILING_DELTA_MAX,
+                "minTrailingBelowDelta": TRAILING_DELTA_MIN,
+                "maxTrailingBelowDelta": TRAILING_DELTA_MAX,
+            },
         ],
         "permissions": [],
         "permissionSets": [["SPOT"]],

@@ -98,6 +98,16 @@ NEW_ORDER = (
     Param("quantity", {"type": "string", "pattern": DECIMAL_IN, "examples": ["0.01"]}, "Base quantity."),
     Param("quoteOrderQty", {"type": "string", "pattern": DECIMAL_IN}, "MARKET only: spend (BUY) or receive (SELL)."),
     Param("price", {"type": "string", "pattern": DECIMAL_IN, "examples": ["50000"]}, "LIMIT and LIMIT_MAKER only."),
+    Param(
+        "stopPrice",
+        {"type": "string", "pattern": DECIMAL_IN},
+        "STOP_LOSS(_LIMIT), TAKE_PROFIT(_LIMIT): the last price that triggers it (or starts its trailing).",
+    ),
+    Param(
+        "trailingDelta",
+        {"type": "string", "pattern": "^[0-9]{1,9}$"},
+        "STOP_LOSS(_LIMIT), TAKE_PROFIT(_LIMIT): trail by this many BIPS (TRAILING_DELTA filter).",
+    ),
     Param("newClientOrderId", {"type": "string", "pattern": CLIENT_ID.pattern}, "Unique among open orders."),
     Param("newOrderRespType", {"type": "string", "enum": list(RESP_TYPES)}, "Reply shape (default FULL)."),
     Param("selfTradePreventionMode", {"type": "string", "enum": list(StpMode)}, "Default EXPIRE_MAKER."),
@@ -443,9 +453,11 @@ class Order(Body):
     time: Millis
     updateTime: Millis
     isWorking: bool
-    workingTime: Millis
+    workingTime: Annotated[int, Field(ge=-1)]  # -1: a conditional order not triggered yet
     origQuoteOrderQty: DecimalStr
     selfTradePreventionMode: StpMode
+    trailingDelta: int | None = None  # a trailing order's, in BIPS
+    trailingTime: Annotated[int, Field(ge=-1)] | None = None  # ... when it started trailing (-1: not yet)
     preventedQuantity: DecimalStr | None = None  # what DECREMENT / TRANSFER took from it, when they did
 
 

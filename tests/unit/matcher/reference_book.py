@@ -48,7 +48,21 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   update of an iceberg carries its ``iceberg_lots``;
 * a trade's fees are at the market's rates (its row at that point of the sequence) but for an order whose
   owner's fee tier stamped its own rates on it (``maker_bps`` for what it does resting, ``taker_bps`` taking);
-* deltas list each level touched by the step, in order of first touch, with its total after the step.
+* deltas list each level touched by the step, in order of first touch, with its total after the step;
+* a conditional order (STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT: a stop price, a trailing
+  delta or both) waits off the book, reported NEW with ``working_ts`` -1; it is REJECTED (-2010) when it has no
+  delta and the last trade price already meets its stop (``stop_above``: at or above it, or at or below), or
+  when its owner has ``MAX_NUM_ALGO_ORDERS`` open (waiting, or triggered and resting); a trailing order starts
+  trailing at placement (from the last price) when it has no stop price or the last price meets it, else at the
+  first trade that meets it;
+* every trade of a step, in order, is shown to the waiting stops in arrival order: one without a delta
+  triggers when the trade's price meets its stop; a trailing one that trails keeps the best price since it
+  started (highest for a SELL, lowest for a BUY) and triggers at a trade ``delta`` BIPS worse than it;
+* the triggered orders run after the step's own matching, in the order they triggered, each reported NEW
+  with ``working_ts`` the step's ts, then as the MARKET or LIMIT it becomes, under its own type and stop
+  fields; their trades are shown to the stops in turn; one that rests carries its stop (working since its
+  trigger) on every later report; an untriggered stop can be cancelled (cancel-all takes them after the
+  resting orders), never amended.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
 hash is defined as a function of what a book holds; the tests compare those contents directly as well.
@@ -62,9 +76,22 @@ from dataclasses import asdict, dataclass
 import msgspec
 
 from services.matcher.book import Book, BookState, RestingOrder
-from shared.domain import BPS, CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
+from shared.domain import (
+    BPS,
+    MAX_NUM_ALGO_ORDERS,
+    CancelRestriction,
+    ExecType,
+    Market,
+    OrderStatus,
+    OrderType,
+    Side,
+    StpMode,
+    TimeInForce,
+    stop_above,
+)
 from shared.messages import (
     AcceptedOrder,
+    AcceptedStop,
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
@@ -75,6 +102,7 @@ from shared.messages import (
     MatcherCommand,
     OrderUpdate,
     RejectedOrder,
+    StopState,
     Trade,
     market_of,
 )
@@ -103,10 +131,105 @@ class Order:
     created_ts: int
     arrival: int
     stp: StpMode
+    # a triggered conditional order that rests: its stop, on every report until the one that ends it
+    stop_ticks: int = 0
+    trailing_delta: int = 0
+    trail_ticks: int = 0
+    trail_ts: int = -1
+    budget: int = 0
+    working_ts: int = 0
+
     iceberg_lots: int = 0  # an iceberg: the slice it shows (``remaining``), the lots it hides, its place
     hidden: int = 0  # among orders of one arrival
     sub: int = 0
     maker_bps: int = -1  # its owner's fee tier's maker rate (-1: the market's when it trades)
+
+    def stop(self) -> StopState | None:
+        if not (self.stop_ticks or self.trailing_delta):
+            return None
+        return StopState(self.stop_ticks, self.trailing_delta, self.trail_ts, self.working_ts)
+
+
+@dataclass
+class Stop:
+    """One waiting conditional order: what placed it, when, and its trailing state (``trail`` 0: not yet)."""
+
+    a: AcceptedStop
+    arrival: int
+    trail: int = 0
+    trail_ts: int = -1
+
+    def met(self, price: int) -> bool:
+        above = stop_above(self.a.type, self.a.side)
+        return price >= self.a.stop_ticks if above else price <= self.a.stop_ticks
+
+    def record(self) -> RestingOrder:
+        a = self.a
+        return RestingOrder(
+            order_id=a.order_id,
+            user_id=a.user_id,
+            client_order_id=a.client_order_id,
+            side=a.side,
+            type=a.type,
+            tif=a.tif,
+            price_ticks=a.price_ticks,
+            qty_lots=a.qty_lots,
+            remaining=a.qty_lots,
+            executed_lots=0,
+            cum_nu=0,
+            created_ts=a.ts,
+            arrival=self.arrival,
+            stp=a.stp,
+            stop_ticks=a.stop_ticks,
+            trailing_delta=a.trailing_delta,
+            trail_ticks=self.trail,
+            trail_ts=self.trail_ts,
+            budget=a.budget,
+            working_ts=-1,
+            iceberg_lots=a.iceberg_lots,
+            maker_bps=a.maker_bps,
+            taker_bps=a.taker_bps,
+        )
+
+    def update(self, status: OrderStatus, exec_type: ExecType, working_ts: int, **more: object) -> OrderUpdate:
+        a = self.a
+        return OrderUpdate(
+            order_id=a.order_id,
+            user_id=a.user_id,
+            client_order_id=a.client_order_id,
+            side=a.side,
+            type=a.type,
+            tif=None if a.type.triggered is OrderType.MARKET else a.tif,
+            price_ticks=a.price_ticks,
+            qty_lots=a.qty_lots,
+            status=status,
+            exec_type=exec_type,
+            created_ts=a.ts,
+            stp=a.stp,
+            stop=StopState(a.stop_ticks, a.trailing_delta, self.trail_ts, working_ts),
+            **more,  # type: ignore[arg-type]
+        )
+
+    def triggers(self, price: int, ts: int) -> bool:
+        """A trade at ``price``, seen by this stop: whether it triggers, its trailing state kept up."""
+        delta = self.a.trailing_delta
+        if not delta:
+            return self.met(price)
+        if not self.trail:
+            if not self.a.stop_ticks or self.met(price):
+                self.trail = price
+                if self.trail_ts < 0:
+                    self.trail_ts = ts
+            return False
+        if self.a.side is Side.SELL:
+            if price >= self.trail:
+                self.trail = price
+                return False
+            return price * BPS <= self.trail * (BPS - delta)
+        if price <= self.trail:
+            self.trail = price
+            return False
+        return price * BPS >= self.trail * (BPS + delta)
 
 
 @dataclass
@@ -134,6 +257,8 @@ class ReferenceBook:
         self.prevented_nu = 0  # ... and their notional (what they took from a quote-sized taker's quote)
         self.refills = 0  # icebergs refilled in this step so far
         self.last_src = (-1, -1)
+        self.stops: list[Stop] = []  # waiting conditional orders, in arrival order
+        self.last = 0  # the last trade's price
 
     # --- queries ---------------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -157,13 +282,14 @@ class ReferenceBook:
             src_partition=self.last_src[0],
             src_offset=self.last_src[1],
             next_prevented_id=self.next_prevented_id,
+            last_ticks=self.last,
         )
-        return state, [RestingOrder(**asdict(o)) for o in self.resting]
+        return state, [RestingOrder(**asdict(o)) for o in self.resting] + [s.record() for s in self.stops]
 
     def state_hash(self) -> int:
         """``Book.state_hash`` of a book restored from this model: the hash is of what is held, not how."""
         state, orders = self.snapshot()
-        book = Book(self.market, state)
+        book = Book(self.market, state)  # restore tells the stops by their stop fields
         book.restore(orders)
         return book.state_hash()
 
@@ -206,6 +332,8 @@ class ReferenceBook:
             error = self._amend(command, step)
         else:
             self._place(command, ts, step)
+            if step.trades:
+                self._run_stops(ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
         return MatchedEvent(
             symbol=self.market.symbol,
@@ -220,6 +348,14 @@ class ReferenceBook:
 
     def _cancel(self, c: CancelOrder, step: _Step) -> CommandError | None:
         found = [o for o in self.resting if o.order_id == c.order_id and o.user_id == c.user_id]
+        waiting = [s for s in self.stops if s.a.order_id == c.order_id and s.a.user_id == c.user_id]
+        if waiting:
+            if c.restriction is CancelRestriction.ONLY_PARTIALLY_FILLED:  # a waiting stop executed nothing
+                msg = "Order was not canceled due to cancel restrictions."
+                return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg=msg)
+            self.stops.remove(waiting[0])
+            step.updates.append(waiting[0].update(OrderStatus.CANCELED, ExecType.CANCELED, -1))
+            return None
         if not found:
             return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg="Unknown order sent.")
         o = found[0]
@@ -235,12 +371,16 @@ class ReferenceBook:
 
     def _cancel_all(self, c: CancelAllOrders, step: _Step) -> CommandError | None:
         found = [o for o in self.resting if c.user_id == 0 or o.user_id == c.user_id]
-        if not found and c.user_id != 0:
+        waiting = [s for s in self.stops if c.user_id == 0 or s.a.user_id == c.user_id]
+        if not found and not waiting and c.user_id != 0:
             return CommandError(user_id=c.user_id, order_id=0, code=UNKNOWN_ORDER, msg="Unknown order sent.")
         for o in found:
             self.resting.remove(o)
             step.touch(o.side, o.price_ticks)
             step.updates.append(_maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED))
+        for s in waiting:
+            self.stops.remove(s)
+            step.updates.append(s.update(OrderStatus.CANCELED, ExecType.CANCELED, -1))
         return None
 
     def _amend(self, c: AmendOrder, step: _Step) -> CommandError | None:
@@ -265,7 +405,60 @@ class ReferenceBook:
         step.touch(o.side, o.price_ticks)
         return None
 
+    def _place_stop(self, a: AcceptedStop, ts: int, step: _Step) -> None:
+        stop = Stop(a, self.seq)
+        reason = ""
+        if not a.trailing_delta and self.last and stop.met(self.last):
+            reason = "Order would trigger immediately."
+        elif len([s for s in self.stops if s.a.user_id == a.user_id]) + len(
+            [o for o in self.resting if o.user_id == a.user_id and o.stop() is not None]
+        ) >= MAX_NUM_ALGO_ORDERS:
+            reason = "Filter failure: MAX_NUM_ALGO_ORDERS"
+        if reason:
+            step.updates.append(
+                stop.update(OrderStatus.REJECTED, ExecType.REJECTED, -1, reject_code=WOULD_TAKE, reason=reason)
+            )
+            return
+        if a.trailing_delta and (not a.stop_ticks or (self.last and stop.met(self.last))):
+            stop.trail, stop.trail_ts = self.last, ts
+        self.stops.append(stop)
+        step.updates.append(stop.update(OrderStatus.NEW, ExecType.NEW, -1))
+
+    def _run_stops(self, ts: int, step: _Step) -> None:
+        """Show the step's trades to the stops, one by one; run what triggers, then show its trades too."""
+        fired: list[Stop] = []
+        shown = 0
+        while True:
+            for trade in step.trades[shown:]:
+                for s in list(self.stops):
+                    if s.triggers(trade.price_ticks, ts):
+                        self.stops.remove(s)
+                        fired.append(s)
+            shown = len(step.trades)
+            if not fired:
+                break
+            s = fired.pop(0)
+            step.updates.append(s.update(OrderStatus.NEW, ExecType.NEW, ts))
+            plain = {f: getattr(s.a, f) for f in AcceptedOrder.__struct_fields__}
+            taking = AcceptedOrder(**{**plain, "type": s.a.type.triggered})
+            mine = _Step([], step.trades, step.touched)  # trades and touched levels shared with the step
+            self._place(taking, ts, mine)
+            for u in mine.updates[1:]:
+                if u.order_id == s.a.order_id:
+                    stop = StopState(s.a.stop_ticks, s.a.trailing_delta, s.trail_ts, ts)
+                    u = _replace(u, type=s.a.type, stop=stop)
+                step.updates.append(u)
+            for o in self.resting:
+                if o.order_id == s.a.order_id:
+                    o.type = s.a.type
+                    o.stop_ticks, o.trailing_delta = s.a.stop_ticks, s.a.trailing_delta
+                    o.trail_ts, o.working_ts = s.trail_ts, ts
+        self.last = step.trades[-1].price_ticks
+
     def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:
+        if isinstance(a, AcceptedStop):
+            self._place_stop(a, ts, step)
+            return
         new = _taker_update(a, status=OrderStatus.NEW, exec_type=ExecType.NEW)
         if a.type is OrderType.LIMIT_MAKER:
             maker = self._next_maker(a.side)
@@ -583,6 +776,7 @@ def _taker_update(a: AcceptedOrder, **state: object) -> OrderUpdate:
 
 
 def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: object) -> OrderUpdate:
+    """A resting order's report; a triggered conditional one's carries its stop."""
     return OrderUpdate(
         order_id=o.order_id,
         user_id=o.user_id,
@@ -599,6 +793,7 @@ def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: ob
         created_ts=o.created_ts,
         stp=o.stp,
         iceberg_lots=o.iceberg_lots,
+        stop=o.stop(),
         **fill,  # type: ignore[arg-type]
     )
 

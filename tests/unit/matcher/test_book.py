@@ -31,6 +31,7 @@ from shared.binance import execution_report
 from shared.domain import CancelRestriction, ExecType, Market, OrderStatus, OrderType, Side, StpMode, TimeInForce
 from shared.messages import (
     AcceptedOrder,
+    AcceptedStop,
     AmendOrder,
     CancelAllOrders,
     CancelOrder,
@@ -40,6 +41,7 @@ from shared.messages import (
     MatcherCommand,
     OrderUpdate,
     RejectedOrder,
+    StopState,
     Trade,
     decode_matched,
     encode,
@@ -161,6 +163,46 @@ class Flow:
             )
         )
 
+    def stop(
+        self,
+        user: int,
+        side: Side,
+        type: OrderType,
+        stop: int,
+        delta: int,
+        price: int,
+        qty: int,
+        tif: TimeInForce = TimeInForce.GTC,
+        stp: StpMode = StpMode.EXPIRE_MAKER,
+        iceberg: int = 0,
+        tier: tuple[int, int] = (-1, -1),
+    ) -> AcceptedStop:
+        """A conditional order; a *_LIMIT holds price*qty (BUY), a MARKET-like BUY its qty at the band's 110;
+        ``iceberg``: the slice a *_LIMIT GTC shows once triggered and resting; ``tier``: its owner's rates."""
+        order_id = self._order_id(user)
+        limit = type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+        budget = (price if limit else 110) * qty if side is Side.BUY else qty
+        return self._keep(
+            AcceptedStop(
+                **self._next(),
+                order_id=order_id,
+                user_id=user,
+                side=side,
+                type=type,
+                tif=tif if limit else TimeInForce.IOC,
+                price_ticks=price,
+                qty_lots=qty,
+                budget=budget,
+                client_order_id=f"c{order_id}",
+                stp=stp,
+                stop_ticks=stop,
+                trailing_delta=delta,
+                iceberg_lots=iceberg,
+                maker_bps=tier[0],
+                taker_bps=tier[1],
+            )
+        )
+
     def cancel(self, user: int, order_id: int, restriction: CancelRestriction | None = None) -> CancelOrder:
         src = self._next()
         request_id = 10**6 + src["src_offset"]
@@ -229,6 +271,11 @@ class Flow:
         if kind == "market":
             user, side, tif, qty, quote, budget, stp, *band = args
             return self.market(user, side, budget, qty, quote, stp, tif, band[0] if band else 0)
+        if kind == "stop":
+            user, side, otype, stop, delta, price, qty, tif, stp, part, tier = args
+            limit = otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+            iceberg = part % qty if limit and tif is TimeInForce.GTC and qty > 1 else 0  # a valid one or none
+            return self.stop(user, side, otype, stop, delta, price, qty, tif, stp, iceberg, tier)
         if kind == "cancel":
             which, pick, foreign, *restricted = args
             candidates = {"live": live, "any": sorted(self.owner), "unknown": []}[which]
@@ -283,6 +330,28 @@ icebergs = st.tuples(
     st.just("iceberg"), users, sides, prices, st.integers(2, 12), st.integers(1, 11), stps, st.booleans()
 )
 tiers = st.tuples(st.integers(-1, 60), st.integers(-1, 60))  # a fee tier's (maker, taker) bps; -1: the market's
+STOP_TYPES = [OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT]
+
+
+@st.composite
+def stop_ops(draw: st.DrawFn) -> tuple:
+    """A conditional order: a stop price in the band, a trailing delta of 0.1-3% (BIPS), or both; a *_LIMIT's
+    price in the band, a MARKET-like one's its protection limit (0: none)."""
+    otype = draw(st.sampled_from(STOP_TYPES))
+    stop, delta = draw(
+        st.one_of(
+            st.tuples(prices, st.just(0)),
+            st.tuples(st.just(0), st.integers(10, 300)),
+            st.tuples(prices, st.integers(10, 300)),
+        )
+    )
+    limit = otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+    price = draw(prices) if limit else draw(st.sampled_from([0, 0, 95, 105]))
+    tif = draw(st.sampled_from(TimeInForce)) if limit else TimeInForce.IOC
+    part = draw(st.integers(0, 7))  # an iceberg slice for a *_LIMIT GTC (0: none), and a fee tier
+    return ("stop", draw(users), draw(sides), otype, stop, delta, price, draw(lots), tif, draw(stps), part, draw(tiers))
+
+
 ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enough to walk several levels
     resting_limits,
     resting_limits,
@@ -305,6 +374,8 @@ ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enoug
     st.tuples(st.just("dup"), st.integers(0, 5)),
     st.tuples(st.just("cancel_all"), st.integers(0, USERS)),  # 0: every owner's (a halt's)
     st.tuples(st.just("fees"), st.integers(0, 50), st.integers(0, 50)),  # a live market update
+    stop_ops(),
+    stop_ops(),
 )
 
 
@@ -321,7 +392,8 @@ class Ledger:
 
 def snapshot(book: Book) -> Book:
     """A restarted book: state and orders through the wire format, as the Redis snapshot keeps them."""
-    orders = msgspec.msgpack.decode(msgspec.msgpack.encode(list(book.orders())), type=list[RestingOrder])
+    held = [*book.orders(), *book.stops()]
+    orders = msgspec.msgpack.decode(msgspec.msgpack.encode(held), type=list[RestingOrder])
     state = msgspec.structs.replace(book.state)
     restored = Book(book.market, state=state)  # the row Postgres has now, as a restarted matcher loads it
     restored.restore(orders)
@@ -340,7 +412,7 @@ def check_last_updates(book: Book, event: MatchedEvent | None) -> None:
     """An order that left the book says so: its last update in the step is terminal, and open if it rests."""
     if event is None:
         return
-    resting = {o.order_id for o in book.orders()}
+    resting = {o.order_id for o in [*book.orders(), *book.stops()]}
     for order_id, u in {u.order_id: u for u in event.updates}.items():
         assert u.status.is_open == (order_id in resting), (
             f"order {order_id} {'rests' if order_id in resting else 'left the book'} but its last update "
@@ -406,7 +478,8 @@ def check_step(
         assert d.lots == now.get((d.side, d.price_ticks), 0), d
     state, orders = model.snapshot()
     assert book.state == state, "seq, trade ids or source position differ from the model"
-    assert sorted(map(msgspec.structs.astuple, book.orders())) == sorted(map(msgspec.structs.astuple, orders))
+    held = [*book.orders(), *book.stops()]
+    assert sorted(map(msgspec.structs.astuple, held)) == sorted(map(msgspec.structs.astuple, orders))
     assert book.state_hash() == model.state_hash()
 
 
@@ -419,7 +492,7 @@ def run_flow(flow_ops: list[tuple], restart_at: int = -1) -> list[MatchedEvent |
         if i == restart_at:
             restored = snapshot(book)
             assert restored.state_hash() == book.state_hash()
-        command = flow.command(op, sorted(o.order_id for o in book.orders()))
+        command = flow.command(op, sorted(o.order_id for o in [*book.orders(), *book.stops()]))
         ts = command.ts + 7
         event = book.apply(command, ts)
         check_last_updates(book, event)
@@ -485,6 +558,32 @@ churn_ops = st.one_of(
     market_ops(),
     st.tuples(st.just("cancel_all"), st.integers(0, USERS)),
 )
+
+
+# stop-heavy flows: conditional orders among crossing limits and market orders, so trades trigger them often,
+# trailing ones included, and triggered ones trigger more
+stop_flow_ops = st.one_of(
+    resting_limits,
+    resting_limits,
+    resting_limits,
+    st.tuples(st.just("limit"), users, sides, st.sampled_from(TimeInForce), prices, lots, stps),
+    market_ops(),
+    market_ops(),
+    stop_ops(),
+    stop_ops(),
+    stop_ops(),
+    st.tuples(st.just("cancel"), st.sampled_from(["live", "any"]), st.integers(0, 50), st.booleans()),
+    st.tuples(st.just("cancel_all"), st.integers(0, USERS)),
+    st.tuples(st.just("dup"), st.integers(0, 5)),
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flow_ops=st.lists(stop_flow_ops, min_size=30, max_size=120), restart_at=st.integers(0, 120))
+def test_stops_trigger_at_the_same_trade_in_the_book_and_the_reference(flow_ops: list[tuple], restart_at: int) -> None:
+    """Conditional orders trigger at the same trade, in the same order, with the same fills, in the book, in
+    the reference and in a book restored from a snapshot taken mid-flow (trailing state included)."""
+    run_flow(flow_ops, restart_at)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -927,7 +1026,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
         "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
         "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp", "iceberg_lots",
-        "prevented_match_id", "counter_order_id", "prevented_lots", "last_prevented_lots",
+        "prevented_match_id", "counter_order_id", "prevented_lots", "last_prevented_lots", "stop",
     )  # fmt: skip
     assert MatchedEvent.__struct_fields__ == (
         "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
@@ -944,7 +1043,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
         b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
         b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER","iceberg_lots":0,'
-        b'"prevented_match_id":-1,"counter_order_id":-1,"prevented_lots":0,"last_prevented_lots":0}'
+        b'"prevented_match_id":-1,"counter_order_id":-1,"prevented_lots":0,"last_prevented_lots":0,"stop":null}'
     )
     assert update == OrderUpdate(
         order_id=1, user_id=2, client_order_id="c1", side=S, type=OrderType.LIMIT, tif=GTC, price_ticks=100,
@@ -1057,3 +1156,116 @@ def test_a_fee_tier_stamped_on_an_order_replaces_the_markets_rate_for_its_side_o
     apl, apn = MARKET.atoms_per_lot, MARKET.atoms_per_nu
     assert (t1.buyer_fee, t1.seller_fee) == (4 * apl * 7 // 10_000, 400 * apn * 20 // 10_000)
     assert (t2.buyer_fee, t2.seller_fee) == (6 * apl * 50 // 10_000, 600 * apn * 20 // 10_000)
+
+
+# --- conditional orders (issue 24) ------------------------------------------------------------------------
+SL, SLL, TP, TPL = OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT
+
+
+def _trade_at(book: Book, f: Flow, price: int, ts: int = 5) -> MatchedEvent:
+    """One lot traded at ``price`` between users 2 (maker, SELL) and 3 (taker, BUY)."""
+    book.apply(f.limit(2, S, price, 1), ts)
+    event = book.apply(f.limit(3, B, price, 1), ts)
+    assert event is not None and [t.price_ticks for t in event.trades][:1] == [price]
+    return event
+
+
+def test_stop_waits_unworking_then_triggers_as_market_right_after_the_trade_that_meets_it() -> None:
+    book, f = Book(MARKET), Flow()
+    _trade_at(book, f, 100)
+    placed = book.apply(stop := f.stop(1, S, SL, 98, 0, 0, 2), 6)
+    assert placed is not None
+    (new,) = placed.updates
+    assert (new.type, new.status, new.stop, new.tif) == (SL, OrderStatus.NEW, StopState(98), None)
+    assert not placed.deltas and book.depth(B) == [] and [o.order_id for o in book.stops()] == [stop.order_id]
+    book.apply(f.limit(2, B, 97, 5), 7)  # the bid the triggered stop will sell into
+    assert not [u for u in _trade_at(book, f, 99).updates if u.order_id == stop.order_id]  # 99 > 98: waits
+    event = _trade_at(book, f, 98, ts=50)
+    mine = [u for u in event.updates if u.order_id == stop.order_id]
+    assert [(u.exec_type, u.status) for u in mine] == [
+        (ExecType.NEW, OrderStatus.NEW),
+        (ExecType.TRADE, OrderStatus.FILLED),
+    ]
+    assert all(u.type is SL and u.stop == StopState(98, working_ts=50) for u in mine)
+    assert [t.price_ticks for t in event.trades] == [98, 97]  # the trigger's trade first, then the stop's
+    assert list(book.stops()) == [] and book.state.last_ticks == 97
+    assert len({(d.side, d.price_ticks) for d in event.deltas}) == len(event.deltas)
+
+
+def test_stop_met_by_the_last_price_is_rejected_and_the_algo_cap_counts_waiting_stops() -> None:
+    book, f = Book(MARKET), Flow()
+    _trade_at(book, f, 100)
+    event = book.apply(f.stop(1, B, SL, 100, 0, 0, 1), 6)  # a BUY stop-loss waits for >= 100: met already
+    assert event is not None and event.updates[0].status is OrderStatus.REJECTED
+    assert event.updates[0].reason == "Order would trigger immediately."
+    for _ in range(5):
+        book.apply(f.stop(1, B, SL, 105, 0, 0, 1), 6)
+    event = book.apply(f.stop(1, B, SL, 106, 0, 0, 1), 6)
+    assert event is not None and event.updates[0].reason == "Filter failure: MAX_NUM_ALGO_ORDERS"
+    assert len(list(book.stops())) == 5
+
+
+def test_trailing_sell_follows_the_highest_price_and_triggers_delta_below_it_as_its_limit() -> None:
+    book, f = Book(MARKET), Flow()
+    _trade_at(book, f, 100)
+    stop = f.stop(1, S, SLL, 0, 500, 90, 1)  # 5% below the highest since placement, then a LIMIT at 90
+    book.apply(stop, 6)
+    for price in (104, 102, 110):  # the highest: 110, so it triggers at 104.5 and below
+        _trade_at(book, f, price)
+    assert [s.trail_ticks for s in book.stops()] == [110]
+    assert not [u for u in _trade_at(book, f, 105).updates if u.order_id == stop.order_id]
+    event = _trade_at(book, f, 104, ts=77)
+    mine = [u for u in event.updates if u.order_id == stop.order_id]
+    assert mine[0].exec_type is ExecType.NEW and mine[0].stop == StopState(0, 500, 6, 77)
+    assert mine[-1].status is OrderStatus.NEW and mine[-1].type is SLL  # nothing to sell to: it rests
+    assert book.order(stop.order_id) is not None and book.depth(S) == [(90, 1)]
+    restored = snapshot(book)  # the stop it rests with survives a restart
+    assert restored.state_hash() == book.state_hash()
+    taker = f.limit(3, B, 90, 1)
+    event = book.apply(taker, 80)
+    assert event is not None and event == restored.apply(taker, 80)
+    (made,) = [u for u in event.updates if u.order_id == stop.order_id]  # its later fill reports it too
+    assert (made.status, made.type, made.stop) == (OrderStatus.FILLED, SLL, StopState(0, 500, 6, 77))
+
+
+def test_trailing_take_profit_starts_trailing_only_once_its_stop_price_is_met() -> None:
+    book, f = Book(MARKET), Flow()
+    _trade_at(book, f, 100)
+    stop = f.stop(1, S, TPL, 105, 300, 95, 1)  # trails from the first trade at or above 105
+    book.apply(stop, 6)
+    _trade_at(book, f, 103)
+    assert [s.trail_ticks for s in book.stops()] == [0]
+    _trade_at(book, f, 106, ts=9)
+    assert [(s.trail_ticks, s.trail_ts) for s in book.stops()] == [(106, 9)]
+    assert book.stops_changed() == [stop.order_id] and book.stops_changed() == []
+    event = _trade_at(book, f, 102)  # 102 * 10000 <= 106 * 9700
+    assert [u.exec_type for u in event.updates if u.order_id == stop.order_id][:1] == [ExecType.NEW]
+
+
+def test_untriggered_stop_is_cancelled_alone_and_by_cancel_all() -> None:
+    book, f = Book(MARKET), Flow()
+    stop = f.stop(1, B, TP, 90, 0, 0, 1)
+    book.apply(stop, 6)
+    event = book.apply(f.cancel(1, stop.order_id, CancelRestriction.ONLY_PARTIALLY_FILLED), 7)
+    assert event is not None and event.error is not None and list(book.stops())
+    event = book.apply(f.cancel(1, stop.order_id), 7)
+    assert event is not None and [(u.status, u.type, u.stop) for u in event.updates] == [
+        (OrderStatus.CANCELED, TP, StopState(90))
+    ]
+    book.apply(f.stop(1, B, TP, 90, 0, 0, 1), 8)
+    event = book.apply(f.cancel_all(1), 9)
+    assert event is not None and [u.status for u in event.updates] == [OrderStatus.CANCELED]
+    assert list(book.stops()) == []
+
+
+def test_a_triggered_stop_that_rests_still_counts_as_an_algo_order() -> None:
+    book, f = Book(MARKET), Flow()
+    _trade_at(book, f, 100)
+    rests = f.stop(1, S, SLL, 99, 0, 120, 1)  # triggers at 99, then rests at 120: nothing bids that high
+    book.apply(rests, 6)
+    _trade_at(book, f, 99)
+    assert book.order(rests.order_id) is not None and list(book.stops()) == []
+    for _ in range(4):
+        book.apply(f.stop(1, B, SL, 110, 0, 0, 1), 7)
+    event = book.apply(f.stop(1, B, SL, 111, 0, 0, 1), 8)
+    assert event is not None and event.updates[0].reason == "Filter failure: MAX_NUM_ALGO_ORDERS"

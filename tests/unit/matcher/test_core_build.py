@@ -44,7 +44,7 @@ def test_snapshot_records_keep_their_wire_format() -> None:
     for record in (RestingOrder, BookState):
         assert record.__struct_config__.array_like, record
     assert not RestingOrder.__struct_config__.gc
-    assert msgspec.msgpack.encode(BookState()) == msgspec.msgpack.encode([0, 1, -1, -1, 1])
+    assert msgspec.msgpack.encode(BookState()) == msgspec.msgpack.encode([0, 1, -1, -1, 1, 0])
     assert msgspec.msgpack.decode(msgspec.msgpack.encode([5, 2, 0, 9]), type=BookState) == BookState(5, 2, 0, 9, 1)
 
 
@@ -58,6 +58,9 @@ def test_resting_orders_are_not_tracked_by_the_collector() -> None:
 
 
 def test_pure_working_order_has_the_snapshot_fields() -> None:
-    """``PlainOrder`` (the uncompiled ``_Order``) is built positionally with ``RestingOrder``'s fields."""
-    assert PlainOrder.__struct_fields__ == (*RestingOrder.__struct_fields__, "dead")
+    """``PlainOrder`` (the uncompiled ``_Order``) is built positionally with ``RestingOrder``'s fields up to
+    ``stp`` (those after are an untriggered stop's, which the book keeps apart)."""
+    resting = RestingOrder.__struct_fields__[: book._RESTING_FIELDS]
+    assert resting[-1] == "stp"
+    assert PlainOrder.__struct_fields__ == (*resting, "dead")
     assert not PlainOrder.__struct_config__.gc

@@ -6,6 +6,7 @@ from dataclasses import replace
 from decimal import Decimal
 from fractions import Fraction
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -120,3 +121,50 @@ def test_percent_price_by_side_refuses_a_limit_outside_the_band_and_bounds_a_mar
     sell = check(req(side=Side.SELL, type=OrderType.MARKET, price=None, qty="0.1"), m, avg)
     assert sell.price_ticks == 45_000_00
     assert check(req(type=OrderType.MARKET, price=None, qty="0.1"), m, None).price_ticks == 0  # never traded
+
+
+# --- conditional orders (issue 24) ------------------------------------------------------------------------
+def stop_req(type: OrderType, side: Side, price: str | None, stop: str | None, delta: int | None) -> NewOrderRequest:
+    limit = type in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+    return msgspec.structs.replace(
+        req(side=side, type=type, price=price),
+        tif=TimeInForce.GTC if limit else TimeInForce.IOC,
+        stop_price=stop,
+        trailing_delta=delta,
+    )
+
+
+def test_a_stop_limit_holds_as_the_limit_it_becomes_and_carries_its_stop() -> None:
+    spec = check(stop_req(OrderType.STOP_LOSS_LIMIT, Side.BUY, "50000", "49000", None), BTC)
+    limit = check(req(side=Side.BUY, price="50000"), BTC)
+    assert (spec.hold_atoms, spec.price_ticks, spec.stop_ticks, spec.trailing_delta) == (
+        limit.hold_atoms, limit.price_ticks, 4_900_000, 0,
+    )  # fmt: skip
+
+
+def test_a_market_stop_buy_holds_as_a_market_buy_does() -> None:
+    spec = check(stop_req(OrderType.TAKE_PROFIT, Side.BUY, None, None, 250), BTC)
+    assert spec.hold_atoms is None and (spec.stop_ticks, spec.trailing_delta) == (0, 250)
+    bounded = check(stop_req(OrderType.STOP_LOSS, Side.BUY, None, "51000", None), BTC, Fraction(5_000_000))
+    market = check(req(type=OrderType.MARKET, price=None), BTC, Fraction(5_000_000))
+    assert (bounded.hold_atoms, bounded.capped, bounded.price_ticks) == (
+        market.hold_atoms, True, market.price_ticks,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("type", "side", "delta", "pair"),
+    [
+        (OrderType.STOP_LOSS, Side.BUY, 9, "Above"),
+        (OrderType.TAKE_PROFIT, Side.SELL, 2001, "Above"),
+        (OrderType.STOP_LOSS, Side.SELL, 2001, "Below"),
+        (OrderType.TAKE_PROFIT_LIMIT, Side.BUY, 5, "Below"),
+    ],
+)
+def test_trailing_delta_outside_its_filter_is_refused(type: OrderType, side: Side, delta: int, pair: str) -> None:
+    price = "50000" if type is OrderType.TAKE_PROFIT_LIMIT else None
+    with pytest.raises(ApiError) as refused:
+        check(stop_req(type, side, price, None, delta), BTC)
+    assert (refused.value.code, refused.value.msg) == (-1013, "Filter failure: TRAILING_DELTA")
+    check(stop_req(type, side, price, None, 10), BTC)  # the bounds themselves pass
+    check(stop_req(type, side, price, None, 2000), BTC)

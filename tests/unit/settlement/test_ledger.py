@@ -30,7 +30,15 @@ from shared.domain import (
     TimeInForce,
 )
 from shared.errors import ApiError
-from shared.messages import AcceptedOrder, AmendOrder, CancelOrder, MatchedEvent, NewOrderRequest, RejectedOrder
+from shared.messages import (
+    AcceptedOrder,
+    AcceptedStop,
+    AmendOrder,
+    CancelOrder,
+    MatchedEvent,
+    NewOrderRequest,
+    RejectedOrder,
+)
 
 MARKET = Market(
     "BTCUSDT",
@@ -75,6 +83,21 @@ step = st.one_of(
         st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60), st.sampled_from([None, *CancelRestriction])
     ),
     st.tuples(st.just("amend"), st.sampled_from(USERS), st.integers(0, 60), st.integers(1, 5_000)),
+    st.tuples(  # a conditional order: a stop price, a trailing delta (the prices move up to 40 BIPS), or both
+        st.just("stop"),
+        st.sampled_from(USERS),
+        st.sampled_from(Side),
+        st.sampled_from(
+            [OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT]
+        ),
+        st.integers(49_900, 50_100),
+        st.integers(1, 5_000),
+        st.one_of(st.none(), st.integers(49_900, 50_100)),
+        st.one_of(st.none(), st.integers(10, 40)),
+        st.sampled_from(StpMode),
+        st.sampled_from([0, 0, 2, 3]),  # a *_LIMIT GTC iceberg once triggered, in that many parts; 0: not one
+        st.tuples(st.integers(-1, 40), st.integers(-1, 40)),  # the owner's fee tier
+    ),
 )
 
 
@@ -93,6 +116,28 @@ class Exchange:
         row = self.balances.setdefault((user, asset), [0, 0])
         row[0 if bucket is Bucket.AVAILABLE else 1] += amount
 
+    def stop(
+        self,
+        user: int,
+        side: Side,
+        otype: OrderType,
+        price: int,
+        lots: int,
+        stop: int | None,
+        delta: int | None,
+        stp: StpMode,
+        parts: int = 0,
+        tier: tuple[int, int] = (-1, -1),
+    ) -> None:
+        """A conditional order, held and sent as the processor does (``check``, ``size_hold``, AcceptedStop);
+        ``parts``, ``tier``: as ``new``'s (an iceberg only as a *_LIMIT GTC, which ``check`` enforces)."""
+        if stop is None and delta is None:
+            delta = 20
+        limit = otype in (OrderType.STOP_LOSS_LIMIT, OrderType.TAKE_PROFIT_LIMIT)
+        tif = TimeInForce.GTC if limit else TimeInForce.IOC
+        stop_s = None if stop is None else str(MARKET.ticks_to_price(stop))
+        self.new(user, side, (otype, tif), price, lots, stp, parts if limit else 0, tier, stop_s, delta)
+
     def new(
         self,
         user: int,
@@ -103,12 +148,16 @@ class Exchange:
         stp: StpMode,
         parts: int = 0,
         tier: tuple[int, int] = (-1, -1),
+        stop: str | None = None,
+        delta: int | None = None,
     ) -> None:
         """``parts``: an iceberg showing lots // parts at a time (0: not one); ``tier``: the (maker, taker) bps
-        stamped on it, as the processor stamps its owner's fee tier's (-1: the market's)."""
+        stamped on it, as the processor stamps its owner's fee tier's (-1: the market's); ``stop``, ``delta``:
+        a conditional order's."""
         otype, tif = kind
-        iceberg = str(MARKET.lots_to_qty(max(1, lots // parts))) if parts and otype is not OrderType.MARKET else None
-        price_s = str(MARKET.ticks_to_price(price)) if otype is not OrderType.MARKET else None
+        unpriced = otype.triggered is OrderType.MARKET
+        iceberg = str(MARKET.lots_to_qty(max(1, lots // parts))) if parts and not unpriced else None
+        price_s = str(MARKET.ticks_to_price(price)) if not unpriced else None
         qty_s = str(MARKET.lots_to_qty(lots)) if tif != "quote" else None
         quote_s = str(MARKET.ticks_to_price(price) * MARKET.lots_to_qty(lots)) if tif == "quote" else None
         req = NewOrderRequest(
@@ -126,6 +175,8 @@ class Exchange:
             client_order_id=f"c{self.next_id}",
             stp=stp,
             ts=0,
+            stop_price=stop,
+            trailing_delta=delta,
             iceberg_qty=iceberg,
         )
         self.next_id += 1
@@ -141,7 +192,8 @@ class Exchange:
             user, hold.asset, hold.atoms, side.value, otype.value, spec.price_ticks, spec.qty_lots
         )
         assert req.tif is not None
-        cmd = AcceptedOrder(
+        conditional = {"stop_ticks": spec.stop_ticks, "trailing_delta": spec.trailing_delta} if otype.is_stop else {}
+        cmd = (AcceptedStop if otype.is_stop else AcceptedOrder)(
             src_partition=0,
             src_offset=self.offset,
             order_id=req.order_id,
@@ -160,6 +212,7 @@ class Exchange:
             iceberg_lots=spec.iceberg_lots,
             maker_bps=tier[0],
             taker_bps=tier[1],
+            **conditional,
         )
         self.run(cmd)
 
@@ -212,7 +265,7 @@ class Exchange:
         for oid, o in self.orders.items():
             if not OrderStatus(o.status).is_open:
                 assert o.hold_left == 0, f"order {oid} ended holding {o.hold_left}"
-            elif o.type != OrderType.MARKET:  # a hold is what the order still needs: its limit for the lots left
+            elif OrderType(o.type).triggered is not OrderType.MARKET:  # what the order still needs: limit x lots left
                 left = o.qty_lots - o.executed_lots - o.prevented_lots  # prevented: by DECREMENT / TRANSFER
                 need = left * o.price_ticks * MARKET.atoms_per_nu if o.side == Side.BUY else left * MARKET.atoms_per_lot
                 assert o.hold_left == need, f"order {oid} holds {o.hold_left}, needs {need}"
@@ -231,13 +284,13 @@ class Exchange:
             assert held == open_holds, (user, asset, held, open_holds)
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(step, max_size=60))
-def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
+def run_steps(steps: list) -> None:
     ex = Exchange()
-    for s in steps:
+    for s in steps:  # conditional orders among them: held from acceptance, released once however they end
         if s[0] == "new":
             ex.new(*s[1:])
+        elif s[0] == "stop":
+            ex.stop(*s[1:])
         elif s[0] == "amend":
             ex.amend(*s[1:])
         else:
@@ -271,6 +324,20 @@ def test_decrement_and_icebergs_keep_holds_equal_to_what_open_orders_need(steps:
     for s in steps:
         getattr(ex, s[0])(*s[1:])
         ex.assert_invariants()
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(step, max_size=60))
+def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
+    run_steps(steps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(step, min_size=30, max_size=80))
+def test_conditional_orders_hold_from_acceptance_and_release_once_in_long_flows(steps: list) -> None:
+    """Long flows, where trades trigger the conditional orders (and their fills trigger more): every hold is
+    what its open order needs, ends once, and money is conserved."""
+    run_steps(steps)
 
 
 def test_amend_releases_what_the_cut_lots_held_once_and_keeps_the_rest_held() -> None:

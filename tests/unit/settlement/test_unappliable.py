@@ -8,7 +8,7 @@ import pytest
 from aiokafka.errors import KafkaConnectionError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from services.settlement.__main__ import unappliable
+from services.settlement.batch import unappliable
 from services.settlement.ledger import HoldShortfall, UnknownOrder
 
 

@@ -160,3 +160,38 @@ def test_cancel_needs_a_known_symbol() -> None:
     assert (c.order_id, c.request_id) == (5, 9)
     with pytest.raises(ApiError):
         parse_cancel({"symbol": "NOPE"}, user_id=1, request_id=9, order_id=5, ts=1, symbols=SYMBOLS)
+
+
+# --- conditional orders (issue 24) ------------------------------------------------------------------------
+STOP = {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.1"}
+
+
+def test_conditional_orders_take_a_stop_price_or_a_trailing_delta_as_binance_requires() -> None:
+    r = parse(**STOP, type="STOP_LOSS", stopPrice="49000.10")
+    assert (r.type, r.stop_price, r.trailing_delta, r.tif, r.price) == (
+        OrderType.STOP_LOSS, "49000.1", None, TimeInForce.IOC, None,
+    )  # fmt: skip
+    r = parse(**STOP, type="TAKE_PROFIT_LIMIT", timeInForce="GTC", price="51000", trailingDelta="150")
+    assert (r.stop_price, r.trailing_delta, r.tif) == (None, 150, TimeInForce.GTC)
+
+
+@pytest.mark.parametrize(
+    ("params", "code", "msg_part"),
+    [
+        ({"type": "STOP_LOSS"}, -1102, "'stopPrice' or 'trailingDelta'"),
+        ({"type": "STOP_LOSS", "stopPrice": "1", "price": "1"}, -1106, "'price'"),
+        ({"type": "STOP_LOSS", "stopPrice": "1", "timeInForce": "GTC"}, -1106, "'timeInForce'"),
+        ({"type": "STOP_LOSS_LIMIT", "stopPrice": "1", "price": "1"}, -1102, "'timeInForce'"),
+        ({"type": "TAKE_PROFIT_LIMIT", "stopPrice": "1", "timeInForce": "GTC"}, -1102, "'price'"),
+        ({"type": "LIMIT", "stopPrice": "1", "price": "1", "timeInForce": "GTC"}, -1106, "'stopPrice'"),
+        ({"type": "MARKET", "trailingDelta": "100"}, -1106, "'trailingDelta'"),
+        ({"type": "STOP_LOSS", "trailingDelta": "1.5"}, -1100, "'trailingDelta'"),
+        ({"type": "STOP_LOSS", "trailingDelta": "0"}, -1100, "'trailingDelta'"),
+        ({"type": "STOP_LOSS", "trailingDelta": "9" * 12}, -1100, "'trailingDelta'"),
+        ({"type": "STOP_LOSS", "stopPrice": "-1"}, -1100, "stopPrice"),
+    ],
+)
+def test_conditional_orders_refused_with_binance_codes(params: dict[str, str], code: int, msg_part: str) -> None:
+    with pytest.raises(ApiError) as refused:
+        parse(**STOP, **params)
+    assert refused.value.code == code and msg_part in refused.value.msg, refused.value.msg

@@ -127,3 +127,28 @@ def test_no_free_position_after_a_full_record_is_a_conflict() -> None:
     report = compare(BTC, full.seq, full, [], [], {2: row(2, offset=12)})
     assert not report.missing
     assert report.conflicts == ["order 2 was never matched and no position after the book is free"]
+
+
+def test_a_hot_order_whose_command_a_lost_log_took_is_resent_after_the_book() -> None:
+    """Its hot entry says it is on its way, but the matcher is past its position (the log that carried its
+    command is gone): re-sent right after the book. A hot order ahead of the book is still on its way."""
+    warm = {5: row(5, offset=30), 6: row(6, offset=45)}
+    report = compare(BTC, 10, STATE, [], [5, 6], warm)
+    assert report.stale == [] and not report.conflicts
+    assert [(o.order_id, o.src_partition, o.src_offset) for o in report.missing] == [(5, 1, 41)]
+
+
+def test_an_order_of_a_lost_log_is_resent_though_the_matcher_never_reached_its_position() -> None:
+    """After a broker lost its log the matcher's position is still the old log's last, below the lost order's:
+    only the log epoch tells that its command can no longer come (``log_epoch``, where the current log began)."""
+    warm = {7: row(7, offset=45)}  # ahead of the book's position 40, on log 0 (partition 1 of epoch 0)
+    assert compare(BTC, 10, STATE, [], [7], warm).missing == []  # on the same log: still on its way
+    report = compare(BTC, 10, STATE, [], [7], warm, log_epoch=1)
+    assert [(o.order_id, o.src_offset) for o in report.missing] == [(7, 41)] and not report.conflicts
+
+
+def test_while_settlement_lags_the_orders_a_lost_log_may_have_taken_are_counted_not_judged() -> None:
+    warm = {7: row(7, offset=45), 8: row(8, last_seq=3)}  # 8 was matched: the book lost it, not the log
+    assert compare(BTC, 8, STATE, [], [7], warm).unjudged == 0  # the same log: on its way
+    report = compare(BTC, 8, STATE, [], [7], warm, log_epoch=1)
+    assert not report.in_sync and report.unjudged == 1 and not report.missing and not report.conflicts

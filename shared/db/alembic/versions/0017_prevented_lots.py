@@ -2,7 +2,7 @@
 fee tiers
 
 Revision ID: 0017
-Revises: 0015
+Revises: 0016
 
 ``orders.prevented_lots``: what prevented matches took from an order without a trade (Binance's
 ``preventedQuantity``). Settlement writes it from the order's TRADE_PREVENTION updates; an open order's hold
@@ -37,7 +37,7 @@ def _exists(role: str) -> bool:
 
 
 revision = "0017"
-down_revision = "0015"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
