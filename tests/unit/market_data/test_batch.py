@@ -40,7 +40,8 @@ class Recorder:
 
 orders = st.lists(
     st.tuples(
-        st.integers(1, USERS), st.sampled_from(list(Side)), st.integers(95, 105), st.integers(1, 5), st.booleans()
+        st.integers(1, USERS), st.sampled_from(list(Side)), st.integers(95, 105), st.integers(1, 5),
+        st.sampled_from([OrderType.LIMIT, OrderType.LIMIT_MAKER, OrderType.MARKET]),
     ),
     min_size=1,
     max_size=30,

@@ -59,8 +59,15 @@ def test_resting_orders_are_not_tracked_by_the_collector() -> None:
 
 def test_pure_working_order_has_the_snapshot_fields() -> None:
     """``PlainOrder`` (the uncompiled ``_Order``) is built positionally with ``RestingOrder``'s fields up to
-    ``stp`` (those after are an untriggered stop's, which the book keeps apart)."""
+    ``stp`` (the stop's fields after them are an untriggered stop's, which the book keeps apart), then takes
+    the iceberg's four, which ``_from_record`` reads at their own index."""
     resting = RestingOrder.__struct_fields__[: book._RESTING_FIELDS]
     assert resting[-1] == "stp"
-    assert PlainOrder.__struct_fields__ == (*resting, "dead")
+    iceberg = ("iceberg_lots", "hidden", "sub", "maker_bps")
+    at = book._ICEBERG_FIELDS
+    assert RestingOrder.__struct_fields__[at : at + 4] == iceberg
+    assert RestingOrder.__struct_fields__[book._RESTING_FIELDS : book._RESTING_FIELDS + 6] == (
+        "stop_ticks", "trailing_delta", "trail_ticks", "trail_ts", "budget", "working_ts",
+    )  # fmt: skip
+    assert PlainOrder.__struct_fields__ == (*resting, *iceberg, "dead")
     assert not PlainOrder.__struct_config__.gc

@@ -52,7 +52,7 @@ def test_a_market_stop_shows_no_price_and_other_orders_keep_their_shape() -> Non
         "order_id": 7, "client_order_id": "c7", "side": "SELL", "type": "TAKE_PROFIT", "tif": "IOC",
         "price_ticks": 0, "qty_lots": 1, "quote_nu": 0, "status": "NEW", "executed_lots": 0, "cum_nu": 0,
         "created_ts": 10, "updated_ts": 10, "stp": StpMode.EXPIRE_MAKER.value, "stop_ticks": 5_000_000,
-        "trailing_delta": 0, "working_ts": -1,
+        "trailing_delta": 0, "working_ts": -1, "iceberg_lots": 0, "prevented_lots": 0,
     }  # fmt: skip
     order = order_from_row(BTC, row)
     assert (order["stopPrice"], order["isWorking"], order["workingTime"]) == ("50000.00000000", False, -1)
