@@ -419,6 +419,7 @@ def _stop_update(s: _Stop, status: OrderStatus, exec_type: ExecType, working_ts:
         exec_type,
         a[_A_TS],
         stp=a[_A_STP],
+        iceberg_lots=a[_A_ICEBERG],  # a *_LIMIT iceberg's slice, on its reports from placement on
         stop=_stop_state(s, working_ts),
     )
 
@@ -944,7 +945,9 @@ class Book:
     def _stop_row(s: _Stop) -> tuple[Any, ...]:
         """A waiting stop's part of ``state_hash``: what it is and its trailing state, no times."""
         a = s.a
-        return (s.arrival, a[_A_ID], a[_A_TYPE], a[_A_PRICE], a[_A_QTY], a[_A_BUDGET], s.stop, s.delta, s.trail)
+        row = (s.arrival, a[_A_ID], a[_A_TYPE], a[_A_PRICE], a[_A_QTY], a[_A_BUDGET], s.stop, s.delta, s.trail)
+        extra = (a[_A_ICEBERG], a[_A_MAKER_BPS], a[_A_TAKER_BPS])  # an iceberg's slice, a tier's rates
+        return row + extra if extra != (0, -1, -1) else row  # a plain stop hashes as before the iceberg
 
     # --- restore -----------------------------------------------------------------------------------------
     def restore(self, orders: list[RestingOrder]) -> None:

@@ -206,6 +206,7 @@ class Stop:
             exec_type=exec_type,
             created_ts=a.ts,
             stp=a.stp,
+            iceberg_lots=a.iceberg_lots,
             stop=StopState(a.stop_ticks, a.trailing_delta, self.trail_ts, working_ts),
             **more,  # type: ignore[arg-type]
         )

@@ -1269,3 +1269,54 @@ def test_a_triggered_stop_that_rests_still_counts_as_an_algo_order() -> None:
         book.apply(f.stop(1, B, SL, 110, 0, 0, 1), 7)
     event = book.apply(f.stop(1, B, SL, 111, 0, 0, 1), 8)
     assert event is not None and event.updates[0].reason == "Filter failure: MAX_NUM_ALGO_ORDERS"
+
+
+# --- conditional orders with the iceberg branch's features (the merge of both) -------------------------------
+def test_a_triggered_stop_limit_iceberg_rests_one_slice_at_its_tier_and_survives_restarts() -> None:
+    f = Flow()
+    first = [f.limit(2, S, 100, 1), f.limit(3, B, 100, 1)]  # the last price: 100
+    stop = f.stop(1, S, SLL, 99, 0, 120, 6, iceberg=2, tier=(20, 40))  # then a LIMIT at 120: nobody bids there
+    book, events = apply_all([*first, stop])
+    placed = events[2]
+    assert placed is not None and placed.updates[0].iceberg_lots == 2 and placed.updates[0].stop == StopState(99)
+    waiting = snapshot(book)  # a waiting stop keeps its slice and its owner's rates across a restart
+    assert waiting.state_hash() == book.state_hash()
+    (record,) = waiting.stops()
+    assert (record.iceberg_lots, record.maker_bps, record.taker_bps) == (2, 20, 40)
+    for c in (f.limit(2, S, 99, 1), f.limit(3, B, 99, 1)):  # a trade at 99 triggers it
+        assert book.apply(c, c.ts) == waiting.apply(c, c.ts)
+    resting = book.order(stop.order_id)
+    assert resting is not None and (resting.remaining, resting.hidden, resting.iceberg_lots) == (2, 4, 2)
+    assert (resting.stop_ticks, resting.maker_bps, resting.working_ts) == (99, 20, c.ts)
+    assert book.depth(S) == [(120, 2)]
+    restored = snapshot(book)  # a triggered iceberg resting with its stop, its slice and its tier
+    assert restored.state_hash() == book.state_hash()
+    taker = f.limit(4, B, 120, 3)  # its slice of 2, then 1 from the refilled slice
+    event = book.apply(taker, taker.ts)
+    assert event is not None and event == restored.apply(taker, taker.ts)
+    assert [(t.seller_order_id, t.qty_lots) for t in event.trades] == [(stop.order_id, 2), (stop.order_id, 1)]
+    assert all(t.seller_fee == 120 * t.qty_lots * MARKET.atoms_per_nu * 20 // 10_000 for t in event.trades)
+    mine = [u for u in event.updates if u.order_id == stop.order_id]
+    assert all((u.type, u.iceberg_lots, u.stop) == (SLL, 2, StopState(99, working_ts=c.ts)) for u in mine)
+    assert book.depth(S) == [(120, 1)]
+
+
+@pytest.mark.parametrize("mode", [StpMode.DECREMENT, StpMode.TRANSFER])
+def test_decrement_against_a_triggered_stop_reports_its_stop_and_prevented_lots(mode: StpMode) -> None:
+    f = Flow()
+    commands: list[MatcherCommand] = [f.limit(2, S, 100, 1), f.limit(3, B, 100, 1)]
+    commands.append(stop := f.stop(1, S, SLL, 99, 0, 120, 5))
+    commands += [f.limit(2, S, 99, 1), f.limit(3, B, 99, 1)]  # a trade at 99 triggers it: it rests at 120
+    commands.append(f.limit(1, B, 120, 2, stp=mode))  # its own BUY meets it: 2 lots prevented from both
+    book, events = apply_all(commands)
+    last = events[-1]
+    assert last is not None and not last.trades
+    (maker,) = [u for u in last.updates if u.order_id == stop.order_id]
+    assert (maker.exec_type, maker.status, maker.prevented_lots, maker.last_prevented_lots) == (
+        ExecType.TRADE_PREVENTION,
+        OrderStatus.NEW,
+        2,
+        2,
+    )
+    assert maker.type is SLL and maker.stop == StopState(99, working_ts=commands[4].ts)
+    assert book.depth(S) == [(120, 3)]
