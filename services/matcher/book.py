@@ -28,7 +28,9 @@ triggered and resting). Every trade of a step is shown, in order, to the waiting
 (``_run_stops``); those it triggers run right after the step's own matching, in the order they triggered, as the
 MARKET or LIMIT they become (``_trigger``), inside the same event, and their trades are shown to the stops in
 turn; one that rests keeps its stop on its reports (``_triggered``). A trailing one follows the best price since
-its trailing started by ``trailing_delta`` BIPS, as Binance's trailing-stop FAQ says.
+its trailing started by ``trailing_delta`` BIPS, as Binance's trailing-stop FAQ says. A waiting stop keeps the
+iceberg slice and fee tier rates it was accepted with (its snapshot record too): a triggered *_LIMIT that rests
+is an iceberg like any other, and it trades at its owner's rates.
 A book without stops pays for them one test per crossing order (and the last trade price, kept in
 ``BookState``); waiting stops are scanned per trade (O(stops) each: ``MAX_NUM_ALGO_ORDERS`` per owner bounds
 them).

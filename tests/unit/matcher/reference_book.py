@@ -62,7 +62,8 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   with ``working_ts`` the step's ts, then as the MARKET or LIMIT it becomes, under its own type and stop
   fields; their trades are shown to the stops in turn; one that rests carries its stop (working since its
   trigger) on every later report; an untriggered stop can be cancelled (cancel-all takes them after the
-  resting orders), never amended.
+  resting orders), never amended; it keeps its ``iceberg_lots`` (on its reports from placement) and its fee
+  tier's rates: triggered, it takes and rests with them as any order would.
 
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
 hash is defined as a function of what a book holds; the tests compare those contents directly as well.
