@@ -128,30 +128,8 @@ def _accepted(
     """The accepted order; a conditional one (``stop``: its stop ticks and trailing delta) as ``AcceptedStop``.
     ``rates``: the (maker, taker) bps of its owner's fee tier, fixed on the order; -1: the market's."""
     assert r.tif is not None
-    if r.type.is_stop:
-        return AcceptedStop(
-            src_partition=loc.partition,
-            src_offset=loc.offset,
-            order_id=r.order_id,
-            user_id=r.user_id,
-            symbol=r.symbol,
-            side=r.side,
-            type=r.type,
-            tif=r.tif,
-            price_ticks=price_ticks,
-            qty_lots=qty_lots,
-            quote_nu=quote_nu,
-            budget=budget,
-            client_order_id=r.client_order_id,
-            stp=r.stp,
-            ts=r.ts,
-            iceberg_lots=iceberg_lots,
-            maker_bps=rates[0],
-            taker_bps=rates[1],
-            stop_ticks=stop[0],
-            trailing_delta=stop[1],
-        )
-    return AcceptedOrder(
+    extra: dict[str, int] = {"stop_ticks": stop[0], "trailing_delta": stop[1]} if r.type.is_stop else {}
+    return (AcceptedStop if r.type.is_stop else AcceptedOrder)(
         src_partition=loc.partition,
         src_offset=loc.offset,
         order_id=r.order_id,
@@ -170,6 +148,7 @@ def _accepted(
         iceberg_lots=iceberg_lots,
         maker_bps=rates[0],
         taker_bps=rates[1],
+        **extra,
     )
 
 

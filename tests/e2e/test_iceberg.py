@@ -12,29 +12,12 @@ import pytest
 
 from spot import admin
 from tests.client import Client
+from tests.e2e.orders import limit, wait_locked
 from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
 
 FUNDS = [("BTC", 5 * 10**8), ("USDT", 500_000 * 10**8)]
-
-
-def _limit(side: str, qty: str, price: str, **extra: Any) -> dict[str, Any]:
-    order = {"symbol": "BTCUSDT", "side": side, "type": "LIMIT", "timeInForce": "GTC", "quantity": qty, "price": price}
-    return order | extra
-
-
-async def _settled(c: Client, asset: str, locked: str, within: float = 10) -> None:
-    deadline = time.monotonic() + within
-    row: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status, account = await c.signed("GET", "account")
-        assert status == 200, account
-        row = next(b for b in account["balances"] if b["asset"] == asset)
-        if row["locked"] == locked:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{asset} locked {row.get('locked')}, expected {locked}")
 
 
 async def _asks(c: Client, expected: list[list[str]], within: float = 10) -> None:
@@ -65,21 +48,21 @@ async def _iceberg(base: str, settings: Any) -> None:
             ({"icebergQty": "0.05"}, (-1013, "Filter failure: ICEBERG_PARTS")),  # not below the quantity
             ({"icebergQty": "0.000001"}, (-1013, "Filter failure: LOT_SIZE")),  # off the step
         ]:
-            status, body = await ice.signed("POST", "order", **(_limit("SELL", "0.05", "50000") | extra))
+            status, body = await ice.signed("POST", "order", **(limit("SELL", "0.05", "50000") | extra))
             assert (status, (body["code"], body["msg"])) == (400, expected), extra
         status, body = await ice.signed(
             "POST", "order", symbol="BTCUSDT", side="SELL", type="MARKET", quantity="0.05", icebergQty="0.01"
         )
         assert (status, body["code"]) == (400, -1106)
 
-        placed = await ice.order(**_limit("SELL", "0.05", "50000", icebergQty="0.02"))
+        placed = await ice.order(**limit("SELL", "0.05", "50000", icebergQty="0.02"))
         assert (placed["status"], placed["icebergQty"]) == ("NEW", "0.02000000")
-        await behind.order(**_limit("SELL", "0.01", "50000"))  # queued behind the iceberg's first slice
+        await behind.order(**limit("SELL", "0.01", "50000"))  # queued behind the iceberg's first slice
         await _asks(ice, [["50000.00000000", "0.03000000"]])  # its slice of 0.02 and the 0.01 behind it
-        await _settled(ice, "BTC", "0.05000000")  # the whole quantity is held
+        await wait_locked(ice, "BTC", "0.05000000")  # the whole quantity is held
 
         # 0.02 from the slice, 0.01 from the order behind it, then 0.01 from the refilled slice at the back
-        filled = await taker.order(**_limit("BUY", "0.04", "50000"))
+        filled = await taker.order(**limit("BUY", "0.04", "50000"))
         assert filled["status"] == "FILLED"
         assert [f["qty"] for f in filled["fills"]] == ["0.02000000", "0.01000000", "0.01000000"]
         await stream.wait_for(lambda e: e.get("e") == "executionReport" and e["z"] == "0.03000000")
@@ -90,7 +73,7 @@ async def _iceberg(base: str, settings: Any) -> None:
             ("TRADE", "0.01000000", "0.02000000"),
         ]
         await _asks(ice, [["50000.00000000", "0.01000000"]])  # 0.02 left: 0.01 shown, 0.01 hidden
-        await _settled(ice, "BTC", "0.02000000")
+        await wait_locked(ice, "BTC", "0.02000000")
         status, mine = await behind.signed("GET", "myTrades", symbol="BTCUSDT")
         assert status == 200 and [t["qty"] for t in mine] == ["0.01000000"]
         status, body = await ice.signed("GET", "order", symbol="BTCUSDT", orderId=placed["orderId"])
@@ -102,8 +85,8 @@ async def _iceberg(base: str, settings: Any) -> None:
         await check_money_at(settings.database_url)
 
         # the rest fills through one more refill; nothing stays held
-        await taker.order(**_limit("BUY", "0.02", "50000"))
-        await _settled(ice, "BTC", "0.00000000")
+        await taker.order(**limit("BUY", "0.02", "50000"))
+        await wait_locked(ice, "BTC", "0.00000000")
         status, body = await ice.signed("GET", "order", symbol="BTCUSDT", orderId=placed["orderId"])
         assert (body["status"], body["executedQty"]) == ("FILLED", "0.05000000")
         await _asks(ice, [])

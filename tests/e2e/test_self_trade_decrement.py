@@ -13,30 +13,12 @@ import pytest
 
 from spot import admin
 from tests.client import Client, Stream
+from tests.e2e.orders import limit, wait_locked
 from tests.invariants import check_money_at
 
 pytestmark = pytest.mark.e2e
 
 FUNDS = [("BTC", 5 * 10**8), ("USDT", 500_000 * 10**8)]
-
-
-def _limit(side: str, qty: str, price: str, **extra: Any) -> dict[str, Any]:
-    order = {"symbol": "BTCUSDT", "side": side, "type": "LIMIT", "timeInForce": "GTC", "quantity": qty, "price": price}
-    return order | extra
-
-
-async def _locked(c: Client, asset: str, expected: str, within: float = 10) -> None:
-    """Wait until settlement shows ``expected`` locked of ``asset``."""
-    deadline = time.monotonic() + within
-    row: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        status, account = await c.signed("GET", "account")
-        assert status == 200, account
-        row = next(b for b in account["balances"] if b["asset"] == asset)
-        if row["locked"] == expected:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{asset} locked {row.get('locked')}, expected {expected}")
 
 
 async def _reports(stream: Stream, order_id: int, count: int) -> list[dict[str, Any]]:
@@ -58,8 +40,8 @@ async def _decrement(base: str, settings: Any) -> None:
         assert {"DECREMENT", "TRANSFER"} <= set(modes), modes
 
         # the taker is the smaller: it expires, the maker loses 0.02 and stays with 0.03
-        maker = await c.order(**_limit("SELL", "0.05", "50000", selfTradePreventionMode="NONE"))
-        taker = await c.order(**_limit("BUY", "0.02", "50000", selfTradePreventionMode="DECREMENT"))
+        maker = await c.order(**limit("SELL", "0.05", "50000", selfTradePreventionMode="NONE"))
+        taker = await c.order(**limit("BUY", "0.02", "50000", selfTradePreventionMode="DECREMENT"))
         assert (taker["status"], taker["executedQty"], taker["selfTradePreventionMode"]) == (
             "EXPIRED_IN_MATCH",
             "0.00000000",
@@ -77,8 +59,8 @@ async def _decrement(base: str, settings: Any) -> None:
             "0.02000000",
         )
         assert expired["v"] == prevented["v"] and expired["U"] == maker["orderId"] and expired["V"] == "DECREMENT"
-        await _locked(c, "BTC", "0.03000000")  # the prevented 0.02 went back to free
-        await _locked(c, "USDT", "0.00000000")
+        await wait_locked(c, "BTC", "0.03000000")  # the prevented 0.02 went back to free
+        await wait_locked(c, "USDT", "0.00000000")
         status, rows = await c.signed("GET", "myPreventedMatches", symbol="BTCUSDT", orderId=taker["orderId"])
         assert status == 200 and [(r["selfTradePreventionMode"], r["makerPreventedQuantity"]) for r in rows] == [
             ("DECREMENT", "0.02000000")
@@ -90,9 +72,9 @@ async def _decrement(base: str, settings: Any) -> None:
         await check_money_at(settings.database_url)
 
         # what the maker has left trades as usual, to FILLED
-        filler = await other.order(**_limit("BUY", "0.03", "50000"))
+        filler = await other.order(**limit("BUY", "0.03", "50000"))
         assert filler["status"] == "FILLED"
-        await _locked(c, "BTC", "0.00000000")
+        await wait_locked(c, "BTC", "0.00000000")
         status, body = await c.signed("GET", "order", symbol="BTCUSDT", orderId=maker["orderId"])
         assert (body["status"], body["executedQty"], body["preventedQuantity"]) == (
             "FILLED",
@@ -102,19 +84,19 @@ async def _decrement(base: str, settings: Any) -> None:
         await check_money_at(settings.database_url)
 
         # the maker is the smaller (TRANSFER within one account is DECREMENT): it expires, the taker rests
-        small = await c.order(**_limit("SELL", "0.01", "50000", selfTradePreventionMode="NONE"))
-        rests = await c.order(**_limit("BUY", "0.03", "50000", selfTradePreventionMode="TRANSFER"))
+        small = await c.order(**limit("SELL", "0.01", "50000", selfTradePreventionMode="NONE"))
+        rests = await c.order(**limit("BUY", "0.03", "50000", selfTradePreventionMode="TRANSFER"))
         assert (rests["status"], rests["executedQty"]) == ("NEW", "0.00000000")
         gone = (await _reports(stream, small["orderId"], 2))[-1]
         assert (gone["X"], gone["A"], gone["U"]) == ("EXPIRED_IN_MATCH", "0.01000000", rests["orderId"])
-        await _locked(c, "BTC", "0.00000000")
-        await _locked(c, "USDT", "1000.00000000")  # 0.02 left at 50000 held, the prevented 0.01's hold freed
+        await wait_locked(c, "BTC", "0.00000000")
+        await wait_locked(c, "USDT", "1000.00000000")  # 0.02 left at 50000 held, the prevented 0.01's hold freed
         status, open_orders = await c.signed("GET", "openOrders", symbol="BTCUSDT")
         assert [(o["orderId"], o["origQty"]) for o in open_orders] == [(rests["orderId"], "0.03000000")]
         await check_money_at(settings.database_url)
         # it fills what it has left (0.02) and is then FILLED
-        await other.order(**_limit("SELL", "0.05", "50000"))
-        await _locked(c, "USDT", "0.00000000")
+        await other.order(**limit("SELL", "0.05", "50000"))
+        await wait_locked(c, "USDT", "0.00000000")
         status, body = await c.signed("GET", "order", symbol="BTCUSDT", orderId=rests["orderId"])
         assert (body["status"], body["executedQty"]) == ("FILLED", "0.02000000")
         await check_money_at(settings.database_url)
