@@ -431,6 +431,7 @@ def check_step(
 ) -> None:
     resting = {o.order_id: o for o in book.orders()}
     assert event == expected, f"Book and ReferenceBook differ on {command}"
+    assert book_module._NO_TRADES == [], "an event's shared empty trade list was appended to"
     if event is None:
         return
 
