@@ -543,6 +543,52 @@ def _last_deltas(deltas: list[LevelDelta]) -> list[LevelDelta]:
     return list(last.values())
 
 
+def _fillable_decrementing(
+    queue: list[_Order], head: int, uid: int, price: int, need: int, budget: int
+) -> tuple[int, int] | None:
+    """A FOK taker in DECREMENT/TRANSFER mode through one level that holds an order of its own owner, in the
+    order ``_take_level`` would meet them: a fill takes lots (and a BUY's ``budget``, -1 for a SELL), an own
+    order takes the same lots from both without a trade, and an iceberg whose slice is used up shows its next
+    one at the back. Returns the taker's need and budget after the level, or None when the taker would stop
+    here unfilled: it cannot take a lot, or an own order at least its size makes it expire."""
+    users: list[int] = []
+    left: list[int] = []
+    hides: list[int] = []
+    slices: list[int] = []
+    for i in range(head, len(queue)):
+        o = queue[i]
+        if not o.dead:
+            users.append(o.user_id)
+            left.append(o.remaining)
+            hides.append(o.hidden)
+            slices.append(o.iceberg_lots)
+    k = 0
+    while k < len(users):
+        can = need
+        if budget >= 0 and budget // price < can:
+            can = budget // price
+        if can == 0:
+            return None
+        rem = left[k]
+        lots = can if can < rem else rem
+        if users[k] == uid:
+            if lots == can:  # the taker has nothing left to trade: it expires
+                return None
+        elif budget >= 0:
+            budget -= lots * price
+        need -= lots
+        if need == 0:
+            return need, budget
+        if lots == rem and hides[k]:  # the next slice, at the back of the level
+            shown = slices[k] if slices[k] < hides[k] else hides[k]
+            users.append(users[k])
+            left.append(shown)
+            hides.append(hides[k] - shown)
+            slices.append(slices[k])
+        k += 1
+    return need, budget
+
+
 def _same(a: int, b: int) -> bool:
     """Equal ints: compiled, a native comparison (``==`` on two int objects is a rich comparison)."""
     return a == b
@@ -1480,10 +1526,20 @@ class Book:
                 if o.user_id == uid and stp is not _STP_NONE:
                     if stp is _EXPIRE_MAKER:
                         continue
+                    if stp is _DECREMENT or stp is _TRANSFER:  # rare: the level walked as the match would
+                        left = _fillable_decrementing(queue, level.head, uid, price, need, budget if is_buy else -1)
+                        if left is None:
+                            return False
+                        need, budget = left
+                        if need == 0:
+                            return True
+                        shown = hidden = -1
                     blocked = True
                     break
                 shown += o.remaining
                 hidden += o.hidden
+            if shown < 0:  # walked whole by ``_fillable_decrementing``: on to the next level
+                continue
             lots = min(need, shown if blocked else shown + hidden)
             if is_buy:
                 lots = min(lots, budget // price)
