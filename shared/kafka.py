@@ -97,6 +97,14 @@ async def _stop(client: AIOKafkaProducer | AIOKafkaConsumer, what: str) -> None:
         await asyncio.wait_for(client.stop(), STOP_S)
     except (TimeoutError, KafkaError, OSError) as exc:
         log.warning("kafka %s not stopped cleanly (%s); dropped", what, type(exc).__name__)
+    except asyncio.CancelledError:
+        # aiokafka's fetcher cancels a fetch still pending (one backing off after a broker went silent) and
+        # awaits it without catching its CancelledError, which would end the whole service; only a cancel
+        # aimed at this task goes on up
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("kafka %s not stopped cleanly (a pending fetch was cancelled); dropped", what)
 
 
 class Outbox:
