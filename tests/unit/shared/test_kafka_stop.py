@@ -26,12 +26,12 @@ class _Slow:
 
 
 def test_a_cancel_leaking_out_of_stop_is_dropped() -> None:
-    asyncio.run(_stop(_LeaksCancel(), "consumer test"))  # type: ignore[arg-type]
+    asyncio.run(_stop(_LeaksCancel(), "consumer test"))
 
 
 def test_a_cancel_aimed_at_the_stopping_task_goes_on_up() -> None:
     async def scenario() -> None:
-        task = asyncio.create_task(_stop(_Slow(), "consumer test"))  # type: ignore[arg-type]
+        task = asyncio.create_task(_stop(_Slow(), "consumer test"))
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
