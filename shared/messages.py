@@ -203,7 +203,29 @@ class AmendRequest(msgspec.Struct, tag_field="kind", tag="amend", kw_only=True, 
     ts: Stored
 
 
-OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest | MarketChangeRequest | AmendRequest
+class NewListRequest(msgspec.Struct, tag_field="kind", tag="list", kw_only=True, frozen=True):
+    """An order list (``orderList/oco``, ``/oto``, ``/otoco``, the older ``order/oco``): its legs, each a new order
+    with its own id and client id, decided together by the processor (held and accepted or refused as one) and
+    placed by the matcher in one step. ``contingency``: OCO, OTO or OTOCO; ``working``: how many legs go on
+    the book at once (OCO 2; OTO and OTOCO 1, the working order, whose full fill places the rest).
+    ``request_id`` is the list's id (its ``orderListId``), taken from the same id blocks as orders'."""
+
+    v: int = SCHEMA_VERSION
+    list_id: Stored
+    user_id: Stored
+    symbol: str
+    contingency: str
+    list_client_id: str
+    working: int
+    legs: list[NewOrderRequest]
+    ts: Stored
+
+    @property
+    def request_id(self) -> int:
+        return self.list_id
+
+
+OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest | MarketChangeRequest | AmendRequest | NewListRequest
 EVERY_OWNER: Final = 0  # a CancelAllRequest's user_id for every owner's orders (user ids start at 1)
 
 
@@ -348,8 +370,38 @@ class MarketChange(msgspec.Struct, tag_field="kind", tag="market", kw_only=True,
     ts: int
 
 
+class OrderListCommand(msgspec.Struct, tag_field="kind", tag="list", kw_only=True, frozen=True):
+    """A ``NewListRequest`` the processor decided: ``orders`` its accepted legs (funds held; ``working`` of them go
+    on the book at once, the rest wait for the first to fill: OTO, OTOCO), or ``rejected`` every leg's refusal
+    (the whole list refused: nothing held). The matcher places or refuses the list in one step (``Book``)."""
+
+    v: int = SCHEMA_VERSION
+    src_partition: int
+    src_offset: int
+    list_id: int
+    user_id: int
+    symbol: str
+    contingency: str
+    list_client_id: str
+    working: int
+    ts: int
+    orders: list[AcceptedOrder | AcceptedStop] = []
+    rejected: list[RejectedOrder] = []
+
+    @property
+    def request_id(self) -> int:
+        return self.list_id
+
+
 MatcherCommand = (
-    AcceptedOrder | AcceptedStop | CancelOrder | RejectedOrder | CancelAllOrders | MarketChange | AmendOrder
+    AcceptedOrder
+    | AcceptedStop
+    | CancelOrder
+    | RejectedOrder
+    | CancelAllOrders
+    | MarketChange
+    | AmendOrder
+    | OrderListCommand
 )
 
 
@@ -395,6 +447,7 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     prevented_lots: int = 0  # DECREMENT/TRANSFER: lots the order lost to prevented matches so far (``A``) ...
     last_prevented_lots: int = 0  # ... and to this one (``B``); only on TRADE_PREVENTION updates
     stop: StopState | None = None  # a conditional order's, on its reports until it triggers and as it does
+    list_id: int = -1  # its order list's id (``g``, ``orderListId``); -1: not in a list
 
 
 class StopState(msgspec.Struct, frozen=True, gc=False):
@@ -405,6 +458,29 @@ class StopState(msgspec.Struct, frozen=True, gc=False):
     trailing_delta: int = 0  # ``d``, 0: not trailing
     trailing_ts: int = -1  # when its trailing started (``D``), -1 not yet
     working_ts: int = -1  # when it triggered and started working (``W``), -1 not yet (``w`` false)
+
+
+LIST_EXECUTING: Final = "EXECUTING"
+LIST_ALL_DONE: Final = "ALL_DONE"
+LIST_REJECT: Final = "REJECT"
+LIST_EXEC_STARTED: Final = "EXEC_STARTED"
+LIST_RESPONSE: Final = "RESPONSE"
+LIST_UPDATED: Final = "UPDATED"
+
+
+class ListStatus(msgspec.Struct, frozen=True, gc=False):
+    """An order list's state after a step that changed it (Binance's ``listStatus``): ``status_type``
+    (``listStatusType``: EXEC_STARTED, UPDATED, ALL_DONE, RESPONSE for a refused list), ``order_status``
+    (``listOrderStatus``: EXECUTING, ALL_DONE, REJECT), its legs' (order id, client order id) in leg order."""
+
+    list_id: int
+    user_id: int
+    contingency: str
+    status_type: str
+    order_status: str
+    list_client_id: str
+    legs: list[tuple[int, str]]
+    reject_reason: str = "NONE"
 
 
 class Trade(msgspec.Struct, frozen=True, gc=False):
@@ -453,6 +529,7 @@ class MatchedEvent(msgspec.Struct, tag_field="kind", tag="matched", frozen=True,
     deltas: list[LevelDelta] = []
     error: CommandError | None = None
     v: int = SCHEMA_VERSION
+    lists: list[ListStatus] = []  # the order lists this step changed (``listStatus``), after ``v``: set by name
 
 
 class TradeExecution(msgspec.Struct, tag_field="kind", tag="trades", kw_only=True, frozen=True):
