@@ -27,8 +27,16 @@ from shared.domain import Market
 from shared.errors import ApiError
 from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
-from shared.messages import NewOrderRequest, Topic
-from shared.order_request import check_filters, parse_amend, parse_cancel, parse_cancel_all, parse_new_order
+from shared.messages import NewListRequest, NewOrderRequest, Topic
+from shared.order_request import (
+    check_filters,
+    list_size,
+    parse_amend,
+    parse_cancel,
+    parse_cancel_all,
+    parse_new_order,
+    parse_order_list,
+)
 from shared.rediskeys import client_id_key, pending_key
 from shared.request_sender import RequestSender
 from shared.segment_fence import Fence
@@ -131,6 +139,37 @@ class Ingestor:
             "transactTime": request.ts,
         }
 
+    async def new_list(self, user_id: int, params: Mapping[str, str], kind: str) -> dict[str, Any]:
+        """An order list (``kind``: oco, oto, otoco, order/oco): its legs parsed and filtered as new orders, an
+        id for the list and each leg, every leg's client order id claimed (all or none), one ``NewListRequest``
+        published; its ACK, Binance's list shape. Not kept pending (``shared.pending`` keeps single orders): a
+        list ACKed just before its log is lost is lost with it."""
+        await self._fresh(params.get("symbol"))
+        list_id = await self.ids.next()
+        order_ids = [await self.ids.next() for _ in range(list_size(kind))]
+        request = parse_order_list(
+            params, kind, user_id=user_id, list_id=list_id, order_ids=order_ids, ts=now_ms(), symbols=self.markets
+        )
+        market = self.markets[request.symbol]
+        for leg in request.legs:
+            check_filters(leg, market)
+        keys: list[str] = []
+        try:
+            for leg in request.legs:
+                key = client_id_key(user_id, leg.client_order_id)
+                with sredis.timed("client_order_id"):
+                    taken = await self.claims("SET", key, leg.order_id, "NX", "EX", CLIENT_ID_TTL_S)
+                if not taken:
+                    raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+                keys.append(key)
+            with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
+                await self.sender.send(request, sent.headers)
+        except BaseException:
+            for key in keys:  # nothing was accepted: the client may retry with the same ids
+                await asyncio.shield(self.claims("DEL", key))
+            raise
+        return list_ack(request)
+
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         await self._fresh(params.get("symbol"))
         request_id = await self.ids.next()
@@ -181,3 +220,20 @@ class Ingestor:
                 await self.claims("DEL", key)
             raise
         return {"requestId": request_id, "transactTime": request.ts}
+
+
+def list_ack(request: NewListRequest) -> dict[str, Any]:
+    """An order list's ACK (``newOrderRespType=ACK``), Binance's list shape before anything executed."""
+    return {
+        "orderListId": request.list_id,
+        "contingencyType": request.contingency,
+        "listStatusType": "EXEC_STARTED",
+        "listOrderStatus": "EXECUTING",
+        "listClientOrderId": request.list_client_id,
+        "transactionTime": request.ts,
+        "symbol": request.symbol,
+        "orders": [
+            {"symbol": request.symbol, "orderId": leg.order_id, "clientOrderId": leg.client_order_id}
+            for leg in request.legs
+        ],
+    }

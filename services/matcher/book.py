@@ -100,13 +100,13 @@ from shared.messages import (
     CancelOrder,
     CommandError,
     LevelDelta,
+    ListStatus,
     MarketChange,
     MatchedEvent,
     MatcherCommand,
     OrderListCommand,
     OrderUpdate,
     RejectedOrder,
-    ListStatus,
     StopState,
     Trade,
     market_of,
@@ -515,9 +515,9 @@ class _List:
 
     def info(self) -> str:
         """The list as its legs' snapshot records carry it (``list_info``)."""
-        return msgspec.json.encode(
-            {"u": self.user_id, "c": self.contingency, "k": self.client_id, "l": self.legs, "o": self.oco, "d": self.done}
-        ).decode()
+        info = {"u": self.user_id, "c": self.contingency, "k": self.client_id, "l": self.legs}
+        info.update(o=self.oco, d=self.done)
+        return msgspec.json.encode(info).decode()
 
 
 def _list_of(list_id: int, info: str) -> _List:
@@ -552,7 +552,7 @@ def _leg_update(a: tuple[Any, ...], status: OrderStatus, exec_type: ExecType) ->
 
 def _stop_fields(a: tuple[Any, ...]) -> tuple[Any, ...]:
     """An accepted order's fields as an ``AcceptedStop``'s (a plain one's stop and delta 0)."""
-    return a if len(a) > _A_TRAIL else a + (0, 0)
+    return a if len(a) > _A_TRAIL else (*a, 0, 0)
 
 
 def _last_deltas(deltas: list[LevelDelta]) -> list[LevelDelta]:
@@ -1045,9 +1045,8 @@ class Book:
             held += (tuple(sorted((i, s.stop_ticks, s.trailing_delta) for i, s in self._triggered.items())),)
         if self._legs:  # a book without lists hashes as before they existed
             lists = {id(x): x for x in self._legs.values()}.values()
-            held += (
-                tuple(sorted((x.list_id, x.oco, x.done, tuple(x.live), tuple(a[_A_ID] for a in x.pending)) for x in lists)),
-            )
+            listed = ((x.list_id, x.oco, x.done, tuple(x.live), tuple(p[_A_ID] for p in x.pending)) for x in lists)
+            held += (tuple(sorted(listed)),)
         digest = hashlib.blake2b(msgspec.msgpack.encode(held), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
 
@@ -1552,9 +1551,8 @@ class Book:
     def _status(self, lst: _List, status_type: str, order_status: str, reason: str = "NONE") -> None:
         """A ``listStatus`` of this step."""
         legs = [(leg[0], leg[1]) for leg in lst.legs]
-        self._list_news.append(
-            ListStatus(lst.list_id, lst.user_id, lst.contingency, status_type, order_status, lst.client_id, legs, reason)
-        )
+        status = ListStatus(lst.list_id, lst.user_id, lst.contingency, status_type, order_status, lst.client_id, legs)
+        self._list_news.append(_replace(status, reject_reason=reason) if reason != "NONE" else status)
 
     def _list_refusal(self, c: OrderListCommand) -> str:
         """Why the matcher refuses a list at this point of the sequence ("" if it does not): a LIMIT_MAKER leg
@@ -1568,7 +1566,8 @@ class Book:
                 continue  # a pending leg is checked only as it is placed
             if o.type is _LIMIT_MAKER:
                 best = (self._asks if o.side is _BUY else self._bids).best()
-                if best is not None and (best.price <= o.price_ticks if o.side is _BUY else best.price >= o.price_ticks):
+                price: int = o.price_ticks
+                if best is not None and (best.price <= price if o.side is _BUY else best.price >= price):
                     return "Order would immediately match and take."
             elif o.type.is_stop:
                 stop = _Stop(_astuple(o), 0, 0, -1)
