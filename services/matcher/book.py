@@ -1588,9 +1588,7 @@ class Book:
         updates: list[OrderUpdate]
         if c.rejected or reason:
             if c.rejected:
-                updates = [
-                    _replace(self._reject(r, ts, seq).updates[0], list_id=c.list_id) for r in c.rejected
-                ]
+                updates = [_replace(self._reject(r, ts, seq).updates[0], list_id=c.list_id) for r in c.rejected]
                 reason = c.rejected[0].msg
             else:
                 updates = [

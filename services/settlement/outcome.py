@@ -11,12 +11,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.binance import fill_json, order_from_update
+from shared.binance import fill_json, order_from_update, order_list_json, order_report
 from shared.domain import ExecType, Market
-from shared.messages import MatchedEvent
+from shared.messages import LIST_REJECT, MatchedEvent
+
+
+def list_outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
+    """An order list's: the list (its status after the step, Binance's list shape) with the ``orderReports`` of
+    every leg this step reported (each leg's last report), or, refused, the refusal's code and message. A cancel
+    of a leg answers the canceled order too (``order``, as a single cancel does), beside the list."""
+    st = e.lists[-1]
+    last = {u.order_id: u for u in e.updates if u.list_id == st.list_id}
+    if st.order_status == LIST_REJECT:
+        first = next(iter(last.values()), None)
+        code, msg = (first.reject_code, first.reason) if first is not None else (-2010, st.reject_reason)
+        return {"requestId": e.request_id, "userId": st.user_id, "error": {"code": code, "msg": msg}}
+    listed = order_list_json(
+        m.symbol,
+        list_id=st.list_id,
+        contingency=st.contingency,
+        status_type=st.status_type,
+        order_status=st.order_status,
+        list_client_id=st.list_client_id,
+        ts=e.ts,
+        legs=st.legs,
+    )
+    listed["orderReports"] = [order_report(order_from_update(m, u, e.ts), e.ts) for u in last.values()]
+    return {"requestId": e.request_id, "userId": st.user_id, "orderList": listed}
 
 
 def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
+    if e.lists and e.error is None and e.request_id == e.lists[-1].list_id:
+        return list_outcome(m, e)
     if e.error is not None:
         return {
             "requestId": e.request_id,
@@ -44,4 +70,6 @@ def outcome(m: Market, e: MatchedEvent) -> dict[str, Any]:
     done = {"requestId": e.request_id, "userId": last.user_id, "order": order}
     if len(canceled) > 1:
         done["orders"] = [{**order_from_update(m, u, e.ts), "transactTime": e.ts} for u in canceled]
+    if e.lists:  # a leg's cancel took its list: the list as DELETE orderList answers it
+        done["orderList"] = list_outcome(m, e).get("orderList")
     return done
