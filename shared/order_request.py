@@ -415,6 +415,8 @@ OLD_OCO_PARAMS = LIST_COMMON | {
 }
 OCO_UPPER = (OrderType.LIMIT_MAKER, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT)  # above a SELL, below a BUY
 OCO_LOWER = (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)  # below a SELL, above a BUY
+LIST_KINDS = {"oco": "orderList/oco", "oto": "orderList/oto", "otoco": "orderList/otoco", "order/oco": "order/oco"}
+"""Each kind of order list and its REST path under /api/v3 (``order/oco``: the older OCO shape)."""
 PRICES_WRONG_MSG = "The relationship of the prices for the orders is not correct."
 
 
