@@ -1778,12 +1778,15 @@ class Book:
         deltas: list[LevelDelta],
     ) -> None:
         """An OTO / OTOCO working order filled: its pending legs go live in this step, in leg order (an OTOCO's
-        pair then cancel each other as an OCO's legs do)."""
+        pair then cancel each other as an OCO's legs do, and its list stays EXECUTING until one acts; an OTO is
+        ALL_DONE, its pending order an order like any other)."""
         pending, lst.pending = lst.pending, []
         lst.oco = len(pending) > 1
+        if not lst.oco:  # an OTO's contingency is over once its pending order is placed: ALL_DONE
+            lst.done = True
+            self._status(lst, _LIST_ALL_DONE, _LIST_ALL_DONE)
         for a in pending:
             self._place_leg(lst, a, ts, seq, updates, trades, deltas)
-        self._status(lst, _LIST_EXEC_STARTED, _LIST_EXECUTING)
 
     def _cancel_leg(self, c: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
         """A ``CancelOrder`` of a list's leg: the whole list is canceled, as on Binance (the named leg last, so

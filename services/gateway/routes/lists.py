@@ -88,7 +88,7 @@ for _kind, _path in LIST_KINDS.items():
 async def _legs(gw: Gateway, user_id: int, list_ids: list[int]) -> dict[int, list[asyncpg.Record]]:
     """The legs' rows of the caller's lists, in leg order (their order ids rise in it)."""
     rows = await gw.db.fetch(
-        f"SELECT {ORDER_COLUMNS}, order_list_id FROM orders "  # noqa: S608
+        f"SELECT {ORDER_COLUMNS} FROM orders "  # noqa: S608
         "WHERE user_id = $1 AND order_list_id = ANY($2::bigint[]) ORDER BY order_id",
         user_id,
         list_ids,
@@ -161,7 +161,7 @@ async def lists_as(gw: Gateway, caller: Caller, open_only: bool) -> list[dict[st
         start, end = int_param(caller.params, "startTime", 0), int_param(caller.params, "endTime", 2**62)
         rows = await gw.db.fetch(
             f"SELECT {LIST_COLUMNS} FROM order_lists WHERE user_id = $1 AND order_list_id >= $2 "  # noqa: S608
-            "AND transaction_time BETWEEN $3 AND $4 ORDER BY order_list_id LIMIT $5",
+            "AND transaction_time BETWEEN $3 AND $4 AND list_order_status <> 'REJECT' ORDER BY order_list_id LIMIT $5",
             caller.user_id,
             from_id,
             start,

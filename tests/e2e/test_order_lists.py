@@ -1,0 +1,224 @@
+"""Order lists through the fleet (issue 24): OCO, OTO, OTOCO and the older ``order/oco``, placed over REST and
+answered in Binance's list shape; an OCO holds its quantity once, the leg that acts cancels the other in the same
+step (a fill of the limit leg, or a trade that triggers the stop leg), a leg's cancel takes its list, the user
+stream tells ``listStatus`` beside each leg's ``executionReport`` (``g`` the list's id), queries show the caller's
+lists only, and the money invariants hold after every step."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from spot import admin
+from tests.client import Client
+from tests.e2e.orders import limit, wait_locked
+from tests.invariants import check_money_at
+
+pytestmark = pytest.mark.e2e
+
+FUNDS = [("BTC", 5 * 10**8), ("USDT", 500_000 * 10**8)]
+
+
+def oco(side: str, qty: str, above: dict[str, str], below: dict[str, str], **extra: Any) -> dict[str, Any]:
+    params = {"symbol": "BTCUSDT", "side": side, "quantity": qty}
+    params |= {f"above{k}": v for k, v in above.items()} | {f"below{k}": v for k, v in below.items()}
+    return params | extra
+
+
+TP = {"Type": "LIMIT_MAKER", "Price": "55000"}
+SL = {"Type": "STOP_LOSS_LIMIT", "StopPrice": "45000", "Price": "44900", "TimeInForce": "GTC"}
+
+
+async def _list_status(c: Client, list_id: int, expected: str, within: float = 10) -> dict[str, Any]:
+    """Wait until ``GET orderList`` shows ``expected`` as its ``listOrderStatus``."""
+    deadline = time.monotonic() + within
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, body = await c.signed("GET", "orderList", orderListId=list_id)
+        assert status == 200, body
+        if body["listOrderStatus"] == expected:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"list {list_id}: {body}, expected {expected}")
+
+
+async def _order_status(c: Client, order_id: int, expected: str, within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    body: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        status, body = await c.signed("GET", "order", symbol="BTCUSDT", orderId=order_id)
+        if status == 200 and body["status"] == expected:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"order {order_id}: {body}, expected {expected}")
+
+
+async def _oco_flow(base: str, settings: Any) -> None:
+    users = [await admin.create_user(settings, name, FUNDS) for name in ("oco", "counter", "other")]
+    owner, counter, other = (Client(base, u.api_key, u.secret) for u in users)
+    stream = await owner.user_stream()
+    try:
+        (info,) = (await owner.public("exchangeInfo", symbol="BTCUSDT"))["symbols"]
+        assert (info["ocoAllowed"], info["otoAllowed"]) == (True, True)
+        await counter.order(**limit("BUY", "0.01", "50000"))  # a last price of 50000
+        await owner.order(**limit("SELL", "0.01", "50000"))
+        await wait_locked(counter, "USDT", "0.00000000")
+
+        # refused whole, as Binance refuses it: the prices the wrong way round, a stop the last price meets
+        status, body = await owner.signed("POST", "orderList/oco", **oco("SELL", "0.1", SL, TP))
+        assert (status, body["code"]) == (400, -2010), body
+        status, body = await owner.signed(
+            "POST", "orderList/oco", **oco("SELL", "0.1", TP, SL | {"StopPrice": "51000", "Price": "50900"})
+        )
+        assert (status, body["code"], body["msg"]) == (400, -2010, "Order would trigger immediately."), body
+        await wait_locked(owner, "BTC", "0.00000000")
+
+        # an OCO: its quantity held once; listed, open, and the user stream's listStatus
+        status, placed = await owner.signed(
+            "POST", "orderList/oco", **oco("SELL", "0.1", TP, SL, listClientOrderId="L1")
+        )
+        assert status == 200, placed
+        list_id = placed["orderListId"]
+        assert (placed["contingencyType"], placed["listStatusType"], placed["listOrderStatus"]) == (
+            "OCO",
+            "EXEC_STARTED",
+            "EXECUTING",
+        )
+        assert placed["listClientOrderId"] == "L1" and len(placed["orders"]) == 2
+        below, above = placed["orders"]
+        assert [(r["type"], r["status"], r["orderListId"]) for r in placed["orderReports"]] == [
+            ("STOP_LOSS_LIMIT", "NEW", list_id),
+            ("LIMIT_MAKER", "NEW", list_id),
+        ]
+        await wait_locked(owner, "BTC", "0.10000000")  # not 0.2: the pair shares one hold
+        started = await stream.wait_for(lambda e: e.get("e") == "listStatus" and e["g"] == list_id)
+        assert (started["c"], started["l"], started["L"], started["C"]) == ("OCO", "EXEC_STARTED", "EXECUTING", "L1")
+        assert [o["i"] for o in started["O"]] == [below["orderId"], above["orderId"]]
+        reports = [e for e in stream.events if e.get("e") == "executionReport" and e["g"] == list_id]
+        assert {(e["i"], e["X"]) for e in reports} == {(below["orderId"], "NEW"), (above["orderId"], "NEW")}
+        assert (await _list_status(owner, list_id, "EXECUTING"))["orders"] == placed["orders"]
+        status, by_client = await owner.signed("GET", "orderList", origClientOrderId="L1")
+        assert status == 200 and by_client["orderListId"] == list_id
+        status, listed = await owner.signed("GET", "openOrderList")
+        assert status == 200 and [x["orderListId"] for x in listed] == [list_id]
+        status, body = await other.signed("GET", "orderList", orderListId=list_id)  # not theirs
+        assert (status, body["code"]) == (400, -2013)
+        status, body = await other.signed("DELETE", "orderList", symbol="BTCUSDT", orderListId=list_id)
+        assert (status, body["code"]) == (400, -2011)
+        await check_money_at(settings.database_url)
+
+        # the limit leg fills in part: the stop leg is canceled in the same step, the list is done
+        await counter.order(**limit("BUY", "0.04", "55000"))
+        done = await _list_status(owner, list_id, "ALL_DONE")
+        assert done["listStatusType"] == "ALL_DONE"
+        await stream.wait_for(lambda e: e.get("e") == "listStatus" and e["g"] == list_id and e["L"] == "ALL_DONE")
+        await _order_status(owner, below["orderId"], "CANCELED")
+        await _order_status(owner, above["orderId"], "PARTIALLY_FILLED")
+        await wait_locked(owner, "BTC", "0.06000000")  # what the limit leg has left
+        status, listed = await owner.signed("GET", "openOrderList")
+        assert status == 200 and listed == []
+        await check_money_at(settings.database_url)
+
+        # DELETE orderList cancels both legs, and so does DELETE order of one leg
+        status, second = await owner.signed("POST", "orderList/oco", **oco("SELL", "0.2", TP, SL))
+        assert status == 200, second
+        await wait_locked(owner, "BTC", "0.26000000")
+        status, canceled = await owner.signed(
+            "DELETE", "orderList", symbol="BTCUSDT", orderListId=second["orderListId"]
+        )
+        assert status == 200, canceled
+        assert (canceled["listStatusType"], canceled["listOrderStatus"]) == ("ALL_DONE", "ALL_DONE")
+        assert sorted(r["status"] for r in canceled["orderReports"]) == ["CANCELED", "CANCELED"]
+        await wait_locked(owner, "BTC", "0.06000000")
+        status, third = await owner.signed("POST", "order/oco", symbol="BTCUSDT", side="SELL", quantity="0.1",
+                                           price="56000", stopPrice="44000", stopLimitPrice="43900",
+                                           stopLimitTimeInForce="GTC")  # fmt: skip
+        assert status == 200 and [r["type"] for r in third["orderReports"]] == ["STOP_LOSS_LIMIT", "LIMIT_MAKER"]
+        status, body = await owner.signed("DELETE", "order", symbol="BTCUSDT", orderId=third["orders"][1]["orderId"])
+        assert status == 200 and body["status"] == "CANCELED", body
+        await _list_status(owner, third["orderListId"], "ALL_DONE")
+        await _order_status(owner, third["orders"][0]["orderId"], "CANCELED")
+        await wait_locked(owner, "BTC", "0.06000000")
+        await check_money_at(settings.database_url)
+
+        # a trade at the stop triggers the stop leg, which cancels the limit leg in the same step
+        status, fourth = await owner.signed("POST", "orderList/oco", **oco("SELL", "0.1", TP, SL))
+        assert status == 200, fourth
+        await counter.order(**limit("BUY", "0.01", "45000"))
+        await other.order(**limit("SELL", "0.01", "45000"))  # the last price reaches the stop
+        await _list_status(owner, fourth["orderListId"], "ALL_DONE")
+        await _order_status(owner, fourth["orders"][1]["orderId"], "CANCELED")
+        status, stop_leg = await owner.signed("GET", "order", symbol="BTCUSDT", orderId=fourth["orders"][0]["orderId"])
+        assert status == 200 and stop_leg["isWorking"] is True and stop_leg["orderListId"] == fourth["orderListId"]
+        status, all_lists = await owner.signed("GET", "allOrderList")
+        assert status == 200
+        assert [x["orderListId"] for x in all_lists] == [
+            list_id,
+            second["orderListId"],
+            third["orderListId"],
+            fourth["orderListId"],
+        ]
+        await check_money_at(settings.database_url)
+    finally:
+        await stream.close()
+        for c in (owner, counter, other):
+            await c.close()
+
+
+def test_an_oco_holds_once_and_its_first_leg_to_act_cancels_the_other(shared_fleet: Any) -> None:
+    asyncio.run(_oco_flow(shared_fleet.base, shared_fleet.settings))
+
+
+async def _oto_flow(base: str, settings: Any) -> None:
+    users = [await admin.create_user(settings, name, FUNDS) for name in ("oto", "oto-counter")]
+    owner, counter = (Client(base, u.api_key, u.secret) for u in users)
+    try:
+        working = {"workingType": "LIMIT", "workingSide": "BUY", "workingPrice": "40000", "workingQuantity": "0.05",
+                   "workingTimeInForce": "GTC"}  # fmt: skip
+        pending = {"pendingType": "LIMIT_MAKER", "pendingSide": "SELL", "pendingPrice": "60000",
+                   "pendingQuantity": "0.05"}  # fmt: skip
+        status, placed = await owner.signed("POST", "orderList/oto", symbol="BTCUSDT", **working, **pending)
+        assert status == 200, placed
+        assert placed["contingencyType"] == "OTO"
+        work, wait = placed["orders"]
+        await _order_status(owner, wait["orderId"], "NEW")
+        await wait_locked(owner, "USDT", "2000.00000000")
+        await wait_locked(owner, "BTC", "0.05000000")  # the pending order is held from acceptance too
+        await counter.order(**limit("SELL", "0.05", "40000"))  # the working order fills: the pending one is placed
+        await _order_status(owner, work["orderId"], "FILLED")
+        await _list_status(owner, placed["orderListId"], "ALL_DONE")
+        deadline = time.monotonic() + 10
+        while ["60000.00000000", "0.05000000"] not in (await owner.public("depth", symbol="BTCUSDT"))["asks"]:
+            assert time.monotonic() < deadline, "the pending order never reached the book"
+            await asyncio.sleep(0.1)
+        await _order_status(owner, wait["orderId"], "NEW")
+        await check_money_at(settings.database_url)
+
+        # OTOCO: the working order canceled takes its pending pair with it
+        status, otoco = await owner.signed(
+            "POST",
+            "orderList/otoco",
+            symbol="BTCUSDT",
+            **working,
+            pendingSide="SELL",
+            pendingQuantity="0.05",
+            pendingAboveType="LIMIT_MAKER",
+            pendingAbovePrice="65000",
+            pendingBelowType="STOP_LOSS",
+            pendingBelowStopPrice="30000",
+        )
+        assert status == 200 and otoco["contingencyType"] == "OTOCO" and len(otoco["orders"]) == 3, otoco
+        status, body = await owner.signed("DELETE", "orderList", symbol="BTCUSDT", orderListId=otoco["orderListId"])
+        assert status == 200 and sorted(r["status"] for r in body["orderReports"]) == ["CANCELED"] * 3, body
+        await _list_status(owner, otoco["orderListId"], "ALL_DONE")
+        await check_money_at(settings.database_url)
+    finally:
+        for c in (owner, counter):
+            await c.close()
+
+
+def test_an_oto_places_its_pending_order_once_the_working_order_fills(shared_fleet: Any) -> None:
+    asyncio.run(_oto_flow(shared_fleet.base, shared_fleet.settings))
