@@ -1026,10 +1026,10 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         "order_id", "user_id", "client_order_id", "side", "type", "tif", "price_ticks", "qty_lots", "status",
         "exec_type", "created_ts", "quote_nu", "executed_lots", "cum_nu", "last_lots", "last_ticks", "trade_id",
         "is_maker", "fee", "reject_code", "reason", "orig_client_order_id", "stp", "iceberg_lots",
-        "prevented_match_id", "counter_order_id", "prevented_lots", "last_prevented_lots", "stop",
+        "prevented_match_id", "counter_order_id", "prevented_lots", "last_prevented_lots", "stop", "list_id",
     )  # fmt: skip
     assert MatchedEvent.__struct_fields__ == (
-        "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v",
+        "symbol", "seq", "ts", "request_id", "updates", "trades", "deltas", "error", "v", "lists",
     )  # fmt: skip
     assert Trade.__struct_fields__ == (
         "trade_id", "price_ticks", "qty_lots", "buyer_order_id", "seller_order_id", "buyer_user_id",
