@@ -1043,7 +1043,8 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
         b'"price_ticks":100,"qty_lots":3,"status":"NEW","exec_type":"NEW","created_ts":9,"quote_nu":0,'
         b'"executed_lots":0,"cum_nu":0,"last_lots":0,"last_ticks":0,"trade_id":-1,"is_maker":false,"fee":0,'
         b'"reject_code":0,"reason":"","orig_client_order_id":"","stp":"EXPIRE_MAKER","iceberg_lots":0,'
-        b'"prevented_match_id":-1,"counter_order_id":-1,"prevented_lots":0,"last_prevented_lots":0,"stop":null}'
+        b'"prevented_match_id":-1,"counter_order_id":-1,"prevented_lots":0,"last_prevented_lots":0,"stop":null,'
+        b'"list_id":-1}'
     )
     assert update == OrderUpdate(
         order_id=1, user_id=2, client_order_id="c1", side=S, type=OrderType.LIMIT, tif=GTC, price_ticks=100,
@@ -1051,7 +1052,7 @@ def test_updates_and_trades_built_positionally_encode_as_before() -> None:
     )  # fmt: skip
     event = MatchedEvent("BTCUSDT", 7, 9, 1, [update])
     head = b'{"kind":"matched","symbol":"BTCUSDT","seq":7,"ts":9,"request_id":1,"updates":['
-    assert encode(event) == head + encode(update) + b'],"trades":[],"deltas":[],"error":null,"v":1}'
+    assert encode(event) == head + encode(update) + b'],"trades":[],"deltas":[],"error":null,"v":1,"lists":[]}'
     assert decode_matched(encode(event)) == event
     assert Trade(1, 100, 3, 4, 5, 6, 7, True, 8, 9, 10) == Trade(
         trade_id=1, price_ticks=100, qty_lots=3, buyer_order_id=4, seller_order_id=5, buyer_user_id=6,
