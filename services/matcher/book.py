@@ -1078,9 +1078,10 @@ class Book:
                 if o.stop_ticks or o.trailing_delta:  # triggered, resting
                     self._triggered[o.order_id] = StopState(o.stop_ticks, o.trailing_delta, o.trail_ts, o.working_ts)
                 self._rest(_from_record(o))
-        for lst in lists.values():  # pending legs in leg order, as the list placed them
+        for lst in lists.values():  # live and pending legs in leg order, as the list placed them
             order = [leg[0] for leg in lst.legs]
             lst.pending.sort(key=lambda a: order.index(a[_A_ID]))
+            lst.live = {i: None for i in order if i in lst.live}
 
     # --- commands ------------------------------------------------------------------------------------------
     def is_duplicate(self, command: MatcherCommand) -> bool:
@@ -1545,6 +1546,7 @@ class Book:
         if resting is not None:  # rests as the LIMIT it became, under its own type, its stop on its reports
             resting.type = otype
             self._triggered[order_id] = _stop_state(s, ts)
+            self._behind_refills(resting, seq)
 
     # --- order lists (OCO, OTO, OTOCO; off the hot path: a book without lists pays one test per crossing order
     # and per cancel) ------------------------------------------------------------------------------------------
@@ -1649,6 +1651,16 @@ class Book:
         updates += step.updates
         trades += step.trades
         deltas += step.deltas
+        resting = self._orders.get(order_id)
+        if resting is not None:
+            self._behind_refills(resting, seq)
+
+    def _behind_refills(self, o: _Order, seq: Boxed) -> None:
+        """An order placed inside a step (a triggered stop, a list's leg) that rested behind iceberg slices the
+        step refilled: its ``sub`` follows theirs, so its place in the queue survives a restore."""
+        if _same(o.arrival, seq) and _same(self._refill_seq, seq) and not o.sub:
+            self._refill_sub += 1
+            o.sub = self._refill_sub
 
     def _take_lists(
         self,
