@@ -222,3 +222,59 @@ async def _oto_flow(base: str, settings: Any) -> None:
 
 def test_an_oto_places_its_pending_order_once_the_working_order_fills(shared_fleet: Any) -> None:
     asyncio.run(_oto_flow(shared_fleet.base, shared_fleet.settings))
+
+
+async def _ws_lists(base: str, settings: Any) -> None:
+    """The WebSocket API's order-list methods run REST's functions: place, status, open, all, cancel."""
+    import websockets
+
+    from tests.e2e.test_access import WsApiConversation, _ed25519_signed
+    from tests.e2e.test_ws_trading import _ed25519_key_of
+
+    user = await admin.create_user(settings, "ws-lists", FUNDS)
+    rest = Client(base, user.api_key, user.secret)
+    api_key, private = await _ed25519_key_of(settings, user.user_id, ["TRADE", "USER_DATA"])
+
+    def ts() -> dict[str, Any]:
+        return {"timestamp": int(time.time() * 1000)}
+
+    try:
+        async with websockets.connect(base.replace("http", "ws") + "/ws-api/v3") as ws:
+            api = WsApiConversation(ws)
+            assert (await api.call("session.logon", _ed25519_signed(private, api_key)))["status"] == 200
+            far_tp, far_sl = TP | {"Price": "90000"}, SL | {"StopPrice": "20000", "Price": "19900"}  # any last price
+            placed = await api.call("orderList.place.oco", {**oco("SELL", "0.1", far_tp, far_sl), **ts()})
+            assert placed["status"] == 200, placed
+            list_id = placed["result"]["orderListId"]
+            assert placed["result"]["contingencyType"] == "OCO"
+            status = await api.call("orderList.status", {"orderListId": list_id, **ts()})
+            assert status["status"] == 200 and status["result"]["listOrderStatus"] == "EXECUTING", status
+            opened = await api.call("openOrderLists.status", ts())
+            assert [x["orderListId"] for x in opened["result"]] == [list_id]
+            canceled = await api.call("orderList.cancel", {"symbol": "BTCUSDT", "orderListId": list_id, **ts()})
+            assert canceled["status"] == 200 and canceled["result"]["listOrderStatus"] == "ALL_DONE", canceled
+            listed = await api.call("allOrderLists", ts())
+            assert [x["orderListId"] for x in listed["result"]] == [list_id]
+            old = await api.call(
+                "orderList.place",
+                {
+                    "symbol": "BTCUSDT",
+                    "side": "SELL",
+                    "quantity": "0.1",
+                    "price": "91000",
+                    "stopPrice": "21000",
+                    **ts(),
+                },
+            )
+            assert old["status"] == 200 and [r["type"] for r in old["result"]["orderReports"]] == [
+                "STOP_LOSS",
+                "LIMIT_MAKER",
+            ], old
+        await wait_locked(rest, "BTC", "0.10000000")
+        await check_money_at(settings.database_url)
+    finally:
+        await rest.close()
+
+
+def test_the_ws_api_places_queries_and_cancels_order_lists(shared_fleet: Any) -> None:
+    asyncio.run(_ws_lists(shared_fleet.base, shared_fleet.settings))
