@@ -118,7 +118,7 @@ def order_from_row(m: Market, row: Mapping[str, Any]) -> dict[str, Any]:
     )
 
 
-def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
+def order_from_update(m: Market, u: OrderUpdate, ts: int, list_id: int = -1) -> dict[str, Any]:
     return order_json(
         m,
         order_id=u.order_id,
@@ -138,7 +138,7 @@ def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
         iceberg_lots=u.iceberg_lots,
         prevented_lots=u.prevented_lots,
         stop=u.stop,
-        list_id=u.list_id,
+        list_id=list_id,
     )
 
 
@@ -157,7 +157,8 @@ def fill_json(m: Market, u: OrderUpdate) -> dict[str, Any]:
     }
 
 
-def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]:
+def execution_report(m: Market, u: OrderUpdate, event_ts: int, list_id: int = -1) -> dict[str, Any]:
+    """An update's ``executionReport``; ``list_id``: its order list's (``g``), -1 for an order of none."""
     is_trade = u.trade_id >= 0
     return {
         "e": "executionReport",
@@ -171,7 +172,7 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "p": m.fmt_price(0 if u.type in UNPRICED else u.price_ticks),  # a MARKET's is its protection limit
         "P": m.fmt_price(u.stop.stop_ticks) if u.stop is not None and u.stop.stop_ticks else ZERO,
         "F": m.fmt_qty(u.iceberg_lots),
-        "g": u.list_id,
+        "g": list_id,
         "C": u.orig_client_order_id,
         "x": u.exec_type,
         "X": u.status,

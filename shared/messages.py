@@ -447,7 +447,6 @@ class OrderUpdate(msgspec.Struct, frozen=True, gc=False):
     prevented_lots: int = 0  # DECREMENT/TRANSFER: lots the order lost to prevented matches so far (``A``) ...
     last_prevented_lots: int = 0  # ... and to this one (``B``); only on TRADE_PREVENTION updates
     stop: StopState | None = None  # a conditional order's, on its reports until it triggers and as it does
-    list_id: int = -1  # its order list's id (``g``, ``orderListId``); -1: not in a list
 
 
 class StopState(msgspec.Struct, frozen=True, gc=False):
@@ -529,7 +528,26 @@ class MatchedEvent(msgspec.Struct, tag_field="kind", tag="matched", frozen=True,
     deltas: list[LevelDelta] = []
     error: CommandError | None = None
     v: int = SCHEMA_VERSION
-    lists: list[ListStatus] = []  # the order lists this step changed (``listStatus``), after ``v``: set by name
+
+
+class ListedEvent(MatchedEvent, tag="listed", frozen=True, gc=False):
+    """A matched event of a step that touched order lists (OCO, OTO, OTOCO): ``lists`` the statuses of the lists
+    it changed (``listStatus``), ``legs`` the list of each of its updates that is a list's leg (order id -> list
+    id: ``g``, ``orderListId``). A subclass with its own tag, as ``AcceptedStop`` is: the matcher's hot path builds
+    plain ``MatchedEvent``s and ``OrderUpdate``s, which carry nothing for lists and cost nothing more for them."""
+
+    lists: tuple[ListStatus, ...] = ()
+    legs: dict[int, int] = {}
+
+
+def leg_lists(e: MatchedEvent) -> dict[int, int]:
+    """The list of each of ``e``'s updates that is a list's leg (order id -> list id); empty for most events."""
+    return e.legs if isinstance(e, ListedEvent) else {}
+
+
+def list_statuses(e: MatchedEvent) -> tuple[ListStatus, ...]:
+    """The statuses of the order lists ``e`` changed, in order; empty for most events."""
+    return e.lists if isinstance(e, ListedEvent) else ()
 
 
 class TradeExecution(msgspec.Struct, tag_field="kind", tag="trades", kw_only=True, frozen=True):
@@ -566,7 +584,7 @@ class MatchedEvents(msgspec.Struct, tag_field="kind", tag="matched-batch", kw_on
 
     v: int = SCHEMA_VERSION
     symbol: str
-    events: list[MatchedEvent]
+    events: list[MatchedEvent | ListedEvent]
     traces: dict[int, str] = {}
 
 
@@ -630,15 +648,17 @@ def _envelope(
 encode = msgspec.json.Encoder().encode
 decode_request = msgspec.json.Decoder(OrderRequest).decode
 decode_command = msgspec.json.Decoder(MatcherCommand).decode
-decode_matched = msgspec.json.Decoder(MatchedEvent).decode
+decode_matched = msgspec.json.Decoder(MatchedEvent | ListedEvent).decode
 decode_trades = msgspec.json.Decoder(TradeExecution).decode
-decode_output = msgspec.json.Decoder(MatchedEvent | TradeExecution).decode
+decode_output = msgspec.json.Decoder(MatchedEvent | ListedEvent | TradeExecution).decode
 
 _decode_request_record = msgspec.json.Decoder(OrderRequest | OrderRequests).decode
 _decode_command_record = msgspec.json.Decoder(MatcherCommand | MatcherCommands).decode
-_decode_matched_record = msgspec.json.Decoder(MatchedEvent | MatchedEvents).decode
+_decode_matched_record = msgspec.json.Decoder(MatchedEvent | ListedEvent | MatchedEvents).decode
 _decode_trades_record = msgspec.json.Decoder(TradeExecution | TradeExecutions).decode
-_decode_output_record = msgspec.json.Decoder(MatchedEvent | TradeExecution | MatchedEvents | TradeExecutions).decode
+_decode_output_record = msgspec.json.Decoder(
+    MatchedEvent | ListedEvent | TradeExecution | MatchedEvents | TradeExecutions
+).decode
 
 
 def _items(record: Any) -> list[tuple[Any, bytes | None]]:

@@ -100,6 +100,7 @@ from shared.messages import (
     CancelOrder,
     CommandError,
     LevelDelta,
+    ListedEvent,
     ListStatus,
     MarketChange,
     MatchedEvent,
@@ -184,6 +185,7 @@ _CancelOrder: Final = CancelOrder
 _CancelAllOrders: Final = CancelAllOrders
 _MarketChange: Final = MarketChange
 _OrderListCommand: Final = OrderListCommand
+_ListedEvent: Final = ListedEvent
 _market_of: Final = market_of
 _EVERY_OWNER: Final = EVERY_OWNER
 _CommandError: Final = CommandError
@@ -1590,18 +1592,17 @@ class Book:
         updates: list[OrderUpdate]
         if c.rejected or reason:
             if c.rejected:
-                updates = [_replace(self._reject(r, ts, seq).updates[0], list_id=c.list_id) for r in c.rejected]
+                updates = [self._reject(r, ts, seq).updates[0] for r in c.rejected]
                 reason = c.rejected[0].msg
             else:
                 updates = [
                     _replace(
-                        _leg_update(_stop_fields(a), _REJECTED, _X_REJECTED),
-                        reject_code=WOULD_TAKE,
-                        reason=reason,
-                        list_id=c.list_id,
+                        _leg_update(_stop_fields(a), _REJECTED, _X_REJECTED), reject_code=WOULD_TAKE, reason=reason
                     )
                     for a in fields
                 ]
+            for u in updates:
+                self._ended_legs[u.order_id] = c.list_id
             self._status(lst, _LIST_RESPONSE, _LIST_REJECT, reason)
             return self._with_lists(_MatchedEvent(self._symbol, seq, ts, c.list_id, updates))
         self._status(lst, _LIST_EXEC_STARTED, _LIST_EXECUTING)
@@ -1835,19 +1836,23 @@ class Book:
         )
 
     def _with_lists(self, event: MatchedEvent) -> MatchedEvent:
-        """The step's event with its legs' updates carrying their list's id (``g``) and its list statuses."""
+        """The step's event as a ``ListedEvent`` when it touched lists: the list of each of its updates that is a
+        leg (``g``), and its list statuses."""
         legs, ended = self._legs, self._ended_legs
-        updates = event.updates
-        for i, u in enumerate(updates):
+        tags: dict[int, int] = {}
+        for u in event.updates:
             lst = legs.get(u.order_id)
             list_id = lst.list_id if lst is not None else ended.get(u.order_id)
-            if list_id is not None and u.list_id < 0:
-                updates[i] = _replace(u, list_id=list_id)
+            if list_id is not None:
+                tags[u.order_id] = list_id
         ended.clear()
-        if not self._list_news:
-            return event
         news, self._list_news = self._list_news, []
-        return _replace(event, lists=news)
+        if not tags and not news:
+            return event
+        e = event
+        return _ListedEvent(
+            e.symbol, e.seq, e.ts, e.request_id, e.updates, e.trades, e.deltas, e.error, lists=tuple(news), legs=tags
+        )
 
     # --- matching ------------------------------------------------------------------------------------------
     def _fillable(self, a: tuple[Any, ...], opposite: _Ladder) -> bool:

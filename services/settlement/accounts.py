@@ -19,7 +19,7 @@ import asyncpg
 
 from shared import postgres
 from shared.domain import Market, OrderStatus
-from shared.messages import MatchedEvent
+from shared.messages import MatchedEvent, list_statuses
 
 from .ledger import OrderHold, PreventedMatch, Settled, ended_per_user, settle
 
@@ -177,7 +177,7 @@ class Accounts:
                 settled.touched.update(part.touched)
                 settled.prevented += part.prevented
             balances, ensured = await self._write(conn, settled, now)
-            statuses = {s.list_id: (s, e.ts) for evs in fresh.values() for e in evs for s in e.lists}
+            statuses = {s.list_id: (s, e.ts) for evs in fresh.values() for e in evs for s in list_statuses(e)}
             if statuses:
                 ids = sorted(statuses)
                 await conn.execute(

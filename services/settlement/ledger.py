@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from shared.db.models import FEE_USER_ID
 from shared.domain import Bucket, ExecType, Market, OrderStatus, OrderType, Side
-from shared.messages import MatchedEvent, OrderUpdate, Trade
+from shared.messages import ListedEvent, MatchedEvent, OrderUpdate, Trade, leg_lists
 
 
 @dataclass(slots=True)
@@ -142,7 +142,7 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
     m = market
     held, avail = Bucket.HELD, Bucket.AVAILABLE
     for event in events:
-        if event.lists or any(u.list_id >= 0 for u in event.updates):
+        if isinstance(event, ListedEvent):
             _pool(event, orders)
         for t in event.trades:
             buyer, seller = _order(orders, t.buyer_order_id), _order(orders, t.seller_order_id)
@@ -213,15 +213,16 @@ def _pool(event: MatchedEvent, orders: dict[int, OrderHold]) -> None:
     the pair is no longer shared: the survivor's hold is then sized as any order's (what it does not need is
     released as an ``improvement``, or at its end). A pair canceled whole keeps its hold where it is: each leg
     releases what its row holds as it ends, so the hold still goes back once."""
+    legs = leg_lists(event)
     last: dict[int, OrderUpdate] = {}
     for u in event.updates:
-        if u.list_id >= 0:
+        if u.order_id in legs:
             last[u.order_id] = u
     by_list: dict[int, list[int]] = {}
-    for order_id, u in last.items():
+    for order_id in last:
         o = orders.get(order_id)
         if o is not None and o.shared:
-            by_list.setdefault(u.list_id, []).append(order_id)
+            by_list.setdefault(legs[order_id], []).append(order_id)
     for ids in by_list.values():
         canceled = [i for i in ids if last[i].status is OrderStatus.CANCELED]
         staying = [i for i in ids if last[i].status is not OrderStatus.CANCELED]

@@ -98,6 +98,7 @@ from shared.messages import (
     CancelOrder,
     CommandError,
     LevelDelta,
+    ListedEvent,
     ListStatus,
     MarketChange,
     MatchedEvent,
@@ -403,19 +404,29 @@ class ReferenceBook:
             if step.trades:
                 self._run_stops(ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
-        updates = [
-            _replace(u, list_id=self.leg_list[u.order_id]) if u.order_id in self.leg_list else u for u in step.updates
-        ]
+        legs = {u.order_id: self.leg_list[u.order_id] for u in step.updates if u.order_id in self.leg_list}
+        if legs or step.lists:  # a step that touched lists says which, and how
+            return ListedEvent(
+                symbol=self.market.symbol,
+                seq=self.seq,
+                ts=ts,
+                request_id=command.request_id,
+                updates=step.updates,
+                trades=step.trades,
+                deltas=deltas,
+                error=error,
+                lists=tuple(step.lists or ()),
+                legs=legs,
+            )
         return MatchedEvent(
             symbol=self.market.symbol,
             seq=self.seq,
             ts=ts,
             request_id=command.request_id,
-            updates=updates,
+            updates=step.updates,
             trades=step.trades,
             deltas=deltas,
             error=error,
-            lists=step.lists or [],
         )
 
     def _cancel(self, c: CancelOrder, step: _Step) -> CommandError | None:
