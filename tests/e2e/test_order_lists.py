@@ -278,3 +278,53 @@ async def _ws_lists(base: str, settings: Any) -> None:
 
 def test_the_ws_api_places_queries_and_cancels_order_lists(shared_fleet: Any) -> None:
     asyncio.run(_ws_lists(shared_fleet.base, shared_fleet.settings))
+
+
+async def _ccxt_lists(base: str, settings: Any) -> None:
+    """The unmodified ccxt reaches the order-list endpoints through its implicit API (``create_order`` sends no
+    list): it fills in every client id (``listClientOrderId``, ``aboveClientOrderId``, ...), signs, and reads
+    the answers; ``fetch_open_orders`` then shows both legs with their ``orderListId``."""
+    from tests.e2e.test_ccxt import _exchange
+
+    ex = await _exchange(base, settings, FUNDS)
+    try:
+        placed = await ex.private_post_orderlist_oco(
+            {
+                "symbol": "BTCUSDT",
+                "side": "SELL",
+                "quantity": "0.02",
+                "aboveType": "LIMIT_MAKER",
+                "abovePrice": "95000",
+                "belowType": "STOP_LOSS_LIMIT",
+                "belowStopPrice": "15000",
+                "belowPrice": "14900",
+                "belowTimeInForce": "GTC",
+            }
+        )
+        list_id = int(placed["orderListId"])
+        assert placed["listClientOrderId"] and placed["listStatusType"] == "EXEC_STARTED"
+        assert len({o["clientOrderId"] for o in placed["orders"]}) == 2  # ccxt's own ids, one a leg
+        shown = await ex.private_get_orderlist({"orderListId": list_id})
+        assert shown["listOrderStatus"] == "EXECUTING"
+        deadline = time.monotonic() + 10
+        while len(open_orders := await ex.fetch_open_orders("BTC/USDT")) < 2:
+            assert time.monotonic() < deadline, open_orders
+            await asyncio.sleep(0.1)
+        assert {int(o["info"]["orderListId"]) for o in open_orders} == {list_id}
+        old = await ex.private_post_order_oco(
+            {"symbol": "BTCUSDT", "side": "SELL", "quantity": "0.02", "price": "96000", "stopPrice": "14000"}
+        )
+        assert [r["type"] for r in old["orderReports"]] == ["STOP_LOSS", "LIMIT_MAKER"]
+        canceled = await ex.private_delete_orderlist({"symbol": "BTCUSDT", "orderListId": list_id})
+        assert canceled["listOrderStatus"] == "ALL_DONE"
+        await ex.private_delete_orderlist({"symbol": "BTCUSDT", "orderListId": old["orderListId"]})
+        while (await ex.fetch_balance())["BTC"]["used"] != 0:
+            assert time.monotonic() < deadline + 10, "the canceled lists' hold was never released"
+            await asyncio.sleep(0.1)
+        await check_money_at(settings.database_url)
+    finally:
+        await ex.close()
+
+
+def test_ccxt_places_and_cancels_order_lists_through_its_implicit_api(shared_fleet: Any) -> None:
+    asyncio.run(_ccxt_lists(shared_fleet.base, shared_fleet.settings))
