@@ -1,8 +1,9 @@
 """Kill every service in turn while orders flow; the outcome equals a replay through the pure core.
 
 A seeded flow of orders from many users on two symbols (with cancels, amends to a smaller quantity, conditional
-orders, trailing ones among them, OCO order lists, and now and then a user's cancel of all its open orders on a symbol) goes
-through the real fleet over signed REST, while each service is SIGKILLed at a random moment and started again.
+orders, trailing ones among them, OCO order lists, and now and then a user's cancel of all its open orders on a
+symbol) goes through the real fleet over signed REST, while each service is SIGKILLed at a random moment and
+started again.
 Afterwards:
 
 * every order that got an order id is in the warm book (nothing accepted is lost, nothing placed twice);
