@@ -1,10 +1,11 @@
-"""``python -m bench [core|matcher|processor|fleet|scaleout|soak|ladder|all] [--events N] [--seconds S] ...``.
+"""``python -m bench [core|matcher|processor|fleet|scaleout|soak|ladder|idle|all] [--events N] [--seconds S] ...``.
 
 Prints a table (subject, workload, figure, target, reference figure, ratio, machine) and writes the full
 results as JSON to ``bench/results/<timestamp>.json``. ``all`` runs the four benchmarks (core, matcher,
 processor, fleet); ``scaleout`` (one vs two matcher replicas on four symbols) and ``soak`` (the default fleet
 for ``--minutes`` at ``--rate``, a row per minute: ``bench/soak.py``) and ``ladder`` (the default fleet a minute
-at each of ``--rates``: ``bench/ladder.py``) run only when named.
+at each of ``--rates``: ``bench/ladder.py``) and ``idle`` (what the default fleet spends with nothing to do:
+``bench/idle.py``) run only when named.
 Servers (Tansu, embedded Postgres, Redis) are started on ports of their own and stopped at the end.
 """
 
@@ -19,7 +20,7 @@ from typing import Any
 
 from .common import RESULTS, Row, Servers, loadavg, machine
 
-CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "soak", "ladder", "all")
+CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "soak", "ladder", "idle", "all")
 SOAK_RATE = 300
 
 
@@ -46,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--events", type=int, default=1_000_000, help="events of the pure-core flow (default 1,000,000)")
     ap.add_argument("--messages", type=int, default=0,
                     help="messages pre-produced for matcher/processor/scaleout (default 100,000 / 50,000 / 400,000)")
-    ap.add_argument("--seconds", type=float, default=60, help="fleet: seconds of each load phase (default 60)")
+    ap.add_argument("--seconds", type=float, default=0,
+                    help="fleet: seconds of each load phase (default 60); idle: seconds measured (default 30)")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy the service under test (matcher, processor; fleet: see --profile-service)")
     ap.add_argument("--profile-service", default="gateway", help="fleet: which service py-spy samples")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"core: {args.events:,} events ...", file=sys.stderr, flush=True)
             rows += core.run(args.events)
-        if which in ("matcher", "processor", "fleet", "scaleout", "soak", "ladder", "all"):
+        if which in ("matcher", "processor", "fleet", "scaleout", "soak", "ladder", "idle", "all"):
             from . import services
 
             with Servers() as servers:
@@ -93,8 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 if which in ("fleet", "all"):
                     from . import fleet
 
-                    print(f"fleet: {args.seconds:.0f} s per phase ...", file=sys.stderr, flush=True)
-                    res = fleet.run(servers, args.seconds, args.profile_service if args.profile else None,
+                    seconds = args.seconds or 60
+                    print(f"fleet: {seconds:.0f} s per phase ...", file=sys.stderr, flush=True)
+                    res = fleet.run(servers, seconds, args.profile_service if args.profile else None,
                                     args.rate or None, args.ingestion, args.profile_phase)
                     rows += fleet.rows(res)
                 if which == "soak":
@@ -112,6 +115,14 @@ def main(argv: list[str] | None = None) -> int:
                     rungs = ladder.run(servers, [float(x) for x in args.rates.split(",")], STATE, PORT_OFFSET)
                     raw["ladder"] = rungs
                     rows += ladder.rows(rungs)
+                if which == "idle":
+                    from . import idle
+                    from .common import PORT_OFFSET, STATE
+
+                    env = servers.fresh_env(4)  # the defaults `spot up` runs with
+                    res = idle.run(env, args.seconds or 30.0, STATE, PORT_OFFSET)
+                    raw["idle"] = res
+                    rows += idle.rows(res)
                 if which == "scaleout":
                     n = args.messages or 400_000  # two replicas finish 100k in under a second: too short to sample
                     reps = tuple(int(x) for x in args.replicas.split(","))

@@ -167,6 +167,11 @@ class Settings(BaseSettings):
     kinesis_stream: str | None = Field(None, description="Kinesis stream every archived trade is put to")
     archive_batch_max: int = Field(10_000, ge=1, description="trades buffered before a flush to Parquet")
     archive_flush_ms: int = Field(5_000, ge=10, description="longest a consumed trade waits for its flush")
+    # The archive is minutes behind by design (a flush every ARCHIVE_FLUSH_MS), so its fetches wait long and
+    # return much: each fetch costs the broker and the client's protocol code the same, whatever it carries.
+    archive_fetch_max_wait_ms: int = Field(
+        500, ge=1, le=30_000, description="longest the archiver's fetch waits at the broker for a megabyte"
+    )
 
     # Tracing (shared/tracing.py), under the standard OpenTelemetry variable names. Off unless an exporter
     # has somewhere to go: an OTLP/HTTP endpoint, or the console.

@@ -18,7 +18,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import FrameType
 from typing import Any
 
@@ -277,6 +277,19 @@ def serve_http(app: Callable[..., Any], settings: Settings, service: str, **opti
     server.run()
     if not server.started and not shutdown.requested():
         sys.exit(STARTUP_FAILURE)
+
+
+@contextlib.asynccontextmanager
+async def background(work: Coroutine[Any, Any, None]) -> AsyncIterator[asyncio.Task[None]]:
+    """``work`` as a task for the block's lifetime, cancelled and awaited on leaving it (a side job such as the
+    segment keeper must not outlive the connections it uses)."""
+    task = asyncio.create_task(work)
+    try:
+        yield task
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def now_ms() -> int:

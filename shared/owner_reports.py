@@ -25,6 +25,12 @@ settlement         the ``outboundAccountPosition`` of the        after each sett
 So every update the matcher emits reaches its owner exactly once: the NEW the processor sent is the matcher's
 NEW field for field (``acceptance_update``), and market-data leaves out exactly that one
 (``tests/unit/shared/test_owner_reports.py`` pins both to the book). The JSON shapes are ``shared/binance.py``'s.
+
+The processor tells the NEW because waiting for the matcher's output would put two more Kafka hops between the
+REST ACK and the confirmation, and the matcher cannot refuse such an order, only fill or expire it. It does not
+tell it again for a redelivered request: a client that saw the fill would take a late NEW for the order
+reopening. So a crash between the processor's commit and its Redis step loses that NEW (as pub/sub loses what
+is published while a client is away); the REST ACK and the matcher's reports remain.
 """
 
 from __future__ import annotations

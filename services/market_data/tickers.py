@@ -36,10 +36,9 @@ class Minutes:
         self.let_go = 0  # the close of the newest candle dropped for age: the price before them all
 
     def add(self, c: Candle, now: int) -> None:
-        if self.closed and c.open_time <= self.closed[-1].open_time:
-            return  # a redelivered close
-        self.closed.append(c)
-        while self.closed and self.closed[0].open_time < now - KEPT_MS:
+        if not self.closed or c.open_time > self.closed[-1].open_time:  # else a redelivered close
+            self.closed.append(c)
+        while self.closed and self.closed[0].open_time < now - KEPT_MS:  # the clock moved on a redelivery too
             self.let_go = self.closed.popleft().close
 
     def windows(self, live: Candle | None, now: int, sizes: dict[str, int]) -> dict[str, Stats]:

@@ -196,40 +196,90 @@ _LevelDelta: Final = LevelDelta
 _MatchedEvent: Final = MatchedEvent
 _astuple: Final = msgspec.structs.astuple  # one C call for all fields: cheaper than a getattr per field
 _replace: Final = msgspec.structs.replace
+# the ``trades`` of every event that traded nothing (a resting order, a cancel): one shared empty list, not a new
+# one per event (its allocation and freeing cost about 100 instructions an event on the ``bench core`` flow).
+# Nothing appends to an event's lists once it is built; ``tests/unit/matcher/test_core_build.py`` checks it stays
+# empty.
+_NO_TRADES: Final[list[Trade]] = []
 
 
-# Positions of fields in ``msgspec.structs.astuple`` of a command or resting order, looked up by name once.
-_ACCEPTED: Final = {name: i for i, name in enumerate(AcceptedOrder.__struct_fields__)}
-_A_PARTITION: Final = _ACCEPTED["src_partition"]
-_A_OFFSET: Final = _ACCEPTED["src_offset"]
-_A_ID: Final = _ACCEPTED["order_id"]
-_A_USER: Final = _ACCEPTED["user_id"]
-_A_SIDE: Final = _ACCEPTED["side"]
-_A_TYPE: Final = _ACCEPTED["type"]
-_A_TIF: Final = _ACCEPTED["tif"]
-_A_PRICE: Final = _ACCEPTED["price_ticks"]
-_A_QTY: Final = _ACCEPTED["qty_lots"]
-_A_QUOTE: Final = _ACCEPTED["quote_nu"]
-_A_BUDGET: Final = _ACCEPTED["budget"]
-_A_CLIENT_ID: Final = _ACCEPTED["client_order_id"]
-_A_STP: Final = _ACCEPTED["stp"]
-_A_ICEBERG: Final = _ACCEPTED["iceberg_lots"]
-_A_MAKER_BPS: Final = _ACCEPTED["maker_bps"]
-_A_TAKER_BPS: Final = _ACCEPTED["taker_bps"]
-_A_TS: Final = _ACCEPTED["ts"]
-_STOP_FIELDS: Final = {name: i for i, name in enumerate(AcceptedStop.__struct_fields__)}  # AcceptedOrder's, then
-_A_STOP: Final = _STOP_FIELDS["stop_ticks"]
-_A_TRAIL: Final = _STOP_FIELDS["trailing_delta"]
+# Positions of fields in ``msgspec.structs.astuple`` of a command or resting order. Literals, not looked up by
+# name: compiled, a literal index is a constant in the C code, a computed ``Final`` a static checked for being
+# set at every use (a dozen reads per order); ``_check_positions`` holds them to the records' field names.
+_A_PARTITION: Final = 1
+_A_OFFSET: Final = 2
+_A_ID: Final = 3
+_A_USER: Final = 4
+_A_SIDE: Final = 6
+_A_TYPE: Final = 7
+_A_TIF: Final = 8
+_A_PRICE: Final = 9
+_A_QTY: Final = 10
+_A_QUOTE: Final = 11
+_A_BUDGET: Final = 12
+_A_CLIENT_ID: Final = 13
+_A_STP: Final = 14
+_A_TS: Final = 15
+_A_ICEBERG: Final = 16
+_A_MAKER_BPS: Final = 17
+_A_TAKER_BPS: Final = 18
+_A_STOP: Final = 19  # AcceptedStop's: AcceptedOrder's fields, then its own
+_A_TRAIL: Final = 20
 _RESTING_FIELDS: Final = 14  # RestingOrder's fields up to ``stp``: a resting order's; then a stop's, an iceberg's
 # the first of the fields no hot path passes to _Order: iceberg_lots, hidden, sub, maker_bps (after a stop's)
-_ICEBERG_FIELDS: Final = RestingOrder.__struct_fields__.index("iceberg_lots")
-_CANCEL: Final = {name: i for i, name in enumerate(CancelOrder.__struct_fields__)}
-_C_PARTITION: Final = _CANCEL["src_partition"]
-_C_OFFSET: Final = _CANCEL["src_offset"]
-_C_REQUEST_ID: Final = _CANCEL["request_id"]
-_C_ORDER_ID: Final = _CANCEL["order_id"]
-_C_USER: Final = _CANCEL["user_id"]
-_C_RESTRICTION: Final = _CANCEL["restriction"]
+_ICEBERG_FIELDS: Final = 20
+_C_PARTITION: Final = 1
+_C_OFFSET: Final = 2
+_C_REQUEST_ID: Final = 3
+_C_ORDER_ID: Final = 4
+_C_USER: Final = 5
+_C_RESTRICTION: Final = 8
+
+
+def _check_positions() -> None:
+    """Refuse to load if a record's fields moved: the positions above would read the wrong ones."""
+    expected = {
+        AcceptedStop: {
+            "src_partition": _A_PARTITION,
+            "src_offset": _A_OFFSET,
+            "order_id": _A_ID,
+            "user_id": _A_USER,
+            "side": _A_SIDE,
+            "type": _A_TYPE,
+            "tif": _A_TIF,
+            "price_ticks": _A_PRICE,
+            "qty_lots": _A_QTY,
+            "quote_nu": _A_QUOTE,
+            "budget": _A_BUDGET,
+            "client_order_id": _A_CLIENT_ID,
+            "stp": _A_STP,
+            "ts": _A_TS,
+            "iceberg_lots": _A_ICEBERG,
+            "maker_bps": _A_MAKER_BPS,
+            "taker_bps": _A_TAKER_BPS,
+            "stop_ticks": _A_STOP,
+            "trailing_delta": _A_TRAIL,
+        },
+        CancelOrder: {
+            "src_partition": _C_PARTITION,
+            "src_offset": _C_OFFSET,
+            "request_id": _C_REQUEST_ID,
+            "order_id": _C_ORDER_ID,
+            "user_id": _C_USER,
+            "restriction": _C_RESTRICTION,
+        },
+        RestingOrder: {"stp": _RESTING_FIELDS - 1, "iceberg_lots": _ICEBERG_FIELDS},
+    }
+    if AcceptedStop.__struct_fields__[: len(AcceptedOrder.__struct_fields__)] != AcceptedOrder.__struct_fields__:
+        raise ImportError("AcceptedStop's fields must begin with AcceptedOrder's")
+    for record, positions in expected.items():
+        fields = record.__struct_fields__
+        for name, i in positions.items():
+            if i >= len(fields) or fields[i] != name:
+                raise ImportError(f"{record.__name__}.{name} is not at position {i}: update book.py's positions")
+
+
+_check_positions()
 
 
 @mypyc_attr(acyclic=True)
@@ -564,6 +614,52 @@ def _last_deltas(deltas: list[LevelDelta]) -> list[LevelDelta]:
     for d in deltas:
         last[(d.side, d.price_ticks)] = d  # an existing key keeps its place
     return list(last.values())
+
+
+def _fillable_decrementing(
+    queue: list[_Order], head: int, uid: int, price: int, need: int, budget: int
+) -> tuple[int, int] | None:
+    """A FOK taker in DECREMENT/TRANSFER mode through one level that holds an order of its own owner, in the
+    order ``_take_level`` would meet them: a fill takes lots (and a BUY's ``budget``, -1 for a SELL), an own
+    order takes the same lots from both without a trade, and an iceberg whose slice is used up shows its next
+    one at the back. Returns the taker's need and budget after the level, or None when the taker would stop
+    here unfilled: it cannot take a lot, or an own order at least its size makes it expire."""
+    users: list[int] = []
+    left: list[int] = []
+    hides: list[int] = []
+    slices: list[int] = []
+    for i in range(head, len(queue)):
+        o = queue[i]
+        if not o.dead:
+            users.append(o.user_id)
+            left.append(o.remaining)
+            hides.append(o.hidden)
+            slices.append(o.iceberg_lots)
+    k = 0
+    while k < len(users):
+        can = need
+        if budget >= 0 and budget // price < can:
+            can = budget // price
+        if can == 0:
+            return None
+        rem = left[k]
+        lots = can if can < rem else rem
+        if users[k] == uid:
+            if lots == can:  # the taker has nothing left to trade: it expires
+                return None
+        elif budget >= 0:
+            budget -= lots * price
+        need -= lots
+        if need == 0:
+            return need, budget
+        if lots == rem and hides[k]:  # the next slice, at the back of the level
+            shown = slices[k] if slices[k] < hides[k] else hides[k]
+            users.append(users[k])
+            left.append(shown)
+            hides.append(hides[k] - shown)
+            slices.append(slices[k])
+        k += 1
+    return need, budget
 
 
 def _same(a: int, b: int) -> bool:
@@ -1199,7 +1295,7 @@ class Book:
         if self._triggered:
             ended = self._carry(ended)
         return _MatchedEvent(  # positional (see MatchedEvent): updates, trades, deltas
-            self._symbol, seq, ts, c[_C_REQUEST_ID], [ended], [], [_LevelDelta(side, price, level.lots)]
+            self._symbol, seq, ts, c[_C_REQUEST_ID], [ended], _NO_TRADES, [_LevelDelta(side, price, level.lots)]
         )
 
     def _cancel_all(self, c: CancelAllOrders, ts: Boxed, seq: Boxed) -> MatchedEvent:
@@ -1355,14 +1451,15 @@ class Book:
         # its price as the level's key object: a cancel then finds the level by identity
         o = _Order(order_id, user, client_id, side, otype, tif, level.ticks, qty, remaining, 0, 0, created, seq, stp)
         o.maker_bps = a[_A_MAKER_BPS]
-        if a[_A_ICEBERG]:
-            _hide(o, a[_A_ICEBERG])
+        iceberg: int = a[_A_ICEBERG]  # unboxed: compiled, a native test where a boxed one calls PyObject_IsTrue
+        if iceberg:
+            _hide(o, iceberg)
             remaining = o.remaining
         level.queue.append(o)
         level.live += 1
         level.lots += remaining
         self._orders[order_id] = o
-        return _MatchedEvent(self._symbol, seq, ts, order_id, [new], [], [_LevelDelta(side, ticks, level.lots)])
+        return _MatchedEvent(self._symbol, seq, ts, order_id, [new], _NO_TRADES, [_LevelDelta(side, ticks, level.lots)])
 
     def _take(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed, new: OrderUpdate, opposite: _Ladder) -> MatchedEvent:
         """An order that crosses the book: match what it can, then expire or rest the rest."""
@@ -1410,8 +1507,9 @@ class Book:
                     a[_A_STP],
                 )
                 o.maker_bps = a[_A_MAKER_BPS]
-                if a[_A_ICEBERG]:
-                    _hide(o, a[_A_ICEBERG])
+                iceberg: int = a[_A_ICEBERG]
+                if iceberg:
+                    _hide(o, iceberg)
                 deltas.append(_LevelDelta(side, ticks, self._rest(o)))
         if self._legs:  # order lists are open here: one of their legs may have acted (off the hot path)
             return self._take_lists(a[_A_ID], ts, seq, updates, trades, deltas)
@@ -1879,10 +1977,20 @@ class Book:
                 if o.user_id == uid and stp is not _STP_NONE:
                     if stp is _EXPIRE_MAKER:
                         continue
+                    if stp is _DECREMENT or stp is _TRANSFER:  # rare: the level walked as the match would
+                        left = _fillable_decrementing(queue, level.head, uid, price, need, budget if is_buy else -1)
+                        if left is None:
+                            return False
+                        need, budget = left
+                        if need == 0:
+                            return True
+                        shown = hidden = -1
                     blocked = True
                     break
                 shown += o.remaining
                 hidden += o.hidden
+            if shown < 0:  # walked whole by ``_fillable_decrementing``: on to the next level
+                continue
             lots = min(need, shown if blocked else shown + hidden)
             if is_buy:
                 lots = min(lots, budget // price)

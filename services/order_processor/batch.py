@@ -14,6 +14,12 @@ what the main loop writes, in the order it writes it:
 
 The same records and the same answers from Postgres give the same bytes, so a redelivered batch re-sends what
 the first delivery sent, which the matcher skips by source position.
+
+The commands go as envelopes (``shared.messages.MatcherCommands``): one record per symbol per batch (more only
+past ``ENVELOPE_MAX_BYTES``), its commands in input order, each with the trace of its request inside, since the
+Kafka client's cost is per record. The matcher skips a redelivered command by its ``(src_partition,
+src_offset)``: the request's partition and ``source_position`` (its record's offset and, since the gateway
+sends envelopes too, its place in that record).
 """
 
 from __future__ import annotations
@@ -264,7 +270,10 @@ def market_command(r: kafka.Record[OrderRequest], change: MarketChangeRequest) -
 
 def market_runs(records: Sequence[kafka.Record[OrderRequest]]) -> list[Sequence[kafka.Record[OrderRequest]]]:
     """The batch cut around its market changes, each alone, in order: a change applies from the next run on.
-    A batch without one (nearly all) is one run, not copied."""
+    A batch without one (nearly all) is one run, not copied.
+
+    A change (``spot admin market``) is passed on to the matcher at its place and its row taken from there
+    on, so a halt refuses exactly the orders after it in the symbol's sequence."""
     if not any(type(r.value) is MarketChangeRequest for r in records):  # exact type: cheap per request
         return [records]
     runs: list[Sequence[kafka.Record[OrderRequest]]] = []

@@ -1,25 +1,40 @@
-"""The order processor's writes for one decided batch, in the order the main loop makes them (``__main__``).
+"""The order processor's writes for one run of requests (``Writer.write``), in the seed's order ("Aurora first").
 
-Postgres first (``take_holds``: every order row and hold of the batch in one transaction, cut in halves
-around a request that cannot be applied); then one Redis round trip (``queue_redis``: the hot book, the
+Postgres first (``take_holds``: every order row and hold of the run in one transaction); then what follows is
+decided without I/O (``batch.decide_batch``); then one Redis round trip (``queue_redis``: the hot book, the
 pending entries the rows settle, the owners told, the backlog for the gateways' admission), before the
-matcher hears of the orders, so each NEW precedes whatever the matcher reports; the commands go to
-``validated-orders`` after that, and ``count`` keeps the metrics.
+matcher hears of the orders, so each NEW precedes whatever the matcher reports; then the commands to
+``validated-orders``. The main loop commits the input only once the broker acknowledged them. A crash between
+any two steps is completed by the redelivery, because each step is idempotent.
+
+A request that decodes but cannot be applied (its Postgres step raises for it alone: a broken invariant, a
+value no column takes) must not fail its batch forever: the run's Postgres step is cut in halves until it is
+found (``deadletter.isolate``; each part is one transaction, so a failed one changed nothing). It is refused,
+REJECTED to its owner with the reason and holding nothing, and dead-lettered to ``order-requests.dlq`` for an
+operator; an outage is waited out as before. A redelivery decides the same.
+
+The user stream hears of an accepted order here, once its hold is committed (``shared.owner_reports`` says
+why here and not after the matcher, and why a redelivered request's NEW is not sent again).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
+import asyncpg
 from prometheus_client import Counter
 
-from shared import deadletter, pending
+from shared import deadletter, kafka, pending, pressure, segment_store, tracing
 from shared import redis as sredis
-from shared.messages import AcceptedOrder, MatcherCommand, RejectedOrder
+from shared.config import Settings
+from shared.domain import Market
+from shared.lifecycle import now_ms
+from shared.messages import AcceptedOrder, MatcherCommand, OrderRequest, RejectedOrder, encode
 
 from . import hotbook
-from .batch import BatchDecision, Taking
+from .averages import Averages
+from .batch import VALIDATED, BatchDecision, Taking, changed_markets, decide_batch, located
 from .holds import Holds, Located
 
 DECISIONS = Counter("spot_orders_decided_total", "Order requests decided", ["outcome", "reason"])
@@ -51,3 +66,57 @@ def count(commands: Sequence[MatcherCommand]) -> None:
             DECISIONS.labels("rejected", str(c.code)).inc()
         elif isinstance(c, AcceptedOrder):
             DECISIONS.labels("accepted", "").inc()
+
+
+class Writer:
+    """Decides and writes runs of requests (``batch.market_runs``: a market change alone) for the main loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        markets: dict[str, Market],
+        outbox: kafka.Outbox,
+        db: asyncpg.Pool,
+        cache: sredis.Client,
+    ) -> None:
+        self.markets, self.outbox, self.cache = markets, outbox, cache
+        self.holds = Holds(db, markets, settings.open_orders_max, settings.exchange_open_orders_max)
+        self.averages = Averages(db)  # PERCENT_PRICE_BY_SIDE's reference
+        self.channels = sredis.Channels(settings.topic_suffix)
+        self.dead = deadletter.DeadLetters(outbox, "order-processor")
+        self.backlog = pressure.Reporter(settings, "order-processor")
+
+    async def write(
+        self, records: Sequence[kafka.Record[OrderRequest]], traced: tracing.Consumed, oldest_ms: int | None
+    ) -> None:
+        """One run: holds in Postgres, the decision, one Redis round trip, the commands sent (not yet flushed)."""
+        news = located(records)
+        now = now_ms()
+        self.holds.averages = await self.averages.of({loc.request.symbol for loc in news}, now)
+        taking = await take_holds(self.holds, news, now)
+        decided = decide_batch(records, news, taking, self.markets, self.channels, now, traced)
+        for record, exc in decided.dead:  # for an operator (the owner is told through the matcher)
+            await self.dead.send(record, encode(record.value), record.value.symbol, exc)
+        pipe = self.cache.pipeline(transaction=False)  # one round trip, before the matcher hears of them
+        queue_redis(pipe, decided, news)
+        self.backlog.queue(pipe, oldest_ms, now_ms())  # how long requests waited: the gateways' admission
+        with sredis.timed("hot_book"):
+            await pipe.execute()
+        for envelope in decided.envelopes:
+            await self.outbox.send(VALIDATED, envelope.value, key=envelope.symbol, epoch=envelope.epoch)
+        count(decided.commands)
+        self.markets.update(changed_markets(records))
+
+
+def sealer(
+    settings: Settings, outbox: kafka.Outbox, cache: sredis.Client
+) -> Callable[[str, int, int], Awaitable[None]]:
+    """The consumer's ``on_segment_done``: once order requests of segment ``epoch`` are all decided on a partition
+    and their commands acknowledged, the matcher may leave the segment once it has read them (``shared.segments``)."""
+
+    async def segment_done(topic: str, partition: int, epoch: int) -> None:
+        await outbox.flush()
+        await segment_store.record_seal(cache, settings, VALIDATED, partition, epoch)
+        await outbox.seal(VALIDATED, partition, epoch)
+
+    return segment_done

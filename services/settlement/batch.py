@@ -6,6 +6,9 @@ settled again symbol by symbol, then event by event in the symbol that fails, an
 ``tell`` publishes what the committed batch changed in one Redis round trip (``told.py`` decides what is said,
 pure), and ``trip_breakers`` feeds each symbol's trades to the circuit breaker (``breaker.py`` decides, pure;
 ``trips.py`` acts). ``traded`` and ``unappliable`` are pure; the rest wires them to Postgres and Redis.
+``Settler.settle_batch`` takes one consumer batch through the three, committing its input after ``settle``.
+
+A lost dependency (a connection error, a timeout) is an outage: the batch is settled again once it answers.
 """
 
 from __future__ import annotations
@@ -13,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
+from prometheus_client import Counter, Histogram
 
-from shared import kafka, resilience, tracing
+from shared import kafka, postgres, resilience, tracing
 from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
+from shared.lifecycle import now_ms
 from shared.messages import MatchedEvent
 
 from .accounts import Accounts
@@ -27,6 +32,8 @@ from .told import settled_marks, told
 from .trips import trip
 
 Settlement = tuple[list[MatchedEvent], list[asyncpg.Record]]
+SETTLED = Counter("spot_settled_events_total", "Matched events settled")
+BATCH_SECONDS = Histogram("spot_settlement_batch_seconds", "Time to settle one batch")
 
 # Postgres refusals that say nothing about the record: another transaction's conflict (deadlock, serialization),
 # a lock not granted, a full disk or too many connections. Like a bug, they stop the process, whose restart
@@ -125,3 +132,45 @@ def traded(events: Sequence[MatchedEvent]) -> dict[str, list[tuple[int, int]]]:
         if e.trades:
             out.setdefault(e.symbol, []).extend((t.ts, t.price_ticks) for t in e.trades)
     return out
+
+
+class Settler:
+    """One consumer batch at a time: settled (the records of a halted symbol wait), committed, told, traded."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: asyncpg.Pool,
+        cache: sredis.Client,
+        dlq: kafka.Outbox,
+        markets: dict[str, Market],
+        halts: Halts,
+    ) -> None:
+        self.settings, self.db, self.cache, self.dlq, self.markets, self.halts = (
+            settings,
+            db,
+            cache,
+            dlq,
+            markets,
+            halts,
+        )
+        self.accounts = Accounts(db, markets)
+        self.channels = sredis.Channels(settings.topic_suffix)
+        self.breaker = Breaker()
+
+    async def settle_batch(self, inbox: kafka.Inbox[MatchedEvent], batch: kafka.Batch[MatchedEvent]) -> None:
+        if not batch.records:
+            if batch.ends:  # only a segment's seal: committed, so the consumer moves to the next segment
+                await inbox.commit(batch, self.halts.held_offsets())
+            return
+        with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
+            now = now_ms()
+            records = [r for r in batch.records if not self.halts.waits(r)]
+            await postgres.learn_markets(self.db, self.markets, {r.value.symbol for r in records})  # added live
+            applied, balances = await settle(self.accounts, self.halts, records, now)
+            await inbox.commit(batch, self.halts.held_offsets())
+            if not applied:
+                return
+            SETTLED.inc(len(applied))
+            await tell(self.cache, self.markets, applied, balances, self.channels, now, traced)
+            await trip_breakers(self.settings, self.breaker, applied, self.markets, self.db, self.dlq, self.cache)

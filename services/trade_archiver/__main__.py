@@ -24,6 +24,7 @@ from .sink import open_kinesis, open_store
 
 SERVICE = "trade-archiver"
 log = logging.getLogger(SERVICE)
+ARCHIVE_FETCH_MIN_BYTES = 1 << 20  # a fetch returns at once past this, else after ARCHIVE_FETCH_MAX_WAIT_MS
 
 
 async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None:
@@ -43,6 +44,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             dlq,
             on_assign=archiver.assigned,
             on_revoke=archiver.revoked,
+            fetch=(settings.archive_fetch_max_wait_ms, ARCHIVE_FETCH_MIN_BYTES),
         ) as inbox:
             archiver.inbox = inbox
             await asyncio.to_thread(archive.check)

@@ -195,6 +195,26 @@ def test_ccxt_errors_map_to_the_right_exceptions(shared_fleet: Any) -> None:
     asyncio.run(_errors(shared_fleet.base, shared_fleet.settings))
 
 
+async def _test_orders(base: str, settings: Any) -> None:
+    """``create_order(..., params={'test': True})`` goes to ``order/test``: the market's filters checked, nothing
+    placed or held (as on Binance, the balance is not checked)."""
+    ex = await _exchange(base, settings, [("USDT", 1_000 * 10**8)])
+    try:
+        tried = await ex.create_order("BTC/USDT", "limit", "buy", 0.001, 30_000, {"test": True})
+        assert tried["id"] is None  # Binance answers {}: nothing was placed, so there is no order id
+        with pytest.raises(ccxt.InvalidOrder):  # the market's filters, as a real order meets them: PRICE_FILTER
+            await ex.create_order("BTC/USDT", "limit", "buy", 0.00001, 2_000_000, {"test": True})
+        assert await ex.fetch_open_orders("BTC/USDT") == []
+        balance = await ex.fetch_balance()
+        assert balance["USDT"]["used"] == 0 and balance["USDT"]["free"] == 1_000  # nothing held
+    finally:
+        await ex.close()
+
+
+def test_ccxt_test_orders_are_checked_and_never_placed(shared_fleet: Any) -> None:
+    asyncio.run(_test_orders(shared_fleet.base, shared_fleet.settings))
+
+
 LEGACY = "4.5.5"
 
 

@@ -522,6 +522,7 @@ def check_step(
 ) -> None:
     resting = {o.order_id: o for o in book.orders()}
     assert event == expected, f"Book and ReferenceBook differ on {command}"
+    assert book_module._NO_TRADES == [], "an event's shared empty trade list was appended to"
     if event is None:
         return
 
@@ -1453,3 +1454,26 @@ def test_decrement_against_a_triggered_stop_reports_its_stop_and_prevented_lots(
     )
     assert maker.type is SLL and maker.stop == StopState(99, working_ts=commands[4].ts)
     assert book.depth(S) == [(120, 3)]
+
+
+@pytest.mark.parametrize("mode", [StpMode.DECREMENT, StpMode.TRANSFER])
+def test_a_fok_decrementing_past_a_smaller_order_of_its_own_fills_and_one_as_large_expires_it(mode: StpMode) -> None:
+    """A FOK in DECREMENT/TRANSFER mode is judged as ``_take_level`` would meet the level: its own smaller order
+    takes lots from both without a trade and the taker goes on (executed + prevented = its size: FILLED, as the
+    reference's trial match says); its own order at least its size expires it, so the FOK expires untouched.
+    Hypothesis found the core expiring the first (its pre-check stopped at the own order)."""
+    f = Flow()
+    makers = [f.limit(1, S, 97, 1), f.limit(2, S, 97, 1), f.limit(2, S, 98, 1)]
+    taker = f.limit(1, B, 98, 3, tif=FOK, stp=mode)  # 1 prevented at 97, then 1 traded at 97 and 1 at 98
+    book, events = apply_all([*makers, taker])
+    event = events[-1]  # apply_all checked it against the reference
+    assert event is not None and [(t.price_ticks, t.qty_lots) for t in event.trades] == [(97, 1), (98, 1)]
+    assert event.updates[-1].status is OrderStatus.FILLED and book.depth(S) == []
+
+    f = Flow()
+    makers = [f.limit(1, S, 97, 2), f.limit(2, S, 97, 1)]
+    taker = f.limit(1, B, 97, 2, tif=FOK, stp=mode)  # its own 2 lots first: all it could trade is prevented
+    book, events = apply_all([*makers, taker])
+    event = events[-1]
+    assert event is not None and not event.trades and event.updates[-1].status is OrderStatus.EXPIRED
+    assert book.depth(S) == [(97, 3)]

@@ -57,6 +57,21 @@ def test_resting_orders_are_not_tracked_by_the_collector() -> None:
     assert not gc.is_tracked(core._orders[1])
 
 
+def test_events_that_traded_nothing_share_one_empty_trade_list() -> None:
+    """A resting order's and a cancel's event carry ``_NO_TRADES`` (no list allocated per event); a crossing
+    order's its own list. Nothing may append to it: every later event without trades would report them."""
+    core = book.Book(MARKET)
+    flow = Flow()
+    rested = core.apply(flow.limit(1, Side.SELL, 100, 2), 0)
+    cancelled = core.apply(flow.cancel(1, 1), 0)
+    core.apply(flow.limit(1, Side.SELL, 100, 2), 0)
+    crossed = core.apply(flow.limit(2, Side.BUY, 100, 1), 0)
+    assert rested is not None and cancelled is not None and crossed is not None
+    assert rested.trades is book._NO_TRADES and cancelled.trades is book._NO_TRADES
+    assert crossed.trades is not book._NO_TRADES and len(crossed.trades) == 1
+    assert book._NO_TRADES == []
+
+
 def test_pure_working_order_has_the_snapshot_fields() -> None:
     """``PlainOrder`` (the uncompiled ``_Order``) is built positionally with ``RestingOrder``'s fields up to
     ``stp`` (the stop's fields after them are an untriggered stop's, which the book keeps apart), then takes
