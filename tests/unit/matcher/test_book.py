@@ -688,10 +688,10 @@ def test_stops_trigger_at_the_same_trade_in_the_book_and_the_reference(flow_ops:
 
 # list-heavy flows: OCO, OTO and OTOCO lists among crossing orders, stops, cancels (of legs too), mass cancels and
 # redeliveries, so legs fill, trigger, self-trade and get canceled in every order
-list_flow_ops = st.one_of(  # no FOK: a FOK under DECREMENT through its own orders differs already (on main)
+list_flow_ops = st.one_of(
     resting_limits,
     resting_limits,
-    st.tuples(st.just("limit"), users, sides, st.sampled_from([GTC, IOC]), prices, lots, stps),
+    st.tuples(st.just("limit"), users, sides, st.sampled_from(TimeInForce), prices, lots, stps),
     market_ops(),
     market_ops(),
     stop_ops(),
