@@ -35,6 +35,15 @@ A book without stops pays for them one test per crossing order (and the last tra
 ``BookState``); waiting stops are scanned per trade (O(stops) each: ``MAX_NUM_ALGO_ORDERS`` per owner bounds
 them).
 
+Order lists (``OrderListCommand``: OCO, OTO, OTOCO, issue 24) are placed in one step, their legs kept together in a
+``_List`` (``_place_list``): an OCO pair's first leg to act (a fill, its stop triggering, an end) cancels the other in
+the same step, before the waiting stops see the step's trades (``_lists_acted``, ``_resolve``; at its trigger in
+``_run_stops``); an OTO / OTOCO working order's full fill places its pending legs in that step (``_place_pending``),
+its other ends cancel them; a leg's cancel takes its whole list (``_cancel_leg``). A step that touched lists returns
+a ``ListedEvent`` with their statuses and each leg's list (``_with_lists``). A book without lists pays one test per
+crossing order and per cancel; the legs keep their list in the snapshot (``list_id``, ``list_info``; a pending leg
+as a ``pending`` record).
+
 Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
 order's status at that point of the sequence; an amend (``AmendOrder``, ``order/amend/keepPriority``) to a
 smaller quantity, which keeps the order's place in its queue (its ``arrival``) and reports REPLACED.

@@ -65,6 +65,16 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   resting orders), never amended; it keeps its ``iceberg_lots`` (on its reports from placement) and its fee
   tier's rates: triggered, it takes and rests with them as any order would.
 
+* an order list (``OrderListCommand``) is refused whole (every leg REJECTED, a RESPONSE / REJECT list status) when
+  the processor refused it, a working LIMIT_MAKER leg would take, a working stop leg without a delta is met by the
+  last price, or its stop legs pass ``MAX_NUM_ALGO_ORDERS``; else EXEC_STARTED, its working legs placed in leg order
+  (a stop waits, trailing from the step's last price when it may), its pending legs reported NEW; the first leg of
+  an OCO pair to report anything but NEW or REPLACED (or to trigger) cancels the pair's other legs at once (their
+  CANCELED right after it), ALL_DONE; an OTO / OTOCO working order FILLED places the pending legs (an OTO is then
+  ALL_DONE first), ended otherwise cancels them; a leg's cancel cancels every other leg of its list, then itself
+  (reported last); a step that touched a leg says each leg's list and the list statuses (``ListedEvent``); an order
+  placed inside a step behind iceberg slices the step refilled comes after them (its ``sub``).
+
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
 hash is defined as a function of what a book holds; the tests compare those contents directly as well.
 """
