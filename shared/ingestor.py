@@ -87,11 +87,11 @@ class Ingestor:
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
         return await self.publish(request, key)
 
-    def keep(self, request: NewOrderRequest) -> asyncio.Future[Any]:
+    def keep(self, request: pending.Pending) -> asyncio.Future[Any]:
         """Add ``request`` to the pending orders (``shared.pending``) until the processor decides it, so a log
-        lost before that loses no ACKed order; queued in this turn's pipeline, awaited before the ACK."""
+        lost before that loses no ACKed order (nor list); queued in this turn's pipeline, awaited before the ACK."""
         value = pending.entry(request, self.log_epoch)
-        return self.claims("HSET", pending_key(request.symbol), request.order_id, value)
+        return self.claims("HSET", pending_key(request.symbol), pending.field_of(request), value)
 
     async def abandon(self, request: NewOrderRequest, kept: Awaitable[Any]) -> None:
         """Undo ``keep`` when the claim beside it failed or its caller went away. Best effort: should Redis fail
@@ -101,9 +101,9 @@ class Ingestor:
             await kept
             await self.forget(request)
 
-    async def forget(self, request: NewOrderRequest) -> None:
+    async def forget(self, request: pending.Pending) -> None:
         """Remove a pending order that was not taken after all (its id refused, its publish failed)."""
-        await self.claims("HDEL", pending_key(request.symbol), request.order_id)
+        await self.claims("HDEL", pending_key(request.symbol), pending.field_of(request))
 
     async def _fresh(self, symbol: str | None) -> None:
         """Read the market rows again every ``MARKETS_STALE_S``, or when a request names a symbol not known yet
@@ -141,9 +141,9 @@ class Ingestor:
 
     async def new_list(self, user_id: int, params: Mapping[str, str], kind: str) -> dict[str, Any]:
         """An order list (``kind``: oco, oto, otoco, order/oco): its legs parsed and filtered as new orders, an
-        id for the list and each leg, every leg's client order id claimed (all or none), one ``NewListRequest``
-        published; its ACK, Binance's list shape. Not kept pending (``shared.pending`` keeps single orders): a
-        list ACKed just before its log is lost is lost with it."""
+        id for the list and each leg, every leg's client order id claimed (all or none), the list kept pending
+        (``shared.pending``, under its first leg's id) until the processor decides it, one ``NewListRequest``
+        published; its ACK, Binance's list shape."""
         await self._fresh(params.get("symbol"))
         list_id = await self.ids.next()
         order_ids = [await self.ids.next() for _ in range(list_size(kind))]
@@ -154,6 +154,7 @@ class Ingestor:
         for leg in request.legs:
             check_filters(leg, market)
         keys: list[str] = []
+        kept = False
         try:
             for leg in request.legs:
                 key = client_id_key(user_id, leg.client_order_id)
@@ -162,11 +163,15 @@ class Ingestor:
                 if not taken:
                     raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
                 keys.append(key)
+            await self.keep(request)
+            kept = True
             with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
                 await self.sender.send(request, sent.headers)
         except BaseException:
             for key in keys:  # nothing was accepted: the client may retry with the same ids
                 await asyncio.shield(self.claims("DEL", key))
+            if kept:
+                await asyncio.shield(self.forget(request))
             raise
         return list_ack(request)
 
