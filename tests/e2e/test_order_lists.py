@@ -11,7 +11,9 @@ import time
 from typing import Any
 
 import pytest
+import redis
 
+from shared.rediskeys import pending_key
 from spot import admin
 from tests.client import Client
 from tests.e2e.orders import limit, wait_locked
@@ -162,6 +164,8 @@ async def _oco_flow(base: str, settings: Any) -> None:
             fourth["orderListId"],
         ]
         await check_money_at(settings.database_url)
+        with redis.Redis.from_url(settings.redis_url) as cache:  # every list decided: none left pending
+            assert cache.hlen(pending_key("BTCUSDT")) == 0
     finally:
         await stream.close()
         for c in (owner, counter, other):
