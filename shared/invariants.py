@@ -36,7 +36,7 @@ WITH needs AS (
         * m.step_size * 1e8
     ELSE (o.qty_lots - o.executed_lots - o.prevented_lots) * m.step_size * 1e8 END AS need
   FROM orders o JOIN markets m ON m.symbol = o.symbol
-  WHERE o.status IN ('NEW', 'PARTIALLY_FILLED'))
+  WHERE o.status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW'))
 SELECT user_id, hold_asset AS asset, sum(need) AS need FROM (
   SELECT user_id, hold_asset, need FROM needs WHERE NOT hold_shared
   UNION ALL
@@ -67,11 +67,11 @@ SELECT u, asset, coalesce(sum(amount) FILTER (WHERE bucket = 'available'), 0)::b
 FROM moves GROUP BY u, asset"""
 ENDED_HOLDING = (
     "SELECT order_id, status, hold_asset, hold_left FROM orders "
-    "WHERE status NOT IN ('NEW', 'PARTIALLY_FILLED') AND hold_left <> 0 ORDER BY order_id LIMIT 10"
+    "WHERE status NOT IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW') AND hold_left <> 0 ORDER BY order_id LIMIT 10"
 )
 OPEN_HOLDS = (
     "SELECT user_id, hold_asset AS asset, sum(hold_left)::bigint AS held FROM orders "
-    "WHERE status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY user_id, hold_asset HAVING sum(hold_left) <> 0"
+    "WHERE status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW') GROUP BY user_id, hold_asset HAVING sum(hold_left) <> 0"
 )
 PENDING_WITHDRAWALS = (
     "SELECT user_id, asset, sum(amount)::bigint AS held FROM withdrawals WHERE status = 'PENDING' "
@@ -96,7 +96,7 @@ WITHDRAWAL_SHAPE: Mapping[str, tuple[int, int, int, int]] = {
 }
 OPEN_COUNTS = "SELECT user_id, symbol, n FROM open_order_counts WHERE n <> 0"
 REALLY_OPEN = (
-    "SELECT user_id, symbol, count(*)::int AS n FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED') "
+    "SELECT user_id, symbol, count(*)::int AS n FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW') "
     "GROUP BY user_id, symbol"
 )
 

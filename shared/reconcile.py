@@ -41,7 +41,7 @@ from shared.identity import EPOCH_STRIDE
 from shared.messages import REQUEST_SLOTS, AcceptedOrder, AcceptedStop, Topic, encode, envelopes
 from shared.rediskeys import hot_key, orders_key, state_key
 
-OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
+OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value, OrderStatus.PENDING_NEW.value)
 WARM_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status, "
     "executed_lots, prevented_lots, iceberg_lots, maker_fee_bps, taker_fee_bps, hold_atoms, stp, created_ts, "

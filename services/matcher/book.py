@@ -164,6 +164,7 @@ _LIMIT_MAKER: Final = OrderType.LIMIT_MAKER
 _GTC: Final = TimeInForce.GTC
 _FOK: Final = TimeInForce.FOK
 _NEW: Final = OrderStatus.NEW
+_PENDING_NEW: Final = OrderStatus.PENDING_NEW
 _PARTIALLY_FILLED: Final = OrderStatus.PARTIALLY_FILLED
 _FILLED: Final = OrderStatus.FILLED
 _CANCELED: Final = OrderStatus.CANCELED
@@ -1721,7 +1722,7 @@ class Book:
         deltas: list[LevelDelta] = []
         for a in fields[: c.working]:
             self._place_leg(lst, a, ts, seq, updates, trades, deltas)
-        updates += [_leg_update(_stop_fields(a), _NEW, _X_NEW) for a in lst.pending]
+        updates += [_leg_update(_stop_fields(a), _PENDING_NEW, _X_NEW) for a in lst.pending]
         self._lists_acted(updates, 0, trades, deltas, ts, seq)
         if trades and self._stops:
             deltas = self._run_stops(updates, trades, deltas, ts, seq)

@@ -188,7 +188,7 @@ async def _oto_flow(base: str, settings: Any) -> None:
         assert status == 200, placed
         assert placed["contingencyType"] == "OTO"
         work, wait = placed["orders"]
-        await _order_status(owner, wait["orderId"], "NEW")
+        await _order_status(owner, wait["orderId"], "PENDING_NEW")  # held, not on the book yet
         await wait_locked(owner, "USDT", "2000.00000000")
         await wait_locked(owner, "BTC", "0.05000000")  # the pending order is held from acceptance too
         await counter.order(**limit("SELL", "0.05", "40000"))  # the working order fills: the pending one is placed

@@ -31,7 +31,7 @@ from shared.order_request import CLIENT_ID, LIST_KINDS, list_size
 from ..deps import ApiKeyHeader, Caller, Gateway, GatewayDep, authenticate, client_ip, int_param, read_body, signed
 from ..ingest import Budget
 from . import spec
-from .orders import CANCEL_WEIGHT, ORDER_COLUMNS, _raise_refusal
+from .orders import CANCEL_WEIGHT, OPEN, ORDER_COLUMNS, _raise_refusal
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 
@@ -183,7 +183,7 @@ async def cancel_list_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
     if row is None or row["symbol"] != m.symbol or row["list_order_status"] != "EXECUTING":
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
     legs = (await _legs(gw, caller.user_id, [row["order_list_id"]])).get(row["order_list_id"], [])
-    open_legs = [leg for leg in legs if leg["status"] in ("NEW", "PARTIALLY_FILLED")]
+    open_legs = [leg for leg in legs if leg["status"] in OPEN]
     if not open_legs:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
     params = {"symbol": m.symbol}

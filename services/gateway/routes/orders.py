@@ -47,7 +47,7 @@ ORDER_COLUMNS = (
     "status, executed_lots, cum_nu, stp, created_ts, updated_ts, stop_ticks, trailing_delta, working_ts, "
     "iceberg_lots, prevented_lots, order_list_id"
 )
-OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
+OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value, OrderStatus.PENDING_NEW.value]
 CANCEL_WEIGHT = 1
 
 

@@ -712,7 +712,7 @@ class ReferenceBook:
         lst.pending = list(c.orders[c.working :])
         for o in c.orders[: c.working]:
             self._place_leg(lst, o, ts, step)
-        step.updates += [_leg_update(a, OrderStatus.NEW, ExecType.NEW) for a in lst.pending]
+        step.updates += [_leg_update(a, OrderStatus.PENDING_NEW, ExecType.NEW) for a in lst.pending]
         self._lists_acted(ts, step, 0)
         if step.trades:
             self._run_stops(ts, step)
