@@ -11,7 +11,7 @@ from typing import Any
 
 from .candles import Candle
 from .domain import Market, OrderType, Side, fmt_amount
-from .messages import OrderUpdate, StopState, Trade
+from .messages import ListStatus, OrderUpdate, StopState, Trade
 
 ZERO = "0.00000000"
 UNPRICED = frozenset({OrderType.MARKET.value, OrderType.STOP_LOSS.value, OrderType.TAKE_PROFIT.value})
@@ -55,13 +55,14 @@ def order_json(
     iceberg_lots: int = 0,
     prevented_lots: int = 0,
     stop: StopState | None = None,
+    list_id: int = -1,
 ) -> dict[str, Any]:
     """``prevented_lots``: what DECREMENT / TRANSFER took from it, Binance's ``preventedQuantity`` (only then)."""
     working = _stop_fields(m, stop, created_ts)
     return {
         "symbol": m.symbol,
         "orderId": order_id,
-        "orderListId": -1,
+        "orderListId": list_id,
         "clientOrderId": client_order_id,
         "price": m.fmt_price(0 if type in UNPRICED else price_ticks),  # a MARKET's is its protection limit
         "origQty": m.fmt_qty(qty_lots),
@@ -113,10 +114,11 @@ def order_from_row(m: Market, row: Mapping[str, Any]) -> dict[str, Any]:
         iceberg_lots=row["iceberg_lots"],
         prevented_lots=row["prevented_lots"],
         stop=row_stop(row),
+        list_id=row.get("order_list_id", -1),
     )
 
 
-def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
+def order_from_update(m: Market, u: OrderUpdate, ts: int, list_id: int = -1) -> dict[str, Any]:
     return order_json(
         m,
         order_id=u.order_id,
@@ -136,6 +138,7 @@ def order_from_update(m: Market, u: OrderUpdate, ts: int) -> dict[str, Any]:
         iceberg_lots=u.iceberg_lots,
         prevented_lots=u.prevented_lots,
         stop=u.stop,
+        list_id=list_id,
     )
 
 
@@ -154,7 +157,8 @@ def fill_json(m: Market, u: OrderUpdate) -> dict[str, Any]:
     }
 
 
-def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]:
+def execution_report(m: Market, u: OrderUpdate, event_ts: int, list_id: int = -1) -> dict[str, Any]:
+    """An update's ``executionReport``; ``list_id``: its order list's (``g``), -1 for an order of none."""
     is_trade = u.trade_id >= 0
     return {
         "e": "executionReport",
@@ -168,7 +172,7 @@ def execution_report(m: Market, u: OrderUpdate, event_ts: int) -> dict[str, Any]
         "p": m.fmt_price(0 if u.type in UNPRICED else u.price_ticks),  # a MARKET's is its protection limit
         "P": m.fmt_price(u.stop.stop_ticks) if u.stop is not None and u.stop.stop_ticks else ZERO,
         "F": m.fmt_qty(u.iceberg_lots),
-        "g": -1,
+        "g": list_id,
         "C": u.orig_client_order_id,
         "x": u.exec_type,
         "X": u.status,
@@ -300,3 +304,72 @@ def balance_update(asset: str, delta_atoms: int, event_ts: int) -> dict[str, Any
     """``balanceUpdate``: a deposit or a withdrawal moved the free balance of ``asset`` by ``d`` (signed), as
     Binance sends it; ``T`` is when the change cleared (here, when it committed)."""
     return {"e": "balanceUpdate", "E": event_ts, "a": asset, "d": fmt_amount(delta_atoms), "T": event_ts}
+
+
+def list_status_event(symbol: str, st: ListStatus, event_ts: int) -> dict[str, Any]:
+    """The user stream's ``listStatus`` of an order list whose state changed (Binance's field letters)."""
+    return {
+        "e": "listStatus",
+        "E": event_ts,
+        "s": symbol,
+        "g": st.list_id,
+        "c": st.contingency,
+        "l": st.status_type,
+        "L": st.order_status,
+        "r": st.reject_reason,
+        "C": st.list_client_id,
+        "T": event_ts,
+        "O": [{"s": symbol, "i": order_id, "c": client_id} for order_id, client_id in st.legs],
+    }
+
+
+def order_list_json(
+    symbol: str,
+    *,
+    list_id: int,
+    contingency: str,
+    status_type: str,
+    order_status: str,
+    list_client_id: str,
+    ts: int,
+    legs: Iterable[tuple[int, str]],
+) -> dict[str, Any]:
+    """An order list as ``GET orderList`` (and every list answer, before its ``orderReports``) shows it."""
+    return {
+        "orderListId": list_id,
+        "contingencyType": contingency,
+        "listStatusType": status_type,
+        "listOrderStatus": order_status,
+        "listClientOrderId": list_client_id,
+        "transactionTime": ts,
+        "symbol": symbol,
+        "orders": [{"symbol": symbol, "orderId": order_id, "clientOrderId": client_id} for order_id, client_id in legs],
+    }
+
+
+def order_report(order: dict[str, Any], ts: int) -> dict[str, Any]:
+    """An order of a list's ``orderReports``: the order as REST shows it, in Binance's report fields."""
+    keys = (
+        "symbol",
+        "orderId",
+        "orderListId",
+        "clientOrderId",
+        "price",
+        "origQty",
+        "executedQty",
+        "origQuoteOrderQty",
+        "cummulativeQuoteQty",
+        "status",
+        "timeInForce",
+        "type",
+        "side",
+        "stopPrice",
+        "icebergQty",
+        "workingTime",
+        "selfTradePreventionMode",
+        "trailingDelta",
+    )
+    report = {k: order[k] for k in keys if k in order and (k != "stopPrice" or order[k] != ZERO)}
+    if report.get("icebergQty") == ZERO:
+        del report["icebergQty"]
+    return {**report, "transactTime": ts}

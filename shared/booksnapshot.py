@@ -55,6 +55,11 @@ class RestingOrder(msgspec.Struct, array_like=True, gc=False):
     sub: int = 0
     maker_bps: int = -1  # its owner's fee tier's maker rate (-1: the market's)
     taker_bps: int = -1  # a waiting stop's owner's fee tier's taker rate, which it takes the book with
+    # a leg of an order list (OCO, OTO, OTOCO): its list's id, the list itself as ``list_info`` (JSON: contingency,
+    # client id, legs, what is left of its contingency), and whether it is a pending leg not on the book yet
+    list_id: int = -1
+    list_info: str = ""
+    pending: bool = False
 
     @property
     def status(self) -> OrderStatus:

@@ -86,6 +86,7 @@ class TimeInForce(StrEnum):
 
 class OrderStatus(StrEnum):
     NEW = "NEW"
+    PENDING_NEW = "PENDING_NEW"  # an OTO / OTOCO pending leg: held, not on the book until its working order fills
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
     CANCELED = "CANCELED"
@@ -95,7 +96,7 @@ class OrderStatus(StrEnum):
 
     @property
     def is_open(self) -> bool:
-        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED)
+        return self in (OrderStatus.NEW, OrderStatus.PARTIALLY_FILLED, OrderStatus.PENDING_NEW)
 
 
 class ExecType(StrEnum):

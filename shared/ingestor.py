@@ -27,8 +27,16 @@ from shared.domain import Market
 from shared.errors import ApiError
 from shared.ids import IdBlocks
 from shared.lifecycle import now_ms
-from shared.messages import NewOrderRequest, Topic
-from shared.order_request import check_filters, parse_amend, parse_cancel, parse_cancel_all, parse_new_order
+from shared.messages import NewListRequest, NewOrderRequest, Topic
+from shared.order_request import (
+    check_filters,
+    list_size,
+    parse_amend,
+    parse_cancel,
+    parse_cancel_all,
+    parse_new_order,
+    parse_order_list,
+)
 from shared.rediskeys import client_id_key, pending_key
 from shared.request_sender import RequestSender
 from shared.segment_fence import Fence
@@ -79,11 +87,11 @@ class Ingestor:
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
         return await self.publish(request, key)
 
-    def keep(self, request: NewOrderRequest) -> asyncio.Future[Any]:
+    def keep(self, request: pending.Pending) -> asyncio.Future[Any]:
         """Add ``request`` to the pending orders (``shared.pending``) until the processor decides it, so a log
-        lost before that loses no ACKed order; queued in this turn's pipeline, awaited before the ACK."""
+        lost before that loses no ACKed order (nor list); queued in this turn's pipeline, awaited before the ACK."""
         value = pending.entry(request, self.log_epoch)
-        return self.claims("HSET", pending_key(request.symbol), request.order_id, value)
+        return self.claims("HSET", pending_key(request.symbol), pending.field_of(request), value)
 
     async def abandon(self, request: NewOrderRequest, kept: Awaitable[Any]) -> None:
         """Undo ``keep`` when the claim beside it failed or its caller went away. Best effort: should Redis fail
@@ -93,9 +101,9 @@ class Ingestor:
             await kept
             await self.forget(request)
 
-    async def forget(self, request: NewOrderRequest) -> None:
+    async def forget(self, request: pending.Pending) -> None:
         """Remove a pending order that was not taken after all (its id refused, its publish failed)."""
-        await self.claims("HDEL", pending_key(request.symbol), request.order_id)
+        await self.claims("HDEL", pending_key(request.symbol), pending.field_of(request))
 
     async def _fresh(self, symbol: str | None) -> None:
         """Read the market rows again every ``MARKETS_STALE_S``, or when a request names a symbol not known yet
@@ -130,6 +138,42 @@ class Ingestor:
             "clientOrderId": request.client_order_id,
             "transactTime": request.ts,
         }
+
+    async def new_list(self, user_id: int, params: Mapping[str, str], kind: str) -> dict[str, Any]:
+        """An order list (``kind``: oco, oto, otoco, order/oco): its legs parsed and filtered as new orders, an
+        id for the list and each leg, every leg's client order id claimed (all or none), the list kept pending
+        (``shared.pending``, under its first leg's id) until the processor decides it, one ``NewListRequest``
+        published; its ACK, Binance's list shape."""
+        await self._fresh(params.get("symbol"))
+        list_id = await self.ids.next()
+        order_ids = [await self.ids.next() for _ in range(list_size(kind))]
+        request = parse_order_list(
+            params, kind, user_id=user_id, list_id=list_id, order_ids=order_ids, ts=now_ms(), symbols=self.markets
+        )
+        market = self.markets[request.symbol]
+        for leg in request.legs:
+            check_filters(leg, market)
+        keys: list[str] = []
+        kept = False
+        try:
+            for leg in request.legs:
+                key = client_id_key(user_id, leg.client_order_id)
+                with sredis.timed("client_order_id"):
+                    taken = await self.claims("SET", key, leg.order_id, "NX", "EX", CLIENT_ID_TTL_S)
+                if not taken:
+                    raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+                keys.append(key)
+            await self.keep(request)
+            kept = True
+            with tracing.Producing(Topic.ORDER_REQUESTS, request) as sent:
+                await self.sender.send(request, sent.headers)
+        except BaseException:
+            for key in keys:  # nothing was accepted: the client may retry with the same ids
+                await asyncio.shield(self.claims("DEL", key))
+            if kept:
+                await asyncio.shield(self.forget(request))
+            raise
+        return list_ack(request)
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         await self._fresh(params.get("symbol"))
@@ -181,3 +225,20 @@ class Ingestor:
                 await self.claims("DEL", key)
             raise
         return {"requestId": request_id, "transactTime": request.ts}
+
+
+def list_ack(request: NewListRequest) -> dict[str, Any]:
+    """An order list's ACK (``newOrderRespType=ACK``), Binance's list shape before anything executed."""
+    return {
+        "orderListId": request.list_id,
+        "contingencyType": request.contingency,
+        "listStatusType": "EXEC_STARTED",
+        "listOrderStatus": "EXECUTING",
+        "listClientOrderId": request.list_client_id,
+        "transactionTime": request.ts,
+        "symbol": request.symbol,
+        "orders": [
+            {"symbol": request.symbol, "orderId": leg.order_id, "clientOrderId": leg.client_order_id}
+            for leg in request.legs
+        ],
+    }

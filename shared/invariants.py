@@ -29,21 +29,28 @@ import asyncpg
 from .domain import fmt_amount
 
 REMAINING_NEED = """
-SELECT o.user_id, o.hold_asset AS asset, sum(CASE
+WITH needs AS (
+  SELECT o.user_id, o.hold_asset, o.hold_shared, o.order_list_id, CASE
     WHEN o.type IN ('MARKET', 'STOP_LOSS', 'TAKE_PROFIT') THEN o.hold_atoms
     WHEN o.side = 'BUY' THEN (o.qty_lots - o.executed_lots - o.prevented_lots) * o.price_ticks * m.tick_size
         * m.step_size * 1e8
-    ELSE (o.qty_lots - o.executed_lots - o.prevented_lots) * m.step_size * 1e8 END) AS need
-FROM orders o JOIN markets m ON m.symbol = o.symbol
-WHERE o.status IN ('NEW', 'PARTIALLY_FILLED')
-GROUP BY o.user_id, o.hold_asset
+    ELSE (o.qty_lots - o.executed_lots - o.prevented_lots) * m.step_size * 1e8 END AS need
+  FROM orders o JOIN markets m ON m.symbol = o.symbol
+  WHERE o.status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW'))
+SELECT user_id, hold_asset AS asset, sum(need) AS need FROM (
+  SELECT user_id, hold_asset, need FROM needs WHERE NOT hold_shared
+  UNION ALL
+  SELECT user_id, hold_asset, max(need) FROM needs WHERE hold_shared GROUP BY user_id, hold_asset, order_list_id
+) t
+GROUP BY user_id, hold_asset
 """
 """Per (user, asset), what the open orders still need held, from the orders table alone. It mirrors the
 processor's hold (``validation.check``): a limit BUY holds price * qty in quote atoms (no fee reserve, a
 fee is taken from what a side receives), a SELL its quantity in base atoms; here for the lots not yet
 executed. A MARKET order is open only until the matcher takes it (it ends in that step), so it still needs
 all it held: everything available or its quote, which no formula gives back; so does a STOP_LOSS or
-TAKE_PROFIT (a MARKET once triggered) until it ends. A *_LIMIT conditional order holds as a limit."""
+TAKE_PROFIT (a MARKET once triggered) until it ends. A *_LIMIT conditional order holds as a limit. The legs of an
+OCO pair whose hold is still shared (``hold_shared``: neither has acted) need the larger of their needs, once."""
 
 TOTALS = "SELECT asset, sum(available + held)::bigint AS total FROM balances GROUP BY asset"
 EXTERNAL = (
@@ -60,11 +67,11 @@ SELECT u, asset, coalesce(sum(amount) FILTER (WHERE bucket = 'available'), 0)::b
 FROM moves GROUP BY u, asset"""
 ENDED_HOLDING = (
     "SELECT order_id, status, hold_asset, hold_left FROM orders "
-    "WHERE status NOT IN ('NEW', 'PARTIALLY_FILLED') AND hold_left <> 0 ORDER BY order_id LIMIT 10"
+    "WHERE status NOT IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW') AND hold_left <> 0 ORDER BY order_id LIMIT 10"
 )
 OPEN_HOLDS = (
     "SELECT user_id, hold_asset AS asset, sum(hold_left)::bigint AS held FROM orders "
-    "WHERE status IN ('NEW', 'PARTIALLY_FILLED') GROUP BY user_id, hold_asset HAVING sum(hold_left) <> 0"
+    "WHERE status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW') GROUP BY user_id, hold_asset HAVING sum(hold_left) <> 0"
 )
 PENDING_WITHDRAWALS = (
     "SELECT user_id, asset, sum(amount)::bigint AS held FROM withdrawals WHERE status = 'PENDING' "
@@ -89,7 +96,7 @@ WITHDRAWAL_SHAPE: Mapping[str, tuple[int, int, int, int]] = {
 }
 OPEN_COUNTS = "SELECT user_id, symbol, n FROM open_order_counts WHERE n <> 0"
 REALLY_OPEN = (
-    "SELECT user_id, symbol, count(*)::int AS n FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED') "
+    "SELECT user_id, symbol, count(*)::int AS n FROM orders WHERE status IN ('NEW', 'PARTIALLY_FILLED', 'PENDING_NEW') "
     "GROUP BY user_id, symbol"
 )
 

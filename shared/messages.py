@@ -203,7 +203,29 @@ class AmendRequest(msgspec.Struct, tag_field="kind", tag="amend", kw_only=True, 
     ts: Stored
 
 
-OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest | MarketChangeRequest | AmendRequest
+class NewListRequest(msgspec.Struct, tag_field="kind", tag="list", kw_only=True, frozen=True):
+    """An order list (``orderList/oco``, ``/oto``, ``/otoco``, the older ``order/oco``): its legs, each a new order
+    with its own id and client id, decided together by the processor (held and accepted or refused as one) and
+    placed by the matcher in one step. ``contingency``: OCO, OTO or OTOCO; ``working``: how many legs go on
+    the book at once (OCO 2; OTO and OTOCO 1, the working order, whose full fill places the rest).
+    ``request_id`` is the list's id (its ``orderListId``), taken from the same id blocks as orders'."""
+
+    v: int = SCHEMA_VERSION
+    list_id: Stored
+    user_id: Stored
+    symbol: str
+    contingency: str
+    list_client_id: str
+    working: int
+    legs: list[NewOrderRequest]
+    ts: Stored
+
+    @property
+    def request_id(self) -> int:
+        return self.list_id
+
+
+OrderRequest = NewOrderRequest | CancelRequest | CancelAllRequest | MarketChangeRequest | AmendRequest | NewListRequest
 EVERY_OWNER: Final = 0  # a CancelAllRequest's user_id for every owner's orders (user ids start at 1)
 
 
@@ -348,8 +370,38 @@ class MarketChange(msgspec.Struct, tag_field="kind", tag="market", kw_only=True,
     ts: int
 
 
+class OrderListCommand(msgspec.Struct, tag_field="kind", tag="list", kw_only=True, frozen=True):
+    """A ``NewListRequest`` the processor decided: ``orders`` its accepted legs (funds held; ``working`` of them go
+    on the book at once, the rest wait for the first to fill: OTO, OTOCO), or ``rejected`` every leg's refusal
+    (the whole list refused: nothing held). The matcher places or refuses the list in one step (``Book``)."""
+
+    v: int = SCHEMA_VERSION
+    src_partition: int
+    src_offset: int
+    list_id: int
+    user_id: int
+    symbol: str
+    contingency: str
+    list_client_id: str
+    working: int
+    ts: int
+    orders: list[AcceptedOrder | AcceptedStop] = []
+    rejected: list[RejectedOrder] = []
+
+    @property
+    def request_id(self) -> int:
+        return self.list_id
+
+
 MatcherCommand = (
-    AcceptedOrder | AcceptedStop | CancelOrder | RejectedOrder | CancelAllOrders | MarketChange | AmendOrder
+    AcceptedOrder
+    | AcceptedStop
+    | CancelOrder
+    | RejectedOrder
+    | CancelAllOrders
+    | MarketChange
+    | AmendOrder
+    | OrderListCommand
 )
 
 
@@ -407,6 +459,29 @@ class StopState(msgspec.Struct, frozen=True, gc=False):
     working_ts: int = -1  # when it triggered and started working (``W``), -1 not yet (``w`` false)
 
 
+LIST_EXECUTING: Final = "EXECUTING"
+LIST_ALL_DONE: Final = "ALL_DONE"
+LIST_REJECT: Final = "REJECT"
+LIST_EXEC_STARTED: Final = "EXEC_STARTED"
+LIST_RESPONSE: Final = "RESPONSE"
+LIST_UPDATED: Final = "UPDATED"
+
+
+class ListStatus(msgspec.Struct, frozen=True, gc=False):
+    """An order list's state after a step that changed it (Binance's ``listStatus``): ``status_type``
+    (``listStatusType``: EXEC_STARTED, UPDATED, ALL_DONE, RESPONSE for a refused list), ``order_status``
+    (``listOrderStatus``: EXECUTING, ALL_DONE, REJECT), its legs' (order id, client order id) in leg order."""
+
+    list_id: int
+    user_id: int
+    contingency: str
+    status_type: str
+    order_status: str
+    list_client_id: str
+    legs: list[tuple[int, str]]
+    reject_reason: str = "NONE"
+
+
 class Trade(msgspec.Struct, frozen=True, gc=False):
     trade_id: int
     price_ticks: int
@@ -455,6 +530,26 @@ class MatchedEvent(msgspec.Struct, tag_field="kind", tag="matched", frozen=True,
     v: int = SCHEMA_VERSION
 
 
+class ListedEvent(MatchedEvent, tag="listed", frozen=True, gc=False):
+    """A matched event of a step that touched order lists (OCO, OTO, OTOCO): ``lists`` the statuses of the lists
+    it changed (``listStatus``), ``legs`` the list of each of its updates that is a list's leg (order id -> list
+    id: ``g``, ``orderListId``). A subclass with its own tag, as ``AcceptedStop`` is: the matcher's hot path builds
+    plain ``MatchedEvent``s and ``OrderUpdate``s, which carry nothing for lists and cost nothing more for them."""
+
+    lists: tuple[ListStatus, ...] = ()
+    legs: dict[int, int] = {}
+
+
+def leg_lists(e: MatchedEvent) -> dict[int, int]:
+    """The list of each of ``e``'s updates that is a list's leg (order id -> list id); empty for most events."""
+    return e.legs if isinstance(e, ListedEvent) else {}
+
+
+def list_statuses(e: MatchedEvent) -> tuple[ListStatus, ...]:
+    """The statuses of the order lists ``e`` changed, in order; empty for most events."""
+    return e.lists if isinstance(e, ListedEvent) else ()
+
+
 class TradeExecution(msgspec.Struct, tag_field="kind", tag="trades", kw_only=True, frozen=True):
     """The trades of one matched event, for market data and the archive."""
 
@@ -489,7 +584,7 @@ class MatchedEvents(msgspec.Struct, tag_field="kind", tag="matched-batch", kw_on
 
     v: int = SCHEMA_VERSION
     symbol: str
-    events: list[MatchedEvent]
+    events: list[MatchedEvent | ListedEvent]
     traces: dict[int, str] = {}
 
 
@@ -553,15 +648,17 @@ def _envelope(
 encode = msgspec.json.Encoder().encode
 decode_request = msgspec.json.Decoder(OrderRequest).decode
 decode_command = msgspec.json.Decoder(MatcherCommand).decode
-decode_matched = msgspec.json.Decoder(MatchedEvent).decode
+decode_matched = msgspec.json.Decoder(MatchedEvent | ListedEvent).decode
 decode_trades = msgspec.json.Decoder(TradeExecution).decode
-decode_output = msgspec.json.Decoder(MatchedEvent | TradeExecution).decode
+decode_output = msgspec.json.Decoder(MatchedEvent | ListedEvent | TradeExecution).decode
 
 _decode_request_record = msgspec.json.Decoder(OrderRequest | OrderRequests).decode
 _decode_command_record = msgspec.json.Decoder(MatcherCommand | MatcherCommands).decode
-_decode_matched_record = msgspec.json.Decoder(MatchedEvent | MatchedEvents).decode
+_decode_matched_record = msgspec.json.Decoder(MatchedEvent | ListedEvent | MatchedEvents).decode
 _decode_trades_record = msgspec.json.Decoder(TradeExecution | TradeExecutions).decode
-_decode_output_record = msgspec.json.Decoder(MatchedEvent | TradeExecution | MatchedEvents | TradeExecutions).decode
+_decode_output_record = msgspec.json.Decoder(
+    MatchedEvent | ListedEvent | TradeExecution | MatchedEvents | TradeExecutions
+).decode
 
 
 def _items(record: Any) -> list[tuple[Any, bytes | None]]:

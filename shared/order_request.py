@@ -22,7 +22,7 @@ from shared import errors, filters
 from shared.amounts import parse_amount
 from shared.domain import CancelRestriction, FilterFailure, Market, OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
-from shared.messages import AmendRequest, CancelAllRequest, CancelRequest, NewOrderRequest
+from shared.messages import AmendRequest, CancelAllRequest, CancelRequest, NewListRequest, NewOrderRequest
 
 CLIENT_ID = re.compile(r"^[.A-Z:/a-z0-9_-]{1,36}$")
 NEW_ORDER_PARAMS = frozenset(
@@ -355,3 +355,216 @@ def split_cancel_replace(params: Mapping[str, str]) -> tuple[str, str, dict[str,
         )
     check_unread(new, NEW_ORDER_PARAMS)
     return mode, on_limit, cancel, new
+
+
+# --- order lists (OCO, OTO, OTOCO) ------------------------------------------------------------------------
+LIST_COMMON = frozenset(
+    {
+        "symbol",
+        "listClientOrderId",
+        "newOrderRespType",
+        "selfTradePreventionMode",
+        "timestamp",
+        "recvWindow",
+        "signature",
+    }
+)
+LEG_FIELDS = ("Type", "ClientOrderId", "Price", "StopPrice", "TrailingDelta", "IcebergQty", "TimeInForce")
+LEG_NAMES = {  # a leg's parameter suffix -> the new order's parameter
+    "Type": "type",
+    "ClientOrderId": "newClientOrderId",
+    "Price": "price",
+    "StopPrice": "stopPrice",
+    "TrailingDelta": "trailingDelta",
+    "IcebergQty": "icebergQty",
+    "TimeInForce": "timeInForce",
+    "Side": "side",
+    "Quantity": "quantity",
+}
+IGNORED_LEG_FIELDS = ("StrategyId", "StrategyType")  # taken and not used, as ``newOrder``'s strategy fields
+OCO_PARAMS = (
+    LIST_COMMON
+    | {"side", "quantity"}
+    | {f"{leg}{f}" for leg in ("above", "below") for f in (*LEG_FIELDS, *IGNORED_LEG_FIELDS)}
+)
+OTO_PARAMS = LIST_COMMON | {
+    f"{leg}{f}" for leg in ("working", "pending") for f in (*LEG_FIELDS, *IGNORED_LEG_FIELDS, "Side", "Quantity")
+}
+OTOCO_PARAMS = (
+    LIST_COMMON
+    | {f"working{f}" for f in (*LEG_FIELDS, *IGNORED_LEG_FIELDS, "Side", "Quantity")}
+    | {"pendingSide", "pendingQuantity"}
+    | {f"pending{leg}{f}" for leg in ("Above", "Below") for f in (*LEG_FIELDS, *IGNORED_LEG_FIELDS)}
+)
+OLD_OCO_PARAMS = LIST_COMMON | {
+    "side",
+    "quantity",
+    "limitClientOrderId",
+    "price",
+    "limitIcebergQty",
+    "stopClientOrderId",
+    "stopPrice",
+    "stopLimitPrice",
+    "stopIcebergQty",
+    "stopLimitTimeInForce",
+    "trailingDelta",
+    "limitStrategyId",
+    "limitStrategyType",
+    "stopStrategyId",
+    "stopStrategyType",
+}
+OCO_UPPER = (OrderType.LIMIT_MAKER, OrderType.TAKE_PROFIT, OrderType.TAKE_PROFIT_LIMIT)  # above a SELL, below a BUY
+OCO_LOWER = (OrderType.STOP_LOSS, OrderType.STOP_LOSS_LIMIT)  # below a SELL, above a BUY
+LIST_KINDS = {"oco": "orderList/oco", "oto": "orderList/oto", "otoco": "orderList/otoco", "order/oco": "order/oco"}
+"""Each kind of order list and its REST path under /api/v3 (``order/oco``: the older OCO shape)."""
+PRICES_WRONG_MSG = "The relationship of the prices for the orders is not correct."
+
+
+def _leg(params: Mapping[str, str], prefix: str, common: Mapping[str, str]) -> dict[str, str]:
+    """A leg's parameters (``prefix`` + Binance's suffix) as a new order's, with the list's ``common`` ones."""
+    leg = dict(common)
+    for suffix, name in LEG_NAMES.items():
+        value = params.get(prefix + suffix)
+        if value is not None and value != "":
+            leg[name] = value
+    if "type" not in leg:
+        raise errors.mandatory(prefix + "Type")
+    return leg
+
+
+def _oco_pair(side: str, above: dict[str, str], below: dict[str, str]) -> list[dict[str, str]]:
+    """An OCO's two legs, below then above (Binance's leg order), once their types fit: one a LIMIT_MAKER or
+    TAKE_PROFIT(_LIMIT), the other a STOP_LOSS(_LIMIT), the first above a SELL's price, below a BUY's."""
+    upper, lower = (above, below) if side == Side.SELL.value else (below, above)
+    try:
+        ok = OrderType(upper["type"]) in OCO_UPPER and OrderType(lower["type"]) in OCO_LOWER
+    except ValueError:
+        raise ApiError(errors.INVALID_ORDER_TYPE, "Invalid orderType.") from None
+    if not ok:
+        raise ApiError(errors.NEW_ORDER_REJECTED, "Unsupported order combination")
+    return [below, above]
+
+
+def _check_oco_prices(side: Side, legs: list[NewOrderRequest]) -> None:
+    """The below leg's trigger must be under the above leg's (``PRICES_WRONG_MSG`` otherwise)."""
+
+    def level(r: NewOrderRequest) -> Decimal | None:
+        raw = r.stop_price if r.type.is_stop else r.price
+        return Decimal(raw) if raw is not None else None
+
+    below, above = level(legs[-2]), level(legs[-1])
+    if below is not None and above is not None and below >= above:
+        raise ApiError(errors.NEW_ORDER_REJECTED, PRICES_WRONG_MSG)
+
+
+def list_legs(params: Mapping[str, str], kind: str) -> tuple[str, int, list[dict[str, str]]]:
+    """An order list's request (``kind``: oco, oto, otoco, or the older ``order/oco``) as its contingency type,
+    how many of its legs go on the book at once, and each leg's parameters as a new order's, in leg order."""
+    common = {"symbol": params.get("symbol", "")}
+    if params.get("selfTradePreventionMode"):
+        common["selfTradePreventionMode"] = params["selfTradePreventionMode"]
+    if kind == "oco":
+        check_unread(params, OCO_PARAMS)
+        side = _enum(params, "side", Side, errors.INVALID_SIDE, "Invalid side.")
+        if not params.get("quantity"):
+            raise errors.mandatory("quantity")
+        pair = {**common, "side": side, "quantity": params["quantity"]}
+        return "OCO", 2, _oco_pair(side, _leg(params, "above", pair), _leg(params, "below", pair))
+    if kind == "order/oco":
+        check_unread(params, OLD_OCO_PARAMS)
+        side = _enum(params, "side", Side, errors.INVALID_SIDE, "Invalid side.")
+        for name in ("quantity", "price"):
+            if not params.get(name):
+                raise errors.mandatory(name)
+        if not params.get("stopPrice") and not params.get("trailingDelta"):
+            raise ApiError(
+                errors.MANDATORY_PARAM, "Param 'stopPrice' or 'trailingDelta' must be sent, but both were empty/null!"
+            )
+        pair = {**common, "side": side, "quantity": params["quantity"]}
+        limit = {**pair, "type": OrderType.LIMIT_MAKER.value, "price": params["price"]}
+        stop = {
+            **pair,
+            "type": (OrderType.STOP_LOSS_LIMIT if params.get("stopLimitPrice") else OrderType.STOP_LOSS).value,
+        }
+        for ours, theirs in (
+            ("limitClientOrderId", "newClientOrderId"),
+            ("limitIcebergQty", "icebergQty"),
+        ):
+            if params.get(ours):
+                limit[theirs] = params[ours]
+        for ours, theirs in (
+            ("stopClientOrderId", "newClientOrderId"),
+            ("stopPrice", "stopPrice"),
+            ("stopLimitPrice", "price"),
+            ("stopIcebergQty", "icebergQty"),
+            ("stopLimitTimeInForce", "timeInForce"),
+            ("trailingDelta", "trailingDelta"),
+        ):
+            if params.get(ours):
+                stop[theirs] = params[ours]
+        above, below = (limit, stop) if side == Side.SELL.value else (stop, limit)
+        return "OCO", 2, _oco_pair(side, above, below)
+    if kind == "oto":
+        check_unread(params, OTO_PARAMS)
+        return "OTO", 1, [_working(params, common), _leg(params, "pending", common)]
+    if kind == "otoco":
+        check_unread(params, OTOCO_PARAMS)
+        side = _enum({"side": params.get("pendingSide", "")}, "side", Side, errors.INVALID_SIDE, "Invalid side.")
+        if not params.get("pendingQuantity"):
+            raise errors.mandatory("pendingQuantity")
+        pair = {**common, "side": side, "quantity": params["pendingQuantity"]}
+        above, below = _leg(params, "pendingAbove", pair), _leg(params, "pendingBelow", pair)
+        return "OTOCO", 1, [_working(params, common), *_oco_pair(side, above, below)]
+    raise ValueError(kind)
+
+
+def _working(params: Mapping[str, str], common: Mapping[str, str]) -> dict[str, str]:
+    """An OTO / OTOCO working order: a LIMIT or LIMIT_MAKER."""
+    leg = _leg(params, "working", common)
+    if leg["type"] not in (OrderType.LIMIT.value, OrderType.LIMIT_MAKER.value):
+        raise ApiError(errors.NEW_ORDER_REJECTED, "Unsupported order combination")
+    return leg
+
+
+def parse_order_list(
+    params: Mapping[str, str],
+    kind: str,
+    *,
+    user_id: int,
+    list_id: int,
+    order_ids: list[int],
+    ts: int,
+    symbols: Collection[str],
+) -> NewListRequest:
+    """The canonical ``NewListRequest`` of an order list (``list_legs``), its legs parsed as new orders are (each
+    with one of ``order_ids``); raises the client's ``ApiError``."""
+    symbol_of(params, symbols)
+    contingency, working, legs = list_legs(params, kind)
+    if params.get("newOrderRespType", "FULL") not in RESP_TYPES:
+        raise ApiError(errors.ILLEGAL_CHARS, "Invalid newOrderRespType; legal values are ACK, RESULT, FULL.")
+    client_id = params.get("listClientOrderId") or f"spot-list-{list_id}"
+    if not CLIENT_ID.fullmatch(client_id):
+        raise errors.illegal("listClientOrderId")
+    parsed = [
+        parse_new_order(leg, user_id=user_id, order_id=oid, ts=ts, symbols=symbols)
+        for leg, oid in zip(legs, order_ids, strict=False)
+    ]
+    if len({r.client_order_id for r in parsed}) < len(parsed):
+        raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+    if contingency in ("OCO", "OTOCO"):
+        _check_oco_prices(parsed[-1].side, parsed)
+    return NewListRequest(
+        list_id=list_id,
+        user_id=user_id,
+        symbol=parsed[0].symbol,
+        contingency=contingency,
+        list_client_id=client_id,
+        working=working,
+        legs=parsed,
+        ts=ts,
+    )
+
+
+def list_size(kind: str) -> int:
+    """How many orders a list of ``kind`` places (each counts towards the order rate limits and filters)."""
+    return 2 if kind in ("oco", "order/oco", "oto") else 3

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 import orjson
 
-from .binance import execution_report
+from .binance import execution_report, list_status_event
 from .domain import ExecType, Market, OrderStatus, OrderType
-from .messages import AcceptedOrder, MatchedEvent, OrderUpdate
+from .messages import AcceptedOrder, MatchedEvent, OrderUpdate, leg_lists, list_statuses
 
 _NEW = ExecType.NEW
 
@@ -76,18 +76,23 @@ def acceptance_update(a: AcceptedOrder) -> OrderUpdate:
     )
 
 
-def told_by_market_data(u: OrderUpdate) -> bool:
+def told_by_market_data(u: OrderUpdate, list_id: int = -1) -> bool:
     """Whether market-data sends the owner this update of the matcher's output: all but the NEW the order
-    processor already sent."""
-    return not (u.exec_type is _NEW and confirmed_on_acceptance(u.type))
+    processor already sent. An order list's legs are all told by market-data: the processor tells none of their
+    NEWs (the matcher may refuse a list whole)."""
+    return not (u.exec_type is _NEW and confirmed_on_acceptance(u.type) and list_id < 0)
 
 
 def market_data_reports(market: Market, event: MatchedEvent) -> list[tuple[int, bytes]]:
     """The ``executionReport`` of each update of ``event`` that market-data tells (``told_by_market_data``), as
     (owner's user id, JSON), in the matcher's order. Raises for an update no JSON can show (a number past 64
     bits), before the caller changed anything for the event."""
-    return [
-        (u.user_id, orjson.dumps(execution_report(market, u, event.ts)))
+    legs = leg_lists(event)
+    reports = [
+        (u.user_id, orjson.dumps(execution_report(market, u, event.ts, legs.get(u.order_id, -1))))
         for u in event.updates
-        if told_by_market_data(u)
+        if told_by_market_data(u, legs.get(u.order_id, -1))
     ]
+    for st in list_statuses(event):  # an order list's status, after its legs' reports of the step (``listStatus``)
+        reports.append((st.user_id, orjson.dumps(list_status_event(market.symbol, st, event.ts))))
+    return reports

@@ -27,26 +27,36 @@ import msgspec
 from shared import kafka, segment_fence
 from shared import redis as sredis
 from shared.config import Settings
-from shared.messages import NewOrderRequest, Topic, encode, envelopes, unpack_requests
+from shared.messages import NewListRequest, NewOrderRequest, Topic, encode, envelopes, unpack_requests
 from shared.rediskeys import pending_key
 
 log = logging.getLogger(__name__)
 REQUESTS = Topic.ORDER_REQUESTS.value
 
 
-def entry(request: NewOrderRequest, log_epoch: int) -> bytes:
+Pending = NewOrderRequest | NewListRequest
+"""What is kept pending: a new order, or an order list (OCO, OTO, OTOCO), whose legs are decided together."""
+
+
+def field_of(request: Pending) -> int:
+    """The field a pending request is kept under: its order id; an order list's, its first leg's (whose row, like
+    every leg's, is written when the processor decides the list, refused or not)."""
+    return request.legs[0].order_id if isinstance(request, NewListRequest) else request.order_id
+
+
+def entry(request: Pending, log_epoch: int) -> bytes:
     """The pending entry of ``request``, published on the log of ``log_epoch``."""
     return msgspec.msgpack.encode((log_epoch, encode(request)))
 
 
-def parse(value: bytes) -> tuple[int, NewOrderRequest]:
+def parse(value: bytes) -> tuple[int, Pending]:
     """An entry's log epoch and request; ``ValueError`` for bytes that are not one."""
     try:
         log_epoch, raw = msgspec.msgpack.decode(value, type=tuple[int, bytes])
         ((request, _),) = unpack_requests(raw)
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
         raise ValueError(f"not a pending order request: {exc}") from None
-    if not isinstance(request, NewOrderRequest):
+    if not isinstance(request, NewOrderRequest | NewListRequest):
         raise ValueError(f"not a new order: {type(request).__name__}")
     return log_epoch, request
 
@@ -65,7 +75,7 @@ class Sorted:
     """A symbol's pending entries by what becomes of them."""
 
     decided: list[str] = field(default_factory=list)  # fields to delete: a row exists, or the entry is unreadable
-    lost: list[NewOrderRequest] = field(default_factory=list)  # to send again, oldest first
+    lost: list[Pending] = field(default_factory=list)  # to send again, oldest first
     ahead: int = 0  # of the current log, not decided yet: still on their way
 
 
@@ -81,13 +91,13 @@ def sort_out(entries: Mapping[bytes, bytes], stored: set[int], log_epoch: int) -
             log.warning("pending entry %s dropped: %s", field_name, exc)
             out.decided.append(field_name)
             continue
-        if request.order_id in stored:
+        if field_of(request) in stored:
             out.decided.append(field_name)
         elif epoch < log_epoch:
             out.lost.append(request)
         else:
             out.ahead += 1
-    out.lost.sort(key=lambda r: (r.ts, r.order_id))
+    out.lost.sort(key=lambda r: (r.ts, field_of(r)))
     return out
 
 
@@ -110,12 +120,12 @@ async def resend_lost(
         for value in envelopes(Topic.ORDER_REQUESTS, symbol, [encode(r) for r in found.lost], {}):
             await segment_fence.send_into_ring(settings, outbox, cache, REQUESTS, value, symbol)
         # now on the current log: a restart before they are decided finds them ahead, not lost again
-        await cache.hset(key, mapping={str(r.order_id): entry(r, settings.log_epoch) for r in found.lost})
+        await cache.hset(key, mapping={str(field_of(r)): entry(r, settings.log_epoch) for r in found.lost})
         log.warning(
             "%s: %d acknowledged order(s) lost with an earlier log sent again: %s",
             symbol,
             len(found.lost),
-            ", ".join(str(r.order_id) for r in found.lost[:20]),
+            ", ".join(str(field_of(r)) for r in found.lost[:20]),
         )
     return found
 
@@ -124,4 +134,4 @@ def _bytes(value: bytes | str) -> bytes:
     return value.encode() if isinstance(value, str) else value
 
 
-__all__ = ["Sorted", "entry", "parse", "queue_decided", "resend_lost", "sort_out"]
+__all__ = ["Pending", "Sorted", "entry", "field_of", "parse", "queue_decided", "resend_lost", "sort_out"]

@@ -41,11 +41,11 @@ from shared.identity import EPOCH_STRIDE
 from shared.messages import REQUEST_SLOTS, AcceptedOrder, AcceptedStop, Topic, encode, envelopes
 from shared.rediskeys import hot_key, orders_key, state_key
 
-OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value)
+OPEN = (OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value, OrderStatus.PENDING_NEW.value)
 WARM_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status, "
     "executed_lots, prevented_lots, iceberg_lots, maker_fee_bps, taker_fee_bps, hold_atoms, stp, created_ts, "
-    "last_seq, src_partition, src_offset, stop_ticks, trailing_delta"
+    "last_seq, src_partition, src_offset, stop_ticks, trailing_delta, order_list_id"
 )
 
 
@@ -147,6 +147,8 @@ def compare(
         if o is None:
             if row["last_seq"] != 0:
                 report.conflicts.append(f"order {order_id} is open in Postgres but not in the book")
+            elif row.get("order_list_id", -1) >= 0:  # a list's leg goes only with its list, never alone
+                report.conflicts.append(f"order {order_id} of order list {row['order_list_id']} was never matched")
             elif passed_by:
                 passed.append(accepted_from_row(row, market))
             else:

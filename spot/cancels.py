@@ -25,7 +25,7 @@ from shared.ids import BLOCK
 from shared.lifecycle import now_ms
 from shared.messages import EVERY_OWNER, CancelAllRequest, Topic, encode
 
-OPEN = ["NEW", "PARTIALLY_FILLED"]
+OPEN = ["NEW", "PARTIALLY_FILLED", "PENDING_NEW"]
 POLL_S = 0.05
 
 

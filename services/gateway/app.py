@@ -46,7 +46,7 @@ from .hub import Hub
 from .ingest import HANDOFF_TIMEOUT_S, HttpIngestion, Ingest, LocalIngestion
 from .outcomes import Outcomes
 from .ratelimit import RateLimiter
-from .routes import capital, changes, market, orders, userstream
+from .routes import capital, changes, lists, market, orders, userstream
 from .ws import router as ws_router
 
 SERVICE = "gateway"
@@ -161,6 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(market.router)
     app.include_router(orders.router)
     app.include_router(changes.router)
+    app.include_router(lists.router)
     app.include_router(userstream.router)
     app.include_router(capital.router)
     app.include_router(ws_router)

@@ -25,7 +25,7 @@ from .deps import Gateway
 log = logging.getLogger(__name__)
 
 GRACE_MAX_MS = 60_000  # the longest a client may ask the exchange to wait after its connection dropped
-OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
+OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value, OrderStatus.PENDING_NEW.value]
 
 
 @dataclass(frozen=True, slots=True)

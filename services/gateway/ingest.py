@@ -62,6 +62,10 @@ class Ingest(Protocol):
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]: ...
 
+    async def new_list(self, user_id: int, params: Mapping[str, str], kind: str, budget: Budget) -> dict[str, Any]:
+        """Spend ``budget`` (also when the list is refused), then hand the order list on; its ACK."""
+        ...
+
     async def cancel_all(self, user_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         """Hand on a mass cancel of the caller's open orders on one symbol; its ACK (``requestId``)."""
         ...
@@ -83,6 +87,10 @@ class HttpIngestion:
     async def new_order(self, user_id: int, params: Mapping[str, str], budget: Budget) -> dict[str, Any]:
         await budget.spend()
         return await self._post("/internal/orders", {"userId": user_id, "params": params})
+
+    async def new_list(self, user_id: int, params: Mapping[str, str], kind: str, budget: Budget) -> dict[str, Any]:
+        await budget.spend()
+        return await self._post("/internal/lists", {"userId": user_id, "kind": kind, "params": params})
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         return await self._post("/internal/cancels", {"userId": user_id, "orderId": order_id, "params": params})
@@ -157,6 +165,11 @@ class LocalIngestion:
             await self.ingestor.forget(request)
             raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
         return await _bounded(self.ingestor.publish(request, claim.key))
+
+    async def new_list(self, user_id: int, params: Mapping[str, str], kind: str, budget: Budget) -> dict[str, Any]:
+        await budget.spend()  # every leg counts towards the order rate limits, refused or not
+        async with self.admission:
+            return await _bounded(self.ingestor.new_list(user_id, params, kind))
 
     async def cancel(self, user_id: int, order_id: int, params: Mapping[str, str]) -> dict[str, Any]:
         async with self.admission:

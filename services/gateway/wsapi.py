@@ -10,7 +10,9 @@ logged-on session's account),
 ``userDataStream.subscribe.signature`` (ccxt >= 4.5.6) and ``userDataStream.unsubscribe``; the trading and
 account methods of ``wstrade.METHODS`` (``order.place``, ``order.test``, ``order.status``, ``order.cancel``,
 ``order.cancelReplace``, ``order.amend.keepPriority``, ``openOrders.status``, ``account.status``,
-``account.commission``, ``myTrades``), each REST's own function with REST's permission, weight and budget.
+``account.commission``, ``myTrades``; the order lists' ``orderList.place.oco``, ``.oto``, ``.otoco``,
+``orderList.place``, ``orderList.cancel``, ``orderList.status``, ``openOrderLists.status``, ``allOrderLists``), each
+REST's own function with REST's permission, weight and budget.
 
 Session authentication, as Binance has it: ``session.logon``, signed with an Ed25519 key (an HMAC key is
 refused with -4056: a session stands on a key whose secret the exchange never holds), binds the key to the

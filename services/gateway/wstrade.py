@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .deps import Caller, Gateway
-from .routes import changes, orders
+from .routes import changes, lists, orders
 
 USER_DATA_WEIGHT = 5  # REST's DataCaller
 
@@ -35,6 +35,21 @@ async def account_commission(gw: Gateway, caller: Caller) -> dict[str, Any]:
     return await orders.commission_as(gw, caller)
 
 
+def _list_placer(kind: str) -> Callable[[Gateway, Caller], Awaitable[Any]]:
+    async def place(gw: Gateway, caller: Caller) -> dict[str, Any]:
+        return await lists.place_list_as(gw, caller, kind)
+
+    return place
+
+
+async def open_lists(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
+    return await lists.lists_as(gw, caller, open_only=True)
+
+
+async def all_lists(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
+    return await lists.lists_as(gw, caller, open_only=False)
+
+
 METHODS: dict[str, Method] = {
     "order.place": Method("TRADE", 0, orders.place_order),
     "order.test": Method("TRADE", 0, changes.test_as),
@@ -48,6 +63,15 @@ METHODS: dict[str, Method] = {
     "account.commission": Method("USER_DATA", orders.COMMISSION_WEIGHT, account_commission),
     "myTrades": Method("USER_DATA", USER_DATA_WEIGHT, orders.my_trades),
     "myPreventedMatches": Method("USER_DATA", 0, changes.prevented_as),
+    # order lists (``routes/lists.py``): a list spends its weight and one order per leg with the list itself
+    "orderList.place.oco": Method("TRADE", 0, _list_placer("oco")),
+    "orderList.place.oto": Method("TRADE", 0, _list_placer("oto")),
+    "orderList.place.otoco": Method("TRADE", 0, _list_placer("otoco")),
+    "orderList.place": Method("TRADE", 0, _list_placer("order/oco")),  # the older OCO shape
+    "orderList.cancel": Method("TRADE", orders.CANCEL_WEIGHT, lists.cancel_list_as),
+    "orderList.status": Method("USER_DATA", lists.GET_WEIGHT, lists.list_status_as),
+    "openOrderLists.status": Method("USER_DATA", lists.OPEN_WEIGHT, open_lists),
+    "allOrderLists": Method("USER_DATA", lists.ALL_WEIGHT, all_lists),
 }
 """Binance's method name -> its permission, the weight spent before it runs, and REST's function."""
 

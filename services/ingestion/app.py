@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from fastapi import FastAPI, Request
 from pydantic import BaseModel, Field, ValidationError
@@ -62,7 +62,13 @@ class AmendIn(BaseModel):
     params: dict[str, str]
 
 
-Body = TypeVar("Body", NewOrderIn, CancelIn, CancelAllIn, AmendIn)
+class NewListIn(BaseModel):
+    user_id: int = Field(alias="userId")
+    kind: Literal["oco", "oto", "otoco", "order/oco"]
+    params: dict[str, str]
+
+
+Body = TypeVar("Body", NewOrderIn, CancelIn, CancelAllIn, AmendIn, NewListIn)
 
 
 @asynccontextmanager
@@ -114,6 +120,12 @@ def create_app(settings: Settings) -> FastAPI:
         body = await from_gateway(request, NewOrderIn)
         async with in_flight:
             return await state["ingestor"].new_order(body.user_id, body.params)
+
+    @app.post("/internal/lists")
+    async def new_list(request: Request) -> dict[str, Any]:
+        body = await from_gateway(request, NewListIn)
+        async with in_flight:
+            return await state["ingestor"].new_list(body.user_id, body.params, body.kind)
 
     @app.post("/internal/cancels")
     async def cancel(request: Request) -> dict[str, Any]:

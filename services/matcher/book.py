@@ -35,6 +35,15 @@ A book without stops pays for them one test per crossing order (and the last tra
 ``BookState``); waiting stops are scanned per trade (O(stops) each: ``MAX_NUM_ALGO_ORDERS`` per owner bounds
 them).
 
+Order lists (``OrderListCommand``: OCO, OTO, OTOCO, issue 24) are placed in one step, their legs kept together in a
+``_List`` (``_place_list``): an OCO pair's first leg to act (a fill, its stop triggering, an end) cancels the other in
+the same step, before the waiting stops see the step's trades (``_lists_acted``, ``_resolve``; at its trigger in
+``_run_stops``); an OTO / OTOCO working order's full fill places its pending legs in that step (``_place_pending``),
+its other ends cancel them; a leg's cancel takes its whole list (``_cancel_leg``). A step that touched lists returns
+a ``ListedEvent`` with their statuses and each leg's list (``_with_lists``). A book without lists pays one test per
+crossing order and per cancel; the legs keep their list in the snapshot (``list_id``, ``list_info``; a pending leg
+as a ``pending`` record).
+
 Changes to a resting order: a cancel, refused (-2011) when its ``cancelRestrictions`` does not match the
 order's status at that point of the sequence; an amend (``AmendOrder``, ``order/amend/keepPriority``) to a
 smaller quantity, which keeps the order's place in its queue (its ``arrival``) and reports REPLACED.
@@ -100,15 +109,23 @@ from shared.messages import (
     CancelOrder,
     CommandError,
     LevelDelta,
+    ListedEvent,
+    ListStatus,
     MarketChange,
     MatchedEvent,
     MatcherCommand,
+    OrderListCommand,
     OrderUpdate,
     RejectedOrder,
     StopState,
     Trade,
     market_of,
 )
+from shared.messages import LIST_ALL_DONE as _LIST_ALL_DONE
+from shared.messages import LIST_EXEC_STARTED as _LIST_EXEC_STARTED
+from shared.messages import LIST_EXECUTING as _LIST_EXECUTING
+from shared.messages import LIST_REJECT as _LIST_REJECT
+from shared.messages import LIST_RESPONSE as _LIST_RESPONSE
 
 from .records import PlainOrder
 
@@ -147,6 +164,7 @@ _LIMIT_MAKER: Final = OrderType.LIMIT_MAKER
 _GTC: Final = TimeInForce.GTC
 _FOK: Final = TimeInForce.FOK
 _NEW: Final = OrderStatus.NEW
+_PENDING_NEW: Final = OrderStatus.PENDING_NEW
 _PARTIALLY_FILLED: Final = OrderStatus.PARTIALLY_FILLED
 _FILLED: Final = OrderStatus.FILLED
 _CANCELED: Final = OrderStatus.CANCELED
@@ -176,6 +194,8 @@ _AcceptedStop: Final = AcceptedStop
 _CancelOrder: Final = CancelOrder
 _CancelAllOrders: Final = CancelAllOrders
 _MarketChange: Final = MarketChange
+_OrderListCommand: Final = OrderListCommand
+_ListedEvent: Final = ListedEvent
 _market_of: Final = market_of
 _EVERY_OWNER: Final = EVERY_OWNER
 _CommandError: Final = CommandError
@@ -532,6 +552,69 @@ def _stop_from_record(r: RestingOrder) -> _Stop:
         taker_bps=r.taker_bps,
     )
     return _Stop(_astuple(a), r.arrival, r.trail_ticks, r.trail_ts)
+
+
+class _List:
+    """An order list (OCO, OTO, OTOCO; issue 24) while any of its legs is open: ``live`` the legs on the book or
+    waiting as stops, ``pending`` the fields of the legs its working order's full fill places (OTO, OTOCO), in leg
+    order. ``oco``: its live legs cancel each other (an OCO; an OTOCO once its pending pair is placed), so the first
+    of them to act (trade, trigger, end) cancels the others. ``done``: its contingency is over (ALL_DONE reported);
+    a leg still open after that (an OCO leg partly filled) is an ordinary order that keeps its ``orderListId``.
+    Off the hot path: a plain object."""
+
+    __slots__ = ("client_id", "contingency", "done", "legs", "list_id", "live", "oco", "pending", "user_id")
+
+    def __init__(self, list_id: Boxed, user_id: Boxed, contingency: str, client_id: Boxed, legs: list[Any]) -> None:
+        self.list_id: Boxed = list_id
+        self.user_id: Boxed = user_id
+        self.contingency = contingency
+        self.client_id: Boxed = client_id
+        self.legs: list[Any] = legs  # [order id, client order id] of every leg, in leg order
+        self.live: dict[int, None] = {}
+        self.pending: list[tuple[Any, ...]] = []
+        self.oco = contingency == "OCO"
+        self.done = False
+
+    def info(self) -> str:
+        """The list as its legs' snapshot records carry it (``list_info``)."""
+        info = {"u": self.user_id, "c": self.contingency, "k": self.client_id, "l": self.legs}
+        info.update(o=self.oco, d=self.done)
+        return msgspec.json.encode(info).decode()
+
+
+def _list_of(list_id: int, info: str) -> _List:
+    """A list back from its legs' ``list_info`` (``restore``)."""
+    d = msgspec.json.decode(info)
+    lst = _List(list_id, d["u"], d["c"], d["k"], [list(leg) for leg in d["l"]])
+    lst.oco, lst.done = d["o"], d["d"]
+    return lst
+
+
+def _leg_update(a: tuple[Any, ...], status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
+    """A list leg's report from the fields it was accepted with (a pending leg's; a refused list's legs')."""
+    otype = a[_A_TYPE]
+    stop = StopState(a[_A_STOP], a[_A_TRAIL]) if otype.is_stop else None
+    return OrderUpdate(
+        a[_A_ID],
+        a[_A_USER],
+        a[_A_CLIENT_ID],
+        a[_A_SIDE],
+        otype,
+        None if otype.triggered is _MARKET else a[_A_TIF],
+        a[_A_PRICE],
+        a[_A_QTY],
+        status,
+        exec_type,
+        a[_A_TS],
+        stp=a[_A_STP],
+        iceberg_lots=a[_A_ICEBERG],
+        stop=stop,
+    )
+
+
+def _stop_fields(a: tuple[Any, ...]) -> tuple[Any, ...]:
+    """An accepted order's fields as an ``AcceptedStop``'s (a plain one's stop and delta 0)."""
+    return a if len(a) > _A_TRAIL else (*a, 0, 0)
 
 
 def _last_deltas(deltas: list[LevelDelta]) -> list[LevelDelta]:
@@ -938,6 +1021,9 @@ class Book:
         self._stops_changed: dict[int, None] = {}  # ids of stops whose trailing state moved (for the snapshot)
         self._triggering = False  # running a triggered order: its trades are scanned by the caller
         self._triggered: dict[int, StopState] = {}  # triggered orders that rest: their stop, on all their reports
+        self._legs: dict[int, _List] = {}  # open order-list legs (on the book, waiting, pending) by order id
+        self._list_news: list[ListStatus] = []  # the list statuses of the step being built
+        self._ended_legs: dict[int, Boxed] = {}  # legs that ended in that step, by order id: their list's id
         self._buyer_k_buy = self._buyer_k_sell = self._seller_k_buy = self._seller_k_sell = 0
         self._apl = self._apn = 0  # the market's atoms per lot and per notional unit (fee tiers' rates)
         self._set_market(market)
@@ -974,12 +1060,31 @@ class Book:
         o = self._orders.get(order_id)
         if o is None:
             s = self._stops.get(order_id)  # an untriggered stop (its record carries its stop fields)
-            return None if s is None else _stop_record(s)
-        return self._resting_record(o)
+            if s is None:
+                lst = self._legs.get(order_id) if self._legs else None
+                return None if lst is None else self._pending_record(lst, order_id)
+            record = _stop_record(s)
+        else:
+            record = self._resting_record(o)
+        if self._legs:
+            lst = self._legs.get(order_id)
+            if lst is not None:
+                return _replace(record, list_id=lst.list_id, list_info=lst.info())
+        return record
 
     def orders(self) -> Iterator[RestingOrder]:
         """The resting orders, as snapshot records (copies)."""
+        if self._legs:
+            return (cast(RestingOrder, self.order(o.order_id)) for o in list(self._orders.values()))
         return (self._resting_record(o) for o in self._orders.values())
+
+    def _pending_record(self, lst: _List, order_id: int) -> RestingOrder | None:
+        """A pending leg's snapshot record (``pending``: not on the book), None if ``order_id`` is not one."""
+        for a in lst.pending:
+            if _same(a[_A_ID], order_id):
+                stop = _Stop(_stop_fields(a), -1, 0, -1)
+                return _replace(_stop_record(stop), list_id=lst.list_id, list_info=lst.info(), pending=True)
+        return None
 
     def _resting_record(self, o: _Order) -> RestingOrder:
         """A resting order's record; a triggered conditional one's with its stop and when it triggered."""
@@ -1006,7 +1111,17 @@ class Book:
 
     def stops(self) -> Iterator[RestingOrder]:
         """The untriggered conditional orders, as snapshot records (copies), in arrival order."""
+        if self._legs:
+            return (cast(RestingOrder, self.order(s.a[_A_ID])) for s in list(self._stops.values()))
         return (_stop_record(s) for s in self._stops.values())
+
+    def lists(self) -> Iterator[RestingOrder]:
+        """The pending legs of order lists (OTO, OTOCO), as snapshot records (copies)."""
+        for lst in {id(x): x for x in self._legs.values()}.values():
+            for a in lst.pending:
+                record = self._pending_record(lst, a[_A_ID])
+                if record is not None:
+                    yield record
 
     def stops_changed(self) -> list[int]:
         """The ids of stops whose trailing state moved since the last call (no update reports that), for the
@@ -1036,6 +1151,10 @@ class Book:
             held += (stops, self._last)
         if self._triggered:
             held += (tuple(sorted((i, s.stop_ticks, s.trailing_delta) for i, s in self._triggered.items())),)
+        if self._legs:  # a book without lists hashes as before they existed
+            lists = {id(x): x for x in self._legs.values()}.values()
+            listed = ((x.list_id, x.oco, x.done, tuple(x.live), tuple(p[_A_ID] for p in x.pending)) for x in lists)
+            held += (tuple(sorted(listed)),)
         digest = hashlib.blake2b(msgspec.msgpack.encode(held), digest_size=8)
         return int.from_bytes(digest.digest(), "big", signed=True)  # the same in every process, unlike hash()
 
@@ -1050,13 +1169,27 @@ class Book:
     # --- restore -----------------------------------------------------------------------------------------
     def restore(self, orders: list[RestingOrder]) -> None:
         """Rebuild from a snapshot; orders may come in any order, ``arrival`` restores the queues."""
+        lists: dict[int, _List] = {}
         for o in sorted(orders, key=lambda o: (o.arrival, o.sub)):
+            if o.list_id >= 0:  # a list's leg: its list, once for all its legs
+                lst = lists.get(o.list_id)
+                if lst is None:
+                    lst = lists[o.list_id] = _list_of(o.list_id, o.list_info)
+                self._legs[o.order_id] = lst
+                if o.pending:
+                    lst.pending.append(_stop_from_record(o).a)
+                    continue
+                lst.live[o.order_id] = None
             if (o.stop_ticks or o.trailing_delta) and o.working_ts == -1:
                 self._stops[o.order_id] = _stop_from_record(o)
             else:
                 if o.stop_ticks or o.trailing_delta:  # triggered, resting
                     self._triggered[o.order_id] = StopState(o.stop_ticks, o.trailing_delta, o.trail_ts, o.working_ts)
                 self._rest(_from_record(o))
+        for lst in lists.values():  # live and pending legs in leg order, as the list placed them
+            order = [leg[0] for leg in lst.legs]
+            lst.pending.sort(key=lambda a: order.index(a[_A_ID]))
+            lst.live = {i: None for i in order if i in lst.live}
 
     # --- commands ------------------------------------------------------------------------------------------
     def is_duplicate(self, command: MatcherCommand) -> bool:
@@ -1085,6 +1218,8 @@ class Book:
                 return self._cancel_all(cast(CancelAllOrders, command), ts, seq)
             if isinstance(command, AmendOrder):  # off the hot paths: amends are rare next to orders
                 return self._amend(command, ts, seq)
+            if kind is _OrderListCommand or isinstance(command, OrderListCommand):
+                return self._place_list(cast(OrderListCommand, command), ts, seq)
             return self._reject(cast(RejectedOrder, command), ts, seq)
         t = _astuple(command)
         partition: int = t[_A_PARTITION] if placing else t[_C_PARTITION]
@@ -1139,6 +1274,8 @@ class Book:
     def _cancel(self, c: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
         """A ``CancelOrder`` (``c``: its fields)."""
         order_id = c[_C_ORDER_ID]
+        if self._legs and order_id in self._legs:  # a list's leg: the whole list goes (off the hot path)
+            return self._cancel_leg(c, ts, seq)
         o = self._orders.get(order_id)
         if o is None and order_id in self._stops:
             return self._cancel_stop(c, ts, seq)
@@ -1207,6 +1344,12 @@ class Book:
             del self._stops[s.a[_A_ID]]
             updates.append(_stop_update(s, _CANCELED, _X_CANCELED, -1))
         deltas = [_LevelDelta(side, level.ticks, level.lots) for (side, _), level in touched.items()]
+        if self._legs:  # lists: their pending legs go too, and each reports ALL_DONE
+            self._lists_acted(updates, 0, [], deltas, ts, seq)
+            for lst in list({id(x): x for x in self._legs.values()}.values()):
+                if (every or _same(lst.user_id, user_id)) and lst.pending:
+                    self._end_list(lst, updates, deltas)
+            return self._with_lists(_MatchedEvent(self._symbol, seq, ts, c.request_id, updates, [], deltas))
         return _MatchedEvent(self._symbol, seq, ts, c.request_id, updates, [], deltas)
 
     def _amend(self, c: AmendOrder, ts: Boxed, seq: Boxed) -> MatchedEvent:
@@ -1246,9 +1389,10 @@ class Book:
                 _ended(o, _PARTIALLY_FILLED if o.executed_lots else _NEW, _X_REPLACED), orig_client_order_id=before
             )
         )
-        return _MatchedEvent(
+        event = _MatchedEvent(
             self._symbol, seq, ts, c.request_id, [update], [], [_LevelDelta(o.side, o.price_ticks, level.lots)]
         )
+        return self._with_lists(event) if self._legs else event
 
     def _place(self, a: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
         """An ``AcceptedOrder`` (``a``: its fields)."""
@@ -1377,6 +1521,8 @@ class Book:
                 if iceberg:
                     _hide(o, iceberg)
                 deltas.append(_LevelDelta(side, ticks, self._rest(o)))
+        if self._legs:  # order lists are open here: one of their legs may have acted (off the hot path)
+            return self._take_lists(a[_A_ID], ts, seq, updates, trades, deltas)
         if trades and self._stops and not self._triggering:
             deltas = self._run_stops(updates, trades, deltas, ts, seq)
         return _MatchedEvent(self._symbol, seq, ts, a[_A_ID], updates, trades, deltas)
@@ -1451,11 +1597,18 @@ class Book:
             while seen < len(trades) and stops:
                 price: int = trades[seen].price_ticks
                 seen += 1
+                legs = self._legs
                 for s in list(stops.values()):
+                    if legs and stops.get(s.a[_A_ID]) is not s:
+                        continue  # an OCO leg its sibling's trigger canceled just now
                     moved = s.see(price, ts)
                     if moved == 2:
                         del stops[s.a[_A_ID]]
                         fired.append(s)
+                        if legs:
+                            lst = legs.get(s.a[_A_ID])
+                            if lst is not None and lst.oco and not lst.done:  # its trigger cancels its sibling
+                                self._resolve(lst, s.a[_A_ID], updates, deltas)
                     elif moved:
                         self._stops_changed[s.a[_A_ID]] = None
             seen = len(trades)
@@ -1490,16 +1643,324 @@ class Book:
             step = self._place(taking, ts, seq)
         finally:
             self._triggering = False
+        first = len(updates)
         for u in step.updates[1:]:  # its own NEW is the one above
             if _same(u.order_id, order_id):
                 u = _replace(u, type=otype, stop=_stop_state(s, ts))
             updates.append(u)
         trades.extend(step.trades)
         deltas.extend(step.deltas)
+        if self._legs:  # a list's leg that ended as it ran (a MARKET with nothing to take) leaves its list
+            self._lists_acted(updates, first, trades, deltas, ts, seq)
         resting = self._orders.get(order_id)
         if resting is not None:  # rests as the LIMIT it became, under its own type, its stop on its reports
             resting.type = otype
             self._triggered[order_id] = _stop_state(s, ts)
+            self._behind_refills(resting, seq)
+
+    # --- order lists (OCO, OTO, OTOCO; off the hot path: a book without lists pays one test per crossing order
+    # and per cancel) ------------------------------------------------------------------------------------------
+    def _status(self, lst: _List, status_type: str, order_status: str, reason: str = "NONE") -> None:
+        """A ``listStatus`` of this step."""
+        legs = [(leg[0], leg[1]) for leg in lst.legs]
+        status = ListStatus(lst.list_id, lst.user_id, lst.contingency, status_type, order_status, lst.client_id, legs)
+        self._list_news.append(_replace(status, reject_reason=reason) if reason != "NONE" else status)
+
+    def _list_refusal(self, c: OrderListCommand) -> str:
+        """Why the matcher refuses a list at this point of the sequence ("" if it does not): a LIMIT_MAKER leg
+        that would take, a stop leg the last trade already meets, or its stop legs past ``MAX_NUM_ALGO_ORDERS``;
+        a refused list places none of its legs (Binance refuses the list whole)."""
+        algo = 0
+        for i, o in enumerate(c.orders):
+            if o.type.is_stop:
+                algo += 1
+            if i >= c.working:
+                continue  # a pending leg is checked only as it is placed
+            if o.type is _LIMIT_MAKER:
+                best = (self._asks if o.side is _BUY else self._bids).best()
+                price: int = o.price_ticks
+                if best is not None and (best.price <= price if o.side is _BUY else best.price >= price):
+                    return "Order would immediately match and take."
+            elif o.type.is_stop:
+                stop = _Stop(_astuple(o), 0, 0, -1)
+                if not stop.delta and self._last and stop.met(self._last):
+                    return WOULD_TRIGGER_MSG
+        if algo and self._algo_orders(c.user_id) + algo > MAX_NUM_ALGO_ORDERS:
+            return ALGO_ORDERS_MSG
+        return ""
+
+    def _place_list(self, c: OrderListCommand, ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """An ``OrderListCommand``: its working legs go on the book (or wait, as stops) in leg order, its pending
+        legs wait in the list, reported NEW; or, refused (by the processor, or here: ``_list_refusal``), every
+        leg is REJECTED. Its ``listStatus``: EXEC_STARTED / EXECUTING, or RESPONSE / REJECT."""
+        fields = [_astuple(o) for o in c.orders]
+        legs = [[o.order_id, o.client_order_id] for o in (c.orders or c.rejected)]
+        lst = _List(c.list_id, c.user_id, c.contingency, c.list_client_id, legs)
+        reason = self._list_refusal(c) if c.orders else ""
+        updates: list[OrderUpdate]
+        if c.rejected or reason:
+            if c.rejected:
+                updates = [self._reject(r, ts, seq).updates[0] for r in c.rejected]
+                reason = c.rejected[0].msg
+            else:
+                updates = [
+                    _replace(
+                        _leg_update(_stop_fields(a), _REJECTED, _X_REJECTED), reject_code=WOULD_TAKE, reason=reason
+                    )
+                    for a in fields
+                ]
+            for u in updates:
+                self._ended_legs[u.order_id] = c.list_id
+            self._status(lst, _LIST_RESPONSE, _LIST_REJECT, reason)
+            return self._with_lists(_MatchedEvent(self._symbol, seq, ts, c.list_id, updates))
+        self._status(lst, _LIST_EXEC_STARTED, _LIST_EXECUTING)
+        for a in fields:
+            self._legs[a[_A_ID]] = lst
+        lst.pending = fields[c.working :]
+        updates = []
+        trades: list[Trade] = []
+        deltas: list[LevelDelta] = []
+        for a in fields[: c.working]:
+            self._place_leg(lst, a, ts, seq, updates, trades, deltas)
+        updates += [_leg_update(_stop_fields(a), _PENDING_NEW, _X_NEW) for a in lst.pending]
+        self._lists_acted(updates, 0, trades, deltas, ts, seq)
+        if trades and self._stops:
+            deltas = self._run_stops(updates, trades, deltas, ts, seq)
+        return self._with_lists(_MatchedEvent(self._symbol, seq, ts, c.list_id, updates, trades, _last_deltas(deltas)))
+
+    def _place_leg(
+        self,
+        lst: _List,
+        a: tuple[Any, ...],
+        ts: Boxed,
+        seq: Boxed,
+        updates: list[OrderUpdate],
+        trades: list[Trade],
+        deltas: list[LevelDelta],
+    ) -> None:
+        """One leg goes live: a stop waits in ``_stops`` (as ``_place_stop`` has it, its refusals checked by the
+        caller), any other order takes the book as placed orders do (its trades are the caller's to scan)."""
+        order_id = a[_A_ID]
+        lst.live[order_id] = None
+        if a[_A_TYPE].is_stop:
+            last = self._last
+            s = _Stop(_stop_fields(a), seq, 0, -1)
+            if s.delta and (not s.stop or (last and s.met(last))):
+                s.trail_ts = ts
+                s.trail = last
+            self._stops[order_id] = s
+            updates.append(_stop_update(s, _NEW, _X_NEW, -1))
+            return
+        triggering = self._triggering
+        self._triggering = True
+        try:
+            step = self._place(a, ts, seq)
+        finally:
+            self._triggering = triggering
+        updates += step.updates
+        trades += step.trades
+        deltas += step.deltas
+        resting = self._orders.get(order_id)
+        if resting is not None:
+            self._behind_refills(resting, seq)
+
+    def _behind_refills(self, o: _Order, seq: Boxed) -> None:
+        """An order placed inside a step (a triggered stop, a list's leg) that rested behind iceberg slices the
+        step refilled: its ``sub`` follows theirs, so its place in the queue survives a restore."""
+        if _same(o.arrival, seq) and _same(self._refill_seq, seq) and not o.sub:
+            self._refill_sub += 1
+            o.sub = self._refill_sub
+
+    def _take_lists(
+        self,
+        request_id: Boxed,
+        ts: Boxed,
+        seq: Boxed,
+        updates: list[OrderUpdate],
+        trades: list[Trade],
+        deltas: list[LevelDelta],
+    ) -> MatchedEvent:
+        """The end of ``_take`` while lists are open: what the step did to their legs (``_lists_acted``), before
+        the waiting stops see its trades (a leg that traded has canceled its OCO sibling by then)."""
+        self._lists_acted(updates, 0, trades, deltas, ts, seq)
+        if self._triggering:  # the caller scans the trades and builds the step's event
+            return _MatchedEvent(self._symbol, seq, ts, request_id, updates, trades, deltas)
+        if trades and self._stops:
+            deltas = self._run_stops(updates, trades, deltas, ts, seq)
+        else:
+            deltas = _last_deltas(deltas)
+        return self._with_lists(_MatchedEvent(self._symbol, seq, ts, request_id, updates, trades, deltas))
+
+    def _lists_acted(
+        self,
+        updates: list[OrderUpdate],
+        start: int,
+        trades: list[Trade],
+        deltas: list[LevelDelta],
+        ts: Boxed,
+        seq: Boxed,
+    ) -> None:
+        """Apply the lists' contingencies to the updates from ``start`` on (and to those this appends): the first
+        leg of an OCO pair to act (anything but its NEW) cancels the other legs; an OTO / OTOCO working order
+        that fills places its pending legs, one that ends otherwise cancels them; a leg that ends leaves."""
+        legs = self._legs
+        i = start
+        while i < len(updates):
+            u = updates[i]
+            i += 1
+            oid = u.order_id
+            lst = legs.get(oid)
+            if lst is None:
+                continue
+            ended = not u.status.is_open
+            if not lst.done and oid in lst.live:
+                if lst.pending:  # the working order of an OTO / OTOCO
+                    if u.status is _FILLED:
+                        self._place_pending(lst, ts, seq, updates, trades, deltas)
+                    elif ended:
+                        self._end_list(lst, updates, deltas, oid)
+                elif lst.oco and u.exec_type is not _X_NEW and u.exec_type is not _X_REPLACED:
+                    self._resolve(lst, oid, updates, deltas)
+            if ended:
+                del legs[oid]
+                lst.live.pop(oid, None)
+                self._ended_legs[oid] = lst.list_id
+                if not lst.done and not lst.live and not lst.pending:
+                    lst.done = True
+                    self._status(lst, _LIST_ALL_DONE, _LIST_ALL_DONE)
+
+    def _resolve(self, lst: _List, acting: Boxed, updates: list[OrderUpdate], deltas: list[LevelDelta]) -> None:
+        """An OCO leg acted: every other live leg of its list is canceled in this step; the list is done."""
+        for oid in list(lst.live):
+            if _same(oid, acting):
+                continue
+            update = self._drop_leg(oid, deltas)
+            if update is not None:
+                updates.append(update)
+                del lst.live[oid]
+                del self._legs[oid]
+                self._ended_legs[oid] = lst.list_id
+        lst.oco = False
+        lst.done = True
+        self._status(lst, _LIST_ALL_DONE, _LIST_ALL_DONE)
+
+    def _drop_leg(self, order_id: Boxed, deltas: list[LevelDelta]) -> OrderUpdate | None:
+        """Take a live leg off the book or out of the waiting stops: its CANCELED, None if it already left."""
+        s = self._stops.pop(order_id, None)
+        if s is not None:
+            return _stop_update(s, _CANCELED, _X_CANCELED, -1)
+        o = self._orders.get(order_id)
+        if o is None:
+            return None
+        ladder = self._bids if o.side is _BUY else self._asks
+        level = ladder.levels[o.price_ticks]
+        del self._orders[o.order_id]
+        o.dead = True
+        level.lots -= o.remaining
+        level.live -= 1
+        if not level.live:
+            ladder.level_emptied(level)
+        elif len(level.queue) - level.head > 2 * level.live + ladder.slack:
+            level.queue = [q for q in level.queue[level.head :] if not q.dead]
+            level.head = 0
+        deltas.append(_LevelDelta(o.side, level.ticks, level.lots))
+        ended = _ended(o, _CANCELED, _X_CANCELED)
+        return self._carry(ended) if self._triggered else ended
+
+    def _end_list(self, lst: _List, updates: list[OrderUpdate], deltas: list[LevelDelta], first: Any = None) -> None:
+        """Cancel what is left of a list: its live legs (``first``, a leg already ended, is left out), then its
+        pending legs (never placed); ALL_DONE."""
+        for oid in list(lst.live):
+            if first is not None and _same(oid, first):
+                continue
+            update = self._drop_leg(oid, deltas)
+            if update is not None:
+                updates.append(update)
+                del lst.live[oid]
+                del self._legs[oid]
+                self._ended_legs[oid] = lst.list_id
+        for a in lst.pending:
+            updates.append(_leg_update(_stop_fields(a), _CANCELED, _X_CANCELED))
+            del self._legs[a[_A_ID]]
+            self._ended_legs[a[_A_ID]] = lst.list_id
+        lst.pending = []
+        if not lst.done:
+            lst.done = True
+            lst.oco = False
+            self._status(lst, _LIST_ALL_DONE, _LIST_ALL_DONE)
+
+    def _place_pending(
+        self,
+        lst: _List,
+        ts: Boxed,
+        seq: Boxed,
+        updates: list[OrderUpdate],
+        trades: list[Trade],
+        deltas: list[LevelDelta],
+    ) -> None:
+        """An OTO / OTOCO working order filled: its pending legs go live in this step, in leg order (an OTOCO's
+        pair then cancel each other as an OCO's legs do, and its list stays EXECUTING until one acts; an OTO is
+        ALL_DONE, its pending order an order like any other)."""
+        pending, lst.pending = lst.pending, []
+        lst.oco = len(pending) > 1
+        if not lst.oco:  # an OTO's contingency is over once its pending order is placed: ALL_DONE
+            lst.done = True
+            self._status(lst, _LIST_ALL_DONE, _LIST_ALL_DONE)
+        for a in pending:
+            self._place_leg(lst, a, ts, seq, updates, trades, deltas)
+
+    def _cancel_leg(self, c: tuple[Any, ...], ts: Boxed, seq: Boxed) -> MatchedEvent:
+        """A ``CancelOrder`` of a list's leg: the whole list is canceled, as on Binance (the named leg last, so
+        the cancel's outcome is its order); a leg left open after its list was done goes alone."""
+        order_id = c[_C_ORDER_ID]
+        lst = self._legs[order_id]
+        o = self._orders.get(order_id)
+        restriction = c[_C_RESTRICTION]
+        refused = ""
+        if not _same(lst.user_id, c[_C_USER]):
+            refused = "Unknown order sent."
+        elif restriction is not None and (
+            (restriction is _ONLY_NEW and o is not None and o.executed_lots)
+            or (restriction is _ONLY_PARTIALLY_FILLED and (o is None or not o.executed_lots))
+        ):
+            refused = RESTRICTED_MSG
+        if refused:
+            error = _CommandError(user_id=c[_C_USER], order_id=order_id, code=UNKNOWN_ORDER, msg=refused)
+            return _MatchedEvent(symbol=self._symbol, seq=seq, ts=ts, request_id=c[_C_REQUEST_ID], error=error)
+        updates: list[OrderUpdate] = []
+        deltas: list[LevelDelta] = []
+        named = self._drop_leg(order_id, deltas)
+        if named is None:  # a pending leg
+            a = next(a for a in lst.pending if _same(a[_A_ID], order_id))
+            lst.pending = [p for p in lst.pending if p is not a]
+            named = _leg_update(_stop_fields(a), _CANCELED, _X_CANCELED)
+        del self._legs[order_id]
+        lst.live.pop(order_id, None)
+        self._ended_legs[order_id] = lst.list_id
+        self._end_list(lst, updates, deltas)
+        updates.append(named)
+        return self._with_lists(
+            _MatchedEvent(self._symbol, seq, ts, c[_C_REQUEST_ID], updates, [], _last_deltas(deltas))
+        )
+
+    def _with_lists(self, event: MatchedEvent) -> MatchedEvent:
+        """The step's event as a ``ListedEvent`` when it touched lists: the list of each of its updates that is a
+        leg (``g``), and its list statuses."""
+        legs, ended = self._legs, self._ended_legs
+        tags: dict[int, int] = {}
+        for u in event.updates:
+            lst = legs.get(u.order_id)
+            list_id = lst.list_id if lst is not None else ended.get(u.order_id)
+            if list_id is not None:
+                tags[u.order_id] = list_id
+        ended.clear()
+        news, self._list_news = self._list_news, []
+        if not tags and not news:
+            return event
+        e = event
+        return _ListedEvent(
+            e.symbol, e.seq, e.ts, e.request_id, e.updates, e.trades, e.deltas, e.error, lists=tuple(news), legs=tags
+        )
 
     # --- matching ------------------------------------------------------------------------------------------
     def _fillable(self, a: tuple[Any, ...], opposite: _Ladder) -> bool:

@@ -34,7 +34,7 @@ from prometheus_client import Counter, Histogram
 from shared import deadletter, kafka, tracing
 from shared.domain import Market
 from shared.lifecycle import now_ms
-from shared.messages import AcceptedOrder, MarketChange, MatcherCommand, encode, market_of
+from shared.messages import AcceptedOrder, MarketChange, MatcherCommand, OrderListCommand, encode, market_of
 
 from .book import Book
 from .bookstore import BookStore
@@ -317,6 +317,8 @@ class Matcher:
                         self.markets[symbol] = book.market  # a take-over from here on loads the new row
                     if isinstance(command, AcceptedOrder):  # its hot entry was written again: drop it
                         part.taken.append(command.order_id)
+                    elif type(command) is OrderListCommand:  # its legs' hot entries, likewise
+                        part.taken += (leg.order_id for leg in command.orders)
                     continue
                 part.add(symbol, event, traced.traceparent(command) if tracked else None)  # its trace continues
             except Exception as exc:
@@ -327,6 +329,8 @@ class Matcher:
             if isinstance(command, AcceptedOrder):
                 part.taken.append(command.order_id)
                 accepted_ts.append(command.ts)
+            elif type(command) is OrderListCommand:  # an order list's legs had hot entries too
+                part.taken += (leg.order_id for leg in command.orders)
         for symbol in broken:
             parts[symbol] = await self._isolate(inbox, batch, symbol, traced, ts)
         if accepted_ts:

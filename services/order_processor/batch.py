@@ -46,7 +46,9 @@ from shared.messages import (
     MarketChange,
     MarketChangeRequest,
     MatcherCommand,
+    NewListRequest,
     NewOrderRequest,
+    OrderListCommand,
     OrderRequest,
     RejectedOrder,
     Topic,
@@ -92,11 +94,14 @@ def located(records: Sequence[kafka.Record[OrderRequest]]) -> list[Located]:
 
     Positions rank by the log segment each request was read from: a newer segment's or log's come after every
     older one's (``shared.identity``)."""
-    return [
-        Located(source_partition(r.epoch, r.partition), source_position(r.offset, r.index), r.value)
-        for r in records
-        if isinstance(r.value, NewOrderRequest)
-    ]
+    out: list[Located] = []
+    for r in records:
+        if isinstance(r.value, NewOrderRequest):
+            out.append(Located(source_partition(r.epoch, r.partition), source_position(r.offset, r.index), r.value))
+        elif isinstance(r.value, NewListRequest):  # each leg, at the list's position, decided with the others
+            partition, position = source_partition(r.epoch, r.partition), source_position(r.offset, r.index)
+            out += (Located(partition, position, leg, r.value) for leg in r.value.legs)
+    return out
 
 
 def decide_batch(
@@ -129,6 +134,17 @@ def decide_batch(
         if isinstance(r.value, AmendRequest):
             out.commands.append(amend_command(r, r.value))
             continue
+        if isinstance(r.value, NewListRequest):
+            legs = [next(decided) for _ in r.value.legs]
+            if any(d is None for d in legs):
+                dropped.add(r.value.list_id)  # a leg nobody can be told of: the list goes nowhere
+                continue
+            command = list_command(r, r.value, [d for d in legs if d is not None])
+            out.commands.append(command)
+            if r.value.list_id not in seen:
+                seen.add(r.value.list_id)
+                out.accepted += command.orders  # their NEW comes from the matcher, which may refuse the list
+            continue
         decision = next(decided)
         if decision is None:
             continue  # dead-lettered, and no owner to tell (an id past what any store holds)
@@ -149,6 +165,52 @@ def decide_batch(
         for value in envelopes(VALIDATED, symbol, part.encoded, part.traces):
             out.envelopes.append(Envelope(symbol, part.epoch, value))
     return out
+
+
+def list_command(r: kafka.Record[OrderRequest], lst: NewListRequest, legs: list[Decision]) -> OrderListCommand:
+    """An order list goes to the matcher as one command at its source position: its accepted legs, or, when
+    any leg was refused, every leg's refusal (a leg accepted alone, its list cut apart by a batch decided in
+    parts, is refused with the first refusal: the matcher's REJECTED releases its hold)."""
+    refusals = [d for d in legs if isinstance(d, RejectedOrder)]
+    orders = [d for d in legs if isinstance(d, AcceptedOrder)]
+    rejected: list[RejectedOrder] = []
+    if refusals:
+        first = refusals[0]
+        rejected = [
+            d
+            if isinstance(d, RejectedOrder)
+            else RejectedOrder(
+                src_partition=d.src_partition,
+                src_offset=d.src_offset,
+                order_id=d.order_id,
+                user_id=d.user_id,
+                symbol=d.symbol,
+                side=d.side,
+                type=d.type,
+                tif=d.tif,
+                price_ticks=d.price_ticks,
+                qty_lots=d.qty_lots,
+                client_order_id=d.client_order_id,
+                code=first.code,
+                msg=first.msg,
+                ts=d.ts,
+            )
+            for d in legs
+        ]
+        orders = []
+    return OrderListCommand(
+        src_partition=source_partition(r.epoch, r.partition),
+        src_offset=source_position(r.offset, r.index),
+        list_id=lst.list_id,
+        user_id=lst.user_id,
+        symbol=lst.symbol,
+        contingency=lst.contingency,
+        list_client_id=lst.list_client_id,
+        working=lst.working,
+        ts=lst.ts,
+        orders=orders,
+        rejected=rejected,
+    )
 
 
 def cancel_command(r: kafka.Record[OrderRequest], cancel: CancelRequest) -> CancelOrder:

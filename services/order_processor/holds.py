@@ -22,9 +22,9 @@ from prometheus_client import Counter
 from shared import errors, filters, postgres
 from shared.domain import Market, OrderStatus, Side
 from shared.errors import ApiError
-from shared.messages import AcceptedOrder, AcceptedStop, NewOrderRequest, RejectedOrder
+from shared.messages import AcceptedOrder, AcceptedStop, NewListRequest, NewOrderRequest, RejectedOrder
 
-from .validation import Hold, check, size_hold
+from .validation import Hold, Spec, check, size_hold
 
 # A batch costs five round trips whatever its size: BEGIN, LOCK, READ, WRITE, COMMIT. At moderate rates a batch is
 # a few orders, so the round trips, not the rows, were the processor's and Postgres's cost per order.
@@ -60,48 +60,62 @@ WITH o AS (
     SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                          $8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::text[], $13::bigint[],
                          $14::text[], $15::int[], $16::text[], $17::bigint[], $18::bigint[], $20::bigint[],
-                         $21::bigint[], $22::bigint[], $23::int[], $24::int[])
+                         $21::bigint[], $22::bigint[], $23::int[], $24::int[], $25::bigint[], $26::bigint[],
+                         $27::boolean[])
       AS o(order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
            hold_asset, hold_atoms, stp, reject_code, reject_reason, src_partition, src_offset, stop_ticks,
-           trailing_delta, iceberg_lots, maker_fee_bps, taker_fee_bps)
+           trailing_delta, iceberg_lots, maker_fee_bps, taker_fee_bps, hold_left, order_list_id, hold_shared)
 ), inserted AS (
     INSERT INTO orders (order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu,
                         status, hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, created_ts,
                         updated_ts, src_partition, src_offset, stop_ticks, trailing_delta, working_ts, iceberg_lots,
-                        maker_fee_bps, taker_fee_bps)
+                        maker_fee_bps, taker_fee_bps, order_list_id, hold_shared)
     SELECT order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, status,
-           hold_asset, hold_atoms, hold_atoms, stp, reject_code, reject_reason, $19, $19, src_partition, src_offset,
+           hold_asset, hold_atoms, hold_left, stp, reject_code, reject_reason, $19, $19, src_partition, src_offset,
            stop_ticks, trailing_delta,
            CASE WHEN type IN ('STOP_LOSS', 'STOP_LOSS_LIMIT', 'TAKE_PROFIT', 'TAKE_PROFIT_LIMIT') THEN -1 ELSE 0 END,
-           iceberg_lots, maker_fee_bps, taker_fee_bps
+           iceberg_lots, maker_fee_bps, taker_fee_bps, order_list_id, hold_shared
     FROM o
 ), held AS (
     INSERT INTO ledger (ts, kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount)
-    SELECT $19, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_atoms
-    FROM o WHERE status = 'NEW'
+    SELECT $19, 'hold', 'order:' || order_id, hold_asset, user_id, 'available', user_id, 'held', hold_left
+    FROM o WHERE status = 'NEW' AND hold_left > 0
 ), counted AS (
     INSERT INTO open_order_counts (user_id, symbol, n)
     SELECT user_id, symbol, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id, symbol ORDER BY user_id, symbol
     ON CONFLICT (user_id, symbol) DO UPDATE SET n = open_order_counts.n + excluded.n
 )
 UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $19
-FROM (SELECT user_id, hold_asset, sum(hold_atoms)::bigint AS atoms FROM o WHERE status = 'NEW'
+FROM (SELECT user_id, hold_asset, sum(hold_left)::bigint AS atoms FROM o WHERE status = 'NEW'
       GROUP BY user_id, hold_asset) AS h
 WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
 RETURNING b.user_id, b.asset, b.available, b.held
 """
 """The batch's order rows, and from its accepted ones the hold ledger entries, the open-order counts and the
 balances (their rows locked by LOCK), in one statement: the entries and the balances come from the same
-rows, so they cannot disagree."""
+rows, so they cannot disagree. ``hold_atoms`` is what the order was sized to hold, ``hold_left`` what it holds:
+the same, but for the legs of an OCO pair, which share one hold (the larger need, on one leg's row; 0 on the
+other's, ``hold_shared``)."""
+
+WRITE_LISTS = """
+INSERT INTO order_lists (order_list_id, user_id, symbol, contingency_type, list_client_order_id, list_status_type,
+                         list_order_status, transaction_time, updated_ts)
+SELECT l, u, s, c, k, 'EXEC_STARTED', 'EXECUTING', t, t
+FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[]) AS x(l, u, s, c, k, t)
+ON CONFLICT DO NOTHING
+"""
+"""The batch's accepted order lists, with their legs' rows (a refused list has its legs' REJECTED rows only)."""
 
 
 @dataclass(slots=True)
 class Located:
-    """A request with where it came from, so the matcher can skip a redelivered copy."""
+    """A request with where it came from, so the matcher can skip a redelivered copy; a list's leg with its
+    list (``list_req``: its legs are decided together, at the list's one source position)."""
 
     partition: int
     offset: int
     request: NewOrderRequest
+    list_req: NewListRequest | None = None
 
 
 Decision = AcceptedOrder | RejectedOrder
@@ -179,7 +193,7 @@ def _from_row(loc: Located, row: asyncpg.Record, market: Market | None) -> Decis
     matcher deduplicates by that position (a row written before positions counted the index within a
     record holds a bare offset, which a position computed now would exceed)."""
     r = loc.request
-    loc = Located(row["src_partition"], row["src_offset"], r)
+    loc = Located(row["src_partition"], row["src_offset"], r, loc.list_req)
     if row["status"] == OrderStatus.REJECTED:
         return rejected(loc, r, row["reject_code"], row["reject_reason"], row["price_ticks"], row["qty_lots"])
     assert market is not None
@@ -271,8 +285,24 @@ class Holds:
             open_count: dict[tuple[int, str], int] = {}  # per (user, symbol)
             open_all: dict[int, int] = {}  # per user
             decided: dict[int, Decision] = {}  # this batch's fresh decisions by order id
-            for loc, row in zip(batch, rows, strict=True):
+            lists: list[tuple[object, ...]] = []  # the order_lists rows of the batch's accepted lists
+            for i, (loc, row) in enumerate(zip(batch, rows, strict=True)):
                 r = loc.request
+                if loc.list_req is not None:  # a list's leg: decided with its list's other legs, at its first
+                    if r.order_id not in decided:
+                        n = len(loc.list_req.legs)
+                        group = list(batch[i : i + n])
+                        if any(g.list_req is not loc.list_req for g in group):
+                            group = [loc]  # its list was cut apart (a batch decided in parts): refused below
+                        listed = self._decide_list(
+                            group, rows[i : i + len(group)], available, open_count, open_all, taken_ids, fresh, lists
+                        )
+                        for g, d in zip(group, listed, strict=True):
+                            decided[g.request.order_id] = d
+                        if rows[i]["stored"]:
+                            redelivered.update(g.request.order_id for g in group)
+                    decisions.append(decided[r.order_id])
+                    continue
                 if row["stored"]:
                     redelivered.add(r.order_id)
                     decisions.append(_from_row(loc, row, self.markets.get(r.symbol)))
@@ -335,7 +365,104 @@ class Holds:
             if fresh:
                 columns = list(map(list, zip(*fresh, strict=True)))
                 balances = await conn.fetch(WRITE, *columns[:18], now, *columns[18:])
+            if lists:
+                await conn.execute(WRITE_LISTS, *map(list, zip(*lists, strict=True)))
         return decisions, balances, redelivered
+
+    def _decide_list(
+        self,
+        group: list[Located],
+        rows: list[asyncpg.Record],
+        available: dict[tuple[int, str], int],
+        open_count: dict[tuple[int, str], int],
+        open_all: dict[int, int],
+        taken_ids: set[tuple[int, str]],
+        fresh: list[tuple[object, ...]],
+        lists: list[tuple[object, ...]],
+    ) -> list[Decision]:
+        """An order list's legs, decided as one: all accepted, with their holds, or all refused with the first
+        refusal (Binance refuses a list whole). Each leg is checked as a new order is; the list counts all its legs
+        towards MAX_NUM_ORDERS and EXCHANGE_MAX_NUM_ORDERS. Holds: an OCO pair (an OCO's two legs, an OTOCO's
+        pending two) shares one, the larger of its legs' needs, held once on the row of the leg that needs it
+        (``hold_shared``; the other's ``hold_left`` is 0); an OTO's or OTOCO's working order holds its own. Each
+        leg's budget is its own need, so the leg that acts can spend it once settlement has moved the pair's hold
+        to it. A redelivered list gets its stored decisions."""
+        lst = group[0].list_req
+        assert lst is not None
+        market = self.markets.get(lst.symbol)
+        if rows[0]["stored"]:
+            return [_from_row(loc, row, market) for loc, row in zip(group, rows, strict=True)]
+        legs = [loc.request for loc in group]
+        user = lst.user_id
+        pairs = {"OCO": [[0, 1]], "OTO": [[0], [1]], "OTOCO": [[0], [1, 2]]}.get(lst.contingency, [])
+        specs: list[Spec] = []
+        shares: dict[int, tuple[Hold, int, bool]] = {}  # leg -> (its own hold, what its row holds, shared)
+        trial = dict(available)
+        try:
+            if len(group) != len(lst.legs) or not pairs:
+                raise ApiError(errors.NEW_ORDER_REJECTED, UNSTORABLE)
+            for r, row in zip(legs, rows, strict=True):
+                if row["id_taken"] or (r.user_id, r.client_order_id) in taken_ids:
+                    raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+                specs.append(check(r, market, self.averages.get(r.symbol)))
+            assert market is not None
+            open_count.setdefault((user, lst.symbol), rows[0]["open_orders"])
+            open_all.setdefault(user, rows[0]["open_orders_all"])
+            if open_count[(user, lst.symbol)] + len(legs) > self.open_orders_max:
+                raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: MAX_NUM_ORDERS")
+            if open_all[user] + len(legs) > self.exchange_open_orders_max:
+                raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: EXCHANGE_MAX_NUM_ORDERS")
+            for pair in pairs:
+                key = (user, specs[pair[0]].hold_asset)
+                own = [size_hold(specs[k], legs[k].side, market, trial.get(key, 0)) for k in pair]
+                most = max(h.atoms for h in own)
+                holder = next(k for k, h in zip(pair, own, strict=True) if h.atoms == most)
+                for k, h in zip(pair, own, strict=True):
+                    shares[k] = (h, most if k == holder else 0, len(pair) > 1)
+                trial[key] = trial.get(key, 0) - most
+        except ApiError as refused:
+            out: list[Decision] = []
+            for k, (loc, r) in enumerate(zip(group, legs, strict=True)):
+                price_ticks, qty_lots = (specs[k].price_ticks, specs[k].qty_lots) if k < len(specs) else (0, 0)
+                out.append(rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots))
+                fresh.append(
+                    self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused, list_id=lst.list_id)
+                )
+                taken_ids.add((r.user_id, r.client_order_id))
+            return out
+        available.update(trial)
+        open_count[(user, lst.symbol)] += len(legs)
+        open_all[user] += len(legs)
+        rates = (rows[0]["tier_maker_bps"], rows[0]["tier_taker_bps"])
+        accepted: list[Decision] = []
+        for k, (loc, r) in enumerate(zip(group, legs, strict=True)):
+            spec, (hold, held, shared) = specs[k], shares[k]
+            stop = (spec.stop_ticks, spec.trailing_delta)
+            accepted.append(
+                _accepted(
+                    loc, r, spec.price_ticks, spec.qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots, rates, stop
+                )
+            )
+            fresh.append(
+                self._row(
+                    loc,
+                    spec.price_ticks,
+                    spec.qty_lots,
+                    spec.quote_nu,
+                    OrderStatus.NEW,
+                    hold.asset,
+                    hold.atoms,
+                    stop=stop,
+                    iceberg_lots=spec.iceberg_lots,
+                    rates=rates,
+                    hold_left=held,
+                    list_id=lst.list_id,
+                    shared=shared,
+                )
+            )
+            taken_ids.add((r.user_id, r.client_order_id))
+        lists.append((lst.list_id, user, lst.symbol, lst.contingency, lst.list_client_id, lst.ts))
+        return accepted
 
     def _hold_asset(self, r: NewOrderRequest) -> str:
         market = self.markets.get(r.symbol)
@@ -356,8 +483,12 @@ class Holds:
         stop: tuple[int, int] = (0, 0),
         iceberg_lots: int = 0,
         rates: tuple[int, int] = (-1, -1),
+        hold_left: int | None = None,
+        list_id: int = -1,
+        shared: bool = False,
     ) -> tuple[object, ...]:
-        """The order's columns in WRITE's parameter order ($1..$18, then $20..$24: $19 is the time)."""
+        """The order's columns in WRITE's parameter order ($1..$18, then $20..$27: $19 is the time); ``hold_left``
+        what its row holds (by default all of ``hold_atoms``), ``list_id`` and ``shared`` a list leg's."""
         r = loc.request
         return (
             r.order_id,
@@ -383,6 +514,9 @@ class Holds:
             iceberg_lots,
             rates[0],
             rates[1],
+            hold_atoms if hold_left is None else hold_left,
+            list_id,
+            shared,
         )
 
 

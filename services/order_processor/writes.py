@@ -30,7 +30,7 @@ from shared import redis as sredis
 from shared.config import Settings
 from shared.domain import Market
 from shared.lifecycle import now_ms
-from shared.messages import AcceptedOrder, MatcherCommand, OrderRequest, RejectedOrder, encode
+from shared.messages import AcceptedOrder, MatcherCommand, OrderListCommand, OrderRequest, RejectedOrder, encode
 
 from . import hotbook
 from .averages import Averages
@@ -66,6 +66,11 @@ def count(commands: Sequence[MatcherCommand]) -> None:
             DECISIONS.labels("rejected", str(c.code)).inc()
         elif isinstance(c, AcceptedOrder):
             DECISIONS.labels("accepted", "").inc()
+        elif isinstance(c, OrderListCommand):  # each leg of an order list, as the single orders are counted
+            for r in c.rejected:
+                DECISIONS.labels("rejected", str(r.code)).inc()
+            if c.orders:
+                DECISIONS.labels("accepted", "").inc(len(c.orders))
 
 
 class Writer:

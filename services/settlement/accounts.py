@@ -19,7 +19,7 @@ import asyncpg
 
 from shared import postgres
 from shared.domain import Market, OrderStatus
-from shared.messages import MatchedEvent
+from shared.messages import MatchedEvent, list_statuses
 
 from .ledger import OrderHold, PreventedMatch, Settled, ended_per_user, settle
 
@@ -40,13 +40,20 @@ RETURNING b.user_id, b.asset, b.available, b.held
 """
 UPDATE_ORDERS = """
 UPDATE orders SET status = t.s, executed_lots = t.e, cum_nu = t.c, hold_left = t.h, updated_ts = t.ts, last_seq = t.q,
-    prevented_lots = t.p, working_ts = CASE WHEN t.w > 0 THEN t.w ELSE orders.working_ts END
+    prevented_lots = t.p, working_ts = CASE WHEN t.w > 0 THEN t.w ELSE orders.working_ts END, hold_shared = t.sh
 FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
-            $8::bigint[], $9::bigint[])
-  AS t(id, s, e, c, h, ts, q, p, w)
+            $8::bigint[], $9::bigint[], $10::boolean[])
+  AS t(id, s, e, c, h, ts, q, p, w, sh)
 WHERE orders.order_id = t.id
 """
-"""The orders a batch touched; ``w``: when a conditional order triggered (0: unchanged)."""
+"""The orders a batch touched; ``w``: when a conditional order triggered (0: unchanged); ``sh``: a list leg's
+hold still shared with its OCO pair."""
+UPDATE_LISTS = """
+UPDATE order_lists SET list_status_type = t.st, list_order_status = t.os, updated_ts = t.ts
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS t(id, st, os, ts)
+WHERE order_lists.order_list_id = t.id
+"""
+"""The order lists whose status a batch changed (the last status of each), from the matcher's list statuses."""
 AMEND_ORDERS = """
 UPDATE orders SET qty_lots = t.q,
     client_order_id = CASE WHEN EXISTS (
@@ -150,10 +157,13 @@ class Accounts:
                     r["cum_nu"],
                     prevented_lots=r["prevented_lots"],
                     symbol=r["symbol"],
+                    list_id=r["order_list_id"],
+                    shared=r["hold_shared"],
                 )
                 for r in await conn.fetch(
                     "SELECT order_id, user_id, hold_asset, hold_left, status, side, type, price_ticks, qty_lots, "
-                    "executed_lots, cum_nu, prevented_lots, symbol FROM orders WHERE order_id = ANY($1::bigint[]) "
+                    "executed_lots, cum_nu, prevented_lots, symbol, order_list_id, hold_shared FROM orders "
+                    "WHERE order_id = ANY($1::bigint[]) "
                     "ORDER BY order_id FOR UPDATE",
                     order_ids,
                 )
@@ -167,6 +177,16 @@ class Accounts:
                 settled.touched.update(part.touched)
                 settled.prevented += part.prevented
             balances, ensured = await self._write(conn, settled, now)
+            statuses = {s.list_id: (s, e.ts) for evs in fresh.values() for e in evs for s in list_statuses(e)}
+            if statuses:
+                ids = sorted(statuses)
+                await conn.execute(
+                    UPDATE_LISTS,
+                    ids,
+                    [statuses[i][0].status_type for i in ids],
+                    [statuses[i][0].order_status for i in ids],
+                    [statuses[i][1] for i in ids],
+                )
             closed = ended_per_user(open_before, settled.touched)
             if closed:
                 keys = sorted(closed)  # locked after the balances, in (user, symbol) order, as the processor does
@@ -259,6 +279,7 @@ class Accounts:
                 [x.last_seq for x in o],
                 [x.prevented_lots for x in o],
                 [x.working_ts for x in o],
+                [x.shared for x in o],
             )
             amended = [i for i in ids if s.touched[i].amended_client_order_id is not None]
             if amended:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 from shared.db.models import FEE_USER_ID
 from shared.domain import Bucket, ExecType, Market, OrderStatus, OrderType, Side
-from shared.messages import MatchedEvent, OrderUpdate, Trade
+from shared.messages import ListedEvent, MatchedEvent, OrderUpdate, Trade, leg_lists
 
 
 @dataclass(slots=True)
@@ -49,6 +49,8 @@ class OrderHold:
     prevented_lots: int = 0  # lots lost to DECREMENT/TRANSFER prevented matches: never traded, no longer held
     symbol: str = ""  # its market (``open_order_counts`` counts per user and symbol)
     working_ts: int = 0  # set when a conditional order triggered (its update's ``stop.working_ts``), else 0
+    list_id: int = -1  # an order list's leg: its list
+    shared: bool = False  # ... sharing one hold with the other leg of its OCO pair (``_pool``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,8 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
     m = market
     held, avail = Bucket.HELD, Bucket.AVAILABLE
     for event in events:
+        if isinstance(event, ListedEvent):
+            _pool(event, orders)
         for t in event.trades:
             buyer, seller = _order(orders, t.buyer_order_id), _order(orders, t.seller_order_id)
             ref = f"trade:{m.symbol}:{t.trade_id}"
@@ -180,6 +184,8 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
                     )
                     o.hold_left = 0
                 continue
+            if o.shared:  # its pair's one hold: sized by the pair, not by this leg, until the pair resolves
+                continue
             need = remaining_need(o, m)
             if need is None or need == o.hold_left:
                 continue
@@ -195,6 +201,42 @@ def settle(events: Iterable[MatchedEvent], market: Market, orders: dict[int, Ord
             out.move(kind, f"order:{u.order_id}", o.hold_asset, o.user_id, held, o.user_id, avail, freed)
             o.hold_left = need
     return out
+
+
+def _pool(event: MatchedEvent, orders: dict[int, OrderHold]) -> None:
+    """An OCO pair's one hold moves to the leg that acts, before the event's trades draw on it.
+
+    The processor holds the larger need of the pair once, on one leg's row (``shared``; the other holds 0). The
+    matcher resolves the pair in one step: the leg that acts (trades, triggers, ends) stays, the others are
+    CANCELED in the same event. So for each list in the event whose shared legs it cancels while one of them
+    survives, the cancelled legs' hold goes to the survivor (held to held, one owner and asset: no posting), and
+    the pair is no longer shared: the survivor's hold is then sized as any order's (what it does not need is
+    released as an ``improvement``, or at its end). A pair canceled whole keeps its hold where it is: each leg
+    releases what its row holds as it ends, so the hold still goes back once."""
+    legs = leg_lists(event)
+    last: dict[int, OrderUpdate] = {}
+    for u in event.updates:
+        if u.order_id in legs:
+            last[u.order_id] = u
+    by_list: dict[int, list[int]] = {}
+    for order_id in last:
+        o = orders.get(order_id)
+        if o is not None and o.shared:
+            by_list.setdefault(legs[order_id], []).append(order_id)
+    for ids in by_list.values():
+        canceled = [i for i in ids if last[i].status is OrderStatus.CANCELED]
+        staying = [i for i in ids if last[i].status is not OrderStatus.CANCELED]
+        if len(staying) != 1 or not canceled:
+            continue
+        survivor = orders[staying[0]]
+        for i in canceled:
+            o = orders[i]
+            if o.hold_asset != survivor.hold_asset:
+                continue
+            survivor.hold_left += o.hold_left
+            o.hold_left = 0
+            o.shared = False
+        survivor.shared = False
 
 
 def _prevented(event: MatchedEvent, m: Market, orders: dict[int, OrderHold], out: Settled) -> None:

@@ -158,10 +158,32 @@ orders = Table(
     Column("stop_ticks", BigInteger, nullable=False, server_default="0"),
     Column("trailing_delta", BigInteger, nullable=False, server_default="0"),
     Column("working_ts", BigInteger, nullable=False, server_default="0"),
+    # an order list's leg: its list (-1: none), and whether it shares one hold with its OCO pair (0018)
+    Column("order_list_id", BigInteger, nullable=False, server_default="-1"),
+    Column("hold_shared", Boolean, nullable=False, server_default="false"),
     CheckConstraint("hold_left >= 0", name="hold_left_not_negative"),
     Index("orders_client_id", "user_id", "client_order_id", unique=True),
     Index("orders_open", "user_id", "symbol", postgresql_where=text("status IN ('NEW', 'PARTIALLY_FILLED')")),
     Index("orders_user_symbol", "user_id", "symbol", "order_id"),
+    Index("orders_list", "order_list_id", postgresql_where=text("order_list_id >= 0")),
+)
+
+# Order lists (OCO, OTO, OTOCO; 0018): written by the processor with their legs, their status by settlement.
+order_lists = Table(
+    "order_lists",
+    metadata,
+    Column("order_list_id", BigInteger, primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("symbol", Text, nullable=False),
+    Column("contingency_type", Text, nullable=False),
+    Column("list_client_order_id", Text, nullable=False),
+    Column("list_status_type", Text, nullable=False),
+    Column("list_order_status", Text, nullable=False),
+    Column("transaction_time", BigInteger, nullable=False),
+    Column("updated_ts", BigInteger, nullable=False),
+    Index("order_lists_user", "user_id", "order_list_id"),
+    Index("order_lists_open", "user_id", postgresql_where=text("list_order_status = 'EXECUTING'")),
+    Index("order_lists_client_id", "user_id", "list_client_order_id"),
 )
 
 # How many open orders (NEW, PARTIALLY_FILLED) each user has, for the MAX_NUM_ORDERS filter: counting them in

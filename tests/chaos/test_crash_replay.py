@@ -1,8 +1,9 @@
 """Kill every service in turn while orders flow; the outcome equals a replay through the pure core.
 
 A seeded flow of orders from many users on two symbols (with cancels, amends to a smaller quantity, conditional
-orders, trailing ones among them, and now and then a user's cancel of all its open orders on a symbol) goes
-through the real fleet over signed REST, while each service is SIGKILLed at a random moment and started again.
+orders, trailing ones among them, OCO order lists, and now and then a user's cancel of all its open orders on a
+symbol) goes through the real fleet over signed REST, while each service is SIGKILLed at a random moment and
+started again.
 Afterwards:
 
 * every order that got an order id is in the warm book (nothing accepted is lost, nothing placed twice);
@@ -39,7 +40,7 @@ from shared import postgres
 from shared import redis as sredis
 from shared.candles import INTERVALS, bucket_open
 from shared.domain import Bucket, ExecType, Side
-from shared.messages import AcceptedOrder, CancelAllOrders, RejectedOrder, Topic, unpack_commands
+from shared.messages import AcceptedOrder, CancelAllOrders, OrderListCommand, RejectedOrder, Topic, unpack_commands
 from shared.rediskeys import market_key
 from spot import admin, audit
 from spot.fleet import Fleet
@@ -77,6 +78,8 @@ def order_params(rng: random.Random, symbol: str) -> dict[str, str]:
         return {"symbol": symbol, "side": side, "type": "MARKET", "quantity": qty}
     if roll < 0.2:
         return stop_params(rng, symbol, side, qty)
+    if roll < 0.25:
+        return oco_params(rng, symbol, side, qty)
     offset = rng.randint(-12, 12) * (mid // 5000)
     price = mid + (offset if side == "SELL" else -offset)  # mostly rest, often cross
     tif = rng.choice(("GTC", "GTC", "GTC", "IOC", "FOK"))
@@ -104,15 +107,40 @@ def stop_params(rng: random.Random, symbol: str, side: str, qty: str) -> dict[st
     return params
 
 
+def oco_params(rng: random.Random, symbol: str, side: str, qty: str) -> dict[str, str]:
+    """An OCO (issue 24's order lists): a LIMIT_MAKER and a stop-loss (MARKET or LIMIT once triggered) a few
+    steps either side of the mid, the pair's legs canceling each other in the matcher's sequence."""
+    mid, step = MID[symbol], MID[symbol] // 5000
+    upper, lower = mid + rng.randint(2, 12) * step, mid - rng.randint(2, 12) * step
+    limit_price, stop_price = (upper, lower) if side == "SELL" else (lower, upper)
+    limit = {"Type": "LIMIT_MAKER", "Price": str(limit_price)}
+    stop = {"Type": "STOP_LOSS", "StopPrice": str(stop_price)}
+    if rng.random() < 0.5:
+        stop |= {"Type": "STOP_LOSS_LIMIT", "Price": str(stop_price), "TimeInForce": "GTC"}
+    above, below = (limit, stop) if side == "SELL" else (stop, limit)
+    params = {"symbol": symbol, "side": side, "quantity": qty, "path": "orderList/oco"}
+    return params | {f"above{k}": v for k, v in above.items()} | {f"below{k}": v for k, v in below.items()}
+
+
 async def _submit(client: Client, params: dict[str, Any], acked: dict[int, int], user_id: int) -> int | None:
     """Send until the fleet answers; a retry reuses the client order id, so nothing is placed twice. The order's
-    id if it was acknowledged."""
+    id if it was acknowledged (an order list's: its legs' ids are acknowledged, none returned)."""
+    params = dict(params)
+    path = params.pop("path", "order")
+    if path != "order":  # its legs' client ids from the list's: a retry is refused as a duplicate, never doubled
+        list_client_id = params.pop("newClientOrderId")
+        params |= {"listClientOrderId": list_client_id, "aboveClientOrderId": f"{list_client_id}-a"}
+        params["belowClientOrderId"] = f"{list_client_id}-b"
     for _ in range(60):
         try:
-            status, body = await client.signed("POST", "order", **params)
+            status, body = await client.signed("POST", path, **params)
         except httpx.HTTPError:
             await asyncio.sleep(0.25)
             continue
+        if status == 200 and path != "order":
+            for leg in body["orders"]:
+                acked[leg["orderId"]] = user_id
+            return None
         if status == 200:
             acked[body["orderId"]] = user_id
             return int(body["orderId"])
@@ -347,6 +375,25 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
                 holds[command.order_id] = OrderHold(
                     command.user_id, "", 0, command.side, command.type, command.price_ticks, command.qty_lots
                 )
+            elif isinstance(command, OrderListCommand):  # the processor's rule: an OCO pair holds its larger need once
+                m = markets[command.symbol]
+                for r in command.rejected:
+                    holds[r.order_id] = OrderHold(r.user_id, "", 0, r.side, r.type, r.price_ticks, r.qty_lots)
+                pairs = {"OCO": [[0, 1]], "OTO": [[0], [1]], "OTOCO": [[0], [1, 2]]}[command.contingency]
+                for pair in pairs if command.orders else []:
+                    legs = [command.orders[k] for k in pair]
+                    unit = m.atoms_per_nu if legs[0].side is Side.BUY else m.atoms_per_lot
+                    most = max(leg.budget * unit for leg in legs)
+                    holder = next(leg for leg in legs if leg.budget * unit == most)
+                    asset = m.quote if legs[0].side is Side.BUY else m.base
+                    row = expected.setdefault((command.user_id, asset), [0, 0])
+                    row[0] -= most
+                    row[1] += most
+                    for leg in legs:
+                        holds[leg.order_id] = OrderHold(
+                            command.user_id, asset, most if leg is holder else 0, leg.side, leg.type,
+                            leg.price_ticks, leg.qty_lots, list_id=command.list_id, shared=len(pair) > 1,
+                        )  # fmt: skip
             for p in settle([event], markets[event.symbol], holds).postings:
                 expected.setdefault((p.debit_user, p.asset), [0, 0])[p.debit_bucket is Bucket.HELD] -= p.amount
                 expected.setdefault((p.credit_user, p.asset), [0, 0])[p.credit_bucket is Bucket.HELD] += p.amount
@@ -361,13 +408,15 @@ async def _compare(settings: Any, acked: dict[int, int], elapsed: float) -> None
         found = await audit.run(settings, wait_s=20)  # what an operator runs: every book agrees too
         assert found.ok and {b.status for b in found.books} == {"ok"}, found.as_json()
         amended = sum(1 for _, e in events for u in e.updates if u.exec_type is ExecType.REPLACED)
+        lists = [c for c, _ in events if isinstance(c, OrderListCommand) and c.orders]
+        assert lists, "the flow should place order lists"
         # the replay runs at ts 0: a triggered order's working time is 0 there, a waiting one's -1
         triggered = [u for _, e in events for u in e.updates if u.stop is not None and u.stop.working_ts != -1]
         assert triggered, "the flow should trigger conditional orders"
         assert any(u.stop is not None and u.stop.trailing_delta for u in triggered), "... trailing ones too"
         print(
             f"\nchaos: {len(acked)} orders acknowledged, {len(db_trades)} trades, {len(events)} matcher events "
-            f"({amended} amends, {len(triggered)} reports of triggered stops), "
+            f"({amended} amends, {len(triggered)} reports of triggered stops, {len(lists)} OCOs), "
             f"{elapsed:.1f}s with {len(VICTIMS)} kills"
         )
     finally:

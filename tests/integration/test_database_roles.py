@@ -55,6 +55,7 @@ ALLOWED: dict[str, list[str]] = {
         WITHDRAWAL_HOLD,  # the one money change it may make (migration 0011), with the ledger entry inside
         "SELECT withdraw_id, status FROM withdrawals WHERE user_id = $1",
         "SELECT * FROM prevented_matches WHERE user_id = $1",  # myPreventedMatches (migration 0015)
+        "SELECT * FROM order_lists WHERE user_id = $1",  # GET orderList, allOrderList (migration 0018)
     ],
     "ingestion": [
         *FLEET,
@@ -75,6 +76,9 @@ ALLOWED: dict[str, list[str]] = {
         # PERCENT_PRICE_BY_SIDE's average price (services/order_processor/averages.py, migration 0014)
         "SELECT coalesce(sum(volume_lots), 0), coalesce(sum(quote_nu), 0) FROM klines WHERE symbol = 'BTCUSDT'",
         "SELECT price_ticks FROM trades WHERE symbol = 'BTCUSDT' ORDER BY trade_id DESC LIMIT 1",
+        "INSERT INTO order_lists (order_list_id, user_id, symbol, contingency_type, list_client_order_id, "
+        "list_status_type, list_order_status, transaction_time, updated_ts) VALUES (1, $1, 'BTCUSDT', 'OCO', 'L', "
+        "'EXEC_STARTED', 'EXECUTING', 0, 0) ON CONFLICT DO NOTHING",  # an order list (migration 0018)
     ],
     "matcher": [*FLEET, "SELECT symbol, seq FROM settlement_cursor"],
     "settlement": [
@@ -84,6 +88,7 @@ ALLOWED: dict[str, list[str]] = {
         "UPDATE settlement_cursor SET seq = seq WHERE symbol = 'BTCUSDT'",
         "SELECT order_id, hold_left FROM orders WHERE user_id = $1 FOR UPDATE",
         "UPDATE orders SET status = status WHERE user_id = $1",
+        "UPDATE order_lists SET list_order_status = list_order_status WHERE user_id = $1",  # listStatus (0018)
         "INSERT INTO balances (user_id, asset) VALUES ($1, 'ETH') ON CONFLICT DO NOTHING",
         "UPDATE balances SET available = available + 1 WHERE user_id = $1 RETURNING available, held",
         "UPDATE open_order_counts SET n = n WHERE user_id = $1",

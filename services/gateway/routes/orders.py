@@ -45,9 +45,9 @@ router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 ORDER_COLUMNS = (
     "order_id, user_id, symbol, client_order_id, side, type, tif, price_ticks, qty_lots, quote_nu, "
     "status, executed_lots, cum_nu, stp, created_ts, updated_ts, stop_ticks, trailing_delta, working_ts, "
-    "iceberg_lots, prevented_lots"
+    "iceberg_lots, prevented_lots, order_list_id"
 )
-OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value]
+OPEN = [OrderStatus.NEW.value, OrderStatus.PARTIALLY_FILLED.value, OrderStatus.PENDING_NEW.value]
 CANCEL_WEIGHT = 1
 
 

@@ -309,6 +309,7 @@ class SymbolInfo(Body):
     orderTypes: list[OrderType]
     icebergAllowed: bool
     ocoAllowed: bool
+    otoAllowed: bool
     quoteOrderQtyMarketAllowed: bool
     allowTrailingStop: bool
     cancelReplaceAllowed: bool

@@ -65,6 +65,16 @@ Semantics (the contract ``Book.apply`` must meet, in Binance's terms):
   resting orders), never amended; it keeps its ``iceberg_lots`` (on its reports from placement) and its fee
   tier's rates: triggered, it takes and rests with them as any order would.
 
+* an order list (``OrderListCommand``) is refused whole (every leg REJECTED, a RESPONSE / REJECT list status) when
+  the processor refused it, a working LIMIT_MAKER leg would take, a working stop leg without a delta is met by the
+  last price, or its stop legs pass ``MAX_NUM_ALGO_ORDERS``; else EXEC_STARTED, its working legs placed in leg order
+  (a stop waits, trailing from the step's last price when it may), its pending legs reported NEW; the first leg of
+  an OCO pair to report anything but NEW or REPLACED (or to trigger) cancels the pair's other legs at once (their
+  CANCELED right after it), ALL_DONE; an OTO / OTOCO working order FILLED places the pending legs (an OTO is then
+  ALL_DONE first), ended otherwise cancels them; a leg's cancel cancels every other leg of its list, then itself
+  (reported last); a step that touched a leg says each leg's list and the list statuses (``ListedEvent``); an order
+  placed inside a step behind iceberg slices the step refilled comes after them (its ``sub``).
+
 Only ``state_hash`` borrows from the fast book: it is ``Book.state_hash`` of the model's contents, since the
 hash is defined as a function of what a book holds; the tests compare those contents directly as well.
 """
@@ -98,9 +108,12 @@ from shared.messages import (
     CancelOrder,
     CommandError,
     LevelDelta,
+    ListedEvent,
+    ListStatus,
     MarketChange,
     MatchedEvent,
     MatcherCommand,
+    OrderListCommand,
     OrderUpdate,
     RejectedOrder,
     StopState,
@@ -235,12 +248,63 @@ class Stop:
 
 
 @dataclass
+class OrderList:
+    """An order list (OCO, OTO, OTOCO): its legs (id, client id) in leg order, those live (on the book or
+    waiting), those pending (placed when its working order fills), whether its live legs cancel each other, and
+    whether its contingency is over."""
+
+    list_id: int
+    user_id: int
+    contingency: str
+    client_id: str
+    legs: list[list[object]]
+    live: list[int]
+    pending: list[AcceptedOrder]
+    oco: bool
+    done: bool = False
+
+    def info(self) -> str:
+        info = {"u": self.user_id, "c": self.contingency, "k": self.client_id, "l": self.legs, "o": self.oco}
+        info["d"] = self.done
+        return msgspec.json.encode(info).decode()
+
+    def status(self, status_type: str, order_status: str, reason: str = "NONE") -> ListStatus:
+        legs = [(int(str(i)), str(c)) for i, c in self.legs]
+        return ListStatus(
+            self.list_id, self.user_id, self.contingency, status_type, order_status, self.client_id, legs, reason
+        )
+
+
+def _leg_update(a: AcceptedOrder, status: OrderStatus, exec_type: ExecType, **more: object) -> OrderUpdate:
+    """A list leg's report from what it was accepted with (a pending leg; a refused list's legs)."""
+    stop = StopState(a.stop_ticks, a.trailing_delta) if isinstance(a, AcceptedStop) and a.type.is_stop else None
+    return OrderUpdate(
+        order_id=a.order_id,
+        user_id=a.user_id,
+        client_order_id=a.client_order_id,
+        side=a.side,
+        type=a.type,
+        tif=None if a.type.triggered is OrderType.MARKET else a.tif,
+        price_ticks=a.price_ticks,
+        qty_lots=a.qty_lots,
+        status=status,
+        exec_type=exec_type,
+        created_ts=a.ts,
+        stp=a.stp,
+        iceberg_lots=a.iceberg_lots,
+        stop=stop,
+        **more,  # type: ignore[arg-type]
+    )
+
+
+@dataclass
 class _Step:
     """What one command did, collected while it runs."""
 
     updates: list[OrderUpdate]
     trades: list[Trade]
     touched: list[tuple[Side, int]]  # levels in order of first touch
+    lists: list[ListStatus] | None = None  # the list statuses of the step (shared with its sub-steps)
 
     def touch(self, side: Side, price: int) -> None:
         if (side, price) not in self.touched:
@@ -261,6 +325,8 @@ class ReferenceBook:
         self.last_src = (-1, -1)
         self.stops: list[Stop] = []  # waiting conditional orders, in arrival order
         self.last = 0  # the last trade's price
+        self.lists: list[OrderList] = []  # order lists with a leg open, in placement order
+        self.leg_list: dict[int, int] = {}  # every list leg ever: its list's id
 
     # --- queries ---------------------------------------------------------------------------------------
     def best_bid(self) -> int | None:
@@ -286,7 +352,15 @@ class ReferenceBook:
             next_prevented_id=self.next_prevented_id,
             last_ticks=self.last,
         )
-        return state, [RestingOrder(**asdict(o)) for o in self.resting] + [s.record() for s in self.stops]
+        records = [RestingOrder(**asdict(o)) for o in self.resting] + [s.record() for s in self.stops]
+        out = []
+        for r in records:
+            lst = self._list_of(r.order_id)
+            out.append(r if lst is None else msgspec.structs.replace(r, list_id=lst.list_id, list_info=lst.info()))
+        for lst in self.lists:
+            for a in lst.pending:
+                out.append(_pending_record(a, lst))
+        return state, out
 
     def state_hash(self) -> int:
         """``Book.state_hash`` of a book restored from this model: the hash is of what is held, not how."""
@@ -306,7 +380,7 @@ class ReferenceBook:
             return None
         self.seq += 1
         self.refills = 0
-        step = _Step([], [], [])
+        step = _Step([], [], [], [])
         error = None
         if isinstance(command, RejectedOrder):
             step.updates.append(
@@ -332,11 +406,28 @@ class ReferenceBook:
             error = self._cancel_all(command, step)
         elif isinstance(command, AmendOrder):
             error = self._amend(command, step)
+        elif isinstance(command, OrderListCommand):
+            self._place_list(command, ts, step)
         else:
             self._place(command, ts, step)
+            self._lists_acted(ts, step, 0)
             if step.trades:
                 self._run_stops(ts, step)
         deltas = [LevelDelta(side, price, self.level_lots(side, price)) for side, price in step.touched]
+        legs = {u.order_id: self.leg_list[u.order_id] for u in step.updates if u.order_id in self.leg_list}
+        if legs or step.lists:  # a step that touched lists says which, and how
+            return ListedEvent(
+                symbol=self.market.symbol,
+                seq=self.seq,
+                ts=ts,
+                request_id=command.request_id,
+                updates=step.updates,
+                trades=step.trades,
+                deltas=deltas,
+                error=error,
+                lists=tuple(step.lists or ()),
+                legs=legs,
+            )
         return MatchedEvent(
             symbol=self.market.symbol,
             seq=self.seq,
@@ -349,6 +440,9 @@ class ReferenceBook:
         )
 
     def _cancel(self, c: CancelOrder, step: _Step) -> CommandError | None:
+        lst = self._list_of(c.order_id)
+        if lst is not None:
+            return self._cancel_leg(lst, c, step)
         found = [o for o in self.resting if o.order_id == c.order_id and o.user_id == c.user_id]
         waiting = [s for s in self.stops if s.a.order_id == c.order_id and s.a.user_id == c.user_id]
         if waiting:
@@ -383,6 +477,10 @@ class ReferenceBook:
         for s in waiting:
             self.stops.remove(s)
             step.updates.append(s.update(OrderStatus.CANCELED, ExecType.CANCELED, -1))
+        self._lists_acted(0, step, 0)
+        for lst in list(self.lists):
+            if (c.user_id == 0 or lst.user_id == c.user_id) and lst.pending:
+                self._end_list(lst, step)
         return None
 
     def _amend(self, c: AmendOrder, step: _Step) -> CommandError | None:
@@ -412,9 +510,11 @@ class ReferenceBook:
         reason = ""
         if not a.trailing_delta and self.last and stop.met(self.last):
             reason = "Order would trigger immediately."
-        elif len([s for s in self.stops if s.a.user_id == a.user_id]) + len(
-            [o for o in self.resting if o.user_id == a.user_id and o.stop() is not None]
-        ) >= MAX_NUM_ALGO_ORDERS:
+        elif (
+            len([s for s in self.stops if s.a.user_id == a.user_id])
+            + len([o for o in self.resting if o.user_id == a.user_id and o.stop() is not None])
+            >= MAX_NUM_ALGO_ORDERS
+        ):
             reason = "Filter failure: MAX_NUM_ALGO_ORDERS"
         if reason:
             step.updates.append(
@@ -433,9 +533,14 @@ class ReferenceBook:
         while True:
             for trade in step.trades[shown:]:
                 for s in list(self.stops):
+                    if s not in self.stops:
+                        continue  # an OCO leg whose sibling's trigger canceled it just now
                     if s.triggers(trade.price_ticks, ts):
                         self.stops.remove(s)
                         fired.append(s)
+                        lst = self._list_of(s.a.order_id)
+                        if lst is not None and lst.oco and not lst.done:
+                            self._resolve(lst, s.a.order_id, step)
             shown = len(step.trades)
             if not fired:
                 break
@@ -443,8 +548,9 @@ class ReferenceBook:
             step.updates.append(s.update(OrderStatus.NEW, ExecType.NEW, ts))
             plain = {f: getattr(s.a, f) for f in AcceptedOrder.__struct_fields__}
             taking = AcceptedOrder(**{**plain, "type": s.a.type.triggered})
-            mine = _Step([], step.trades, step.touched)  # trades and touched levels shared with the step
+            mine = _Step([], step.trades, step.touched, step.lists)  # trades, levels, lists shared with the step
             self._place(taking, ts, mine)
+            first = len(step.updates)
             for u in mine.updates[1:]:
                 if u.order_id == s.a.order_id:
                     stop = StopState(s.a.stop_ticks, s.a.trailing_delta, s.trail_ts, ts)
@@ -455,6 +561,8 @@ class ReferenceBook:
                     o.type = s.a.type
                     o.stop_ticks, o.trailing_delta = s.a.stop_ticks, s.a.trailing_delta
                     o.trail_ts, o.working_ts = s.trail_ts, ts
+                    self._behind_refills(o)
+            self._lists_acted(ts, step, first)
         self.last = step.trades[-1].price_ticks
 
     def _place(self, a: AcceptedOrder, ts: int, step: _Step) -> None:
@@ -526,6 +634,223 @@ class ReferenceBook:
             o.iceberg_lots = a.iceberg_lots
             o.maker_bps = a.maker_bps
             step.touch(a.side, a.price_ticks)
+
+    # --- order lists -------------------------------------------------------------------------------------
+    def _list_of(self, order_id: int) -> OrderList | None:
+        """The list of an open leg (live or pending)."""
+        for lst in self.lists:
+            if order_id in lst.live or any(a.order_id == order_id for a in lst.pending):
+                return lst
+        return None
+
+    def _leave(self, lst: OrderList, order_id: int) -> None:
+        if order_id in lst.live:
+            lst.live.remove(order_id)
+        if not lst.live and not lst.pending:
+            self.lists.remove(lst)
+
+    def _place_list(self, c: OrderListCommand, ts: int, step: _Step) -> None:
+        """Refused (by the processor, or here: a working LIMIT_MAKER leg that would take, a working stop leg
+        without a delta the last price meets, the stop legs past MAX_NUM_ALGO_ORDERS): every leg REJECTED,
+        RESPONSE / REJECT. Else EXEC_STARTED / EXECUTING, the working legs placed in leg order, the pending
+        ones reported NEW, the contingencies applied, then the stops shown the step's trades."""
+        assert step.lists is not None
+        legs: list[list[object]] = [[o.order_id, o.client_order_id] for o in (c.orders or c.rejected)]
+        lst = OrderList(c.list_id, c.user_id, c.contingency, c.list_client_id, legs, [], [], c.contingency == "OCO")
+        for order_id, _ in legs:
+            self.leg_list[int(str(order_id))] = c.list_id
+        if c.rejected:
+            for r in c.rejected:
+                step.updates.append(
+                    OrderUpdate(
+                        order_id=r.order_id,
+                        user_id=r.user_id,
+                        client_order_id=r.client_order_id,
+                        side=r.side,
+                        type=r.type,
+                        tif=r.tif,
+                        price_ticks=r.price_ticks,
+                        qty_lots=r.qty_lots,
+                        status=OrderStatus.REJECTED,
+                        exec_type=ExecType.REJECTED,
+                        created_ts=r.ts,
+                        reject_code=r.code,
+                        reason=r.msg,
+                    )
+                )
+            step.lists.append(lst.status("RESPONSE", "REJECT", c.rejected[0].msg))
+            return
+        reason = ""
+        for i, o in enumerate(c.orders):
+            if i >= c.working:
+                continue
+            if o.type is OrderType.LIMIT_MAKER:
+                maker = self._next_maker(o.side)
+                if maker is not None and _acceptable(o, maker.price_ticks):
+                    reason = "Order would immediately match and take."
+                    break
+            elif isinstance(o, AcceptedStop) and o.type.is_stop:
+                if not o.trailing_delta and self.last and Stop(o, 0).met(self.last):
+                    reason = "Order would trigger immediately."
+                    break
+        algo = sum(1 for o in c.orders if o.type.is_stop)
+        if not reason and algo:
+            mine = len([s for s in self.stops if s.a.user_id == c.user_id]) + len(
+                [o for o in self.resting if o.user_id == c.user_id and o.stop() is not None]
+            )
+            if mine + algo > MAX_NUM_ALGO_ORDERS:
+                reason = "Filter failure: MAX_NUM_ALGO_ORDERS"
+        if reason:
+            for o in c.orders:
+                step.updates.append(
+                    _leg_update(o, OrderStatus.REJECTED, ExecType.REJECTED, reject_code=WOULD_TAKE, reason=reason)
+                )
+            step.lists.append(lst.status("RESPONSE", "REJECT", reason))
+            return
+        step.lists.append(lst.status("EXEC_STARTED", "EXECUTING"))
+        self.lists.append(lst)
+        lst.pending = list(c.orders[c.working :])
+        for o in c.orders[: c.working]:
+            self._place_leg(lst, o, ts, step)
+        step.updates += [_leg_update(a, OrderStatus.PENDING_NEW, ExecType.NEW) for a in lst.pending]
+        self._lists_acted(ts, step, 0)
+        if step.trades:
+            self._run_stops(ts, step)
+
+    def _place_leg(self, lst: OrderList, a: AcceptedOrder, ts: int, step: _Step) -> None:
+        """A leg goes live: a stop waits (trailing from now if it may), any other takes the book as placed."""
+        lst.live.append(a.order_id)
+        if isinstance(a, AcceptedStop) and a.type.is_stop:
+            stop = Stop(a, self.seq)
+            last = step.trades[-1].price_ticks if step.trades else self.last  # the step's trades so far count
+            if a.trailing_delta and (not a.stop_ticks or (last and stop.met(last))):
+                stop.trail, stop.trail_ts = last, ts
+            self.stops.append(stop)
+            step.updates.append(stop.update(OrderStatus.NEW, ExecType.NEW, -1))
+            return
+        plain = AcceptedOrder(**{f: getattr(a, f) for f in AcceptedOrder.__struct_fields__})
+        maker = self._next_maker(a.side)
+        crosses = maker is not None and _acceptable(plain, maker.price_ticks)
+        mine = _Step([], step.trades, step.touched, step.lists)
+        self._place(plain, ts, mine)
+        if crosses:  # as the book, which applies the contingencies where an order takes (a passive one acts on none)
+            self._lists_acted(ts, mine, 0)
+        step.updates += mine.updates
+        for o in self.resting:
+            if o.order_id == a.order_id:
+                self._behind_refills(o)
+
+    def _behind_refills(self, o: Order) -> None:
+        """An order placed inside a step (a triggered stop, a list's leg) that rests behind the iceberg slices
+        the step refilled comes after them: its ``sub`` follows theirs."""
+        if o.arrival == self.seq and self.refills and not o.sub:
+            self.refills += 1
+            o.sub = self.refills
+
+    def _lists_acted(self, ts: int, step: _Step, start: int) -> None:
+        """The contingencies, over the step's updates from ``start`` (and those they add): an OCO pair's first
+        leg to act (anything but NEW or REPLACED) cancels the others; an OTO / OTOCO working order that fills
+        places the pending legs, one that ends otherwise cancels them; a leg that ends leaves its list."""
+        assert step.lists is not None
+        i = start
+        while i < len(step.updates):
+            u = step.updates[i]
+            i += 1
+            lst = self._list_of(u.order_id)
+            if lst is None:
+                continue
+            ended = not u.status.is_open
+            if not lst.done and u.order_id in lst.live:
+                if lst.pending:
+                    if u.status is OrderStatus.FILLED:
+                        self._place_pending(lst, ts, step)
+                    elif ended:
+                        self._end_list(lst, step, u.order_id)
+                elif lst.oco and u.exec_type not in (ExecType.NEW, ExecType.REPLACED):
+                    self._resolve(lst, u.order_id, step)
+            if ended and lst in self.lists:
+                if not lst.done and lst.live == [u.order_id] and not lst.pending:
+                    lst.done = True
+                    step.lists.append(lst.status("ALL_DONE", "ALL_DONE"))
+                self._leave(lst, u.order_id)
+
+    def _drop_leg(self, order_id: int, step: _Step) -> OrderUpdate | None:
+        for s in self.stops:
+            if s.a.order_id == order_id:
+                self.stops.remove(s)
+                return s.update(OrderStatus.CANCELED, ExecType.CANCELED, -1)
+        for o in self.resting:
+            if o.order_id == order_id:
+                self.resting.remove(o)
+                step.touch(o.side, o.price_ticks)
+                return _maker_update(o, OrderStatus.CANCELED, ExecType.CANCELED)
+        return None
+
+    def _resolve(self, lst: OrderList, acting: int, step: _Step) -> None:
+        assert step.lists is not None
+        for order_id in list(lst.live):
+            if order_id != acting:
+                update = self._drop_leg(order_id, step)
+                if update is not None:
+                    step.updates.append(update)
+                    self._leave(lst, order_id)
+        lst.oco, lst.done = False, True
+        step.lists.append(lst.status("ALL_DONE", "ALL_DONE"))
+
+    def _end_list(self, lst: OrderList, step: _Step, first: int | None = None) -> None:
+        assert step.lists is not None
+        for order_id in list(lst.live):
+            if order_id != first:
+                update = self._drop_leg(order_id, step)
+                if update is not None:
+                    step.updates.append(update)
+                    lst.live.remove(order_id)
+        for a in lst.pending:
+            step.updates.append(_leg_update(a, OrderStatus.CANCELED, ExecType.CANCELED))
+        lst.pending = []
+        if not lst.done:
+            lst.done, lst.oco = True, False
+            step.lists.append(lst.status("ALL_DONE", "ALL_DONE"))
+        if not lst.live and lst in self.lists:
+            self.lists.remove(lst)
+
+    def _place_pending(self, lst: OrderList, ts: int, step: _Step) -> None:
+        assert step.lists is not None
+        pending, lst.pending = lst.pending, []
+        lst.oco = len(pending) > 1
+        if not lst.oco:
+            lst.done = True
+            step.lists.append(lst.status("ALL_DONE", "ALL_DONE"))
+        for a in pending:
+            self._place_leg(lst, a, ts, step)
+
+    def _cancel_leg(self, lst: OrderList, c: CancelOrder, step: _Step) -> CommandError | None:
+        """A leg's cancel takes its whole list (the named leg reported last); a leg left alone after its list was
+        done goes alone."""
+        o = next((o for o in self.resting if o.order_id == c.order_id), None)
+        refused = ""
+        if lst.user_id != c.user_id:
+            refused = "Unknown order sent."
+        elif (c.restriction is CancelRestriction.ONLY_NEW and o is not None and o.executed_lots) or (
+            c.restriction is CancelRestriction.ONLY_PARTIALLY_FILLED and (o is None or not o.executed_lots)
+        ):
+            refused = "Order was not canceled due to cancel restrictions."
+        if refused:
+            return CommandError(user_id=c.user_id, order_id=c.order_id, code=UNKNOWN_ORDER, msg=refused)
+        named = self._drop_leg(c.order_id, step)
+        if named is None:
+            a = next(a for a in lst.pending if a.order_id == c.order_id)
+            lst.pending.remove(a)
+            named = _leg_update(a, OrderStatus.CANCELED, ExecType.CANCELED)
+        if c.order_id in lst.live:
+            lst.live.remove(c.order_id)
+        if lst.done:
+            if not lst.live and not lst.pending:
+                self.lists.remove(lst)
+        else:
+            self._end_list(lst, step)
+        step.updates.append(named)
+        return None
 
     # --- matching ----------------------------------------------------------------------------------------
     def _next_maker(self, taker_side: Side) -> Order | None:
@@ -802,3 +1127,34 @@ def _maker_update(o: Order, status: OrderStatus, exec_type: ExecType, **fill: ob
 
 def _replace(u: OrderUpdate, **changes: object) -> OrderUpdate:
     return msgspec.structs.replace(u, **changes)
+
+
+def _pending_record(a: AcceptedOrder, lst: OrderList) -> RestingOrder:
+    """A pending leg in the snapshot format (``pending``, arrival -1: not on the book)."""
+    stop = isinstance(a, AcceptedStop)
+    return RestingOrder(
+        order_id=a.order_id,
+        user_id=a.user_id,
+        client_order_id=a.client_order_id,
+        side=a.side,
+        type=a.type,
+        tif=a.tif,
+        price_ticks=a.price_ticks,
+        qty_lots=a.qty_lots,
+        remaining=a.qty_lots,
+        executed_lots=0,
+        cum_nu=0,
+        created_ts=a.ts,
+        arrival=-1,
+        stp=a.stp,
+        stop_ticks=a.stop_ticks if stop else 0,  # type: ignore[attr-defined]
+        trailing_delta=a.trailing_delta if stop else 0,  # type: ignore[attr-defined]
+        budget=a.budget,
+        working_ts=-1,
+        iceberg_lots=a.iceberg_lots,
+        maker_bps=a.maker_bps,
+        taker_bps=a.taker_bps,
+        list_id=lst.list_id,
+        list_info=lst.info(),
+        pending=True,
+    )

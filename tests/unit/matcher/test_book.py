@@ -39,6 +39,7 @@ from shared.messages import (
     MarketChange,
     MatchedEvent,
     MatcherCommand,
+    OrderListCommand,
     OrderUpdate,
     RejectedOrder,
     StopState,
@@ -255,6 +256,56 @@ class Flow:
             )
         )
 
+    def order_list(
+        self, user: int, contingency: str, working: int, legs: list[AcceptedOrder], refused: bool = False
+    ) -> OrderListCommand:
+        """An order list of ``legs`` (built by the other methods, whose offsets it passes); ``refused``: the
+        processor refused it (every leg REJECTED)."""
+        list_id = self._order_id(user)
+        rejected = []
+        if refused:
+            rejected = [
+                RejectedOrder(
+                    **{f: getattr(a, f) for f in ("src_partition", "src_offset", "order_id", "user_id", "symbol")},
+                    side=a.side,
+                    type=a.type,
+                    tif=a.tif,
+                    price_ticks=a.price_ticks,
+                    qty_lots=a.qty_lots,
+                    client_order_id=a.client_order_id,
+                    code=-2010,
+                    msg="Account has insufficient balance for requested action.",
+                    ts=a.ts,
+                )
+                for a in legs
+            ]
+        return self._keep(
+            OrderListCommand(
+                **self._next(),
+                list_id=list_id,
+                user_id=user,
+                contingency=contingency,
+                list_client_id=f"l{list_id}",
+                working=working,
+                orders=[] if refused else legs,
+                rejected=rejected,
+            )
+        )
+
+    def leg(self, user: int, side: Side, spec: tuple) -> AcceptedOrder:
+        """One leg from ``spec``: ("maker", price), ("limit", price, tif), ("market", band), or a stop: (type,
+        stop, delta, price)."""
+        kind = spec[0]
+        qty = spec[-1]
+        if kind == "maker":
+            return self.limit(user, side, spec[1], qty, type=OrderType.LIMIT_MAKER)
+        if kind == "limit":
+            return self.limit(user, side, spec[1], qty, spec[2])
+        if kind == "market":
+            return self.market(user, side, (110 * qty) if side is Side.BUY else qty, qty, band=spec[1])
+        otype, stop, delta, price = spec[:4]
+        return self.stop(user, side, otype, stop, delta, price, qty)
+
     def command(self, op: tuple, live: list[int]) -> MatcherCommand:
         """One op; ``live`` are the ids resting now (for cancels of live orders)."""
         kind, *args = op
@@ -297,6 +348,21 @@ class Flow:
         if kind == "reject":
             user, side = args
             return self.reject(user, side)
+        if kind == "oco":  # legs below, then above; a SELL's upper leg is its limit, a BUY's its stop
+            user, side, upper, lower, qty, refused = args
+            above, below = (upper, lower) if side is Side.SELL else (lower, upper)
+            legs = [self.leg(user, side, (*below, qty)), self.leg(user, side, (*above, qty))]
+            return self.order_list(user, "OCO", 2, legs, refused)
+        if kind == "oto":
+            user, side, working, pending_side, pending, qty = args
+            legs = [self.leg(user, side, (*working, qty)), self.leg(user, pending_side, (*pending, qty))]
+            return self.order_list(user, "OTO", 1, legs)
+        if kind == "otoco":
+            user, side, working, pending_side, upper, lower, qty = args
+            above, below = (upper, lower) if pending_side is Side.SELL else (lower, upper)
+            legs = [self.leg(user, side, (*working, qty))]
+            legs += [self.leg(user, pending_side, (*below, qty)), self.leg(user, pending_side, (*above, qty))]
+            return self.order_list(user, "OTOCO", 1, legs)
         if kind == "dup" and self.history:
             (back,) = args
             return self.history[-1 - back % len(self.history)]  # its offset is not past the last applied
@@ -352,6 +418,31 @@ def stop_ops(draw: st.DrawFn) -> tuple:
     return ("stop", draw(users), draw(sides), otype, stop, delta, price, draw(lots), tif, draw(stps), part, draw(tiers))
 
 
+deltas = st.sampled_from([0, 0, 0, 50, 200])
+upper_legs = st.one_of(  # a SELL OCO's above leg, a BUY's below: a LIMIT_MAKER or a take-profit
+    st.tuples(st.just("maker"), prices),
+    st.tuples(st.just(OrderType.TAKE_PROFIT_LIMIT), prices, deltas, prices),
+    st.tuples(st.just(OrderType.TAKE_PROFIT), prices, deltas, st.just(0)),
+)
+lower_legs = st.one_of(  # the other leg: a stop-loss
+    st.tuples(st.just(OrderType.STOP_LOSS_LIMIT), prices, deltas, prices),
+    st.tuples(st.just(OrderType.STOP_LOSS), prices, deltas, st.sampled_from([0, 105])),
+)
+working_legs = st.one_of(
+    st.tuples(st.just("limit"), prices, st.just(TimeInForce.GTC)),
+    st.tuples(st.just("limit"), prices, st.sampled_from(TimeInForce)),
+    st.tuples(st.just("maker"), prices),
+)
+pending_legs = st.one_of(
+    working_legs, st.tuples(st.just("market"), st.sampled_from([0, 95, 105])), upper_legs, lower_legs
+)
+list_ops = st.one_of(
+    st.tuples(st.just("oco"), users, sides, upper_legs, lower_legs, lots, st.booleans().map(lambda b: b and False)),
+    st.tuples(st.just("oco"), users, sides, upper_legs, lower_legs, lots, st.booleans()),
+    st.tuples(st.just("oto"), users, sides, working_legs, sides, pending_legs, lots),
+    st.tuples(st.just("otoco"), users, sides, working_legs, sides, upper_legs, lower_legs, lots),
+)
+
 ops = st.one_of(  # listed twice: drawn twice as often, so books grow deep enough to walk several levels
     resting_limits,
     resting_limits,
@@ -392,7 +483,7 @@ class Ledger:
 
 def snapshot(book: Book) -> Book:
     """A restarted book: state and orders through the wire format, as the Redis snapshot keeps them."""
-    held = [*book.orders(), *book.stops()]
+    held = [*book.orders(), *book.stops(), *book.lists()]
     orders = msgspec.msgpack.decode(msgspec.msgpack.encode(held), type=list[RestingOrder])
     state = msgspec.structs.replace(book.state)
     restored = Book(book.market, state=state)  # the row Postgres has now, as a restarted matcher loads it
@@ -412,7 +503,7 @@ def check_last_updates(book: Book, event: MatchedEvent | None) -> None:
     """An order that left the book says so: its last update in the step is terminal, and open if it rests."""
     if event is None:
         return
-    resting = {o.order_id for o in [*book.orders(), *book.stops()]}
+    resting = {o.order_id for o in [*book.orders(), *book.stops(), *book.lists()]}
     for order_id, u in {u.order_id: u for u in event.updates}.items():
         assert u.status.is_open == (order_id in resting), (
             f"order {order_id} {'rests' if order_id in resting else 'left the book'} but its last update "
@@ -437,6 +528,9 @@ def check_step(
 
     if isinstance(command, AcceptedOrder):
         ledger.placed[command.order_id] = command
+    if isinstance(command, OrderListCommand):
+        for leg in command.orders:
+            ledger.placed[leg.order_id] = leg
     trades = {t.trade_id: t for t in event.trades}
     for u in event.updates:  # in order: each update's totals are the sum of the order's trades so far
         if u.exec_type is ExecType.TRADE:
@@ -479,7 +573,7 @@ def check_step(
         assert d.lots == now.get((d.side, d.price_ticks), 0), d
     state, orders = model.snapshot()
     assert book.state == state, "seq, trade ids or source position differ from the model"
-    held = [*book.orders(), *book.stops()]
+    held = [*book.orders(), *book.stops(), *book.lists()]
     assert sorted(map(msgspec.structs.astuple, held)) == sorted(map(msgspec.structs.astuple, orders))
     assert book.state_hash() == model.state_hash()
 
@@ -487,13 +581,14 @@ def check_step(
 def run_flow(flow_ops: list[tuple], restart_at: int = -1) -> list[MatchedEvent | None]:
     """Apply ``flow_ops`` to Book and model with every check; from ``restart_at`` on, a restored copy too."""
     book, model, flow, ledger = Book(MARKET), ReferenceBook(MARKET), Flow(scramble=True), Ledger()
+    pairs: list[list[int]] = []  # the OCO pairs placed (an OCO's legs, an OTOCO's pending pair)
     restored: Book | None = None
     events = []
     for i, op in enumerate(flow_ops):
         if i == restart_at:
             restored = snapshot(book)
             assert restored.state_hash() == book.state_hash()
-        command = flow.command(op, sorted(o.order_id for o in [*book.orders(), *book.stops()]))
+        command = flow.command(op, sorted(o.order_id for o in [*book.orders(), *book.stops(), *book.lists()]))
         ts = command.ts + 7
         event = book.apply(command, ts)
         check_last_updates(book, event)
@@ -502,6 +597,10 @@ def run_flow(flow_ops: list[tuple], restart_at: int = -1) -> list[MatchedEvent |
             assert restored.apply(command, ts) == event, f"restored book differs on {command}"
             assert restored.state_hash() == book.state_hash()
         events.append(event)
+        if isinstance(command, OrderListCommand) and command.orders and command.contingency in ("OCO", "OTOCO"):
+            pairs.append([leg.order_id for leg in command.orders[-2:]])
+        for pair in pairs:  # an OCO pair never fills both its legs
+            assert min(ledger.lots[i] for i in pair) == 0, f"both legs of an OCO pair traded: {pair}"
     return events
 
 
@@ -584,6 +683,40 @@ stop_flow_ops = st.one_of(
 def test_stops_trigger_at_the_same_trade_in_the_book_and_the_reference(flow_ops: list[tuple], restart_at: int) -> None:
     """Conditional orders trigger at the same trade, in the same order, with the same fills, in the book, in
     the reference and in a book restored from a snapshot taken mid-flow (trailing state included)."""
+    run_flow(flow_ops, restart_at)
+
+
+# list-heavy flows: OCO, OTO and OTOCO lists among crossing orders, stops, cancels (of legs too), mass cancels and
+# redeliveries, so legs fill, trigger, self-trade and get canceled in every order
+list_flow_ops = st.one_of(
+    resting_limits,
+    resting_limits,
+    st.tuples(st.just("limit"), users, sides, st.sampled_from(TimeInForce), prices, lots, stps),
+    market_ops(),
+    market_ops(),
+    stop_ops(),
+    list_ops,
+    list_ops,
+    list_ops,
+    st.tuples(st.just("cancel"), st.sampled_from(["live", "live", "any"]), st.integers(0, 50), st.booleans()),
+    st.tuples(
+        st.just("cancel"),
+        st.just("live"),
+        st.integers(0, 50),
+        st.just(False),
+        st.sampled_from([None, *CancelRestriction]),
+    ),
+    st.tuples(st.just("amend"), st.just("live"), st.integers(0, 50), st.booleans(), lots),
+    st.tuples(st.just("cancel_all"), st.integers(0, USERS)),
+    st.tuples(st.just("dup"), st.integers(0, 5)),
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flow_ops=st.lists(list_flow_ops, min_size=10, max_size=100), restart_at=st.integers(0, 100))
+def test_order_lists_in_the_book_and_the_reference(flow_ops: list[tuple], restart_at: int) -> None:
+    """Order lists (OCO, OTO, OTOCO) among every other command: the book, the reference and a book restored
+    mid-flow agree on every event, list statuses and ``g`` included; an OCO pair never trades both legs."""
     run_flow(flow_ops, restart_at)
 
 

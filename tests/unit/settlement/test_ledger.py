@@ -37,6 +37,7 @@ from shared.messages import (
     CancelOrder,
     MatchedEvent,
     NewOrderRequest,
+    OrderListCommand,
     RejectedOrder,
 )
 
@@ -83,6 +84,25 @@ step = st.one_of(
         st.just("cancel"), st.sampled_from(USERS), st.integers(0, 60), st.sampled_from([None, *CancelRestriction])
     ),
     st.tuples(st.just("amend"), st.sampled_from(USERS), st.integers(0, 60), st.integers(1, 5_000)),
+    st.tuples(  # an OCO: a LIMIT_MAKER and a stop-loss (MARKET or LIMIT once triggered), one hold for the pair
+        st.just("oco"),
+        st.sampled_from(USERS),
+        st.sampled_from(Side),
+        st.integers(49_900, 50_100),  # the LIMIT_MAKER's price
+        st.integers(49_900, 50_100),  # the stop leg's stop price
+        st.integers(49_900, 50_100),  # its limit price (STOP_LOSS_LIMIT)
+        st.integers(1, 5_000),
+        st.booleans(),  # a STOP_LOSS_LIMIT (else a STOP_LOSS)
+        st.sampled_from(StpMode),
+    ),
+    st.tuples(  # an OTO: a working LIMIT, its pending LIMIT_MAKER (the other side) placed once it fills
+        st.just("oto"),
+        st.sampled_from(USERS),
+        st.sampled_from(Side),
+        st.integers(49_900, 50_100),
+        st.integers(49_900, 50_100),
+        st.integers(1, 5_000),
+    ),
     st.tuples(  # a conditional order: a stop price, a trailing delta (the prices move up to 40 BIPS), or both
         st.just("stop"),
         st.sampled_from(USERS),
@@ -111,6 +131,8 @@ class Exchange:
         self.next_id = 1
         self.offset = 0
         self.last = Settled()  # what the last command settled to
+        self.lists: dict[int, list[int]] = {}  # order lists: their legs' ids
+        self.released: set[str] = set()  # the orders whose hold went back at their end
 
     def post(self, user: int, asset: str, bucket: Bucket, amount: int) -> None:
         row = self.balances.setdefault((user, asset), [0, 0])
@@ -216,6 +238,118 @@ class Exchange:
         )
         self.run(cmd)
 
+    def _leg(self, user: int, side: Side, otype: OrderType, price: int, lots: int, stop: int = 0) -> NewOrderRequest:
+        """A list leg's request, as ``parse_order_list`` makes it."""
+        unpriced = otype.triggered is OrderType.MARKET
+        self.next_id += 1
+        tif = None if otype is OrderType.LIMIT_MAKER or unpriced else TimeInForce.GTC
+        return NewOrderRequest(
+            order_id=self.next_id - 1,
+            user_id=user,
+            symbol="BTCUSDT",
+            side=side,
+            type=otype,
+            tif=tif or (TimeInForce.IOC if unpriced else TimeInForce.GTC),
+            price=None if unpriced else str(MARKET.ticks_to_price(price)),
+            quantity=str(MARKET.lots_to_qty(lots)),
+            client_order_id=f"c{self.next_id - 1}",
+            ts=0,
+            stop_price=str(MARKET.ticks_to_price(stop)) if stop else None,
+        )
+
+    def _list(self, user: int, contingency: str, legs: list[NewOrderRequest], pairs: list[list[int]]) -> None:
+        """An order list, held and sent as the processor decides it (``Holds._decide_list``): every leg checked,
+        each ``pairs`` group held once at its largest need (on its first leg that needs it, ``shared``), each leg's
+        budget its own need; refused whole (nothing held) if any leg or hold is refused."""
+        try:
+            specs = [check(r, MARKET) for r in legs]
+            trial: dict[str, int] = {}
+            shares: dict[int, tuple[int, int, str, bool]] = {}  # leg -> (what its row holds, budget, asset, shared)
+            for pair in pairs:
+                asset = specs[pair[0]].hold_asset
+                available = self.balances.get((user, asset), [0, 0])[0] - trial.get(asset, 0)
+                own = [size_hold(specs[k], legs[k].side, MARKET, available) for k in pair]
+                most = max(h.atoms for h in own)
+                holder = next(k for k, h in zip(pair, own, strict=True) if h.atoms == most)
+                for k, h in zip(pair, own, strict=True):
+                    shares[k] = (most if k == holder else 0, h.budget, asset, len(pair) > 1)
+                trial[asset] = trial.get(asset, 0) + most
+        except ApiError:
+            return
+        list_id = self.next_id
+        self.next_id += 1
+        orders: list[AcceptedOrder] = []
+        for k, (r, spec) in enumerate(zip(legs, specs, strict=True)):
+            held, budget, asset, shared = shares[k]
+            self.post(user, asset, Bucket.AVAILABLE, -held)
+            self.post(user, asset, Bucket.HELD, held)
+            self.orders[r.order_id] = OrderHold(
+                user,
+                asset,
+                held,
+                r.side.value,
+                r.type.value,
+                spec.price_ticks,
+                spec.qty_lots,
+                list_id=list_id,
+                shared=shared,
+            )
+            self.lists.setdefault(list_id, []).append(r.order_id)
+            stop = {"stop_ticks": spec.stop_ticks, "trailing_delta": spec.trailing_delta} if r.type.is_stop else {}
+            assert r.tif is not None
+            orders.append(
+                (AcceptedStop if r.type.is_stop else AcceptedOrder)(
+                    src_partition=0,
+                    src_offset=self.offset,
+                    order_id=r.order_id,
+                    user_id=user,
+                    symbol="BTCUSDT",
+                    side=r.side,
+                    type=r.type,
+                    tif=r.tif,
+                    price_ticks=spec.price_ticks,
+                    qty_lots=spec.qty_lots,
+                    budget=budget,
+                    client_order_id=r.client_order_id,
+                    ts=0,
+                    **stop,
+                )
+            )
+        self.offset += 1
+        working = 2 if contingency == "OCO" else 1
+        self.run(
+            OrderListCommand(
+                src_partition=0,
+                src_offset=self.offset,
+                list_id=list_id,
+                user_id=user,
+                symbol="BTCUSDT",
+                contingency=contingency,
+                list_client_id=f"l{list_id}",
+                working=working,
+                ts=0,
+                orders=orders,
+            )
+        )
+
+    def oco(
+        self, user: int, side: Side, limit: int, stop: int, stop_limit: int, lots: int, as_limit: bool, stp: StpMode
+    ) -> None:
+        """An OCO: below leg, then above (a SELL's LIMIT_MAKER above its stop-loss, a BUY's below)."""
+        if (limit <= stop) if side is Side.SELL else (limit >= stop):
+            return  # the gateway refuses prices the wrong way round
+        kind = OrderType.STOP_LOSS_LIMIT if as_limit else OrderType.STOP_LOSS
+        stop_leg = self._leg(user, side, kind, stop_limit, lots, stop)
+        limit_leg = self._leg(user, side, OrderType.LIMIT_MAKER, limit, lots)
+        legs = [stop_leg, limit_leg] if side is Side.SELL else [limit_leg, stop_leg]
+        self._list(user, "OCO", legs, [[0, 1]])
+
+    def oto(self, user: int, side: Side, price: int, pending_price: int, lots: int) -> None:
+        """An OTO: a working LIMIT, its pending LIMIT_MAKER on the other side, each held for itself."""
+        working = self._leg(user, side, OrderType.LIMIT, price, lots)
+        pending = self._leg(user, side.opposite, OrderType.LIMIT_MAKER, pending_price, lots)
+        self._list(user, "OTO", [working, pending], [[0], [1]])
+
     def cancel(self, user: int, order_id: int, restriction: CancelRestriction | None = None) -> None:
         self.offset += 1
         self.run(
@@ -247,11 +381,14 @@ class Exchange:
             )
         )
 
-    def run(self, cmd: AcceptedOrder | CancelOrder | AmendOrder) -> MatchedEvent:
+    def run(self, cmd: AcceptedOrder | CancelOrder | AmendOrder | OrderListCommand) -> MatchedEvent:
         event = self.book.apply(cmd, 0)
         assert event is not None
         settled = settle([event], MARKET, self.orders)
         for p in settled.postings:
+            if p.kind == "release":  # a hold goes back once, when its order ends
+                assert p.ref not in self.released, f"{p.ref} released twice"
+                self.released.add(p.ref)
             self.post(p.debit_user, p.asset, p.debit_bucket, -p.amount)
             self.post(p.credit_user, p.asset, p.credit_bucket, p.amount)
         self.last = settled
@@ -262,13 +399,26 @@ class Exchange:
             total = sum(a + h for (u, a_), (a, h) in self.balances.items() if a_ == asset)
             assert total == atoms * len(USERS), f"{asset} not conserved"
         assert all(a >= 0 and h >= 0 for a, h in self.balances.values()), self.balances
+        shared: dict[int, list[int]] = {}  # the OCO pairs still sharing one hold: their open legs
         for oid, o in self.orders.items():
             if not OrderStatus(o.status).is_open:
                 assert o.hold_left == 0, f"order {oid} ended holding {o.hold_left}"
+            elif o.shared:
+                shared.setdefault(o.list_id, []).append(oid)
             elif OrderType(o.type).triggered is not OrderType.MARKET:  # what the order still needs: limit x lots left
                 left = o.qty_lots - o.executed_lots - o.prevented_lots  # prevented: by DECREMENT / TRANSFER
                 need = left * o.price_ticks * MARKET.atoms_per_nu if o.side == Side.BUY else left * MARKET.atoms_per_lot
                 assert o.hold_left == need, f"order {oid} holds {o.hold_left}, needs {need}"
+        for list_id, legs in shared.items():  # a pair holds its larger need once, until one leg acts
+            assert sorted(legs) == sorted(self.lists[list_id]), f"list {list_id}: only {legs} still share its hold"
+            held = sum(self.orders[i].hold_left for i in legs)
+            needs = [
+                (o.qty_lots - o.executed_lots) * (o.price_ticks * MARKET.atoms_per_nu if o.side == Side.BUY else 0)
+                + (0 if o.side == Side.BUY else (o.qty_lots - o.executed_lots) * MARKET.atoms_per_lot)
+                for o in (self.orders[i] for i in legs)
+                if OrderType(o.type).triggered is not OrderType.MARKET
+            ]
+            assert held >= max(needs, default=0), f"list {list_id} holds {held}, a leg needs {max(needs)}"
         for r in self.book.orders():  # what settlement counts left of a resting order is what the book has left
             # (an iceberg: what it shows and what it hides)
             o = self.orders[r.order_id]
@@ -291,6 +441,8 @@ def run_steps(steps: list) -> None:
             ex.new(*s[1:])
         elif s[0] == "stop":
             ex.stop(*s[1:])
+        elif s[0] in ("oco", "oto"):
+            getattr(ex, s[0])(*s[1:])
         elif s[0] == "amend":
             ex.amend(*s[1:])
         else:
@@ -329,6 +481,18 @@ def test_decrement_and_icebergs_keep_holds_equal_to_what_open_orders_need(steps:
 @settings(max_examples=200, deadline=None)
 @given(st.lists(step, max_size=60))
 def test_money_is_conserved_and_holds_end_exactly_once(steps: list) -> None:
+    run_steps(steps)
+
+
+list_steps = st.one_of(step, step.filter(lambda s: s[0] in ("oco", "oto")))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(list_steps, min_size=20, max_size=80))
+def test_order_lists_hold_once_and_release_once(steps: list) -> None:
+    """OCO pairs hold their larger need once, OTO legs each their own: after every step, money is conserved, no
+    balance is negative, a pair still sharing holds at least what either leg needs, every other open order
+    exactly what it needs, and every hold goes back once, whichever leg acts (fills, triggers, is canceled)."""
     run_steps(steps)
 
 
@@ -463,3 +627,20 @@ def test_decrement_frees_the_hold_of_the_prevented_lots_and_records_them(mode: S
     ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 50_000, 1_500, StpMode.NONE)  # fills the 1500 left
     assert ex.orders[1].status == "FILLED" and ex.orders[1].hold_left == 0
     ex.assert_invariants()
+
+
+def test_an_oco_holds_its_quantity_once_and_its_filled_leg_keeps_what_it_needs() -> None:
+    """A SELL OCO of 3,000 lots holds 3,000 lots once; a buyer takes 1,200 from its LIMIT_MAKER: the stop leg is
+    canceled in the same step (releasing nothing: its row held nothing), the limit leg holds its 1,800 left."""
+    ex = Exchange()
+    ex.oco(2, Side.SELL, 50_050, 49_950, 49_940, 3_000, True, StpMode.EXPIRE_MAKER)
+    stop_id, limit_id = ex.lists[next(iter(ex.lists))]
+    assert ex.balances[(2, "BTC")][1] == 3_000 * MARKET.atoms_per_lot
+    assert (ex.orders[stop_id].hold_left, ex.orders[limit_id].hold_left) == (3_000 * MARKET.atoms_per_lot, 0)
+    ex.assert_invariants()
+    ex.new(3, Side.BUY, (OrderType.LIMIT, TimeInForce.GTC), 50_050, 1_200, StpMode.EXPIRE_MAKER)
+    ex.assert_invariants()
+    assert (ex.orders[stop_id].status, ex.orders[limit_id].status) == ("CANCELED", "PARTIALLY_FILLED")
+    assert ex.orders[limit_id].hold_left == 1_800 * MARKET.atoms_per_lot and not ex.orders[limit_id].shared
+    assert ex.balances[(2, "BTC")][1] == 1_800 * MARKET.atoms_per_lot
+    assert not any(p.kind == "release" for p in ex.last.postings if p.ref == f"order:{stop_id}")

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from shared.domain import OrderType, Side, StpMode, TimeInForce
 from shared.errors import ApiError
-from shared.order_request import parse_cancel, parse_new_order
+from shared.messages import NewListRequest
+from shared.order_request import parse_cancel, parse_new_order, parse_order_list
 
 SYMBOLS = {"BTCUSDT", "ETHUSDT"}
 
@@ -195,3 +196,81 @@ def test_conditional_orders_refused_with_binance_codes(params: dict[str, str], c
     with pytest.raises(ApiError) as refused:
         parse(**STOP, **params)
     assert refused.value.code == code and msg_part in refused.value.msg, refused.value.msg
+
+
+# --- order lists ------------------------------------------------------------------------------------------
+def _list(params: dict[str, str], kind: str = "oco") -> NewListRequest:
+    return parse_order_list(params, kind, user_id=7, list_id=100, order_ids=[101, 102, 103], ts=5, symbols={"BTCUSDT"})
+
+
+OCO = {
+    "symbol": "BTCUSDT",
+    "side": "SELL",
+    "quantity": "0.1",
+    "aboveType": "LIMIT_MAKER",
+    "abovePrice": "55000",
+    "belowType": "STOP_LOSS_LIMIT",
+    "belowStopPrice": "45000",
+    "belowPrice": "44900",
+    "belowTimeInForce": "GTC",
+    "listClientOrderId": "L1",
+}
+
+
+def test_an_oco_is_its_below_leg_then_its_above_leg_each_a_new_order() -> None:
+    r = _list(OCO)
+    assert (r.list_id, r.contingency, r.working, r.list_client_id) == (100, "OCO", 2, "L1")
+    below, above = r.legs
+    assert (below.order_id, below.type, below.stop_price, below.price) == (
+        101,
+        OrderType.STOP_LOSS_LIMIT,
+        "45000",
+        "44900",
+    )
+    assert (above.order_id, above.type, above.price, above.quantity) == (102, OrderType.LIMIT_MAKER, "55000", "0.1")
+    assert below.client_order_id == "spot-101" and above.side is below.side is Side.SELL
+
+
+def test_the_older_oco_maps_onto_the_same_legs() -> None:
+    old = {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.1", "price": "45000", "stopPrice": "55000",
+           "stopLimitPrice": "55100", "stopLimitTimeInForce": "GTC", "limitClientOrderId": "lim"}  # fmt: skip
+    below, above = _list(old, "order/oco").legs  # a BUY: the limit below, the stop above
+    assert (below.type, below.price, below.client_order_id) == (OrderType.LIMIT_MAKER, "45000", "lim")
+    assert (above.type, above.stop_price, above.price) == (OrderType.STOP_LOSS_LIMIT, "55000", "55100")
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"aboveType": "STOP_LOSS", "belowType": "LIMIT_MAKER", "belowPrice": "44900"}, -2010),  # pairs the wrong way
+        ({"abovePrice": "40000"}, -2010),  # the above leg under the below one
+        ({"aboveType": ""}, -1102),
+        ({"aboveColour": "red"}, -1104),
+        ({"belowTimeInForce": ""}, -1102),  # a STOP_LOSS_LIMIT needs one
+        ({"listClientOrderId": "bad id"}, -1100),
+        ({"aboveClientOrderId": "same", "belowClientOrderId": "same"}, -2010),
+    ],
+)
+def test_a_list_is_refused_whole_as_binance_refuses_it(change: dict[str, str], code: int) -> None:
+    params = {k: v for k, v in (OCO | change).items() if v != ""}
+    with pytest.raises(ApiError) as refused:
+        _list(params)
+    assert refused.value.code == code
+
+
+def test_oto_and_otoco_have_one_working_order() -> None:
+    working = {"workingType": "LIMIT", "workingSide": "BUY", "workingPrice": "40000", "workingQuantity": "0.05",
+               "workingTimeInForce": "GTC"}  # fmt: skip
+    oto = _list({"symbol": "BTCUSDT", **working, "pendingType": "MARKET", "pendingSide": "SELL",
+                 "pendingQuantity": "0.05"}, "oto")  # fmt: skip
+    assert (oto.contingency, oto.working, [leg.type for leg in oto.legs]) == (
+        "OTO",
+        1,
+        [OrderType.LIMIT, OrderType.MARKET],
+    )
+    otoco = _list({"symbol": "BTCUSDT", **working, "pendingSide": "SELL", "pendingQuantity": "0.05",
+                   "pendingAboveType": "LIMIT_MAKER", "pendingAbovePrice": "60000", "pendingBelowType": "STOP_LOSS",
+                   "pendingBelowStopPrice": "30000"}, "otoco")  # fmt: skip
+    assert [leg.type for leg in otoco.legs] == [OrderType.LIMIT, OrderType.STOP_LOSS, OrderType.LIMIT_MAKER]
+    with pytest.raises(ApiError):
+        _list({"symbol": "BTCUSDT", **working, "workingType": "MARKET", "pendingType": "LIMIT_MAKER"}, "oto")

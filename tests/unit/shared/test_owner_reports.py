@@ -8,12 +8,14 @@ market-data leaves out that one and nothing else.
 
 from __future__ import annotations
 
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.matcher.book import Book
 from shared.domain import ExecType, OrderType, Side, StpMode, TimeInForce
-from shared.owner_reports import acceptance_update, confirmed_on_acceptance, told_by_market_data
+from shared.messages import OrderListCommand
+from shared.owner_reports import acceptance_update, confirmed_on_acceptance, market_data_reports, told_by_market_data
 from tests.unit.matcher.test_book import MARKET, USERS, Flow
 
 resting_orders = st.lists(
@@ -65,3 +67,26 @@ def test_market_data_tells_every_update_of_a_cancel(resting, data) -> None:
     event = book.apply(flow.cancel(flow.owner.get(order_id, 1), order_id), 2)
     assert event is not None
     assert all(told_by_market_data(u) for u in event.updates)
+
+
+def test_an_order_lists_legs_are_all_told_by_market_data_with_g_and_its_list_status() -> None:
+    """An OTO's working LIMIT (a type the processor confirms alone) is told by market-data, as every leg is, each
+    report with the list's id in ``g``; the list's ``listStatus`` follows its legs' reports; other orders keep -1."""
+    book, flow = Book(MARKET), Flow()
+    book.apply(flow.limit(2, Side.SELL, 100, 1), 1)
+    legs = [flow.limit(1, Side.BUY, 99, 1), flow.limit(1, Side.SELL, 110, 1, type=OrderType.LIMIT_MAKER)]
+    src = flow._next()
+    placed = book.apply(
+        OrderListCommand(**src, list_id=77, user_id=1, contingency="OTO", list_client_id="L", working=1, orders=legs),
+        2,
+    )
+    assert placed is not None
+    told = [orjson.loads(raw) for _, raw in market_data_reports(MARKET, placed)]
+    assert [(e["e"], e.get("i"), e["g"]) for e in told] == [
+        ("executionReport", legs[0].order_id, 77),
+        ("executionReport", legs[1].order_id, 77),
+        ("listStatus", None, 77),
+    ]
+    assert told[-1]["O"] == [{"s": "BTCUSDT", "i": leg.order_id, "c": leg.client_order_id} for leg in legs]
+    plain = book.apply(flow.limit(3, Side.BUY, 100, 1), 3)
+    assert plain is not None and {orjson.loads(raw)["g"] for _, raw in market_data_reports(MARKET, plain)} == {-1}

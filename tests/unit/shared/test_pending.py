@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.domain import OrderType, Side, TimeInForce
-from shared.messages import NewOrderRequest
-from shared.pending import entry, parse, sort_out
+from shared.messages import NewListRequest, NewOrderRequest
+from shared.pending import entry, field_of, parse, sort_out
 
 
 def _request(order_id: int, ts: int = 1_700_000_000_000) -> NewOrderRequest:
@@ -60,3 +60,17 @@ def test_every_entry_is_sorted_once_by_the_rule(orders: dict[int, tuple[int, boo
     assert {r.order_id for r in found.lost} == {i for i, (e, row, _) in orders.items() if not row and e < log_epoch}
     assert found.ahead == sum(1 for e, row, _ in orders.values() if not row and e >= log_epoch)
     assert [(r.ts, r.order_id) for r in found.lost] == sorted((r.ts, r.order_id) for r in found.lost)
+
+
+def test_an_order_list_is_kept_under_its_first_legs_id_and_decided_by_its_row() -> None:
+    """An order list waits under its first leg's order id: decided once that leg has a row (the processor writes
+    every leg's, accepted or refused), sent again whole when lost with an older log."""
+    legs = [_request(21), _request(22)]
+    listed = NewListRequest(
+        list_id=20, user_id=7, symbol="BTCUSDT", contingency="OCO", list_client_id="L", working=2, legs=legs, ts=5
+    )
+    assert field_of(listed) == 21 and parse(entry(listed, 0)) == (0, listed)
+    entries = {b"21": entry(listed, 0), b"1": entry(_request(1), 0)}
+    assert sort_out(entries, stored={21}, log_epoch=1).decided == ["21"]
+    lost = sort_out(entries, stored=set(), log_epoch=1).lost
+    assert listed in lost and len(lost) == 2
