@@ -287,11 +287,21 @@ def test_the_ws_api_places_queries_and_cancels_order_lists(shared_fleet: Any) ->
 async def _ccxt_lists(base: str, settings: Any) -> None:
     """The unmodified ccxt reaches the order-list endpoints through its implicit API (``create_order`` sends no
     list): it fills in every client id (``listClientOrderId``, ``aboveClientOrderId``, ...), signs, and reads
-    the answers; ``fetch_open_orders`` then shows both legs with their ``orderListId``."""
+    the answers; ``fetch_open_orders`` then shows both legs with their ``orderListId``, and ``watch_orders`` sees
+    each leg open, then canceled with its list, carrying the list's id (``g``)."""
     from tests.e2e.test_ccxt import _exchange
 
     ex = await _exchange(base, settings, FUNDS)
+    seen: list[tuple[str, str, int]] = []  # (order id, status, orderListId) as watch_orders told them
+
+    async def orders_loop() -> None:
+        while True:
+            for o in await ex.watch_orders("BTC/USDT"):
+                seen.append((o["id"], o["status"], int(o["info"].get("g", -1))))
+
+    watching = asyncio.create_task(orders_loop())
     try:
+        await asyncio.sleep(1.0)  # the subscription in place
         placed = await ex.private_post_orderlist_oco(
             {
                 "symbol": "BTCUSDT",
@@ -325,8 +335,16 @@ async def _ccxt_lists(base: str, settings: Any) -> None:
         while (await ex.fetch_balance())["BTC"]["used"] != 0:
             assert time.monotonic() < deadline + 10, "the canceled lists' hold was never released"
             await asyncio.sleep(0.1)
+        legs = {str(o["orderId"]) for o in placed["orders"]}
+        while {i for i, status, _ in seen if i in legs and status == "canceled"} != legs:
+            assert time.monotonic() < deadline + 20, seen
+            await asyncio.sleep(0.1)
+        for leg in legs:  # watch_orders saw each leg open, then canceled, with its list's id
+            told = [(status, g) for i, status, g in seen if i == leg]
+            assert told[0] == ("open", list_id) and told[-1] == ("canceled", list_id), told
         await check_money_at(settings.database_url)
     finally:
+        watching.cancel()
         await ex.close()
 
 
