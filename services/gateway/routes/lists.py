@@ -31,7 +31,7 @@ from shared.order_request import CLIENT_ID, LIST_KINDS, list_size
 from ..deps import ApiKeyHeader, Caller, Gateway, GatewayDep, authenticate, client_ip, int_param, read_body, signed
 from ..ingest import Budget
 from . import spec
-from .orders import CANCEL_WEIGHT, OPEN, ORDER_COLUMNS, _raise_refusal
+from .orders import CANCEL_WEIGHT, OPEN, ORDER_COLUMNS, _raise_refusal, outcome_of
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 
@@ -188,14 +188,7 @@ async def cancel_list_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
     params = {"symbol": m.symbol}
     ack = await gw.ingest.cancel(caller.user_id, open_legs[0]["order_id"], params)
-    outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
-    if outcome is None:
-        raise ApiError(
-            errors.TIMEOUT,
-            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
-            503,
-        )
-    _raise_refusal(outcome)
+    outcome = await outcome_of(gw, ack)
     listed: dict[str, Any] | None = outcome.get("orderList")
     if listed is None:  # the leg was alone by then (its list done): the list as it stands, the order canceled
         listed = _list_json(row, legs)

@@ -103,6 +103,20 @@ async def place_order(gw: Gateway, caller: Caller, budget: Budget | None = None)
     return order
 
 
+async def outcome_of(gw: Gateway, ack: dict[str, Any]) -> dict[str, Any]:
+    """Settlement's outcome of a cancel (or a mass cancel) handed on as ``ack``; Binance's -1007 when it does not
+    come within ``order_result_timeout_ms``, and the matcher's refusal as its ``ApiError``."""
+    outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
+    if outcome is None:
+        raise ApiError(
+            errors.TIMEOUT,
+            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
+            503,
+        )
+    _raise_refusal(outcome)
+    return outcome
+
+
 async def find(gw: Gateway, caller: Caller, m: Market) -> dict[str, Any] | None:
     order_id = int_param(caller.params, "orderId")
     client_id = caller.params.get("origClientOrderId")
@@ -180,14 +194,7 @@ async def cancel_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
     if row is None or not OrderStatus(row["status"]).is_open:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
     ack = await gw.ingest.cancel(caller.user_id, row["order_id"], caller.params)
-    outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
-    if outcome is None:
-        raise ApiError(
-            errors.TIMEOUT,
-            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
-            503,
-        )
-    _raise_refusal(outcome)
+    outcome = await outcome_of(gw, ack)
     order: dict[str, Any] = outcome["order"]
     order.pop("fills", None)
     order["origClientOrderId"] = order["clientOrderId"]
@@ -244,14 +251,7 @@ async def cancel_all_as(gw: Gateway, caller: Caller) -> list[dict[str, Any]]:
     if not any_open:
         raise ApiError(errors.CANCEL_REJECTED, "Unknown order sent.", 400)
     ack = await gw.ingest.cancel_all(caller.user_id, caller.params)
-    outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
-    if outcome is None:
-        raise ApiError(
-            errors.TIMEOUT,
-            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
-            503,
-        )
-    _raise_refusal(outcome)
+    outcome = await outcome_of(gw, ack)
     canceled: list[dict[str, Any]] = outcome.get("orders") or [outcome["order"]]
     for order in canceled:
         order.pop("fills", None)
