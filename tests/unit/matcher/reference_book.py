@@ -207,23 +207,8 @@ class Stop:
 
     def update(self, status: OrderStatus, exec_type: ExecType, working_ts: int, **more: object) -> OrderUpdate:
         a = self.a
-        return OrderUpdate(
-            order_id=a.order_id,
-            user_id=a.user_id,
-            client_order_id=a.client_order_id,
-            side=a.side,
-            type=a.type,
-            tif=None if a.type.triggered is OrderType.MARKET else a.tif,
-            price_ticks=a.price_ticks,
-            qty_lots=a.qty_lots,
-            status=status,
-            exec_type=exec_type,
-            created_ts=a.ts,
-            stp=a.stp,
-            iceberg_lots=a.iceberg_lots,
-            stop=StopState(a.stop_ticks, a.trailing_delta, self.trail_ts, working_ts),
-            **more,  # type: ignore[arg-type]
-        )
+        stop = StopState(a.stop_ticks, a.trailing_delta, self.trail_ts, working_ts)
+        return _accepted_update(a, status, exec_type, stop, **more)
 
     def triggers(self, price: int, ts: int) -> bool:
         """A trade at ``price``, seen by this stop: whether it triggers, its trailing state kept up."""
@@ -278,6 +263,13 @@ class OrderList:
 def _leg_update(a: AcceptedOrder, status: OrderStatus, exec_type: ExecType, **more: object) -> OrderUpdate:
     """A list leg's report from what it was accepted with (a pending leg; a refused list's legs)."""
     stop = StopState(a.stop_ticks, a.trailing_delta) if isinstance(a, AcceptedStop) and a.type.is_stop else None
+    return _accepted_update(a, status, exec_type, stop, **more)
+
+
+def _accepted_update(
+    a: AcceptedOrder, status: OrderStatus, exec_type: ExecType, stop: StopState | None, **more: object
+) -> OrderUpdate:
+    """An order's report built from what it was accepted with, before any fill (a waiting stop, a list leg)."""
     return OrderUpdate(
         order_id=a.order_id,
         user_id=a.user_id,
