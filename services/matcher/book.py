@@ -476,7 +476,14 @@ def _stop_state(s: _Stop, working_ts: Boxed) -> StopState:
 
 def _stop_update(s: _Stop, status: OrderStatus, exec_type: ExecType, working_ts: Boxed) -> OrderUpdate:
     """A conditional order's report while it waits (NEW, CANCELED) or as it triggers (NEW, working)."""
-    a = s.a
+    return _accepted_update(s.a, status, exec_type, _stop_state(s, working_ts))
+
+
+def _accepted_update(
+    a: tuple[Any, ...], status: OrderStatus, exec_type: ExecType, stop: StopState | None
+) -> OrderUpdate:
+    """A report built from the fields an order was accepted with, before any fill (a waiting stop, a list leg);
+    a *_LIMIT iceberg's slice is on its reports from placement on."""
     otype = a[_A_TYPE]
     return OrderUpdate(
         a[_A_ID],
@@ -491,8 +498,8 @@ def _stop_update(s: _Stop, status: OrderStatus, exec_type: ExecType, working_ts:
         exec_type,
         a[_A_TS],
         stp=a[_A_STP],
-        iceberg_lots=a[_A_ICEBERG],  # a *_LIMIT iceberg's slice, on its reports from placement on
-        stop=_stop_state(s, working_ts),
+        iceberg_lots=a[_A_ICEBERG],
+        stop=stop,
     )
 
 
@@ -593,23 +600,7 @@ def _list_of(list_id: int, info: str) -> _List:
 def _leg_update(a: tuple[Any, ...], status: OrderStatus, exec_type: ExecType) -> OrderUpdate:
     """A list leg's report from the fields it was accepted with (a pending leg's; a refused list's legs')."""
     otype = a[_A_TYPE]
-    stop = StopState(a[_A_STOP], a[_A_TRAIL]) if otype.is_stop else None
-    return OrderUpdate(
-        a[_A_ID],
-        a[_A_USER],
-        a[_A_CLIENT_ID],
-        a[_A_SIDE],
-        otype,
-        None if otype.triggered is _MARKET else a[_A_TIF],
-        a[_A_PRICE],
-        a[_A_QTY],
-        status,
-        exec_type,
-        a[_A_TS],
-        stp=a[_A_STP],
-        iceberg_lots=a[_A_ICEBERG],
-        stop=stop,
-    )
+    return _accepted_update(a, status, exec_type, StopState(a[_A_STOP], a[_A_TRAIL]) if otype.is_stop else None)
 
 
 def _stop_fields(a: tuple[Any, ...]) -> tuple[Any, ...]:

@@ -179,30 +179,13 @@ class Stop:
 
     def record(self) -> RestingOrder:
         a = self.a
-        return RestingOrder(
-            order_id=a.order_id,
-            user_id=a.user_id,
-            client_order_id=a.client_order_id,
-            side=a.side,
-            type=a.type,
-            tif=a.tif,
-            price_ticks=a.price_ticks,
-            qty_lots=a.qty_lots,
-            remaining=a.qty_lots,
-            executed_lots=0,
-            cum_nu=0,
-            created_ts=a.ts,
-            arrival=self.arrival,
-            stp=a.stp,
+        return _unfilled_record(
+            a,
+            self.arrival,
             stop_ticks=a.stop_ticks,
             trailing_delta=a.trailing_delta,
             trail_ticks=self.trail,
             trail_ts=self.trail_ts,
-            budget=a.budget,
-            working_ts=-1,
-            iceberg_lots=a.iceberg_lots,
-            maker_bps=a.maker_bps,
-            taker_bps=a.taker_bps,
         )
 
     def update(self, status: OrderStatus, exec_type: ExecType, working_ts: int, **more: object) -> OrderUpdate:
@@ -1124,6 +1107,20 @@ def _replace(u: OrderUpdate, **changes: object) -> OrderUpdate:
 def _pending_record(a: AcceptedOrder, lst: OrderList) -> RestingOrder:
     """A pending leg in the snapshot format (``pending``, arrival -1: not on the book)."""
     stop = isinstance(a, AcceptedStop)
+    return _unfilled_record(
+        a,
+        -1,
+        stop_ticks=a.stop_ticks if stop else 0,  # type: ignore[attr-defined]
+        trailing_delta=a.trailing_delta if stop else 0,  # type: ignore[attr-defined]
+        list_id=lst.list_id,
+        list_info=lst.info(),
+        pending=True,
+    )
+
+
+def _unfilled_record(a: AcceptedOrder, arrival: int, **more: object) -> RestingOrder:
+    """An order that has traded nothing, in the snapshot format, from what it was accepted with (a waiting stop,
+    a pending list leg); ``more``: its stop and list fields."""
     return RestingOrder(
         order_id=a.order_id,
         user_id=a.user_id,
@@ -1137,16 +1134,12 @@ def _pending_record(a: AcceptedOrder, lst: OrderList) -> RestingOrder:
         executed_lots=0,
         cum_nu=0,
         created_ts=a.ts,
-        arrival=-1,
+        arrival=arrival,
         stp=a.stp,
-        stop_ticks=a.stop_ticks if stop else 0,  # type: ignore[attr-defined]
-        trailing_delta=a.trailing_delta if stop else 0,  # type: ignore[attr-defined]
         budget=a.budget,
         working_ts=-1,
         iceberg_lots=a.iceberg_lots,
         maker_bps=a.maker_bps,
         taker_bps=a.taker_bps,
-        list_id=lst.list_id,
-        list_info=lst.info(),
-        pending=True,
+        **more,  # type: ignore[arg-type]
     )
