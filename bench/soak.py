@@ -159,7 +159,9 @@ def format_row(row: Mapping[str, Any]) -> str:
     return (f"{row['minute'] + 1:>3}  offered {row['offered']:>6,}  acked {row['acked']:>6,}"
             f"  cancels {row['cancels_ok']:>5,}  confirmed {row['confirmed']:>6,}"
             f"  ack p50/p99 {_ms(row['ack_p50_ms'])}/{_ms(row['ack_p99_ms'])} ms"
-            f"  confirm p50/p99 {_ms(row['confirm_p50_ms'])}/{_ms(row['confirm_p99_ms'])} ms  lag {_lags(row['lag'])}"
+            f"  confirm p50/p99 {_ms(row['confirm_p50_ms'])}/{_ms(row['confirm_p99_ms'])} ms"
+            f"  first fill p50/p99 {_ms(row.get('fill_p50_ms'))}/{_ms(row.get('fill_p99_ms'))} ms"
+            f"  lag {_lags(row['lag'])}"
             f"  errors: {errors}  RSS MB: {mem}  CPU % of a core: {cpu}")
 
 
@@ -346,7 +348,8 @@ def summary(res: dict[str, Any]) -> str:
             f"(rejected {total['rejected']:,}), cancels answered {total['cancels_ok']:,}; ACKed and never confirmed "
             f"(5 s after the load): {res['unconfirmed']:,}; 5xx: {res['server_errors']:,}; errors: "
             f"{dict(total['errors']) or 'none'}; ack p50/p99 {_ms(total['ack_p50_ms'])}/{_ms(total['ack_p99_ms'])} "
-            f"ms, confirm p50/p99 {_ms(total['confirm_p50_ms'])}/{_ms(total['confirm_p99_ms'])} ms; lag at the end "
+            f"ms, confirm p50/p99 {_ms(total['confirm_p50_ms'])}/{_ms(total['confirm_p99_ms'])} ms, a crossing order's "
+            f"first fill p50/p99 {_ms(total.get('fill_p50_ms'))}/{_ms(total.get('fill_p99_ms'))} ms; lag at the end "
             f"{_lags(res['lag_end'])}; fleet log: {res['log']}; Postgres autovacuum {res['postgres_autovacuum']} ("
             f"{_upkeep(res.get('postgres_end', {}))}); "
             f"RSS after the {res['warm_up_minutes']}-minute warm-up -> end: {grow}; confirmations over 100 ms: "

@@ -13,7 +13,9 @@ round-robin over the users, in a mix like a market maker's day:
 An order is confirmed by the first ``executionReport`` of its client order id on its owner's stream (NEW,
 or a TRADE when it filled at once, or REJECTED). Counted per minute of the run, by when the event happened:
 requests offered, orders ACKed, cancels answered, orders confirmed, errors by HTTP status and Binance code,
-REST answer and confirmation latency (p50/p99). A line per minute goes to ``progress`` (JSON) as each
+REST answer and confirmation latency (p50/p99), and how long a crossing order took to its first fill (the
+first ``TRADE`` report of its client order id: the matcher's and settlement's hops, which a confirmation
+does not wait for). A line per minute goes to ``progress`` (JSON) as each
 minute ends; the whole result to ``out``, after waiting ``CONFIRM_WAIT_S`` for confirmations once the load
 stopped: ACKed orders still unconfirmed then are ``unconfirmed``.
 """
@@ -65,12 +67,14 @@ class Minute:
     errors: Counter[str] = field(default_factory=Counter)
     ack_s: list[float] = field(default_factory=list)
     confirm_s: list[float] = field(default_factory=list)
+    fill_s: list[float] = field(default_factory=list)
 
     def row(self, minute: int) -> dict[str, Any]:
         return {"minute": minute, "offered": self.offered, "acked": self.acked, "cancels_ok": self.cancels_ok,
                 "confirmed": self.confirmed, "rejected": self.rejected, "errors": dict(self.errors),
                 "ack_p50_ms": _pct(self.ack_s, 50), "ack_p99_ms": _pct(self.ack_s, 99),
-                "confirm_p50_ms": _pct(self.confirm_s, 50), "confirm_p99_ms": _pct(self.confirm_s, 99)}
+                "confirm_p50_ms": _pct(self.confirm_s, 50), "confirm_p99_ms": _pct(self.confirm_s, 99),
+                "fills": len(self.fill_s), "fill_p50_ms": _pct(self.fill_s, 50), "fill_p99_ms": _pct(self.fill_s, 99)}
 
 
 @dataclass
@@ -91,6 +95,7 @@ class Soak:
         self.idle: list[Conn] = []
         self.minutes: defaultdict[int, Minute] = defaultdict(Minute)
         self.sent_at: dict[str, float] = {}  # client order id -> when its POST was sent
+        self.crossing: dict[str, float] = {}  # crossing orders not yet filled nor ended: id -> when sent
         self.acked: dict[str, float] = {}  # ACKed, not yet confirmed: client order id -> when sent
         self.confirmed_early: set[str] = set()  # confirmed before its ACK came back
         self.slow: list[tuple[float, float]] = []  # (wall-clock send time, seconds to confirm) over SLOW_S
@@ -123,27 +128,33 @@ class Soak:
             return f"{status}:?"
         return f"{status}:{data.get('code') if isinstance(data, dict) else '?'}"
 
-    def _order(self, coid: str) -> dict[str, Any]:
+    def _order(self, coid: str) -> tuple[dict[str, Any], bool]:
+        """The order's parameters, and whether it crosses."""
         symbol = self.symbols[self.rng.randrange(len(self.symbols))]
         mid, step = MIDS.get(symbol, (50_000, "0.00001"))
         side = "BUY" if self.rng.random() < 0.5 else "SELL"
-        if self.rng.random() < REST_SHARE / (REST_SHARE + CROSS_SHARE):
+        crossing = self.rng.random() >= REST_SHARE / (REST_SHARE + CROSS_SHARE)
+        if not crossing:
             ticks = self.rng.randint(*REST_TICKS) * (-1 if side == "BUY" else 1)
         else:
             ticks = CROSS_TICKS * (1 if side == "BUY" else -1)
         lots = self.rng.randint(20, 200)
         qty = f"{lots * float(step):.8f}".rstrip("0").rstrip(".")
         return {"symbol": symbol, "side": side, "type": "LIMIT", "timeInForce": "GTC", "quantity": qty,
-                "price": f"{mid + ticks / 100:.2f}", "newClientOrderId": coid, "newOrderRespType": "ACK"}
+                "price": f"{mid + ticks / 100:.2f}", "newClientOrderId": coid, "newOrderRespType": "ACK"}, crossing
 
     async def place(self, user: User, coid: str) -> None:
-        body = _body(user.secret, self._order(coid)).encode()
+        order, crossing = self._order(coid)
+        body = _body(user.secret, order).encode()
         sent = self.sent_at[coid] = time.perf_counter()
+        if crossing:
+            self.crossing[coid] = sent
         try:
             status, raw = await self._request(self._head("POST", user, body), body)
         except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             self._minute().errors[type(exc).__name__] += 1
             self.sent_at.pop(coid, None)
+            self.crossing.pop(coid, None)
             return
         now = time.perf_counter()
         minute = self._minute(now)
@@ -157,6 +168,7 @@ class Soak:
         else:
             minute.errors[self._error(status, raw)] += 1
             self.sent_at.pop(coid, None)
+            self.crossing.pop(coid, None)
 
     async def cancel(self, user: User, order_id: int, symbol: str) -> None:
         body = _body(user.secret, {"symbol": symbol, "orderId": order_id}).encode()
@@ -176,6 +188,10 @@ class Soak:
             user.open.pop(order_id, None)
         elif e.get("x") == "NEW":
             user.open[order_id] = e.get("s", "")
+        if coid in self.crossing and (e.get("x") == "TRADE" or status in ENDED):
+            crossed = self.crossing.pop(coid)
+            if e.get("x") == "TRADE":
+                self._minute(now).fill_s.append(now - crossed)
         sent = self.sent_at.pop(coid, None) if coid else None
         if sent is None:
             return
@@ -275,6 +291,7 @@ class Soak:
             total.errors.update(m.errors)
             total.ack_s += m.ack_s
             total.confirm_s += m.confirm_s
+            total.fill_s += m.fill_s
         return {"rate": rate, "minutes": cfg["minutes"], "send_seconds": round(sent_s, 1), "users": len(self.users),
                 "unconfirmed": len(self.acked), "unconfirmed_sample": sorted(self.acked)[:10],
                 "slow_confirms": self.slow,
