@@ -229,6 +229,25 @@ class Candle:
             self.taker_buy_quote += notional
         self.last_trade = trade_id
 
+    def values(self) -> list[int]:
+        """Every field in order, as Redis keeps a candle; ``Candle(*c.values())`` is a copy. Written out:
+        ``dataclasses.astuple`` and ``replace`` were a fifth of market-data's CPU, called per trade batch."""
+        return [
+            self.open_time,
+            self.close_time,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.quote_volume,
+            self.trades,
+            self.taker_buy_volume,
+            self.taker_buy_quote,
+            self.first_trade,
+            self.last_trade,
+        ]
+
 
 def fill(iv: Interval, offset_ms: int, wanted: list[int], found: dict[int, Candle], before: int | None) -> list[Candle]:
     """The candles of ``wanted`` open times: the ones ``found`` (traded in), the others empty at the

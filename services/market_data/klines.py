@@ -11,7 +11,7 @@ Trades come in trade-id order, so open, close, first and last are the first and 
 
 from __future__ import annotations
 
-from dataclasses import astuple, dataclass, replace
+from dataclasses import dataclass
 
 from shared.candles import INTERVALS, STREAM_OFFSET, Candle, Interval, bucket_open, next_open, parse_time_zone
 from shared.candles import stream_kind as kind_of
@@ -66,11 +66,11 @@ class LiveCandles:
 
     def copy(self) -> LiveCandles:
         """A copy to roll back to (a trade execution that could not be applied)."""
-        return LiveCandles({k: replace(c) for k, c in self.current.items()})
+        return LiveCandles({k: Candle(*c.values()) for k, c in self.current.items()})
 
     def state(self) -> dict[str, list[int]]:
         """What Redis keeps (``kline_cur``): each series' candle as a list of integers."""
-        return {k: list(astuple(c)) for k, c in self.current.items()}
+        return {k: c.values() for k, c in self.current.items()}
 
     @classmethod
     def restore(cls, state: object) -> LiveCandles:

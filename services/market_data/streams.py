@@ -276,7 +276,7 @@ def publish_candles(w: sredis.Atomic, state: MarketState, event_ts: int) -> None
 
 def _store_kline(w: sredis.Atomic, m: Market, k: Candle) -> None:
     w.call("ZREMRANGEBYSCORE", market_key(m.symbol, "klines"), k.open_time, k.open_time)
-    w.call("ZADD", market_key(m.symbol, "klines"), k.open_time, orjson.dumps(list(astuple(k))))
+    w.call("ZADD", market_key(m.symbol, "klines"), k.open_time, orjson.dumps(k.values()))
     w.call("ZREMRANGEBYRANK", market_key(m.symbol, "klines"), 0, -KLINES_KEPT - 1)
 
 

@@ -8,6 +8,7 @@ trade's to now's, filtered by startTime/endTime, the oldest or newest ``limit``)
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -170,3 +171,10 @@ def test_candles_with_no_trade_carry_the_previous_close() -> None:
     assert [(c.open, c.high, c.low, c.close, c.volume, c.trades) for c in got[1:]] == [(11, 11, 11, 11, 0, 0)] * 2
     assert got[2].close_time == 3 * MINUTE_MS - 1
     assert [c.open for c in fill(iv, 0, [MINUTE_MS], {}, 7)] == [7]
+
+
+@given(st.lists(st.integers(-(2**62), 2**62), min_size=13, max_size=13))
+def test_a_candles_values_are_its_fields_in_order_and_rebuild_it(values: list[int]) -> None:
+    candle = Candle(*values)
+    assert candle.values() == list(dataclasses.astuple(candle))
+    assert Candle(*candle.values()) == candle
