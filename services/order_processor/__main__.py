@@ -40,7 +40,7 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
             requests,
             outbox,
             fetch=fetch,
-            on_segment_done=writes.sealer(settings, outbox, cache),
+            on_segment_done=writes.sealer(settings, acks := writes.Acks(outbox), cache),
         ) as inbox,
         background(segment_keeper.keep(settings, cache, db, stop)),
     ):
@@ -49,12 +49,14 @@ async def serve(settings: Settings, stop: asyncio.Event, health: Health) -> None
         await startup.repair(settings, markets, inbox, outbox, db, cache, stop)
         health.watch(resilience.probes(db=db, cache=cache, outbox=outbox))
         health.up()
-        async for batch in inbox.batches(stop):
-            with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
-                for records in market_runs(batch.records):  # a market change alone: the runs after it see it
-                    await writer.write(records, traced, batch.oldest_ms)
-                await outbox.flush()
-                await inbox.commit(batch)
+        # an idle poll yields an empty batch, which commits the one in flight
+        async for batch in inbox.batches(stop, yield_empty=True):
+            if batch.records:
+                with BATCH_SECONDS.time(), tracing.consume(batch.records) as traced:
+                    for records in market_runs(batch.records):  # a market change alone: the runs after it see it
+                        await writer.write(records, traced, batch.oldest_ms)
+            await acks.sent(batch, inbox)  # acknowledged while the next batch is decided
+        await acks.settle(inbox)
 
 
 def main() -> None:
