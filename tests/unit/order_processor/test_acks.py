@@ -39,6 +39,16 @@ def _outbox(producer: HeldProducer) -> kafka.Outbox:
     return kafka.Outbox(producer, Settings(kafka_segment_s=0))  # type: ignore[arg-type]
 
 
+async def _one_in_flight() -> tuple[HeldProducer, Committed, kafka.Outbox, Acks]:
+    """A batch whose one command is sent and handed to ``Acks``, its ack not yet in."""
+    producer, inbox = HeldProducer(), Committed()
+    outbox = _outbox(producer)
+    acks = Acks(outbox)
+    await outbox.send("validated-orders", b"1", key="BTCUSDT")
+    await acks.sent(kafka.Batch[Any](), inbox)  # type: ignore[arg-type]
+    return producer, inbox, outbox, acks
+
+
 async def _settled(task: asyncio.Task[None]) -> bool:
     await asyncio.sleep(0)
     await asyncio.sleep(0)
@@ -70,11 +80,7 @@ async def test_a_batch_is_committed_after_its_acks_while_the_next_is_decided() -
 
 
 async def test_a_seal_waits_for_the_acks_in_flight_and_those_not_yet_taken() -> None:
-    producer, inbox = HeldProducer(), Committed()
-    outbox = _outbox(producer)
-    acks = Acks(outbox)
-    await outbox.send("validated-orders", b"1", key="BTCUSDT")
-    await acks.sent(kafka.Batch[Any](), inbox)  # type: ignore[arg-type]
+    producer, _, outbox, acks = await _one_in_flight()
     await outbox.send("validated-orders", b"2", key="BTCUSDT")  # sent, not yet handed to acks
 
     acked = asyncio.create_task(acks.acked())
@@ -86,11 +92,7 @@ async def test_a_seal_waits_for_the_acks_in_flight_and_those_not_yet_taken() -> 
 
 
 async def test_a_failed_ack_raises_and_commits_nothing() -> None:
-    producer, inbox = HeldProducer(), Committed()
-    outbox = _outbox(producer)
-    acks = Acks(outbox)
-    await outbox.send("validated-orders", b"1", key="BTCUSDT")
-    await acks.sent(kafka.Batch[Any](), inbox)  # type: ignore[arg-type]
+    producer, inbox, _, acks = await _one_in_flight()
     producer.acks[0].set_exception(ConnectionError("broker gone"))
     with pytest.raises(ConnectionError):
         await acks.settle(inbox)  # type: ignore[arg-type]
