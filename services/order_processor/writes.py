@@ -133,6 +133,8 @@ class Acks:
         in_flight = self.outbox.sent()
         await self.settle(inbox)
         self._in_flight, self._batch = in_flight, batch
+        if batch.sealed:  # it reached a segment's end: the next segment is read only once it is committed
+            await self.settle(inbox)
 
     async def settle(self, inbox: kafka.Inbox[OrderRequest]) -> None:
         """Wait for the acks of the batch in flight, and commit it."""

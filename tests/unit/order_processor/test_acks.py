@@ -7,6 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 
 from services.order_processor.writes import Acks
 from shared import kafka
@@ -97,3 +98,18 @@ async def test_a_failed_ack_raises_and_commits_nothing() -> None:
     with pytest.raises(ConnectionError):
         await acks.settle(inbox)  # type: ignore[arg-type]
     assert inbox.batches == []
+
+
+async def test_a_batch_that_reached_a_segments_seal_is_committed_at_once() -> None:
+    """The ring moves to the next segment once the seal's batch is committed: pipelined, the switch (and every
+    request waiting in the next segment) would wait for the batch after it."""
+    producer, inbox = HeldProducer(), Committed()
+    outbox = _outbox(producer)
+    acks = Acks(outbox)
+    sealed = kafka.Batch[Any](sealed={TopicPartition("order-requests", 0)})
+    await outbox.send("validated-orders", b"1", key="BTCUSDT")
+    done = asyncio.create_task(acks.sent(sealed, inbox))  # type: ignore[arg-type]
+    assert not await _settled(done)
+    producer.acks[0].set_result(None)
+    await done
+    assert inbox.batches == [sealed]
