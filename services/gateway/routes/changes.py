@@ -45,7 +45,7 @@ from ..deps import (
 )
 from ..ingest import Budget
 from . import spec
-from .orders import cancel_as, find, place_order, rate, tier_rates
+from .orders import cancel_as, find, outcome_of, place_order, rate, tier_rates
 
 router = APIRouter(prefix="/api/v3", responses=spec.ERRORS)
 
@@ -228,16 +228,7 @@ async def amend_as(gw: Gateway, caller: Caller) -> dict[str, Any]:
     ):
         raise ApiError(errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG, 400)
     ack = await gw.ingest.amend(caller.user_id, row["order_id"], qty_lots, new_client_id, claim, caller.params)
-    outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
-    if outcome is None:
-        raise ApiError(
-            errors.TIMEOUT,
-            "Timeout waiting for response from backend server. Send status unknown; execution status unknown.",
-            503,
-        )
-    err = outcome.get("error")
-    if err:
-        raise ApiError(int(err["code"]), str(err["msg"]), 400)
+    outcome = await outcome_of(gw, ack)
     order: dict[str, Any] = outcome["order"]
     return {
         "transactTime": order["transactTime"],

@@ -104,8 +104,8 @@ async def place_order(gw: Gateway, caller: Caller, budget: Budget | None = None)
 
 
 async def outcome_of(gw: Gateway, ack: dict[str, Any]) -> dict[str, Any]:
-    """Settlement's outcome of a cancel (or a mass cancel) handed on as ``ack``; Binance's -1007 when it does not
-    come within ``order_result_timeout_ms``, and the matcher's refusal as its ``ApiError``."""
+    """Settlement's outcome of a cancel, a mass cancel or an amend handed on as ``ack``; Binance's -1007 when it
+    does not come within ``order_result_timeout_ms``, and the matcher's refusal as its ``ApiError``."""
     outcome = await gw.outcomes.wait(ack["requestId"], gw.settings.order_result_timeout_ms / 1000)
     if outcome is None:
         raise ApiError(
