@@ -26,24 +26,26 @@ from shared.messages import AcceptedOrder, AcceptedStop, NewListRequest, NewOrde
 
 from .validation import Hold, Spec, check, size_hold
 
-# A batch costs five round trips whatever its size: BEGIN, LOCK, READ, WRITE, COMMIT. At moderate rates a batch is
-# a few orders, so the round trips, not the rows, were the processor's and Postgres's cost per order.
-LOCK = """
-SELECT b.user_id, b.asset, b.available FROM balances b
-JOIN (SELECT DISTINCT u, a FROM unnest($1::bigint[], $2::text[]) AS k(u, a)) AS k ON b.user_id = k.u AND b.asset = k.a
-ORDER BY b.user_id, b.asset FOR UPDATE OF b
-"""
-"""The balances the batch may hold from, locked in (user_id, asset) order, as settlement locks them. Its own
-statement: joined to READ's rows, a cached generic plan scanned it once per request."""
-
+# A batch costs four round trips whatever its size: BEGIN, READ (which also locks the balances), WRITE, COMMIT. At
+# moderate rates a batch is a few orders, so the round trips, not the rows, are the processor's and Postgres's cost
+# per order, and each one waits for Postgres to be scheduled on a busy machine.
 READ = """
+WITH locked AS MATERIALIZED (
+    SELECT b.user_id, b.asset, b.available FROM balances b
+    JOIN (SELECT DISTINCT u, a FROM unnest($2::bigint[], $5::text[]) AS k(u, a)) AS k
+      ON b.user_id = k.u AND b.asset = k.a
+    ORDER BY b.user_id, b.asset FOR UPDATE OF b
+)
 SELECT o.order_id IS NOT NULL AS stored, o.status, o.price_ticks, o.qty_lots, o.quote_nu, o.hold_atoms,
        o.reject_code, o.reject_reason, o.src_partition, o.src_offset, o.iceberg_lots, o.maker_fee_bps,
        o.taker_fee_bps, coalesce(f.maker_fee_bps, -1) AS tier_maker_bps,
        coalesce(f.taker_fee_bps, -1) AS tier_taker_bps,
        EXISTS (SELECT 1 FROM orders d WHERE d.user_id = t.u AND d.client_order_id = t.c) AS id_taken,
        coalesce((SELECT n.n FROM open_order_counts n WHERE n.user_id = t.u AND n.symbol = t.s), 0) AS open_orders,
-       coalesce((SELECT sum(n.n) FROM open_order_counts n WHERE n.user_id = t.u), 0)::bigint AS open_orders_all
+       coalesce((SELECT sum(n.n) FROM open_order_counts n WHERE n.user_id = t.u), 0)::bigint AS open_orders_all,
+       CASE WHEN t.i = 1 THEN (SELECT array_agg(l.user_id) FROM locked l) END AS locked_users,
+       CASE WHEN t.i = 1 THEN (SELECT array_agg(l.asset) FROM locked l) END AS locked_assets,
+       CASE WHEN t.i = 1 THEN (SELECT array_agg(l.available) FROM locked l) END AS locked_available
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS t(order_id, u, c, s, i)
 LEFT JOIN orders o ON o.order_id = t.order_id
 LEFT JOIN users u ON u.user_id = t.u
@@ -53,7 +55,12 @@ ORDER BY t.i
 """Per request of the batch, in order: its stored decision if it was decided before, whether its client
 order id is taken, its owner's fee tier's rates (-1: the market's), and its owner's open orders on its symbol
 (MAX_NUM_ORDERS) and on all (EXCHANGE_MAX_NUM_ORDERS), read without a lock: settlement only lowers a count,
-so a stale one errs on the side of the cap."""
+so a stale one errs on the side of the cap.
+
+On the first row, the balances the batch may hold from (``locked_*``, parallel arrays), locked in (user_id, asset)
+order, as settlement locks them: the CTE is materialized and each array is an uncorrelated subquery, so it is
+locked and read once whatever plan Postgres caches (joined to the requests' rows, a cached generic plan once
+scanned the balances per request)."""
 
 WRITE = """
 WITH o AS (
@@ -92,7 +99,7 @@ WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
 RETURNING b.user_id, b.asset, b.available, b.held
 """
 """The batch's order rows, and from its accepted ones the hold ledger entries, the open-order counts and the
-balances (their rows locked by LOCK), in one statement: the entries and the balances come from the same
+balances (their rows locked by READ), in one statement: the entries and the balances come from the same
 rows, so they cannot disagree. ``hold_atoms`` is what the order was sized to hold, ``hold_left`` what it holds:
 the same, but for the legs of an OCO pair, which share one hold (the larger need, on one leg's row; 0 on the
 other's, ``hold_shared``)."""
@@ -268,16 +275,17 @@ class Holds:
     async def _take(self, batch: Sequence[Located], now: int) -> Taken:
         requests = [loc.request for loc in batch]
         async with postgres.timed("take_holds"), self.db.acquire() as conn, conn.transaction():
-            users = [r.user_id for r in requests]
-            locked = await conn.fetch(LOCK, users, [self._hold_asset(r) for r in requests])
-            available = {(row["user_id"], row["asset"]): row["available"] for row in locked}
             rows = await conn.fetch(
                 READ,
                 [r.order_id for r in requests],
-                users,
+                [r.user_id for r in requests],
                 [r.client_order_id for r in requests],
                 [r.symbol for r in requests],
+                [self._hold_asset(r) for r in requests],
             )
+            head = rows[0]
+            locked = (head["locked_users"] or (), head["locked_assets"] or (), head["locked_available"] or ())
+            available = {(user, asset): atoms for user, asset, atoms in zip(*locked, strict=True)}
             decisions: list[Decision] = []
             redelivered: set[int] = set()
             fresh: list[tuple[object, ...]] = []
