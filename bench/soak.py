@@ -152,6 +152,33 @@ def _lags(lag: Mapping[str, int]) -> str:
     return f"{sum(lag.values()):,}" + (f" ({', '.join(f'{g} {n:,}' for g, n in behind.items())})" if behind else "")
 
 
+CONSUMERS = ("order-processor", "matcher", "settlement", "market-data")
+FETCHED = 'spot_kafka_call_seconds_count{operation="fetch"}'  # polls that returned records: the batches taken
+
+
+def batches_taken(ports: Mapping[str, int]) -> dict[str, float]:
+    """How many batches each consumer has taken so far (its polls that returned records)."""
+    return {name: _metrics(port).get(FETCHED, 0.0) for name, port in ports.items()}
+
+
+def batch_costs(before: Mapping[str, float], after: Mapping[str, float], seconds: float,
+                cpu_pct: Mapping[str, float]) -> dict[str, dict[str, float | None]]:
+    """Per consumer: batches a second, and the CPU each cost it (ms): a batch's cost is most of a consumer's
+    at low rates, where each takes one record."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, n in after.items():
+        rate = max(0.0, n - before.get(name, 0.0)) / seconds
+        cpu = cpu_pct.get(name)
+        out[name] = {"per_s": round(rate, 1),
+                     "cpu_ms": None if not rate or cpu is None else round(10 * cpu / rate, 2)}
+    return out
+
+
+def _batches(costs: Mapping[str, Mapping[str, float | None]]) -> str:
+    return " ".join(f"{SHORT.get(k, k)} {v['per_s']:,.0f}" + (f" ({v['cpu_ms']} ms)" if v["cpu_ms"] else "")
+                    for k, v in costs.items())
+
+
 def format_row(row: Mapping[str, Any]) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in sorted(row["errors"].items())) or "none"
     mem = " ".join(f"{SHORT.get(k, k)} {_ms(v)}" for k, v in row["rss_mb"].items())
@@ -162,7 +189,8 @@ def format_row(row: Mapping[str, Any]) -> str:
             f"  confirm p50/p99 {_ms(row['confirm_p50_ms'])}/{_ms(row['confirm_p99_ms'])} ms"
             f"  first fill p50/p99 {_ms(row.get('fill_p50_ms'))}/{_ms(row.get('fill_p99_ms'))} ms"
             f"  lag {_lags(row['lag'])}"
-            f"  errors: {errors}  RSS MB: {mem}  CPU % of a core: {cpu}")
+            f"  errors: {errors}  RSS MB: {mem}  CPU % of a core: {cpu}"
+            + (f"  batches/s (CPU each): {_batches(row['batches'])}" if row.get("batches") else ""))
 
 
 def growth(rows: list[dict[str, Any]], warm: int) -> dict[str, dict[str, float | None]]:
@@ -249,6 +277,8 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
             f"(gateway on :{fleet.port('gateway')}); a row per minute")
         deadline = time.monotonic() + 60 * minutes + 300
         cpu_then, then = cpu_seconds(procs, servers), time.monotonic()
+        consumer_ports = {name: fleet.port(name) for name in CONSUMERS if name in procs}
+        taken_then = batches_taken(consumer_ports)
         while loadgen.poll() is None or len(rows) < _lines(progress):
             if time.monotonic() > deadline:
                 raise RuntimeError("the soak's load generator did not finish in time")
@@ -257,7 +287,10 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
                 now_servers = server_pids(env, pg["data_directory"])
                 row["rss_mb"] = memory_mb(procs, now_servers)
                 cpu_now, now = cpu_seconds(procs, now_servers), time.monotonic()
-                row["cpu_pct"], cpu_then, then = cpu_share(cpu_then, cpu_now, now - then), cpu_now, now
+                row["cpu_pct"] = cpu_share(cpu_then, cpu_now, now - then)
+                taken_now = batches_taken(consumer_ports)
+                row["batches"] = batch_costs(taken_then, taken_now, now - then, row["cpu_pct"])
+                cpu_then, taken_then, then = cpu_now, taken_now, now
                 row["lag"] = _lag(env)
                 rows.append(row)
                 say(format_row(row))
