@@ -35,6 +35,10 @@ WITH locked AS MATERIALIZED (
     JOIN (SELECT DISTINCT u, a FROM unnest($2::bigint[], $5::text[]) AS k(u, a)) AS k
       ON b.user_id = k.u AND b.asset = k.a
     ORDER BY b.user_id, b.asset FOR UPDATE OF b
+), held AS (
+    SELECT array_agg(user_id ORDER BY user_id, asset) AS users, array_agg(asset ORDER BY user_id, asset) AS assets,
+           array_agg(available ORDER BY user_id, asset) AS available
+    FROM locked
 )
 SELECT o.order_id IS NOT NULL AS stored, o.status, o.price_ticks, o.qty_lots, o.quote_nu, o.hold_atoms,
        o.reject_code, o.reject_reason, o.src_partition, o.src_offset, o.iceberg_lots, o.maker_fee_bps,
@@ -43,9 +47,9 @@ SELECT o.order_id IS NOT NULL AS stored, o.status, o.price_ticks, o.qty_lots, o.
        EXISTS (SELECT 1 FROM orders d WHERE d.user_id = t.u AND d.client_order_id = t.c) AS id_taken,
        coalesce((SELECT n.n FROM open_order_counts n WHERE n.user_id = t.u AND n.symbol = t.s), 0) AS open_orders,
        coalesce((SELECT sum(n.n) FROM open_order_counts n WHERE n.user_id = t.u), 0)::bigint AS open_orders_all,
-       CASE WHEN t.i = 1 THEN (SELECT array_agg(l.user_id) FROM locked l) END AS locked_users,
-       CASE WHEN t.i = 1 THEN (SELECT array_agg(l.asset) FROM locked l) END AS locked_assets,
-       CASE WHEN t.i = 1 THEN (SELECT array_agg(l.available) FROM locked l) END AS locked_available
+       CASE WHEN t.i = 1 THEN (SELECT h.users FROM held h) END AS locked_users,
+       CASE WHEN t.i = 1 THEN (SELECT h.assets FROM held h) END AS locked_assets,
+       CASE WHEN t.i = 1 THEN (SELECT h.available FROM held h) END AS locked_available
 FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS t(order_id, u, c, s, i)
 LEFT JOIN orders o ON o.order_id = t.order_id
 LEFT JOIN users u ON u.user_id = t.u
@@ -58,9 +62,9 @@ order id is taken, its owner's fee tier's rates (-1: the market's), and its owne
 so a stale one errs on the side of the cap.
 
 On the first row, the balances the batch may hold from (``locked_*``, parallel arrays), locked in (user_id, asset)
-order, as settlement locks them: the CTE is materialized and each array is an uncorrelated subquery, so it is
-locked and read once whatever plan Postgres caches (joined to the requests' rows, a cached generic plan once
-scanned the balances per request)."""
+order, as settlement locks them (the arrays in that order too, one aggregate row, so they line up by index): the
+CTEs are materialized and read by uncorrelated subqueries, so the balances are locked and read once whatever plan
+Postgres caches (joined to the requests' rows, a cached generic plan once scanned the balances per request)."""
 
 WRITE = """
 WITH o AS (
