@@ -1,11 +1,12 @@
-"""``python -m bench [core|matcher|processor|fleet|scaleout|soak|ladder|idle|all] [--events N] [--seconds S] ...``.
+"""``python -m bench [core|matcher|processor|fleet|scaleout|soak|ladder|idle|produce|all] [--events N] ...``.
 
 Prints a table (subject, workload, figure, target, reference figure, ratio, machine) and writes the full
 results as JSON to ``bench/results/<timestamp>.json``. ``all`` runs the four benchmarks (core, matcher,
 processor, fleet); ``scaleout`` (one vs two matcher replicas on four symbols) and ``soak`` (the default fleet
 for ``--minutes`` at ``--rate``, a row per minute: ``bench/soak.py``) and ``ladder`` (the default fleet a minute
 at each of ``--rates``: ``bench/ladder.py``) and ``idle`` (what the default fleet spends with nothing to do:
-``bench/idle.py``) run only when named.
+``bench/idle.py``) and ``produce`` (a record's cost through the fleet's producer and through aiokafka's:
+``bench/produce.py``) run only when named.
 Servers (Tansu, embedded Postgres, Redis) are started on ports of their own and stopped at the end.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from .common import RESULTS, Row, Servers, loadavg, machine
 
-CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "soak", "ladder", "idle", "all")
+CHOICES = ("core", "matcher", "processor", "fleet", "scaleout", "soak", "ladder", "idle", "produce", "all")
 SOAK_RATE = 300
 
 
@@ -48,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--messages", type=int, default=0,
                     help="messages pre-produced for matcher/processor/scaleout (default 100,000 / 50,000 / 400,000)")
     ap.add_argument("--seconds", type=float, default=0,
-                    help="fleet: seconds of each load phase (default 60); idle: seconds measured (default 30)")
+                    help="fleet: seconds of each load phase (default 60); idle: seconds measured (default 30); "
+                         "produce: seconds per client (default 20)")
     ap.add_argument("--profile", action="store_true",
                     help="py-spy the service under test (matcher, processor; fleet: see --profile-service)")
     ap.add_argument("--profile-service", default="gateway", help="fleet: which service py-spy samples")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="fleet: sample the saturation phase or the paced one (with the user streams)")
     ap.add_argument("--rate", type=float, default=0,
                     help="fleet: paced rate of the latency phase (default 1,000/s, or 80%% of the sustained rate); "
-                         f"soak: requests/s (default {SOAK_RATE})")
+                         f"soak, produce: requests/s (default {SOAK_RATE})")
     ap.add_argument("--minutes", type=int, default=10, help="soak: minutes of load (default 10)")
     ap.add_argument("--ingestion", choices=("gateway", "service"), default="gateway",
                     help="fleet: orders reach Kafka from the gateway itself (INGESTION_IN_GATEWAY, the default "
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"core: {args.events:,} events ...", file=sys.stderr, flush=True)
             rows += core.run(args.events)
-        if which in ("matcher", "processor", "fleet", "scaleout", "soak", "ladder", "idle", "all"):
+        if which in ("matcher", "processor", "fleet", "scaleout", "soak", "ladder", "idle", "produce", "all"):
             from . import services
 
             with Servers() as servers:
@@ -123,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
                     res = idle.run(env, args.seconds or 30.0, STATE, PORT_OFFSET)
                     raw["idle"] = res
                     rows += idle.rows(res)
+                if which == "produce":
+                    from . import produce
+
+                    res = produce.run(servers.env, args.rate or SOAK_RATE, args.seconds or 20.0)
+                    raw["produce"] = res
+                    rows += produce.rows(res)
                 if which == "scaleout":
                     n = args.messages or 400_000  # two replicas finish 100k in under a second: too short to sample
                     reps = tuple(int(x) for x in args.replicas.split(","))

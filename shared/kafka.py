@@ -1,8 +1,10 @@
 """Kafka wrapped once: a batching producer, a batching consumer that dead-letters poison, topic creation.
 
-Delivery is at-least-once: a service sends its outputs, waits for the broker's acks (``Outbox.flush``),
-and only then commits its input (``Inbox.commit``). Tansu (the local broker) rejects idempotent producers
-and transactions, so producers use ``acks=all`` without idempotence; consumers deduplicate instead.
+The producer is librdkafka's (``shared.kafka_producer``: its protocol work in C), the consumer and the admin
+client aiokafka's. Delivery is at-least-once: a service sends its outputs, waits for the broker's acks
+(``Outbox.flush``), and only then commits its input (``Inbox.commit``). Tansu (the local broker) rejects
+idempotent producers and transactions, so producers use ``acks=all`` without idempotence; consumers deduplicate
+instead.
 
 A record that does not decode is poison: it goes to ``<topic>.dlq`` with the reason in a header, is
 counted, and its partition keeps flowing. A record that decodes but cannot be applied is the consumer's to
@@ -28,9 +30,8 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.conn import CloseReason
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -38,6 +39,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from . import identity, kafka_security, segments, shutdown, tracing
 from .config import Settings
+from .kafka_producer import Producer
 from .messages import Topic
 from .segment_ring import Ring, SegmentDone
 
@@ -76,7 +78,7 @@ def security(settings: Settings) -> dict[str, Any]:
     return {**kafka_security.options(settings), "request_timeout_ms": settings.kafka_request_timeout_ms}
 
 
-async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKafkaAdminClient, what: str) -> None:
+async def _start_with_retry(client: Producer | AIOKafkaConsumer | AIOKafkaAdminClient, what: str) -> None:
     """A broker that is not up yet is waited for, with backoff, instead of crashing the service."""
     delay = CONNECT_RETRY_S
     while True:
@@ -90,7 +92,7 @@ async def _start_with_retry(client: AIOKafkaProducer | AIOKafkaConsumer | AIOKaf
             delay = min(delay * 2, CONNECT_RETRY_MAX_S)
 
 
-async def _stop(client: AIOKafkaProducer | AIOKafkaConsumer, what: str) -> None:
+async def _stop(client: Producer | AIOKafkaConsumer, what: str) -> None:
     """Stop a client within ``STOP_S``: one whose broker went silent would wait out every request's timeout
     (a consumer's leave-group, a producer's last batch) while the service waits to serve again."""
     try:
@@ -110,7 +112,7 @@ async def _stop(client: AIOKafkaProducer | AIOKafkaConsumer, what: str) -> None:
 class Outbox:
     """Buffers sends; ``flush`` waits until the broker acknowledged every one of them."""
 
-    def __init__(self, producer: AIOKafkaProducer, settings: Settings) -> None:
+    def __init__(self, producer: Producer, settings: Settings) -> None:
         self._producer = producer
         self._settings = settings
         self._pending: list[asyncio.Future[Any]] = []
@@ -140,9 +142,8 @@ class Outbox:
         """End segment ``epoch`` of ``topic`` on ``partition``: everything this writer sent to it before is
         acknowledged (the caller flushed), so its readers may move on once they passed this record."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):
-            await self._producer.send_and_wait(
-                self.name(topic, epoch), b"", partition=partition, headers=self._stamped(segments.seal_headers(epoch))
-            )
+            name, headers = self.name(topic, epoch), self._stamped(segments.seal_headers(epoch))
+            await (await self._producer.send(name, b"", headers=headers, partition=partition))
 
     def _stamped(self, headers: list[tuple[str, bytes]] | None) -> list[tuple[str, bytes]] | None:
         """Every record carries the fleet's identity (``shared.identity``), once the service has checked it."""
@@ -169,19 +170,8 @@ class Outbox:
             await asyncio.gather(*pending)
 
     async def reachable(self) -> None:
-        """Raises unless a broker answers a metadata request within ``PROBE_S`` (the readiness probe).
-
-        A connection that does not answer in time is closed: aiokafka closes one only when a request of its
-        own waits out ``kafka_request_timeout_ms``, and a probe is given up long before that, so an idle
-        producer would otherwise keep probing a connection the broker went silent on, never ready again.
-        """
-        client = self._producer.client
-        try:
-            await asyncio.wait_for(client.fetch_all_metadata(), PROBE_S)
-        except TimeoutError:
-            for conn in list(client._conns.values()):  # aiokafka has no public way to drop its connections
-                conn.close(reason=CloseReason.CONNECTION_TIMEOUT)
-            raise
+        """Raises unless a broker answers a metadata request within ``PROBE_S`` (the readiness probe)."""
+        await self._producer.metadata(PROBE_S)
 
     async def send_all_now(self, topic: str, values: Sequence[bytes], key: str, epoch: int | None = None) -> None:
         """Send records of one key (to segment ``epoch``, see ``send``) and wait for their acks; all are handed
@@ -202,23 +192,17 @@ class Outbox:
     ) -> tuple[int, int]:
         """Send one record (to segment ``epoch``, see ``send``) and wait for its ack; returns (partition, offset)."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):
-            meta = await self._producer.send_and_wait(
-                self.name(topic, epoch), value, key=key.encode(), headers=self._stamped(headers)
-            )
-        return meta.partition, meta.offset
+            name, stamped = self.name(topic, epoch), self._stamped(headers)
+            meta = await (await self._producer.send(name, value, key=key.encode(), headers=stamped))
+        partition, offset = meta.partition(), meta.offset()
+        assert partition is not None and offset is not None  # an acknowledged record has both
+        return partition, offset
 
 
-def producer_client(settings: Settings, linger_ms: int = 1) -> AIOKafkaProducer:
-    """The producer every service uses, not started (``producer`` starts it)."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=False,
-        linger_ms=linger_ms,
-        max_batch_size=1 << 20,
-        max_request_size=8 << 20,
-        **security(settings),
-    )
+def producer_client(settings: Settings, linger_ms: int = 1) -> Producer:
+    """The producer every service uses (librdkafka's, ``shared.kafka_producer``), not started (``producer``
+    starts it)."""
+    return Producer(settings, linger_ms)
 
 
 @asynccontextmanager

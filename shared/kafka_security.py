@@ -52,6 +52,12 @@ class MskIamToken(AbstractTokenProvider):
                 self._token, self._expires_s = token, expiry_ms / 1000
             return self._token
 
+    def oauth_cb(self, _config: str) -> tuple[str, float]:
+        """librdkafka's token refresh (``oauth_cb``, on its own thread): a fresh token and when it expires (s).
+        librdkafka refreshes it itself at 80% of its life, so every call signs."""
+        token, expiry_ms = self._sign(self.region)
+        return str(token), expiry_ms / 1000
+
 
 def ssl_context(settings: Settings) -> ssl.SSLContext:
     """Verify the broker against ``KAFKA_SSL_CA_FILE`` or the system's CAs; present a client certificate if
@@ -63,20 +69,49 @@ def ssl_context(settings: Settings) -> ssl.SSLContext:
     )
 
 
+def _sasl(settings: Settings) -> tuple[str, MskIamToken | tuple[str, str]] | None:
+    """The SASL mechanism and what it presents: MSK IAM's token, or a user name and password."""
+    mechanism = settings.kafka_sasl_mechanism
+    if mechanism == "OAUTHBEARER":
+        assert settings.aws_region is not None  # Settings refuses OAUTHBEARER without it
+        return mechanism, MskIamToken(settings.aws_region)
+    if mechanism is None:
+        return None
+    assert settings.kafka_sasl_username is not None and settings.kafka_sasl_password is not None  # Settings checks
+    return mechanism, (settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value())
+
+
+def librdkafka(settings: Settings) -> dict[str, Any]:
+    """The same settings for a librdkafka client (``shared.kafka_producer``)."""
+    protocol = settings.kafka_security_protocol
+    opts: dict[str, Any] = {"security.protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        opts["ssl.ca.location"] = settings.kafka_ssl_ca_file or "probe"  # probe: the system's CAs
+        if settings.kafka_ssl_cert_file:
+            opts["ssl.certificate.location"] = settings.kafka_ssl_cert_file
+        if settings.kafka_ssl_key_file:
+            opts["ssl.key.location"] = settings.kafka_ssl_key_file
+    sasl = _sasl(settings)
+    if sasl is not None:
+        opts["sasl.mechanism"], presented = sasl
+        if isinstance(presented, MskIamToken):
+            opts["oauth_cb"] = presented.oauth_cb
+        else:
+            opts["sasl.username"], opts["sasl.password"] = presented
+    return opts
+
+
 def options(settings: Settings) -> dict[str, Any]:
-    """The keyword arguments of every aiokafka client (producer, consumer, admin) for these settings."""
+    """The keyword arguments of every aiokafka client (consumer, admin) for these settings."""
     protocol = settings.kafka_security_protocol
     opts: dict[str, Any] = {"security_protocol": protocol}
     if protocol in ("SSL", "SASL_SSL"):
         opts["ssl_context"] = ssl_context(settings)
-    mechanism = settings.kafka_sasl_mechanism
-    if mechanism == "OAUTHBEARER":
-        assert settings.aws_region is not None  # Settings refuses OAUTHBEARER without it
-        opts["sasl_mechanism"] = mechanism
-        opts["sasl_oauth_token_provider"] = MskIamToken(settings.aws_region)
-    elif mechanism is not None:
-        assert settings.kafka_sasl_password is not None  # Settings refuses PLAIN/SCRAM without it
-        opts["sasl_mechanism"] = mechanism
-        opts["sasl_plain_username"] = settings.kafka_sasl_username
-        opts["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    sasl = _sasl(settings)
+    if sasl is not None:
+        opts["sasl_mechanism"], presented = sasl
+        if isinstance(presented, MskIamToken):
+            opts["sasl_oauth_token_provider"] = presented
+        else:
+            opts["sasl_plain_username"], opts["sasl_plain_password"] = presented
     return opts

@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -115,11 +116,15 @@ async def test_every_kafka_client_is_made_with_the_eks_settings(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = config.load()
-    made = [
-        kafka.producer_client(settings),
-        kafka.consumer_client(settings, "matcher"),
-        kafka.admin_client(settings),
-    ]
+    producer = kafka.producer_client(settings).config  # librdkafka's settings
+    assert (producer["security.protocol"], producer["sasl.mechanism"], producer["ssl.ca.location"]) == (
+        "SASL_SSL", "OAUTHBEARER", "probe"
+    )  # fmt: skip
+    signer = producer["oauth_cb"].__self__
+    assert isinstance(signer, MskIamToken) and signer.region == REGION
+    token, expires_s = producer["oauth_cb"]("")
+    assert _decoded(token).hostname == f"kafka.{REGION}.amazonaws.com" and expires_s > time.time() + 60
+    made = [kafka.consumer_client(settings, "matcher"), kafka.admin_client(settings)]
     try:
         for client in made:
             inner = _inner(client)
@@ -141,13 +146,17 @@ async def test_scram_is_the_alternative(monkeypatch: pytest.MonkeyPatch) -> None
     }
     for name, value in scram.items():
         monkeypatch.setenv(name, value)
-    producer = kafka.producer_client(config.load())
+    settings = config.load()
+    producer = kafka.producer_client(settings).config
+    assert (producer["sasl.mechanism"], producer["sasl.username"]) == ("SCRAM-SHA-512", "spot")
+    assert producer["sasl.password"] == "from-secrets-manager"
+    consumer = kafka.consumer_client(settings, "matcher")
     try:
-        inner = _inner(producer)
+        inner = _inner(consumer)
         assert (inner._sasl_mechanism, inner._sasl_plain_username) == ("SCRAM-SHA-512", "spot")
         assert inner._sasl_plain_password == "from-secrets-manager"
     finally:
-        await _close(producer)
+        await _close(consumer)
 
 
 WRONG = [

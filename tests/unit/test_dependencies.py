@@ -20,6 +20,7 @@ MODULES = {
     "fastapi": "fastapi",
     "uvicorn": "uvicorn",
     "aiokafka": "aiokafka",
+    "confluent-kafka": "confluent_kafka",
     "redis": "redis",
     "hiredis": "hiredis",
     "asyncpg": "asyncpg",
