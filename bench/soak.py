@@ -215,6 +215,15 @@ def log_faults(log: Path) -> dict[str, int]:
             "warning_lines": len(re.findall(r'"level": ?"WARNING"|\bWARNING\b', text))}
 
 
+ADMISSION_CLOSED = re.compile(r'"msg": ?"(admission refusing new orders[^"]*)"')
+
+
+def admission_closings(log: Path, keep: int = 10) -> list[str]:
+    """The gateways' lines saying admission started refusing, with the reading that decided (the first few)."""
+    text = log.read_text(errors="replace") if log.exists() else ""
+    return [m.group(1) for m in ADMISSION_CLOSED.finditer(text)][:keep]
+
+
 SEGMENT_START = re.compile(r'"ts": ?([0-9.]+).*?"msg": ?"segment (\d+) starts in (\d+) ms')
 
 
@@ -326,6 +335,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
     res["server_errors"] = sum(n for k, n in total["errors"].items() if k.startswith("5"))
     res["growth"] = growth(rows, res["warm_up_minutes"])
     res["log"] = log_faults(fleet_log_path)
+    res["admission_closed"] = admission_closings(fleet_log_path)
     slow = res["load"].pop("slow_confirms", [])
     res["slow_confirms"] = len(slow)
     res["slow_by_segment_phase_s"] = slow_by_phase(slow, segment_starts(fleet_log_path.read_text(errors="replace")))

@@ -129,6 +129,7 @@ class Gate:
         self._last_lag = 0
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._refusing = False  # for the log: a line when the gate closes and when it opens again
 
     @property
     def backlog_ms(self) -> int:
@@ -173,6 +174,20 @@ class Gate:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), READ_EVERY_MS / 1000)
             self.loop_lagged(int((time.monotonic() - began) * 1000) - READ_EVERY_MS)
+            self.log_turn()
+
+    def log_turn(self) -> None:
+        """One line when the gate starts refusing and one when it stops, naming the reading that decided: an
+        operator (and the soak) can tell a slow processor from a busy gateway."""
+        refusing = self.backlog_ms > self.budget_ms
+        if refusing == self._refusing:
+            return
+        self._refusing = refusing
+        readings = f"processor backlog {self.reported_ms} ms, loop lag {self.loop_lag_ms} ms x {RESUMES_PER_ORDER}"
+        if refusing:
+            log.warning("admission refusing new orders (budget %d ms): %s", self.budget_ms, readings)
+        else:
+            log.info("admission open again: %s", readings)
 
     def loop_lagged(self, lag_ms: int) -> None:
         """How late the timer that ended the last wait fired: requests wait about as long at every resume."""

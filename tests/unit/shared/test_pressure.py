@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared.pressure import backlog_ms, encode, refused_share, stale
+from shared.config import Settings
+from shared.pressure import Gate, backlog_ms, encode, refused_share, stale
 
 NOW = 1_000_000
 
@@ -40,3 +44,21 @@ def test_unreadable_reports_count_for_nothing_and_are_pruned_with_the_forgotten(
     raw = {b"a": b"300 999900", b"b": b"garbage", b"c": encode(900, NOW - 61_000), b"d": b"\xff\xfe"}
     assert backlog_ms(raw, NOW) == 300
     assert sorted(stale(raw, NOW)) == [b"b", b"c", b"d"]
+
+
+def test_the_gate_logs_once_when_it_closes_naming_the_reading_and_once_when_it_opens(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    gate = Gate(None, Settings(admit_backlog_ms=200))
+    caplog.set_level(logging.INFO, logger="shared.pressure")
+    for lag in (10, 60, 70, 80):  # the lower of two readings: 10, 60, 70 -> 240 ms and 280 ms by the loop
+        gate.loop_lagged(lag)
+        gate.log_turn()
+    for lag in (0, 0):
+        gate.loop_lagged(lag)
+        gate.log_turn()
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert lines == [
+        ("WARNING", "admission refusing new orders (budget 200 ms): processor backlog 0 ms, loop lag 60 ms x 4"),
+        ("INFO", "admission open again: processor backlog 0 ms, loop lag 0 ms x 4"),
+    ]
