@@ -141,9 +141,17 @@ class Outbox:
     async def seal(self, topic: str, partition: int, epoch: int) -> None:
         """End segment ``epoch`` of ``topic`` on ``partition``: everything this writer sent to it before is
         acknowledged (the caller flushed), so its readers may move on once they passed this record."""
+        await self.seal_all([(topic, partition, epoch)])
+
+    async def seal_all(self, seals: Iterable[tuple[str, int, int]]) -> None:
+        """``seal`` for each (topic, partition, epoch), all handed to the producer before any ack is awaited:
+        the partitions of a segment end together, and one round trip ends them all."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):
-            name, headers = self.name(topic, epoch), self._stamped(segments.seal_headers(epoch))
-            await (await self._producer.send(name, b"", headers=headers, partition=partition))
+            acks = []
+            for topic, partition, epoch in seals:
+                name, headers = self.name(topic, epoch), self._stamped(segments.seal_headers(epoch))
+                acks.append(await self._producer.send(name, b"", headers=headers, partition=partition))
+            await asyncio.gather(*acks)
 
     def _stamped(self, headers: list[tuple[str, bytes]] | None) -> list[tuple[str, bytes]] | None:
         """Every record carries the fleet's identity (``shared.identity``), once the service has checked it."""
@@ -359,7 +367,8 @@ class Inbox(Generic[T]):
             if ring is not None:
                 await ring.advance(self.flush_commits)
             started = time.perf_counter()
-            polled = await self._consumer.getmany(timeout_ms=timeout_ms, max_records=self._settings.kafka_batch_max)
+            wait_ms = timeout_ms if ring is None else ring.poll_ms(timeout_ms)
+            polled = await self._consumer.getmany(timeout_ms=wait_ms, max_records=self._settings.kafka_batch_max)
             if not polled:
                 if self._pending:  # idle: what is done is committed now, so the lag reads 0
                     await self.flush_commits()
@@ -545,9 +554,10 @@ async def consumer(
     ring: Ring | None = None,
 ) -> AsyncIterator[Inbox[T]]:
     """``fetch``: (max wait ms, min bytes) instead of the settings' ``kafka_fetch_*``, for a hop that must be
-    short (the order processor's, see ``kafka_request_fetch_max_wait_ms``). ``on_segment_done(topic, p, e)``:
-    called when segment ``e`` of an input partition is complete, before the consumer moves on (a writer
-    seals its outputs' segment there, see ``shared.segments``). ``ring``: one made by ``segment_ring`` for a
+    short (the order processor's, see ``kafka_request_fetch_max_wait_ms``). ``on_segment_done([(topic, p, e), ...])``:
+    called with the input partitions whose segment ``e`` is complete, before the consumer moves on (a writer
+    seals its outputs' segments there, see ``shared.segments``); the partitions complete in one turn come in
+    one call, so their seals share a round trip. ``ring``: one made by ``segment_ring`` for a
     service that asks it which segment a partition reads before the Inbox exists (in its ``on_assign``).
 
     The range assignor gives partition ``p`` of every subscribed topic to the same member, so one replica

@@ -62,20 +62,23 @@ async def recorded(
     return {p: int(v) for p, v in zip(wanted, values, strict=True) if v is not None}
 
 
-async def record_switch(
-    cache: Client, settings: Settings, group: str, topic: str, partition: int, epoch: int
-) -> None:
-    await cache.hset(switches_key(settings), _field(group, topic, partition), epoch)
+async def record_switches(cache: Client, settings: Settings, group: str, moves: Iterable[tuple[str, int, int]]) -> None:
+    """``group``'s moves of one turn, (topic, partition, new segment) each, in one round trip."""
+    moved = list(moves)
+    if moved:
+        await cache.hset(switches_key(settings), mapping={_field(group, t, p): e for t, p, e in moved})
 
 
 def seals_key(settings: Settings) -> str:
     return f"spot:segments:sealed{settings.topic_suffix}"
 
 
-async def record_seal(cache: Client, settings: Settings, topic: str, partition: int, epoch: int) -> None:
-    """Noted before a writer seals segment ``epoch`` of ``topic`` on ``partition``: a writer that restarts
-    before it recorded its own switch knows its readers may have left that segment."""
-    await cache.hset(seals_key(settings), f"{topic}/{partition}", epoch)
+async def record_seals(cache: Client, settings: Settings, topic: str, ends: Iterable[tuple[int, int]]) -> None:
+    """Noted before a writer seals segment ``epoch`` of ``topic`` on each (partition, epoch) of ``ends``: a
+    writer that restarts before it recorded its own switch knows its readers may have left that segment."""
+    ended = list(ends)
+    if ended:
+        await cache.hset(seals_key(settings), mapping={f"{topic}/{p}": e for p, e in ended})
 
 
 async def sealed(cache: Client, settings: Settings, topic: str, partition: int) -> int | None:
@@ -84,9 +87,7 @@ async def sealed(cache: Client, settings: Settings, topic: str, partition: int) 
     return None if value is None else int(value)
 
 
-async def positions(
-    cache: Client, settings: Settings, groups: Iterable[str], topic: str
-) -> dict[str, dict[int, int]]:
+async def positions(cache: Client, settings: Settings, groups: Iterable[str], topic: str) -> dict[str, dict[int, int]]:
     """group -> partition -> recorded segment, for every group named (an empty map for one that never
     switched)."""
     raw = await cache.hgetall(switches_key(settings))

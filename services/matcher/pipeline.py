@@ -25,7 +25,7 @@ import gc
 import logging
 from bisect import bisect_left
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import TopicPartition
 from aiokafka.partitioner import murmur2
@@ -92,13 +92,14 @@ def observe_latencies(event_ts: int, accepted_ts: list[int]) -> None:
         MATCH_SECONDS._buckets[i].inc(n)
 
 
-def sealer(outbox: kafka.Outbox) -> Callable[[str, int, int], Awaitable[None]]:
+def sealer(outbox: kafka.Outbox) -> Callable[[Sequence[tuple[str, int, int]]], Awaitable[None]]:
     """The input ring's ``on_done``: every command of segment ``epoch`` on a partition is matched and its outputs
     acknowledged (its batch was committed after its acks), so the readers of both outputs may leave it."""
 
-    async def segment_done(topic: str, partition: int, epoch: int) -> None:
-        await outbox.seal(MATCHED, partition, epoch)
-        await outbox.seal(TRADES_OUT, partition, epoch)
+    async def segment_done(ends: Sequence[tuple[str, int, int]]) -> None:
+        await outbox.seal_all(
+            [(out, partition, epoch) for _, partition, epoch in ends for out in (MATCHED, TRADES_OUT)]
+        )
 
     return segment_done
 

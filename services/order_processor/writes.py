@@ -150,14 +150,18 @@ class Acks:
             await self._in_flight
 
 
-def sealer(settings: Settings, acks: Acks, cache: sredis.Client) -> Callable[[str, int, int], Awaitable[None]]:
+def sealer(
+    settings: Settings, acks: Acks, cache: sredis.Client
+) -> Callable[[Sequence[tuple[str, int, int]]], Awaitable[None]]:
     """The consumer's ``on_segment_done``: once order requests of segment ``epoch`` are all decided on a partition
     and their commands acknowledged, the matcher may leave the segment once it has read them (``shared.segments``)."""
     outbox = acks.outbox
 
-    async def segment_done(topic: str, partition: int, epoch: int) -> None:
+    async def segment_done(ends: Sequence[tuple[str, int, int]]) -> None:
         await acks.acked()
-        await segment_store.record_seal(cache, settings, VALIDATED, partition, epoch)
-        await outbox.seal(VALIDATED, partition, epoch)
+        await segment_store.record_seals(
+            cache, settings, VALIDATED, [(partition, epoch) for _, partition, epoch in ends]
+        )
+        await outbox.seal_all([(VALIDATED, partition, epoch) for _, partition, epoch in ends])
 
     return segment_done

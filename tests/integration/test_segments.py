@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 import pytest
@@ -54,10 +54,9 @@ async def relay(
     """One group: every record's value forwarded to ``outputs`` in its input's segment, then committed; its
     outputs sealed when an input segment is complete on a partition (what the processor and matcher do)."""
 
-    async def done(topic: str, partition: int, epoch: int) -> None:
+    async def done(ends: Sequence[tuple[str, int, int]]) -> None:
         await out.flush()
-        for name in outputs:
-            await out.seal(name, partition, epoch)
+        await out.seal_all([(name, partition, epoch) for _, partition, epoch in ends for name in outputs])
 
     if topics == [Topic.ORDER_REQUESTS]:
         decode: Callable[[bytes], bytes] | kafka.Envelopes[bytes] = kafka.Envelopes(

@@ -109,3 +109,11 @@ def test_a_restarted_writer_resends_into_the_first_segment_it_has_not_sealed(
     resend_to = segments.unsealed(reading, max(began_sealing, default=None))
     assert resend_to not in began_sealing  # a reader may have passed a seal: never write behind one
     assert resend_to == min(e for e in range(reading, reading + 2) if e not in began_sealing)
+
+
+@given(st.none() | st.integers(min_value=0, max_value=10**12), st.integers(min_value=0, max_value=10**12))
+def test_a_consumer_polls_fast_only_in_the_window_after_its_segment_ended(ending: int | None, now: int) -> None:
+    near = segments.switch_near(ending, now)
+    assert near == (ending is not None and ending <= now < ending + segments.SWITCH_WINDOW_MS)
+    assert segments.switch_near(now, now) and not segments.switch_near(None, now)
+    assert not segments.switch_near(now + 1, now)  # not before: a segment that has not ended waits idle
