@@ -41,7 +41,7 @@ from . import identity, kafka_security, segments, shutdown, tracing
 from .config import Settings
 from .kafka_producer import Producer
 from .messages import Topic
-from .segment_ring import Ring, SegmentDone
+from .segment_ring import Ring, SegmentDone, SegmentEnd
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ class Outbox:
         acknowledged (the caller flushed), so its readers may move on once they passed this record."""
         await self.seal_all([(topic, partition, epoch)])
 
-    async def seal_all(self, seals: Iterable[tuple[str, int, int]]) -> None:
+    async def seal_all(self, seals: Iterable[SegmentEnd]) -> None:
         """``seal`` for each (topic, partition, epoch), all handed to the producer before any ack is awaited:
         the partitions of a segment end together, and one round trip ends them all."""
         with tracing.Timed(SEND_SECONDS, "kafka send"):

@@ -92,11 +92,11 @@ def observe_latencies(event_ts: int, accepted_ts: list[int]) -> None:
         MATCH_SECONDS._buckets[i].inc(n)
 
 
-def sealer(outbox: kafka.Outbox) -> Callable[[Sequence[tuple[str, int, int]]], Awaitable[None]]:
+def sealer(outbox: kafka.Outbox) -> kafka.SegmentDone:
     """The input ring's ``on_done``: every command of segment ``epoch`` on a partition is matched and its outputs
     acknowledged (its batch was committed after its acks), so the readers of both outputs may leave it."""
 
-    async def segment_done(ends: Sequence[tuple[str, int, int]]) -> None:
+    async def segment_done(ends: Sequence[kafka.SegmentEnd]) -> None:
         await outbox.seal_all(
             [(out, partition, epoch) for _, partition, epoch in ends for out in (MATCHED, TRADES_OUT)]
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 
 import asyncpg
 from prometheus_client import Counter
@@ -150,14 +150,12 @@ class Acks:
             await self._in_flight
 
 
-def sealer(
-    settings: Settings, acks: Acks, cache: sredis.Client
-) -> Callable[[Sequence[tuple[str, int, int]]], Awaitable[None]]:
+def sealer(settings: Settings, acks: Acks, cache: sredis.Client) -> kafka.SegmentDone:
     """The consumer's ``on_segment_done``: once order requests of segment ``epoch`` are all decided on a partition
     and their commands acknowledged, the matcher may leave the segment once it has read them (``shared.segments``)."""
     outbox = acks.outbox
 
-    async def segment_done(ends: Sequence[tuple[str, int, int]]) -> None:
+    async def segment_done(ends: Sequence[kafka.SegmentEnd]) -> None:
         await acks.acked()
         await segment_store.record_seals(
             cache, settings, VALIDATED, [(partition, epoch) for _, partition, epoch in ends]

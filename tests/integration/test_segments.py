@@ -54,7 +54,7 @@ async def relay(
     """One group: every record's value forwarded to ``outputs`` in its input's segment, then committed; its
     outputs sealed when an input segment is complete on a partition (what the processor and matcher do)."""
 
-    async def done(ends: Sequence[tuple[str, int, int]]) -> None:
+    async def done(ends: Sequence[kafka.SegmentEnd]) -> None:
         await out.flush()
         await out.seal_all([(name, partition, epoch) for _, partition, epoch in ends for name in outputs])
 
