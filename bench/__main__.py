@@ -38,7 +38,8 @@ def _table(rows: list[Row], mach: dict[str, Any]) -> str:
         for k in range(max(len(c) for c in cells)):
             lines.append("  ".join((c[k] if k < len(c) else "").ljust(w) for c, w in zip(cells, widths, strict=True)))
     lines.append(f"machine: {mach['cpu']}, {mach['cores']} cores, Python {mach['python']} "
-                 f"({mach['implementation']}), load average at start {mach['loadavg']}, at end {loadavg()}")
+                 f"({mach['implementation']}), a reference loop {mach['core_speed_ms']} ms (core_speed_ms), "
+                 f"load average at start {mach['loadavg']}, at end {loadavg()}")
     return "\n".join(lines)
 
 

@@ -44,7 +44,24 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "loadavg": loadavg(),
-            "implementation": platform.python_implementation(), "platform": platform.platform()}
+            "implementation": platform.python_implementation(), "platform": platform.platform(),
+            "core_speed_ms": core_speed_ms()}
+
+
+def core_speed_ms() -> float:
+    """One core's speed: the best of three runs of a fixed pure-Python loop, in ms.
+
+    Machines of the same name ("AMD EPYC, 2 cores") differed by 2x from one day to the next, which no figure of
+    the fleet shows by itself; this number, taken before the run, lets two runs' figures be compared.
+    """
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i & 7
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
 
 
 def loadavg() -> list[float]:

@@ -11,6 +11,8 @@ import time
 from collections import defaultdict
 from typing import Final
 
+import pyarrow as pa
+
 from shared.identity import EPOCH_STRIDE
 
 from .layout import (
@@ -132,7 +134,17 @@ class Archive:
 
     async def _put(self, key: str, rows: list[TradeRow]) -> None:
         async with self._puts:
-            await asyncio.to_thread(lambda: self.store.put(key, parquet_bytes(rows)))
+            await asyncio.to_thread(self._encode_and_put, key, rows)
+
+    def _encode_and_put(self, key: str, rows: list[TradeRow]) -> None:
+        """In a worker thread: encode, store, then hand this thread's freed Arrow pages back to the system.
+
+        Arrow's default pool (mimalloc) keeps a heap per thread and collects it only when asked from that
+        thread; left alone, the pages of the worker threads' files stayed resident and the archiver's RSS grew
+        ~0.2 MB a minute at 300 orders/s (issue 27's soak). Once a file is written nothing of it is live.
+        """
+        self.store.put(key, parquet_bytes(rows))
+        pa.default_memory_pool().release_unused()
 
     def check(self) -> None:
         self.store.check()
