@@ -58,6 +58,18 @@ WHERE orders.order_id = t.id
 """
 """The orders a batch touched; ``w``: when a conditional order triggered (0: unchanged); ``sh``: a list leg's
 hold still shared with its OCO pair."""
+# UPDATE_ORDERS' arrays after the ids, each an ``OrderHold`` field
+ORDER_STATE_FIELDS = (
+    "status",
+    "executed_lots",
+    "cum_nu",
+    "hold_left",
+    "updated_ts",
+    "last_seq",
+    "prevented_lots",
+    "working_ts",
+    "shared",
+)
 UPDATE_LISTS = """
 UPDATE order_lists SET list_status_type = t.st, list_order_status = t.os, updated_ts = t.ts
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[]) AS t(id, st, os, ts)
@@ -287,28 +299,21 @@ class Accounts:
             )
 
 
+def _columns(rows: Sequence[object], *fields: str) -> list[list[Any]]:
+    """Per field, its value in each of ``rows``: the arrays a statement unnests."""
+    return [[getattr(r, f) for r in rows] for f in fields]
+
+
 def _rows(s: Settled, now: int) -> list[tuple[str, str, Sequence[Any]]]:
     """The ``write`` parts of a batch's rows: ledger postings, trades, prevented matches, order states."""
     parts: list[tuple[str, str, Sequence[Any]]] = []
     if s.postings:
-        p = s.postings
-        parts.append(
-            (
-                "new_postings",
-                INSERT_LEDGER,
-                [
-                    now,
-                    [x.kind for x in p],
-                    [x.ref for x in p],
-                    [x.asset for x in p],
-                    [x.debit_user for x in p],
-                    [x.debit_bucket.value for x in p],
-                    [x.credit_user for x in p],
-                    [x.credit_bucket.value for x in p],
-                    [x.amount for x in p],
-                ],
-            )
+        kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount = _columns(
+            s.postings, *LEDGER_COLUMNS[1:]
         )
+        buckets = [b.value for b in debit_bucket], [b.value for b in credit_bucket]
+        ledger = [now, kind, ref, asset, debit_user, buckets[0], credit_user, buckets[1], amount]
+        parts.append(("new_postings", INSERT_LEDGER, ledger))
     if s.trades:
         columns = zip(
             *(
@@ -338,25 +343,8 @@ def _rows(s: Settled, now: int) -> list[tuple[str, str, Sequence[Any]]]:
         )
     if s.touched:
         ids = sorted(s.touched)
-        o = [s.touched[i] for i in ids]
-        parts.append(
-            (
-                "order_states",
-                UPDATE_ORDERS,
-                [
-                    ids,
-                    [x.status for x in o],
-                    [x.executed_lots for x in o],
-                    [x.cum_nu for x in o],
-                    [x.hold_left for x in o],
-                    [x.updated_ts for x in o],
-                    [x.last_seq for x in o],
-                    [x.prevented_lots for x in o],
-                    [x.working_ts for x in o],
-                    [x.shared for x in o],
-                ],
-            )
-        )
+        states = _columns([s.touched[i] for i in ids], *ORDER_STATE_FIELDS)
+        parts.append(("order_states", UPDATE_ORDERS, [ids, *states]))
     return parts
 
 
