@@ -11,7 +11,7 @@ with the processor.
 A batch costs its round trips, not its rows: at moderate rates a batch holds a few events, and each statement
 is a round trip that waits for Postgres to be scheduled on a busy machine and costs both processes a few hundred
 microseconds of CPU. So a batch makes five: BEGIN, the cursors (created and locked in one upsert), the orders
-locked, the balances locked and changed, and one statement for everything else (``WRITE``: the ledger, trades,
+locked, the balances locked and changed, and one statement for everything else (``write``: the ledger, trades,
 prevented matches, order rows, list statuses, open-order counts and the cursors' advance, as data-modifying CTEs
 of one statement), then COMMIT; a batch that makes a balance row for the first time or amends an order in place
 makes one more each.
@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from collections.abc import Set as AbstractSet
-from dataclasses import astuple
 from typing import Any
 
 import asyncpg
@@ -130,6 +129,18 @@ INSERT INTO trades (symbol, trade_id, seq, price_ticks, qty_lots, buyer_order_id
 SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[],
                      $8::bigint[], $9::bigint[], $10::boolean[], $11::bigint[], $12::bigint[], $13::bigint[])
 """
+PREVENTED_COLUMNS = (
+    "symbol",
+    "prevented_match_id",
+    "user_id",
+    "taker_order_id",
+    "maker_order_id",
+    "mode",
+    "price_ticks",
+    "maker_prevented_lots",
+    "ts",
+)
+"""INSERT_PREVENTED's columns, each read from the ``PreventedMatch`` field of its name (not by position)."""
 INSERT_PREVENTED = """
 INSERT INTO prevented_matches (symbol, prevented_match_id, user_id, taker_order_id, maker_order_id, mode, price_ticks,
                                maker_prevented_lots, ts)
@@ -287,8 +298,8 @@ class Accounts:
 
     @staticmethod
     async def _amend(conn: asyncpg.Connection, s: Settled) -> None:
-        """Orders amended in place: a statement of their own, as they are rows ``WRITE`` updated already (one
-        statement may change a row once)."""
+        """Orders amended in place: a statement of their own, as ``write``'s statement updated those rows already
+        (one statement may change a row once)."""
         amended = sorted(i for i, o in s.touched.items() if o.amended_client_order_id is not None)
         if amended:
             await conn.execute(
@@ -338,9 +349,7 @@ def _rows(s: Settled, now: int) -> list[tuple[str, str, Sequence[Any]]]:
         )
         parts.append(("new_trades", INSERT_TRADES, [list(c) for c in columns]))
     if s.prevented:
-        parts.append(
-            ("new_prevented", INSERT_PREVENTED, [list(c) for c in zip(*map(astuple, s.prevented), strict=True)])
-        )
+        parts.append(("new_prevented", INSERT_PREVENTED, _columns(s.prevented, *PREVENTED_COLUMNS)))
     if s.touched:
         ids = sorted(s.touched)
         states = _columns([s.touched[i] for i in ids], *ORDER_STATE_FIELDS)
