@@ -37,13 +37,14 @@ from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsErr
 from aiokafka.partitioner import murmur2
 from prometheus_client import Counter, Gauge, Histogram
 
-from . import identity, kafka_security, segments, shutdown, tracing
+from . import identity, kafka_group, kafka_security, segments, shutdown, tracing
 from .config import Settings
 from .kafka_producer import Producer
 from .messages import Topic
 from .segment_ring import Ring, SegmentDone, SegmentEnd
 
 log = logging.getLogger(__name__)
+kafka_group.install()  # every consumer leaves its group on stop, in Tansu's generation 0 too
 
 T = TypeVar("T")
 DLQ_TOTAL = Counter("spot_dlq_messages_total", "Poison messages sent to a dead-letter topic", ["topic"])

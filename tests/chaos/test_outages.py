@@ -12,8 +12,9 @@ import asyncio
 import contextlib
 import subprocess
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
 
 import asyncpg
 import httpx
@@ -83,12 +84,17 @@ async def _readiness(fleet: RunningFleet) -> dict[str, str | None]:
         return dict(zip(names, await asyncio.gather(*(one(n) for n in names)), strict=True))
 
 
-async def _wait(fleet: RunningFleet, want: bool, names: tuple[str, ...], within: float, when: str = "") -> None:
+async def _wait(
+    fleet: RunningFleet, want: bool, names: tuple[str, ...], within: float, when: str = ""
+) -> dict[str, str]:
+    """Until every one of ``names`` is ready (or not, ``want``); what the last poll before found not ready."""
     deadline = time.monotonic() + within
+    last: dict[str, str] = {}
     while True:
         seen = await _readiness(fleet)
         if all((seen[n] is None) is want for n in names):
-            return
+            return last
+        last = {n: why for n, why in seen.items() if why is not None}
         assert time.monotonic() < deadline, (
             f"{when}: wanted ready={want} for {names} within {within}s; not ready: "
             f"{ {n: why for n, why in seen.items() if why is not None} }"
@@ -109,12 +115,12 @@ async def _status_of(client: Client, placed: dict[str, Any], want: str, within: 
     """Wait until the order's status is ``want`` (an order whose decision came after its REST call's wait
     was answered with the ACK alone)."""
     deadline = time.monotonic() + within
-    status = placed.get("status")
+    status, answer = placed.get("status"), (200, placed)
     while status != want:
-        assert time.monotonic() < deadline, f"order {placed} not {want} within {within:.0f}s (last: {status})"
+        assert time.monotonic() < deadline, f"order {placed} not {want} within {within:.0f}s (last answer: {answer})"
         await asyncio.sleep(0.5)
-        _, body = await client.signed("GET", "order", symbol="BTCUSDT", orderId=placed["orderId"])
-        status = body.get("status")
+        answer = await client.signed("GET", "order", symbol="BTCUSDT", orderId=placed["orderId"])
+        status = answer[1].get("status")
 
 
 async def _trade_eventually(seller: Client, buyer: Client, price: str, within: float) -> None:
@@ -123,7 +129,7 @@ async def _trade_eventually(seller: Client, buyer: Client, price: str, within: f
     await _status_of(buyer, await buyer.order(side="BUY", **order), "FILLED", within)
 
 
-async def _scenario(fleet: RunningFleet, proxies: dict[str, CuttableProxy]) -> None:
+async def _scenario(fleet: RunningFleet, proxies: dict[str, CuttableProxy], mark: Callable[[str], None]) -> None:
     settings = fleet.settings
     deposits = [("BTC", 10**8), ("USDT", 100_000 * 10**8)]
     seller_user = await admin.create_user(settings, "outage-seller", deposits)
@@ -134,14 +140,19 @@ async def _scenario(fleet: RunningFleet, proxies: dict[str, CuttableProxy]) -> N
         await _trade(seller, buyer, "50000")
         for i, (name, proxy) in enumerate(proxies.items()):
             proxy.cut()
+            mark(f"{name} cut")
             await _wait(fleet, False, HOLDERS[name], NOT_READY_WITHIN_S, f"{name} cut")
             status, body = await seller.signed(
                 "POST", "order", symbol="BTCUSDT", side="SELL", type="LIMIT", timeInForce="GTC",
                 quantity="0.01", price=str(60_000 + i),
             )  # fmt: skip
             assert status != 500 and set(body) >= ({"orderId"} if status == 200 else {"code", "msg"}), (name, body)
+            mark(f"an order while {name} is away: {status} {body}")
             proxy.restore()
-            await _wait(fleet, True, tuple(fleet.fleet.procs), READY_WITHIN_S, f"{name} restored")
+            mark(f"{name} restored")
+            began = time.monotonic()
+            last = await _wait(fleet, True, tuple(fleet.fleet.procs), READY_WITHIN_S, f"{name} restored")
+            mark(f"every service ready after {time.monotonic() - began:.1f}s; the last not ready: {last}")
             await _trade_eventually(seller, buyer, str(50_000 + i + 1), SERVING_WITHIN_S)
     finally:
         await seller.close()
@@ -153,7 +164,31 @@ async def _scenario(fleet: RunningFleet, proxies: dict[str, CuttableProxy]) -> N
         assert trades == 1 + len(proxies), "each trade exactly once"
 
 
-def test_a_lost_dependency_is_waited_out_without_a_restart(servers: dict[str, str]) -> None:
+def _marker(out: IO[str]) -> Callable[[str], None]:
+    """Writes the test's own steps into the fleet's log, between the services' lines."""
+
+    def mark(step: str) -> None:
+        out.write(f"{'test':>15} | {time.time():.3f} {step}\n")
+        out.flush()
+
+    return mark
+
+
+NOISE = ('"aiokafka', '"rdkafka"', '"asyncpg.pool"')  # a client's own lines while a peer is away: one per retry
+QUOTED = ("test |", "order-processor", "gateway", "ingestion")  # the services between an order and its NEW
+
+
+def _last_words(log: Path, lines: int = 60) -> str:
+    """The fleet's last lines from the services an order passes before NEW, without the clients' retries."""
+    kept = [
+        line[:400]
+        for line in log.read_text(errors="replace").splitlines()
+        if line.lstrip().startswith(QUOTED) and not any(n in line for n in NOISE)
+    ]
+    return "\n".join(kept[-lines:])
+
+
+def test_a_lost_dependency_is_waited_out_without_a_restart(servers: dict[str, str], tmp_path: Path) -> None:
     env = make_env(servers)
     env["ORDER_RESULT_TIMEOUT_MS"] = "3000"
     kafka_proxy_port = free_port()
@@ -167,9 +202,13 @@ def test_a_lost_dependency_is_waited_out_without_a_restart(servers: dict[str, st
             env["DATABASE_URL"] = through(env["DATABASE_URL"], proxies["postgres"])
             env["REDIS_URL"] = through(env["REDIS_URL"], proxies["redis"])
             env["KAFKA_BOOTSTRAP"] = f"127.0.0.1:{kafka_proxy_port}"
-            with contextlib.contextmanager(_run)(env) as fleet:
+            log = tmp_path / "fleet.log"
+            with log.open("w") as out, contextlib.contextmanager(_run)(env, log=out) as fleet:
                 pids: dict[str, Any] = {name: p.pid for name, p in fleet.fleet.procs.items()}
-                asyncio.run(_scenario(fleet, proxies))
+                try:
+                    asyncio.run(_scenario(fleet, proxies, _marker(out)))
+                except AssertionError as exc:  # what the services said is the only account of a flake
+                    raise AssertionError(f"{exc}\n--- the fleet's last words ({log}):\n{_last_words(log)}") from exc
                 alive = {name: p.pid for name, p in fleet.fleet.procs.items() if p.poll() is None}
                 assert alive == pids, "a service exited or was restarted"
         finally:

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import IO
 
 import pytest
 
@@ -25,13 +26,16 @@ class RunningFleet:
     base: str
 
 
-def _run(fresh_env: dict[str, str], launcher: Launcher = python_module) -> Iterator[RunningFleet]:
-    """A fleet on ``fresh_env`` (initialised here), each service started by ``launcher``, ready."""
+def _run(
+    fresh_env: dict[str, str], launcher: Launcher = python_module, log: IO[str] | None = None
+) -> Iterator[RunningFleet]:
+    """A fleet on ``fresh_env`` (initialised here), each service started by ``launcher``, ready; its services'
+    lines go to ``log`` (stderr with ``SPOT_TEST_LOGS`` set)."""
     old = dict(os.environ)
     os.environ.update(fresh_env)
     settings = Settings()
     asyncio.run(admin.init(settings))
-    log = sys.stderr if os.environ.get("SPOT_TEST_LOGS") else None
+    log = sys.stderr if os.environ.get("SPOT_TEST_LOGS") else log
     f = Fleet(fresh_env, port_offset=PORT_OFFSET, log=log, launcher=launcher)
     try:
         f.start_all()
