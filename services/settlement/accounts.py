@@ -322,8 +322,8 @@ def _rows(s: Settled, now: int) -> list[tuple[str, str, Sequence[Any]]]:
         kind, ref, asset, debit_user, debit_bucket, credit_user, credit_bucket, amount = _columns(
             s.postings, *LEDGER_COLUMNS[1:]
         )
-        buckets = [b.value for b in debit_bucket], [b.value for b in credit_bucket]
-        ledger = [now, kind, ref, asset, debit_user, buckets[0], credit_user, buckets[1], amount]
+        debits, credits = [b.value for b in debit_bucket], [b.value for b in credit_bucket]
+        ledger = [now, kind, ref, asset, debit_user, debits, credit_user, credits, amount]
         parts.append(("new_postings", INSERT_LEDGER, ledger))
     if s.trades:
         columns = zip(

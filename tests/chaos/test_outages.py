@@ -96,8 +96,7 @@ async def _wait(
             return last
         last = {n: why for n, why in seen.items() if why is not None}
         assert time.monotonic() < deadline, (
-            f"{when}: wanted ready={want} for {names} within {within}s; not ready: "
-            f"{ {n: why for n, why in seen.items() if why is not None} }"
+            f"{when}: wanted ready={want} for {names} within {within}s; not ready: {last}"
         )
         await asyncio.sleep(0.25)
 

@@ -15,8 +15,6 @@ from aiokafka.admin import AIOKafkaAdminClient
 from shared import kafka
 from shared.config import Settings
 
-TOPIC = "group-leave"
-
 
 async def _members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
     (described,) = await admin.describe_consumer_groups([group])
@@ -28,6 +26,7 @@ async def _members(admin: AIOKafkaAdminClient, group: str) -> list[str]:
 async def test_a_stopped_consumer_leaves_its_group_in_generation_zero(servers: dict[str, str]) -> None:
     settings = Settings(kafka_bootstrap=servers["KAFKA_BOOTSTRAP"], topic_suffix=f".t{secrets.token_hex(4)}")
     group = f"leave-{secrets.token_hex(4)}"
+    named = settings.topic(group)  # the group's name at the broker, as ``consumer_client`` gives it
     admin = kafka.admin_client(settings)
     await admin.start()
     try:
@@ -40,9 +39,9 @@ async def test_a_stopped_consumer_leaves_its_group_in_generation_zero(servers: d
                 while not consumer.assignment():  # noqa: ASYNC110 - aiokafka has no event for it
                     await asyncio.sleep(0.05)
             joined = consumer._coordinator.generation  # the generation is what this is about
-            assert await _members(admin, f"{group}{settings.topic_suffix}"), "joined, so a member"
+            assert await _members(admin, named), "joined, so a member"
         finally:
             await consumer.stop()
-        assert await _members(admin, f"{group}{settings.topic_suffix}") == [], f"left at generation {joined}"
+        assert await _members(admin, named) == [], f"left at generation {joined}"
     finally:
         await admin.close()
