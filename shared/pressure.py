@@ -4,9 +4,9 @@ The processor reports, at most every ``REPORT_EVERY_MS``, how old the oldest req
 finished was (its produce time to done: the queue in front of the processor and the processing itself) in a
 Redis hash, one field per replica, in the round trip it makes for the batch anyway. Every gateway reads the
 hash every ``READ_EVERY_MS`` and measures its own event loop's lag as it waits (past capacity the gateway
-itself is the queue: its loop runs every request's next step late). While the processor's last two readings,
-or the gateway's last ``LAG_READINGS`` (half a second: a loop stalled for a moment, while the machine's other
-processes hold the cores, queues nothing that lasts), say a new order would wait longer than
+itself is the queue: its loop runs every request's next step late). While the last ``READINGS`` of either
+(half a second: a batch or a loop stalled for a moment, while the machine's other processes hold the cores,
+queues nothing that lasts) say a new order would wait longer than
 ``Settings.admit_backlog_ms``, it refuses a share of new orders at the door, before any other work and without
 an I/O, with Binance's -1008 and ``Retry-After``: the share grows with the wait beyond the budget and reaches
 every new order at twice the budget. The orders already taken keep their
@@ -42,10 +42,13 @@ READ_EVERY_MS = 100
 # A new order resumes about this many times on the gateway's event loop (body, key and limits, claim, ack),
 # each after waiting out the loop's lag: so the gateway's own queue adds about this multiple of the lag.
 RESUMES_PER_ORDER = 4
-# The loop's lag counts once it held for this many readings in a row. With two (200 ms), the soak at 300/s on a
-# busy 2-core machine closed the gate 20 times in 32 minutes on the lag alone (51-79 ms, so 204-316 ms by
-# the rule above, while the processor's backlog read 8-47 ms), for moments the fleet got through.
-LAG_READINGS = 5
+# A reading counts once it held for this many readings in a row (the lowest of them is the one used). With
+# two (200 ms), the soak at 300/s on a busy 2-core machine closed the gate 20 times in 32 minutes on the loop's
+# lag alone (51-79 ms, so 204-316 ms by the rule above, while the processor's backlog read 8-47 ms), and in
+# the hour at 300/s once on the processor's backlog (261 ms for two readings, 7 orders refused): moments the
+# fleet got through. A lasting overload still closes the gate within half a second, and one reading within
+# the budget opens it again.
+READINGS = 5
 FRESH_MS = 1_000
 FORGET_MS = 60_000  # a replica not heard of for this long leaves the hash
 
@@ -130,10 +133,10 @@ class Gate:
         self._key = key(settings)
         self.budget_ms = settings.admit_backlog_ms
         self._clock, self._draw = clock, draw
-        self.reported_ms = 0  # the lower of the last two readings: one slow batch (a pause) refuses nothing
-        self._last_reading = 0
-        self.loop_lag_ms = 0  # how late this process's event loop ran a timer, the lowest of the last few
-        self._lags: deque[int] = deque(maxlen=LAG_READINGS)
+        self.reported_ms = 0  # the processor's backlog, the lowest of the last READINGS: a pause refuses nothing
+        self._backlogs: deque[int] = deque(maxlen=READINGS)
+        self.loop_lag_ms = 0  # how late this process's event loop ran a timer, the lowest of the last READINGS
+        self._lags: deque[int] = deque(maxlen=READINGS)
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._refusing = False  # for the log: a line when the gate closes and when it opens again
@@ -152,13 +155,13 @@ class Gate:
         try:
             reports = await self._cache.hgetall(self._key)
             at = self._clock()
-            reading = backlog_ms(reports, at)
-            self.reported_ms, self._last_reading = min(reading, self._last_reading), reading
+            self._backlogs.append(backlog_ms(reports, at))
+            self.reported_ms = _held(self._backlogs)
             gone = stale(reports, at)
             if gone:
                 await self._cache.hdel(self._key, *gone)
         except (RedisError, OSError) as exc:
-            self.reported_ms = self._last_reading = 0
+            self._forget_backlog()
             log.debug("backlog reports not read: %s: %s", type(exc).__name__, exc)
 
     async def start(self) -> None:
@@ -175,7 +178,7 @@ class Gate:
             try:
                 await self.read()
             except Exception as exc:  # whatever a client raises, the gate admits and keeps looking
-                self.reported_ms = self._last_reading = 0
+                self._forget_backlog()
                 log.debug("backlog reports not read: %s: %s", type(exc).__name__, exc)
             began = time.monotonic()
             with contextlib.suppress(TimeoutError):
@@ -199,4 +202,14 @@ class Gate:
     def loop_lagged(self, lag_ms: int) -> None:
         """How late the timer that ended the last wait fired: requests wait about as long at every resume."""
         self._lags.append(max(0, lag_ms))
-        self.loop_lag_ms = min(self._lags) if len(self._lags) == LAG_READINGS else 0
+        self.loop_lag_ms = _held(self._lags)
+
+    def _forget_backlog(self) -> None:
+        """No reading (Redis did not answer): admit, and count the next readings afresh."""
+        self._backlogs.clear()
+        self.reported_ms = 0
+
+
+def _held(readings: deque[int]) -> int:
+    """What the last ``READINGS`` readings all reached (0 until there are that many)."""
+    return min(readings) if len(readings) == READINGS else 0
