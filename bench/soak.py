@@ -135,6 +135,22 @@ def cpu_share(before: Mapping[str, float], after: Mapping[str, float], seconds: 
     return {k: round(100 * max(0.0, v - before.get(k, 0.0)) / seconds) for k, v in after.items()}
 
 
+def machine_ticks(stat: Path = Path("/proc/stat")) -> list[int]:
+    """The machine's CPU time counters, all cores together: user, nice, system, idle, iowait, irq, softirq, steal."""
+    return [int(x) for x in stat.read_text().split("\n", 1)[0].split()[1:9]]
+
+
+def machine_busy(before: list[int], after: list[int]) -> dict[str, float]:
+    """The share of the machine's CPU time busy between two readings, and of it taken by the hypervisor (steal):
+    a minute whose p99 is high on a machine with no core to spare is the run queue's, not one hop's."""
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent)
+    if total <= 0:
+        return {"busy": 0.0, "steal": 0.0}
+    idle = spent[3] + spent[4]
+    return {"busy": round(100 * (total - idle) / total, 1), "steal": round(100 * spent[7] / total, 1)}
+
+
 def _lag(env: Mapping[str, str]) -> dict[str, int]:
     """Records behind, per consumer group (every topic it reads)."""
     from .fleet import _lag as lag_by_group
@@ -179,6 +195,10 @@ def _batches(costs: Mapping[str, Mapping[str, float | None]]) -> str:
                     for k, v in costs.items())
 
 
+def _machine(busy: Mapping[str, float]) -> str:
+    return f"  machine busy {busy['busy']}% (steal {busy['steal']}%)"
+
+
 def format_row(row: Mapping[str, Any]) -> str:
     errors = ", ".join(f"{k} {v}" for k, v in sorted(row["errors"].items())) or "none"
     mem = " ".join(f"{SHORT.get(k, k)} {_ms(v)}" for k, v in row["rss_mb"].items())
@@ -190,6 +210,7 @@ def format_row(row: Mapping[str, Any]) -> str:
             f"  first fill p50/p99 {_ms(row.get('fill_p50_ms'))}/{_ms(row.get('fill_p99_ms'))} ms"
             f"  lag {_lags(row['lag'])}"
             f"  errors: {errors}  RSS MB: {mem}  CPU % of a core: {cpu}"
+            + (_machine(row["machine"]) if row.get("machine") else "")
             + (f"  batches/s (CPU each): {_batches(row['batches'])}" if row.get("batches") else ""))
 
 
@@ -285,7 +306,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         say(f"soak: {rate:,.0f} requests/s for {minutes} min, {USERS} users with user streams, the default fleet "
             f"(gateway on :{fleet.port('gateway')}); a row per minute")
         deadline = time.monotonic() + 60 * minutes + 300
-        cpu_then, then = cpu_seconds(procs, servers), time.monotonic()
+        cpu_then, then, ticks_then = cpu_seconds(procs, servers), time.monotonic(), machine_ticks()
         consumer_ports = {name: fleet.port(name) for name in CONSUMERS if name in procs}
         taken_then = batches_taken(consumer_ports)
         while loadgen.poll() is None or len(rows) < _lines(progress):
@@ -299,7 +320,9 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
                 row["cpu_pct"] = cpu_share(cpu_then, cpu_now, now - then)
                 taken_now = batches_taken(consumer_ports)
                 row["batches"] = batch_costs(taken_then, taken_now, now - then, row["cpu_pct"])
-                cpu_then, taken_then, then = cpu_now, taken_now, now
+                ticks_now = machine_ticks()
+                row["machine"] = machine_busy(ticks_then, ticks_now)
+                cpu_then, taken_then, then, ticks_then = cpu_now, taken_now, now, ticks_now
                 row["lag"] = _lag(env)
                 rows.append(row)
                 say(format_row(row))
