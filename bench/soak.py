@@ -135,20 +135,23 @@ def cpu_share(before: Mapping[str, float], after: Mapping[str, float], seconds: 
     return {k: round(100 * max(0.0, v - before.get(k, 0.0)) / seconds) for k, v in after.items()}
 
 
-def machine_ticks(stat: Path = Path("/proc/stat")) -> list[int]:
-    """The machine's CPU time counters, all cores together: user, nice, system, idle, iowait, irq, softirq, steal."""
-    return [int(x) for x in stat.read_text().split("\n", 1)[0].split()[1:9]]
+def machine_ticks() -> tuple[float, float, float]:
+    """The whole machine's CPU seconds so far, all cores together (psutil): (total, idle or waiting on disk, stolen
+    by the hypervisor)."""
+    import psutil
+
+    t = psutil.cpu_times()
+    total = t.user + t.nice + t.system + t.idle + t.iowait + t.irq + t.softirq + t.steal  # guest is in user
+    return total, t.idle + t.iowait, t.steal
 
 
-def machine_busy(before: list[int], after: list[int]) -> dict[str, float]:
-    """The share of the machine's CPU time busy between two readings, and of it taken by the hypervisor (steal):
-    a minute whose p99 is high on a machine with no core to spare is the run queue's, not one hop's."""
-    spent = [b - a for a, b in zip(before, after, strict=True)]
-    total = sum(spent)
+def machine_busy(before: tuple[float, float, float], after: tuple[float, float, float]) -> dict[str, float]:
+    """The share of the machine's CPU time busy between two ``machine_ticks``, and of it taken by the hypervisor
+    (steal): a minute whose p99 is high on a machine with no core to spare is the run queue's, not one hop's."""
+    total, idle, steal = (b - a for a, b in zip(before, after, strict=True))
     if total <= 0:
         return {"busy": 0.0, "steal": 0.0}
-    idle = spent[3] + spent[4]
-    return {"busy": round(100 * (total - idle) / total, 1), "steal": round(100 * spent[7] / total, 1)}
+    return {"busy": round(100 * (total - idle) / total, 1), "steal": round(100 * steal / total, 1)}
 
 
 def _lag(env: Mapping[str, str]) -> dict[str, int]:
