@@ -1,10 +1,16 @@
-"""The soak's view of what a batch costs each consumer: batches a second from its fetch counter, CPU per batch."""
+"""The soak's view of what a batch costs each consumer (batches a second from its fetch counter, CPU per batch),
+of how busy the machine was, and of how long each process waited for a core."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from typing import Any
 
-from bench.soak import batch_costs, format_row, machine_busy, machine_ticks
+from bench.soak import batch_costs, cpu_share, format_row, machine_busy, machine_ticks, waited_seconds
+
+BURN_ON_CORE_0 = "import os, time\nos.sched_setaffinity(0, {0})\nt = time.time()\nwhile time.time() - t < 3: pass"
 
 
 def test_a_batch_costs_the_consumer_its_cpu_over_the_batches_it_took() -> None:
@@ -38,6 +44,31 @@ def test_the_minute_row_shows_how_busy_the_machine_was_when_measured() -> None:
     assert "machine busy" not in format_row(row)
     row["machine"] = {"busy": 98.2, "steal": 0.0}
     assert "machine busy 98.2% (steal 0.0%)" in format_row(row)
+
+
+def test_three_processes_sharing_one_core_each_wait_for_it() -> None:
+    burners = [subprocess.Popen([sys.executable, "-c", BURN_ON_CORE_0]) for _ in range(3)]
+    try:
+        procs = {name: p.pid for name, p in zip("abc", burners, strict=True)}
+        time.sleep(0.5)  # both started and pinned
+        before, then = waited_seconds(procs, {}), time.monotonic()
+        time.sleep(1.0)
+        waited = cpu_share(before, waited_seconds(procs, {}), time.monotonic() - then)
+    finally:
+        for p in burners:
+            p.kill()
+            p.wait()
+    # each runs a third of the core's time and waits two thirds: together two cores' worth, where the time they
+    # ran is one core's at most
+    assert sum(waited.values()) >= 130, waited
+    assert waited_seconds({"gone": burners[0].pid}, {"postgres": []}) == {"gone": 0.0, "postgres": 0.0}
+
+
+def test_the_minute_row_shows_the_wait_for_a_core_when_measured() -> None:
+    row = _row()
+    assert "waited for a core" not in format_row(row)
+    row["waited_pct"] = {"gateway": 57, "broker": 80}
+    assert "waited for a core %: gw 57 broker 80" in format_row(row)
 
 
 def _row() -> dict[str, Any]:
