@@ -112,47 +112,64 @@ def memory_mb(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dic
     return {k: None if v is None else round(v, 1) for k, v in out.items()}
 
 
-def cpu_seconds(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dict[str, float]:
-    """CPU seconds (user + system) each service and server has spent so far (Postgres: every backend)."""
+Readings = dict[str, dict[int, float]]  # per service or server, per process: seconds so far
+
+
+def cpu_seconds(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> Readings:
+    """CPU seconds (user + system) each service and server has spent so far, per process (Postgres: every
+    backend)."""
     import psutil
 
-    def spent(pids: list[int]) -> float:
-        total = 0.0
-        for pid in pids:
-            try:
-                t = psutil.Process(pid).cpu_times()
-                total += t.user + t.system
-            except psutil.Error:
-                continue
-        return total
+    def spent(pid: int) -> float | None:
+        try:
+            t = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            return None
+        return float(t.user + t.system)
 
-    return {**{name: spent([pid]) for name, pid in procs.items()},
-            **{role: spent(pids) for role, pids in servers.items()}}
+    return _per_process(procs, servers, spent)
 
 
-def waited_seconds(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> dict[str, float]:
-    """Seconds each service and server has spent runnable but not running so far, every thread together: the
-    second field of Linux's ``/proc/<pid>/task/<tid>/schedstat`` (psutil does not read it). At 300 orders/s on
-    two cores each process waited for a core about 1.5 times as long as it ran, ~0.4 ms a wakeup: the part of
-    a slow minute's latency that is the run queue's. Empty where there is no such file."""
+def waited_seconds(procs: Mapping[str, int], servers: Mapping[str, list[int]]) -> Readings:
+    """Seconds each service and server has spent runnable but not running so far, per process, every thread
+    together: the second field of Linux's ``/proc/<pid>/task/<tid>/schedstat`` (psutil does not read it). At
+    300 orders/s on two cores each process waited for a core about 1.5 times as long as it ran, ~0.4 ms a
+    wakeup: the part of a slow minute's latency that is the run queue's. Nothing where there is no such file."""
 
-    def waited(pids: list[int]) -> float:
+    def waited(pid: int) -> float | None:
+        stats = list(Path(f"/proc/{pid}/task").glob("*/schedstat"))
+        if not stats:
+            return None
         total = 0
-        for pid in pids:
-            for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
-                try:
-                    total += int(stat.read_text().split()[1])
-                except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
-                    continue
+        for stat in stats:
+            try:
+                total += int(stat.read_text().split()[1])
+            except (OSError, IndexError, ValueError):  # a thread that ended meanwhile
+                continue
         return total / 1e9
 
-    return {**{name: waited([pid]) for name, pid in procs.items()},
-            **{role: waited(pids) for role, pids in servers.items()}}
+    return _per_process(procs, servers, waited)
 
 
-def cpu_share(before: Mapping[str, float], after: Mapping[str, float], seconds: float) -> dict[str, float]:
-    """Percent of one core each process used (or waited for: ``waited_seconds``) between two readings."""
-    return {k: round(100 * max(0.0, v - before.get(k, 0.0)) / seconds) for k, v in after.items()}
+def _per_process(procs: Mapping[str, int], servers: Mapping[str, list[int]],
+                 read: Callable[[int], float | None]) -> Readings:
+    named = {name: [pid] for name, pid in procs.items()} | dict(servers)
+    out: Readings = {}
+    for name, pids in named.items():
+        out[name] = {pid: value for pid in pids if (value := read(pid)) is not None}
+    return out
+
+
+def cpu_share(before: Readings, after: Readings, seconds: float) -> dict[str, float]:
+    """Percent of one core each service or server used (or waited for: ``waited_seconds``) between two readings.
+    Counted per process, so a Postgres backend that ended meanwhile takes its whole past out of nothing, and one
+    that started counts from zero."""
+    share: dict[str, float] = {}
+    for name, by_pid in after.items():
+        then = before.get(name, {})
+        spent = sum(max(0.0, value - then.get(pid, 0.0)) for pid, value in by_pid.items())
+        share[name] = round(100 * spent / seconds)
+    return share
 
 
 def machine_ticks() -> tuple[float, float, float]:

@@ -61,7 +61,13 @@ def test_three_processes_sharing_one_core_each_wait_for_it() -> None:
     # each runs a third of the core's time and waits two thirds: together two cores' worth, where the time they
     # ran is one core's at most
     assert sum(waited.values()) >= 130, waited
-    assert waited_seconds({"gone": burners[0].pid}, {"postgres": []}) == {"gone": 0.0, "postgres": 0.0}
+    assert waited_seconds({"gone": burners[0].pid}, {"postgres": []}) == {"gone": {}, "postgres": {}}
+
+
+def test_a_process_that_ends_or_starts_between_readings_counts_for_its_own_time_only() -> None:
+    before = {"postgres": {101: 10.0, 102: 50.0}, "gateway": {7: 3.0}}  # backend 102 ends before the next reading
+    after = {"postgres": {101: 16.0, 103: 3.0}, "gateway": {7: 9.0}, "broker": {9: 1.0}}  # 103 and the broker new
+    assert cpu_share(before, after, 10.0) == {"postgres": 90, "gateway": 60, "broker": 10}
 
 
 def test_the_minute_row_shows_the_wait_for_a_core_when_measured() -> None:
