@@ -162,8 +162,8 @@ def _per_process(procs: Mapping[str, int], servers: Mapping[str, list[int]],
 
 def cpu_share(before: Readings, after: Readings, seconds: float) -> dict[str, float]:
     """Percent of one core each service or server used (or waited for: ``waited_seconds``) between two readings.
-    Counted per process, so a Postgres backend that ended meanwhile takes its whole past out of nothing, and one
-    that started counts from zero."""
+    Counted per process: a Postgres backend that ended meanwhile is left out (its past no longer lowers the sum),
+    and one that started counts from zero."""
     share: dict[str, float] = {}
     for name, by_pid in after.items():
         then = before.get(name, {})

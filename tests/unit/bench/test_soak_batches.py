@@ -50,7 +50,7 @@ def test_three_processes_sharing_one_core_each_wait_for_it() -> None:
     burners = [subprocess.Popen([sys.executable, "-c", BURN_ON_CORE_0]) for _ in range(3)]
     try:
         procs = {name: p.pid for name, p in zip("abc", burners, strict=True)}
-        time.sleep(0.5)  # both started and pinned
+        time.sleep(0.5)  # all three started and pinned
         before, then = waited_seconds(procs, {}), time.monotonic()
         time.sleep(1.0)
         waited = cpu_share(before, waited_seconds(procs, {}), time.monotonic() - then)
