@@ -26,15 +26,17 @@ from shared.messages import AcceptedOrder, AcceptedStop, NewListRequest, NewOrde
 
 from .validation import Hold, Spec, check, size_hold
 
-# A batch costs four round trips whatever its size: BEGIN, READ (which also locks the balances), WRITE, COMMIT. At
-# moderate rates a batch is a few orders, so the round trips, not the rows, are the processor's and Postgres's cost
-# per order, and each one waits for Postgres to be scheduled on a busy machine.
+# A batch costs two round trips, READ and WRITE, each its own transaction: at moderate rates a batch is a few orders,
+# so the round trips, not the rows, are the processor's and Postgres's cost per order, and each one waits for
+# Postgres to be scheduled on a busy machine (at 300 orders/s, BEGIN and COMMIT took 5 of a batch's 13 ms). READ
+# takes no lock: what WRITE checks makes a stale read safe (``Holds._take``). A batch WRITE refuses is decided again
+# under READ's lock, in one transaction of four round trips (BEGIN, READ, WRITE, COMMIT), as is every order list.
 READ = """
 WITH locked AS MATERIALIZED (
     SELECT b.user_id, b.asset, b.available FROM balances b
     JOIN (SELECT DISTINCT u, a FROM unnest($2::bigint[], $5::text[]) AS k(u, a)) AS k
       ON b.user_id = k.u AND b.asset = k.a
-    ORDER BY b.user_id, b.asset FOR UPDATE OF b
+    ORDER BY b.user_id, b.asset{lock}
 ), held AS (
     SELECT array_agg(user_id ORDER BY user_id, asset) AS users, array_agg(asset ORDER BY user_id, asset) AS assets,
            array_agg(available ORDER BY user_id, asset) AS available
@@ -56,15 +58,18 @@ LEFT JOIN users u ON u.user_id = t.u
 LEFT JOIN fee_tiers f ON f.tier = u.fee_tier
 ORDER BY t.i
 """
+READ_LOCKED = READ.format(lock=" FOR UPDATE OF b")
+READ = READ.format(lock="")
 """Per request of the batch, in order: its stored decision if it was decided before, whether its client
 order id is taken, its owner's fee tier's rates (-1: the market's), and its owner's open orders on its symbol
 (MAX_NUM_ORDERS) and on all (EXCHANGE_MAX_NUM_ORDERS), read without a lock: settlement only lowers a count,
 so a stale one errs on the side of the cap.
 
-On the first row, the balances the batch may hold from (``locked_*``, parallel arrays), locked in (user_id, asset)
-order, as settlement locks them (the arrays in that order too, one aggregate row, so they line up by index): the
-CTEs are materialized and read by uncorrelated subqueries, so the balances are locked and read once whatever plan
-Postgres caches (joined to the requests' rows, a cached generic plan once scanned the balances per request)."""
+On the first row, the balances the batch may hold from (``locked_*``, parallel arrays), in ``READ_LOCKED`` locked in
+(user_id, asset) order, as settlement locks them (the arrays in that order too, one aggregate row, so they line up
+by index): the CTEs are materialized and read by uncorrelated subqueries, so the balances are locked and read once
+whatever plan Postgres caches (joined to the requests' rows, a cached generic plan once scanned the balances per
+request)."""
 
 WRITE = """
 WITH o AS (
@@ -95,16 +100,23 @@ WITH o AS (
     INSERT INTO open_order_counts (user_id, symbol, n)
     SELECT user_id, symbol, count(*) FROM o WHERE status = 'NEW' GROUP BY user_id, symbol ORDER BY user_id, symbol
     ON CONFLICT (user_id, symbol) DO UPDATE SET n = open_order_counts.n + excluded.n
+), h AS (
+    SELECT user_id, hold_asset, sum(hold_left)::bigint AS atoms FROM o WHERE status = 'NEW' GROUP BY user_id, hold_asset
+), ordered AS MATERIALIZED (
+    SELECT b.user_id, b.asset FROM balances b JOIN h ON b.user_id = h.user_id AND b.asset = h.hold_asset
+    ORDER BY b.user_id, b.asset FOR UPDATE OF b
 )
 UPDATE balances b SET available = b.available - h.atoms, held = b.held + h.atoms, updated_at = $19
-FROM (SELECT user_id, hold_asset, sum(hold_left)::bigint AS atoms FROM o WHERE status = 'NEW'
-      GROUP BY user_id, hold_asset) AS h
+FROM h JOIN ordered k ON k.user_id = h.user_id AND k.asset = h.hold_asset
 WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
 RETURNING b.user_id, b.asset, b.available, b.held
 """
 """The batch's order rows, and from its accepted ones the hold ledger entries, the open-order counts and the
 balances (their rows locked by READ), in one statement: the entries and the balances come from the same
-rows, so they cannot disagree. ``hold_atoms`` is what the order was sized to hold, ``hold_left`` what it holds:
+rows, so they cannot disagree. The balances are locked in (user_id, asset) order before any is changed
+(``ordered``; the inserts, which no other CTE reads, run after the UPDATE), the order settlement locks them in, and
+a hold that the balance no longer covers fails ``available_not_negative``, which refuses the whole statement.
+``hold_atoms`` is what the order was sized to hold, ``hold_left`` what it holds:
 the same, but for the legs of an OCO pair, which share one hold (the larger need, on one leg's row; 0 on the
 other's, ``hold_shared``)."""
 
@@ -130,9 +142,25 @@ class Located:
 
 
 Decision = AcceptedOrder | RejectedOrder
+
+
+@dataclass(slots=True)
+class Decided:
+    """A batch decided from what READ answered: its decisions in input order, the order ids stored before (a
+    redelivery), and the rows to write (WRITE's, in its parameter order, and WRITE_LISTS')."""
+
+    decisions: list[Decision]
+    redelivered: set[int]
+    fresh: list[tuple[object, ...]]
+    lists: list[tuple[object, ...]]
+
+
 Taken = tuple[list[Decision], list[asyncpg.Record], set[int]]  # decisions, balances changed, order ids redelivered
 
 UNSTORABLE = "Order rejected: its values cannot be stored."
+RELOCKED_TOTAL = Counter(
+    "spot_processor_holds_relocked_total", "Batches whose unlocked write was refused, then decided under lock"
+)
 UNSTORABLE_TOTAL = Counter(
     "spot_processor_unstorable_total", "Order requests Postgres refused alone (REJECTED without a row)"
 )
@@ -277,109 +305,140 @@ class Holds:
         return decisions, list(balances.values()), redelivered
 
     async def _take(self, batch: Sequence[Located], now: int) -> Taken:
-        requests = [loc.request for loc in batch]
+        """The batch decided from an unlocked READ and written in one statement; or, when that WRITE refuses it or
+        the batch holds an order list, under READ_LOCKED in one transaction (see ``READ``).
+
+        An unlocked read is safe because WRITE checks what it relied on: a balance lowered meanwhile (another
+        processor's hold on the same asset, a withdrawal) fails ``available_not_negative`` for a hold it no
+        longer covers, and an order or client order id stored meanwhile fails its unique index; a balance raised
+        meanwhile (a release) only made the decision as strict as it was a moment earlier. Holds are written
+        relative to the row (``available - atoms``), so a concurrent change is never overwritten."""
+        keys = self._keys(batch)
+        if all(loc.list_req is None for loc in batch):
+            try:
+                async with postgres.timed("take_holds"), self.db.acquire() as conn:
+                    decided = self._decide(batch, await conn.fetch(READ, *keys))
+                    balances = await self._write(conn, decided, now)
+                return decided.decisions, balances, decided.redelivered
+            except (*postgres.VALUE_ERRORS, asyncpg.DeadlockDetectedError) as exc:
+                RELOCKED_TOTAL.inc()
+                log.info("batch of %d refused unlocked (%s); deciding it again under lock", len(batch), exc)
         async with postgres.timed("take_holds"), self.db.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                READ,
-                [r.order_id for r in requests],
-                [r.user_id for r in requests],
-                [r.client_order_id for r in requests],
-                [r.symbol for r in requests],
-                [self._hold_asset(r) for r in requests],
-            )
-            head = rows[0]
-            locked = (head["locked_users"] or (), head["locked_assets"] or (), head["locked_available"] or ())
-            available = {(user, asset): atoms for user, asset, atoms in zip(*locked, strict=True)}
-            decisions: list[Decision] = []
-            redelivered: set[int] = set()
-            fresh: list[tuple[object, ...]] = []
-            taken_ids: set[tuple[int, str]] = set()  # client order ids this batch has taken so far
-            open_count: dict[tuple[int, str], int] = {}  # per (user, symbol)
-            open_all: dict[int, int] = {}  # per user
-            decided: dict[int, Decision] = {}  # this batch's fresh decisions by order id
-            lists: list[tuple[object, ...]] = []  # the order_lists rows of the batch's accepted lists
-            for i, (loc, row) in enumerate(zip(batch, rows, strict=True)):
-                r = loc.request
-                if loc.list_req is not None:  # a list's leg: decided with its list's other legs, at its first
-                    if r.order_id not in decided:
-                        n = len(loc.list_req.legs)
-                        group = list(batch[i : i + n])
-                        if any(g.list_req is not loc.list_req for g in group):
-                            group = [loc]  # its list was cut apart (a batch decided in parts): refused below
-                        listed = self._decide_list(
-                            group, rows[i : i + len(group)], available, open_count, open_all, taken_ids, fresh, lists
-                        )
-                        for g, d in zip(group, listed, strict=True):
-                            decided[g.request.order_id] = d
-                        if rows[i]["stored"]:
-                            redelivered.update(g.request.order_id for g in group)
-                    decisions.append(decided[r.order_id])
-                    continue
-                if row["stored"]:
-                    redelivered.add(r.order_id)
-                    decisions.append(_from_row(loc, row, self.markets.get(r.symbol)))
-                    continue
-                first = decided.get(r.order_id)
-                if first is not None:  # a second copy of a request (a producer's retry): the first's decision,
-                    decisions.append(first)  # at the first's position, which the matcher then skips
-                    continue
-                open_count.setdefault((r.user_id, r.symbol), row["open_orders"])
-                open_all.setdefault(r.user_id, row["open_orders_all"])
-                market = self.markets.get(r.symbol)
-                decision: Decision
-                if row["id_taken"] or (r.user_id, r.client_order_id) in taken_ids:
-                    # Redis's claim on the id lapsed or was lost. The order holding the id keeps it: this one
-                    # gets no row (the id is unique per user), and a redelivery is refused the same way.
-                    decision = rejected(loc, r, errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+            decided = self._decide(batch, await conn.fetch(READ_LOCKED, *keys))
+            balances = await self._write(conn, decided, now)
+        return decided.decisions, balances, decided.redelivered
+
+    def _keys(self, batch: Sequence[Located]) -> tuple[list[object], ...]:
+        """READ's parameters: the batch's order ids, owners, client order ids, symbols and hold assets."""
+        requests = [loc.request for loc in batch]
+        return (
+            [r.order_id for r in requests],
+            [r.user_id for r in requests],
+            [r.client_order_id for r in requests],
+            [r.symbol for r in requests],
+            [self._hold_asset(r) for r in requests],
+        )
+
+    @staticmethod
+    async def _write(conn: asyncpg.Connection, decided: Decided, now: int) -> list[asyncpg.Record]:
+        """The batch's new rows (WRITE, then WRITE_LISTS); returns the balances its holds changed."""
+        balances: list[asyncpg.Record] = []
+        if decided.fresh:
+            columns = list(map(list, zip(*decided.fresh, strict=True)))
+            balances = await conn.fetch(WRITE, *columns[:18], now, *columns[18:])
+        if decided.lists:
+            await conn.execute(WRITE_LISTS, *map(list, zip(*decided.lists, strict=True)))
+        return balances
+
+    def _decide(self, batch: Sequence[Located], rows: list[asyncpg.Record]) -> Decided:
+        """Every request of the batch decided from READ's ``rows`` (one per request, in order); no I/O."""
+        head = rows[0]
+        locked = (head["locked_users"] or (), head["locked_assets"] or (), head["locked_available"] or ())
+        available = {(user, asset): atoms for user, asset, atoms in zip(*locked, strict=True)}
+        decisions: list[Decision] = []
+        redelivered: set[int] = set()
+        fresh: list[tuple[object, ...]] = []
+        taken_ids: set[tuple[int, str]] = set()  # client order ids this batch has taken so far
+        open_count: dict[tuple[int, str], int] = {}  # per (user, symbol)
+        open_all: dict[int, int] = {}  # per user
+        decided: dict[int, Decision] = {}  # this batch's fresh decisions by order id
+        lists: list[tuple[object, ...]] = []  # the order_lists rows of the batch's accepted lists
+        for i, (loc, row) in enumerate(zip(batch, rows, strict=True)):
+            r = loc.request
+            if loc.list_req is not None:  # a list's leg: decided with its list's other legs, at its first
+                if r.order_id not in decided:
+                    n = len(loc.list_req.legs)
+                    group = list(batch[i : i + n])
+                    if any(g.list_req is not loc.list_req for g in group):
+                        group = [loc]  # its list was cut apart (a batch decided in parts): refused below
+                    listed = self._decide_list(
+                        group, rows[i : i + len(group)], available, open_count, open_all, taken_ids, fresh, lists
+                    )
+                    for g, d in zip(group, listed, strict=True):
+                        decided[g.request.order_id] = d
+                    if rows[i]["stored"]:
+                        redelivered.update(g.request.order_id for g in group)
+                decisions.append(decided[r.order_id])
+                continue
+            if row["stored"]:
+                redelivered.add(r.order_id)
+                decisions.append(_from_row(loc, row, self.markets.get(r.symbol)))
+                continue
+            first = decided.get(r.order_id)
+            if first is not None:  # a second copy of a request (a producer's retry): the first's decision,
+                decisions.append(first)  # at the first's position, which the matcher then skips
+                continue
+            open_count.setdefault((r.user_id, r.symbol), row["open_orders"])
+            open_all.setdefault(r.user_id, row["open_orders_all"])
+            market = self.markets.get(r.symbol)
+            decision: Decision
+            if row["id_taken"] or (r.user_id, r.client_order_id) in taken_ids:
+                # Redis's claim on the id lapsed or was lost. The order holding the id keeps it: this one
+                # gets no row (the id is unique per user), and a redelivery is refused the same way.
+                decision = rejected(loc, r, errors.NEW_ORDER_REJECTED, errors.DUPLICATE_ORDER_MSG)
+            else:
+                price_ticks = qty_lots = 0
+                try:
+                    spec = check(r, market, self.averages.get(r.symbol))
+                    assert market is not None
+                    price_ticks, qty_lots = spec.price_ticks, spec.qty_lots
+                    if open_count[(r.user_id, r.symbol)] >= self.open_orders_max:
+                        raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: MAX_NUM_ORDERS")
+                    if open_all[r.user_id] >= self.exchange_open_orders_max:
+                        raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: EXCHANGE_MAX_NUM_ORDERS")
+                    key = (r.user_id, spec.hold_asset)
+                    hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
+                except ApiError as refused:
+                    decision = rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots)
+                    fresh.append(self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused))
                 else:
-                    price_ticks = qty_lots = 0
-                    try:
-                        spec = check(r, market, self.averages.get(r.symbol))
-                        assert market is not None
-                        price_ticks, qty_lots = spec.price_ticks, spec.qty_lots
-                        if open_count[(r.user_id, r.symbol)] >= self.open_orders_max:
-                            raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: MAX_NUM_ORDERS")
-                        if open_all[r.user_id] >= self.exchange_open_orders_max:
-                            raise ApiError(errors.NEW_ORDER_REJECTED, "Filter failure: EXCHANGE_MAX_NUM_ORDERS")
-                        key = (r.user_id, spec.hold_asset)
-                        hold: Hold = size_hold(spec, r.side, market, available.get(key, 0))
-                    except ApiError as refused:
-                        decision = rejected(loc, r, refused.code, refused.msg, price_ticks, qty_lots)
-                        fresh.append(self._row(loc, price_ticks, qty_lots, 0, OrderStatus.REJECTED, "", 0, refused))
-                    else:
-                        available[key] -= hold.atoms
-                        open_count[(r.user_id, r.symbol)] += 1
-                        open_all[r.user_id] += 1
-                        rates = (row["tier_maker_bps"], row["tier_taker_bps"])
-                        stop = (spec.stop_ticks, spec.trailing_delta)
-                        decision = _accepted(
-                            loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots, rates, stop
+                    available[key] -= hold.atoms
+                    open_count[(r.user_id, r.symbol)] += 1
+                    open_all[r.user_id] += 1
+                    rates = (row["tier_maker_bps"], row["tier_taker_bps"])
+                    stop = (spec.stop_ticks, spec.trailing_delta)
+                    decision = _accepted(
+                        loc, r, price_ticks, qty_lots, spec.quote_nu, hold.budget, spec.iceberg_lots, rates, stop
+                    )
+                    new = OrderStatus.NEW
+                    fresh.append(
+                        self._row(
+                            loc,
+                            price_ticks,
+                            qty_lots,
+                            spec.quote_nu,
+                            new,
+                            hold.asset,
+                            hold.atoms,
+                            stop=stop,
+                            iceberg_lots=spec.iceberg_lots,
+                            rates=rates,
                         )
-                        new = OrderStatus.NEW
-                        fresh.append(
-                            self._row(
-                                loc,
-                                price_ticks,
-                                qty_lots,
-                                spec.quote_nu,
-                                new,
-                                hold.asset,
-                                hold.atoms,
-                                stop=stop,
-                                iceberg_lots=spec.iceberg_lots,
-                                rates=rates,
-                            )
-                        )
-                    taken_ids.add((r.user_id, r.client_order_id))
-                decided[r.order_id] = decision
-                decisions.append(decision)
-            balances: list[asyncpg.Record] = []
-            if fresh:
-                columns = list(map(list, zip(*fresh, strict=True)))
-                balances = await conn.fetch(WRITE, *columns[:18], now, *columns[18:])
-            if lists:
-                await conn.execute(WRITE_LISTS, *map(list, zip(*lists, strict=True)))
-        return decisions, balances, redelivered
+                    )
+                taken_ids.add((r.user_id, r.client_order_id))
+            decided[r.order_id] = decision
+            decisions.append(decision)
+        return Decided(decisions, redelivered, fresh, lists)
 
     def _decide_list(
         self,
