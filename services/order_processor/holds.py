@@ -30,7 +30,7 @@ from .validation import Hold, Spec, check, size_hold
 # so the round trips, not the rows, are the processor's and Postgres's cost per order, and each one waits for
 # Postgres to be scheduled on a busy machine (at 300 orders/s, BEGIN and COMMIT took 5 of a batch's 13 ms). READ
 # takes no lock: what WRITE checks makes a stale read safe (``Holds._take``). A batch WRITE refuses is decided again
-# under READ's lock, in one transaction of four round trips (BEGIN, READ, WRITE, COMMIT), as is every order list.
+# under READ_LOCKED, in one transaction of four round trips (BEGIN, READ, WRITE, COMMIT), as is every order list.
 READ = """
 WITH locked AS MATERIALIZED (
     SELECT b.user_id, b.asset, b.available FROM balances b
