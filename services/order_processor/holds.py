@@ -112,7 +112,7 @@ WHERE b.user_id = h.user_id AND b.asset = h.hold_asset
 RETURNING b.user_id, b.asset, b.available, b.held
 """
 """The batch's order rows, and from its accepted ones the hold ledger entries, the open-order counts and the
-balances (their rows locked by READ), in one statement: the entries and the balances come from the same
+balances, in one statement: the entries and the balances come from the same
 rows, so they cannot disagree. The balances are locked in (user_id, asset) order before any is changed
 (``ordered``; the inserts, which no other CTE reads, run after the UPDATE), the order settlement locks them in, and
 a hold that the balance no longer covers fails ``available_not_negative``, which refuses the whole statement.

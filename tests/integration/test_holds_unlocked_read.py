@@ -23,33 +23,26 @@ from tests.invariants import check_money
 
 
 class WithdrawnMeanwhile(Holds):
-    """Holds whose first unlocked read is followed, before its write, by a withdrawal of the owner's USDT on
-    another connection (what an operator's console may do at any moment)."""
+    """Holds whose first write waits for a withdrawal of the owner's USDT on another connection (what an operator's
+    console may do at any moment): it commits between the batch's unlocked read and its write."""
 
     def __init__(self, db: asyncpg.Pool, markets: dict[str, Market], user_id: int, atoms: int) -> None:
         super().__init__(db, markets, 10)
-        self.user_id, self.atoms, self.reads = user_id, atoms, 0
+        self.user_id, self.atoms, self.reads, self.writes = user_id, atoms, 0, 0
 
     def _decide(self, batch: Sequence[Located], rows: list[asyncpg.Record]) -> Decided:
-        decided = super()._decide(batch, rows)
         self.reads += 1
-        if self.reads == 1:
-            self.pending = asyncio.ensure_future(self._withdraw())
-        return decided
+        return super()._decide(batch, rows)
 
-    async def _withdraw(self) -> None:
-        await request_withdrawal(self.db, self.user_id, "USDT", self.atoms, "addr", "ETH", None, 3)
+    async def _write(self, conn: asyncpg.Connection, decided: Decided, now: int) -> list[asyncpg.Record]:  # type: ignore[override]
+        self.writes += 1
+        if self.writes == 1:
+            await request_withdrawal(self.db, self.user_id, "USDT", self.atoms, "addr", "ETH", None, 3)
+        return await super()._write(conn, decided, now)
 
 
 async def _take_with_withdrawal(db: asyncpg.Pool, owner: int, withdrawn: int) -> tuple[object, WithdrawnMeanwhile]:
     holds = WithdrawnMeanwhile(db, await postgres.load_markets(db), owner, withdrawn * USDT)
-    original = holds._write
-
-    async def write_after_withdrawal(conn: asyncpg.Connection, decided: Decided, now: int) -> list[asyncpg.Record]:
-        await holds.pending  # the withdrawal commits between this batch's read and its write
-        return await original(conn, decided, now)
-
-    holds._write = write_after_withdrawal  # type: ignore[method-assign]
     (decision,), _, _ = await holds.take([Located(0, 1, _buy(owner, 300 + withdrawn, "0.01", "o1"))], 2)
     return decision, holds
 
