@@ -11,10 +11,10 @@ with the processor.
 A batch costs its round trips, not its rows: at moderate rates a batch holds a few events, and each statement
 is a round trip that waits for Postgres to be scheduled on a busy machine and costs both processes a few hundred
 microseconds of CPU. So a batch makes five: BEGIN, the cursors (created and locked in one upsert), the orders
-locked, the balances locked and changed, and one statement for everything else (``write``: the ledger, trades,
-prevented matches, order rows, list statuses, open-order counts and the cursors' advance, as data-modifying CTEs
-of one statement), then COMMIT; a batch that makes a balance row for the first time or amends an order in place
-makes one more each.
+locked, and one statement for everything else (``write``: the balances locked in order and changed, then the
+ledger, trades, prevented matches, order rows, list statuses, open-order counts and the cursors' advance, as
+data-modifying CTEs of one statement), then COMMIT; a batch that makes a balance row for the first time or
+amends an order in place makes one more each.
 """
 
 from __future__ import annotations
@@ -32,21 +32,26 @@ from shared.messages import MatchedEvent, list_statuses
 
 from .ledger import OrderHold, Settled, ended_per_user, settle
 
-# Balances are locked in (user_id, asset) order, then changed; a CHECK makes a negative balance impossible.
 ENSURE_BALANCES = """
 INSERT INTO balances (user_id, asset) SELECT u, a FROM unnest($1::bigint[], $2::text[]) AS t(u, a) ORDER BY u, a
 ON CONFLICT DO NOTHING
 """
-LOCK_BALANCES = """
-SELECT 1 FROM balances b JOIN unnest($1::bigint[], $2::text[]) AS t(u, a) ON b.user_id = t.u AND b.asset = t.a
-ORDER BY b.user_id, b.asset FOR UPDATE OF b
-"""
+BALANCE_CTES = """
+deltas AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS t(u, a, da, dh)),
+ordered AS MATERIALIZED (
+    SELECT b.user_id, b.asset FROM balances b JOIN deltas t ON b.user_id = t.u AND b.asset = t.a
+    ORDER BY b.user_id, b.asset FOR UPDATE OF b
+)"""
 CHANGE_BALANCES = """
 UPDATE balances b SET available = b.available + t.da, held = b.held + t.dh, updated_at = $5
-FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::bigint[]) AS t(u, a, da, dh)
+FROM deltas t JOIN ordered k ON k.user_id = t.u AND k.asset = t.a
 WHERE b.user_id = t.u AND b.asset = t.a
 RETURNING b.user_id, b.asset, b.available, b.held
 """
+"""The main statement of a batch's ``write`` (``BALANCE_CTES`` its first CTEs): the batch's balances locked in
+(user_id, asset) order, the processor's, before any is changed (``ordered``), then changed; a CHECK makes a
+negative balance impossible. The other parts, which it does not read, run after it, so the open-order counts are
+locked after the balances, as the processor does."""
 UPDATE_ORDERS = """
 UPDATE orders SET status = t.s, executed_lots = t.e, cum_nu = t.c, hold_left = t.h, updated_ts = t.ts, last_seq = t.q,
     prevented_lots = t.p, working_ts = CASE WHEN t.w > 0 THEN t.w ELSE orders.working_ts END, hold_shared = t.sh
@@ -157,18 +162,19 @@ def _renumbered(statement: str, offset: int) -> str:
     return _PARAMETER.sub(shifted, statement)
 
 
-def write(parts: Sequence[tuple[str, str, Sequence[Any]]]) -> tuple[str, list[Any]]:
-    """One statement of ``(name, statement, arguments)`` parts, each a data-modifying CTE, its parameters
-    renumbered after the parts before it. Only the parts a batch needs are there (the trades trigger fires per
-    statement), so a batch's statement is one of a few texts, each prepared once per connection. The parts touch
-    rows this transaction has locked already (orders, cursors) or takes in no other order (counts, lists,
-    inserts), so running them in one statement changes no lock order."""
-    ctes: list[str] = []
-    args: list[Any] = []
+def write(balances: Sequence[Any], parts: Sequence[tuple[str, str, Sequence[Any]]]) -> tuple[str, list[Any]]:
+    """One statement: ``balances`` (CHANGE_BALANCES' arguments) changed by its main query, and the
+    ``(name, statement, arguments)`` parts, each a data-modifying CTE, its parameters renumbered after those before
+    it. Only the parts a batch needs are there (the trades trigger fires per statement), so a batch's statement is
+    one of a few texts, each prepared once per connection. The parts touch rows this transaction has locked already
+    (orders, cursors) or takes in no other order (counts after the balances, lists, inserts), so running them in
+    one statement changes no lock order."""
+    ctes = [BALANCE_CTES.strip()]
+    args = list(balances)
     for name, statement, part_args in parts:
         ctes.append(f"{name} AS ({_renumbered(statement.strip(), len(args))})")
         args += part_args
-    return "WITH " + ",\n".join(ctes) + "\nSELECT 1", args
+    return "WITH " + ",\n".join(ctes) + "\n" + CHANGE_BALANCES.strip(), args
 
 
 class SequenceGap(Exception):
@@ -245,7 +251,11 @@ class Accounts:
                 settled.trades += part.trades
                 settled.touched.update(part.touched)
                 settled.prevented += part.prevented
-            balances, ensured = await self._balances(conn, settled, now)
+            deltas = settled.balance_deltas()
+            keys = sorted(deltas)
+            ensured = [k for k in keys if k not in self.existing]
+            if ensured:
+                await conn.execute(ENSURE_BALANCES, [k[0] for k in ensured], [k[1] for k in ensured])
             parts = _rows(settled, now)
             statuses = {s.list_id: (s, e.ts) for evs in fresh.values() for e in evs for s in list_statuses(e)}
             if statuses:
@@ -260,41 +270,25 @@ class Accounts:
                 )
             closed = ended_per_user(open_before, settled.touched)
             if closed:
-                keys = sorted(closed)  # after the balances (locked above), as the processor does
+                ended = sorted(closed)  # locked after the balances (``CHANGE_BALANCES``), as the processor does
                 parts.append(
                     (
                         "open_counts",
                         COUNT_ENDED,
-                        [[u for u, _ in keys], [s for _, s in keys], [closed[k] for k in keys]],
+                        [[u for u, _ in ended], [s for _, s in ended], [closed[k] for k in ended]],
                     )
                 )
             advanced = sorted(fresh)
             parts.append(("cursor_moves", ADVANCE_CURSORS, [advanced, [fresh[s][-1].seq for s in advanced]]))
-            statement, args = write(parts)
-            await conn.execute(statement, *args)
+            users, assets = [k[0] for k in keys], [k[1] for k in keys]
+            available, held = [deltas[k][0] for k in keys], [deltas[k][1] for k in keys]
+            statement, args = write([users, assets, available, held, now], parts)
+            balances = await conn.fetch(statement, *args)
+            if len(balances) != len(keys):  # a row missing here would lose its postings: never commit that
+                raise RuntimeError(f"settlement changed {len(balances)} of {len(keys)} balance rows")
             await self._amend(conn, settled)
         self.existing.update(ensured)  # committed: those rows exist for good
         return [e for evs in fresh.values() for e in evs], balances
-
-    async def _balances(
-        self, conn: asyncpg.Connection, s: Settled, now: int
-    ) -> tuple[list[asyncpg.Record], list[tuple[int, str]]]:
-        """Lock and change a batch's balances; returns the changed rows and the balance rows it made sure exist."""
-        deltas = s.balance_deltas()
-        if not deltas:
-            return [], []
-        keys = sorted(deltas)
-        users, assets = [k[0] for k in keys], [k[1] for k in keys]
-        new = [k for k in keys if k not in self.existing]
-        if new:
-            await conn.execute(ENSURE_BALANCES, [k[0] for k in new], [k[1] for k in new])
-        await conn.execute(LOCK_BALANCES, users, assets)
-        balances = await conn.fetch(
-            CHANGE_BALANCES, users, assets, [deltas[k][0] for k in keys], [deltas[k][1] for k in keys], now
-        )
-        if len(balances) != len(keys):  # a row missing here would lose its postings: never commit that
-            raise RuntimeError(f"settlement changed {len(balances)} of {len(keys)} balance rows")
-        return balances, new
 
     @staticmethod
     async def _amend(conn: asyncpg.Connection, s: Settled) -> None:
