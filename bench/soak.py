@@ -66,6 +66,38 @@ async def _postgres_facts(database_url: str) -> dict[str, Any]:
         await conn.close()
 
 
+async def _upkeep_counts(database_url: str, redis_url: str) -> dict[str, int]:
+    """Upkeep that runs beside the load, counted since the servers started: autovacuum and autoanalyze runs on
+    every table, checkpoints, and Redis' forks (an AOF rewrite is one); a row's change in them says whether a
+    slow minute had a server busy with its own work."""
+    import asyncpg
+    import redis.asyncio as aioredis
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        tables = await conn.fetchrow(
+            "SELECT coalesce(sum(autovacuum_count), 0)::bigint AS v, coalesce(sum(autoanalyze_count), 0)::bigint AS a "
+            "FROM pg_stat_user_tables"
+        )
+        try:  # Postgres 17 moved the checkpoint counters out of pg_stat_bgwriter
+            checkpoints = await conn.fetchval("SELECT num_timed + num_requested FROM pg_stat_checkpointer")
+        except asyncpg.UndefinedTableError:
+            checkpoints = await conn.fetchval("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")
+    finally:
+        await conn.close()
+    client = aioredis.from_url(redis_url)
+    try:
+        forks = int((await client.info("stats"))["total_forks"])
+    finally:
+        await client.aclose()
+    return {"autovacuum": tables["v"], "autoanalyze": tables["a"], "checkpoints": checkpoints, "redis_forks": forks}
+
+
+def upkeep(before: Mapping[str, int], after: Mapping[str, int]) -> dict[str, int]:
+    """How many of each upkeep ran between two ``_upkeep_counts``."""
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
 def server_pids(env: Mapping[str, str], pg_data: str | None) -> dict[str, list[int]]:
     """The broker and Redis listening on the fleet's ports, and the fleet's Postgres: its postmaster (from
     ``postmaster.pid`` in its data directory, when that is on this machine) and every backend."""
@@ -256,7 +288,8 @@ def format_row(row: Mapping[str, Any]) -> str:
             f"  errors: {errors}  RSS MB: {mem}  CPU % of a core: {cpu}"
             + (_machine(row["machine"]) if row.get("machine") else "")
             + (f"  waited for a core %: {_shares(row['waited_pct'])}" if row.get("waited_pct") else "")
-            + (f"  batches/s (CPU each): {_batches(row['batches'])}" if row.get("batches") else ""))
+            + (f"  batches/s (CPU each): {_batches(row['batches'])}" if row.get("batches") else "")
+            + (f"  upkeep: {_shares(row['upkeep'])}" if row.get("upkeep") else ""))
 
 
 def growth(rows: list[dict[str, Any]], warm: int) -> dict[str, dict[str, float | None]]:
@@ -355,6 +388,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         waited_then = waited_seconds(procs, servers)
         consumer_ports = {name: fleet.port(name) for name in CONSUMERS if name in procs}
         taken_then = batches_taken(consumer_ports)
+        upkeep_then = asyncio.run(_upkeep_counts(st.database_url, st.redis_url))
         while loadgen.poll() is None or len(rows) < _lines(progress):
             if time.monotonic() > deadline:
                 raise RuntimeError("the soak's load generator did not finish in time")
@@ -370,7 +404,10 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
                 row["batches"] = batch_costs(taken_then, taken_now, now - then, row["cpu_pct"])
                 ticks_now = machine_ticks()
                 row["machine"] = machine_busy(ticks_then, ticks_now)
+                upkeep_now = asyncio.run(_upkeep_counts(st.database_url, st.redis_url))
+                row["upkeep"] = upkeep(upkeep_then, upkeep_now)
                 cpu_then, taken_then, then, ticks_then, waited_then = cpu_now, taken_now, now, ticks_now, waited_now
+                upkeep_then = upkeep_now
                 row["lag"] = _lag(env)
                 rows.append(row)
                 say(format_row(row))

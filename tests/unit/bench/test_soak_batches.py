@@ -81,3 +81,10 @@ def _row() -> dict[str, Any]:
     """A minute's row with nothing measured beyond the load generator's counts."""
     return {"minute": 0, "offered": 1, "acked": 1, "cancels_ok": 0, "confirmed": 1, "errors": {}, "ack_p50_ms": 1.0,
             "ack_p99_ms": 2.0, "confirm_p50_ms": 3.0, "confirm_p99_ms": 4.0, "lag": {}, "rss_mb": {}}
+
+
+def test_the_minute_row_shows_the_upkeep_that_ran_in_it() -> None:
+    row = _row()
+    assert "upkeep" not in format_row(row)
+    row["upkeep"] = {"autovacuum": 1, "autoanalyze": 2, "checkpoints": 0, "redis_forks": 1}
+    assert format_row(row).endswith("upkeep: autovacuum 1 autoanalyze 2 checkpoints 0 redis_forks 1")
