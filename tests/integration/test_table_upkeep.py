@@ -13,6 +13,7 @@ import asyncpg
 from shared import postgres
 
 MIGRATION = importlib.import_module("shared.db.alembic.versions.0007_autovacuum_per_table")
+SAMPLED = importlib.import_module("shared.db.alembic.versions.0019_growing_tables_sampled_lightly")
 
 
 async def _options(url: str) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
@@ -30,6 +31,24 @@ async def _options(url: str) -> tuple[dict[str, str], dict[str, dict[str, str]]]
         await conn.close()
 
 
+async def _statistics_targets(url: str) -> dict[str, dict[str, int | None]]:
+    """Per growing table, each column's statistics target (None or -1: the server's default)."""
+    await asyncio.to_thread(postgres.migrate, url)
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.relname, a.attname, a.attstattarget FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+            "WHERE c.relname = ANY($1::text[]) AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped",
+            list(SAMPLED.GROWING),
+        )
+        targets: dict[str, dict[str, int | None]] = {}
+        for r in rows:
+            targets.setdefault(r["relname"], {})[r["attname"]] = r["attstattarget"]
+        return targets
+    finally:
+        await conn.close()
+
+
 def test_the_local_postgres_vacuums_and_every_growing_table_has_its_settings(fresh_env: dict[str, str]) -> None:
     server, tables = asyncio.run(_options(fresh_env["DATABASE_URL"]))
     assert server == {"autovacuum": "on", "track_counts": "on"}  # the embedded server `spot up` starts
@@ -38,3 +57,12 @@ def test_the_local_postgres_vacuums_and_every_growing_table_has_its_settings(fre
         assert float(tables[table]["autovacuum_analyze_scale_factor"]) <= 0.01  # default 0.1
     for table in MIGRATION.CHURNING:
         assert tables[table] == MIGRATION.CHURNING_SETTINGS, table
+
+
+def test_every_column_of_a_growing_table_is_analyzed_from_a_small_sample(fresh_env: dict[str, str]) -> None:
+    targets = asyncio.run(_statistics_targets(fresh_env["DATABASE_URL"]))
+    assert set(targets) == set(SAMPLED.GROWING) == set(MIGRATION.GROWING)
+    for table, columns in targets.items():
+        assert len(columns) > 5, table
+        # a column left at the default (100) would make every ANALYZE sample 30,000 rows again
+        assert set(columns.values()) == {SAMPLED.STATISTICS}, (table, columns)
