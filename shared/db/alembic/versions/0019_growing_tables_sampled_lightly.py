@@ -11,8 +11,8 @@ hour at 300 orders/s (``make bench ARGS="soak --rate 300 --minutes 60"``, 2026-1
 slower than 100 ms. Every column of those tables gets a statistics target of 10: a 3,000-row sample, histograms
 of 10 buckets, 10 most common values. Their queries look rows up by keys (order id, user and symbol, client order
 id, trade id), which need the row counts (the planner scales them by the table's current size anyway), not a
-fine histogram. A column added to them later takes the same target (``tests/integration/test_table_upkeep.py``
-checks every column).
+fine histogram. A column added to them later must be given the same target in its own migration
+(``tests/integration/test_table_upkeep.py`` checks every column and fails on one left at the default).
 """
 
 from __future__ import annotations
