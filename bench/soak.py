@@ -344,6 +344,30 @@ def slow_by_phase(slow: list[list[float]], starts: list[float]) -> dict[int, int
     return dict(sorted(out.items()))
 
 
+async def _log_autovacuum(database_url: str) -> None:
+    """Have the bench's Postgres log every autovacuum and autoanalyze run, with its times."""
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute("ALTER SYSTEM SET log_autovacuum_min_duration = 0")
+        await conn.execute("SELECT pg_reload_conf()")
+    finally:
+        await conn.close()
+
+
+def slow_in_upkeep(sent: list[float], logs: list[Path], span: list[float]) -> tuple[dict[str, Any], list[int]]:
+    """The share of the slow confirmations sent while a server did upkeep (per kind, beside the share of the
+    time it took), from the servers' logs where the bench has them, and their count by second of the minute."""
+    from . import upkeep_windows as uw
+
+    windows: list[uw.Window] = []
+    for log in logs:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        windows += uw.aof_rewrite_windows(text) + uw.autovacuum_windows(text)
+    return uw.attribute(sent, windows, (span[0], span[1] or time.time())), uw.by_second_of_minute(sent)
+
+
 def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset: int,
         say: Callable[[str], None] = print) -> dict[str, Any]:
     """The soak on a fresh ``env`` (database, Redis database, topic suffix; ``spot admin init`` done)."""
@@ -358,6 +382,9 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         st = Settings()
     users = asyncio.run(_keys(st, asyncio.run(_create_users(st, USERS))))
     pg = asyncio.run(_postgres_facts(st.database_url))
+    own_postgres = Path(pg["data_directory"]).resolve().is_relative_to(state.resolve())
+    if own_postgres:  # the bench's own server: its log says when autovacuum ran, for the slow confirmations
+        asyncio.run(_log_autovacuum(st.database_url))
     state.mkdir(parents=True, exist_ok=True)
     tag = f"{int(time.time())}{st.topic_suffix}"
     fleet_log_path = state / f"soak-fleet-{tag}.log"
@@ -369,6 +396,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
     fleet = Fleet(env, port_offset=port_offset, log=fleet_log)
     loadgen: subprocess.Popen[bytes] | None = None
     rows: list[dict[str, Any]] = []
+    load_span = [0.0, 0.0]  # when the load generator started and ended (wall clock)
     try:
         fleet.start_all(SERVICES)
         fleet.wait_ready(timeout=120)
@@ -380,6 +408,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         cfg_path = state / f"soak-{tag}.json"
         cfg_path.write_text(json.dumps(cfg))
         progress.write_text("")
+        load_span[0] = time.time()
         loadgen = subprocess.Popen([sys.executable, "-m", "bench.soakload", str(cfg_path)], cwd=ROOT)
         say(f"soak: {rate:,.0f} requests/s for {minutes} min, {USERS} users with user streams, the default fleet "
             f"(gateway on :{fleet.port('gateway')}); a row per minute")
@@ -413,6 +442,7 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
                 say(format_row(row))
                 continue
             time.sleep(0.5)
+        load_span[1] = time.time()
         if loadgen.returncode:
             raise RuntimeError(f"the soak's load generator failed with exit code {loadgen.returncode}")
         result = json.loads(out.read_text())
@@ -447,6 +477,8 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
     slow = res["load"].pop("slow_confirms", [])
     res["slow_confirms"] = len(slow)
     res["slow_by_segment_phase_s"] = slow_by_phase(slow, segment_starts(fleet_log_path.read_text(errors="replace")))
+    logs = [state / "redis.log"] + ([Path(pg["data_directory"]) / "log"] if own_postgres else [])
+    res["slow_in_upkeep"], res["slow_by_minute_second"] = slow_in_upkeep([s[0] for s in slow], logs, load_span)
     say(summary(res))
     return res
 
@@ -505,7 +537,23 @@ def summary(res: dict[str, Any]) -> str:
             f"{_upkeep(res.get('postgres_end', {}))}); "
             f"RSS after the {res['warm_up_minutes']}-minute warm-up -> end: {grow}; confirmations over 100 ms: "
             f"{res.get('slow_confirms', 0):,}, by seconds since their log segment started: "
-            f"{res.get('slow_by_segment_phase_s') or '-'}")
+            f"{res.get('slow_by_segment_phase_s') or '-'}; by second of the minute: {_piles(res)}; sent during "
+            f"upkeep: {_upkeep_shares(res.get('slow_in_upkeep', {}))}")
+
+
+def _piles(res: Mapping[str, Any]) -> str:
+    from .upkeep_windows import piles
+
+    counts = res.get("slow_by_minute_second")
+    return piles(counts) if counts and sum(counts) else "-"
+
+
+def _upkeep_shares(shares: Mapping[str, Mapping[str, float]], top: int = 6) -> str:
+    """``"autoanalyze orders 60 runs, 7.7% of the time, 46% of the slow"`` for the kinds of upkeep that held the
+    most slow confirmations (the catalog tables' runs are many and small)."""
+    worst = sorted(shares.items(), key=lambda kv: -kv[1]["slow_pct"])[:top]
+    return "; ".join(f"{kind} {s['runs']:.0f} runs, {s['time_pct']}% of the time, {s['slow_pct']}% of the slow"
+                     for kind, s in worst) or "none logged"
 
 
 def _upkeep(tables: Mapping[str, Mapping[str, int]]) -> str:
