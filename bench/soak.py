@@ -10,7 +10,9 @@ and the RSS of every process: each service, the broker, Redis, and Postgres (the
 the postmaster and its backends, so shared buffers count once) and the share of a core each used in that
 minute (Postgres: a backend that ended within the minute is not counted). Then a summary: ACKed orders never
 confirmed (5 s after the load stopped), 5xx answers, tracebacks in the fleet's log, and each process's RSS
-growth after a warm-up of 5 minutes (half the run when shorter), in MB per minute.
+growth after a warm-up of 5 minutes (half the run when shorter), in MB per minute. The confirmations slower
+than 100 ms are counted by second of the minute and set against the servers' upkeep (autovacuum runs, AOF
+rewrites) read from their logs (``bench/upkeep_windows.py``), so a slow minute's cause can be told from the load.
 
 The broker is Tansu with memory storage, which keeps every record; the segment ring (``shared.segments``)
 recycles its log every few segments, so its RSS, like every service's, must stay flat.

@@ -4,6 +4,7 @@ write them (copied from a bench run)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +106,19 @@ def test_slow_confirmations_by_second_of_the_minute() -> None:
     assert len(counts) == 60
     assert counts[0] == 2 and counts[43] == 3 and sum(counts) == 5
     assert piles(counts, top=2) == "median 0/s; 43s 3, 0s 2"
+
+
+def test_the_soak_reads_both_logs_and_skips_one_it_does_not_have(tmp_path: Path) -> None:
+    from bench.soak import _upkeep_shares, slow_in_upkeep
+
+    (tmp_path / "redis.log").write_text(REDIS_LOG)
+    (tmp_path / "pg.log").write_text(POSTGRES_LOG)
+    analyzed = _utc("2026-12-07 23:41:02.811")
+    sent = [analyzed - 0.2, analyzed + 30.0]
+    shares, counts = slow_in_upkeep(sent, [tmp_path / "redis.log", tmp_path / "pg.log", tmp_path / "absent.log"],
+                                    [analyzed - 100.0, analyzed + 100.0])
+    assert shares["autoanalyze orders"]["slow_pct"] == 50.0
+    assert "aof rewrite" not in shares  # both rewrites ended before the run
+    assert sum(counts) == 2
+    assert _upkeep_shares(shares, top=1).startswith("autoanalyze orders 1 runs, ")
+    assert _upkeep_shares({}) == "none logged"
