@@ -479,7 +479,9 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
     slow = res["load"].pop("slow_confirms", [])
     res["slow_confirms"] = len(slow)
     res["slow_by_segment_phase_s"] = slow_by_phase(slow, segment_starts(fleet_log_path.read_text(errors="replace")))
-    logs = [state / "redis.log"] + ([Path(pg["data_directory"]) / "log"] if own_postgres else [])
+    from spot.infra import POSTGRES_LOG, REDIS_LOG
+
+    logs = [state / REDIS_LOG] + ([Path(pg["data_directory"]) / POSTGRES_LOG] if own_postgres else [])
     res["slow_in_upkeep"], res["slow_by_minute_second"] = slow_in_upkeep([s[0] for s in slow], logs, load_span)
     say(summary(res))
     return res

@@ -219,6 +219,10 @@ def _pg_system_user(data: Path) -> str | None:
     return PG_SYSTEM_USER
 
 
+POSTGRES_LOG = "log"  # in the data folder: the server's output
+REDIS_LOG = "redis.log"  # in the state folder (a cluster node's, in its own folder)
+
+
 def start_postgres(infra: Infra, state: Path) -> str:
     """The wheel's postgres, in the foreground as our child: ``pg_ctl`` would daemonize it and it would
     outlive a killed ``spot up``. Unix socket only, so there is no port to collide on."""
@@ -237,7 +241,7 @@ def start_postgres(infra: Infra, state: Path) -> str:
     sockets = find_suitable_socket_dir(data, PostgresServer.runtime_path)
     if user is not None and sockets != data:
         sockets.chmod(0o777)
-    with open(data / "log", "ab") as log:
+    with open(data / POSTGRES_LOG, "ab") as log:
         p = subprocess.Popen(
             [str(_commands.POSTGRES_BIN_PATH / "postgres"), "-D", str(data), "-h", "", "-k", str(sockets)],
             stdout=log,
@@ -282,7 +286,7 @@ def redis_binary() -> str:
 def start_redis(infra: Infra, state: Path, port: int) -> str:
     p = subprocess.Popen(
         [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
-         "--appendfsync", "everysec", "--dir", str(state), "--logfile", str(state / "redis.log")],
+         "--appendfsync", "everysec", "--dir", str(state), "--logfile", str(state / REDIS_LOG)],
         stdout=subprocess.DEVNULL,
         start_new_session=True,
         preexec_fn=die_with_parent(signal.SIGTERM),  # SIGTERM: redis writes its append-only file out, exits
@@ -329,7 +333,7 @@ def _start_cluster_node(folder: Path, port: int, bus_port: int) -> Child:
         p = subprocess.Popen(
             [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--cluster-enabled", "yes", "--cluster-port", str(bus_port), "--cluster-config-file", "nodes.conf",
-             "--cluster-node-timeout", "5000", "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+             "--cluster-node-timeout", "5000", "--dir", str(folder), "--logfile", str(folder / REDIS_LOG)],
             stdout=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=die_with_parent(signal.SIGKILL),  # nothing to save
