@@ -10,7 +10,9 @@ and the RSS of every process: each service, the broker, Redis, and Postgres (the
 the postmaster and its backends, so shared buffers count once) and the share of a core each used in that
 minute (Postgres: a backend that ended within the minute is not counted). Then a summary: ACKed orders never
 confirmed (5 s after the load stopped), 5xx answers, tracebacks in the fleet's log, and each process's RSS
-growth after a warm-up of 5 minutes (half the run when shorter), in MB per minute. The confirmations slower
+growth after a warm-up of 5 minutes (half the run when shorter), in MB per minute. The table's verdicts are the
+issue's own terms (``bench/soak_verdict.py``): confirm p99 within 100 ms in every minute, and every process
+within 10% of its size after the warm-up. The confirmations slower
 than 100 ms are counted by second of the minute and set against the servers' upkeep (autovacuum runs, AOF
 rewrites) read from their logs (``bench/upkeep_windows.py``), so a slow minute's cause can be told from the load.
 
@@ -30,6 +32,8 @@ from bisect import bisect_right
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
+
+from . import soak_verdict as verdict
 
 USERS = 50
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
@@ -574,6 +578,9 @@ def rows_for_table(res: dict[str, Any]) -> list[Any]:
     services = {k: v for k, v in res["growth"].items() if k not in ("broker", "redis", "postgres", "postgres_private")}
     worst = max(services.items(), key=lambda kv: kv[1]["mb_per_min"] or 0.0, default=("-", {"mb_per_min": 0.0}))
     broker = res["growth"].get("broker", {})
+    minutes = verdict.minutes_within(res["rows"])
+    grown = verdict.growth_pct(res["growth"])
+    top = grown[0] if grown else None
     workload = (f"default fleet, {res['rate']:,.0f} requests/s open loop for {res['minutes']} min, {res['users']} "
                 "users with user streams, resting and crossing limits, cancels")
     return [
@@ -583,10 +590,16 @@ def rows_for_table(res: dict[str, Any]) -> list[Any]:
         Row("soak: server errors", workload, f"{res['server_errors']:,} 5xx; log {res['log']}", "0 5xx, 0 tracebacks",
             f"offered {total['offered']:,}", "-", float(res["server_errors"]), "answers",
             res["server_errors"] == 0 and res["log"]["tracebacks"] == 0),
-        Row("soak: latency", workload, f"ack p50 {total['ack_p50_ms']} ms p99 {total['ack_p99_ms']} ms; confirm p50 "
-            f"{total['confirm_p50_ms']} ms p99 {total['confirm_p99_ms']} ms", "-", "-", "-",
-            total["confirm_p99_ms"], "ms p99", None),
-        Row("soak: memory", workload, f"fastest-growing service {worst[0]} {worst[1]['mb_per_min']} MB/min after "
-            f"{res['warm_up_minutes']} min; broker {broker.get('mb_per_min')} MB/min (log recycled by segments)",
-            "services flat", "-", "-", worst[1]["mb_per_min"], "MB/min", None, {"growth": res["growth"]}),
+        Row("soak: latency", workload, f"confirm p99 within {verdict.CONFIRM_P99_MS:.0f} ms in {minutes.within} of "
+            f"{minutes.counted} minutes (worst: minute {minutes.worst_minute}, {_ms(minutes.worst_p99_ms)} ms); "
+            f"over the run ack p50 {total['ack_p50_ms']} ms p99 {total['ack_p99_ms']} ms, confirm p50 "
+            f"{total['confirm_p50_ms']} ms p99 {total['confirm_p99_ms']} ms",
+            f"every minute's confirm p99 <= {verdict.CONFIRM_P99_MS:.0f} ms", "-", "-", float(minutes.within),
+            "minutes", minutes.counted > 0 and minutes.within == minutes.counted),
+        Row("soak: memory", workload, f"largest growth after the {res['warm_up_minutes']}-minute warm-up: "
+            + (f"{top.process} {top.pct:+}% ({top.after_warm_up_mb} -> {top.end_mb} MB)" if top else "no reading")
+            + f"; fastest-growing service {worst[0]} {worst[1]['mb_per_min']} MB/min, broker "
+            f"{broker.get('mb_per_min')} MB/min (log recycled by segments)",
+            f"every process within {verdict.GROWTH_MAX_PCT:.0f}%", "-", "-", top.pct if top else None, "%",
+            verdict.memory_flat(res["growth"]), {"growth": res["growth"]}),
     ]
