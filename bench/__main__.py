@@ -104,11 +104,12 @@ def main(argv: list[str] | None = None) -> int:
                                     args.rate or None, args.ingestion, args.profile_phase)
                     rows += fleet.rows(res)
                 if which == "soak":
-                    from . import soak
+                    from . import ping_reference, soak
                     from .common import PORT_OFFSET, STATE
 
                     env = servers.fresh_env(4, LOG_LEVEL="INFO")  # the defaults `spot up` runs with
-                    res = soak.run(env, args.rate or SOAK_RATE, args.minutes, STATE, PORT_OFFSET)
+                    res = soak.run(env, args.rate or SOAK_RATE, args.minutes, STATE, PORT_OFFSET,
+                                   reference_s=ping_reference.SECONDS)
                     raw["soak"] = res
                     rows += soak.rows_for_table(res)
                 if which == "ladder":

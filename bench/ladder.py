@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from . import ping_reference
 from .common import Row, Servers
 
 LIFTED = {"ORDERS_PER_10S": "100000000", "REQUEST_WEIGHT_PER_MINUTE": "1000000000"}
@@ -51,8 +52,8 @@ def run(servers: Servers, rates: list[float], state: Path, port_offset: int) -> 
     out = []
     for rate in rates:
         env = servers.fresh_env(4, LOG_LEVEL="INFO", **LIFTED)
-        res = soak.run(env, rate, 1, state, port_offset)
-        out.append({**rung(res), "soak": {k: v for k, v in res.items() if k != "load"}})
+        res = soak.run(env, rate, 1, state, port_offset, reference_s=ping_reference.SECONDS)
+        out.append({**rung(res), "ping": res.get("ping"), "soak": {k: v for k, v in res.items() if k != "load"}})
     return out
 
 
@@ -69,5 +70,7 @@ def rows(rungs: list[dict[str, Any]]) -> list[Row]:
                   f"{ms(r['ack_p50_ms'])}/{ms(r['ack_p99_ms'])} ms, confirm p50/p99 {ms(r['confirm_p50_ms'])}/"
                   f"{ms(r['confirm_p99_ms'])} ms; fleet CPU {r['cpu_ms_per_order']} ms per order")
         out.append(Row(f"ladder: {r['rate']:,.0f}/s", workload, figure, "confirm p99 <= 100 ms below capacity, "
-                       "refusals above it", "-", "-", r["confirm_p99_ms"], "ms p99", None, r))
+                       "refusals above it", ping_reference.describe(r.get("ping")),
+                       ping_reference.pings_per_order(r["cpu_ms_per_order"], r.get("ping")), r["confirm_p99_ms"],
+                       "ms p99", None, r))
     return out

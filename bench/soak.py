@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from . import ping_reference
 from . import soak_verdict as verdict
 
 USERS = 50
@@ -375,8 +376,9 @@ def slow_in_upkeep(sent: list[float], logs: list[Path], span: list[float]) -> tu
 
 
 def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset: int,
-        say: Callable[[str], None] = print) -> dict[str, Any]:
-    """The soak on a fresh ``env`` (database, Redis database, topic suffix; ``spot admin init`` done)."""
+        say: Callable[[str], None] = print, reference_s: float = 0.0) -> dict[str, Any]:
+    """The soak on a fresh ``env`` (database, Redis database, topic suffix; ``spot admin init`` done). With
+    ``reference_s``, the fleet's ``GET /ping`` for that long before the load (``bench/ping_reference.py``)."""
     from shared.config import Settings
     from spot.fleet import SERVICES, Fleet
 
@@ -409,6 +411,9 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         servers = server_pids(env, pg["data_directory"])
         procs = {name: p.pid for name, p in fleet.procs.items()}
         res["rss_mb_start"] = memory_mb(procs, servers)
+        if reference_s > 0:
+            res["ping"] = ping_reference.measure(f"http://127.0.0.1:{fleet.port('gateway')}", procs["gateway"],
+                                                 state, reference_s)
         cfg = {"base": f"http://127.0.0.1:{fleet.port('gateway')}", "users": users, "symbols": SYMBOLS,
                "rate": rate, "minutes": minutes, "progress": str(progress), "out": str(out), "prefix": "s"}
         cfg_path = state / f"soak-{tag}.json"
@@ -594,7 +599,8 @@ def rows_for_table(res: dict[str, Any]) -> list[Any]:
             f"{minutes.counted} minutes (worst: minute {minutes.worst_minute}, {_ms(minutes.worst_p99_ms)} ms); "
             f"over the run ack p50 {total['ack_p50_ms']} ms p99 {total['ack_p99_ms']} ms, confirm p50 "
             f"{total['confirm_p50_ms']} ms p99 {total['confirm_p99_ms']} ms",
-            f"every minute's confirm p99 <= {verdict.CONFIRM_P99_MS:.0f} ms", "-", "-", float(minutes.within),
+            f"every minute's confirm p99 <= {verdict.CONFIRM_P99_MS:.0f} ms", ping_reference.describe(res.get("ping")),
+            "-", float(minutes.within),
             "minutes", minutes.counted > 0 and minutes.within == minutes.counted),
         Row("soak: memory", workload, f"largest growth after the {res['warm_up_minutes']}-minute warm-up: "
             + (f"{top.process} {top.pct:+}% ({top.after_warm_up_mb} -> {top.end_mb} MB)" if top else "no reading")
