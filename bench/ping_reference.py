@@ -22,12 +22,11 @@ SECONDS = 5.0
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU of one process so far, from ``/proc`` (its threads included)."""
-    import os
+    """User and system CPU of one process so far, its threads included (psutil, as the soak reads it)."""
+    import psutil
 
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
 def measure(base: str, gateway_pid: int, state: Path, seconds: float = SECONDS) -> dict[str, Any]:
