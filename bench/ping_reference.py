@@ -38,10 +38,13 @@ def measure(base: str, gateway_pid: int, state: Path, seconds: float = SECONDS) 
     cfg_path.write_text(json.dumps({"base": base, "users": [], "symbols": [], "mode": "ping",
                                     "seconds": seconds, "concurrency": CONCURRENCY, "out": str(out)}))
     before = cpu_seconds(gateway_pid)
-    subprocess.run([sys.executable, "-m", "bench.loadgen", str(cfg_path)], cwd=ROOT, check=True,
-                   timeout=60 + seconds)
+    try:  # a reference that fails is reported as such; the run it stands beside goes on
+        subprocess.run([sys.executable, "-m", "bench.loadgen", str(cfg_path)], cwd=ROOT, check=True,
+                       timeout=60 + seconds)
+        result = json.loads(out.read_text())
+    except (subprocess.SubprocessError, OSError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
     spent = cpu_seconds(gateway_pid) - before
-    result = json.loads(out.read_text())
     answered = int(result["accepted"])
     return {"rate": round(result["rate"], 1), "concurrency": CONCURRENCY, "seconds": seconds,
             "errors": result["errors"], "gateway_cpu_ms": round(1000 * spent / answered, 3) if answered else None}
@@ -51,6 +54,8 @@ def describe(ping: dict[str, Any] | None) -> str:
     """The reference as a table cell."""
     if not ping:
         return "-"
+    if "error" in ping:
+        return f"GET /ping failed ({ping['error']})"
     cpu = ping.get("gateway_cpu_ms")
     return (f"GET /ping {ping['rate']:,.0f}/s on {ping['concurrency']} connections"
             + (f", {cpu:.2f} ms of gateway CPU each" if cpu else ""))

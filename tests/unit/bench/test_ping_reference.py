@@ -12,6 +12,9 @@ PING = {"rate": 2310.4, "concurrency": 64, "seconds": 5.0, "errors": {}, "gatewa
 def test_the_reference_names_the_rate_connections_and_cpu() -> None:
     assert describe(PING) == "GET /ping 2,310/s on 64 connections, 0.21 ms of gateway CPU each"
     assert describe(None) == "-"
+    failed = {"error": "CalledProcessError: exit 1"}
+    assert describe(failed) == "GET /ping failed (CalledProcessError: exit 1)"
+    assert pings_per_order(2.1, failed) == "-"
 
 
 def test_an_order_is_counted_in_pings_of_the_gateways_cpu() -> None:
