@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,30 +22,23 @@ CONCURRENCY = 64  # as the fleet bench's ping reference
 SECONDS = 5.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU of one process so far, its threads included (psutil, as the soak reads it)."""
-    import psutil
-
-    t = psutil.Process(pid).cpu_times()
-    return float(t.user + t.system)
-
-
-def measure(base: str, gateway_pid: int, state: Path, seconds: float = SECONDS) -> dict[str, Any]:
-    """Pings for ``seconds``: their rate, errors, and the gateway's CPU per answered ping in ms."""
+def measure(base: str, gateway_cpu_s: Callable[[], float], state: Path, seconds: float = SECONDS) -> dict[str, Any]:
+    """Pings for ``seconds``: their rate, errors, and the gateway's CPU per answered ping in ms (``gateway_cpu_s``:
+    the seconds it has spent so far, as the soak reads every process's)."""
     from .common import ROOT
 
     tag = f"ping-{int(time.time() * 1000)}"
     cfg_path, out = state / f"{tag}.json", state / f"{tag}.out.json"
     cfg_path.write_text(json.dumps({"base": base, "users": [], "symbols": [], "mode": "ping",
                                     "seconds": seconds, "concurrency": CONCURRENCY, "out": str(out)}))
-    before = cpu_seconds(gateway_pid)
+    before = gateway_cpu_s()
     try:  # a reference that fails is reported as such; the run it stands beside goes on
         subprocess.run([sys.executable, "-m", "bench.loadgen", str(cfg_path)], cwd=ROOT, check=True,
                        timeout=60 + seconds)
         result = json.loads(out.read_text())
     except (subprocess.SubprocessError, OSError, ValueError) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
-    spent = cpu_seconds(gateway_pid) - before
+    spent = gateway_cpu_s() - before
     answered = int(result["accepted"])
     return {"rate": round(result["rate"], 1), "concurrency": CONCURRENCY, "seconds": seconds,
             "errors": result["errors"], "gateway_cpu_ms": round(1000 * spent / answered, 3) if answered else None}

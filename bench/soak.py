@@ -412,7 +412,9 @@ def run(env: dict[str, str], rate: float, minutes: int, state: Path, port_offset
         procs = {name: p.pid for name, p in fleet.procs.items()}
         res["rss_mb_start"] = memory_mb(procs, servers)
         if reference_s > 0:
-            res["ping"] = ping_reference.measure(f"http://127.0.0.1:{fleet.port('gateway')}", procs["gateway"],
+            gateway = {"gateway": procs["gateway"]}
+            res["ping"] = ping_reference.measure(f"http://127.0.0.1:{fleet.port('gateway')}",
+                                                 lambda: sum(cpu_seconds(gateway, {})["gateway"].values()),
                                                  state, reference_s)
         cfg = {"base": f"http://127.0.0.1:{fleet.port('gateway')}", "users": users, "symbols": SYMBOLS,
                "rate": rate, "minutes": minutes, "progress": str(progress), "out": str(out), "prefix": "s"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 
-from bench.ping_reference import cpu_seconds, describe, pings_per_order
+from bench.ping_reference import describe, pings_per_order
+from bench.soak import cpu_seconds
 
 PING = {"rate": 2310.4, "concurrency": 64, "seconds": 5.0, "errors": {}, "gateway_cpu_ms": 0.21}
 
@@ -23,7 +24,10 @@ def test_an_order_is_counted_in_pings_of_the_gateways_cpu() -> None:
     assert pings_per_order(2.1, {**PING, "gateway_cpu_ms": None}) == "-"
 
 
-def test_cpu_seconds_reads_this_process() -> None:
-    before = cpu_seconds(os.getpid())
+def test_the_gateways_cpu_is_read_as_the_soak_reads_every_process() -> None:
+    def cpu() -> float:
+        return sum(cpu_seconds({"me": os.getpid()}, {})["me"].values())
+
+    before = cpu()
     sum(i * i for i in range(300_000))
-    assert cpu_seconds(os.getpid()) > before
+    assert cpu() > before
